@@ -1,0 +1,80 @@
+"""The ``fleetkit`` command: dispatch to one module per subsystem, imported lazily.
+
+Each subsystem CLI module exposes ``main(command: str, argv: list[str]) -> int`` and may raise
+:class:`fleetkit.errors.FleetkitError`; this module turns those into ``error:``/``hint:`` lines
+and the documented exit code. Imports stay lazy so ``fleetkit nsenter`` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+# command -> (module, one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "registry": ("fleetkit.cli.registry", "run an OCI registry and Docker token service"),
+    "pull": ("fleetkit.cli.client", "pull an image to oci:DIR or docker-archive:FILE"),
+    "push": ("fleetkit.cli.client", "push an image from oci:DIR or docker-archive:FILE"),
+    "login": ("fleetkit.cli.client", "store registry credentials as docker does"),
+    "logout": ("fleetkit.cli.client", "remove stored registry credentials"),
+    "tags": ("fleetkit.cli.client", "list a repository's tags"),
+    "manifest": ("fleetkit.cli.client", "print an image's manifest"),
+    "schedule": ("fleetkit.cli.schedule", "place pods as kube-scheduler v1.32 would"),
+    "play": ("fleetkit.cli.play", "run an Ansible-style playbook"),
+    "inventory": ("fleetkit.cli.play", "show an inventory as ansible-inventory does"),
+    "nsenter": ("fleetkit.cli.nsenter", "run a program in another process's namespaces"),
+    "ns": ("fleetkit.cli.nsenter", "network helpers inside a target's namespaces"),
+}
+
+USAGE = """usage: fleetkit [--version] COMMAND [ARGS...]
+
+commands:
+{commands}
+
+Run 'fleetkit COMMAND --help' for a command's options.
+
+example:
+  fleetkit schedule -f cluster.yaml -f deploy.yaml --then "scale deploy/nginx --replicas=6"
+"""
+
+
+def _usage() -> str:
+    width = max(len(c) for c in COMMANDS)
+    lines = [f"  {name.ljust(width)}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(_usage())
+        return 0 if args else 2
+    if args[0] == "--version":
+        from fleetkit import __version__
+
+        print(f"fleetkit {__version__}")
+        return 0
+    command = args[0]
+    entry = COMMANDS.get(command)
+    if entry is None:
+        print(f"error: unknown command {command!r}", file=sys.stderr)
+        print("hint: run 'fleetkit --help' for the list of commands", file=sys.stderr)
+        return 2
+    from fleetkit.errors import FleetkitError
+
+    try:
+        module = importlib.import_module(entry[0])
+        rc: int = module.main(command, args[1:])
+        return rc
+    except FleetkitError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141

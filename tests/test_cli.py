@@ -1,0 +1,47 @@
+"""Every command has --help ending with a runnable example, and a docs page that names it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleetkit.cli import COMMANDS, main
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = {
+    "fleetkit.cli.registry": "registry.md",
+    "fleetkit.cli.client": "registry.md",
+    "fleetkit.cli.schedule": "schedule.md",
+    "fleetkit.cli.play": "play.md",
+    "fleetkit.cli.nsenter": "nsenter.md",
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_ends_with_example(command: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleetkit", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    tail = proc.stdout.rstrip().splitlines()[-3:]
+    assert any(line.strip().startswith("fleetkit ") for line in tail), proc.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_docs_page_names_command(command: str) -> None:
+    page = ROOT / "docs" / DOCS[COMMANDS[command][0]]
+    assert page.exists(), page
+    assert f"fleetkit {command}" in page.read_text()
+
+
+def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown command 'frobnicate'")
+    assert "hint:" in err

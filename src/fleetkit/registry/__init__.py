@@ -1,1 +1,38 @@
-"""fleetkit.registry"""
+"""fleetkit.registry: an OCI registry with a Docker token service, and (issue 3) its client.
+
+Keep this module light: ``import fleetkit.registry`` must not import aiohttp or cryptography.
+Public names load lazily through ``__getattr__``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    # server side (issue 2)
+    "ServerConfig",
+    "serve",
+    "create_app",
+    "RegistryStore",
+    "FilesystemDriver",
+    "MemoryDriver",
+    # --- client side (issue 3): add "pull", "push", ... here ---
+]
+
+_LAZY: dict[str, str] = {
+    "ServerConfig": "fleetkit.registry.server.app",
+    "serve": "fleetkit.registry.server.app",
+    "create_app": "fleetkit.registry.server.app",
+    "RegistryStore": "fleetkit.registry.storage.store",
+    "FilesystemDriver": "fleetkit.registry.storage.filesystem",
+    "MemoryDriver": "fleetkit.registry.storage.memory",
+    # --- client side (issue 3): e.g. "pull": "fleetkit.registry.client.pull", ---
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fleetkit.registry' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -31,7 +31,7 @@ class Digest:
 
 def parse_digest(value: str) -> Digest:
     """Parse and validate ``value``; raise :class:`DigestInvalid` (the wire's DIGEST_INVALID)."""
-    if not isinstance(value, str) or not _DIGEST_RE.match(value):
+    if not isinstance(value, str) or not _DIGEST_RE.fullmatch(value):
         raise DigestInvalid(f"invalid digest {value!r}")
     algorithm, _, encoded = value.partition(":")
     length = ALGORITHMS.get(algorithm)

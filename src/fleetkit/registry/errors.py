@@ -53,6 +53,7 @@ _TABLE: tuple[ErrorCode, ...] = (
     ErrorCode("MANIFEST_UNKNOWN", "manifest unknown to registry", 404),
     ErrorCode("NAME_INVALID", "invalid repository name", 400),
     ErrorCode("NAME_UNKNOWN", "repository name not known to registry", 404),
+    ErrorCode("TAG_INVALID", "manifest tag did not match URI", 400),
     ErrorCode("SIZE_INVALID", "provided length did not match content length", 400),
     ErrorCode("UNAUTHORIZED", "authentication required", 401),
     ErrorCode("DENIED", "requested access to the resource is denied", 403),
@@ -79,7 +80,9 @@ class RegistryAPIError(RegistryError):
         detail: Any = None,
         status: int | None = None,
         hint: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        self.headers: dict[str, str] = dict(headers or {})
         if code is not None:
             self.code = code
         entry = ERROR_CODES.get(self.code, ERROR_CODES["UNKNOWN"])
@@ -112,11 +115,16 @@ _SUBCLASSES: dict[str, type[RegistryAPIError]] = {
 
 
 def api_error(
-    code: str, message: str | None = None, detail: Any = None, status: int | None = None
+    code: str,
+    message: str | None = None,
+    detail: Any = None,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> RegistryAPIError:
-    """Build the error for ``code`` (the right subclass where one exists)."""
+    """Build the error for ``code`` (the right subclass where one exists); ``headers`` go on
+    the server's response (a challenge, a ``Range``)."""
     cls = _SUBCLASSES.get(code, RegistryAPIError)
-    return cls(message, code=code, detail=detail, status=status)
+    return cls(message, code=code, detail=detail, status=status, headers=headers)
 
 
 def from_response(status: int, body: bytes) -> RegistryAPIError:

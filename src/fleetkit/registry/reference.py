@@ -28,6 +28,7 @@ __all__ = [
     "validate_repository",
     "validate_tag",
     "is_insecure_default",
+    "familiar_name",
 ]
 
 DEFAULT_REGISTRY = "docker.io"
@@ -150,3 +151,15 @@ def is_insecure_default(registry: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def familiar_name(ref: Reference) -> str:
+    """The short name docker shows: ``nginx:latest`` for ``docker.io/library/nginx:latest``."""
+    name = f"{ref.registry}/{ref.repository}"
+    if ref.registry == DEFAULT_REGISTRY:
+        name = ref.repository.removeprefix("library/")
+    if ref.tag:
+        name += f":{ref.tag}"
+    if ref.digest:
+        name += f"@{ref.digest}"
+    return name

@@ -1,0 +1,289 @@
+"""fleetkit nsenter / ns capture / ns dig against util-linux nsenter, tcpdump and dig.
+
+Run as root (it builds two network namespaces and removes them):
+
+    .venv/bin/python benchmarks/nsenter.py [--runs 21] [--load-seconds 3]
+
+Prints one JSON line per shape:
+  nsenter-true   wall time of `nsenter -t PID -n true` (median of --runs), ours vs util-linux;
+                 ours runs with bytecode caching on (as an installed package has), after a warm-up
+  capture-lo-*   the same loopback flood of small UDP packets in a namespace, captured by
+                 `fleetkit ns capture -i lo -w` and by `tcpdump -i lo -w`: packets/s captured and
+                 kernel drops ("speedup" = ours/peer packets captured per second)
+  dig            wall time of `fleetkit ns dig +short @SERVER NAME` vs `nsenter -n dig +short`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FLEETKIT = str(ROOT / ".venv" / "bin" / "fleetkit")
+SERVER = "10.99.0.53"
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(list(argv), check=True, capture_output=True, timeout=60)
+
+
+def wall(argv: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, timeout=60, env=env)
+    return time.perf_counter() - start
+
+
+def median_wall(argv: list[str], runs: int, env: dict[str, str] | None = None) -> float:
+    wall(argv, env)  # warm-up (and bytecode cache)
+    return statistics.median(wall(argv, env) for _ in range(runs))
+
+
+FLOOD = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+start = time.monotonic()
+end = start + float(sys.argv[1])
+rate = float(sys.argv[2])  # packets/s; 0: as fast as possible
+n = 0
+payload = b"x" * 18
+while time.monotonic() < end:
+    for _ in range(100):
+        s.sendto(payload, ("127.0.0.1", 9999))
+    n += 100
+    if rate:
+        ahead = start + n / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+print(n)
+"""
+
+
+def flood(ns: str, seconds: float, rate: float) -> int:
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", FLOOD, str(seconds), str(rate)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    )
+    return int(out.stdout.strip())
+
+
+def wait_listening(proc: subprocess.Popen[str]) -> None:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "listening on" in line:
+            return
+        if not line and proc.poll() is not None:
+            raise RuntimeError("capture exited early")
+    raise RuntimeError("capture did not start")
+
+
+def capture_run(argv: list[str], ns: str, seconds: float, rate: float) -> tuple[int, int, int]:
+    """(sent, captured, dropped) for one capture program under the flood."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(proc)
+        sent = flood(ns, seconds, rate)
+        time.sleep(0.5)  # let the capture drain its queue before the stop signal
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    captured = int(re.search(r"(\d+) packets captured", err).group(1))  # type: ignore[union-attr]
+    dropped = int(re.search(r"(\d+) packets dropped by kernel", err).group(1))  # type: ignore[union-attr]
+    return sent, captured, dropped
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--load-seconds", type=float, default=3.0)
+    parser.add_argument("--rate", type=float, default=50000.0, help="packets/s for capture-lo-rate")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("benchmarks/nsenter.py: needs root (network namespaces)", file=sys.stderr)
+        return 0
+    tag = f"fkb{os.getpid()}"
+    client, server = f"{tag}c", f"{tag}s"
+    procs: list[subprocess.Popen[bytes]] = []
+    tmp = Path(f"/tmp/{tag}")
+    tmp.mkdir()
+    try:
+        sh("ip", "netns", "add", client)
+        sh("ip", "netns", "add", server)
+        sh("ip", "link", "add", f"{tag}a", "type", "veth", "peer", "name", f"{tag}b")
+        sh("ip", "link", "set", f"{tag}a", "netns", client)
+        sh("ip", "link", "set", f"{tag}b", "netns", server)
+        sh("ip", "-n", client, "addr", "add", "10.99.0.2/24", "dev", f"{tag}a")
+        sh("ip", "-n", server, "addr", "add", f"{SERVER}/24", "dev", f"{tag}b")
+        for ns, dev in ((client, f"{tag}a"), (server, f"{tag}b")):
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        procs.append(
+            subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    server,
+                    dnsmasq,
+                    "--keep-in-foreground",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    f"--listen-address={SERVER}",
+                    "--pid-file=",
+                    "--user=root",
+                    "--address=/web.bench.test/10.99.0.80",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        target = subprocess.Popen(["ip", "netns", "exec", client, "sleep", "3600"])
+        procs.append(target)
+        me = os.stat("/proc/self/ns/net").st_ino
+        deadline = time.monotonic() + 10
+        while os.stat(f"/proc/{target.pid}/ns/net").st_ino == me and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid = str(target.pid)
+
+        # 1. nsenter wall time
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        peer = median_wall(["nsenter", "-t", pid, "-n", "true"], args.runs)
+        ours = median_wall([FLEETKIT, "nsenter", "-t", pid, "-n", "true"], args.runs, env)
+        bare = median_wall([sys.executable, "-c", "pass"], args.runs, env)
+        print(
+            json.dumps(
+                {
+                    "bench": "nsenter-true",
+                    "ours": round(ours, 5),
+                    "peer": round(peer, 5),
+                    "unit": "s",
+                    "speedup": round(peer / ours, 3),
+                    "ratio": round(ours / peer, 2),
+                    "python_startup_s": round(bare, 5),
+                    "runs": args.runs,
+                }
+            )
+        )
+
+        # 2. capture under a loopback flood of small UDP packets: a fixed rate, then flat out
+        for shape, rate in (("capture-lo-rate", args.rate), ("capture-lo-max", 0.0)):
+            results = {}
+            for name, argv in (
+                (
+                    "ours",
+                    [
+                        FLEETKIT,
+                        "ns",
+                        "capture",
+                        "-t",
+                        pid,
+                        "-i",
+                        "lo",
+                        "-w",
+                        str(tmp / "ours.pcap"),
+                        "udp",
+                        "port",
+                        "9999",
+                    ],
+                ),
+                (
+                    "peer",
+                    [
+                        "nsenter",
+                        "-t",
+                        pid,
+                        "-n",
+                        "tcpdump",
+                        "-i",
+                        "lo",
+                        "-w",
+                        str(tmp / "peer.pcap"),
+                        "udp",
+                        "port",
+                        "9999",
+                    ],
+                ),
+            ):
+                results[name] = capture_run(argv, client, args.load_seconds, rate)
+            (s_o, c_o, d_o), (s_p, c_p, d_p) = results["ours"], results["peer"]
+            pps_o, pps_p = c_o / args.load_seconds, c_p / args.load_seconds
+            print(
+                json.dumps(
+                    {
+                        "bench": shape,
+                        "ours": round(pps_o),
+                        "peer": round(pps_p),
+                        "unit": "packets/s",
+                        "speedup": round(pps_o / pps_p, 3),
+                        "offered_rate": rate or "max",
+                        "ours_sent": s_o,
+                        "ours_captured": c_o,
+                        "ours_kernel_drops": d_o,
+                        "peer_sent": s_p,
+                        "peer_captured": c_p,
+                        "peer_kernel_drops": d_p,
+                        "load_seconds": args.load_seconds,
+                    }
+                ),
+                flush=True,
+            )
+
+        # 3. dig latency (process start included, as a user sees it)
+        dig = shutil.which("dig") or "dig"
+        peer = median_wall(
+            ["nsenter", "-t", pid, "-n", dig, "+short", f"@{SERVER}", "web.bench.test"], args.runs
+        )
+        ours = median_wall(
+            [FLEETKIT, "ns", "dig", "-t", pid, "+short", f"@{SERVER}", "web.bench.test"],
+            args.runs,
+            env,
+        )
+        print(
+            json.dumps(
+                {
+                    "bench": "dig",
+                    "ours": round(ours, 5),
+                    "peer": round(peer, 5),
+                    "unit": "s",
+                    "speedup": round(peer / ours, 3),
+                    "runs": args.runs,
+                }
+            )
+        )
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for ns in (client, server):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

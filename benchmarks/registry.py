@@ -1,0 +1,345 @@
+"""fleetkit registry vs distribution 2.8.2 (Debian docker-registry) on the same work, same run.
+
+Shapes (one JSON line each, median of --runs):
+  skopeo_push / skopeo_pull  a 3-layer image of random gzip layers (--size-mib total, default 60;
+                             --large = 300), oci: layout <-> each registry, fresh servers per run
+  blob_get_100MiB            one 100 MiB blob GET with curl, MiB/s
+  manifest_get_rps           wrk on GET /v2/<name>/manifests/<tag>, requests/s
+  server_rss_MiB             server VmHWM (peak RSS) after the load above
+
+Usage: .venv/bin/python benchmarks/registry.py [--runs 3] [--size-mib 60 | --large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_layout(path: Path, total_mib: int) -> str:
+    """A 3-layer OCI layout of gzip'd tars of random bytes (sizes 1/2, 1/3, 1/6 of total)."""
+    import io
+    import tarfile
+
+    blobs: dict[str, bytes] = {}
+    layers, diff_ids = [], []
+    for i, frac in enumerate((3, 2, 1)):
+        size = total_mib * 1024 * 1024 * frac // 6
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(f"layer{i}.bin")
+            info.size = size
+            tar.addfile(info, io.BytesIO(os.urandom(size)))
+        tar_bytes = buf.getvalue()
+        diff_ids.append(sha256(tar_bytes))
+        gz = gzip.compress(tar_bytes, compresslevel=1, mtime=0)
+        blobs[sha256(gz)] = gz
+        layers.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": sha256(gz),
+                "size": len(gz),
+            }
+        )
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    ).encode()
+    blobs[sha256(config)] = config
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": layers,
+        }
+    ).encode()
+    blobs[sha256(manifest)] = manifest
+    (path / "blobs" / "sha256").mkdir(parents=True)
+    for digest, data in blobs.items():
+        (path / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (path / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        "digest": sha256(manifest),
+                        "size": len(manifest),
+                        "annotations": {"org.opencontainers.image.ref.name": "v1"},
+                    }
+                ],
+            }
+        )
+    )
+    return f"oci:{path}:v1"
+
+
+class Server:
+    def __init__(self, kind: str, work: Path) -> None:
+        self.kind = kind
+        self.root = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=work))
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        if kind == "fleetkit":
+            cmd = [
+                sys.executable,
+                "-m",
+                "fleetkit",
+                "registry",
+                "serve",
+                "--root",
+                str(self.root / "data"),
+                "--listen",
+                self.host,
+                "-q",
+            ]
+        else:
+            cfg = self.root / "config.yml"
+            cfg.write_text(
+                json.dumps(
+                    {
+                        "version": 0.1,
+                        "log": {"level": "error", "accesslog": {"disabled": True}},
+                        "storage": {
+                            "filesystem": {"rootdirectory": str(self.root / "data")},
+                            "delete": {"enabled": True},
+                        },
+                        "http": {"addr": self.host, "secret": "bench"},
+                    }
+                )
+            )
+            cmd = ["docker-registry", "serve", str(cfg)]
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"{kind} did not start") from None
+                time.sleep(0.05)
+
+    def peak_rss_mib(self) -> float:
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        m = re.search(r"VmHWM:\s+(\d+) kB", text)
+        return int(m.group(1)) / 1024 if m else float("nan")
+
+    def stop(self) -> None:
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    return time.perf_counter() - t0
+
+
+def emit(
+    bench: str, ours: float, peer: float, unit: str, higher_is_better: bool = False, **extra: object
+) -> None:
+    speedup = (ours / peer if higher_is_better else peer / ours) if ours and peer else None
+    print(
+        json.dumps(
+            {
+                "bench": bench,
+                "ours": round(ours, 4),
+                "peer": round(peer, 4),
+                "unit": unit,
+                "speedup": round(speedup, 3) if speedup else None,
+                "better": "higher" if higher_is_better else "lower",
+                **extra,
+            }
+        ),
+        flush=True,
+    )
+
+
+def push_blob(host: str, name: str, data: bytes) -> str:
+    digest = sha256(data)
+    req = urllib.request.Request(f"http://{host}/v2/{name}/blobs/uploads/", method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        loc = r.headers["Location"]
+    if loc.startswith("/"):
+        loc = f"http://{host}{loc}"
+    sep = "&" if "?" in loc else "?"
+    req = urllib.request.Request(
+        f"{loc}{sep}digest={digest}",
+        method="PUT",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    urllib.request.urlopen(req, timeout=300).read()
+    return digest
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--size-mib", type=int, default=60)
+    ap.add_argument("--large", action="store_true", help="300 MiB image (the issue's shape)")
+    ap.add_argument("--wrk-seconds", type=int, default=5)
+    args = ap.parse_args()
+    size = 300 if args.large else args.size_mib
+    for tool in ("skopeo", "docker-registry", "wrk", "curl"):
+        if shutil.which(tool) is None:
+            print(f"error: {tool} is missing (apt-get install -y {tool})", file=sys.stderr)
+            return 1
+    work = Path(tempfile.mkdtemp(prefix="fleetkit-bench-registry-"))
+    try:
+        src = build_layout(work / "image", size)
+        push: dict[str, list[float]] = {"fleetkit": [], "distribution": []}
+        pull: dict[str, list[float]] = {"fleetkit": [], "distribution": []}
+        for run in range(args.runs):
+            for kind in ("fleetkit", "distribution"):
+                srv = Server(kind, work)
+                try:
+                    dest = f"docker://{srv.host}/bench/app:v1"
+                    push[kind].append(
+                        timed(["skopeo", "copy", "--dest-tls-verify=false", src, dest])
+                    )
+                    out = work / f"pull-{kind}-{run}"
+                    pull[kind].append(
+                        timed(["skopeo", "copy", "--src-tls-verify=false", dest, f"oci:{out}:v1"])
+                    )
+                    shutil.rmtree(out, ignore_errors=True)
+                finally:
+                    srv.stop()
+        emit(
+            f"skopeo_push_{size}MiB",
+            statistics.median(push["fleetkit"]),
+            statistics.median(push["distribution"]),
+            "s",
+            runs=args.runs,
+        )
+        emit(
+            f"skopeo_pull_{size}MiB",
+            statistics.median(pull["fleetkit"]),
+            statistics.median(pull["distribution"]),
+            "s",
+            runs=args.runs,
+        )
+
+        blob = os.urandom(100 * 1024 * 1024)
+        manifest_src = src
+        rates: dict[str, float] = {}
+        rps: dict[str, float] = {}
+        rss: dict[str, float] = {}
+        for kind in ("fleetkit", "distribution"):
+            srv = Server(kind, work)
+            try:
+                digest = push_blob(srv.host, "bench/blob", blob)
+                times = []
+                for _ in range(max(args.runs, 5)):
+                    times.append(
+                        timed(
+                            [
+                                "curl",
+                                "-sf",
+                                "-o",
+                                "/dev/null",
+                                f"http://{srv.host}/v2/bench/blob/blobs/{digest}",
+                            ]
+                        )
+                    )
+                rates[kind] = 100 / statistics.median(times)
+                subprocess.run(
+                    [
+                        "skopeo",
+                        "copy",
+                        "--dest-tls-verify=false",
+                        manifest_src,
+                        f"docker://{srv.host}/bench/app:v1",
+                    ],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=600,
+                )
+                out = subprocess.run(
+                    [
+                        "wrk",
+                        "-t2",
+                        "-c32",
+                        f"-d{args.wrk_seconds}s",
+                        "-H",
+                        f"Accept: {OCI_MANIFEST}",
+                        f"http://{srv.host}/v2/bench/app/manifests/v1",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                ).stdout
+                m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+                non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+                if non2xx:
+                    raise RuntimeError(f"{kind}: {non2xx.group(1)} non-2xx manifest responses")
+                rps[kind] = float(m.group(1)) if m else float("nan")
+                rss[kind] = srv.peak_rss_mib()
+            finally:
+                srv.stop()
+        emit("blob_get_100MiB", rates["fleetkit"], rates["distribution"], "MiB/s", True)
+        emit(
+            "manifest_get_rps",
+            rps["fleetkit"],
+            rps["distribution"],
+            "req/s",
+            True,
+            wrk=f"-t2 -c32 -d{args.wrk_seconds}s",
+        )
+        emit("server_rss_MiB", rss["fleetkit"], rss["distribution"], "MiB", target_ours_max=150)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

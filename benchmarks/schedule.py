@@ -1,0 +1,199 @@
+"""Benchmark fleetkit schedule on kube-scheduler's scheduler_perf shapes (5000 nodes, 3 zones).
+
+The real kube-scheduler cannot run here (no API server/etcd), so "peer" is the v1.32.2 figure
+recorded on this machine kind in issue 4 ("peer_source" says so). Prints one JSON line per shape:
+{"bench", "ours", "peer", "unit": "pods/s", "speedup": ours/peer, ...}; throughput, so bigger
+is better and speedup = ours / peer. Median of --runs runs.
+
+usage: python benchmarks/schedule.py [--nodes 5000] [--runs 3] [--shapes a,b] [--scale 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+from fleetkit.scheduler import default_config
+from fleetkit.scheduler.simulator import Simulation
+
+ZONE = "topology.kubernetes.io/zone"
+PEER = {"plain": 464.0, "anti_affinity": 64.0, "zone_spread": 82.0, "preferred_affinity": 135.0}
+PEER_SOURCE = "kube-scheduler v1.32.2 scheduler_perf, recorded in issue 4 (not runnable here)"
+
+
+def nodes(n: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        alloc = {"cpu": "4", "memory": "32Gi", "pods": "110"}
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": f"node-{i}",
+                    "labels": {"kubernetes.io/hostname": f"node-{i}", ZONE: f"zone{i % 3 + 1}"},
+                },
+                "status": {"capacity": alloc, "allocatable": alloc},
+            }
+        )
+    return out
+
+
+def pods(prefix: str, n: int, shape: str) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        spec: dict[str, Any] = {
+            "containers": [
+                {
+                    "name": "pause",
+                    "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": {"cpu": "100m", "memory": "500Mi"}},
+                }
+            ]
+        }
+        labels = {"app": "bench", "color": "green"}
+        if shape == "anti_affinity":
+            spec["affinity"] = {
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "labelSelector": {"matchLabels": {"color": "green"}},
+                            "topologyKey": "kubernetes.io/hostname",
+                        }
+                    ]
+                }
+            }
+        elif shape == "zone_spread":
+            spec["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": ZONE,
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": {"color": "green"}},
+                }
+            ]
+        elif shape == "preferred_affinity":
+            spec["affinity"] = {
+                "podAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 1,
+                            "podAffinityTerm": {
+                                "labelSelector": {"matchLabels": {"color": "green"}},
+                                "topologyKey": "kubernetes.io/hostname",
+                            },
+                        }
+                    ]
+                }
+            }
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"{prefix}-{i}", "labels": labels},
+                "spec": spec,
+            }
+        )
+    return out
+
+
+# 100,000 plain pods on 5,000 nodes: the memory target (< 2 GiB RSS); no peer figure recorded
+BULK = ("bulk_100k", 100_000)
+
+SHAPES = {
+    # shape: (init pods, measured pods) as in scheduler_perf / issue 4
+    "plain": (1000, 1000),
+    "anti_affinity": (1000, 2000),
+    "zone_spread": (1000, 1000),
+    "preferred_affinity": (1000, 1000),
+}
+
+
+def run_once(shape: str, n_nodes: int, scale: float) -> tuple[float, int]:
+    init, measured = (max(1, int(x * scale)) for x in SHAPES[shape])
+    sim = Simulation(default_config(), seed=1)
+    sim.load_objects(nodes(n_nodes) + pods("init", init, shape))
+    sim.run()
+    batch = pods("measured", measured, shape)
+    t0 = time.perf_counter()
+    sim.load_objects(batch)
+    sim.run()
+    dt = time.perf_counter() - t0
+    placed = sum(1 for p in sim.created[init:] if p.node_name)
+    return measured / dt, placed
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply pod counts (quick runs)")
+    ap.add_argument("--shapes", default=",".join(SHAPES))
+    ap.add_argument("--bulk", action="store_true", help="also place 100,000 pods and report RSS")
+    args = ap.parse_args(argv)
+    for shape in args.shapes.split(","):
+        rates = []
+        placed = 0
+        for _ in range(args.runs):
+            rate, placed = run_once(shape, args.nodes, args.scale)
+            rates.append(rate)
+        ours = statistics.median(rates)
+        init, measured = (max(1, int(x * args.scale)) for x in SHAPES[shape])
+        print(
+            json.dumps(
+                {
+                    "bench": f"schedule/{shape}",
+                    "ours": round(ours, 1),
+                    "peer": PEER[shape],
+                    "unit": "pods/s",
+                    "speedup": round(ours / PEER[shape], 2),
+                    "peer_source": PEER_SOURCE,
+                    "nodes": args.nodes,
+                    "init_pods": init,
+                    "measured_pods": measured,
+                    "placed": placed,
+                    "runs": args.runs,
+                    "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                }
+            ),
+            flush=True,
+        )
+    if args.bulk:
+        n = int(BULK[1] * args.scale)
+        sim = Simulation(default_config(), seed=1)
+        sim.load_objects(nodes(args.nodes))
+        sim.run()
+        t0 = time.perf_counter()
+        sim.load_objects(pods("bulk", n, "plain"))
+        sim.run()
+        dt = time.perf_counter() - t0
+        placed = sum(1 for p in sim.created if p.node_name)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        print(
+            json.dumps(
+                {
+                    "bench": "schedule/bulk_100k",
+                    "ours": round(n / dt, 1),
+                    "peer": None,
+                    "unit": "pods/s",
+                    "speedup": None,
+                    "peer_source": "no recorded peer figure; target is RSS < 2048 MiB",
+                    "nodes": args.nodes,
+                    "pods": n,
+                    "placed": placed,
+                    "seconds": round(dt, 1),
+                    "max_rss_mib": rss,
+                }
+            ),
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

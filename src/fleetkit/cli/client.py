@@ -1,0 +1,501 @@
+"""``fleetkit pull|push|login|logout|tags|manifest``: the registry client's commands.
+
+Results go to stdout (text or ``-o json``); progress, ``--trace`` and retries to stderr.
+Exit codes: 0 success, 1 failure (registry error, network, verification, destination),
+2 usage (bad flags, invalid reference or location), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from fleetkit.cli._options import ArgumentParser, stderr_is_tty
+from fleetkit.errors import UsageError
+
+
+def _import_aiohttp_without_eager_tls() -> None:
+    """Import aiohttp without the two TLS contexts it builds at import time.
+
+    Building them loads the system CA store twice (tens of ms, the larger part of this
+    command's start-up). The client's transport never uses them: it passes its own context to
+    every https request, created on first use. So, in this process only, they are made empty.
+    """
+    if "aiohttp.connector" in sys.modules:
+        return
+    import ssl
+
+    real_default = ssl.create_default_context
+    real_paths = ssl.SSLContext.set_default_verify_paths
+
+    def bare(*_args: object, **_kwargs: object) -> ssl.SSLContext:
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+    def no_paths(self: ssl.SSLContext) -> None:
+        return None
+
+    ssl.create_default_context = bare
+    ssl.SSLContext.set_default_verify_paths = no_paths  # type: ignore[method-assign]
+    try:
+        import aiohttp.connector  # noqa: F401
+    finally:
+        ssl.create_default_context = real_default
+        ssl.SSLContext.set_default_verify_paths = real_paths  # type: ignore[method-assign]
+
+
+_import_aiohttp_without_eager_tls()
+
+from fleetkit.registry.client import (  # noqa: E402
+    Credential,
+    Event,
+    RetryPolicy,
+    get_manifest,
+    list_tags,
+    login,
+    logout,
+    pull,
+    push,
+)
+from fleetkit.registry.client.commands import normalize_registry  # noqa: E402
+from fleetkit.registry.client.events import short_id  # noqa: E402
+
+__all__ = ["main"]
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise UsageError(
+        f"invalid boolean {text!r}", hint="use --tls-verify=true or --tls-verify=false"
+    )
+
+
+def _common(p: ArgumentParser, *, creds: bool = True, output: bool = True) -> None:
+    p.add_argument(
+        "--tls-verify",
+        type=_bool,
+        default=True,
+        metavar="BOOL",
+        help="require HTTPS with a verified certificate (default true; localhost and "
+        "127.0.0.0/8 always use plain HTTP, as docker does)",
+    )
+    if creds:
+        p.add_argument("-u", "--username", help="username (instead of the stored credentials)")
+        p.add_argument(
+            "--password-stdin", action="store_true", help="read the password from standard input"
+        )
+    p.add_argument(
+        "--retry-times", type=int, default=5, metavar="N", help="attempts per request (default 5)"
+    )
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="print each HTTP request and response head to stderr (secrets redacted)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    if output:
+        p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
+
+def _parser(command: str) -> ArgumentParser:
+    if command == "pull":
+        p = ArgumentParser(
+            prog="fleetkit pull",
+            description="Pull an image into an OCI layout or a docker-archive, resumably and "
+            "verified. Blobs are streamed to disk and checked against their digests; a broken "
+            "download is resumed with Range (also by the next run).",
+            epilog="destinations:\n  oci:DIR[:TAG]              OCI image layout (shared, "
+            "deduplicated)\n  docker-archive:FILE[:REF]  tar for docker load / podman load\n\n"
+            "example:\n  fleetkit pull 127.0.0.1:5000/nginx/ingress:v1.0.0 oci:images:ingress",
+        )
+        p.add_argument("image", metavar="IMAGE", help="[registry[:port]/]repo[:tag][@digest]")
+        p.add_argument("dest", metavar="DEST", help="oci:DIR[:TAG] or docker-archive:FILE[:REF]")
+        p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default: this machine")
+        p.add_argument(
+            "--all-platforms", action="store_true", help="pull every manifest of an index"
+        )
+        p.add_argument(
+            "--max-concurrent-downloads", type=int, default=3, metavar="N", help="default 3"
+        )
+        _common(p)
+    elif command == "push":
+        p = ArgumentParser(
+            prog="fleetkit push",
+            description="Push an image from an OCI layout or a docker-archive. Blobs the "
+            "registry has are skipped; --mount-from tries a cross-repository mount first.",
+            epilog="example:\n  fleetkit push oci:images:ingress 127.0.0.1:5000/nginx/ingress:v1.0.0",
+        )
+        p.add_argument(
+            "source", metavar="SOURCE", help="oci:DIR[:TAG] or docker-archive:FILE[:REF]"
+        )
+        p.add_argument("image", metavar="IMAGE", help="[registry[:port]/]repo[:tag]")
+        p.add_argument(
+            "--mount-from",
+            action="append",
+            default=[],
+            metavar="REPO",
+            help="repository on the same registry to mount blobs from (repeatable)",
+        )
+        p.add_argument(
+            "--chunk-size", type=int, metavar="BYTES", help="upload in chunks (default monolithic)"
+        )
+        p.add_argument("--max-concurrent-uploads", type=int, default=3, metavar="N")
+        _common(p)
+    elif command == "login":
+        p = ArgumentParser(
+            prog="fleetkit login",
+            description="Check credentials against a registry and store them as docker does "
+            "($DOCKER_CONFIG/config.json, or the configured credential helper).",
+            epilog="example:\n  echo secret | fleetkit login 127.0.0.1:5000 -u alice --password-stdin\n"
+            "  fleetkit login 127.0.0.1:5000 -u alice",
+        )
+        p.add_argument("registry", metavar="REGISTRY")
+        p.add_argument("-p", "--password", help="password (insecure: prefer --password-stdin)")
+        _common(p, output=False)
+    elif command == "logout":
+        p = ArgumentParser(
+            prog="fleetkit logout",
+            description="Remove stored credentials for a registry.",
+            epilog="example:\n  fleetkit logout 127.0.0.1:5000",
+        )
+        p.add_argument("registry", metavar="REGISTRY")
+        p.add_argument("-q", "--quiet", action="store_true")
+    elif command == "tags":
+        p = ArgumentParser(
+            prog="fleetkit tags",
+            description="List a repository's tags (all pages).",
+            epilog="example:\n  fleetkit tags 127.0.0.1:5000/nginx/ingress",
+        )
+        p.add_argument("repository", metavar="REPOSITORY", help="[registry[:port]/]repo")
+        _common(p)
+    elif command == "manifest":
+        p = ArgumentParser(
+            prog="fleetkit manifest",
+            description="Print an image's manifest exactly as the registry serves it "
+            "(digest verified), or with -o json its descriptor.",
+            epilog="example:\n  fleetkit manifest 127.0.0.1:5000/nginx/ingress:v1.0.0 -o json",
+        )
+        p.add_argument("image", metavar="IMAGE")
+        p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="choose from an index")
+        _common(p)
+    else:  # pragma: no cover - the dispatcher only routes the six commands
+        raise UsageError(f"unknown command {command!r}")
+    return p
+
+
+def _credential(args: Any) -> Credential | None:
+    username = getattr(args, "username", None)
+    password = getattr(args, "password", None)
+    if getattr(args, "password_stdin", False):
+        if password:
+            raise UsageError(
+                "--password and --password-stdin are mutually exclusive",
+                hint="use --password-stdin only",
+            )
+        if not username:
+            raise UsageError("--password-stdin needs --username", hint="add -u USER")
+        password = sys.stdin.read().rstrip("\r\n")
+    if username and password is None:
+        raise UsageError("--username needs a password", hint="pass it with --password-stdin")
+    if username:
+        return Credential(username=username, password=password or "")
+    return None
+
+
+def _trace_sink(args: Any) -> Any:
+    if not getattr(args, "trace", False):
+        return None
+
+    def sink(text: str) -> None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    return sink
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+@dataclass
+class _Row:
+    digest: str
+    size: int
+    offset: int = 0
+    status: str = "Waiting"
+    started: float = 0.0
+    start_offset: int = 0
+
+
+@dataclass
+class Progress:
+    """Renders :class:`Event` s: bars on a TTY, one line per blob otherwise, nothing with -q."""
+
+    stream: IO[str]
+    mode: str  # "tty" | "lines" | "quiet"
+    verb: str = "Download"
+    rows: dict[str, _Row] = field(default_factory=dict)
+    drawn: int = 0
+    last_draw: float = 0.0
+
+    def __call__(self, ev: Event) -> None:
+        if self.mode == "quiet" or not ev.digest or ev.kind == "resolved":
+            return
+        row = self.rows.get(ev.digest)
+        if row is None:
+            row = self.rows[ev.digest] = _Row(ev.digest, ev.size)
+        row.offset = ev.offset
+        sid = short_id(ev.digest)
+        line: str | None = None
+        if ev.kind == "start":
+            row.status, row.started, row.start_offset = (
+                f"{self.verb}ing",
+                time.monotonic(),
+                ev.offset,
+            )
+            if ev.offset:
+                row.status = f"Resuming at {_human(ev.offset)}"
+                line = f"{sid}: resuming {self.verb.lower()} at {_human(ev.offset)} of {_human(ev.size)}"
+        elif ev.kind == "done":
+            row.status = f"{self.verb} complete"
+            extra = f", resumed at {_human(row.start_offset)}" if row.start_offset else ""
+            line = f"{sid}: {self.verb} complete ({_human(ev.size)}{extra})"
+        elif ev.kind == "exists":
+            row.status = "Already exists"
+            line = f"{sid}: Already exists"
+        elif ev.kind == "mounted":
+            row.status = f"Mounted from {ev.message}"
+            line = f"{sid}: Mounted from {ev.message}"
+        elif ev.kind == "retry":
+            row.status = f"Retrying: {ev.message}"
+            line = f"{sid}: {ev.message}"
+        elif ev.kind == "failed":
+            row.status = "Failed"
+            line = f"{sid}: failed: {ev.message}"
+        if self.mode == "lines":
+            if line:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            return
+        now = time.monotonic()
+        if ev.kind != "progress" or now - self.last_draw > 0.1:
+            self.draw(now)
+
+    def _bar(self, row: _Row, now: float) -> str:
+        sid = short_id(row.digest)
+        if row.status == "Waiting" or not (
+            row.status.endswith("ing") or row.status.startswith("Resuming")
+        ):
+            return f"{sid}: {row.status}"
+        width = 30
+        frac = row.offset / row.size if row.size else 1.0
+        filled = int(frac * width)
+        bar = "=" * max(0, filled - 1) + (">" if filled else "") + " " * (width - filled)
+        elapsed = max(now - row.started, 1e-6)
+        rate = (row.offset - row.start_offset) / elapsed
+        eta = f"{(row.size - row.offset) / rate:.0f}s" if rate > 0 else "?"
+        return (
+            f"{sid}: {row.status.split(':')[0]} [{bar}] {_human(row.offset)}/{_human(row.size)} "
+            f"{_human(rate)}/s ETA {eta}"
+        )
+
+    def draw(self, now: float | None = None) -> None:
+        if self.mode != "tty":
+            return
+        now = time.monotonic() if now is None else now
+        self.last_draw = now
+        out = []
+        if self.drawn:
+            out.append(f"\x1b[{self.drawn}A")
+        for row in self.rows.values():
+            out.append("\x1b[2K" + self._bar(row, now) + "\n")
+        self.drawn = len(self.rows)
+        self.stream.write("".join(out))
+        self.stream.flush()
+
+
+def _progress(args: Any, verb: str) -> Progress:
+    if getattr(args, "quiet", False):
+        mode = "quiet"
+    elif stderr_is_tty() and not getattr(args, "trace", False):
+        mode = "tty"
+    else:
+        mode = "lines"
+    return Progress(sys.stderr, mode, verb)
+
+
+def _retry(args: Any) -> RetryPolicy:
+    if args.retry_times < 1:
+        raise UsageError("--retry-times must be at least 1", hint="the default is 5")
+    return RetryPolicy(attempts=args.retry_times)
+
+
+def _emit(args: Any, doc: Any, text: str) -> None:
+    if getattr(args, "output", "text") == "json":
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif text:
+        sys.stdout.write(text + "\n")
+
+
+def _pull(args: Any) -> int:
+    progress = _progress(args, "Download")
+    try:
+        result = pull(
+            args.image,
+            args.dest,
+            platform=args.platform,
+            all_platforms=args.all_platforms,
+            max_concurrent_downloads=args.max_concurrent_downloads,
+            tls_verify=args.tls_verify,
+            credential=_credential(args),
+            retry=_retry(args),
+            events=progress,
+            trace=_trace_sink(args),
+        )
+    finally:
+        progress.draw()
+    fetched = [b for b in result.blobs if b.status != "exists"]
+    if fetched:
+        status = (
+            f"Downloaded newer image for {result.reference} ({len(fetched)} blob(s), "
+            f"{_human(result.bytes_downloaded)}) to {result.destination}"
+        )
+    else:
+        status = f"Image is up to date for {result.reference} in {result.destination}"
+    text = f"Digest: {result.digest}\nStatus: {status}"
+    if result.index_digest:
+        text = f"Index: {result.index_digest}\n" + text
+    _emit(args, result.to_json(), text)
+    return 0
+
+
+def _push(args: Any) -> int:
+    progress = _progress(args, "Push")
+    try:
+        result = push(
+            args.source,
+            args.image,
+            mount_from=tuple(args.mount_from),
+            chunk_size=args.chunk_size,
+            max_concurrent_uploads=args.max_concurrent_uploads,
+            tls_verify=args.tls_verify,
+            credential=_credential(args),
+            retry=_retry(args),
+            events=progress,
+            trace=_trace_sink(args),
+        )
+    finally:
+        progress.draw()
+    tag = result.reference.rpartition(":")[2] if "@" not in result.reference else result.reference
+    _emit(args, result.to_json(), f"{tag}: digest: {result.digest} size: {result.size}")
+    return 0
+
+
+def _login(args: Any) -> int:
+    username = args.username
+    if not username:
+        if args.password_stdin or not sys.stdin.isatty():
+            raise UsageError(
+                "login needs --username", hint="fleetkit login REGISTRY -u USER --password-stdin"
+            )
+        username = input("Username: ")
+    if args.password_stdin:
+        if args.password:
+            raise UsageError(
+                "--password and --password-stdin are mutually exclusive",
+                hint="use --password-stdin only",
+            )
+        password = sys.stdin.read().rstrip("\r\n")
+    elif args.password is not None:
+        password = args.password
+        print(
+            "WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
+            file=sys.stderr,
+        )
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+    else:
+        raise UsageError("login needs a password", hint="pipe it to --password-stdin")
+    if not password:
+        raise UsageError("empty password", hint="pipe the password to --password-stdin")
+    result = login(
+        args.registry,
+        Credential(username=username, password=password),
+        tls_verify=args.tls_verify,
+        trace=_trace_sink(args),
+        retry=_retry(args),
+    )
+    if not args.quiet:
+        print(f"Credentials stored in {result.config}", file=sys.stderr)
+    print("Login Succeeded")
+    return 0
+
+
+def _logout(args: Any) -> int:
+    registry = normalize_registry(args.registry)
+    if logout(args.registry):
+        print(f"Removing login credentials for {registry}")
+    else:
+        print(f"Not logged in to {registry}", file=sys.stderr)
+    return 0
+
+
+def _tags(args: Any) -> int:
+    tags = list_tags(
+        args.repository,
+        tls_verify=args.tls_verify,
+        credential=_credential(args),
+        trace=_trace_sink(args),
+        retry=_retry(args),
+    )
+    _emit(args, {"name": args.repository, "tags": tags}, "\n".join(tags))
+    return 0
+
+
+def _manifest(args: Any) -> int:
+    manifest = get_manifest(
+        args.image,
+        platform=args.platform,
+        tls_verify=args.tls_verify,
+        credential=_credential(args),
+        trace=_trace_sink(args),
+        retry=_retry(args),
+    )
+    if args.output == "json":
+        _emit(args, {**manifest.descriptor.to_json(), "reference": args.image}, "")
+    else:
+        sys.stdout.buffer.write(manifest.raw)
+        if not manifest.raw.endswith(b"\n"):
+            sys.stdout.buffer.write(b"\n")
+        sys.stdout.flush()
+    return 0
+
+
+_HANDLERS = {
+    "pull": _pull,
+    "push": _push,
+    "login": _login,
+    "logout": _logout,
+    "tags": _tags,
+    "manifest": _manifest,
+}
+
+
+def main(command: str, argv: list[str]) -> int:
+    parser = _parser(command)
+    if any(a in ("-h", "--help") for a in argv):
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    return _HANDLERS[command](args)

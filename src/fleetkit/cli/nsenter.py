@@ -1,0 +1,547 @@
+"""``fleetkit nsenter`` (util-linux nsenter) and ``fleetkit ns`` (helpers inside a target's netns).
+
+``nsenter`` is on a start-up-time budget: it parses its own arguments (getopt_long semantics,
+as util-linux does) and imports nothing heavy unless a container or pod must be resolved.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["main"]
+
+NSENTER_HELP = """\
+Usage:
+ fleetkit nsenter [options] [<program> [<argument>...]]
+
+Run a program with namespaces of other processes (util-linux nsenter semantics).
+
+Options:
+ -a, --all              enter all namespaces
+ -t, --target <pid>     target process to get namespaces from
+     --container <id|name>  target a container (Docker, containerd, CRI-O, Podman)
+     --pod <[ns/]name>  target a pod's sandbox (or --pod-container's container)
+     --pod-container <name>  the container within --pod
+ -m, --mount[=<file>]   enter mount namespace
+ -u, --uts[=<file>]     enter UTS namespace (hostname etc)
+ -i, --ipc[=<file>]     enter System V IPC namespace
+ -n, --net[=<file>]     enter network namespace
+ -p, --pid[=<file>]     enter pid namespace
+ -C, --cgroup[=<file>]  enter cgroup namespace
+ -U, --user[=<file>]    enter user namespace
+ -T, --time[=<file>]    enter time namespace
+ -S, --setuid <uid>     set uid in entered namespace
+ -G, --setgid <gid>     set gid in entered namespace
+     --preserve-credentials do not touch uids or gids
+ -r, --root[=<dir>]     set the root directory
+ -w, --wd[=<dir>]       set the working directory
+ -W, --wdns <dir>       set the working directory in namespace
+ -F, --no-fork          do not fork before exec'ing <program>
+ -Z, --follow-context   accepted; no-op (no SELinux)
+
+ -h, --help             display this help
+ -V, --version          display version
+
+Exit status: the program's; 1 for nsenter's own errors (bad options included), 126 when the
+program cannot be executed, 127 when it does not exist.
+
+example:
+  fleetkit nsenter -t 1294 -n ip addr
+  fleetkit nsenter --pod default/web -n -- ss -tuanp
+"""
+
+
+def _nsenter(argv: list[str]) -> int:
+    from fleetkit.netns.plan import PlanError, parse
+
+    try:
+        plan = parse(argv)
+    except PlanError as exc:
+        from fleetkit.netns.errors import NsenterUsage
+
+        raise NsenterUsage(
+            str(exc), hint="Try 'fleetkit nsenter --help' for more information."
+        ) from None
+    if plan.help:
+        sys.stdout.write(NSENTER_HELP)
+        return 0
+    if plan.version:
+        from fleetkit import __version__
+
+        print(f"fleetkit nsenter {__version__} (util-linux 2.38 compatible)")
+        return 0
+    if plan.container is not None or plan.pod is not None:
+        if plan.target is not None:
+            from fleetkit.netns.errors import NsenterUsage
+
+            raise NsenterUsage(
+                "--target, --container and --pod are mutually exclusive",
+                hint="name the target once",
+            )
+        from fleetkit.netns.target import Resolver
+
+        resolver = Resolver()
+        if plan.pod is not None:
+            found = resolver.pod(plan.pod, plan.pod_container)
+        else:
+            assert plan.container is not None
+            found = resolver.container(plan.container)
+        if found.pid is None:
+            from fleetkit.netns.errors import NoSuchProcess
+
+            raise NoSuchProcess(
+                f"container {found.id[:12]} is not running",
+                hint="start it, or pick a running container from 'fleetkit ns ps'",
+            )
+        plan.target = found.pid
+    elif plan.pod_container is not None:
+        from fleetkit.netns.errors import NsenterUsage
+
+        raise NsenterUsage("--pod-container needs --pod", hint="add --pod NAMESPACE/NAME")
+
+    from fleetkit.netns.exec import enter_and_exec
+
+    return enter_and_exec(plan)
+
+
+def main(command: str, argv: list[str]) -> int:
+    if command == "nsenter":
+        return _nsenter(argv)
+    return _ns(argv)
+
+
+# --- fleetkit ns ------------------------------------------------------------------------
+
+NS_HELP = """\
+Network helpers that run inside a target's network namespace with no external binary.
+TARGET is one of: -t PID | --container ID|NAME | --pod [NAMESPACE/]NAME [-c CONTAINER].
+
+subcommands:
+  ps        list containers and pods this node's runtimes know (pod, container, pid, runtime)
+  dig       DNS lookup with the target's resolv.conf (dig syntax: @SERVER NAME TYPE +short +tcp)
+  capture   packet capture with a tcpdump filter compiled by libpcap, one-line summaries or -w
+  connect   TCP connect to HOST:PORT, with timing
+  http      HTTP GET a URL, with status and timing
+  ip        links and addresses (as 'ip addr'), routes ('ip route'), from rtnetlink
+  sockets   TCP/UDP sockets as 'ss -tuanp' lists them
+
+Run 'fleetkit ns SUBCOMMAND --help' for each one's options.
+
+example:
+  fleetkit ns dig -t 1294 +short @10.96.0.10 web.default.svc.cluster.local
+"""
+
+
+def _parser(name: str, description: str, example: str, pod_c: bool = True) -> Any:
+    from fleetkit.cli._options import ArgumentParser
+
+    parser = ArgumentParser(
+        prog=f"fleetkit ns {name}",
+        description=description,
+        epilog=f"example:\n  {example}",
+    )
+    group = parser.add_argument_group("target (one of)")
+    group.add_argument("-t", "--target", type=int, metavar="PID", help="a process ID")
+    group.add_argument("--container", metavar="ID|NAME", help="a container ID (or prefix) or name")
+    group.add_argument("--pod", metavar="[NS/]NAME", help="a pod (its sandbox's namespace)")
+    flags = ("-c", "--pod-container") if pod_c else ("--pod-container",)
+    group.add_argument(
+        *flags, dest="pod_container", metavar="NAME", help="the container within --pod"
+    )
+    group.add_argument(
+        "--node-root",
+        default="/",
+        metavar="DIR",
+        help="read /proc and runtime state below DIR (default /)",
+    )
+    return parser
+
+
+def _resolve(args: Any, required: bool = True) -> int | None:
+    from fleetkit.netns.errors import NoSuchProcess
+    from fleetkit.netns.target import Resolver, check_pid
+
+    given = [x for x in (args.target, args.container, args.pod) if x is not None]
+    if len(given) > 1:
+        from fleetkit.errors import UsageError
+
+        raise UsageError(
+            "-t, --container and --pod are mutually exclusive", hint="name the target once"
+        )
+    if args.pod_container is not None and args.pod is None:
+        from fleetkit.errors import UsageError
+
+        raise UsageError("--pod-container needs --pod", hint="add --pod NAMESPACE/NAME")
+    if not given:
+        if required:
+            from fleetkit.errors import UsageError
+
+            raise UsageError(
+                "no target given",
+                hint="add -t PID, --container ID|NAME or --pod NS/NAME ('fleetkit ns ps' lists them)",
+            )
+        return None
+    resolver = Resolver(args.node_root)
+    if args.target is not None:
+        return check_pid(args.target, resolver.proc)
+    found = (
+        resolver.pod(args.pod, args.pod_container)
+        if args.pod
+        else resolver.container(args.container)
+    )
+    if found.pid is None:
+        raise NoSuchProcess(
+            f"container {found.id[:12]} ({found.name}) is not running",
+            hint="start it, or pick a running container from 'fleetkit ns ps'",
+        )
+    return found.pid
+
+
+def _emit_json(data: Any) -> None:
+    import json
+
+    print(json.dumps(data, indent=2))
+
+
+def _ns_ps(argv: list[str]) -> int:
+    from fleetkit.cli._options import ArgumentParser
+    from fleetkit.netns.target import Resolver
+
+    parser = ArgumentParser(
+        prog="fleetkit ns ps",
+        description="List the containers and pods this node's runtimes know, without their CLIs.",
+        epilog="example:\n  fleetkit ns ps -o json",
+    )
+    parser.add_argument("-a", "--all", action="store_true", help="include stopped containers")
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument("--node-root", default="/", metavar="DIR", help="read state below DIR")
+    args = parser.parse_args(argv)
+    found = [c for c in Resolver(args.node_root).containers() if args.all or c.pid is not None]
+    if args.output == "json":
+        _emit_json([c.as_dict() for c in found])
+        return 0
+    rows = [("POD", "CONTAINER", "NAME", "ID", "PID", "RUNTIME")]
+    for c in found:
+        rows.append(
+            (
+                c.pod or "-",
+                "(sandbox)" if c.sandbox else (c.container_name or "-"),
+                c.name or "-",
+                c.id[:12],
+                str(c.pid) if c.pid else "-",
+                c.runtime,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _ns_dig(argv: list[str]) -> int:
+    parser = _parser(
+        "dig",
+        "DNS lookup from inside the target's network namespace. Servers, search list and ndots\n"
+        "come from the target's /etc/resolv.conf (via /proc/PID/root) unless @SERVER is given.\n"
+        "Unlike dig, the search list is applied by default (as the target's resolver does);\n"
+        "+nosearch turns it off.",
+        "fleetkit ns dig -t 1294 +short @10.96.0.10 web.default.svc.cluster.local",
+    )
+    parser.add_argument("-p", "--port", type=int, default=53, help="server port (default 53)")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    parser.add_argument("query", nargs="*", metavar="[@SERVER] NAME [TYPE] [+short] [+tcp]")
+    args = parser.parse_args(argv)
+    from fleetkit.errors import UsageError
+
+    server = name = None
+    rdtype = "A"
+    short = tcp = False
+    search = True
+    timeout_s: float | None = None
+    for word in args.query:
+        if word.startswith("@"):
+            server = word[1:]
+        elif word in ("+short", "+noshort"):
+            short = word == "+short"
+        elif word in ("+tcp", "+vc", "+notcp", "+novc"):
+            tcp = word in ("+tcp", "+vc")
+        elif word in ("+search", "+nosearch"):
+            search = word == "+search"
+        elif word.startswith("+time="):
+            timeout_s = float(word.split("=", 1)[1])
+        elif word.startswith("+"):
+            raise UsageError(
+                f"unsupported dig option {word!r}",
+                hint="supported: +short +tcp +search +nosearch +time=N",
+            )
+        elif name is None:
+            name = word
+        elif word.upper() in _DNS_TYPES or word.upper().startswith("TYPE"):
+            rdtype = word.upper()
+        else:
+            raise UsageError(
+                f"unexpected argument {word!r}",
+                hint="usage: fleetkit ns dig TARGET [@SERVER] NAME [TYPE] [+short] [+tcp]",
+            )
+    if name is None:
+        raise UsageError(
+            "no name to look up", hint="e.g. fleetkit ns dig -t PID +short kubernetes.default"
+        )
+    pid = _resolve(args)
+    from fleetkit.netns.dns import dig
+
+    result = dig(
+        pid,
+        name,
+        rdtype,
+        server=server,
+        port=args.port,
+        tcp=tcp,
+        search=search,
+        timeout_s=timeout_s,
+    )
+    if args.output == "json":
+        _emit_json(result.as_dict())
+    elif short:
+        for line in result.short():
+            print(line)
+    else:
+        sys.stdout.write(result.full_text())
+    return 0
+
+
+_DNS_TYPES = {
+    "A",
+    "AAAA",
+    "ANY",
+    "CAA",
+    "CNAME",
+    "DNSKEY",
+    "DS",
+    "MX",
+    "NS",
+    "NAPTR",
+    "PTR",
+    "SOA",
+    "SRV",
+    "TXT",
+    "HTTPS",
+    "SVCB",
+}
+
+
+def _ns_capture(argv: list[str]) -> int:
+    parser = _parser(
+        "capture",
+        "Capture packets in the target's network namespace. FILTER is a pcap-filter(7)\n"
+        "expression, compiled by libpcap exactly as tcpdump compiles it and run in the kernel.\n"
+        "Prints one line per packet (as 'tcpdump -n -S'), or writes a pcap file with -w.",
+        'fleetkit ns capture -t 1294 -i eth0 port 80 and "tcp[tcpflags] & tcp-syn != 0"',
+        pod_c=False,
+    )
+    parser.add_argument(
+        "-i",
+        "--interface",
+        metavar="IFACE",
+        help="interface, or 'any' (default: first up non-loopback)",
+    )
+    parser.add_argument("-c", "--count", type=int, metavar="N", help="exit after N packets")
+    parser.add_argument(
+        "-w", "--write", metavar="FILE", help="write a pcap file (read it with tcpdump -r)"
+    )
+    parser.add_argument(
+        "-d",
+        "--dump-program",
+        action="store_true",
+        help="print the compiled BPF (as tcpdump -ddd) and exit",
+    )
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
+    parser.add_argument("filter", nargs="*", metavar="FILTER")
+    args = parser.parse_args(argv)
+    expression = " ".join(args.filter)
+    if args.dump_program:
+        from fleetkit.netns.capture import compile_filter
+
+        program = compile_filter(expression)
+        print(len(program))
+        for code, jt, jf, k in program:
+            print(f"{code} {jt} {jf} {k}")
+        return 0
+    pid = _resolve(args)
+    import signal
+
+    from fleetkit.netns.capture import capture
+
+    stopping: list[bool] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.append(True)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def out(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def log(line: str) -> None:
+        sys.stderr.write(f"fleetkit: {line}\n")
+        sys.stderr.flush()
+
+    stats = capture(
+        pid,
+        args.interface,
+        expression,
+        args.count,
+        args.write,
+        out,
+        log,
+        duration_s=args.duration,
+        stop=lambda: bool(stopping),
+    )
+    sys.stderr.write(
+        f"{stats.captured} packets captured\n{stats.received} packets received by filter\n"
+        f"{stats.dropped} packets dropped by kernel\n"
+    )
+    return 0
+
+
+def _ns_connect(argv: list[str]) -> int:
+    parser = _parser(
+        "connect",
+        "TCP connect from inside the target's network namespace, with timing.",
+        "fleetkit ns connect -t 1294 10.96.0.10:53",
+    )
+    parser.add_argument("hostport", metavar="HOST:PORT")
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    args = parser.parse_args(argv)
+    from fleetkit.netns.probe import connect, split_hostport
+
+    host, port = split_hostport(args.hostport)
+    pid = _resolve(args)
+    result = connect(pid, host, port, args.timeout)
+    if args.output == "json":
+        _emit_json(result.as_dict())
+    else:
+        print(
+            f"connected to {result.address} from {result.local} in {result.connect_s * 1000:.3f} ms"
+        )
+    return 0
+
+
+def _ns_http(argv: list[str]) -> int:
+    parser = _parser(
+        "http",
+        "HTTP GET from inside the target's network namespace: status line and timing.",
+        "fleetkit ns http -t 1294 http://10.0.0.80/healthz",
+    )
+    parser.add_argument("url", metavar="URL")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument("-i", "--include", action="store_true", help="print the response headers")
+    parser.add_argument("-b", "--body", action="store_true", help="print the response body")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    args = parser.parse_args(argv)
+    from fleetkit.netns.probe import http_get
+
+    pid = _resolve(args)
+    result = http_get(pid, args.url, args.timeout)
+    if args.output == "json":
+        _emit_json(result.as_dict())
+        return 0 if result.status < 400 else 22
+    print(f"{result.version} {result.status} {result.reason}")
+    if args.include:
+        for key, value in result.headers:
+            print(f"{key}: {value}")
+    print(
+        f"# {result.size_bytes} bytes, connect {result.connect_s * 1000:.3f} ms, "
+        f"total {result.total_s * 1000:.3f} ms",
+        file=sys.stderr,
+    )
+    if args.body:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(result.body)
+    return 0 if result.status < 400 else 22
+
+
+def _ns_ip(argv: list[str]) -> int:
+    parser = _parser(
+        "ip",
+        "Links, addresses and routes of the target's network namespace, as ip prints them.",
+        "fleetkit ns ip -t 1294 route",
+    )
+    parser.add_argument(
+        "object", nargs="?", choices=("addr", "address", "route", "link"), default="addr"
+    )
+    parser.add_argument("-6", dest="v6", action="store_true", help="IPv6 routes")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    args = parser.parse_args(argv)
+    import socket
+
+    from fleetkit.netns.links import dump, render_addr, render_route
+
+    pid = _resolve(args)
+    snap = dump(pid)
+    if args.output == "json":
+        _emit_json(snap.as_dict())
+    elif args.object == "route":
+        sys.stdout.write(render_route(snap, socket.AF_INET6 if args.v6 else socket.AF_INET))
+    elif args.object == "link":
+        snap.addresses.clear()
+        sys.stdout.write(render_addr(snap))
+    else:
+        sys.stdout.write(render_addr(snap))
+    return 0
+
+
+def _ns_sockets(argv: list[str]) -> int:
+    parser = _parser(
+        "sockets",
+        "TCP and UDP sockets of the target's network namespace, as 'ss -tuanp' lists them.",
+        "fleetkit ns sockets -t 1294",
+    )
+    parser.add_argument(
+        "-l", "--listening", action="store_true", help="only listening/unconnected sockets"
+    )
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    args = parser.parse_args(argv)
+    from fleetkit.netns.sockets import list_sockets, render
+
+    pid = _resolve(args)
+    found = list_sockets(pid)
+    if args.listening:
+        found = [s for s in found if s.state in ("LISTEN", "UNCONN")]
+    if args.output == "json":
+        _emit_json([s.as_dict() for s in found])
+    else:
+        sys.stdout.write(render(found))
+    return 0
+
+
+_SUBCOMMANDS = {
+    "ps": _ns_ps,
+    "dig": _ns_dig,
+    "capture": _ns_capture,
+    "connect": _ns_connect,
+    "http": _ns_http,
+    "ip": _ns_ip,
+    "sockets": _ns_sockets,
+}
+
+
+def _ns(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(NS_HELP)
+        return 0 if argv else 2
+    handler = _SUBCOMMANDS.get(argv[0])
+    if handler is None:
+        from fleetkit.errors import UsageError
+
+        raise UsageError(
+            f"unknown subcommand {argv[0]!r}", hint=f"one of: {', '.join(_SUBCOMMANDS)}"
+        )
+    return handler(argv[1:])

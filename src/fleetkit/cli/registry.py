@@ -1,0 +1,251 @@
+"""``fleetkit registry serve|token-server|htpasswd add|gc``: run and maintain the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+import sys
+
+from fleetkit.cli._options import ArgumentParser
+from fleetkit.errors import UsageError
+
+__all__ = ["main"]
+
+USAGE = """usage: fleetkit registry {serve,token-server,htpasswd,gc} ...
+
+subcommands:
+  serve         run the OCI registry (and, with --auth token, its token service)
+  token-server  run only the Docker token service (for another registry, e.g. distribution)
+  htpasswd add  add or replace a user in an htpasswd file (bcrypt)
+  gc            delete blobs no manifest references (run it while the registry is stopped)
+
+example:
+  fleetkit registry serve --root ./registry-data --listen 127.0.0.1:5000
+"""
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("fleetkit.registry")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    logging.getLogger("fleetkit.registry.access").setLevel(
+        logging.WARNING if quiet else logging.INFO
+    )
+
+
+def _common_token_flags(p: ArgumentParser) -> None:
+    p.add_argument("--service", default="fleetkit-registry", help="token audience / service name")
+    p.add_argument("--issuer", default="fleetkit-token-issuer", help="token issuer (iss)")
+    p.add_argument(
+        "--token-key", metavar="FILE", help="P-256 signing key (PEM); generated if missing"
+    )
+    p.add_argument(
+        "--token-cert",
+        metavar="FILE",
+        help="certificate of --token-key (default: KEY with .crt); generated with the key; "
+        "give it to a registry as its rootcertbundle",
+    )
+    p.add_argument(
+        "--token-expiry", type=int, default=300, metavar="SECONDS", help="token lifetime (300)"
+    )
+    p.add_argument("--htpasswd", metavar="FILE", help="users (bcrypt htpasswd)")
+    p.add_argument("--policy", metavar="FILE", help="YAML access policy")
+
+
+def _server_flags(p: ArgumentParser, default_listen: str) -> None:
+    p.add_argument(
+        "--listen",
+        default=default_listen,
+        metavar="HOST:PORT",
+        help=f"address to listen on (default {default_listen}; port 0 picks a free one)",
+    )
+    p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+    p.add_argument(
+        "--insecure-listen",
+        action="store_true",
+        help="allow plain HTTP on a non-loopback address",
+    )
+    p.add_argument("--ready-file", metavar="FILE", help="write the URL here once listening")
+    p.add_argument("-q", "--quiet", action="store_true", help="no access log")
+
+
+def _serve(argv: list[str], token_only: bool) -> int:
+    from fleetkit.registry.server.app import ServerConfig, create_app, create_token_app, serve
+
+    if token_only:
+        p = ArgumentParser(
+            prog="fleetkit registry token-server",
+            description="Run the Docker token service alone (GET and OAuth2 POST /service/token).",
+            epilog="example:\n  fleetkit registry token-server --listen 127.0.0.1:5001 "
+            "--htpasswd htpasswd --token-key key.pem",
+        )
+        _server_flags(p, "127.0.0.1:5001")
+        _common_token_flags(p)
+    else:
+        p = ArgumentParser(
+            prog="fleetkit registry serve",
+            description="Run an OCI distribution registry (spec v1.1.1 + main) on aiohttp.",
+            epilog="auth modes:\n"
+            "  none      anyone may pull, push and delete\n"
+            "  htpasswd  HTTP Basic against --htpasswd; --policy decides who may do what\n"
+            "  token     Docker token auth; the token service is served at /service/token\n"
+            "\nexit codes: 0 stopped cleanly, 1 runtime error, 2 bad flags or files\n"
+            "\nexample:\n  fleetkit registry serve --root ./registry-data --auth token "
+            "--htpasswd htpasswd",
+        )
+        p.add_argument(
+            "--root", default="./registry-data", help="storage root (./registry-data), or memory:"
+        )
+        _server_flags(p, "127.0.0.1:5000")
+        p.add_argument(
+            "--auth", choices=["none", "htpasswd", "token"], default="none", help="(default none)"
+        )
+        p.add_argument("--realm", metavar="URL", help="token realm (default: this server's)")
+        p.add_argument(
+            "--token-rootcert",
+            metavar="FILE",
+            help="also trust tokens signed under these certificates (external token service)",
+        )
+        p.add_argument("--disable-delete", action="store_true", help="DELETE answers 405")
+        _common_token_flags(p)
+    args = p.parse_args(argv)
+    if args.token_expiry <= 0:
+        raise UsageError("--token-expiry must be positive")
+    config = ServerConfig(
+        root=getattr(args, "root", "memory:"),
+        listen=args.listen,
+        auth=getattr(args, "auth", "token"),
+        htpasswd=args.htpasswd,
+        policy=args.policy,
+        realm=getattr(args, "realm", None),
+        service=args.service,
+        issuer=args.issuer,
+        token_key=args.token_key,
+        token_cert=args.token_cert,
+        token_rootcert=getattr(args, "token_rootcert", None),
+        token_expiry_s=args.token_expiry,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        insecure_listen=args.insecure_listen,
+        delete_enabled=not getattr(args, "disable_delete", False),
+        ready_file=args.ready_file,
+    )
+    if token_only and not config.token_key:
+        raise UsageError(
+            "token-server needs --token-key FILE",
+            hint="the registry must trust its certificate; it is generated when FILE is missing",
+        )
+    _setup_logging(args.quiet)
+    factory = create_token_app if token_only else create_app
+    asyncio.run(serve(config, factory, "token service" if token_only else "registry"))
+    return 0
+
+
+def _htpasswd(argv: list[str]) -> int:
+    from fleetkit.registry.auth.users import add_user
+
+    p = ArgumentParser(
+        prog="fleetkit registry htpasswd",
+        description="Manage an htpasswd file in distribution's format (bcrypt, $2y$).",
+        epilog="The password is read from stdin (first line) with --password-stdin, else asked\n"
+        "on the terminal.\n\nexample:\n"
+        "  fleetkit registry htpasswd add alice --file htpasswd --password-stdin < password.txt",
+    )
+    p.add_argument("action", choices=["add"])
+    p.add_argument("user")
+    p.add_argument("--file", default="htpasswd", metavar="FILE")
+    p.add_argument("--password-stdin", action="store_true")
+    p.add_argument("--cost", type=int, default=10, help="bcrypt cost (default 10)")
+    args = p.parse_args(argv)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            raise UsageError("passwords do not match")
+    else:
+        raise UsageError(
+            "no password given", hint="pipe it in with --password-stdin, or run on a terminal"
+        )
+    if not password:
+        raise UsageError("empty password")
+    replaced = add_user(args.file, args.user, password, args.cost)
+    print(f"{'updated' if replaced else 'added'} user {args.user} in {args.file}")
+    return 0
+
+
+def _gc(argv: list[str]) -> int:
+    from fleetkit.registry.storage import FilesystemDriver, RegistryStore
+
+    p = ArgumentParser(
+        prog="fleetkit registry gc",
+        description="Mark every blob a stored manifest references and delete the rest.\n"
+        "Run it while the registry is stopped (or read-only), as with distribution.",
+        epilog="example:\n  fleetkit registry gc --root ./registry-data --dry-run",
+    )
+    p.add_argument("--root", default="./registry-data")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
+    p.add_argument(
+        "--upload-max-age",
+        type=float,
+        default=168.0,
+        metavar="HOURS",
+        help="also remove upload sessions older than this (default 168 = a week)",
+    )
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    args = p.parse_args(argv)
+    import os
+
+    if args.upload_max_age < 0:
+        raise UsageError("--upload-max-age must not be negative")
+    if not os.path.isdir(args.root):
+        raise UsageError(f"no registry at {args.root}", hint="pass --root DIR of a registry")
+    report = RegistryStore(FilesystemDriver(args.root)).gc(
+        dry_run=args.dry_run, upload_max_age_s=args.upload_max_age * 3600
+    )
+    if args.output == "json":
+        print(
+            json.dumps(
+                {
+                    "dry_run": report.dry_run,
+                    "blobs_marked": report.blobs_marked,
+                    "blobs_deleted": report.blobs_deleted,
+                    "bytes_freed": report.bytes_freed,
+                    "layer_links_deleted": report.layer_links_deleted,
+                    "uploads_deleted": report.uploads_deleted,
+                }
+            )
+        )
+    else:
+        verb = "would delete" if report.dry_run else "deleted"
+        for digest in report.blobs_deleted:
+            print(f"{verb} blob {digest}")
+        for upload in report.uploads_deleted:
+            print(f"{verb} upload {upload}")
+        print(
+            f"{report.blobs_marked} blobs marked, {len(report.blobs_deleted)} blobs {verb} "
+            f"({report.bytes_freed} bytes)"
+        )
+    return 0
+
+
+def main(command: str, argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0 if argv else 2
+    sub, rest = argv[0], argv[1:]
+    if sub == "serve":
+        return _serve(rest, token_only=False)
+    if sub == "token-server":
+        return _serve(rest, token_only=True)
+    if sub == "htpasswd":
+        return _htpasswd(rest)
+    if sub == "gc":
+        return _gc(rest)
+    raise UsageError(f"unknown registry subcommand {sub!r}", hint="run 'fleetkit registry --help'")

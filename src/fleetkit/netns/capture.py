@@ -1,0 +1,592 @@
+"""Packet capture inside a target's network namespace: AF_PACKET + libpcap-compiled BPF.
+
+The filter expression is compiled by libpcap's own compiler (``pcap_compile`` on a
+``pcap_open_dead(DLT_EN10MB)`` handle, optimised, as tcpdump does) and attached to the socket
+in the kernel with SO_ATTACH_FILTER, so packets that do not match never reach user space.
+The socket is created in a short-lived thread that joined the target's network namespace;
+the receive loop then runs in the caller's thread (a socket keeps the namespace it was
+created in). Like libpcap, the socket first gets a reject-all filter, is bound and drained,
+and only then gets the real filter, so no unfiltered packet leaks into the capture.
+
+Output: tcpdump-like one-line summaries (as ``tcpdump -n -S``: numeric, absolute sequence
+numbers), or a classic pcap file (microsecond timestamps, LINKTYPE_ETHERNET) written to a
+temporary name and renamed when the capture ends.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, NamedTuple
+
+from fleetkit.netns import _syscalls as sc
+from fleetkit.netns.errors import ROOT_HINT, HelperError, PermissionDenied, from_oserror
+from fleetkit.netns.namespaces import run_in_netns
+
+__all__ = [
+    "CaptureStats",
+    "Packet",
+    "PcapWriter",
+    "compile_filter",
+    "open_capture",
+    "capture",
+    "summarize",
+]
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+SO_TIMESTAMPNS = 35
+PACKET_OUTGOING = 4
+ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772
+LINKTYPE_ETHERNET = 1
+SNAPLEN = 262144
+PACKET_VERSION = 10
+PACKET_RX_RING = 5
+TPACKET_V3 = 2
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 1
+RETIRE_BLOCK_MS = 60
+_REJECT_ALL = [(0x06, 0, 0, 0)]  # BPF_RET|BPF_K 0
+
+
+class Packet(NamedTuple):
+    ts: float
+    ifname: str
+    outgoing: bool
+    data: bytes
+    length: int  # original length on the wire
+
+
+@dataclass(slots=True)
+class CaptureStats:
+    captured: int = 0
+    received: int = 0  # by filter (kernel tp_packets)
+    dropped: int = 0  # by kernel (tp_drops)
+    interface: str = ""
+    program: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+def compile_filter(expression: str) -> list[tuple[int, int, int, int]]:
+    """tcpdump's compiled program for ``expression`` on an Ethernet link (empty: accept all)."""
+    try:
+        return sc.compile_bpf(expression, LINKTYPE_ETHERNET, SNAPLEN)
+    except sc.PcapCompileError as exc:
+        from fleetkit.errors import UsageError
+
+        raise UsageError(f"bad filter expression: {exc}", hint="see pcap-filter(7)") from None
+    except OSError as exc:
+        raise HelperError(
+            f"cannot load libpcap: {exc}", hint="apt-get install -y libpcap0.8"
+        ) from None
+
+
+def _default_interface() -> str:
+    """tcpdump's choice: the first interface that is up and not loopback."""
+    import fcntl
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _index, name in socket.if_nameindex():
+            raw = fcntl.ioctl(probe, 0x8913, struct.pack("16sH14x", name.encode(), 0))
+            flags = struct.unpack("16sH14x", raw)[1]
+            if flags & 0x1 and not flags & 0x8:  # IFF_UP and not IFF_LOOPBACK
+                return name
+    finally:
+        probe.close()
+    raise HelperError(
+        "no suitable device found (no interface is up besides loopback)",
+        hint="name one with -i IFACE, or -i any",
+    )
+
+
+def _attach(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    blob, keep = sc.sock_fprog(program)
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, blob)
+    del keep
+
+
+def _skip_loopback_outgoing(
+    program: list[tuple[int, int, int, int]],
+) -> list[tuple[int, int, int, int]]:
+    """Prefix: drop loopback's outgoing copy in the kernel (libpcap drops it in user space).
+
+    Loopback shows each packet twice to a packet socket; tcpdump keeps the incoming copy.
+    Ancillary loads (SKF_AD_OFF + SKF_AD_PKTTYPE / SKF_AD_IFINDEX); the original program's jumps
+    are relative, so it runs unchanged after the prefix. lo is ifindex 1 in every namespace.
+    """
+    ld_w_abs, jeq_k, ret_k = 0x20, 0x15, 0x06
+    skf_ad_off = 0xFFFFF000
+    return [
+        (ld_w_abs, 0, 0, skf_ad_off + 4),  # A = pkttype
+        (jeq_k, 0, 3, PACKET_OUTGOING),  # outgoing? else skip to the original program
+        (ld_w_abs, 0, 0, skf_ad_off + 8),  # A = ifindex
+        (jeq_k, 0, 1, 1),  # lo?
+        (ret_k, 0, 0, 0),  # drop
+        *program,
+    ]
+
+
+def _drain(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.recv(65536)
+    except (BlockingIOError, InterruptedError):
+        pass
+    finally:
+        sock.setblocking(True)
+
+
+class Handle:
+    """An open capture: the packet socket, its TPACKET_V3 ring (or None), ifindex names."""
+
+    def __init__(self, sock: socket.socket, interface: str, names: dict[int, str]) -> None:
+        self.sock = sock
+        self.interface = interface
+        self.names = names
+        self.ring: mmap.mmap | None = None
+        self.block_size = 0
+        self.block_nr = 0
+        self.block = 0  # next block to read
+
+    def setup_ring(self, buffer_bytes: int) -> bool:
+        """TPACKET_V3 ring as libpcap uses it; False (socket reads) when the kernel says no."""
+        block_size = 1 << 20
+        block_nr = max(2, buffer_bytes // block_size)
+        frame_size = 1 << 11
+        req = struct.pack(
+            "7I",
+            block_size,
+            block_nr,
+            frame_size,
+            block_size * block_nr // frame_size,
+            RETIRE_BLOCK_MS,
+            0,
+            0,
+        )
+        try:
+            self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            self.sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+            self.ring = mmap.mmap(
+                self.sock.fileno(),
+                block_size * block_nr,
+                mmap.MAP_SHARED,
+                mmap.PROT_READ | mmap.PROT_WRITE,
+            )
+        except OSError:
+            return False
+        self.block_size, self.block_nr = block_size, block_nr
+        return True
+
+    def close(self) -> None:
+        if self.ring is not None:
+            self.ring.close()
+            self.ring = None
+        self.sock.close()
+
+
+def open_capture(
+    interface: str | None,
+    program: list[tuple[int, int, int, int]],
+    buffer_bytes: int = 4 * 1024 * 1024,
+    ring: bool = True,
+) -> Handle:
+    """Create, bind and filter an AF_PACKET socket in the *current* thread's namespace."""
+    if interface is None:
+        interface = _default_interface()
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    except PermissionError:
+        raise PermissionDenied(
+            "cannot open a packet socket: Operation not permitted (needs CAP_NET_RAW)",
+            hint=ROOT_HINT,
+        ) from None
+    handle = Handle(sock, interface, dict(socket.if_nameindex()))
+    try:
+        _attach(sock, _REJECT_ALL)
+        if interface != "any":
+            try:
+                sock.bind((interface, ETH_P_ALL))
+            except OSError as exc:
+                if exc.errno == errno.ENODEV:
+                    names = ", ".join(handle.names.values())
+                    raise HelperError(
+                        f"{interface}: No such device exists",
+                        hint=f"interfaces in the target's namespace: {names}, or -i any",
+                    ) from None
+                raise
+        _drain(sock)
+        if not (ring and handle.setup_ring(buffer_bytes)):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            _drain(sock)
+        _attach(sock, _skip_loopback_outgoing(program))
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _stats(sock: socket.socket) -> tuple[int, int]:
+    """PACKET_STATISTICS: (received by filter, dropped by kernel) since the last call."""
+    raw = sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
+    packets, drops = struct.unpack_from("II", raw)
+    return packets, drops
+
+
+def packets(
+    handle: Handle,
+    stats: CaptureStats,
+    count: int | None = None,
+    duration_s: float | None = None,
+    stop: Callable[[], bool] | None = None,
+    idle: Callable[[], None] | None = None,
+) -> Iterator[Packet]:
+    """Yield matching packets until ``count`` packets, ``duration_s`` or ``stop()``.
+
+    ``idle()`` is called whenever nothing is waiting (the pcap writer flushes then). After
+    ``stop()`` what the kernel already holds is still delivered, then the iteration ends.
+    """
+    source = _ring_batches(handle) if handle.ring is not None else _socket_batches(handle)
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    drain_until: float | None = None
+    try:
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if drain_until is None and stop is not None and stop():
+                # a partly filled ring block is retired after RETIRE_BLOCK_MS
+                drain_until = now + (2 * RETIRE_BLOCK_MS / 1000 if handle.ring is not None else 0)
+            batch = next(source)
+            if not batch:
+                if drain_until is not None and now >= drain_until:
+                    break
+                if idle is not None and drain_until is None:
+                    idle()
+                timeout = 0.25 if drain_until is None else max(drain_until - now, 0) / 4
+                if deadline is not None:
+                    timeout = max(min(timeout, deadline - now), 0)
+                select.select([handle.sock], [], [], timeout)
+                continue
+            for packet in batch:
+                stats.captured += 1
+                yield packet
+                if count is not None and stats.captured >= count:
+                    return
+    finally:
+        received, dropped = _stats(handle.sock)
+        stats.received += received
+        stats.dropped += dropped
+
+
+def _keep(hatype: int, pkttype: int) -> bool:
+    if hatype not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+        return False  # not Ethernet-framed: outside LINKTYPE_ETHERNET
+    # loopback shows each packet twice; libpcap keeps the incoming copy (the kernel filter
+    # prefix already drops it; this covers kernels without ancillary loads)
+    return not (pkttype == PACKET_OUTGOING and hatype == ARPHRD_LOOPBACK)
+
+
+def _socket_batches(handle: Handle) -> Iterator[list[Packet]]:
+    """recvmsg() fallback: one packet per batch, [] when nothing is queued."""
+    sock = handle.sock
+    ancbuf = socket.CMSG_SPACE(16)
+    while True:
+        try:
+            data, anc, _flags, addr = sock.recvmsg(SNAPLEN, ancbuf, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            yield []
+            continue
+        ifname, _proto, pkttype, hatype = addr[0], addr[1], addr[2], addr[3]
+        if not _keep(hatype, pkttype):
+            continue
+        ts = time.time()
+        for level, kind, value in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                sec, nsec = struct.unpack("qq", value[:16])
+                ts = sec + nsec / 1e9
+        yield [Packet(ts, ifname, pkttype == PACKET_OUTGOING, data, len(data))]
+
+
+def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
+    """TPACKET_V3: one retired block per batch, [] when the next block is still the kernel's.
+
+    Block descriptor: version, offset_to_priv, then tpacket_hdr_v1 (block_status at +8,
+    num_pkts +12, offset_to_first_pkt +16). Packet header tpacket3_hdr: next_offset, sec, nsec,
+    snaplen, len, status, mac, net; struct sockaddr_ll follows at +48.
+    """
+    ring = handle.ring
+    assert ring is not None
+    unpack_from = struct.unpack_from
+    names = handle.names
+    while True:
+        base = handle.block * handle.block_size
+        status, num, first = unpack_from("III", ring, base + 8)
+        if not status & TP_STATUS_USER:
+            yield []
+            continue
+        batch: list[Packet] = []
+        offset = base + first
+        for _ in range(num):
+            next_off, sec, nsec, snaplen, length, _st, mac = unpack_from("IIIIIIH", ring, offset)
+            ifindex, hatype, pkttype = unpack_from("iHB", ring, offset + 52)
+            if (hatype == ARPHRD_ETHER or hatype == ARPHRD_LOOPBACK) and not (
+                pkttype == PACKET_OUTGOING and hatype == ARPHRD_LOOPBACK
+            ):
+                start = offset + mac
+                batch.append(
+                    Packet(
+                        sec + nsec * 1e-9,
+                        names.get(ifindex) or f"if{ifindex}",
+                        pkttype == PACKET_OUTGOING,
+                        ring[start : start + snaplen],
+                        length,
+                    )
+                )
+            offset += next_off
+        struct.pack_into("I", ring, base + 8, TP_STATUS_KERNEL)  # hand the block back
+        handle.block = (handle.block + 1) % handle.block_nr
+        yield batch
+
+
+class PcapWriter:
+    """Classic pcap (magic a1b2c3d4, v2.4, microseconds), as ``tcpdump -w`` writes it."""
+
+    def __init__(self, stream: BinaryIO, linktype: int = LINKTYPE_ETHERNET) -> None:
+        self.stream = stream
+        stream.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype))
+
+    def write(self, packet: Packet) -> None:
+        ts = packet.ts
+        sec = int(ts)
+        usec = int((ts - sec) * 1_000_000 + 0.5)
+        if usec >= 1_000_000:
+            sec, usec = sec + 1, usec - 1_000_000
+        data = packet.data
+        self.stream.write(_RECORD.pack(sec, usec, len(data), packet.length) + data)
+
+
+_RECORD = struct.Struct("<IIII")
+
+
+def capture(
+    pid: int | None,
+    interface: str | None,
+    expression: str,
+    count: int | None,
+    write_path: str | None,
+    out: Callable[[str], None],
+    log: Callable[[str], None],
+    duration_s: float | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> CaptureStats:
+    """Capture in the network namespace of ``pid`` (None: ours); print or write pcap."""
+    program = compile_filter(expression)
+    handle = run_in_netns(pid, lambda: open_capture(interface, program))
+    name = handle.interface
+    stats = CaptureStats(interface=name, program=program)
+    if write_path is None:
+        log("verbose output suppressed, use -v[v]... for full protocol decode")
+    log(f"listening on {name}, link-type EN10MB (Ethernet), snapshot length {SNAPLEN} bytes")
+    try:
+        if write_path is not None:
+            _write_pcap(handle, stats, write_path, count, duration_s, stop)
+        else:
+            for packet in packets(handle, stats, count, duration_s, stop):
+                out(summarize(packet, show_interface=name == "any"))
+    except OSError as exc:
+        raise from_oserror(exc, "capture failed") from None
+    finally:
+        handle.close()
+    return stats
+
+
+def _write_pcap(
+    handle: Handle,
+    stats: CaptureStats,
+    path: str,
+    count: int | None,
+    duration_s: float | None,
+    stop: Callable[[], bool] | None,
+) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as stream:
+            writer = PcapWriter(stream)
+            try:
+                for packet in packets(handle, stats, count, duration_s, stop, stream.flush):
+                    writer.write(packet)
+            finally:
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            # an interrupted capture is still a complete pcap up to the last packet
+            os.replace(tmp, path)
+        raise
+
+
+# --- one-line summaries ------------------------------------------------------------------
+
+_TCP_FLAGS = (
+    ("F", 0x01),
+    ("S", 0x02),
+    ("R", 0x04),
+    ("P", 0x08),
+    (".", 0x10),
+    ("U", 0x20),
+    ("E", 0x40),
+    ("W", 0x80),
+)
+
+
+def _mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _tcp_options(raw: bytes) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        kind = raw[i]
+        if kind == 0:
+            out.append("eol")
+            break
+        if kind == 1:
+            out.append("nop")
+            i += 1
+            continue
+        if i + 1 >= len(raw) or raw[i + 1] < 2:
+            out.append("bad opt")
+            break
+        size = raw[i + 1]
+        body = raw[i + 2 : i + size]
+        if kind == 2 and len(body) == 2:
+            out.append(f"mss {struct.unpack('!H', body)[0]}")
+        elif kind == 3 and len(body) == 1:
+            out.append(f"wscale {body[0]}")
+        elif kind == 4:
+            out.append("sackOK")
+        elif kind == 8 and len(body) == 8:
+            val, ecr = struct.unpack("!II", body)
+            out.append(f"TS val {val} ecr {ecr}")
+        elif kind == 5:
+            edges = [struct.unpack("!II", body[j : j + 8]) for j in range(0, len(body) - 7, 8)]
+            out.append("sack " + str(len(edges)) + " " + " ".join(f"{{{a}:{b}}}" for a, b in edges))
+        else:
+            out.append(f"unknown-{kind}")
+        i += size
+    return ",".join(out)
+
+
+def _transport(proto: int, src: str, dst: str, payload: bytes, sep: str) -> str:
+    if proto == 6 and len(payload) >= 20:
+        sport, dport, seq, ack, off, flags, win = struct.unpack("!HHIIBBH", payload[:16])
+        hlen = (off >> 4) * 4
+        data_len = max(len(payload) - hlen, 0)
+        names = "".join(ch for ch, bit in _TCP_FLAGS if flags & bit)
+        text = f"{src}{sep}{sport} > {dst}{sep}{dport}: Flags [{names or 'none'}], "
+        if data_len:
+            text += f"seq {seq}:{seq + data_len}, "
+        elif flags & 0x07:
+            text += f"seq {seq}, "
+        if flags & 0x10:
+            text += f"ack {ack}, "
+        text += f"win {win}"
+        opts = payload[20:hlen]
+        if opts:
+            text += f", options [{_tcp_options(opts)}]"
+        return text + f", length {data_len}"
+    if proto == 17 and len(payload) >= 8:
+        sport, dport, ulen = struct.unpack("!HHH", payload[:6])
+        return f"{src}{sep}{sport} > {dst}{sep}{dport}: UDP, length {max(ulen - 8, 0)}"
+    if proto == 1 and len(payload) >= 8:
+        icmp_type, code = payload[0], payload[1]
+        ident, seq = struct.unpack("!HH", payload[4:8])
+        kinds = {0: "echo reply", 8: "echo request"}
+        if icmp_type in kinds:
+            what = f"ICMP {kinds[icmp_type]}, id {ident}, seq {seq}"
+        elif icmp_type == 3:
+            what = f"ICMP unreachable (code {code})"
+        else:
+            what = f"ICMP type {icmp_type} code {code}"
+        return f"{src} > {dst}: {what}, length {len(payload)}"
+    if proto == 58 and len(payload) >= 4:
+        names6 = {
+            128: "echo request",
+            129: "echo reply",
+            133: "router solicitation",
+            134: "router advertisement",
+            135: "neighbor solicitation",
+            136: "neighbor advertisement",
+            143: "multicast listener report v2",
+        }
+        what = names6.get(payload[0], f"type {payload[0]}")
+        return f"{src} > {dst}: ICMP6, {what}, length {len(payload)}"
+    return f"{src} > {dst}: ip-proto-{proto} {len(payload)}"
+
+
+def summarize(packet: Packet, show_interface: bool = False) -> str:
+    """One line per packet, as ``tcpdump -n -S`` prints it (common protocols)."""
+    local = time.localtime(packet.ts)
+    stamp = time.strftime("%H:%M:%S", local) + f".{int((packet.ts % 1) * 1_000_000):06d}"
+    prefix = (
+        f"{stamp} {packet.ifname} {'Out' if packet.outgoing else 'In '} "
+        if show_interface
+        else f"{stamp} "
+    )
+    data = packet.data
+    if len(data) < 14:
+        return prefix + f"[|ether] length {packet.length}"
+    ethertype = struct.unpack("!H", data[12:14])[0]
+    body = data[14:]
+    if ethertype == 0x8100 and len(body) >= 4:
+        ethertype = struct.unpack("!H", body[2:4])[0]
+        body = body[4:]
+    if ethertype == 0x0800 and len(body) >= 20:
+        ihl = (body[0] & 0x0F) * 4
+        total = struct.unpack("!H", body[2:4])[0]
+        proto = body[9]
+        src, dst = (
+            socket.inet_ntop(socket.AF_INET, body[12:16]),
+            socket.inet_ntop(socket.AF_INET, body[16:20]),
+        )
+        return prefix + "IP " + _transport(proto, src, dst, body[ihl:total], ".")
+    if ethertype == 0x86DD and len(body) >= 40:
+        plen = struct.unpack("!H", body[4:6])[0]
+        proto = body[6]
+        src, dst = (
+            socket.inet_ntop(socket.AF_INET6, body[8:24]),
+            socket.inet_ntop(socket.AF_INET6, body[24:40]),
+        )
+        return prefix + "IP6 " + _transport(proto, src, dst, body[40 : 40 + plen], ".")
+    if ethertype == 0x0806 and len(body) >= 28:
+        op = struct.unpack("!H", body[6:8])[0]
+        sha, spa = body[8:14], socket.inet_ntoa(body[14:18])
+        tpa = socket.inet_ntoa(body[24:28])
+        if op == 1:
+            return prefix + f"ARP, Request who-has {tpa} tell {spa}, length {len(body)}"
+        if op == 2:
+            return prefix + f"ARP, Reply {spa} is-at {_mac(sha)}, length {len(body)}"
+        return prefix + f"ARP, op {op}, length {len(body)}"
+    return (
+        prefix
+        + f"{_mac(data[6:12])} > {_mac(data[0:6])}, ethertype 0x{ethertype:04x}, length {packet.length}"
+    )

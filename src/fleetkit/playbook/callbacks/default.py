@@ -1,0 +1,314 @@
+"""ansible-core 2.19's default stdout callback, byte for byte where it matters: banners padded
+with ``*`` to 80 columns, ``ok:``/``changed:``/``skipping:``/``fatal:`` lines, ``[ERROR]`` blocks
+with the task's origin, ``...ignoring``, ``NO MORE HOSTS LEFT`` and the ``PLAY RECAP``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+from typing import Any, TextIO
+
+from fleetkit.playbook.events import Stats, TaskResult, clean_result
+from fleetkit.playbook.playbook import Play, Task
+
+__all__ = ["DefaultCallback"]
+
+_COLORS = {
+    "ok": "0;32",
+    "changed": "0;33",
+    "skip": "0;36",
+    "error": "0;31",
+    "unreachable": "1;31",
+    "warn": "1;35",
+    "debug": "0;90",
+    "included": "0;36",
+}
+_DEBUG_KEYS = ("msg", "exception", "warnings", "deprecations")
+
+
+def _dump(result: dict[str, Any], indent: int | None) -> str:
+    return json.dumps(result, indent=indent, ensure_ascii=False, sort_keys=True, default=str)
+
+
+class DefaultCallback:
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        verbosity: int = 0,
+        color: bool | None = None,
+        check: bool = False,
+    ) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.verbosity = verbosity
+        if color is None:
+            color = (
+                hasattr(self.out, "isatty")
+                and self.out.isatty()
+                and not os.environ.get("NO_COLOR")
+                and os.environ.get("ANSIBLE_NOCOLOR", "").lower() not in ("1", "true", "yes")
+            )
+        self.color = bool(color)
+        self.columns = (shutil.get_terminal_size((80, 24)).columns if self.color else 80) - 1
+        self.check = check
+        self._interactive = bool(hasattr(self.out, "isatty") and self.out.isatty())
+        self._lock = threading.RLock()
+        self._last_banner: int | None = None
+        self._free = False
+        self._task_names: dict[int, tuple[str, str]] = {}
+        self._errors: set[str] = set()
+        self._lines: dict[str, list[str]] = {}
+
+    # -- low level -------------------------------------------------------------------------
+
+    def _c(self, text: str, color: str | None) -> str:
+        if not self.color or color is None:
+            return text
+        return f"\033[{_COLORS[color]}m{text}\033[0m"
+
+    def _display(self, text: str, color: str | None = None, stderr: bool = False) -> None:
+        stream = self.err if stderr else self.out
+        if color and self.color:
+            text = "\n".join(self._c(line, color) for line in text.split("\n"))
+        stream.write(text + "\n")
+        if self._interactive or stderr:
+            stream.flush()
+
+    def _banner(self, msg: str, color: str | None = None) -> None:
+        self.out.flush()
+        msg = msg.strip()
+        stars = max(3, self.columns - len(msg))
+        self._display(f"\n{msg} {'*' * stars}", color)
+
+    def _task_banner(self, task: Task) -> None:
+        prefix, name = self._task_names.get(task.uid, ("TASK", task.display_name()))
+        check = " [CHECK MODE]" if self.check else ""
+        self._banner(f"{prefix} [{name}]{check}")
+        if self.verbosity >= 2 and task.path:
+            self._display(f"task path: {task.path}:{task.line}", "debug")
+        self._last_banner = task.uid
+
+    def _ensure_banner(self, task: Task) -> None:
+        if self._last_banner != task.uid:
+            self._task_banner(task)
+
+    def _source_lines(self, path: str) -> list[str]:
+        lines = self._lines.get(path)
+        if lines is None:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    lines = fh.read().splitlines()
+            except OSError:
+                lines = []
+            self._lines[path] = lines
+        return lines
+
+    def _error_block(self, res: TaskResult) -> None:
+        r = res.result
+        if res.status == "unreachable":
+            text = str(r.get("msg", ""))
+        elif r.get("_fk_error"):
+            text = str(r["_fk_error"])
+        else:
+            kind = "Action failed" if res.controller else "Module failed"
+            msg = r.get("msg")
+            text = (
+                f"Task failed: {kind}: {msg}" if msg not in (None, "") else f"Task failed: {kind}"
+            )
+        task = res.task
+        block = f"[ERROR]: {text}"
+        if task.path and task.line:
+            block += f"\nOrigin: {task.path}:{task.line}:{task.col}\n"
+            lines = self._source_lines(task.path)
+            first = max(1, task.line - 2)
+            shown = list(range(first, min(task.line, len(lines)) + 1))
+            if shown:
+                width = len(str(shown[-1]))
+                block += "\n"
+                for n in shown:
+                    block += f"{str(n).ljust(width)} {lines[n - 1]}".rstrip() + "\n"
+                block += " " * (width + task.col) + f"^ column {task.col}\n"
+        if block in self._errors:
+            return
+        self._errors.add(block)
+        self._display(block, "error")
+
+    def _label(self, res: TaskResult) -> str:
+        label = res.host
+        if res.delegated_to and res.delegated_to != res.host:
+            label += f" -> {res.delegated_to}"
+        return label
+
+    def _verbose(self, result: dict[str, Any], level: int = 0) -> bool:
+        return (
+            self.verbosity > level or result.get("_ansible_verbose_always") is True
+        ) and result.get("_ansible_verbose_override", False) is False
+
+    def _show(self, res: TaskResult, result: dict[str, Any]) -> str:
+        shown = clean_result(result, self.verbosity)
+        if res.task.action == "debug" and "msg" in shown:
+            shown = {k: v for k, v in shown.items() if k in _DEBUG_KEYS}
+        elif res.task.action == "debug":
+            shown.pop("changed", None)
+        if result.get("_ansible_no_log"):
+            shown = {
+                "censored": "the output has been hidden due to the fact that 'no_log: "
+                "true' was specified for this result",
+                "changed": shown.get("changed", False),
+            }
+        indent = 4 if (result.get("_ansible_verbose_always") or self.verbosity > 2) else None
+        return _dump(shown, indent)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def playbook_start(self, path: str) -> None:
+        with self._lock:
+            if self.verbosity > 1:
+                self._banner(f"PLAYBOOK: {os.path.basename(path)}")
+            if self.check:
+                self._banner("DRY RUN")
+
+    def play_start(self, play: Play) -> None:
+        with self._lock:
+            self._free = play.strategy == "free"
+            name = play.name.strip()
+            check = " [CHECK MODE]" if self.check else ""
+            self._banner(f"PLAY [{name}]{check}" if name else f"PLAY{check}")
+            self._last_banner = None
+
+    def task_start(self, task: Task, name: str, handler: bool = False) -> None:
+        with self._lock:
+            self._task_names[task.uid] = ("RUNNING HANDLER" if handler else "TASK", name)
+            if not self._free:
+                self._task_banner(task)
+
+    def result(self, res: TaskResult) -> None:
+        with self._lock:
+            self._result(res)
+
+    def _result(self, res: TaskResult) -> None:
+        r = res.result
+        label = self._label(res)
+        looped = bool(res.items)
+        if res.status == "skipped":
+            self._ensure_banner(res.task)
+            for status, item in res.items:
+                self._item(res, status, item)
+            msg = f"skipping: [{res.host}]"
+            if self._verbose(r):
+                msg += " => " + self._show(res, r)
+            self._display(msg, "skip")
+            return
+        if res.status == "unreachable":
+            self._ensure_banner(res.task)
+            self._error_block(res)
+            self._display(f"fatal: [{label}]: UNREACHABLE! => {self._show(res, r)}", "unreachable")
+            if res.ignored:
+                self._display("...ignoring", "skip")
+            return
+        if res.status == "failed":
+            self._ensure_banner(res.task)
+            if looped:
+                for status, item in res.items:
+                    self._item(res, status, item)
+            else:
+                self._error_block(res)
+                self._display(f"fatal: [{label}]: FAILED! => {self._show(res, r)}", "error")
+            if res.ignored:
+                self._display("...ignoring", "skip")
+            return
+        self._ensure_banner(res.task)
+        if looped:
+            for status, item in res.items:
+                self._item(res, status, item)
+            return
+        color = "changed" if res.status == "changed" else "ok"
+        msg = f"{res.status}: [{label}]"
+        if self._verbose(r):
+            msg += " => " + self._show(res, r)
+        self._display(msg, color)
+
+    def _item(self, res: TaskResult, status: str, item: dict[str, Any]) -> None:
+        label = self._label(res)
+        if item.get("_ansible_no_log"):
+            ilabel: Any = "(censored due to no_log)"
+        else:
+            ilabel = item.get("_ansible_item_label", item.get("item"))
+        if status == "skipped":
+            msg = f"skipping: [{res.host}] => (item={ilabel}) "
+            if self._verbose(item):
+                msg += " => " + self._show(res, item)
+            self._display(msg, "skip")
+        elif status == "failed":
+            self._error_block(
+                TaskResult(res.host, res.task, item, "failed", controller=res.controller)
+            )
+            self._display(f"failed: [{label}] (item={ilabel}) => {self._show(res, item)}", "error")
+        else:
+            msg = f"{status}: [{label}] => (item={ilabel})"
+            if self._verbose(item):
+                msg += " => " + self._show(res, item)
+            self._display(msg, "changed" if status == "changed" else "ok")
+
+    def retry(
+        self, host: str, task: Task, name: str, attempts: int, retries: int, result: dict[str, Any]
+    ) -> None:
+        with self._lock:
+            msg = f"FAILED - RETRYING: [{host}]: {name} ({retries - attempts} retries left)."
+            if self.verbosity > 2:
+                msg += "Result was: " + _dump(clean_result(result, self.verbosity), 4)
+            self._display(msg, "debug")
+
+    def include(self, path: str, hosts: list[str]) -> None:
+        with self._lock:
+            self._display(f"included: {path} for {', '.join(hosts)}", "included")
+
+    def no_hosts_matched(self) -> None:
+        with self._lock:
+            self._display("skipping: no hosts matched", "skip")
+
+    def no_hosts_remaining(self) -> None:
+        with self._lock:
+            self._banner("NO MORE HOSTS LEFT")
+
+    def warning(self, msg: str) -> None:
+        with self._lock:
+            self._display(f"[WARNING]: {msg}", "warn", stderr=True)
+
+    def stats(self, stats: Stats) -> None:
+        with self._lock:
+            self._banner("PLAY RECAP")
+            for h in stats.hosts():
+                t = stats.summarize(h)
+                if self.color:
+                    if t["failures"] or t["unreachable"]:
+                        hc = self._c(h, "error").ljust(37)
+                    elif t["changed"]:
+                        hc = self._c(h, "changed").ljust(37)
+                    else:
+                        hc = self._c(h, "ok").ljust(37)
+                else:
+                    hc = h.ljust(26)
+                parts = []
+                for lead, key, color in (
+                    ("ok", "ok", "ok"),
+                    ("changed", "changed", "changed"),
+                    ("unreachable", "unreachable", "unreachable"),
+                    ("failed", "failures", "error"),
+                    ("skipped", "skipped", "skip"),
+                    ("rescued", "rescued", "ok"),
+                    ("ignored", "ignored", "warn"),
+                ):
+                    s = f"{lead}={t[key]:<4}"
+                    if t[key] and self.color:
+                        s = self._c(s, color)
+                    parts.append(s)
+                self.out.write(f"{hc} : {' '.join(parts)}\n")
+            self.out.write("\n")
+            if self.check:
+                self._banner("DRY RUN")
+            self.out.flush()

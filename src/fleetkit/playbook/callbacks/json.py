@@ -1,0 +1,99 @@
+"""``-o json``: one JSON object per line per event, for machines.
+
+Events: ``playbook_start``, ``play_start``, ``task_start``, ``ok``/``changed``/``failed``/
+``skipped``/``unreachable`` (with ``host``, ``task``, ``result``), ``retry``, ``include``,
+``no_hosts_matched``, ``no_hosts_remaining``, ``warning``, ``stats`` (the recap)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any, TextIO
+
+from fleetkit.playbook.events import Stats, TaskResult
+from fleetkit.playbook.playbook import Play, Task
+
+__all__ = ["JsonCallback"]
+
+
+class JsonCallback:
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self._lock = threading.Lock()
+        self._play = ""
+        self._names: dict[int, str] = {}
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, sort_keys=True, default=str, ensure_ascii=False)
+        with self._lock:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def playbook_start(self, path: str) -> None:
+        self._emit({"ev": "playbook_start", "playbook": path})
+
+    def play_start(self, play: Play) -> None:
+        self._play = play.name
+        self._emit({"ev": "play_start", "name": play.name, "strategy": play.strategy})
+
+    def task_start(self, task: Task, name: str, handler: bool = False) -> None:
+        self._names[task.uid] = name
+        self._emit(
+            {
+                "ev": "task_start",
+                "task": name,
+                "play": self._play,
+                "handler": handler,
+                "path": f"{task.path}:{task.line}" if task.path else None,
+            }
+        )
+
+    def result(self, res: TaskResult) -> None:
+        r = {k: v for k, v in res.result.items() if not k.startswith(("_ansible_", "_fk_"))}
+        if res.result.get("_ansible_no_log"):
+            r = {
+                "censored": "the output has been hidden due to the fact that 'no_log: true' "
+                "was specified for this result",
+                "changed": r.get("changed", False),
+            }
+        event: dict[str, Any] = {
+            "ev": res.status,
+            "host": res.host,
+            "task": self._names.get(res.task.uid, res.task.display_name()),
+            "play": self._play,
+            "ignored": res.ignored,
+            "result": r,
+        }
+        if res.delegated_to:
+            event["delegated_to"] = res.delegated_to
+        self._emit(event)
+
+    def retry(
+        self, host: str, task: Task, name: str, attempts: int, retries: int, result: dict[str, Any]
+    ) -> None:
+        self._emit(
+            {
+                "ev": "retry",
+                "host": host,
+                "task": name,
+                "attempts": attempts,
+                "retries": retries - 1,
+                "retries_left": retries - attempts,
+            }
+        )
+
+    def include(self, path: str, hosts: list[str]) -> None:
+        self._emit({"ev": "include", "path": path, "hosts": hosts})
+
+    def no_hosts_matched(self) -> None:
+        self._emit({"ev": "no_hosts_matched", "play": self._play})
+
+    def no_hosts_remaining(self) -> None:
+        self._emit({"ev": "no_hosts_remaining", "play": self._play})
+
+    def warning(self, msg: str) -> None:
+        self._emit({"ev": "warning", "msg": msg})
+
+    def stats(self, stats: Stats) -> None:
+        self._emit({"ev": "stats", "hosts": {h: stats.summarize(h) for h in stats.hosts()}})

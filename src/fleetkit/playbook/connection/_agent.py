@@ -1,0 +1,45 @@
+"""The remote half of the SSH connection: a tiny stdlib-only Python loop kept running on the
+target for the whole play, so each command costs a fork/exec there instead of a new SSH
+session. Protocol: one JSON object per line each way; the first line out is ``FKAGENT 1``."""
+
+import base64
+import json
+import subprocess
+import sys
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def serve() -> None:
+    out = sys.stdout.buffer
+    out.write(b"FKAGENT 1\n")
+    out.flush()
+    for line in sys.stdin.buffer:
+        if not line.strip():
+            continue
+        req = json.loads(line.decode())
+        try:
+            proc = subprocess.run(
+                req["argv"],
+                input=base64.b64decode(req.get("stdin") or ""),
+                capture_output=True,
+                cwd=req.get("cwd") or None,
+                check=False,
+            )
+            resp = {"rc": proc.returncode, "out": _b64(proc.stdout), "err": _b64(proc.stderr)}
+        except FileNotFoundError as exc:
+            msg = f"[Errno 2] No such file or directory: {exc.filename!r}"
+            resp = {"rc": 2, "out": "", "err": _b64(msg.encode())}
+        except PermissionError as exc:
+            msg = f"[Errno 13] Permission denied: {exc.filename!r}"
+            resp = {"rc": 13, "out": "", "err": _b64(msg.encode())}
+        except OSError as exc:
+            resp = {"rc": 1, "out": "", "err": _b64(str(exc).encode())}
+        out.write(json.dumps(resp).encode() + b"\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    serve()

@@ -1,0 +1,279 @@
+"""The ``ssh`` connection: OpenSSH with one ControlMaster (persistent connection) per host,
+and over it one long-lived remote agent (``_agent.py``, python3 on the target) that runs each
+command, so a task costs a fork/exec on the target rather than a new SSH session. Targets
+without python3 fall back to one SSH channel per command.
+
+Host key checking follows ANSIBLE_HOST_KEY_CHECKING / ``ansible_host_key_checking``: on by
+default (unknown keys refused), off -> ``StrictHostKeyChecking=no`` and no known_hosts file.
+A failed transport (ssh exit 255) raises :class:`Unreachable` with ssh's own message, as
+ansible reports it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import shlex
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from fleetkit.playbook.connection import Become, CommandResult, Unreachable, _agent
+from fleetkit.playbook.connection.local import become_prefix
+
+_AGENT_SOURCE = Path(_agent.__file__).read_text()
+
+__all__ = ["SSHConnection"]
+
+_control_dir_lock = threading.Lock()
+_control_dir: str | None = None
+
+
+def _control_path_dir() -> str:
+    global _control_dir
+    with _control_dir_lock:
+        if _control_dir is None or not os.path.isdir(_control_dir):
+            _control_dir = tempfile.mkdtemp(prefix="fk-ssh-")
+        return _control_dir
+
+
+class SSHConnection:
+    local = False
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int | None = None,
+        user: str | None = None,
+        key_file: str | None = None,
+        host_key_checking: bool = True,
+        connect_timeout_s: int = 10,
+        extra_args: str = "",
+        password: str | None = None,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.user = user
+        self.key_file = key_file
+        self.host_key_checking = host_key_checking
+        self.connect_timeout_s = connect_timeout_s
+        self.extra_args = extra_args
+        self._lock = threading.Lock()
+        self._control = os.path.join(_control_path_dir(), f"{abs(hash((name, host, port))):x}")
+        self._opened = False
+        self.python = "python3"
+        self._agent: subprocess.Popen[bytes] | None = None
+        self._agent_ok = True
+        self._buf = b""
+
+    def _base(self) -> list[str]:
+        args = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={self.connect_timeout_s}",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={self._control}",
+            "-o",
+            "ControlPersist=120",
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        if self.host_key_checking:
+            args += ["-o", "StrictHostKeyChecking=yes"]
+        else:
+            args += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+        if self.port:
+            args += ["-p", str(self.port)]
+        if self.user:
+            args += ["-l", self.user]
+        if self.key_file:
+            args += ["-i", os.path.expanduser(self.key_file), "-o", "IdentitiesOnly=yes"]
+        if self.extra_args:
+            args += shlex.split(self.extra_args)
+        return args
+
+    def _fail_from(self, proc: subprocess.Popen[bytes]) -> Unreachable:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+        if proc.returncode == 255 or not err:
+            return Unreachable(f"Failed to connect to the host via ssh: {err}".rstrip())
+        return Unreachable(f"Failed to connect to the host via ssh: {err}")
+
+    def _readline(self, proc: subprocess.Popen[bytes], deadline: float | None) -> bytes | None:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def _start_agent(self) -> subprocess.Popen[bytes] | None:
+        remote = f"{self.python} -c {shlex.quote(_AGENT_SOURCE)}"
+        proc = subprocess.Popen(
+            [*self._base(), self.host, remote],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._buf = b""
+        try:
+            hello = self._readline(proc, time.monotonic() + self.connect_timeout_s + 20)
+        except TimeoutError:
+            proc.kill()
+            proc.wait()
+            raise Unreachable(
+                f"Failed to connect to the host via ssh: timed out after {self.connect_timeout_s} s"
+            ) from None
+        if hello is None:
+            proc.wait(timeout=10)
+            if proc.returncode == 255:
+                raise self._fail_from(proc)
+            # reachable, but no usable python3: one SSH channel per command from now on
+            self._agent_ok = False
+            return None
+        self._opened = True
+        return proc
+
+    def _agent_run(
+        self, argv: list[str], stdin: bytes | None, cwd: str | None, timeout_s: float | None
+    ) -> CommandResult | None:
+        if self._agent is None or self._agent.poll() is not None:
+            self._agent = self._start_agent()
+            if self._agent is None:
+                return None
+        proc = self._agent
+        assert proc.stdin is not None
+        req = {"argv": argv, "stdin": base64.b64encode(stdin or b"").decode(), "cwd": cwd}
+        try:
+            proc.stdin.write(json.dumps(req).encode() + b"\n")
+            proc.stdin.flush()
+            line = self._readline(proc, None if timeout_s is None else time.monotonic() + timeout_s)
+        except TimeoutError:
+            self._stop_agent()
+            return CommandResult(-9, b"", b"timed out")
+        except (BrokenPipeError, OSError):
+            line = None
+        if line is None:
+            self._agent = None
+            raise self._fail_from(proc)
+        resp = json.loads(line)
+        return CommandResult(
+            int(resp["rc"]), base64.b64decode(resp["out"]), base64.b64decode(resp["err"])
+        )
+
+    def _stop_agent(self) -> None:
+        proc, self._agent = self._agent, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin:
+                proc.stdin.close()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+    def run(
+        self,
+        cmd: list[str] | str,
+        *,
+        stdin: bytes | None = None,
+        timeout_s: float | None = None,
+        become: Become | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        argv = list(cmd) if isinstance(cmd, list) else ["/bin/sh", "-c", cmd]
+        if become is not None and (self.user not in (None, "root") or become.user != "root"):
+            argv = become_prefix(become) + argv
+        if self._agent_ok:
+            with self._lock:
+                res = self._agent_run(argv, stdin, cwd, timeout_s)
+            if res is not None:
+                return res
+        remote = shlex.join(cmd) if isinstance(cmd, list) else cmd
+        if cwd:
+            remote = f"cd {shlex.quote(cwd)} && {remote}"
+        if become is not None and (self.user not in (None, "root") or become.user != "root"):
+            remote = shlex.join(become_prefix(become) + ["/bin/sh", "-c", remote])
+        argv = [*self._base(), self.host, remote]
+        try:
+            proc = subprocess.run(
+                argv,
+                input=stdin if stdin is not None else b"",
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise Unreachable(
+                f"Failed to connect to the host via ssh: timed out after {timeout_s} s"
+            ) from None
+        except FileNotFoundError:
+            raise Unreachable(
+                "Failed to connect to the host via ssh: ssh client not found"
+            ) from None
+        if proc.returncode == 255:
+            msg = proc.stderr.decode(errors="replace").strip()
+            raise Unreachable(f"Failed to connect to the host via ssh: {msg}")
+        self._opened = True
+        return CommandResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def put(self, data: bytes, path: str, mode: int | None = None) -> None:
+        tmp = f"{path}.fleetkit-tmp"
+        script = f"umask 022 && cat > {shlex.quote(tmp)}"
+        if mode is not None:
+            script += f" && chmod {mode:o} {shlex.quote(tmp)}"
+        script += f" && mv -f {shlex.quote(tmp)} {shlex.quote(path)}"
+        res = self.run(script, stdin=data)
+        if res.rc != 0:
+            raise OSError(res.stderr.decode(errors="replace").strip() or f"cannot write {path}")
+
+    def reset(self) -> None:
+        """Drop the agent and the master connection (after a reboot); the next run reconnects."""
+        with self._lock:
+            self._stop_agent()
+        subprocess.run(
+            [*self._base(), "-O", "exit", self.host],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        try:
+            os.unlink(self._control)
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        if self._opened or os.path.exists(self._control):
+            try:
+                self.reset()
+            except (OSError, subprocess.SubprocessError):
+                pass

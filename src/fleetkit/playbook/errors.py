@@ -1,0 +1,48 @@
+"""Errors of the playbook runner (subtree of :class:`fleetkit.errors.PlaybookError`).
+
+::
+
+    PlaybookError
+    ├── PlaybookSyntaxError (also UsageError, exit 2)   bad YAML / keyword / module, file:line
+    ├── InventoryError (also UsageError, exit 2)        bad inventory source
+    ├── TemplateError                                   undefined variable, bad expression
+    └── ModuleError                                     bad module parameters (a per-host result)
+"""
+
+from __future__ import annotations
+
+from fleetkit.errors import PlaybookError, UsageError
+
+__all__ = [
+    "PlaybookError",
+    "PlaybookSyntaxError",
+    "InventoryError",
+    "TemplateError",
+    "ModuleError",
+]
+
+
+class PlaybookSyntaxError(PlaybookError, UsageError):
+    """A playbook that cannot be loaded; carries ``file:line``."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None, source: str | None = None) -> None:
+        UsageError.__init__(self, message, hint=hint, source=source)
+
+
+class InventoryError(PlaybookError, UsageError):
+    """An inventory source that cannot be parsed."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None, source: str | None = None) -> None:
+        UsageError.__init__(self, message, hint=hint, source=source)
+
+
+class TemplateError(PlaybookError):
+    """A Jinja2 expression that cannot be evaluated (undefined variable, syntax error)."""
+
+
+class ModuleError(PlaybookError):
+    """A module refused its arguments; reported as a failed result for the host."""

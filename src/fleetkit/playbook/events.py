@@ -1,0 +1,79 @@
+"""Run events and per-host statistics, shared by the runner and the callbacks."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fleetkit.playbook.playbook import Play, Task
+
+__all__ = ["Stats", "Callback", "TaskResult", "clean_result"]
+
+_STAT_KEYS = ("ok", "changed", "unreachable", "failures", "skipped", "rescued", "ignored")
+
+
+@dataclass
+class Stats:
+    """ansible's AggregateStats: a host is listed in the recap once any counter moved."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def increment(self, what: str, host: str) -> None:
+        with self._lock:
+            c = self.counts.setdefault(host, dict.fromkeys(_STAT_KEYS, 0))
+            c[what] += 1
+
+    def summarize(self, host: str) -> dict[str, int]:
+        return dict(self.counts.get(host, dict.fromkeys(_STAT_KEYS, 0)))
+
+    def hosts(self) -> list[str]:
+        return sorted(self.counts)
+
+
+@dataclass(slots=True)
+class TaskResult:
+    host: str
+    task: Task
+    result: dict[str, Any]
+    status: str  # ok | changed | failed | skipped | unreachable
+    ignored: bool = False
+    delegated_to: str | None = None
+    controller: bool = False
+    items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def clean_result(result: dict[str, Any], verbosity: int = 0) -> dict[str, Any]:
+    """What the default callback shows: no ``_ansible_*``, invocation, exception, failed."""
+    out = {k: v for k, v in result.items() if not k.startswith(("_ansible_", "_fk_"))}
+    for k in ("exception", "warnings", "deprecations", "failed"):
+        out.pop(k, None)
+    if verbosity < 3:
+        out.pop("invocation", None)
+        out.pop("diff", None)
+    return out
+
+
+class Callback(Protocol):
+    def playbook_start(self, path: str) -> None: ...
+
+    def play_start(self, play: Play) -> None: ...
+
+    def task_start(self, task: Task, name: str, handler: bool = False) -> None: ...
+
+    def result(self, res: TaskResult) -> None: ...
+
+    def retry(
+        self, host: str, task: Task, name: str, attempts: int, retries: int, result: dict[str, Any]
+    ) -> None: ...
+
+    def include(self, path: str, hosts: list[str]) -> None: ...
+
+    def no_hosts_matched(self) -> None: ...
+
+    def no_hosts_remaining(self) -> None: ...
+
+    def warning(self, msg: str) -> None: ...
+
+    def stats(self, stats: Stats) -> None: ...

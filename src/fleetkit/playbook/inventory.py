@@ -1,0 +1,506 @@
+"""Inventory as ansible-core builds it: INI and YAML sources, host_vars/ and group_vars/.
+
+Hosts and groups keep insertion order; ``all`` lists its own hosts, then ``ungrouped``, then
+each top-level group in the order the source declared it, walking children breadth-first, as
+ansible's ``Group.get_hosts`` does.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shlex
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from fleetkit.playbook.errors import InventoryError
+from fleetkit.playbook.yamlsrc import load_yaml_text
+
+__all__ = ["Host", "Group", "Inventory", "load_inventory", "expand_hostname_range"]
+
+_VARS_EXTS = ("", ".yml", ".yaml", ".json")
+_SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:[#;].*)?$")
+
+
+@dataclass(slots=True)
+class Host:
+    name: str
+    vars: dict[str, Any] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    implicit: bool = False
+
+
+@dataclass(slots=True)
+class Group:
+    name: str
+    vars: dict[str, Any] = field(default_factory=dict)
+    hosts: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+
+
+def expand_hostname_range(pattern: str) -> list[str]:
+    """``web[01:03]`` -> web01 web02 web03; ``[a:c]`` alpha ranges; ``[1:9:2]`` steps."""
+    m = re.search(r"\[([^\[\]]*:[^\[\]]*)\]", pattern)
+    if not m:
+        return [pattern]
+    head, tail = pattern[: m.start()], pattern[m.end() :]
+    parts = m.group(1).split(":")
+    if len(parts) not in (2, 3):
+        raise InventoryError(f"invalid range in host pattern {pattern!r}")
+    beg, end = parts[0], parts[1]
+    step = int(parts[2]) if len(parts) == 3 and parts[2] else 1
+    if not beg:
+        beg = "0"
+    if not end:
+        raise InventoryError(f"host range must specify an end value: {pattern!r}")
+    if beg[0] == "0" and len(beg) > 1:
+        if len(beg) != len(end):
+            raise InventoryError(f"host range must specify equal-length begin and end: {pattern!r}")
+    items: list[str]
+    if beg.isdigit() and end.isdigit():
+        width = len(beg) if beg.startswith("0") and len(beg) > 1 else 0
+        items = [str(i).zfill(width) for i in range(int(beg), int(end) + 1, step)]
+    elif beg in string.ascii_letters and end in string.ascii_letters and len(beg) == len(end) == 1:
+        letters = string.ascii_letters
+        i0, i1 = letters.index(beg), letters.index(end)
+        if i0 > i1:
+            raise InventoryError(f"host range must be begin <= end: {pattern!r}")
+        items = list(letters[i0 : i1 + 1 : step])
+    else:
+        raise InventoryError(f"invalid host range {pattern!r}")
+    out: list[str] = []
+    for item in items:
+        out.extend(expand_hostname_range(head + item + tail))
+    return out
+
+
+def _parse_ini_value(value: str) -> Any:
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        return value
+
+
+def _split_host_port(token: str) -> tuple[str, int | None]:
+    if token.count(":") == 1 and not token.endswith("]"):
+        name, port = token.split(":")
+        if port.isdigit():
+            return name, int(port)
+    return token, None
+
+
+class Inventory:
+    """The inventory data: ordered hosts and groups, plus vars directories."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, Host] = {}
+        self.groups: dict[str, Group] = {}
+        self.vars_dirs: list[str] = []
+        self.sources: list[str] = []
+        self.warnings: list[str] = []
+        self._file_vars: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._hostvars_cache: dict[str, dict[str, Any]] = {}
+        self._depth_cache: dict[str, int] | None = None
+        self._hosts_of_cache: dict[str, list[str]] = {}
+        self.add_group("all")
+        self.add_group("ungrouped")
+        self.add_child("all", "ungrouped")
+
+    # -- building --------------------------------------------------------------------------
+
+    def add_group(self, name: str) -> Group:
+        group = self.groups.get(name)
+        if group is None:
+            group = self.groups[name] = Group(name)
+        return group
+
+    def add_host(self, name: str, group: str | None = None) -> Host:
+        host = self.hosts.get(name)
+        if host is None:
+            host = self.hosts[name] = Host(name)
+        if group is not None:
+            g = self.add_group(group)
+            if name not in g.hosts:
+                g.hosts.append(name)
+            if group not in host.groups:
+                host.groups.append(group)
+        return host
+
+    def add_child(self, parent: str, child: str) -> None:
+        p = self.add_group(parent)
+        c = self.add_group(child)
+        if parent == child:
+            raise InventoryError(f"group {parent!r} cannot be its own child")
+        if child in self._ancestors(parent):
+            raise InventoryError(
+                f"Adding group '{child}' as child to '{parent}' creates a recursive dependency loop."
+            )
+        if child not in p.children:
+            p.children.append(child)
+        if parent not in c.parents:
+            c.parents.append(parent)
+
+    def _ancestors(self, name: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(self.groups[name].parents)
+        while todo:
+            g = todo.pop()
+            if g not in seen:
+                seen.add(g)
+                todo.extend(self.groups[g].parents)
+        return seen
+
+    def reconcile(self) -> None:
+        for group in list(self.groups.values()):
+            if group.name != "all" and not group.parents:
+                self.add_child("all", group.name)
+        ungrouped = self.groups["ungrouped"]
+        for host in self.hosts.values():
+            others = [g for g in host.groups if g not in ("all", "ungrouped")]
+            if "ungrouped" in host.groups and others:
+                ungrouped.hosts.remove(host.name)
+                host.groups.remove("ungrouped")
+            elif not host.implicit and not others and "ungrouped" not in host.groups:
+                self.add_host(host.name, "ungrouped")
+        for name in self.groups:
+            if name in self.hosts:
+                self.warnings.append(f"Found both group and host with same name: {name}")
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        self._hostvars_cache.clear()
+        self._depth_cache = None
+        self._hosts_of_cache.clear()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def descendants(self, name: str) -> list[str]:
+        """The group and its descendants, breadth-first in declaration order."""
+        ordered = [name]
+        seen = {name}
+        level = [name]
+        while level:
+            nxt: list[str] = []
+            for g in level:
+                for c in self.groups[g].children:
+                    if c not in seen:
+                        seen.add(c)
+                        ordered.append(c)
+                        nxt.append(c)
+            level = nxt
+        return ordered
+
+    def hosts_of(self, group: str) -> list[str]:
+        cached = self._hosts_of_cache.get(group)
+        if cached is not None:
+            return cached
+        out: list[str] = []
+        seen: set[str] = set()
+        for g in self.descendants(group):
+            for h in self.groups[g].hosts:
+                if h not in seen:
+                    seen.add(h)
+                    if group == "all" and self.hosts[h].implicit:
+                        continue
+                    out.append(h)
+        self._hosts_of_cache[group] = out
+        return out
+
+    def all_groups_of(self, host: str) -> list[str]:
+        """Every group the host belongs to, directly or through children (with ``all``)."""
+        out: list[str] = []
+        todo = list(self.hosts[host].groups)
+        while todo:
+            g = todo.pop(0)
+            if g not in out:
+                out.append(g)
+                todo.extend(self.groups[g].parents)
+        if "all" not in out:
+            out.append("all")
+        return out
+
+    def depth(self, group: str) -> int:
+        if self._depth_cache is None:
+            depths: dict[str, int] = {"all": 0}
+            level = ["all"]
+            d = 0
+            while level:
+                d += 1
+                nxt = []
+                for g in level:
+                    for c in self.groups[g].children:
+                        if depths.get(c, -1) < d:
+                            depths[c] = d
+                            nxt.append(c)
+                level = nxt
+                if d > len(self.groups) + 1:
+                    break
+            self._depth_cache = depths
+        return self._depth_cache.get(group, 0)
+
+    def group_names(self, host: str) -> list[str]:
+        """``group_names``: sorted, without ``all`` (and ``ungrouped`` kept, as ansible does)."""
+        return sorted(g for g in self.all_groups_of(host) if g != "all")
+
+    def get_host(self, name: str) -> Host | None:
+        host = self.hosts.get(name)
+        if host is None and name in ("localhost", "127.0.0.1", "::1"):
+            host = Host(name, implicit=True)
+            host.vars = {"ansible_connection": "local"}
+            self.hosts[name] = host
+            self.invalidate()
+        return host
+
+    def _files_vars(self, kind: str, name: str) -> list[dict[str, Any]]:
+        out = []
+        for d in self.vars_dirs:
+            v = self._load_vars_for(d, kind, name)
+            if v:
+                out.append(v)
+        return out
+
+    def _load_vars_for(self, base: str, kind: str, name: str) -> dict[str, Any]:
+        key = (base, kind, name)
+        cached = self._file_vars.get(key)
+        if cached is not None:
+            return cached
+        result: dict[str, Any] = {}
+        root = os.path.join(base, kind)
+        if os.path.isdir(root):
+            for ext in _VARS_EXTS:
+                p = os.path.join(root, name + ext)
+                if os.path.isfile(p):
+                    result.update(_load_vars_file(p))
+                elif ext == "" and os.path.isdir(p):
+                    for fn in sorted(os.listdir(p)):
+                        fp = os.path.join(p, fn)
+                        if os.path.isfile(fp) and fn.endswith((".yml", ".yaml", ".json")):
+                            result.update(_load_vars_file(fp))
+        self._file_vars[key] = result
+        return result
+
+    def host_vars(self, name: str) -> dict[str, Any]:
+        """Inventory-level variables for a host, merged in ansible's precedence order."""
+        cached = self._hostvars_cache.get(name)
+        if cached is not None:
+            return cached
+        host = self.get_host(name)
+        if host is None:
+            raise InventoryError(f"unknown host {name!r}")
+        groups = sorted(self.all_groups_of(name), key=lambda g: (self.depth(g), g))
+        merged: dict[str, Any] = {}
+        for g in groups:
+            if g in self.groups:
+                merged.update(self.groups[g].vars)
+        for v in self._files_vars("group_vars", "all"):
+            merged.update(v)
+        for g in groups:
+            if g != "all":
+                for v in self._files_vars("group_vars", g):
+                    merged.update(v)
+        merged.update(host.vars)
+        for v in self._files_vars("host_vars", name):
+            merged.update(v)
+        self._hostvars_cache[name] = merged
+        return merged
+
+    def add_vars_dir(self, path: str) -> None:
+        path = os.path.abspath(path)
+        if path not in self.vars_dirs:
+            self.vars_dirs.append(path)
+            self.invalidate()
+
+
+def _load_vars_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise InventoryError(f"cannot read {path}: {exc}") from None
+    data = load_yaml_text(text, path) if text.strip() else {}
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InventoryError(f"{path}: vars file must be a mapping, got {type(data).__name__}")
+    return dict(data)
+
+
+# -- INI ---------------------------------------------------------------------------------------
+
+
+def _parse_ini(inv: Inventory, path: str, text: str) -> None:
+    section = "ungrouped"
+    state = "hosts"
+    pending_children: list[tuple[str, str, int]] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        where = f"{path}:{lineno}"
+        if line.startswith("["):
+            m = _SECTION.match(line)
+            if not m:
+                raise InventoryError(f"invalid section entry: {line!r}", source=where)
+            section, kind = m.group(1), m.group(2) or "hosts"
+            if kind not in ("hosts", "vars", "children"):
+                raise InventoryError(
+                    f"section [{line[1:-1]}] has unknown type: {kind}", source=where
+                )
+            state = kind
+            if state != "vars":
+                inv.add_group(section)
+            continue
+        if state == "hosts":
+            try:
+                tokens = shlex.split(line, comments=True)
+            except ValueError as exc:
+                raise InventoryError(f"cannot parse host line: {exc}", source=where) from None
+            if not tokens:
+                continue
+            name, port = _split_host_port(tokens[0])
+            hvars: dict[str, Any] = {}
+            for tok in tokens[1:]:
+                if "=" not in tok:
+                    raise InventoryError(
+                        f"expected key=value host variable assignment, got: {tok}", source=where
+                    )
+                k, v = tok.split("=", 1)
+                hvars[k] = _parse_ini_value(v)
+            if port is not None:
+                hvars["ansible_port"] = port
+            for hn in expand_hostname_range(name):
+                host = inv.add_host(hn, section)
+                host.vars.update(hvars)
+        elif state == "vars":
+            if "=" not in line:
+                raise InventoryError(f"expected key=value, got: {line}", source=where)
+            k, v = line.split("=", 1)
+            inv.add_group(section).vars[k.strip()] = _parse_ini_value(v.strip())
+        else:
+            child = line.split()[0]
+            pending_children.append((section, child, lineno))
+            inv.add_group(child)
+    for parent, child, lineno in pending_children:
+        try:
+            inv.add_child(parent, child)
+        except InventoryError as exc:
+            raise InventoryError(exc.message, source=f"{path}:{lineno}") from None
+
+
+# -- YAML --------------------------------------------------------------------------------------
+
+
+def _parse_yaml_group(inv: Inventory, name: str, data: Any, path: str, parent: str | None) -> None:
+    inv.add_group(name)
+    if parent is not None:
+        inv.add_child(parent, name)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise InventoryError(
+            f"Invalid {name!r} entry: expected a mapping, got {type(data).__name__}", source=path
+        )
+    for key, value in data.items():
+        if key == "vars":
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise InventoryError(f"vars for group {name} must be a mapping", source=path)
+            inv.groups[name].vars.update(value)
+        elif key == "hosts":
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise InventoryError(f"hosts for group {name} must be a mapping", source=path)
+            for hpat, hv in value.items():
+                hname, port = _split_host_port(str(hpat))
+                for hn in expand_hostname_range(hname):
+                    host = inv.add_host(hn, name)
+                    if isinstance(hv, dict):
+                        host.vars.update(hv)
+                    if port is not None:
+                        host.vars["ansible_port"] = port
+        elif key == "children":
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise InventoryError(f"children for group {name} must be a mapping", source=path)
+            for child, cdata in value.items():
+                _parse_yaml_group(inv, str(child), cdata, path, name)
+        else:
+            inv.warnings.append(f"Skipping unexpected key ({key}) in group ({name})")
+
+
+def _parse_yaml(inv: Inventory, path: str, text: str) -> None:
+    data = load_yaml_text(text, path)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise InventoryError("YAML inventory must be a mapping of groups", source=path)
+    for gname, gdata in data.items():
+        _parse_yaml_group(inv, str(gname), gdata, path, None)
+
+
+def _load_source(inv: Inventory, source: str) -> None:
+    if not os.path.exists(source):
+        if "," in source:
+            for h in (s.strip() for s in source.split(",")):
+                if h:
+                    name, port = _split_host_port(h)
+                    host = inv.add_host(name, "ungrouped")
+                    if port is not None:
+                        host.vars["ansible_port"] = port
+            return
+        raise InventoryError(
+            f"inventory source not found: {source}",
+            hint="pass -i with an INI or YAML file, a directory, or 'host1,host2,'",
+        )
+    if os.path.isdir(source):
+        for fn in sorted(os.listdir(source)):
+            fp = os.path.join(source, fn)
+            if os.path.isfile(fp) and not fn.startswith(".") and not fn.endswith((".retry", "~")):
+                _load_source(inv, fp)
+        inv.add_vars_dir(source)
+        return
+    try:
+        with open(source, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"cannot read inventory {source}: {exc}") from None
+    path = os.path.abspath(source)
+    if source.endswith((".yml", ".yaml")) or _looks_yaml(text):
+        _parse_yaml(inv, path, text)
+    elif source.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InventoryError(f"invalid JSON inventory: {exc}", source=path) from None
+        _parse_yaml(inv, path, yaml.safe_dump(data))
+    else:
+        _parse_ini(inv, path, text)
+    inv.add_vars_dir(os.path.dirname(path))
+
+
+def _looks_yaml(text: str) -> bool:
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        return s.endswith(":") and not s.startswith("[") and "=" not in s
+    return False
+
+
+def load_inventory(sources: Iterable[str]) -> Inventory:
+    inv = Inventory()
+    for src in sources:
+        inv.sources.append(src)
+        _load_source(inv, src)
+    inv.reconcile()
+    return inv

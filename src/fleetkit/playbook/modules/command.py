@@ -1,0 +1,171 @@
+"""``command``, ``shell`` and ``raw``: run a program on the target (argv, /bin/sh, raw)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+from typing import Any
+
+from fleetkit.playbook.modules import Module, ModuleContext, Param
+
+__all__ = ["MODULES"]
+
+_COMMON = {
+    "_raw_params": Param("str"),
+    "argv": Param("list"),
+    "chdir": Param("str"),
+    "cmd": Param("str"),
+    "creates": Param("str"),
+    "removes": Param("str"),
+    "executable": Param("str"),
+    "stdin": Param("str"),
+    "stdin_add_newline": Param("bool", True),
+    "strip_empty_ends": Param("bool", True),
+    "expand_argument_vars": Param("bool", True),
+}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now()
+
+
+def _fmt(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _exists(ctx: ModuleContext, path: str) -> bool:
+    if ctx.conn.local:
+        import glob
+
+        return bool(glob.glob(path))
+    res = ctx.conn.run(f'for f in {path}; do [ -e "$f" ] && exit 0; done; exit 1')
+    return res.rc == 0
+
+
+def _text(b: bytes, strip: bool) -> str:
+    s = b.decode("utf-8", errors="replace")
+    if strip:
+        s = s.rstrip("\r\n")
+    return s
+
+
+def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any]:
+    raw = args.get("cmd") or args.get("_raw_params")
+    argv = args.get("argv")
+    cmd: list[str] | str
+    if shell:
+        if not raw:
+            return {"failed": True, "rc": 256, "msg": "no command given", "changed": False}
+        cmd = str(raw)
+        display_cmd: Any = cmd
+        if args.get("executable"):
+            cmd = [str(args["executable"]), "-c", str(raw)]
+    else:
+        if argv:
+            cmd = [str(a) for a in argv]
+        elif raw:
+            try:
+                cmd = shlex.split(str(raw))
+            except ValueError as exc:
+                return {"failed": True, "rc": 256, "msg": str(exc), "changed": False}
+        else:
+            return {"failed": True, "rc": 256, "changed": False, "msg": "no command given"}
+        display_cmd = cmd
+    creates, removes = args.get("creates"), args.get("removes")
+    if creates and _exists(ctx, creates):
+        return {
+            "changed": False,
+            "cmd": display_cmd,
+            "rc": 0,
+            "stdout": f"skipped, since {creates} exists",
+            "stdout_lines": [f"skipped, since {creates} exists"],
+            "stderr": "",
+            "stderr_lines": [],
+            "msg": f"Did not run command since '{creates}' exists",
+        }
+    if removes and not _exists(ctx, removes):
+        return {
+            "changed": False,
+            "cmd": display_cmd,
+            "rc": 0,
+            "stdout": f"skipped, since {removes} does not exist",
+            "stdout_lines": [f"skipped, since {removes} does not exist"],
+            "stderr": "",
+            "stderr_lines": [],
+            "msg": f"Did not run command since '{removes}' does not exist",
+        }
+    if ctx.check:
+        return {
+            "changed": False,
+            "skipped": True,
+            "msg": "Command would have run if not in check mode",
+            "cmd": display_cmd,
+            "rc": 0,
+        }
+    stdin = args.get("stdin")
+    data = None
+    if stdin is not None:
+        data = (stdin + ("\n" if args.get("stdin_add_newline", True) else "")).encode()
+    start = _now()
+    res = ctx.conn.run(cmd, stdin=data, become=ctx.become, cwd=args.get("chdir"))
+    end = _now()
+    strip = bool(args.get("strip_empty_ends", True))
+    out, err = _text(res.stdout, strip), _text(res.stderr, strip)
+    result: dict[str, Any] = {
+        "changed": True,
+        "cmd": display_cmd,
+        "stdout": out,
+        "stderr": err,
+        "rc": res.rc,
+        "start": _fmt(start),
+        "end": _fmt(end),
+        "delta": str(end - start),
+        "msg": "",
+        "stdout_lines": out.splitlines(),
+        "stderr_lines": err.splitlines(),
+    }
+    if res.rc != 0:
+        result["failed"] = True
+        result["msg"] = "non-zero return code"
+    return result
+
+
+def run_command(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    return _run(ctx, args, shell=False)
+
+
+def run_shell(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    return _run(ctx, args, shell=True)
+
+
+def run_raw(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    raw = str(args.get("_raw_params") or "")
+    if ctx.check:
+        return {"changed": False, "skipped": True, "msg": "check mode not supported for raw"}
+    cmd: list[str] | str = raw
+    if args.get("executable"):
+        cmd = [str(args["executable"]), "-c", raw]
+    res = ctx.conn.run(cmd, become=ctx.become)
+    out = res.stdout.decode("utf-8", errors="replace")
+    err = res.stderr.decode("utf-8", errors="replace")
+    result: dict[str, Any] = {
+        "changed": True,
+        "rc": res.rc,
+        "stdout": out,
+        "stdout_lines": out.splitlines(),
+        "stderr": err,
+        "stderr_lines": err.splitlines(),
+    }
+    if res.rc != 0:
+        result["failed"] = True
+        result["msg"] = "non-zero return code"
+    return result
+
+
+MODULES = (
+    Module("command", run_command, _COMMON),
+    Module("shell", run_shell, _COMMON),
+    Module(
+        "raw", run_raw, {"_raw_params": Param("str"), "executable": Param("str")}, check_mode=False
+    ),
+)

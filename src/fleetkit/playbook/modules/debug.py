@@ -1,0 +1,174 @@
+"""Controller-side actions: ``debug``, ``fail``, ``assert``, ``set_fact``, ``pause``, ``ping``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from fleetkit.playbook.errors import ModuleError
+from fleetkit.playbook.modules import Module, ModuleContext, Param
+
+__all__ = ["MODULES", "RAW_ARGS"]
+
+# argument keys the runner must not template (they are expressions evaluated by the action)
+RAW_ARGS = {"debug": ("var",), "assert": ("that",)}
+
+
+def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    verbosity = int(args.get("verbosity") or 0)
+    if verbosity > ctx.verbosity:
+        return {"skipped": True, "skipped_reason": "Verbosity threshold not met.", "changed": False}
+    if args.get("msg") is not None and args.get("var") is not None:
+        return {
+            "failed": True,
+            "changed": False,
+            "msg": "parameters are mutually exclusive: msg|var",
+        }
+    if args.get("var") is not None:
+        var = args["var"]
+        assert ctx.evaluate is not None
+        try:
+            value = ctx.evaluate(str(var)) if isinstance(var, str) else var
+        except Exception:  # noqa: BLE001 - an undefined variable is reported, not raised
+            value = "VARIABLE IS NOT DEFINED!"
+        return {str(var): value, "changed": False, "_ansible_verbose_always": True}
+    msg = args.get("msg", "Hello world!")
+    if msg is None:
+        msg = "Hello world!"
+    return {"msg": msg, "changed": False, "_ansible_verbose_always": True}
+
+
+def run_fail(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    msg = args.get("msg")
+    if msg is None:
+        msg = "Failed as requested from task"
+    return {"failed": True, "msg": msg, "changed": False}
+
+
+def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    that = args.get("that")
+    if that is None:
+        raise ModuleError('conditional required in "that" string')
+    conds = that if isinstance(that, list) else [that]
+    fail_msg = args.get("fail_msg", args.get("msg"))
+    quiet = bool(args.get("quiet"))
+    assert ctx.evaluate is not None
+    for cond in conds:
+        if isinstance(cond, bool):
+            ok = cond
+        else:
+            value = ctx.evaluate(str(cond))
+            ok = bool(value)
+        if not ok:
+            return {
+                "failed": True,
+                "changed": False,
+                "assertion": cond,
+                "evaluated_to": False,
+                "_ansible_verbose_always": True,
+                "msg": fail_msg if fail_msg is not None else "Assertion failed",
+            }
+    result: dict[str, Any] = {
+        "changed": False,
+        "msg": args.get("success_msg") or "All assertions passed",
+    }
+    if not quiet:
+        result["_ansible_verbose_always"] = True
+    return result
+
+
+def run_set_fact(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    facts = {k: v for k, v in args.items() if k not in ("cacheable",)}
+    if not facts:
+        return {
+            "failed": True,
+            "changed": False,
+            "msg": "No key/value pairs provided, at least one is required for this action "
+            "to succeed",
+        }
+    for k in facts:
+        if not k.isidentifier():
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": f"The variable name '{k}' is not valid. Variables must start with a "
+                "letter or underscore character, and contain only letters, numbers and "
+                "underscores.",
+            }
+    return {"ansible_facts": facts, "changed": False}
+
+
+def run_pause(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    seconds = args.get("seconds")
+    minutes = args.get("minutes")
+    start = dt.datetime.now()
+    total = 0.0
+    if seconds is not None:
+        total = float(seconds)
+    elif minutes is not None:
+        total = float(minutes) * 60
+    if total > 0:
+        time.sleep(total)
+    stop = dt.datetime.now()
+    shown = int(total) if total == int(total) else total
+    return {
+        "changed": False,
+        "rc": 0,
+        "start": str(start),
+        "stop": str(stop),
+        "delta": int((stop - start).total_seconds()),
+        "echo": True,
+        "stdout": f"Paused for {shown} seconds"
+        if seconds is not None or minutes is None
+        else f"Paused for {minutes} minutes",
+        "stderr": "",
+        "user_input": "",
+    }
+
+
+def run_ping(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    data = args.get("data", "pong")
+    if data == "crash":
+        raise ModuleError("boom")
+    if not ctx.conn.local:
+        res = ctx.conn.run(["true"])
+        if res.rc != 0:
+            return {"failed": True, "changed": False, "msg": "ping failed"}
+    return {"ping": data, "changed": False}
+
+
+MODULES = (
+    Module(
+        "debug",
+        run_debug,
+        {"msg": Param("raw"), "var": Param("raw"), "verbosity": Param("int", 0)},
+        controller=True,
+    ),
+    Module("fail", run_fail, {"msg": Param("raw")}, controller=True),
+    Module(
+        "assert",
+        run_assert,
+        {
+            "that": Param("raw", required=True),
+            "fail_msg": Param("raw", aliases=("msg",)),
+            "success_msg": Param("raw"),
+            "quiet": Param("bool", False),
+        },
+        controller=True,
+    ),
+    Module("set_fact", run_set_fact, None, controller=True),
+    Module(
+        "pause",
+        run_pause,
+        {
+            "seconds": Param("raw"),
+            "minutes": Param("raw"),
+            "prompt": Param("str"),
+            "echo": Param("bool", True),
+        },
+        controller=True,
+        run_once=True,
+    ),
+    Module("ping", run_ping, {"data": Param("str", "pong")}),
+)

@@ -1,0 +1,124 @@
+"""htpasswd users in distribution's format: ``user:bcrypt-hash`` lines (``$2y$``/``$2a$``/``$2b$``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+import bcrypt
+
+from fleetkit.errors import RegistryError, UsageError
+
+__all__ = ["Htpasswd", "add_user", "HtpasswdError"]
+
+_CACHE_TTL_S = 60.0
+
+
+class HtpasswdError(UsageError):
+    """An htpasswd file that cannot be read or has a malformed line (exit 2)."""
+
+
+class Htpasswd:
+    """Users from an htpasswd file; successful checks are cached briefly (bcrypt is slow)."""
+
+    def __init__(self, users: dict[str, bytes], path: str | None = None) -> None:
+        self.users = users
+        self.path = path
+        self._ok: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str) -> Htpasswd:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as exc:
+            raise HtpasswdError(
+                f"cannot read htpasswd file {path}: {exc.strerror}",
+                hint="create one with: fleetkit registry htpasswd add USER --file " + path,
+            ) from None
+        users: dict[str, bytes] = {}
+        for lineno, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            user, sep, hashed = line.partition(":")
+            if not sep or not user or not hashed.startswith(("$2y$", "$2a$", "$2b$")):
+                raise HtpasswdError(
+                    "expected user:bcrypt-hash (only bcrypt is supported, as in distribution)",
+                    hint="regenerate the entry with: fleetkit registry htpasswd add USER",
+                    source=f"{path}:{lineno}",
+                )
+            users[user] = hashed.encode()
+        return cls(users, path)
+
+    def check(self, user: str, password: str) -> bool:
+        hashed = self.users.get(user)
+        if hashed is None:
+            return False
+        key = hashlib.sha256(user.encode() + b"\0" + password.encode() + b"\0" + hashed).digest()
+        now = time.monotonic()
+        with self._lock:
+            until = self._ok.get(key)
+            if until is not None and until > now:
+                return True
+        try:
+            ok = bcrypt.checkpw(password.encode(), hashed)
+        except ValueError:
+            return False
+        if ok:
+            with self._lock:
+                if len(self._ok) > 10000:
+                    self._ok.clear()
+                self._ok[key] = now + _CACHE_TTL_S
+        return ok
+
+
+def hash_password(password: str, cost: int = 10) -> str:
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
+    # htpasswd -B writes $2y$; every bcrypt implementation reads it
+    return "$2y$" + hashed[4:]
+
+
+def add_user(path: str, user: str, password: str, cost: int = 10) -> bool:
+    """Add or replace ``user`` in ``path`` (created when missing); True when it replaced."""
+    if not user or ":" in user or any(c.isspace() for c in user):
+        raise UsageError(f"invalid user name {user!r}", hint="no ':' and no whitespace")
+    if not 4 <= cost <= 31:
+        raise UsageError(f"invalid bcrypt cost {cost}", hint="use 4..31 (default 10)")
+    lines: list[str] = []
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as exc:
+            raise RegistryError(f"cannot read {path}: {exc.strerror}") from None
+    entry = f"{user}:{hash_password(password, cost)}"
+    replaced = False
+    out = []
+    for line in lines:
+        if line.partition(":")[0] == user and not line.startswith("#"):
+            if not replaced:
+                out.append(entry)
+            replaced = True
+        else:
+            out.append(line)
+    if not replaced:
+        out.append(entry)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(out) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise RegistryError(f"cannot write {path}: {exc.strerror}") from None
+    return replaced

@@ -1,0 +1,443 @@
+"""The distribution API calls, one method each, on top of :class:`Transport`.
+
+``fetch_blob`` is the resumable download: it streams into a :class:`PartialBlob` (hashing on the
+fly, constant memory), and after a cut connection, a truncated body or a retryable status it asks
+for the rest with ``Range: bytes=N-`` -- starting over only when the server ignores ``Range``.
+The attempt counter resets whenever an attempt made progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import IO
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from fleetkit.registry import mediatypes as mt
+from fleetkit.registry.client.errors import TransportError, VerificationError
+from fleetkit.registry.client.events import Event, EventSink
+from fleetkit.registry.client.image import MAX_MANIFEST_BYTES, Descriptor, Manifest
+from fleetkit.registry.client.layout import PartialBlob
+from fleetkit.registry.client.transport import RETRY_STATUSES, Transport
+from fleetkit.registry.digest import parse_digest
+
+__all__ = ["Remote"]
+
+_CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_READ_CHUNK = 1 << 20
+_UPLOAD_CHUNK = 1 << 20
+
+
+class Remote:
+    """One repository on one registry."""
+
+    def __init__(self, transport: Transport, repository: str) -> None:
+        self.t = transport
+        self.repository = repository
+
+    @property
+    def pull_scope(self) -> tuple[str, ...]:
+        return (f"repository:{self.repository}:pull",)
+
+    @property
+    def push_scope(self) -> tuple[str, ...]:
+        return (f"repository:{self.repository}:pull,push",)
+
+    def _where(self, what: str) -> str:
+        return f"{self.t.registry}/{self.repository}{what}"
+
+    # -- manifests -------------------------------------------------------------------------
+
+    async def get_manifest(self, identifier: str, expect_digest: str | None = None) -> Manifest:
+        """GET a manifest by tag or digest, verifying ``Docker-Content-Digest`` and the digest."""
+        sep = "@" if ":" in identifier else ":"
+        where = self._where(f"{sep}{identifier}")
+        headers: CIMultiDict[str] = CIMultiDict()
+        for media_type in mt.ACCEPT_MANIFESTS:
+            headers.add("Accept", media_type)
+        resp = await self.t.request(
+            "GET",
+            f"/v2/{self.repository}/manifests/{identifier}",
+            scopes=self.pull_scope,
+            headers=headers,
+        )
+        async with resp:
+            if resp.status != 200:
+                raise self.t.error(resp.status, await resp.read(), where)
+            length = resp.content_length
+            if length is not None and length > MAX_MANIFEST_BYTES:
+                raise VerificationError(f"{where}: manifest of {length} bytes is too large")
+            try:
+                raw = await resp.content.read(MAX_MANIFEST_BYTES + 1)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise TransportError(f"{where}: reading the manifest failed ({exc})") from None
+            if len(raw) > MAX_MANIFEST_BYTES:
+                raise VerificationError(f"{where}: manifest too large")
+            header_digest = resp.headers.get("Docker-Content-Digest")
+            content_type = resp.headers.get("Content-Type", "")
+        want = expect_digest or header_digest
+        algorithm = "sha256"
+        if want:
+            try:
+                algorithm = parse_digest(want).algorithm
+            except Exception:
+                raise VerificationError(
+                    f"{where}: invalid Docker-Content-Digest {want!r}"
+                ) from None
+        manifest = Manifest.parse(raw, content_type, where=where, algorithm=algorithm)
+        for label, expected in (
+            ("Docker-Content-Digest", header_digest),
+            ("reference", expect_digest),
+        ):
+            if expected and expected.startswith(f"{algorithm}:") and manifest.digest != expected:
+                raise VerificationError(
+                    f"{where}: manifest digest {manifest.digest} does not match the {label} {expected}",
+                    hint="the registry (or something between) changed the manifest; nothing was written",
+                )
+        return manifest
+
+    async def head_manifest(self, identifier: str) -> Descriptor | None:
+        headers: CIMultiDict[str] = CIMultiDict()
+        for media_type in mt.ACCEPT_MANIFESTS:
+            headers.add("Accept", media_type)
+        resp = await self.t.request(
+            "HEAD",
+            f"/v2/{self.repository}/manifests/{identifier}",
+            scopes=self.pull_scope,
+            headers=headers,
+        )
+        async with resp:
+            if resp.status == 404:
+                return None
+            if resp.status != 200:
+                raise self.t.error(resp.status, b"", self._where(f":{identifier}"))
+            digest = resp.headers.get("Docker-Content-Digest", "")
+            return Descriptor(
+                resp.headers.get("Content-Type", ""),
+                digest,
+                int(resp.headers.get("Content-Length", "0")),
+            )
+
+    async def put_manifest(self, identifier: str, manifest: Manifest) -> str:
+        headers = {"Content-Type": manifest.media_type}
+        raw = manifest.raw
+        resp = await self.t.request(
+            "PUT",
+            f"/v2/{self.repository}/manifests/{identifier}",
+            scopes=self.push_scope,
+            headers=headers,
+            body=lambda: raw,
+        )
+        async with resp:
+            body = await resp.read()
+            if resp.status not in (200, 201, 202):
+                raise self.t.error(
+                    resp.status, body, self._where(f":{identifier} (manifest upload)")
+                )
+            returned = resp.headers.get("Docker-Content-Digest")
+        if (
+            returned
+            and returned != manifest.digest
+            and returned.split(":")[0] == manifest.digest.split(":")[0]
+        ):
+            raise VerificationError(
+                f"{self._where('')}: registry stored manifest {returned}, expected {manifest.digest}"
+            )
+        return manifest.digest
+
+    # -- tags ------------------------------------------------------------------------------
+
+    async def list_tags(self, page_size: int | None = None) -> list[str]:
+        tags: list[str] = []
+        target: str | URL = f"/v2/{self.repository}/tags/list" + (
+            f"?n={page_size}" if page_size else ""
+        )
+        for _ in range(10000):
+            resp = await self.t.request("GET", target, scopes=self.pull_scope)
+            async with resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    raise self.t.error(resp.status, body, self._where(" (tags)"))
+                link = resp.headers.get("Link", "")
+            try:
+                import json
+
+                page = json.loads(body).get("tags") or []
+            except (ValueError, AttributeError):
+                raise VerificationError(f"{self._where('')}: invalid tag list") from None
+            tags.extend(str(t) for t in page)
+            m = re.search(r"<([^>]+)>\s*;\s*rel=\"?next\"?", link)
+            if not m:
+                break
+            target = self.t.base_url.join(URL(m.group(1), encoded=True))
+        return tags
+
+    # -- blobs -----------------------------------------------------------------------------
+
+    async def fetch_blob(
+        self, desc: Descriptor, sink: PartialBlob, events: EventSink | None
+    ) -> None:
+        """Download ``desc`` into ``sink`` (already acquired), resuming; commit when verified."""
+        emit = events or (lambda _e: None)
+        failures = 0
+        attempts = self.t.retry.attempts
+        emit(Event("start", desc.digest, desc.size, sink.offset))
+
+        def notify(message: str) -> None:
+            emit(Event("retry", desc.digest, desc.size, sink.offset, message))
+
+        while True:
+            start = sink.offset
+            if start >= desc.size and desc.size > 0:
+                break
+            headers: dict[str, str] = {}
+            if start:
+                headers["Range"] = f"bytes={start}-"
+            problem: str | None = None
+            try:
+                resp = await self.t.request(
+                    "GET",
+                    f"/v2/{self.repository}/blobs/{desc.digest}",
+                    scopes=self.pull_scope,
+                    headers=headers,
+                    notify=notify,
+                )
+            except TransportError:
+                sink.release()
+                raise
+            try:
+                if resp.status == 206 and start:
+                    m = _CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", ""))
+                    if not m or int(m.group(1)) != start:
+                        sink.restart()
+                        problem = "bad Content-Range; starting over"
+                        resp.release()
+                        raise _Retry(problem)
+                elif resp.status == 200:
+                    if start:
+                        sink.restart()
+                elif resp.status in RETRY_STATUSES:
+                    sink.release()
+                    raise TransportError(
+                        f"blob {desc.digest}: HTTP {resp.status} after {attempts} attempts",
+                        hint="run the same command again later: the partial download is kept",
+                    )
+                else:
+                    body = await resp.read()
+                    sink.release()
+                    raise self.t.error(resp.status, body, f"blob {desc.digest}")
+                await self._stream_into(resp, desc, sink, emit)
+                if sink.offset < desc.size:
+                    problem = f"body ended at {sink.offset} of {desc.size} bytes"
+            except _Retry as r:
+                problem = str(r)
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                problem = f"connection lost at {sink.offset} of {desc.size} bytes ({_short(exc)})"
+            finally:
+                resp.release()
+            if problem is None:
+                break
+            failures = 1 if sink.offset > start else failures + 1
+            if failures >= attempts:
+                sink.release()
+                raise TransportError(
+                    f"blob {desc.digest}: {problem}; gave up after {failures} attempts",
+                    hint="run the same command again: the partial download is kept and resumed",
+                )
+            delay = self.t.retry.delay(failures)
+            notify(f"{problem}; resuming in {delay:.1f}s")
+            self.t.trace_note(f"blob {desc.digest}: {problem}; resuming from byte {sink.offset}")
+            await asyncio.sleep(delay)
+        sink.commit()
+        emit(Event("done", desc.digest, desc.size, desc.size))
+
+    async def _stream_into(
+        self, resp: aiohttp.ClientResponse, desc: Descriptor, sink: PartialBlob, emit: EventSink
+    ) -> None:
+        """Receive on the loop while the previous chunk is hashed and written on a thread."""
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future[None] | None = None
+        received = sink.offset
+        try:
+            async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+                received += len(chunk)
+                if received > desc.size:
+                    if pending is not None:
+                        await pending
+                        pending = None
+                    sink.discard()
+                    raise VerificationError(
+                        f"blob {desc.digest}: the registry sent more than the expected "
+                        f"{desc.size} bytes; the partial file was deleted"
+                    )
+                if pending is not None:
+                    await pending
+                    emit(Event("progress", desc.digest, desc.size, sink.offset))
+                pending = loop.run_in_executor(None, sink.write, chunk)
+        finally:
+            if pending is not None:
+                await pending
+        emit(Event("progress", desc.digest, desc.size, sink.offset))
+
+    async def blob_exists(self, digest: str) -> bool:
+        resp = await self.t.request(
+            "HEAD", f"/v2/{self.repository}/blobs/{digest}", scopes=self.push_scope
+        )
+        async with resp:
+            if resp.status == 200:
+                return True
+            if resp.status == 404:
+                return False
+            raise self.t.error(resp.status, b"", f"blob {digest}")
+
+    async def upload_blob(
+        self,
+        desc: Descriptor,
+        opener: Callable[[], IO[bytes]],
+        *,
+        mount_from: tuple[str, ...] = (),
+        chunk_size: int | None = None,
+        events: EventSink | None = None,
+    ) -> str:
+        """Upload unless present; returns ``exists``, ``mounted`` or ``uploaded``."""
+        emit = events or (lambda _e: None)
+        if await self.blob_exists(desc.digest):
+            emit(Event("exists", desc.digest, desc.size, desc.size))
+            return "exists"
+        location: URL | None = None
+        for source in mount_from:
+            if source == self.repository:
+                continue
+            resp = await self.t.request(
+                "POST",
+                f"/v2/{self.repository}/blobs/uploads/?mount={desc.digest}&from={source}",
+                scopes=(*self.push_scope, f"repository:{source}:pull"),
+                body=lambda: b"",
+            )
+            async with resp:
+                body = await resp.read()
+                if resp.status == 201:
+                    emit(Event("mounted", desc.digest, desc.size, desc.size, source))
+                    return "mounted"
+                if resp.status == 202:
+                    location = self._location(resp)
+                    break
+                raise self.t.error(resp.status, body, f"blob {desc.digest} (mount from {source})")
+        emit(Event("start", desc.digest, desc.size, 0))
+        if location is None:
+            location = await self._start_upload(desc.digest)
+        if chunk_size and desc.size > chunk_size:
+            location = await self._upload_chunks(desc, opener, location, chunk_size, emit)
+            final_body: Callable[[], object] = lambda: b""  # noqa: E731
+            headers = {"Content-Length": "0"}
+        else:
+
+            def final_body() -> object:
+                return _stream(opener, 0, desc.size, desc, emit)
+
+            headers = {"Content-Length": str(desc.size), "Content-Type": "application/octet-stream"}
+        resp = await self.t.request(
+            "PUT",
+            location.update_query({"digest": desc.digest}),
+            scopes=self.push_scope,
+            headers=headers,
+            body=final_body,
+            replayable=False,
+        )
+        async with resp:
+            body = await resp.read()
+            if resp.status not in (201, 204):
+                raise self.t.error(resp.status, body, f"blob {desc.digest} (upload)")
+        emit(Event("done", desc.digest, desc.size, desc.size))
+        return "uploaded"
+
+    async def _start_upload(self, digest: str) -> URL:
+        resp = await self.t.request(
+            "POST",
+            f"/v2/{self.repository}/blobs/uploads/",
+            scopes=self.push_scope,
+            body=lambda: b"",
+        )
+        async with resp:
+            body = await resp.read()
+            if resp.status != 202:
+                raise self.t.error(resp.status, body, f"blob {digest} (starting an upload)")
+            return self._location(resp)
+
+    def _location(self, resp: aiohttp.ClientResponse) -> URL:
+        loc = resp.headers.get("Location")
+        if not loc:
+            raise TransportError(f"{self._where('')}: upload response without a Location")
+        return self.t.base_url.join(URL(loc, encoded=True))
+
+    async def _upload_chunks(
+        self,
+        desc: Descriptor,
+        opener: Callable[[], IO[bytes]],
+        location: URL,
+        chunk_size: int,
+        emit: EventSink,
+    ) -> URL:
+        offset = 0
+        while offset < desc.size:
+            end = min(desc.size, offset + chunk_size)
+            start = offset
+
+            def body(start: int = start, end: int = end) -> object:
+                return _stream(opener, start, end, desc, emit)
+
+            resp = await self.t.request(
+                "PATCH",
+                location,
+                scopes=self.push_scope,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{start}-{end - 1}",
+                    "Content-Length": str(end - start),
+                },
+                body=body,
+                replayable=False,
+            )
+            async with resp:
+                rbody = await resp.read()
+                if resp.status != 202:
+                    raise self.t.error(resp.status, rbody, f"blob {desc.digest} (chunk at {start})")
+                location = self._location(resp)
+            offset = end
+        return location
+
+
+class _Retry(Exception):
+    pass
+
+
+async def _stream(
+    opener: Callable[[], IO[bytes]], start: int, end: int, desc: Descriptor, emit: EventSink
+) -> AsyncIterator[bytes]:
+    fh = opener()
+    try:
+        if start:
+            fh.seek(start)
+        remaining = end - start
+        position = start
+        while remaining > 0:
+            chunk = fh.read(min(_UPLOAD_CHUNK, remaining))
+            if not chunk:
+                raise VerificationError(
+                    f"blob {desc.digest}: the source is shorter than {desc.size} bytes"
+                )
+            remaining -= len(chunk)
+            position += len(chunk)
+            yield chunk
+            emit(Event("progress", desc.digest, desc.size, position))
+    finally:
+        fh.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 120 else text[:117] + "..."

@@ -1,0 +1,108 @@
+"""What every resource handler shares: the server state, authorization, URLs, JSON replies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from fleetkit.registry.auth.access import Authorizer
+from fleetkit.registry.auth.challenge import Scope
+from fleetkit.registry.auth.service import TokenService
+from fleetkit.registry.errors import api_error
+from fleetkit.registry.reference import validate_repository
+from fleetkit.registry.server.metrics import Metrics
+from fleetkit.registry.storage.store import RegistryStore
+
+__all__ = ["State", "STATE_KEY", "authorize", "absolute", "json_response", "run_blocking"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class State:
+    store: RegistryStore
+    authorizer: Authorizer
+    service: str
+    realm: str | None
+    token_service: TokenService | None
+    metrics: Metrics
+    delete_enabled: bool = True
+    upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def upload_lock(self, key: str) -> asyncio.Lock:
+        lock = self.upload_locks.get(key)
+        if lock is None:
+            lock = self.upload_locks[key] = asyncio.Lock()
+        return lock
+
+
+STATE_KEY: web.AppKey[State] = web.AppKey("fleetkit_registry_state", State)
+USER_KEY: web.RequestKey[str] = web.RequestKey("fleetkit_user", str)
+ROUTE_KEY: web.RequestKey[str] = web.RequestKey("fleetkit_route", str)
+
+
+def state(request: web.Request) -> State:
+    return request.app[STATE_KEY]
+
+
+def realm_of(request: web.Request, st: State) -> str:
+    return st.realm or f"{request.scheme}://{request.host}/service/token"
+
+
+def authorize(
+    request: web.Request, name: str | None, actions: str, extra: list[Scope] | None = None
+) -> str:
+    """Check the request may do ``actions`` ("pull", "pull,push", "delete") on ``name``."""
+    st = state(request)
+    scopes: list[Scope] = []
+    if name is not None:
+        scopes.append(Scope("repository", name, frozenset(actions.split(","))))
+    scopes += extra or []
+    user = st.authorizer.authorize(
+        request.headers.get("Authorization"), scopes, realm_of(request, st)
+    )
+    request[USER_KEY] = user
+    return user
+
+
+def check_name(name: str) -> str:
+    validate_repository(name)
+    return name
+
+
+def absolute(request: web.Request, path: str) -> str:
+    return f"{request.scheme}://{request.host}{path}"
+
+
+def json_response(
+    doc: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> web.Response:
+    body = json.dumps(doc, indent=None, separators=(",", ":")).encode()
+    resp = web.Response(body=body, status=status, headers=headers)
+    resp.content_type = content_type
+    return resp
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(fn, *args)
+
+
+def parse_pagination(request: web.Request) -> tuple[int | None, str | None]:
+    n_raw = request.query.get("n")
+    n: int | None = None
+    if n_raw is not None:
+        try:
+            n = int(n_raw)
+        except ValueError:
+            raise api_error("PAGINATION_NUMBER_INVALID", detail={"n": n_raw}) from None
+        if n < 0 or n > 100000:
+            raise api_error("PAGINATION_NUMBER_INVALID", detail={"n": n_raw})
+    return n, request.query.get("last")

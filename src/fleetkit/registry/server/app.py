@@ -1,0 +1,467 @@
+"""The registry application: configuration, routing, middleware, and running it.
+
+Routing is done here, not by aiohttp's router, because repository names contain slashes: every
+``/v2/...`` request goes to :func:`dispatch`, which splits the path into (resource, name, id).
+Every error leaves as the spec's JSON body (``{"errors": [...]}``) with its status; anything
+unexpected is logged with its traceback and answered ``500 UNKNOWN``, never an HTML page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from fleetkit.errors import RegistryError, UsageError
+from fleetkit.registry.auth.access import (
+    Authorizer,
+    HtpasswdAuthorizer,
+    NoAuth,
+    TokenAuthorizer,
+)
+from fleetkit.registry.auth.policy import load_policy
+from fleetkit.registry.auth.service import TokenService
+from fleetkit.registry.auth.tokens import SigningKey, TokenVerifier, load_cert_bundle
+from fleetkit.registry.auth.users import Htpasswd
+from fleetkit.registry.errors import RegistryAPIError, api_error
+from fleetkit.registry.reference import validate_repository
+from fleetkit.registry.server import blobs, catalog, manifests, referrers, tags, token, uploads
+from fleetkit.registry.server._common import ROUTE_KEY, STATE_KEY, USER_KEY, State, json_response
+from fleetkit.registry.server.metrics import Metrics
+from fleetkit.registry.storage import MemoryDriver, RegistryStore, open_driver
+
+__all__ = [
+    "ServerConfig",
+    "create_app",
+    "create_token_app",
+    "serve",
+    "parse_listen",
+    "dispatch",
+]
+
+log = logging.getLogger("fleetkit.registry")
+access_log = logging.getLogger("fleetkit.registry.access")
+
+AUTH_MODES = ("none", "htpasswd", "token")
+
+
+@dataclass
+class ServerConfig:
+    root: str = "./registry-data"
+    listen: str = "127.0.0.1:5000"
+    auth: str = "none"
+    htpasswd: str | None = None
+    policy: str | None = None
+    realm: str | None = None
+    service: str = "fleetkit-registry"
+    issuer: str = "fleetkit-token-issuer"
+    token_key: str | None = None
+    token_cert: str | None = None
+    token_rootcert: str | None = None
+    token_expiry_s: int = 300
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure_listen: bool = False
+    delete_enabled: bool = True
+    ready_file: str | None = None
+    shutdown_timeout_s: float = 10.0
+
+
+def _signer(config: ServerConfig) -> SigningKey:
+    if config.token_key:
+        cert = config.token_cert or os.path.splitext(config.token_key)[0] + ".crt"
+        return SigningKey.load_or_create(config.token_key, cert)
+    if config.root != "memory:":
+        base = os.path.join(config.root, "_token")
+        return SigningKey.load_or_create(
+            os.path.join(base, "signing-key.pem"), os.path.join(base, "signing-cert.pem")
+        )
+    return SigningKey.generate()
+
+
+def _token_service(config: ServerConfig) -> TokenService:
+    users = Htpasswd.load(config.htpasswd) if config.htpasswd else None
+    return TokenService(
+        _signer(config),
+        issuer=config.issuer,
+        service=config.service,
+        users=users,
+        policy=load_policy(config.policy),
+        expires_in_s=config.token_expiry_s,
+    )
+
+
+def build_state(config: ServerConfig) -> State:
+    if config.auth not in AUTH_MODES:
+        raise UsageError(f"unknown auth mode {config.auth!r}", hint="use none, htpasswd or token")
+    store = RegistryStore(open_driver(config.root))
+    token_service: TokenService | None = None
+    authorizer: Authorizer
+    if config.auth == "none":
+        authorizer = NoAuth()
+    elif config.auth == "htpasswd":
+        if not config.htpasswd:
+            raise UsageError(
+                "--auth htpasswd needs --htpasswd FILE",
+                hint="create one with: fleetkit registry htpasswd add USER --file FILE",
+            )
+        authorizer = HtpasswdAuthorizer(Htpasswd.load(config.htpasswd), load_policy(config.policy))
+    else:
+        token_service = _token_service(config)
+        roots = [token_service.signer.cert]
+        if config.token_rootcert:
+            roots += load_cert_bundle(config.token_rootcert)
+        authorizer = TokenAuthorizer(
+            TokenVerifier(roots, config.issuer, config.service), config.service, config.realm
+        )
+    return State(
+        store=store,
+        authorizer=authorizer,
+        service=config.service,
+        realm=config.realm,
+        token_service=token_service,
+        metrics=Metrics(),
+        delete_enabled=config.delete_enabled,
+    )
+
+
+# -- routing -----------------------------------------------------------------------------------
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+_ROUTES: list[tuple[re.Pattern[str], str, dict[str, Handler]]] = [
+    (
+        re.compile(r"^(?P<name>.+)/blobs/uploads/?$", re.S),
+        "blob_upload",
+        {"POST": uploads.start_upload},
+    ),
+    (
+        re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<id>[^/]+)$", re.S),
+        "blob_upload_chunk",
+        {
+            "PATCH": uploads.patch_upload,
+            "PUT": uploads.put_upload,
+            "GET": uploads.get_upload,
+            "DELETE": uploads.delete_upload,
+        },
+    ),
+    (
+        re.compile(r"^(?P<name>.+)/blobs/(?P<id>[^/]+)$", re.S),
+        "blob",
+        {"GET": blobs.get_blob, "HEAD": blobs.get_blob, "DELETE": blobs.delete_blob},
+    ),
+    (
+        re.compile(r"^(?P<name>.+)/manifests/(?P<id>[^/]+)$", re.S),
+        "manifest",
+        {
+            "GET": manifests.get_manifest,
+            "HEAD": manifests.get_manifest,
+            "PUT": manifests.put_manifest,
+            "DELETE": manifests.delete_manifest,
+        },
+    ),
+    (re.compile(r"^(?P<name>.+)/tags/list$", re.S), "tags", {"GET": tags.list_tags}),
+    (
+        re.compile(r"^(?P<name>.+)/referrers/(?P<id>[^/]+)$", re.S),
+        "referrers",
+        {"GET": referrers.list_referrers},
+    ),
+]
+
+
+def route_of(tail: str) -> tuple[str, str | None, str | None, dict[str, Handler]] | None:
+    """Map the path after ``/v2/`` to (route, name, id, handlers by method)."""
+    for pattern, route, handlers in _ROUTES:
+        m = pattern.match(tail)
+        if m:
+            return route, m.group("name"), m.groupdict().get("id"), handlers
+    return None
+
+
+async def _ping(request: web.Request) -> web.Response:
+    from fleetkit.registry.server._common import authorize
+
+    authorize(request, None, "")
+    return json_response({})
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    tail = request.match_info.get("tail", "")
+    request[ROUTE_KEY] = "other"
+    if tail == "":
+        request[ROUTE_KEY] = "base"
+        if request.method not in ("GET", "HEAD"):
+            raise api_error("UNSUPPORTED", status=405)
+        return await _ping(request)
+    if tail in ("_catalog", "_catalog/"):
+        request[ROUTE_KEY] = "catalog"
+        if request.method != "GET":
+            raise api_error("UNSUPPORTED", status=405)
+        return await catalog.list_catalog(request)
+    found = route_of(tail)
+    if found is None:
+        raise api_error("UNSUPPORTED", "no such endpoint", status=404)
+    route, name, ident, handlers = found
+    request[ROUTE_KEY] = route
+    assert name is not None
+    if not name.isascii() or not name.isprintable():  # REPOSITORY_RE's $ admits a final \n
+        raise api_error("NAME_INVALID", detail={"name": name[:300]})
+    validate_repository(name)
+    handler = handlers.get(request.method)
+    if handler is None:
+        raise api_error("UNSUPPORTED", f"{request.method} is not supported here", status=405)
+    if ident is None:
+        return await handler(request, name)
+    return await handler(request, name, ident)
+
+
+# -- middleware --------------------------------------------------------------------------------
+
+
+def _error_response(exc: RegistryAPIError, request: web.Request) -> web.Response:
+    body = b"" if request.method == "HEAD" else exc.body_bytes()
+    resp = web.Response(body=body, status=exc.status, headers=exc.headers or None)
+    resp.content_type = "application/json"
+    if request.method == "HEAD":
+        resp.headers["Content-Length"] = str(len(exc.body_bytes()))
+    return resp
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RegistryAPIError as exc:
+        return _error_response(exc, request)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            return _error_response(
+                api_error("UNSUPPORTED", "no such endpoint", status=404), request
+            )
+        if exc.status == 405:
+            return _error_response(api_error("UNSUPPORTED", status=405), request)
+        if exc.status == 413:
+            return _error_response(
+                api_error("SIZE_INVALID", "request too large", status=413), request
+            )
+        raise
+    except ConnectionResetError:
+        # the client went away mid-request; what an upload received so far is kept
+        log.info("%s %s: client disconnected", request.method, request.path)
+        return _error_response(
+            api_error("BLOB_UPLOAD_INVALID", "client disconnected", status=400), request
+        )
+    except asyncio.CancelledError:
+        raise
+    except RegistryError as exc:  # storage failures and friends: a clean 500
+        log.error("%s %s: %s", request.method, request.path, exc.message)
+        return _error_response(api_error("UNKNOWN", exc.message), request)
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return _error_response(api_error("UNKNOWN"), request)
+
+
+_SECRET_PARAMS = frozenset({"password", "refresh_token", "access_token", "token", "client_secret"})
+
+
+def _redacted(request: web.Request) -> str:
+    """The request target for the access log, with secret-looking query values hidden."""
+    if not request.query_string or not any(k.lower() in _SECRET_PARAMS for k in request.query):
+        return request.rel_url.raw_path_qs
+    parts = [
+        f"{k}=REDACTED" if k.lower() in _SECRET_PARAMS else f"{k}={v}"
+        for k, v in request.query.items()
+    ]
+    return f"{request.rel_url.raw_path}?{'&'.join(parts)}"
+
+
+@web.middleware
+async def log_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    length: int | None = None
+    try:
+        resp = await handler(request)
+        status = resp.status
+        length = resp.body_length if resp.prepared else resp.content_length
+        return resp
+    finally:
+        elapsed = time.perf_counter() - started
+        st = request.app[STATE_KEY]
+        st.metrics.observe(request.method, str(request.get(ROUTE_KEY, "other")), status, elapsed)
+        if access_log.isEnabledFor(logging.INFO):
+            user = request.get(USER_KEY) or "-"
+            access_log.info(
+                '%s - %s [%s] "%s %s HTTP/%d.%d" %d %s %.3fs "%s"',
+                request.remote or "-",
+                user,
+                time.strftime("%d/%b/%Y:%H:%M:%S %z"),
+                request.method,
+                _redacted(request),
+                request.version.major,
+                request.version.minor,
+                status,
+                length if length is not None else "-",
+                elapsed,
+                request.headers.get("User-Agent", "-"),
+            )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    st = request.app[STATE_KEY]
+    request[ROUTE_KEY] = "metrics"
+    return web.Response(
+        text=st.metrics.render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _headers_on_prepare(request: web.Request, response: web.StreamResponse) -> Awaitable[None]:
+    response.headers.setdefault("Docker-Distribution-API-Version", "registry/2.0")
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
+
+
+def create_app(config: ServerConfig, state: State | None = None) -> web.Application:
+    st = state or build_state(config)
+    app = web.Application(middlewares=[log_middleware, error_middleware], client_max_size=1 << 62)
+    app[STATE_KEY] = st
+    app.on_response_prepare.append(_headers_on_prepare)
+    app.router.add_route("*", "/v2/{tail:[\\s\\S]*}", dispatch)
+    app.router.add_route("*", "/v2", dispatch)
+    app.router.add_get("/metrics", _metrics)
+    if st.token_service is not None:
+        app.router.add_get(token.TOKEN_PATH, token.token_get)
+        app.router.add_post(token.TOKEN_PATH, token.token_post)
+    return app
+
+
+def create_token_app(config: ServerConfig) -> web.Application:
+    """The standalone token service: ``/service/token`` (GET and POST) and ``/metrics``."""
+    st = State(
+        store=RegistryStore(MemoryDriver()),
+        authorizer=NoAuth(),
+        service=config.service,
+        realm=config.realm,
+        token_service=_token_service(config),
+        metrics=Metrics(),
+    )
+    app = web.Application(middlewares=[log_middleware, error_middleware])
+    app[STATE_KEY] = st
+    app.router.add_get(token.TOKEN_PATH, token.token_get)
+    app.router.add_post(token.TOKEN_PATH, token.token_post)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    m = re.match(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$", listen)
+    if not m or int(m.group("port")) > 65535:
+        raise UsageError(
+            f"invalid listen address {listen!r}", hint="use HOST:PORT, e.g. 127.0.0.1:5000"
+        )
+    host = m.group("v6") or m.group("host") or "0.0.0.0"
+    return host, int(m.group("port"))
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if not config.tls_cert and not config.tls_key:
+        return None
+    if not (config.tls_cert and config.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load TLS certificate/key: {exc}") from None
+    return ctx
+
+
+async def serve(
+    config: ServerConfig,
+    app_factory: Callable[[ServerConfig], web.Application] = create_app,
+    what: str = "registry",
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Listen until SIGINT/SIGTERM (or ``stop``), then shut down gracefully.
+
+    Graceful: stop accepting, let requests in flight finish for ``shutdown_timeout_s``; upload
+    sessions live in storage and resume after the next start.
+    """
+    host, port = parse_listen(config.listen)
+    ctx = _ssl_context(config)
+    if ctx is None and not _is_loopback(host) and not config.insecure_listen:
+        raise UsageError(
+            f"refusing plain HTTP on {host}: only loopback addresses may listen without TLS",
+            hint="pass --tls-cert/--tls-key, or --insecure-listen to accept plain HTTP",
+        )
+    app = app_factory(config)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ctx, backlog=1024)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise RegistryError(
+            f"cannot listen on {config.listen}: {exc.strerror}",
+            hint="pick another --listen port (port 0 picks a free one)",
+        ) from None
+    server = site._server
+    sockets: list[Any] = list(getattr(server, "sockets", []) or [])
+    bound = sockets[0].getsockname() if sockets else (host, port)
+    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    url = f"{'https' if ctx else 'http'}://{shown}:{bound[1]}"
+    log.info("fleetkit %s listening on %s (root %s, auth %s)", what, url, config.root, config.auth)
+    if config.ready_file:
+        tmp = config.ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(url + "\n")
+        os.replace(tmp, config.ready_file)
+    if on_ready is not None:
+        on_ready(url)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests run servers in threads)
+    try:
+        await stop.wait()
+    finally:
+        log.info("fleetkit %s shutting down (upload sessions are kept)", what)
+        await runner.cleanup()

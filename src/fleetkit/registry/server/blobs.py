@@ -1,0 +1,115 @@
+"""``/v2/<name>/blobs/<digest>``: GET (with a single byte Range), HEAD, DELETE."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from aiohttp import web
+
+from fleetkit.registry.digest import parse_digest
+from fleetkit.registry.errors import RegistryAPIError, api_error
+from fleetkit.registry.server._common import authorize, run_blocking, state
+
+__all__ = ["parse_range", "get_blob", "delete_blob", "RangeInvalid"]
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CHUNK = 1 << 20
+
+
+class RangeInvalid(RegistryAPIError):
+    code = "RANGE_INVALID"
+
+
+def parse_range(header: str, size: int) -> tuple[int, int]:
+    """Parse one ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` range into inclusive ``(start, end)``.
+
+    Raise :class:`RangeInvalid` (416) for syntax we do not serve (several ranges, garbage) and for
+    ranges the blob cannot satisfy.
+    """
+    m = _RANGE_RE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        raise RangeInvalid(f"unsupported Range {header[:80]!r}")
+    first, last = m.group(1), m.group(2)
+    if len(first) > 20 or len(last) > 20:
+        raise RangeInvalid("range out of bounds")
+    if not first:
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeInvalid("unsatisfiable range")
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        raise RangeInvalid("unsatisfiable range")
+    return start, min(end, size - 1)
+
+
+async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamResponse:
+    authorize(request, name, "pull")
+    st = state(request)
+    parse_digest(digest)
+    size = st.store.repo_blob_size(name, digest)
+    if size is None:
+        raise api_error("BLOB_UNKNOWN", detail={"digest": digest})
+    headers = {
+        "Docker-Content-Digest": digest,
+        "Etag": f'"{digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+        "Content-Type": "application/octet-stream",
+    }
+    if request.headers.get("If-None-Match", "").strip() in (f'"{digest}"', digest):
+        return web.Response(status=304, headers=headers)
+    start, end, status = 0, size - 1, 200
+    rng = request.headers.get("Range")
+    if rng is not None:
+        try:
+            start, end = parse_range(rng, size)
+        except RangeInvalid as exc:
+            exc.headers["Content-Range"] = f"bytes */{size}"
+            raise
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    length = end - start + 1 if size else 0
+    headers["Content-Length"] = str(length)
+    resp = web.StreamResponse(status=status, headers=headers)
+    if request.method == "HEAD":
+        await resp.prepare(request)
+        return resp
+    await resp.prepare(request)
+    if length == 0:
+        await resp.write_eof()
+        return resp
+    path = st.store.blob_path(digest)
+    f = st.store.driver.reader(path, start)
+    try:
+        transport = request.transport
+        if st.store.driver.local_path(path) is not None and transport is not None:
+            # the kernel copies file -> socket (falls back to read/write under TLS)
+            await asyncio.get_running_loop().sendfile(transport, f, start, length)
+            st.metrics.bytes_sent += length
+        else:
+            remaining = length
+            while remaining > 0:
+                chunk = f.read(min(_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                await resp.write(chunk)
+                st.metrics.bytes_sent += len(chunk)
+    finally:
+        f.close()
+    await resp.write_eof()
+    return resp
+
+
+async def delete_blob(request: web.Request, name: str, digest: str) -> web.Response:
+    authorize(request, name, "delete")
+    st = state(request)
+    parse_digest(digest)
+    if not st.delete_enabled:
+        raise api_error("UNSUPPORTED", "deletes are disabled on this registry")
+    if not await run_blocking(st.store.unlink_blob, name, digest):
+        raise api_error("BLOB_UNKNOWN", detail={"digest": digest})
+    return web.Response(status=202, headers={"Docker-Content-Digest": digest})

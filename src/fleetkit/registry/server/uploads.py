@@ -1,0 +1,198 @@
+"""``/v2/<name>/blobs/uploads/``: POST (session, monolithic, mount), PATCH, PUT, GET, DELETE."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from fleetkit.registry.auth.challenge import Scope
+from fleetkit.registry.digest import parse_digest
+from fleetkit.registry.errors import DigestInvalid, NameInvalid, RegistryAPIError, api_error
+from fleetkit.registry.reference import validate_repository
+from fleetkit.registry.server._common import absolute, authorize, run_blocking, state
+from fleetkit.registry.storage.store import Upload, UploadWriter
+
+__all__ = [
+    "parse_content_range",
+    "start_upload",
+    "patch_upload",
+    "put_upload",
+    "get_upload",
+    "delete_upload",
+]
+
+_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d{1,20})-(\d{1,20})(?:/(?:\d{1,20}|\*))?$")
+_CHUNK = 1 << 20
+
+
+def parse_content_range(header: str) -> tuple[int, int]:
+    """``start-end`` (inclusive; ``bytes `` prefix and ``/total`` tolerated) or ValueError."""
+    m = _CONTENT_RANGE_RE.match(header.strip())
+    if not m:
+        raise ValueError(f"invalid Content-Range {header[:80]!r}")
+    start, end = int(m.group(1)), int(m.group(2))
+    if end < start:
+        raise ValueError(f"invalid Content-Range {header[:80]!r}")
+    return start, end
+
+
+def _range(size: int) -> str:
+    # distribution's convention: inclusive end, "0-0" for an empty upload
+    return f"0-{max(size - 1, 0)}"
+
+
+def _upload_headers(request: web.Request, upload: Upload) -> dict[str, str]:
+    return {
+        "Location": absolute(request, f"/v2/{upload.repository}/blobs/uploads/{upload.id}"),
+        "Range": _range(upload.size),
+        "Docker-Upload-UUID": upload.id,
+        "Blob-Upload-Session-ID": upload.id,
+        "Content-Length": "0",
+    }
+
+
+def _created(request: web.Request, name: str, digest: str) -> web.Response:
+    return web.Response(
+        status=201,
+        headers={
+            "Location": absolute(request, f"/v2/{name}/blobs/{digest}"),
+            "Docker-Content-Digest": digest,
+            "Content-Length": "0",
+        },
+    )
+
+
+async def _receive(request: web.Request, upload: Upload) -> None:
+    st = state(request)
+    writer = await run_blocking(UploadWriter, st.store, upload)
+    st.metrics.uploads_in_progress += 1
+    try:
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            writer.write(chunk)
+            st.metrics.bytes_received += len(chunk)
+    finally:
+        st.metrics.uploads_in_progress -= 1
+        writer.close()
+
+
+def _digests(request: web.Request) -> list[str]:
+    values = request.query.getall("digest", [])
+    for value in values:
+        parse_digest(value)
+    return values
+
+
+async def _finish(request: web.Request, upload: Upload, digests: list[str]) -> web.Response:
+    st = state(request)
+    try:
+        await run_blocking(st.store.finish_upload, upload, *digests)
+    except RegistryAPIError as exc:
+        if exc.code == "DIGEST_INVALID":
+            await run_blocking(st.store.cancel_upload, upload)
+        raise
+    return _created(request, upload.repository, digests[0])
+
+
+async def start_upload(request: web.Request, name: str) -> web.Response:
+    authorize(request, name, "pull,push")
+    st = state(request)
+    mount = request.query.get("mount")
+    if mount is not None:
+        try:
+            parse_digest(mount)
+        except DigestInvalid:
+            mount = None
+    if mount is not None:
+        source = request.query.get("from")
+        if source is not None:
+            try:
+                validate_repository(source)
+            except NameInvalid:
+                source = None
+            if source is not None and st.authorizer.permits(
+                request.headers.get("Authorization"),
+                Scope("repository", source, frozenset({"pull"})),
+            ):
+                if st.store.repo_has_blob(source, mount) and st.store.blob_size(mount) is not None:
+                    await run_blocking(st.store.link_blob, name, mount)
+                    return _created(request, name, mount)
+        elif st.store.blob_size(mount) is not None:
+            # automatic content discovery: any repository this client may pull from
+            auth = request.headers.get("Authorization")
+            for repo in st.store.repositories_with_blob(mount):
+                if st.authorizer.permits(auth, Scope("repository", repo, frozenset({"pull"}))):
+                    await run_blocking(st.store.link_blob, name, mount)
+                    return _created(request, name, mount)
+    digests = _digests(request)
+    upload = await run_blocking(st.store.start_upload, name)
+    if digests:  # monolithic: POST ?digest= with the whole blob as body
+        await _receive(request, upload)
+        return await _finish(request, upload, digests)
+    return web.Response(status=202, headers=_upload_headers(request, upload))
+
+
+async def _load(request: web.Request, name: str, upload_id: str) -> Upload:
+    st = state(request)
+    return await run_blocking(st.store.get_upload, name, upload_id)
+
+
+async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
+    authorize(request, name, "pull,push")
+    st = state(request)
+    async with st.upload_lock(upload_id):
+        upload = await _load(request, name, upload_id)
+        header = request.headers.get("Content-Range")
+        if header is not None:
+            try:
+                start, end = parse_content_range(header)
+            except ValueError:
+                raise api_error("RANGE_INVALID", headers=_upload_headers(request, upload)) from None
+            length = request.content_length
+            if start != upload.size or (length is not None and length != end - start + 1):
+                raise api_error(
+                    "RANGE_INVALID",
+                    f"chunk {start}-{end} does not continue the upload at {upload.size}",
+                    headers=_upload_headers(request, upload),
+                )
+        await _receive(request, upload)
+        return web.Response(status=202, headers=_upload_headers(request, upload))
+
+
+async def put_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
+    authorize(request, name, "pull,push")
+    st = state(request)
+    digests = request.query.getall("digest", [])
+    if not digests:
+        raise api_error("DIGEST_INVALID", "the digest parameter is required to finish an upload")
+    for value in digests:
+        parse_digest(value)
+    async with st.upload_lock(upload_id):
+        upload = await _load(request, name, upload_id)
+        header = request.headers.get("Content-Range")
+        if header is not None and request.content_length:
+            try:
+                start, _ = parse_content_range(header)
+            except ValueError:
+                raise api_error("RANGE_INVALID", headers=_upload_headers(request, upload)) from None
+            if start != upload.size:
+                raise api_error("RANGE_INVALID", headers=_upload_headers(request, upload))
+        await _receive(request, upload)
+        resp = await _finish(request, upload, digests)
+    st.upload_locks.pop(upload_id, None)
+    return resp
+
+
+async def get_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
+    authorize(request, name, "pull")
+    upload = await _load(request, name, upload_id)
+    return web.Response(status=204, headers=_upload_headers(request, upload))
+
+
+async def delete_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
+    authorize(request, name, "pull,push")
+    st = state(request)
+    upload = await _load(request, name, upload_id)
+    await run_blocking(st.store.cancel_upload, upload)
+    st.upload_locks.pop(upload_id, None)
+    return web.Response(status=204, headers={"Content-Length": "0"})

@@ -1,0 +1,291 @@
+"""PodTopologySpread: DoNotSchedule constraints filter on skew, ScheduleAnyway constraints (or
+the system defaults, hostname maxSkew 3 and zone maxSkew 5, for pods owned by a Service,
+ReplicaSet or StatefulSet) score by how crowded each domain is.
+
+Per-node match counts come from ``Cluster.match_counts`` (updated on every placement), so a pod
+costs O(nodes x constraints), never a walk over all pods.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fleetkit.scheduler.cluster import Cluster, NodeInfo
+from fleetkit.scheduler.labels import Requirement, Selector, parse_label_selector
+from fleetkit.scheduler.model import HOSTNAME, ZONE, Node, Pod, first_untolerated
+from fleetkit.scheduler.plugins.base import (
+    MAX_NODE_SCORE,
+    MULTIPLICITY,
+    CycleState,
+    Plugin,
+    go_round,
+)
+from fleetkit.scheduler.status import Status
+
+REASON = "node(s) didn't match pod topology spread constraints"
+REASON_LABEL = REASON + " (missing required label)"
+_PF = "PodTopologySpread.prefilter"
+_PS = "PodTopologySpread.prescore"
+MAX_INT32 = 2**31 - 1
+
+SYSTEM_DEFAULTS = [
+    {"maxSkew": 3, "topologyKey": HOSTNAME, "whenUnsatisfiable": "ScheduleAnyway"},
+    {"maxSkew": 5, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway"},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    max_skew: int
+    topology_key: str
+    selector: Selector
+    min_domains: int
+    honor_affinity: bool
+    honor_taints: bool
+
+
+def _never(p: Pod) -> bool:
+    return False
+
+
+def _affinity_sig(pod: Pod) -> str:
+    spec = pod.raw.get("spec") or {}
+    req = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    return json.dumps([pod.node_selector, req], sort_keys=True, default=str)
+
+
+def node_has_keys(node: Node, constraints: list[Constraint]) -> bool:
+    labels = node.labels
+    return all(c.topology_key in labels for c in constraints)
+
+
+def included(c: Constraint, pod: Pod, node: Node) -> bool:
+    """matchNodeInclusionPolicies."""
+    if c.honor_affinity and not pod.required_node_match(node):
+        return False
+    if c.honor_taints and first_untolerated(
+        node.taints, pod.tolerations, ("NoSchedule", "NoExecute")
+    ):
+        return False
+    return True
+
+
+class PodTopologySpread(Plugin):
+    name = "PodTopologySpread"
+    points = frozenset({"preFilter", "filter", "preScore", "score", "normalizeScore"})
+
+    def __init__(self, args: dict[str, Any], cluster: Cluster, ctx: Any) -> None:
+        super().__init__(args, cluster, ctx)
+        self.defaulting = str(args.get("defaultingType") or "System")
+        if self.defaulting == "System":
+            self.defaults: list[dict[str, Any]] = SYSTEM_DEFAULTS
+        else:
+            self.defaults = list(args.get("defaultConstraints") or [])
+        self.system_defaulted = self.defaulting == "System"
+
+    # -- constraints -----------------------------------------------------------------------
+    def _own(self, pod: Pod, action: str) -> list[Constraint]:
+        out = []
+        for c in pod.spread_constraints:
+            if (c.get("whenUnsatisfiable") or "DoNotSchedule") != action:
+                continue
+            sel = parse_label_selector(c.get("labelSelector"))
+            keys = c.get("matchLabelKeys") or []
+            extra = tuple(
+                Requirement(str(k), "In", (pod.labels[k],)) for k in keys if k in pod.labels
+            )
+            if extra:
+                sel = sel.add(extra)
+            out.append(
+                Constraint(
+                    int(c.get("maxSkew") or 1),
+                    str(c.get("topologyKey") or ""),
+                    sel,
+                    int(c.get("minDomains") or 1),
+                    (c.get("nodeAffinityPolicy") or "Honor") == "Honor",
+                    (c.get("nodeTaintsPolicy") or "Ignore") == "Honor",
+                )
+            )
+        return out
+
+    def _defaults(self, pod: Pod, action: str) -> list[Constraint]:
+        if not self.defaults:
+            return []
+        sel = self.ctx.default_selector(pod)
+        if sel.empty:
+            return []
+        return [
+            Constraint(int(c.get("maxSkew") or 1), str(c["topologyKey"]), sel, 1, True, False)
+            for c in self.defaults
+            if (c.get("whenUnsatisfiable") or "DoNotSchedule") == action
+        ]
+
+    def constraints(self, pod: Pod, action: str) -> list[Constraint]:
+        if pod.spread_constraints:
+            return self._own(pod, action)
+        return self._defaults(pod, action)
+
+    def _pod_pred(self, ns: str, sel: Selector) -> Callable[[Pod], bool]:
+        def pred(p: Pod) -> bool:
+            return p.namespace == ns and not p.terminating and sel.matches(p.labels)
+
+        return pred
+
+    def domains(
+        self, tag: str, pod: Pod, c: Constraint, required: list[Constraint]
+    ) -> dict[str, int]:
+        """Matching pods per domain of ``c`` over the nodes the constraint includes: nodes
+        with every key of ``required`` that pass the inclusion policies (memoized)."""
+        if c.selector.empty:
+            pred: Callable[[Pod], bool] = _never
+        else:
+            pred = self._pod_pred(pod.namespace, c.selector)
+        keys = tuple(r.topology_key for r in required)
+        incl = (
+            _affinity_sig(pod) if c.honor_affinity else None,
+            pod.tolerations if c.honor_taints else None,
+        )
+        key = (tag, pod.namespace, c.selector, c.topology_key, keys, incl)
+
+        def domain_of(node: Node) -> str | None:
+            labels = node.labels
+            for k in keys:
+                if k not in labels:
+                    return None
+            if not included(c, pod, node):
+                return None
+            return labels.get(c.topology_key, "")
+
+        return self.cluster.domain_counts(key, pred, domain_of)
+
+    def counts(self, ns: str, sel: Selector) -> dict[str, int]:
+        if sel.empty:
+            return {}
+
+        def pred(p: Pod) -> bool:
+            return p.namespace == ns and not p.terminating and sel.matches(p.labels)
+
+        return self.cluster.match_counts(("pts", ns, sel), pred)
+
+    # -- filter ----------------------------------------------------------------------------
+    def pre_filter(self, state: CycleState, pod: Pod) -> tuple[None, Status | None]:
+        cons = self.constraints(pod, "DoNotSchedule")
+        if not cons:
+            state[_PF] = None
+            return None, None
+        pair_counts: dict[tuple[str, str], int] = {}
+        domains: dict[str, int] = {}
+        minimum: dict[str, int] = {}
+        for c in cons:
+            per_domain = self.domains("filter", pod, c, cons)
+            for val, n in per_domain.items():
+                pair_counts[(c.topology_key, val)] = n
+            domains[c.topology_key] = len(per_domain)
+            if per_domain:
+                minimum[c.topology_key] = min(per_domain.values())
+        state[_PF] = (cons, pair_counts, domains, minimum)
+        return None, None
+
+    def filter(self, state: CycleState, pod: Pod, info: NodeInfo) -> Status | None:
+        s = state.get(_PF)
+        if s is None:
+            return None
+        cons, pair_counts, domains, minimum = s
+        labels = info.node.labels
+        for c in cons:
+            val = labels.get(c.topology_key)
+            if val is None:
+                return Status.unresolvable(REASON_LABEL)
+            min_match = minimum.get(c.topology_key, MAX_INT32)
+            if domains.get(c.topology_key, 0) < c.min_domains:
+                min_match = 0
+            self_match = 1 if c.selector.matches(pod.labels) else 0
+            skew = pair_counts.get((c.topology_key, val), 0) + self_match - min_match
+            if skew > c.max_skew:
+                return Status.unschedulable(REASON)
+        return None
+
+    # -- score -----------------------------------------------------------------------------
+    def pre_score(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status | None:
+        if not nodes or not self.cluster.infos:
+            return Status.skip()
+        cons = self.constraints(pod, "ScheduleAnyway")
+        if not cons:
+            return Status.skip()
+        require_all = bool(pod.spread_constraints) or not self.system_defaulted
+        ignored: set[str] = set()
+        pair_counts: dict[tuple[str, str], int] = {}
+        topo_size = [0] * len(cons)
+        for info in nodes:
+            node = info.node
+            if require_all and not node_has_keys(node, cons):
+                ignored.add(node.name)
+                continue
+            for i, c in enumerate(cons):
+                if c.topology_key == HOSTNAME:
+                    continue
+                pair = (c.topology_key, node.labels.get(c.topology_key, ""))
+                if pair not in pair_counts:
+                    pair_counts[pair] = 0
+                    topo_size[i] += 1
+        weights = []
+        mult: dict[str, int] = state.get(MULTIPLICITY) or {}
+        scored = sum(mult.get(i.node.name, 1) for i in nodes if i.node.name not in ignored)
+        for i, c in enumerate(cons):
+            size = topo_size[i]
+            if c.topology_key == HOSTNAME:
+                size = scored
+            weights.append(math.log(size + 2))
+        counts = [self.counts(pod.namespace, c.selector) for c in cons]
+        for c in cons:
+            if c.topology_key == HOSTNAME:
+                continue
+            per_domain = self.domains("score", pod, c, cons if require_all else [])
+            for pair in pair_counts:
+                if pair[0] == c.topology_key:
+                    pair_counts[pair] = per_domain.get(pair[1], 0)
+        state[_PS] = (cons, pair_counts, weights, ignored, counts)
+        return None
+
+    def score(self, state: CycleState, pod: Pod, info: NodeInfo) -> int:
+        cons, pair_counts, weights, ignored, counts = state[_PS]
+        name = info.node.name
+        if name in ignored:
+            return 0
+        labels = info.node.labels
+        total = 0.0
+        for i, c in enumerate(cons):
+            val = labels.get(c.topology_key)
+            if val is None:
+                continue
+            if c.topology_key == HOSTNAME:
+                cnt = counts[i].get(name, 0)
+            else:
+                cnt = pair_counts.get((c.topology_key, val), 0)
+            total += cnt * weights[i] + (c.max_skew - 1)
+        return go_round(total)
+
+    def normalize(self, state: CycleState, pod: Pod, scores: dict[str, int]) -> None:
+        s = state.get(_PS)
+        if s is None:
+            return
+        ignored: set[str] = s[3]
+        lo, hi = math.inf, 0
+        for name, sc in scores.items():
+            if name in ignored:
+                continue
+            lo = min(lo, sc)
+            hi = max(hi, sc)
+        for name, sc in scores.items():
+            if name in ignored:
+                scores[name] = 0
+            elif hi == 0:
+                scores[name] = MAX_NODE_SCORE
+            else:
+                scores[name] = MAX_NODE_SCORE * (hi + int(lo) - sc) // hi

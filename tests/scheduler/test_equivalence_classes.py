@@ -1,0 +1,129 @@
+"""The fast path (one evaluation per class of interchangeable nodes, memoized domain counts) must
+place every pod exactly where the per-node path (used by --explain) does, with the same seed."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from fleetkit.scheduler import default_config
+from fleetkit.scheduler.simulator import Simulation
+from tests.scheduler.builders import node
+
+ZONE = "topology.kubernetes.io/zone"
+
+
+def scenario(seed: int) -> list[dict[str, Any]]:
+    r = random.Random(seed)
+    objs: list[dict[str, Any]] = []
+    for i in range(r.randint(4, 12)):
+        taints = [{"key": "soft", "effect": "PreferNoSchedule"}] if r.random() < 0.2 else None
+        objs.append(
+            node(
+                f"n{i}",
+                cpu=r.choice(["1", "2", "4"]),
+                memory=r.choice(["2Gi", "4Gi"]),
+                labels={ZONE: f"z{i % 3}", "disk": r.choice(["ssd", "hdd"])},
+                taints=taints,
+            )
+        )
+    objs += [
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": f"p{v}"},
+            "value": v,
+        }
+        for v in (0, 100, 1000)
+    ]
+    apps = ["a", "b", "c"]
+    for j in range(r.randint(3, 7)):
+        app = r.choice(apps)
+        spec: dict[str, Any] = {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "nginx",
+                    "resources": {
+                        "requests": {"cpu": r.choice(["100m", "300m", "700m"]), "memory": "256Mi"}
+                    },
+                }
+            ]
+        }
+        spec["priorityClassName"] = r.choice(["p0", "p0", "p100", "p1000"])
+        roll = r.random()
+        other = r.choice(apps)
+        if roll < 0.2:
+            spec["affinity"] = {
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "labelSelector": {"matchLabels": {"app": other}},
+                            "topologyKey": r.choice(["kubernetes.io/hostname", ZONE]),
+                        }
+                    ]
+                }
+            }
+        elif roll < 0.4:
+            spec["affinity"] = {
+                "podAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": r.randint(1, 100),
+                            "podAffinityTerm": {
+                                "labelSelector": {"matchLabels": {"app": other}},
+                                "topologyKey": r.choice(["kubernetes.io/hostname", ZONE]),
+                            },
+                        }
+                    ]
+                }
+            }
+        elif roll < 0.6:
+            spec["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": r.randint(1, 2),
+                    "topologyKey": r.choice(["kubernetes.io/hostname", ZONE]),
+                    "whenUnsatisfiable": r.choice(["DoNotSchedule", "ScheduleAnyway"]),
+                    "labelSelector": {"matchLabels": {"app": app}},
+                }
+            ]
+        elif roll < 0.7:
+            spec["nodeSelector"] = {"disk": "ssd"}
+        elif roll < 0.8:
+            spec["affinity"] = {
+                "podAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"labelSelector": {"matchLabels": {"app": other}}, "topologyKey": ZONE}
+                    ]
+                }
+            }
+        objs.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": f"d{j}"},
+                "spec": {
+                    "replicas": r.randint(1, 8),
+                    "selector": {"matchLabels": {"app": app, "d": str(j)}},
+                    "template": {"metadata": {"labels": {"app": app, "d": str(j)}}, "spec": spec},
+                },
+            }
+        )
+    return objs
+
+
+def placements(
+    objs: list[dict[str, Any]], explain: bool
+) -> list[tuple[str, str, str | None, bool]]:
+    sim = Simulation(default_config(), seed=5, explain=explain)
+    sim.load_objects(objs)
+    sim.run()
+    return [(p.name, p.node_name, p.message, p.terminating) for p in sim.created]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fast_path_matches_per_node_path(seed: int) -> None:
+    objs = scenario(seed)
+    assert placements(objs, explain=False) == placements(objs, explain=True)

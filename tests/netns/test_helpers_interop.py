@@ -324,18 +324,13 @@ def test_sockets_match_ss(netlab: Lab) -> None:
     ours = fleetkit("ns", "sockets", "-t", str(netlab.dns_pid), "-o", "json")
     assert theirs.returncode == ours.returncode == 0, ours.stderr
 
-    def norm(addr: str) -> str:
-        return addr.replace("*", "0") if addr.startswith("*") else addr
-
-    expected = {
-        (c[0], c[1], norm(c[4]), norm(c[5]))
-        for c in (line.split() for line in theirs.stdout.splitlines())
-    }
-    got = {
-        (s["netid"], s["state"], norm(s["local"]), norm(s["peer"])) for s in json.loads(ours.stdout)
-    }
-    assert got == expected
-    assert ("tcp", "LISTEN", f"{SERVER_IP}:8080", "0.0.0.0:*") in got
+    expected = [tuple(line.split()[:6]) for line in theirs.stdout.splitlines()]
+    got = [
+        (s["netid"], s["state"], str(s["recv_q"]), str(s["send_q"]), s["local"], s["peer"])
+        for s in json.loads(ours.stdout)
+    ]
+    assert got == expected  # same rows, same order, queues and listen backlogs included
+    assert ("tcp", "LISTEN", "0", "5", f"{SERVER_IP}:8080", "0.0.0.0:*") in got
     users = {u["name"] for s in json.loads(ours.stdout) for u in s["users"]}
     assert {"dnsmasq", "python"} <= users or {"dnsmasq", "python3"} <= users
     table = fleetkit("ns", "sockets", "-t", str(netlab.dns_pid))
@@ -416,3 +411,106 @@ def test_process_exits_mid_way(netlab: Lab) -> None:
     with pytest.raises(NoSuchProcess) as info:
         dump(pid)
     assert info.value.hint
+
+
+def test_not_root_one_line_and_hint(netlab: Lab) -> None:
+    setpriv = require("setpriv", "apt-get install -y util-linux")
+    for argv in (
+        ["ns", "ip", "-t", str(netlab.target)],
+        ["ns", "capture", "-t", str(netlab.target), "-c", "1"],
+    ):
+        out = run(
+            setpriv,
+            "--reuid=nobody",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "fleetkit",
+            *argv,
+        )
+        assert out.returncode == 1, out.stderr
+        lines = out.stderr.splitlines()
+        assert (
+            len(lines) == 2 and lines[0].startswith("error: ") and "Permission denied" in lines[0]
+        )
+        assert lines[1].startswith("hint: run as root")
+
+
+def test_summaries_match_tcpdump_read(netlab: Lab, tmp_path: Path) -> None:
+    """A mixed capture (ARP, DNS over UDP, HTTP, a refused SYN) printed by both tools."""
+    tcpdump = require("tcpdump", "apt-get install -y tcpdump")
+    dig = require("dig", "apt-get install -y dnsutils")
+    pcap = tmp_path / "mixed.pcap"
+    run("ip", "-n", netlab.client, "neigh", "flush", "all")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fleetkit",
+            "ns",
+            "capture",
+            "-t",
+            str(netlab.target),
+            "-i",
+            "eth0",
+            "-w",
+            str(pcap),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _listening(proc, "listening on eth0")
+        for query in (["web"], ["info", "TXT"], ["mail", "MX"], ["www"], ["nothere"]):
+            in_ns(netlab, dig, "+search", "+tries=1", *query, mount=True)
+        fleetkit(
+            "ns", "http", "-t", str(netlab.target), f"http://{SERVER_IP}:{netlab.http_port}/healthz"
+        )
+        _syn(netlab, 81)
+
+        def saw_reset() -> bool:  # the last exchange (SYN to 81, RST back) is in the file
+            partial = next(tmp_path.glob(".mixed.pcap.*"), None)
+            if partial is None:
+                return False
+            text = fleetkit("ns", "capture", "-r", str(partial)).stdout
+            return f"{SERVER_IP}.81 > " in text
+
+        wait_for(saw_reset, what="the RST from port 81 in the capture")
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    theirs = run(tcpdump, "-r", str(pcap), "-n", "-S")
+    ours = fleetkit("ns", "capture", "-r", str(pcap))
+    assert theirs.returncode == ours.returncode == 0, ours.stderr
+    got, want = ours.stdout.splitlines(), theirs.stdout.splitlines()
+    assert len(got) == len(want) > 20
+    assert any("ARP, Request who-has" in line for line in want)
+    assert any(" A? web.default." in line for line in want)
+    assert any(": HTTP: GET /healthz HTTP/1.1" in line for line in want)
+    assert got == want
+
+
+@pytest.mark.parametrize("ring", [True, False], ids=["tpacket-v3-ring", "recvmsg"])
+def test_capture_library_both_read_paths(netlab: Lab, ring: bool) -> None:
+    from fleetkit.netns.capture import CaptureStats, compile_filter, open_capture, packets
+    from fleetkit.netns.namespaces import run_in_netns
+
+    program = compile_filter(" ".join(SEED_FILTER))
+    handle = run_in_netns(netlab.target, lambda: open_capture("eth0", program, ring=ring))
+    try:
+        assert (handle.ring is not None) == ring
+        for port in (81, 80, 80):
+            _syn(netlab, port)
+        stats = CaptureStats()
+        got = list(packets(handle, stats, count=2, duration_s=20))
+    finally:
+        handle.close()
+    assert len(got) == 2 and stats.captured == 2 and stats.received >= 2
+    for packet in got:
+        assert packet.ifname == "eth0" and packet.outgoing
+        assert packet.data[36:38] == (80).to_bytes(2, "big")  # TCP destination port

@@ -235,3 +235,27 @@ def test_exits_mid_way(netlab: Lab, scratch_ns: Callable[..., subprocess.Popen[b
     out = fleetkit("nsenter", "-t", str(pid), "-n", "true")
     assert out.returncode == 1
     assert out.stderr.startswith(f"error: no such process: {pid}\nhint: ")
+
+
+@pytest.mark.parametrize(
+    ("flag", "kind"), [("--ipc", "ipc"), ("--cgroup", "cgroup"), ("--time", "time")]
+)
+def test_ipc_cgroup_time(
+    scratch_ns: Callable[..., subprocess.Popen[bytes]], flag: str, kind: str
+) -> None:
+    unshare = require("unshare", "apt-get install -y util-linux")
+    if not os.path.exists(f"/proc/self/ns/{kind}"):
+        pytest.skip(f"this kernel has no {kind} namespaces")
+    proc = scratch_ns(unshare, flag, "sleep", "600")
+    mine = os.stat(f"/proc/self/ns/{kind}").st_ino
+    wait_for(
+        lambda: (
+            Path(f"/proc/{proc.pid}/comm").read_text().strip() == "sleep"
+            and os.stat(f"/proc/{proc.pid}/ns/{kind}").st_ino != mine
+        ),
+        what=f"{kind} target",
+    )
+    short = {"ipc": "-i", "cgroup": "-C", "time": "-T"}[kind]
+    theirs, ours = both("-t", str(proc.pid), short, "readlink", f"/proc/self/ns/{kind}")
+    assert theirs.returncode == ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout == os.readlink(f"/proc/{proc.pid}/ns/{kind}") + "\n"

@@ -132,7 +132,7 @@ def test_tcp_summaries_like_tcpdump() -> None:
     )
     push = _ipv4_tcp(0x18, b"hello")
     assert summarize(Packet(0.0, "eth0", False, push, len(push))).endswith(
-        "Flags [P.], seq 1000:1005, ack 2000, win 64240, length 5"
+        "Flags [P.], seq 1000:1005, ack 2000, win 64240, length 5: HTTP"
     )
     ack = _ipv4_tcp(0x10)
     assert "Flags [.], ack 2000, win 64240, length 0" in summarize(

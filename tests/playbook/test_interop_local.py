@@ -11,6 +11,14 @@ from tests.playbook._harness import FIXTURES, parse, run_ansible, run_fleetkit
 @pytest.mark.parametrize(
     ("playbook", "extra"),
     [
+        ("serial_order_mfp.yml", []),
+        ("aef_serial.yml", []),
+        ("run_once_handlers.yml", []),
+        ("rescue_mfp.yml", []),
+        ("loops_debug.yml", ["-v"]),
+        ("patterns.yml", []),
+        ("run_once_handlers.yml", ["--check"]),
+        ("unreachable.yml", ["-i", "unreachable.ini"]),
         ("blocks.yml", []),
         ("keywords.yml", []),
         ("keywords.yml", ["--tags", "extra"]),
@@ -19,7 +27,9 @@ from tests.playbook._harness import FIXTURES, parse, run_ansible, run_fleetkit
     ],
 )
 def test_same_results_as_ansible(playbook: str, extra: list[str]) -> None:
-    args = ["-i", "inventory.ini", playbook, "-f", "1", *extra]
+    inventory = extra[1] if extra[:1] == ["-i"] else "inventory.ini"
+    extra = extra[2:] if extra[:1] == ["-i"] else extra
+    args = ["-i", inventory, playbook, "-f", "1", *extra]
     want = run_ansible(args, FIXTURES)
     got = run_fleetkit(["play", *args], FIXTURES)
     assert got.returncode == want.returncode, got.stdout + got.stderr
@@ -41,10 +51,11 @@ def test_free_strategy_same_results_as_sets() -> None:
     assert got_recap == want_recap
 
 
-def test_text_output_is_byte_identical_modulo_timestamps() -> None:
+@pytest.mark.parametrize("playbook", ["blocks.yml", "errors.yml", "loops_debug.yml"])
+def test_text_output_is_byte_identical_modulo_timestamps(playbook: str) -> None:
     import re
 
-    args = ["-i", "inventory.ini", "blocks.yml", "-f", "1"]
+    args = ["-i", "inventory.ini", playbook, "-f", "1"]
     want = run_ansible(args, FIXTURES)
     got = run_fleetkit(["play", *args], FIXTURES)
     norm = re.compile(r'"(delta|start|end)": "[^"]*"')

@@ -192,3 +192,33 @@ def test_usage_errors() -> None:
     assert fk().returncode == 2
     assert fk("-f", "/nonexistent.yaml").returncode == 2
     assert fk("-f", str(SEED / "cluster.yaml"), "--then", "reboot all").returncode == 2
+
+
+def test_malformed_objects_are_usage_errors(tmp_path: Path) -> None:
+    cases = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": []},
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "resources": []}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "n"},
+            "status": {"allocatable": {"cpu": "lots"}},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": "nope"},
+        },
+    ]
+    for i, obj in enumerate(cases):
+        f = tmp_path / f"bad{i}.yaml"
+        f.write_text(yaml.safe_dump(obj))
+        p = fk("-f", str(f))
+        assert p.returncode == 2, (obj, p.stderr)
+        assert p.stderr.startswith("error: ") and "Traceback" not in p.stderr, p.stderr

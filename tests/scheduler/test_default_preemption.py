@@ -92,3 +92,27 @@ def test_victim_still_not_enough() -> None:
         "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 Insufficient cpu."
     )
     assert not sim.given[0].terminating
+
+
+def test_pdb_violations_decide_the_node() -> None:
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "db"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}},
+    }
+    objs = [
+        pc("high", 1000),
+        pdb,
+        node("a", cpu="2"),
+        node("b", cpu="2"),
+        # the only db pod: evicting it would leave 0 < minAvailable 1 (a violation)
+        pod("db", "a", cpu="1500m", priority=1, labels={"app": "db"}),
+        # higher priority than the db pod, but no budget protects it
+        pod("cache", "b", cpu="1500m", priority=5, labels={"app": "cache"}),
+        pod("urgent", cpu="1", priorityClassName="high"),
+    ]
+    sim = run(objs)
+    # without the PDB node a (lower-priority victim) would win; with it, b has 0 violations
+    assert next(p for p in sim.created if p.name == "urgent").node_name == "b"
+    assert [p.name for p in sim.given if p.terminating] == ["cache"]

@@ -111,3 +111,25 @@ def test_profiles_by_scheduler_name(tmp_path: Path) -> None:
         conf.profiles["bin-packer"].args["NodeResourcesFit"]["scoringStrategy"]["type"]
         == "MostAllocated"
     )
+
+
+def test_plugin_args_validated_like_kube() -> None:
+    def with_args(plugin: str, args: dict[str, object]) -> None:
+        build_profile({"pluginConfig": [{"name": plugin, "args": args}]}, "t")
+
+    with pytest.raises(UsageError, match='unknown field "hardPodAffinityWeigth"'):
+        with_args("InterPodAffinity", {"hardPodAffinityWeigth": 2})
+    with pytest.raises(UsageError, match=r"not in valid range \[0, 100\]"):
+        with_args("InterPodAffinity", {"hardPodAffinityWeight": 101})
+    with pytest.raises(UsageError, match="Unsupported value"):
+        with_args("NodeResourcesFit", {"scoringStrategy": {"type": "Random"}})
+    with pytest.raises(UsageError, match="defaultConstraints must be empty"):
+        with_args(
+            "PodTopologySpread",
+            {
+                "defaultConstraints": [
+                    {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}
+                ]
+            },
+        )
+    with_args("PodTopologySpread", {"defaultingType": "List", "defaultConstraints": []})

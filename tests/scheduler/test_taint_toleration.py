@@ -42,3 +42,14 @@ def test_prefer_no_schedule_scores_reversed() -> None:
     res = cycle(objs, pod("p", tolerations=tol), only("TaintToleration"))
     # counts a=0 b=1 c=1 -> 100, 0, 0
     assert scores(res, "TaintToleration") == {"a": 100, "b": 0, "c": 0}
+
+
+def test_node_conditions_taint_like_the_lifecycle_controller() -> None:
+    sick = node("sick")
+    sick["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    res = cycle([sick, node("ok")], pod("p"), only("TaintToleration"))
+    # Ready=False becomes node.kubernetes.io/not-ready:NoSchedule; the default NoExecute
+    # toleration (300 s) does not cover NoSchedule
+    assert reasons(res) == {
+        "sick": ["node(s) had untolerated taint {node.kubernetes.io/not-ready: }"]
+    }

@@ -162,8 +162,10 @@ def _parser(name: str, description: str, example: str, pod_c: bool = True) -> An
 
 
 def _resolve(args: Any, required: bool = True) -> int | None:
+    import os
+
     from fleetkit.netns.errors import NoSuchProcess
-    from fleetkit.netns.target import Resolver, check_pid
+    from fleetkit.netns.namespaces import check_pid
 
     given = [x for x in (args.target, args.container, args.pod) if x is not None]
     if len(given) > 1:
@@ -185,9 +187,11 @@ def _resolve(args: Any, required: bool = True) -> int | None:
                 hint="add -t PID, --container ID|NAME or --pod NS/NAME ('fleetkit ns ps' lists them)",
             )
         return None
-    resolver = Resolver(args.node_root)
     if args.target is not None:
-        return check_pid(args.target, resolver.proc)
+        return check_pid(args.target, os.path.join(args.node_root, "proc"))
+    from fleetkit.netns.target import Resolver
+
+    resolver = Resolver(args.node_root)
     found = (
         resolver.pod(args.pod, args.pod_container)
         if args.pod
@@ -360,8 +364,13 @@ def _ns_capture(argv: list[str]) -> int:
         help="print the compiled BPF (as tcpdump -ddd) and exit",
     )
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
+    parser.add_argument(
+        "-r", "--read", metavar="FILE", help="print the packets of a pcap file (no target needed)"
+    )
     parser.add_argument("filter", nargs="*", metavar="FILTER")
     args = parser.parse_args(argv)
+    from fleetkit.errors import UsageError
+
     expression = " ".join(args.filter)
     if args.dump_program:
         from fleetkit.netns.capture import compile_filter
@@ -370,6 +379,22 @@ def _ns_capture(argv: list[str]) -> int:
         print(len(program))
         for code, jt, jf, k in program:
             print(f"{code} {jt} {jf} {k}")
+        return 0
+    if args.read is not None:
+        from fleetkit.netns.capture import read_pcap, summarize
+
+        if expression:
+            raise UsageError("a filter with -r is not supported", hint="filter when capturing")
+        try:
+            with open(args.read, "rb") as stream:
+                for index, packet in enumerate(read_pcap(stream)):
+                    if args.count is not None and index >= args.count:
+                        break
+                    sys.stdout.write(summarize(packet) + "\n")
+        except OSError as exc:
+            from fleetkit.netns.errors import HelperError
+
+            raise HelperError(f"{args.read}: {exc.strerror}", hint="check the path") from None
         return 0
     pid = _resolve(args)
     import signal

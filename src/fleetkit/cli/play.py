@@ -134,7 +134,7 @@ def _play(argv: list[str]) -> int:
         check=args.check,
         verbosity=args.verbose,
         seed=args.seed,
-        playbook_path=os.path.abspath(args.playbook),
+        playbook_path=args.playbook,
     )
     callback: Callback
     if args.output == "json":

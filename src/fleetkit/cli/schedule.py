@@ -10,8 +10,9 @@ from fleetkit.errors import UsageError
 __all__ = ["main"]
 
 EPILOG = """\
-inputs: Node, Namespace, PriorityClass, Service, Pod (bound when spec.nodeName is set),
-Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, kind: List; YAML (multi-document) or JSON.
+inputs: Node, Namespace, PriorityClass, Service, PodDisruptionBudget, Pod (bound when
+spec.nodeName is set), Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, kind: List;
+YAML (multi-document) or JSON; or --kubeconfig for a live cluster's snapshot.
 
 steps (--then, applied in order; Pending pods are retried first, then new pods):
   scale deploy/NAME --replicas=N [-n NS]   (also rs/, sts/, job/)
@@ -61,22 +62,20 @@ def _parser() -> ArgumentParser:
         help="show every node's filter result and scores (for POD, or every new pod)",
     )
     p.add_argument(
-        "--kubeconfig", metavar="FILE", help="snapshot a live cluster (not supported offline)"
+        "--kubeconfig",
+        metavar="FILE",
+        help="snapshot a live cluster read-only (nodes, pods, namespaces, classes, workloads)",
     )
-    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    p.add_argument("--context", metavar="NAME", help="kubeconfig context (default: current)")
     return p
 
 
 def main(command: str, argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    if args.kubeconfig or args.context:
+    if not args.filename and not (args.kubeconfig or args.context):
         raise UsageError(
-            "--kubeconfig/--context: live snapshots are not implemented in this build",
-            hint="export the cluster with 'kubectl get nodes,pods,ns,priorityclasses,deploy,sts,ds -A -o yaml' and pass it with -f",
-        )
-    if not args.filename:
-        raise UsageError(
-            "no input: give -f FILE|DIR", hint="run 'fleetkit schedule --help' for usage"
+            "no input: give -f FILE|DIR or --kubeconfig",
+            hint="run 'fleetkit schedule --help' for usage",
         )
     from fleetkit.scheduler import default_config, load_config, simulate
     from fleetkit.scheduler.report import (

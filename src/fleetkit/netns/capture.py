@@ -6,7 +6,9 @@ in the kernel with SO_ATTACH_FILTER, so packets that do not match never reach us
 The socket is created in a short-lived thread that joined the target's network namespace;
 the receive loop then runs in the caller's thread (a socket keeps the namespace it was
 created in). Like libpcap, the socket first gets a reject-all filter, is bound and drained,
-and only then gets the real filter, so no unfiltered packet leaks into the capture.
+and only then gets the real filter, so no unfiltered packet leaks into the capture. Packets are
+read from a TPACKET_V3 ring (mmap, one retired block at a time), as libpcap reads them; where
+the kernel refuses the ring, from the socket with recvmsg.
 
 Output: tcpdump-like one-line summaries (as ``tcpdump -n -S``: numeric, absolute sequence
 numbers), or a classic pcap file (microsecond timestamps, LINKTYPE_ETHERNET) written to a
@@ -32,11 +34,14 @@ from fleetkit.netns.namespaces import run_in_netns
 
 __all__ = [
     "CaptureStats",
+    "Handle",
     "Packet",
     "PcapWriter",
+    "capture",
     "compile_filter",
     "open_capture",
-    "capture",
+    "packets",
+    "read_pcap",
     "summarize",
 ]
 
@@ -427,7 +432,14 @@ def _write_pcap(
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as stream:
+        stream = open(tmp, "wb")  # closed by the with-block below
+    except OSError as exc:
+        raise HelperError(
+            f"cannot write {path}: {exc.strerror}",
+            hint="check that the directory exists and is writable",
+        ) from None
+    try:
+        with stream:
             writer = PcapWriter(stream)
             try:
                 for packet in packets(handle, stats, count, duration_s, stop, stream.flush):
@@ -496,6 +508,159 @@ def _tcp_options(raw: bytes) -> str:
     return ",".join(out)
 
 
+_DNS_TYPES = {
+    1: "A",
+    2: "NS",
+    5: "CNAME",
+    6: "SOA",
+    12: "PTR",
+    15: "MX",
+    16: "TXT",
+    28: "AAAA",
+    33: "SRV",
+    41: "OPT",
+    64: "SVCB",
+    65: "HTTPS",
+    255: "ANY",
+}
+_DNS_RCODES = ("", " FormErr", " ServFail", " NXDomain", " NotImp", " Refused")
+
+
+def _dns_name(msg: bytes, offset: int) -> tuple[str, int]:
+    """A (possibly compressed) name at ``offset``: (dotted name with trailing dot, next offset)."""
+    labels: list[str] = []
+    end = -1
+    for _ in range(128):
+        size = msg[offset]
+        if size & 0xC0 == 0xC0:
+            if end < 0:
+                end = offset + 2
+            offset = ((size & 0x3F) << 8) | msg[offset + 1]
+            continue
+        if size == 0:
+            offset += 1
+            break
+        labels.append(msg[offset + 1 : offset + 1 + size].decode("ascii", "backslashreplace"))
+        offset += 1 + size
+    return (".".join(labels) + "." if labels else "."), (end if end >= 0 else offset)
+
+
+def _dns_rdata(msg: bytes, rtype: int, start: int, size: int) -> str:
+    data = msg[start : start + size]
+    if rtype == 1 and size == 4:
+        return " " + socket.inet_ntoa(data)
+    if rtype == 28 and size == 16:
+        return " " + socket.inet_ntop(socket.AF_INET6, data)
+    if rtype in (2, 5, 12):
+        return " " + _dns_name(msg, start)[0]
+    if rtype == 15:
+        return f" {_dns_name(msg, start + 2)[0]} {struct.unpack('!H', data[:2])[0]}"
+    if rtype == 16:
+        parts, i = [], 0
+        while i < len(data):
+            parts.append('"' + data[i + 1 : i + 1 + data[i]].decode("ascii", "replace") + '"')
+            i += 1 + data[i]
+        return " " + " ".join(parts)
+    if rtype == 33:
+        prio, weight, port = struct.unpack("!HHH", data[:6])
+        return f" {_dns_name(msg, start + 6)[0]}:{port} {prio} {weight}"
+    return ""
+
+
+def _dns(msg: bytes) -> str:
+    """tcpdump's one-line DNS summary (without -v)."""
+    ident, flags, qd, an, ns, ar = struct.unpack("!HHHHHH", msg[:12])
+    opcode = (flags >> 11) & 0xF
+    ops = "" if opcode == 0 else f" op{opcode}"
+    offset = 12
+    questions = []
+    for _ in range(qd):
+        name, offset = _dns_name(msg, offset)
+        qtype = struct.unpack("!H", msg[offset : offset + 2])[0]
+        offset += 4
+        questions.append(f"{_DNS_TYPES.get(qtype, f'Type{qtype}')}? {name}")
+    if not flags & 0x8000:  # query
+        text = f"{ident}{ops}{'+' if flags & 0x0100 else ''}"
+        if flags & 0x0010:
+            text += "$"
+        if qd != 1:
+            text += f" [{qd}q]"
+        if an:
+            text += f" [{an}a]"
+        if ns:
+            text += f" [{ns}n]"
+        if ar:
+            text += f" [{ar}au]"
+        return text + "".join(" " + q for q in questions) + f" ({len(msg)})"
+    rcode = flags & 0xF
+    text = (
+        f"{ident}{ops}{_DNS_RCODES[rcode] if rcode < len(_DNS_RCODES) else f' Resp{rcode}'}"
+        f"{'*' if flags & 0x0400 else ''}{'' if flags & 0x0080 else '-'}"
+        f"{'|' if flags & 0x0200 else ''}{'$' if flags & 0x0020 else ''}"
+    )
+    if qd != 1:
+        text += f" [{qd}q]"
+    text += f" {an}/{ns}/{ar}"
+    records = []
+    for _ in range(an):
+        _name, offset = _dns_name(msg, offset)
+        rtype, _rclass, _ttl, size = struct.unpack("!HHIH", msg[offset : offset + 10])
+        offset += 10
+        records.append(
+            f" {_DNS_TYPES.get(rtype, f'Type{rtype}')}{_dns_rdata(msg, rtype, offset, size)}"
+        )
+        offset += size
+    return text + ",".join(records) + f" ({len(msg)})"
+
+
+_HTTP_METHODS = (
+    b"GET",
+    b"PUT",
+    b"POST",
+    b"HEAD",
+    b"DELETE",
+    b"OPTIONS",
+    b"TRACE",
+    b"CONNECT",
+    b"PATCH",
+)
+
+
+def _http(payload: bytes) -> str:
+    token = payload.split(b" ", 1)[0]
+    if token in _HTTP_METHODS or token.startswith(b"HTTP/"):
+        line = payload.split(b"\r\n", 1)[0].split(b"\n", 1)[0]
+        return ": HTTP: " + line.decode("ascii", "replace")
+    return ": HTTP"
+
+
+def _icmp6(payload: bytes) -> str:
+    kind = payload[0]
+    if kind in (128, 129) and len(payload) >= 8:
+        ident, seq = struct.unpack("!HH", payload[4:8])
+        return f"echo {'request' if kind == 128 else 'reply'}, id {ident}, seq {seq}"
+    if kind in (135, 136) and len(payload) >= 24:
+        target = socket.inet_ntop(socket.AF_INET6, payload[8:24])
+        return (
+            f"neighbor solicitation, who has {target}"
+            if kind == 135
+            else f"neighbor advertisement, tgt is {target}"
+        )
+    if kind == 143 and len(payload) >= 8:
+        return (
+            f"multicast listener report v2, {struct.unpack('!H', payload[6:8])[0]} group record(s)"
+        )
+    names = {133: "router solicitation", 134: "router advertisement", 1: "destination unreachable"}
+    return names.get(kind, f"type-#{kind}")
+
+
+def _hbh(payload: bytes, src: str, dst: str, sep: str) -> str:
+    size = (payload[1] + 1) * 8
+    inner = _transport(payload[0], src, dst, payload[size:], sep)
+    head = f"{src} > {dst}: "
+    return head + "HBH " + inner[len(head) :] if inner.startswith(head) else inner
+
+
 def _transport(proto: int, src: str, dst: str, payload: bytes, sep: str) -> str:
     if proto == 6 and len(payload) >= 20:
         sport, dport, seq, ack, off, flags, win = struct.unpack("!HHIIBBH", payload[:16])
@@ -513,9 +678,17 @@ def _transport(proto: int, src: str, dst: str, payload: bytes, sep: str) -> str:
         opts = payload[20:hlen]
         if opts:
             text += f", options [{_tcp_options(opts)}]"
-        return text + f", length {data_len}"
+        text += f", length {data_len}"
+        if data_len and (sport in (80, 8080) or dport in (80, 8080)):
+            text += _http(payload[hlen:])
+        return text
     if proto == 17 and len(payload) >= 8:
         sport, dport, ulen = struct.unpack("!HHH", payload[:6])
+        if (sport == 53 or dport == 53) and ulen >= 20:
+            try:
+                return f"{src}{sep}{sport} > {dst}{sep}{dport}: {_dns(payload[8:ulen])}"
+            except (IndexError, struct.error, UnicodeError):
+                pass
         return f"{src}{sep}{sport} > {dst}{sep}{dport}: UDP, length {max(ulen - 8, 0)}"
     if proto == 1 and len(payload) >= 8:
         icmp_type, code = payload[0], payload[1]
@@ -528,25 +701,50 @@ def _transport(proto: int, src: str, dst: str, payload: bytes, sep: str) -> str:
         else:
             what = f"ICMP type {icmp_type} code {code}"
         return f"{src} > {dst}: {what}, length {len(payload)}"
+    if proto == 0 and len(payload) >= 8:  # IPv6 hop-by-hop options header
+        return _hbh(payload, src, dst, sep)
     if proto == 58 and len(payload) >= 4:
-        names6 = {
-            128: "echo request",
-            129: "echo reply",
-            133: "router solicitation",
-            134: "router advertisement",
-            135: "neighbor solicitation",
-            136: "neighbor advertisement",
-            143: "multicast listener report v2",
-        }
-        what = names6.get(payload[0], f"type {payload[0]}")
-        return f"{src} > {dst}: ICMP6, {what}, length {len(payload)}"
+        return f"{src} > {dst}: ICMP6, {_icmp6(payload)}, length {len(payload)}"
     return f"{src} > {dst}: ip-proto-{proto} {len(payload)}"
+
+
+def read_pcap(stream: BinaryIO) -> Iterator[Packet]:
+    """Packets of a classic pcap file (LINKTYPE_ETHERNET; either byte order, us or ns)."""
+    header = stream.read(24)
+    if len(header) < 24:
+        raise HelperError("not a pcap file (too short)", hint="expected a file from tcpdump -w")
+    magic = struct.unpack("<I", header[:4])[0]
+    formats = {
+        0xA1B2C3D4: ("<", 1e-6),
+        0xD4C3B2A1: (">", 1e-6),
+        0xA1B23C4D: ("<", 1e-9),
+        0x4D3CB2A1: (">", 1e-9),
+    }
+    if magic not in formats:
+        raise HelperError(
+            "not a classic pcap file (pcapng is not supported)",
+            hint="convert with: tcpdump -r FILE -w out.pcap",
+        )
+    order, unit = formats[magic]
+    linktype = struct.unpack(order + "I", header[20:24])[0] & 0x0FFFFFFF
+    if linktype != LINKTYPE_ETHERNET:
+        raise HelperError(f"unsupported link type {linktype}", hint="only Ethernet (1) captures")
+    record = struct.Struct(order + "IIII")
+    while True:
+        head = stream.read(16)
+        if len(head) < 16:
+            return
+        sec, frac, incl, orig = record.unpack(head)
+        yield Packet(sec + frac * unit, "", False, stream.read(incl), orig)
 
 
 def summarize(packet: Packet, show_interface: bool = False) -> str:
     """One line per packet, as ``tcpdump -n -S`` prints it (common protocols)."""
-    local = time.localtime(packet.ts)
-    stamp = time.strftime("%H:%M:%S", local) + f".{int((packet.ts % 1) * 1_000_000):06d}"
+    sec = int(packet.ts)
+    usec = int(round((packet.ts - sec) * 1_000_000))
+    if usec >= 1_000_000:
+        sec, usec = sec + 1, usec - 1_000_000
+    stamp = time.strftime("%H:%M:%S", time.localtime(sec)) + f".{usec:06d}"
     prefix = (
         f"{stamp} {packet.ifname} {'Out' if packet.outgoing else 'In '} "
         if show_interface

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-__all__ = ["KINDS", "kind_by_flag", "open_ns", "run_in_netns", "same_namespace"]
+__all__ = ["KINDS", "check_pid", "kind_by_flag", "open_ns", "run_in_netns", "same_namespace"]
 
 # (file under /proc/PID/ns, CLONE_NEW*, nsenter short flag, nsenter long flag), in util-linux's
 # namespace_files[] order: user first (see the two passes in exec.py).
@@ -42,6 +42,18 @@ def kind_by_flag(flag: str) -> tuple[str, int, str, str]:
         if flag in (kind[2], kind[3]):
             return kind
     raise KeyError(flag)
+
+
+def check_pid(pid: int, proc: str = "/proc") -> int:
+    """Return ``pid`` if the process exists, else raise NoSuchProcess."""
+    if pid <= 0 or not os.path.isdir(f"{proc}/{pid}"):
+        from fleetkit.netns.errors import NoSuchProcess
+
+        raise NoSuchProcess(
+            f"no such process: {pid}",
+            hint="check the PID with 'ps -p PID' or list targets with 'fleetkit ns ps'",
+        )
+    return pid
 
 
 def same_namespace(pid_a: int | str, pid_b: int | str, name: str, proc: str = "/proc") -> bool:

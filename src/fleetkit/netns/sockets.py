@@ -1,14 +1,18 @@
 """TCP and UDP sockets of a network namespace, as ``ss -tuanp`` lists them.
 
-The ``/proc/net/{tcp,tcp6,udp,udp6}`` tables are read through ``/proc/thread-self/net`` in a
-thread joined to the target's network namespace; owning processes come from a scan of
-``/proc/*/fd`` for ``socket:[INODE]`` links (root sees them all).
+In a thread joined to the target's network namespace, sockets are dumped over NETLINK_SOCK_DIAG
+(inet_diag, what ss itself uses: queue sizes, listen backlogs, IPV6_V6ONLY), in ss's order
+(udp then tcp, IPv4 then IPv6). Where sock_diag is unavailable, the ``/proc/net/{tcp,tcp6,udp,
+udp6}`` tables are read through ``/proc/thread-self/net`` instead. Owning processes come from a
+scan of ``/proc/*/fd`` for ``socket:[INODE]`` links (root sees them all).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,10 +48,14 @@ class Socket:
     inode: int
     v6: bool
     users: tuple[tuple[str, int, int], ...] = field(default_factory=tuple)  # (comm, pid, fd)
+    dual_stack: bool = False  # an IPv6 wildcard socket without IPV6_V6ONLY: ss prints '*'
 
     def endpoint(self, local: bool = True) -> str:
         addr, port = (self.local, self.local_port) if local else (self.peer, self.peer_port)
-        host = f"[{addr}]" if self.v6 else addr
+        if self.dual_stack and addr == "::":
+            host = "*"
+        else:
+            host = f"[{addr}]" if self.v6 else addr
         return f"{host}:{port if port else '*'}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -131,9 +139,98 @@ def _owners(inodes: set[int], proc: str = "/proc") -> dict[int, list[tuple[str, 
     return owners
 
 
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+INET_DIAG_SKV6ONLY = 11
+_NLM_F_REQUEST_DUMP = 0x1 | 0x300
+
+
+def _diag_dump(sock: socket.socket, family: int, protocol: int, seq: int) -> list[Socket]:
+    """One inet_diag dump (struct inet_diag_req_v2), parsed into Socket rows."""
+    req = struct.pack("BBBxI", family, protocol, 0, 0xFFFFFFFF)  # SKV6ONLY comes unasked
+    req += bytes(48)  # struct inet_diag_sockid: match everything
+    sock.send(
+        struct.pack("IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, seq, 0) + req
+    )
+    netid = "tcp" if protocol == socket.IPPROTO_TCP else "udp"
+    af = socket.AF_INET if family == socket.AF_INET else socket.AF_INET6
+    size = 4 if af == socket.AF_INET else 16
+    rows: list[Socket] = []
+    while True:
+        data = sock.recv(1 << 20)
+        offset = 0
+        while offset + 16 <= len(data):
+            length, kind, _flags, _seq, _pid = struct.unpack_from("IHHII", data, offset)
+            if length < 16 or kind == 3:  # NLMSG_DONE
+                return rows
+            if kind == 2:  # NLMSG_ERROR
+                code = -struct.unpack_from("i", data, offset + 16)[0]
+                raise OSError(code, os.strerror(code))
+            msg = data[offset + 16 : offset + length]
+            offset += (length + 3) & ~3
+            state = msg[1]
+            sport, dport = struct.unpack_from("!HH", msg, 4)
+            src, dst = msg[8 : 8 + size], msg[24 : 24 + size]
+            rqueue, wqueue, _uid, inode = struct.unpack_from("IIII", msg, 56)
+            v6only = None
+            attr = 72
+            while attr + 4 <= len(msg):
+                alen, atype = struct.unpack_from("HH", msg, attr)
+                if alen < 4:
+                    break
+                if atype == INET_DIAG_SKV6ONLY:
+                    v6only = bool(msg[attr + 4])
+                attr += (alen + 3) & ~3
+            name = _TCP_STATES.get(state, str(state))
+            rows.append(
+                Socket(
+                    netid,
+                    name,
+                    rqueue,
+                    wqueue,
+                    socket.inet_ntop(af, src),
+                    sport,
+                    socket.inet_ntop(af, dst),
+                    dport,
+                    inode,
+                    af == socket.AF_INET6,
+                    dual_stack=af == socket.AF_INET6 and v6only is False,
+                )
+            )
+
+
+def _read_diag() -> list[Socket]:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    sock.settimeout(5)
+    try:
+        rows: list[Socket] = []
+        seq = 1
+        for protocol in (socket.IPPROTO_UDP, socket.IPPROTO_TCP):
+            for family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    rows += _diag_dump(sock, family, protocol, seq)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOENT, errno.EAFNOSUPPORT):
+                        raise
+                seq += 1
+        return rows
+    finally:
+        sock.close()
+
+
+def _read_here(proc: str) -> list[Socket]:
+    try:
+        return _read_diag()
+    except OSError:
+        found = _read_tables(proc)
+        order = {"udp": 0, "tcp": 1}
+        found.sort(key=lambda s: order[s.netid])
+        return found
+
+
 def list_sockets(pid: int | None, proc: str = "/proc") -> list[Socket]:
     """All TCP/UDP sockets in the network namespace of ``pid``, with their owners."""
-    found = run_in_netns(pid, lambda: _read_tables(proc))
+    found = run_in_netns(pid, lambda: _read_here(proc))
     owners = _owners({s.inode for s in found if s.inode}, proc)
     result = []
     for s in found:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetkit.netns.errors import AmbiguousTarget, NoSuchProcess, UnknownTarget
+from fleetkit.netns.namespaces import check_pid
 
 __all__ = ["Container", "Resolver", "check_pid"]
 
@@ -63,16 +64,6 @@ class Container:
             "sandbox": self.sandbox,
             "sources": list(self.sources),
         }
-
-
-def check_pid(pid: int, proc: str = "/proc") -> int:
-    """Return ``pid`` if the process exists, else raise :class:`NoSuchProcess`."""
-    if pid <= 0 or not os.path.isdir(f"{proc}/{pid}"):
-        raise NoSuchProcess(
-            f"no such process: {pid}",
-            hint="check the PID with 'ps -p PID' or list targets with 'fleetkit ns ps'",
-        )
-    return pid
 
 
 _HEX64 = re.compile(r"(?<![0-9a-f])([0-9a-f]{64})(?![0-9a-f])")

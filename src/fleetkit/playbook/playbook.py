@@ -228,6 +228,8 @@ class Task:
     handler: bool = False
     listen: list[str] = field(default_factory=list)
     in_rescue_block: bool = False
+    src: Located | None = None
+    mod_key: str = ""
 
     def display_name(self) -> str:
         return self.name if self.name else self.action
@@ -474,6 +476,10 @@ class _Loader:
         )
         if isinstance(ds, Located):
             task.path, task.line, task.col = ds.path, ds.line, ds.col
+            task.src = ds
+            task.mod_key = next(
+                (k for k in ds if isinstance(k, str) and normalize_action(k) == action), ""
+            )
         if handler:
             task.listen = [str(x) for x in _as_list(ds.get("listen"))]
         return [task]

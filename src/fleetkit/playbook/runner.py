@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetkit.playbook import patterns
-from fleetkit.playbook.connection import Become, Connection, Unreachable
+from fleetkit.playbook.connection import Become, CommandNotFound, Connection, Unreachable
 from fleetkit.playbook.connection.local import LocalConnection
 from fleetkit.playbook.connection.ssh import SSHConnection
 from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError
@@ -28,11 +28,11 @@ from fleetkit.playbook.modules.debug import RAW_ARGS
 from fleetkit.playbook.playbook import Block, IncludeTasks, Node, Play, Task, load_task_file
 from fleetkit.playbook.strategy import exceeds_max_fail, serial_batches
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
-from fleetkit.playbook.yamlsrc import load_yaml_file
+from fleetkit.playbook.yamlsrc import Located, load_yaml_file
 
 __all__ = ["RunOptions", "PlaybookRunner", "RunSummary"]
 
-_RESULT_INTERNAL = ("_fk_error",)
+_RESULT_INTERNAL = ("_fk_error", "_fk_chain")
 
 
 @dataclass
@@ -54,6 +54,15 @@ class RunSummary:
     stats: Stats
     failed: set[str]
     unreachable: set[str]
+
+
+class _ArgError(TemplateError):
+    def __init__(self, stage: str, key: str, detail: str) -> None:
+        self.stage = stage
+        self.key = key
+        self.detail = detail
+        self.full = f"{stage} failed: {detail}"
+        super().__init__(self.full)
 
 
 class _Frame:
@@ -266,7 +275,7 @@ class PlaybookRunner:
             max_workers=max(1, self.opts.forks), thread_name_prefix="fk-fork"
         )
         try:
-            self.cb.playbook_start(self.opts.playbook_path)
+            self.cb.playbook_start(self.opts.playbook_path, len(self.plays))
             for play in self.plays:
                 if self._run_play(play):
                     break
@@ -765,7 +774,11 @@ class PlaybookRunner:
         self, host: str, task: Task, what: str, exc: Exception, module: Module
     ) -> TaskResult:
         msg = f"Task failed: {what}: {exc}"
-        r = {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
+        chain = [("Task failed.", task.path, task.line, task.col)]
+        if task.src is not None and "when" in task.src.pos:
+            _kl, _kc, vl, vc = task.src.pos["when"]
+            chain.append((f"{what}: {exc}", task.path, vl, vc))
+        r = {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
         return TaskResult(
             host, task, r, "failed", ignored=self._ignore(task, host), controller=module.controller
         )
@@ -910,9 +923,10 @@ class PlaybookRunner:
             try:
                 value = templar.template(v)
             except TemplateError as exc:
-                raise TemplateError(
-                    f"Finalization of task args for 'ansible.builtin.{task.action}' failed: "
-                    f"Error while resolving value for '{k}': {exc}"
+                raise _ArgError(
+                    f"Finalization of task args for 'ansible.builtin.{task.action}'",
+                    k,
+                    f"Error while resolving value for '{k}': {exc}",
                 ) from None
             if value == OMIT:
                 continue
@@ -940,9 +954,18 @@ class PlaybookRunner:
     ) -> dict[str, Any]:
         try:
             args = self._module_args(task, templar)
-        except TemplateError as exc:
-            msg = f"Task failed: {exc}"
-            return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
+        except _ArgError as exc:
+            msg = f"Task failed: {exc.full}"
+            chain = [("Task failed.", task.path, task.line, task.col)]
+            src = task.src
+            if src is not None and task.mod_key in src.pos:
+                kl, kc, vl, vc = src.pos[task.mod_key]
+                chain.append((f"{exc.stage} failed.", task.path, kl, kc))
+                value = src.get(task.mod_key)
+                if isinstance(value, Located) and exc.key in value.pos:
+                    _a, _b, vl, vc = value.pos[exc.key]
+                chain.append((exc.detail, task.path, vl, vc))
+            return {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
         try:
             params = validate(module, args)
         except ModuleError as exc:
@@ -986,6 +1009,8 @@ class PlaybookRunner:
             result = module.run(ctx, params)
         except Unreachable as exc:
             return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
+        except CommandNotFound as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
         except ModuleError as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
         except TemplateError as exc:

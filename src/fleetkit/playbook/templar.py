@@ -173,9 +173,20 @@ class _Globals(Mapping[str, Any]):
         return len(self._vars) + len(_GLOBALS)
 
 
+_NO_ATTR = re.compile(r"^'([\w.]+) object' has no attribute (.*)$")
+_TYPE_NAMES = {
+    "fleetkit.playbook.templar.VarsView": "HostVarsVars",
+    "fleetkit.playbook.yamlsrc.Located": "dict",
+}
+
+
 def _describe(exc: Exception) -> str:
     msg = str(exc)
     if isinstance(exc, UndefinedError):
+        m = _NO_ATTR.match(msg)
+        if m:
+            kind = _TYPE_NAMES.get(m.group(1), m.group(1))
+            return f"object of type '{kind}' has no attribute {m.group(2)}"
         return msg
     return f"Error rendering template: {msg}"
 

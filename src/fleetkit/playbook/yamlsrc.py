@@ -15,13 +15,15 @@ __all__ = ["Located", "load_yaml_file", "load_yaml_text", "source_of"]
 class Located(dict[str, Any]):
     """A mapping that knows its file, 1-based line and column."""
 
-    __slots__ = ("path", "line", "col")
+    __slots__ = ("path", "line", "col", "pos")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.path = ""
         self.line = 0
         self.col = 0
+        # key -> (key line, key col, value line, value col), 1-based
+        self.pos: dict[Any, tuple[int, int, int, int]] = {}
 
 
 class _Loader(yaml.SafeLoader):
@@ -44,6 +46,12 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
                 source=f"{loader.path}:{key_node.start_mark.line + 1}",
             ) from None
         out[key] = loader.construct_object(value_node, deep=True)
+        out.pos[key] = (
+            key_node.start_mark.line + 1,
+            key_node.start_mark.column + 1,
+            value_node.start_mark.line + 1,
+            value_node.start_mark.column + 1,
+        )
     return out
 
 

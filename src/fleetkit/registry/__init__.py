@@ -17,7 +17,20 @@ __all__ = [
     "RegistryStore",
     "FilesystemDriver",
     "MemoryDriver",
-    # --- client side (issue 3): add "pull", "push", ... here ---
+    # client side (issue 3)
+    "pull",
+    "push",
+    "login",
+    "logout",
+    "list_tags",
+    "get_manifest",
+    "pull_async",
+    "push_async",
+    "Credential",
+    "PullResult",
+    "PushResult",
+    "Platform",
+    "RetryPolicy",
 ]
 
 _LAZY: dict[str, str] = {
@@ -27,7 +40,19 @@ _LAZY: dict[str, str] = {
     "RegistryStore": "fleetkit.registry.storage.store",
     "FilesystemDriver": "fleetkit.registry.storage.filesystem",
     "MemoryDriver": "fleetkit.registry.storage.memory",
-    # --- client side (issue 3): e.g. "pull": "fleetkit.registry.client.pull", ---
+    "pull": "fleetkit.registry.client",
+    "push": "fleetkit.registry.client",
+    "login": "fleetkit.registry.client",
+    "logout": "fleetkit.registry.client",
+    "list_tags": "fleetkit.registry.client",
+    "get_manifest": "fleetkit.registry.client",
+    "pull_async": "fleetkit.registry.client",
+    "push_async": "fleetkit.registry.client",
+    "Credential": "fleetkit.registry.client",
+    "PullResult": "fleetkit.registry.client",
+    "PushResult": "fleetkit.registry.client",
+    "Platform": "fleetkit.registry.client",
+    "RetryPolicy": "fleetkit.registry.client",
 }
 
 

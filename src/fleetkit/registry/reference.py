@@ -37,7 +37,7 @@ MAX_NAME_LENGTH = 255
 
 NAME_COMPONENT_RE = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REPOSITORY_RE = re.compile(rf"^{NAME_COMPONENT_RE}(?:/{NAME_COMPONENT_RE})*$")
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", re.ASCII)
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN_RE = re.compile(
     rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$"
@@ -77,12 +77,12 @@ class Reference:
 
 def validate_repository(name: str) -> None:
     """Raise :class:`NameInvalid` (wire NAME_INVALID) unless ``name`` is a valid repository."""
-    if not name or len(name) > MAX_NAME_LENGTH or not REPOSITORY_RE.match(name):
+    if not name or len(name) > MAX_NAME_LENGTH or not REPOSITORY_RE.fullmatch(name):
         raise NameInvalid(f"invalid repository name {name!r}")
 
 
 def validate_tag(tag: str) -> None:
-    if not TAG_RE.match(tag):
+    if not TAG_RE.fullmatch(tag):
         raise InvalidReference(
             f"invalid tag {tag!r}",
             hint="a tag is up to 128 of [A-Za-z0-9_.-], not starting with . or -",
@@ -116,10 +116,10 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     colon = raw.rfind(":")
     if colon > slash:
         raw, tag = raw[:colon], raw[colon + 1 :]
-        if not TAG_RE.match(tag):
+        if not TAG_RE.fullmatch(tag):
             raise InvalidReference(f"invalid reference {text!r}: invalid tag {tag!r}", hint=hint)
     registry, repository = _split_registry(raw)
-    if registry != DEFAULT_REGISTRY and not _DOMAIN_RE.match(registry):
+    if registry != DEFAULT_REGISTRY and not _DOMAIN_RE.fullmatch(registry):
         raise InvalidReference(
             f"invalid reference {text!r}: invalid registry {registry!r}", hint=hint
         )
@@ -127,11 +127,15 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
         registry = DEFAULT_REGISTRY
         if "/" not in repository:
             repository = f"library/{repository}"
-    if repository.lower() != repository and REPOSITORY_RE.match(repository.lower()):
+    if repository.lower() != repository and REPOSITORY_RE.fullmatch(repository.lower()):
         raise InvalidReference(
             f"invalid reference {text!r}: repository name must be lowercase", hint=hint
         )
-    if not repository or len(repository) > MAX_NAME_LENGTH or not REPOSITORY_RE.match(repository):
+    if (
+        not repository
+        or len(repository) > MAX_NAME_LENGTH
+        or not REPOSITORY_RE.fullmatch(repository)
+    ):
         raise InvalidReference(f"invalid reference {text!r}: invalid repository name", hint=hint)
     if tag is None and digest is None:
         tag = default_tag

@@ -295,6 +295,30 @@ def _merge_label_keys(term_raw: Any, labels: Mapping[str, str]) -> Any:
     return out
 
 
+# TaintNodesByCondition: the node lifecycle controller taints nodes from their conditions
+_CONDITION_TAINTS = {
+    ("Ready", "False"): "node.kubernetes.io/not-ready",
+    ("Ready", "Unknown"): "node.kubernetes.io/unreachable",
+    ("MemoryPressure", "True"): "node.kubernetes.io/memory-pressure",
+    ("DiskPressure", "True"): "node.kubernetes.io/disk-pressure",
+    ("PIDPressure", "True"): "node.kubernetes.io/pid-pressure",
+    ("NetworkUnavailable", "True"): "node.kubernetes.io/network-unavailable",
+}
+
+
+def _condition_taints(conditions: list[Any], have: tuple[Taint, ...]) -> tuple[Taint, ...]:
+    keys = {t.key for t in have}
+    out = []
+    for c in conditions:
+        if not isinstance(c, dict):
+            continue
+        key = _CONDITION_TAINTS.get((str(c.get("type")), str(c.get("status"))))
+        if key and key not in keys:
+            out.append(Taint(key, "", "NoSchedule"))
+            keys.add(key)
+    return tuple(out)
+
+
 @dataclass(slots=True)
 class Node:
     name: str
@@ -314,6 +338,7 @@ class Node:
             Taint(str(t.get("key", "")), str(t.get("value") or ""), str(t.get("effect", "")))
             for t in spec.get("taints") or []
         )
+        taints += _condition_taints(status.get("conditions") or [], taints)
         alloc_raw = status.get("allocatable") or status.get("capacity") or {}
         images = tuple(
             (tuple(str(n) for n in img.get("names") or []), int(img.get("sizeBytes") or 0))

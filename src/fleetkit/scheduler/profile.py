@@ -224,6 +224,7 @@ def build_profile(raw: dict[str, Any], where: str) -> ProfileSpec:
         if not isinstance(a, dict):
             raise UsageError(f"{where}: pluginConfig {pname}: args must be a mapping")
         args[pname] = {k: v for k, v in a.items() if k not in ("apiVersion", "kind")}
+        _validate_args(pname, args[pname], where)
     for w in weights.values():
         if w < 0 or w > 100:
             raise UsageError(
@@ -231,6 +232,111 @@ def build_profile(raw: dict[str, Any], where: str) -> ProfileSpec:
                 "plugin weight must be in the range 0..100"
             )
     return ProfileSpec(name, points, {k: (v or 1) for k, v in weights.items()}, args)
+
+
+ARG_FIELDS = {
+    "InterPodAffinity": {"hardPodAffinityWeight", "ignorePreferredTermsOfExistingPods"},
+    "NodeAffinity": {"addedAffinity"},
+    "NodeResourcesFit": {"ignoredResources", "ignoredResourceGroups", "scoringStrategy"},
+    "NodeResourcesBalancedAllocation": {"resources"},
+    "PodTopologySpread": {"defaultConstraints", "defaultingType"},
+    "DefaultPreemption": {"minCandidateNodesPercentage", "minCandidateNodesAbsolute"},
+    "VolumeBinding": {"bindTimeoutSeconds", "shape"},
+}
+
+
+def _bad(where: str, plugin: str, msg: str) -> UsageError:
+    return UsageError(
+        f"{where}: pluginConfig[{plugin}]: {msg}",
+        hint="see the plugin's args in KubeSchedulerConfiguration v1",
+    )
+
+
+def _validate_args(plugin: str, a: dict[str, Any], where: str) -> None:
+    """What kube's strict decoding and args validation reject."""
+    known = ARG_FIELDS.get(plugin, set())
+    for k in a:
+        if k not in known:
+            raise _bad(where, plugin, f'strict decoding error: unknown field "{k}"')
+    if plugin == "InterPodAffinity":
+        w = a.get("hardPodAffinityWeight", 1)
+        if not isinstance(w, int) or not 0 <= w <= 100:
+            raise _bad(
+                where,
+                plugin,
+                f"hardPodAffinityWeight: Invalid value: {w}: not in valid range [0, 100]",
+            )
+    elif plugin == "NodeResourcesFit":
+        st = a.get("scoringStrategy") or {}
+        kind = st.get("type", "LeastAllocated")
+        if kind not in ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio"):
+            raise _bad(
+                where,
+                plugin,
+                f'scoringStrategy.type: Unsupported value: "{kind}": supported values: '
+                '"LeastAllocated", "MostAllocated", "RequestedToCapacityRatio"',
+            )
+        for i, r in enumerate(st.get("resources") or []):
+            w = r.get("weight")
+            if not isinstance(w, int) or not 1 <= w <= 100:
+                raise _bad(
+                    where,
+                    plugin,
+                    f"scoringStrategy.resources[{i}].weight: Invalid value: {w}: resource weight "
+                    f"of {r.get('name')} not in valid range [1, 100]",
+                )
+        if kind == "RequestedToCapacityRatio":
+            shape = (st.get("requestedToCapacityRatio") or {}).get("shape") or []
+            if not shape:
+                raise _bad(
+                    where,
+                    plugin,
+                    "scoringStrategy.requestedToCapacityRatio.shape: Required value: at least one point must be specified",
+                )
+            last = -1
+            for i, pt in enumerate(shape):
+                u, sc = pt.get("utilization"), pt.get("score")
+                if not isinstance(u, int) or not 0 <= u <= 100:
+                    raise _bad(
+                        where,
+                        plugin,
+                        f"shape[{i}].utilization: Invalid value: {u}: not in valid range [0, 100]",
+                    )
+                if u <= last:
+                    raise _bad(
+                        where,
+                        plugin,
+                        f"shape[{i}].utilization: Invalid value: {u}: utilization values must be sorted in increasing order",
+                    )
+                if not isinstance(sc, int) or not 0 <= sc <= 10:
+                    raise _bad(
+                        where,
+                        plugin,
+                        f"shape[{i}].score: Invalid value: {sc}: not in valid range [0, 10]",
+                    )
+                last = u
+    elif plugin == "PodTopologySpread":
+        dt = a.get("defaultingType", "System")
+        if dt not in ("System", "List"):
+            raise _bad(
+                where,
+                plugin,
+                f'defaultingType: Unsupported value: "{dt}": supported values: "List", "System"',
+            )
+        if dt == "System" and a.get("defaultConstraints"):
+            raise _bad(
+                where,
+                plugin,
+                'defaultConstraints: Invalid value: ...: when .defaultingType is "System", '
+                ".defaultConstraints must be empty",
+            )
+        for i, c in enumerate(a.get("defaultConstraints") or []):
+            if c.get("labelSelector") is not None:
+                raise _bad(
+                    where,
+                    plugin,
+                    f"defaultConstraints[{i}].labelSelector: Forbidden: constraint must not define a selector, as they deduced for each pod",
+                )
 
 
 def default_config() -> SchedulerConfig:
@@ -261,8 +367,17 @@ def load_config(path: str) -> SchedulerConfig:
             hint="use apiVersion: kubescheduler.config.k8s.io/v1",
         )
     profiles: dict[str, ProfileSpec] = {}
-    for raw_prof in raw.get("profiles") or [{}]:
-        prof = build_profile(raw_prof or {}, path)
+    raw_profiles = raw.get("profiles") or [{}]
+    if not isinstance(raw_profiles, list):
+        raise UsageError(f"{path}: profiles: Invalid value: expected an array of profiles")
+    for raw_prof in raw_profiles:
+        try:
+            prof = build_profile(raw_prof or {}, path)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            raise UsageError(
+                f"{path}: malformed profile: {type(exc).__name__}: {exc}",
+                hint="see KubeSchedulerConfiguration v1: profiles[].plugins.<point>.enabled[].name",
+            ) from exc
         if prof.scheduler_name in profiles:
             raise UsageError(
                 f'{path}: duplicate profile with scheduler name "{prof.scheduler_name}"'

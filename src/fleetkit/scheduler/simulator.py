@@ -16,7 +16,7 @@ from fleetkit.scheduler.cluster import Cluster
 from fleetkit.scheduler.framework import CycleResult, Framework, fit_error_message
 from fleetkit.scheduler.labels import Selector, parse_label_selector, selector_from_labels
 from fleetkit.scheduler.model import Node, Pod, clone
-from fleetkit.scheduler.preemption import preempt
+from fleetkit.scheduler.preemption import budget_from, preempt
 from fleetkit.scheduler.profile import SchedulerConfig
 from fleetkit.scheduler.workloads import (
     API_GROUP,
@@ -234,6 +234,7 @@ class Simulation:
         }
         self.explain = explain
         self.services: list[tuple[str, dict[str, str]]] = []
+        self.pdbs: list[dict[str, Any]] = []
         self.classes: dict[str, dict[str, Any]] = {
             k: {"metadata": {"name": k}, **v} for k, v in BUILTIN_PRIORITY_CLASSES.items()
         }
@@ -252,6 +253,7 @@ class Simulation:
         self.step_of: dict[tuple[str, str], int] = {}
         self.step_index = 0
         self.attempts = 0
+        self._current_doc: Document | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     def _tick(self) -> float:
@@ -279,8 +281,23 @@ class Simulation:
         self._apply_docs(check_documents(docs, self.warnings), initial=True)
 
     def _apply_docs(self, docs: list[Document], initial: bool) -> None:
+        try:
+            self._apply_docs_checked(docs)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # a field of an unexpected JSON type that validation did not cover: name the
+            # document rather than show a traceback
+            where = getattr(self, "_current_doc", None)
+            src = f"{where.source}:{where.line}" if where is not None else None
+            raise UsageError(
+                f"malformed object: {type(exc).__name__}: {exc}",
+                hint="check the fields' types against the Kubernetes API reference",
+                source=src,
+            ) from exc
+
+    def _apply_docs_checked(self, docs: list[Document]) -> None:
         # Cluster-scoped and policy objects first, so that pods see them whatever the file order.
         for d in docs:
+            self._current_doc = d
             kind = d.obj["kind"]
             meta = d.obj.get("metadata") or {}
             if kind == "Namespace":
@@ -298,6 +315,8 @@ class Simulation:
                         {str(k): str(v) for k, v in sel.items()},
                     )
                 )
+            elif kind == "PodDisruptionBudget":
+                self.pdbs.append(d.obj)
             elif kind == "Node":
                 self._apply_node(d.obj)
         # ReplicaSets a Deployment in the inputs owns (a `kubectl get -o yaml` dump lists both)
@@ -311,6 +330,7 @@ class Simulation:
             if d.obj["kind"] == "Deployment"
         } | {(ns, n) for (k, ns, n) in self.controllers if k == "Deployment"}
         for d in docs:
+            self._current_doc = d
             kind = d.obj["kind"]
             if kind == "Pod":
                 self._add_given_pod(d.obj, d)
@@ -442,15 +462,15 @@ class Simulation:
             rs_name = f"{name}-{h}"
             replicas = int(spec.get("replicas", 1))
             if existing is not None:
-                old_rs = existing.children[0] if existing.children else None
                 existing.obj = obj
-                if old_rs is not None and old_rs.name == rs_name:
-                    self._scale(old_rs, replicas)
+                existing.replicas = replicas
+                current = next((rs for rs in existing.children if rs.name == rs_name), None)
+                if current is not None:
+                    # same template: a replicas change (or a rollback to an old revision)
+                    existing.children.remove(current)
+                    existing.children.append(current)
+                    self._rollout(existing)
                     return
-                if old_rs is not None:
-                    self._scale(old_rs, 0)
-                    del self.controllers[("ReplicaSet", ns, old_rs.name)]
-                existing.children = []
                 dep = existing
             else:
                 dep = Controller(
@@ -494,9 +514,13 @@ class Simulation:
             )
             rs.template = clone(rs_obj["spec"]["template"])
             rs.pod_prefix = rs_name + "-"
-            dep.children = [rs]
             self.controllers[("ReplicaSet", ns, rs_name)] = rs
-            self._scale(rs, replicas)
+            if not dep.children:
+                dep.children = [rs]
+                self._scale(rs, replicas)
+                return
+            dep.children.append(rs)
+            self._rollout(dep)
             return
         if existing is not None:
             existing.obj = obj
@@ -535,12 +559,98 @@ class Simulation:
         else:
             self._scale(ctrl, int(spec.get("replicas", 1)))
 
+    # -- Deployment rollouts ---------------------------------------------------------------
+    @staticmethod
+    def _fenceposts(dep: Controller) -> tuple[int, int]:
+        """(maxSurge, maxUnavailable) of a RollingUpdate, resolved against spec.replicas."""
+        ru = ((dep.obj.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}
+
+        def resolve(v: Any, up: bool) -> int:
+            if v is None:
+                v = "25%"
+            if isinstance(v, str) and v.endswith("%"):
+                x = int(v[:-1]) * dep.replicas
+                return -(-x // 100) if up else x // 100
+            return int(v)
+
+        surge, unavailable = (
+            resolve(ru.get("maxSurge"), True),
+            resolve(ru.get("maxUnavailable"), False),
+        )
+        if surge == 0 and unavailable == 0:
+            unavailable = 1
+        return surge, unavailable
+
+    def _available(self, rs: Controller) -> int:
+        return sum(1 for p in self._owned(rs) if p.node_name)
+
+    def _rollout(self, dep: Controller) -> None:
+        """The Deployment controller: the newest ReplicaSet takes over from the older ones,
+        RollingUpdate (maxSurge / maxUnavailable, bound pods count as available) or Recreate.
+        Stops when done or when the new pods cannot be placed (a stuck rollout)."""
+        new, olds = dep.children[-1], dep.children[:-1]
+        want = dep.replicas
+        strategy = ((dep.obj.get("spec") or {}).get("strategy") or {}).get(
+            "type"
+        ) or "RollingUpdate"
+        if strategy == "Recreate":
+            for rs in olds:
+                self._scale(rs, 0)
+            self._scale(new, want)
+        else:
+            surge, unavailable = self._fenceposts(dep)
+            for _ in range(4 * want + 8):
+                changed = False
+                total = sum(rs.replicas for rs in dep.children)
+                if new.replicas > want:
+                    self._scale(new, want)
+                    changed = True
+                elif new.replicas < want and total < want + surge:
+                    self._scale(new, new.replicas + min(want + surge - total, want - new.replicas))
+                    changed = True
+                self.run()
+                old_total = sum(rs.replicas for rs in olds)
+                if old_total:
+                    total = sum(rs.replicas for rs in dep.children)
+                    min_available = want - unavailable
+                    new_unavailable = new.replicas - self._available(new)
+                    budget = total - min_available - new_unavailable
+                    # unhealthy (unplaced) old pods go first, then available ones above the floor
+                    for rs in olds:
+                        if budget <= 0:
+                            break
+                        down = min(rs.replicas - self._available(rs), budget)
+                        if down > 0:
+                            self._scale(rs, rs.replicas - down)
+                            budget -= down
+                            changed = True
+                    available = sum(self._available(rs) for rs in dep.children)
+                    excess = available - min_available
+                    for rs in olds:
+                        if excess <= 0:
+                            break
+                        down = min(rs.replicas, excess)
+                        if down > 0:
+                            self._scale(rs, rs.replicas - down)
+                            excess -= down
+                            changed = True
+                    self.run()
+                if not changed:
+                    break
+        for rs in olds:
+            if rs.replicas == 0 and not self._owned(rs):
+                dep.children.remove(rs)
+                self.controllers.pop(("ReplicaSet", rs.namespace, rs.name), None)
+
     @staticmethod
     def _job_target(obj: dict[str, Any]) -> int:
         spec = obj.get("spec") or {}
         par = int(spec.get("parallelism", 1))
         comp = spec.get("completions")
-        return min(par, int(comp)) if comp is not None else par
+        if comp is None:
+            return par
+        done = int((obj.get("status") or {}).get("succeeded") or 0)
+        return max(0, min(par, int(comp) - done))
 
     def _owned(self, ctrl: Controller) -> list[Pod]:
         return [
@@ -686,12 +796,21 @@ class Simulation:
         return ""
 
     def _delete_pod(self, pod: Pod, reason: tuple[str, str] | None) -> None:
-        """Delete (scale-down, node loss) or evict (reason set: preemption, drain) a pod."""
+        """Delete (scale-down, node loss: the pod is gone from the output) or evict (reason
+        set: preemption, drain: it stays, terminating, with a DisruptionTarget condition)."""
         self.unschedulable.pop(pod.key, None)
         self.retry.discard(pod.key)
-        if pod.node_name and pod.phase == "Running":
+        if pod.node_name:
             self.cluster.remove_pod(pod)
         pod.terminating = True
+        if reason is None:
+            for lst in (self.created, self.given):
+                for i, q in enumerate(lst):
+                    if q is pod:
+                        del lst[i]
+                        break
+            self.retry.update(self.unschedulable)
+            return
         meta = pod.raw.setdefault("metadata", {})
         meta["deletionTimestamp"] = _ts(self._tick())
         meta["deletionGracePeriodSeconds"] = int(
@@ -779,7 +898,8 @@ class Simulation:
         num = len(self.cluster.infos)
         post = ""
         if any(pl.name == "DefaultPreemption" for pl in fw.post_filter):
-            pr = preempt(fw, pod, res)
+            budgets = [budget_from(o, list(self.cluster.all_pods())) for o in self.pdbs]
+            pr = preempt(fw, pod, res, budgets)
             if pr.node is not None:
                 for v in pr.victims:
                     self._delete_pod(
@@ -828,8 +948,12 @@ class Simulation:
     # -- steps ---------------------------------------------------------------------------------
     def apply_step(self, step: Step) -> None:
         self.step_index += 1
-        for p in list(self.unschedulable.values()):
-            self.retry.add(p.key)
+        # Pending pods go back to the queue first: older than anything the step creates, they
+        # are retried before the step's new pods.
+        for p in sorted(self.unschedulable.values(), key=lambda q: q.seq):
+            del self.unschedulable[p.key]
+            self._enqueue(p)
+        self.retry.clear()
         if step.verb == "scale":
             ctrl = self.controllers.get((step.kind, step.namespace, step.name))
             if ctrl is None:
@@ -842,8 +966,7 @@ class Simulation:
             if ctrl.kind == "Deployment":
                 ctrl.replicas = step.replicas
                 ctrl.obj.setdefault("spec", {})["replicas"] = step.replicas
-                for rs in ctrl.children:
-                    self._scale(rs, step.replicas)
+                self._rollout(ctrl)
             elif ctrl.kind == "Job":
                 ctrl.obj.setdefault("spec", {})["parallelism"] = step.replicas
                 self._scale(ctrl, self._job_target(ctrl.obj))

@@ -51,9 +51,13 @@ def _file_or_data(conf: dict[str, Any], key: str, base: Path, tmp: str) -> str |
     return None
 
 
-def snapshot(kubeconfig: str | None, context: str | None, timeout_s: float = 30.0) -> list[dict[str, Any]]:
-    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(
-        Path.home() / ".kube" / "config"
+def snapshot(
+    kubeconfig: str | None, context: str | None, timeout_s: float = 30.0
+) -> list[dict[str, Any]]:
+    path = (
+        kubeconfig
+        or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+        or str(Path.home() / ".kube" / "config")
     )
     try:
         conf = yaml.safe_load(Path(path).read_text()) or {}
@@ -66,7 +70,11 @@ def snapshot(kubeconfig: str | None, context: str | None, timeout_s: float = 30.
         raise UsageError(f"{path}: no current-context", hint="pass --context NAME")
     ctx = _named(conf.get("contexts") or [], str(ctx_name), "context", path)
     cluster = _named(conf.get("clusters") or [], str(ctx.get("cluster")), "cluster", path)
-    user = _named(conf.get("users") or [], str(ctx.get("user")), "user", path) if ctx.get("user") else {}
+    user = (
+        _named(conf.get("users") or [], str(ctx.get("user")), "user", path)
+        if ctx.get("user")
+        else {}
+    )
     server = str(cluster.get("server") or "").rstrip("/")
     if not server:
         raise UsageError(f"{path}: cluster has no server")
@@ -81,7 +89,9 @@ def snapshot(kubeconfig: str | None, context: str | None, timeout_s: float = 30.
     with tempfile.TemporaryDirectory() as tmp:
         ctxssl: ssl.SSLContext | None = None
         if server.startswith("https://"):
-            ctxssl = ssl.create_default_context(cafile=_file_or_data(cluster, "certificate-authority", base, tmp))
+            ctxssl = ssl.create_default_context(
+                cafile=_file_or_data(cluster, "certificate-authority", base, tmp)
+            )
             if cluster.get("insecure-skip-tls-verify"):
                 ctxssl.check_hostname = False
                 ctxssl.verify_mode = ssl.CERT_NONE

@@ -232,8 +232,18 @@ def _meta_errs(obj: dict[str, Any]) -> list[str]:
 
 def validate_object(obj: dict[str, Any]) -> list[str]:
     kind = obj.get("kind")
+    shape = _shape_errs(obj)
+    if shape:
+        return shape
     # Node names are not checked: fixtures and kind clusters use names kube's lister tolerates.
     errs = _meta_errs(obj) if kind != "Node" else []
+    if kind == "Node":
+        for field_name in ("capacity", "allocatable"):
+            for name, q in ((obj.get("status") or {}).get(field_name) or {}).items():
+                try:
+                    parse_quantity(q)
+                except ValueError as exc:
+                    errs.append(f"status.{field_name}[{name}]: Invalid value: {_q(q)}: {exc}")
     spec = obj.get("spec") or {}
     if kind == "Pod":
         errs += validate_pod_spec(spec, "spec")
@@ -277,6 +287,38 @@ def validate_object(obj: dict[str, Any]) -> list[str]:
                 f'preemptionPolicy: Unsupported value: "{pp}": supported values: '
                 '"Never", "PreemptLowerPriority"'
             )
+    return errs
+
+
+def _shape_errs(obj: dict[str, Any]) -> list[str]:
+    """Fields of the wrong JSON type, reported as the API server's decoder does."""
+    errs: list[str] = []
+
+    def want(v: Any, typ: type, path: str, tname: str) -> bool:
+        if v is not None and not isinstance(v, typ):
+            errs.append(f"{path}: Invalid value: {_q(v)}: expected {tname}")
+            return False
+        return v is not None
+
+    want(obj.get("metadata"), dict, "metadata", "object")
+    meta: dict[str, Any] = obj["metadata"] if isinstance(obj.get("metadata"), dict) else {}
+    want(meta.get("labels"), dict, "metadata.labels", "object")
+    if want(obj.get("spec"), dict, "spec", "object"):
+        spec = obj["spec"]
+        pod_specs = [("spec", spec)] if obj.get("kind") == "Pod" else []
+        if want(spec.get("template"), dict, "spec.template", "object"):
+            if want(spec["template"].get("spec"), dict, "spec.template.spec", "object"):
+                pod_specs.append(("spec.template.spec", spec["template"]["spec"]))
+            want(spec["template"].get("metadata"), dict, "spec.template.metadata", "object")
+        for path, ps in pod_specs:
+            for key in ("containers", "initContainers", "tolerations", "topologySpreadConstraints"):
+                if want(ps.get(key), list, f"{path}.{key}", "array"):
+                    for i, item in enumerate(ps[key]):
+                        want(item, dict, f"{path}.{key}[{i}]", "object")
+            for key in ("affinity", "nodeSelector", "overhead"):
+                want(ps.get(key), dict, f"{path}.{key}", "object")
+    if obj.get("kind") == "Node":
+        want(obj.get("status"), dict, "status", "object")
     return errs
 
 

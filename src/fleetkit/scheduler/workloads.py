@@ -44,6 +44,7 @@ KNOWN_KINDS = {
     "DaemonSet",
     "Job",
     "Service",
+    "PodDisruptionBudget",
 }
 POD_KINDS = {"Pod"}
 CONTROLLER_KINDS = {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"}
@@ -174,7 +175,14 @@ def check_documents(docs: list[Document], warnings: list[str]) -> list[Document]
                 f"warning: {d.source}:{d.line}: skipping {kind} (not used for placement)"
             )
             continue
-        errs = validate_object(d.obj)
+        try:
+            errs = validate_object(d.obj)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            raise UsageError(
+                f"malformed {kind}: {type(exc).__name__}: {exc}",
+                hint="check the fields' types against the Kubernetes API reference",
+                source=f"{d.source}:{d.line}",
+            ) from exc
         if errs:
             name = str((d.obj.get("metadata") or {}).get("name") or "")
             hint = f"in {d.source} (document at line {d.line})"

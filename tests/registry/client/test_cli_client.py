@@ -139,6 +139,35 @@ def small_fs() -> Iterator[Path]:
         mnt.rmdir()
 
 
+def test_read_only_destination(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_root("mounting a read-only tmpfs (root ignores file modes)")
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs here: {proc.stderr.strip()}")
+    try:
+        rc, _, err = run(capsys, "pull", f"{registry.host}/test/app:v1", f"oci:{mnt}/img")
+        assert (
+            rc == 1
+            and "Read-only file system" in err
+            and "hint: choose a destination you can write to" in err
+        )
+        rc, _, err = run(
+            capsys, "pull", f"{registry.host}/test/app:v1", f"docker-archive:{mnt}/img.tar"
+        )
+        assert rc == 1 and "Read-only file system" in err
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True, timeout=30)
+
+
 def test_full_disk(
     registry: Registry, images: Images, small_fs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

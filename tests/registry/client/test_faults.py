@@ -258,8 +258,9 @@ def test_kill_9_then_rerun_skips_completed_layers(
     first, second, third = (sha256(b) for b in images.big.layers)
 
     async def slow(request: web.Request, p: FaultProxy) -> None:
+        # the second layer trickles, so the kill lands while it is under way
         if "/blobs/" in request.path:
-            request[RATE] = 2_000_000
+            request[RATE] = 400_000 if request.path.endswith(second) else 4_000_000
         return None
 
     proxy.faults.append(slow)
@@ -374,3 +375,55 @@ def test_concurrent_pulls_share_one_layout(
     for layer in images.big.layers:
         assert len(proxy.blob_gets(sha256(layer))) == 1
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_push_starts_a_failed_upload_over(proxy: FaultProxy, images: Images) -> None:
+    from fleetkit.registry.client import push
+
+    layer = sha256(images.app.layers[0])
+
+    async def fail_put(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=503, text="storage backend busy")
+
+    proxy.faults.append(
+        _once(
+            lambda r: r.method == "PUT" and "/blobs/uploads/" in r.path and layer in r.path_qs,
+            fail_put,
+        )
+    )
+    result = push(f"oci:{images.src / 'app'}:v1", f"{proxy.host}/faults/push:v1", retry=FAST)
+    assert result.digest == images.app.digest
+    puts = [s for s in proxy.seen if s.method == "PUT" and layer in s.path]
+    assert [p.status for p in puts] == [503, 201]
+    assert get_manifest_bytes(proxy.host) == images.app.manifest
+
+
+def get_manifest_bytes(host: str) -> bytes:
+    from fleetkit.registry.client import get_manifest
+
+    return get_manifest(f"{host}/faults/push:v1").raw
+
+
+def test_docker_archive_pull_resumes_from_its_staging_layout(
+    proxy: FaultProxy, images: Images, tmp_path: Path
+) -> None:
+    bad = sha256(images.app.layers[2])
+
+    async def corrupt(request: web.Request) -> None:
+        request[CORRUPT] = True
+        return None
+
+    proxy.faults.append(_once(_blob(bad), corrupt))
+    archive = tmp_path / "app.tar"
+    with pytest.raises(VerificationError):
+        pull(f"{proxy.host}/test/app:v1", f"docker-archive:{archive}", retry=FAST)
+    assert not archive.exists()
+    staging = tmp_path / ".app.tar.fleetkit-partial"
+    kept = {p.name for p in (staging / "blobs" / "sha256").iterdir()}
+    assert sha256(images.app.layers[0])[7:] in kept and bad[7:] not in kept
+    proxy.seen.clear()
+    result = pull(f"{proxy.host}/test/app:v1", f"docker-archive:{archive}", retry=FAST)
+    assert [b.status for b in result.blobs].count("downloaded") == 1
+    assert len(proxy.blob_gets(bad)) == 1 and proxy.blob_gets(sha256(images.app.layers[0])) == []
+    assert archive.is_file() and not staging.exists()

@@ -86,8 +86,7 @@ class DefaultCallback:
 
     def _task_banner(self, task: Task) -> None:
         prefix, name = self._task_names.get(task.uid, ("TASK", task.display_name()))
-        check = " [CHECK MODE]" if self.check else ""
-        self._banner(f"{prefix} [{name}]{check}")
+        self._banner(f"{prefix} [{name}]")
         if self.verbosity >= 2 and task.path:
             self._display(f"task path: {task.path}:{task.line}", "debug")
         self._last_banner = task.uid
@@ -107,6 +106,18 @@ class DefaultCallback:
             self._lines[path] = lines
         return lines
 
+    def _origin(self, path: str, line: int, col: int) -> str:
+        text = f"Origin: {path}:{line}:{col}\n"
+        lines = self._source_lines(path)
+        shown = list(range(max(1, line - 2), min(line, len(lines)) + 1))
+        if shown:
+            width = len(str(shown[-1]))
+            text += "\n"
+            for n in shown:
+                text += f"{str(n).rjust(width)} {lines[n - 1]}".rstrip() + "\n"
+            text += " " * (width + col) + f"^ column {col}\n"
+        return text
+
     def _error_block(self, res: TaskResult) -> None:
         r = res.result
         if res.status == "unreachable":
@@ -117,21 +128,23 @@ class DefaultCallback:
             kind = "Action failed" if res.controller else "Module failed"
             msg = r.get("msg")
             text = (
-                f"Task failed: {kind}: {msg}" if msg not in (None, "") else f"Task failed: {kind}"
+                f"Task failed: {kind}: {msg}" if msg not in (None, "") else (f"Task failed: {kind}")
             )
         task = res.task
         block = f"[ERROR]: {text}"
-        if task.path and task.line:
-            block += f"\nOrigin: {task.path}:{task.line}:{task.col}\n"
-            lines = self._source_lines(task.path)
-            first = max(1, task.line - 2)
-            shown = list(range(first, min(task.line, len(lines)) + 1))
-            if shown:
-                width = len(str(shown[-1]))
-                block += "\n"
-                for n in shown:
-                    block += f"{str(n).ljust(width)} {lines[n - 1]}".rstrip() + "\n"
-                block += " " * (width + task.col) + f"^ column {task.col}\n"
+        chain = r.get("_fk_chain")
+        if chain:
+            block += "\n"
+            for i, (msg, path, line, col) in enumerate(chain):
+                if i:
+                    block += "\n<<< caused by >>>\n\n"
+                else:
+                    block += "\n"
+                block += f"{msg}\n"
+                if path and line:
+                    block += self._origin(path, line, col)
+        elif task.path and task.line:
+            block += "\n" + self._origin(task.path, task.line, task.col)
         if block in self._errors:
             return
         self._errors.add(block)
@@ -165,19 +178,17 @@ class DefaultCallback:
 
     # -- events ----------------------------------------------------------------------------
 
-    def playbook_start(self, path: str) -> None:
+    def playbook_start(self, path: str, plays: int = 0) -> None:
         with self._lock:
             if self.verbosity > 1:
                 self._banner(f"PLAYBOOK: {os.path.basename(path)}")
-            if self.check:
-                self._banner("DRY RUN")
+                self._display(f"{plays} plays in {path}")
 
     def play_start(self, play: Play) -> None:
         with self._lock:
             self._free = play.strategy == "free"
             name = play.name.strip()
-            check = " [CHECK MODE]" if self.check else ""
-            self._banner(f"PLAY [{name}]{check}" if name else f"PLAY{check}")
+            self._banner(f"PLAY [{name}]" if name else "PLAY")
             self._last_banner = None
 
     def task_start(self, task: Task, name: str, handler: bool = False) -> None:
@@ -309,6 +320,4 @@ class DefaultCallback:
                     parts.append(s)
                 self.out.write(f"{hc} : {' '.join(parts)}\n")
             self.out.write("\n")
-            if self.check:
-                self._banner("DRY RUN")
             self.out.flush()

@@ -30,8 +30,8 @@ class JsonCallback:
             self.out.write(line + "\n")
             self.out.flush()
 
-    def playbook_start(self, path: str) -> None:
-        self._emit({"ev": "playbook_start", "playbook": path})
+    def playbook_start(self, path: str, plays: int = 0) -> None:
+        self._emit({"ev": "playbook_start", "playbook": path, "plays": plays})
 
     def play_start(self, play: Play) -> None:
         self._play = play.name

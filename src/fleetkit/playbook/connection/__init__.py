@@ -5,11 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Connection", "Become", "Unreachable", "CommandResult"]
+__all__ = ["Connection", "Become", "Unreachable", "CommandNotFound", "CommandResult"]
 
 
 class Unreachable(Exception):
     """The host could not be reached; reported as ``UNREACHABLE!`` (not a FleetkitError)."""
+
+
+class CommandNotFound(Exception):
+    """The program to run does not exist on the target (``[Errno 2] ...: b'/path'``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"[Errno 2] No such file or directory: {path.encode()!r}")
+        self.path = path
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ def serve() -> None:
             resp = {"rc": proc.returncode, "out": _b64(proc.stdout), "err": _b64(proc.stderr)}
         except FileNotFoundError as exc:
             msg = f"[Errno 2] No such file or directory: {exc.filename!r}"
-            resp = {"rc": 2, "out": "", "err": _b64(msg.encode())}
+            resp = {"rc": 2, "out": "", "err": _b64(msg.encode()), "notfound": True}
         except PermissionError as exc:
             msg = f"[Errno 13] Permission denied: {exc.filename!r}"
             resp = {"rc": 13, "out": "", "err": _b64(msg.encode())}

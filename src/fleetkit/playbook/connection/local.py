@@ -7,7 +7,7 @@ import shlex
 import subprocess
 import tempfile
 
-from fleetkit.playbook.connection import Become, CommandResult
+from fleetkit.playbook.connection import Become, CommandNotFound, CommandResult
 
 __all__ = ["LocalConnection", "become_prefix"]
 
@@ -54,9 +54,9 @@ class LocalConnection:
                 check=False,
             )
         except FileNotFoundError as exc:
-            return CommandResult(
-                2, b"", f"[Errno 2] No such file or directory: {exc.filename!r}".encode()
-            )
+            if cwd and not os.path.isdir(cwd):
+                return CommandResult(1, b"", f"Unable to change directory: {cwd}".encode())
+            raise CommandNotFound(str(exc.filename or argv[0])) from None
         except PermissionError as exc:
             return CommandResult(
                 13, b"", f"[Errno 13] Permission denied: {exc.filename!r}".encode()

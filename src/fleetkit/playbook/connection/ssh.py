@@ -22,7 +22,13 @@ import threading
 import time
 from pathlib import Path
 
-from fleetkit.playbook.connection import Become, CommandResult, Unreachable, _agent
+from fleetkit.playbook.connection import (
+    Become,
+    CommandNotFound,
+    CommandResult,
+    Unreachable,
+    _agent,
+)
 from fleetkit.playbook.connection.local import become_prefix
 
 _AGENT_SOURCE = Path(_agent.__file__).read_text()
@@ -182,6 +188,8 @@ class SSHConnection:
             self._agent = None
             raise self._fail_from(proc)
         resp = json.loads(line)
+        if resp.get("notfound") and cwd is None:
+            raise CommandNotFound(argv[0])
         return CommandResult(
             int(resp["rc"]), base64.b64decode(resp["out"]), base64.b64decode(resp["err"])
         )

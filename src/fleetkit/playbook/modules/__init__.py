@@ -129,7 +129,8 @@ def validate(module: Module, args: dict[str, Any]) -> dict[str, Any]:
             s for s in supported if s != "_raw_params" or module.name in ("command", "shell", "raw")
         ]
         raise ModuleError(
-            f"Unsupported parameters for ({module.name}) module: {', '.join(sorted(unknown))}. "
+            f"Unsupported parameters for (ansible.legacy.{module.name}) module: "
+            f"{', '.join(sorted(unknown))}. "
             f"Supported parameters include: {', '.join(supported)}."
         )
     missing = [n for n, p in spec.items() if p.required and out.get(n) is None]

@@ -6,12 +6,14 @@ import datetime as dt
 import shlex
 from typing import Any
 
+from fleetkit.playbook.connection import CommandNotFound
 from fleetkit.playbook.modules import Module, ModuleContext, Param
 
 __all__ = ["MODULES"]
 
 _COMMON = {
     "_raw_params": Param("str"),
+    "_uses_shell": Param("bool", False),
     "argv": Param("list"),
     "chdir": Param("str"),
     "cmd": Param("str"),
@@ -107,7 +109,21 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
     if stdin is not None:
         data = (stdin + ("\n" if args.get("stdin_add_newline", True) else "")).encode()
     start = _now()
-    res = ctx.conn.run(cmd, stdin=data, become=ctx.become, cwd=args.get("chdir"))
+    try:
+        res = ctx.conn.run(cmd, stdin=data, become=ctx.become, cwd=args.get("chdir"))
+    except CommandNotFound as exc:
+        return {
+            "changed": False,
+            "cmd": raw if raw else display_cmd,
+            "msg": "Error executing command.",
+            "rc": 2,
+            "stdout": "",
+            "stdout_lines": [],
+            "stderr": "",
+            "stderr_lines": [],
+            "failed": True,
+            "_fk_error": f"Task failed: Module failed: Error executing command: {exc}",
+        }
     end = _now()
     strip = bool(args.get("strip_empty_ends", True))
     out, err = _text(res.stdout, strip), _text(res.stderr, strip)

@@ -30,8 +30,8 @@ def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
         assert ctx.evaluate is not None
         try:
             value = ctx.evaluate(str(var)) if isinstance(var, str) else var
-        except Exception:  # noqa: BLE001 - an undefined variable is reported, not raised
-            value = "VARIABLE IS NOT DEFINED!"
+        except Exception as exc:  # noqa: BLE001 - an undefined variable is shown, not raised
+            value = f"<< error 1 - {exc} >>"
         return {str(var): value, "changed": False, "_ansible_verbose_always": True}
     msg = args.get("msg", "Hello world!")
     if msg is None:

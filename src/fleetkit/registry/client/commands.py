@@ -62,7 +62,7 @@ async def login_async(
         host, credential=credential, tls_verify=tls_verify, trace=trace, retry=retry
     ) as t:
         await t.ping()
-        scheme = t._challenge.scheme if t._challenge else "none"
+        scheme = t.auth_scheme
         if scheme != "none":
             resp = await t.request("GET", "/v2/")
             async with resp:

@@ -35,6 +35,7 @@ from fleetkit.registry import mediatypes as mt
 from fleetkit.registry.client.errors import DestinationError, VerificationError
 from fleetkit.registry.client.image import Descriptor, Manifest
 from fleetkit.registry.digest import Hasher, digest_bytes, parse_digest
+from fleetkit.registry.reference import parse_reference
 
 __all__ = [
     "Location",
@@ -246,9 +247,8 @@ class OCILayout:
             (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
             if not (root / "index.json").exists():
                 _atomic_write(root / "index.json", _index_bytes([]))
-            probe = root / "blobs" / f".probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            with tempfile.TemporaryFile(dir=root / "blobs"):
+                pass  # the destination is writable (fail now, not after downloading)
         except OSError as exc:
             raise _dest_error(exc, root) from None
         return layout
@@ -480,7 +480,11 @@ def write_docker_archive(
             tar.data(_blob_name(manifest.digest), manifest.raw)
             annotations: dict[str, str] = {}
             if repo_tags:
-                annotations[CONTAINERD_NAME] = repo_tags[0]
+                # containerd's name is fully qualified (docker.io/library/nginx:latest)
+                try:
+                    annotations[CONTAINERD_NAME] = str(parse_reference(repo_tags[0]))
+                except UsageError:
+                    annotations[CONTAINERD_NAME] = repo_tags[0]
                 annotations[REF_NAME] = repo_tags[0].rpartition(":")[2]
             entry: dict[str, Any] = manifest.descriptor.to_json()
             if annotations:
@@ -518,6 +522,8 @@ def write_docker_archive(
 
 
 class ImageSource(Protocol):
+    origin: str | None  # the image name the top entry was pulled as (io.containerd.image.name)
+
     def top(self) -> Manifest: ...
 
     def manifest(self, desc: Descriptor) -> Manifest: ...
@@ -531,9 +537,13 @@ class _LayoutSource:
     def __init__(self, layout: OCILayout, name: str | None) -> None:
         self.layout = layout
         self.name = name
+        self.origin: str | None = None
 
     def top(self) -> Manifest:
-        return self.manifest(self.layout.resolve(self.name))
+        desc = self.layout.resolve(self.name)
+        origin = (desc.doc.get("annotations") or {}).get(CONTAINERD_NAME)
+        self.origin = origin if isinstance(origin, str) else None
+        return self.manifest(desc)
 
     def manifest(self, desc: Descriptor) -> Manifest:
         raw = self.layout.read_blob(desc.digest)
@@ -573,6 +583,7 @@ class _ArchiveSource:
         self.members = {m.name.lstrip("./"): m for m in self.tar.getmembers() if m.isfile()}
         self.synthetic: dict[str, bytes] = {}
         self.by_digest: dict[str, str] = {}
+        self.origin: str | None = None
 
     def _read(self, name: str, limit: int = 16 * 1024 * 1024) -> bytes:
         member = self.members.get(name)
@@ -593,6 +604,8 @@ class _ArchiveSource:
                         chosen = e
             if chosen is None:
                 raise DestinationError(f"{self.path}: index.json lists no image")
+            origin = (chosen.get("annotations") or {}).get(CONTAINERD_NAME)
+            self.origin = origin if isinstance(origin, str) else None
             return self.manifest(Descriptor.from_json(chosen, f"{self.path}:index.json"))
         return self._legacy()
 

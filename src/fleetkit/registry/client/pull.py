@@ -10,6 +10,7 @@ written only after every blob is in place, so an interrupted pull never looks co
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -197,8 +198,7 @@ async def pull_async(
     if not platforms and not top.is_index:
         platforms.extend(_config_platform(layout.read_blob(images[0].config().digest)))
     if loc.transport == "oci":
-        full = familiar_name(ref.with_tag(ref.tag)) if ref.tag else None
-        layout.add_manifest(stored.descriptor, name, full)
+        layout.add_manifest(stored.descriptor, name, str(ref))
     else:
         write_docker_archive(loc.path, layout, stored, repo_tags)
         shutil.rmtree(layout.root, ignore_errors=True)
@@ -214,8 +214,6 @@ async def pull_async(
 
 
 def _config_platform(raw: bytes) -> list[str]:
-    import json
-
     try:
         doc = json.loads(raw)
         p = Platform.from_json(doc)

@@ -15,12 +15,13 @@ from typing import IO, Any
 from fleetkit.errors import FleetkitError, UsageError
 from fleetkit.registry.client import credentials
 from fleetkit.registry.client.credentials import Credential
-from fleetkit.registry.client.errors import VerificationError
+from fleetkit.registry.client.errors import TransportError, VerificationError
 from fleetkit.registry.client.events import Event, EventSink, TraceSink
 from fleetkit.registry.client.image import Descriptor, Manifest
 from fleetkit.registry.client.layout import ImageSource, Location, open_source, parse_location
 from fleetkit.registry.client.remote import Remote
-from fleetkit.registry.client.transport import RetryPolicy, Transport
+from fleetkit.registry.client.transport import RETRY_STATUSES, RetryPolicy, Transport
+from fleetkit.registry.errors import RegistryAPIError
 from fleetkit.registry.reference import Reference, parse_reference
 
 __all__ = ["PushResult", "push", "push_async"]
@@ -88,6 +89,7 @@ async def push_async(
                     blobs.append(desc)
         if ref.digest and ref.digest != top.digest:
             raise VerificationError(f"{loc} is {top.digest}, not {ref.digest}")
+        mount_from = (*mount_from, *_origin_repository(src.origin, ref))
         cred = (
             credential if credential is not None else credentials.resolve(ref.registry, config_path)
         )
@@ -110,17 +112,36 @@ async def push_async(
                     return src.open_blob(desc.digest)
 
                 async with semaphore:
-                    try:
-                        status = await remote.upload_blob(
-                            desc,
-                            opener,
-                            mount_from=mount_from,
-                            chunk_size=chunk_size,
-                            events=events,
-                        )
-                    except FleetkitError as exc:
-                        emit(Event("failed", desc.digest, desc.size, 0, exc.message))
-                        raise
+                    failure = 0
+                    while True:
+                        try:
+                            status = await remote.upload_blob(
+                                desc,
+                                opener,
+                                mount_from=mount_from,
+                                chunk_size=chunk_size,
+                                events=events,
+                            )
+                            break
+                        except (TransportError, RegistryAPIError) as exc:
+                            # an upload body cannot be replayed mid-stream: start the blob over
+                            retryable = (
+                                isinstance(exc, TransportError) or exc.status in RETRY_STATUSES
+                            )
+                            if not retryable:
+                                emit(Event("failed", desc.digest, desc.size, 0, exc.message))
+                                raise
+                            failure += 1
+                            if failure >= transport.retry.attempts:
+                                emit(Event("failed", desc.digest, desc.size, 0, exc.message))
+                                raise
+                            delay = transport.retry.delay(failure)
+                            note = f"{exc.message}; uploading again in {delay:.1f}s"
+                            emit(Event("retry", desc.digest, desc.size, 0, note))
+                            await asyncio.sleep(delay)
+                        except FleetkitError as exc:
+                            emit(Event("failed", desc.digest, desc.size, 0, exc.message))
+                            raise
                 return desc.digest, desc.size, status
 
             outcomes = await asyncio.gather(*(upload(d) for d in blobs), return_exceptions=True)
@@ -143,6 +164,23 @@ async def push_async(
         source=str(loc),
         blobs=tuple(o for o in outcomes if isinstance(o, tuple)),
     )
+
+
+def _origin_repository(origin: str | None, target: Reference) -> tuple[str, ...]:
+    """Where a layout's image was pulled from, when that is another repo on the same registry.
+
+    ``fleetkit pull`` records the source name in each index entry; like dockerd's distribution
+    metadata, it makes the blobs mountable instead of uploaded again.
+    """
+    if not origin:
+        return ()
+    try:
+        source = parse_reference(origin)
+    except UsageError:
+        return ()
+    if source.registry != target.registry or source.repository == target.repository:
+        return ()
+    return (source.repository,)
 
 
 def push(source: str | Location, image: str | Reference, **kwargs: Any) -> PushResult:

@@ -9,6 +9,7 @@ The attempt counter resets whenever an attempt made progress.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import IO
@@ -164,8 +165,6 @@ class Remote:
                     raise self.t.error(resp.status, body, self._where(" (tags)"))
                 link = resp.headers.get("Link", "")
             try:
-                import json
-
                 page = json.loads(body).get("tags") or []
             except (ValueError, AttributeError):
                 raise VerificationError(f"{self._where('')}: invalid tag list") from None

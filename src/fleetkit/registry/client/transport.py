@@ -249,6 +249,11 @@ class Transport:
             self._session = None
 
     @property
+    def auth_scheme(self) -> str:
+        """What the ping's challenge asked for: ``bearer``, ``basic`` or ``none``."""
+        return self._challenge.scheme if self._challenge is not None else "none"
+
+    @property
     def base_url(self) -> URL:
         return URL.build(scheme=self.scheme, authority=self.host)
 

@@ -115,7 +115,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--load-seconds", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=50000.0, help="packets/s for capture-lo-rate")
+    parser.add_argument(
+        "--shapes",
+        default="nsenter-true,capture-lo-rate,capture-lo-max,dig",
+        help="comma-separated subset of the shapes to run",
+    )
     args = parser.parse_args()
+    shapes = set(args.shapes.split(","))
     if os.geteuid() != 0:
         print("benchmarks/nsenter.py: needs root (network namespaces)", file=sys.stderr)
         return 0
@@ -167,109 +173,17 @@ def main() -> int:
 
         # 1. nsenter wall time
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        peer = median_wall(["nsenter", "-t", pid, "-n", "true"], args.runs)
-        ours = median_wall([FLEETKIT, "nsenter", "-t", pid, "-n", "true"], args.runs, env)
-        bare = median_wall([sys.executable, "-c", "pass"], args.runs, env)
-        print(
-            json.dumps(
-                {
-                    "bench": "nsenter-true",
-                    "ours": round(ours, 5),
-                    "peer": round(peer, 5),
-                    "unit": "s",
-                    "speedup": round(peer / ours, 3),
-                    "ratio": round(ours / peer, 2),
-                    "python_startup_s": round(bare, 5),
-                    "runs": args.runs,
-                }
-            )
-        )
+        if "nsenter-true" in shapes:
+            nsenter_true(pid, args.runs, env)
 
         # 2. capture under a loopback flood of small UDP packets: a fixed rate, then flat out
         for shape, rate in (("capture-lo-rate", args.rate), ("capture-lo-max", 0.0)):
-            results = {}
-            for name, argv in (
-                (
-                    "ours",
-                    [
-                        FLEETKIT,
-                        "ns",
-                        "capture",
-                        "-t",
-                        pid,
-                        "-i",
-                        "lo",
-                        "-w",
-                        str(tmp / "ours.pcap"),
-                        "udp",
-                        "port",
-                        "9999",
-                    ],
-                ),
-                (
-                    "peer",
-                    [
-                        "nsenter",
-                        "-t",
-                        pid,
-                        "-n",
-                        "tcpdump",
-                        "-i",
-                        "lo",
-                        "-w",
-                        str(tmp / "peer.pcap"),
-                        "udp",
-                        "port",
-                        "9999",
-                    ],
-                ),
-            ):
-                results[name] = capture_run(argv, client, args.load_seconds, rate)
-            (s_o, c_o, d_o), (s_p, c_p, d_p) = results["ours"], results["peer"]
-            pps_o, pps_p = c_o / args.load_seconds, c_p / args.load_seconds
-            print(
-                json.dumps(
-                    {
-                        "bench": shape,
-                        "ours": round(pps_o),
-                        "peer": round(pps_p),
-                        "unit": "packets/s",
-                        "speedup": round(pps_o / pps_p, 3),
-                        "offered_rate": rate or "max",
-                        "ours_sent": s_o,
-                        "ours_captured": c_o,
-                        "ours_kernel_drops": d_o,
-                        "peer_sent": s_p,
-                        "peer_captured": c_p,
-                        "peer_kernel_drops": d_p,
-                        "load_seconds": args.load_seconds,
-                    }
-                ),
-                flush=True,
-            )
+            if shape in shapes:
+                capture_shape(shape, rate, pid, client, tmp, args.load_seconds)
 
         # 3. dig latency (process start included, as a user sees it)
-        dig = shutil.which("dig") or "dig"
-        peer = median_wall(
-            ["nsenter", "-t", pid, "-n", dig, "+short", f"@{SERVER}", "web.bench.test"], args.runs
-        )
-        ours = median_wall(
-            [FLEETKIT, "ns", "dig", "-t", pid, "+short", f"@{SERVER}", "web.bench.test"],
-            args.runs,
-            env,
-        )
-        print(
-            json.dumps(
-                {
-                    "bench": "dig",
-                    "ours": round(ours, 5),
-                    "peer": round(peer, 5),
-                    "unit": "s",
-                    "speedup": round(peer / ours, 3),
-                    "runs": args.runs,
-                }
-            )
-        )
+        if "dig" in shapes:
+            dig_shape(pid, args.runs, env)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -283,6 +197,88 @@ def main() -> int:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def nsenter_true(pid: str, runs: int, env: dict[str, str]) -> None:
+    peer = median_wall(["nsenter", "-t", pid, "-n", "true"], runs)
+    ours = median_wall([FLEETKIT, "nsenter", "-t", pid, "-n", "true"], runs, env)
+    bare = median_wall([sys.executable, "-c", "pass"], runs, env)
+    bare_isolated = median_wall([sys.executable, "-I", "-S", "-c", "pass"], runs, env)
+    print(
+        json.dumps(
+            {
+                "bench": "nsenter-true",
+                "ours": round(ours, 5),
+                "peer": round(peer, 5),
+                "unit": "s",
+                "speedup": round(peer / ours, 3),
+                "ratio": round(ours / peer, 2),
+                "python_startup_s": round(bare, 5),
+                "python_isolated_nosite_s": round(bare_isolated, 5),
+                "runs": runs,
+            }
+        ),
+        flush=True,
+    )
+
+
+def capture_shape(
+    shape: str, rate: float, pid: str, client: str, tmp: Path, load_seconds: float
+) -> None:
+    expression = ["udp", "port", "9999"]
+    argvs = {
+        "ours": [FLEETKIT, "ns", "capture", "-t", pid, "-i", "lo", "-w", str(tmp / "ours.pcap")],
+        "peer": ["nsenter", "-t", pid, "-n", "tcpdump", "-i", "lo", "-w", str(tmp / "peer.pcap")],
+    }
+    results = {
+        name: capture_run(argv + expression, client, load_seconds, rate)
+        for name, argv in argvs.items()
+    }
+    (s_o, c_o, d_o), (s_p, c_p, d_p) = results["ours"], results["peer"]
+    pps_o, pps_p = c_o / load_seconds, c_p / load_seconds
+    print(
+        json.dumps(
+            {
+                "bench": shape,
+                "ours": round(pps_o),
+                "peer": round(pps_p),
+                "unit": "packets/s",
+                "speedup": round(pps_o / pps_p, 3),
+                "offered_rate": rate or "max",
+                "ours_sent": s_o,
+                "ours_captured": c_o,
+                "ours_kernel_drops": d_o,
+                "peer_sent": s_p,
+                "peer_captured": c_p,
+                "peer_kernel_drops": d_p,
+                "load_seconds": load_seconds,
+            }
+        ),
+        flush=True,
+    )
+
+
+def dig_shape(pid: str, runs: int, env: dict[str, str]) -> None:
+    dig = shutil.which("dig") or "dig"
+    peer = median_wall(
+        ["nsenter", "-t", pid, "-n", dig, "+short", f"@{SERVER}", "web.bench.test"], runs
+    )
+    ours = median_wall(
+        [FLEETKIT, "ns", "dig", "-t", pid, "+short", f"@{SERVER}", "web.bench.test"], runs, env
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "dig",
+                "ours": round(ours, 5),
+                "peer": round(peer, 5),
+                "unit": "s",
+                "speedup": round(peer / ours, 3),
+                "runs": runs,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.netns._unpriv import unprivileged_env
 from tests.netns.conftest import DOMAIN, SERVER_IP, Lab, fleetkit, run, wait_for
 from tests.peers import require
 
@@ -428,6 +429,7 @@ def test_not_root_one_line_and_hint(netlab: Lab) -> None:
             "-m",
             "fleetkit",
             *argv,
+            env=unprivileged_env(),
         )
         assert out.returncode == 1, out.stderr
         lines = out.stderr.splitlines()

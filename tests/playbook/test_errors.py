@@ -35,7 +35,9 @@ def test_unknown_parameter_is_a_host_failure(tmp_path: Path) -> None:
         "    - name: x\n      uri: {url: 'http://127.0.0.1:1/', bogus: 1}\n",
     )
     assert rc == 2
-    assert "Unsupported parameters for (uri) module: bogus. Supported parameters include:" in out
+    assert (
+        "Unsupported parameters for (ansible.legacy.uri) module: bogus. Supported parameters" in out
+    )
 
 
 def test_undefined_variable(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from tests.playbook._harness import FIXTURES, parse, run_ansible, run_fleetkit
         ("run_once_handlers.yml", ["--check"]),
         ("unreachable.yml", ["-i", "unreachable.ini"]),
         ("blocks.yml", []),
+        ("vars_includes.yml", ["-e", "@extra_vars.yml"]),
+        ("meta.yml", []),
         ("keywords.yml", []),
         ("keywords.yml", ["--tags", "extra"]),
         ("aef.yml", []),
@@ -51,7 +53,9 @@ def test_free_strategy_same_results_as_sets() -> None:
     assert got_recap == want_recap
 
 
-@pytest.mark.parametrize("playbook", ["blocks.yml", "errors.yml", "loops_debug.yml"])
+@pytest.mark.parametrize(
+    "playbook", ["blocks.yml", "errors.yml", "loops_debug.yml", "meta.yml", "free.yml"]
+)
 def test_text_output_is_byte_identical_modulo_timestamps(playbook: str) -> None:
     import re
 

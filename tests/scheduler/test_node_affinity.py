@@ -84,3 +84,21 @@ def test_added_affinity_enforced() -> None:
     res = cycle(NODES, pod("p"), only("NodeAffinity", args))
     assert res.feasible == ["a"]
     assert reasons(res)["b"] == ["node(s) didn't match scheduler-enforced node affinity"]
+
+
+def test_unparsable_preferred_term_fails_prescore() -> None:
+    aff = {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 2, "preference": expr("invalid key", "In", "v")}
+            ]
+        }
+    }
+    res = cycle(NODES, pod("p", affinity=aff), only("NodeAffinity"))
+    assert res.node is None
+    assert res.error is not None
+    assert res.error.startswith(
+        'running PreScore plugin "NodeAffinity": [0].matchExpressions[0].key: Invalid value: "invalid key": name part must consist of'
+    )
+    # an unparsable required term just matches no node
+    assert feasible(required(expr("zone", "In", "bad value!"))) == []

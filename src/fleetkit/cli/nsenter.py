@@ -363,6 +363,14 @@ def _ns_capture(argv: list[str]) -> int:
         action="store_true",
         help="print the compiled BPF (as tcpdump -ddd) and exit",
     )
+    parser.add_argument(
+        "-B",
+        "--buffer-size",
+        type=int,
+        default=8192,
+        metavar="KIB",
+        help="kernel ring buffer in KiB, as tcpdump -B (default 8192; tcpdump's is 2048)",
+    )
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
     parser.add_argument(
         "-r", "--read", metavar="FILE", help="print the packets of a pcap file (no target needed)"
@@ -409,9 +417,14 @@ def _ns_capture(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    if args.buffer_size <= 0:
+        raise UsageError(
+            f"invalid buffer size {args.buffer_size}", hint="-B takes a size in KiB, e.g. -B 8192"
+        )
+    write = sys.stdout.write
+
     def out(line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        write(line + "\n")  # flushed when the kernel queue is empty, not per packet
 
     def log(line: str) -> None:
         sys.stderr.write(f"fleetkit: {line}\n")
@@ -427,6 +440,8 @@ def _ns_capture(argv: list[str]) -> int:
         log,
         duration_s=args.duration,
         stop=lambda: bool(stopping),
+        flush=sys.stdout.flush,
+        buffer_bytes=args.buffer_size * 1024,
     )
     sys.stderr.write(
         f"{stats.captured} packets captured\n{stats.received} packets received by filter\n"

@@ -62,7 +62,15 @@ TPACKET_V3 = 2
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
 RETIRE_BLOCK_MS = 60
+RING_BLOCK_BYTES = 1 << 19  # 512 KiB blocks: a few thousand small packets each
+DEFAULT_BUFFER_BYTES = 8 << 20  # tcpdump's default is 2 MiB (-B 2048); locked kernel memory
 _REJECT_ALL = [(0x06, 0, 0, 0)]  # BPF_RET|BPF_K 0
+# tpacket3_hdr (next_offset, sec, nsec, snaplen, len, status, mac; net and hv1 skipped), then
+# struct sockaddr_ll at +48: ifindex (+52), hatype (+56), pkttype (+58)
+_TP3 = struct.Struct("<IIIIIIH26xiHB")
+_BLOCK = struct.Struct("<III")  # tpacket_hdr_v1 at +8: block_status, num_pkts, offset_to_first_pkt
+_STATUS = struct.Struct("<I")  # block_status alone: writing TP_STATUS_KERNEL hands a block back
+_RECORD = struct.Struct("<IIII")  # pcap record header: ts_sec, ts_usec, incl_len, orig_len
 
 
 class Packet(NamedTuple):
@@ -167,8 +175,8 @@ class Handle:
 
     def setup_ring(self, buffer_bytes: int) -> bool:
         """TPACKET_V3 ring as libpcap uses it; False (socket reads) when the kernel says no."""
-        block_size = 1 << 20
-        block_nr = max(2, buffer_bytes // block_size)
+        block_size = RING_BLOCK_BYTES
+        block_nr = max(4, buffer_bytes // block_size)
         frame_size = 1 << 11
         req = struct.pack(
             "7I",
@@ -204,7 +212,7 @@ class Handle:
 def open_capture(
     interface: str | None,
     program: list[tuple[int, int, int, int]],
-    buffer_bytes: int = 4 * 1024 * 1024,
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES,
     ring: bool = True,
 ) -> Handle:
     """Create, bind and filter an AF_PACKET socket in the *current* thread's namespace."""
@@ -332,27 +340,26 @@ def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
     """TPACKET_V3: one retired block per batch, [] when the next block is still the kernel's.
 
     Block descriptor: version, offset_to_priv, then tpacket_hdr_v1 (block_status at +8,
-    num_pkts +12, offset_to_first_pkt +16). Packet header tpacket3_hdr: next_offset, sec, nsec,
-    snaplen, len, status, mac, net; struct sockaddr_ll follows at +48.
+    num_pkts +12, offset_to_first_pkt +16). Packet header: see ``_TP3``.
     """
     ring = handle.ring
     assert ring is not None
-    unpack_from = struct.unpack_from
+    unpack_tp3 = _TP3.unpack_from
+    unpack_block = _BLOCK.unpack_from
     names = handle.names
     while True:
         base = handle.block * handle.block_size
-        status, num, first = unpack_from("III", ring, base + 8)
+        status, num, first = unpack_block(ring, base + 8)
         if not status & TP_STATUS_USER:
             yield []
             continue
         batch: list[Packet] = []
         offset = base + first
         for _ in range(num):
-            next_off, sec, nsec, snaplen, length, _st, mac = unpack_from("IIIIIIH", ring, offset)
-            ifindex, hatype, pkttype = unpack_from("iHB", ring, offset + 52)
-            if (hatype == ARPHRD_ETHER or hatype == ARPHRD_LOOPBACK) and not (
-                pkttype == PACKET_OUTGOING and hatype == ARPHRD_LOOPBACK
-            ):
+            next_off, sec, nsec, snaplen, length, _st, mac, ifindex, hatype, pkttype = unpack_tp3(
+                ring, offset
+            )
+            if hatype == ARPHRD_ETHER or (hatype == ARPHRD_LOOPBACK and pkttype != PACKET_OUTGOING):
                 start = offset + mac
                 batch.append(
                     Packet(
@@ -364,9 +371,90 @@ def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
                     )
                 )
             offset += next_off
-        struct.pack_into("I", ring, base + 8, TP_STATUS_KERNEL)  # hand the block back
+        _STATUS.pack_into(ring, base + 8, TP_STATUS_KERNEL)  # hand the block back
         handle.block = (handle.block + 1) % handle.block_nr
         yield batch
+
+
+def _block_to_pcap(view: memoryview, base: int, out: bytearray, limit: int) -> int:
+    """Append one retired block's packets to ``out`` as pcap records; how many (<= limit).
+
+    The per-packet work is one header unpack, one record pack and one copy of the frame out of
+    the ring (no per-packet objects beyond the header tuple). Timestamps are truncated to
+    microseconds, as libpcap does for a microsecond pcap.
+    """
+    _status, num, first = _BLOCK.unpack_from(view, base + 8)
+    unpack_tp3 = _TP3.unpack_from
+    pack_record = _RECORD.pack
+    offset = base + first
+    kept = 0
+    for _ in range(num):
+        next_off, sec, nsec, snaplen, length, _st, mac, _ifindex, hatype, pkttype = unpack_tp3(
+            view, offset
+        )
+        if hatype == ARPHRD_ETHER or (hatype == ARPHRD_LOOPBACK and pkttype != PACKET_OUTGOING):
+            start = offset + mac
+            out += pack_record(sec, nsec // 1000, snaplen, length)
+            out += view[start : start + snaplen]
+            kept += 1
+            if kept >= limit:
+                break
+        offset += next_off
+    return kept
+
+
+def _ring_to_pcap(
+    handle: Handle,
+    stats: CaptureStats,
+    write: Callable[[bytearray], object],
+    count: int | None,
+    duration_s: float | None,
+    stop: Callable[[], bool] | None,
+) -> None:
+    """The ``-w`` fast path: every retired ring block becomes one write of pcap records."""
+    ring = handle.ring
+    assert ring is not None
+    view = memoryview(ring)
+    sock = handle.sock
+    block_size, block_nr = handle.block_size, handle.block_nr
+    buf = bytearray()
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    drain_until: float | None = None
+    limit = count if count is not None else 1 << 62
+    try:
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if drain_until is None and stop is not None and stop():
+                drain_until = now + 2 * RETIRE_BLOCK_MS / 1000  # a partly filled block retires
+            base = handle.block * block_size
+            if not view[base + 8] & TP_STATUS_USER:  # block_status, little-endian low byte
+                if drain_until is not None and now >= drain_until:
+                    break
+                timeout = 0.25 if drain_until is None else max(drain_until - now, 0) / 4
+                if deadline is not None:
+                    timeout = max(min(timeout, deadline - now), 0)
+                select.select([sock], [], [], timeout)
+                continue
+            kept = _block_to_pcap(view, base, buf, limit - stats.captured)
+            _STATUS.pack_into(view, base + 8, TP_STATUS_KERNEL)  # hand the block back
+            handle.block = (handle.block + 1) % block_nr
+            stats.captured += kept
+            if buf:
+                write(buf)
+                del buf[:]
+            if stats.captured >= limit:
+                break
+    finally:
+        view.release()
+        received, dropped = _stats(sock)
+        stats.received += received
+        stats.dropped += dropped
+
+
+def _pcap_header(linktype: int = LINKTYPE_ETHERNET) -> bytes:
+    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype)
 
 
 class PcapWriter:
@@ -374,7 +462,7 @@ class PcapWriter:
 
     def __init__(self, stream: BinaryIO, linktype: int = LINKTYPE_ETHERNET) -> None:
         self.stream = stream
-        stream.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype))
+        stream.write(_pcap_header(linktype))
 
     def write(self, packet: Packet) -> None:
         ts = packet.ts
@@ -384,9 +472,6 @@ class PcapWriter:
             sec, usec = sec + 1, usec - 1_000_000
         data = packet.data
         self.stream.write(_RECORD.pack(sec, usec, len(data), packet.length) + data)
-
-
-_RECORD = struct.Struct("<IIII")
 
 
 def capture(
@@ -399,10 +484,16 @@ def capture(
     log: Callable[[str], None],
     duration_s: float | None = None,
     stop: Callable[[], bool] | None = None,
+    flush: Callable[[], None] | None = None,
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES,
 ) -> CaptureStats:
-    """Capture in the network namespace of ``pid`` (None: ours); print or write pcap."""
+    """Capture in the network namespace of ``pid`` (None: ours); print or write pcap.
+
+    ``out`` may buffer: ``flush`` is called whenever the kernel has nothing waiting (and at the
+    end), so summaries appear as soon as traffic pauses without a write per packet under load.
+    """
     program = compile_filter(expression)
-    handle = run_in_netns(pid, lambda: open_capture(interface, program))
+    handle = run_in_netns(pid, lambda: open_capture(interface, program, buffer_bytes))
     name = handle.interface
     stats = CaptureStats(interface=name, program=program)
     if write_path is None:
@@ -412,8 +503,13 @@ def capture(
         if write_path is not None:
             _write_pcap(handle, stats, write_path, count, duration_s, stop)
         else:
-            for packet in packets(handle, stats, count, duration_s, stop):
-                out(summarize(packet, show_interface=name == "any"))
+            show_interface = name == "any"
+            try:
+                for packet in packets(handle, stats, count, duration_s, stop, flush):
+                    out(summarize(packet, show_interface))
+            finally:
+                if flush is not None:
+                    flush()
     except OSError as exc:
         raise from_oserror(exc, "capture failed") from None
     finally:
@@ -440,10 +536,20 @@ def _write_pcap(
         ) from None
     try:
         with stream:
-            writer = PcapWriter(stream)
             try:
-                for packet in packets(handle, stats, count, duration_s, stop, stream.flush):
-                    writer.write(packet)
+                if handle.ring is not None:
+                    # whole ring blocks, one write each, flushed: what is captured is on disk
+                    stream.write(_pcap_header())
+
+                    def write(block: bytearray) -> None:
+                        stream.write(block)
+                        stream.flush()
+
+                    _ring_to_pcap(handle, stats, write, count, duration_s, stop)
+                else:
+                    writer = PcapWriter(stream)
+                    for packet in packets(handle, stats, count, duration_s, stop, stream.flush):
+                        writer.write(packet)
             finally:
                 stream.flush()
                 os.fsync(stream.fileno())

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Generator, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -465,10 +465,22 @@ class PlaybookRunner:
                 self._fail_host(batch, h, frames)
 
     def _include(
-        self, batch: _Batch, inc: IncludeTasks, hosts: list[str], frames: list[_Frame], runner: Any
+        self,
+        batch: _Batch,
+        inc: IncludeTasks,
+        hosts: list[str],
+        frames: list[_Frame],
+        runner: Any,
     ) -> None:
+        for _fname, nodes, fhosts in self._include_files(inc, hosts):
+            runner(batch, nodes, fhosts, frames)
+
+    def _include_files(
+        self, inc: IncludeTasks, hosts: list[str]
+    ) -> list[tuple[str, list[Node], list[str]]]:
+        """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines, the tasks."""
         if not self._tag_ok(inc.tags):
-            return
+            return []
         by_file: dict[str, list[str]] = {}
         pseudo = Task(action="include_tasks", args={}, name=inc.name or "include_tasks")
         pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
@@ -492,6 +504,7 @@ class PlaybookRunner:
             except TemplateError as exc:
                 raise PlaybookError(f"include_tasks: {exc}") from None
             by_file.setdefault(fname, []).append(h)
+        out: list[tuple[str, list[Node], list[str]]] = []
         for fname, fhosts in by_file.items():
             inherit = dict(inc.parent)
             inherit["when"] = []
@@ -502,11 +515,18 @@ class PlaybookRunner:
             self.cb.include(os.path.abspath(path), fhosts)
             for h in fhosts:
                 self.stats.increment("ok", h)
-            runner(batch, nodes, fhosts, frames)
+            out.append((fname, nodes, fhosts))
+        return out
 
     def _meta(self, batch: _Batch, task: Task, hosts: list[str], frames: list[_Frame]) -> None:
         what = str(task.args.get("_raw_params") or task.args.get("free_form") or "")
+        if not self._tag_ok(task.tags) and what != "flush_handlers":
+            return
+        name = task.name or "meta"
+        self.cb.task_start(task, name)
         if what == "flush_handlers":
+            if self._pending_handlers(batch, frames):
+                self.cb.task_start(task, name)
             self._flush_handlers(batch, frames)
         elif what == "end_play":
             batch.end_play = True
@@ -530,6 +550,16 @@ class PlaybookRunner:
                     self.facts.pop(h, None)
         else:
             raise PlaybookError(f"invalid meta action requested: {what}")
+
+    def _pending_handlers(self, batch: _Batch, frames: list[_Frame]) -> bool:
+        for handler in batch.play.handlers:
+            names = {handler.name or "", *handler.listen}
+            if any(
+                any(n in names for n in batch.notified.get(h, [])) and self._alive(batch, h, frames)
+                for h in batch.hosts
+            ):
+                return True
+        return False
 
     def _flush_handlers(self, batch: _Batch, frames: list[_Frame]) -> None:
         for handler in batch.play.handlers:
@@ -626,26 +656,78 @@ class PlaybookRunner:
         return name.strip()
 
     # -- free ------------------------------------------------------------------------------
+    # Each host walks its tasks as a generator that yields the next task to run; the driver
+    # keeps at most ``forks`` of them in flight and feeds results back as they complete, so
+    # a fast host never waits for a slow one (ansible's free strategy).
 
     def _run_free(self, batch: _Batch, hosts: list[str]) -> None:
         assert self._pool is not None
         play = batch.play
-        facts_task = self._facts_task(play) if play.gather_facts else None
+        walkers: dict[str, Generator[Task, TaskResult, None]] = {}
+        nxt: dict[str, Task] = {}
 
-        def one(host: str) -> None:
+        def walk(host: str) -> Generator[Task, TaskResult, None]:
             frames: list[_Frame] = []
-            if facts_task is not None:
-                self._free_task(batch, facts_task, host, frames)
-            self._free_nodes(batch, play.tasks, [host], frames)
-            self._free_handlers(batch, host, frames)
+            if play.gather_facts:
+                yield from self._gen_task(batch, self._facts_task(play), host, frames)
+            yield from self._gen_nodes(batch, play.tasks, [host], frames)
+            yield from self._gen_handlers(batch, host, frames)
 
-        futs = [self._pool.submit(one, h) for h in hosts]
-        for f in futs:
-            f.result()
+        for h in hosts:
+            gen = walk(h)
+            try:
+                nxt[h] = next(gen)
+                walkers[h] = gen
+            except StopIteration:
+                pass
+        inflight: dict[Future[TaskResult], str] = {}
+        completed: list[Future[TaskResult]] = []
+        order = {h: i for i, h in enumerate(hosts)}
+        forks = max(1, self.opts.forks)
 
-    def _free_nodes(
+        def reap(block: bool) -> None:
+            if not inflight:
+                return
+            done, _ = wait(
+                list(inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED
+            )
+            for fut in sorted(done, key=lambda f: order[inflight[f]]):
+                inflight.pop(fut)
+                completed.append(fut)
+
+        owner: dict[Future[TaskResult], str] = {}
+        while nxt or inflight or completed:
+            # one pass over the hosts: each unblocked host queues its next task, waiting for a
+            # free fork when all are busy (results are handled after the pass, as ansible does)
+            for h in hosts:
+                if h in nxt:
+                    while len(inflight) >= forks:
+                        reap(block=True)
+                    task = nxt.pop(h)
+                    fut = self._pool.submit(self._execute, h, task, get_module(task.action), None)
+                    inflight[fut] = h
+                    owner[fut] = h
+            reap(block=not completed)
+            for fut in completed:
+                h = owner.pop(fut)
+                try:
+                    nxt[h] = walkers[h].send(fut.result())
+                except StopIteration:
+                    walkers.pop(h, None)
+            completed.clear()
+
+    def _gen_task(
+        self, batch: _Batch, task: Task, host: str, frames: list[_Frame], handler: bool = False
+    ) -> Generator[Task, TaskResult, None]:
+        if not self._tag_ok(task.tags) and task.action != "gather_facts":
+            return
+        self.cb.task_start(task, self._task_name(task, host), handler)
+        res = yield task
+        self._process(batch, res, frames)
+
+    def _gen_nodes(
         self, batch: _Batch, nodes: list[Node], hosts: list[str], frames: list[_Frame]
-    ) -> None:
+    ) -> Generator[Task, TaskResult, None]:
         host = hosts[0] if hosts else ""
         for node in nodes:
             if not hosts or not self._alive(batch, host, frames) or batch.end_play:
@@ -654,30 +736,46 @@ class PlaybookRunner:
                 if node.action == "meta":
                     self._meta(batch, node, [host], frames)
                 else:
-                    self._free_task(batch, node, host, frames)
+                    yield from self._gen_task(batch, node, host, frames)
             elif isinstance(node, Block):
-                self._block(batch, node, [host], frames, self._free_nodes)
+                yield from self._gen_block(batch, node, host, frames)
             else:
-                self._include(batch, node, [host], frames, self._free_nodes)
+                files = self._include_files(node, [host])
+                for fname, nodes2, fhosts in files:
+                    if fhosts:
+                        yield from self._gen_nodes(batch, nodes2, fhosts, frames)
+                    _ = fname
 
-    def _free_handlers(self, batch: _Batch, host: str, frames: list[_Frame]) -> None:
+    def _gen_block(
+        self, batch: _Batch, block: Block, host: str, frames: list[_Frame]
+    ) -> Generator[Task, TaskResult, None]:
+        body = _Frame(rescue=bool(block.rescue))
+        yield from self._gen_nodes(batch, block.block, [host], [*frames, body])
+        pending = False
+        if block.rescue:
+            if host in body.failed:
+                rf = _Frame(rescue=False)
+                yield from self._gen_nodes(batch, block.rescue, [host], [*frames, rf])
+                pending = host in rf.failed
+        else:
+            pending = host in body.failed
+        if block.always and host not in self.unreachable and host not in batch.ended:
+            af = _Frame(rescue=False)
+            yield from self._gen_nodes(batch, block.always, [host], [*frames, af])
+            pending = pending or host in af.failed
+        if pending:
+            self._fail_host(batch, host, frames)
+
+    def _gen_handlers(
+        self, batch: _Batch, host: str, frames: list[_Frame]
+    ) -> Generator[Task, TaskResult, None]:
         for handler in batch.play.handlers:
             names = {handler.name or "", *handler.listen}
             if any(n in names for n in batch.notified.get(host, [])) and self._alive(
                 batch, host, frames
             ):
                 batch.notified[host] = [n for n in batch.notified[host] if n not in names]
-                self._free_task(batch, handler, host, frames, handler=True)
-
-    def _free_task(
-        self, batch: _Batch, task: Task, host: str, frames: list[_Frame], handler: bool = False
-    ) -> None:
-        if not self._tag_ok(task.tags) and task.action != "gather_facts":
-            return
-        module = get_module(task.action)
-        self.cb.task_start(task, self._task_name(task, host), handler)
-        res = self._execute(host, task, module, None)
-        self._process(batch, res, frames)
+                yield from self._gen_task(batch, handler, host, frames, handler=True)
 
     # -- results ---------------------------------------------------------------------------
 
@@ -933,6 +1031,19 @@ class PlaybookRunner:
             args[k] = value
         return args
 
+    def _environment(self, task: Task, templar: Templar) -> dict[str, str] | None:
+        raw = task.kw.get("environment")
+        if not raw:
+            return None
+        items = raw if isinstance(raw, list) else [raw]
+        env: dict[str, str] = {}
+        for item in items:
+            value = templar.template(item)
+            if not isinstance(value, dict):
+                raise ModuleError("environment must be a dictionary")
+            env.update({str(k): str(v) for k, v in value.items()})
+        return env
+
     def _become(self, task: Task, play: Play | None, tv: VarsView) -> Become | None:
         become = task.kw.get("become")
         if become is None:
@@ -992,6 +1103,10 @@ class PlaybookRunner:
                 "skipped": True,
                 "msg": "This module does not support check mode",
             }
+        try:
+            env = self._environment(task, templar)
+        except (ModuleError, TemplateError) as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
         ctx = ModuleContext(
             host=host,
             conn=conn,
@@ -1004,6 +1119,7 @@ class PlaybookRunner:
             if not conn.local
             else "python3",
             task_name=task.display_name(),
+            env=env,
         )
         try:
             result = module.run(ctx, params)
@@ -1018,6 +1134,12 @@ class PlaybookRunner:
             return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
         except OSError as exc:
             return {"failed": True, "changed": False, "msg": f"{type(exc).__name__}: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - a crashing module fails its host, as ansible
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
+            }
         result.setdefault("changed", False)
         return result
 

@@ -20,6 +20,8 @@ __all__ = [
     "parse_label_selector",
     "NodeSelectorTerm",
     "parse_node_selector_terms",
+    "parse_node_selector_term",
+    "aggregate",
     "label_value_errors",
     "qualified_name_errors",
 ]
@@ -202,7 +204,7 @@ def parse_label_selector(obj: Any) -> Selector:
             ]
         reqs.append(Requirement(key, op, tuple(sorted(set(values)))))
     if errors:
-        return Selector(nothing=True, error="; ".join(errors))
+        return Selector(nothing=True, error=aggregate(errors))
     return Selector(tuple(sorted(reqs, key=_req_key)))
 
 
@@ -230,61 +232,89 @@ class NodeSelectorTerm:
         return True
 
 
-def _node_requirement(expr: Any, is_field: bool) -> tuple[Requirement | None, str | None]:
+def _go_strings(values: tuple[str, ...]) -> str:
+    return "[]string{" + ", ".join(f'"{v}"' for v in values) + "}" if values else "[]string(nil)"
+
+
+def _node_requirement(expr: Any, is_field: bool, path: str) -> tuple[Requirement | None, list[str]]:
+    """nodeSelectorRequirementsAsSelector / ...AsFieldSelector: kube's field-path messages."""
     if not isinstance(expr, dict):
-        return None, "requirement must be an object"
+        return None, [f"{path}: Invalid value: requirement must be an object"]
     key = str(expr.get("key", ""))
     op = str(expr.get("operator", ""))
     values = tuple("" if v is None else str(v) for v in expr.get("values") or [])
     if is_field:
         if key != "metadata.name":
-            return None, f'"{key}" is not a valid field selector key'
-        if op not in ("In", "NotIn") or len(values) != 1:
-            return None, "field selector requirement needs In/NotIn with exactly one value"
-        return Requirement(key, op, values), None
+            return None, [f'{path}.key: Invalid value: "{key}": not a valid field selector key']
+        if op not in ("In", "NotIn"):
+            return None, [f'{path}.operator: Unsupported value: "{op}"']
+        if len(values) != 1:
+            return None, [
+                f"{path}.values: Invalid value: {_go_strings(values)}: must have one element"
+            ]
+        return Requirement(key, op, values), []
+    if op not in ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"):
+        return None, [f'{path}.operator: Unsupported value: "{op}"']
+    errs = [f'{path}.key: Invalid value: "{key}": {m}' for m in qualified_name_errors(key)]
+    vpath = f"{path}.values"
     if op in ("In", "NotIn"):
         if not values:
-            return (
-                None,
-                "values: Invalid value: []: for 'in', 'notin' operators, values set can't be empty",
+            errs.append(
+                f"{vpath}: Invalid value: {_go_strings(values)}: for 'in', 'notin' operators, "
+                "values set can't be empty"
             )
-        for v in values:
-            if label_value_errors(v):
-                return None, f'values: Invalid value: "{v}": {LABEL_VALUE_MSG}'
     elif op in ("Exists", "DoesNotExist"):
         if values:
-            return None, "values set must be empty for exists and does not exist"
-    elif op in ("Gt", "Lt"):
-        if len(values) != 1:
-            return None, "for 'Gt', 'Lt' operators, exactly one value is required"
-        try:
-            int(values[0])
-        except ValueError:
-            return None, "for 'Gt', 'Lt' operators, the value must be an integer"
+            errs.append(
+                f"{vpath}: Invalid value: {_go_strings(values)}: values set must be empty for "
+                "exists and does not exist"
+            )
     else:
-        return None, f'"{op}" is not a valid label selector operator'
-    if qualified_name_errors(key):
-        return None, f"key: Invalid value: {key!r}"
-    return Requirement(key, op, values), None
+        if len(values) != 1:
+            errs.append(
+                f"{vpath}: Invalid value: {_go_strings(values)}: for 'Gt', 'Lt' operators, "
+                "exactly one value is required"
+            )
+        else:
+            try:
+                int(values[0])
+            except ValueError:
+                errs.append(
+                    f"{vpath}[0]: Invalid value: \"{values[0]}\": for 'Gt', 'Lt' operators, "
+                    "the value must be an integer"
+                )
+    for i, v in enumerate(values):
+        errs += [f'{vpath}[{i}]: Invalid value: "{v}": {m}' for m in label_value_errors(v)]
+    if errs:
+        return None, errs
+    return Requirement(key, op, values), []
 
 
-def parse_node_selector_term(obj: Any) -> NodeSelectorTerm:
+def parse_node_selector_term(obj: Any, path: str = "") -> NodeSelectorTerm:
     if not isinstance(obj, dict):
-        return NodeSelectorTerm(valid=False, error="term must be an object")
+        return NodeSelectorTerm(valid=False, error=f"{path}: Invalid value: term must be an object")
     exprs: list[Requirement] = []
     fields: list[Requirement] = []
-    for e in obj.get("matchExpressions") or []:
-        r, err = _node_requirement(e, False)
-        if r is None:
-            return NodeSelectorTerm(valid=False, error=err, raw=obj)
-        exprs.append(r)
-    for e in obj.get("matchFields") or []:
-        r, err = _node_requirement(e, True)
-        if r is None:
-            return NodeSelectorTerm(valid=False, error=err, raw=obj)
-        fields.append(r)
+    errors: list[str] = []
+    for i, e in enumerate(obj.get("matchExpressions") or []):
+        r, errs = _node_requirement(e, False, f"{path}.matchExpressions[{i}]".lstrip("."))
+        errors += errs
+        if r is not None:
+            exprs.append(r)
+    for i, e in enumerate(obj.get("matchFields") or []):
+        r, errs = _node_requirement(e, True, f"{path}.matchFields[{i}]".lstrip("."))
+        errors += errs
+        if r is not None:
+            fields.append(r)
+    if errors:
+        return NodeSelectorTerm(valid=False, error=", ".join(errors), raw=obj)
     return NodeSelectorTerm(tuple(exprs), tuple(fields), True, None, obj)
 
 
 def parse_node_selector_terms(objs: Any) -> tuple[NodeSelectorTerm, ...]:
-    return tuple(parse_node_selector_term(t) for t in (objs or []))
+    return tuple(parse_node_selector_term(t, f"[{i}]") for i, t in enumerate(objs or []))
+
+
+def aggregate(errors: list[str]) -> str:
+    """utilerrors.NewAggregate(...).Error(): one message, or [a, b, ...]."""
+    return errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"

@@ -18,7 +18,9 @@ from fleetkit.scheduler.labels import (
     NOTHING,
     NodeSelectorTerm,
     Selector,
+    aggregate,
     parse_label_selector,
+    parse_node_selector_term,
     parse_node_selector_terms,
 )
 
@@ -487,18 +489,24 @@ class Pod:
             else None
         )
         preferred = tuple(
-            (int(p.get("weight") or 0), parse_node_selector_terms([p.get("preference") or {}])[0])
-            for p in na.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+            (
+                int(p.get("weight") or 0),
+                parse_node_selector_term(p.get("preference") or {}, f"[{i}]"),
+            )
+            for i, p in enumerate(na.get("preferredDuringSchedulingIgnoredDuringExecution") or [])
         )
-        errors: list[str] = []
         pa = aff.get("podAffinity") or {}
         paa = aff.get("podAntiAffinity") or {}
+        errs_ra: list[str] = []
+        errs_raa: list[str] = []
+        errs_pfa: list[str] = []
+        errs_pfaa: list[str] = []
         ra = [
-            _affinity_term(_merge_label_keys(t, labels), ns, 0, errors)
+            _affinity_term(_merge_label_keys(t, labels), ns, 0, errs_ra)
             for t in pa.get("requiredDuringSchedulingIgnoredDuringExecution") or []
         ]
         raa = [
-            _affinity_term(_merge_label_keys(t, labels), ns, 0, errors)
+            _affinity_term(_merge_label_keys(t, labels), ns, 0, errs_raa)
             for t in paa.get("requiredDuringSchedulingIgnoredDuringExecution") or []
         ]
         pfa = [
@@ -506,7 +514,7 @@ class Pod:
                 _merge_label_keys(t.get("podAffinityTerm"), labels),
                 ns,
                 int(t.get("weight") or 0),
-                errors,
+                errs_pfa,
             )
             for t in pa.get("preferredDuringSchedulingIgnoredDuringExecution") or []
         ]
@@ -515,9 +523,20 @@ class Pod:
                 _merge_label_keys(t.get("podAffinityTerm"), labels),
                 ns,
                 int(t.get("weight") or 0),
-                errors,
+                errs_pfaa,
             )
             for t in paa.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+        ]
+        # framework.PodInfo.Update: one aggregate, each part named after its term list
+        errors = [
+            f"{name}: {aggregate(errs)}"
+            for name, errs in (
+                ("requiredAffinityTerms", errs_ra),
+                ("requiredAntiAffinityTerms", errs_raa),
+                ("preferredAffinityTerms", errs_pfa),
+                ("preferredAntiAffinityTerms", errs_pfaa),
+            )
+            if errs
         ]
         tolerations = tuple(
             Toleration(
@@ -563,7 +582,7 @@ class Pod:
             required_anti_affinity=raa,
             preferred_affinity=pfa,
             preferred_anti_affinity=pfaa,
-            affinity_error="; ".join(errors) if errors else None,
+            affinity_error=aggregate(errors) if errors else None,
             has_pod_affinity=bool(ra or raa or pfa or pfaa),
             spread_constraints=list(spec.get("topologySpreadConstraints") or []),
             requests=_pod_requests(spec, False),

@@ -48,6 +48,7 @@ class Connection(Protocol):
         timeout_s: float | None = None,
         become: Become | None = None,
         cwd: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> CommandResult:
         """Run argv (no shell) or a shell string; raise :class:`Unreachable` on transport loss."""
         ...

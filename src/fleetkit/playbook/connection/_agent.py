@@ -4,6 +4,7 @@ session. Protocol: one JSON object per line each way; the first line out is ``FK
 
 import base64
 import json
+import os
 import subprocess
 import sys
 
@@ -26,6 +27,7 @@ def serve() -> None:
                 input=base64.b64decode(req.get("stdin") or ""),
                 capture_output=True,
                 cwd=req.get("cwd") or None,
+                env=dict(os.environ, **req["env"]) if req.get("env") else None,
                 check=False,
             )
             resp = {"rc": proc.returncode, "out": _b64(proc.stdout), "err": _b64(proc.stderr)}

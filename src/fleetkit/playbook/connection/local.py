@@ -39,6 +39,7 @@ class LocalConnection:
         timeout_s: float | None = None,
         become: Become | None = None,
         cwd: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> CommandResult:
         argv = list(cmd) if isinstance(cmd, list) else ["/bin/sh", "-c", cmd]
         if self._needs_become(become):
@@ -51,6 +52,7 @@ class LocalConnection:
                 capture_output=True,
                 timeout=timeout_s,
                 cwd=cwd,
+                env={**os.environ, **env} if env else None,
                 check=False,
             )
         except FileNotFoundError as exc:

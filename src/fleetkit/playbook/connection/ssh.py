@@ -166,7 +166,12 @@ class SSHConnection:
         return proc
 
     def _agent_run(
-        self, argv: list[str], stdin: bytes | None, cwd: str | None, timeout_s: float | None
+        self,
+        argv: list[str],
+        stdin: bytes | None,
+        cwd: str | None,
+        timeout_s: float | None,
+        env: dict[str, str] | None = None,
     ) -> CommandResult | None:
         if self._agent is None or self._agent.poll() is not None:
             self._agent = self._start_agent()
@@ -174,7 +179,12 @@ class SSHConnection:
                 return None
         proc = self._agent
         assert proc.stdin is not None
-        req = {"argv": argv, "stdin": base64.b64encode(stdin or b"").decode(), "cwd": cwd}
+        req = {
+            "argv": argv,
+            "stdin": base64.b64encode(stdin or b"").decode(),
+            "cwd": cwd,
+            "env": env or {},
+        }
         try:
             proc.stdin.write(json.dumps(req).encode() + b"\n")
             proc.stdin.flush()
@@ -217,16 +227,19 @@ class SSHConnection:
         timeout_s: float | None = None,
         become: Become | None = None,
         cwd: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> CommandResult:
         argv = list(cmd) if isinstance(cmd, list) else ["/bin/sh", "-c", cmd]
         if become is not None and (self.user not in (None, "root") or become.user != "root"):
             argv = become_prefix(become) + argv
         if self._agent_ok:
             with self._lock:
-                res = self._agent_run(argv, stdin, cwd, timeout_s)
+                res = self._agent_run(argv, stdin, cwd, timeout_s, env)
             if res is not None:
                 return res
         remote = shlex.join(cmd) if isinstance(cmd, list) else cmd
+        if env:
+            remote = shlex.join(["env", *(f"{k}={v}" for k, v in env.items())]) + " " + remote
         if cwd:
             remote = f"cd {shlex.quote(cwd)} && {remote}"
         if become is not None and (self.user not in (None, "root") or become.user != "root"):

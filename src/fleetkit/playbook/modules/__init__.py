@@ -25,6 +25,7 @@ class ModuleContext:
     evaluate: Callable[[str], Any] | None = None
     remote_python: str = "python3"
     task_name: str = ""
+    env: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,7 +110,7 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
         data = (stdin + ("\n" if args.get("stdin_add_newline", True) else "")).encode()
     start = _now()
     try:
-        res = ctx.conn.run(cmd, stdin=data, become=ctx.become, cwd=args.get("chdir"))
+        res = ctx.conn.run(cmd, stdin=data, become=ctx.become, cwd=args.get("chdir"), env=ctx.env)
     except CommandNotFound as exc:
         return {
             "changed": False,
@@ -161,7 +161,7 @@ def run_raw(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     cmd: list[str] | str = raw
     if args.get("executable"):
         cmd = [str(args["executable"]), "-c", raw]
-    res = ctx.conn.run(cmd, become=ctx.become)
+    res = ctx.conn.run(cmd, become=ctx.become, env=ctx.env)
     out = res.stdout.decode("utf-8", errors="replace")
     err = res.stderr.decode("utf-8", errors="replace")
     result: dict[str, Any] = {

@@ -35,7 +35,7 @@ _SPEC = {
 
 
 def _sh(ctx: ModuleContext, script: str) -> tuple[int, str, str]:
-    res = ctx.conn.run(script, become=ctx.become)
+    res = ctx.conn.run(script, become=ctx.become, env=ctx.env)
     return res.rc, res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
 
 

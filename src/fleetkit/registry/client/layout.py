@@ -181,6 +181,20 @@ class PartialBlob:
         self._hasher.update(data)
         self.offset += len(data)
 
+    def write_many(self, chunks: list[bytes]) -> None:
+        """Append and hash ``chunks`` in order (each hashed right after its write, in cache)."""
+        assert self._fd is not None
+        fd, update = self._fd, self._hasher.update
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+                update(chunk)
+                self.offset += len(chunk)
+        except OSError as exc:
+            raise _dest_error(exc, self.path) from None
+
     def restart(self) -> None:
         """The server ignored ``Range``: start from zero."""
         assert self._fd is not None

@@ -29,7 +29,7 @@ from fleetkit.registry.digest import parse_digest
 __all__ = ["Remote"]
 
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-_READ_CHUNK = 1 << 20
+_WRITE_BATCH = 2 << 20  # bytes handed to the hashing/writing thread at a time
 _UPLOAD_CHUNK = 1 << 20
 
 
@@ -257,26 +257,58 @@ class Remote:
     async def _stream_into(
         self, resp: aiohttp.ClientResponse, desc: Descriptor, sink: PartialBlob, emit: EventSink
     ) -> None:
-        """Receive on the loop while the previous chunk is hashed and written on a thread."""
+        """Receive on the loop while the previous batch is hashed and written on a thread.
+
+        Pieces are taken from aiohttp's buffer as they arrived (``readchunk``: no join into a
+        bigger ``bytes``, so no copy on the loop) and handed to the thread in batches of
+        up to ``_WRITE_BATCH`` bytes: while one batch is being hashed and written the next one
+        accumulates, and when the thread is idle what arrived goes to disk at once (a slow
+        download is resumable from what it received). At most one batch per blob is in flight
+        and one accumulating, so memory stays constant.
+        """
         loop = asyncio.get_running_loop()
+        content = resp.content
         pending: asyncio.Future[None] | None = None
         received = sink.offset
+        batch: list[bytes] = []
+        batched = 0
         try:
-            async for chunk in resp.content.iter_chunked(_READ_CHUNK):
-                received += len(chunk)
-                if received > desc.size:
-                    if pending is not None:
-                        await pending
-                        pending = None
-                    sink.discard()
-                    raise VerificationError(
-                        f"blob {desc.digest}: the registry sent more than the expected "
-                        f"{desc.size} bytes; the partial file was deleted"
-                    )
+            while True:
+                chunk, end_of_http_chunk = await content.readchunk()
+                if chunk:
+                    received += len(chunk)
+                    if received > desc.size:
+                        if pending is not None:
+                            await pending
+                            pending = None
+                        sink.discard()
+                        raise VerificationError(
+                            f"blob {desc.digest}: the registry sent more than the expected "
+                            f"{desc.size} bytes; the partial file was deleted"
+                        )
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched < _WRITE_BATCH and pending is not None and not pending.done():
+                        continue  # the thread is busy: let the next batch grow
+                elif end_of_http_chunk:
+                    continue  # a chunked-encoding boundary, not the end of the body
+                elif not batch:
+                    break
                 if pending is not None:
                     await pending
                     emit(Event("progress", desc.digest, desc.size, sink.offset))
-                pending = loop.run_in_executor(None, sink.write, chunk)
+                pending = loop.run_in_executor(None, sink.write_many, batch)
+                batch, batched = [], 0
+                if not chunk:
+                    break
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            # the body broke off: keep what did arrive, so the next attempt resumes after it
+            if pending is not None:
+                await pending
+                pending = None
+            if batch:
+                await loop.run_in_executor(None, sink.write_many, batch)
+            raise
         finally:
             if pending is not None:
                 await pending

@@ -8,7 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from fleetkit.scheduler.cluster import Cluster, NodeInfo
-from fleetkit.scheduler.labels import NodeSelectorTerm, parse_node_selector_terms
+from fleetkit.scheduler.labels import (
+    NodeSelectorTerm,
+    aggregate,
+    parse_node_selector_term,
+    parse_node_selector_terms,
+)
 from fleetkit.scheduler.model import Pod
 from fleetkit.scheduler.plugins.base import CycleState, Plugin, default_normalize
 from fleetkit.scheduler.status import PreFilterResult, Status
@@ -17,6 +22,10 @@ REASON_POD = "node(s) didn't match Pod's node affinity/selector"
 REASON_ENFORCED = "node(s) didn't match scheduler-enforced node affinity"
 REASON_CONFLICT = "pod affinity terms conflict"
 _KEY = "NodeAffinity.prescore"
+
+
+def _non_empty(raw: Any) -> bool:
+    return isinstance(raw, dict) and bool(raw.get("matchExpressions") or raw.get("matchFields"))
 
 
 class NodeAffinity(Plugin):
@@ -33,8 +42,13 @@ class NodeAffinity(Plugin):
             else None
         )
         self.added_preferred = tuple(
-            (int(p.get("weight") or 0), parse_node_selector_terms([p.get("preference") or {}])[0])
-            for p in added.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+            (
+                int(p.get("weight") or 0),
+                parse_node_selector_term(p.get("preference") or {}, f"[{i}]"),
+            )
+            for i, p in enumerate(
+                added.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+            )
         )
 
     def pre_filter(
@@ -72,6 +86,14 @@ class NodeAffinity(Plugin):
         return None
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: list[NodeInfo]) -> Status | None:
+        # NewPreferredSchedulingTerms: zero-weight and empty terms are skipped, parse errors fail
+        errors = [
+            t.error
+            for w, t in pod.preferred_node_terms
+            if w != 0 and t.error and (t.raw or {}) and _non_empty(t.raw)
+        ]
+        if errors:
+            return Status.error(aggregate([e for e in errors if e]))
         terms = [(w, t) for w, t in self.added_preferred + pod.preferred_node_terms if w != 0]
         if not terms:
             return Status.skip()

@@ -2,14 +2,18 @@
 
 Run as root (it builds two network namespaces and removes them):
 
-    .venv/bin/python benchmarks/nsenter.py [--runs 21] [--load-seconds 3]
+    .venv/bin/python benchmarks/nsenter.py [--runs 21] [--load-seconds 3] [--capture-reps 3]
+                                           [--shapes nsenter-true,capture-lo-rate,capture-lo-max,dig]
 
 Prints one JSON line per shape:
-  nsenter-true   wall time of `nsenter -t PID -n true` (median of --runs), ours vs util-linux;
-                 ours runs with bytecode caching on (as an installed package has), after a warm-up
+  nsenter-true   wall time of `nsenter -t PID -n true` (median of --runs), ours vs util-linux,
+                 with bare `python -c pass` and `python -I -S -c pass` as the floor; the commands
+                 run interleaved; ours with bytecode caching on (as an installed package has)
   capture-lo-*   the same loopback flood of small UDP packets in a namespace, captured by
-                 `fleetkit ns capture -i lo -w` and by `tcpdump -i lo -w`: packets/s captured and
-                 kernel drops ("speedup" = ours/peer packets captured per second)
+                 `fleetkit ns capture -i lo -w` and by `tcpdump -i lo -w` (--capture-reps runs
+                 each, alternating who goes first; medians): packets/s captured and kernel drops
+                 ("speedup" = ours/peer packets captured per second). Flat out, the sender shares
+                 the CPU with the capturer, so the offered rate differs between the two.
   dig            wall time of `fleetkit ns dig +short @SERVER NAME` vs `nsenter -n dig +short`
 """
 
@@ -42,9 +46,17 @@ def wall(argv: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - start
 
 
-def median_wall(argv: list[str], runs: int, env: dict[str, str] | None = None) -> float:
-    wall(argv, env)  # warm-up (and bytecode cache)
-    return statistics.median(wall(argv, env) for _ in range(runs))
+def median_walls(
+    argvs: list[list[str]], runs: int, env: dict[str, str] | None = None
+) -> list[float]:
+    """Median wall time of each command, runs interleaved (a load spike hits all of them)."""
+    for argv in argvs:
+        wall(argv, env)  # warm-up (and bytecode cache)
+    times: list[list[float]] = [[] for _ in argvs]
+    for _ in range(runs):
+        for i, argv in enumerate(argvs):
+            times[i].append(wall(argv, env))
+    return [statistics.median(t) for t in times]
 
 
 FLOOD = """
@@ -114,6 +126,9 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--load-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--capture-reps", type=int, default=3, help="capture runs per tool (medians reported)"
+    )
     parser.add_argument("--rate", type=float, default=50000.0, help="packets/s for capture-lo-rate")
     parser.add_argument(
         "--shapes",
@@ -179,7 +194,7 @@ def main() -> int:
         # 2. capture under a loopback flood of small UDP packets: a fixed rate, then flat out
         for shape, rate in (("capture-lo-rate", args.rate), ("capture-lo-max", 0.0)):
             if shape in shapes:
-                capture_shape(shape, rate, pid, client, tmp, args.load_seconds)
+                capture_shape(shape, rate, pid, client, tmp, args.load_seconds, args.capture_reps)
 
         # 3. dig latency (process start included, as a user sees it)
         if "dig" in shapes:
@@ -200,10 +215,16 @@ def main() -> int:
 
 
 def nsenter_true(pid: str, runs: int, env: dict[str, str]) -> None:
-    peer = median_wall(["nsenter", "-t", pid, "-n", "true"], runs)
-    ours = median_wall([FLEETKIT, "nsenter", "-t", pid, "-n", "true"], runs, env)
-    bare = median_wall([sys.executable, "-c", "pass"], runs, env)
-    bare_isolated = median_wall([sys.executable, "-I", "-S", "-c", "pass"], runs, env)
+    peer, ours, bare, bare_isolated = median_walls(
+        [
+            ["nsenter", "-t", pid, "-n", "true"],
+            [FLEETKIT, "nsenter", "-t", pid, "-n", "true"],
+            [sys.executable, "-c", "pass"],
+            [sys.executable, "-I", "-S", "-c", "pass"],
+        ],
+        runs,
+        env,
+    )
     print(
         json.dumps(
             {
@@ -223,19 +244,23 @@ def nsenter_true(pid: str, runs: int, env: dict[str, str]) -> None:
 
 
 def capture_shape(
-    shape: str, rate: float, pid: str, client: str, tmp: Path, load_seconds: float
+    shape: str, rate: float, pid: str, client: str, tmp: Path, load_seconds: float, reps: int
 ) -> None:
     expression = ["udp", "port", "9999"]
     argvs = {
         "ours": [FLEETKIT, "ns", "capture", "-t", pid, "-i", "lo", "-w", str(tmp / "ours.pcap")],
         "peer": ["nsenter", "-t", pid, "-n", "tcpdump", "-i", "lo", "-w", str(tmp / "peer.pcap")],
     }
-    results = {
-        name: capture_run(argv + expression, client, load_seconds, rate)
-        for name, argv in argvs.items()
-    }
-    (s_o, c_o, d_o), (s_p, c_p, d_p) = results["ours"], results["peer"]
-    pps_o, pps_p = c_o / load_seconds, c_p / load_seconds
+    runs: dict[str, list[tuple[int, int, int]]] = {"ours": [], "peer": []}
+    for i in range(reps):
+        order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")  # alternate who goes first
+        for name in order:
+            runs[name].append(capture_run(argvs[name] + expression, client, load_seconds, rate))
+
+    def med(name: str, field: int) -> int:
+        return round(statistics.median(r[field] for r in runs[name]))
+
+    pps_o, pps_p = med("ours", 1) / load_seconds, med("peer", 1) / load_seconds
     print(
         json.dumps(
             {
@@ -245,12 +270,14 @@ def capture_shape(
                 "unit": "packets/s",
                 "speedup": round(pps_o / pps_p, 3),
                 "offered_rate": rate or "max",
-                "ours_sent": s_o,
-                "ours_captured": c_o,
-                "ours_kernel_drops": d_o,
-                "peer_sent": s_p,
-                "peer_captured": c_p,
-                "peer_kernel_drops": d_p,
+                "ours_sent": med("ours", 0),
+                "ours_captured": med("ours", 1),
+                "ours_kernel_drops": med("ours", 2),
+                "peer_sent": med("peer", 0),
+                "peer_captured": med("peer", 1),
+                "peer_kernel_drops": med("peer", 2),
+                "ours_runs": runs["ours"],
+                "peer_runs": runs["peer"],
                 "load_seconds": load_seconds,
             }
         ),
@@ -260,11 +287,13 @@ def capture_shape(
 
 def dig_shape(pid: str, runs: int, env: dict[str, str]) -> None:
     dig = shutil.which("dig") or "dig"
-    peer = median_wall(
-        ["nsenter", "-t", pid, "-n", dig, "+short", f"@{SERVER}", "web.bench.test"], runs
-    )
-    ours = median_wall(
-        [FLEETKIT, "ns", "dig", "-t", pid, "+short", f"@{SERVER}", "web.bench.test"], runs, env
+    peer, ours = median_walls(
+        [
+            ["nsenter", "-t", pid, "-n", dig, "+short", f"@{SERVER}", "web.bench.test"],
+            [FLEETKIT, "ns", "dig", "-t", pid, "+short", f"@{SERVER}", "web.bench.test"],
+        ],
+        runs,
+        env,
     )
     print(
         json.dumps(

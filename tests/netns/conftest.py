@@ -140,6 +140,11 @@ def netlab() -> Iterator[Lab]:
             f"--cname=www.default.{DOMAIN},web.default.{DOMAIN}",
             f"--txt-record=info.default.{DOMAIN},fleetkit test",
             f"--mx-host=mail.default.{DOMAIN},web.default.{DOMAIN},10",
+            f"--srv-host=_http._tcp.default.{DOMAIN},web.default.{DOMAIN},8080,1,2",
+            f"--caa-record=default.{DOMAIN},0,issue,ca.example",
+            f'--txt-record=quoted.default.{DOMAIN},say "hi" \\ back,second string',
+            f"--ptr-record=80.0.77.10.in-addr.arpa,web.default.{DOMAIN}",
+            f"--address=/origin.default.{DOMAIN}/{SERVER_IP}",
         )
         procs.append(dns)
         http = spawn_in(

@@ -38,8 +38,25 @@ def in_ns(lab: Lab, *argv: str, mount: bool = False) -> subprocess.CompletedProc
         [f"mail.default.{DOMAIN}", "MX"],
         [f"nothere.default.{DOMAIN}"],  # NXDOMAIN: no output
         [f"@{SERVER_IP}", f"api.default.{DOMAIN}", "+tcp"],
+        [f"_http._tcp.default.{DOMAIN}", "SRV"],
+        [f"default.{DOMAIN}", "CAA"],
+        [f"quoted.default.{DOMAIN}", "TXT"],  # quotes, a backslash, two strings
+        ["80.0.77.10.in-addr.arpa.", "PTR"],
+        [f"web.default.{DOMAIN}", "TYPE1"],
     ],
-    ids=["a", "cname", "txt", "mx", "nxdomain", "server-tcp"],
+    ids=[
+        "a",
+        "cname",
+        "txt",
+        "mx",
+        "nxdomain",
+        "server-tcp",
+        "srv",
+        "caa",
+        "txt-escapes",
+        "ptr",
+        "type1",
+    ],
 )
 def test_dig_short_matches_dig(netlab: Lab, query: list[str]) -> None:
     dig = require("dig", "apt-get install -y dnsutils")
@@ -47,6 +64,7 @@ def test_dig_short_matches_dig(netlab: Lab, query: list[str]) -> None:
     ours = fleetkit("ns", "dig", "-t", str(netlab.target), "+short", "+nosearch", *query)
     assert theirs.returncode == ours.returncode == 0, ours.stderr
     assert ours.stdout == theirs.stdout
+    assert ours.stdout or query[0].startswith("nothere")  # an answer was compared
 
 
 def test_dig_uses_target_search_list_and_ndots(netlab: Lab) -> None:
@@ -367,6 +385,12 @@ def test_connect_and_http(netlab: Lab) -> None:
         "ns", "http", "-t", str(netlab.target), f"http://{SERVER_IP}:{netlab.http_port}/nope"
     )
     assert missing.returncode == 22 and "404" in missing.stdout
+    # a host name is resolved with the target's resolv.conf (search list: default.svc...)
+    named = fleetkit(
+        "ns", "connect", "-t", str(netlab.target), f"origin:{netlab.http_port}", "-o", "json"
+    )
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout)["address"] == f"{SERVER_IP}:{netlab.http_port}"
 
 
 def test_helpers_leave_the_process_namespace_alone(netlab: Lab) -> None:

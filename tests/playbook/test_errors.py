@@ -16,14 +16,14 @@ def _play(tmp_path: Path, text: str, *extra: str) -> tuple[int, str, str]:
 
 def test_yaml_error_has_file_line(tmp_path: Path) -> None:
     rc, _, err = _play(tmp_path, "- hosts: all\n  tasks:\n    - name: x\n      debug: {msg: [}\n")
-    assert rc == 2
+    assert rc == 4  # ansible-playbook's parser-error status
     assert f"{tmp_path / 'pb.yml'}:4" in err
     assert err.startswith("error: ") and "hint:" in err and "Traceback" not in err
 
 
 def test_unknown_module(tmp_path: Path) -> None:
     rc, _, err = _play(tmp_path, "- hosts: all\n  tasks:\n    - name: x\n      frobnicate: {}\n")
-    assert rc == 2
+    assert rc == 4
     assert "couldn't resolve module/action 'frobnicate'" in err
     assert f"{tmp_path / 'pb.yml'}:3" in err
 
@@ -104,3 +104,9 @@ def test_check_mode_changes_nothing(tmp_path: Path) -> None:
     )
     assert rc == 0 and "changed: [lone]" in out
     assert not target.exists()
+
+
+def test_missing_playbook_exits_1(tmp_path: Path) -> None:
+    p = run_fleetkit(["play", "-i", str(FIXTURES / "inventory.ini"), "nope.yml"], tmp_path)
+    assert p.returncode == 1  # as ansible-playbook
+    assert p.stderr.startswith("error: the playbook: nope.yml could not be found")

@@ -54,7 +54,10 @@ def test_free_strategy_same_results_as_sets() -> None:
 
 
 @pytest.mark.parametrize(
-    "playbook", ["blocks.yml", "errors.yml", "loops_debug.yml", "meta.yml", "free.yml"]
+    # free.yml is compared per host above, not byte for byte: ansible's own interleaving under
+    # the free strategy depends on timing when the machine is loaded
+    "playbook",
+    ["blocks.yml", "errors.yml", "loops_debug.yml", "meta.yml"],
 )
 def test_text_output_is_byte_identical_modulo_timestamps(playbook: str) -> None:
     import re

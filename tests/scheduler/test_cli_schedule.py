@@ -222,3 +222,77 @@ def test_malformed_objects_are_usage_errors(tmp_path: Path) -> None:
         p = fk("-f", str(f))
         assert p.returncode == 2, (obj, p.stderr)
         assert p.stderr.startswith("error: ") and "Traceback" not in p.stderr, p.stderr
+
+
+def test_min_domains_with_schedule_anyway_warns_and_schedules(tmp_path: Path) -> None:
+    # The API server rejects minDomains on a ScheduleAnyway constraint, but scoring has a
+    # defined answer for it (minDomains is ignored): fleetkit warns and places the pod.
+    con = {
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "minDomains": 3,
+        "labelSelector": {"matchLabels": {"app": "x"}},
+    }
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}},
+            "status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"app": "x"}},
+            "spec": {
+                "containers": [{"name": "c", "image": "x"}],
+                "topologySpreadConstraints": [con],
+            },
+        },
+    ]
+    f = tmp_path / "in.yaml"
+    f.write_text(yaml.safe_dump_all(docs))
+    p = fk("-f", str(f), "-o", "json")
+    assert p.returncode == 0, p.stderr
+    assert "can only use minDomains if whenUnsatisfiable=DoNotSchedule" in p.stderr
+    assert p.stderr.startswith("warning: ")
+    assert json.loads(p.stdout)["items"][0]["spec"]["nodeName"] == "n1"
+
+
+def test_bare_pod_with_empty_affinity_topology_key_warns_and_never_matches(tmp_path: Path) -> None:
+    # A bare Pod whose required podAffinity term has topologyKey "" (kube's own plugin tests
+    # use such pods): no node carries the label "", so the term never matches and the pod stays
+    # Pending with InterPodAffinity's reason; the input is accepted with a warning. (A workload
+    # template with the same mistake is still rejected: see the seed story test.)
+    term = {"topologyKey": "", "labelSelector": {"matchLabels": {"app": "db"}}}
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}},
+            "status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "c", "image": "x"}],
+                "affinity": {
+                    "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+                },
+            },
+        },
+    ]
+    f = tmp_path / "in.yaml"
+    f.write_text(yaml.safe_dump_all(docs))
+    p = fk("-f", str(f), "-o", "json")
+    assert p.returncode == 0, p.stderr
+    assert "topologyKey: Required value: can not be empty" in p.stderr
+    item = json.loads(p.stdout)["items"][0]
+    assert "nodeName" not in item["spec"]
+    cond = item["status"]["conditions"][0]
+    assert cond["message"].startswith(
+        "0/1 nodes are available: 1 node(s) didn't match pod affinity rules."
+    )

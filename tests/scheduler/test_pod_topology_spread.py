@@ -159,3 +159,25 @@ def test_system_default_spreading_for_controller_pods_only() -> None:
     res = cycle(objs, pod("p", labels=WEB), only("PodTopologySpread"))
     assert scores(res, "PodTopologySpread") == {"n1": 0, "n2": 0}
     _ = default_config
+
+
+def test_default_constraints_keep_their_inclusion_policies() -> None:
+    # defaultingType List: a zone DoNotSchedule default applies to pods a Service selects.
+    # b1 carries an untolerated taint. Ignore (the default): zones a=1, b=0, min 0, so a1 gets
+    # 1+1-0 = 2 > 1 and fails. nodeTaintsPolicy Honor drops zone b: min 1, a1 gets 1+1-1 = 1.
+    objs = [
+        node("a1", labels={ZONE: "a"}),
+        node("b1", labels={ZONE: "b"}, taints=[{"key": "k", "effect": "NoSchedule"}]),
+        pod("w1", "a1", labels=WEB),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": WEB},
+        },
+    ]
+    base = {"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule"}
+    for extra, feasible in (({}, False), ({"nodeTaintsPolicy": "Honor"}, True)):
+        args = {"defaultingType": "List", "defaultConstraints": [{**base, **extra}]}
+        res = cycle(objs, pod("p", labels=WEB), only("PodTopologySpread", args))
+        assert ("a1" in res.feasible) is feasible, extra

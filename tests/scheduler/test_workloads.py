@@ -76,6 +76,23 @@ def test_statefulset_ordered_ready_stops_at_first_pending() -> None:
     ]
 
 
+def test_statefulset_next_ordinal_is_scheduled_before_later_workloads() -> None:
+    # Pods are scheduled one at a time in creation order; OrderedReady creates db-1 the moment
+    # db-0 runs, so db-1 is the next pod the scheduler sees, ahead of a workload defined later.
+    # Two 200m nodes, 100m pods: db-0..db-3 fill both nodes, the Deployment gets nothing.
+    objs = [
+        node("a", cpu="200m"),
+        node("b", cpu="200m"),
+        workload("StatefulSet", "db", 4),
+        workload("Deployment", "web", 2),
+    ]
+    sim = run(objs)
+    placed = {p.name: p.node_name for p in sim.created}
+    assert all(placed[f"db-{i}"] for i in range(4))
+    web = [p for p in sim.created if p.name.startswith("web-")]
+    assert len(web) == 2 and not any(p.node_name for p in web)
+
+
 def test_daemonset_one_pinned_pod_per_eligible_node() -> None:
     taint = [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
     objs = [
@@ -104,6 +121,13 @@ def test_job_parallelism() -> None:
     sim = run([node("a"), workload("Job", "batch", parallelism=2, completions=5)])
     assert len(sim.created) == 2
     assert all(p.labels["job-name"] == "batch" for p in sim.created)
+
+
+def test_job_suspended_or_defaulted_parallelism() -> None:
+    # a suspended Job runs no pods; parallelism defaults to 1 (also when given as null)
+    assert run([node("a"), workload("Job", "b", parallelism=3, suspend=True)]).created == []
+    assert len(run([node("a"), workload("Job", "b", parallelism=None)]).created) == 1
+    assert len(run([node("a"), workload("Job", "b", completions=4)]).created) == 1
 
 
 def test_defaulting_priority_tolerations() -> None:

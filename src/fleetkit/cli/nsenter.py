@@ -136,6 +136,45 @@ example:
 """
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns without importing shutil (and bz2, lzma: ~2 ms)."""
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+def _formatter() -> Any:
+    """argparse's raw-description help formatter, told the width instead of asking shutil.
+
+    argparse builds a formatter for every add_argument (to check the metavar), and a formatter
+    without a width imports shutil to measure the terminal.
+    """
+    import argparse
+
+    class Formatter(argparse.RawDescriptionHelpFormatter):
+        def __init__(
+            self,
+            prog: str,
+            indent_increment: int = 2,
+            max_help_position: int = 24,
+            width: int | None = None,
+        ) -> None:
+            if width is None:
+                width = _terminal_columns() - 2
+            super().__init__(prog, indent_increment, max_help_position, width)
+
+    return Formatter
+
+
 def _parser(name: str, description: str, example: str, pod_c: bool = True) -> Any:
     from fleetkit.cli._options import ArgumentParser
 
@@ -143,6 +182,7 @@ def _parser(name: str, description: str, example: str, pod_c: bool = True) -> An
         prog=f"fleetkit ns {name}",
         description=description,
         epilog=f"example:\n  {example}",
+        formatter_class=_formatter(),
     )
     group = parser.add_argument_group("target (one of)")
     group.add_argument("-t", "--target", type=int, metavar="PID", help="a process ID")
@@ -216,6 +256,7 @@ def _ns_ps(argv: list[str]) -> int:
     from fleetkit.netns.target import Resolver
 
     parser = ArgumentParser(
+        formatter_class=_formatter(),
         prog="fleetkit ns ps",
         description="List the containers and pods this node's runtimes know, without their CLIs.",
         epilog="example:\n  fleetkit ns ps -o json",

@@ -123,7 +123,10 @@ def default_signals(*signums: int) -> None:
     """
     _signal: Any = __import__("_signal")
     for signum in signums:
-        _signal.signal(signum, _signal.SIG_DFL)
+        try:
+            _signal.signal(signum, _signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # SIGKILL/SIGSTOP cannot be changed (and are always SIG_DFL)
 
 
 def setns(fd: int, nstype: int) -> None:

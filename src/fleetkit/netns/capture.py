@@ -26,7 +26,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from fleetkit.netns import _syscalls as sc
 from fleetkit.netns.errors import ROOT_HINT, HelperError, PermissionDenied, from_oserror
@@ -62,6 +62,9 @@ TPACKET_V3 = 2
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
 RETIRE_BLOCK_MS = 60
+# after a stop request, deliver what the kernel holds for this long at most (a partly filled ring
+# block is retired after RETIRE_BLOCK_MS); a sustained flood must not keep the capture running
+DRAIN_S = 2 * RETIRE_BLOCK_MS / 1000
 RING_BLOCK_BYTES = 1 << 19  # 512 KiB blocks: a few thousand small packets each
 DEFAULT_BUFFER_BYTES = 8 << 20  # tcpdump's default is 2 MiB (-B 2048); locked kernel memory
 _REJECT_ALL = [(0x06, 0, 0, 0)]  # BPF_RET|BPF_K 0
@@ -272,7 +275,8 @@ def packets(
     """Yield matching packets until ``count`` packets, ``duration_s`` or ``stop()``.
 
     ``idle()`` is called whenever nothing is waiting (the pcap writer flushes then). After
-    ``stop()`` what the kernel already holds is still delivered, then the iteration ends.
+    ``stop()`` what the kernel already holds is still delivered for up to ``DRAIN_S`` (so a
+    sustained flood cannot keep the capture alive), then the iteration ends.
     """
     source = _ring_batches(handle) if handle.ring is not None else _socket_batches(handle)
     deadline = None if duration_s is None else time.monotonic() + duration_s
@@ -283,12 +287,13 @@ def packets(
             if deadline is not None and now >= deadline:
                 break
             if drain_until is None and stop is not None and stop():
-                # a partly filled ring block is retired after RETIRE_BLOCK_MS
-                drain_until = now + (2 * RETIRE_BLOCK_MS / 1000 if handle.ring is not None else 0)
+                drain_until = now + DRAIN_S
+            elif drain_until is not None and now >= drain_until:
+                break
             batch = next(source)
             if not batch:
-                if drain_until is not None and now >= drain_until:
-                    break
+                if drain_until is not None and (handle.ring is None or now >= drain_until):
+                    break  # the socket queue is empty, or the drain window is over
                 if idle is not None and drain_until is None:
                     idle()
                 timeout = 0.25 if drain_until is None else max(drain_until - now, 0) / 4
@@ -363,7 +368,7 @@ def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
                 start = offset + mac
                 batch.append(
                     Packet(
-                        sec + nsec * 1e-9,
+                        sec + (nsec // 1000) * 1e-6,  # libpcap's microseconds: truncated
                         names.get(ifindex) or f"if{ifindex}",
                         pkttype == PACKET_OUTGOING,
                         ring[start : start + snaplen],
@@ -427,7 +432,9 @@ def _ring_to_pcap(
             if deadline is not None and now >= deadline:
                 break
             if drain_until is None and stop is not None and stop():
-                drain_until = now + 2 * RETIRE_BLOCK_MS / 1000  # a partly filled block retires
+                drain_until = now + DRAIN_S
+            elif drain_until is not None and now >= drain_until:
+                break
             base = handle.block * block_size
             if not view[base + 8] & TP_STATUS_USER:  # block_status, little-endian low byte
                 if drain_until is not None and now >= drain_until:
@@ -844,13 +851,18 @@ def read_pcap(stream: BinaryIO) -> Iterator[Packet]:
         yield Packet(sec + frac * unit, "", False, stream.read(incl), orig)
 
 
+_CLOCK: list[Any] = [None, ""]  # the last second formatted: (second, "HH:MM:SS")
+
+
 def summarize(packet: Packet, show_interface: bool = False) -> str:
     """One line per packet, as ``tcpdump -n -S`` prints it (common protocols)."""
     sec = int(packet.ts)
     usec = int(round((packet.ts - sec) * 1_000_000))
     if usec >= 1_000_000:
         sec, usec = sec + 1, usec - 1_000_000
-    stamp = time.strftime("%H:%M:%S", time.localtime(sec)) + f".{usec:06d}"
+    if _CLOCK[0] != sec:  # localtime+strftime once per second, not once per packet
+        _CLOCK[0], _CLOCK[1] = sec, time.strftime("%H:%M:%S", time.localtime(sec))
+    stamp = f"{_CLOCK[1]}.{usec:06d}"
     prefix = (
         f"{stamp} {packet.ifname} {'Out' if packet.outgoing else 'In '} "
         if show_interface
@@ -859,7 +871,7 @@ def summarize(packet: Packet, show_interface: bool = False) -> str:
     data = packet.data
     if len(data) < 14:
         return prefix + f"[|ether] length {packet.length}"
-    ethertype = struct.unpack("!H", data[12:14])[0]
+    ethertype = data[12] << 8 | data[13]
     body = data[14:]
     if ethertype == 0x8100 and len(body) >= 4:
         ethertype = struct.unpack("!H", body[2:4])[0]

@@ -111,12 +111,9 @@ def resolve_host(pid: int | None, host: str) -> str:
     from fleetkit.netns.dns import dig
 
     for rdtype in ("A", "AAAA"):
-        addresses: list[str] = [
-            str(rdata.to_text())
-            for rrset in (dig(pid, host, rdtype).response.answer)
-            for rdata in rrset
-            if rrset.rdtype in (1, 28)
-        ]
+        response = dig(pid, host, rdtype).response
+        answer = response.answer if response is not None else []
+        addresses = [record.data for record in answer if record.rtype in (1, 28)]
         if addresses:
             return addresses[0]
     raise HelperError(

@@ -3,7 +3,8 @@
 ::
 
     PlaybookError
-    ├── PlaybookSyntaxError (also UsageError, exit 2)   bad YAML / keyword / module, file:line
+    ├── PlaybookSyntaxError (also UsageError, exit 4)   bad YAML / keyword / module, file:line
+    │                                                   (ansible-playbook's parser-error status)
     ├── InventoryError (also UsageError, exit 2)        bad inventory source
     ├── TemplateError                                   undefined variable, bad expression
     └── ModuleError                                     bad module parameters (a per-host result)
@@ -23,9 +24,9 @@ __all__ = [
 
 
 class PlaybookSyntaxError(PlaybookError, UsageError):
-    """A playbook that cannot be loaded; carries ``file:line``."""
+    """A playbook that cannot be loaded; carries ``file:line``. Exits 4 as ansible-playbook does."""
 
-    exit_code = 2
+    exit_code = 4
 
     def __init__(self, message: str, hint: str | None = None, source: str | None = None) -> None:
         UsageError.__init__(self, message, hint=hint, source=source)

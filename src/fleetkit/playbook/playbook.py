@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetkit.playbook.errors import PlaybookSyntaxError
+from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError
 from fleetkit.playbook.yamlsrc import Located, load_yaml_file, source_of
 
 __all__ = [
@@ -669,6 +669,12 @@ def _play(ds: Any, base: str) -> Play:
 
 
 def load_playbook(path: str) -> list[Play]:
+    if not os.path.exists(path):
+        # ansible-playbook: "the playbook: X could not be found", exit 1
+        raise PlaybookError(
+            f"the playbook: {path} could not be found",
+            hint="check the path (relative to the current directory)",
+        )
     data = load_yaml_file(path)
     if data is None:
         raise PlaybookSyntaxError("empty playbook, nothing to do", source=os.path.abspath(path))

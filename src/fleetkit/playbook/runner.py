@@ -18,7 +18,7 @@ from typing import Any
 from fleetkit.playbook import patterns
 from fleetkit.playbook.connection import Become, CommandNotFound, Connection, Unreachable
 from fleetkit.playbook.connection.local import LocalConnection
-from fleetkit.playbook.connection.ssh import SSHConnection
+from fleetkit.playbook.connection.ssh import SSHConnection, cleanup_control_dir
 from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError
 from fleetkit.playbook.events import Callback, Stats, TaskResult
 from fleetkit.playbook.filters import to_bool
@@ -242,6 +242,7 @@ class PlaybookRunner:
             except OSError:
                 pass
         self._conns.clear()
+        cleanup_control_dir()
 
     # -- tags ------------------------------------------------------------------------------
 

@@ -128,7 +128,8 @@ class Framework:
                     msg = f"node(s) didn't satisfy plugin {with_nodes[0]}"
                 else:
                     msg = (
-                        f"node(s) didn't satisfy plugin(s) [{' '.join(with_nodes)}] simultaneously"
+                        f"node(s) didn't satisfy plugin(s) [{' '.join(sorted(with_nodes))}] "
+                        "simultaneously"
                     )
                 return result, Status.unresolvable(msg), with_nodes, skip
         return result, ret, with_nodes, skip

@@ -191,7 +191,8 @@ def preempt(
             if st is None and victims:
                 cands[n] = victims
                 violations[n] = nviol
-                if sum(1 for c in cands if not violations[c]) >= want:
+                # DryRunPreemption stops once it has a non-violating candidate and `want` in all
+                if len(cands) >= want and any(not v for v in violations.values()):
                     break
                 continue
             if st is None:

@@ -249,6 +249,8 @@ class Simulation:
         self.results: dict[tuple[str, str], CycleResult] = {}
         self.warnings: list[str] = []
         self.seq = 0
+        # queue position of OrderedReady StatefulSet pods: that of ordinal 0 (see _make_pod)
+        self.queue_keys: dict[tuple[str, str], int] = {}
         self.clock = BASE_EPOCH
         self.step_of: dict[tuple[str, str], int] = {}
         self.step_index = 0
@@ -645,7 +647,9 @@ class Simulation:
     @staticmethod
     def _job_target(obj: dict[str, Any]) -> int:
         spec = obj.get("spec") or {}
-        par = int(spec.get("parallelism", 1))
+        if spec.get("suspend"):
+            return 0  # a suspended Job has no active pods
+        par = 1 if spec.get("parallelism") is None else int(spec["parallelism"])
         comp = spec.get("completions")
         if comp is None:
             return par
@@ -663,7 +667,9 @@ class Simulation:
             and p.phase not in ("Succeeded", "Failed")
         ]
 
-    def _make_pod(self, ctrl: Controller, name: str, node: str | None = None) -> Pod:
+    def _make_pod(
+        self, ctrl: Controller, name: str, node: str | None = None, queue_after: int | None = None
+    ) -> Pod:
         tmpl = clone(ctrl.template)
         meta = dict(tmpl.get("metadata") or {})
         meta.pop("creationTimestamp", None)
@@ -716,7 +722,11 @@ class Simulation:
         self.names.add(pod.key)
         self._stamp(pod)
         self.created.append(pod)
-        self._enqueue(pod)
+        if queue_after is None:
+            self._enqueue(pod)
+        else:
+            self.queue_keys[pod.key] = queue_after
+            heapq.heappush(self.active, (queue_after, pod.seq, pod))
         return pod
 
     def _fresh_name(self, ctrl: Controller) -> str:
@@ -765,7 +775,17 @@ class Simulation:
                 if len(lower) < i or any(not p.node_name for p in lower):
                     return
             self.names.discard((ctrl.namespace, name))
-            self._make_pod(ctrl, name)
+            prev = next((p for p in self._owned(ctrl) if p.name == f"{ctrl.name}-{i - 1}"), None)
+            if (
+                ctrl.ordered_ready
+                and prev is not None
+                and self.step_of.get(prev.key) == self.step_index
+            ):
+                # created as soon as its predecessor is Running, it is the next pod the
+                # scheduler sees: queued right behind ordinal i-1, ahead of later workloads
+                self._make_pod(ctrl, name, queue_after=self.queue_keys.get(prev.key, prev.seq))
+            else:
+                self._make_pod(ctrl, name)
             if ctrl.ordered_ready:
                 return
 

@@ -11,7 +11,26 @@ from typing import Any
 from fleetkit.scheduler.labels import label_value_errors, qualified_name_errors
 from fleetkit.scheduler.model import parse_quantity
 
-__all__ = ["validate_object", "format_invalid", "HINTS"]
+__all__ = ["validate_object", "format_invalid", "is_lenient", "HINTS"]
+
+# Validation errors the scheduler still gives a defined meaning, reported as warnings instead
+# of rejecting the input: minDomains is ignored by ScheduleAnyway scoring; on a bare Pod (test
+# fixtures, hand-written what-ifs) an empty pod (anti-)affinity topologyKey names a label no
+# node has, so required affinity never matches and anti-affinity never blocks. Workload
+# templates stay strict: that is the mistake `kubectl apply` catches (the seed's manifest).
+_LENIENT = ("can only use minDomains if whenUnsatisfiable=DoNotSchedule",)
+
+
+def is_lenient(err: str, kind: str = "") -> bool:
+    if any(m in err for m in _LENIENT):
+        return True
+    return (
+        kind == "Pod"
+        and err.startswith("spec.affinity.pod")
+        and ".topologyKey: " in err
+        and ("Required value: can not be empty" in err or 'Invalid value: "": ' in err)
+    )
+
 
 _DNS1123_LABEL_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "

@@ -15,7 +15,7 @@ import yaml
 from fleetkit.errors import UsageError
 from fleetkit.scheduler.labels import Selector, parse_label_selector
 from fleetkit.scheduler.model import Node, clone, first_untolerated
-from fleetkit.scheduler.validation import HINTS, format_invalid, validate_object
+from fleetkit.scheduler.validation import HINTS, format_invalid, is_lenient, validate_object
 
 __all__ = [
     "Document",
@@ -183,8 +183,17 @@ def check_documents(docs: list[Document], warnings: list[str]) -> list[Document]
                 hint="check the fields' types against the Kubernetes API reference",
                 source=f"{d.source}:{d.line}",
             ) from exc
+        name = str((d.obj.get("metadata") or {}).get("name") or "")
+        soft = [e for e in errs if is_lenient(e, kind)]
+        if soft:
+            # rejected by the API server, but the scheduler has defined behaviour for it
+            # (kube's own plugin tests schedule such pods): warn and go on
+            warnings.append(
+                f"warning: {d.source}:{d.line}: {format_invalid(kind, name, soft)} "
+                "(kubectl apply would reject this; scheduled as kube-scheduler would treat it)"
+            )
+            errs = [e for e in errs if not is_lenient(e, kind)]
         if errs:
-            name = str((d.obj.get("metadata") or {}).get("name") or "")
             hint = f"in {d.source} (document at line {d.line})"
             if any("topologyKey" in e for e in errs):
                 hint += ": " + HINTS["topologyKey"]

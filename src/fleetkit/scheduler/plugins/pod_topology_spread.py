@@ -120,8 +120,17 @@ class PodTopologySpread(Plugin):
         sel = self.ctx.default_selector(pod)
         if sel.empty:
             return []
+        # filterTopologySpreadConstraints: default constraints keep their own minDomains and
+        # inclusion policies (Honor node affinity, Ignore taints when unset)
         return [
-            Constraint(int(c.get("maxSkew") or 1), str(c["topologyKey"]), sel, 1, True, False)
+            Constraint(
+                int(c.get("maxSkew") or 1),
+                str(c["topologyKey"]),
+                sel,
+                int(c.get("minDomains") or 1),
+                (c.get("nodeAffinityPolicy") or "Honor") == "Honor",
+                (c.get("nodeTaintsPolicy") or "Ignore") == "Honor",
+            )
             for c in self.defaults
             if (c.get("whenUnsatisfiable") or "DoNotSchedule") == action
         ]

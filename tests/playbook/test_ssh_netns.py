@@ -96,11 +96,15 @@ def test_sshd_stopped_mid_run_is_unreachable(
 
 
 REBOOT_SCRIPT = r"""#!/bin/sh
-# test stand-in for a reboot: a new boot id, then this host's sshd restarts
+# test stand-in for a reboot: this host's sshd goes down and comes back, and only once the new
+# sshd has written its pid file does the boot id change (so "new boot id" implies "sshd is up")
 bootfile=$1; cfg=$2; pidfile=$3; sshd=$4
-setsid sh -c "sleep 1; cat /proc/sys/kernel/random/uuid > $bootfile; \
-  kill \$(cat $pidfile); sleep 0.5; \
-  for i in 1 2 3 4 5 6 7 8 9 10; do $sshd -f $cfg -E $bootfile.log && break; sleep 0.3; done" \
+setsid sh -c "sleep 1; old=\$(cat $pidfile); kill \$old; \
+  for i in \$(seq 50); do grep -qs '^State:[[:space:]]*[^Z]' /proc/\$old/status || break; \
+    sleep 0.1; done; rm -f $pidfile; \
+  for i in 1 2 3 4 5 6 7 8 9 10; do $sshd -f $cfg -E $bootfile.log && break; sleep 0.3; done; \
+  for i in \$(seq 100); do [ -s $pidfile ] && break; sleep 0.1; done; \
+  cat /proc/sys/kernel/random/uuid > $bootfile.new && mv $bootfile.new $bootfile" \
   </dev/null >$bootfile.out 2>&1 &
 exit 0
 """

@@ -492,3 +492,31 @@ def test_client_disconnect_mid_patch_keeps_what_arrived(server: ThreadServer, c:
     assert r.status_code == 202 and r.headers["Range"] == "0-5009"
     data = b"a" * 5000 + b"b" * 10
     assert c.s.put(loc, params={"digest": sha256(data)}, timeout=30).status_code == 201
+
+
+@pytest.mark.parametrize("first_range", [None, 1_000_003])
+def test_blob_bodies_sent_at_once_are_whole(c: Client, first_range: int | None) -> None:
+    """Bodies in flight together: one that starts alone (copied through user space) and goes
+    on with ``sendfile`` once a second one starts, and the second (``sendfile`` throughout)."""
+    import os
+
+    data = os.urandom(8 * 1024 * 1024 + 17)
+    d = c.push_blob("r", data)
+    url = f"{c.url}/v2/r/blobs/{d}"
+    headers = {"Range": f"bytes={first_range}-"} if first_range else {}
+    # streamed and read slowly: the server is parked in the middle of each body
+    first = requests.get(url, headers=headers, stream=True, timeout=30)
+    second = requests.get(url, stream=True, timeout=30)
+    try:
+        head1 = first.raw.read(65536)
+        head2 = second.raw.read(65536)
+        rest1 = first.raw.read()  # the first body resumes while the second is in flight
+        rest2 = second.raw.read()
+    finally:
+        first.close()
+        second.close()
+    start = first_range or 0
+    assert first.status_code == (206 if first_range else 200)
+    assert second.status_code == 200
+    assert head1 + rest1 == data[start:]
+    assert head2 + rest2 == data

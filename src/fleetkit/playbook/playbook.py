@@ -308,13 +308,9 @@ def _tags(value: Any, obj: object) -> list[str]:
 
 def split_kv(text: str) -> tuple[dict[str, Any], list[str]]:
     """Parse ``k=v k2='v 2' free words`` as ansible's parse_kv does (roughly)."""
-    try:
-        tokens = shlex.split(text, posix=False)
-    except ValueError:
-        tokens = text.split()
     kv: dict[str, Any] = {}
     rest: list[str] = []
-    for tok in tokens:
+    for tok in split_args(text):
         if "=" in tok and not tok.startswith(("=", "'", '"')):
             k, v = tok.split("=", 1)
             if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
@@ -323,6 +319,52 @@ def split_kv(text: str) -> tuple[dict[str, Any], list[str]]:
         else:
             rest.append(tok)
     return kv, rest
+
+
+def split_args(text: str) -> list[str]:
+    """Split on whitespace outside quotes and outside Jinja2 ``{{ }}``/``{% %}``/``{# #}``.
+
+    Quotes stay in the tokens (``msg="a b"`` is one token), as ansible's split_args keeps them.
+    """
+    tokens: list[str] = []
+    cur: list[str] = []
+    quote = ""
+    depth = 0
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        pair = text[i : i + 2]
+        if quote:
+            cur.append(ch)
+            if ch == "\\" and i + 1 < n:
+                cur.append(text[i + 1])
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif pair in ("{{", "{%", "{#"):
+            depth += 1
+            cur.append(pair)
+            i += 2
+            continue
+        elif pair in ("}}", "%}", "#}") and depth:
+            depth -= 1
+            cur.append(pair)
+            i += 2
+            continue
+        elif ch in "'\"" and not depth:
+            quote = ch
+            cur.append(ch)
+        elif ch.isspace() and not depth:
+            if cur:
+                tokens.append("".join(cur))
+                cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    if cur:
+        tokens.append("".join(cur))
+    return tokens
 
 
 def _module_args(action: str, value: Any, obj: object) -> dict[str, Any]:

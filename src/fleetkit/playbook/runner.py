@@ -81,7 +81,7 @@ class _Batch:
     failed_here: set[str] = field(default_factory=set)
     stop: bool = False
     break_play: bool = False
-    notified: dict[str, list[str]] = field(default_factory=dict)
+    notified: dict[str, set[int]] = field(default_factory=dict)
     ended: set[str] = field(default_factory=set)
     end_play: bool = False
 
@@ -128,8 +128,18 @@ class PlaybookRunner:
         self.facts: dict[str, dict[str, Any]] = {}
         self._conns: dict[tuple[str, str], Connection] = {}
         self._conn_lock = threading.Lock()
+        # Retry lines come from worker threads; ansible (-f 1) prints them just before the
+        # host's result, so a host's retries are printed live only while the main thread is
+        # waiting on that host, and buffered until then otherwise.
+        self._retry_lock = threading.Lock()
+        self._retry_live: str | None = None
+        self._retry_ordered = True
+        self._retry_buf: dict[str, list[tuple[Task, str, int, int, dict[str, Any]]]] = {}
         self._play_vars: dict[str, Any] = {}
         self._magic_common: dict[str, Any] = {}
+        self._play_all: list[str] = []
+        self._batch_hosts: list[str] = []
+        self._active_cache: tuple[tuple[int, int], list[str], list[str]] | None = None
         self._groups: dict[str, list[str]] = {}
         self._pool: ThreadPoolExecutor | None = None
 
@@ -153,8 +163,25 @@ class PlaybookRunner:
         ]
         return VarsView(layers)
 
+    def _active_hosts(self) -> tuple[list[str], list[str]]:
+        """ansible_play_hosts and ansible_play_batch: without the hosts failed or unreachable
+        so far (they only grow, so their sizes key the cache)."""
+        key = (len(self.failed), len(self.unreachable))
+        cached = self._active_cache
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        bad = self.failed | self.unreachable
+        play_hosts = [h for h in self._play_all if h not in bad]
+        batch = [h for h in self._batch_hosts if h not in bad]
+        self._active_cache = (key, play_hosts, batch)
+        return play_hosts, batch
+
     def _magic(self, host: str) -> dict[str, Any]:
         m = dict(self._magic_common)
+        play_hosts, batch = self._active_hosts()
+        m["ansible_play_hosts"] = play_hosts
+        m["ansible_play_batch"] = batch
+        m["play_hosts"] = batch
         m["inventory_hostname"] = host
         m["inventory_hostname_short"] = host.split(".")[0]
         m["group_names"] = self.inv.group_names(host) if host in self.inv.hosts else []
@@ -272,6 +299,14 @@ class PlaybookRunner:
     # -- top level -------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
+        if self.opts.limit and self.inv.hosts:
+            # ansible-playbook checks --limit against the whole inventory before any play
+            if not patterns.match_hosts(self.inv, self._limit_pattern()):
+                raise PlaybookError(
+                    "Specified inventory, host pattern and/or --limit leaves us with no hosts "
+                    "to target.",
+                    hint="check the --limit pattern against `fleetkit inventory --graph`",
+                )
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, self.opts.forks), thread_name_prefix="fk-fork"
         )
@@ -340,13 +375,18 @@ class PlaybookRunner:
         except TemplateError as exc:
             raise PlaybookError(str(exc)) from None
         self._groups = {g: list(self.inv.hosts_of(g)) for g in self.inv.groups}
+        # ansible_play_hosts_all keeps the pattern's order (the play's `order` is not applied)
+        in_play = set(hosts)
+        play_all = [h for h in patterns.match_hosts(self.inv, play.hosts) if h in in_play]
+        self._play_all = play_all
+        self._active_cache = None
         self._magic_common = {
             "groups": self._groups,
             "hostvars": _HostVars(self, play),
             "playbook_dir": play.basedir,
             "ansible_check_mode": self.opts.check,
             "ansible_verbosity": self.opts.verbosity,
-            "ansible_play_hosts_all": hosts,
+            "ansible_play_hosts_all": play_all,
             "ansible_play_name": play.name,
             "omit": OMIT,
             "ansible_version": {
@@ -373,10 +413,11 @@ class PlaybookRunner:
         for batch_hosts in serial_batches(hosts, play.serial):
             batch = _Batch(play, batch_hosts)
             alive = [h for h in batch_hosts if h not in self.failed and h not in self.unreachable]
-            self._magic_common["ansible_play_batch"] = alive
-            self._magic_common["ansible_play_hosts"] = alive
-            self._magic_common["play_hosts"] = alive
+            before = {h for h in batch_hosts if h not in alive}
+            self._batch_hosts = alive
+            self._active_cache = None
             self.cb.play_start(play)
+            self._retry_ordered = play.strategy != "free"
             if play.strategy == "free":
                 self._run_free(batch, alive)
             else:
@@ -385,7 +426,14 @@ class PlaybookRunner:
                 return True
             if batch.end_play:
                 return False
-            if all(h in self.failed or h in self.unreachable for h in batch_hosts):
+            # ansible stops the playbook when every host of the batch failed *in this batch*;
+            # hosts that had already failed earlier still take their slots but do not count.
+            newly = [
+                h
+                for h in batch_hosts
+                if h not in before and (h in self.failed or h in self.unreachable)
+            ]
+            if len(newly) == len(batch_hosts):
                 return True
         return False
 
@@ -399,6 +447,10 @@ class PlaybookRunner:
     def _fail_host(self, batch: _Batch, host: str, frames: list[_Frame]) -> None:
         if frames:
             frames[-1].failed.add(host)
+            if not any(f.rescue for f in frames):
+                # no rescue section can catch it: ansible counts the host as failed now (for
+                # max_fail_percentage), though the always sections around it still run
+                batch.failed_here.add(host)
         else:
             self.failed.add(host)
             batch.failed_here.add(host)
@@ -553,28 +605,19 @@ class PlaybookRunner:
             raise PlaybookError(f"invalid meta action requested: {what}")
 
     def _pending_handlers(self, batch: _Batch, frames: list[_Frame]) -> bool:
-        for handler in batch.play.handlers:
-            names = {handler.name or "", *handler.listen}
-            if any(
-                any(n in names for n in batch.notified.get(h, [])) and self._alive(batch, h, frames)
-                for h in batch.hosts
-            ):
-                return True
-        return False
+        return any(batch.notified.get(h) and self._alive(batch, h, frames) for h in batch.hosts)
 
     def _flush_handlers(self, batch: _Batch, frames: list[_Frame]) -> None:
-        for handler in batch.play.handlers:
-            names = {handler.name or "", *handler.listen}
+        for i, handler in enumerate(batch.play.handlers):
             hosts = [
                 h
                 for h in batch.hosts
-                if any(n in names for n in batch.notified.get(h, []))
-                and self._alive(batch, h, frames)
+                if i in batch.notified.get(h, ()) and self._alive(batch, h, frames)
             ]
             if not hosts:
                 continue
             for h in hosts:
-                batch.notified[h] = [n for n in batch.notified[h] if n not in names]
+                batch.notified[h].discard(i)
             self._linear_task(batch, handler, hosts, frames, handler=True)
 
     def _linear_task(
@@ -600,8 +643,8 @@ class PlaybookRunner:
             (h, self._pool.submit(self._execute, h, task, module, None)) for h in targets
         ]
         results: list[TaskResult] = []
-        for _h, fut in futures:
-            res = fut.result()
+        for h, fut in futures:
+            res = self._await_host(h, fut)
             results.append(res)
             self._process(batch, res, frames)
             if run_once:
@@ -627,6 +670,31 @@ class PlaybookRunner:
                 batch.break_play = True
                 batch.stop = True
                 self.cb.no_hosts_remaining()
+
+    def _emit_retry(
+        self, host: str, task: Task, attempt: int, total: int, result: dict[str, Any]
+    ) -> None:
+        name = self._task_name(task, host)
+        with self._retry_lock:
+            if self._retry_live == host or not self._retry_ordered:
+                self.cb.retry(host, task, name, attempt, total, dict(result))
+            else:
+                self._retry_buf.setdefault(host, []).append(
+                    (task, name, attempt, total, dict(result))
+                )
+
+    def _await_host(self, host: str, fut: Future[TaskResult]) -> TaskResult:
+        with self._retry_lock:
+            for task, name, attempt, total, result in self._retry_buf.pop(host, []):
+                self.cb.retry(host, task, name, attempt, total, result)
+            self._retry_live = host
+        try:
+            return fut.result()
+        finally:
+            with self._retry_lock:
+                self._retry_live = None
+                for task, name, attempt, total, result in self._retry_buf.pop(host, []):
+                    self.cb.retry(host, task, name, attempt, total, result)
 
     def _share_run_once(self, res: TaskResult, other: str) -> None:
         reg = res.task.kw.get("register")
@@ -770,12 +838,9 @@ class PlaybookRunner:
     def _gen_handlers(
         self, batch: _Batch, host: str, frames: list[_Frame]
     ) -> Generator[Task, TaskResult, None]:
-        for handler in batch.play.handlers:
-            names = {handler.name or "", *handler.listen}
-            if any(n in names for n in batch.notified.get(host, [])) and self._alive(
-                batch, host, frames
-            ):
-                batch.notified[host] = [n for n in batch.notified[host] if n not in names]
+        for i, handler in enumerate(batch.play.handlers):
+            if i in batch.notified.get(host, ()) and self._alive(batch, host, frames):
+                batch.notified[host].discard(i)
                 yield from self._gen_task(batch, handler, host, frames, handler=True)
 
     # -- results ---------------------------------------------------------------------------
@@ -834,7 +899,11 @@ class PlaybookRunner:
             notify = task.kw.get("notify")
             if notify:
                 names = notify if isinstance(notify, list) else [notify]
-                batch.notified.setdefault(host, []).extend(str(n) for n in names)
+                wanted = {str(n) for n in names}
+                pending = batch.notified.setdefault(host, set())
+                for i, handler in enumerate(batch.play.handlers):
+                    if wanted & {handler.name or "", *handler.listen}:
+                        pending.add(i)
         self.cb.result(res)
 
     # -- execution (worker threads) --------------------------------------------------------
@@ -978,7 +1047,7 @@ class PlaybookRunner:
                 if done:
                     return result
                 if attempt < total:
-                    self.cb.retry(host, task, self._task_name(task, host), attempt, total, result)
+                    self._emit_retry(host, task, attempt, total, result)
                     if delay > 0:
                         time.sleep(delay)
         if total > 1:

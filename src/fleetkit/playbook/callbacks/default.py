@@ -107,15 +107,29 @@ class DefaultCallback:
         return lines
 
     def _origin(self, path: str, line: int, col: int) -> str:
+        # the annotated source as ansible 2.19 renders it: two lines of context, lines cut to
+        # 120 columns with '...', and the column marker flipped to the left near the edge
         text = f"Origin: {path}:{line}:{col}\n"
         lines = self._source_lines(path)
-        shown = list(range(max(1, line - 2), min(line, len(lines)) + 1))
-        if shown:
-            width = len(str(shown[-1]))
-            text += "\n"
-            for n in shown:
-                text += f"{str(n).rjust(width)} {lines[n - 1]}".rstrip() + "\n"
-            text += " " * (width + col) + f"^ column {col}\n"
+        if line < 1 or line > len(lines):
+            return text
+        width = len(str(line))
+        max_len = 120 - width - 1
+        usable = max_len
+        text += "\n"
+        for n in range(max(1, line - 2), line + 1):
+            src = lines[n - 1].replace("\t", " ")
+            if len(src) > max_len:
+                src = src[: max_len - 3] + "..."
+                usable = max_len - 3
+            text += f"{str(n).rjust(width)}{' ' if src else ''}{src}\n"
+        if col and usable >= col >= 1:
+            marker = f"column {col}"
+            if col - 1 + 2 + len(marker) > max_len:
+                marker = f"{' ' * (col - 1 - len(marker) - 1)}{marker} ^"
+            else:
+                marker = f"{' ' * (col - 1)}^ {marker}"
+            text += f"{' ' * width} {marker}\n"
         return text
 
     def _error_block(self, res: TaskResult) -> None:

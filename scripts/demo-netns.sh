@@ -34,7 +34,8 @@ cleanup() {
 workdir="$(mktemp -d)"
 trap cleanup EXIT
 
-say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B='' N=''; fi
+say() { printf '\n%s$ %s%s\n' "$B" "$*" "$N"; }
 
 ip netns add "$app"; ip netns add "$infra"
 ip link add "${tag}v0" type veth peer name "${tag}v1"

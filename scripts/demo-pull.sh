@@ -20,7 +20,8 @@ export DOCKER_CONFIG="$work/docker-config"   # never touch ~/.docker
 PY=python3
 command -v python >/dev/null && PY=python
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B='' N=''; fi
+step() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 
 step "start fleetkit registry serve --auth token (htpasswd user 'demo')"
 echo 'demo-password' | fleetkit registry htpasswd add demo --file "$work/htpasswd" --password-stdin --cost 4 >/dev/null

@@ -32,7 +32,7 @@ from fleetkit.playbook.yamlsrc import Located, load_yaml_file
 
 __all__ = ["RunOptions", "PlaybookRunner", "RunSummary"]
 
-_RESULT_INTERNAL = ("_fk_error", "_fk_chain")
+_RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_action_failed")
 
 
 @dataclass
@@ -1073,6 +1073,9 @@ class PlaybookRunner:
             if fw is not None:
                 conds = fw if isinstance(fw, list) else [fw]
                 failed = all(t.condition(c) for c in conds)
+                if failed and not result.get("failed"):
+                    # the module succeeded: ansible reports it as the action's failure
+                    result["_fk_action_failed"] = True
                 result["failed_when_result"] = failed
                 result["failed"] = failed
         except TemplateError as exc:

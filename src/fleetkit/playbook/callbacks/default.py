@@ -139,11 +139,10 @@ class DefaultCallback:
         elif r.get("_fk_error"):
             text = str(r["_fk_error"])
         else:
-            kind = "Action failed" if res.controller else "Module failed"
-            msg = r.get("msg")
-            text = (
-                f"Task failed: {kind}: {msg}" if msg not in (None, "") else (f"Task failed: {kind}")
-            )
+            action = res.controller or bool(r.get("_fk_action_failed"))
+            kind = "Action failed" if action else "Module failed"
+            msg = r.get("msg", "Unknown error.")
+            text = f"Task failed: {kind}: {msg}" if msg not in (None, "") else f"Task failed: {kind}."
         task = res.task
         block = f"[ERROR]: {text}"
         chain = r.get("_fk_chain")

@@ -61,14 +61,16 @@ def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
             value = ctx.evaluate(str(cond))
             ok = bool(value)
         if not ok:
-            return {
+            failure: dict[str, Any] = {
                 "failed": True,
                 "changed": False,
                 "assertion": cond,
                 "evaluated_to": False,
-                "_ansible_verbose_always": True,
                 "msg": fail_msg if fail_msg is not None else "Assertion failed",
             }
+            if not quiet:
+                failure["_ansible_verbose_always"] = True
+            return failure
     result: dict[str, Any] = {
         "changed": False,
         "msg": args.get("success_msg") or "All assertions passed",

@@ -254,8 +254,13 @@ class OCILayout:
                 layout._check_marker()
             elif any(p.name not in (".", "..") for p in root.iterdir()):
                 if (root / "index.json").exists() or (root / "blobs").exists():
-                    raise DestinationError(f"{root}: index.json or blobs/ without oci-layout")
-                _atomic_write(marker, json.dumps(_LAYOUT_FILE).encode())
+                    # a concurrent pull may have created the layout since the check above: it
+                    # writes oci-layout before blobs/ and index.json, so look once more
+                    if not marker.exists():
+                        raise DestinationError(f"{root}: index.json or blobs/ without oci-layout")
+                    layout._check_marker()
+                else:
+                    _atomic_write(marker, json.dumps(_LAYOUT_FILE).encode())
             else:
                 _atomic_write(marker, json.dumps(_LAYOUT_FILE).encode())
             (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,7 @@ _SECRET_PARAMS = {
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BARE_VALUE_RE = re.compile(r"[^,\s]*")
-_READ_BUFSIZE = 1 << 20  # aiohttp default 64 KiB: pausing the socket that often halves throughput
+_READ_BUFSIZE = 2 << 20  # aiohttp default 64 KiB: pausing the socket that often halves throughput
 
 
 @dataclass(frozen=True, slots=True)

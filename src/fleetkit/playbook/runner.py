@@ -66,11 +66,16 @@ class _ArgError(TemplateError):
 
 
 class _Frame:
-    __slots__ = ("failed", "rescue")
+    """One section of a block being run: its failed hosts, whether a rescue section catches a
+    failure here (``rescue``), and whether anything of the block (rescue or always) still runs
+    for a host that fails here (``pending``)."""
 
-    def __init__(self, rescue: bool) -> None:
+    __slots__ = ("failed", "pending", "rescue")
+
+    def __init__(self, rescue: bool, pending: bool = False) -> None:
         self.failed: set[str] = set()
         self.rescue = rescue
+        self.pending = pending or rescue
 
 
 @dataclass
@@ -94,7 +99,8 @@ class _HostVars(Mapping[str, Any]):
     def __getitem__(self, host: str) -> Any:
         if host not in self._r.inv.hosts:
             raise KeyError(host)
-        return self._r.host_view(host, self._play)
+        # ansible builds hostvars without a play: play vars and vars_files are not in them
+        return self._r.host_view(host, self._play, play_vars=False)
 
     def __contains__(self, host: object) -> bool:
         return host in self._r.inv.hosts
@@ -132,6 +138,7 @@ class PlaybookRunner:
         # host's result, so a host's retries are printed live only while the main thread is
         # waiting on that host, and buffered until then otherwise.
         self._retry_lock = threading.Lock()
+        self._aef_marked: set[str] = set()
         self._retry_live: str | None = None
         self._retry_ordered = True
         self._retry_buf: dict[str, list[tuple[Task, str, int, int, dict[str, Any]]]] = {}
@@ -151,16 +158,13 @@ class PlaybookRunner:
             rt = self.runtime[host] = {}
         return rt
 
-    def host_view(self, host: str, play: Play | None) -> VarsView:
+    def host_view(self, host: str, play: Play | None, play_vars: bool = True) -> VarsView:
         facts = self.facts.get(host, {})
-        layers: list[Mapping[str, Any]] = [
-            self.opts.extra_vars,
-            self._magic(host),
-            self._runtime(host),
-            self._play_vars,
-            facts,
-            self.inv.host_vars(host),
-        ]
+        layers: list[Mapping[str, Any]] = [self.opts.extra_vars, self._magic(host)]
+        layers.append(self._runtime(host))
+        if play_vars:
+            layers.append(self._play_vars)
+        layers += [facts, self.inv.host_vars(host)]
         return VarsView(layers)
 
     def _active_hosts(self) -> tuple[list[str], list[str]]:
@@ -411,6 +415,10 @@ class PlaybookRunner:
                 "supported, as tasks are executed independently on each host"
             )
         for batch_hosts in serial_batches(hosts, play.serial):
+            # hosts any_errors_fatal failed inside a block whose rescue then caught them stay
+            # failed for ansible from the next batch or play on
+            self.failed |= self._aef_marked - self.unreachable
+            self._aef_marked.clear()
             batch = _Batch(play, batch_hosts)
             alive = [h for h in batch_hosts if h not in self.failed and h not in self.unreachable]
             before = {h for h in batch_hosts if h not in alive}
@@ -431,7 +439,8 @@ class PlaybookRunner:
             newly = [
                 h
                 for h in batch_hosts
-                if h not in before and (h in self.failed or h in self.unreachable)
+                if h not in before
+                and (h in self.failed or h in self.unreachable or h in self._aef_marked)
             ]
             if len(newly) == len(batch_hosts):
                 return True
@@ -444,16 +453,20 @@ class PlaybookRunner:
             return False
         return not any(host in f.failed for f in frames)
 
-    def _fail_host(self, batch: _Batch, host: str, frames: list[_Frame]) -> None:
+    def _fail_host(
+        self, batch: _Batch, host: str, frames: list[_Frame], count: bool = True
+    ) -> None:
+        """Mark host failed in the innermost section (or the play). ``failed_here`` is what
+        ansible's max_fail_percentage and batch checks count during the batch: a host whose
+        failure leaves nothing of its blocks to run (no rescue, no always) counts at once; one
+        caught by a rescue or always section does not count when that block ends (count=False).
+        """
+        if count and not any(f.pending for f in frames):
+            batch.failed_here.add(host)
         if frames:
             frames[-1].failed.add(host)
-            if not any(f.rescue for f in frames):
-                # no rescue section can catch it: ansible counts the host as failed now (for
-                # max_fail_percentage), though the always sections around it still run
-                batch.failed_here.add(host)
         else:
             self.failed.add(host)
-            batch.failed_here.add(host)
 
     # -- linear ----------------------------------------------------------------------------
 
@@ -493,13 +506,13 @@ class PlaybookRunner:
     def _block(
         self, batch: _Batch, block: Block, hosts: list[str], frames: list[_Frame], runner: Any
     ) -> None:
-        body = _Frame(rescue=bool(block.rescue))
+        body = _Frame(rescue=bool(block.rescue), pending=bool(block.always))
         runner(batch, block.block, hosts, [*frames, body])
         pending: set[str] = set()
         if block.rescue:
             rescued = [h for h in hosts if h in body.failed]
             if rescued:
-                rf = _Frame(rescue=False)
+                rf = _Frame(rescue=False, pending=bool(block.always))
                 runner(batch, block.rescue, rescued, [*frames, rf])
                 pending |= rf.failed
         else:
@@ -515,7 +528,7 @@ class PlaybookRunner:
             pending |= af.failed
         for h in hosts:
             if h in pending:
-                self._fail_host(batch, h, frames)
+                self._fail_host(batch, h, frames, count=False)
 
     def _include(
         self,
@@ -578,7 +591,8 @@ class PlaybookRunner:
         name = task.name or "meta"
         self.cb.task_start(task, name)
         if what == "flush_handlers":
-            if self._pending_handlers(batch, frames):
+            # ansible announces the flush once per host still in the batch
+            for _ in hosts[1:]:
                 self.cb.task_start(task, name)
             self._flush_handlers(batch, frames)
         elif what == "end_play":
@@ -603,9 +617,6 @@ class PlaybookRunner:
                     self.facts.pop(h, None)
         else:
             raise PlaybookError(f"invalid meta action requested: {what}")
-
-    def _pending_handlers(self, batch: _Batch, frames: list[_Frame]) -> bool:
-        return any(batch.notified.get(h) and self._alive(batch, h, frames) for h in batch.hosts)
 
     def _flush_handlers(self, batch: _Batch, frames: list[_Frame]) -> None:
         for i, handler in enumerate(batch.play.handlers):
@@ -651,7 +662,8 @@ class PlaybookRunner:
                 for other in hosts[1:]:
                     self._share_run_once(res, other)
         failed_now = [r.host for r in results if r.status == "failed" and not r.ignored]
-        unreach_now = [r.host for r in results if r.status == "unreachable" and not r.ignored]
+        # ansible's any_errors_fatal looks at unreachable results even when ignore_unreachable
+        unreach_now = [r.host for r in results if r.status == "unreachable"]
         aef = (
             play.any_errors_fatal or self._kw_bool(task, "any_errors_fatal", hosts[0]) or run_once
         ) and not self._kw_bool(task, "ignore_errors", hosts[0])
@@ -660,6 +672,16 @@ class PlaybookRunner:
                 if h not in self.failed and h not in self.unreachable:
                     self.failed.add(h)
                     batch.failed_here.add(h)
+        elif aef and (failed_now or unreach_now):
+            # inside a block ansible marks the other hosts failed *in the block*: they go on to
+            # its rescue/always sections (or out of the play when there are none), and count as
+            # failed from the next batch or play on even when a rescue caught them
+            for h in hosts:
+                if h not in failed_now and h not in self.unreachable:
+                    frames[-1].failed.add(h)
+                    self._aef_marked.add(h)
+                    if not any(f.pending for f in frames):
+                        batch.failed_here.add(h)
         if play.max_fail_percentage is not None and results:
             if exceeds_max_fail(len(batch.failed_here), len(batch.hosts), play.max_fail_percentage):
                 for h in batch.hosts:
@@ -818,12 +840,12 @@ class PlaybookRunner:
     def _gen_block(
         self, batch: _Batch, block: Block, host: str, frames: list[_Frame]
     ) -> Generator[Task, TaskResult, None]:
-        body = _Frame(rescue=bool(block.rescue))
+        body = _Frame(rescue=bool(block.rescue), pending=bool(block.always))
         yield from self._gen_nodes(batch, block.block, [host], [*frames, body])
         pending = False
         if block.rescue:
             if host in body.failed:
-                rf = _Frame(rescue=False)
+                rf = _Frame(rescue=False, pending=bool(block.always))
                 yield from self._gen_nodes(batch, block.rescue, [host], [*frames, rf])
                 pending = host in rf.failed
         else:
@@ -833,7 +855,7 @@ class PlaybookRunner:
             yield from self._gen_nodes(batch, block.always, [host], [*frames, af])
             pending = pending or host in af.failed
         if pending:
-            self._fail_host(batch, host, frames)
+            self._fail_host(batch, host, frames, count=False)
 
     def _gen_handlers(
         self, batch: _Batch, host: str, frames: list[_Frame]
@@ -1270,15 +1292,6 @@ class PlaybookRunner:
                 statuses.append(("skipped", r))
                 continue
             r = self._run_with_retries(host, task, module, view, t, delegate)
-            if r.get("unreachable"):
-                return TaskResult(
-                    host,
-                    task,
-                    r,
-                    "unreachable",
-                    delegated_to=delegate,
-                    controller=module.controller,
-                )
             r[loop_var] = item
             r["ansible_loop_var"] = loop_var
             if index_var:
@@ -1287,7 +1300,9 @@ class PlaybookRunner:
                 r["_ansible_item_label"] = t.template(label_tpl)
             results.append(r)
             st = (
-                "failed"
+                "unreachable"
+                if r.get("unreachable")
+                else "failed"
                 if r.get("failed")
                 else "skipped"
                 if r.get("skipped")
@@ -1323,6 +1338,23 @@ class PlaybookRunner:
             agg["msg"] = "One or more items failed"
         else:
             agg["msg"] = "All items completed"
+        if any(r.get("unreachable") for r in results):
+            # ansible tries every item, prints each as failed, then the host as UNREACHABLE
+            agg["unreachable"] = True
+            agg["results"] = [
+                {**r, "exception": "(traceback unavailable)"} if r.get("unreachable") else r
+                for r in results
+            ]
+            return TaskResult(
+                host,
+                task,
+                agg,
+                "unreachable",
+                ignored=self._kw_bool(task, "ignore_unreachable", host),
+                items=statuses,
+                delegated_to=delegate,
+                controller=module.controller,
+            )
         facts: dict[str, Any] = {}
         for r in results:
             f = r.get("ansible_facts")

@@ -142,7 +142,9 @@ class DefaultCallback:
             action = res.controller or bool(r.get("_fk_action_failed"))
             kind = "Action failed" if action else "Module failed"
             msg = r.get("msg", "Unknown error.")
-            text = f"Task failed: {kind}: {msg}" if msg not in (None, "") else f"Task failed: {kind}."
+            text = (
+                f"Task failed: {kind}: {msg}" if msg not in (None, "") else f"Task failed: {kind}."
+            )
         task = res.task
         block = f"[ERROR]: {text}"
         chain = r.get("_fk_chain")
@@ -229,7 +231,11 @@ class DefaultCallback:
             return
         if res.status == "unreachable":
             self._ensure_banner(res.task)
-            self._error_block(res)
+            if looped:
+                for status, item in res.items:
+                    self._item(res, status, item)
+            else:
+                self._error_block(res)
             self._display(f"fatal: [{label}]: UNREACHABLE! => {self._show(res, r)}", "unreachable")
             if res.ignored:
                 self._display("...ignoring", "skip")
@@ -267,9 +273,9 @@ class DefaultCallback:
             if self._verbose(item):
                 msg += " => " + self._show(res, item)
             self._display(msg, "skip")
-        elif status == "failed":
+        elif status in ("failed", "unreachable"):
             self._error_block(
-                TaskResult(res.host, res.task, item, "failed", controller=res.controller)
+                TaskResult(res.host, res.task, item, status, controller=res.controller)
             )
             self._display(f"failed: [{label}] (item={ilabel}) => {self._show(res, item)}", "error")
         else:

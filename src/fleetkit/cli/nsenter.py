@@ -175,6 +175,35 @@ def _formatter() -> Any:
     return Formatter
 
 
+def _port(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or not 0 < int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r} (1..65535)")
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r} (a positive integer)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < 1e9):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (seconds > 0)")
+    return value
+
+
 def _parser(name: str, description: str, example: str, pod_c: bool = True) -> Any:
     from fleetkit.cli._options import ArgumentParser
 
@@ -296,7 +325,7 @@ def _ns_dig(argv: list[str]) -> int:
         "+nosearch turns it off.",
         "fleetkit ns dig -t 1294 +short @10.96.0.10 web.default.svc.cluster.local",
     )
-    parser.add_argument("-p", "--port", type=int, default=53, help="server port (default 53)")
+    parser.add_argument("-p", "--port", type=_port, default=53, help="server port (default 53)")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     parser.add_argument("query", nargs="*", metavar="[@SERVER] NAME [TYPE] [+short] [+tcp]")
     args = parser.parse_args(argv)
@@ -394,7 +423,9 @@ def _ns_capture(argv: list[str]) -> int:
         metavar="IFACE",
         help="interface, or 'any' (default: first up non-loopback)",
     )
-    parser.add_argument("-c", "--count", type=int, metavar="N", help="exit after N packets")
+    parser.add_argument(
+        "-c", "--count", type=_positive_int, metavar="N", help="exit after N packets"
+    )
     parser.add_argument(
         "-w", "--write", metavar="FILE", help="write a pcap file (read it with tcpdump -r)"
     )
@@ -407,12 +438,12 @@ def _ns_capture(argv: list[str]) -> int:
     parser.add_argument(
         "-B",
         "--buffer-size",
-        type=int,
+        type=_positive_int,
         default=8192,
         metavar="KIB",
         help="kernel ring buffer in KiB, as tcpdump -B (default 8192; tcpdump's is 2048)",
     )
-    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
+    parser.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
     parser.add_argument(
         "-r", "--read", metavar="FILE", help="print the packets of a pcap file (no target needed)"
     )
@@ -498,7 +529,7 @@ def _ns_connect(argv: list[str]) -> int:
         "fleetkit ns connect -t 1294 10.96.0.10:53",
     )
     parser.add_argument("hostport", metavar="HOST:PORT")
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
+    parser.add_argument("--timeout", type=_seconds, default=5.0, metavar="SECONDS")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
     from fleetkit.netns.probe import connect, split_hostport
@@ -522,7 +553,7 @@ def _ns_http(argv: list[str]) -> int:
         "fleetkit ns http -t 1294 http://10.0.0.80/healthz",
     )
     parser.add_argument("url", metavar="URL")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    parser.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS")
     parser.add_argument("-i", "--include", action="store_true", help="print the response headers")
     parser.add_argument("-b", "--body", action="store_true", help="print the response body")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")

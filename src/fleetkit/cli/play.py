@@ -8,15 +8,15 @@ import sys
 from typing import Any
 
 from fleetkit.cli._options import ArgumentParser
-from fleetkit.errors import UsageError
+from fleetkit.errors import PlaybookError, UsageError
 
 __all__ = ["main"]
 
 PLAY_EPILOG = """exit codes:
   0  every host ok
-  2  a host failed (or bad flags / bad playbook or inventory: error + hint on stderr)
-  4  a host was unreachable
-  1  other errors
+  2  a host failed (or bad flags / a bad inventory source: error + hint on stderr)
+  4  a host was unreachable (or a playbook that does not parse: error with file:line)
+  1  other errors (e.g. the playbook or an -e @FILE does not exist)
 
 example:
   fleetkit play -i inventory.ini site.yml --limit 'web:!web3' -e version=1.2 -f 20
@@ -35,6 +35,13 @@ def _extra_vars(values: list[str]) -> dict[str, Any]:
     for v in values:
         v = v.strip()
         if v.startswith("@"):
+            if not os.path.exists(v[1:]):
+                # ansible-playbook: "Could not find or access" is a runtime error (exit 1),
+                # unlike a file that does not parse (exit 4)
+                raise PlaybookError(
+                    f"could not find or access extra vars file {v[1:]!r}",
+                    hint="check the path after @ (relative to the current directory)",
+                )
             data = load_yaml_file(v[1:])
         elif v.startswith(("{", "[")):
             data = load_yaml_text(v, "<extra vars>")

@@ -62,7 +62,7 @@ class HttpResult:
 
 def split_hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not port.isdigit() or not host or not 0 < int(port) <= 65535:
         from fleetkit.errors import UsageError
 
         raise UsageError(
@@ -143,15 +143,18 @@ def http_get(
     import http.client
     import urllib.parse
 
-    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        from fleetkit.errors import UsageError
+    from fleetkit.errors import UsageError
 
-        raise UsageError(
-            f"unsupported URL {url!r}", hint="use http://HOST[:PORT]/PATH or https://..."
-        )
+    hint = "use http://HOST[:PORT]/PATH or https://..."
+    try:
+        parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        explicit_port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"
+        raise UsageError(f"invalid URL {url!r}: {exc}", hint=hint) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"unsupported URL {url!r}", hint=hint)
     host = parts.hostname
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = explicit_port or (443 if parts.scheme == "https" else 80)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query

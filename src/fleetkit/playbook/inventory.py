@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from fleetkit.playbook.errors import InventoryError
+from fleetkit.playbook.errors import InventoryError, PlaybookSyntaxError
 from fleetkit.playbook.yamlsrc import load_yaml_text
 
 __all__ = ["Host", "Group", "Inventory", "load_inventory", "expand_hostname_range"]
@@ -318,11 +318,19 @@ class Inventory:
             self.invalidate()
 
 
+def _inventory_yaml(text: str, path: str) -> Any:
+    """Parse inventory-side YAML; a syntax error is a bad inventory source (exit 2), not 4."""
+    try:
+        return load_yaml_text(text, path)
+    except PlaybookSyntaxError as exc:
+        raise InventoryError(exc.message, hint=exc.hint) from None
+
+
 def _load_vars_file(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"cannot read {path}: {exc}") from None
     data = load_yaml_text(text, path) if text.strip() else {}
     if data is None:
@@ -439,7 +447,7 @@ def _parse_yaml_group(inv: Inventory, name: str, data: Any, path: str, parent: s
 
 
 def _parse_yaml(inv: Inventory, path: str, text: str) -> None:
-    data = load_yaml_text(text, path)
+    data = _inventory_yaml(text, path)
     if data is None:
         return
     if not isinstance(data, dict):

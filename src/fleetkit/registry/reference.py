@@ -24,6 +24,7 @@ __all__ = [
     "TAG_RE",
     "Reference",
     "InvalidReference",
+    "check_registry_host",
     "parse_reference",
     "validate_repository",
     "validate_tag",
@@ -96,6 +97,19 @@ def _split_registry(name: str) -> tuple[str, str]:
     return DEFAULT_REGISTRY, name
 
 
+def check_registry_host(registry: str, text: str | None = None, hint: str | None = None) -> None:
+    """Raise :class:`InvalidReference` for a registry host that no URL can hold."""
+    what = f"invalid reference {text!r}: " if text is not None else ""
+    if registry != DEFAULT_REGISTRY and not _DOMAIN_RE.fullmatch(registry):
+        raise InvalidReference(f"{what}invalid registry {registry!r}", hint=hint)
+    port = registry.rpartition(":")[2] if not registry.endswith("]") else ""
+    if port.isdigit() and int(port) > 65535:
+        raise InvalidReference(
+            f"{what}invalid port {port} in registry {registry!r}",
+            hint=hint or "a port is 0..65535",
+        )
+
+
 def parse_reference(text: str, *, default_tag: str | None = "latest") -> Reference:
     """Parse ``text`` with Docker's defaults; raise :class:`InvalidReference` (exit 2)."""
     hint = "expected [registry[:port]/]repository[:tag][@digest], e.g. 127.0.0.1:5000/nginx/ingress:v1.0.0"
@@ -119,10 +133,7 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
         if not TAG_RE.fullmatch(tag):
             raise InvalidReference(f"invalid reference {text!r}: invalid tag {tag!r}", hint=hint)
     registry, repository = _split_registry(raw)
-    if registry != DEFAULT_REGISTRY and not _DOMAIN_RE.fullmatch(registry):
-        raise InvalidReference(
-            f"invalid reference {text!r}: invalid registry {registry!r}", hint=hint
-        )
+    check_registry_host(registry, text, hint)
     if registry in _HUB_ALIASES:
         registry = DEFAULT_REGISTRY
         if "/" not in repository:

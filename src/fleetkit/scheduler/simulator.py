@@ -14,7 +14,12 @@ from typing import Any
 from fleetkit.errors import UsageError
 from fleetkit.scheduler.cluster import Cluster
 from fleetkit.scheduler.framework import CycleResult, Framework, fit_error_message
-from fleetkit.scheduler.labels import Selector, parse_label_selector, selector_from_labels
+from fleetkit.scheduler.labels import (
+    Selector,
+    parse_label_selector,
+    qualified_name_errors,
+    selector_from_labels,
+)
 from fleetkit.scheduler.model import Node, Pod, clone
 from fleetkit.scheduler.preemption import budget_from, preempt
 from fleetkit.scheduler.profile import SchedulerConfig
@@ -192,6 +197,13 @@ def _parse_kubectl_selector(text: str) -> Selector:
             exprs.append({"key": part[1:].strip(), "operator": "DoesNotExist"})
         else:
             exprs.append({"key": part, "operator": "Exists"})
+    for e in exprs:
+        problems = qualified_name_errors(str(e["key"]))
+        if problems:
+            raise UsageError(
+                f"unable to parse requirement: key {e['key']!r}: {problems[0]}",
+                hint="use -l 'key=value', 'key!=value', 'key in (a,b)', 'key' or '!key'",
+            )
     return parse_label_selector(out)
 
 

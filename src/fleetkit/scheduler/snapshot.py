@@ -34,9 +34,14 @@ RESOURCES = [
 
 
 def _named(items: list[dict[str, Any]], name: str, what: str, path: str) -> dict[str, Any]:
-    for it in items or []:
-        if it.get("name") == name:
-            return dict(it.get(what) or {})
+    if not isinstance(items, list):
+        raise UsageError(f"{path}: {what}s must be a list", hint="check the kubeconfig")
+    for it in items:
+        if isinstance(it, dict) and it.get("name") == name:
+            found = it.get(what) or {}
+            if not isinstance(found, dict):
+                raise UsageError(f'{path}: {what} "{name}" must be a mapping')
+            return dict(found)
     raise UsageError(f'{path}: {what} "{name}" not found in kubeconfig', hint="check --context")
 
 
@@ -63,8 +68,15 @@ def snapshot(
         conf = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
         raise UsageError(f"cannot read kubeconfig {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read kubeconfig {path}: not UTF-8 text") from exc
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: invalid kubeconfig YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        src = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise UsageError(f"invalid kubeconfig YAML: {problem}", source=src) from exc
+    if not isinstance(conf, dict):
+        raise UsageError(f"{path}: a kubeconfig must be a mapping", hint="check --kubeconfig")
     ctx_name = context or conf.get("current-context")
     if not ctx_name:
         raise UsageError(f"{path}: no current-context", hint="pass --context NAME")
@@ -89,16 +101,22 @@ def snapshot(
     with tempfile.TemporaryDirectory() as tmp:
         ctxssl: ssl.SSLContext | None = None
         if server.startswith("https://"):
-            ctxssl = ssl.create_default_context(
-                cafile=_file_or_data(cluster, "certificate-authority", base, tmp)
-            )
-            if cluster.get("insecure-skip-tls-verify"):
-                ctxssl.check_hostname = False
-                ctxssl.verify_mode = ssl.CERT_NONE
-            cert = _file_or_data(user, "client-certificate", base, tmp)
-            key = _file_or_data(user, "client-key", base, tmp)
-            if cert:
-                ctxssl.load_cert_chain(cert, key)
+            try:
+                ctxssl = ssl.create_default_context(
+                    cafile=_file_or_data(cluster, "certificate-authority", base, tmp)
+                )
+                if cluster.get("insecure-skip-tls-verify"):
+                    ctxssl.check_hostname = False
+                    ctxssl.verify_mode = ssl.CERT_NONE
+                cert = _file_or_data(user, "client-certificate", base, tmp)
+                key = _file_or_data(user, "client-key", base, tmp)
+                if cert:
+                    ctxssl.load_cert_chain(cert, key)
+            except (OSError, ValueError) as exc:  # ssl.SSLError, binascii.Error, missing file
+                raise UsageError(
+                    f"{path}: unusable TLS material: {getattr(exc, 'reason', None) or exc}",
+                    hint="check certificate-authority(-data), client-certificate and client-key",
+                ) from exc
         for api_path, kind in RESOURCES:
             req = urllib.request.Request(server + api_path, headers=headers)
             try:

@@ -131,6 +131,11 @@ def _expand_lists(docs: list[Document]) -> list[Document]:
                 source=f"{d.source}:{d.line}",
             )
         kind = str(d.obj.get("kind") or "")
+        if kind == "List" and not isinstance(d.obj.get("items"), (list, type(None))):
+            raise UsageError(
+                f"List.items must be a list, got {type(d.obj.get('items')).__name__}",
+                source=f"{d.source}:{d.line}",
+            )
         if kind == "List" or (kind.endswith("List") and isinstance(d.obj.get("items"), list)):
             out += _expand_lists([Document(i, d.source, d.line) for i in d.obj.get("items") or []])
         else:
@@ -159,6 +164,11 @@ def read_documents(paths: list[str], warnings: list[str]) -> list[Document]:
             ) from exc
         except OSError as exc:
             raise UsageError(f"cannot read {f}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"cannot read {f}: not UTF-8 text (byte {exc.start})",
+                hint="pass a YAML or JSON manifest",
+            ) from exc
         docs += _expand_lists(_load_text(text, f))
     return check_documents(docs, warnings)
 
@@ -183,7 +193,8 @@ def check_documents(docs: list[Document], warnings: list[str]) -> list[Document]
                 hint="check the fields' types against the Kubernetes API reference",
                 source=f"{d.source}:{d.line}",
             ) from exc
-        name = str((d.obj.get("metadata") or {}).get("name") or "")
+        meta = d.obj.get("metadata")
+        name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
         soft = [e for e in errs if is_lenient(e, kind)]
         if soft:
             # rejected by the API server, but the scheduler has defined behaviour for it

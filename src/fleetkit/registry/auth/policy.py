@@ -177,4 +177,6 @@ def load_policy(path: str | None) -> Policy:
             text = f.read()
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"cannot read policy file {path}: not UTF-8 text") from None
     return parse_policy(text, path)

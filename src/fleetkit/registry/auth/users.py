@@ -34,9 +34,10 @@ class Htpasswd:
         try:
             with open(path, encoding="utf-8") as f:
                 lines = f.read().splitlines()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise HtpasswdError(
-                f"cannot read htpasswd file {path}: {exc.strerror}",
+                f"cannot read htpasswd file {path}: {why}",
                 hint="create one with: fleetkit registry htpasswd add USER --file " + path,
             ) from None
         users: dict[str, bytes] = {}
@@ -95,6 +96,11 @@ def add_user(path: str, user: str, password: str, cost: int = 10) -> bool:
                 lines = f.read().splitlines()
         except OSError as exc:
             raise RegistryError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"cannot read {path}: not UTF-8 text",
+                hint="--file must be an htpasswd file (user:bcrypt-hash lines)",
+            ) from None
     entry = f"{user}:{hash_password(password, cost)}"
     replaced = False
     out = []

@@ -14,7 +14,7 @@ from fleetkit.registry.client.events import TraceSink
 from fleetkit.registry.client.image import Manifest, Platform, select_platform
 from fleetkit.registry.client.remote import Remote
 from fleetkit.registry.client.transport import RetryPolicy, Transport
-from fleetkit.registry.reference import Reference, parse_reference
+from fleetkit.registry.reference import Reference, check_registry_host, parse_reference
 
 __all__ = [
     "LoginResult",
@@ -58,6 +58,7 @@ async def login_async(
 ) -> LoginResult:
     """Check ``credential`` against the registry (as docker login does), then store it."""
     host = normalize_registry(registry)
+    check_registry_host(host, hint="expected REGISTRY[:PORT], e.g. 127.0.0.1:5000")
     async with Transport(
         host, credential=credential, tls_verify=tls_verify, trace=trace, retry=retry
     ) as t:

@@ -445,12 +445,19 @@ async def serve(
     bound = sockets[0].getsockname() if sockets else (host, port)
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     url = f"{'https' if ctx else 'http'}://{shown}:{bound[1]}"
-    log.info("fleetkit %s listening on %s (root %s, auth %s)", what, url, config.root, config.auth)
     if config.ready_file:
         tmp = config.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(url + "\n")
-        os.replace(tmp, config.ready_file)
+        try:
+            with open(tmp, "w") as f:
+                f.write(url + "\n")
+            os.replace(tmp, config.ready_file)
+        except OSError as exc:
+            await runner.cleanup()
+            raise RegistryError(
+                f"cannot write --ready-file {config.ready_file}: {exc.strerror}",
+                hint="pick a path in an existing, writable directory",
+            ) from None
+    log.info("fleetkit %s listening on %s (root %s, auth %s)", what, url, config.root, config.auth)
     if on_ready is not None:
         on_ready(url)
     stop = stop or asyncio.Event()

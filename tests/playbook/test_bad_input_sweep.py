@@ -1,0 +1,55 @@
+"""Bad input to ``fleetkit play`` / ``fleetkit inventory``: ``error:``, documented exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleetkit.cli import main
+
+FILES: dict[str, bytes] = {
+    "inv.ini": b"[web]\nh1 ansible_connection=local\n",
+    "site.yml": b"- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n",
+    "bad.yml": b"a: [1,\n  b: {\n",
+    "binary.yml": b"\x00\xff\xfe garbage\n",
+}
+
+# exit codes as docs/play.md and ansible-playbook 2.19: 2 bad inventory source,
+# 4 a file that does not parse, 1 a file that cannot be found
+CASES = [
+    ("inventory YAML syntax error", ["play", "-i", "bad.yml", "site.yml"], 2, "bad.yml:3"),
+    ("inventory --list YAML error", ["inventory", "-i", "bad.yml", "--list"], 2, "bad.yml:3"),
+    ("binary inventory", ["inventory", "-i", "binary.yml", "--list"], 2, "cannot read"),
+    ("missing -e @file", ["play", "-i", "inv.ini", "site.yml", "-e", "@missing.yml"], 1, "find"),
+    (
+        "-e @file that does not parse",
+        ["play", "-i", "inv.ini", "site.yml", "-e", "@bad.yml"],
+        4,
+        ":3",
+    ),
+    ("binary playbook", ["play", "-i", "inv.ini", "binary.yml"], 4, "cannot read"),
+    ("forks 0", ["play", "-i", "inv.ini", "site.yml", "-f", "0"], 2, "error: "),
+    ("unknown flag", ["play", "-i", "inv.ini", "site.yml", "--bogus"], 2, "error: "),
+]
+
+
+@pytest.mark.parametrize(("what", "args", "code", "expect"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input(
+    what: str,
+    args: list[str],
+    code: int,
+    expect: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, data in FILES.items():
+        (tmp_path / name).write_bytes(data)
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith("error: "), err
+    assert expect in err.splitlines()[0]
+    assert rc == code

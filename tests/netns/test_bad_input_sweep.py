@@ -19,6 +19,8 @@ CASES = [
     ("http broken IPv6 URL", ["http", "http://[::1"], "Invalid IPv6 URL"),
     ("capture zero packets", ["capture", "-c", "0"], "invalid count"),
     ("capture bad duration", ["capture", "--duration", "abc"], "invalid duration"),
+    ("capture -w a directory", ["capture", "-w", "/"], "Is a directory"),
+    ("capture -w in a missing dir", ["capture", "-w", "/nonexistent-dir/x.pcap"], "writable"),
 ]
 
 

@@ -110,3 +110,43 @@ def test_missing_playbook_exits_1(tmp_path: Path) -> None:
     p = run_fleetkit(["play", "-i", str(FIXTURES / "inventory.ini"), "nope.yml"], tmp_path)
     assert p.returncode == 1  # as ansible-playbook
     assert p.stderr.startswith("error: the playbook: nope.yml could not be found")
+
+
+def test_ctrl_c_exits_99_as_ansible(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pb = tmp_path / "pb.yml"
+    pb.write_text(
+        "- hosts: lone\n  gather_facts: false\n  tasks:\n"
+        "    - name: long task\n      command: sleep 60\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetkit", "play", "-i", str(FIXTURES / "inventory.ini"), str(pb)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        seen = ""
+        while "TASK [long task]" not in seen and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert "TASK [long task]" in seen
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 99
+    assert "[ERROR]: User interrupted execution" in err
+    assert "Traceback" not in err

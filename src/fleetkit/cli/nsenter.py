@@ -486,13 +486,24 @@ def _ns_capture(argv: list[str]) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         stopping.append(True)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
     if args.buffer_size <= 0:
         raise UsageError(
             f"invalid buffer size {args.buffer_size}", hint="-B takes a size in KiB, e.g. -B 8192"
         )
+    if args.write is not None:
+        import os
+
+        target_dir = os.path.dirname(os.path.abspath(args.write))
+        if os.path.isdir(args.write):
+            raise UsageError(
+                f"cannot write {args.write}: Is a directory",
+                hint="-w takes a file name, e.g. -w out.pcap",
+            )
+        if not os.path.isdir(target_dir) or not os.access(target_dir, os.W_OK):
+            raise UsageError(
+                f"cannot write {args.write}: {target_dir} is not a writable directory",
+                hint="choose a path in an existing, writable directory",
+            )
     write = sys.stdout.write
 
     def out(line: str) -> None:
@@ -502,6 +513,8 @@ def _ns_capture(argv: list[str]) -> int:
         sys.stderr.write(f"fleetkit: {line}\n")
         sys.stderr.flush()
 
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     stats = capture(
         pid,
         args.interface,

@@ -17,6 +17,7 @@ PLAY_EPILOG = """exit codes:
   2  a host failed (or bad flags / a bad inventory source: error + hint on stderr)
   4  a host was unreachable (or a playbook that does not parse: error with file:line)
   1  other errors (e.g. the playbook or an -e @FILE does not exist)
+  99 interrupted (Ctrl-C), as ansible-playbook
 
 example:
   fleetkit play -i inventory.ini site.yml --limit 'web:!web3' -e version=1.2 -f 20
@@ -148,7 +149,13 @@ def _play(argv: list[str]) -> int:
         callback = JsonCallback(sys.stdout)
     else:
         callback = DefaultCallback(sys.stdout, sys.stderr, verbosity=args.verbose, check=args.check)
-    summary = PlaybookRunner(inv, plays, opts, callback).run()
+    try:
+        summary = PlaybookRunner(inv, plays, opts, callback).run()
+    except KeyboardInterrupt:
+        # ansible-playbook: this line on stderr and exit 99
+        sys.stdout.flush()
+        print("[ERROR]: User interrupted execution", file=sys.stderr)
+        return 99
     return summary.exit_code
 
 

@@ -67,3 +67,150 @@ def test_bad_input(
     assert err.startswith("error: "), err
     assert expect in err.splitlines()[0]
     assert rc == 2
+
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+CONTAINER = "{name: c, image: x}"
+CONFIG = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
+
+# (id, manifest or config text, field path and message the first line must carry)
+WRONG_TYPES = [
+    ("spec null", POD + "spec: null\n", 'Pod "p": spec: Invalid value: null: must be an object'),
+    ("spec a list", POD + "spec: []\n", "spec: Invalid value: []: must be an object"),
+    ("containers a number", POD + "spec: {containers: 5}\n", "spec.containers: "),
+    ("container a number", POD + "spec: {containers: [5]}\n", "spec.containers[0]: "),
+    (
+        "resources a list",
+        POD + "spec: {containers: [{name: c, resources: []}]}\n",
+        "spec.containers[0].resources: Invalid value: []: must be an object",
+    ),
+    (
+        "bad cpu quantity",
+        POD + "spec: {containers: [{name: c, resources: {requests: {cpu: 1.5.5}}}]}\n",
+        'requests[cpu]: Invalid value: "1.5.5": quantities must match the regular expression',
+    ),
+    (
+        "priority not an integer",
+        POD + f"spec: {{containers: [{CONTAINER}], priority: x}}\n",
+        'spec.priority: Invalid value: "x": must be an integer',
+    ),
+    (
+        "toleration a number",
+        POD + f"spec: {{containers: [{CONTAINER}], tolerations: [5]}}\n",
+        "spec.tolerations[0]: Invalid value: 5: must be an object",
+    ),
+    (
+        "affinity weight not an integer",
+        POD + f"spec: {{containers: [{CONTAINER}], affinity: {{nodeAffinity: "
+        "{preferredDuringSchedulingIgnoredDuringExecution: [{weight: w, preference: {}}]}}}\n",
+        "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: ",
+    ),
+    (
+        "node taint a number",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n2}\nspec: {taints: [5]}\n",
+        'Node "n2": spec.taints[0]: Invalid value: 5: must be an object',
+    ),
+    (
+        "deployment replicas not an integer",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {replicas: x}\n",
+        'Deployment "d": spec.replicas: Invalid value: "x": must be an integer',
+    ),
+    (
+        "priorityclass value not an integer",
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: h}\nvalue: x\n",
+        'PriorityClass "h": value: Invalid value: "x": must be an integer',
+    ),
+]
+
+CONFIG_WRONG_TYPES = [
+    (
+        "score weight not an integer",
+        CONFIG + "profiles:\n- plugins:\n    score:\n      enabled:\n      - name: NodeAffinity\n"
+        "      - {name: TaintToleration, weight: x}\n",
+        "KubeSchedulerConfiguration: profiles[0].plugins.score.enabled[1].weight: "
+        'Invalid value: "x": must be an integer',
+    ),
+    ("profile a number", CONFIG + "profiles: [5]\n", "profiles[0]: Invalid value: 5: "),
+    ("profiles a mapping", CONFIG + "profiles: {a: 1}\n", "profiles: "),
+    (
+        "extension point a number",
+        CONFIG + "profiles: [{plugins: {score: 5}}]\n",
+        "profiles[0].plugins.score: Invalid value: 5: must be an object",
+    ),
+    (
+        "plugin args a number",
+        CONFIG + "profiles: [{pluginConfig: [{name: NodeResourcesFit, args: 5}]}]\n",
+        "profiles[0].pluginConfig[0].args: ",
+    ),
+    (
+        "percentage not an integer",
+        CONFIG + "percentageOfNodesToScore: x\n",
+        'percentageOfNodesToScore: Invalid value: "x": must be an integer',
+    ),
+]
+
+PY_ERRORS = ("AttributeError", "ValueError", "TypeError", "KeyError", "IndexError")
+
+
+def _run_clean(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    rc = main(["schedule", *args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert not any(name in err for name in PY_ERRORS), err
+    assert err.startswith("error: "), err
+    return rc, err.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"), [c[1:] for c in WRONG_TYPES], ids=[c[0] for c in WRONG_TYPES]
+)
+def test_wrong_field_type_names_file_object_and_path(
+    text: str,
+    expect: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "node.yaml").write_text(NODE)
+    # a leading document, so that the file:line must point past line 1
+    (tmp_path / "bad.yaml").write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\n" + text
+    )
+    rc, line = _run_clean(["-f", "node.yaml", "-f", "bad.yaml"], capsys)
+    assert rc == 2
+    assert expect in line, line
+    if "quantities" not in expect:  # API validation errors name the file in the hint
+        assert line.startswith("error: bad.yaml:5: "), line
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"), [c[1:] for c in CONFIG_WRONG_TYPES], ids=[c[0] for c in CONFIG_WRONG_TYPES]
+)
+def test_wrong_config_field_type_names_path(
+    text: str,
+    expect: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "node.yaml").write_text(NODE)
+    (tmp_path / "config.yaml").write_text(text)
+    rc, line = _run_clean(["-f", "node.yaml", "--config", "config.yaml"], capsys)
+    assert rc == 2
+    assert line.startswith("error: config.yaml: "), line
+    assert expect in line, line
+
+
+def test_valid_integer_strings_still_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The decode check rejects what int() cannot read, nothing the loader accepted before."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "node.yaml").write_text(NODE)
+    (tmp_path / "pod.yaml").write_text(
+        POD + f'spec: {{containers: [{CONTAINER}], priority: "7"}}\n'
+    )
+    assert main(["schedule", "-f", "node.yaml", "-f", "pod.yaml"]) == 0
+    assert "error" not in capsys.readouterr().err

@@ -95,8 +95,11 @@ def parse_quantity(value: Any) -> Decimal:
         )
     try:
         return Decimal(m.group(1)) * _SUFFIX[m.group(2)]
-    except InvalidOperation as exc:
-        raise ValueError("unable to parse quantity's suffix") from exc
+    except InvalidOperation as exc:  # "1.5.5": kube stops the number at the second "."
+        raise ValueError(
+            "quantities must match the regular expression "
+            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        ) from exc
 
 
 @functools.lru_cache(maxsize=4096)

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from fleetkit.errors import UsageError
+from fleetkit.scheduler.decode import SCHEDULER_CONFIG, FieldError, check
 from fleetkit.scheduler.plugins.base import Plugin
 from fleetkit.scheduler.plugins.image_locality import ImageLocality
 from fleetkit.scheduler.plugins.inter_pod_affinity import InterPodAffinity
@@ -368,6 +369,14 @@ def load_config(path: str) -> SchedulerConfig:
             f'{path}: no kind "KubeSchedulerConfiguration" is registered for version "{api}"',
             hint="use apiVersion: kubescheduler.config.k8s.io/v1",
         )
+    try:
+        check(raw, SCHEDULER_CONFIG)
+    except FieldError as exc:
+        raise UsageError(
+            f"KubeSchedulerConfiguration: {exc}",
+            hint="see KubeSchedulerConfiguration v1: profiles[].plugins.<point>.enabled[].name/weight",
+            source=path,
+        ) from exc
     profiles: dict[str, ProfileSpec] = {}
     raw_profiles = raw.get("profiles") or [{}]
     if not isinstance(raw_profiles, list):
@@ -377,7 +386,7 @@ def load_config(path: str) -> SchedulerConfig:
             prof = build_profile(raw_prof or {}, path)
         except (AttributeError, TypeError, ValueError, KeyError) as exc:
             raise UsageError(
-                f"{path}: malformed profile: {type(exc).__name__}: {exc}",
+                f"{path}: KubeSchedulerConfiguration: a profile field has a value of the wrong type",
                 hint="see KubeSchedulerConfiguration v1: profiles[].plugins.<point>.enabled[].name",
             ) from exc
         if prof.scheduler_name in profiles:

@@ -32,6 +32,7 @@ from fleetkit.scheduler.workloads import (
     controller_selector,
     daemon_tolerations,
     default_pod,
+    malformed,
     node_should_run_daemon,
     pod_template,
     read_documents,
@@ -298,15 +299,15 @@ class Simulation:
         try:
             self._apply_docs_checked(docs)
         except (AttributeError, TypeError, ValueError, KeyError) as exc:
-            # a field of an unexpected JSON type that validation did not cover: name the
-            # document rather than show a traceback
-            where = getattr(self, "_current_doc", None)
-            src = f"{where.source}:{where.line}" if where is not None else None
-            raise UsageError(
-                f"malformed object: {type(exc).__name__}: {exc}",
-                hint="check the fields' types against the Kubernetes API reference",
-                source=src,
-            ) from exc
+            # types are checked at the decode boundary (decode.SHAPES, in check_documents);
+            # this only names the document for a field that table does not describe yet
+            where = self._current_doc
+            if where is None:
+                raise
+            meta = where.obj.get("metadata")
+            name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
+            kind = str(where.obj.get("kind") or "")
+            raise malformed(kind, name, f"{where.source}:{where.line}") from exc
 
     def _apply_docs_checked(self, docs: list[Document]) -> None:
         # Cluster-scoped and policy objects first, so that pods see them whatever the file order.

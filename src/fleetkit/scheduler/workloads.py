@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from fleetkit.errors import UsageError
+from fleetkit.scheduler.decode import SHAPES, FieldError, check
 from fleetkit.scheduler.labels import Selector, parse_label_selector
 from fleetkit.scheduler.model import Node, clone, first_untolerated
 from fleetkit.scheduler.validation import HINTS, format_invalid, is_lenient, validate_object
@@ -173,6 +174,20 @@ def read_documents(paths: list[str], warnings: list[str]) -> list[Document]:
     return check_documents(docs, warnings)
 
 
+def explain_hint(kind: str, path: str) -> str:
+    """``kubectl explain pod.spec.containers``: where the field's expected type is documented."""
+    dotted = ".".join(part.split("[", 1)[0] for part in path.split(".") if part)
+    return f"see the field's type: kubectl explain {kind.lower()}.{dotted}".rstrip(".")
+
+
+def malformed(kind: str, name: str, source: str) -> UsageError:
+    return UsageError(
+        f'{kind} "{name}": a field has a value of the wrong type',
+        hint=f"compare the fields' types with: kubectl explain {kind.lower()} --recursive",
+        source=source,
+    )
+
+
 def check_documents(docs: list[Document], warnings: list[str]) -> list[Document]:
     """Skip unknown kinds (with a warning) and reject objects the API server would reject."""
     out = []
@@ -185,16 +200,20 @@ def check_documents(docs: list[Document], warnings: list[str]) -> list[Document]
                 f"warning: {d.source}:{d.line}: skipping {kind} (not used for placement)"
             )
             continue
-        try:
-            errs = validate_object(d.obj)
-        except (AttributeError, TypeError, ValueError, KeyError) as exc:
-            raise UsageError(
-                f"malformed {kind}: {type(exc).__name__}: {exc}",
-                hint="check the fields' types against the Kubernetes API reference",
-                source=f"{d.source}:{d.line}",
-            ) from exc
         meta = d.obj.get("metadata")
         name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
+        try:
+            check(d.obj, SHAPES[kind])
+            errs = validate_object(d.obj)
+        except FieldError as exc:
+            raise UsageError(
+                f'{kind} "{name}": {exc}',
+                hint=explain_hint(kind, exc.path),
+                source=f"{d.source}:{d.line}",
+            ) from exc
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # a shape decode.SHAPES does not describe yet: name the object, not Python's error
+            raise malformed(kind, name, f"{d.source}:{d.line}") from exc
         soft = [e for e in errs if is_lenient(e, kind)]
         if soft:
             # rejected by the API server, but the scheduler has defined behaviour for it

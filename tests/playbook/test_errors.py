@@ -130,6 +130,9 @@ def test_ctrl_c_exits_99_as_ansible(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
+        # a runner started in the background inherits SIGINT ignored, and Python then installs
+        # no KeyboardInterrupt handler: give the child the default disposition, as a terminal does
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stdout is not None

@@ -25,6 +25,7 @@ from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.inventory import Inventory
 from fleetkit.playbook.modules import Module, ModuleContext, get_module, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS
+from fleetkit.playbook.options import RunOptions, RunSummary
 from fleetkit.playbook.playbook import Block, IncludeTasks, Node, Play, Task, load_task_file
 from fleetkit.playbook.strategy import exceeds_max_fail, serial_batches
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
@@ -33,27 +34,6 @@ from fleetkit.playbook.yamlsrc import Located, load_yaml_file
 __all__ = ["RunOptions", "PlaybookRunner", "RunSummary"]
 
 _RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_action_failed")
-
-
-@dataclass
-class RunOptions:
-    limit: str | None = None
-    extra_vars: dict[str, Any] = field(default_factory=dict)
-    forks: int = 5
-    tags: list[str] = field(default_factory=list)
-    skip_tags: list[str] = field(default_factory=list)
-    check: bool = False
-    verbosity: int = 0
-    seed: int | None = None
-    playbook_path: str = ""
-
-
-@dataclass
-class RunSummary:
-    exit_code: int
-    stats: Stats
-    failed: set[str]
-    unreachable: set[str]
 
 
 class _ArgError(TemplateError):

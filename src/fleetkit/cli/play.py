@@ -104,9 +104,9 @@ def _play(argv: list[str]) -> int:
     from fleetkit.playbook.callbacks import DefaultCallback, JsonCallback
     from fleetkit.playbook.events import Callback
     from fleetkit.playbook.inventory import load_inventory
+    from fleetkit.playbook.options import RunOptions
     from fleetkit.playbook.patterns import apply_order, match_hosts
     from fleetkit.playbook.playbook import load_playbook
-    from fleetkit.playbook.options import RunOptions
     from fleetkit.playbook.runner import PlaybookRunner
 
     sources = args.inventory or [os.environ.get("ANSIBLE_INVENTORY", "/etc/ansible/hosts")]

@@ -13,7 +13,7 @@ import re
 from fleetkit.playbook.errors import PlaybookError
 from fleetkit.playbook.inventory import Inventory
 
-__all__ = ["split_pattern", "match_hosts", "apply_order", "ORDERS"]
+__all__ = ["split_pattern", "match_hosts", "apply_order", "select_play_hosts", "ORDERS"]
 
 ORDERS = ("inventory", "reverse_inventory", "sorted", "reverse_sorted", "shuffle")
 _SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|(-?[0-9]*):(-?[0-9]*))\]$")
@@ -144,3 +144,19 @@ def apply_order(hosts: list[str], order: str, seed: int | None = None) -> list[s
         random.Random(seed).shuffle(out)
         return out
     raise PlaybookError(f"Invalid 'order' specified for the play: {order}")
+
+
+def select_play_hosts(
+    inv: Inventory,
+    pattern: str | list[str],
+    limit: str | list[str] | None,
+    order: str,
+    seed: int | None = None,
+) -> list[str]:
+    """The hosts a play runs on, in run order: the ONE place for the run, --list-hosts and
+    --syntax-check (``limit`` already read from ``@file`` into a list)."""
+    hosts = match_hosts(inv, pattern)
+    if limit:
+        allowed = set(match_hosts(inv, limit))
+        hosts = [h for h in hosts if h in allowed]
+    return apply_order(hosts, order, seed)

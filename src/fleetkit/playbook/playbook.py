@@ -26,6 +26,8 @@ __all__ = [
     "load_task_file",
     "MODULE_NAMES",
     "normalize_action",
+    "RoleRef",
+    "IncludeRole",
 ]
 
 MODULE_NAMES = frozenset(
@@ -212,6 +214,21 @@ def normalize_action(name: str) -> str:
     return name
 
 
+@dataclass(slots=True, frozen=True)
+class RoleRef:
+    """The role a task came from: its variables for the precedence layers and magic vars."""
+
+    name: str
+    path: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    # names of the roles that pulled this one in (ansible_parent_role_names), nearest first
+    parents: tuple[str, ...] = ()
+    # include_role public: / import_role: the role's vars and defaults stay visible after it
+    public: bool = False
+
+
 @dataclass(slots=True)
 class Task:
     action: str
@@ -230,6 +247,7 @@ class Task:
     in_rescue_block: bool = False
     src: Located | None = None
     mod_key: str = ""
+    role: RoleRef | None = None
 
     def display_name(self) -> str:
         return self.name if self.name else self.action
@@ -249,6 +267,27 @@ class IncludeTasks:
     col: int = 0
     uid: int = field(default_factory=lambda: next(_ids))
     parent: dict[str, Any] = field(default_factory=dict)
+    role: RoleRef | None = None
+
+
+@dataclass(slots=True)
+class IncludeRole:
+    """An ``include_role`` task: expanded at run time by ``roles.expand_include_role``."""
+
+    role_name: str
+    args: dict[str, Any]
+    base: str
+    name: str | None = None
+    kw: dict[str, Any] = field(default_factory=dict)
+    when: list[Any] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+    line: int = 0
+    col: int = 0
+    uid: int = field(default_factory=lambda: next(_ids))
+    parent: dict[str, Any] = field(default_factory=dict)
+    role: RoleRef | None = None
 
 
 @dataclass(slots=True)
@@ -260,7 +299,7 @@ class Block:
     uid: int = field(default_factory=lambda: next(_ids))
 
 
-Node = Task | Block | IncludeTasks
+Node = Task | Block | IncludeTasks | IncludeRole
 
 
 @dataclass(slots=True)

@@ -26,7 +26,15 @@ from fleetkit.playbook.inventory import Inventory
 from fleetkit.playbook.modules import Module, ModuleContext, get_module, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS
 from fleetkit.playbook.options import RunOptions, RunSummary
-from fleetkit.playbook.playbook import Block, IncludeTasks, Node, Play, Task, load_task_file
+from fleetkit.playbook.playbook import (
+    Block,
+    IncludeRole,
+    IncludeTasks,
+    Node,
+    Play,
+    Task,
+    load_task_file,
+)
 from fleetkit.playbook.strategy import exceeds_max_fail, serial_batches
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
 from fleetkit.playbook.yamlsrc import Located, load_yaml_file
@@ -480,8 +488,10 @@ class PlaybookRunner:
                     self._linear_task(batch, node, live, frames)
             elif isinstance(node, Block):
                 self._block(batch, node, live, frames, self._linear_nodes)
-            else:
+            elif isinstance(node, IncludeTasks):
                 self._include(batch, node, live, frames, self._linear_nodes)
+            else:
+                raise PlaybookError(f"include_role is not supported yet ({node.role_name})")
 
     def _block(
         self, batch: _Batch, block: Block, hosts: list[str], frames: list[_Frame], runner: Any
@@ -810,6 +820,8 @@ class PlaybookRunner:
                     yield from self._gen_task(batch, node, host, frames)
             elif isinstance(node, Block):
                 yield from self._gen_block(batch, node, host, frames)
+            elif isinstance(node, IncludeRole):
+                raise PlaybookError(f"include_role is not supported yet ({node.role_name})")
             else:
                 files = self._include_files(node, [host])
                 for fname, nodes2, fhosts in files:

@@ -188,3 +188,42 @@ def test_proc_net_tcp_parsing() -> None:
     )
     (sock6,) = parse_table(text6, "tcp")
     assert sock6.endpoint(True) == "[::1]:8080"
+
+
+# --- ns capture -w: the temporary file (issue 11 item 5) -----------------------------------
+
+
+def _capture_to(path: str) -> None:
+    """Run the -w writer for an empty capture (duration 0) on a socket that sees nothing."""
+    from fleetkit.netns.capture import CaptureStats, Handle, _write_pcap
+
+    try:  # protocol 0: bound to no traffic, but PACKET_STATISTICS works
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except PermissionError:
+        pytest.skip("needs CAP_NET_RAW for an AF_PACKET socket")
+    try:
+        _write_pcap(Handle(sock, "lo", {}), CaptureStats(), path, None, 0.0, None)
+    finally:
+        sock.close()
+
+
+def test_capture_write_never_follows_a_planted_symlink(tmp_path: pytest.TempPathFactory) -> None:
+    import os
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    victim = root / "victim"
+    victim.write_bytes(b"root-only\n")
+    out = root / "out.pcap"
+    # the old predictable temp name, and a symlink planted at the final name itself
+    (root / f".out.pcap.{os.getpid()}.tmp").symlink_to(victim)
+    final_link = root / "final.pcap"
+    final_link.symlink_to(victim)
+    _capture_to(str(out))
+    _capture_to(str(final_link))
+    assert victim.read_bytes() == b"root-only\n"
+    assert out.read_bytes()[:4] == struct.pack("=I", 0xA1B2C3D4)
+    assert not final_link.is_symlink() and final_link.read_bytes()[:4] == out.read_bytes()[:4]
+    leftovers = sorted(p.name for p in root.iterdir() if p.name.endswith(".tmp"))
+    assert leftovers == [f".out.pcap.{os.getpid()}.tmp"]  # only the planted link, untouched
+    assert (root / f".out.pcap.{os.getpid()}.tmp").is_symlink()

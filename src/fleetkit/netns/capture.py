@@ -11,8 +11,9 @@ read from a TPACKET_V3 ring (mmap, one retired block at a time), as libpcap read
 the kernel refuses the ring, from the socket with recvmsg.
 
 Output: tcpdump-like one-line summaries (as ``tcpdump -n -S``: numeric, absolute sequence
-numbers), or a classic pcap file (microsecond timestamps, LINKTYPE_ETHERNET) written to a
-temporary name and renamed when the capture ends.
+numbers), or a classic pcap file (microsecond timestamps, LINKTYPE_ETHERNET) written to an
+unpredictable temporary name (``mkstemp``: O_EXCL|O_NOFOLLOW) and renamed over the final name
+when the capture ends (a symlink there is replaced, never followed).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import select
 import socket
 import struct
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -533,14 +535,21 @@ def _write_pcap(
     stop: Callable[[], bool] | None,
 ) -> None:
     directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
-        stream = open(tmp, "wb")  # closed by the with-block below
+        # mkstemp: an unpredictable name opened O_CREAT|O_EXCL|O_NOFOLLOW, so a symlink
+        # planted in the directory is never written through (tcpdump -w often runs as root)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+        )
     except OSError as exc:
         raise HelperError(
             f"cannot write {path}: {exc.strerror}",
             hint="check that the directory exists and is writable",
         ) from None
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # what open(path, "wb") would have created
+    stream = os.fdopen(fd, "wb")  # closed by the with-block below
     try:
         with stream:
             try:
@@ -560,7 +569,7 @@ def _write_pcap(
             finally:
                 stream.flush()
                 os.fsync(stream.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # rename(2) replaces a symlink at path, never follows it
     except BaseException:
         if os.path.exists(tmp):
             # an interrupted capture is still a complete pcap up to the last packet

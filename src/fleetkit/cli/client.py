@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import getpass
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from fleetkit.cli._options import ArgumentParser, stderr_is_tty
-from fleetkit.errors import UsageError
+from fleetkit.errors import FleetkitError, UsageError
 
 
 def _import_aiohttp_without_eager_tls() -> None:
@@ -61,7 +62,7 @@ from fleetkit.registry.client import (  # noqa: E402
     push,
 )
 from fleetkit.registry.client.commands import normalize_registry  # noqa: E402
-from fleetkit.registry.client.events import short_id  # noqa: E402
+from fleetkit.registry.client.events import printable, short_id  # noqa: E402
 
 __all__ = ["main"]
 
@@ -240,7 +241,11 @@ class _Row:
 
 @dataclass
 class Progress:
-    """Renders :class:`Event` s: bars on a TTY, one line per blob otherwise, nothing with -q."""
+    """Renders :class:`Event` s: bars on a TTY, one line per blob otherwise, nothing with -q.
+
+    On a TTY every line fits the terminal's width (``width``, else measured at each redraw),
+    so a redraw in place never wraps and smears; notes (retries) are printed above the bars.
+    """
 
     stream: IO[str]
     mode: str  # "tty" | "lines" | "quiet"
@@ -248,6 +253,21 @@ class Progress:
     rows: dict[str, _Row] = field(default_factory=dict)
     drawn: int = 0
     last_draw: float = 0.0
+    width: int = 0  # 0: the terminal's width
+
+    def note(self, message: str) -> None:
+        """A line that is not about one blob (a retry of the ping or of a manifest)."""
+        if self.mode == "quiet":
+            return
+        line = f"fleetkit: {printable(message)}"
+        if self.mode == "lines":
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            return
+        up = f"\x1b[{self.drawn}A" if self.drawn else ""
+        self.stream.write(f"{up}\x1b[2K{_fit(line, self._columns() - 1)}\n")
+        self.drawn = 0  # the bars are drawn again below the note
+        self.draw()
 
     def __call__(self, ev: Event) -> None:
         if self.mode == "quiet" or not ev.digest or ev.kind == "resolved":
@@ -275,14 +295,14 @@ class Progress:
             row.status = "Already exists"
             line = f"{sid}: Already exists"
         elif ev.kind == "mounted":
-            row.status = f"Mounted from {ev.message}"
-            line = f"{sid}: Mounted from {ev.message}"
+            row.status = f"Mounted from {printable(ev.message)}"
+            line = f"{sid}: Mounted from {printable(ev.message)}"
         elif ev.kind == "retry":
-            row.status = f"Retrying: {ev.message}"
-            line = f"{sid}: {ev.message}"
+            row.status = f"Retrying: {printable(ev.message)}"
+            line = f"{sid}: {printable(ev.message)}"
         elif ev.kind == "failed":
             row.status = "Failed"
-            line = f"{sid}: failed: {ev.message}"
+            line = f"{sid}: failed: {printable(ev.message)}"
         if self.mode == "lines":
             if line:
                 self.stream.write(line + "\n")
@@ -292,37 +312,52 @@ class Progress:
         if ev.kind != "progress" or now - self.last_draw > 0.1:
             self.draw(now)
 
-    def _bar(self, row: _Row, now: float) -> str:
+    def _columns(self) -> int:
+        return self.width or shutil.get_terminal_size((80, 24)).columns
+
+    def _bar(self, row: _Row, now: float, columns: int = 0) -> str:
+        """One row, at most ``columns - 1`` characters (the last column would wrap)."""
+        room = (columns or self._columns()) - 1
         sid = short_id(row.digest)
         if row.status == "Waiting" or not (
             row.status.endswith("ing") or row.status.startswith("Resuming")
         ):
-            return f"{sid}: {row.status}"
-        width = 30
-        frac = row.offset / row.size if row.size else 1.0
-        filled = int(frac * width)
-        bar = "=" * max(0, filled - 1) + (">" if filled else "") + " " * (width - filled)
+            return _fit(f"{sid}: {row.status}", room)
         elapsed = max(now - row.started, 1e-6)
         rate = (row.offset - row.start_offset) / elapsed
         eta = f"{(row.size - row.offset) / rate:.0f}s" if rate > 0 else "?"
-        return (
-            f"{sid}: {row.status.split(':')[0]} [{bar}] {_human(row.offset)}/{_human(row.size)} "
-            f"{_human(rate)}/s ETA {eta}"
-        )
+        head = f"{sid}: {row.status.split(':')[0]} "
+        sizes = f" {_human(row.offset)}/{_human(row.size)}"
+        speed = f" {_human(rate)}/s ETA {eta}"
+        for tail in (sizes + speed, sizes, ""):
+            width = min(30, room - len(head) - len(tail) - 2)
+            if width >= 10:
+                break
+        else:
+            return _fit(head + sizes, room)
+        frac = row.offset / row.size if row.size else 1.0
+        filled = min(width, int(frac * width))
+        bar = "=" * max(0, filled - 1) + (">" if filled else "") + " " * (width - filled)
+        return _fit(f"{head}[{bar}]{tail}", room)
 
     def draw(self, now: float | None = None) -> None:
         if self.mode != "tty":
             return
         now = time.monotonic() if now is None else now
         self.last_draw = now
+        columns = self._columns()
         out = []
         if self.drawn:
             out.append(f"\x1b[{self.drawn}A")
         for row in self.rows.values():
-            out.append("\x1b[2K" + self._bar(row, now) + "\n")
+            out.append("\x1b[2K" + self._bar(row, now, columns) + "\n")
         self.drawn = len(self.rows)
         self.stream.write("".join(out))
         self.stream.flush()
+
+
+def _fit(line: str, room: int) -> str:
+    return line if len(line) <= room else line[: max(0, room - 3)] + "..."
 
 
 def _progress(args: Any, verb: str) -> Progress:
@@ -362,6 +397,7 @@ def _pull(args: Any) -> int:
             retry=_retry(args),
             events=progress,
             trace=_trace_sink(args),
+            notify=progress.note,
         )
     finally:
         progress.draw()
@@ -394,6 +430,7 @@ def _push(args: Any) -> int:
             retry=_retry(args),
             events=progress,
             trace=_trace_sink(args),
+            notify=progress.note,
         )
     finally:
         progress.draw()
@@ -435,6 +472,7 @@ def _login(args: Any) -> int:
         tls_verify=args.tls_verify,
         trace=_trace_sink(args),
         retry=_retry(args),
+        notify=_progress(args, "Login").note,
     )
     if not args.quiet:
         print(f"Credentials stored in {result.config}", file=sys.stderr)
@@ -458,8 +496,10 @@ def _tags(args: Any) -> int:
         credential=_credential(args),
         trace=_trace_sink(args),
         retry=_retry(args),
+        notify=_progress(args, "List").note,
     )
-    _emit(args, {"name": args.repository, "tags": tags}, "\n".join(tags))
+    # tag names come from the network: escaped for the terminal (JSON escapes them itself)
+    _emit(args, {"name": args.repository, "tags": tags}, "\n".join(printable(t) for t in tags))
     return 0
 
 
@@ -471,6 +511,7 @@ def _manifest(args: Any) -> int:
         credential=_credential(args),
         trace=_trace_sink(args),
         retry=_retry(args),
+        notify=_progress(args, "Get").note,
     )
     if args.output == "json":
         _emit(args, {**manifest.descriptor.to_json(), "reference": args.image}, "")
@@ -498,4 +539,10 @@ def main(command: str, argv: list[str]) -> int:
         parser.print_help()
         return 0
     args = parser.parse_args(argv)
-    return _HANDLERS[command](args)
+    try:
+        return _HANDLERS[command](args)
+    except FleetkitError as exc:
+        # errors quote registries, headers and archive members: one line each, no escapes
+        exc.message = printable(exc.message)
+        exc.hint = printable(exc.hint) if exc.hint else exc.hint
+        raise

@@ -185,7 +185,7 @@ def test_progress_renders_bars_on_a_tty_and_lines_otherwise() -> None:
 
     digest = "sha256:" + "ab" * 32
     tty = io.StringIO()
-    bars = Progress(tty, "tty", "Download")
+    bars = Progress(tty, "tty", "Download", width=120)
     bars(Event("waiting", digest, 4 << 20))
     bars(Event("start", digest, 4 << 20, 0))
     bars(Event("progress", digest, 4 << 20, 1 << 20))
@@ -211,3 +211,30 @@ def test_progress_renders_bars_on_a_tty_and_lines_otherwise() -> None:
     quiet = io.StringIO()
     Progress(quiet, "quiet")(Event("done", digest, 1, 1))
     assert quiet.getvalue() == ""
+
+
+def test_progress_bars_fit_the_terminal_and_notes_go_above_them() -> None:
+    """Issue 11: bars wider than the terminal smeared on redraw; retry lines garbled them."""
+    import io
+    import re
+
+    from fleetkit.cli.client import Progress
+    from fleetkit.registry.client.events import Event
+
+    digests = ["sha256:" + c * 64 for c in "abc"]
+    for columns in (80, 60, 40):
+        tty = io.StringIO()
+        bars = Progress(tty, "tty", "Download", width=columns)
+        for d in digests:
+            bars(Event("waiting", d, 900 << 20))
+        bars(Event("start", digests[0], 900 << 20, 0))
+        bars(Event("progress", digests[0], 900 << 20, 123 << 20))
+        bars(Event("retry", digests[1], 900 << 20, 0, "HTTP 503 " + "x" * 200))
+        bars.note("GET https://r/v2/: timed out; retry 2/5 in 1.0s")
+        bars.draw()
+        text = re.sub(r"\x1b\[\d*[AK]", "", tty.getvalue())
+        assert all(len(line) < columns for line in text.splitlines()), (columns, text)
+        assert "fleetkit: GET https://r/v2/" in text
+        # after the note the three bars are drawn again below it, not over it
+        after_note = tty.getvalue().rpartition("fleetkit: GET")[2].partition("\x1b[3A")[0]
+        assert after_note.count("\x1b[2K") == 3 and after_note.count("\n") == 4

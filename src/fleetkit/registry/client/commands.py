@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,18 @@ async def login_async(
     config_path: str | Path | None = None,
     trace: TraceSink | None = None,
     retry: RetryPolicy | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> LoginResult:
     """Check ``credential`` against the registry (as docker login does), then store it."""
     host = normalize_registry(registry)
     check_registry_host(host, hint="expected REGISTRY[:PORT], e.g. 127.0.0.1:5000")
     async with Transport(
-        host, credential=credential, tls_verify=tls_verify, trace=trace, retry=retry
+        host,
+        credential=credential,
+        tls_verify=tls_verify,
+        trace=trace,
+        retry=retry,
+        notify=notify,
     ) as t:
         await t.ping()
         scheme = t.auth_scheme
@@ -98,11 +105,17 @@ async def list_tags_async(
     trace: TraceSink | None = None,
     retry: RetryPolicy | None = None,
     page_size: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> list[str]:
     ref = _repository(repository) if isinstance(repository, str) else repository
     cred = credential if credential is not None else credentials.resolve(ref.registry, config_path)
     async with Transport(
-        ref.registry, credential=cred, tls_verify=tls_verify, trace=trace, retry=retry
+        ref.registry,
+        credential=cred,
+        tls_verify=tls_verify,
+        trace=trace,
+        retry=retry,
+        notify=notify,
     ) as t:
         return await Remote(t, ref.repository).list_tags(page_size)
 
@@ -120,12 +133,18 @@ async def get_manifest_async(
     config_path: str | Path | None = None,
     trace: TraceSink | None = None,
     retry: RetryPolicy | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Manifest:
     """The manifest (or index) as stored; with ``platform``, the matching child of an index."""
     ref = parse_reference(image) if isinstance(image, str) else image
     cred = credential if credential is not None else credentials.resolve(ref.registry, config_path)
     async with Transport(
-        ref.registry, credential=cred, tls_verify=tls_verify, trace=trace, retry=retry
+        ref.registry,
+        credential=cred,
+        tls_verify=tls_verify,
+        trace=trace,
+        retry=retry,
+        notify=notify,
     ) as t:
         remote = Remote(t, ref.repository)
         manifest = await remote.get_manifest(ref.identifier, expect_digest=ref.digest)

@@ -37,7 +37,11 @@ class AuthError(ClientError):
 
 
 class TransportError(ClientError):
-    pass
+    """``retryable`` is False for failures that cannot heal (TLS to a plain-HTTP server...)."""
+
+    def __init__(self, message: str, hint: str | None = None, retryable: bool = True) -> None:
+        super().__init__(message, hint)
+        self.retryable = retryable
 
 
 class VerificationError(ClientError):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Event", "EventSink", "TraceSink", "short_id"]
+__all__ = ["Event", "EventSink", "TraceSink", "short_id", "printable"]
+
+# C0/C1 controls, format characters (bidi overrides, zero-width), line/paragraph separators
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +35,22 @@ TraceSink = Callable[[str], None]
 def short_id(digest: str) -> str:
     """The 12-hex-digit id docker prints for a layer."""
     return digest.partition(":")[2][:12] or digest
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` from the network made safe for a terminal: one line, no escape sequences.
+
+    Control and format characters become Python escapes (``\\x1b``, ``\\r``, ``\\n``,
+    ``\\u202e``), so a registry cannot move the cursor, retitle the window or forge a
+    ``hint:`` line. ``limit`` truncates to that many characters (with ``...``).
+    """
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in _UNSAFE_CATEGORIES
+        else ch
+        for ch in text
+    )

@@ -10,6 +10,7 @@ from typing import Any
 from fleetkit.errors import UsageError
 from fleetkit.registry import mediatypes as mt
 from fleetkit.registry.client.errors import PlatformNotFound, VerificationError
+from fleetkit.registry.client.events import printable
 from fleetkit.registry.digest import Hasher, parse_digest
 from fleetkit.registry.errors import DigestInvalid
 
@@ -181,7 +182,7 @@ def select_platform(index: Manifest, wanted: Platform) -> Descriptor:
     for child in children:
         if child.platform is not None and wanted.matches(child.platform):
             return child
-    available = sorted({str(c.platform) for c in children if c.platform is not None})
+    available = sorted({printable(str(c.platform)) for c in children if c.platform is not None})
     raise PlatformNotFound(
         f"no manifest for platform {wanted} in index {index.digest}",
         hint="available: "

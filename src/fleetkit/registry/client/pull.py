@@ -5,6 +5,13 @@ checked), then config and layers with at most ``max_concurrent_downloads`` at on
 streamed to disk, verified and resumable (see :mod:`.layout` and :meth:`.Remote.fetch_blob`).
 Blobs already in the destination layout are not fetched again. Manifests and ``index.json`` are
 written only after every blob is in place, so an interrupted pull never looks complete.
+
+Indexes may nest (an index entry that is itself an index): without ``all_platforms`` the
+platform is chosen at every level down to an image manifest; with it, every manifest of the
+tree is fetched once however often it is listed. Nesting deeper than ``MAX_INDEX_DEPTH`` is
+refused. ``--platform`` on a single-image reference is checked against the image's config
+before any layer is fetched (docker refuses a mismatch too). A pull that fails into a
+directory it created removes that directory again unless a partial download is worth keeping.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +27,8 @@ from typing import Any
 from fleetkit.errors import FleetkitError, UsageError
 from fleetkit.registry.client import credentials
 from fleetkit.registry.client.credentials import Credential
-from fleetkit.registry.client.errors import DestinationError
-from fleetkit.registry.client.events import Event, EventSink, TraceSink
+from fleetkit.registry.client.errors import DestinationError, PlatformNotFound, VerificationError
+from fleetkit.registry.client.events import Event, EventSink, TraceSink, printable
 from fleetkit.registry.client.image import Descriptor, Manifest, Platform, select_platform
 from fleetkit.registry.client.layout import (
     Location,
@@ -32,7 +40,9 @@ from fleetkit.registry.client.remote import Remote
 from fleetkit.registry.client.transport import RetryPolicy, Transport
 from fleetkit.registry.reference import Reference, familiar_name, parse_reference
 
-__all__ = ["BlobResult", "PullResult", "pull", "pull_async"]
+__all__ = ["BlobResult", "PullResult", "pull", "pull_async", "MAX_INDEX_DEPTH"]
+
+MAX_INDEX_DEPTH = 8  # an index inside an index inside ...; real images use one or two levels
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +110,12 @@ async def pull_async(
     events: EventSink | None = None,
     trace: TraceSink | None = None,
     timeout_s: float = 60.0,
+    notify: Callable[[str], None] | None = None,
 ) -> PullResult:
-    """Pull ``image`` into ``dest`` (``oci:DIR[:TAG]`` or ``docker-archive:FILE[:REF]``)."""
+    """Pull ``image`` into ``dest`` (``oci:DIR[:TAG]`` or ``docker-archive:FILE[:REF]``).
+
+    ``notify`` hears retries of requests that are not about one blob (ping, manifests).
+    """
     ref = parse_reference(image) if isinstance(image, str) else image
     loc = parse_location(dest) if isinstance(dest, str) else dest
     if max_concurrent_downloads < 1:
@@ -115,9 +129,76 @@ async def pull_async(
         Platform.parse(platform) if isinstance(platform, str) else (platform or Platform.host())
     )
     emit = events or (lambda _e: None)
+    created = not loc.path.exists() if loc.transport == "oci" else False
     layout, repo_tags, name = _prepare(loc, ref)
-    cred = credential if credential is not None else credentials.resolve(ref.registry, config_path)
+    try:
+        return await _pull(
+            ref,
+            loc,
+            layout,
+            repo_tags,
+            name,
+            explicit_platform=platform is not None,
+            wanted=wanted,
+            all_platforms=all_platforms,
+            max_concurrent_downloads=max_concurrent_downloads,
+            tls_verify=tls_verify,
+            cred=cred_for(ref, credential, config_path),
+            retry=retry,
+            events=events,
+            emit=emit,
+            trace=trace,
+            timeout_s=timeout_s,
+            notify=notify,
+        )
+    except BaseException as exc:
+        if created:
+            # a platform mismatch is found before any layer: only the config was fetched
+            _remove_if_empty(layout.root, ignore_blobs=isinstance(exc, PlatformNotFound))
+        raise
 
+
+def cred_for(
+    ref: Reference, credential: Credential | None, config_path: str | Path | None
+) -> Credential | None:
+    return credential if credential is not None else credentials.resolve(ref.registry, config_path)
+
+
+def _remove_if_empty(root: Path, ignore_blobs: bool = False) -> None:
+    """Remove a layout this pull created when it holds nothing worth keeping (no blob at all)."""
+    skeleton = {"oci-layout", "index.json", ".index.json.lock"}
+    try:
+        for path in root.rglob("*"):
+            parts = path.relative_to(root).parts
+            if parts[0] == "blobs" and (path.is_dir() or ignore_blobs):
+                continue
+            if path.relative_to(root).as_posix() not in skeleton:
+                return  # a blob or partial download (resumable), or someone else's file
+    except OSError:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
+async def _pull(
+    ref: Reference,
+    loc: Location,
+    layout: OCILayout,
+    repo_tags: list[str],
+    name: str | None,
+    *,
+    explicit_platform: bool,
+    wanted: Platform,
+    all_platforms: bool,
+    max_concurrent_downloads: int,
+    tls_verify: bool,
+    cred: Credential | None,
+    retry: RetryPolicy | None,
+    events: EventSink | None,
+    emit: EventSink,
+    trace: TraceSink | None,
+    timeout_s: float,
+    notify: Callable[[str], None] | None,
+) -> PullResult:
     async with Transport(
         ref.registry,
         credential=cred,
@@ -126,6 +207,7 @@ async def pull_async(
         trace=trace,
         timeout_s=timeout_s,
         max_connections=max(4, max_concurrent_downloads + 2),
+        notify=notify,
     ) as transport:
         remote = Remote(transport, ref.repository)
         top = await remote.get_manifest(ref.identifier, expect_digest=ref.digest)
@@ -138,8 +220,15 @@ async def pull_async(
             if all_platforms:
                 images = await _all_children(remote, top, platforms)
             else:
-                child = select_platform(top, wanted)
-                stored = await remote.get_manifest(child.digest, expect_digest=child.digest)
+                stored, child = top, None
+                for _depth in range(MAX_INDEX_DEPTH + 1):
+                    if not stored.is_index:
+                        break
+                    child = select_platform(stored, wanted)
+                    stored = await remote.get_manifest(child.digest, expect_digest=child.digest)
+                else:
+                    raise _too_deep(top)
+                assert child is not None
                 images = [stored]
                 index_digest = top.digest
                 platforms.append(str(child.platform))
@@ -157,6 +246,7 @@ async def pull_async(
         for desc in blobs:
             emit(Event("waiting", desc.digest, desc.size))
         semaphore = asyncio.Semaphore(max_concurrent_downloads)
+        single_image_check = explicit_platform and not top.is_index
 
         async def fetch(desc: Descriptor) -> BlobResult:
             async with semaphore:
@@ -180,7 +270,22 @@ async def pull_async(
                     desc.digest, desc.size, desc.media_type, status, sink.resumed_from
                 )
 
-        outcomes = await asyncio.gather(*(fetch(d) for d in blobs), return_exceptions=True)
+        config_result: list[BlobResult | BaseException] = []
+        if single_image_check and blobs:
+            # the config says which platform a lone image is for: check it before the layers
+            config = images[0].config()
+            config_result = [await fetch(config)]
+            found = _platform_of(layout.read_blob(config.digest))
+            if found is not None and not _compatible(wanted, found):
+                raise PlatformNotFound(
+                    f"image {ref} was found but does not match the specified platform: "
+                    f"wanted {wanted}, actual: {printable(str(found))}",
+                    hint="omit --platform, or pull an image built for that platform",
+                )
+            blobs = [b for b in blobs if b.digest != config.digest]
+        outcomes = config_result + list(
+            await asyncio.gather(*(fetch(d) for d in blobs), return_exceptions=True)
+        )
     failures = [o for o in outcomes if isinstance(o, BaseException)]
     if failures:
         first = next((f for f in failures if isinstance(f, FleetkitError)), failures[0])
@@ -213,27 +318,56 @@ async def pull_async(
     )
 
 
-def _config_platform(raw: bytes) -> list[str]:
+def _platform_of(raw: bytes) -> Platform | None:
+    """The platform an image config names (None when it names none)."""
     try:
-        doc = json.loads(raw)
-        p = Platform.from_json(doc)
+        p = Platform.from_json(json.loads(raw))
     except (ValueError, AttributeError):
-        return []
-    return [str(p)] if p is not None and p.os else []
+        return None
+    return p if p is not None and p.os and p.architecture else None
+
+
+def _config_platform(raw: bytes) -> list[str]:
+    p = _platform_of(raw)
+    return [str(p)] if p is not None else []
+
+
+def _compatible(wanted: Platform, found: Platform) -> bool:
+    """As docker compares a lone image: os and architecture; variant only when both name one."""
+    if (wanted.os, wanted.architecture) != (found.os, found.architecture):
+        return False
+    return not (wanted.variant and found.variant) or wanted.variant == found.variant
+
+
+def _too_deep(top: Manifest) -> VerificationError:
+    return VerificationError(
+        f"index {top.digest} is nested deeper than {MAX_INDEX_DEPTH} levels",
+        hint="this is not an image a container runtime could use; check the reference",
+    )
 
 
 async def _all_children(remote: Remote, index: Manifest, platforms: list[str]) -> list[Manifest]:
+    """Every manifest below ``index``, each fetched once, breadth first, depth bounded."""
     out: list[Manifest] = []
-    for child in index.children():
-        m = await remote.get_manifest(child.digest, expect_digest=child.digest)
-        if child.platform is not None:
-            platforms.append(str(child.platform))
-        if m.is_index:
-            out.append(m)
-            out.extend(await _all_children(remote, m, platforms))
-        else:
-            out.append(m)
-    return out
+    seen: set[str] = {index.digest}
+    level = [index]
+    for _depth in range(MAX_INDEX_DEPTH + 1):
+        if not level:
+            return out
+        below: list[Manifest] = []
+        for parent in level:
+            for child in parent.children():
+                if child.platform is not None and str(child.platform) not in platforms:
+                    platforms.append(str(child.platform))
+                if child.digest in seen:
+                    continue
+                seen.add(child.digest)
+                m = await remote.get_manifest(child.digest, expect_digest=child.digest)
+                out.append(m)
+                if m.is_index:
+                    below.append(m)
+        level = below
+    raise _too_deep(index)
 
 
 def pull(image: str | Reference, dest: str | Location, **kwargs: Any) -> PullResult:

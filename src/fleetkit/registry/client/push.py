@@ -8,6 +8,7 @@ digest, then the top manifest or index by tag -- so a tag never points at missin
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -66,7 +67,9 @@ async def push_async(
     events: EventSink | None = None,
     trace: TraceSink | None = None,
     timeout_s: float = 60.0,
+    notify: Callable[[str], None] | None = None,
 ) -> PushResult:
+    """Push ``source`` to ``image``; ``notify`` hears retries not about one blob."""
     loc = parse_location(source) if isinstance(source, str) else source
     ref = parse_reference(image) if isinstance(image, str) else image
     if max_concurrent_uploads < 1:
@@ -101,6 +104,7 @@ async def push_async(
             trace=trace,
             timeout_s=timeout_s,
             max_connections=max(4, max_concurrent_uploads + 2),
+            notify=notify,
         ) as transport:
             remote = Remote(transport, ref.repository)
             semaphore = asyncio.Semaphore(max_concurrent_uploads)
@@ -126,7 +130,9 @@ async def push_async(
                         except (TransportError, RegistryAPIError) as exc:
                             # an upload body cannot be replayed mid-stream: start the blob over
                             retryable = (
-                                isinstance(exc, TransportError) or exc.status in RETRY_STATUSES
+                                exc.retryable
+                                if isinstance(exc, TransportError)
+                                else exc.status in RETRY_STATUSES
                             )
                             if not retryable:
                                 emit(Event("failed", desc.digest, desc.size, 0, exc.message))
@@ -136,7 +142,10 @@ async def push_async(
                                 emit(Event("failed", desc.digest, desc.size, 0, exc.message))
                                 raise
                             delay = transport.retry.delay(failure)
-                            note = f"{exc.message}; uploading again in {delay:.1f}s"
+                            note = (
+                                f"{exc.message}; uploading again "
+                                f"({failure + 1}/{transport.retry.attempts}) in {delay:.1f}s"
+                            )
                             emit(Event("retry", desc.digest, desc.size, 0, note))
                             await asyncio.sleep(delay)
                         except FleetkitError as exc:

@@ -20,7 +20,7 @@ from yarl import URL
 
 from fleetkit.registry import mediatypes as mt
 from fleetkit.registry.client.errors import TransportError, VerificationError
-from fleetkit.registry.client.events import Event, EventSink
+from fleetkit.registry.client.events import Event, EventSink, printable
 from fleetkit.registry.client.image import MAX_MANIFEST_BYTES, Descriptor, Manifest
 from fleetkit.registry.client.layout import PartialBlob
 from fleetkit.registry.client.transport import RETRY_STATUSES, Transport
@@ -72,12 +72,7 @@ class Remote:
             length = resp.content_length
             if length is not None and length > MAX_MANIFEST_BYTES:
                 raise VerificationError(f"{where}: manifest of {length} bytes is too large")
-            try:
-                raw = await resp.content.read(MAX_MANIFEST_BYTES + 1)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise TransportError(f"{where}: reading the manifest failed ({exc})") from None
-            if len(raw) > MAX_MANIFEST_BYTES:
-                raise VerificationError(f"{where}: manifest too large")
+            raw = await _read_bounded(resp, MAX_MANIFEST_BYTES, where)
             header_digest = resp.headers.get("Docker-Content-Digest")
             content_type = resp.headers.get("Content-Type", "")
         want = expect_digest or header_digest
@@ -146,7 +141,10 @@ class Remote:
             and returned.split(":")[0] == manifest.digest.split(":")[0]
         ):
             raise VerificationError(
-                f"{self._where('')}: registry stored manifest {returned}, expected {manifest.digest}"
+                printable(
+                    f"{self._where('')}: registry stored manifest {returned}, "
+                    f"expected {manifest.digest}"
+                )
             )
         return manifest.digest
 
@@ -444,6 +442,26 @@ class Remote:
 
 class _Retry(Exception):
     pass
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
+    """The whole body, however it is split into reads and chunks; refused past ``limit``."""
+    buf = bytearray()
+    try:
+        while True:
+            piece = await resp.content.read(limit + 1 - len(buf))
+            if not piece:
+                return bytes(buf)
+            buf += piece
+            if len(buf) > limit:
+                raise VerificationError(
+                    f"{where}: manifest too large (over {limit} bytes)",
+                    hint="registries refuse manifests over 4 MiB; this one is not a manifest",
+                )
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise TransportError(
+            printable(f"{where}: reading the manifest failed ({_short(exc)})")
+        ) from None
 
 
 async def _stream(

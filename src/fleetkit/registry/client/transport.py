@@ -11,12 +11,17 @@ What a request goes through (as dockerd and go-containerregistry do it):
 3. A ``401`` adds the challenge's scope to the request's, drops the refused token, fetches a new
    one and retries once (an expired token mid-pull recovers here).
 4. Connection errors, ``5xx`` and ``429`` are retried with exponential backoff (``Retry-After``
-   honoured) when the request body can be replayed.
+   honoured) when the request body can be replayed; each retry is announced to ``notify`` as
+   ``...; retry 2/5 in 1.0s``. Errors that cannot heal fail at once: an unknown host, a failed
+   TLS handshake (a plain-HTTP registry spoken to over https), and a refused connection before
+   the registry ever answered. A failed ping is remembered, so parallel requests fail with it.
 5. Redirects are followed by hand: ``Authorization`` is sent only to the registry's own origin,
    never to the host a blob is redirected to.
+6. Credentials never travel in clear text from an https registry: a token realm on plain
+   ``http://`` is refused when there is a password or identity token to send.
 
 ``trace`` receives each request and response head with tokens, passwords and signed query
-parameters redacted.
+parameters (also in ``Location``) redacted, and with control characters escaped.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import errno
 import itertools
 import json
 import random
@@ -42,7 +48,7 @@ from yarl import URL
 from fleetkit import __version__
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.errors import AuthError, TransportError
-from fleetkit.registry.client.events import TraceSink
+from fleetkit.registry.client.events import TraceSink, printable
 from fleetkit.registry.errors import RegistryAPIError, from_response
 from fleetkit.registry.reference import is_insecure_default
 
@@ -74,6 +80,7 @@ _SECRET_PARAMS = {
     "x-goog-credential",
 }
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
+_URL_HEADERS = {"location", "content-location", "link"}
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BARE_VALUE_RE = re.compile(r"[^,\s]*")
 _READ_BUFSIZE = 2 << 20  # aiohttp default 64 KiB: pausing the socket that often halves throughput
@@ -153,6 +160,8 @@ def redact_url(url: URL | str) -> str:
 
 
 def redact_header(name: str, value: str) -> str:
+    if name.lower() in _URL_HEADERS:
+        return _redact_urls_in(value)
     if name.lower() in _SECRET_HEADERS:
         scheme, _, rest = value.partition(" ")
         return (
@@ -161,6 +170,22 @@ def redact_header(name: str, value: str) -> str:
             else "[redacted]"
         )
     return value
+
+
+_URL_IN_TEXT_RE = re.compile(r"[^\s<>,]*\?[^\s<>,]*")
+
+
+def _redact_urls_in(value: str) -> str:
+    """Redact secret query parameters of every URL in a header value (relative ones too)."""
+
+    def one(m: re.Match[str]) -> str:
+        text = m.group(0)
+        try:
+            return redact_url(URL(text, encoded=True))
+        except (ValueError, TypeError):
+            return text.split("?", 1)[0] + "?[redacted]"
+
+    return _URL_IN_TEXT_RE.sub(one, value)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -203,6 +228,7 @@ class Transport:
         trace: TraceSink | None = None,
         timeout_s: float = 60.0,
         max_connections: int = 16,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.registry = registry
         self.host = "registry-1.docker.io" if registry == "docker.io" else registry
@@ -221,6 +247,8 @@ class Transport:
         self._token_locks: dict[tuple[str, str, tuple[str, ...]], asyncio.Lock] = {}
         self._ids = itertools.count(1)
         self._ssl_context: ssl.SSLContext | None = None
+        self._ping_error: TransportError | None = None
+        self._notify = notify  # retries of requests that name no notify of their own
         self.token_fetches = 0
 
     async def __aenter__(self) -> Transport:
@@ -278,18 +306,18 @@ class Transport:
             return
         lines = [f"[{rid}] > {method} {redact_url(url)}"]
         lines += [f"[{rid}] > {k}: {redact_header(k, v)}" for k, v in headers.items()]
-        self._trace("\n".join(lines))
+        self._trace("\n".join(printable(line) for line in lines))
 
     def _trace_response(self, rid: int, resp: aiohttp.ClientResponse) -> None:
         if self._trace is None:
             return
         lines = [f"[{rid}] < HTTP/{_version(resp)} {resp.status} {resp.reason}"]
         lines += [f"[{rid}] < {k}: {redact_header(k, v)}" for k, v in resp.headers.items()]
-        self._trace("\n".join(lines))
+        self._trace("\n".join(printable(line) for line in lines))
 
     def trace_note(self, text: str) -> None:
         if self._trace is not None:
-            self._trace(f"* {text}")
+            self._trace(f"* {printable(text)}")
 
     # -- sending with retries --------------------------------------------------------------
 
@@ -303,6 +331,7 @@ class Transport:
         replayable: bool,
     ) -> aiohttp.ClientResponse:
         assert self._session is not None, "Transport used outside 'async with'"
+        notify = notify or self._notify
         failure = 0
         while True:
             rid = next(self._ids)
@@ -321,7 +350,7 @@ class Transport:
                 reason = _describe(exc)
                 permanent = isinstance(
                     exc, aiohttp.ClientConnectorDNSError | aiohttp.ClientSSLError
-                )
+                ) or (not self._pinged and _refused(exc))
                 if permanent or not replayable or failure >= self.retry.attempts:
                     hint = (
                         "check that the registry is reachable (tried "
@@ -333,7 +362,9 @@ class Transport:
                             "does not trust; for a registry you trust, pass --tls-verify=false"
                         )
                     raise TransportError(
-                        f"{method} {redact_url(url)}: {reason}", hint=hint
+                        printable(f"{method} {redact_url(url)}: {reason}"),
+                        hint=hint,
+                        retryable=not permanent,
                     ) from None
                 await self._backoff(failure, None, f"{reason}", notify)
                 continue
@@ -354,9 +385,7 @@ class Transport:
         self, failure: int, retry_after: float | None, reason: str, notify: Notify | None
     ) -> None:
         delay = self.retry.delay(failure, retry_after)
-        message = (
-            f"{reason}; retrying in {delay:.1f}s (attempt {failure + 1}/{self.retry.attempts})"
-        )
+        message = printable(f"{reason}; retry {failure + 1}/{self.retry.attempts} in {delay:.1f}s")
         self.trace_note(message)
         if notify is not None:
             notify(message)
@@ -369,31 +398,40 @@ class Transport:
         async with self._ping_lock:
             if self._pinged:
                 return
+            if self._ping_error is not None:
+                raise self._ping_error
             await self.open()
             try:
-                resp = await self._send("GET", self.url("/v2/"), CIMultiDict(), None, None, True)
-            except TransportError:
-                if self.scheme == "https" and not self.tls_verify:
-                    self.trace_note("https failed; falling back to plain http (--tls-verify=false)")
-                    self.scheme = "http"
-                    resp = await self._send(
-                        "GET", self.url("/v2/"), CIMultiDict(), None, None, True
-                    )
-                else:
-                    raise
-            async with resp:
-                body = await resp.read()
-                if resp.status == 401:
-                    self._challenge = _pick(
-                        parse_challenges(resp.headers.getall("WWW-Authenticate", []))
-                    )
-                elif resp.status == 404:
-                    raise TransportError(
-                        f"{self.registry} does not implement the registry API v2 (GET /v2/ -> 404)"
-                    )
-                elif resp.status >= 400:
-                    raise self.error(resp.status, body, f"{self.registry}")
+                await self._ping()
+            except TransportError as exc:
+                if not exc.retryable:
+                    self._ping_error = exc  # concurrent requests fail with it, not again
+                raise
             self._pinged = True
+
+    async def _ping(self) -> None:
+        """One ``GET /v2/`` (https, then http when --tls-verify=false allows)."""
+        try:
+            resp = await self._send("GET", self.url("/v2/"), CIMultiDict(), None, None, True)
+        except TransportError:
+            if self.scheme == "https" and not self.tls_verify:
+                self.trace_note("https failed; falling back to plain http (--tls-verify=false)")
+                self.scheme = "http"
+                resp = await self._send("GET", self.url("/v2/"), CIMultiDict(), None, None, True)
+            else:
+                raise
+        async with resp:
+            body = await resp.read()
+            if resp.status == 401:
+                self._challenge = _pick(
+                    parse_challenges(resp.headers.getall("WWW-Authenticate", []))
+                )
+            elif resp.status == 404:
+                raise TransportError(
+                    f"{self.registry} does not implement the registry API v2 (GET /v2/ -> 404)"
+                )
+            elif resp.status >= 400:
+                raise self.error(resp.status, body, f"{self.registry}")
 
     def _basic(self) -> str | None:
         cred = self.credential
@@ -442,6 +480,17 @@ class Transport:
             raise AuthError(f"{self.registry}: invalid token realm {realm!r}")
         service = ch.params.get("service", "")
         cred = self.credential
+        if cred is not None and realm_url.scheme == "http" and self.scheme == "https":
+            # docker sends Basic credentials to any realm; over http they would cross the
+            # network in clear text, although the registry itself was reached over TLS
+            raise AuthError(
+                printable(
+                    f"{self.registry}: the token realm {redact_url(realm_url)} is plain HTTP; "
+                    "refusing to send credentials there unencrypted"
+                ),
+                hint="ask the registry's operator for an https:// token realm, or pull "
+                "anonymously (without stored credentials for this registry)",
+            )
         headers: CIMultiDict[str] = CIMultiDict()
         self.token_fetches += 1
         if cred is not None and cred.identity_token:
@@ -559,7 +608,7 @@ class Transport:
     def error(self, status: int, body: bytes, context: str) -> RegistryAPIError | AuthError:
         """The registry's error for a response, with ``context`` (what was asked) in front."""
         err = from_response(status, body)
-        message = f"{context}: {err.message}"
+        message = printable(f"{context}: {err.message}", limit=_MAX_MESSAGE_CHARS)
         if status == 401:
             return AuthError(
                 message,
@@ -571,6 +620,17 @@ class Transport:
         if err.code in ("NAME_UNKNOWN", "MANIFEST_UNKNOWN"):
             out.hint = "check the repository and tag with 'fleetkit tags REPOSITORY'"
         return out
+
+
+_MAX_MESSAGE_CHARS = 1000
+
+
+def _refused(exc: BaseException) -> bool:
+    if not isinstance(exc, aiohttp.ClientConnectorError):
+        return False
+    return exc.os_error.errno == errno.ECONNREFUSED or isinstance(
+        exc.os_error, ConnectionRefusedError
+    )
 
 
 def _version(resp: aiohttp.ClientResponse) -> str:
@@ -595,6 +655,9 @@ def _describe(exc: BaseException) -> str:
         os_error = getattr(exc, "os_error", None)
         detail = getattr(os_error, "reason", None) or getattr(os_error, "verify_message", None)
         return f"TLS handshake failed ({detail or exc})"
+    if _refused(exc):
+        assert isinstance(exc, aiohttp.ClientConnectorError)
+        return f"cannot connect to {exc.host}:{exc.port} (connection refused)"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error})"
     if isinstance(exc, aiohttp.ClientPayloadError):

@@ -45,3 +45,31 @@ def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert err.startswith("error: unknown command 'frobnicate'")
     assert "hint:" in err
+
+
+def test_unexpected_exception_is_one_line_unless_debug(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 item 19: a bug is 'error: internal error (please report)'; --debug shows it."""
+    import fleetkit.cli.client as client_cli
+
+    def boom(_args: object) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setitem(client_cli._HANDLERS, "logout", boom)
+    assert main(["logout", "127.0.0.1:5000"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.splitlines() == [
+        "error: internal error (please report): ZeroDivisionError: a bug",
+        "hint: run again with 'fleetkit --debug logout ...' to see the traceback",
+    ]
+    assert main(["--debug", "logout", "127.0.0.1:5000"]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback (most recent call last)" in err and "ZeroDivisionError: a bug" in err
+    assert err.rstrip().splitlines()[-1] == (
+        "error: internal error (please report): ZeroDivisionError: a bug"
+    )
+    monkeypatch.setenv("FLEETKIT_DEBUG", "1")
+    assert main(["logout", "127.0.0.1:5000"]) == 1
+    assert "Traceback" in capsys.readouterr().err

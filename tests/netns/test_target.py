@@ -198,3 +198,38 @@ def test_docker_api_socket(docker_api: tuple[Path, list[str]]) -> None:
     assert found.pid == 4101 and found.name == "api-web" and found.runtime == "docker"
     assert found.sources == (f"unix://{root}/run/docker.sock",)
     assert seen == ["/containers/json", f"/containers/{IDS['D1']}/json"]
+
+
+def test_ns_ps_as_non_root_is_one_error_line(tmp_path: Path) -> None:
+    """Issue 11 item 19: unreadable runtime state as a non-root user was a PermissionError."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from tests.netns._unpriv import unprivileged_env
+    from tests.peers import require
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the command as another user")
+    setpriv = require("setpriv", "apt-get install -y util-linux")
+    root = Path(tempfile.mkdtemp(prefix="fleetkit-ps-"))
+    try:
+        node = root / "node"
+        shutil.copytree(NODE, node, symlinks=True)
+        for dirpath, _dirs, _files in os.walk(root):
+            os.chmod(dirpath, 0o755)
+        os.chmod(node / "var" / "lib" / "docker", 0o700)  # as dockerd leaves it
+        out = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+            + ["-m", "fleetkit", "ns", "ps", "--node-root", str(node)],
+            env=unprivileged_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and "Permission denied" in lines[0]
+    assert "docker/containers" in lines[0] and lines[1].startswith("hint: run as root")

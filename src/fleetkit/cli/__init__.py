@@ -2,12 +2,16 @@
 
 Each subsystem CLI module exposes ``main(command: str, argv: list[str]) -> int`` and may raise
 :class:`fleetkit.errors.FleetkitError`; this module turns those into ``error:``/``hint:`` lines
-and the documented exit code. Imports stay lazy so ``fleetkit nsenter`` starts fast.
+and the documented exit code. Any other exception is a bug: the last-resort handler prints
+``error: internal error (please report): TYPE: TEXT`` (exit 1), and the traceback only under
+``fleetkit --debug COMMAND`` (or ``FLEETKIT_DEBUG=1``). Imports stay lazy so ``fleetkit
+nsenter`` starts fast.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 __all__ = ["main", "COMMANDS"]
@@ -28,12 +32,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ns": ("fleetkit.cli.nsenter", "network helpers inside a target's namespaces"),
 }
 
-USAGE = """usage: fleetkit [--version] COMMAND [ARGS...]
+USAGE = """usage: fleetkit [--version] [--debug] COMMAND [ARGS...]
 
 commands:
 {commands}
 
-Run 'fleetkit COMMAND --help' for a command's options.
+Run 'fleetkit COMMAND --help' for a command's options. --debug (or FLEETKIT_DEBUG=1) shows the
+traceback of an internal error.
 
 example:
   fleetkit schedule -f cluster.yaml -f deploy.yaml --then "scale deploy/nginx --replicas=6"
@@ -48,6 +53,10 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("FLEETKIT_DEBUG", "") not in ("", "0")
+    while args and args[0] == "--debug":
+        debug = True
+        args.pop(0)
     if not args or args[0] in ("-h", "--help", "help"):
         sys.stdout.write(_usage())
         return 0 if args else 2
@@ -78,3 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except Exception as exc:  # the last resort: a bug, never a traceback by default
+        return _internal_error(exc, command, debug)
+
+
+def _internal_error(exc: Exception, command: str, debug: bool) -> int:
+    import traceback
+
+    text = str(exc)
+    text = text if len(text) <= 200 else text[:197] + "..."
+    what = type(exc).__name__ + (f": {text}" if text else "")
+    what = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in what)
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"error: internal error (please report): {what}", file=sys.stderr)
+    if not debug:
+        print(
+            f"hint: run again with 'fleetkit --debug {command} ...' to see the traceback",
+            file=sys.stderr,
+        )
+    return 1

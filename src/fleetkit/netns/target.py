@@ -26,7 +26,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fleetkit.netns.errors import AmbiguousTarget, NoSuchProcess, UnknownTarget
+from fleetkit.netns.errors import (
+    ROOT_HINT,
+    AmbiguousTarget,
+    NoSuchProcess,
+    PermissionDenied,
+    UnknownTarget,
+)
 from fleetkit.netns.namespaces import check_pid
 
 __all__ = ["Container", "Resolver", "check_pid"]
@@ -257,12 +263,20 @@ class Resolver:
         if self._cache is not None:
             return self._cache
         merged: dict[str, Container] = {}
-        state = [
-            *self.docker_api(),
-            *self.docker_state(),
-            *self.containerd(),
-            *self.containers_storage(),
-        ]
+        try:
+            state = [
+                *self.docker_api(),
+                *self.docker_state(),
+                *self.containerd(),
+                *self.containers_storage(),
+            ]
+            scanned = list(self.cgroup_scan())
+        except PermissionError as exc:
+            # the runtimes keep their state root-only (docker: /var/lib/docker is 0710)
+            where = exc.filename or "the container runtimes' state"
+            raise PermissionDenied(
+                f"cannot read {where}: {exc.strerror or 'Permission denied'}", hint=ROOT_HINT
+            ) from None
         for c in state:
             old = merged.get(c.id)
             if old is None:
@@ -273,7 +287,7 @@ class Resolver:
                     pid=old.pid if self._alive(old.pid) else c.pid,
                     sources=old.sources + c.sources,
                 )
-        for c in self.cgroup_scan():
+        for c in scanned:
             old = merged.get(c.id)
             if old is None:
                 merged[c.id] = c

@@ -111,3 +111,67 @@ def test_docker_archive_holds_oci_layout_and_docker_manifest(tmp_path: Path) -> 
     finally:
         src.close()
     assert not list(tmp_path.glob(".img.tar.*"))
+
+
+def _tar(path: Path, members: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_push_of_broken_docker_archives_is_an_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 item 19: missing members and bad index.json were tracebacks."""
+    from fleetkit.cli import main
+
+    layer = b"layer-bytes"
+    legacy_missing_layer = {
+        "manifest.json": json.dumps(
+            [{"Config": "c.json", "RepoTags": ["a:b"], "Layers": ["missing/layer.tar"]}]
+        ).encode(),
+        "c.json": b"{}",
+    }
+    oci = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
+    cases = {
+        "legacy-missing-layer": legacy_missing_layer,
+        "legacy-missing-config": {
+            "manifest.json": json.dumps([{"Config": "nope.json", "Layers": []}]).encode()
+        },
+        "legacy-layers-not-strings": {
+            "manifest.json": json.dumps([{"Config": "c.json", "Layers": [{"x": 1}]}]).encode(),
+            "c.json": b"{}",
+        },
+        "index-not-json": {**oci, "index.json": b"{not json"},
+        "index-is-a-list": {**oci, "index.json": b"[1, 2]"},
+        "index-entries-not-objects": {**oci, "index.json": b'{"manifests": ["x", 3]}'},
+        "index-manifests-not-a-list": {**oci, "index.json": b'{"manifests": {"a": 1}}'},
+        "index-names-missing-blob": {
+            **oci,
+            "index.json": json.dumps(
+                {"manifests": [{"mediaType": "x", "digest": "sha256:" + "0" * 64, "size": 2}]}
+            ).encode(),
+            "blobs/sha256/" + "1" * 64: layer,
+        },
+    }
+    for name, members in cases.items():
+        archive = _tar(tmp_path / f"{name}.tar", members)
+        rc = main(["push", f"docker-archive:{archive}", "127.0.0.1:9/a/b:c"])
+        _out, err = capsys.readouterr()
+        lines = err.splitlines()
+        assert rc == 1, (name, err)
+        assert lines and lines[0].startswith(f"error: {archive}"), (name, err)
+        assert "internal error" not in err and "Traceback" not in err, (name, err)
+    # a truncated archive (cut inside a layer) is an error line too
+    good = _tar(tmp_path / "good.tar", {**legacy_missing_layer, "missing/layer.tar": layer * 5000})
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(good.read_bytes()[:3000])
+    rc = main(["push", f"docker-archive:{cut}", "127.0.0.1:9/a/b:c"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith(f"error: {cut}") and "internal error" not in err, err

@@ -35,6 +35,7 @@ from fleetkit.registry import mediatypes as mt
 from fleetkit.registry.client.errors import DestinationError, VerificationError
 from fleetkit.registry.client.image import Descriptor, Manifest
 from fleetkit.registry.digest import Hasher, digest_bytes, parse_digest
+from fleetkit.registry.errors import DigestInvalid
 from fleetkit.registry.reference import parse_reference
 
 __all__ = [
@@ -341,7 +342,8 @@ class OCILayout:
             return json.loads(_index_bytes([]))  # type: ignore[no-any-return]
         except (OSError, ValueError) as exc:
             raise DestinationError(f"{path}: unreadable or invalid JSON ({exc})") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
+        entries = doc.get("manifests", []) if isinstance(doc, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise DestinationError(f"{path}: not an OCI image index")
         return doc
 
@@ -590,54 +592,89 @@ class _LayoutSource:
 
 
 class _ArchiveSource:
-    """A docker-archive: its OCI part when present, else the legacy ``manifest.json``."""
+    """A docker-archive: its OCI part when present, else the legacy ``manifest.json``.
+
+    Every member is untrusted input: a missing member, a truncated tar or a ``manifest.json``
+    / ``index.json`` of the wrong shape is a :class:`DestinationError` naming the archive.
+    """
 
     def __init__(self, path: Path, name: str | None) -> None:
         self.path = path
         self.name = name
         try:
             self.tar = tarfile.open(path, "r:")
-        except (OSError, tarfile.TarError) as exc:
-            raise DestinationError(f"cannot read {path}: {exc}") from None
-        self.members = {m.name.lstrip("./"): m for m in self.tar.getmembers() if m.isfile()}
+            members = self.tar.getmembers()
+        except (OSError, EOFError, tarfile.TarError) as exc:
+            raise DestinationError(f"{path}: cannot read the archive ({exc})") from None
+        self.members = {m.name.lstrip("./"): m for m in members if m.isfile()}
         self.synthetic: dict[str, bytes] = {}
         self.by_digest: dict[str, str] = {}
         self.origin: str | None = None
 
-    def _read(self, name: str, limit: int = 16 * 1024 * 1024) -> bytes:
+    def _member(self, name: str) -> IO[bytes]:
         member = self.members.get(name)
-        fh = self.tar.extractfile(member) if member else None
+        try:
+            fh = self.tar.extractfile(member) if member else None
+        except (OSError, EOFError, tarfile.TarError) as exc:
+            raise DestinationError(f"{self.path}: cannot read {name} ({exc})") from None
         if fh is None:
             raise DestinationError(f"{self.path}: no {name} in the archive")
-        return fh.read(limit)
+        return fh
+
+    def _read(self, name: str, limit: int = 16 * 1024 * 1024) -> bytes:
+        fh = self._member(name)
+        try:
+            return fh.read(limit)
+        except (OSError, EOFError, tarfile.TarError) as exc:
+            raise DestinationError(f"{self.path}: cannot read {name} ({exc})") from None
+
+    def _json(self, name: str) -> Any:
+        try:
+            return json.loads(self._read(name))
+        except ValueError:
+            raise DestinationError(f"{self.path}: {name} is not valid JSON") from None
 
     def top(self) -> Manifest:
         if "index.json" in self.members and "oci-layout" in self.members:
-            doc = json.loads(self._read("index.json"))
-            entries = doc.get("manifests") or []
+            doc = self._json("index.json")
+            entries = doc.get("manifests") if isinstance(doc, dict) else None
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise DestinationError(
+                    f"{self.path}: index.json is not an OCI image index",
+                    hint='expected {"manifests": [descriptor, ...]}',
+                )
             chosen = entries[0] if entries else None
             if self.name:
                 for e in entries:
-                    ann = e.get("annotations") or {}
+                    ann = e.get("annotations")
+                    ann = ann if isinstance(ann, dict) else {}
                     if self.name in (ann.get(CONTAINERD_NAME), ann.get(REF_NAME)):
                         chosen = e
             if chosen is None:
                 raise DestinationError(f"{self.path}: index.json lists no image")
-            origin = (chosen.get("annotations") or {}).get(CONTAINERD_NAME)
+            annotations = chosen.get("annotations")
+            origin = annotations.get(CONTAINERD_NAME) if isinstance(annotations, dict) else None
             self.origin = origin if isinstance(origin, str) else None
-            return self.manifest(Descriptor.from_json(chosen, f"{self.path}:index.json"))
+            try:
+                desc = Descriptor.from_json(chosen, f"{self.path}:index.json")
+            except VerificationError as exc:
+                raise DestinationError(exc.message) from None
+            return self.manifest(desc)
         return self._legacy()
 
     def _legacy(self) -> Manifest:
+        doc = self._json("manifest.json")
         try:
-            doc = json.loads(self._read("manifest.json"))
             item = doc[0]
             if self.name:
                 item = next((i for i in doc if self.name in (i.get("RepoTags") or [])), item)
             config_name, layer_names = item["Config"], list(item["Layers"])
-        except (ValueError, KeyError, IndexError, TypeError):
+            if not isinstance(config_name, str) or not all(isinstance(n, str) for n in layer_names):
+                raise TypeError
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise DestinationError(
-                f"{self.path}: not a docker-archive (bad manifest.json)"
+                f"{self.path}: not a docker-archive (bad manifest.json)",
+                hint='expected [{"Config": FILE, "RepoTags": [...], "Layers": [FILE, ...]}]',
             ) from None
         config = self._read(config_name)
         config_digest = digest_bytes(config)
@@ -645,12 +682,14 @@ class _ArchiveSource:
         layers = []
         for name in layer_names:
             h = Hasher()
-            fh = self.tar.extractfile(self.members[name])
-            assert fh is not None
-            head = fh.read(2)
-            h.update(head)
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
+            fh = self._member(name)
+            try:
+                head = fh.read(2)
+                h.update(head)
+                while chunk := fh.read(_CHUNK):
+                    h.update(chunk)
+            except (OSError, EOFError, tarfile.TarError) as exc:
+                raise DestinationError(f"{self.path}: cannot read {name} ({exc})") from None
             self.by_digest[h.digest()] = name
             media = (
                 mt.DOCKER_LAYER_GZIP
@@ -668,7 +707,11 @@ class _ArchiveSource:
         return Manifest.parse(raw, mt.DOCKER_MANIFEST, where=str(self.path))
 
     def manifest(self, desc: Descriptor) -> Manifest:
-        raw = self._read(_blob_name(desc.digest))
+        try:
+            name = _blob_name(desc.digest)
+        except DigestInvalid:
+            raise DestinationError(f"{self.path}: invalid digest {desc.digest!r}") from None
+        raw = self._read(name)
         m = Manifest.parse(
             raw,
             desc.media_type,
@@ -685,11 +728,9 @@ class _ArchiveSource:
         if digest in self.synthetic:
             return io.BytesIO(self.synthetic[digest])
         name = self.by_digest.get(digest) or _blob_name(digest)
-        member = self.members.get(name)
-        fh = self.tar.extractfile(member) if member else None
-        if fh is None:
+        if name not in self.members:
             raise DestinationError(f"{self.path}: blob {digest} is missing from the archive")
-        return fh
+        return self._member(name)
 
     def close(self) -> None:
         self.tar.close()

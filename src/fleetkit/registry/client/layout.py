@@ -342,7 +342,9 @@ class OCILayout:
             return json.loads(_index_bytes([]))  # type: ignore[no-any-return]
         except (OSError, ValueError) as exc:
             raise DestinationError(f"{path}: unreadable or invalid JSON ({exc})") from None
-        entries = doc.get("manifests", []) if isinstance(doc, dict) else None
+        if not isinstance(doc, dict):
+            raise DestinationError(f"{path}: not an OCI image index")
+        entries = doc.get("manifests", [])
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise DestinationError(f"{path}: not an OCI image index")
         return doc

@@ -214,3 +214,103 @@ def test_valid_integer_strings_still_load(
     )
     assert main(["schedule", "-f", "node.yaml", "-f", "pod.yaml"]) == 0
     assert "error" not in capsys.readouterr().err
+
+
+# -- bounds (issue 11 item 11): int32 fields, alias expansion, pods created, input size ------
+
+DEPLOY = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: c, image: x}}]}}
+"""
+
+_BOMB_LEVELS = "\n".join(
+    f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)
+)
+ALIAS_BOMB = (
+    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n"
+    '    a: &l0 "lol"\n'
+    + "\n".join("    " + line.strip() for line in _BOMB_LEVELS.splitlines())
+    + "\n    z: *l9\n"
+    "spec: {containers: [{name: c, image: x}]}\n"
+)
+
+BOUNDS = [
+    ("replicas over int32", ["-f", "big.yaml"], "spec.replicas: Invalid value: 2147483648"),
+    (
+        "--then replicas over int32",
+        ["-f", "small.yaml", "--then", "scale deploy/web --replicas=99999999999"],
+        "invalid --replicas",
+    ),
+    ("alias bomb", ["-f", "bomb.yaml"], "excessive aliasing"),
+    (
+        "replicas over --max-pods",
+        ["-f", "million.yaml", "--max-pods", "1000"],
+        "more than 1000 pods",
+    ),
+    (
+        "--then scale over --max-pods",
+        ["-f", "small.yaml", "--max-pods", "50", "--then", "scale deploy/web --replicas=51"],
+        "more than 50 pods",
+    ),
+    ("input file too large", ["-f", "huge.yaml"], "larger than"),
+    ("deeply nested JSON", ["-f", "deep.json"], "nested too deeply"),
+    ("deeply nested YAML", ["-f", "deep.yaml"], "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize(("what", "args", "expect"), BOUNDS, ids=[c[0] for c in BOUNDS])
+def test_bounds(
+    what: str,
+    args: list[str],
+    expect: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "node.yaml").write_text(NODE)
+    (tmp_path / "big.yaml").write_text(DEPLOY.format(replicas=2147483648))
+    (tmp_path / "small.yaml").write_text(DEPLOY.format(replicas=2))
+    (tmp_path / "million.yaml").write_text(DEPLOY.format(replicas=1000000))
+    (tmp_path / "bomb.yaml").write_text(ALIAS_BOMB)
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "deep.yaml").write_text("[" * 100_000 + "]" * 100_000)
+    with (tmp_path / "huge.yaml").open("w") as fh:
+        fh.write("# padding\n")
+        fh.truncate(65 * 1024 * 1024)  # sparse: 65 MiB of NUL bytes, over the 64 MiB limit
+    rc = main(["schedule", "-f", "node.yaml", *args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert err.startswith("error: "), err
+    assert expect in err.splitlines()[0], err
+    assert rc == 2
+
+
+def test_int32_limits_still_accept_the_maximum(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2147483647 is a valid int32: accepted at decode (then bounded by --max-pods)."""
+    (tmp_path / "node.yaml").write_text(NODE)
+    (tmp_path / "max.yaml").write_text(DEPLOY.format(replicas=2147483647))
+    rc = main(["schedule", "-f", str(tmp_path / "node.yaml"), "-f", str(tmp_path / "max.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "more than 100000 pods" in err and "Invalid value" not in err, err
+
+
+def test_small_aliases_are_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: &l {app: a}}\n"
+        "spec: {containers: [{name: c, image: x}], nodeSelector: *l}\n"
+    )
+    (tmp_path / "node.yaml").write_text(NODE.replace("zone: a", "zone: a, app: a"))
+    (tmp_path / "pod.yaml").write_text(pod)
+    rc = main(["schedule", "-f", str(tmp_path / "node.yaml"), "-f", str(tmp_path / "pod.yaml")])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "n1" in out

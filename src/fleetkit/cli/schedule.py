@@ -20,6 +20,9 @@ steps (--then, applied in order; Pending pods are retried first, then new pods):
   cordon NODE | uncordon NODE | drain NODE
   delete node NAME... | delete nodes -l SELECTOR
 
+limits: each input file at most 64 MiB; YAML aliases within go-yaml's budget (as kubectl);
+integer fields within the API's int32/int64 ranges; at most --max-pods pods at once.
+
 exit codes: 0 done (also when pods stay Pending), 2 bad flags or invalid input, 1 other errors.
 
 example:
@@ -67,6 +70,14 @@ def _parser() -> ArgumentParser:
         help="snapshot a live cluster read-only (nodes, pods, namespaces, classes, workloads)",
     )
     p.add_argument("--context", metavar="NAME", help="kubeconfig context (default: current)")
+    p.add_argument(
+        "--max-pods",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse a simulation that would hold more than N pods (default 100000, "
+        "kube's documented maximum per cluster is 150000)",
+    )
     return p
 
 
@@ -77,7 +88,7 @@ def main(command: str, argv: list[str]) -> int:
             "no input: give -f FILE|DIR or --kubeconfig",
             hint="run 'fleetkit schedule --help' for usage",
         )
-    from fleetkit.scheduler import default_config, load_config, simulate
+    from fleetkit.scheduler import MAX_PODS, default_config, load_config, simulate
     from fleetkit.scheduler.report import (
         dump,
         explain_entries,
@@ -86,6 +97,9 @@ def main(command: str, argv: list[str]) -> int:
         render_table,
     )
 
+    max_pods = MAX_PODS if args.max_pods is None else args.max_pods
+    if max_pods < 1:
+        raise UsageError(f"invalid --max-pods {max_pods}", hint="give a positive pod count")
     config = load_config(args.config) if args.config else default_config()
     explain = args.explain is not None
     live = None
@@ -94,7 +108,13 @@ def main(command: str, argv: list[str]) -> int:
 
         live = snapshot(args.kubeconfig, args.context)
     sim = simulate(
-        args.filename, config=config, steps=args.then, seed=args.seed, explain=explain, live=live
+        args.filename,
+        config=config,
+        steps=args.then,
+        seed=args.seed,
+        explain=explain,
+        live=live,
+        max_pods=max_pods,
     )
     for w in sim.warnings:
         print(w, file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetkit.scheduler.profile import SchedulerConfig, default_config, load_config
-from fleetkit.scheduler.simulator import Simulation, Step, parse_step
+from fleetkit.scheduler.simulator import MAX_PODS, Simulation, Step, parse_step
 
 __all__ = [
     "simulate",
@@ -19,6 +19,7 @@ __all__ = [
     "load_config",
     "default_config",
     "SchedulerConfig",
+    "MAX_PODS",
 ]
 
 
@@ -29,10 +30,14 @@ def simulate(
     seed: int = 1,
     explain: bool = False,
     live: list[dict[str, Any]] | None = None,
+    max_pods: int = MAX_PODS,
 ) -> Simulation:
-    """``live`` objects (a cluster snapshot) are loaded before ``files``."""
+    """``live`` objects (a cluster snapshot) are loaded before ``files``.
+
+    At most ``max_pods`` pods may exist at once (a :class:`UsageError` otherwise).
+    """
     parsed = [parse_step(s) for s in steps or []]
-    sim = Simulation(config or default_config(), seed=seed, explain=explain)
+    sim = Simulation(config or default_config(), seed=seed, explain=explain, max_pods=max_pods)
     if live:
         sim.load_objects(live, source="<cluster>")
     sim.load(files)

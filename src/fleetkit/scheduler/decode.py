@@ -5,7 +5,9 @@ config in ``profile.load_config``), against a small declarative shape: object, a
 integer. A field of the wrong JSON type is reported the way the API server reports it,
 ``spec.containers[0]: Invalid value: 5: must be an object``, instead of surfacing later as a
 Python exception. ``null`` reads as "not set" (as in kube), except where a shape says otherwise.
-Leaf strings are not checked: the loaders read them with ``str()``.
+Leaf strings are not checked: the loaders read them with ``str()``. Integers are range-checked
+as the API types them: ``int32`` (replicas, ports, weights, priorities...) or ``int64``, so
+``replicas: 2147483648`` is refused at the boundary, as the API server refuses it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,145 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FieldError", "Shape", "check", "POD", "NODE", "SHAPES", "SCHEDULER_CONFIG", "value"]
+import yaml
+
+from fleetkit.errors import UsageError
+
+__all__ = [
+    "FieldError",
+    "Shape",
+    "check",
+    "POD",
+    "NODE",
+    "SHAPES",
+    "SCHEDULER_CONFIG",
+    "value",
+    "MAX_INPUT_BYTES",
+    "read_input",
+    "load_json",
+    "load_yaml_documents",
+]
+
+MAX_INPUT_BYTES = 64 * 1024 * 1024  # one manifest, config or kubeconfig file
+# go-yaml's alias budget (what kubectl and the API server decode YAML with): past 100 aliases
+# and 1000 decoded nodes, aliases may be at most 99% of what is decoded for small documents,
+# falling linearly to 10% at 4,000,000 decoded nodes. A "billion laughs" is far beyond it.
+_ALIAS_RANGE_LOW, _ALIAS_RANGE_HIGH = 400_000, 4_000_000
+
+
+def read_input(path: str, what: str = "", flag: str = "-f") -> str:
+    """A file's text, refused past ``MAX_INPUT_BYTES`` (read bounded, never whole)."""
+    import sys
+    from pathlib import Path
+
+    label = f"{what} {path}".strip()
+    try:
+        if path == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            if stream is None:  # a text stream put in place of stdin (tests)
+                text = sys.stdin.read(MAX_INPUT_BYTES + 1)
+                data = text.encode("utf-8", "surrogateescape")
+            else:
+                data = stream.read(MAX_INPUT_BYTES + 1)
+        else:
+            with Path(path).open("rb") as fh:
+                data = fh.read(MAX_INPUT_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise UsageError(
+            f'the path "{path}" does not exist', hint=f"check the {flag} argument"
+        ) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read {label}: {exc.strerror}") from exc
+    if len(data) > MAX_INPUT_BYTES:
+        raise UsageError(
+            f"cannot read {label}: larger than {MAX_INPUT_BYTES >> 20} MiB",
+            hint="split the manifests into several files (each -f FILE is read separately)",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"cannot read {label}: not UTF-8 text (byte {exc.start})",
+            hint="pass a YAML or JSON manifest",
+        ) from exc
+
+
+def load_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"invalid JSON: {exc.msg}",
+            source=f"{source}:{exc.lineno}",
+            hint="fix the file and retry",
+        ) from exc
+    except RecursionError:
+        raise UsageError("invalid JSON: nested too deeply", source=source) from None
+
+
+def _allowed_alias_ratio(decoded: int) -> float:
+    if decoded <= _ALIAS_RANGE_LOW:
+        return 0.99
+    if decoded >= _ALIAS_RANGE_HIGH:
+        return 0.10
+    span = (decoded - _ALIAS_RANGE_LOW) / (_ALIAS_RANGE_HIGH - _ALIAS_RANGE_LOW)
+    return 0.99 - 0.89 * span
+
+
+def _check_aliasing(root: yaml.Node, source: str) -> None:
+    """Count the nodes a full decode would visit (aliases re-visited), without decoding."""
+    expanded: dict[int, int] = {}  # id(node) -> nodes decoded for it, aliases included
+    distinct = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in expanded:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in expanded)
+            continue
+        distinct += 1
+        expanded[id(node)] = 1 + sum(expanded.get(id(c), 0) for c in children)
+    decoded = expanded[id(root)]
+    aliases = decoded - distinct
+    if aliases > 100 and decoded > 1000 and aliases / decoded > _allowed_alias_ratio(decoded):
+        raise UsageError(
+            "yaml: document contains excessive aliasing",
+            source=f"{source}:{root.start_mark.line + 1}",
+            hint=f"{decoded} nodes once aliases are expanded; write the values out instead",
+        )
+
+
+def load_yaml_documents(text: str, source: str) -> list[tuple[Any, int]]:
+    """Every document of a YAML stream with its first line; aliases and nesting bounded."""
+    loader_cls: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
+    docs: list[tuple[Any, int]] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            _check_aliasing(node, source)
+            obj = loader.construct_document(node)
+            if obj is not None:
+                docs.append((obj, node.start_mark.line + 1))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UsageError(
+            f"invalid YAML: {problem}", source=where, hint="fix the YAML and retry"
+        ) from exc
+    except RecursionError:
+        raise UsageError("invalid YAML: nested too deeply", source=source) from None
+    finally:
+        loader.dispose()
+    return docs
 
 
 class FieldError(Exception):
@@ -43,10 +183,12 @@ class Shape:
     fields: dict[str, Shape] = field(default_factory=dict)
     item: Shape | None = None
     nullable: bool = True
+    bits: int = 32  # for "int": the API field's width (int32 or int64)
 
 
 ANY = Shape()
-INT = Shape("int")
+INT = Shape("int")  # int32, as most integer fields of the API are
+INT64 = Shape("int", bits=64)
 
 
 def obj(nullable: bool = True, **fields: Shape) -> Shape:
@@ -91,11 +233,13 @@ def check(v: Any, shape: Shape, path: str = "") -> None:
     elif shape.kind == "int":
         if isinstance(v, bool) or not isinstance(v, int | float | str):
             raise FieldError(path, v, "must be an integer")
-        if isinstance(v, str):
-            try:
-                int(v)
-            except ValueError:
-                raise FieldError(path, v, "must be an integer") from None
+        try:
+            n = int(v)
+        except (ValueError, OverflowError):
+            raise FieldError(path, v, "must be an integer") from None
+        limit = 1 << (shape.bits - 1)
+        if not -limit <= n < limit:
+            raise FieldError(path, v, f"must be a {shape.bits}-bit integer (int{shape.bits})")
 
 
 # -- shapes of what the scheduler reads --------------------------------------------------------
@@ -154,7 +298,7 @@ NODE = obj(
         allocatable=mapping(),
         capacity=mapping(),
         conditions=arr(obj()),
-        images=arr(obj(names=arr(), sizeBytes=INT)),
+        images=arr(obj(names=arr(), sizeBytes=INT64)),
     ),
 )
 _CONTROLLER_SPEC = dict(replicas=INT, selector=_SELECTOR, template=_TEMPLATE)

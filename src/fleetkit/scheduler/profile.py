@@ -5,13 +5,16 @@ way kube-scheduler v1.32 does (``mergePluginSet`` then ``expandMultiPointPlugins
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fleetkit.errors import UsageError
-from fleetkit.scheduler.decode import SCHEDULER_CONFIG, FieldError, check
+from fleetkit.scheduler.decode import (
+    SCHEDULER_CONFIG,
+    FieldError,
+    check,
+    load_yaml_documents,
+    read_input,
+)
 from fleetkit.scheduler.plugins.base import Plugin
 from fleetkit.scheduler.plugins.image_locality import ImageLocality
 from fleetkit.scheduler.plugins.inter_pod_affinity import InterPodAffinity
@@ -346,18 +349,9 @@ def default_config() -> SchedulerConfig:
 
 
 def load_config(path: str) -> SchedulerConfig:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read config {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"cannot read config {path}: not UTF-8 text (byte {exc.start})") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        src = f"{path}:{mark.line + 1}" if mark is not None else path
-        raise UsageError(f"invalid YAML: {getattr(exc, 'problem', exc)}", source=src) from exc
+    text = read_input(path, "config", flag="--config")
+    docs = load_yaml_documents(text, path)  # JSON is YAML; aliases and nesting are bounded
+    raw = docs[0][0] if docs else None
     if not isinstance(raw, dict) or raw.get("kind") != "KubeSchedulerConfiguration":
         raise UsageError(
             f"{path}: not a KubeSchedulerConfiguration",

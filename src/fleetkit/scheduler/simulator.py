@@ -1,5 +1,10 @@
 """The simulation: a cluster snapshot, controllers, the scheduling queue (PrioritySort), and the
-what-if steps (scale, apply, cordon, uncordon, drain, delete node(s))."""
+what-if steps (scale, apply, cordon, uncordon, drain, delete node(s)).
+
+Bounded: at most ``max_pods`` pods exist at once (``--max-pods``, default ``MAX_PODS``, the
+pod count kube documents for its largest clusters); a controller that would create more is
+refused before it creates any, so ``replicas: 2147483647`` is an error line, not an OOM.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ from fleetkit.scheduler.workloads import (
 
 __all__ = ["Simulation", "Step", "parse_step", "BASE_EPOCH"]
 
+INT32_MAX = 2**31 - 1
+MAX_PODS = 100_000  # default --max-pods: about 4 KiB of memory per pod
 BASE_EPOCH = 1735689600.0  # 2025-01-01T00:00:00Z: the simulated clock starts here
 RETRY_ON_BIND = {"InterPodAffinity", "PodTopologySpread"}
 SCALE_KINDS = {
@@ -109,6 +116,11 @@ def parse_step(text: str) -> Step:
                 step.replicas = int(v)
             except ValueError as exc:
                 raise UsageError(f"--then {text!r}: invalid --replicas {v!r}", hint=hint) from exc
+            if step.replicas > INT32_MAX:
+                raise UsageError(
+                    f"--then {text!r}: invalid --replicas {v!r}: value out of range",
+                    hint=f"replicas is an int32 field: at most {INT32_MAX}",
+                )
             if step.replicas < 0:
                 raise UsageError(
                     f"--then {text!r}: The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0"
@@ -228,8 +240,15 @@ class Context:
 
 
 class Simulation:
-    def __init__(self, config: SchedulerConfig, seed: int = 1, explain: bool = False) -> None:
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        seed: int = 1,
+        explain: bool = False,
+        max_pods: int = MAX_PODS,
+    ) -> None:
         self.config = config
+        self.max_pods = max_pods
         self.rng = random.Random(seed)
         self.name_rng = random.Random(seed + 7919)
         self.cluster = Cluster(
@@ -680,9 +699,19 @@ class Simulation:
             and p.phase not in ("Succeeded", "Failed")
         ]
 
+    def _admit(self, ctrl: Controller, more: int) -> None:
+        """Refuse to create ``more`` pods for ``ctrl`` when that passes ``max_pods``."""
+        if len(self.created) + len(self.given) + more > self.max_pods:
+            raise UsageError(
+                f'{ctrl.kind} "{ctrl.namespace}/{ctrl.name}": the simulation would hold more '
+                f"than {self.max_pods} pods (the --max-pods limit)",
+                hint="lower the replicas, or raise --max-pods (each pod costs a few KiB)",
+            )
+
     def _make_pod(
         self, ctrl: Controller, name: str, node: str | None = None, queue_after: int | None = None
     ) -> Pod:
+        self._admit(ctrl, 1)
         tmpl = clone(ctrl.template)
         meta = dict(tmpl.get("metadata") or {})
         meta.pop("creationTimestamp", None)
@@ -757,6 +786,7 @@ class Simulation:
             self._sync_statefulset(ctrl, owned)
             return
         if len(owned) < replicas:
+            self._admit(ctrl, replicas - len(owned))
             for _ in range(replicas - len(owned)):
                 self._make_pod(ctrl, self._fresh_name(ctrl))
         elif len(owned) > replicas:

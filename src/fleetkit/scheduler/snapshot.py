@@ -13,9 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fleetkit.errors import SchedulerError, UsageError
+from fleetkit.scheduler.decode import load_yaml_documents, read_input
 
 __all__ = ["snapshot", "RESOURCES"]
 
@@ -64,17 +63,8 @@ def snapshot(
         or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
         or str(Path.home() / ".kube" / "config")
     )
-    try:
-        conf = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise UsageError(f"cannot read kubeconfig {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"cannot read kubeconfig {path}: not UTF-8 text") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        src = f"{path}:{mark.line + 1}" if mark is not None else path
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise UsageError(f"invalid kubeconfig YAML: {problem}", source=src) from exc
+    docs = load_yaml_documents(read_input(path, "kubeconfig", flag="--kubeconfig"), path)
+    conf = (docs[0][0] if docs else None) or {}
     if not isinstance(conf, dict):
         raise UsageError(f"{path}: a kubeconfig must be a mapping", hint="check --kubeconfig")
     ctx_name = context or conf.get("current-context")

@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fleetkit.errors import UsageError
-from fleetkit.scheduler.decode import SHAPES, FieldError, check
+from fleetkit.scheduler.decode import (
+    SHAPES,
+    FieldError,
+    check,
+    load_json,
+    load_yaml_documents,
+    read_input,
+)
 from fleetkit.scheduler.labels import Selector, parse_label_selector
 from fleetkit.scheduler.model import Node, clone, first_untolerated
 from fleetkit.scheduler.validation import HINTS, format_invalid, is_lenient, validate_object
@@ -90,37 +94,10 @@ def safe_encode(s: str) -> str:
 def _load_text(text: str, source: str) -> list[Document]:
     stripped = text.lstrip()
     if stripped.startswith("{") or stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(
-                f"invalid JSON: {exc.msg}",
-                source=f"{source}:{exc.lineno}",
-                hint="fix the file and retry",
-            ) from exc
+        data = load_json(text, source)
         items = data if isinstance(data, list) else [data]
         return [Document(d, source, 1) for d in items if d]
-    loader_cls: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_cls(text)
-    docs: list[Document] = []
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            line = node.start_mark.line + 1
-            obj = loader.construct_document(node)
-            if obj is None:
-                continue
-            docs.append(Document(obj, source, line))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UsageError(
-            f"invalid YAML: {problem}", source=where, hint="fix the YAML and retry"
-        ) from exc
-    finally:
-        loader.dispose()
-    return docs
+    return [Document(obj, source, line) for obj, line in load_yaml_documents(text, source)]
 
 
 def _expand_lists(docs: list[Document]) -> list[Document]:
@@ -157,19 +134,7 @@ def read_documents(paths: list[str], warnings: list[str]) -> list[Document]:
             files.append(p)
     docs: list[Document] = []
     for f in files:
-        try:
-            text = Path(f).read_text() if f != "-" else __import__("sys").stdin.read()
-        except FileNotFoundError as exc:
-            raise UsageError(
-                f'the path "{f}" does not exist', hint="check the -f argument"
-            ) from exc
-        except OSError as exc:
-            raise UsageError(f"cannot read {f}: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise UsageError(
-                f"cannot read {f}: not UTF-8 text (byte {exc.start})",
-                hint="pass a YAML or JSON manifest",
-            ) from exc
+        text = read_input(f)
         docs += _expand_lists(_load_text(text, f))
     return check_documents(docs, warnings)
 

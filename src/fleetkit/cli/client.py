@@ -515,7 +515,12 @@ def _manifest(args: Any) -> int:
     )
     if args.output == "json":
         _emit(args, {**manifest.descriptor.to_json(), "reference": args.image}, "")
-    else:
+    elif sys.stdout.isatty():
+        # on a terminal the registry's bytes are text to display: escapes cannot act
+        text = manifest.raw.decode("utf-8", "backslashreplace")
+        sys.stdout.write(printable(text, keep="\n\t").rstrip("\n") + "\n")
+        sys.stdout.flush()
+    else:  # piped: exactly the bytes the digest covers
         sys.stdout.buffer.write(manifest.raw)
         if not manifest.raw.endswith(b"\n"):
             sys.stdout.buffer.write(b"\n")

@@ -342,3 +342,42 @@ def test_retries_are_announced_with_attempt_count(fake: FakeRegistry, tmp_path: 
     assert len(notes) == 2
     assert notes[0].startswith("HTTP 503; retry 2/5 in ") and notes[0].endswith("s")
     assert notes[1].startswith("HTTP 503; retry 3/5 in ")
+
+
+def test_manifest_on_a_terminal_is_escaped_and_piped_is_exact(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 17: a manifest is valid JSON with C1 controls and bidi overrides in its strings."""
+    import io
+    import sys
+
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": fake.put_blob(b"{}") | {"mediaType": "application/vnd.oci.image.config.v1+json"},
+        "layers": [],
+        "annotations": {"x": "\u009b2J\u202eevil\u007f"},
+    }
+    raw = json.dumps(doc, ensure_ascii=False, indent=2).encode()
+    fake.put_manifest("a/b", raw, "application/vnd.oci.image.manifest.v1+json", "v1")
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stdout", tty)
+    assert main(["manifest", "--retry-times", "1", f"{fake.host}/a/b:v1"]) == 0
+    shown = tty.getvalue()
+    assert "\u009b" not in shown and "\u202e" not in shown and "\u007f" not in shown
+    assert "\\x9b2J\\u202eevil\\x7f" in shown and shown.count("\n") == raw.count(b"\n") + 1
+
+    class Pipe(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.buffer = io.BytesIO()
+
+    pipe = Pipe()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert main(["manifest", "--retry-times", "1", f"{fake.host}/a/b:v1"]) == 0
+    assert pipe.buffer.getvalue() == raw + b"\n"

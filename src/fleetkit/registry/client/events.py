@@ -37,12 +37,13 @@ def short_id(digest: str) -> str:
     return digest.partition(":")[2][:12] or digest
 
 
-def printable(text: str, limit: int | None = None) -> str:
+def printable(text: str, limit: int | None = None, keep: str = "") -> str:
     """``text`` from the network made safe for a terminal: one line, no escape sequences.
 
     Control and format characters become Python escapes (``\\x1b``, ``\\r``, ``\\n``,
     ``\\u202e``), so a registry cannot move the cursor, retitle the window or forge a
-    ``hint:`` line. ``limit`` truncates to that many characters (with ``...``).
+    ``hint:`` line. ``limit`` truncates to that many characters (with ``...``); characters in
+    ``keep`` (e.g. ``"\\n\\t"`` for a multi-line document) are left as they are.
     """
     if limit is not None and len(text) > limit:
         text = text[: limit - 3] + "..."
@@ -50,7 +51,7 @@ def printable(text: str, limit: int | None = None) -> str:
         return text
     return "".join(
         ch.encode("unicode_escape").decode("ascii")
-        if unicodedata.category(ch) in _UNSAFE_CATEGORIES
+        if unicodedata.category(ch) in _UNSAFE_CATEGORIES and ch not in keep
         else ch
         for ch in text
     )

@@ -381,3 +381,73 @@ def test_manifest_on_a_terminal_is_escaped_and_piped_is_exact(
     monkeypatch.setattr(sys, "stdout", pipe)
     assert main(["manifest", "--retry-times", "1", f"{fake.host}/a/b:v1"]) == 0
     assert pipe.buffer.getvalue() == raw + b"\n"
+
+
+async def _endless(request: web.Request, status: int, state: dict[str, bool]) -> web.StreamResponse:
+    """A body of up to 32 MiB; ``state["finished"]`` says whether the client took it all."""
+    resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    chunk = b" " * (1 << 20)
+    try:
+        for _ in range(32):
+            await resp.write(chunk)
+        await resp.write_eof()
+        state["finished"] = True
+    except (ConnectionError, RuntimeError):
+        pass
+    return resp
+
+
+def test_error_and_token_bodies_are_read_bounded(fake: FakeRegistry) -> None:
+    """Item 10's cause everywhere: no body from the network is read whole without a bound."""
+    state = {"finished": False}
+
+    async def hostile(request: web.Request) -> web.StreamResponse | None:
+        if "/manifests/" in request.path:
+            return await _endless(request, 404, state)
+        return None
+
+    fake.hook = hostile
+    with pytest.raises(Exception, match="HTTP 404|unknown"):
+        get_manifest(f"{fake.host}/a/b:v1", retry=FAST)
+    assert not state["finished"]  # the client stopped after 64 KiB of error body
+
+    realm_state = {"finished": False}
+    realm = FakeRegistry().start()
+    assert isinstance(realm, FakeRegistry)
+
+    async def token(request: web.Request) -> web.StreamResponse | None:
+        return await _endless(request, 200, realm_state)
+
+    realm.hook = token
+
+    async def challenge(request: web.Request) -> web.StreamResponse | None:
+        return web.Response(
+            status=401,
+            headers={"WWW-Authenticate": f'Bearer realm="http://{realm.host}/token",service="r"'},
+        )
+
+    fake.hook = challenge
+    try:
+        with pytest.raises(VerificationError, match="token response: response larger than"):
+            get_manifest(f"{fake.host}/a/b:v1", retry=FAST)
+    finally:
+        realm.stop()
+    assert not realm_state["finished"]
+
+
+def test_tag_list_whose_next_link_points_back_ends(fake: FakeRegistry) -> None:
+    from fleetkit.registry.client import list_tags
+
+    async def loop(request: web.Request) -> web.StreamResponse | None:
+        if "/tags/list" in request.path:
+            return web.json_response(
+                {"name": "a/b", "tags": ["v1"]},
+                headers={"Link": '</v2/a/b/tags/list>; rel="next"'},
+            )
+        return None
+
+    fake.hook = loop
+    assert list_tags(f"{fake.host}/a/b", retry=FAST) == ["v1"]
+    assert fake.count("GET", "/tags/list") == 1  # was 10,000 requests

@@ -14,7 +14,12 @@ from fleetkit.registry.client.errors import AuthError
 from fleetkit.registry.client.events import TraceSink
 from fleetkit.registry.client.image import Manifest, Platform, select_platform
 from fleetkit.registry.client.remote import Remote
-from fleetkit.registry.client.transport import RetryPolicy, Transport
+from fleetkit.registry.client.transport import (
+    MAX_ERROR_BODY_BYTES,
+    RetryPolicy,
+    Transport,
+    read_body,
+)
 from fleetkit.registry.reference import Reference, check_registry_host, parse_reference
 
 __all__ = [
@@ -74,7 +79,7 @@ async def login_async(
         if scheme != "none":
             resp = await t.request("GET", "/v2/")
             async with resp:
-                body = await resp.read()
+                body = await read_body(resp, MAX_ERROR_BODY_BYTES)
                 if resp.status != 200:
                     err = t.error(resp.status, body, f"login to {host}")
                     raise AuthError(err.message, hint="check the username and password")

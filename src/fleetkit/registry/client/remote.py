@@ -23,7 +23,12 @@ from fleetkit.registry.client.errors import TransportError, VerificationError
 from fleetkit.registry.client.events import Event, EventSink, printable
 from fleetkit.registry.client.image import MAX_MANIFEST_BYTES, Descriptor, Manifest
 from fleetkit.registry.client.layout import PartialBlob
-from fleetkit.registry.client.transport import RETRY_STATUSES, Transport
+from fleetkit.registry.client.transport import (
+    MAX_ERROR_BODY_BYTES,
+    RETRY_STATUSES,
+    Transport,
+    read_body,
+)
 from fleetkit.registry.digest import parse_digest
 
 __all__ = ["Remote"]
@@ -31,6 +36,7 @@ __all__ = ["Remote"]
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _WRITE_BATCH = 1 << 20  # bytes handed to the hashing/writing thread at a time
 _UPLOAD_CHUNK = 1 << 20
+MAX_TAGS_PAGE_BYTES = 16 << 20  # one page of a tag list
 
 
 class Remote:
@@ -68,7 +74,7 @@ class Remote:
         )
         async with resp:
             if resp.status != 200:
-                raise self.t.error(resp.status, await resp.read(), where)
+                raise self.t.error(resp.status, await _error_body(resp), where)
             length = resp.content_length
             if length is not None and length > MAX_MANIFEST_BYTES:
                 raise VerificationError(f"{where}: manifest of {length} bytes is too large")
@@ -129,7 +135,7 @@ class Remote:
             body=lambda: raw,
         )
         async with resp:
-            body = await resp.read()
+            body = await _error_body(resp)
             if resp.status not in (200, 201, 202):
                 raise self.t.error(
                     resp.status, body, self._where(f":{identifier} (manifest upload)")
@@ -155,12 +161,15 @@ class Remote:
         target: str | URL = f"/v2/{self.repository}/tags/list" + (
             f"?n={page_size}" if page_size else ""
         )
+        visited: set[str] = set()
         for _ in range(10000):
+            visited.add(_page_key(target))
             resp = await self.t.request("GET", target, scopes=self.pull_scope)
             async with resp:
-                body = await resp.read()
                 if resp.status != 200:
+                    body = await _error_body(resp)
                     raise self.t.error(resp.status, body, self._where(" (tags)"))
+                body = await read_body(resp, MAX_TAGS_PAGE_BYTES, self._where(" (tags)"))
                 link = resp.headers.get("Link", "")
             try:
                 page = json.loads(body).get("tags") or []
@@ -171,6 +180,8 @@ class Remote:
             if not m:
                 break
             target = self.t.base_url.join(URL(m.group(1), encoded=True))
+            if _page_key(target) in visited:
+                break  # a Link that points back: the list is complete, not endless
         return tags
 
     # -- blobs -----------------------------------------------------------------------------
@@ -224,7 +235,7 @@ class Remote:
                         hint="run the same command again later: the partial download is kept",
                     )
                 else:
-                    body = await resp.read()
+                    body = await _error_body(resp)
                     sink.release()
                     raise self.t.error(resp.status, body, f"blob {desc.digest}")
                 await self._stream_into(resp, desc, sink, emit)
@@ -348,7 +359,7 @@ class Remote:
                 body=lambda: b"",
             )
             async with resp:
-                body = await resp.read()
+                body = await _error_body(resp)
                 if resp.status == 201:
                     emit(Event("mounted", desc.digest, desc.size, desc.size, source))
                     return "mounted"
@@ -378,7 +389,7 @@ class Remote:
             replayable=False,
         )
         async with resp:
-            body = await resp.read()
+            body = await _error_body(resp)
             if resp.status not in (201, 204):
                 raise self.t.error(resp.status, body, f"blob {desc.digest} (upload)")
         emit(Event("done", desc.digest, desc.size, desc.size))
@@ -392,7 +403,7 @@ class Remote:
             body=lambda: b"",
         )
         async with resp:
-            body = await resp.read()
+            body = await _error_body(resp)
             if resp.status != 202:
                 raise self.t.error(resp.status, body, f"blob {digest} (starting an upload)")
             return self._location(resp)
@@ -432,7 +443,7 @@ class Remote:
                 replayable=False,
             )
             async with resp:
-                rbody = await resp.read()
+                rbody = await _error_body(resp)
                 if resp.status != 202:
                     raise self.t.error(resp.status, rbody, f"blob {desc.digest} (chunk at {start})")
                 location = self._location(resp)
@@ -442,6 +453,15 @@ class Remote:
 
 class _Retry(Exception):
     pass
+
+
+def _page_key(target: str | URL) -> str:
+    return (URL(target, encoded=True) if isinstance(target, str) else target).path_qs
+
+
+async def _error_body(resp: aiohttp.ClientResponse) -> bytes:
+    """A response whose body matters only when it is an error (the start of it, bounded)."""
+    return await read_body(resp, MAX_ERROR_BODY_BYTES)
 
 
 async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, where: str) -> bytes:

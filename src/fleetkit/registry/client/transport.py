@@ -47,7 +47,7 @@ from yarl import URL
 
 from fleetkit import __version__
 from fleetkit.registry.client.credentials import Credential
-from fleetkit.registry.client.errors import AuthError, TransportError
+from fleetkit.registry.client.errors import AuthError, TransportError, VerificationError
 from fleetkit.registry.client.events import TraceSink, printable
 from fleetkit.registry.errors import RegistryAPIError, from_response
 from fleetkit.registry.reference import is_insecure_default
@@ -60,7 +60,12 @@ __all__ = [
     "redact_url",
     "redact_header",
     "RETRY_STATUSES",
+    "read_body",
+    "MAX_ERROR_BODY_BYTES",
 ]
+
+MAX_ERROR_BODY_BYTES = 64 << 10  # an error's JSON; only its first message is shown anyway
+MAX_TOKEN_BODY_BYTES = 1 << 20  # a token response (JWTs with x5c chains are a few KiB)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -186,6 +191,30 @@ def _redact_urls_in(value: str) -> str:
             return text.split("?", 1)[0] + "?[redacted]"
 
     return _URL_IN_TEXT_RE.sub(one, value)
+
+
+async def read_body(resp: aiohttp.ClientResponse, limit: int, what: str | None = None) -> bytes:
+    """At most ``limit`` bytes of a body, however it arrives (pieces, chunks).
+
+    Without ``what`` a longer body is cut (an error body: its start is enough, and the
+    connection is dropped rather than drained); with ``what`` it is an error naming it.
+    """
+    buf = bytearray()
+    try:
+        while len(buf) <= limit:
+            piece = await resp.content.read(limit + 1 - len(buf))
+            if not piece:
+                return bytes(buf)
+            buf += piece
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        if what is None:
+            return bytes(buf)
+        raise TransportError(printable(f"{what}: reading the response failed ({exc})")) from None
+    if what is None:
+        resp.close()  # do not read the rest just to reuse the connection
+        return bytes(buf[:limit])
+    resp.close()
+    raise VerificationError(printable(f"{what}: response larger than {limit} bytes"))
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -372,10 +401,7 @@ class Transport:
             if resp.status in RETRY_STATUSES and replayable and failure + 1 < self.retry.attempts:
                 failure += 1
                 wait = _retry_after(resp.headers.get("Retry-After"))
-                try:
-                    await resp.read()
-                except (TimeoutError, aiohttp.ClientError, OSError):
-                    pass
+                await read_body(resp, MAX_ERROR_BODY_BYTES)
                 resp.release()
                 await self._backoff(failure, wait, f"HTTP {resp.status}", notify)
                 continue
@@ -421,7 +447,7 @@ class Transport:
             else:
                 raise
         async with resp:
-            body = await resp.read()
+            body = await read_body(resp, MAX_ERROR_BODY_BYTES)
             if resp.status == 401:
                 self._challenge = _pick(
                     parse_challenges(resp.headers.getall("WWW-Authenticate", []))
@@ -520,7 +546,10 @@ class Transport:
                 headers["Authorization"] = basic
             resp = await self._send("GET", realm_url.extend_query(query), headers, None, None, True)
         async with resp:
-            body_bytes = await resp.read()
+            if resp.status == 200:
+                body_bytes = await read_body(resp, MAX_TOKEN_BODY_BYTES, "token response")
+            else:
+                body_bytes = await read_body(resp, MAX_ERROR_BODY_BYTES)
             if resp.status in (401, 403):
                 err = self.error(resp.status, body_bytes, "token request")
                 raise AuthError(

@@ -122,3 +122,54 @@ def test_unreachable_cluster_is_an_error(tmp_path: Path) -> None:
     assert p.returncode == 1
     assert p.stderr.startswith("error: GET http://127.0.0.1:1/api/v1/namespaces")
     assert "hint:" in p.stderr and "Traceback" not in p.stderr
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(_Hostile.body)))
+        self.end_headers()
+        self.wfile.write(_Hostile.body)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[1, 2]", b'{"items": 5}', b'{"items": ["x"]}', b"[" * 50_000 + b"]" * 50_000],
+    ids=["list", "items-number", "items-strings", "deep"],
+)
+def test_hostile_api_answers_are_error_lines(
+    body: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 item 11/19: a list response of the wrong shape was an AttributeError."""
+    from fleetkit.cli import main
+
+    _Hostile.body = body
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        kc = tmp_path / "kubeconfig"
+        server = f"http://127.0.0.1:{srv.server_address[1]}"
+        kc.write_text(
+            yaml.safe_dump(
+                {
+                    "current-context": "x",
+                    "contexts": [{"name": "x", "context": {"cluster": "c"}}],
+                    "clusters": [{"name": "c", "cluster": {"server": server}}],
+                }
+            )
+        )
+        rc = main(["schedule", "--kubeconfig", str(kc)])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(timeout=10)
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith(f"error: GET {server}/api/v1/"), err
+    assert "internal error" not in err and "Traceback" not in err

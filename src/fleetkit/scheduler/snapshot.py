@@ -55,6 +55,9 @@ def _file_or_data(conf: dict[str, Any], key: str, base: Path, tmp: str) -> str |
     return None
 
 
+MAX_LIST_BYTES = 512 << 20  # one list response of the live cluster (pods of ~50k-pod clusters)
+
+
 def snapshot(
     kubeconfig: str | None, context: str | None, timeout_s: float = 30.0
 ) -> list[dict[str, Any]]:
@@ -111,7 +114,15 @@ def snapshot(
             req = urllib.request.Request(server + api_path, headers=headers)
             try:
                 with urllib.request.urlopen(req, timeout=timeout_s, context=ctxssl) as resp:
-                    body = json.loads(resp.read())
+                    raw = resp.read(MAX_LIST_BYTES + 1)
+                if len(raw) > MAX_LIST_BYTES:
+                    raise SchedulerError(
+                        f"GET {server}{api_path}: the list is larger than "
+                        f"{MAX_LIST_BYTES >> 20} MiB",
+                        hint="snapshot a smaller cluster, or export the objects to files "
+                        "(kubectl get ... -o yaml) and pass them with -f",
+                    )
+                body = json.loads(raw)
             except urllib.error.HTTPError as exc:
                 if exc.code == 404 and kind not in ("Node", "Pod"):
                     continue
@@ -119,12 +130,17 @@ def snapshot(
                     f"GET {server}{api_path}: {exc.code} {exc.reason}",
                     hint="the snapshot needs read access (list) to nodes, pods and workloads",
                 ) from exc
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (urllib.error.URLError, OSError, ValueError, RecursionError) as exc:
                 raise SchedulerError(
                     f"GET {server}{api_path}: {getattr(exc, 'reason', exc)}",
                     hint="check the kubeconfig server address and that the cluster is reachable",
                 ) from exc
-            for item in body.get("items") or []:
+            items = body.get("items") if isinstance(body, dict) else 0
+            if not isinstance(items, list | None) or not all(
+                isinstance(i, dict) for i in items or []
+            ):
+                raise SchedulerError(f"GET {server}{api_path}: not a {kind}List")
+            for item in items or []:
                 item.setdefault("kind", kind)
                 item.setdefault("apiVersion", body.get("apiVersion", "v1"))
                 objs.append(item)

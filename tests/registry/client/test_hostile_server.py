@@ -451,3 +451,15 @@ def test_tag_list_whose_next_link_points_back_ends(fake: FakeRegistry) -> None:
     fake.hook = loop
     assert list_tags(f"{fake.host}/a/b", retry=FAST) == ["v1"]
     assert fake.count("GET", "/tags/list") == 1  # was 10,000 requests
+
+
+def test_manifest_platform_descends_nested_indexes(fake: FakeRegistry) -> None:
+    image, size = fake.put_image("a/b")
+    media_type = "application/vnd.oci.image.manifest.v1+json"
+    child = fake.put_manifest("a/b", _index([(image, size, media_type, "linux/amd64")]), OCI_INDEX)
+    child_size = len(fake.manifests[f"a/b@{child}"][1])
+    fake.put_manifest(
+        "a/b", _index([(child, child_size, OCI_INDEX, "linux/amd64")]), OCI_INDEX, "v1"
+    )
+    manifest = get_manifest(f"{fake.host}/a/b:v1", platform="linux/amd64", retry=FAST)
+    assert manifest.digest == image and not manifest.is_index

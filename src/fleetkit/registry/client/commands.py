@@ -10,9 +10,10 @@ from typing import Any
 
 from fleetkit.registry.client import credentials
 from fleetkit.registry.client.credentials import Credential
-from fleetkit.registry.client.errors import AuthError
+from fleetkit.registry.client.errors import AuthError, VerificationError
 from fleetkit.registry.client.events import TraceSink
 from fleetkit.registry.client.image import Manifest, Platform, select_platform
+from fleetkit.registry.client.pull import MAX_INDEX_DEPTH
 from fleetkit.registry.client.remote import Remote
 from fleetkit.registry.client.transport import (
     MAX_ERROR_BODY_BYTES,
@@ -155,8 +156,16 @@ async def get_manifest_async(
         manifest = await remote.get_manifest(ref.identifier, expect_digest=ref.digest)
         if platform is not None and manifest.is_index:
             wanted = Platform.parse(platform) if isinstance(platform, str) else platform
-            child = select_platform(manifest, wanted)
-            manifest = await remote.get_manifest(child.digest, expect_digest=child.digest)
+            top = manifest
+            for _depth in range(MAX_INDEX_DEPTH + 1):  # nested indexes: choose at each level
+                if not manifest.is_index:
+                    break
+                child = select_platform(manifest, wanted)
+                manifest = await remote.get_manifest(child.digest, expect_digest=child.digest)
+            else:
+                raise VerificationError(
+                    f"index {top.digest} is nested deeper than {MAX_INDEX_DEPTH} levels"
+                )
         return manifest
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,6 +24,12 @@ __all__ = ["State", "STATE_KEY", "authorize", "absolute", "json_response", "run_
 T = TypeVar("T")
 
 
+@dataclass(slots=True)
+class _SharedLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 @dataclass
 class State:
     store: RegistryStore
@@ -32,14 +39,27 @@ class State:
     token_service: TokenService | None
     metrics: Metrics
     delete_enabled: bool = True
-    upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    upload_locks: dict[str, _SharedLock] = field(default_factory=dict)
     blob_bodies_in_flight: int = 0  # blob GET bodies being sent right now (see blobs.py)
 
-    def upload_lock(self, key: str) -> asyncio.Lock:
-        lock = self.upload_locks.get(key)
-        if lock is None:
-            lock = self.upload_locks[key] = asyncio.Lock()
-        return lock
+    @asynccontextmanager
+    async def upload_lock(self, key: str) -> AsyncIterator[None]:
+        """Serialise requests on one upload session; the lock lives only while it is used.
+
+        Callers validate the session id first (see ``RegistryStore.check_upload_id``), so a
+        flood of made-up ids costs nothing that outlives its request.
+        """
+        entry = self.upload_locks.get(key)
+        if entry is None:
+            entry = self.upload_locks[key] = _SharedLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self.upload_locks[key]
 
 
 STATE_KEY: web.AppKey[State] = web.AppKey("fleetkit_registry_state", State)

@@ -53,6 +53,10 @@ access_log = logging.getLogger("fleetkit.registry.access")
 
 AUTH_MODES = ("none", "htpasswd", "token")
 
+# Bodies read whole (token forms; aiohttp's request.read()/post()) are refused past this size
+# while being read. Blob uploads stream to storage and manifests have their own 4 MiB bound.
+MAX_FORM_BYTES = 64 << 10
+
 
 @dataclass
 class ServerConfig:
@@ -227,13 +231,29 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 # -- middleware --------------------------------------------------------------------------------
 
 
-def _error_response(exc: RegistryAPIError, request: web.Request) -> web.Response:
-    body = b"" if request.method == "HEAD" else exc.body_bytes()
-    resp = web.Response(body=body, status=exc.status, headers=exc.headers or None)
+# headers that describe the body: only the response builder sets them, from the body it sends
+_ENTITY_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding"})
+
+
+def error_response(exc: RegistryAPIError, method: str) -> web.Response:
+    """The one builder of error responses: the table's JSON body, and headers that match it.
+
+    Handlers attach headers to errors (a challenge, an upload's ``Range``); any that describe a
+    body (``Content-Length: 0`` of an upload status, say) are dropped, never sent with this one.
+    """
+    data = exc.body_bytes()
+    headers = {k: v for k, v in exc.headers.items() if k.lower() not in _ENTITY_HEADERS}
+    resp = web.Response(
+        body=b"" if method == "HEAD" else data, status=exc.status, headers=headers or None
+    )
     resp.content_type = "application/json"
-    if request.method == "HEAD":
-        resp.headers["Content-Length"] = str(len(exc.body_bytes()))
+    if method == "HEAD":
+        resp.headers["Content-Length"] = str(len(data))
     return resp
+
+
+def _error_response(exc: RegistryAPIError, request: web.Request) -> web.Response:
+    return error_response(exc, request.method)
 
 
 @web.middleware
@@ -340,7 +360,9 @@ def _headers_on_prepare(request: web.Request, response: web.StreamResponse) -> A
 
 def create_app(config: ServerConfig, state: State | None = None) -> web.Application:
     st = state or build_state(config)
-    app = web.Application(middlewares=[log_middleware, error_middleware], client_max_size=1 << 62)
+    app = web.Application(
+        middlewares=[log_middleware, error_middleware], client_max_size=MAX_FORM_BYTES
+    )
     app[STATE_KEY] = st
     app.on_response_prepare.append(_headers_on_prepare)
     app.router.add_route("*", "/v2/{tail:[\\s\\S]*}", dispatch)
@@ -362,7 +384,9 @@ def create_token_app(config: ServerConfig) -> web.Application:
         token_service=_token_service(config),
         metrics=Metrics(),
     )
-    app = web.Application(middlewares=[log_middleware, error_middleware])
+    app = web.Application(
+        middlewares=[log_middleware, error_middleware], client_max_size=MAX_FORM_BYTES
+    )
     app[STATE_KEY] = st
     app.router.add_get(token.TOKEN_PATH, token.token_get)
     app.router.add_post(token.TOKEN_PATH, token.token_post)

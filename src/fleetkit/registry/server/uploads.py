@@ -48,7 +48,6 @@ def _upload_headers(request: web.Request, upload: Upload) -> dict[str, str]:
         "Range": _range(upload.size),
         "Docker-Upload-UUID": upload.id,
         "Blob-Upload-Session-ID": upload.id,
-        "Content-Length": "0",
     }
 
 
@@ -76,11 +75,23 @@ async def _receive(request: web.Request, upload: Upload) -> None:
         writer.close()
 
 
+# one digest per algorithm is all a client can mean; more is refused before any byte is hashed
+MAX_DIGEST_PARAMS = 2
+
+
 def _digests(request: web.Request) -> list[str]:
+    """The ``digest`` parameters, validated and de-duplicated (at most one per algorithm)."""
     values = request.query.getall("digest", [])
+    if len(values) > MAX_DIGEST_PARAMS:
+        raise api_error(
+            "DIGEST_INVALID", f"at most {MAX_DIGEST_PARAMS} digest parameters (one per algorithm)"
+        )
+    out: list[str] = []
     for value in values:
         parse_digest(value)
-    return values
+        if value not in out:
+            out.append(value)
+    return out
 
 
 async def _finish(request: web.Request, upload: Upload, digests: list[str]) -> web.Response:
@@ -140,7 +151,8 @@ async def _load(request: web.Request, name: str, upload_id: str) -> Upload:
 async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
     authorize(request, name, "pull,push")
     st = state(request)
-    async with st.upload_lock(upload_id):
+    st.store.check_upload_id(upload_id)
+    async with st.upload_lock(f"{name}/{upload_id}"):
         upload = await _load(request, name, upload_id)
         header = request.headers.get("Content-Range")
         if header is not None:
@@ -162,12 +174,11 @@ async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.R
 async def put_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
     authorize(request, name, "pull,push")
     st = state(request)
-    digests = request.query.getall("digest", [])
+    digests = _digests(request)
     if not digests:
         raise api_error("DIGEST_INVALID", "the digest parameter is required to finish an upload")
-    for value in digests:
-        parse_digest(value)
-    async with st.upload_lock(upload_id):
+    st.store.check_upload_id(upload_id)
+    async with st.upload_lock(f"{name}/{upload_id}"):
         upload = await _load(request, name, upload_id)
         header = request.headers.get("Content-Range")
         if header is not None and request.content_length:
@@ -178,9 +189,7 @@ async def put_upload(request: web.Request, name: str, upload_id: str) -> web.Res
             if start != upload.size:
                 raise api_error("RANGE_INVALID", headers=_upload_headers(request, upload))
         await _receive(request, upload)
-        resp = await _finish(request, upload, digests)
-    st.upload_locks.pop(upload_id, None)
-    return resp
+        return await _finish(request, upload, digests)
 
 
 async def get_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
@@ -194,5 +203,4 @@ async def delete_upload(request: web.Request, name: str, upload_id: str) -> web.
     st = state(request)
     upload = await _load(request, name, upload_id)
     await run_blocking(st.store.cancel_upload, upload)
-    st.upload_locks.pop(upload_id, None)
     return web.Response(status=204, headers={"Content-Length": "0"})

@@ -151,9 +151,14 @@ class RegistryStore:
         self.driver.put(f"{d}/data", b"")
         return Upload(name, upload_id, 0, started)
 
-    def get_upload(self, name: str, upload_id: str) -> Upload:
-        if not upload_id.isalnum() or len(upload_id) > 64:
+    @staticmethod
+    def check_upload_id(upload_id: str) -> None:
+        """Raise BLOB_UPLOAD_UNKNOWN for an id this store never hands out (cheap, no I/O)."""
+        if not (upload_id.isascii() and upload_id.isalnum()) or len(upload_id) > 64:
             raise api_error("BLOB_UPLOAD_UNKNOWN")
+
+    def get_upload(self, name: str, upload_id: str) -> Upload:
+        self.check_upload_id(upload_id)
         d = self._upload_dir(name, upload_id)
         size = self.driver.stat(f"{d}/data")
         if size is None:
@@ -185,9 +190,12 @@ class RegistryStore:
         """Verify the upload's bytes against ``digest`` (and ``also``) and commit them as the
         blob ``digest``."""
         h = self._hasher_for(upload, parse_digest(digest).algorithm)
-        for expected in (digest, *also):
+        actuals = {h.algorithm: h.digest()}  # each algorithm's hash is computed once
+        for expected in dict.fromkeys((digest, *also)):
             alg = parse_digest(expected).algorithm
-            actual = h.digest() if alg == h.algorithm else self._hasher_for(upload, alg).digest()
+            if alg not in actuals:
+                actuals[alg] = self._hasher_for(upload, alg).digest()
+            actual = actuals[alg]
             if actual != expected:
                 raise api_error(
                     "DIGEST_INVALID",

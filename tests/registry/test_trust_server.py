@@ -217,3 +217,144 @@ def test_too_many_tag_parameters_are_refused(server: ThreadServer) -> None:
     )
     assert r.status_code == 400
     assert r.json()["errors"][0]["code"] == "TAG_INVALID"
+
+
+# -- items 13 and 14: tokens: signature first, claims strictly typed, chains fully verified ----
+
+ISS, AUD = "iss", "reg"
+
+
+def _jwt(key: object, x5c: list[object], claims: dict[str, object], alg: str = "ES256") -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    from fleetkit.registry.auth.tokens import b64url
+
+    ders = [c.public_bytes(serialization.Encoding.DER) for c in x5c]  # type: ignore[attr-defined]
+    header = {"typ": "JWT", "alg": alg, "x5c": [base64.b64encode(d).decode() for d in ders]}
+    signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return signing_input + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def _claims(**over: object) -> dict[str, object]:
+    import time
+
+    now = int(time.time())
+    doc: dict[str, object] = {
+        "iss": ISS,
+        "sub": "alice",
+        "aud": AUD,
+        "exp": now + 300,
+        "nbf": now - 1,
+        "iat": now,
+        "access": [{"type": "repository", "name": "a", "actions": ["pull"]}],
+    }
+    doc.update(over)
+    return doc
+
+
+def _cert(
+    cn: str,
+    issuer: tuple[object, object] | None = None,
+    ca: bool = True,
+    days: tuple[int, int] = (-1, 30),
+) -> tuple[object, object]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = dt.datetime.now(dt.UTC)
+    ikey, icert = issuer if issuer else (key, None)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(icert.subject if icert is not None else name)  # type: ignore[attr-defined]
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + dt.timedelta(days=days[0]))
+        .not_valid_after(now + dt.timedelta(days=days[1]))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        b = b.add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, False, False, False),
+            critical=True,
+        )
+    return key, b.sign(ikey, hashes.SHA256())  # type: ignore[arg-type]
+
+
+def test_signed_tokens_with_absurd_numbers_are_invalid_not_crashes() -> None:
+    from fleetkit.registry.auth.tokens import InvalidToken, SigningKey, TokenVerifier
+
+    signer = SigningKey.generate()
+    v = TokenVerifier([signer.cert], ISS, AUD)
+    for exp in (float("inf"), float("-inf"), float("nan"), 1e400, 10**400, True, "123", None):
+        token = signer.sign_jwt(_claims(exp=exp))
+        with pytest.raises(InvalidToken):
+            v.verify(token)
+    with pytest.raises(InvalidToken):
+        v.verify(signer.sign_jwt(_claims(nbf=-(10**30))))
+
+
+def test_unsigned_tokens_get_401_invalid_token() -> None:
+    import base64
+
+    from fleetkit.registry.auth.tokens import b64url
+
+    with thread_server(root="memory:", auth="token", service=AUD, issuer=ISS) as srv:
+        bodies = [
+            b'{"iss":"iss","aud":"reg","exp":1e400}',
+            b'{"iss":"iss","aud":"reg","exp":-Infinity}',
+            b'{"iss":"iss","aud":"reg","exp":NaN}',
+            b"[" * 3000 + b"]" * 3000,
+        ]
+        for alg in ("none", "ES256"):
+            header = json.dumps({"alg": alg, "x5c": [base64.b64encode(b"x").decode()]})
+            for body in bodies:
+                token = f"{b64url(header.encode())}.{b64url(body)}.{b64url(b'0' * 64)}"
+                r = requests.get(
+                    f"{srv.url}/v2/",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30,
+                )
+                assert r.status_code == 401, (alg, body[:40], r.text)
+                assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
+                assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_x5c_chain_needs_ca_issuers_and_valid_intermediates() -> None:
+    from fleetkit.registry.auth.tokens import InvalidToken, TokenVerifier
+
+    root_key, root = _cert("root")
+    v = TokenVerifier([root], ISS, AUD)  # type: ignore[list-item]
+    # the sound cases: root as signer, leaf under root, leaf under a CA intermediate
+    v.verify(_jwt(root_key, [root], _claims()))
+    leaf_key, leaf = _cert("leaf", (root_key, root), ca=False)
+    v.verify(_jwt(leaf_key, [leaf], _claims()))
+    inter_key, inter = _cert("inter", (root_key, root))
+    leaf2_key, leaf2 = _cert("leaf2", (inter_key, inter), ca=False)
+    v.verify(_jwt(leaf2_key, [leaf2, inter], _claims()))
+    # a trusted end-entity certificate is no CA: what it signs is not trusted
+    mallory_key, mallory = _cert("mallory", (leaf_key, leaf), ca=False)
+    with pytest.raises(InvalidToken, match="root bundle"):
+        v.verify(_jwt(mallory_key, [mallory, leaf], _claims()))
+    # a root bundle entry without basicConstraints cA may not issue either
+    plain_key, plain = _cert("plain", ca=False)
+    child_key, child = _cert("child", (plain_key, plain), ca=False)
+    with pytest.raises(InvalidToken, match="root bundle"):
+        TokenVerifier([plain], ISS, AUD).verify(_jwt(child_key, [child], _claims()))  # type: ignore[list-item]
+    # an expired intermediate breaks the chain
+    old_key, old = _cert("old", (root_key, root), days=(-30, -2))
+    leaf3_key, leaf3 = _cert("leaf3", (old_key, old), ca=False)
+    with pytest.raises(InvalidToken, match="root bundle"):
+        v.verify(_jwt(leaf3_key, [leaf3, old], _claims()))

@@ -358,3 +358,178 @@ def test_x5c_chain_needs_ca_issuers_and_valid_intermediates() -> None:
     leaf3_key, leaf3 = _cert("leaf3", (old_key, old), ca=False)
     with pytest.raises(InvalidToken, match="root bundle"):
         v.verify(_jwt(leaf3_key, [leaf3, old], _claims()))
+
+
+# -- items 3 and 6: refresh tokens are revocable; password checks are off-loop and limited -----
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def users_file(tmp_path: Path) -> Path:
+    from fleetkit.registry.auth.users import add_user
+
+    path = tmp_path / "htpasswd"
+    add_user(str(path), "alice", "alicepw", cost=4)
+    add_user(str(path), "bob", "bobpw", cost=4)
+    return path
+
+
+def _refresh(url: str, token: str) -> requests.Response:
+    return requests.post(
+        f"{url}/service/token",
+        data={"grant_type": "refresh_token", "refresh_token": token, "service": AUD},
+        timeout=30,
+    )
+
+
+def test_refresh_tokens_die_with_the_user_and_their_password(users_file: Path) -> None:
+    from fleetkit.registry.auth.users import add_user
+
+    with thread_server(
+        root="memory:", auth="token", htpasswd=str(users_file), service=AUD, issuer=ISS
+    ) as srv:
+
+        def login(user: str, password: str) -> str:
+            r = requests.post(
+                f"{srv.url}/service/token",
+                data={
+                    "grant_type": "password",
+                    "username": user,
+                    "password": password,
+                    "service": AUD,
+                    "access_type": "offline",
+                    "scope": "repository:a:pull",
+                },
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+            return str(r.json()["refresh_token"])
+
+        alice, bob = login("alice", "alicepw"), login("bob", "bobpw")
+        assert _refresh(srv.url, alice).status_code == 200
+        # alice changes her password: her old refresh tokens stop working
+        add_user(str(users_file), "alice", "newpw", cost=4)
+        r = _refresh(srv.url, alice)
+        assert r.status_code == 401 and r.json()["error"] == "invalid_grant"
+        assert _refresh(srv.url, login("alice", "newpw")).status_code == 200
+        # bob is removed from htpasswd: no refresh, no password login, no renewal
+        lines = [ln for ln in users_file.read_text().splitlines() if not ln.startswith("bob:")]
+        users_file.write_text("\n".join(lines) + "\n")
+        assert _refresh(srv.url, bob).status_code == 401
+        r = requests.get(
+            f"{srv.url}/service/token", params={"service": AUD}, headers=_basic("bob", "bobpw")
+        )
+        assert r.status_code == 401
+
+
+def test_htpasswd_mode_notices_a_removed_user(users_file: Path) -> None:
+    with thread_server(root="memory:", auth="htpasswd", htpasswd=str(users_file)) as srv:
+        assert requests.get(f"{srv.url}/v2/", headers=_basic("bob", "bobpw")).status_code == 200
+        users_file.write_text(users_file.read_text().split("\n", 1)[0] + "\n")  # alice only
+        assert requests.get(f"{srv.url}/v2/", headers=_basic("bob", "bobpw")).status_code == 401
+
+
+def test_bcrypt_runs_off_the_event_loop_and_for_unknown_users_too(
+    users_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bcrypt
+
+    calls: list[int] = []
+    real = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        calls.append(threading.get_ident())
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", spy)
+    with thread_server(root="memory:", auth="htpasswd", htpasswd=str(users_file)) as srv:
+        for user, pw in (("alice", "alicepw"), ("alice", "wrong"), ("nobody", "x")):
+            requests.get(f"{srv.url}/v2/", headers=_basic(user, pw), timeout=30)
+        assert len(calls) == 3  # the unknown user costs a bcrypt check as well
+        assert srv._thread.ident not in calls
+    calls.clear()
+    with thread_server(root="memory:", auth="token", htpasswd=str(users_file)) as srv:
+        requests.get(f"{srv.url}/service/token", headers=_basic("alice", "x"), timeout=30)
+        requests.post(
+            f"{srv.url}/service/token",
+            data={"grant_type": "password", "username": "bob", "password": "x"},
+            timeout=30,
+        )
+        assert len(calls) == 2 and srv._thread.ident not in calls
+
+
+def test_failed_logins_are_rate_limited_per_user_and_per_client(users_file: Path) -> None:
+    with thread_server(
+        root="memory:",
+        auth="htpasswd",
+        htpasswd=str(users_file),
+        login_failures_per_user=3,
+        login_failures_per_client=5,
+    ) as srv:
+        for _ in range(3):
+            r = requests.get(f"{srv.url}/v2/", headers=_basic("alice", "guess"), timeout=30)
+            assert r.status_code == 401
+        r = requests.get(f"{srv.url}/v2/", headers=_basic("alice", "alicepw"), timeout=30)
+        assert r.status_code == 429
+        assert r.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+        assert 0 < int(r.headers["Retry-After"]) <= 60
+        # another user is not locked out by alice's attacker ...
+        assert requests.get(f"{srv.url}/v2/", headers=_basic("bob", "bobpw")).status_code == 200
+        # ... until this client address has failed too often for anyone
+        for _ in range(2):
+            requests.get(f"{srv.url}/v2/", headers=_basic("bob", "guess"), timeout=30)
+        r = requests.get(f"{srv.url}/v2/", headers=_basic("bob", "bobpw"), timeout=30)
+        assert r.status_code == 429
+    with thread_server(
+        root="memory:", auth="token", htpasswd=str(users_file), login_failures_per_user=2
+    ) as srv:
+        for _ in range(2):
+            r = requests.get(f"{srv.url}/service/token", headers=_basic("bob", "x"), timeout=30)
+            assert r.status_code == 401
+        r = requests.get(f"{srv.url}/service/token", headers=_basic("bob", "bobpw"), timeout=30)
+        assert r.status_code == 429 and "Retry-After" in r.headers
+
+
+def test_login_limiter_window() -> None:
+    from fleetkit.registry.auth.logins import LoginLimiter
+
+    now = [1000.0]
+    lim = LoginLimiter(per_user=2, per_client=100, window_s=60, clock=lambda: now[0])
+    lim.failed("u", "1.2.3.4")
+    assert lim.retry_after_s("u", "1.2.3.4") == 0
+    now[0] += 10
+    lim.failed("u", "1.2.3.4")
+    assert lim.retry_after_s("u", "5.6.7.8") == 50
+    now[0] += 50
+    assert lim.retry_after_s("u", "1.2.3.4") == 0
+
+
+# -- item 24: a mount's challenge names the source repository too -------------------------------
+
+
+def test_mount_challenge_asks_for_the_source_scope() -> None:
+    with thread_server(root="memory:", auth="token", service=AUD, issuer=ISS) as srv:
+        r = requests.post(
+            f"{srv.url}/v2/team/b/blobs/uploads/",
+            params={"mount": "sha256:" + "a" * 64, "from": "team/a"},
+            timeout=30,
+        )
+        assert r.status_code == 401
+        challenge = r.headers["WWW-Authenticate"]
+        assert 'scope="repository:team/b:pull,push repository:team/a:pull"' in challenge
+        # not a mount (no from): only the target
+        r = requests.post(f"{srv.url}/v2/team/b/blobs/uploads/", timeout=30)
+        assert 'scope="repository:team/b:pull,push"' in r.headers["WWW-Authenticate"]
+
+
+def test_token_mode_without_users_warns(caplog: pytest.LogCaptureFixture) -> None:
+    from fleetkit.registry.server.app import ServerConfig, build_state
+
+    with caplog.at_level("WARNING", logger="fleetkit.registry"):
+        build_state(ServerConfig(root="memory:", auth="token"))
+    assert "no --htpasswd: nobody can log in" in caplog.text

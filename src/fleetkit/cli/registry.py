@@ -55,6 +55,24 @@ def _common_token_flags(p: ArgumentParser) -> None:
     )
     p.add_argument("--htpasswd", metavar="FILE", help="users (bcrypt htpasswd)")
     p.add_argument("--policy", metavar="FILE", help="YAML access policy")
+    _login_flags(p)
+
+
+def _login_flags(p: ArgumentParser) -> None:
+    p.add_argument(
+        "--login-failures-per-user",
+        type=int,
+        default=10,
+        metavar="N",
+        help="failed logins of one user per minute before 429 (default 10)",
+    )
+    p.add_argument(
+        "--login-failures-per-client",
+        type=int,
+        default=30,
+        metavar="N",
+        help="failed logins from one address per minute before 429 (default 30)",
+    )
 
 
 def _server_flags(p: ArgumentParser, default_listen: str) -> None:
@@ -117,6 +135,8 @@ def _serve(argv: list[str], token_only: bool) -> int:
     args = p.parse_args(argv)
     if args.token_expiry <= 0:
         raise UsageError("--token-expiry must be positive")
+    if args.login_failures_per_user < 1 or args.login_failures_per_client < 1:
+        raise UsageError("--login-failures-per-user/-client must be at least 1")
     config = ServerConfig(
         root=getattr(args, "root", "memory:"),
         listen=args.listen,
@@ -135,6 +155,8 @@ def _serve(argv: list[str], token_only: bool) -> int:
         insecure_listen=args.insecure_listen,
         delete_enabled=not getattr(args, "disable_delete", False),
         ready_file=args.ready_file,
+        login_failures_per_user=args.login_failures_per_user,
+        login_failures_per_client=args.login_failures_per_client,
     )
     if token_only and not config.token_key:
         raise UsageError(

@@ -19,6 +19,7 @@ import math
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,25 +247,44 @@ class SigningKey:
         }
         return self.sign_jwt(claims), iat
 
-    # refresh tokens: opaque to clients; an HMAC over (user, expiry) with a key derived from
-    # the signing key, so they survive restarts and need no table
-    def refresh_token(self, user: str, ttl_s: int = 30 * 86400) -> str:
-        body = b64url(json.dumps({"u": user, "e": int(time.time()) + ttl_s}).encode())
+    # refresh tokens: opaque to clients; an HMAC over (user, generation, expiry) with a key
+    # derived from the signing key, so they survive restarts. The generation is the server's
+    # word on the user at issue time (a fingerprint of their htpasswd entry): a refresh whose
+    # generation is no longer current (user removed, password changed) is refused, which
+    # revokes every refresh token of that user. Rotating the signing key revokes them all.
+    def refresh_token(self, user: str, ttl_s: int = 30 * 86400, generation: str = "") -> str:
+        doc = {"u": user, "g": generation, "e": int(time.time()) + ttl_s}
+        body = b64url(json.dumps(doc).encode())
         mac = hmac.new(self._refresh_secret, body.encode(), hashlib.sha256).digest()
-        return f"fkr1.{body}.{b64url(mac)}"
+        return f"fkr2.{body}.{b64url(mac)}"
 
-    def check_refresh_token(self, token: str) -> str | None:
+    def check_refresh_token(
+        self, token: str, generation: Callable[[str], str | None] | None = None
+    ) -> str | None:
+        """The user a valid refresh token names, or None.
+
+        With ``generation`` (user -> current generation, None for no such user) the token's
+        generation must still be current.
+        """
         try:
             prefix, body, mac = token.split(".")
-            if prefix != "fkr1":
+            if prefix != "fkr2" or len(body) > 4096:
                 return None
             want = hmac.new(self._refresh_secret, body.encode(), hashlib.sha256).digest()
             if not hmac.compare_digest(want, b64url_decode(mac)):
                 return None
             doc = json.loads(b64url_decode(body))
-            if int(doc["e"]) < time.time():
+            expires = doc["e"]
+            if not isinstance(expires, int) or expires < time.time():
                 return None
-            return str(doc["u"])
+            user, gen = doc["u"], doc.get("g", "")
+            if not isinstance(user, str) or not isinstance(gen, str):
+                return None
+            if generation is not None:
+                current = generation(user)
+                if current is None or not hmac.compare_digest(current, gen):
+                    return None
+            return user
         except (ValueError, KeyError, TypeError):
             return None
 

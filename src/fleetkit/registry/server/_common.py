@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from fleetkit.registry.auth.access import Authorizer
-from fleetkit.registry.auth.challenge import Scope
+from fleetkit.registry.auth.access import Authorizer, HtpasswdAuthorizer
+from fleetkit.registry.auth.challenge import Scope, parse_authorization
+from fleetkit.registry.auth.logins import LoginGuard
 from fleetkit.registry.auth.service import TokenService
 from fleetkit.registry.errors import api_error
 from fleetkit.registry.reference import validate_repository
@@ -39,6 +40,7 @@ class State:
     token_service: TokenService | None
     metrics: Metrics
     delete_enabled: bool = True
+    logins: LoginGuard | None = None  # password checks (htpasswd mode, token service)
     upload_locks: dict[str, _SharedLock] = field(default_factory=dict)
     blob_bodies_in_flight: int = 0  # blob GET bodies being sent right now (see blobs.py)
 
@@ -75,18 +77,31 @@ def realm_of(request: web.Request, st: State) -> str:
     return st.realm or f"{request.scheme}://{request.host}/service/token"
 
 
-def authorize(
-    request: web.Request, name: str | None, actions: str, extra: list[Scope] | None = None
+async def authorize(
+    request: web.Request,
+    name: str | None,
+    actions: str,
+    extra: list[Scope] | None = None,
+    also_ask: list[Scope] | None = None,
 ) -> str:
-    """Check the request may do ``actions`` ("pull", "pull,push", "delete") on ``name``."""
+    """Check the request may do ``actions`` ("pull", "pull,push", "delete") on ``name``.
+
+    ``also_ask`` scopes are not required but are named in a token challenge, so a client that
+    follows challenges asks for them too (a cross-repository mount's source, say). A Basic
+    password is verified off the event loop and rate-limited when it fails (see logins.py).
+    """
     st = state(request)
     scopes: list[Scope] = []
     if name is not None:
         scopes.append(Scope("repository", name, frozenset(actions.split(","))))
     scopes += extra or []
-    user = st.authorizer.authorize(
-        request.headers.get("Authorization"), scopes, realm_of(request, st)
-    )
+    header = request.headers.get("Authorization")
+    if st.logins is not None and isinstance(st.authorizer, HtpasswdAuthorizer):
+        creds = parse_authorization(header)
+        if creds is not None and creds.scheme == "basic":
+            if not await st.logins.check(creds.username, creds.password, request.remote):
+                raise st.authorizer.bad_credentials()
+    user = st.authorizer.authorize(header, scopes, realm_of(request, st), also_ask)
     request[USER_KEY] = user
     return user
 

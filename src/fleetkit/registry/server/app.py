@@ -28,6 +28,7 @@ from fleetkit.registry.auth.access import (
     NoAuth,
     TokenAuthorizer,
 )
+from fleetkit.registry.auth.logins import LoginGuard, LoginLimiter
 from fleetkit.registry.auth.policy import load_policy
 from fleetkit.registry.auth.service import TokenService
 from fleetkit.registry.auth.tokens import SigningKey, TokenVerifier, load_cert_bundle
@@ -78,6 +79,8 @@ class ServerConfig:
     delete_enabled: bool = True
     ready_file: str | None = None
     shutdown_timeout_s: float = 10.0
+    login_failures_per_user: int = 10  # failed logins per minute before 429
+    login_failures_per_client: int = 30
 
 
 def _signer(config: ServerConfig) -> SigningKey:
@@ -94,7 +97,7 @@ def _signer(config: ServerConfig) -> SigningKey:
 
 def _token_service(config: ServerConfig) -> TokenService:
     users = Htpasswd.load(config.htpasswd) if config.htpasswd else None
-    return TokenService(
+    service = TokenService(
         _signer(config),
         issuer=config.issuer,
         service=config.service,
@@ -102,6 +105,16 @@ def _token_service(config: ServerConfig) -> TokenService:
         policy=load_policy(config.policy),
         expires_in_s=config.token_expiry_s,
     )
+    if users is None:
+        log.warning(
+            "warning: the token service has no --htpasswd: nobody can log in, and tokens grant "
+            "only what the policy allows anonymous users"
+        )
+    return service
+
+
+def _limiter(config: ServerConfig) -> LoginLimiter:
+    return LoginLimiter(config.login_failures_per_user, config.login_failures_per_client)
 
 
 def build_state(config: ServerConfig) -> State:
@@ -110,6 +123,7 @@ def build_state(config: ServerConfig) -> State:
     store = RegistryStore(open_driver(config.root))
     token_service: TokenService | None = None
     authorizer: Authorizer
+    logins: LoginGuard | None = None
     if config.auth == "none":
         authorizer = NoAuth()
     elif config.auth == "htpasswd":
@@ -118,9 +132,13 @@ def build_state(config: ServerConfig) -> State:
                 "--auth htpasswd needs --htpasswd FILE",
                 hint="create one with: fleetkit registry htpasswd add USER --file FILE",
             )
-        authorizer = HtpasswdAuthorizer(Htpasswd.load(config.htpasswd), load_policy(config.policy))
+        users = Htpasswd.load(config.htpasswd)
+        authorizer = HtpasswdAuthorizer(users, load_policy(config.policy))
+        logins = LoginGuard(users, _limiter(config))
     else:
         token_service = _token_service(config)
+        if token_service.users is not None:
+            logins = LoginGuard(token_service.users, _limiter(config))
         roots = [token_service.signer.cert]
         if config.token_rootcert:
             roots += load_cert_bundle(config.token_rootcert)
@@ -135,6 +153,7 @@ def build_state(config: ServerConfig) -> State:
         token_service=token_service,
         metrics=Metrics(),
         delete_enabled=config.delete_enabled,
+        logins=logins,
     )
 
 
@@ -194,7 +213,7 @@ def route_of(tail: str) -> tuple[str, str | None, str | None, dict[str, Handler]
 async def _ping(request: web.Request) -> web.Response:
     from fleetkit.registry.server._common import authorize
 
-    authorize(request, None, "")
+    await authorize(request, None, "")
     return json_response({})
 
 
@@ -358,12 +377,19 @@ def _headers_on_prepare(request: web.Request, response: web.StreamResponse) -> A
     return fut
 
 
+async def _close_state(app: web.Application) -> None:
+    logins = app[STATE_KEY].logins
+    if logins is not None:
+        logins.close()
+
+
 def create_app(config: ServerConfig, state: State | None = None) -> web.Application:
     st = state or build_state(config)
     app = web.Application(
         middlewares=[log_middleware, error_middleware], client_max_size=MAX_FORM_BYTES
     )
     app[STATE_KEY] = st
+    app.on_cleanup.append(_close_state)
     app.on_response_prepare.append(_headers_on_prepare)
     app.router.add_route("*", "/v2/{tail:[\\s\\S]*}", dispatch)
     app.router.add_route("*", "/v2", dispatch)
@@ -376,18 +402,21 @@ def create_app(config: ServerConfig, state: State | None = None) -> web.Applicat
 
 def create_token_app(config: ServerConfig) -> web.Application:
     """The standalone token service: ``/service/token`` (GET and POST) and ``/metrics``."""
+    ts = _token_service(config)
     st = State(
         store=RegistryStore(MemoryDriver()),
         authorizer=NoAuth(),
         service=config.service,
         realm=config.realm,
-        token_service=_token_service(config),
+        token_service=ts,
         metrics=Metrics(),
+        logins=LoginGuard(ts.users, _limiter(config)) if ts.users is not None else None,
     )
     app = web.Application(
         middlewares=[log_middleware, error_middleware], client_max_size=MAX_FORM_BYTES
     )
     app[STATE_KEY] = st
+    app.on_cleanup.append(_close_state)
     app.router.add_get(token.TOKEN_PATH, token.token_get)
     app.router.add_post(token.TOKEN_PATH, token.token_post)
     app.router.add_get("/metrics", _metrics)

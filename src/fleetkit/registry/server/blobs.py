@@ -47,7 +47,7 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 
 
 async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamResponse:
-    authorize(request, name, "pull")
+    await authorize(request, name, "pull")
     st = state(request)
     parse_digest(digest)
     size = st.store.repo_blob_size(name, digest)
@@ -129,7 +129,7 @@ async def _copy_body(
 
 
 async def delete_blob(request: web.Request, name: str, digest: str) -> web.Response:
-    authorize(request, name, "delete")
+    await authorize(request, name, "delete")
     st = state(request)
     parse_digest(digest)
     if not st.delete_enabled:

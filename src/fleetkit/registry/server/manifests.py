@@ -77,7 +77,7 @@ def _resolve(request: web.Request, name: str, reference: str) -> RevisionInfo:
 
 
 async def get_manifest(request: web.Request, name: str, reference: str) -> web.Response:
-    authorize(request, name, "pull")
+    await authorize(request, name, "pull")
     st = state(request)
     info = _resolve(request, name, reference)
     accepted = parse_accept(request.headers.getall("Accept", []))
@@ -140,7 +140,7 @@ def _validate(
 
 
 async def put_manifest(request: web.Request, name: str, reference: str) -> web.Response:
-    authorize(request, name, "pull,push")
+    await authorize(request, name, "pull,push")
     st = state(request)
     _check_reference(reference)
     if request.content_length is not None and request.content_length > MAX_MANIFEST_BYTES:
@@ -185,7 +185,7 @@ async def put_manifest(request: web.Request, name: str, reference: str) -> web.R
 
 
 async def delete_manifest(request: web.Request, name: str, reference: str) -> web.Response:
-    authorize(request, name, "delete")
+    await authorize(request, name, "delete")
     st = state(request)
     _check_reference(reference)
     if not st.delete_enabled:

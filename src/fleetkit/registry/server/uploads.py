@@ -105,8 +105,27 @@ async def _finish(request: web.Request, upload: Upload, digests: list[str]) -> w
     return _created(request, upload.repository, digests[0])
 
 
+def _mount_source(request: web.Request) -> Scope | None:
+    """``repository:FROM:pull`` of a cross-repository mount request (None when not one)."""
+    source, mount = request.query.get("from"), request.query.get("mount")
+    if source is None or mount is None:
+        return None
+    try:
+        parse_digest(mount)
+        validate_repository(source)
+    except (DigestInvalid, NameInvalid):
+        return None
+    return Scope("repository", source, frozenset({"pull"}))
+
+
 async def start_upload(request: web.Request, name: str) -> web.Response:
-    authorize(request, name, "pull,push")
+    # a mount needs pull on its source too: the challenge names both scopes (as distribution's
+    # does), so a client that follows challenges gets a token able to mount; a token without the
+    # source's scope still pushes, by upload
+    source_scope = _mount_source(request)
+    await authorize(
+        request, name, "pull,push", also_ask=[source_scope] if source_scope is not None else None
+    )
     st = state(request)
     mount = request.query.get("mount")
     if mount is not None:
@@ -149,7 +168,7 @@ async def _load(request: web.Request, name: str, upload_id: str) -> Upload:
 
 
 async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
-    authorize(request, name, "pull,push")
+    await authorize(request, name, "pull,push")
     st = state(request)
     st.store.check_upload_id(upload_id)
     async with st.upload_lock(f"{name}/{upload_id}"):
@@ -172,7 +191,7 @@ async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.R
 
 
 async def put_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
-    authorize(request, name, "pull,push")
+    await authorize(request, name, "pull,push")
     st = state(request)
     digests = _digests(request)
     if not digests:
@@ -193,13 +212,13 @@ async def put_upload(request: web.Request, name: str, upload_id: str) -> web.Res
 
 
 async def get_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
-    authorize(request, name, "pull")
+    await authorize(request, name, "pull")
     upload = await _load(request, name, upload_id)
     return web.Response(status=204, headers=_upload_headers(request, upload))
 
 
 async def delete_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
-    authorize(request, name, "pull,push")
+    await authorize(request, name, "pull,push")
     st = state(request)
     upload = await _load(request, name, upload_id)
     await run_blocking(st.store.cancel_upload, upload)

@@ -533,3 +533,75 @@ def test_token_mode_without_users_warns(caplog: pytest.LogCaptureFixture) -> Non
     with caplog.at_level("WARNING", logger="fleetkit.registry"):
         build_state(ServerConfig(root="memory:", auth="token"))
     assert "no --htpasswd: nobody can log in" in caplog.text
+
+
+# -- item 22: failed POSTs on a full disk leave no upload directories, and gc removes old ones --
+
+
+def _full_disk_server(tmp_path: Path, fail: str) -> ThreadServer:
+    from fleetkit.registry.server.app import ServerConfig
+    from fleetkit.registry.storage.base import StorageFailure
+    from fleetkit.registry.storage.filesystem import FilesystemDriver
+
+    class FullDisk(FilesystemDriver):
+        def put(self, path: str, data: bytes) -> None:
+            if fail == "put" and "/_uploads/" in path and path.endswith("/data"):
+                raise StorageFailure(f"cannot write {path}: No space left on device")
+            super().put(path, data)
+
+        def appender(self, path: str):  # type: ignore[no-untyped-def]
+            real = super().appender(path)
+            if fail != "append":
+                return real
+
+            class Full:
+                size = 0
+
+                def write(self, data: bytes) -> None:
+                    raise StorageFailure("write failed: No space left on device")
+
+                def sync(self) -> None:
+                    pass
+
+                def close(self) -> None:
+                    real.close()
+
+            return Full()
+
+    srv = ThreadServer(ServerConfig(root=str(tmp_path / "data"), listen="127.0.0.1:0"))
+    srv.state.store.driver = FullDisk(str(tmp_path / "data"))
+    return srv.start()
+
+
+@pytest.mark.parametrize("fail", ["put", "append"])
+def test_failed_posts_on_a_full_disk_leave_no_upload_dirs(tmp_path: Path, fail: str) -> None:
+    srv = _full_disk_server(tmp_path, fail)
+    try:
+        data = b"z" * 5000
+        for _ in range(3):
+            r = requests.post(
+                f"{srv.url}/v2/full/blobs/uploads/",
+                params={"digest": sha256(data)},
+                data=data,
+                timeout=30,
+            )
+            assert r.status_code == 500
+            assert r.json()["errors"][0]["code"] == "UNKNOWN"
+        uploads = tmp_path / "data" / "repositories" / "full" / "_uploads"
+        assert not uploads.exists() or list(uploads.iterdir()) == []
+    finally:
+        srv.stop()
+
+
+def test_gc_removes_upload_dirs_without_data(tmp_path: Path) -> None:
+    from fleetkit.registry.storage import FilesystemDriver, RegistryStore
+
+    store = RegistryStore(FilesystemDriver(str(tmp_path)))
+    kept = store.start_upload("r")
+    broken = tmp_path / "repositories" / "r" / "_uploads" / ("f" * 32)
+    broken.mkdir(parents=True)
+    (broken / "startedat").write_text("2026-01-01T00:00:00+00:00")
+    report = store.gc()
+    assert report.uploads_deleted == [f"r/{'f' * 32}"]
+    assert not broken.exists()
+    assert store.get_upload("r", kept.id).size == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aiohttp import web
@@ -157,8 +158,14 @@ async def start_upload(request: web.Request, name: str) -> web.Response:
     digests = _digests(request)
     upload = await run_blocking(st.store.start_upload, name)
     if digests:  # monolithic: POST ?digest= with the whole blob as body
-        await _receive(request, upload)
-        return await _finish(request, upload, digests)
+        try:
+            await _receive(request, upload)
+            return await _finish(request, upload, digests)
+        except BaseException:
+            # the client never learnt this session's id: nobody can resume it, so drop it now
+            # (a full disk, a client gone, a bad digest) rather than leave it to gc
+            await asyncio.shield(run_blocking(st.store.cancel_upload, upload))
+            raise
     return web.Response(status=202, headers=_upload_headers(request, upload))
 
 

@@ -605,3 +605,48 @@ def test_gc_removes_upload_dirs_without_data(tmp_path: Path) -> None:
     assert report.uploads_deleted == [f"r/{'f' * 32}"]
     assert not broken.exists()
     assert store.get_upload("r", kept.id).size == 0
+
+
+# -- item 12: gc never runs under a live server --------------------------------------------------
+
+
+def test_gc_refuses_a_live_root_and_runs_once_it_is_stopped(tmp_path: Path) -> None:
+    from fleetkit.cli.registry import main
+    from fleetkit.registry.storage.filesystem import RootInUse
+
+    root = tmp_path / "data"
+    with thread_server(root=str(root)) as srv:
+        _push_image(srv.url, "live", "v1")
+        # a push in progress: its blob is not referenced by any manifest yet
+        data = b"in flight" * 100
+        r = requests.post(
+            f"{srv.url}/v2/live/blobs/uploads/", params={"digest": sha256(data)}, data=data
+        )
+        assert r.status_code == 201
+        with pytest.raises(RootInUse, match="in use by a running server"):
+            main("registry", ["gc", "--root", str(root)])
+        assert main("registry", ["gc", "--root", str(root), "--dry-run"]) == 0  # reads only
+        r = requests.get(f"{srv.url}/v2/live/blobs/{sha256(data)}", timeout=30)
+        assert r.status_code == 200
+    assert main("registry", ["gc", "--root", str(root)]) == 0
+
+
+def test_server_refuses_to_start_while_gc_holds_the_root(tmp_path: Path) -> None:
+    from fleetkit.registry.storage.filesystem import FilesystemDriver
+
+    root = tmp_path / "data"
+    with FilesystemDriver(str(root)).lock(exclusive=True):
+        with pytest.raises(RuntimeError, match="gc is running"):
+            with thread_server(root=str(root)):
+                pass
+
+
+# -- extra: a memory: registry does not claim to keep upload sessions ---------------------------
+
+
+def test_memory_root_does_not_claim_to_keep_sessions(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="fleetkit.registry"):
+        with thread_server(root="memory:"):
+            pass
+    assert "upload sessions are kept" not in caplog.text
+    assert "in-memory storage: all data is discarded" in caplog.text

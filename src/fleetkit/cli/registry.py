@@ -19,7 +19,7 @@ subcommands:
   serve         run the OCI registry (and, with --auth token, its token service)
   token-server  run only the Docker token service (for another registry, e.g. distribution)
   htpasswd add  add or replace a user in an htpasswd file (bcrypt)
-  gc            delete blobs no manifest references (run it while the registry is stopped)
+  gc            delete blobs no manifest references (refuses while a registry serves the root)
 
 example:
   fleetkit registry serve --root ./registry-data --listen 127.0.0.1:5000
@@ -208,7 +208,8 @@ def _gc(argv: list[str]) -> int:
     p = ArgumentParser(
         prog="fleetkit registry gc",
         description="Mark every blob a stored manifest references and delete the rest.\n"
-        "Run it while the registry is stopped (or read-only), as with distribution.",
+        "It refuses to run while a registry serves --root (servers hold a shared lock on it):\n"
+        "a push in progress has blobs no manifest references yet. --dry-run is always safe.",
         epilog="example:\n  fleetkit registry gc --root ./registry-data --dry-run",
     )
     p.add_argument("--root", default="./registry-data")
@@ -228,9 +229,12 @@ def _gc(argv: list[str]) -> int:
         raise UsageError("--upload-max-age must not be negative")
     if not os.path.isdir(args.root):
         raise UsageError(f"no registry at {args.root}", hint="pass --root DIR of a registry")
-    report = RegistryStore(FilesystemDriver(args.root)).gc(
-        dry_run=args.dry_run, upload_max_age_s=args.upload_max_age * 3600
-    )
+    driver = FilesystemDriver(args.root)
+    # exclusive unless a dry run: refuses (exit 1) while a registry serves this root
+    with driver.lock(exclusive=not args.dry_run):
+        report = RegistryStore(driver).gc(
+            dry_run=args.dry_run, upload_max_age_s=args.upload_max_age * 3600
+        )
     if args.output == "json":
         print(
             json.dumps(

@@ -9,6 +9,7 @@ unexpected is logged with its traceback and answered ``500 UNKNOWN``, never an H
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -38,7 +39,7 @@ from fleetkit.registry.reference import validate_repository
 from fleetkit.registry.server import blobs, catalog, manifests, referrers, tags, token, uploads
 from fleetkit.registry.server._common import ROUTE_KEY, STATE_KEY, USER_KEY, State, json_response
 from fleetkit.registry.server.metrics import Metrics
-from fleetkit.registry.storage import MemoryDriver, RegistryStore, open_driver
+from fleetkit.registry.storage import FilesystemDriver, MemoryDriver, RegistryStore, open_driver
 
 __all__ = [
     "ServerConfig",
@@ -470,7 +471,9 @@ async def serve(
     """Listen until SIGINT/SIGTERM (or ``stop``), then shut down gracefully.
 
     Graceful: stop accepting, let requests in flight finish for ``shutdown_timeout_s``; upload
-    sessions live in storage and resume after the next start.
+    sessions live in storage and resume after the next start (not with ``memory:``, whose data
+    goes with the process). A filesystem root is held with a shared lock while serving, so
+    ``registry gc`` refuses to run under a live server.
     """
     host, port = parse_listen(config.listen)
     ctx = _ssl_context(config)
@@ -479,6 +482,23 @@ async def serve(
             f"refusing plain HTTP on {host}: only loopback addresses may listen without TLS",
             hint="pass --tls-cert/--tls-key, or --insecure-listen to accept plain HTTP",
         )
+    with contextlib.ExitStack() as stack:
+        if config.root != "memory:":
+            # a shared lock on the root: gc (exclusive) refuses to run while any server does
+            stack.enter_context(FilesystemDriver(config.root).lock(exclusive=False))
+        await _serve(config, app_factory, what, stop, on_ready, host, port, ctx)
+
+
+async def _serve(
+    config: ServerConfig,
+    app_factory: Callable[[ServerConfig], web.Application],
+    what: str,
+    stop: asyncio.Event | None,
+    on_ready: Callable[[str], None] | None,
+    host: str,
+    port: int,
+    ctx: ssl.SSLContext | None,
+) -> None:
     app = app_factory(config)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s
@@ -523,5 +543,10 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        log.info("fleetkit %s shutting down (upload sessions are kept)", what)
+        if what != "registry":
+            log.info("fleetkit %s shutting down", what)
+        elif config.root == "memory:":
+            log.info("fleetkit %s shutting down (in-memory storage: all data is discarded)", what)
+        else:
+            log.info("fleetkit %s shutting down (upload sessions are kept)", what)
         await runner.cleanup()

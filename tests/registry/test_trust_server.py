@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,41 @@ from tests.registry._images import OCI_MANIFEST, make_image, sha256
 from tests.registry._server import ThreadServer, thread_server
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def reglog() -> Iterator[_Lines]:
+    """The registry's log lines (whatever other tests did to its loggers' configuration)."""
+    handler = _Lines()
+    loggers = [
+        logging.getLogger("fleetkit.registry"),
+        logging.getLogger("fleetkit.registry.access"),
+    ]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    loggers[0].setLevel(logging.INFO)
+    loggers[1].setLevel(logging.NOTSET)
+    loggers[1].propagate = True
+    loggers[0].addHandler(handler)
+    try:
+        yield handler
+    finally:
+        loggers[0].removeHandler(handler)
+        for lg, (level, propagate) in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
+            lg.propagate = propagate
 
 
 @pytest.fixture
@@ -527,11 +565,11 @@ def test_mount_challenge_asks_for_the_source_scope() -> None:
         assert 'scope="repository:team/b:pull,push"' in r.headers["WWW-Authenticate"]
 
 
-def test_token_mode_without_users_warns(caplog: pytest.LogCaptureFixture) -> None:
+def test_token_mode_without_users_warns(reglog: _Lines) -> None:
     from fleetkit.registry.server.app import ServerConfig, build_state
 
-    with caplog.at_level("WARNING", logger="fleetkit.registry"):
-        build_state(ServerConfig(root="memory:", auth="token"))
+    build_state(ServerConfig(root="memory:", auth="token"))
+    caplog = reglog
     assert "no --htpasswd: nobody can log in" in caplog.text
 
 
@@ -644,9 +682,166 @@ def test_server_refuses_to_start_while_gc_holds_the_root(tmp_path: Path) -> None
 # -- extra: a memory: registry does not claim to keep upload sessions ---------------------------
 
 
-def test_memory_root_does_not_claim_to_keep_sessions(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="fleetkit.registry"):
-        with thread_server(root="memory:"):
-            pass
+def test_memory_root_does_not_claim_to_keep_sessions(reglog: _Lines) -> None:
+    with thread_server(root="memory:"):
+        pass
+    caplog = reglog
     assert "upload sessions are kept" not in caplog.text
     assert "in-memory storage: all data is discarded" in caplog.text
+
+
+# -- item 8: header/idle and body timeouts, and a connection cap with a clean refusal ----------
+
+
+def _raw(srv: ThreadServer, timeout_s: float = 20.0) -> socket.socket:
+    host, port = srv.host.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=timeout_s)
+    return s
+
+
+def _read_all(s: socket.socket) -> bytes:
+    out = b""
+    while True:
+        try:
+            data = s.recv(65536)
+        except ConnectionResetError:
+            return out
+        if not data:
+            return out
+        out += data
+
+
+def test_half_open_and_slow_header_connections_are_closed() -> None:
+    with thread_server(root="memory:", idle_timeout_s=0.3) as srv:
+        silent, partial = _raw(srv), _raw(srv)
+        try:
+            partial.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")  # never finished
+            # both are closed by the server (recv returns EOF) well before the 20 s timeout
+            assert _read_all(silent) == b""
+            assert _read_all(partial) == b""
+        finally:
+            silent.close()
+            partial.close()
+
+
+def test_a_stalled_body_is_cut_off() -> None:
+    with thread_server(root="memory:", body_timeout_s=0.3) as srv:
+        r = requests.post(f"{srv.url}/v2/a/blobs/uploads/", timeout=30)
+        path = r.headers["Location"].split(srv.host, 1)[1]
+        s = _raw(srv)
+        try:
+            s.sendall(
+                f"PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
+                + b"x" * 10
+            )
+            reply = _read_all(s)
+        finally:
+            s.close()
+        assert reply.startswith(b"HTTP/1.1 408 ")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert json.loads(body)["errors"][0]["code"] == "SIZE_INVALID"
+        # what arrived before the stall is kept, as for any interrupted PATCH
+        r = requests.get(f"{srv.url}{path}", timeout=30)
+        assert r.status_code == 204 and r.headers["Range"] == "0-9"
+
+
+def test_connections_past_the_cap_get_a_clean_503(reglog: _Lines) -> None:
+    caplog = reglog
+    with thread_server(root="memory:", max_connections=2) as srv:
+        held = [_raw(srv), _raw(srv)]
+        try:
+            for s in held:  # a full request each, so both are surely accepted
+                s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+            refused = []
+            for _ in range(5):
+                s = _raw(srv)
+                refused.append(_read_all(s))
+                s.close()
+        finally:
+            for s in held:
+                s.close()
+        for reply in refused:
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503 ")
+            length = int(
+                [h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][
+                    0
+                ].split(b":")[1]
+            )
+            assert length == len(body)
+            assert json.loads(body)["errors"][0]["code"] == "TOOMANYREQUESTS"
+        assert srv.state.metrics.connections_refused == 5
+    # one line when the limit is reached, not one per refused socket
+    assert caplog.text.count("connection limit reached") == 1
+
+
+def test_max_connections_fits_the_fd_limit() -> None:
+    import resource
+
+    from fleetkit.registry.server.limits import effective_max_connections
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert effective_max_connections(10**9) <= soft // 2
+    assert effective_max_connections(3) == 3
+
+
+# -- item 21: /metrics is not open to anonymous clients under auth -----------------------------
+
+
+@pytest.mark.parametrize("auth", ["htpasswd", "token"])
+def test_metrics_only_on_its_own_listener_under_auth(users_file: Path, auth: str) -> None:
+    with thread_server(
+        root="memory:", auth=auth, htpasswd=str(users_file), metrics_listen="127.0.0.1:0"
+    ) as srv:
+        r = requests.get(f"{srv.url}/metrics", timeout=30)
+        assert r.status_code == 404
+        assert srv.state.metrics_url.startswith("http://127.0.0.1:")
+        r = requests.get(f"{srv.state.metrics_url}/metrics", timeout=30)
+        assert r.status_code == 200 and "fleetkit_registry_http_requests_total" in r.text
+        # the metrics listener serves nothing else
+        assert requests.get(f"{srv.state.metrics_url}/v2/", timeout=30).status_code == 404
+    with thread_server(root="memory:", auth=auth, htpasswd=str(users_file)) as srv:
+        assert requests.get(f"{srv.url}/metrics", timeout=30).status_code == 404
+
+
+# -- item 25: a client that goes away mid-blob is a 499, not a 500 -------------------------------
+
+
+def test_client_disconnect_mid_blob_is_499_not_500(tmp_path: Path, reglog: _Lines) -> None:
+    import struct
+    import time
+
+    blob = os.urandom(1 << 20) * 24  # larger than the socket buffers on loopback
+    digest = sha256(blob)
+    caplog = reglog
+    with thread_server(root=str(tmp_path / "data")) as srv:
+        r = requests.post(f"{srv.url}/v2/big/blobs/uploads/", params={"digest": digest}, data=blob)
+        assert r.status_code == 201
+        s = _raw(srv)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(f"GET /v2/big/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
+        # Ctrl-C: close with RST while the server is still sending
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        deadline = time.monotonic() + 20
+        key = ("GET", "blob", 499)
+        while srv.state.metrics.requests.get(key, 0) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)  # waiting for the server to notice, bounded
+        assert srv.state.metrics.requests.get(key) == 1
+        assert srv.state.metrics.requests.get(("GET", "blob", 500)) is None
+        assert srv.state.metrics.client_disconnects == 1
+        # ranged bodies log the bytes they sent
+        r = requests.get(
+            f"{srv.url}/v2/big/blobs/{digest}", headers={"Range": "bytes=10-109"}, timeout=30
+        )
+        assert r.status_code == 206 and len(r.content) == 100
+    assert "internal error" not in caplog.text and "Traceback" not in caplog.text
+    assert "client disconnected" in caplog.text
+    lines = [ln for ln in caplog.text.splitlines() if f"/v2/big/blobs/{digest} HTTP" in ln]
+    disconnected = [ln for ln in lines if '" 499 ' in ln]
+    assert len(disconnected) == 1
+    sent = int(disconnected[0].split('" 499 ')[1].split()[0])
+    assert 0 < sent < len(blob)
+    assert any('" 206 100 ' in ln for ln in lines)

@@ -91,6 +91,33 @@ def _server_flags(p: ArgumentParser, default_listen: str) -> None:
     )
     p.add_argument("--ready-file", metavar="FILE", help="write the URL here once listening")
     p.add_argument("-q", "--quiet", action="store_true", help="no access log")
+    p.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve /metrics on this separate listener (loopback unless --insecure-listen); "
+        "with --auth htpasswd/token /metrics is served nowhere else",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a connection that sends no complete request head for this long (60)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="cut off a request body that sends nothing for this long (60)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="open connections at most; more get 503 (1024, lowered to fit ulimit -n)",
+    )
 
 
 def _serve(argv: list[str], token_only: bool) -> int:
@@ -137,6 +164,14 @@ def _serve(argv: list[str], token_only: bool) -> int:
         raise UsageError("--token-expiry must be positive")
     if args.login_failures_per_user < 1 or args.login_failures_per_client < 1:
         raise UsageError("--login-failures-per-user/-client must be at least 1")
+    for flag, value in (
+        ("--idle-timeout", args.idle_timeout),
+        ("--body-timeout", args.body_timeout),
+    ):
+        if not 0 < value < 86400:
+            raise UsageError(f"{flag} must be between 0 and 86400 seconds")
+    if args.max_connections < 1:
+        raise UsageError("--max-connections must be at least 1")
     config = ServerConfig(
         root=getattr(args, "root", "memory:"),
         listen=args.listen,
@@ -157,6 +192,10 @@ def _serve(argv: list[str], token_only: bool) -> int:
         ready_file=args.ready_file,
         login_failures_per_user=args.login_failures_per_user,
         login_failures_per_client=args.login_failures_per_client,
+        idle_timeout_s=args.idle_timeout,
+        body_timeout_s=args.body_timeout,
+        max_connections=args.max_connections,
+        metrics_listen=args.metrics_listen,
     )
     if token_only and not config.token_key:
         raise UsageError(

@@ -15,12 +15,21 @@ from fleetkit.registry.auth.access import Authorizer, HtpasswdAuthorizer
 from fleetkit.registry.auth.challenge import Scope, parse_authorization
 from fleetkit.registry.auth.logins import LoginGuard
 from fleetkit.registry.auth.service import TokenService
-from fleetkit.registry.errors import api_error
+from fleetkit.registry.errors import RegistryAPIError, api_error
 from fleetkit.registry.reference import validate_repository
 from fleetkit.registry.server.metrics import Metrics
 from fleetkit.registry.storage.store import RegistryStore
 
-__all__ = ["State", "STATE_KEY", "authorize", "absolute", "json_response", "run_blocking"]
+__all__ = [
+    "State",
+    "STATE_KEY",
+    "authorize",
+    "absolute",
+    "json_response",
+    "run_blocking",
+    "body_chunks",
+    "BodyStalled",
+]
 
 T = TypeVar("T")
 
@@ -41,6 +50,8 @@ class State:
     metrics: Metrics
     delete_enabled: bool = True
     logins: LoginGuard | None = None  # password checks (htpasswd mode, token service)
+    body_timeout_s: float = 60.0  # a request body that sends nothing for this long is cut off
+    metrics_url: str = ""  # where /metrics is served when on its own listener
     upload_locks: dict[str, _SharedLock] = field(default_factory=dict)
     blob_bodies_in_flight: int = 0  # blob GET bodies being sent right now (see blobs.py)
 
@@ -67,6 +78,29 @@ class State:
 STATE_KEY: web.AppKey[State] = web.AppKey("fleetkit_registry_state", State)
 USER_KEY: web.RequestKey[str] = web.RequestKey("fleetkit_user", str)
 ROUTE_KEY: web.RequestKey[str] = web.RequestKey("fleetkit_route", str)
+# body bytes a handler sent itself (write + sendfile), for the access log
+SENT_KEY: web.RequestKey[int] = web.RequestKey("fleetkit_sent", int)
+
+
+class BodyStalled(RegistryAPIError):
+    """The client stopped sending the request body; the connection is closed after the reply."""
+
+    code = "SIZE_INVALID"
+
+
+async def body_chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
+    """The request body in pieces of at most ``size``; raise :class:`BodyStalled` (408) when
+    no byte arrives for the server's ``body_timeout_s``."""
+    timeout = state(request).body_timeout_s
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await request.content.read(size)
+        except TimeoutError:
+            raise BodyStalled(f"no request body bytes for {timeout:g} s", status=408) from None
+        if not chunk:
+            return
+        yield chunk
 
 
 def state(request: web.Request) -> State:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -37,7 +38,21 @@ from fleetkit.registry.auth.users import Htpasswd
 from fleetkit.registry.errors import RegistryAPIError, api_error
 from fleetkit.registry.reference import validate_repository
 from fleetkit.registry.server import blobs, catalog, manifests, referrers, tags, token, uploads
-from fleetkit.registry.server._common import ROUTE_KEY, STATE_KEY, USER_KEY, State, json_response
+from fleetkit.registry.server._common import (
+    ROUTE_KEY,
+    SENT_KEY,
+    STATE_KEY,
+    USER_KEY,
+    BodyStalled,
+    State,
+    json_response,
+)
+from fleetkit.registry.server.limits import (
+    ConnectionGuard,
+    GuardedTCPSite,
+    QuietLog,
+    effective_max_connections,
+)
 from fleetkit.registry.server.metrics import Metrics
 from fleetkit.registry.storage import FilesystemDriver, MemoryDriver, RegistryStore, open_driver
 
@@ -52,6 +67,8 @@ __all__ = [
 
 log = logging.getLogger("fleetkit.registry")
 access_log = logging.getLogger("fleetkit.registry.access")
+DISCONNECTED_KEY: web.RequestKey[bool] = web.RequestKey("fleetkit_disconnected", bool)
+_quiet = QuietLog()
 
 AUTH_MODES = ("none", "htpasswd", "token")
 
@@ -82,6 +99,10 @@ class ServerConfig:
     shutdown_timeout_s: float = 10.0
     login_failures_per_user: int = 10  # failed logins per minute before 429
     login_failures_per_client: int = 30
+    idle_timeout_s: float = 60.0  # a request head must arrive within this of connect/last reply
+    body_timeout_s: float = 60.0  # a request body may pause this long, no longer
+    max_connections: int = 1024  # lowered to fit RLIMIT_NOFILE; more get 503
+    metrics_listen: str | None = None  # /metrics on its own listener (HOST:PORT)
 
 
 def _signer(config: ServerConfig) -> SigningKey:
@@ -155,6 +176,7 @@ def build_state(config: ServerConfig) -> State:
         metrics=Metrics(),
         delete_enabled=config.delete_enabled,
         logins=logins,
+        body_timeout_s=config.body_timeout_s,
     )
 
 
@@ -269,6 +291,8 @@ def error_response(exc: RegistryAPIError, method: str) -> web.Response:
     resp.content_type = "application/json"
     if method == "HEAD":
         resp.headers["Content-Length"] = str(len(data))
+    if isinstance(exc, BodyStalled):
+        resp.force_close()  # the rest of the body is not worth waiting for
     return resp
 
 
@@ -296,14 +320,36 @@ async def error_middleware(
                 api_error("SIZE_INVALID", "request too large", status=413), request
             )
         raise
-    except ConnectionResetError:
-        # the client went away mid-request; what an upload received so far is kept
-        log.info("%s %s: client disconnected", request.method, request.path)
-        return _error_response(
-            api_error("BLOB_UPLOAD_INVALID", "client disconnected", status=400), request
-        )
+    except ConnectionError:
+        # the client went away mid-request or mid-response (Ctrl-C, a closed pipe): not a
+        # server error. One log line, status 499 in the access log and metrics; what an
+        # upload received so far is kept. Nobody reads this response.
+        request[DISCONNECTED_KEY] = True
+        log.info("%s %s: client disconnected", request.method, _redacted(request))
+        if request.protocol is not None:
+            request.protocol.force_close()
+        return web.Response(status=499)
     except asyncio.CancelledError:
         raise
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            _quiet.warning(
+                "fd",
+                "out of file descriptors (%s): answering 503; raise the limit or lower "
+                "--max-connections",
+                exc.strerror,
+            )
+            return _error_response(
+                api_error(
+                    "TOOMANYREQUESTS",
+                    "server is out of resources",
+                    status=503,
+                    headers={"Retry-After": "1"},
+                ),
+                request,
+            )
+        log.exception("internal error on %s %s", request.method, request.path)
+        return _error_response(api_error("UNKNOWN"), request)
     except RegistryError as exc:  # storage failures and friends: a clean 500
         log.error("%s %s: %s", request.method, request.path, exc.message)
         return _error_response(api_error("UNKNOWN", exc.message), request)
@@ -341,6 +387,11 @@ async def log_middleware(
     finally:
         elapsed = time.perf_counter() - started
         st = request.app[STATE_KEY]
+        if SENT_KEY in request:  # bytes a handler sent itself (sendfile bypasses body_length)
+            length = request[SENT_KEY]
+        if request.get(DISCONNECTED_KEY):
+            status = 499
+            st.metrics.client_disconnects += 1
         st.metrics.observe(request.method, str(request.get(ROUTE_KEY, "other")), status, elapsed)
         if access_log.isEnabledFor(logging.INFO):
             user = request.get(USER_KEY) or "-"
@@ -394,7 +445,10 @@ def create_app(config: ServerConfig, state: State | None = None) -> web.Applicat
     app.on_response_prepare.append(_headers_on_prepare)
     app.router.add_route("*", "/v2/{tail:[\\s\\S]*}", dispatch)
     app.router.add_route("*", "/v2", dispatch)
-    app.router.add_get("/metrics", _metrics)
+    if config.auth == "none" and not config.metrics_listen:
+        # everything is open in this mode anyway; with auth, /metrics is only served on
+        # --metrics-listen (distribution's debug listener), never to anonymous clients
+        app.router.add_get("/metrics", _metrics)
     if st.token_service is not None:
         app.router.add_get(token.TOKEN_PATH, token.token_get)
         app.router.add_post(token.TOKEN_PATH, token.token_post)
@@ -412,6 +466,7 @@ def create_token_app(config: ServerConfig) -> web.Application:
         token_service=ts,
         metrics=Metrics(),
         logins=LoginGuard(ts.users, _limiter(config)) if ts.users is not None else None,
+        body_timeout_s=config.body_timeout_s,
     )
     app = web.Application(
         middlewares=[log_middleware, error_middleware], client_max_size=MAX_FORM_BYTES
@@ -420,6 +475,13 @@ def create_token_app(config: ServerConfig) -> web.Application:
     app.on_cleanup.append(_close_state)
     app.router.add_get(token.TOKEN_PATH, token.token_get)
     app.router.add_post(token.TOKEN_PATH, token.token_post)
+    return app  # /metrics: only on --metrics-listen
+
+
+def create_metrics_app(st: State) -> web.Application:
+    """``/metrics`` alone, for the separate listener of ``--metrics-listen``."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_FORM_BYTES)
+    app[STATE_KEY] = st
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -489,6 +551,31 @@ async def serve(
         await _serve(config, app_factory, what, stop, on_ready, host, port, ctx)
 
 
+async def _start_site(
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    ctx: ssl.SSLContext | None,
+    listen: str,
+    flag: str,
+    guard: ConnectionGuard,
+) -> str:
+    """Start listening; return the URL actually bound (port 0 picks one)."""
+    site = GuardedTCPSite(runner, host, port, guard=guard, ssl_context=ctx, backlog=1024)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot listen on {listen}: {exc.strerror}",
+            hint=f"pick another {flag} port (port 0 picks a free one)",
+        ) from None
+    server = site._server
+    sockets: list[Any] = list(getattr(server, "sockets", []) or [])
+    bound = sockets[0].getsockname() if sockets else (host, port)
+    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    return f"{'https' if ctx else 'http'}://{shown}:{bound[1]}"
+
+
 async def _serve(
     config: ServerConfig,
     app_factory: Callable[[ServerConfig], web.Application],
@@ -499,54 +586,80 @@ async def _serve(
     port: int,
     ctx: ssl.SSLContext | None,
 ) -> None:
+    metrics_addr = parse_listen(config.metrics_listen) if config.metrics_listen else None
+    if metrics_addr and not _is_loopback(metrics_addr[0]) and not config.insecure_listen:
+        raise UsageError(
+            f"refusing plain HTTP /metrics on {metrics_addr[0]}: use a loopback address",
+            hint="or pass --insecure-listen to serve metrics on another address",
+        )
     app = app_factory(config)
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ctx, backlog=1024)
+    st = app[STATE_KEY]
+    limit = effective_max_connections(config.max_connections)
+    if limit < config.max_connections:
+        log.warning("--max-connections lowered to %d to fit the open-file limit (ulimit -n)", limit)
+    runners: list[web.AppRunner] = []
     try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise RegistryError(
-            f"cannot listen on {config.listen}: {exc.strerror}",
-            hint="pick another --listen port (port 0 picks a free one)",
-        ) from None
-    server = site._server
-    sockets: list[Any] = list(getattr(server, "sockets", []) or [])
-    bound = sockets[0].getsockname() if sockets else (host, port)
-    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    url = f"{'https' if ctx else 'http'}://{shown}:{bound[1]}"
-    if config.ready_file:
-        tmp = config.ready_file + ".tmp"
-        try:
-            with open(tmp, "w") as f:
-                f.write(url + "\n")
-            os.replace(tmp, config.ready_file)
-        except OSError as exc:
-            await runner.cleanup()
-            raise RegistryError(
-                f"cannot write --ready-file {config.ready_file}: {exc.strerror}",
-                hint="pick a path in an existing, writable directory",
-            ) from None
-    log.info("fleetkit %s listening on %s (root %s, auth %s)", what, url, config.root, config.auth)
-    if on_ready is not None:
-        on_ready(url)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (tests run servers in threads)
-    try:
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=config.shutdown_timeout_s,
+            keepalive_timeout=config.idle_timeout_s,
+        )
+        runners.append(runner)
+        await runner.setup()
+        guard = ConnectionGuard(limit, st.metrics)
+        url = await _start_site(runner, host, port, ctx, config.listen, "--listen", guard)
+        if metrics_addr is not None:
+            assert config.metrics_listen is not None
+            mrunner = web.AppRunner(
+                create_metrics_app(st),
+                access_log=None,
+                handle_signals=False,
+                keepalive_timeout=config.idle_timeout_s,
+            )
+            runners.append(mrunner)
+            await mrunner.setup()
+            st.metrics_url = await _start_site(
+                mrunner,
+                metrics_addr[0],
+                metrics_addr[1],
+                None,
+                config.metrics_listen,
+                "--metrics-listen",
+                ConnectionGuard(16, st.metrics),
+            )
+            log.info("fleetkit %s metrics on %s/metrics", what, st.metrics_url)
+        if config.ready_file:
+            tmp = config.ready_file + ".tmp"
+            try:
+                with open(tmp, "w") as f:
+                    f.write(url + "\n")
+                os.replace(tmp, config.ready_file)
+            except OSError as exc:
+                raise RegistryError(
+                    f"cannot write --ready-file {config.ready_file}: {exc.strerror}",
+                    hint="pick a path in an existing, writable directory",
+                ) from None
+        log.info(
+            "fleetkit %s listening on %s (root %s, auth %s)", what, url, config.root, config.auth
+        )
+        if on_ready is not None:
+            on_ready(url)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests run servers in threads)
         await stop.wait()
-    finally:
         if what != "registry":
             log.info("fleetkit %s shutting down", what)
         elif config.root == "memory:":
             log.info("fleetkit %s shutting down (in-memory storage: all data is discarded)", what)
         else:
             log.info("fleetkit %s shutting down (upload sessions are kept)", what)
-        await runner.cleanup()
+    finally:
+        for r in reversed(runners):
+            await r.cleanup()

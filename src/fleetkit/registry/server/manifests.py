@@ -9,7 +9,13 @@ from fleetkit.registry.digest import Hasher, is_digest, parse_digest
 from fleetkit.registry.errors import api_error
 from fleetkit.registry.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from fleetkit.registry.reference import TAG_RE
-from fleetkit.registry.server._common import absolute, authorize, run_blocking, state
+from fleetkit.registry.server._common import (
+    absolute,
+    authorize,
+    body_chunks,
+    run_blocking,
+    state,
+)
 from fleetkit.registry.storage.store import RegistryStore, RevisionInfo
 
 __all__ = [
@@ -149,7 +155,7 @@ async def put_manifest(request: web.Request, name: str, reference: str) -> web.R
             f"manifest is {request.content_length} bytes, the limit is {MAX_MANIFEST_BYTES}",
         )
     data = bytearray()
-    async for chunk in request.content.iter_chunked(1 << 16):
+    async for chunk in body_chunks(request, 1 << 16):
         data += chunk
         if len(data) > MAX_MANIFEST_BYTES:
             raise api_error("MANIFEST_TOO_BIG", f"manifest exceeds {MAX_MANIFEST_BYTES} bytes")

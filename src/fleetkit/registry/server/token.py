@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from fleetkit.registry.auth.challenge import parse_authorization, parse_scopes
 from fleetkit.registry.auth.service import TokenService
 from fleetkit.registry.errors import api_error
-from fleetkit.registry.server._common import ROUTE_KEY, USER_KEY, json_response, run_blocking, state
+from fleetkit.registry.server._common import (
+    ROUTE_KEY,
+    USER_KEY,
+    BodyStalled,
+    json_response,
+    run_blocking,
+    state,
+)
 
 __all__ = ["token_get", "token_post", "TOKEN_PATH"]
 
@@ -61,7 +70,13 @@ async def token_get(request: web.Request) -> web.Response:
 async def token_post(request: web.Request) -> web.Response:
     ts = _service(request)
     st = state(request)
-    form = await request.post()
+    try:
+        async with asyncio.timeout(st.body_timeout_s):
+            form = await request.post()
+    except TimeoutError:
+        raise BodyStalled(
+            f"no request body bytes for {st.body_timeout_s:g} s", status=408
+        ) from None
     grant_type = str(form.get("grant_type", ""))
     service = str(form.get("service", ""))
     if service and service != ts.service:

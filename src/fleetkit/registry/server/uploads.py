@@ -11,7 +11,13 @@ from fleetkit.registry.auth.challenge import Scope
 from fleetkit.registry.digest import parse_digest
 from fleetkit.registry.errors import DigestInvalid, NameInvalid, RegistryAPIError, api_error
 from fleetkit.registry.reference import validate_repository
-from fleetkit.registry.server._common import absolute, authorize, run_blocking, state
+from fleetkit.registry.server._common import (
+    absolute,
+    authorize,
+    body_chunks,
+    run_blocking,
+    state,
+)
 from fleetkit.registry.storage.store import Upload, UploadWriter
 
 __all__ = [
@@ -68,7 +74,7 @@ async def _receive(request: web.Request, upload: Upload) -> None:
     writer = await run_blocking(UploadWriter, st.store, upload)
     st.metrics.uploads_in_progress += 1
     try:
-        async for chunk in request.content.iter_chunked(_CHUNK):
+        async for chunk in body_chunks(request, _CHUNK):
             writer.write(chunk)
             st.metrics.bytes_received += len(chunk)
     finally:

@@ -845,3 +845,32 @@ def test_client_disconnect_mid_blob_is_499_not_500(tmp_path: Path, reglog: _Line
     sent = int(disconnected[0].split('" 499 ')[1].split()[0])
     assert 0 < sent < len(blob)
     assert any('" 206 100 ' in ln for ln in lines)
+
+
+# -- the new server flags in the bad-input sweep: error: lines, exit 2, nothing started ---------
+
+FLAG_CASES = [
+    (["--idle-timeout", "0"], "--idle-timeout"),
+    (["--body-timeout", "nan"], "--body-timeout"),
+    (["--max-connections", "0"], "--max-connections"),
+    (["--login-failures-per-user", "0"], "--login-failures"),
+    (["--metrics-listen", "0.0.0.0:0"], "plain HTTP /metrics"),
+    (["--metrics-listen", "nonsense"], "invalid listen address"),
+]
+
+
+@pytest.mark.parametrize(("flags", "expect"), FLAG_CASES, ids=[c[1] for c in FLAG_CASES])
+def test_bad_server_flags(
+    flags: list[str], expect: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleetkit.cli import main
+
+    ready = tmp_path / "ready"
+    args = ["registry", "serve", "--root", "memory:", "--listen", "127.0.0.1:0", "-q"]
+    rc = main([*args, "--ready-file", str(ready), *flags])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("error: ") and expect in lines[0], err
+    assert rc == 2
+    assert not ready.exists()

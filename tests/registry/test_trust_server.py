@@ -29,9 +29,11 @@ class _Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.lines: list[str] = []
+        self.tracebacks = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+        self.tracebacks += record.exc_info is not None
 
     @property
     def text(self) -> str:
@@ -774,6 +776,23 @@ def test_connections_past_the_cap_get_a_clean_503(reglog: _Lines) -> None:
         assert srv.state.metrics.connections_refused == 5
     # one line when the limit is reached, not one per refused socket
     assert caplog.text.count("connection limit reached") == 1
+
+
+def test_malformed_requests_are_one_line_not_a_traceback_each(reglog: _Lines) -> None:
+    aiohttp_log = logging.getLogger("aiohttp.server")
+    aiohttp_log.addHandler(reglog)
+    try:
+        with thread_server(root="memory:") as srv:
+            for _ in range(20):
+                s = _raw(srv)
+                s.sendall(b"GET /v2/ HTTP/1.1\r\nX-Big: " + b"a" * 10000 + b"\r\n\r\n")
+                assert _read_all(s).split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+                s.close()
+    finally:
+        aiohttp_log.removeHandler(reglog)
+    assert reglog.tracebacks == 0
+    bad = [ln for ln in reglog.lines if "bad request" in ln]
+    assert len(bad) == 1 and "8190" in bad[0]
 
 
 def test_max_connections_fits_the_fd_limit() -> None:

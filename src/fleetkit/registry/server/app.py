@@ -52,6 +52,8 @@ from fleetkit.registry.server.limits import (
     GuardedTCPSite,
     QuietLog,
     effective_max_connections,
+    http_logger,
+    quiet_loop_errors,
 )
 from fleetkit.registry.server.metrics import Metrics
 from fleetkit.registry.storage import FilesystemDriver, MemoryDriver, RegistryStore, open_driver
@@ -597,6 +599,7 @@ async def _serve(
     limit = effective_max_connections(config.max_connections)
     if limit < config.max_connections:
         log.warning("--max-connections lowered to %d to fit the open-file limit (ulimit -n)", limit)
+    quiet_loop_errors(asyncio.get_running_loop())
     runners: list[web.AppRunner] = []
     try:
         runner = web.AppRunner(
@@ -605,6 +608,7 @@ async def _serve(
             handle_signals=False,
             shutdown_timeout=config.shutdown_timeout_s,
             keepalive_timeout=config.idle_timeout_s,
+            logger=http_logger(),
         )
         runners.append(runner)
         await runner.setup()
@@ -617,6 +621,7 @@ async def _serve(
                 access_log=None,
                 handle_signals=False,
                 keepalive_timeout=config.idle_timeout_s,
+                logger=http_logger(),
             )
             runners.append(mrunner)
             await mrunner.setup()

@@ -18,11 +18,19 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from fleetkit.registry.errors import api_error
 from fleetkit.registry.server.metrics import Metrics
 
-__all__ = ["ConnectionGuard", "GuardedTCPSite", "effective_max_connections", "QuietLog"]
+__all__ = [
+    "ConnectionGuard",
+    "GuardedTCPSite",
+    "effective_max_connections",
+    "QuietLog",
+    "http_logger",
+    "quiet_loop_errors",
+]
 
 log = logging.getLogger("fleetkit.registry")
 
@@ -59,6 +67,63 @@ class QuietLog:
         if extra:
             message += f" (and {extra} more times in the last {self.every_s:.0f} s)"
         log.warning(message, *args)
+
+
+class _QuietFilter(logging.Filter):
+    """Turns aiohttp's per-connection tracebacks into rate-limited one-line warnings.
+
+    A malformed request (an oversized header, garbage instead of HTTP) is the client's problem:
+    one line naming it, at most once per 10 s per kind, never a traceback. Anything else keeps
+    its traceback, also at most once per 10 s per kind.
+    """
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        key = type(exc).__name__ if exc is not None else record.getMessage()[:80]
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        extra = self._suppressed.pop(key, 0)
+        more = f" (and {extra} more in the last {self.every_s:.0f} s)" if extra else ""
+        if isinstance(exc, HttpProcessingError):
+            record.msg = "bad request: %s%s"
+            record.args = (str(exc.message)[:200], more)
+            record.exc_info = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        elif more:
+            record.msg = str(record.msg) + more
+        return True
+
+
+def http_logger() -> logging.Logger:
+    """The logger aiohttp's connection handling reports to (rate-limited, see _QuietFilter)."""
+    logger = logging.getLogger("fleetkit.registry.http")
+    if not any(isinstance(f, _QuietFilter) for f in logger.filters):
+        logger.addFilter(_QuietFilter())
+    return logger
+
+
+def quiet_loop_errors(loop: asyncio.AbstractEventLoop, every_s: float = 10.0) -> None:
+    """Route the loop's error reports (failed accepts near the fd limit, say) through a log
+    that repeats each kind at most once per ``every_s``."""
+    quiet = QuietLog(every_s)
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        message = str(context.get("message", "event loop error"))
+        detail = f": {exc}" if exc is not None else ""
+        quiet.warning(message[:80] + type(exc).__name__, "%s%s", message, detail)
+
+    loop.set_exception_handler(handler)
 
 
 class _Refusal(asyncio.Protocol):

@@ -41,8 +41,20 @@ _FDS_RESERVED = 64
 
 
 def effective_max_connections(requested: int) -> int:
-    """``requested``, lowered so that the connections cannot exhaust ``RLIMIT_NOFILE``."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    """``requested``, lowered so that the connections cannot exhaust ``RLIMIT_NOFILE``.
+
+    The soft limit is raised toward the hard limit first when that is what it takes (as Go's
+    runtime does for distribution), so the default 1024 connections fit a default ``ulimit``.
+    """
+    needed = requested * _FDS_PER_CONNECTION + _FDS_RESERVED
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
     if soft == resource.RLIM_INFINITY:
         return requested
     return max(1, min(requested, (soft - _FDS_RESERVED) // _FDS_PER_CONNECTION))

@@ -614,7 +614,9 @@ def _full_disk_server(tmp_path: Path, fail: str) -> ThreadServer:
 
 
 @pytest.mark.parametrize("fail", ["put", "append"])
-def test_failed_posts_on_a_full_disk_leave_no_upload_dirs(tmp_path: Path, fail: str) -> None:
+def test_failed_posts_on_a_full_disk_leave_no_upload_dirs(
+    tmp_path: Path, fail: str, reglog: _Lines
+) -> None:
     srv = _full_disk_server(tmp_path, fail)
     try:
         data = b"z" * 5000
@@ -629,6 +631,8 @@ def test_failed_posts_on_a_full_disk_leave_no_upload_dirs(tmp_path: Path, fail: 
             assert r.json()["errors"][0]["code"] == "UNKNOWN"
         uploads = tmp_path / "data" / "repositories" / "full" / "_uploads"
         assert not uploads.exists() or list(uploads.iterdir()) == []
+        # the same failure three times is one log line, not three
+        assert sum("No space left on device" in ln for ln in reglog.lines) == 1
     finally:
         srv.stop()
 

@@ -353,7 +353,15 @@ async def error_middleware(
         log.exception("internal error on %s %s", request.method, request.path)
         return _error_response(api_error("UNKNOWN"), request)
     except RegistryError as exc:  # storage failures and friends: a clean 500
-        log.error("%s %s: %s", request.method, request.path, exc.message)
+        # a failing disk fails every request the same way: one line per kind per 10 s
+        _quiet.log(
+            logging.ERROR,
+            "storage:" + exc.message.rsplit(": ", 1)[-1],
+            "%s %s: %s",
+            request.method,
+            request.path,
+            exc.message,
+        )
         return _error_response(api_error("UNKNOWN", exc.message), request)
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
@@ -458,7 +466,8 @@ def create_app(config: ServerConfig, state: State | None = None) -> web.Applicat
 
 
 def create_token_app(config: ServerConfig) -> web.Application:
-    """The standalone token service: ``/service/token`` (GET and POST) and ``/metrics``."""
+    """The standalone token service: ``/service/token`` (GET and POST); ``/metrics`` is served
+    only on ``--metrics-listen``."""
     ts = _token_service(config)
     st = State(
         store=RegistryStore(MemoryDriver()),

@@ -69,6 +69,9 @@ class QuietLog:
         self._suppressed: dict[str, int] = {}
 
     def warning(self, key: str, message: str, *args: Any) -> None:
+        self.log(logging.WARNING, key, message, *args)
+
+    def log(self, level: int, key: str, message: str, *args: Any) -> None:
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last < self.every_s:
@@ -78,7 +81,7 @@ class QuietLog:
         extra = self._suppressed.pop(key, 0)
         if extra:
             message += f" (and {extra} more times in the last {self.every_s:.0f} s)"
-        log.warning(message, *args)
+        log.log(level, message, *args)
 
 
 class _QuietFilter(logging.Filter):

@@ -17,6 +17,7 @@ from fleetkit.registry.auth.logins import LoginGuard
 from fleetkit.registry.auth.service import TokenService
 from fleetkit.registry.errors import RegistryAPIError, api_error
 from fleetkit.registry.reference import validate_repository
+from fleetkit.registry.server.limits import QuietLog
 from fleetkit.registry.server.metrics import Metrics
 from fleetkit.registry.storage.store import RegistryStore
 
@@ -52,6 +53,7 @@ class State:
     logins: LoginGuard | None = None  # password checks (htpasswd mode, token service)
     body_timeout_s: float = 60.0  # a request body that sends nothing for this long is cut off
     metrics_url: str = ""  # where /metrics is served when on its own listener
+    quiet: QuietLog = field(default_factory=QuietLog)  # recurring conditions, logged sparingly
     upload_locks: dict[str, _SharedLock] = field(default_factory=dict)
     blob_bodies_in_flight: int = 0  # blob GET bodies being sent right now (see blobs.py)
 

@@ -50,7 +50,6 @@ from fleetkit.registry.server._common import (
 from fleetkit.registry.server.limits import (
     ConnectionGuard,
     GuardedTCPSite,
-    QuietLog,
     effective_max_connections,
     http_logger,
     quiet_loop_errors,
@@ -70,7 +69,6 @@ __all__ = [
 log = logging.getLogger("fleetkit.registry")
 access_log = logging.getLogger("fleetkit.registry.access")
 DISCONNECTED_KEY: web.RequestKey[bool] = web.RequestKey("fleetkit_disconnected", bool)
-_quiet = QuietLog()
 
 AUTH_MODES = ("none", "htpasswd", "token")
 
@@ -335,7 +333,7 @@ async def error_middleware(
         raise
     except OSError as exc:
         if exc.errno in (errno.EMFILE, errno.ENFILE):
-            _quiet.warning(
+            request.app[STATE_KEY].quiet.warning(
                 "fd",
                 "out of file descriptors (%s): answering 503; raise the limit or lower "
                 "--max-connections",
@@ -354,7 +352,7 @@ async def error_middleware(
         return _error_response(api_error("UNKNOWN"), request)
     except RegistryError as exc:  # storage failures and friends: a clean 500
         # a failing disk fails every request the same way: one line per kind per 10 s
-        _quiet.log(
+        request.app[STATE_KEY].quiet.log(
             logging.ERROR,
             "storage:" + exc.message.rsplit(": ", 1)[-1],
             "%s %s: %s",

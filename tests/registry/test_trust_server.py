@@ -898,3 +898,50 @@ def test_bad_server_flags(
     assert lines[0].startswith("error: ") and expect in lines[0], err
     assert rc == 2
     assert not ready.exists()
+
+
+def test_a_challenge_driven_client_mounts_across_repositories(users_file: Path) -> None:
+    from fleetkit.registry.auth.challenge import parse_scopes
+
+    with thread_server(
+        root="memory:", auth="token", htpasswd=str(users_file), service=AUD, issuer=ISS
+    ) as srv:
+
+        def token_for(challenge: str) -> dict[str, str]:
+            scope = challenge.split('scope="', 1)[1].split('"', 1)[0]
+            r = requests.get(
+                f"{srv.url}/service/token",
+                params={"service": AUD, "scope": scope.split(" ")},
+                headers=_basic("alice", "alicepw"),
+                timeout=30,
+            )
+            assert r.status_code == 200
+            return {"Authorization": f"Bearer {r.json()['token']}"}
+
+        data = b"shared layer" * 100
+        digest = sha256(data)
+        url = f"{srv.url}/v2/team/a/blobs/uploads/"
+        r = requests.post(url, params={"digest": digest}, data=data, timeout=30)
+        r = requests.post(
+            url,
+            params={"digest": digest},
+            data=data,
+            headers=token_for(r.headers["WWW-Authenticate"]),
+        )
+        assert r.status_code == 201
+        mount = {"mount": digest, "from": "team/a"}
+        target = f"{srv.url}/v2/team/b/blobs/uploads/"
+        r = requests.post(target, params=mount, timeout=30)
+        challenge = r.headers["WWW-Authenticate"]
+        assert {str(s) for s in parse_scopes([challenge.split('scope="')[1].split('"')[0]])} == {
+            "repository:team/b:pull,push",
+            "repository:team/a:pull",
+        }
+        r = requests.post(target, params=mount, headers=token_for(challenge), timeout=30)
+        assert r.status_code == 201 and r.headers["Docker-Content-Digest"] == digest
+        # a token for the target alone still pushes: by upload, not by mount
+        only_b = 'Bearer scope="repository:team/c:pull,push"'
+        r = requests.post(
+            f"{srv.url}/v2/team/c/blobs/uploads/", params=mount, headers=token_for(only_b)
+        )
+        assert r.status_code == 202

@@ -19,7 +19,7 @@ subcommands:
   serve         run the OCI registry (and, with --auth token, its token service)
   token-server  run only the Docker token service (for another registry, e.g. distribution)
   htpasswd add  add or replace a user in an htpasswd file (bcrypt)
-  gc            delete blobs no manifest references (run it while the registry is stopped)
+  gc            delete blobs no manifest references (refuses while a registry serves the root)
 
 example:
   fleetkit registry serve --root ./registry-data --listen 127.0.0.1:5000
@@ -55,6 +55,24 @@ def _common_token_flags(p: ArgumentParser) -> None:
     )
     p.add_argument("--htpasswd", metavar="FILE", help="users (bcrypt htpasswd)")
     p.add_argument("--policy", metavar="FILE", help="YAML access policy")
+    _login_flags(p)
+
+
+def _login_flags(p: ArgumentParser) -> None:
+    p.add_argument(
+        "--login-failures-per-user",
+        type=int,
+        default=10,
+        metavar="N",
+        help="failed logins of one user per minute before 429 (default 10)",
+    )
+    p.add_argument(
+        "--login-failures-per-client",
+        type=int,
+        default=30,
+        metavar="N",
+        help="failed logins from one address per minute before 429 (default 30)",
+    )
 
 
 def _server_flags(p: ArgumentParser, default_listen: str) -> None:
@@ -73,6 +91,33 @@ def _server_flags(p: ArgumentParser, default_listen: str) -> None:
     )
     p.add_argument("--ready-file", metavar="FILE", help="write the URL here once listening")
     p.add_argument("-q", "--quiet", action="store_true", help="no access log")
+    p.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve /metrics on this separate listener (loopback unless --insecure-listen); "
+        "with --auth htpasswd/token /metrics is served nowhere else",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a connection that sends no complete request head for this long (60)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="cut off a request body that sends nothing for this long (60)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="open connections at most; more get 503 (1024, lowered to fit ulimit -n)",
+    )
 
 
 def _serve(argv: list[str], token_only: bool) -> int:
@@ -117,6 +162,16 @@ def _serve(argv: list[str], token_only: bool) -> int:
     args = p.parse_args(argv)
     if args.token_expiry <= 0:
         raise UsageError("--token-expiry must be positive")
+    if args.login_failures_per_user < 1 or args.login_failures_per_client < 1:
+        raise UsageError("--login-failures-per-user/-client must be at least 1")
+    for flag, value in (
+        ("--idle-timeout", args.idle_timeout),
+        ("--body-timeout", args.body_timeout),
+    ):
+        if not 0 < value < 86400:
+            raise UsageError(f"{flag} must be between 0 and 86400 seconds")
+    if args.max_connections < 1:
+        raise UsageError("--max-connections must be at least 1")
     config = ServerConfig(
         root=getattr(args, "root", "memory:"),
         listen=args.listen,
@@ -135,6 +190,12 @@ def _serve(argv: list[str], token_only: bool) -> int:
         insecure_listen=args.insecure_listen,
         delete_enabled=not getattr(args, "disable_delete", False),
         ready_file=args.ready_file,
+        login_failures_per_user=args.login_failures_per_user,
+        login_failures_per_client=args.login_failures_per_client,
+        idle_timeout_s=args.idle_timeout,
+        body_timeout_s=args.body_timeout,
+        max_connections=args.max_connections,
+        metrics_listen=args.metrics_listen,
     )
     if token_only and not config.token_key:
         raise UsageError(
@@ -186,7 +247,8 @@ def _gc(argv: list[str]) -> int:
     p = ArgumentParser(
         prog="fleetkit registry gc",
         description="Mark every blob a stored manifest references and delete the rest.\n"
-        "Run it while the registry is stopped (or read-only), as with distribution.",
+        "It refuses to run while a registry serves --root (servers hold a shared lock on it):\n"
+        "a push in progress has blobs no manifest references yet. --dry-run is always safe.",
         epilog="example:\n  fleetkit registry gc --root ./registry-data --dry-run",
     )
     p.add_argument("--root", default="./registry-data")
@@ -206,9 +268,12 @@ def _gc(argv: list[str]) -> int:
         raise UsageError("--upload-max-age must not be negative")
     if not os.path.isdir(args.root):
         raise UsageError(f"no registry at {args.root}", hint="pass --root DIR of a registry")
-    report = RegistryStore(FilesystemDriver(args.root)).gc(
-        dry_run=args.dry_run, upload_max_age_s=args.upload_max_age * 3600
-    )
+    driver = FilesystemDriver(args.root)
+    # exclusive unless a dry run: refuses (exit 1) while a registry serves this root
+    with driver.lock(exclusive=not args.dry_run):
+        report = RegistryStore(driver).gc(
+            dry_run=args.dry_run, upload_max_age_s=args.upload_max_age * 3600
+        )
     if args.output == "json":
         print(
             json.dumps(

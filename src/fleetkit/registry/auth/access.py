@@ -52,8 +52,16 @@ def _detail(scopes: list[Scope]) -> list[dict[str, object]]:
 class Authorizer(Protocol):
     mode: str
 
-    def authorize(self, authorization: str | None, scopes: list[Scope], realm: str) -> str:
-        """Return the user ('' = anonymous) or raise :class:`AuthFailure`."""
+    def authorize(
+        self,
+        authorization: str | None,
+        scopes: list[Scope],
+        realm: str,
+        also_ask: list[Scope] | None = None,
+    ) -> str:
+        """Return the user ('' = anonymous) or raise :class:`AuthFailure`.
+
+        ``also_ask``: scopes not required here but named in a token challenge."""
         ...
 
     def permits(self, authorization: str | None, scope: Scope) -> bool: ...
@@ -62,7 +70,13 @@ class Authorizer(Protocol):
 class NoAuth:
     mode = "none"
 
-    def authorize(self, authorization: str | None, scopes: list[Scope], realm: str) -> str:
+    def authorize(
+        self,
+        authorization: str | None,
+        scopes: list[Scope],
+        realm: str,
+        also_ask: list[Scope] | None = None,
+    ) -> str:
         return ""
 
     def permits(self, authorization: str | None, scope: Scope) -> bool:
@@ -77,19 +91,28 @@ class HtpasswdAuthorizer:
         self.policy = policy
         self.realm = realm
 
+    def bad_credentials(self) -> AuthFailure:
+        return AuthFailure(
+            "UNAUTHORIZED",
+            "invalid username or password",
+            headers={"WWW-Authenticate": basic_challenge(self.realm)},
+        )
+
     def _user(self, authorization: str | None) -> str | None:
         creds = parse_authorization(authorization)
         if creds is None or creds.scheme != "basic":
             return None
         if not self.users.check(creds.username, creds.password):
-            raise AuthFailure(
-                "UNAUTHORIZED",
-                "invalid username or password",
-                headers={"WWW-Authenticate": basic_challenge(self.realm)},
-            )
+            raise self.bad_credentials()
         return creds.username
 
-    def authorize(self, authorization: str | None, scopes: list[Scope], realm: str) -> str:
+    def authorize(
+        self,
+        authorization: str | None,
+        scopes: list[Scope],
+        realm: str,
+        also_ask: list[Scope] | None = None,
+    ) -> str:
         user = self._user(authorization)
         challenge = {"WWW-Authenticate": basic_challenge(self.realm)}
         if not scopes and user is None:
@@ -124,13 +147,21 @@ class TokenAuthorizer:
         self.service = service
         self.realm = realm
 
-    def authorize(self, authorization: str | None, scopes: list[Scope], realm: str) -> str:
+    def authorize(
+        self,
+        authorization: str | None,
+        scopes: list[Scope],
+        realm: str,
+        also_ask: list[Scope] | None = None,
+    ) -> str:
         realm = self.realm or realm
+        # the challenge names every scope the client should ask for; only ``scopes`` are required
+        asked = scopes + [s for s in also_ask or [] if s not in scopes]
         creds = parse_authorization(authorization)
         if creds is None or creds.scheme != "bearer":
             raise AuthFailure(
                 "UNAUTHORIZED",
-                headers={"WWW-Authenticate": bearer_challenge(realm, self.service, scopes)},
+                headers={"WWW-Authenticate": bearer_challenge(realm, self.service, asked)},
                 detail=_detail(scopes) or None,
             )
         try:
@@ -141,7 +172,7 @@ class TokenAuthorizer:
                 f"authentication required: {exc.message}",
                 headers={
                     "WWW-Authenticate": bearer_challenge(
-                        realm, self.service, scopes, "invalid_token"
+                        realm, self.service, asked, "invalid_token"
                     )
                 },
             ) from None
@@ -152,7 +183,7 @@ class TokenAuthorizer:
                     "insufficient scope",
                     headers={
                         "WWW-Authenticate": bearer_challenge(
-                            realm, self.service, scopes, "insufficient_scope"
+                            realm, self.service, asked, "insufficient_scope"
                         )
                     },
                     detail=_detail(scopes),

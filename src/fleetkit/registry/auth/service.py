@@ -66,6 +66,16 @@ class TokenService:
     def check_password(self, user: str, password: str) -> bool:
         return self.users is not None and self.users.check(user, password)
 
+    def check_refresh_token(self, token: str) -> str | None:
+        """The user of a valid, unrevoked refresh token (None otherwise).
+
+        The user must still exist with the entry they had when the token was issued; what they
+        may do is decided afresh by :meth:`grant` from the current policy.
+        """
+        if self.users is None:
+            return None
+        return self.signer.check_refresh_token(token, self.users.generation)
+
     def grant(self, user: str | None, scopes: list[Scope], *, offline: bool = False) -> TokenGrant:
         """Requested scopes intersected with the policy; scopes granted nothing are dropped."""
         access: list[Scope] = []
@@ -80,5 +90,9 @@ class TokenService:
             access=access,
             expires_in_s=self.expires_in_s,
         )
-        refresh = self.signer.refresh_token(user) if offline and user else None
+        refresh: str | None = None
+        if offline and user and self.users is not None:
+            generation = self.users.generation(user)
+            if generation is not None:
+                refresh = self.signer.refresh_token(user, generation=generation)
         return TokenGrant(token, self.expires_in_s, iat, tuple(access), refresh)

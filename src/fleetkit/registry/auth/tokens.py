@@ -10,13 +10,16 @@ verifies with the leaf's key.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as _dt
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from cryptography.x509 import verification as x509_verification
 from cryptography.x509.oid import NameOID
 
 from fleetkit.errors import RegistryError, UsageError
@@ -243,25 +247,44 @@ class SigningKey:
         }
         return self.sign_jwt(claims), iat
 
-    # refresh tokens: opaque to clients; an HMAC over (user, expiry) with a key derived from
-    # the signing key, so they survive restarts and need no table
-    def refresh_token(self, user: str, ttl_s: int = 30 * 86400) -> str:
-        body = b64url(json.dumps({"u": user, "e": int(time.time()) + ttl_s}).encode())
+    # refresh tokens: opaque to clients; an HMAC over (user, generation, expiry) with a key
+    # derived from the signing key, so they survive restarts. The generation is the server's
+    # word on the user at issue time (a fingerprint of their htpasswd entry): a refresh whose
+    # generation is no longer current (user removed, password changed) is refused, which
+    # revokes every refresh token of that user. Rotating the signing key revokes them all.
+    def refresh_token(self, user: str, ttl_s: int = 30 * 86400, generation: str = "") -> str:
+        doc = {"u": user, "g": generation, "e": int(time.time()) + ttl_s}
+        body = b64url(json.dumps(doc).encode())
         mac = hmac.new(self._refresh_secret, body.encode(), hashlib.sha256).digest()
-        return f"fkr1.{body}.{b64url(mac)}"
+        return f"fkr2.{body}.{b64url(mac)}"
 
-    def check_refresh_token(self, token: str) -> str | None:
+    def check_refresh_token(
+        self, token: str, generation: Callable[[str], str | None] | None = None
+    ) -> str | None:
+        """The user a valid refresh token names, or None.
+
+        With ``generation`` (user -> current generation, None for no such user) the token's
+        generation must still be current.
+        """
         try:
             prefix, body, mac = token.split(".")
-            if prefix != "fkr1":
+            if prefix != "fkr2" or len(body) > 4096:
                 return None
             want = hmac.new(self._refresh_secret, body.encode(), hashlib.sha256).digest()
             if not hmac.compare_digest(want, b64url_decode(mac)):
                 return None
             doc = json.loads(b64url_decode(body))
-            if int(doc["e"]) < time.time():
+            expires = doc["e"]
+            if not isinstance(expires, int) or expires < time.time():
                 return None
-            return str(doc["u"])
+            user, gen = doc["u"], doc.get("g", "")
+            if not isinstance(user, str) or not isinstance(gen, str):
+                return None
+            if generation is not None:
+                current = generation(user)
+                if current is None or not hmac.compare_digest(current, gen):
+                    return None
+            return user
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -295,79 +318,99 @@ def load_cert_bundle(path: str) -> list[x509.Certificate]:
     return certs
 
 
+_MAX_X5C = 8  # certificates in a token's chain (leaf, intermediates)
+
+
+def _numeric_claim(claims: dict[str, Any], name: str, required: bool = False) -> int:
+    """A NumericDate claim as an int; InvalidToken for anything else (bools, inf, NaN, huge)."""
+    value = claims.get(name)
+    if value is None and not required:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidToken(f"token has no valid {name} claim")
+    if not math.isfinite(value) or abs(value) > _MAX_NUMERIC_DATE:
+        raise InvalidToken(f"token has no valid {name} claim")
+    return int(value)
+
+
+_MAX_NUMERIC_DATE = 1 << 40  # about year 36812: any real date fits, no overflow past it
+
+
 class TokenVerifier:
-    """Verify tokens as distribution does: issuer, audience, time (60 s leeway), x5c, signature."""
+    """Verify tokens as distribution does: x5c chain, signature, then issuer, audience and time.
+
+    The chain is verified by cryptography's X.509 verifier (CA and basicConstraints checks on
+    every issuer, validity periods, path building to the root bundle); a root certificate used
+    directly as the signing certificate is trusted, as with distribution's rootcertbundle.
+    Nothing in the claims is looked at before the signature verifies.
+    """
 
     def __init__(self, roots: list[x509.Certificate], issuer: str, audience: str) -> None:
         self.roots = roots
         self.issuer = issuer
         self.audience = audience
-        self._root_ders = {r.public_bytes(serialization.Encoding.DER) for r in roots}
+        self._store = x509_verification.Store(roots)
 
-    def _trusted_leaf(self, x5c: Any) -> ec.EllipticCurvePublicKey:
+    def _trusted_leaf(self, x5c: Any, now: _dt.datetime) -> ec.EllipticCurvePublicKey:
         if not isinstance(x5c, list) or not x5c or not all(isinstance(c, str) for c in x5c):
             raise InvalidToken("token header has no x5c certificate chain")
+        if len(x5c) > _MAX_X5C:
+            raise InvalidToken("token certificate chain is too long")
         try:
-            chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in x5c]
-        except ValueError:
+            chain = [
+                x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in x5c
+            ]
+        except (ValueError, binascii.Error):
             raise InvalidToken("token header has a malformed x5c chain") from None
-        now = _dt.datetime.now(_dt.UTC)
-        for cert in chain:
-            if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
-                raise InvalidToken("token certificate is outside its validity period")
-        ok = chain[-1].public_bytes(serialization.Encoding.DER) in self._root_ders
-        if not ok:
-            for root in self.roots:
-                try:
-                    chain[-1].verify_directly_issued_by(root)
-                    ok = True
-                    break
-                except (ValueError, TypeError, InvalidSignature):
-                    continue
-        for child, parent in zip(chain, chain[1:], strict=False):
-            try:
-                child.verify_directly_issued_by(parent)
-            except (ValueError, TypeError, InvalidSignature):
-                ok = False
-        if not ok:
-            raise InvalidToken("token certificate chain does not verify against the root bundle")
+        verifier = (
+            x509_verification.PolicyBuilder()
+            .store(self._store)
+            .time(now)
+            .max_chain_depth(_MAX_X5C)
+            .extension_policies(
+                ca_policy=x509_verification.ExtensionPolicy.webpki_defaults_ca(),
+                # a token signing certificate is no TLS client: no EKU or SAN is required of it
+                ee_policy=x509_verification.ExtensionPolicy.permit_all(),
+            )
+            .build_client_verifier()
+        )
+        try:
+            verifier.verify(chain[0], chain[1:])
+        except x509_verification.VerificationError as exc:
+            raise InvalidToken(
+                f"token certificate chain does not verify against the root bundle ({exc})"
+            ) from None
         key = chain[0].public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise InvalidToken("token signing key is not an EC key")
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            raise InvalidToken("token signing key is not a P-256 EC key")
         return key
 
     def verify(self, token: str, now: float | None = None) -> Claims:
+        """Return the token's claims, or raise :class:`InvalidToken` for any flaw at all."""
+        try:
+            return self._verify(token, now)
+        except InvalidToken:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError, UnicodeError):
+            raise InvalidToken("malformed token") from None
+
+    def _verify(self, token: str, now: float | None) -> Claims:
         parts = token.split(".")
         if len(parts) != 3:
             raise InvalidToken("malformed token")
         try:
             header = json.loads(b64url_decode(parts[0]))
-            claims = json.loads(b64url_decode(parts[1]))
             signature = b64url_decode(parts[2])
         except (ValueError, UnicodeDecodeError):
             raise InvalidToken("malformed token") from None
-        if not isinstance(header, dict) or not isinstance(claims, dict):
+        if not isinstance(header, dict):
             raise InvalidToken("malformed token")
         if header.get("alg") != "ES256":
-            raise InvalidToken(f"unsupported token algorithm {header.get('alg')!r}")
-        if claims.get("iss") != self.issuer:
-            raise InvalidToken("token from an untrusted issuer")
-        aud = claims.get("aud")
-        auds = aud if isinstance(aud, list) else [aud]
-        if self.audience not in auds:
-            raise InvalidToken("token intended for another audience")
-        t = time.time() if now is None else now
-        try:
-            exp, nbf, iat = int(claims["exp"]), int(claims.get("nbf", 0)), int(claims.get("iat", 0))
-        except (KeyError, TypeError, ValueError):
-            raise InvalidToken("token has no valid exp claim") from None
-        if t > exp + LEEWAY_S:
-            raise InvalidToken("token has expired")
-        if t < nbf - LEEWAY_S:
-            raise InvalidToken("token is not valid yet")
+            raise InvalidToken(f"unsupported token algorithm {str(header.get('alg'))[:40]!r}")
         if len(signature) != 64:
             raise InvalidToken("token signature has the wrong length")
-        key = self._trusted_leaf(header.get("x5c"))
+        t = time.time() if now is None else now
+        key = self._trusted_leaf(header.get("x5c"), _dt.datetime.fromtimestamp(t, _dt.UTC))
         der = encode_dss_signature(
             int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
         )
@@ -375,6 +418,26 @@ class TokenVerifier:
             key.verify(der, f"{parts[0]}.{parts[1]}".encode(), ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             raise InvalidToken("token signature does not verify") from None
+        # only signed claims from here on
+        try:
+            claims = json.loads(b64url_decode(parts[1]))
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidToken("malformed token") from None
+        if not isinstance(claims, dict):
+            raise InvalidToken("malformed token")
+        if claims.get("iss") != self.issuer:
+            raise InvalidToken("token from an untrusted issuer")
+        aud = claims.get("aud")
+        auds = aud if isinstance(aud, list) else [aud]
+        if self.audience not in auds:
+            raise InvalidToken("token intended for another audience")
+        exp = _numeric_claim(claims, "exp", required=True)
+        nbf = _numeric_claim(claims, "nbf")
+        iat = _numeric_claim(claims, "iat")
+        if t > exp + LEEWAY_S:
+            raise InvalidToken("token has expired")
+        if t < nbf - LEEWAY_S:
+            raise InvalidToken("token is not valid yet")
         access: list[Scope] = []
         for item in claims.get("access") or []:
             if not isinstance(item, dict):

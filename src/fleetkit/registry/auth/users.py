@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import secrets
 import threading
 import time
 
@@ -15,59 +17,130 @@ __all__ = ["Htpasswd", "add_user", "HtpasswdError"]
 
 _CACHE_TTL_S = 60.0
 
+log = logging.getLogger("fleetkit.registry")
+
 
 class HtpasswdError(UsageError):
     """An htpasswd file that cannot be read or has a malformed line (exit 2)."""
 
 
+def _parse(path: str) -> dict[str, bytes]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise HtpasswdError(
+            f"cannot read htpasswd file {path}: {why}",
+            hint="create one with: fleetkit registry htpasswd add USER --file " + path,
+        ) from None
+    users: dict[str, bytes] = {}
+    for lineno, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not user or not hashed.startswith(("$2y$", "$2a$", "$2b$")):
+            raise HtpasswdError(
+                "expected user:bcrypt-hash (only bcrypt is supported, as in distribution)",
+                hint="regenerate the entry with: fleetkit registry htpasswd add USER",
+                source=f"{path}:{lineno}",
+            )
+        users[user] = hashed.encode()
+    return users
+
+
+def _file_id(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _cost(hashed: bytes) -> int:
+    try:
+        return min(max(int(hashed[4:6]), 4), 31)
+    except ValueError:
+        return 10
+
+
 class Htpasswd:
-    """Users from an htpasswd file; successful checks are cached briefly (bcrypt is slow)."""
+    """Users from an htpasswd file; successful checks are cached briefly (bcrypt is slow).
+
+    The file is read again when it changes (checked on every lookup), so removing a user or
+    changing a password takes effect at once: for Basic auth, for token grants and for refresh
+    tokens (whose generation is the user's entry, see :meth:`generation`). An unknown user costs
+    a bcrypt check all the same, so response times do not tell which users exist.
+    """
 
     def __init__(self, users: dict[str, bytes], path: str | None = None) -> None:
         self.users = users
         self.path = path
         self._ok: dict[bytes, float] = {}
         self._lock = threading.Lock()
+        self._file_id = _file_id(path) if path else None
+        self._dummy: bytes | None = None
 
     @classmethod
     def load(cls, path: str) -> Htpasswd:
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise HtpasswdError(
-                f"cannot read htpasswd file {path}: {why}",
-                hint="create one with: fleetkit registry htpasswd add USER --file " + path,
-            ) from None
-        users: dict[str, bytes] = {}
-        for lineno, line in enumerate(lines, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            user, sep, hashed = line.partition(":")
-            if not sep or not user or not hashed.startswith(("$2y$", "$2a$", "$2b$")):
-                raise HtpasswdError(
-                    "expected user:bcrypt-hash (only bcrypt is supported, as in distribution)",
-                    hint="regenerate the entry with: fleetkit registry htpasswd add USER",
-                    source=f"{path}:{lineno}",
-                )
-            users[user] = hashed.encode()
-        return cls(users, path)
+        return cls(_parse(path), path)
 
-    def check(self, user: str, password: str) -> bool:
+    def _refresh(self) -> None:
+        if self.path is None:
+            return
+        current = _file_id(self.path)
+        if current == self._file_id:
+            return
+        with self._lock:
+            if current == self._file_id:
+                return
+            try:
+                users = _parse(self.path) if current is not None else {}
+            except HtpasswdError as exc:
+                # keep serving the last good file rather than locking everyone out
+                log.error("htpasswd file changed but cannot be used: %s", exc.message)
+                self._file_id = current
+                return
+            if current is None:
+                log.error("htpasswd file %s is gone: no user can log in", self.path)
+            self.users = users
+            self._file_id = current
+            self._ok.clear()
+            self._dummy = None
+
+    def generation(self, user: str) -> str | None:
+        """A short fingerprint of ``user``'s entry (None when the user does not exist)."""
+        self._refresh()
         hashed = self.users.get(user)
         if hashed is None:
+            return None
+        return hashlib.sha256(b"fleetkit-user\0" + hashed).hexdigest()[:16]
+
+    def _dummy_hash(self) -> bytes:
+        dummy = self._dummy
+        if dummy is None:
+            cost = max((_cost(h) for h in self.users.values()), default=10)
+            dummy = self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost))
+        return dummy
+
+    def check(self, user: str, password: str) -> bool:
+        self._refresh()
+        hashed = self.users.get(user)
+        secret = password.encode()
+        if hashed is None or len(secret) > 72:  # bcrypt reads 72 bytes; longer never matches
+            # as slow as a real check: timing does not reveal whether the user exists
+            bcrypt.checkpw(secret[:72], self._dummy_hash())
             return False
-        key = hashlib.sha256(user.encode() + b"\0" + password.encode() + b"\0" + hashed).digest()
+        key = hashlib.sha256(user.encode() + b"\0" + secret + b"\0" + hashed).digest()
         now = time.monotonic()
         with self._lock:
             until = self._ok.get(key)
             if until is not None and until > now:
                 return True
         try:
-            ok = bcrypt.checkpw(password.encode(), hashed)
-        except ValueError:
+            ok = bcrypt.checkpw(secret, hashed)
+        except ValueError:  # a malformed hash in the file
             return False
         if ok:
             with self._lock:

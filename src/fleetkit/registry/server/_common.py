@@ -4,23 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from fleetkit.registry.auth.access import Authorizer
-from fleetkit.registry.auth.challenge import Scope
+from fleetkit.registry.auth.access import Authorizer, HtpasswdAuthorizer
+from fleetkit.registry.auth.challenge import Scope, parse_authorization
+from fleetkit.registry.auth.logins import LoginGuard
 from fleetkit.registry.auth.service import TokenService
-from fleetkit.registry.errors import api_error
+from fleetkit.registry.errors import RegistryAPIError, api_error
 from fleetkit.registry.reference import validate_repository
+from fleetkit.registry.server.limits import QuietLog
 from fleetkit.registry.server.metrics import Metrics
 from fleetkit.registry.storage.store import RegistryStore
 
-__all__ = ["State", "STATE_KEY", "authorize", "absolute", "json_response", "run_blocking"]
+__all__ = [
+    "State",
+    "STATE_KEY",
+    "authorize",
+    "absolute",
+    "json_response",
+    "run_blocking",
+    "body_chunks",
+    "BodyStalled",
+]
 
 T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _SharedLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 @dataclass
@@ -32,19 +50,59 @@ class State:
     token_service: TokenService | None
     metrics: Metrics
     delete_enabled: bool = True
-    upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    logins: LoginGuard | None = None  # password checks (htpasswd mode, token service)
+    body_timeout_s: float = 60.0  # a request body that sends nothing for this long is cut off
+    metrics_url: str = ""  # where /metrics is served when on its own listener
+    quiet: QuietLog = field(default_factory=QuietLog)  # recurring conditions, logged sparingly
+    upload_locks: dict[str, _SharedLock] = field(default_factory=dict)
     blob_bodies_in_flight: int = 0  # blob GET bodies being sent right now (see blobs.py)
 
-    def upload_lock(self, key: str) -> asyncio.Lock:
-        lock = self.upload_locks.get(key)
-        if lock is None:
-            lock = self.upload_locks[key] = asyncio.Lock()
-        return lock
+    @asynccontextmanager
+    async def upload_lock(self, key: str) -> AsyncIterator[None]:
+        """Serialise requests on one upload session; the lock lives only while it is used.
+
+        Callers validate the session id first (see ``RegistryStore.check_upload_id``), so a
+        flood of made-up ids costs nothing that outlives its request.
+        """
+        entry = self.upload_locks.get(key)
+        if entry is None:
+            entry = self.upload_locks[key] = _SharedLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self.upload_locks[key]
 
 
 STATE_KEY: web.AppKey[State] = web.AppKey("fleetkit_registry_state", State)
 USER_KEY: web.RequestKey[str] = web.RequestKey("fleetkit_user", str)
 ROUTE_KEY: web.RequestKey[str] = web.RequestKey("fleetkit_route", str)
+# body bytes a handler sent itself (write + sendfile), for the access log
+SENT_KEY: web.RequestKey[int] = web.RequestKey("fleetkit_sent", int)
+
+
+class BodyStalled(RegistryAPIError):
+    """The client stopped sending the request body; the connection is closed after the reply."""
+
+    code = "SIZE_INVALID"
+
+
+async def body_chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
+    """The request body in pieces of at most ``size``; raise :class:`BodyStalled` (408) when
+    no byte arrives for the server's ``body_timeout_s``."""
+    timeout = state(request).body_timeout_s
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await request.content.read(size)
+        except TimeoutError:
+            raise BodyStalled(f"no request body bytes for {timeout:g} s", status=408) from None
+        if not chunk:
+            return
+        yield chunk
 
 
 def state(request: web.Request) -> State:
@@ -55,18 +113,31 @@ def realm_of(request: web.Request, st: State) -> str:
     return st.realm or f"{request.scheme}://{request.host}/service/token"
 
 
-def authorize(
-    request: web.Request, name: str | None, actions: str, extra: list[Scope] | None = None
+async def authorize(
+    request: web.Request,
+    name: str | None,
+    actions: str,
+    extra: list[Scope] | None = None,
+    also_ask: list[Scope] | None = None,
 ) -> str:
-    """Check the request may do ``actions`` ("pull", "pull,push", "delete") on ``name``."""
+    """Check the request may do ``actions`` ("pull", "pull,push", "delete") on ``name``.
+
+    ``also_ask`` scopes are not required but are named in a token challenge, so a client that
+    follows challenges asks for them too (a cross-repository mount's source, say). A Basic
+    password is verified off the event loop and rate-limited when it fails (see logins.py).
+    """
     st = state(request)
     scopes: list[Scope] = []
     if name is not None:
         scopes.append(Scope("repository", name, frozenset(actions.split(","))))
     scopes += extra or []
-    user = st.authorizer.authorize(
-        request.headers.get("Authorization"), scopes, realm_of(request, st)
-    )
+    header = request.headers.get("Authorization")
+    if st.logins is not None and isinstance(st.authorizer, HtpasswdAuthorizer):
+        creds = parse_authorization(header)
+        if creds is not None and creds.scheme == "basic":
+            if not await st.logins.check(creds.username, creds.password, request.remote):
+                raise st.authorizer.bad_credentials()
+    user = st.authorizer.authorize(header, scopes, realm_of(request, st), also_ask)
     request[USER_KEY] = user
     return user
 

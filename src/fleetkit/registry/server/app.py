@@ -9,6 +9,8 @@ unexpected is logged with its traceback and answered ``500 UNKNOWN``, never an H
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import os
 import re
@@ -28,6 +30,7 @@ from fleetkit.registry.auth.access import (
     NoAuth,
     TokenAuthorizer,
 )
+from fleetkit.registry.auth.logins import LoginGuard, LoginLimiter
 from fleetkit.registry.auth.policy import load_policy
 from fleetkit.registry.auth.service import TokenService
 from fleetkit.registry.auth.tokens import SigningKey, TokenVerifier, load_cert_bundle
@@ -35,9 +38,24 @@ from fleetkit.registry.auth.users import Htpasswd
 from fleetkit.registry.errors import RegistryAPIError, api_error
 from fleetkit.registry.reference import validate_repository
 from fleetkit.registry.server import blobs, catalog, manifests, referrers, tags, token, uploads
-from fleetkit.registry.server._common import ROUTE_KEY, STATE_KEY, USER_KEY, State, json_response
+from fleetkit.registry.server._common import (
+    ROUTE_KEY,
+    SENT_KEY,
+    STATE_KEY,
+    USER_KEY,
+    BodyStalled,
+    State,
+    json_response,
+)
+from fleetkit.registry.server.limits import (
+    ConnectionGuard,
+    GuardedTCPSite,
+    effective_max_connections,
+    http_logger,
+    quiet_loop_errors,
+)
 from fleetkit.registry.server.metrics import Metrics
-from fleetkit.registry.storage import MemoryDriver, RegistryStore, open_driver
+from fleetkit.registry.storage import FilesystemDriver, MemoryDriver, RegistryStore, open_driver
 
 __all__ = [
     "ServerConfig",
@@ -50,8 +68,13 @@ __all__ = [
 
 log = logging.getLogger("fleetkit.registry")
 access_log = logging.getLogger("fleetkit.registry.access")
+DISCONNECTED_KEY: web.RequestKey[bool] = web.RequestKey("fleetkit_disconnected", bool)
 
 AUTH_MODES = ("none", "htpasswd", "token")
+
+# Bodies read whole (token forms; aiohttp's request.read()/post()) are refused past this size
+# while being read. Blob uploads stream to storage and manifests have their own 4 MiB bound.
+MAX_FORM_BYTES = 64 << 10
 
 
 @dataclass
@@ -74,6 +97,12 @@ class ServerConfig:
     delete_enabled: bool = True
     ready_file: str | None = None
     shutdown_timeout_s: float = 10.0
+    login_failures_per_user: int = 10  # failed logins per minute before 429
+    login_failures_per_client: int = 30
+    idle_timeout_s: float = 60.0  # a request head must arrive within this of connect/last reply
+    body_timeout_s: float = 60.0  # a request body may pause this long, no longer
+    max_connections: int = 1024  # lowered to fit RLIMIT_NOFILE; more get 503
+    metrics_listen: str | None = None  # /metrics on its own listener (HOST:PORT)
 
 
 def _signer(config: ServerConfig) -> SigningKey:
@@ -90,7 +119,7 @@ def _signer(config: ServerConfig) -> SigningKey:
 
 def _token_service(config: ServerConfig) -> TokenService:
     users = Htpasswd.load(config.htpasswd) if config.htpasswd else None
-    return TokenService(
+    service = TokenService(
         _signer(config),
         issuer=config.issuer,
         service=config.service,
@@ -98,6 +127,16 @@ def _token_service(config: ServerConfig) -> TokenService:
         policy=load_policy(config.policy),
         expires_in_s=config.token_expiry_s,
     )
+    if users is None:
+        log.warning(
+            "warning: the token service has no --htpasswd: nobody can log in, and tokens grant "
+            "only what the policy allows anonymous users"
+        )
+    return service
+
+
+def _limiter(config: ServerConfig) -> LoginLimiter:
+    return LoginLimiter(config.login_failures_per_user, config.login_failures_per_client)
 
 
 def build_state(config: ServerConfig) -> State:
@@ -106,6 +145,7 @@ def build_state(config: ServerConfig) -> State:
     store = RegistryStore(open_driver(config.root))
     token_service: TokenService | None = None
     authorizer: Authorizer
+    logins: LoginGuard | None = None
     if config.auth == "none":
         authorizer = NoAuth()
     elif config.auth == "htpasswd":
@@ -114,9 +154,13 @@ def build_state(config: ServerConfig) -> State:
                 "--auth htpasswd needs --htpasswd FILE",
                 hint="create one with: fleetkit registry htpasswd add USER --file FILE",
             )
-        authorizer = HtpasswdAuthorizer(Htpasswd.load(config.htpasswd), load_policy(config.policy))
+        users = Htpasswd.load(config.htpasswd)
+        authorizer = HtpasswdAuthorizer(users, load_policy(config.policy))
+        logins = LoginGuard(users, _limiter(config))
     else:
         token_service = _token_service(config)
+        if token_service.users is not None:
+            logins = LoginGuard(token_service.users, _limiter(config))
         roots = [token_service.signer.cert]
         if config.token_rootcert:
             roots += load_cert_bundle(config.token_rootcert)
@@ -131,6 +175,8 @@ def build_state(config: ServerConfig) -> State:
         token_service=token_service,
         metrics=Metrics(),
         delete_enabled=config.delete_enabled,
+        logins=logins,
+        body_timeout_s=config.body_timeout_s,
     )
 
 
@@ -190,7 +236,7 @@ def route_of(tail: str) -> tuple[str, str | None, str | None, dict[str, Handler]
 async def _ping(request: web.Request) -> web.Response:
     from fleetkit.registry.server._common import authorize
 
-    authorize(request, None, "")
+    await authorize(request, None, "")
     return json_response({})
 
 
@@ -227,13 +273,31 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 # -- middleware --------------------------------------------------------------------------------
 
 
-def _error_response(exc: RegistryAPIError, request: web.Request) -> web.Response:
-    body = b"" if request.method == "HEAD" else exc.body_bytes()
-    resp = web.Response(body=body, status=exc.status, headers=exc.headers or None)
+# headers that describe the body: only the response builder sets them, from the body it sends
+_ENTITY_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding"})
+
+
+def error_response(exc: RegistryAPIError, method: str) -> web.Response:
+    """The one builder of error responses: the table's JSON body, and headers that match it.
+
+    Handlers attach headers to errors (a challenge, an upload's ``Range``); any that describe a
+    body (``Content-Length: 0`` of an upload status, say) are dropped, never sent with this one.
+    """
+    data = exc.body_bytes()
+    headers = {k: v for k, v in exc.headers.items() if k.lower() not in _ENTITY_HEADERS}
+    resp = web.Response(
+        body=b"" if method == "HEAD" else data, status=exc.status, headers=headers or None
+    )
     resp.content_type = "application/json"
-    if request.method == "HEAD":
-        resp.headers["Content-Length"] = str(len(exc.body_bytes()))
+    if method == "HEAD":
+        resp.headers["Content-Length"] = str(len(data))
+    if isinstance(exc, BodyStalled):
+        resp.force_close()  # the rest of the body is not worth waiting for
     return resp
+
+
+def _error_response(exc: RegistryAPIError, request: web.Request) -> web.Response:
+    return error_response(exc, request.method)
 
 
 @web.middleware
@@ -256,16 +320,46 @@ async def error_middleware(
                 api_error("SIZE_INVALID", "request too large", status=413), request
             )
         raise
-    except ConnectionResetError:
-        # the client went away mid-request; what an upload received so far is kept
-        log.info("%s %s: client disconnected", request.method, request.path)
-        return _error_response(
-            api_error("BLOB_UPLOAD_INVALID", "client disconnected", status=400), request
-        )
+    except ConnectionError:
+        # the client went away mid-request or mid-response (Ctrl-C, a closed pipe): not a
+        # server error. One log line, status 499 in the access log and metrics; what an
+        # upload received so far is kept. Nobody reads this response.
+        request[DISCONNECTED_KEY] = True
+        log.info("%s %s: client disconnected", request.method, _redacted(request))
+        if request.protocol is not None:
+            request.protocol.force_close()
+        return web.Response(status=499)
     except asyncio.CancelledError:
         raise
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            request.app[STATE_KEY].quiet.warning(
+                "fd",
+                "out of file descriptors (%s): answering 503; raise the limit or lower "
+                "--max-connections",
+                exc.strerror,
+            )
+            return _error_response(
+                api_error(
+                    "TOOMANYREQUESTS",
+                    "server is out of resources",
+                    status=503,
+                    headers={"Retry-After": "1"},
+                ),
+                request,
+            )
+        log.exception("internal error on %s %s", request.method, request.path)
+        return _error_response(api_error("UNKNOWN"), request)
     except RegistryError as exc:  # storage failures and friends: a clean 500
-        log.error("%s %s: %s", request.method, request.path, exc.message)
+        # a failing disk fails every request the same way: one line per kind per 10 s
+        request.app[STATE_KEY].quiet.log(
+            logging.ERROR,
+            "storage:" + exc.message.rsplit(": ", 1)[-1],
+            "%s %s: %s",
+            request.method,
+            request.path,
+            exc.message,
+        )
         return _error_response(api_error("UNKNOWN", exc.message), request)
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
@@ -301,6 +395,11 @@ async def log_middleware(
     finally:
         elapsed = time.perf_counter() - started
         st = request.app[STATE_KEY]
+        if SENT_KEY in request:  # bytes a handler sent itself (sendfile bypasses body_length)
+            length = request[SENT_KEY]
+        if request.get(DISCONNECTED_KEY):
+            status = 499
+            st.metrics.client_disconnects += 1
         st.metrics.observe(request.method, str(request.get(ROUTE_KEY, "other")), status, elapsed)
         if access_log.isEnabledFor(logging.INFO):
             user = request.get(USER_KEY) or "-"
@@ -338,14 +437,26 @@ def _headers_on_prepare(request: web.Request, response: web.StreamResponse) -> A
     return fut
 
 
+async def _close_state(app: web.Application) -> None:
+    logins = app[STATE_KEY].logins
+    if logins is not None:
+        logins.close()
+
+
 def create_app(config: ServerConfig, state: State | None = None) -> web.Application:
     st = state or build_state(config)
-    app = web.Application(middlewares=[log_middleware, error_middleware], client_max_size=1 << 62)
+    app = web.Application(
+        middlewares=[log_middleware, error_middleware], client_max_size=MAX_FORM_BYTES
+    )
     app[STATE_KEY] = st
+    app.on_cleanup.append(_close_state)
     app.on_response_prepare.append(_headers_on_prepare)
     app.router.add_route("*", "/v2/{tail:[\\s\\S]*}", dispatch)
     app.router.add_route("*", "/v2", dispatch)
-    app.router.add_get("/metrics", _metrics)
+    if config.auth == "none" and not config.metrics_listen:
+        # everything is open in this mode anyway; with auth, /metrics is only served on
+        # --metrics-listen (distribution's debug listener), never to anonymous clients
+        app.router.add_get("/metrics", _metrics)
     if st.token_service is not None:
         app.router.add_get(token.TOKEN_PATH, token.token_get)
         app.router.add_post(token.TOKEN_PATH, token.token_post)
@@ -353,19 +464,33 @@ def create_app(config: ServerConfig, state: State | None = None) -> web.Applicat
 
 
 def create_token_app(config: ServerConfig) -> web.Application:
-    """The standalone token service: ``/service/token`` (GET and POST) and ``/metrics``."""
+    """The standalone token service: ``/service/token`` (GET and POST); ``/metrics`` is served
+    only on ``--metrics-listen``."""
+    ts = _token_service(config)
     st = State(
         store=RegistryStore(MemoryDriver()),
         authorizer=NoAuth(),
         service=config.service,
         realm=config.realm,
-        token_service=_token_service(config),
+        token_service=ts,
         metrics=Metrics(),
+        logins=LoginGuard(ts.users, _limiter(config)) if ts.users is not None else None,
+        body_timeout_s=config.body_timeout_s,
     )
-    app = web.Application(middlewares=[log_middleware, error_middleware])
+    app = web.Application(
+        middlewares=[log_middleware, error_middleware], client_max_size=MAX_FORM_BYTES
+    )
     app[STATE_KEY] = st
+    app.on_cleanup.append(_close_state)
     app.router.add_get(token.TOKEN_PATH, token.token_get)
     app.router.add_post(token.TOKEN_PATH, token.token_post)
+    return app  # /metrics: only on --metrics-listen
+
+
+def create_metrics_app(st: State) -> web.Application:
+    """``/metrics`` alone, for the separate listener of ``--metrics-listen``."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_FORM_BYTES)
+    app[STATE_KEY] = st
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -417,7 +542,9 @@ async def serve(
     """Listen until SIGINT/SIGTERM (or ``stop``), then shut down gracefully.
 
     Graceful: stop accepting, let requests in flight finish for ``shutdown_timeout_s``; upload
-    sessions live in storage and resume after the next start.
+    sessions live in storage and resume after the next start (not with ``memory:``, whose data
+    goes with the process). A filesystem root is held with a shared lock while serving, so
+    ``registry gc`` refuses to run under a live server.
     """
     host, port = parse_listen(config.listen)
     ctx = _ssl_context(config)
@@ -426,49 +553,125 @@ async def serve(
             f"refusing plain HTTP on {host}: only loopback addresses may listen without TLS",
             hint="pass --tls-cert/--tls-key, or --insecure-listen to accept plain HTTP",
         )
-    app = app_factory(config)
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ctx, backlog=1024)
+    with contextlib.ExitStack() as stack:
+        if config.root != "memory:":
+            # a shared lock on the root: gc (exclusive) refuses to run while any server does
+            stack.enter_context(FilesystemDriver(config.root).lock(exclusive=False))
+        await _serve(config, app_factory, what, stop, on_ready, host, port, ctx)
+
+
+async def _start_site(
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    ctx: ssl.SSLContext | None,
+    listen: str,
+    flag: str,
+    guard: ConnectionGuard,
+) -> str:
+    """Start listening; return the URL actually bound (port 0 picks one)."""
+    site = GuardedTCPSite(runner, host, port, guard=guard, ssl_context=ctx, backlog=1024)
     try:
         await site.start()
     except OSError as exc:
-        await runner.cleanup()
         raise RegistryError(
-            f"cannot listen on {config.listen}: {exc.strerror}",
-            hint="pick another --listen port (port 0 picks a free one)",
+            f"cannot listen on {listen}: {exc.strerror}",
+            hint=f"pick another {flag} port (port 0 picks a free one)",
         ) from None
     server = site._server
     sockets: list[Any] = list(getattr(server, "sockets", []) or [])
     bound = sockets[0].getsockname() if sockets else (host, port)
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    url = f"{'https' if ctx else 'http'}://{shown}:{bound[1]}"
-    if config.ready_file:
-        tmp = config.ready_file + ".tmp"
-        try:
-            with open(tmp, "w") as f:
-                f.write(url + "\n")
-            os.replace(tmp, config.ready_file)
-        except OSError as exc:
-            await runner.cleanup()
-            raise RegistryError(
-                f"cannot write --ready-file {config.ready_file}: {exc.strerror}",
-                hint="pick a path in an existing, writable directory",
-            ) from None
-    log.info("fleetkit %s listening on %s (root %s, auth %s)", what, url, config.root, config.auth)
-    if on_ready is not None:
-        on_ready(url)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (tests run servers in threads)
+    return f"{'https' if ctx else 'http'}://{shown}:{bound[1]}"
+
+
+async def _serve(
+    config: ServerConfig,
+    app_factory: Callable[[ServerConfig], web.Application],
+    what: str,
+    stop: asyncio.Event | None,
+    on_ready: Callable[[str], None] | None,
+    host: str,
+    port: int,
+    ctx: ssl.SSLContext | None,
+) -> None:
+    metrics_addr = parse_listen(config.metrics_listen) if config.metrics_listen else None
+    if metrics_addr and not _is_loopback(metrics_addr[0]) and not config.insecure_listen:
+        raise UsageError(
+            f"refusing plain HTTP /metrics on {metrics_addr[0]}: use a loopback address",
+            hint="or pass --insecure-listen to serve metrics on another address",
+        )
+    app = app_factory(config)
+    st = app[STATE_KEY]
+    limit = effective_max_connections(config.max_connections)
+    if limit < config.max_connections:
+        log.warning("--max-connections lowered to %d to fit the open-file limit (ulimit -n)", limit)
+    quiet_loop_errors(asyncio.get_running_loop())
+    runners: list[web.AppRunner] = []
     try:
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=config.shutdown_timeout_s,
+            keepalive_timeout=config.idle_timeout_s,
+            logger=http_logger(),
+        )
+        runners.append(runner)
+        await runner.setup()
+        guard = ConnectionGuard(limit, st.metrics)
+        url = await _start_site(runner, host, port, ctx, config.listen, "--listen", guard)
+        if metrics_addr is not None:
+            assert config.metrics_listen is not None
+            mrunner = web.AppRunner(
+                create_metrics_app(st),
+                access_log=None,
+                handle_signals=False,
+                keepalive_timeout=config.idle_timeout_s,
+                logger=http_logger(),
+            )
+            runners.append(mrunner)
+            await mrunner.setup()
+            st.metrics_url = await _start_site(
+                mrunner,
+                metrics_addr[0],
+                metrics_addr[1],
+                None,
+                config.metrics_listen,
+                "--metrics-listen",
+                ConnectionGuard(16, st.metrics),
+            )
+            log.info("fleetkit %s metrics on %s/metrics", what, st.metrics_url)
+        if config.ready_file:
+            tmp = config.ready_file + ".tmp"
+            try:
+                with open(tmp, "w") as f:
+                    f.write(url + "\n")
+                os.replace(tmp, config.ready_file)
+            except OSError as exc:
+                raise RegistryError(
+                    f"cannot write --ready-file {config.ready_file}: {exc.strerror}",
+                    hint="pick a path in an existing, writable directory",
+                ) from None
+        log.info(
+            "fleetkit %s listening on %s (root %s, auth %s)", what, url, config.root, config.auth
+        )
+        if on_ready is not None:
+            on_ready(url)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests run servers in threads)
         await stop.wait()
+        if what != "registry":
+            log.info("fleetkit %s shutting down", what)
+        elif config.root == "memory:":
+            log.info("fleetkit %s shutting down (in-memory storage: all data is discarded)", what)
+        else:
+            log.info("fleetkit %s shutting down (upload sessions are kept)", what)
     finally:
-        log.info("fleetkit %s shutting down (upload sessions are kept)", what)
-        await runner.cleanup()
+        for r in reversed(runners):
+            await r.cleanup()

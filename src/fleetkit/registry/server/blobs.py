@@ -10,7 +10,7 @@ from aiohttp import web
 
 from fleetkit.registry.digest import parse_digest
 from fleetkit.registry.errors import RegistryAPIError, api_error
-from fleetkit.registry.server._common import State, authorize, run_blocking, state
+from fleetkit.registry.server._common import SENT_KEY, State, authorize, run_blocking, state
 
 __all__ = ["parse_range", "get_blob", "delete_blob", "RangeInvalid"]
 
@@ -47,7 +47,7 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 
 
 async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamResponse:
-    authorize(request, name, "pull")
+    await authorize(request, name, "pull")
     st = state(request)
     parse_digest(digest)
     size = st.store.repo_blob_size(name, digest)
@@ -85,15 +85,21 @@ async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamRe
     path = st.store.blob_path(digest)
     f = st.store.driver.reader(path, start)
     st.blob_bodies_in_flight += 1
+    request[SENT_KEY] = 0
     try:
         transport = request.transport
         local = transport is not None and st.store.driver.local_path(path) is not None
-        sent = await _copy_body(resp, f, length, st, stop_when_shared=local)
+        sent = await _copy_body(request, resp, f, length, st, stop_when_shared=local)
         if sent < length and local:
             assert transport is not None
             # the kernel copies file -> socket (falls back to read/write under TLS)
-            await asyncio.get_running_loop().sendfile(transport, f, start + sent, length - sent)
-            st.metrics.bytes_sent += length - sent
+            try:
+                await asyncio.get_running_loop().sendfile(transport, f, start + sent, length - sent)
+            finally:
+                # sendfile leaves the file at the end of what it sent, also when it fails
+                done = f.tell() - (start + sent)
+                request[SENT_KEY] = sent + done
+                st.metrics.bytes_sent += done
     finally:
         st.blob_bodies_in_flight -= 1
         f.close()
@@ -102,7 +108,12 @@ async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamRe
 
 
 async def _copy_body(
-    resp: web.StreamResponse, f: BinaryIO, length: int, st: State, stop_when_shared: bool
+    request: web.Request,
+    resp: web.StreamResponse,
+    f: BinaryIO,
+    length: int,
+    st: State,
+    stop_when_shared: bool,
 ) -> int:
     """Send up to ``length`` bytes of ``f`` through user space in ``_CHUNK`` pieces.
 
@@ -122,14 +133,15 @@ async def _copy_body(
         chunk = f.read(min(_CHUNK, length - sent))
         if not chunk:
             break
-        sent += len(chunk)
         await resp.write(chunk)
+        sent += len(chunk)
+        request[SENT_KEY] = sent
         st.metrics.bytes_sent += len(chunk)
     return sent
 
 
 async def delete_blob(request: web.Request, name: str, digest: str) -> web.Response:
-    authorize(request, name, "delete")
+    await authorize(request, name, "delete")
     st = state(request)
     parse_digest(digest)
     if not st.delete_enabled:

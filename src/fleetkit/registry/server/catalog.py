@@ -14,7 +14,7 @@ __all__ = ["list_catalog"]
 
 
 async def list_catalog(request: web.Request) -> web.Response:
-    authorize(request, None, "", [Scope("registry", "catalog", frozenset({"*"}))])
+    await authorize(request, None, "", [Scope("registry", "catalog", frozenset({"*"}))])
     st = state(request)
     n, last = parse_pagination(request)
     page, more = paginate(st.store.repositories(), n, last)

@@ -6,24 +6,46 @@ from aiohttp import web
 
 from fleetkit.registry import mediatypes as mt
 from fleetkit.registry.digest import Hasher, is_digest, parse_digest
-from fleetkit.registry.errors import RegistryAPIError, api_error
-from fleetkit.registry.manifest import MAX_MANIFEST_BYTES, parse_manifest
+from fleetkit.registry.errors import api_error
+from fleetkit.registry.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from fleetkit.registry.reference import TAG_RE
-from fleetkit.registry.server._common import absolute, authorize, run_blocking, state
-from fleetkit.registry.storage.store import RevisionInfo
+from fleetkit.registry.server._common import (
+    absolute,
+    authorize,
+    body_chunks,
+    run_blocking,
+    state,
+)
+from fleetkit.registry.storage.store import RegistryStore, RevisionInfo
 
-__all__ = ["parse_accept", "acceptable", "get_manifest", "put_manifest", "delete_manifest"]
+__all__ = [
+    "parse_accept",
+    "acceptable",
+    "get_manifest",
+    "put_manifest",
+    "delete_manifest",
+    "MAX_ACCEPT_TYPES",
+]
+
+# A client lists a handful of manifest types (dockerd sends 4, skopeo 6); the rest of a longer
+# list is ignored, so an Accept header costs time linear in its size and at most this much memory.
+MAX_ACCEPT_TYPES = 64
 
 
 def parse_accept(values: list[str]) -> list[str]:
-    """Merge several ``Accept`` header lines into media types (parameters and q dropped)."""
-    out: list[str] = []
+    """Merge several ``Accept`` header lines into media types (parameters and q dropped).
+
+    Linear in the header's size; de-duplicated; the first :data:`MAX_ACCEPT_TYPES` kept.
+    """
+    seen: dict[str, None] = {}
     for value in values:
         for part in value.split(","):
             media = part.split(";", 1)[0].strip().lower()
-            if media and media not in out:
-                out.append(media)
-    return out
+            if media and media not in seen:
+                seen[media] = None
+                if len(seen) >= MAX_ACCEPT_TYPES:
+                    return list(seen)
+    return list(seen)
 
 
 def acceptable(stored: str, accepted: list[str]) -> bool:
@@ -61,7 +83,7 @@ def _resolve(request: web.Request, name: str, reference: str) -> RevisionInfo:
 
 
 async def get_manifest(request: web.Request, name: str, reference: str) -> web.Response:
-    authorize(request, name, "pull")
+    await authorize(request, name, "pull")
     st = state(request)
     info = _resolve(request, name, reference)
     accepted = parse_accept(request.headers.getall("Accept", []))
@@ -85,28 +107,21 @@ async def get_manifest(request: web.Request, name: str, reference: str) -> web.R
         resp = web.StreamResponse(status=200, headers=headers)
         await resp.prepare(request)
         return resp  # type: ignore[return-value]
-    body = st.store.read_blob(info.digest)
+    body = await run_blocking(st.store.read_blob, info.digest)  # up to 4 MiB: not on the loop
     st.metrics.bytes_sent += len(body)
     resp2 = web.Response(body=body, status=200, headers=headers)
     return resp2
 
 
-async def put_manifest(request: web.Request, name: str, reference: str) -> web.Response:
-    authorize(request, name, "pull,push")
-    st = state(request)
-    _check_reference(reference)
-    if request.content_length is not None and request.content_length > MAX_MANIFEST_BYTES:
-        raise api_error(
-            "MANIFEST_TOO_BIG",
-            f"manifest is {request.content_length} bytes, the limit is {MAX_MANIFEST_BYTES}",
-        )
-    data = bytearray()
-    async for chunk in request.content.iter_chunked(1 << 16):
-        data += chunk
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise api_error("MANIFEST_TOO_BIG", f"manifest exceeds {MAX_MANIFEST_BYTES} bytes")
-    body = bytes(data)
-    manifest = parse_manifest(body, request.headers.get("Content-Type"))
+MAX_TAG_PARAMS = 100
+
+
+def _validate(
+    store: RegistryStore, name: str, reference: str, body: bytes, content_type: str | None
+) -> tuple[Manifest, str]:
+    """Parse ``body``, check it against a digest reference and check everything it names exists
+    in ``name``; return the manifest and the digest algorithm to store it under."""
+    manifest = parse_manifest(body, content_type)
     algorithm = "sha256"
     if is_digest(reference):
         algorithm = parse_digest(reference).algorithm
@@ -118,28 +133,50 @@ async def put_manifest(request: web.Request, name: str, reference: str) -> web.R
                 "manifest digest does not match the reference",
                 detail={"expected": reference, "actual": h.digest()},
             )
-    missing: list[RegistryAPIError] = []
+    missing: list[str] = []
     for desc in manifest.blob_references():
-        if not st.store.repo_has_blob(name, desc.digest) or st.store.blob_size(desc.digest) is None:
-            missing.append(api_error("MANIFEST_BLOB_UNKNOWN", detail={"digest": desc.digest}))
+        if not store.repo_has_blob(name, desc.digest) or store.blob_size(desc.digest) is None:
+            missing.append(desc.digest)
     for child in manifest.manifests:
-        if st.store.revision(name, child.digest) is None:
-            missing.append(api_error("MANIFEST_BLOB_UNKNOWN", detail={"digest": child.digest}))
+        if store.revision(name, child.digest) is None:
+            missing.append(child.digest)
     if missing:
-        first = missing[0]
-        first.detail = {
-            "digest": first.detail["digest"],
-            "missing": [m.detail["digest"] for m in missing],
-        }
-        raise first
+        raise api_error("MANIFEST_BLOB_UNKNOWN", detail={"digest": missing[0], "missing": missing})
+    return manifest, algorithm
+
+
+async def put_manifest(request: web.Request, name: str, reference: str) -> web.Response:
+    await authorize(request, name, "pull,push")
+    st = state(request)
+    _check_reference(reference)
+    if request.content_length is not None and request.content_length > MAX_MANIFEST_BYTES:
+        raise api_error(
+            "MANIFEST_TOO_BIG",
+            f"manifest is {request.content_length} bytes, the limit is {MAX_MANIFEST_BYTES}",
+        )
+    data = bytearray()
+    async for chunk in body_chunks(request, 1 << 16):
+        data += chunk
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise api_error("MANIFEST_TOO_BIG", f"manifest exceeds {MAX_MANIFEST_BYTES} bytes")
+    body = bytes(data)
     tags: list[str] = []
     if is_digest(reference):
-        for tag in request.query.getall("tag", []):
+        values = request.query.getall("tag", [])
+        if len(values) > MAX_TAG_PARAMS:
+            raise api_error("TAG_INVALID", f"at most {MAX_TAG_PARAMS} tag parameters")
+        for tag in values:
             if not tag.isascii() or not TAG_RE.fullmatch(tag):
                 raise api_error("TAG_INVALID", f"invalid tag {tag[:140]!r}")
-            tags.append(tag)
+            if tag not in tags:
+                tags.append(tag)
     else:
         tags.append(reference)
+    # parsing, hashing and the per-descriptor existence checks of a 4 MiB index take a while:
+    # they run in a worker thread, never on the event loop
+    manifest, algorithm = await run_blocking(
+        _validate, st.store, name, reference, body, request.headers.get("Content-Type")
+    )
     digest = await run_blocking(st.store.put_manifest, name, body, manifest, tags, algorithm)
     headers = {
         "Location": absolute(request, f"/v2/{name}/manifests/{digest}"),
@@ -154,7 +191,7 @@ async def put_manifest(request: web.Request, name: str, reference: str) -> web.R
 
 
 async def delete_manifest(request: web.Request, name: str, reference: str) -> web.Response:
-    authorize(request, name, "delete")
+    await authorize(request, name, "delete")
     st = state(request)
     _check_reference(reference)
     if not st.delete_enabled:

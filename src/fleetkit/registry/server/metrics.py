@@ -31,6 +31,8 @@ class Metrics:
         self.bytes_received = 0
         self.tokens_issued = 0
         self.uploads_in_progress = 0
+        self.client_disconnects = 0
+        self.connections_refused = 0
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests[(method, route, status)] += 1
@@ -81,6 +83,14 @@ class Metrics:
             "# HELP fleetkit_registry_uploads_in_progress Upload requests being received.",
             "# TYPE fleetkit_registry_uploads_in_progress gauge",
             f"fleetkit_registry_uploads_in_progress {self.uploads_in_progress}",
+            "# HELP fleetkit_registry_client_disconnects_total Requests whose client went away "
+            "before the response was complete (logged as status 499).",
+            "# TYPE fleetkit_registry_client_disconnects_total counter",
+            f"fleetkit_registry_client_disconnects_total {self.client_disconnects}",
+            "# HELP fleetkit_registry_connections_refused_total Connections refused at the "
+            "connection limit (503).",
+            "# TYPE fleetkit_registry_connections_refused_total counter",
+            f"fleetkit_registry_connections_refused_total {self.connections_refused}",
             "# HELP process_resident_memory_bytes Resident memory size in bytes.",
             "# TYPE process_resident_memory_bytes gauge",
             f"process_resident_memory_bytes {_rss_bytes()}",

@@ -17,7 +17,7 @@ __all__ = ["list_referrers"]
 
 
 async def list_referrers(request: web.Request, name: str, digest: str) -> web.Response:
-    authorize(request, name, "pull")
+    await authorize(request, name, "pull")
     st = state(request)
     parse_digest(digest)
     wanted = request.query.get("artifactType")

@@ -22,7 +22,7 @@ def paginate(items: list[str], n: int | None, last: str | None) -> tuple[list[st
 
 
 async def list_tags(request: web.Request, name: str) -> web.Response:
-    authorize(request, name, "pull")
+    await authorize(request, name, "pull")
     st = state(request)
     n, last = parse_pagination(request)
     if not st.store.repository_exists(name):

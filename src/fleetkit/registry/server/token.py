@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from fleetkit.registry.auth.challenge import parse_authorization, parse_scopes
 from fleetkit.registry.auth.service import TokenService
 from fleetkit.registry.errors import api_error
-from fleetkit.registry.server._common import ROUTE_KEY, USER_KEY, json_response, run_blocking, state
+from fleetkit.registry.server._common import (
+    ROUTE_KEY,
+    USER_KEY,
+    BodyStalled,
+    json_response,
+    run_blocking,
+    state,
+)
 
 __all__ = ["token_get", "token_post", "TOKEN_PATH"]
 
@@ -26,6 +35,14 @@ def _oauth_error(status: int, error: str, description: str) -> web.Response:
     return json_response({"error": error, "error_description": description}, status=status)
 
 
+async def _check_password(request: web.Request, ts: TokenService, user: str, password: str) -> bool:
+    """Off the event loop, rate-limited per user and client address (429 + Retry-After)."""
+    logins = state(request).logins
+    if logins is None:  # no users: nobody logs in (and no bcrypt is run)
+        return False
+    return await logins.check(user, password, request.remote)
+
+
 async def token_get(request: web.Request) -> web.Response:
     ts = _service(request)
     st = state(request)
@@ -35,7 +52,7 @@ async def token_get(request: web.Request) -> web.Response:
     creds = parse_authorization(request.headers.get("Authorization"))
     user: str | None = None
     if creds is not None and creds.scheme == "basic":
-        if not await run_blocking(ts.check_password, creds.username, creds.password):
+        if not await _check_password(request, ts, creds.username, creds.password):
             raise api_error(
                 "UNAUTHORIZED",
                 "invalid username or password",
@@ -53,7 +70,13 @@ async def token_get(request: web.Request) -> web.Response:
 async def token_post(request: web.Request) -> web.Response:
     ts = _service(request)
     st = state(request)
-    form = await request.post()
+    try:
+        async with asyncio.timeout(st.body_timeout_s):
+            form = await request.post()
+    except TimeoutError:
+        raise BodyStalled(
+            f"no request body bytes for {st.body_timeout_s:g} s", status=408
+        ) from None
     grant_type = str(form.get("grant_type", ""))
     service = str(form.get("service", ""))
     if service and service != ts.service:
@@ -62,10 +85,10 @@ async def token_post(request: web.Request) -> web.Response:
     if grant_type == "password":
         user = str(form.get("username", ""))
         password = str(form.get("password", ""))
-        if not user or not await run_blocking(ts.check_password, user, password):
+        if not user or not await _check_password(request, ts, user, password):
             return _oauth_error(401, "invalid_grant", "invalid username or password")
     elif grant_type == "refresh_token":
-        user = ts.signer.check_refresh_token(str(form.get("refresh_token", "")))
+        user = await run_blocking(ts.check_refresh_token, str(form.get("refresh_token", "")))
         if user is None:
             return _oauth_error(401, "invalid_grant", "invalid or expired refresh token")
     else:

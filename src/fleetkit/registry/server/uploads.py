@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aiohttp import web
@@ -10,7 +11,13 @@ from fleetkit.registry.auth.challenge import Scope
 from fleetkit.registry.digest import parse_digest
 from fleetkit.registry.errors import DigestInvalid, NameInvalid, RegistryAPIError, api_error
 from fleetkit.registry.reference import validate_repository
-from fleetkit.registry.server._common import absolute, authorize, run_blocking, state
+from fleetkit.registry.server._common import (
+    absolute,
+    authorize,
+    body_chunks,
+    run_blocking,
+    state,
+)
 from fleetkit.registry.storage.store import Upload, UploadWriter
 
 __all__ = [
@@ -48,7 +55,6 @@ def _upload_headers(request: web.Request, upload: Upload) -> dict[str, str]:
         "Range": _range(upload.size),
         "Docker-Upload-UUID": upload.id,
         "Blob-Upload-Session-ID": upload.id,
-        "Content-Length": "0",
     }
 
 
@@ -68,7 +74,7 @@ async def _receive(request: web.Request, upload: Upload) -> None:
     writer = await run_blocking(UploadWriter, st.store, upload)
     st.metrics.uploads_in_progress += 1
     try:
-        async for chunk in request.content.iter_chunked(_CHUNK):
+        async for chunk in body_chunks(request, _CHUNK):
             writer.write(chunk)
             st.metrics.bytes_received += len(chunk)
     finally:
@@ -76,11 +82,23 @@ async def _receive(request: web.Request, upload: Upload) -> None:
         writer.close()
 
 
+# one digest per algorithm is all a client can mean; more is refused before any byte is hashed
+MAX_DIGEST_PARAMS = 2
+
+
 def _digests(request: web.Request) -> list[str]:
+    """The ``digest`` parameters, validated and de-duplicated (at most one per algorithm)."""
     values = request.query.getall("digest", [])
+    if len(values) > MAX_DIGEST_PARAMS:
+        raise api_error(
+            "DIGEST_INVALID", f"at most {MAX_DIGEST_PARAMS} digest parameters (one per algorithm)"
+        )
+    out: list[str] = []
     for value in values:
         parse_digest(value)
-    return values
+        if value not in out:
+            out.append(value)
+    return out
 
 
 async def _finish(request: web.Request, upload: Upload, digests: list[str]) -> web.Response:
@@ -94,8 +112,27 @@ async def _finish(request: web.Request, upload: Upload, digests: list[str]) -> w
     return _created(request, upload.repository, digests[0])
 
 
+def _mount_source(request: web.Request) -> Scope | None:
+    """``repository:FROM:pull`` of a cross-repository mount request (None when not one)."""
+    source, mount = request.query.get("from"), request.query.get("mount")
+    if source is None or mount is None:
+        return None
+    try:
+        parse_digest(mount)
+        validate_repository(source)
+    except (DigestInvalid, NameInvalid):
+        return None
+    return Scope("repository", source, frozenset({"pull"}))
+
+
 async def start_upload(request: web.Request, name: str) -> web.Response:
-    authorize(request, name, "pull,push")
+    # a mount needs pull on its source too: the challenge names both scopes (as distribution's
+    # does), so a client that follows challenges gets a token able to mount; a token without the
+    # source's scope still pushes, by upload
+    source_scope = _mount_source(request)
+    await authorize(
+        request, name, "pull,push", also_ask=[source_scope] if source_scope is not None else None
+    )
     st = state(request)
     mount = request.query.get("mount")
     if mount is not None:
@@ -127,8 +164,14 @@ async def start_upload(request: web.Request, name: str) -> web.Response:
     digests = _digests(request)
     upload = await run_blocking(st.store.start_upload, name)
     if digests:  # monolithic: POST ?digest= with the whole blob as body
-        await _receive(request, upload)
-        return await _finish(request, upload, digests)
+        try:
+            await _receive(request, upload)
+            return await _finish(request, upload, digests)
+        except BaseException:
+            # the client never learnt this session's id: nobody can resume it, so drop it now
+            # (a full disk, a client gone, a bad digest) rather than leave it to gc
+            await asyncio.shield(run_blocking(st.store.cancel_upload, upload))
+            raise
     return web.Response(status=202, headers=_upload_headers(request, upload))
 
 
@@ -138,9 +181,10 @@ async def _load(request: web.Request, name: str, upload_id: str) -> Upload:
 
 
 async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
-    authorize(request, name, "pull,push")
+    await authorize(request, name, "pull,push")
     st = state(request)
-    async with st.upload_lock(upload_id):
+    st.store.check_upload_id(upload_id)
+    async with st.upload_lock(f"{name}/{upload_id}"):
         upload = await _load(request, name, upload_id)
         header = request.headers.get("Content-Range")
         if header is not None:
@@ -160,14 +204,13 @@ async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.R
 
 
 async def put_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
-    authorize(request, name, "pull,push")
+    await authorize(request, name, "pull,push")
     st = state(request)
-    digests = request.query.getall("digest", [])
+    digests = _digests(request)
     if not digests:
         raise api_error("DIGEST_INVALID", "the digest parameter is required to finish an upload")
-    for value in digests:
-        parse_digest(value)
-    async with st.upload_lock(upload_id):
+    st.store.check_upload_id(upload_id)
+    async with st.upload_lock(f"{name}/{upload_id}"):
         upload = await _load(request, name, upload_id)
         header = request.headers.get("Content-Range")
         if header is not None and request.content_length:
@@ -178,21 +221,18 @@ async def put_upload(request: web.Request, name: str, upload_id: str) -> web.Res
             if start != upload.size:
                 raise api_error("RANGE_INVALID", headers=_upload_headers(request, upload))
         await _receive(request, upload)
-        resp = await _finish(request, upload, digests)
-    st.upload_locks.pop(upload_id, None)
-    return resp
+        return await _finish(request, upload, digests)
 
 
 async def get_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
-    authorize(request, name, "pull")
+    await authorize(request, name, "pull")
     upload = await _load(request, name, upload_id)
     return web.Response(status=204, headers=_upload_headers(request, upload))
 
 
 async def delete_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
-    authorize(request, name, "pull,push")
+    await authorize(request, name, "pull,push")
     st = state(request)
     upload = await _load(request, name, upload_id)
     await run_blocking(st.store.cancel_upload, upload)
-    st.upload_locks.pop(upload_id, None)
     return web.Response(status=204, headers={"Content-Length": "0"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import uuid
@@ -12,9 +13,14 @@ from typing import BinaryIO
 
 from fleetkit.registry.storage.base import PathNotFound, StorageFailure, check_path
 
-__all__ = ["FilesystemDriver"]
+__all__ = ["FilesystemDriver", "RootInUse", "LOCK_NAME"]
 
 _TMP_PREFIX = ".tmp-"
+LOCK_NAME = ".fleetkit-registry.lock"
+
+
+class RootInUse(StorageFailure):
+    """The storage root is locked the other way (a server runs, or gc does)."""
 
 
 def _fsync_dir(path: str) -> None:
@@ -70,6 +76,36 @@ class FilesystemDriver:
                 f"cannot create storage root {self.root}: {exc.strerror}",
                 hint="pass --root DIR with a writable directory",
             ) from None
+
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool) -> Iterator[None]:
+        """Hold the root's lock: shared by running servers, exclusive for gc (never both).
+
+        ``flock`` on ``<root>/.fleetkit-registry.lock``: released by the kernel when the holder
+        exits, even on kill -9, so a crash never leaves the root locked.
+        """
+        path = os.path.join(self.root, LOCK_NAME)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StorageFailure(f"cannot open {path}: {exc.strerror}") from None
+        try:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if exclusive:
+                    raise RootInUse(
+                        f"the registry at {self.root} is in use by a running server",
+                        hint="stop the registry first: gc would delete blobs of pushes in "
+                        "progress (--dry-run is safe while it runs)",
+                    ) from None
+                raise RootInUse(
+                    f"registry gc is running on {self.root}",
+                    hint="start the registry once gc has finished",
+                ) from None
+            yield
+        finally:
+            os.close(fd)
 
     def _full(self, path: str) -> str:
         return os.path.join(self.root, *check_path(path).split("/"))

@@ -147,13 +147,23 @@ class RegistryStore:
         upload_id = secrets.token_hex(16)
         started = _dt.datetime.now(_dt.UTC).isoformat()
         d = self._upload_dir(name, upload_id)
-        self.driver.put(f"{d}/startedat", started.encode())
-        self.driver.put(f"{d}/data", b"")
+        try:
+            self.driver.put(f"{d}/startedat", started.encode())
+            self.driver.put(f"{d}/data", b"")
+        except BaseException:
+            # a half-made session (disk full, say) is nobody's: leave nothing behind
+            self.driver.delete(d)
+            raise
         return Upload(name, upload_id, 0, started)
 
-    def get_upload(self, name: str, upload_id: str) -> Upload:
-        if not upload_id.isalnum() or len(upload_id) > 64:
+    @staticmethod
+    def check_upload_id(upload_id: str) -> None:
+        """Raise BLOB_UPLOAD_UNKNOWN for an id this store never hands out (cheap, no I/O)."""
+        if not (upload_id.isascii() and upload_id.isalnum()) or len(upload_id) > 64:
             raise api_error("BLOB_UPLOAD_UNKNOWN")
+
+    def get_upload(self, name: str, upload_id: str) -> Upload:
+        self.check_upload_id(upload_id)
         d = self._upload_dir(name, upload_id)
         size = self.driver.stat(f"{d}/data")
         if size is None:
@@ -185,9 +195,12 @@ class RegistryStore:
         """Verify the upload's bytes against ``digest`` (and ``also``) and commit them as the
         blob ``digest``."""
         h = self._hasher_for(upload, parse_digest(digest).algorithm)
-        for expected in (digest, *also):
+        actuals = {h.algorithm: h.digest()}  # each algorithm's hash is computed once
+        for expected in dict.fromkeys((digest, *also)):
             alg = parse_digest(expected).algorithm
-            actual = h.digest() if alg == h.algorithm else self._hasher_for(upload, alg).digest()
+            if alg not in actuals:
+                actuals[alg] = self._hasher_for(upload, alg).digest()
+            actual = actuals[alg]
             if actual != expected:
                 raise api_error(
                     "DIGEST_INVALID",
@@ -392,18 +405,28 @@ class RegistryStore:
                         if not dry_run:
                             self.driver.delete(f"{base}/{alg}/{hexpart}")
         stale: list[str] = []
-        if upload_max_age_s is not None:
-            now = _dt.datetime.now(_dt.UTC)
-            for name in self.repositories(with_uploads_only=True):
-                for up in self.uploads(name):
+        now = _dt.datetime.now(_dt.UTC)
+        for name in self.repositories(with_uploads_only=True):
+            base = f"{self._repo(name)}/_uploads"
+            for upload_id in self.driver.list(base):
+                try:
+                    up: Upload | None = self.get_upload(name, upload_id)
+                except RegistryAPIError:
+                    up = None  # no data (a start that failed half-way) or a foreign name
+                if up is not None:
+                    if upload_max_age_s is None:
+                        continue
                     try:
                         started = _dt.datetime.fromisoformat(up.started_at)
                     except ValueError:
                         started = now - _dt.timedelta(seconds=upload_max_age_s + 1)
-                    if (now - started).total_seconds() > upload_max_age_s:
-                        stale.append(f"{name}/{up.id}")
-                        if not dry_run:
-                            self.cancel_upload(up)
+                    if (now - started).total_seconds() <= upload_max_age_s:
+                        continue
+                stale.append(f"{name}/{upload_id}")
+                if not dry_run:
+                    self.driver.delete(f"{base}/{upload_id}")
+                    with self._lock:
+                        self._hashers.pop(f"{name}/{upload_id}", None)
         return GCReport(len(marked), sorted(deleted), freed, links, dry_run, stale)
 
 

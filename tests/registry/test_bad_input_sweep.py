@@ -73,3 +73,24 @@ def test_bad_input(
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "nodir").exists()
     assert (tmp_path / "binary").read_bytes() == BINARY  # nothing overwritten
+
+
+def test_htpasswd_password_over_72_bytes_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # bcrypt reads 72 bytes: storing the hash of a silently truncated password is refused
+    monkeypatch.setattr("sys.stdin", io.StringIO("p" * 73 + "\n"))
+    rc = main(
+        ["registry", "htpasswd", "add", "bob", "--file", str(tmp_path / "h"), "--password-stdin"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: password is longer than 72 bytes"), err
+    assert not (tmp_path / "h").exists()
+
+
+def test_deeply_nested_manifest_is_manifest_invalid() -> None:
+    from fleetkit.registry.manifest import ManifestInvalid, parse_manifest
+
+    body = b'{"a":' * 100000 + b"1" + b"}" * 100000
+    with pytest.raises(ManifestInvalid, match="nested too deeply"):
+        parse_manifest(body, "application/vnd.oci.image.manifest.v1+json")

@@ -130,6 +130,8 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestInvalid(f"manifest is not JSON: {exc}") from None
+    except RecursionError:
+        raise ManifestInvalid("manifest JSON is nested too deeply") from None
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     ctype = (content_type or "").split(";", 1)[0].strip().lower() or None

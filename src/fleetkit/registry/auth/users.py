@@ -162,6 +162,12 @@ def add_user(path: str, user: str, password: str, cost: int = 10) -> bool:
         raise UsageError(f"invalid user name {user!r}", hint="no ':' and no whitespace")
     if not 4 <= cost <= 31:
         raise UsageError(f"invalid bcrypt cost {cost}", hint="use 4..31 (default 10)")
+    if len(password.encode()) > 72:
+        # bcrypt reads only 72 bytes: refuse rather than store a hash of a truncated password
+        raise UsageError(
+            "password is longer than 72 bytes",
+            hint="bcrypt uses at most 72 bytes; choose a shorter one",
+        )
     lines: list[str] = []
     if os.path.exists(path):
         try:

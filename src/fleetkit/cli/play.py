@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
@@ -302,7 +301,6 @@ def _play(argv: list[str]) -> int:
     from fleetkit.playbook.callbacks import DefaultCallback, JsonCallback
     from fleetkit.playbook.config import check_supported, load_config
     from fleetkit.playbook.events import Callback
-    from fleetkit.playbook.inventory import load_inventory
     from fleetkit.playbook.listing import ListRequest, render_listing
     from fleetkit.playbook.options import RunOptions
     from fleetkit.playbook.patterns import match_hosts
@@ -332,7 +330,7 @@ def _play(argv: list[str]) -> int:
             print(f"\nplaybook: {path}")
         return 0
     sources = args.inventory or cfg["inventory"]
-    inv = load_inventory(sources, enabled=cfg["enable_plugins"])
+    inv = _load_inventory(sources, cfg)
     for w in inv.warnings:
         print(f"[WARNING]: {w}", file=sys.stderr)
     limit = _read_limit(args.limit)
@@ -408,43 +406,110 @@ def _inventory(argv: list[str]) -> int:
         description="Show an inventory as ansible-inventory does.",
         epilog=INVENTORY_EPILOG,
     )
+    p.add_argument("pattern", nargs="?", help="group for --graph (default all)")
     p.add_argument(
         "-i",
         "--inventory",
+        "--inventory-file",
         action="append",
         default=[],
-        help="inventory file, directory or 'h1,h2,' (repeatable)",
+        help="specify inventory host path or comma separated host list (repeatable)",
     )
-    mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--list", action="store_true", help="all groups and hosts as JSON")
-    mode.add_argument(
-        "--graph", nargs="?", const="all", metavar="GROUP", help="a tree of groups and hosts"
+    p.add_argument("-l", "--limit", help="further limit selected hosts to an additional pattern")
+    p.add_argument(
+        "--vault-id",
+        action="append",
+        default=[],
+        dest="vault_ids",
+        help="the vault identity to use, LABEL@SOURCE (repeatable)",
     )
-    mode.add_argument("--host", metavar="HOST", help="one host's variables as JSON")
-    p.add_argument("--vars", action="store_true", help="(accepted for compatibility)")
-    p.add_argument("-l", "--limit", help="limit to hosts matching a pattern")
+    vp = p.add_mutually_exclusive_group()
+    vp.add_argument(
+        "--vault-password-file",
+        "--vault-pass-file",
+        action="append",
+        default=[],
+        dest="vault_password_files",
+        help="vault password file (or script)",
+    )
+    vp.add_argument(
+        "-J",
+        "--ask-vault-password",
+        "--ask-vault-pass",
+        action="store_true",
+        dest="ask_vault_pass",
+        default=None,
+        help="ask for vault password",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="(accepted)")
+    a = p.add_argument_group("Actions", "One of following must be used on invocation, ONLY ONE!")
+    mode = a.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--list", action="store_true", help="Output all hosts info")
+    mode.add_argument("--host", metavar="HOST", help="Output specific host info")
+    mode.add_argument("--graph", action="store_true", help="create inventory graph")
+    f = p.add_argument_group("Output Options", "options that change the output")
+    f.add_argument(
+        "--export",
+        action="store_true",
+        help="with --list: each host's own vars, group vars in the groups",
+    )
+    f.add_argument("--vars", action="store_true", help="Add vars to graph display")
+    f.add_argument("-y", "--yaml", action="store_true", help="Use YAML format instead of JSON")
+    f.add_argument("--toml", action="store_true", help="refused: fleetkit has no TOML output")
+    f.add_argument("--output", help="refused: print to stdout and redirect instead")
     args = p.parse_args(argv)
+    if args.toml:
+        raise UsageError(
+            "--toml is not supported by fleetkit inventory", hint="use --yaml or the JSON default"
+        )
+    if args.output:
+        raise UsageError(
+            "--output is not supported by fleetkit inventory", hint="redirect stdout instead"
+        )
+    if args.pattern and not args.graph:
+        raise UsageError(
+            f"unexpected argument {args.pattern!r}", hint="a GROUP argument goes with --graph"
+        )
 
-    from fleetkit.playbook.inventory import load_inventory
+    from fleetkit.playbook.config import check_supported, load_config
     from fleetkit.playbook.inventory_view import (
         dumps,
+        dumps_yaml,
         inventory_graph,
         inventory_host,
         inventory_list,
+        inventory_yaml,
     )
 
-    sources = args.inventory or [os.environ.get("ANSIBLE_INVENTORY", "/etc/ansible/hosts")]
-    inv = load_inventory(sources)
+    cfg = load_config()
+    for w in cfg.warnings:
+        print(f"[WARNING]: {w}", file=sys.stderr)
+    check_supported(cfg)
+    _setup_vault(args, cfg)
+    inv = _load_inventory(args.inventory or cfg["inventory"], cfg)
     for w in inv.warnings:
         print(f"[WARNING]: {w}", file=sys.stderr)
+    render = dumps_yaml if args.yaml else dumps
+    limit = _read_limit(args.limit)
     if args.list:
-        print(dumps(inventory_list(inv)))
+        data = (inventory_yaml if args.yaml else inventory_list)(inv, limit, args.export)
+        print(render(data))
     elif args.host:
-        print(dumps(inventory_host(inv, args.host)))
+        print(render(inventory_host(inv, args.host)))
     else:
-        print(inventory_graph(inv, args.graph))
-    _ = json
+        print(inventory_graph(inv, args.pattern or "all", show_vars=args.vars))
     return 0
+
+
+def _load_inventory(sources: list[str], cfg: Any) -> Any:
+    from fleetkit.playbook.inventory import load_inventory
+
+    return load_inventory(
+        sources,
+        enabled=cfg["enable_plugins"],
+        ignore_extensions=cfg["inventory_ignore_extensions"],
+        ignore_patterns=cfg["inventory_ignore_patterns"],
+    )
 
 
 def main(command: str, argv: list[str]) -> int:

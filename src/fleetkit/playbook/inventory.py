@@ -312,6 +312,20 @@ class Inventory:
         self._hostvars_cache[name] = merged
         return merged
 
+    def group_vars(self, name: str) -> dict[str, Any]:
+        """A group's own variables: the source's, then its group_vars/ files."""
+        merged = dict(self.groups[name].vars)
+        for v in self._files_vars("group_vars", name):
+            merged.update(v)
+        return merged
+
+    def direct_host_vars(self, name: str) -> dict[str, Any]:
+        """A host's own variables (``--export``): the source's, then its host_vars/ files."""
+        merged = dict(self.hosts[name].vars)
+        for v in self._files_vars("host_vars", name):
+            merged.update(v)
+        return merged
+
     def add_vars_dir(self, path: str) -> None:
         path = os.path.abspath(path)
         if path not in self.vars_dirs:
@@ -646,14 +660,21 @@ def _load_source(inv: Inventory, source: str, opts: _Options, top: bool = True) 
         if top:
             inv.add_vars_dir(source)
         return
+    failures: list[InventoryError] = []
     for name in opts.plugins:
         try:
             _try_plugin(inv, name, source)
         except _NotMine:
             continue
+        except InventoryError as exc:
+            # as ansible: a plugin that fails hands the source to the next enabled one
+            failures.append(exc)
+            continue
         if top and os.path.exists(source):
             inv.add_vars_dir(os.path.dirname(os.path.abspath(source)))
         return
+    if failures:
+        raise failures[0]
     if not os.path.exists(source):
         raise InventoryError(
             f"inventory source not found: {source}",

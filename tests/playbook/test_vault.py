@@ -13,7 +13,7 @@ import pytest
 from fleetkit.playbook import vault
 from fleetkit.playbook.trust import UnsafeText
 from fleetkit.playbook.yamlsrc import load_yaml_file, load_yaml_text
-from tests.playbook._harness import ansible_env, ansible_tool
+from tests.playbook._harness import ansible_env, ansible_tool, parse, run_ansible, run_fleetkit
 
 
 @pytest.fixture(autouse=True)
@@ -145,3 +145,56 @@ def test_prompt_sources() -> None:
     secrets, _ = vault.load_secrets(vault_ids=["lab@prompt"], ask_vault_pass=True, prompt=prompt)
     assert asked == ["Vault password (lab): ", "Vault password: "]
     assert [s.vault_id for s in secrets] == ["lab", "default"]
+
+
+def _vault_project(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("pw\n")
+    enc = vault.encrypt("s3cret", b"pw")
+    inline = "".join(f"      {line}\n" for line in enc.splitlines())
+    (tmp_path / "p.yml").write_text(
+        "- hosts: web\n"
+        "  gather_facts: false\n"
+        "  vars_files: [vf.yml]\n"
+        "  vars:\n"
+        "    inline: !vault |\n"
+        f"{inline}"
+        "  tasks:\n"
+        '    - debug: msg="{{ inline }} {{ from_file }} {{ from_extra }} {{ from_gv }}"\n'
+        "    - debug: var=inline\n"
+        "    - debug: msg=\"{{ inline | upper }} {{ inline | length }} {{ inline == 's3cret' }}\"\n"
+    )
+    (tmp_path / "vf.yml").write_text(vault.encrypt("from_file: ff\n", b"pw", vault_id="lab"))
+    (tmp_path / "ev.yml").write_text(vault.encrypt("from_extra: ee\n", b"pw"))
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "web.yml").write_text(vault.encrypt("from_gv: gg\n", b"pw"))
+    (tmp_path / "inv.ini").write_text("[web]\nlocalhost ansible_connection=local\n")
+
+
+def test_playbook_with_vaulted_files_and_values_matches_ansible(tmp_path: Path) -> None:
+    _vault_project(tmp_path)
+    args = ["-i", "inv.ini", "p.yml", "--vault-id", "lab@pw", "-e", "@ev.yml"]
+    theirs = run_ansible(args, tmp_path)
+    ours = run_fleetkit(["play", *args], tmp_path)
+    assert theirs.returncode == ours.returncode == 0, (theirs.stderr, ours.stderr)
+    assert parse(ours.stdout) == parse(theirs.stdout)
+    assert "s3cret ff ee gg" in ours.stdout
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        ([], "Attempting to decrypt but no vault secrets found"),
+        (["--vault-password-file", "bad"], "Decryption failed (no vault secrets"),
+    ],
+)
+def test_playbook_vault_errors_match_ansible(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    _vault_project(tmp_path)
+    (tmp_path / "bad").write_text("wrong\n")
+    args = ["-i", "inv.ini", "p.yml", "-e", "@ev.yml", *flags]
+    theirs = run_ansible(args, tmp_path)
+    ours = run_fleetkit(["play", *args], tmp_path)
+    assert theirs.returncode == ours.returncode == 1, (theirs.stderr, ours.stderr)
+    assert message in theirs.stderr
+    assert message in ours.stderr

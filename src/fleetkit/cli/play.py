@@ -9,6 +9,9 @@ from typing import Any
 
 from fleetkit.cli._options import ArgumentParser
 from fleetkit.errors import PlaybookError, UsageError
+from fleetkit.playbook.config import Config
+from fleetkit.playbook.inventory import Inventory
+from fleetkit.playbook.options import RunOptions
 
 __all__ = ["main"]
 
@@ -280,7 +283,7 @@ def _become_password(args: argparse.Namespace, ask: bool) -> str | None:
     return None
 
 
-def _setup_vault(args: argparse.Namespace, cfg: Any) -> None:
+def _setup_vault(args: argparse.Namespace, cfg: Config) -> None:
     from fleetkit.playbook.vault import load_secrets, set_secrets
 
     files = list(args.vault_password_files)
@@ -294,15 +297,75 @@ def _setup_vault(args: argparse.Namespace, cfg: Any) -> None:
     set_secrets(secrets)
 
 
+def run_options(
+    args: argparse.Namespace,
+    cfg: Config,
+    forks: int,
+    limit: list[str] | None,
+    only_tags: list[str],
+    skip_tags: list[str],
+) -> RunOptions:
+    """RunOptions from parsed flags and config: a flag given wins over ansible.cfg/ANSIBLE_*."""
+    become = cfg["become"] if args.become is None else args.become
+    ask_become = cfg["become_ask_pass"] if args.ask_become_pass is None else args.ask_become_pass
+    return RunOptions(
+        limit=",".join(limit) if limit else None,
+        extra_vars=_extra_vars(args.extra_vars),
+        forks=forks,
+        tags=only_tags,
+        skip_tags=skip_tags,
+        check=args.check,
+        diff=args.diff,
+        verbosity=args.verbose,
+        seed=args.seed,
+        playbook_path=args.playbook[0],
+        become=bool(become),
+        become_user=args.become_user or cfg["become_user"],
+        become_method=args.become_method or cfg["become_method"],
+        become_password=_become_password(args, bool(ask_become)),
+        remote_user=args.remote_user or cfg["remote_user"],
+        connection=args.connection or (None if cfg.is_default("transport") else cfg["transport"]),
+        private_key_file=args.private_key_file or cfg["private_key_file"],
+        timeout_s=args.timeout if args.timeout is not None else cfg["timeout"],
+        ssh_common_args=args.ssh_common_args,
+        ssh_extra_args=args.ssh_extra_args,
+        start_at_task=args.start_at_task,
+        step=args.step,
+        force_handlers=bool(
+            cfg["force_handlers"] if args.force_handlers is None else args.force_handlers
+        ),
+        flush_cache=args.flush_cache,
+        module_paths=[p for m in args.module_path for p in m.split(os.pathsep) if p]
+        + list(cfg["library"]),
+        config=dict(cfg.values),
+    )
+
+
+_VALUE_FLAGS = ("--ssh-common-args", "--ssh-extra-args", "--scp-extra-args", "--sftp-extra-args")
+
+
+def _join_ssh_values(argv: list[str]) -> list[str]:
+    """``--ssh-extra-args '-o X=1'``: bind the value so ``-o`` is not read as ``--output``."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _VALUE_FLAGS and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def _play(argv: list[str]) -> int:
-    args = _play_parser().parse_args(argv)
+    args = _play_parser().parse_args(_join_ssh_values(argv))
     _refuse_unhonoured(args)
 
     from fleetkit.playbook.callbacks import DefaultCallback, JsonCallback
     from fleetkit.playbook.config import check_supported, load_config
     from fleetkit.playbook.events import Callback
     from fleetkit.playbook.listing import ListRequest, render_listing
-    from fleetkit.playbook.options import RunOptions
     from fleetkit.playbook.patterns import match_hosts
     from fleetkit.playbook.playbook import load_playbook
     from fleetkit.playbook.runner import PlaybookRunner
@@ -352,39 +415,7 @@ def _play(argv: list[str]) -> int:
         )
         print(render_listing(inv, books, req))
         return 0
-    become = cfg["become"] if args.become is None else args.become
-    ask_become = cfg["become_ask_pass"] if args.ask_become_pass is None else args.ask_become_pass
-    opts = RunOptions(
-        limit=",".join(limit) if limit else None,
-        extra_vars=_extra_vars(args.extra_vars),
-        forks=forks,
-        tags=only_tags,
-        skip_tags=skip_tags,
-        check=args.check,
-        diff=args.diff,
-        verbosity=args.verbose,
-        seed=args.seed,
-        playbook_path=args.playbook[0],
-        become=bool(become),
-        become_user=args.become_user or cfg["become_user"],
-        become_method=args.become_method or cfg["become_method"],
-        become_password=_become_password(args, bool(ask_become)),
-        remote_user=args.remote_user or cfg["remote_user"],
-        connection=args.connection or (None if cfg.is_default("transport") else cfg["transport"]),
-        private_key_file=args.private_key_file or cfg["private_key_file"],
-        timeout_s=args.timeout if args.timeout is not None else cfg["timeout"],
-        ssh_common_args=args.ssh_common_args,
-        ssh_extra_args=args.ssh_extra_args,
-        start_at_task=args.start_at_task,
-        step=args.step,
-        force_handlers=bool(
-            cfg["force_handlers"] if args.force_handlers is None else args.force_handlers
-        ),
-        flush_cache=args.flush_cache,
-        module_paths=[p for m in args.module_path for p in m.split(os.pathsep) if p]
-        + list(cfg["library"]),
-        config=dict(cfg.values),
-    )
+    opts = run_options(args, cfg, forks, limit, only_tags, skip_tags)
     callback: Callback
     if args.output == "json":
         callback = JsonCallback(sys.stdout)
@@ -501,7 +532,7 @@ def _inventory(argv: list[str]) -> int:
     return 0
 
 
-def _load_inventory(sources: list[str], cfg: Any) -> Any:
+def _load_inventory(sources: list[str], cfg: Config) -> Inventory:
     from fleetkit.playbook.inventory import load_inventory
 
     return load_inventory(

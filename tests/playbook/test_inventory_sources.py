@@ -158,3 +158,12 @@ def test_vaulted_host_vars_print_as_ansible(tmp_path: Path) -> None:
 def test_inventory_help_groups() -> None:
     proc = run_fleetkit(["inventory", "--help"], Path(os.getcwd()))
     assert "Actions:" in proc.stdout and "Output Options:" in proc.stdout
+
+
+@pytest.mark.parametrize("name,text", [("hosts", "[web]\nw1 a=1\n"), ("inv.yml", YAML_INV)])
+def test_vaulted_inventory_file(tmp_path: Path, name: str, text: str) -> None:
+    (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / name).write_text(vault.encrypt(text, b"pw"))
+    theirs, ours = _both(["-i", name, "--list", "--vault-password-file", "pw"], tmp_path)
+    assert theirs.returncode == ours.returncode == 0, (theirs.stderr, ours.stderr)
+    assert ours.stdout == theirs.stdout

@@ -583,11 +583,20 @@ def _parse_script(inv: Inventory, path: str) -> None:
 
 
 def _read_text(path: str) -> str:
+    """An inventory file's text (a wholly vaulted file decrypted, as ansible's loader does)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            return fh.read()
+            text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"cannot read inventory {path}: {exc}") from None
+    if text.startswith("$ANSIBLE_VAULT"):
+        from fleetkit.playbook.vault import decrypt
+
+        try:
+            return decrypt(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InventoryError(f"vaulted inventory {path} is not UTF-8 text") from None
+    return text
 
 
 def _try_plugin(inv: Inventory, name: str, source: str) -> None:

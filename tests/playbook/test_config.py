@@ -106,6 +106,9 @@ def test_invalid_value_is_ansibles_error(tmp_path: Path, monkeypatch: pytest.Mon
         ("ANSIBLE_HASH_BEHAVIOUR", "merge", "hash_behaviour"),
         ("ANSIBLE_RETRY_FILES_ENABLED", "true", "retry_files_enabled"),
         ("ANSIBLE_INVENTORY_ENABLED", "amazon.aws.aws_ec2", "enable_plugins"),
+        ("ANSIBLE_GATHERING", "explicit", "not honoured by fleetkit's engine yet"),
+        ("ANSIBLE_STRATEGY", "free", "strategy"),
+        ("ANSIBLE_DISPLAY_SKIPPED_HOSTS", "false", "display_skipped_hosts"),
     ],
 )
 def test_unhonoured_settings_are_refused(
@@ -114,6 +117,18 @@ def test_unhonoured_settings_are_refused(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=word):
         check_supported(load_config(_env(**{var: value})))
+
+
+def test_defaults_and_env_host_key_checking_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    check_supported(
+        load_config(_env(ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_GATHERING="implicit"))
+    )
+    (tmp_path / "ansible.cfg").write_text("[defaults]\nhost_key_checking = False\n")
+    with pytest.raises(ConfigError, match="host_key_checking"):
+        check_supported(load_config(_env()))
 
 
 def test_config_matches_ansible_config_dump(tmp_path: Path) -> None:

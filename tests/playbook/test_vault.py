@@ -135,6 +135,20 @@ def test_missing_password_file_is_ansibles_error(tmp_path: Path) -> None:
     ]
 
 
+def test_failing_script_is_a_loading_warning(tmp_path: Path) -> None:
+    script = tmp_path / "fail.sh"
+    script.write_text("#!/bin/sh\nexit 3\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    (tmp_path / "ok").write_text("pw\n")
+    _, warnings = vault.load_secrets(
+        vault_ids=[f"x@{script}"], password_files=[str(tmp_path / "ok")]
+    )
+    assert warnings == [
+        f"Error in vault password file loading (x): Vault password script {script} "
+        "returned non-zero (3): None"
+    ]
+
+
 def test_prompt_sources() -> None:
     asked: list[str] = []
 

@@ -320,9 +320,13 @@ def load_secrets(
         try:
             password = _read_source(source, label, secrets)
         except VaultError as exc:
-            warnings.append(
-                f"Error getting vault password file ({label or DEFAULT_IDENTITY}): {exc.message}"
+            # ansible: finding the source is "getting", reading/running it is "loading"
+            stage = (
+                "getting vault password file"
+                if exc.message.startswith("The vault password file")
+                else "in vault password file loading"
             )
+            warnings.append(f"Error {stage} ({label or DEFAULT_IDENTITY}): {exc.message}")
             last = exc
             continue
         secrets.append(VaultSecret(label or DEFAULT_IDENTITY, password))

@@ -19,7 +19,9 @@ PLAY_EPILOG = """exit codes:
   0  every host ok
   2  a host failed (or bad flags / a bad inventory source: error + hint on stderr)
   4  a host was unreachable (or a playbook that does not parse: error with file:line)
-  1  other errors (e.g. the playbook or an -e @FILE does not exist)
+  1  other errors (e.g. the playbook or an -e @FILE does not exist, a vault secret that
+     does not decrypt, a setting fleetkit cannot honour)
+  5  an ansible.cfg / ANSIBLE_* value of the wrong type, as ansible's option errors
   99 interrupted (Ctrl-C), as ansible-playbook
 
 example:

@@ -184,3 +184,20 @@ def test_cli_flags_win_over_config(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: hash_behaviour='merge'")
     assert "hint:" in refused.stderr
+
+
+def test_bad_config_value_exits_5_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "p.yml").write_text("- hosts: localhost\n  gather_facts: false\n  tasks: []\n")
+    env = {"ANSIBLE_FORKS": "abc"}
+    ours = run_fleetkit(["play", "-i", "localhost,", "p.yml"], tmp_path, env=env)
+    theirs = subprocess.run(
+        [ansible_tool("ansible-playbook"), "-i", "localhost,", "p.yml"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ours.returncode == theirs.returncode == 5
+    assert "Config 'DEFAULT_FORKS' from 'env: ANSIBLE_FORKS' has an invalid value" in ours.stderr

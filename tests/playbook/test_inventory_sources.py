@@ -167,3 +167,11 @@ def test_vaulted_inventory_file(tmp_path: Path, name: str, text: str) -> None:
     theirs, ours = _both(["-i", name, "--list", "--vault-password-file", "pw"], tmp_path)
     assert theirs.returncode == ours.returncode == 0, (theirs.stderr, ours.stderr)
     assert ours.stdout == theirs.stdout
+
+
+@pytest.mark.parametrize("mode", [["--host", "nope"], ["--graph", "nope"]])
+def test_bad_host_or_group_is_ansibles_option_error(tmp_path: Path, mode: list[str]) -> None:
+    (tmp_path / "hosts").write_text("[web]\nw1\n")
+    theirs, ours = _both(["-i", "hosts", *mode], tmp_path)
+    assert theirs.returncode == ours.returncode == 5
+    assert theirs.stderr.splitlines()[-1].removeprefix("[ERROR]: ") in ours.stderr

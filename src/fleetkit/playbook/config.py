@@ -38,7 +38,8 @@ SUPPORTED_INVENTORY_PLUGINS = ("host_list", "script", "auto", "yaml", "ini")
 
 
 class ConfigError(PlaybookError, UsageError):
-    """A configuration value that has the wrong type or that fleetkit cannot honour."""
+    """An invalid option or setting (ansible's AnsibleOptionsError, exit 5), or one fleetkit
+    cannot honour (exit 1)."""
 
     exit_code = 5  # ansible's AnsibleOptionsError
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from fleetkit.playbook.errors import InventoryError
+from fleetkit.playbook.config import ConfigError
 from fleetkit.playbook.inventory import Inventory
 
 __all__ = [
@@ -120,7 +120,10 @@ def _show_vars(values: dict[str, Any], depth: int) -> list[str]:
 def inventory_graph(inv: Inventory, group: str = "all", show_vars: bool = False) -> str:
     """``ansible-inventory --graph [GROUP] [--vars]``."""
     if group not in inv.groups:
-        raise InventoryError(f"Pattern must be valid group name when using --graph: {group}")
+        raise ConfigError(
+            "Pattern must be valid group name when using --graph",
+            hint=f"{group!r} is not a group; see `fleetkit inventory --graph`",
+        )
     lines: list[str] = []
 
     def walk(name: str, depth: int) -> None:
@@ -144,9 +147,9 @@ def inventory_graph(inv: Inventory, group: str = "all", show_vars: bool = False)
 def inventory_host(inv: Inventory, host: str) -> dict[str, Any]:
     h = inv.hosts.get(host)
     if h is None or h.implicit:
-        raise InventoryError(
-            f"Could not match supplied host pattern: {host}",
-            hint="use a host name exactly as listed by --list",
+        raise ConfigError(
+            "You must pass a single valid host to --host parameter",
+            hint=f"Could not match supplied host pattern: {host}; use a name --list shows",
         )
     return _host_vars(inv, host)
 

@@ -201,3 +201,14 @@ def test_bad_config_value_exits_5_as_ansible(tmp_path: Path) -> None:
     )
     assert ours.returncode == theirs.returncode == 5
     assert "Config 'DEFAULT_FORKS' from 'env: ANSIBLE_FORKS' has an invalid value" in ours.stderr
+
+
+def test_inventory_command_ignores_run_only_settings(tmp_path: Path) -> None:
+    (tmp_path / "hosts").write_text("[web]\nw1\n")
+    env = {"ANSIBLE_GATHERING": "explicit", "ANSIBLE_STDOUT_CALLBACK": "yaml"}
+    inv = run_fleetkit(["inventory", "-i", "hosts", "--list"], tmp_path, env=env)
+    assert inv.returncode == 0, inv.stderr
+    bad = run_fleetkit(
+        ["inventory", "-i", "hosts", "--list"], tmp_path, env={"ANSIBLE_INVENTORY_ENABLED": "x"}
+    )
+    assert bad.returncode == 1 and "enable_plugins" in bad.stderr

@@ -517,7 +517,7 @@ def _inventory(argv: list[str]) -> int:
     cfg = load_config()
     for w in cfg.warnings:
         print(f"[WARNING]: {w}", file=sys.stderr)
-    check_supported(cfg)
+    check_supported(cfg, run=False)
     _setup_vault(args, cfg)
     inv = _load_inventory(args.inventory or cfg["inventory"], cfg)
     for w in inv.warnings:

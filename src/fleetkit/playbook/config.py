@@ -321,8 +321,32 @@ def _refuse(cfg: Config, key: str, why: str, hint: str) -> ConfigError:
     )
 
 
-def check_supported(cfg: Config) -> None:
-    """Refuse a setting whose value fleetkit cannot honour (ansible would act on it)."""
+def check_supported(cfg: Config, run: bool = True) -> None:
+    """Refuse a setting whose value fleetkit cannot honour (ansible would act on it).
+
+    ``run=False`` (``fleetkit inventory``) checks only what reading an inventory uses.
+    """
+    if run:
+        _check_run_settings(cfg)
+    if cfg["vault_id_match"]:
+        raise _refuse(
+            cfg,
+            "vault_id_match",
+            "is not implemented by fleetkit",
+            "unset vault_id_match; fleetkit tries the labelled secret first, then the others",
+        )
+    for name in cfg["enable_plugins"]:
+        short = name.removeprefix("ansible.builtin.")
+        if short not in SUPPORTED_INVENTORY_PLUGINS + ("toml",):
+            raise _refuse(
+                cfg,
+                "enable_plugins",
+                f"enables inventory plugin {name!r}, which fleetkit does not implement",
+                "enable only host_list, script, auto, yaml, ini",
+            )
+
+
+def _check_run_settings(cfg: Config) -> None:
     if cfg["stdout_callback"] not in ("default", "ansible.builtin.default"):
         raise _refuse(
             cfg,
@@ -359,13 +383,6 @@ def check_supported(cfg: Config) -> None:
             "is not one of implicit, explicit, smart",
             "set gathering to implicit, explicit or smart",
         )
-    if cfg["vault_id_match"]:
-        raise _refuse(
-            cfg,
-            "vault_id_match",
-            "is not implemented by fleetkit",
-            "unset vault_id_match; fleetkit tries the labelled secret first, then the others",
-        )
     for key in sorted(ENGINE_PENDING):
         definition = setting(key)
         if cfg.is_default(key) or cfg[key] == convert(definition.default, definition.type):
@@ -378,15 +395,6 @@ def check_supported(cfg: Config) -> None:
             "is not honoured by fleetkit's engine yet",
             f"remove {key} from ansible.cfg / the environment for fleetkit runs",
         )
-    for name in cfg["enable_plugins"]:
-        short = name.removeprefix("ansible.builtin.")
-        if short not in SUPPORTED_INVENTORY_PLUGINS + ("toml",):
-            raise _refuse(
-                cfg,
-                "enable_plugins",
-                f"enables inventory plugin {name!r}, which fleetkit does not implement",
-                "enable only host_list, script, auto, yaml, ini",
-            )
 
 
 def setting(key: str) -> Setting:

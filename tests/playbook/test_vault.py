@@ -212,3 +212,12 @@ def test_playbook_vault_errors_match_ansible(
     assert theirs.returncode == ours.returncode == 1, (theirs.stderr, ours.stderr)
     assert message in theirs.stderr
     assert message in ours.stderr
+
+
+def test_vault_password_file_from_environment(tmp_path: Path) -> None:
+    _vault_project(tmp_path)
+    args = ["-i", "inv.ini", "p.yml", "-e", "@ev.yml"]
+    env = {"ANSIBLE_VAULT_PASSWORD_FILE": str(tmp_path / "pw")}
+    ours = run_fleetkit(["play", *args], tmp_path, env=env)
+    assert ours.returncode == 0, ours.stderr
+    assert "s3cret ff ee gg" in ours.stdout

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import string
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -311,6 +312,20 @@ class Inventory:
         self._hostvars_cache[name] = merged
         return merged
 
+    def group_vars(self, name: str) -> dict[str, Any]:
+        """A group's own variables: the source's, then its group_vars/ files."""
+        merged = dict(self.groups[name].vars)
+        for v in self._files_vars("group_vars", name):
+            merged.update(v)
+        return merged
+
+    def direct_host_vars(self, name: str) -> dict[str, Any]:
+        """A host's own variables (``--export``): the source's, then its host_vars/ files."""
+        merged = dict(self.hosts[name].vars)
+        for v in self._files_vars("host_vars", name):
+            merged.update(v)
+        return merged
+
     def add_vars_dir(self, path: str) -> None:
         path = os.path.abspath(path)
         if path not in self.vars_dirs:
@@ -456,44 +471,228 @@ def _parse_yaml(inv: Inventory, path: str, text: str) -> None:
         _parse_yaml_group(inv, str(gname), gdata, path, None)
 
 
-def _load_source(inv: Inventory, source: str) -> None:
-    if not os.path.exists(source):
-        if "," in source:
-            for h in (s.strip() for s in source.split(",")):
-                if h:
-                    name, port = _split_host_port(h)
-                    host = inv.add_host(name, "ungrouped")
-                    if port is not None:
-                        host.vars["ansible_port"] = port
+# -- sources and plugins ------------------------------------------------------------------------
+
+DEFAULT_PLUGINS = ("host_list", "script", "auto", "yaml", "ini", "toml")
+DEFAULT_IGNORE_EXTS = (
+    ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry",
+)  # fmt: skip
+
+
+class _NotMine(Exception):
+    """A plugin that does not take this source (ansible tries the next enabled one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    plugins: tuple[str, ...]
+    ignored: re.Pattern[str]
+
+
+def _ignored_re(exts: Iterable[str], patterns: Iterable[str]) -> re.Pattern[str]:
+    parts = [r"^\.", "^host_vars$", "^group_vars$", "^vars_plugins$"]
+    parts += [p for p in patterns if p]
+    parts += [re.escape(e) + "$" for e in exts if e]
+    return re.compile("|".join(parts))
+
+
+def _run_script(cmd: list[str]) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+    except OSError:
+        raise InventoryError(
+            f"Failed to execute inventory script command {shlex.join(cmd)!r}."
+        ) from None
+    err = proc.stderr.decode(errors="replace").strip()
+    hint = f"Standard error from inventory script:\n{err}" if err else None
+    if proc.returncode != 0:
+        raise InventoryError(
+            f"Inventory script returned non-zero exit code {proc.returncode}.", hint=hint
+        )
+    try:
+        return proc.stdout.decode()
+    except UnicodeDecodeError:
+        raise InventoryError(
+            "Inventory script result contained characters that cannot be interpreted as UTF-8.",
+            hint=hint,
+        ) from None
+
+
+def _script_json(cmd: list[str], what: str) -> Any:
+    text = _run_script(cmd)
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise InventoryError(f"{what} could not be parsed as JSON.") from None
+
+
+def _parse_script(inv: Inventory, path: str) -> None:
+    """ansible's script plugin: ``--list``; ``--host`` per host only without ``_meta.hostvars``."""
+    data = _script_json([path, "--list"], "Inventory script result")
+    if not isinstance(data, dict):
+        raise InventoryError("Inventory script result could not be parsed as JSON.", source=path)
+    meta: Any = None
+    hosts: list[str] = []
+    pending: list[tuple[str, str]] = []
+    for group, gdata in data.items():
+        if group == "_meta":
+            meta = gdata.get("hostvars") if isinstance(gdata, dict) else None
+            if not isinstance(meta, dict):
+                raise InventoryError(
+                    f"Value contains '_meta.hostvars' which is {type(meta).__name__!r} "
+                    "instead of 'dict'.",
+                    source=path,
+                )
+            continue
+        inv.add_group(group)
+        if not isinstance(gdata, dict):
+            gdata = {"hosts": gdata}
+        elif not any(k in gdata for k in ("hosts", "vars", "children")):
+            gdata = {"hosts": [group], "vars": gdata}
+        if "hosts" in gdata:
+            if not isinstance(gdata["hosts"], list):
+                raise InventoryError(
+                    f"Value contains '{group}.hosts' which is "
+                    f"{type(gdata['hosts']).__name__!r} instead of 'list'.",
+                    source=path,
+                )
+            for h in gdata["hosts"]:
+                inv.add_host(str(h), group)
+                if h not in hosts:
+                    hosts.append(str(h))
+        if "vars" in gdata:
+            if not isinstance(gdata["vars"], dict):
+                raise InventoryError(
+                    f"Value contains '{group}.vars' which is "
+                    f"{type(gdata['vars']).__name__!r} instead of 'dict'.",
+                    source=path,
+                )
+            inv.groups[group].vars.update(gdata["vars"])
+        for child in gdata.get("children") or []:
+            inv.add_group(str(child))
+            pending.append((group, str(child)))
+    for parent, child in pending:
+        inv.add_child(parent, child)
+    for h in hosts:
+        if meta is None:
+            got = _script_json([path, "--host", h], f"Inventory script result for host {h!r}")
+        else:
+            got = meta.get(h, {})
+        if isinstance(got, dict):
+            inv.hosts[h].vars.update(got)
+
+
+def _read_text(path: str) -> str:
+    """An inventory file's text (a wholly vaulted file decrypted, as ansible's loader does)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"cannot read inventory {path}: {exc}") from None
+    if text.startswith("$ANSIBLE_VAULT"):
+        from fleetkit.playbook.vault import decrypt
+
+        try:
+            return decrypt(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InventoryError(f"vaulted inventory {path} is not UTF-8 text") from None
+    return text
+
+
+def _try_plugin(inv: Inventory, name: str, source: str) -> None:
+    """Parse ``source`` with one plugin or raise :class:`_NotMine` (its verify_file said no)."""
+    exists = os.path.exists(source)
+    ext = os.path.splitext(source)[1]
+    if name == "host_list":
+        if exists or "," not in source:
+            raise _NotMine
+        for h in (s.strip() for s in source.split(",")):
+            if h:
+                hname, port = _split_host_port(h)
+                host = inv.add_host(hname, "ungrouped")
+                if port is not None:
+                    host.vars["ansible_port"] = port
+        return
+    if not exists or not os.path.isfile(source):
+        raise _NotMine
+    path = os.path.abspath(source)
+    if name == "script":
+        if not os.access(source, os.X_OK):
+            raise _NotMine
+        _parse_script(inv, path)
+    elif name == "auto":
+        if ext not in (".yml", ".yaml"):
+            raise _NotMine
+        data = _inventory_yaml(_read_text(source), path)
+        plugin = data.get("plugin") if isinstance(data, dict) else None
+        if not plugin:
+            raise _NotMine
+        raise InventoryError(
+            f"inventory config '{path}' specifies unknown plugin '{plugin}'",
+            hint="fleetkit implements the ini, yaml, script and host_list inventory sources",
+        )
+    elif name == "yaml":
+        text = _read_text(source)
+        if ext == ".json":
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise InventoryError(f"invalid JSON inventory: {exc}", source=path) from None
+            _parse_yaml(inv, path, yaml.safe_dump(data))
             return
+        if ext not in ("", ".yml", ".yaml") or (ext == "" and not _looks_yaml(text)):
+            raise _NotMine
+        _parse_yaml(inv, path, text)
+    elif name == "ini":
+        if ext == ".toml":
+            raise _NotMine
+        _parse_ini(inv, path, _read_text(source))
+    elif name == "toml":
+        if ext != ".toml":
+            raise _NotMine
+        raise InventoryError(
+            f"{path}: the toml inventory plugin is not implemented by fleetkit",
+            hint="convert the inventory to INI or YAML",
+        )
+    else:
+        raise InventoryError(
+            f"inventory plugin {name!r} is not implemented by fleetkit",
+            hint="enable only host_list, script, auto, yaml, ini in [inventory] enable_plugins",
+        )
+
+
+def _load_source(inv: Inventory, source: str, opts: _Options, top: bool = True) -> None:
+    if os.path.isdir(source):
+        for fn in sorted(os.listdir(source)):
+            if not opts.ignored.search(fn):
+                _load_source(inv, os.path.join(source, fn), opts, top=False)
+        if top:
+            inv.add_vars_dir(source)
+        return
+    failures: list[InventoryError] = []
+    for name in opts.plugins:
+        try:
+            _try_plugin(inv, name, source)
+        except _NotMine:
+            continue
+        except InventoryError as exc:
+            # as ansible: a plugin that fails hands the source to the next enabled one
+            failures.append(exc)
+            continue
+        if top and os.path.exists(source):
+            inv.add_vars_dir(os.path.dirname(os.path.abspath(source)))
+        return
+    if failures:
+        raise failures[0]
+    if not os.path.exists(source):
         raise InventoryError(
             f"inventory source not found: {source}",
             hint="pass -i with an INI or YAML file, a directory, or 'host1,host2,'",
         )
-    if os.path.isdir(source):
-        for fn in sorted(os.listdir(source)):
-            fp = os.path.join(source, fn)
-            if os.path.isfile(fp) and not fn.startswith(".") and not fn.endswith((".retry", "~")):
-                _load_source(inv, fp)
-        inv.add_vars_dir(source)
-        return
-    try:
-        with open(source, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError(f"cannot read inventory {source}: {exc}") from None
-    path = os.path.abspath(source)
-    if source.endswith((".yml", ".yaml")) or _looks_yaml(text):
-        _parse_yaml(inv, path, text)
-    elif source.endswith(".json"):
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InventoryError(f"invalid JSON inventory: {exc}", source=path) from None
-        _parse_yaml(inv, path, yaml.safe_dump(data))
-    else:
-        _parse_ini(inv, path, text)
-    inv.add_vars_dir(os.path.dirname(path))
+    raise InventoryError(
+        f"Unable to parse {source} as an inventory source",
+        hint=f"no enabled inventory plugin accepts it (enabled: {', '.join(opts.plugins)})",
+    )
 
 
 def _looks_yaml(text: str) -> bool:
@@ -505,10 +704,25 @@ def _looks_yaml(text: str) -> bool:
     return False
 
 
-def load_inventory(sources: Iterable[str]) -> Inventory:
+def load_inventory(
+    sources: Iterable[str],
+    enabled: Iterable[str] | None = None,
+    ignore_extensions: Iterable[str] | None = None,
+    ignore_patterns: Iterable[str] = (),
+) -> Inventory:
+    """Build the inventory from ``-i`` sources with the enabled plugins, in ansible's order."""
+    plugins = tuple(
+        n.removeprefix("ansible.builtin.")
+        for n in (DEFAULT_PLUGINS if enabled is None else enabled)
+    )
+    opts = _Options(
+        plugins,
+        _ignored_re(DEFAULT_IGNORE_EXTS if ignore_extensions is None else ignore_extensions,
+                    ignore_patterns),
+    )  # fmt: skip
     inv = Inventory()
     for src in sources:
         inv.sources.append(src)
-        _load_source(inv, src)
+        _load_source(inv, src, opts)
     inv.reconcile()
     return inv

@@ -1,4 +1,10 @@
-"""YAML loading that remembers where each mapping came from (for file:line:col errors)."""
+"""YAML loading that remembers where each mapping came from (for file:line:col errors).
+
+A wholly vaulted file is decrypted before parsing; ``!vault`` scalars become
+:class:`~fleetkit.playbook.vault.EncryptedString` (decrypted on use); ``!unsafe`` strings (and
+the strings inside an ``!unsafe`` list or mapping) become
+:class:`~fleetkit.playbook.trust.UnsafeText`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 import yaml
 
 from fleetkit.playbook.errors import PlaybookSyntaxError
+from fleetkit.playbook.trust import UnsafeText
 
 __all__ = ["Located", "load_yaml_file", "load_yaml_text", "source_of"]
 
@@ -70,7 +77,57 @@ def _unknown_tag(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
 _Loader.add_multi_constructor("!", _unknown_tag)
 
 
+def _wrap_unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return UnsafeText(value)
+    if isinstance(value, Located):
+        out = Located()
+        out.path, out.line, out.col, out.pos = value.path, value.line, value.col, value.pos
+        for k, v in value.items():
+            out[k] = _wrap_unsafe(v)
+        return out
+    if isinstance(value, dict):
+        return {k: _wrap_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wrap_unsafe(v) for v in value]
+    return value
+
+
+def _unsafe(loader: _Loader, node: yaml.Node) -> Any:
+    return _wrap_unsafe(_unknown_tag(loader, "unsafe", node))
+
+
+def _vault(loader: _Loader, node: yaml.Node) -> Any:
+    from fleetkit.playbook.vault import EncryptedString, is_encrypted
+
+    where = f"{loader.path}:{node.start_mark.line + 1}"
+    if not isinstance(node, yaml.ScalarNode):
+        raise PlaybookSyntaxError("!vault must be used on a string", source=where)
+    text = str(loader.construct_scalar(node))
+    if not is_encrypted(text):
+        raise PlaybookSyntaxError(
+            "!vault value is not vault encrypted data",
+            hint="paste the whole output of 'ansible-vault encrypt_string'",
+            source=where,
+        )
+    return EncryptedString(text, source=where)
+
+
+_Loader.add_constructor("!unsafe", _unsafe)
+_Loader.add_constructor("!vault", _vault)
+
+
 def load_yaml_text(text: str, path: str) -> Any:
+    """Parse one YAML document (a vaulted text is decrypted first)."""
+    if text.startswith("$ANSIBLE_VAULT"):
+        from fleetkit.playbook.vault import VaultError, decrypt
+
+        try:
+            text = decrypt(text).decode("utf-8")
+        except VaultError as exc:
+            raise VaultError(f"{exc.message} (file {path})", hint=exc.hint) from None
+        except UnicodeDecodeError:
+            raise PlaybookSyntaxError("vaulted file is not UTF-8 text", source=path) from None
     loader = _Loader(text)
     loader.path = path
     try:
@@ -91,6 +148,7 @@ def load_yaml_text(text: str, path: str) -> Any:
 
 
 def load_yaml_file(path: str) -> Any:
+    """Read and parse a YAML (or vaulted YAML) file."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -104,6 +162,7 @@ def load_yaml_file(path: str) -> Any:
 
 
 def source_of(obj: object) -> str | None:
+    """``file:line`` of a mapping loaded here, if known."""
     if isinstance(obj, Located) and obj.path:
         return f"{obj.path}:{obj.line}"
     return None

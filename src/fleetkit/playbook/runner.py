@@ -35,8 +35,10 @@ from fleetkit.playbook.playbook import (
     Task,
     load_task_file,
 )
+from fleetkit.playbook.plugins import loop_items
 from fleetkit.playbook.strategy import exceeds_max_fail, serial_batches
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
+from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.yamlsrc import Located, load_yaml_file
 
 __all__ = ["RunOptions", "PlaybookRunner", "RunSummary"]
@@ -1209,7 +1211,8 @@ class PlaybookRunner:
             env=env,
         )
         try:
-            result = module.run(ctx, params)
+            # trust boundary: what a module returns is data, never templated again
+            result = mark_unsafe(module.run(ctx, params))
         except Unreachable as exc:
             return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
         except CommandNotFound as exc:
@@ -1241,6 +1244,10 @@ class PlaybookRunner:
     ) -> TaskResult:
         loop = task.kw.get("loop")
         items = templar.template(loop)
+        with_name = task.kw.get("_with")
+        if with_name is not None and with_name != "items":
+            # with_<lookup>: the lookup plugin's list (plugins.loop_items, ansible's executor)
+            items = loop_items(str(with_name), items, tv, task.action)
         if isinstance(items, str):
             items = [items] if task.kw.get("_with") != "items" else [items]
         if isinstance(items, dict):

@@ -6,16 +6,20 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Mapping
+from types import GeneratorType
 from typing import Any
 
-from jinja2 import StrictUndefined, Undefined
+from jinja2 import StrictUndefined, Undefined, pass_context
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.exceptions import UndefinedError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
 
+from fleetkit.playbook import plugins
 from fleetkit.playbook.errors import TemplateError
 from fleetkit.playbook.filters import FILTERS, TESTS
+from fleetkit.playbook.trust import UnsafeText
 
 __all__ = ["Templar", "VarsView", "is_template", "OMIT"]
 
@@ -40,18 +44,181 @@ class AnsibleUndefined(StrictUndefined):
         return self.__getattr__(str(key))
 
 
+# The most one template may build with ``*``/``**``: ansible never renders host data, and a
+# template of its own that asks for gigabytes fails instead of taking the controller down.
+MAX_STR_BYTES = 64 * 1024 * 1024
+MAX_POW_BITS = 1_000_000
+
+
+class _PluginMap(dict[str, Any]):
+    """Jinja2's filters/tests, falling back to ansible's plugins (loaded on first use)."""
+
+    def __init__(self, base: Mapping[str, Any], find: Any) -> None:
+        super().__init__(base)
+        self._find = find
+
+    def _load(self, key: str) -> Any:
+        fn = self._find(key)
+        if fn is not None:
+            self[key] = fn
+        return fn
+
+    def __getitem__(self, key: str) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        fn = self._load(key)
+        if fn is None:
+            raise KeyError(key)
+        return fn
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+
+# fleetkit's own filters/tests that behave as ansible's for everything ansible accepts; every
+# other ansible.builtin name is ansible's own function.
+_OWN_FILTERS = frozenset(
+    {
+        "default",
+        "d",
+        "mandatory",
+        "bool",
+        "int",
+        "float",
+        "string",
+        "regex_escape",
+        "unique",
+        "dict2items",
+        "items2dict",
+        "basename",
+        "dirname",
+        "win_basename",
+        "expanduser",
+        "realpath",
+        "quote",
+        "b64encode",
+        "md5",
+        "sha1",
+        "checksum",
+        "ternary",
+        "split",
+        "from_json",
+    }
+)
+_OWN_TESTS = frozenset(
+    {
+        "match",
+        "search",
+        "regex",
+        "any",
+        "all",
+        "abs",
+        "file",
+        "directory",
+        "exists",
+        "link",
+        "contains",
+    }
+)
+
+
+class _Env(ImmutableSandboxedEnvironment):
+    """The sandbox plus bounds on ``*`` and ``**`` (sequence repetition, huge powers)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
+                    if len(seq) * n > MAX_STR_BYTES:
+                        raise TemplateError(
+                            f"Error rendering template: the result of {operator!r} would hold "
+                            f"{len(seq) * n} items, more than the sandbox allows ({MAX_STR_BYTES})"
+                        )
+        elif (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and abs(left) > 1
+            and right * max(abs(left).bit_length(), 1) > MAX_POW_BITS
+        ):
+            raise TemplateError(
+                "Error rendering template: the result of '**' would exceed "
+                f"{MAX_POW_BITS} bits, more than the sandbox allows"
+            )
+        return super().call_binop(context, operator, left, right)
+
+
 def _make_env() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _Env(
         undefined=AnsibleUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do"],
         cache_size=0,
     )
-    env.filters.update(FILTERS)
-    env.tests.update(TESTS)
+    filters = {k: v for k, v in env.filters.items() if k not in plugins.ANSIBLE_FILTERS}
+    filters.update(
+        {k: v for k, v in FILTERS.items() if k not in plugins.ANSIBLE_FILTERS or k in _OWN_FILTERS}
+    )
+    # ansible's map/select/... replace Jinja2's for marker semantics fleetkit models itself.
+    for name in ("map", "select", "reject", "selectattr", "rejectattr", "groupby"):
+        filters[name] = env.filters[name]
+    tests = {k: v for k, v in env.tests.items() if k not in plugins.ANSIBLE_TESTS}
+    tests.update(
+        {k: v for k, v in TESTS.items() if k not in plugins.ANSIBLE_TESTS or k in _OWN_TESTS}
+    )
+    for name in ("defined", "undefined"):
+        tests[name] = env.tests[name]
+    env.filters = _PluginMap(filters, plugins.find_filter)
+    env.tests = _PluginMap(tests, plugins.find_test)
     env.globals["omit"] = OMIT
+    env.globals["lookup"] = _lookup
+    env.globals["query"] = _query
+    env.globals["q"] = _query
     return env
+
+
+@pass_context
+def _lookup(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
+    return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
+
+
+@pass_context
+def _query(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
+    kwargs["wantlist"] = True
+    return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
+
+
+class _ContextVars(Mapping[str, Any]):
+    """A template's variables (task variables and loop locals) for a lookup plugin."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._ctx.resolve_or_missing(key)
+        if value is missing or key in _GLOBALS and key not in self._ctx.parent:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._ctx.vars
+        for k in self._ctx.parent:
+            if k not in self._ctx.vars and k not in _GLOBALS:
+                yield k
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 _ENV = _make_env()
@@ -143,7 +310,7 @@ class VarsView(Mapping[str, Any]):
 
 def _needs_render(value: Any) -> bool:
     if isinstance(value, str):
-        return is_template(value)
+        return not isinstance(value, UnsafeText) and is_template(value)
     if isinstance(value, dict):
         return any(_needs_render(v) for v in value.values())
     if isinstance(value, list):
@@ -206,6 +373,8 @@ class Templar:
 
     def evaluate(self, expression: str) -> Any:
         """Evaluate a bare Jinja2 expression (``when:``, ``until:``, ``failed_when:``)."""
+        if isinstance(expression, UnsafeText):
+            raise TemplateError("Conditional is marked as unsafe, and cannot be evaluated.")
         expression = expression.strip()
         if is_template(expression):
             m = _SINGLE.match(expression)
@@ -225,6 +394,8 @@ class Templar:
             result = ctx.vars["result"]
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
+            if isinstance(result, GeneratorType):
+                return list(result)  # ansible finalizes generators (``map``, ``select``) to lists
             return result
         except TemplateError:
             raise
@@ -236,6 +407,8 @@ class Templar:
             AttributeError,
             ZeroDivisionError,
             IndexError,
+            MemoryError,
+            OverflowError,
         ) as exc:
             raise TemplateError(_describe(exc)) from None
 
@@ -255,28 +428,35 @@ class Templar:
                 return False
         return bool(result)
 
+    def render_text(self, source: str) -> str:
+        """Render a whole template file's text to a string (``template`` lookup/module)."""
+        tmpl = _tpl(source)
+        try:
+            return "".join(tmpl.root_render_func(self._context(tmpl)))
+        except TemplateError:
+            raise
+        except (
+            JinjaTemplateError,
+            TypeError,
+            ValueError,
+            KeyError,
+            AttributeError,
+            ZeroDivisionError,
+            IndexError,
+            MemoryError,
+            OverflowError,
+        ) as exc:
+            raise TemplateError(_describe(exc)) from None
+
     def template(self, value: Any) -> Any:
+        """Render ``value`` (strings, and recursively lists/dicts); ``UnsafeText`` is kept."""
         if isinstance(value, str):
-            if not is_template(value):
+            if isinstance(value, UnsafeText) or not is_template(value):
                 return value
             m = _SINGLE.match(value)
             if m and "{{" not in m.group(1) and "}}" not in m.group(1) and "{%" not in value:
                 return self.evaluate(m.group(1))
-            tmpl = _tpl(value)
-            try:
-                return "".join(tmpl.root_render_func(self._context(tmpl)))
-            except TemplateError:
-                raise
-            except (
-                JinjaTemplateError,
-                TypeError,
-                ValueError,
-                KeyError,
-                AttributeError,
-                ZeroDivisionError,
-                IndexError,
-            ) as exc:
-                raise TemplateError(_describe(exc)) from None
+            return self.render_text(value)
         if isinstance(value, dict):
             return {self.template(k): self.template(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -94,14 +94,29 @@ def _is_ansible_name(name: str, builtin: frozenset[str]) -> bool:
     return name in builtin or bool(_FQCN.match(name))
 
 
+def _arg(value: Any) -> Any:
+    """fleetkit's dict/str subclasses (``Located``, ``UnsafeText``) as the plain types ansible's
+    functions expect; other values as they are."""
+    if isinstance(value, str):
+        return value if type(value) is str else str(value)
+    if isinstance(value, dict):
+        return {_arg(k): _arg(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_arg(v) for v in value]
+    return value
+
+
 def _wrap_jinja(kind: str, fqcn: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    from ansible.errors import AnsibleError
+    from jinja2.exceptions import UndefinedError
 
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except AnsibleError as exc:
-            raise TemplateError(f"The {kind} plugin {fqcn!r} failed: {exc.message}") from None
+            return fn(*[_arg(a) for a in args], **{k: _arg(v) for k, v in kwargs.items()})
+        except (TemplateError, UndefinedError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - ansible reports any plugin error this way
+            msg = getattr(exc, "message", None) or str(exc)
+            raise TemplateError(f"The {kind} plugin {fqcn!r} failed: {msg}") from None
 
     call.__name__ = getattr(fn, "__name__", fqcn)
     for attr in ("jinja_pass_arg",):

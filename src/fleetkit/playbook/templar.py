@@ -12,6 +12,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Undefined, pass_context
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.exceptions import UndefinedError
+from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
@@ -81,57 +82,19 @@ class _PluginMap(dict[str, Any]):
         return isinstance(key, str) and self.get(key) is not None
 
 
-# fleetkit's own filters/tests that behave as ansible's for everything ansible accepts; every
-# other ansible.builtin name is ansible's own function.
-_OWN_FILTERS = frozenset(
-    {
-        "default",
-        "d",
-        "mandatory",
-        "bool",
-        "int",
-        "float",
-        "string",
-        "regex_escape",
-        "unique",
-        "dict2items",
-        "items2dict",
-        "basename",
-        "dirname",
-        "win_basename",
-        "expanduser",
-        "realpath",
-        "quote",
-        "b64encode",
-        "md5",
-        "sha1",
-        "checksum",
-        "ternary",
-        "split",
-        "from_json",
-    }
-)
-_OWN_TESTS = frozenset(
-    {
-        "match",
-        "search",
-        "regex",
-        "any",
-        "all",
-        "abs",
-        "file",
-        "directory",
-        "exists",
-        "link",
-        "contains",
-    }
-)
-
-
 class _Env(ImmutableSandboxedEnvironment):
     """The sandbox plus bounds on ``*`` and ``**`` (sequence repetition, huge powers)."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    @property
+    def lexer(self) -> Lexer:
+        """One lexer for the environment (its settings never change)."""
+        lex: Lexer | None = self.__dict__.get("_fk_lexer")
+        if lex is None:
+            lex = _Lexer(self)
+            self.__dict__["_fk_lexer"] = lex
+        return lex
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
@@ -156,27 +119,46 @@ class _Env(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+def _plain_output(value: Any) -> Any:
+    if type(value) is tuple or isinstance(value, (list, GeneratorType)):
+        return [_plain_output(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain_output(v) for k, v in value.items()}
+    return value
+
+
+def _finalize(value: Any) -> Any:
+    """What ``{{ }}`` prints inside a larger template: None as "", tuples as lists (ansible)."""
+    if value is None:
+        return ""
+    if type(value) is tuple or isinstance(value, (list, dict, GeneratorType)):
+        return _plain_output(value)
+    return value
+
+
 def _make_env() -> ImmutableSandboxedEnvironment:
     env = _Env(
+        finalize=_finalize,
         undefined=AnsibleUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do"],
         cache_size=0,
     )
-    filters = {k: v for k, v in env.filters.items() if k not in plugins.ANSIBLE_FILTERS}
-    filters.update(
-        {k: v for k, v in FILTERS.items() if k not in plugins.ANSIBLE_FILTERS or k in _OWN_FILTERS}
-    )
-    # ansible's map/select/... replace Jinja2's for marker semantics fleetkit models itself.
-    for name in ("map", "select", "reject", "selectattr", "rejectattr", "groupby"):
-        filters[name] = env.filters[name]
-    tests = {k: v for k, v in env.tests.items() if k not in plugins.ANSIBLE_TESTS}
-    tests.update(
-        {k: v for k, v in TESTS.items() if k not in plugins.ANSIBLE_TESTS or k in _OWN_TESTS}
-    )
-    for name in ("defined", "undefined"):
-        tests[name] = env.tests[name]
+    # Jinja2's builtins, with ansible's plugins (loaded on first use) where ansible has its own;
+    # ansible's map/select/... and defined/undefined exist for its lazy markers, which fleetkit's
+    # undefined models with Jinja2's own.
+    keep = {"map", "select", "reject", "selectattr", "rejectattr", "groupby"}
+    filters = {
+        k: v for k, v in env.filters.items() if k not in plugins.ANSIBLE_FILTERS or k in keep
+    }
+    filters.update(FILTERS)
+    tests = {
+        k: v
+        for k, v in env.tests.items()
+        if k not in plugins.ANSIBLE_TESTS or k in ("defined", "undefined")
+    }
+    tests.update(TESTS)
     env.filters = _PluginMap(filters, plugins.find_filter)
     env.tests = _PluginMap(tests, plugins.find_test)
     env.globals["omit"] = OMIT
@@ -224,40 +206,59 @@ class _ContextVars(Mapping[str, Any]):
 _ENV = _make_env()
 _GLOBALS = dict(_ENV.globals)
 _cache_lock = threading.Lock()
-_EXPR_CACHE: dict[str, Any] = {}
-_TPL_CACHE: dict[str, Any] = {}
+_EXPR_CACHE: dict[tuple[str, bool], Any] = {}
+_TPL_CACHE: dict[tuple[str, bool], Any] = {}
 
 
 def is_template(value: str) -> bool:
     return "{{" in value or "{%" in value or "{#" in value
 
 
-def _expr(source: str) -> Any:
-    te = _EXPR_CACHE.get(source)
-    if te is None:
+_compile = threading.local()
+
+
+class _Lexer(Lexer):
+    """Jinja2's lexer; for templates from YAML, backslashes in string constants inside
+    ``{{ }}`` are data (YAML already processed escapes), as ansible's lexer does."""
+
+    def tokeniter(
+        self, source: str, name: str | None, filename: str | None = None, state: str | None = None
+    ) -> Iterator[tuple[int, str, str]]:
+        stream = super().tokeniter(source, name, filename, state)
+        if not getattr(_compile, "escape", False):
+            yield from stream
+            return
+        in_var = state == "variable"
+        for lineno, kind, value in stream:
+            if kind == TOKEN_VARIABLE_BEGIN:
+                in_var = True
+            elif kind == TOKEN_VARIABLE_END:
+                in_var = False
+            elif in_var and kind == TOKEN_STRING:
+                value = value.replace("\\", "\\\\")
+            yield lineno, kind, value
+
+
+def _compiled(source: str, escape: bool, expression: bool) -> Any:
+    cache = _EXPR_CACHE if expression else _TPL_CACHE
+    key = (source, escape)
+    found = cache.get(key)
+    if found is None:
+        _compile.escape = escape
         try:
-            te = _ENV.compile_expression(source, undefined_to_none=False)
+            if expression:
+                found = _ENV.compile_expression(source, undefined_to_none=False)
+            else:
+                found = _ENV.from_string(source)
         except JinjaTemplateError as exc:
             raise TemplateError(
                 f"template error while templating string: {exc}. String: {source}"
             ) from None
+        finally:
+            _compile.escape = False
         with _cache_lock:
-            _EXPR_CACHE[source] = te
-    return te
-
-
-def _tpl(source: str) -> Any:
-    t = _TPL_CACHE.get(source)
-    if t is None:
-        try:
-            t = _ENV.from_string(source)
-        except JinjaTemplateError as exc:
-            raise TemplateError(
-                f"template error while templating string: {exc}. String: {source}"
-            ) from None
-        with _cache_lock:
-            _TPL_CACHE[source] = t
-    return t
+            cache[key] = found
+    return found
 
 
 class VarsView(Mapping[str, Any]):
@@ -373,6 +374,9 @@ class Templar:
 
     def evaluate(self, expression: str) -> Any:
         """Evaluate a bare Jinja2 expression (``when:``, ``until:``, ``failed_when:``)."""
+        return self._evaluate(expression, escape=False)
+
+    def _evaluate(self, expression: str, escape: bool) -> Any:
         if isinstance(expression, UnsafeText):
             raise TemplateError("Conditional is marked as unsafe, and cannot be evaluated.")
         expression = expression.strip()
@@ -385,7 +389,7 @@ class Templar:
                 if not isinstance(rendered, str):
                     return rendered
                 expression = rendered
-        te = _expr(expression)
+        te = _compiled(expression, escape, expression=True)
         tmpl = te._template
         try:
             ctx = self._context(tmpl)
@@ -428,9 +432,9 @@ class Templar:
                 return False
         return bool(result)
 
-    def render_text(self, source: str) -> str:
+    def render_text(self, source: str, escape_backslashes: bool = False) -> str:
         """Render a whole template file's text to a string (``template`` lookup/module)."""
-        tmpl = _tpl(source)
+        tmpl = _compiled(source, escape_backslashes, expression=False)
         try:
             return "".join(tmpl.root_render_func(self._context(tmpl)))
         except TemplateError:
@@ -455,8 +459,8 @@ class Templar:
                 return value
             m = _SINGLE.match(value)
             if m and "{{" not in m.group(1) and "}}" not in m.group(1) and "{%" not in value:
-                return self.evaluate(m.group(1))
-            return self.render_text(value)
+                return self._evaluate(m.group(1), escape=True)
+            return self.render_text(value, escape_backslashes=True)
         if isinstance(value, dict):
             return {self.template(k): self.template(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -423,7 +423,7 @@ class Templar:
             return False
         if isinstance(expression, (int, float)):
             return bool(expression)
-        result = self.evaluate(str(expression))
+        result = self.evaluate(expression if isinstance(expression, str) else str(expression))
         if isinstance(result, str):
             low = result.strip().lower()
             if low in ("true", "yes", "on", "1"):

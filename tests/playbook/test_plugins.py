@@ -60,7 +60,7 @@ def test_builtin_filters_and_tests_print_what_ansible_prints(tmp_path: Path) -> 
 
 def test_lookup_failures_carry_ansibles_messages(tmp_path: Path) -> None:
     want, _, got, err = _both(tmp_path, "lookup_errors.yml")
-    assert len(_fatal_msgs(want)) == 4
+    assert len(_fatal_msgs(want)) == 7
     assert _fatal_msgs(got) == _fatal_msgs(want), err
     assert [ln for ln in got.splitlines() if '"msg": ' in ln] == [
         ln for ln in want.splitlines() if '"msg": ' in ln

@@ -106,10 +106,18 @@ def _arg(value: Any) -> Any:
     return value
 
 
-def _wrap_jinja(kind: str, fqcn: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_jinja(
+    kind: str, fqcn: str, fn: Callable[..., Any], accepts_undefined: bool
+) -> Callable[..., Any]:
+    from jinja2 import Undefined
     from jinja2.exceptions import UndefinedError
 
     def call(*args: Any, **kwargs: Any) -> Any:
+        if not accepts_undefined:
+            # as ansible: an undefined argument fails with its own message, not the plugin's
+            for a in (*args, *kwargs.values()):
+                if isinstance(a, Undefined):
+                    a._fail_with_undefined_error()
         try:
             return fn(*[_arg(a) for a in args], **{k: _arg(v) for k, v in kwargs.items()})
         except (TemplateError, UndefinedError):
@@ -140,7 +148,13 @@ def _find_jinja(kind: str, name: str, builtin: frozenset[str]) -> Callable[..., 
         plugin = loader.get(fqcn)
     except Exception as exc:  # noqa: BLE001 - ansible reports a broken plugin as a load error
         raise TemplateError(f"Could not load {kind} plugin {fqcn!r}: {exc}") from None
-    fn = None if plugin is None else _wrap_jinja(kind, fqcn, plugin.j2_function)
+    fn = (
+        None
+        if plugin is None
+        else _wrap_jinja(
+            kind, fqcn, plugin.j2_function, bool(getattr(plugin, "accept_args_markers", False))
+        )
+    )
     with _lock:
         _cache[key] = fn
     return fn

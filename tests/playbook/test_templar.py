@@ -76,7 +76,14 @@ def test_sandbox_blocks_attribute_escape() -> None:
 
 
 def test_condition_strings() -> None:
-    t = _t(flag="false", on="yes")
-    assert t.condition("{{ on }}") is True
+    # ansible 2.19: `{{ ref }}` names a trusted expression, which is then evaluated
+    t = _t(flag="false", expr="1 == 1", sw="yes")
+    assert t.condition("{{ expr }}") is True
     assert t.condition("{{ flag }}") is False
+    with pytest.raises(TemplateError, match="'yes' is undefined"):
+        t.condition("{{ sw }}")
+    with pytest.raises(TemplateError, match="untrusted template or expression"):
+        t.condition("{{ '1 == 1' }}")
+    with pytest.raises(TemplateError, match="Template delimiters are not supported"):
+        t.condition("{{ expr }} and true")
     assert t.condition(True) is True

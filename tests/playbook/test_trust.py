@@ -10,7 +10,7 @@ import yaml
 from fleetkit.playbook.errors import TemplateError
 from fleetkit.playbook.templar import Templar, VarsView
 from fleetkit.playbook.trust import UnsafeText, mark_unsafe
-from tests.playbook._harness import run_ansible, run_fleetkit
+from tests.playbook._harness import parse, run_ansible, run_fleetkit
 
 INVENTORY = "[g]\nh1\nh2\n[all:vars]\nansible_connection=local\n"
 PLAYBOOK = """
@@ -77,7 +77,7 @@ def test_unsafe_values_are_never_rendered_even_lazily() -> None:
     assert t.template("{{ via }}") == "{{ secret }}"
     assert t.template("{{ nested }}") == {"a": ["{{ secret }}"], "b": "s"}
     assert t.template({"k": payload, "j": "{{ secret }}"}) == {"k": "{{ secret }}", "j": "s"}
-    with pytest.raises(TemplateError, match="Conditional is marked as unsafe"):
+    with pytest.raises(TemplateError, match="Encountered untrusted template or expression"):
         t.condition(payload)
 
 
@@ -107,3 +107,43 @@ def test_sandbox_keeps_ordinary_arithmetic() -> None:
     assert t.template("{{ 2 ** 10 }}") == 1024
     with pytest.raises(TemplateError, match="Range too big"):
         t.template("{{ range(10**9) | list }}")
+
+
+COND_PLAYBOOK = """
+- hosts: h1
+  gather_facts: false
+  tasks:
+    - shell: echo "lookup('pipe', 'touch sentinel') == 'x'"
+      register: u
+    - debug: {msg: a}
+      when: '"foo" in {{ u.stdout }}'
+      ignore_errors: true
+    - assert:
+        that: "{{ '1 == 1' }}"
+      ignore_errors: true
+    - debug: {msg: d}
+      when: "{{ u.stdout }}"
+      ignore_errors: true
+    - command: ls
+      register: s
+    - debug: {msg: "{{ 'sentinel' in s.stdout_lines }}"}
+"""
+
+
+def test_conditionals_never_evaluate_host_data_as_expressions(tmp_path: Path) -> None:
+    runs = []
+    for who in ("ansible", "fleetkit"):
+        d = tmp_path / who
+        d.mkdir()
+        (d / "inventory.ini").write_text(INVENTORY)
+        (d / "playbook.yml").write_text(COND_PLAYBOOK)
+        args = ["-i", "inventory.ini", "playbook.yml", "-f", "1"]
+        p = run_ansible(args, d) if who == "ansible" else run_fleetkit(["play", *args], d)
+        events, recap = parse(p.stdout)
+        runs.append(([e[:3] for e in events], recap, p.stdout))
+        assert not (d / "sentinel").exists(), p.stdout
+    (want_ev, want_recap, want), (got_ev, got_recap, got) = runs
+    assert got_ev == want_ev
+    assert got_recap == want_recap
+    assert got.count("Encountered untrusted template or expression.") >= 2
+    assert "Template delimiters are not supported in expressions" in got

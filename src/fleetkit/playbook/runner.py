@@ -862,11 +862,14 @@ class PlaybookRunner:
     # -- results ---------------------------------------------------------------------------
 
     def _registered(self, result: dict[str, Any]) -> dict[str, Any]:
-        return {
-            k: v
-            for k, v in result.items()
-            if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
-        }
+        # a registered result is data (loop items included), never templated again
+        return mark_unsafe(
+            {
+                k: v
+                for k, v in result.items()
+                if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
+            }
+        )
 
     def _process(self, batch: _Batch, res: TaskResult, frames: list[_Frame]) -> None:
         host, task, r = res.host, res.task, res.result

@@ -26,6 +26,10 @@ __all__ = ["Templar", "VarsView", "is_template", "OMIT"]
 
 OMIT = "__omit_place_holder__fleetkit__"
 _SINGLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
+# ``{{ name }}`` / ``{{ a.b['c'] }}``: a reference to a variable, whose string value is a trusted
+# expression when it came from playbook/inventory files (anything else is template output)
+_REFERENCE = re.compile(r"^\s*[A-Za-z_]\w*(?:\.\w+|\[\s*(?:'[^']*'|\"[^\"]*\"|\d+)\s*\])*\s*$")
+UNTRUSTED = "Encountered untrusted template or expression."
 
 
 class AnsibleUndefined(StrictUndefined):
@@ -373,22 +377,31 @@ class Templar:
         return ctx
 
     def evaluate(self, expression: str) -> Any:
-        """Evaluate a bare Jinja2 expression (``when:``, ``until:``, ``failed_when:``)."""
+        """Evaluate a conditional expression (``when:``, ``until:``, ``that:``) as ansible 2.19:
+        a whole ``{{ ref }}`` may name a trusted expression; other template delimiters are a
+        syntax error; untrusted data is never evaluated."""
+        if isinstance(expression, UnsafeText):
+            raise TemplateError(UNTRUSTED)
+        expression = expression.strip()
+        m = _SINGLE.match(expression)
+        if m and "{{" not in m.group(1) and "}}" not in m.group(1):
+            result = self._evaluate(m.group(1), escape=True)
+            if not isinstance(result, str):
+                return result
+            if isinstance(result, UnsafeText) or not _REFERENCE.match(m.group(1)):
+                raise TemplateError(UNTRUSTED)
+            expression = result.strip()
+        if is_template(expression):
+            try:
+                _ENV.compile_expression(expression)
+            except JinjaTemplateError as exc:
+                raise TemplateError(
+                    "Syntax error in expression. Template delimiters are not supported in "
+                    f"expressions: {exc}"
+                ) from None
         return self._evaluate(expression, escape=False)
 
     def _evaluate(self, expression: str, escape: bool) -> Any:
-        if isinstance(expression, UnsafeText):
-            raise TemplateError("Conditional is marked as unsafe, and cannot be evaluated.")
-        expression = expression.strip()
-        if is_template(expression):
-            m = _SINGLE.match(expression)
-            if m and "{{" not in m.group(1) and "}}" not in m.group(1):
-                expression = m.group(1)
-            else:
-                rendered = self.template(expression)
-                if not isinstance(rendered, str):
-                    return rendered
-                expression = rendered
         te = _compiled(expression, escape, expression=True)
         tmpl = te._template
         try:

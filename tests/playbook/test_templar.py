@@ -87,3 +87,15 @@ def test_condition_strings() -> None:
     with pytest.raises(TemplateError, match="Template delimiters are not supported"):
         t.condition("{{ expr }} and true")
     assert t.condition(True) is True
+
+
+def test_undefined_inside_a_result_fails_as_ansibles_finalization() -> None:
+    t = _t(things=[{"name": "one"}, {"notname": "x"}])
+    with pytest.raises(TemplateError, match="object of type 'dict' has no attribute 'name'"):
+        t.template("{{ things | map(attribute='name') }}")
+    with pytest.raises(TemplateError, match="has no attribute 'name'"):
+        t.template("x {{ things | map(attribute='name') | list }}")
+    assert t.template("{{ things | map(attribute='name', default='-') | list }}") == ["one", "-"]
+    assert t.template("x {{ things | selectattr('name', 'defined') | map(attribute='name') }}") == (
+        "x ['one']"
+    )

@@ -128,7 +128,22 @@ def _plain_output(value: Any) -> Any:
         return [_plain_output(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain_output(v) for k, v in value.items()}
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
     return value
+
+
+def _fail_on_undefined(value: Any) -> None:
+    """Raise the undefined error of the first undefined value inside a result (ansible's
+    finalization: ``things | map(attribute='name')`` fails when one item has no ``name``)."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _fail_on_undefined(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _fail_on_undefined(v)
 
 
 def _finalize(value: Any) -> Any:
@@ -412,7 +427,9 @@ class Templar:
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
             if isinstance(result, GeneratorType):
-                return list(result)  # ansible finalizes generators (``map``, ``select``) to lists
+                result = list(result)  # ansible finalizes generators (``map``, ``select``) to lists
+            if isinstance(result, (list, dict, tuple)):
+                _fail_on_undefined(result)
             return result
         except TemplateError:
             raise

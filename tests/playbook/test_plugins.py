@@ -189,3 +189,55 @@ def test_backslashes_in_yaml_expressions_are_data_but_not_in_conditionals() -> N
     assert t.template("{{ 'ab12' | regex_replace('(\\d)', '<\\1>') }}") == "ab<1><2>"
     assert t.template("x {{ 'C:\\x' }}") == "x C:\\x"
     assert t.condition("'a\\tb' == 'a' + '\\t' + 'b'")
+
+
+ADJACENT_FILTER = """
+class FilterModule:
+    def filters(self):
+        return {"shout": lambda v: str(v).upper() + "!"}
+"""
+ADJACENT_TEST = """
+class TestModule:
+    def tests(self):
+        return {"even_len": lambda v: len(v) % 2 == 0}
+"""
+ADJACENT_LOOKUP = """
+from ansible.plugins.lookup import LookupBase
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        return [t * 2 for t in terms]
+"""
+ADJACENT_PLAY = """
+- hosts: h1
+  gather_facts: false
+  tasks:
+    - debug:
+        msg: "{{ 'hi' | shout }} {{ 'ab' is even_len }} {{ lookup('twice', 'x') }}"
+    - debug: {msg: "{{ item }}"}
+      with_twice: [a, b]
+"""
+
+
+def test_plugins_next_to_the_playbook_are_loaded_as_ansible_does(tmp_path: Path) -> None:
+    outs = []
+    for who in ("ansible", "fleetkit"):
+        d = tmp_path / who
+        for kind, code in (
+            ("filter", ADJACENT_FILTER),
+            ("test", ADJACENT_TEST),
+            ("lookup", ADJACENT_LOOKUP),
+        ):
+            (d / f"{kind}_plugins").mkdir(parents=True)
+            (d / f"{kind}_plugins" / ("twice.py" if kind == "lookup" else "mine.py")).write_text(
+                code
+            )
+        shutil.copy(CASES / "inventory.ini", d)
+        (d / "playbook.yml").write_text(ADJACENT_PLAY)
+        args = ["-i", "inventory.ini", "playbook.yml"]
+        p = run_ansible(args, d) if who == "ansible" else run_fleetkit(["play", *args], d)
+        outs.append((p.stdout, p.stderr))
+    (want, _), (got, err) = outs
+    assert '"msg": "HI! True xx"' in want
+    assert got == want, err

@@ -28,6 +28,7 @@ from fleetkit.playbook.trust import UnsafeText, mark_unsafe
 __all__ = [
     "ANSIBLE_FILTERS",
     "ANSIBLE_TESTS",
+    "add_plugin_dirs",
     "find_filter",
     "find_test",
     "loop_items",
@@ -84,12 +85,32 @@ def _init() -> None:
         _ready = True
 
 
+_adjacent: set[str] = set()
+
+
+def add_plugin_dirs(basedir: str) -> None:
+    """Load ``filter_plugins/``, ``test_plugins/``, ``lookup_plugins/`` next to a playbook (or in
+    a role), as ansible does; costs nothing when there are none."""
+    import os
+
+    kinds = ("filter_plugins", "test_plugins", "lookup_plugins")
+    if basedir in _adjacent or not any(os.path.isdir(os.path.join(basedir, k)) for k in kinds):
+        return
+    _init()
+    from ansible.plugins.loader import add_all_plugin_dirs
+
+    with _lock:
+        add_all_plugin_dirs(basedir)
+        _adjacent.add(basedir)
+        _cache.clear()
+
+
 def _fqcn(name: str) -> str:
     return name if _FQCN.match(name) else _BUILTIN + name
 
 
 def _is_ansible_name(name: str, builtin: frozenset[str]) -> bool:
-    if name.startswith(_BUILTIN):
+    if name.startswith(_BUILTIN) or _adjacent:
         return True
     return name in builtin or bool(_FQCN.match(name))
 
@@ -143,7 +164,8 @@ def _find_jinja(kind: str, name: str, builtin: frozenset[str]) -> Callable[..., 
     from ansible.plugins.loader import filter_loader, test_loader
 
     loader = filter_loader if kind == "filter" else test_loader
-    fqcn = _fqcn(name)
+    # adjacent plugins go by their short name; ansible.builtin ones by their FQCN
+    fqcn = name if _adjacent and "." not in name else _fqcn(name)
     try:
         plugin = loader.get(fqcn)
     except Exception as exc:  # noqa: BLE001 - ansible reports a broken plugin as a load error
@@ -337,7 +359,7 @@ def _ansible_lookup(
     from ansible.parsing.dataloader import DataLoader
     from ansible.plugins.loader import lookup_loader
 
-    fqcn = _fqcn(name)
+    fqcn = name if _adjacent and "." not in name else _fqcn(name)
     loader = DataLoader()
     basedir = str(variables.get("playbook_dir") or ".")
     loader.set_basedir(basedir)

@@ -35,7 +35,7 @@ from fleetkit.playbook.playbook import (
     Task,
     load_task_file,
 )
-from fleetkit.playbook.plugins import loop_items
+from fleetkit.playbook.plugins import add_plugin_dirs, loop_items
 from fleetkit.playbook.strategy import exceeds_max_fail, serial_batches
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
 from fleetkit.playbook.trust import mark_unsafe
@@ -364,6 +364,7 @@ class PlaybookRunner:
         """Run one play; True when the playbook must stop."""
         self._load_play_vars(play)
         self.inv.add_vars_dir(play.basedir)
+        add_plugin_dirs(play.basedir)  # filter_plugins/ etc. next to the playbook
         try:
             hosts = self._play_hosts(play)
         except TemplateError as exc:

@@ -76,7 +76,26 @@ def test_sandbox_blocks_attribute_escape() -> None:
 
 
 def test_condition_strings() -> None:
-    t = _t(flag="false", on="yes")
-    assert t.condition("{{ on }}") is True
+    # ansible 2.19: `{{ ref }}` names a trusted expression, which is then evaluated
+    t = _t(flag="false", expr="1 == 1", sw="yes")
+    assert t.condition("{{ expr }}") is True
     assert t.condition("{{ flag }}") is False
+    with pytest.raises(TemplateError, match="'yes' is undefined"):
+        t.condition("{{ sw }}")
+    with pytest.raises(TemplateError, match="untrusted template or expression"):
+        t.condition("{{ '1 == 1' }}")
+    with pytest.raises(TemplateError, match="Template delimiters are not supported"):
+        t.condition("{{ expr }} and true")
     assert t.condition(True) is True
+
+
+def test_undefined_inside_a_result_fails_as_ansibles_finalization() -> None:
+    t = _t(things=[{"name": "one"}, {"notname": "x"}])
+    with pytest.raises(TemplateError, match="object of type 'dict' has no attribute 'name'"):
+        t.template("{{ things | map(attribute='name') }}")
+    with pytest.raises(TemplateError, match="has no attribute 'name'"):
+        t.template("x {{ things | map(attribute='name') | list }}")
+    assert t.template("{{ things | map(attribute='name', default='-') | list }}") == ["one", "-"]
+    assert t.template("x {{ things | selectattr('name', 'defined') | map(attribute='name') }}") == (
+        "x ['one']"
+    )

@@ -35,8 +35,10 @@ from fleetkit.playbook.playbook import (
     Task,
     load_task_file,
 )
+from fleetkit.playbook.plugins import add_plugin_dirs, loop_items
 from fleetkit.playbook.strategy import exceeds_max_fail, serial_batches
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
+from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.yamlsrc import Located, load_yaml_file
 
 __all__ = ["RunOptions", "PlaybookRunner", "RunSummary"]
@@ -362,6 +364,7 @@ class PlaybookRunner:
         """Run one play; True when the playbook must stop."""
         self._load_play_vars(play)
         self.inv.add_vars_dir(play.basedir)
+        add_plugin_dirs(play.basedir)  # filter_plugins/ etc. next to the playbook
         try:
             hosts = self._play_hosts(play)
         except TemplateError as exc:
@@ -860,11 +863,14 @@ class PlaybookRunner:
     # -- results ---------------------------------------------------------------------------
 
     def _registered(self, result: dict[str, Any]) -> dict[str, Any]:
-        return {
-            k: v
-            for k, v in result.items()
-            if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
-        }
+        # a registered result is data (loop items included), never templated again
+        return mark_unsafe(
+            {
+                k: v
+                for k, v in result.items()
+                if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
+            }
+        )
 
     def _process(self, batch: _Batch, res: TaskResult, frames: list[_Frame]) -> None:
         host, task, r = res.host, res.task, res.result
@@ -1209,7 +1215,8 @@ class PlaybookRunner:
             env=env,
         )
         try:
-            result = module.run(ctx, params)
+            # trust boundary: what a module returns is data, never templated again
+            result = mark_unsafe(module.run(ctx, params))
         except Unreachable as exc:
             return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
         except CommandNotFound as exc:
@@ -1241,6 +1248,10 @@ class PlaybookRunner:
     ) -> TaskResult:
         loop = task.kw.get("loop")
         items = templar.template(loop)
+        with_name = task.kw.get("_with")
+        if with_name is not None and with_name != "items":
+            # with_<lookup>: the lookup plugin's list (plugins.loop_items, ansible's executor)
+            items = loop_items(str(with_name), items, tv, task.action)
         if isinstance(items, str):
             items = [items] if task.kw.get("_with") != "items" else [items]
         if isinstance(items, dict):

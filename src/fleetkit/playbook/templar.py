@@ -6,21 +6,30 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Mapping
+from types import GeneratorType
 from typing import Any
 
-from jinja2 import StrictUndefined, Undefined
+from jinja2 import StrictUndefined, Undefined, pass_context
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.exceptions import UndefinedError
+from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
 
+from fleetkit.playbook import plugins
 from fleetkit.playbook.errors import TemplateError
 from fleetkit.playbook.filters import FILTERS, TESTS
+from fleetkit.playbook.trust import UnsafeText
 
 __all__ = ["Templar", "VarsView", "is_template", "OMIT"]
 
 OMIT = "__omit_place_holder__fleetkit__"
 _SINGLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
+# ``{{ name }}`` / ``{{ a.b['c'] }}``: a reference to a variable, whose string value is a trusted
+# expression when it came from playbook/inventory files (anything else is template output)
+_REFERENCE = re.compile(r"^\s*[A-Za-z_]\w*(?:\.\w+|\[\s*(?:'[^']*'|\"[^\"]*\"|\d+)\s*\])*\s*$")
+UNTRUSTED = "Encountered untrusted template or expression."
 
 
 class AnsibleUndefined(StrictUndefined):
@@ -40,57 +49,235 @@ class AnsibleUndefined(StrictUndefined):
         return self.__getattr__(str(key))
 
 
+# The most one template may build with ``*``/``**``: ansible never renders host data, and a
+# template of its own that asks for gigabytes fails instead of taking the controller down.
+MAX_STR_BYTES = 64 * 1024 * 1024
+MAX_POW_BITS = 1_000_000
+
+
+class _PluginMap(dict[str, Any]):
+    """Jinja2's filters/tests, falling back to ansible's plugins (loaded on first use)."""
+
+    def __init__(self, base: Mapping[str, Any], find: Any) -> None:
+        super().__init__(base)
+        self._find = find
+
+    def _load(self, key: str) -> Any:
+        fn = self._find(key)
+        if fn is not None:
+            self[key] = fn
+        return fn
+
+    def __getitem__(self, key: str) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        fn = self._load(key)
+        if fn is None:
+            raise KeyError(key)
+        return fn
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+
+class _Env(ImmutableSandboxedEnvironment):
+    """The sandbox plus bounds on ``*`` and ``**`` (sequence repetition, huge powers)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    @property
+    def lexer(self) -> Lexer:
+        """One lexer for the environment (its settings never change)."""
+        lex: Lexer | None = self.__dict__.get("_fk_lexer")
+        if lex is None:
+            lex = _Lexer(self)
+            self.__dict__["_fk_lexer"] = lex
+        return lex
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
+                    if len(seq) * n > MAX_STR_BYTES:
+                        raise TemplateError(
+                            f"Error rendering template: the result of {operator!r} would hold "
+                            f"{len(seq) * n} items, more than the sandbox allows ({MAX_STR_BYTES})"
+                        )
+        elif (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and abs(left) > 1
+            and right * max(abs(left).bit_length(), 1) > MAX_POW_BITS
+        ):
+            raise TemplateError(
+                "Error rendering template: the result of '**' would exceed "
+                f"{MAX_POW_BITS} bits, more than the sandbox allows"
+            )
+        return super().call_binop(context, operator, left, right)
+
+
+def _plain_output(value: Any) -> Any:
+    if type(value) is tuple or isinstance(value, (list, GeneratorType)):
+        return [_plain_output(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain_output(v) for k, v in value.items()}
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
+def _fail_on_undefined(value: Any) -> None:
+    """Raise the undefined error of the first undefined value inside a result (ansible's
+    finalization: ``things | map(attribute='name')`` fails when one item has no ``name``)."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _fail_on_undefined(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _fail_on_undefined(v)
+
+
+def _finalize(value: Any) -> Any:
+    """What ``{{ }}`` prints inside a larger template: None as "", tuples as lists (ansible)."""
+    if value is None:
+        return ""
+    if type(value) is tuple or isinstance(value, (list, dict, GeneratorType)):
+        return _plain_output(value)
+    return value
+
+
 def _make_env() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _Env(
+        finalize=_finalize,
         undefined=AnsibleUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do"],
         cache_size=0,
     )
-    env.filters.update(FILTERS)
-    env.tests.update(TESTS)
+    # Jinja2's builtins, with ansible's plugins (loaded on first use) where ansible has its own;
+    # ansible's map/select/... and defined/undefined exist for its lazy markers, which fleetkit's
+    # undefined models with Jinja2's own.
+    keep = {"map", "select", "reject", "selectattr", "rejectattr", "groupby"}
+    filters = {
+        k: v for k, v in env.filters.items() if k not in plugins.ANSIBLE_FILTERS or k in keep
+    }
+    filters.update(FILTERS)
+    tests = {
+        k: v
+        for k, v in env.tests.items()
+        if k not in plugins.ANSIBLE_TESTS or k in ("defined", "undefined")
+    }
+    tests.update(TESTS)
+    env.filters = _PluginMap(filters, plugins.find_filter)
+    env.tests = _PluginMap(tests, plugins.find_test)
     env.globals["omit"] = OMIT
+    env.globals["lookup"] = _lookup
+    env.globals["query"] = _query
+    env.globals["q"] = _query
     return env
+
+
+@pass_context
+def _lookup(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
+    return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
+
+
+@pass_context
+def _query(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
+    kwargs["wantlist"] = True
+    return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
+
+
+class _ContextVars(Mapping[str, Any]):
+    """A template's variables (task variables and loop locals) for a lookup plugin."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._ctx.resolve_or_missing(key)
+        if value is missing or key in _GLOBALS and key not in self._ctx.parent:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._ctx.vars
+        for k in self._ctx.parent:
+            if k not in self._ctx.vars and k not in _GLOBALS:
+                yield k
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 _ENV = _make_env()
 _GLOBALS = dict(_ENV.globals)
 _cache_lock = threading.Lock()
-_EXPR_CACHE: dict[str, Any] = {}
-_TPL_CACHE: dict[str, Any] = {}
+_EXPR_CACHE: dict[tuple[str, bool], Any] = {}
+_TPL_CACHE: dict[tuple[str, bool], Any] = {}
 
 
 def is_template(value: str) -> bool:
     return "{{" in value or "{%" in value or "{#" in value
 
 
-def _expr(source: str) -> Any:
-    te = _EXPR_CACHE.get(source)
-    if te is None:
+_compile = threading.local()
+
+
+class _Lexer(Lexer):
+    """Jinja2's lexer; for templates from YAML, backslashes in string constants inside
+    ``{{ }}`` are data (YAML already processed escapes), as ansible's lexer does."""
+
+    def tokeniter(
+        self, source: str, name: str | None, filename: str | None = None, state: str | None = None
+    ) -> Iterator[tuple[int, str, str]]:
+        stream = super().tokeniter(source, name, filename, state)
+        if not getattr(_compile, "escape", False):
+            yield from stream
+            return
+        in_var = state == "variable"
+        for lineno, kind, value in stream:
+            if kind == TOKEN_VARIABLE_BEGIN:
+                in_var = True
+            elif kind == TOKEN_VARIABLE_END:
+                in_var = False
+            elif in_var and kind == TOKEN_STRING:
+                value = value.replace("\\", "\\\\")
+            yield lineno, kind, value
+
+
+def _compiled(source: str, escape: bool, expression: bool) -> Any:
+    cache = _EXPR_CACHE if expression else _TPL_CACHE
+    key = (source, escape)
+    found = cache.get(key)
+    if found is None:
+        _compile.escape = escape
         try:
-            te = _ENV.compile_expression(source, undefined_to_none=False)
+            if expression:
+                found = _ENV.compile_expression(source, undefined_to_none=False)
+            else:
+                found = _ENV.from_string(source)
         except JinjaTemplateError as exc:
             raise TemplateError(
                 f"template error while templating string: {exc}. String: {source}"
             ) from None
+        finally:
+            _compile.escape = False
         with _cache_lock:
-            _EXPR_CACHE[source] = te
-    return te
-
-
-def _tpl(source: str) -> Any:
-    t = _TPL_CACHE.get(source)
-    if t is None:
-        try:
-            t = _ENV.from_string(source)
-        except JinjaTemplateError as exc:
-            raise TemplateError(
-                f"template error while templating string: {exc}. String: {source}"
-            ) from None
-        with _cache_lock:
-            _TPL_CACHE[source] = t
-    return t
+            cache[key] = found
+    return found
 
 
 class VarsView(Mapping[str, Any]):
@@ -143,7 +330,7 @@ class VarsView(Mapping[str, Any]):
 
 def _needs_render(value: Any) -> bool:
     if isinstance(value, str):
-        return is_template(value)
+        return not isinstance(value, UnsafeText) and is_template(value)
     if isinstance(value, dict):
         return any(_needs_render(v) for v in value.values())
     if isinstance(value, list):
@@ -205,18 +392,32 @@ class Templar:
         return ctx
 
     def evaluate(self, expression: str) -> Any:
-        """Evaluate a bare Jinja2 expression (``when:``, ``until:``, ``failed_when:``)."""
+        """Evaluate a conditional expression (``when:``, ``until:``, ``that:``) as ansible 2.19:
+        a whole ``{{ ref }}`` may name a trusted expression; other template delimiters are a
+        syntax error; untrusted data is never evaluated."""
+        if isinstance(expression, UnsafeText):
+            raise TemplateError(UNTRUSTED)
         expression = expression.strip()
+        m = _SINGLE.match(expression)
+        if m and "{{" not in m.group(1) and "}}" not in m.group(1):
+            result = self._evaluate(m.group(1), escape=True)
+            if not isinstance(result, str):
+                return result
+            if isinstance(result, UnsafeText) or not _REFERENCE.match(m.group(1)):
+                raise TemplateError(UNTRUSTED)
+            expression = result.strip()
         if is_template(expression):
-            m = _SINGLE.match(expression)
-            if m and "{{" not in m.group(1) and "}}" not in m.group(1):
-                expression = m.group(1)
-            else:
-                rendered = self.template(expression)
-                if not isinstance(rendered, str):
-                    return rendered
-                expression = rendered
-        te = _expr(expression)
+            try:
+                _ENV.compile_expression(expression)
+            except JinjaTemplateError as exc:
+                raise TemplateError(
+                    "Syntax error in expression. Template delimiters are not supported in "
+                    f"expressions: {exc}"
+                ) from None
+        return self._evaluate(expression, escape=False)
+
+    def _evaluate(self, expression: str, escape: bool) -> Any:
+        te = _compiled(expression, escape, expression=True)
         tmpl = te._template
         try:
             ctx = self._context(tmpl)
@@ -225,6 +426,10 @@ class Templar:
             result = ctx.vars["result"]
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
+            if isinstance(result, GeneratorType):
+                result = list(result)  # ansible finalizes generators (``map``, ``select``) to lists
+            if isinstance(result, (list, dict, tuple)):
+                _fail_on_undefined(result)
             return result
         except TemplateError:
             raise
@@ -236,6 +441,8 @@ class Templar:
             AttributeError,
             ZeroDivisionError,
             IndexError,
+            MemoryError,
+            OverflowError,
         ) as exc:
             raise TemplateError(_describe(exc)) from None
 
@@ -246,7 +453,7 @@ class Templar:
             return False
         if isinstance(expression, (int, float)):
             return bool(expression)
-        result = self.evaluate(str(expression))
+        result = self.evaluate(expression if isinstance(expression, str) else str(expression))
         if isinstance(result, str):
             low = result.strip().lower()
             if low in ("true", "yes", "on", "1"):
@@ -255,28 +462,35 @@ class Templar:
                 return False
         return bool(result)
 
+    def render_text(self, source: str, escape_backslashes: bool = False) -> str:
+        """Render a whole template file's text to a string (``template`` lookup/module)."""
+        tmpl = _compiled(source, escape_backslashes, expression=False)
+        try:
+            return "".join(tmpl.root_render_func(self._context(tmpl)))
+        except TemplateError:
+            raise
+        except (
+            JinjaTemplateError,
+            TypeError,
+            ValueError,
+            KeyError,
+            AttributeError,
+            ZeroDivisionError,
+            IndexError,
+            MemoryError,
+            OverflowError,
+        ) as exc:
+            raise TemplateError(_describe(exc)) from None
+
     def template(self, value: Any) -> Any:
+        """Render ``value`` (strings, and recursively lists/dicts); ``UnsafeText`` is kept."""
         if isinstance(value, str):
-            if not is_template(value):
+            if isinstance(value, UnsafeText) or not is_template(value):
                 return value
             m = _SINGLE.match(value)
             if m and "{{" not in m.group(1) and "}}" not in m.group(1) and "{%" not in value:
-                return self.evaluate(m.group(1))
-            tmpl = _tpl(value)
-            try:
-                return "".join(tmpl.root_render_func(self._context(tmpl)))
-            except TemplateError:
-                raise
-            except (
-                JinjaTemplateError,
-                TypeError,
-                ValueError,
-                KeyError,
-                AttributeError,
-                ZeroDivisionError,
-                IndexError,
-            ) as exc:
-                raise TemplateError(_describe(exc)) from None
+                return self._evaluate(m.group(1), escape=True)
+            return self.render_text(value, escape_backslashes=True)
         if isinstance(value, dict):
             return {self.template(k): self.template(v) for k, v in value.items()}
         if isinstance(value, list):

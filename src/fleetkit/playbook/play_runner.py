@@ -1,0 +1,136 @@
+"""Run a playbook: its plays, each play's batches (``serial``) and the failure rules between them
+(ansible's PlaybookExecutor)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from fleetkit.playbook import patterns
+from fleetkit.playbook.errors import PlaybookError, TemplateError
+from fleetkit.playbook.events import Callback
+from fleetkit.playbook.executor import TaskExecutor
+from fleetkit.playbook.inventory import Inventory
+from fleetkit.playbook.iterator import PlayIterator, tag_ok
+from fleetkit.playbook.options import RunOptions, RunSummary
+from fleetkit.playbook.playbook import Play
+from fleetkit.playbook.strategies import RunContext, get_strategy, serial_batches
+from fleetkit.playbook.variables import VariableManager
+
+__all__ = ["PlaybookExecutor"]
+
+
+class PlaybookExecutor:
+    """Runs every play of a playbook over an inventory and returns the run's summary."""
+
+    def __init__(
+        self, inv: Inventory, plays: list[Play], opts: RunOptions, callback: Callback
+    ) -> None:
+        self.inv = inv
+        self.plays = plays
+        self.opts = opts
+        self.cb = callback
+        self.vm = VariableManager(inv, opts)
+        self.executor = TaskExecutor(self.vm, opts, callback)
+
+    def run(self) -> RunSummary:
+        """Run the playbook; the exit code is ansible-playbook's."""
+        if self.opts.limit and self.inv.hosts:
+            # ansible-playbook checks --limit against the whole inventory before any play
+            if not patterns.match_hosts(self.inv, self._limit_pattern()):
+                raise PlaybookError(
+                    "Specified inventory, host pattern and/or --limit leaves us with no hosts "
+                    "to target.",
+                    hint="check the --limit pattern against `fleetkit inventory --graph`",
+                )
+        pool = ThreadPoolExecutor(max_workers=max(1, self.opts.forks), thread_name_prefix="fk-fork")
+        ctx = RunContext(self.opts, self.cb, self.vm, self.executor, pool)
+        try:
+            self.cb.playbook_start(self.opts.playbook_path, len(self.plays))
+            for play in self.plays:
+                if self._run_play(ctx, play):
+                    break
+            self.cb.stats(ctx.stats)
+        finally:
+            pool.shutdown(wait=True)
+            self.executor.connections.close()
+        code = 0
+        if ctx.unreachable:
+            code = 4
+        elif ctx.failed:
+            code = 2
+        return RunSummary(code, ctx.stats, set(ctx.failed), set(ctx.unreachable))
+
+    def _limit_pattern(self) -> str | list[str]:
+        limit = self.opts.limit or ""
+        if limit.startswith("@"):
+            try:
+                with open(limit[1:], encoding="utf-8") as fh:
+                    return [line.strip() for line in fh if line.strip()]
+            except OSError as exc:
+                raise PlaybookError(f"cannot read limit file {limit[1:]}: {exc}") from None
+        return limit
+
+    def _run_play(self, ctx: RunContext, play: Play) -> bool:
+        """Run one play; True when the playbook must stop."""
+        vm = self.vm
+        vm.load_play_vars(play)
+        self.inv.add_vars_dir(play.basedir)
+        try:
+            hosts = patterns.select_play_hosts(
+                self.inv, play.hosts, self._limit_pattern() or None, play.order, self.opts.seed
+            )
+        except TemplateError as exc:
+            raise PlaybookError(str(exc)) from None
+        # ansible_play_hosts_all keeps the pattern's order (the play's `order` is not applied)
+        in_play = set(hosts)
+        play_all = [h for h in patterns.match_hosts(self.inv, play.hosts) if h in in_play]
+        vm.start_play(play, play_all)
+        if not hosts:
+            self.cb.warning(
+                "Could not match supplied host pattern, ignoring: "
+                + (play.hosts if isinstance(play.hosts, str) else ",".join(play.hosts))
+            )
+            self.cb.play_start(play)
+            self.cb.no_hosts_matched()
+            return False
+        strategy = get_strategy(play.strategy, ctx)
+        if play.strategy == "free" and play.max_fail_percentage is not None:
+            self.cb.warning(
+                "Using max_fail_percentage with the free strategy is not "
+                "supported, as tasks are executed independently on each host"
+            )
+        gather = play.gather_facts and tag_ok(["always"], self.opts.tags, self.opts.skip_tags)
+        for batch_hosts in serial_batches(hosts, play.serial):
+            # hosts any_errors_fatal failed inside a block whose rescue then caught them stay
+            # failed for ansible from the next batch or play on
+            ctx.failed.update(ctx.aef_marked - ctx.unreachable)
+            ctx.aef_marked.clear()
+            alive = [h for h in batch_hosts if h not in ctx.failed and h not in ctx.unreachable]
+            before = {h for h in batch_hosts if h not in alive}
+            vm.start_batch(alive)
+            self.cb.play_start(play)
+            it = PlayIterator(
+                play,
+                batch_hosts,
+                ctx.failed,
+                ctx.unreachable,
+                self.opts.tags,
+                self.opts.skip_tags,
+                gather,
+            )
+            strategy.run(it)
+            if it.break_play:
+                return True
+            if it.end_play:
+                return False
+            # ansible stops the playbook when every host of the batch failed *in this batch*;
+            # hosts that had already failed earlier still take their slots but do not count.
+            newly = [
+                h
+                for h in batch_hosts
+                if h not in before
+                and (h in ctx.failed or h in ctx.unreachable or h in ctx.aef_marked)
+            ]
+            if len(newly) == len(batch_hosts):
+                return True
+        return False

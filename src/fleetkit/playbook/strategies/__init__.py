@@ -1,0 +1,280 @@
+"""Strategies: small drivers over the :class:`~fleetkit.playbook.iterator.PlayIterator`.
+
+:class:`StrategyBase` holds what every strategy shares (ansible's StrategyBase): processing a
+result (stats, register, facts, notify, failing the host in its block), ``meta`` tasks and
+``include_tasks``/``include_role`` expansion. ``linear`` runs every host's lowest step in
+lockstep; ``free`` lets each host run ahead; ``host_pinned`` is free with at most ``forks``
+hosts started at once.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from fleetkit.playbook.errors import PlaybookError, TemplateError
+from fleetkit.playbook.events import Callback, Stats, TaskResult
+from fleetkit.playbook.executor import TaskExecutor, first_failed_cond, registered
+from fleetkit.playbook.iterator import PlayIterator, meta_action
+from fleetkit.playbook.modules import Module, get_module
+from fleetkit.playbook.options import RunOptions
+from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Node, Task, load_task_file
+from fleetkit.playbook.strategies.batches import exceeds_max_fail, pct_to_int, serial_batches
+from fleetkit.playbook.templar import Templar
+from fleetkit.playbook.variables import VariableManager
+
+__all__ = [
+    "RunContext",
+    "Strategy",
+    "StrategyBase",
+    "get_strategy",
+    "serial_batches",
+    "pct_to_int",
+    "exceeds_max_fail",
+    "STRATEGIES",
+]
+
+STRATEGIES = ("linear", "free", "host_pinned")
+
+
+@dataclass
+class RunContext:
+    """What the strategies of one run share: options, events, variables, the fork pool."""
+
+    opts: RunOptions
+    cb: Callback
+    vm: VariableManager
+    executor: TaskExecutor
+    pool: ThreadPoolExecutor
+    stats: Stats = field(default_factory=Stats)
+    # hosts any_errors_fatal failed inside a block (failed from the next batch on)
+    aef_marked: set[str] = field(default_factory=set)
+
+    @property
+    def failed(self) -> set[str]:
+        """Hosts failed for the rest of the run."""
+        return self.vm.failed
+
+    @property
+    def unreachable(self) -> set[str]:
+        """Hosts unreachable for the rest of the run."""
+        return self.vm.unreachable
+
+
+class Strategy(Protocol):
+    """A strategy runs one batch of a play through its iterator."""
+
+    def run(self, it: PlayIterator) -> None:
+        """Run the batch."""
+
+
+def get_strategy(name: str, ctx: RunContext) -> Strategy:
+    """The strategy plugin ``name`` (refused with ansible's message when unknown)."""
+    from fleetkit.playbook.strategies.free import FreeStrategy
+    from fleetkit.playbook.strategies.host_pinned import HostPinnedStrategy
+    from fleetkit.playbook.strategies.linear import LinearStrategy
+
+    if name == "linear":
+        return LinearStrategy(ctx)
+    if name == "free":
+        return FreeStrategy(ctx)
+    if name == "host_pinned":
+        return HostPinnedStrategy(ctx)
+    if name == "debug":
+        raise PlaybookError(
+            "Invalid play strategy specified: debug",
+            hint="the debug strategy is interactive; fleetkit supports linear, free and "
+            "host_pinned",
+        )
+    raise PlaybookError(
+        f"Invalid play strategy specified: {name}",
+        hint="fleetkit supports the linear, free and host_pinned strategies",
+    )
+
+
+class StrategyBase:
+    """What every strategy shares: results, meta tasks and include expansion."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.cb = ctx.cb
+        self.vm = ctx.vm
+        self.ex = ctx.executor
+
+    def module(self, task: Task) -> Module:
+        """The module a task runs."""
+        try:
+            return get_module(task.action)
+        except Exception as exc:
+            raise PlaybookError(str(exc)) from None
+
+    # -- results ---------------------------------------------------------------------------
+
+    def process(self, it: PlayIterator, res: TaskResult) -> None:
+        """Account a host's result: stats, register, facts, notify, failing the host."""
+        stats = self.ctx.stats
+        host, task, r = res.host, res.task, res.result
+        reg = task.kw.get("register")
+        if res.status == "unreachable":
+            if res.ignored:
+                stats.increment("ok", host)
+                stats.increment("ignored", host)
+            else:
+                self.ctx.unreachable.add(host)
+                stats.increment("unreachable", host)
+            if reg:
+                self.vm.set_registered(host, str(reg), registered(r))
+            self.cb.result(res)
+            return
+        if reg:
+            self.vm.set_registered(host, str(reg), registered(r))
+        if res.status == "failed":
+            if res.ignored:
+                stats.increment("ok", host)
+                stats.increment("ignored", host)
+                if r.get("changed"):
+                    stats.increment("changed", host)
+            else:
+                if it.in_rescue_frame(host):
+                    stats.increment("rescued", host)
+                else:
+                    stats.increment("failures", host)
+                it.fail_host(host)
+            self.cb.result(res)
+            return
+        if res.status == "skipped":
+            stats.increment("skipped", host)
+            self.cb.result(res)
+            return
+        stats.increment("ok", host)
+        if res.status == "changed":
+            stats.increment("changed", host)
+        facts = r.get("ansible_facts")
+        if isinstance(facts, dict):
+            if task.action == "set_fact":
+                self.vm.host_runtime(host).update(facts)
+            elif task.action == "include_vars":
+                self.vm.set_include_vars(host, facts)
+            else:
+                self.vm.set_facts(host, facts)
+        if res.status == "changed":
+            notify = task.kw.get("notify")
+            if notify:
+                names = notify if isinstance(notify, list) else [notify]
+                it.notify(host, [str(n) for n in names])
+        self.cb.result(res)
+
+    def share_run_once(self, res: TaskResult, other: str) -> None:
+        """A run_once result is registered (and set_fact applied) on every host."""
+        reg = res.task.kw.get("register")
+        if reg:
+            self.vm.set_registered(other, str(reg), registered(res.result))
+        facts = res.result.get("ansible_facts")
+        if isinstance(facts, dict) and res.task.action == "set_fact":
+            self.vm.host_runtime(other).update(facts)
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def meta(self, it: PlayIterator, task: Task, hosts: list[str]) -> None:
+        """Run a ``meta:`` task for ``hosts`` (flush_handlers: the walker yields them)."""
+        what = meta_action(task)
+        name = task.name or "meta"
+        self.cb.task_start(task, name)
+        if what == "flush_handlers":
+            # ansible announces the flush once per host still in the batch
+            for _ in hosts[1:]:
+                self.cb.task_start(task, name)
+        elif what == "end_play":
+            it.end_play = True
+        elif what == "end_host":
+            for h in hosts:
+                if all(Templar(self.vm.task_vars(h, task)).condition(c) for c in task.when):
+                    it.states[h].ended = True
+        elif what in (
+            "noop",
+            "clear_facts",
+            "clear_host_errors",
+            "refresh_inventory",
+            "reset_connection",
+            "end_batch",
+            "",
+        ):
+            if what == "end_batch":
+                it.stop = True
+            if what == "clear_facts":
+                for h in hosts:
+                    self.vm.clear_facts(h)
+        else:
+            raise PlaybookError(f"invalid meta action requested: {what}")
+
+    # -- includes --------------------------------------------------------------------------
+
+    def include_files(
+        self, inc: IncludeTasks, hosts: list[str]
+    ) -> list[tuple[str, list[Node], list[str]]]:
+        """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines, the tasks."""
+        by_file: dict[str, list[str]] = {}
+        pseudo = Task(action="include_tasks", args={}, name=inc.name or "include_tasks")
+        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
+        self.cb.task_start(pseudo, pseudo.display_name())
+        for h in hosts:
+            templar = Templar(self.vm.task_vars(h, inc))
+            try:
+                cond = first_failed_cond(templar, inc.when)
+                if cond is not None:
+                    self.ctx.stats.increment("skipped", h)
+                    skip = {
+                        "changed": False,
+                        "skipped": True,
+                        "false_condition": cond,
+                        "skip_reason": "Conditional result was False",
+                    }
+                    self.cb.result(TaskResult(h, pseudo, skip, "skipped"))
+                    continue
+                fname = str(templar.template(inc.file))
+            except TemplateError as exc:
+                raise PlaybookError(f"include_tasks: {exc}") from None
+            by_file.setdefault(fname, []).append(h)
+        out: list[tuple[str, list[Node], list[str]]] = []
+        for fname, fhosts in by_file.items():
+            inherit = dict(inc.parent)
+            inherit["when"] = []
+            inherit["tags"] = list(inc.tags)
+            inherit["vars"] = dict(inc.vars)
+            nodes = load_task_file(fname, inc.base, inherit, None)
+            if inc.role is not None:
+                _set_role(nodes, inc)
+            path = fname if os.path.isabs(fname) else os.path.join(inc.base, fname)
+            self.cb.include(os.path.abspath(path), fhosts)
+            for h in fhosts:
+                self.ctx.stats.increment("ok", h)
+            out.append((fname, nodes, fhosts))
+        return out
+
+    def include_role(self, it: PlayIterator, node: IncludeRole, host: str) -> list[Node] | None:
+        """Expand an ``include_role`` for ``host`` (None: skipped by its ``when``)."""
+        from fleetkit.playbook.roles import expand_include_role
+
+        templar = Templar(self.vm.task_vars(host, node))
+        try:
+            if first_failed_cond(templar, node.when) is not None:
+                return None
+            args = templar.template(node.args)
+        except TemplateError as exc:
+            raise PlaybookError(f"include_role: {exc}") from None
+        included = expand_include_role(node, args, it.play)
+        return included.tasks
+
+
+def _set_role(nodes: list[Node], inc: IncludeTasks) -> None:
+    from fleetkit.playbook.playbook import Block
+
+    for n in nodes:
+        if isinstance(n, Block):
+            _set_role(n.block, inc)
+            _set_role(n.rescue, inc)
+            _set_role(n.always, inc)
+        elif n.role is None:
+            n.role = inc.role

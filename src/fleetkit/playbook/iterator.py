@@ -54,6 +54,8 @@ class Step:
     node: Task | IncludeTasks | IncludeRole
     key: Key
     handler: bool = False
+    # a handler run for a failed host too (force_handlers)
+    forced: bool = False
 
 
 Walker = Generator[Step, Any, None]
@@ -107,6 +109,7 @@ class PlayIterator:
         tags: list[str],
         skip_tags: list[str],
         gather_facts: bool,
+        force_handlers: bool = False,
     ) -> None:
         self.play = play
         self.hosts = hosts
@@ -116,6 +119,7 @@ class PlayIterator:
         self.tags = tags
         self.skip_tags = skip_tags
         self.gather_facts = gather_facts
+        self.force_handlers = force_handlers
         # hosts whose failure counted during this batch (max_fail_percentage, batch stop)
         self.failed_here: set[str] = set()
         self.stop = False
@@ -132,6 +136,12 @@ class PlayIterator:
         if st.ended:
             return False
         return not any(f.failed for f in st.frames)
+
+    def runnable(self, host: str, step: Step) -> bool:
+        """Whether ``host`` still runs ``step`` (alive, or a forced handler)."""
+        if self.alive(host):
+            return True
+        return step.forced and self._forceable(self.states[host])
 
     def fail_host(self, host: str, count: bool = True) -> None:
         """Mark host failed in its innermost section (or the play). ``failed_here`` is what
@@ -166,13 +176,19 @@ class PlayIterator:
     # -- the walker ------------------------------------------------------------------------
 
     def walk(self, host: str) -> Walker:
-        """The steps of ``host`` through the play: facts, tasks, then the handlers."""
+        """The steps of ``host`` through the play: facts, then each section (pre_tasks, tasks,
+        post_tasks) followed by a flush of its notified handlers."""
         st = self.states[host]
         if self.gather_facts:
             yield Step("task", facts_task(self.play), (0,))
-        yield from self._nodes(st, self.play.tasks, (1,))
-        if not self._halted():
-            yield from self._handlers(st, (2,))
+        sections = self.play.sections or [self.play.tasks]
+        for k, section in enumerate(sections):
+            if self._halted() or not self.alive(host):
+                return
+            yield from self._nodes(st, section, (1, k))
+            if not self._halted():
+                # force_handlers: the flush is the section's ``always`` in ansible
+                yield from self._handlers(st, (1, k, len(section)), forced=self.force_handlers)
 
     def _nodes(self, st: HostState, nodes: list[Node], prefix: Key) -> Walker:
         for i, node in enumerate(nodes):
@@ -230,14 +246,17 @@ class PlayIterator:
         finally:
             st.frames.pop()
 
-    def _handlers(self, st: HostState, prefix: Key) -> Walker:
+    def _handlers(self, st: HostState, prefix: Key, forced: bool = False) -> Walker:
         for i, handler in enumerate(self.play.handlers):
             if self._halted():
                 return
-            if i in st.notified and self.alive(st.host):
+            if i in st.notified and (self.alive(st.host) or (forced and self._forceable(st))):
                 st.notified.discard(i)
                 if self._tags(handler.tags):
-                    yield Step("task", handler, (*prefix, i), handler=True)
+                    yield Step("task", handler, (*prefix, i), handler=True, forced=forced)
+
+    def _forceable(self, st: HostState) -> bool:
+        return st.host not in self.unreachable and not st.ended and not st.frames
 
     def _tags(self, tags: list[str]) -> bool:
         return tag_ok(tags, self.tags, self.skip_tags)

@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from fleetkit.playbook import patterns
 from fleetkit.playbook.errors import PlaybookError, TemplateError
 from fleetkit.playbook.events import Callback
 from fleetkit.playbook.executor import TaskExecutor
+from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.inventory import Inventory
 from fleetkit.playbook.iterator import PlayIterator, tag_ok
 from fleetkit.playbook.options import RunOptions, RunSummary
-from fleetkit.playbook.playbook import Play
+from fleetkit.playbook.playbook import Play, normalize_action
 from fleetkit.playbook.strategies import RunContext, get_strategy, serial_batches
+from fleetkit.playbook.templar import Templar, VarsView, is_template
 from fleetkit.playbook.variables import VariableManager
 
 __all__ = ["PlaybookExecutor"]
@@ -70,10 +75,70 @@ class PlaybookExecutor:
                 raise PlaybookError(f"cannot read limit file {limit[1:]}: {exc}") from None
         return limit
 
+    def _templated(self, play: Play) -> Play:
+        """The play with its templated keywords rendered (extra vars and play vars), as
+        ansible's play context does before selecting hosts."""
+        kw = play.keywords
+        if not any(isinstance(v, str) and is_template(v) for v in _flat(kw)):
+            return play
+        templar = Templar(VarsView([self.opts.extra_vars, self.vm.play_vars]))
+        changes: dict[str, Any] = {}
+        try:
+            for key in ("hosts", "order", "strategy"):
+                raw = kw.get(key)
+                if isinstance(raw, str) and is_template(raw):
+                    changes[key] = str(templar.template(raw))
+                elif isinstance(raw, list) and key == "hosts":
+                    changes[key] = [str(templar.template(h)) for h in raw]
+            raw = kw.get("name")
+            if isinstance(raw, str) and is_template(raw):
+                try:
+                    changes["name"] = str(templar.template(raw))
+                except TemplateError:
+                    pass  # ansible shows the name as written when it cannot be rendered yet
+            if "name" not in kw and "hosts" in changes:
+                h = changes["hosts"]
+                changes["name"] = ",".join(h) if isinstance(h, list) else h
+            if "serial" in kw and any(isinstance(v, str) and is_template(v) for v in play.serial):
+                serial: list[Any] = []
+                for v in play.serial:
+                    value = templar.template(v)
+                    serial.extend(value if isinstance(value, list) else [value])
+                changes["serial"] = serial
+            for key in ("gather_facts", "any_errors_fatal"):
+                raw = kw.get(key)
+                if isinstance(raw, str) and is_template(raw):
+                    changes[key] = to_bool(templar.template(raw))
+            raw = kw.get("max_fail_percentage")
+            if isinstance(raw, str) and is_template(raw):
+                changes["max_fail_percentage"] = float(str(templar.template(raw)).rstrip("%"))
+        except (TemplateError, ValueError) as exc:
+            raise PlaybookError(f"{exc}", hint="in a play keyword of play {play.name!r}") from None
+        if "strategy" in changes:
+            changes["strategy"] = normalize_action(changes["strategy"])
+        if "order" in changes and changes["order"] not in patterns.ORDERS:
+            raise PlaybookError(
+                f"Invalid play order specified: {changes['order']}",
+                hint="order is one of " + ", ".join(patterns.ORDERS),
+            )
+        return dataclasses.replace(play, **changes)
+
+    def _force_handlers(self, play: Play) -> bool:
+        raw = play.keywords.get("force_handlers")
+        if raw is None:
+            return self.opts.force_handlers
+        try:
+            return to_bool(
+                Templar(VarsView([self.opts.extra_vars, self.vm.play_vars])).template(raw)
+            )
+        except TemplateError as exc:
+            raise PlaybookError(f"force_handlers: {exc}") from None
+
     def _run_play(self, ctx: RunContext, play: Play) -> bool:
         """Run one play; True when the playbook must stop."""
         vm = self.vm
         vm.load_play_vars(play)
+        play = self._templated(play)
         self.inv.add_vars_dir(play.basedir)
         try:
             hosts = patterns.select_play_hosts(
@@ -117,6 +182,7 @@ class PlaybookExecutor:
                 self.opts.tags,
                 self.opts.skip_tags,
                 gather,
+                force_handlers=self._force_handlers(play),
             )
             strategy.run(it)
             if it.break_play:
@@ -134,3 +200,14 @@ class PlaybookExecutor:
             if len(newly) == len(batch_hosts):
                 return True
         return False
+
+
+def _flat(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _flat(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _flat(v)
+    else:
+        yield value

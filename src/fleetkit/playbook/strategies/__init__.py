@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from fleetkit.playbook.errors import PlaybookError, TemplateError
 from fleetkit.playbook.events import Callback, Stats, TaskResult
@@ -139,6 +139,10 @@ class StrategyBase:
             else:
                 if it.in_rescue_frame(host):
                     stats.increment("rescued", host)
+                    # what the rescue section sees (ansible keeps them as host facts)
+                    rt = self.vm.host_runtime(host)
+                    rt["ansible_failed_task"] = _task_dict(task)
+                    rt["ansible_failed_result"] = registered(r)
                 else:
                     stats.increment("failures", host)
                 it.fail_host(host)
@@ -266,6 +270,21 @@ class StrategyBase:
             raise PlaybookError(f"include_role: {exc}") from None
         included = expand_include_role(node, args, it.play)
         return included.tasks
+
+
+def _task_dict(task: Task) -> dict[str, Any]:
+    """The failed task as ansible serializes it for ``ansible_failed_task``."""
+    return {
+        "name": task.name or "",
+        "action": task.action,
+        "args": dict(task.args),
+        "tags": list(task.tags),
+        "when": list(task.when),
+        "vars": dict(task.vars),
+        "register": task.kw.get("register"),
+        "ignore_errors": task.kw.get("ignore_errors"),
+        "uuid": str(task.uid),
+    }
 
 
 def _set_role(nodes: list[Node], inc: IncludeTasks) -> None:

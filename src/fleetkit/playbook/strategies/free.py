@@ -103,7 +103,7 @@ class FreeStrategy(StrategyBase):
 
     def _inline(self, it: PlayIterator, step: Step, host: str) -> Any:
         node = step.node
-        if not it.alive(host):
+        if not it.runnable(host, step):
             return None
         if step.kind == "meta":
             assert isinstance(node, Task)

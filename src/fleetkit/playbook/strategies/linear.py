@@ -37,7 +37,7 @@ class LinearStrategy(StrategyBase):
             for h in list(pending):
                 # a host failed (any_errors_fatal, max_fail) while it waited: its walker
                 # leaves the section it was in (to a rescue/always or out of the play)
-                while h in pending and not it.alive(h):
+                while h in pending and not it.runnable(h, pending[h]):
                     self._advance(it, walkers, pending, h, None)
             if not pending:
                 break

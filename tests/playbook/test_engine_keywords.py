@@ -1,0 +1,94 @@
+"""Engine keywords, handlers and meta: differential runs against the real ansible-playbook.
+
+Each test writes a small inventory + playbook, runs ansible-playbook (-f 1) and fleetkit play
+on them and requires the same exit code and the same default-callback stdout.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.playbook._harness import run_ansible, run_fleetkit
+
+LOCAL = "[all:vars]\nansible_connection=local\n"
+_VOLATILE = re.compile(r'"(delta|start|end)": "[^"]*"')
+
+
+def _norm(text: str) -> str:
+    return _VOLATILE.sub(r'"\1": X', text)
+
+
+def _same(tmp_path: Path, inventory: str, playbook: str, *extra: str) -> str:
+    """Run both tools; assert the same exit code and stdout; return the stdout."""
+    (tmp_path / "inventory.ini").write_text(inventory + LOCAL)
+    (tmp_path / "playbook.yml").write_text(playbook)
+    args = ["-i", "inventory.ini", "playbook.yml", "-f", "1", *extra]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path, timeout=60)
+    assert _norm(f.stdout) == _norm(a.stdout), f.stderr
+    assert f.returncode == a.returncode, f.stderr
+    return f.stdout
+
+
+HANDLERS_PB = """
+- hosts: all
+  gather_facts: false
+  force_handlers: "{{ fh | default(false) }}"
+  pre_tasks:
+    - command: /bin/true
+      notify: h1
+  tasks:
+    - command: /bin/true
+      notify: h2
+    - fail: msg=boom
+      when: inventory_hostname == 'b'
+    - block:
+        - fail: msg=inner
+          when: inventory_hostname == 'a'
+      rescue:
+        - debug: msg="{{ ansible_failed_task.name }} {{ ansible_failed_result.msg }}"
+  post_tasks:
+    - debug: msg=post
+      changed_when: true
+      notify: h1
+  handlers:
+    - name: h1
+      debug: msg=h1
+    - name: h2
+      debug: msg=h2
+"""
+
+
+@pytest.mark.parametrize("force", ["false", "true"])
+def test_handlers_flush_after_each_section_and_force_handlers(tmp_path: Path, force: str) -> None:
+    out = _same(tmp_path, "[g]\na\nb\n", HANDLERS_PB, "-e", f"fh={force}")
+    # h1 runs after pre_tasks and again after post_tasks; b (failed) gets h2 only when forced
+    assert out.count("RUNNING HANDLER [h1]") == 2
+    assert ('ok: [b] => {\n    "msg": "h2"' in out) == (force == "true")
+    assert '"msg": " inner"' in out
+
+
+def test_templated_play_keywords(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        "[g]\na\nb\n[h]\nc\n",
+        """
+- hosts: "{{ target }}"
+  gather_facts: "{{ gf }}"
+  serial: "{{ ser }}"
+  order: "{{ ord }}"
+  vars:
+    gf: false
+    ser: 1
+    ord: reverse_inventory
+  tasks:
+    - debug: msg="{{ inventory_hostname }} {{ ansible_play_batch }}"
+""",
+        "-e",
+        "target=g",
+    )
+    assert out.count("PLAY [g]") == 2
+    assert out.index('"msg": "b') < out.index('"msg": "a')

@@ -6,11 +6,19 @@ on them and requires the same exit code and the same default-callback stdout.
 
 from __future__ import annotations
 
+import io
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fleetkit.playbook.callbacks import DefaultCallback
+from fleetkit.playbook.inventory import load_inventory
+from fleetkit.playbook.options import RunOptions
+from fleetkit.playbook.playbook import load_playbook
+from fleetkit.playbook.runner import PlaybookRunner
 from tests.playbook._harness import run_ansible, run_fleetkit
 
 LOCAL = "[all:vars]\nansible_connection=local\n"
@@ -31,6 +39,29 @@ def _same(tmp_path: Path, inventory: str, playbook: str, *extra: str) -> str:
     assert _norm(f.stdout) == _norm(a.stdout), f.stderr
     assert f.returncode == a.returncode, f.stderr
     return f.stdout
+
+
+def _same_lib(
+    tmp_path: Path, inventory: str, playbook: str, ansible_args: list[str], **opts: Any
+) -> tuple[str, str]:
+    """As :func:`_same`, with fleetkit run as a library with RunOptions(**opts) (for options
+    whose flags the CLI fills); returns (stdout, stderr)."""
+    (tmp_path / "inventory.ini").write_text(inventory + LOCAL)
+    (tmp_path / "playbook.yml").write_text(playbook)
+    a = run_ansible(["-i", "inventory.ini", "playbook.yml", "-f", "1", *ansible_args], tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        inv = load_inventory(["inventory.ini"])
+        plays = load_playbook("playbook.yml")
+        run_opts = RunOptions(forks=1, playbook_path="playbook.yml", **opts)
+        summary = PlaybookRunner(inv, plays, run_opts, DefaultCallback(out, err)).run()
+    finally:
+        os.chdir(cwd)
+    assert _norm(out.getvalue()) == _norm(a.stdout), err.getvalue()
+    assert summary.exit_code == a.returncode
+    return out.getvalue(), err.getvalue()
 
 
 HANDLERS_PB = """
@@ -92,3 +123,42 @@ def test_templated_play_keywords(tmp_path: Path) -> None:
     )
     assert out.count("PLAY [g]") == 2
     assert out.index('"msg": "b') < out.index('"msg": "a')
+
+
+START_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: one
+      debug: msg=one
+- hosts: all
+  tasks:
+    - name: two
+      debug: msg=two
+    - block:
+        - name: three x
+          debug: msg=three
+        - name: four
+          debug: msg=four
+    - name: five
+      debug: msg=five
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: six
+      debug: msg=six
+"""
+
+
+def test_start_at_task_skips_to_the_first_match_then_runs_later_plays(tmp_path: Path) -> None:
+    out, _ = _same_lib(
+        tmp_path, "[g]\na\nb\n", START_PB, ["--start-at-task", "three*"], start_at_task="three*"
+    )
+    assert "TASK [two]" not in out and "TASK [six]" in out and "Gathering Facts" in out
+
+
+def test_start_at_task_without_a_match_runs_nothing(tmp_path: Path) -> None:
+    _, err = _same_lib(
+        tmp_path, "[g]\na\nb\n", START_PB, ["--start-at-task", "nope"], start_at_task="nope"
+    )
+    assert '[ERROR]: No matching task "nope" found.' in err

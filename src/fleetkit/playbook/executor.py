@@ -32,6 +32,18 @@ __all__ = ["TaskExecutor", "ConnectionCache", "RetryPrinter", "first_failed_cond
 _RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_action_failed")
 
 
+def normalize_become(method: str) -> str:
+    """``ansible.builtin.sudo`` -> ``sudo``."""
+    return method.rsplit(".", 1)[-1]
+
+
+def _opt_str(templar: Templar, value: Any) -> str | None:
+    if value is None:
+        return None
+    out = templar.template(value)
+    return str(out) if out not in (None, "") else None
+
+
 class _ArgError(TemplateError):
     def __init__(self, stage: str, key: str, detail: str) -> None:
         self.stage = stage
@@ -64,19 +76,33 @@ class ConnectionCache:
     def __init__(self, vm: VariableManager, opts: RunOptions) -> None:
         self.vm = vm
         self.opts = opts
-        self._conns: dict[tuple[str, str], Connection] = {}
+        self._conns: dict[tuple[str, str, str], Connection] = {}
         self._lock = threading.Lock()
 
     def get(
-        self, host: str, variables: Mapping[str, Any] | None = None, forced: str | None = None
+        self,
+        host: str,
+        variables: Mapping[str, Any] | None = None,
+        forced: str | None = None,
+        remote_user: str | None = None,
     ) -> Connection:
-        """The connection to ``host`` (``forced``: the task's ``connection:`` keyword)."""
+        """The connection to ``host`` (``forced``: the task's ``connection:`` keyword;
+        ``remote_user``: the task's ``remote_user:``). Inventory variables win over keywords,
+        keywords over the command line (-c, -u, --private-key, -T, --ssh-*-args) and
+        ansible.cfg."""
+        opts, cfg = self.opts, self.opts.config
         hv: Mapping[str, Any] = (
             variables
             if variables is not None
             else (self.vm.host_view(host) if host in self.vm.inv.hosts else {})
         )
-        kind = forced or str(hv.get("ansible_connection") or "ssh")
+        kind = str(
+            hv.get("ansible_connection")
+            or forced
+            or opts.connection
+            or cfg.get("transport")
+            or "ssh"
+        )
         if host in ("localhost", "127.0.0.1") and "ansible_connection" not in hv and not forced:
             kind = "local"
         kind = {
@@ -86,7 +112,9 @@ class ConnectionCache:
             "ansible.builtin.local": "local",
             "ansible.builtin.ssh": "ssh",
         }.get(kind, kind)
-        key = (host, kind)
+        user = hv.get("ansible_user", hv.get("ansible_ssh_user")) or remote_user
+        user = user or opts.remote_user or cfg.get("remote_user")
+        key = (host, kind, str(user))
         with self._lock:
             conn = self._conns.get(key)
             if conn is not None:
@@ -94,29 +122,33 @@ class ConnectionCache:
             if kind == "local":
                 conn = LocalConnection(host)
             elif kind == "ssh":
-                env_hkc = os.environ.get("ANSIBLE_HOST_KEY_CHECKING")
                 hkc: Any = hv.get(
                     "ansible_ssh_host_key_checking", hv.get("ansible_host_key_checking")
                 )
                 if hkc is None:
+                    hkc = cfg.get("host_key_checking")
+                if hkc is None:
+                    env_hkc = os.environ.get("ANSIBLE_HOST_KEY_CHECKING")
                     hkc = env_hkc if env_hkc is not None else True
                 port = hv.get("ansible_port", hv.get("ansible_ssh_port"))
+                timeout = hv.get("ansible_ssh_timeout", hv.get("ansible_timeout"))
+                if timeout is None:
+                    timeout = opts.timeout_s or cfg.get("timeout") or 10
+                common = hv.get("ansible_ssh_common_args", opts.ssh_common_args)
+                extra = hv.get("ansible_ssh_extra_args", opts.ssh_extra_args)
                 conn = SSHConnection(
                     host,
                     str(hv.get("ansible_host", hv.get("ansible_ssh_host", host))),
                     port=int(port) if port not in (None, "") else None,
-                    user=hv.get("ansible_user", hv.get("ansible_ssh_user")),
+                    user=str(user) if user else None,
                     key_file=hv.get(
                         "ansible_ssh_private_key_file", hv.get("ansible_private_key_file")
-                    ),
+                    )
+                    or opts.private_key_file
+                    or cfg.get("private_key_file"),
                     host_key_checking=to_bool(hkc),
-                    connect_timeout_s=int(
-                        hv.get("ansible_ssh_timeout", hv.get("ansible_timeout", 10))
-                    ),
-                    extra_args=" ".join(
-                        str(hv.get(k, ""))
-                        for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args")
-                    ).strip(),
+                    connect_timeout_s=int(timeout),
+                    extra_args=" ".join(str(a) for a in (common, extra) if a).strip(),
                 )
             else:
                 raise PlaybookError(
@@ -125,6 +157,15 @@ class ConnectionCache:
                 )
             self._conns[key] = conn
             return conn
+
+    def reset(self, host: str) -> None:
+        """``meta: reset_connection``: close ``host``'s connections (reopened on next use)."""
+        with self._lock:
+            for key in [k for k in self._conns if k[0] == host]:
+                try:
+                    self._conns.pop(key).close()
+                except OSError:
+                    pass
 
     def close(self) -> None:
         """Close every connection opened during the run."""
@@ -415,14 +456,32 @@ class TaskExecutor:
         return env
 
     def _become(self, task: Task, tv: VarsView) -> Become | None:
-        become = task.kw.get("become")
-        if become is None:
-            become = tv.get("ansible_become")
-        if not become or not to_bool(Templar(tv).template(become)):
+        """Privilege escalation: ansible_become* variables win over the become* keywords,
+        keywords over -b/--become-user/--become-method, those over ansible.cfg."""
+        opts, cfg = self.opts, self.opts.config
+        templar = Templar(tv)
+
+        def pick(var: str, kw: str, cli: Any, default: Any) -> Any:
+            if var in tv:
+                return templar.template(tv.raw(var))
+            if task.kw.get(kw) is not None:
+                return templar.template(task.kw[kw])
+            if cli is not None:
+                return cli
+            return cfg.get(kw, default)
+
+        become = pick("ansible_become", "become", True if opts.become else None, False)
+        if not to_bool(become):
             return None
-        user = task.kw.get("become_user") or tv.get("ansible_become_user") or "root"
-        method = task.kw.get("become_method") or tv.get("ansible_become_method") or "sudo"
-        return Become(user=str(Templar(tv).template(user)), method=str(method))
+        user = pick("ansible_become_user", "become_user", opts.become_user, "root")
+        method = pick("ansible_become_method", "become_method", None, None)
+        if method is None:
+            method = opts.become_method or "sudo"
+        flags = pick("ansible_become_flags", "become_flags", None, None)
+        out = Become(user=str(user or "root"), method=normalize_become(str(method)))
+        if flags is not None:
+            out = Become(user=out.user, method=out.method, flags=str(flags))
+        return out
 
     def _run_once(
         self,
@@ -456,16 +515,17 @@ class TaskExecutor:
         if cm is not None:
             check = to_bool(templar.template(cm))
         conn_host = delegate or host
-        forced = task.kw.get("connection")
         try:
+            forced = _opt_str(templar, task.kw.get("connection"))
+            ruser = _opt_str(templar, task.kw.get("remote_user"))
             if delegate is not None and delegate != host:
                 dv: Mapping[str, Any] = (
                     self.vm.host_view(delegate) if delegate in self.vm.inv.hosts else {}
                 )
-                conn = self.connections.get(delegate, dv, forced)
+                conn = self.connections.get(delegate, dv, forced, ruser)
             else:
-                conn = self.connections.get(conn_host, tv, forced)
-        except PlaybookError as exc:
+                conn = self.connections.get(conn_host, tv, forced, ruser)
+        except (PlaybookError, TemplateError) as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
         if check and not module.check_mode:
             return {

@@ -11,6 +11,7 @@ hosts in lockstep, the free strategies run each host's next step as soon as it c
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ class HostState:
     ended: bool = False
     # handler indexes notified and not yet run
     notified: set[int] = field(default_factory=set)
+    # --start-at-task: the uid of the task this host starts at (tasks before it are skipped)
+    skip_until: int | None = None
 
 
 @dataclass(slots=True)
@@ -90,6 +93,35 @@ def tag_ok(tags: list[str], want: list[str], skip: list[str]) -> bool:
     return ok
 
 
+def find_start_task(play: Play, pattern: str) -> int | None:
+    """``--start-at-task``: the uid of the first task (in play order, not in rescue sections)
+    whose name is ``pattern`` or matches it as a shell pattern."""
+
+    def scan(nodes: list[Node]) -> int | None:
+        for n in nodes:
+            if isinstance(n, Block):
+                found = scan(n.block) or scan(n.always)
+                if found is not None:
+                    return found
+                continue
+            if isinstance(n, Task):
+                name = n.name or ""
+                full = name or n.action
+            elif isinstance(n, IncludeTasks):
+                name = n.name or ""
+                full = name or "include_tasks"
+            else:
+                name = n.name or ""
+                full = name or "include_role"
+            if (name and fnmatch.fnmatch(name, pattern)) or full == pattern:
+                return n.uid
+            if fnmatch.fnmatch(full, pattern):
+                return n.uid
+        return None
+
+    return scan(play.tasks)
+
+
 def facts_task(play: Play) -> Task:
     """The implicit ``Gathering Facts`` task of a play."""
     t = Task(action="gather_facts", args={}, name="Gathering Facts")
@@ -110,10 +142,11 @@ class PlayIterator:
         skip_tags: list[str],
         gather_facts: bool,
         force_handlers: bool = False,
+        start_at: int | None = None,
     ) -> None:
         self.play = play
         self.hosts = hosts
-        self.states = {h: HostState(h) for h in hosts}
+        self.states = {h: HostState(h, skip_until=start_at) for h in hosts}
         self.failed = failed
         self.unreachable = unreachable
         self.tags = tags
@@ -195,6 +228,10 @@ class PlayIterator:
             if self._halted() or not self.alive(st.host):
                 return
             key = (*prefix, i)
+            if st.skip_until is not None and not isinstance(node, Block):
+                if node.uid != st.skip_until:
+                    continue
+                st.skip_until = None
             if isinstance(node, Task):
                 if node.action == "meta":
                     what = meta_action(node)

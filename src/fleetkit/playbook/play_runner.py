@@ -14,7 +14,7 @@ from fleetkit.playbook.events import Callback
 from fleetkit.playbook.executor import TaskExecutor
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.inventory import Inventory
-from fleetkit.playbook.iterator import PlayIterator, tag_ok
+from fleetkit.playbook.iterator import PlayIterator, find_start_task, tag_ok
 from fleetkit.playbook.options import RunOptions, RunSummary
 from fleetkit.playbook.playbook import Play, normalize_action
 from fleetkit.playbook.strategies import RunContext, get_strategy, serial_batches
@@ -36,6 +36,8 @@ class PlaybookExecutor:
         self.cb = callback
         self.vm = VariableManager(inv, opts)
         self.executor = TaskExecutor(self.vm, opts, callback)
+        # --start-at-task: cleared once a play found the task (later plays run in full)
+        self._start_at = opts.start_at_task
 
     def run(self) -> RunSummary:
         """Run the playbook; the exit code is ansible-playbook's."""
@@ -55,6 +57,11 @@ class PlaybookExecutor:
                 if self._run_play(ctx, play):
                     break
             self.cb.stats(ctx.stats)
+            if self._start_at is not None:
+                self.cb.error(
+                    f'No matching task "{self._start_at}" found. Note: --start-at-task can '
+                    "only follow static includes."
+                )
         finally:
             pool.shutdown(wait=True)
             self.executor.connections.close()
@@ -165,6 +172,15 @@ class PlaybookExecutor:
                 "supported, as tasks are executed independently on each host"
             )
         gather = play.gather_facts and tag_ok(["always"], self.opts.tags, self.opts.skip_tags)
+        start_at: int | None = None
+        if self._start_at is not None:
+            start_at = find_start_task(play, self._start_at)
+            if start_at is None:
+                # no match in this play: ansible runs none of it, facts included
+                for _batch in serial_batches(hosts, play.serial):
+                    self.cb.play_start(play)
+                return False
+            self._start_at = None
         for batch_hosts in serial_batches(hosts, play.serial):
             # hosts any_errors_fatal failed inside a block whose rescue then caught them stay
             # failed for ansible from the next batch or play on
@@ -183,6 +199,7 @@ class PlaybookExecutor:
                 self.opts.skip_tags,
                 gather,
                 force_handlers=self._force_handlers(play),
+                start_at=start_at,
             )
             strategy.run(it)
             if it.break_play:

@@ -309,6 +309,11 @@ class DefaultCallback:
         with self._lock:
             self._display(f"[WARNING]: {msg}", "warn", stderr=True)
 
+    def error(self, msg: str) -> None:
+        """An ``[ERROR]:`` line on stderr (the run goes on)."""
+        with self._lock:
+            self._display(f"[ERROR]: {msg}", "error", stderr=True)
+
     def stats(self, stats: Stats) -> None:
         with self._lock:
             self._banner("PLAY RECAP")

@@ -95,5 +95,9 @@ class JsonCallback:
     def warning(self, msg: str) -> None:
         self._emit({"ev": "warning", "msg": msg})
 
+    def error(self, msg: str) -> None:
+        """A non-fatal error event."""
+        self._emit({"ev": "error", "msg": msg})
+
     def stats(self, stats: Stats) -> None:
         self._emit({"ev": "stats", "hosts": {h: stats.summarize(h) for h in stats.hosts()}})

@@ -162,3 +162,65 @@ def test_start_at_task_without_a_match_runs_nothing(tmp_path: Path) -> None:
         tmp_path, "[g]\na\nb\n", START_PB, ["--start-at-task", "nope"], start_at_task="nope"
     )
     assert '[ERROR]: No matching task "nope" found.' in err
+
+
+def test_loop_control_extended_index_var_label_and_templated_loop_var(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        "[g]\na\n",
+        """
+- hosts: all
+  gather_facts: false
+  vars:
+    lv: thing
+  tasks:
+    - debug:
+        msg: "{{ thing }} {{ ansible_loop.index }}/{{ ansible_loop.length }}
+          first={{ ansible_loop.first }} last={{ ansible_loop.last }}
+          prev={{ ansible_loop.previtem | default('-') }}
+          next={{ ansible_loop.nextitem | default('-') }} idx={{ i }} {{ ansible_index_var }}"
+      loop: [x, y, z]
+      loop_control:
+        loop_var: "{{ lv }}"
+        index_var: i
+        extended: true
+        label: "L-{{ thing }}"
+    - command: echo {{ item }}
+      with_items: [[1, 2], 3]
+      register: r
+    - debug: msg="{{ r.results | map(attribute='ansible_loop_var') | list }}"
+""",
+    )
+    assert "y 2/3 first=False last=False prev=x next=z idx=1 i" in out
+
+
+def test_meta_actions_per_host_once_and_their_conditions(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        "[g]\na\nb\nc\n",
+        """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - meta: end_host
+      when: inventory_hostname == 'c'
+    - fail: msg=x
+      when: inventory_hostname == 'b'
+    - meta: clear_host_errors
+    - debug: msg=after
+    - meta: noop
+    - meta: reset_connection
+    - meta: refresh_inventory
+    - meta: end_batch
+      when: inventory_hostname == 'zzz'
+    - meta: end_play
+      when: inventory_hostname == 'b'
+    - debug: msg=never
+- hosts: all
+  gather_facts: false
+  tasks:
+    - debug: msg=second
+""",
+    )
+    # clear_host_errors: b is back for the next play and the run exits 0
+    assert 'ok: [b] => {\n    "msg": "second"' in out

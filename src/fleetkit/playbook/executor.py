@@ -573,6 +573,15 @@ class TaskExecutor:
         result.setdefault("changed", False)
         return result
 
+    def _lookup_items(self, name: str, terms: Any, templar: Templar, tv: VarsView) -> list[Any]:
+        """``with_<name>``: the lookup plugin's list for the (templated) terms."""
+        from fleetkit.playbook.plugins import run_lookup
+
+        value = templar.template(terms)
+        if not isinstance(value, list):
+            value = [value]
+        return list(run_lookup(name, value, tv, wantlist=True))
+
     def _execute_loop(
         self,
         host: str,
@@ -583,9 +592,13 @@ class TaskExecutor:
         delegate: str | None,
     ) -> TaskResult:
         loop = task.kw.get("loop")
-        items = templar.template(loop)
+        with_ = task.kw.get("_with")
+        if with_ is not None and with_ != "items":
+            items = self._lookup_items(str(with_), loop, templar, tv)
+        else:
+            items = templar.template(loop)
         if isinstance(items, str):
-            items = [items] if task.kw.get("_with") != "items" else [items]
+            items = [items]
         if isinstance(items, dict):
             raise TemplateError(
                 "Invalid data passed to 'loop', it requires a list, got this "
@@ -593,22 +606,48 @@ class TaskExecutor:
                 "element, try adding wantlist=True to your lookup invocation "
                 "or use q/query instead of lookup."
             )
-        if task.kw.get("_with") == "items":
+        if with_ == "items":
             flat: list[Any] = []
             for it in items or []:
                 flat.extend(it if isinstance(it, list) else [it])
             items = flat
-        lc = task.kw.get("loop_control") or {}
-        loop_var = str(lc.get("loop_var", "item"))
+        items = list(items or [])
+        lc_raw = task.kw.get("loop_control") or {}
+        if not isinstance(lc_raw, dict):
+            raise TemplateError("loop_control must be a dictionary")
+        # loop_control is templated before the loop, except label (per item)
+        lc = {k: (v if k == "label" else templar.template(v)) for k, v in lc_raw.items()}
+        loop_var = str(lc.get("loop_var") or "item")
         index_var = lc.get("index_var")
         label_tpl = lc.get("label")
+        extended = to_bool(lc.get("extended", False))
+        allitems = to_bool(lc.get("extended_allitems", True))
         results: list[dict[str, Any]] = []
         statuses: list[tuple[str, dict[str, Any]]] = []
         pause = float(lc.get("pause") or 0)
-        for i, item in enumerate(items or []):
+        total = len(items)
+        for i, item in enumerate(items):
             layer: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
             if index_var:
                 layer[str(index_var)] = i
+                layer["ansible_index_var"] = str(index_var)
+            if extended:
+                info: dict[str, Any] = {
+                    "index": i + 1,
+                    "index0": i,
+                    "first": i == 0,
+                    "last": i + 1 == total,
+                    "length": total,
+                    "revindex": total - i,
+                    "revindex0": total - i - 1,
+                }
+                if allitems:
+                    info["allitems"] = items
+                if i + 1 < total:
+                    info["nextitem"] = items[i + 1]
+                if i > 0:
+                    info["previtem"] = items[i - 1]
+                layer["ansible_loop"] = info
             view = tv.with_layer(layer)
             t = Templar(view)
             cond = first_failed_cond(t, task.when)
@@ -631,6 +670,9 @@ class TaskExecutor:
             r["ansible_loop_var"] = loop_var
             if index_var:
                 r[str(index_var)] = i
+                r["ansible_index_var"] = str(index_var)
+            if extended:
+                r["ansible_loop"] = layer["ansible_loop"]
             if label_tpl is not None:
                 r["_ansible_item_label"] = t.template(label_tpl)
             results.append(r)
@@ -644,7 +686,7 @@ class TaskExecutor:
                 else ("changed" if r.get("changed") else "ok")
             )
             statuses.append((st, r))
-            if pause and i < len(items) - 1:
+            if pause and i < total - 1:
                 time.sleep(pause)
         agg: dict[str, Any] = {
             "results": results,

@@ -16,7 +16,15 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetkit.playbook.playbook import Block, IncludeRole, IncludeTasks, Node, Play, Task
+from fleetkit.playbook.playbook import (
+    Block,
+    IncludeRole,
+    IncludeTasks,
+    Node,
+    Play,
+    RoleRef,
+    Task,
+)
 
 __all__ = ["Frame", "HostState", "Step", "PlayIterator", "Walker", "tag_ok", "meta_action"]
 
@@ -47,6 +55,8 @@ class HostState:
     notified: set[int] = field(default_factory=set)
     # --start-at-task: the uid of the task this host starts at (tasks before it are skipped)
     skip_until: int | None = None
+    # meta: end_role: the role whose remaining tasks this host skips
+    ended_role: RoleRef | None = None
 
 
 @dataclass(slots=True)
@@ -232,6 +242,10 @@ class PlayIterator:
                 if node.uid != st.skip_until:
                     continue
                 st.skip_until = None
+            if st.ended_role is not None and not isinstance(node, Block):
+                if node.role is st.ended_role:
+                    continue
+                st.ended_role = None
             if isinstance(node, Task):
                 if node.action == "meta":
                     what = meta_action(node)

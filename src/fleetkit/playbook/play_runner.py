@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -51,6 +53,7 @@ class PlaybookExecutor:
                 )
         pool = ThreadPoolExecutor(max_workers=max(1, self.opts.forks), thread_name_prefix="fk-fork")
         ctx = RunContext(self.opts, self.cb, self.vm, self.executor, pool)
+        interrupted = False
         try:
             self.cb.playbook_start(self.opts.playbook_path, len(self.plays))
             for play in self.plays:
@@ -62,8 +65,14 @@ class PlaybookExecutor:
                     f'No matching task "{self._start_at}" found. Note: --start-at-task can '
                     "only follow static includes."
                 )
+        except KeyboardInterrupt:
+            # as a terminal's Ctrl-C reaches ansible's workers: the commands our forks are
+            # waiting on get SIGINT too, so the forks end and the run can stop now
+            interrupted = True
+            _interrupt_children()
+            raise
         finally:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
             self.executor.connections.close()
         code = 0
         if ctx.unreachable:
@@ -228,3 +237,26 @@ def _flat(value: Any) -> Iterator[Any]:
             yield from _flat(v)
     else:
         yield value
+
+
+def _interrupt_children() -> None:
+    """Send SIGINT to this process's direct children (the commands being run)."""
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == me:
+            try:
+                os.kill(int(entry), signal.SIGINT)
+            except OSError:
+                pass

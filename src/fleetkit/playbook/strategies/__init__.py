@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from fleetkit.playbook.errors import PlaybookError, TemplateError
 from fleetkit.playbook.events import Callback, Stats, TaskResult
 from fleetkit.playbook.executor import TaskExecutor, first_failed_cond, registered
+from fleetkit.playbook.inventory import load_inventory
 from fleetkit.playbook.iterator import PlayIterator, meta_action
 from fleetkit.playbook.modules import Module, get_module
 from fleetkit.playbook.options import RunOptions
@@ -37,6 +38,27 @@ __all__ = [
 ]
 
 STRATEGIES = ("linear", "free", "host_pinned")
+META_ACTIONS = (
+    "noop",
+    "flush_handlers",
+    "refresh_inventory",
+    "clear_facts",
+    "clear_host_errors",
+    "end_batch",
+    "end_play",
+    "end_host",
+    "end_role",
+    "reset_connection",
+)
+# ansible's linear strategy runs these for every host, the others once
+_PER_HOST_META = frozenset({"noop", "reset_connection", "end_host", "flush_handlers", "end_role"})
+_META_SKIP = {
+    "clear_facts": ", not clearing facts and fact cache for {}",
+    "clear_host_errors": ", not clearing host error state for {}",
+    "end_batch": ", continuing current batch",
+    "end_play": ", continuing play",
+    "end_host": ", continuing execution for {}",
+}
 
 
 @dataclass
@@ -181,37 +203,71 @@ class StrategyBase:
 
     # -- meta ------------------------------------------------------------------------------
 
-    def meta(self, it: PlayIterator, task: Task, hosts: list[str]) -> None:
-        """Run a ``meta:`` task for ``hosts`` (flush_handlers: the walker yields them)."""
+    def meta(self, it: PlayIterator, task: Task, hosts: list[str], handler: bool = False) -> None:
+        """Run a ``meta:`` task as ansible's strategies do: once per host for the per-host
+        actions, else once (for the first host, its ``when`` deciding for all)."""
         what = meta_action(task)
+        if what not in META_ACTIONS:
+            raise PlaybookError(
+                f"invalid meta action requested: {what}",
+                hint="meta takes one of " + ", ".join(META_ACTIONS),
+            )
         name = task.name or "meta"
-        self.cb.task_start(task, name)
-        if what == "flush_handlers":
-            # ansible announces the flush once per host still in the batch
-            for _ in hosts[1:]:
-                self.cb.task_start(task, name)
-        elif what == "end_play":
+        targets = hosts if what in _PER_HOST_META else hosts[:1]
+        for h in targets:
+            self.cb.task_start(task, name, handler)
+            if what in ("noop", "refresh_inventory", "reset_connection") and task.when:
+                self.cb.warning(f"{what} task does not support when conditional")
+                cond = True
+            elif what == "flush_handlers":
+                cond = True
+            else:
+                try:
+                    cond = first_failed_cond(Templar(self.vm.task_vars(h, task)), task.when) is None
+                except TemplateError as exc:
+                    raise PlaybookError(f"meta: {exc}") from None
+            if not cond:
+                reason = f"{what} conditional evaluated to False" + _META_SKIP.get(what, "")
+                skip = {"msg": what, "skipped": True, "skip_reason": reason.format(h)}
+                self.cb.result(TaskResult(h, task, skip, "skipped"))
+                continue
+            self._meta_do(it, task, what, h)
+
+    def _meta_do(self, it: PlayIterator, task: Task, what: str, host: str) -> None:
+        ctx = self.ctx
+        if what == "end_play":
             it.end_play = True
+        elif what == "end_batch":
+            it.stop = True
         elif what == "end_host":
-            for h in hosts:
-                if all(Templar(self.vm.task_vars(h, task)).condition(c) for c in task.when):
-                    it.states[h].ended = True
-        elif what in (
-            "noop",
-            "clear_facts",
-            "clear_host_errors",
-            "refresh_inventory",
-            "reset_connection",
-            "end_batch",
-            "",
-        ):
-            if what == "end_batch":
-                it.stop = True
-            if what == "clear_facts":
-                for h in hosts:
-                    self.vm.clear_facts(h)
-        else:
-            raise PlaybookError(f"invalid meta action requested: {what}")
+            it.states[host].ended = True
+        elif what == "end_role":
+            if task.role is None:
+                raise PlaybookError(
+                    "Cannot execute 'end_role' from outside of a role",
+                    hint=f"{task.path}:{task.line}",
+                )
+            it.states[host].ended_role = task.role
+        elif what == "clear_facts":
+            for h in it.hosts:
+                self.vm.clear_facts(h)
+        elif what == "clear_host_errors":
+            for h in it.hosts:
+                ctx.failed.discard(h)
+                ctx.unreachable.discard(h)
+                it.failed_here.discard(h)
+                for f in it.states[h].frames:
+                    f.failed = False
+        elif what == "refresh_inventory":
+            inv = self.vm.inv
+            dirs = list(inv.vars_dirs)
+            fresh = load_inventory(list(inv.sources))
+            inv.__dict__.update(fresh.__dict__)
+            for d in dirs:
+                inv.add_vars_dir(d)
+            inv.invalidate()
+        elif what == "reset_connection":
+            self.ex.connections.reset(host)
 
     # -- includes --------------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ class FreeStrategy(StrategyBase):
             return None
         if step.kind == "meta":
             assert isinstance(node, Task)
-            self.meta(it, node, [host])
+            self.meta(it, node, [host], step.handler)
             return None
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)

@@ -73,7 +73,7 @@ class LinearStrategy(StrategyBase):
         node = step.node
         if step.kind == "meta":
             assert isinstance(node, Task)
-            self.meta(it, node, hosts)
+            self.meta(it, node, hosts, step.handler)
             return {}
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)

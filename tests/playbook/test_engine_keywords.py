@@ -224,3 +224,36 @@ def test_meta_actions_per_host_once_and_their_conditions(tmp_path: Path) -> None
     )
     # clear_host_errors: b is back for the next play and the run exits 0
     assert 'ok: [b] => {\n    "msg": "second"' in out
+
+
+def test_local_action_delegate_facts_timeout_throttle_no_log_items(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        "[g]\na\nb\n",
+        """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - local_action: command echo hi {{ inventory_hostname }}
+      register: la
+    - debug: msg="{{ la.stdout }}"
+    - setup:
+        gather_subset: [min]
+        filter: ansible_hostname
+      delegate_to: b
+      delegate_facts: true
+      run_once: true
+    - debug: msg="{{ hostvars['b']['ansible_hostname'] is defined }}
+        {{ ansible_hostname is defined }}"
+    - command: sleep 3
+      timeout: 1
+      ignore_errors: true
+    - command: echo {{ item }}
+      loop: [1, 2]
+      throttle: 1
+      no_log: true
+""",
+    )
+    assert "changed: [a -> localhost]" in out
+    assert "Timed out after 1 second(s)." in out
+    assert "(item=(censored due to no_log))" in out

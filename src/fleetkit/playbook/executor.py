@@ -32,6 +32,39 @@ __all__ = ["TaskExecutor", "ConnectionCache", "RetryPrinter", "first_failed_cond
 _RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_action_failed")
 
 
+def _run_with_timeout(
+    module: Module, ctx: ModuleContext, params: dict[str, Any], timeout_s: int
+) -> dict[str, Any]:
+    """``timeout:``: the task fails after ``timeout_s`` seconds (the module is abandoned)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = module.run(ctx, params)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the fork's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name="fk-timeout")
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        msg = f"Task failed: Timed out after {timeout_s} second(s)."
+        return {
+            "changed": False,
+            "failed": True,
+            "msg": msg,
+            "_fk_error": msg,
+            "timedout": {
+                "frame": "Configure `DISPLAY_TRACEBACK` to see a traceback on timeout errors.",
+                "period": timeout_s,
+            },
+        }
+    if "error" in box:
+        raise box["error"]
+    result: dict[str, Any] = box["result"]
+    return result
+
+
 def normalize_become(method: str) -> str:
     """``ansible.builtin.sudo`` -> ``sudo``."""
     return method.rsplit(".", 1)[-1]
@@ -223,6 +256,8 @@ class TaskExecutor:
         self.opts = opts
         self.connections = ConnectionCache(vm, opts)
         self.retries = RetryPrinter(cb, self.task_name)
+        self._sems: dict[int, threading.Semaphore] = {}
+        self._sem_lock = threading.Lock()
 
     def kw_bool(self, task: Task | IncludeTasks | IncludeRole, key: str, host: str) -> bool:
         """A boolean task keyword, templated for ``host``."""
@@ -249,12 +284,41 @@ class TaskExecutor:
     def execute(
         self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
     ) -> TaskResult:
+        """Run ``task`` on ``host`` (in a fork): loop, conditions, retries, the module."""
+        limit = task.kw.get("throttle")
+        if limit in (None, 0, "0"):
+            return self._execute(host, task, module, extra)
+        sem = self._throttle(task, host)
+        if sem is None:
+            return self._execute(host, task, module, extra)
+        with sem:
+            return self._execute(host, task, module, extra)
+
+    def _throttle(self, task: Task, host: str) -> threading.Semaphore | None:
+        """``throttle:``: at most N forks run this task at once."""
+        with self._sem_lock:
+            sem = self._sems.get(task.uid)
+            if sem is None:
+                try:
+                    n = int(Templar(self.vm.task_vars(host, task)).template(task.kw["throttle"]))
+                except (TemplateError, TypeError, ValueError):
+                    return None
+                if n <= 0:
+                    return None
+                sem = self._sems[task.uid] = threading.Semaphore(n)
+            return sem
+
+    def _execute(
+        self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
+    ) -> TaskResult:
         tv = self.vm.task_vars(host, task, extra)
         templar = Templar(tv)
         delegate = None
         try:
             if task.kw.get("delegate_to"):
                 delegate = str(templar.template(task.kw["delegate_to"]))
+            elif task.src is not None and "local_action" in task.src:
+                delegate = "localhost"
             loop = task.kw.get("loop")
             if loop is not None:
                 return self._execute_loop(host, task, module, tv, templar, delegate)
@@ -360,9 +424,12 @@ class TaskExecutor:
         if until is None and retries_raw is None:
             total = 1
         reg = task.kw.get("register")
+        no_log = "no_log" in task.kw and self.kw_bool(task, "no_log", host)
         result: dict[str, Any] = {}
         for attempt in range(1, total + 1):
             result = self._run_once(host, task, module, tv, templar, delegate)
+            if no_log:
+                result["_ansible_no_log"] = True
             if result.get("unreachable"):
                 return result
             result = self._apply_when_rules(task, result, tv, reg)
@@ -552,7 +619,11 @@ class TaskExecutor:
             env=env,
         )
         try:
-            result = module.run(ctx, params)
+            timeout = _opt_str(templar, task.kw.get("timeout"))
+            if timeout is not None and int(timeout) > 0:
+                result = _run_with_timeout(module, ctx, params, int(timeout))
+            else:
+                result = module.run(ctx, params)
         except Unreachable as exc:
             return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
         except CommandNotFound as exc:

@@ -184,7 +184,10 @@ class StrategyBase:
             elif task.action == "include_vars":
                 self.vm.set_include_vars(host, facts)
             else:
-                self.vm.set_facts(host, facts)
+                target = host
+                if res.delegated_to and self.ex.kw_bool(task, "delegate_facts", host):
+                    target = res.delegated_to
+                self.vm.set_facts(target, facts)
         if res.status == "changed":
             notify = task.kw.get("notify")
             if notify:

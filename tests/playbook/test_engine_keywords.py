@@ -257,3 +257,40 @@ def test_local_action_delegate_facts_timeout_throttle_no_log_items(tmp_path: Pat
     assert "changed: [a -> localhost]" in out
     assert "Timed out after 1 second(s)." in out
     assert "(item=(censored due to no_log))" in out
+
+
+def test_vars_prompt_without_a_terminal_and_async_poll(tmp_path: Path) -> None:
+    (tmp_path / "inventory.ini").write_text("[g]\na\n" + LOCAL)
+    (tmp_path / "playbook.yml").write_text(
+        """
+- hosts: all
+  gather_facts: false
+  vars_prompt:
+    - name: pv
+      default: dflt
+      private: false
+  tasks:
+    - command: echo {{ pv }}
+      async: 10
+      poll: 1
+      register: r
+    - debug: msg="{{ r.finished }} {{ r.started }} {{ r.ansible_job_id is defined }} {{ r.stdout }}"
+    - command: sleep 3
+      async: 1
+      poll: 1
+      ignore_errors: true
+"""
+    )
+    args = ["-i", "inventory.ini", "playbook.yml", "-f", "1"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path, timeout=60)
+
+    def norm(text: str) -> str:
+        text = re.sub(r"j\d+\.\d+", "JID", _norm(text))
+        text = re.sub(r'"child_pid": \d+, ', "", text)
+        return "\n".join(x for x in text.splitlines() if not x.startswith("ASYNC POLL"))
+
+    assert norm(f.stdout) == norm(a.stdout)
+    assert f.returncode == a.returncode
+    assert "Not prompting as we are not in interactive mode" in f.stderr
+    assert "ASYNC OK on a: jid=" in f.stdout and "ASYNC FAILED on a: jid=" in f.stdout

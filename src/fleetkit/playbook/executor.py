@@ -7,6 +7,7 @@ become, delegation and the connection it runs over. Runs in the fork pool's work
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -254,6 +255,7 @@ class TaskExecutor:
     def __init__(self, vm: VariableManager, opts: RunOptions, cb: Callback) -> None:
         self.vm = vm
         self.opts = opts
+        self.cb = cb
         self.connections = ConnectionCache(vm, opts)
         self.retries = RetryPrinter(cb, self.task_name)
         self._sems: dict[int, threading.Semaphore] = {}
@@ -620,7 +622,11 @@ class TaskExecutor:
         )
         try:
             timeout = _opt_str(templar, task.kw.get("timeout"))
-            if timeout is not None and int(timeout) > 0:
+            async_s = int(_opt_str(templar, task.kw.get("async")) or 0)
+            if async_s > 0:
+                poll = _opt_str(templar, task.kw.get("poll"))
+                result = self._run_async(host, module, ctx, params, async_s, poll)
+            elif timeout is not None and int(timeout) > 0:
                 result = _run_with_timeout(module, ctx, params, int(timeout))
             else:
                 result = module.run(ctx, params)
@@ -642,6 +648,67 @@ class TaskExecutor:
                 "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
             }
         result.setdefault("changed", False)
+        return result
+
+    def _run_async(
+        self,
+        host: str,
+        module: Module,
+        ctx: ModuleContext,
+        params: dict[str, Any],
+        async_s: int,
+        poll_raw: str | None,
+    ) -> dict[str, Any]:
+        """``async:`` with ``poll:`` > 0: the module runs as a job polled every ``poll``
+        seconds (ASYNC POLL lines) for at most ``async`` seconds."""
+        poll = int(poll_raw) if poll_raw is not None else 15
+        if poll <= 0:
+            raise ModuleError(
+                "async with poll: 0 (fire and forget) is not supported by fleetkit play yet; "
+                "use a poll interval > 0"
+            )
+        jid = f"j{random.randrange(10**11, 10**12)}.{os.getpid()}"
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["result"] = module.run(ctx, params)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the fork's thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=target, daemon=True, name="fk-async")
+        worker.start()
+        left = float(async_s)
+        while True:
+            worker.join(min(poll, left) if left > 0 else 0)
+            left -= poll
+            if not worker.is_alive():
+                break
+            if left <= 0:
+                # ansible's async wrapper kills the job and reports it finished
+                out: dict[str, Any] = {
+                    "ansible_job_id": jid,
+                    "changed": False,
+                    "failed": True,
+                    "finished": True,
+                    "msg": "Timeout exceeded",
+                    "results_file": os.path.expanduser(f"~/.ansible_async/{jid}"),
+                    "started": True,
+                    "stderr": "",
+                    "stderr_lines": [],
+                    "stdout": "",
+                    "stdout_lines": [],
+                }
+                self.cb.async_event("failed", host, jid, out)
+                return out
+            self.cb.async_event("poll", host, jid, {"started": True, "finished": False})
+        if "error" in box:
+            raise box["error"]
+        result: dict[str, Any] = dict(box["result"])
+        result.setdefault("changed", False)
+        result.update({"ansible_job_id": jid, "finished": True, "started": True})
+        result["results_file"] = os.path.expanduser(f"~/.ansible_async/{jid}")
+        self.cb.async_event("failed" if result.get("failed") else "ok", host, jid, result)
         return result
 
     def _lookup_items(self, name: str, terms: Any, templar: Templar, tv: VarsView) -> list[Any]:

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,6 +45,11 @@ class PlaybookExecutor:
 
     def run(self) -> RunSummary:
         """Run the playbook; the exit code is ansible-playbook's."""
+        if self.opts.step:
+            raise PlaybookError(
+                "--step is not supported by fleetkit play",
+                hint="run without --step, or use --start-at-task to resume at a task",
+            )
         if self.opts.limit and self.inv.hosts:
             # ansible-playbook checks --limit against the whole inventory before any play
             if not patterns.match_hosts(self.inv, self._limit_pattern()):
@@ -139,6 +146,44 @@ class PlaybookExecutor:
             )
         return dataclasses.replace(play, **changes)
 
+    def _vars_prompt(self, play: Play) -> dict[str, Any]:
+        """``vars_prompt``: ask on a terminal; otherwise the default (ansible's warning)."""
+        raw = play.keywords.get("vars_prompt")
+        if not raw:
+            return {}
+        templar = Templar(VarsView([self.opts.extra_vars, play.vars]))
+        try:
+            entries = templar.template(raw)
+        except TemplateError as exc:
+            raise PlaybookError(f"vars_prompt: {exc}") from None
+        if not isinstance(entries, list):
+            raise PlaybookError("vars_prompt must be a list of mappings")
+        out: dict[str, Any] = {}
+        for var in entries:
+            if not isinstance(var, dict) or "name" not in var:
+                raise PlaybookError("a vars_prompt entry needs a 'name'")
+            name = str(var["name"])
+            if name in self.opts.extra_vars:
+                continue
+            if var.get("encrypt"):
+                raise PlaybookError(
+                    f"vars_prompt {name!r}: encrypt is not supported by fleetkit play",
+                    hint="pass the value with -e instead",
+                )
+            default = var.get("default")
+            result: Any = None
+            if sys.stdin is not None and sys.stdin.isatty():
+                prompt = str(var.get("prompt", name))
+                msg = f"{prompt} [{default}]: " if default is not None else f"{prompt}: "
+                private = to_bool(var.get("private", True))
+                result = getpass.getpass(msg) if private else input(msg)
+            else:
+                self.cb.warning("Not prompting as we are not in interactive mode")
+            if not result and default is not None:
+                result = default
+            out[name] = str(result)
+        return out
+
     def _force_handlers(self, play: Play) -> bool:
         raw = play.keywords.get("force_handlers")
         if raw is None:
@@ -153,6 +198,7 @@ class PlaybookExecutor:
     def _run_play(self, ctx: RunContext, play: Play) -> bool:
         """Run one play; True when the playbook must stop."""
         vm = self.vm
+        vm.prompt_vars = self._vars_prompt(play)
         vm.load_play_vars(play)
         play = self._templated(play)
         self.inv.add_vars_dir(play.basedir)

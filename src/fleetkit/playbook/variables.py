@@ -70,6 +70,8 @@ class VariableManager:
         # include_vars results, their own precedence level
         self.included: dict[str, dict[str, Any]] = {}
         self.play_vars: dict[str, Any] = {}
+        # vars_prompt answers (between play vars and vars_files)
+        self.prompt_vars: dict[str, Any] = {}
         self.magic_common: dict[str, Any] = {}
         self.play_all: list[str] = []
         self.batch_hosts: list[str] = []
@@ -107,6 +109,7 @@ class VariableManager:
     def load_play_vars(self, play: Play) -> None:
         """Play ``vars`` then ``vars_files`` (templated with extra vars and play vars)."""
         pv: dict[str, Any] = dict(play.vars)
+        pv.update(self.prompt_vars)
         base = Templar(VarsView([self.opts.extra_vars, pv]))
         for vf in play.vars_files:
             candidates = vf if isinstance(vf, list) else [vf]

@@ -294,3 +294,30 @@ def test_vars_prompt_without_a_terminal_and_async_poll(tmp_path: Path) -> None:
     assert f.returncode == a.returncode
     assert "Not prompting as we are not in interactive mode" in f.stderr
     assert "ASYNC OK on a: jid=" in f.stdout and "ASYNC FAILED on a: jid=" in f.stdout
+
+
+STRATEGY_PB = """
+- hosts: all
+  gather_facts: false
+  strategy: "{{ s }}"
+  tasks:
+    - debug: msg=one
+    - fail: msg=x
+      when: inventory_hostname == 'b'
+    - debug: msg=two
+      notify: h
+      changed_when: true
+  handlers:
+    - name: h
+      debug: msg=handler
+"""
+
+
+@pytest.mark.parametrize("strategy", ["host_pinned", "linear", "bogus"])
+def test_templated_strategy_host_pinned_and_unknown(tmp_path: Path, strategy: str) -> None:
+    out = _same(tmp_path, "[g]\na\nb\nc\n", STRATEGY_PB, "-e", f"s={strategy}")
+    if strategy == "host_pinned":
+        # with one fork a pinned host runs its whole play (handlers too) before the next
+        assert out.index("RUNNING HANDLER") < out.index('ok: [b] => {\n    "msg": "one"')
+    if strategy == "bogus":
+        assert "TASK [" not in out

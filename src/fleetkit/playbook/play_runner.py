@@ -21,7 +21,7 @@ from fleetkit.playbook.inventory import Inventory
 from fleetkit.playbook.iterator import PlayIterator, find_start_task, tag_ok
 from fleetkit.playbook.options import RunOptions, RunSummary
 from fleetkit.playbook.playbook import Play, normalize_action
-from fleetkit.playbook.strategies import RunContext, get_strategy, serial_batches
+from fleetkit.playbook.strategies import RunContext, Strategy, get_strategy, serial_batches
 from fleetkit.playbook.templar import Templar, VarsView, is_template
 from fleetkit.playbook.variables import VariableManager
 
@@ -102,6 +102,17 @@ class PlaybookExecutor:
         """The play with its templated keywords rendered (extra vars and play vars), as
         ansible's play context does before selecting hosts."""
         kw = play.keywords
+        cfg = self.opts.config
+        defaults: dict[str, Any] = {}
+        # ansible.cfg / ANSIBLE_* defaults for what the play does not set
+        if "strategy" not in kw and cfg.get("strategy") not in (None, "linear"):
+            defaults["strategy"] = normalize_action(str(cfg["strategy"]))
+        if "any_errors_fatal" not in kw and cfg.get("any_errors_fatal"):
+            defaults["any_errors_fatal"] = to_bool(cfg["any_errors_fatal"])
+        if "gather_facts" not in kw and cfg.get("gathering") == "explicit":
+            defaults["gather_facts"] = False
+        if defaults:
+            play = dataclasses.replace(play, **defaults)
         if not any(isinstance(v, str) and is_template(v) for v in _flat(kw)):
             return play
         templar = Templar(VarsView([self.opts.extra_vars, self.vm.play_vars]))
@@ -220,7 +231,7 @@ class PlaybookExecutor:
             self.cb.play_start(play)
             self.cb.no_hosts_matched()
             return False
-        strategy = get_strategy(play.strategy, ctx)
+        strategy: Strategy | None = None
         if play.strategy == "free" and play.max_fail_percentage is not None:
             self.cb.warning(
                 "Using max_fail_percentage with the free strategy is not "
@@ -245,6 +256,9 @@ class PlaybookExecutor:
             before = {h for h in batch_hosts if h not in alive}
             vm.start_batch(alive)
             self.cb.play_start(play)
+            if strategy is None:
+                # ansible loads the strategy plugin after the play banner
+                strategy = get_strategy(play.strategy, ctx)
             it = PlayIterator(
                 play,
                 batch_hosts,

@@ -152,6 +152,9 @@ class VariableManager:
             "ansible_config_file": self.opts.config.get("config_file"),
             "omit": OMIT,
             "ansible_version": ANSIBLE_VERSION,
+            "ansible_role_names": _role_names(play),
+            "ansible_play_role_names": _role_names(play),
+            "role_names": _role_names(play),
         }
         if isinstance(inv_file, str) and os.path.exists(inv_file):
             path = os.path.abspath(inv_file)
@@ -238,3 +241,24 @@ class VariableManager:
         if role is not None and role.defaults:
             layers.append(role.defaults)
         return VarsView(layers)
+
+
+def _role_names(play: Play) -> list[str]:
+    """The roles a play's tasks come from, in order of first appearance."""
+    from fleetkit.playbook.playbook import Block
+
+    seen: dict[str, None] = {}
+
+    def scan(nodes: list[Any]) -> None:
+        for n in nodes:
+            if isinstance(n, Block):
+                scan(n.block)
+                scan(n.rescue)
+                scan(n.always)
+            elif n.role is not None:
+                for parent in n.role.parents:
+                    seen.setdefault(parent, None)
+                seen.setdefault(n.role.name, None)
+
+    scan(play.tasks)
+    return list(seen)

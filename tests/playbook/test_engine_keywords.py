@@ -6,6 +6,7 @@ on them and requires the same exit code and the same default-callback stdout.
 
 from __future__ import annotations
 
+import difflib
 import io
 import os
 import re
@@ -42,7 +43,13 @@ def _same(tmp_path: Path, inventory: str, playbook: str, *extra: str) -> str:
 
 
 def _same_lib(
-    tmp_path: Path, inventory: str, playbook: str, ansible_args: list[str], **opts: Any
+    tmp_path: Path,
+    inventory: str,
+    playbook: str,
+    ansible_args: list[str],
+    mutate: Any = None,
+    fk_playbook: str | None = None,
+    **opts: Any,
 ) -> tuple[str, str]:
     """As :func:`_same`, with fleetkit run as a library with RunOptions(**opts) (for options
     whose flags the CLI fills); returns (stdout, stderr)."""
@@ -54,12 +61,18 @@ def _same_lib(
     os.chdir(tmp_path)
     try:
         inv = load_inventory(["inventory.ini"])
-        plays = load_playbook("playbook.yml")
+        if fk_playbook is not None:
+            (tmp_path / "fk.yml").write_text(fk_playbook)
+        plays = load_playbook("fk.yml" if fk_playbook is not None else "playbook.yml")
+        if mutate is not None:
+            mutate(plays)
         run_opts = RunOptions(forks=1, playbook_path="playbook.yml", **opts)
         summary = PlaybookRunner(inv, plays, run_opts, DefaultCallback(out, err)).run()
     finally:
         os.chdir(cwd)
-    assert _norm(out.getvalue()) == _norm(a.stdout), err.getvalue()
+    assert _norm(out.getvalue()) == _norm(a.stdout), "\n".join(
+        difflib.unified_diff(a.stdout.splitlines(), out.getvalue().splitlines(), lineterm="")
+    )
     assert summary.exit_code == a.returncode
     return out.getvalue(), err.getvalue()
 
@@ -321,3 +334,68 @@ def test_templated_strategy_host_pinned_and_unknown(tmp_path: Path, strategy: st
         assert out.index("RUNNING HANDLER") < out.index('ok: [b] => {\n    "msg": "one"')
     if strategy == "bogus":
         assert "TASK [" not in out
+
+
+def test_include_role_runs_the_expansion_with_role_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine side of include_role, with a stand-in for roles.expand_include_role."""
+    from fleetkit.playbook import roles
+    from fleetkit.playbook.playbook import RoleRef, load_task_file
+
+    role_dir = tmp_path / "roles" / "web"
+    (role_dir / "tasks").mkdir(parents=True)
+    (role_dir / "handlers").mkdir()
+    (role_dir / "tasks" / "main.yml").write_text(
+        '- debug: msg="{{ role_name }} {{ port }} {{ greeting }} {{ ansible_role_names }}"\n'
+        "- command: /bin/true\n  notify: restart web\n"
+    )
+    (role_dir / "handlers" / "main.yml").write_text("- name: restart web\n  debug: msg=restarted\n")
+
+    def expand(node: Any, args: Any, play: Any) -> roles.IncludedRole:
+        ref = RoleRef(
+            name="web",
+            path=str(role_dir),
+            defaults={"port": 80, "greeting": "hello"},
+            params={k: v for k, v in args.items() if k != "name"},
+        )
+        tasks = load_task_file("main.yml", str(role_dir / "tasks"), {}, None)
+        handlers = load_task_file("main.yml", str(role_dir / "handlers"), {}, None)
+        for t in [*tasks, *handlers]:
+            t.role = ref  # type: ignore[union-attr]
+        for h in handlers:
+            h.handler = True  # type: ignore[union-attr]
+        return roles.IncludedRole(ref, tasks, handlers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(roles, "expand_include_role", expand)
+    pb = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - include_role:
+        name: web
+      vars:
+        port: 8080
+      when: inventory_hostname == 'a'
+"""
+    (tmp_path / "roles" / "web" / "defaults").mkdir()
+    (tmp_path / "roles" / "web" / "defaults" / "main.yml").write_text("port: 80\ngreeting: hello\n")
+
+    def mutate(plays: list[Any]) -> None:
+        # today's loader has no include_role: build the node the loader helper will produce
+        from fleetkit.playbook.playbook import IncludeRole
+
+        node = IncludeRole(
+            role_name="web",
+            args={"name": "web"},
+            base=str(tmp_path),
+            vars={"port": 8080},
+            when=["inventory_hostname == 'a'"],
+        )
+        node.path, node.line, node.col = str(tmp_path / "playbook.yml"), 5, 7
+        plays[0].tasks = [node]
+        plays[0].sections = [[node]]
+
+    placeholder = pb.replace("include_role:\n        name: web", "debug:")
+    out, _ = _same_lib(tmp_path, "[g]\na\nb\n", pb, [], mutate=mutate, fk_playbook=placeholder)
+    assert "included: web for a" in out

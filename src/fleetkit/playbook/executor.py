@@ -281,6 +281,9 @@ class TaskExecutor:
                 name = str(Templar(self.vm.task_vars(host, task)).template(name))
             except TemplateError:
                 pass
+        if task.role is not None:
+            # ansible's Task.get_name(): "<role> : <task>"
+            return f"{task.role.name} : {name.strip()}"
         return name.strip()
 
     def execute(

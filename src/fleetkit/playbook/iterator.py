@@ -270,7 +270,8 @@ class PlayIterator:
                     continue
                 got = yield Step("include_role", node, key)
                 if got is not None:
-                    yield from self._nodes(st, got, (*key, 0))
+                    idx, included = got
+                    yield from self._nodes(st, included, (*key, idx))
 
     def _block(self, st: HostState, block: Block, key: Key) -> Walker:
         body = Frame(rescue=bool(block.rescue), pending=bool(block.always))

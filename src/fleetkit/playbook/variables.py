@@ -70,6 +70,8 @@ class VariableManager:
         # include_vars results, their own precedence level
         self.included: dict[str, dict[str, Any]] = {}
         self.play_vars: dict[str, Any] = {}
+        # ansible_role_names: grows as include_role brings roles in
+        self.role_names: list[str] = []
         # vars_prompt answers (between play vars and vars_files)
         self.prompt_vars: dict[str, Any] = {}
         self.magic_common: dict[str, Any] = {}
@@ -99,6 +101,12 @@ class VariableManager:
     def set_include_vars(self, host: str, values: Mapping[str, Any]) -> None:
         """``include_vars`` results: host variables at the include_vars level, not facts."""
         self.included.setdefault(host, {}).update(values)
+
+    def note_role(self, role: RoleRef) -> None:
+        """An ``include_role`` brought ``role`` in (``ansible_role_names``)."""
+        for name in (*role.parents, role.name):
+            if name not in self.role_names:
+                self.role_names.append(name)
 
     def clear_facts(self, host: str) -> None:
         """``meta: clear_facts``: the gathered facts of ``host``."""
@@ -152,10 +160,11 @@ class VariableManager:
             "ansible_config_file": self.opts.config.get("config_file"),
             "omit": OMIT,
             "ansible_version": ANSIBLE_VERSION,
-            "ansible_role_names": _role_names(play),
-            "ansible_play_role_names": _role_names(play),
-            "role_names": _role_names(play),
         }
+        self.role_names = _role_names(play)
+        self.magic_common["ansible_role_names"] = self.role_names
+        self.magic_common["ansible_play_role_names"] = list(self.role_names)
+        self.magic_common["role_names"] = self.role_names
         if isinstance(inv_file, str) and os.path.exists(inv_file):
             path = os.path.abspath(inv_file)
             self.magic_common["inventory_file"] = path

@@ -316,19 +316,72 @@ class StrategyBase:
             out.append((fname, nodes, fhosts))
         return out
 
-    def include_role(self, it: PlayIterator, node: IncludeRole, host: str) -> list[Node] | None:
-        """Expand an ``include_role`` for ``host`` (None: skipped by its ``when``)."""
+    def include_roles(
+        self, it: PlayIterator, node: IncludeRole, hosts: list[str]
+    ) -> dict[str, tuple[int, list[Node]]]:
+        """Expand an ``include_role`` for ``hosts``: one expansion per distinct set of templated
+        arguments; a host skipped by the ``when`` gets nothing. The role's handlers join the
+        play's."""
         from fleetkit.playbook.roles import expand_include_role
 
-        templar = Templar(self.vm.task_vars(host, node))
-        try:
-            if first_failed_cond(templar, node.when) is not None:
-                return None
-            args = templar.template(node.args)
-        except TemplateError as exc:
-            raise PlaybookError(f"include_role: {exc}") from None
-        included = expand_include_role(node, args, it.play)
-        return included.tasks
+        name = node.name or f"include_role : {node.role_name}"
+        pseudo = Task(action="include_role", args={}, name=name)
+        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = node.uid, node.path, node.line, node.col
+        self.cb.task_start(pseudo, pseudo.display_name())
+        out: dict[str, tuple[int, list[Node]]] = {}
+        expansions: dict[str, tuple[int, list[Node]]] = {}
+        included_hosts: dict[str, tuple[str, list[str]]] = {}
+        for h in hosts:
+            templar = Templar(self.vm.task_vars(h, node))
+            try:
+                cond = first_failed_cond(templar, node.when)
+                if cond is not None:
+                    skip = {
+                        "changed": False,
+                        "skipped": True,
+                        "false_condition": cond,
+                        "skip_reason": "Conditional result was False",
+                    }
+                    self.ctx.stats.increment("skipped", h)
+                    self.cb.result(TaskResult(h, pseudo, skip, "skipped"))
+                    continue
+                args = templar.template(node.args)
+            except TemplateError as exc:
+                raise PlaybookError(f"include_role: {exc}") from None
+            sig = repr(sorted(args.items())) if isinstance(args, dict) else repr(args)
+            got = expansions.get(sig)
+            if got is None:
+                included = expand_include_role(node, args, it.play)
+                self.vm.note_role(included.role)
+                if node.vars:
+                    _inherit_vars(included.tasks, node.vars)
+                for handler in included.handlers:
+                    if not any(handler is x for x in it.play.handlers):
+                        it.play.handlers.append(handler)
+                got = expansions[sig] = (len(expansions), list(included.tasks))
+                role = args.get("name", args.get("role")) if isinstance(args, dict) else None
+                included_hosts[sig] = (str(role or node.role_name), [])
+            included_hosts[sig][1].append(h)
+            out[h] = got
+        for role_name, rhosts in included_hosts.values():
+            # ansible: "included: <role> for <hosts>", an ok for each host
+            for h in rhosts:
+                self.ctx.stats.increment("ok", h)
+            self.cb.include(role_name, rhosts)
+        return out
+
+
+def _inherit_vars(nodes: list[Node], values: dict[str, Any]) -> None:
+    """The include's ``vars:`` under the included tasks' own."""
+    from fleetkit.playbook.playbook import Block
+
+    for n in nodes:
+        if isinstance(n, Block):
+            _inherit_vars(n.block, values)
+            _inherit_vars(n.rescue, values)
+            _inherit_vars(n.always, values)
+        else:
+            n.vars = {**values, **n.vars}
 
 
 def _task_dict(task: Task) -> dict[str, Any]:

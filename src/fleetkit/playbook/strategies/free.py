@@ -117,7 +117,7 @@ class FreeStrategy(StrategyBase):
             return None
         if step.kind == "include_role":
             assert isinstance(node, IncludeRole)
-            return self.include_role(it, node, host)
+            return self.include_roles(it, node, [host]).get(host)
         return _TASK
 
 

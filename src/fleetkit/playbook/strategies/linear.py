@@ -42,8 +42,10 @@ class LinearStrategy(StrategyBase):
             if not pending:
                 break
             key = min(s.key for s in pending.values())
-            group = [h for h in it.hosts if h in pending and pending[h].key == key]
-            step = pending[group[0]]
+            first = next(h for h in it.hosts if h in pending and pending[h].key == key)
+            step = pending[first]
+            # hosts at the same place run the same node (per-host expansions may differ)
+            group = [h for h in it.hosts if h in pending and pending[h].node is step.node]
             sent = self._run_step(it, step, group)
             for h in group:
                 self._advance(it, walkers, pending, h, sent.get(h))
@@ -84,7 +86,7 @@ class LinearStrategy(StrategyBase):
             return sent
         if step.kind == "include_role":
             assert isinstance(node, IncludeRole)
-            return {h: self.include_role(it, node, h) for h in hosts}
+            return self.include_roles(it, node, hosts)
         assert isinstance(node, Task)
         self.run_task(it, node, hosts, step.handler)
         return {}

@@ -399,3 +399,46 @@ def test_include_role_runs_the_expansion_with_role_variables(
     placeholder = pb.replace("include_role:\n        name: web", "debug:")
     out, _ = _same_lib(tmp_path, "[g]\na\nb\n", pb, [], mutate=mutate, fk_playbook=placeholder)
     assert "included: web for a" in out
+
+
+def test_variable_precedence_levels_and_magic_variables(tmp_path: Path) -> None:
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "host_vars" / "a.yml").write_text("v_hv: host_vars_a\nv_play: hv\n")
+    (tmp_path / "vf.yml").write_text("vf: from_file\nv_task: vf\n")
+    out = _same(
+        tmp_path,
+        "[g]\na\nb\n[g:vars]\nv_inv=inv_group\nv_play=inv\n",
+        """
+- hosts: all
+  gather_facts: false
+  vars:
+    v_play: play
+    v_task: play
+    v_fact: play
+    vf: play
+    v_extra: play
+  vars_files: [vf.yml]
+  tasks:
+    - set_fact:
+        v_fact: set_fact
+    - block:
+        - debug:
+            msg: "{{ v_inv }} {{ v_hv | default('-') }} {{ v_play }} {{ vf }} {{ v_task }}
+              {{ v_fact }} {{ v_extra }} {{ blk }}"
+          vars:
+            v_task: task
+            v_fact: task
+            blk: task
+      vars:
+        blk: block
+    - debug:
+        msg: "{{ ansible_run_tags }} {{ ansible_skip_tags }} {{ ansible_check_mode }}
+          {{ ansible_diff_mode }} {{ ansible_forks }} {{ playbook_dir | basename }}
+          {{ inventory_dir | basename }} {{ inventory_file | basename }}
+          {{ ansible_play_hosts_all }} {{ groups.g }} {{ group_names }}
+          {{ inventory_hostname_short }} {{ ansible_version.major }}"
+""",
+        "-e",
+        "v_extra=extra",
+    )
+    assert "inv_group host_vars_a play from_file task set_fact extra task" in out

@@ -201,8 +201,11 @@ class StrategyBase:
         if reg:
             self.vm.set_registered(other, str(reg), registered(res.result))
         facts = res.result.get("ansible_facts")
-        if isinstance(facts, dict) and res.task.action == "set_fact":
-            self.vm.host_runtime(other).update(facts)
+        if isinstance(facts, dict) and res.status not in ("failed", "skipped", "unreachable"):
+            if res.task.action == "set_fact":
+                self.vm.host_runtime(other).update(facts)
+            elif res.task.action == "include_vars":
+                self.vm.set_include_vars(other, facts)
 
     # -- meta ------------------------------------------------------------------------------
 

@@ -208,7 +208,8 @@ class VariableManager:
             m["role_path"] = role.path
             m["ansible_role_name"] = role.name
             m["ansible_parent_role_names"] = list(role.parents)
-            m["ansible_parent_role_paths"] = []
+            if not role.parents:
+                m["ansible_parent_role_paths"] = []
         return m
 
     # -- views -----------------------------------------------------------------------------

@@ -163,6 +163,8 @@ class PlayIterator:
         self.skip_tags = skip_tags
         self.gather_facts = gather_facts
         self.force_handlers = force_handlers
+        # one implicit facts task for every host (the linear strategy groups hosts by node)
+        self._facts_task = facts_task(play) if gather_facts else None
         # hosts whose failure counted during this batch (max_fail_percentage, batch stop)
         self.failed_here: set[str] = set()
         self.stop = False
@@ -222,8 +224,8 @@ class PlayIterator:
         """The steps of ``host`` through the play: facts, then each section (pre_tasks, tasks,
         post_tasks) followed by a flush of its notified handlers."""
         st = self.states[host]
-        if self.gather_facts:
-            yield Step("task", facts_task(self.play), (0,))
+        if self._facts_task is not None:
+            yield Step("task", self._facts_task, (0,))
         sections = self.play.sections or [self.play.tasks]
         for k, section in enumerate(sections):
             if self._halted() or not self.alive(host):

@@ -106,8 +106,6 @@ def test_invalid_value_is_ansibles_error(tmp_path: Path, monkeypatch: pytest.Mon
         ("ANSIBLE_HASH_BEHAVIOUR", "merge", "hash_behaviour"),
         ("ANSIBLE_RETRY_FILES_ENABLED", "true", "retry_files_enabled"),
         ("ANSIBLE_INVENTORY_ENABLED", "amazon.aws.aws_ec2", "enable_plugins"),
-        ("ANSIBLE_GATHERING", "explicit", "not honoured by fleetkit's engine yet"),
-        ("ANSIBLE_STRATEGY", "free", "strategy"),
         ("ANSIBLE_DISPLAY_SKIPPED_HOSTS", "false", "display_skipped_hosts"),
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 
 from fleetkit.playbook.inventory import expand_hostname_range, load_inventory
 from fleetkit.playbook.patterns import apply_order, match_hosts
-from fleetkit.playbook.strategy import exceeds_max_fail, serial_batches
+from fleetkit.playbook.strategies import exceeds_max_fail, serial_batches
 from tests.playbook._harness import FIXTURES, ansible_env, ansible_tool, run_fleetkit
 
 

@@ -339,7 +339,7 @@ def run_options(
         flush_cache=args.flush_cache,
         module_paths=[p for m in args.module_path for p in m.split(os.pathsep) if p]
         + list(cfg["library"]),
-        config=dict(cfg.values),
+        config=dict(cfg.values, config_file=cfg.path),
     )
 
 

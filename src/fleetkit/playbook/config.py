@@ -151,9 +151,6 @@ _BY_KEY = {s.key: s for s in SETTINGS}
 # ``RunOptions.config[key]``.
 ENGINE_PENDING = frozenset(
     {
-        "gathering",
-        "strategy",
-        "any_errors_fatal",
         "display_skipped_hosts",
         "host_key_checking",
         "ssh_args",

@@ -321,6 +321,10 @@ class Play:
     path: str = ""
     line: int = 0
     basedir: str = ""
+    # the play's own keywords as written (templated by the engine: hosts, serial, strategy...)
+    keywords: dict[str, Any] = field(default_factory=dict)
+    # pre_tasks, tasks, post_tasks apart: handlers are flushed after each section
+    sections: list[list[Node]] = field(default_factory=list)
 
 
 def _err(msg: str, obj: object, hint: str | None = None) -> PlaybookSyntaxError:
@@ -690,8 +694,12 @@ def _play(ds: Any, base: str) -> Play:
         if k in ds:
             parent[k] = ds[k]
     tasks: list[Node] = []
+    sections: list[list[Node]] = []
     for key in ("pre_tasks", "tasks", "post_tasks"):
-        tasks.extend(loader.tasks(ds.get(key), parent, ds, base))
+        section = loader.tasks(ds.get(key), parent, ds, base)
+        tasks.extend(section)
+        if section:
+            sections.append(section)
     handlers_nodes = loader.tasks(ds.get("handlers"), parent, ds, base, handler=True)
     handlers: list[Task] = []
 
@@ -712,6 +720,8 @@ def _play(ds: Any, base: str) -> Play:
             raise _err(f"serial must be an integer, a percentage or a list of them, got {s!r}", ds)
     order = str(ds.get("order") or "inventory")
     mfp = ds.get("max_fail_percentage")
+    if isinstance(mfp, str) and "{{" in mfp:
+        mfp = None  # templated by the engine from keywords
     if mfp is not None:
         try:
             mfp = float(str(mfp).rstrip("%"))
@@ -737,12 +747,16 @@ def _play(ds: Any, base: str) -> Play:
         kw={k: ds[k] for k in _INHERITED if k in ds},
         tags=parent["tags"],
         basedir=base,
+        keywords={
+            k: ds[k] for k in ds if k not in ("tasks", "pre_tasks", "post_tasks", "handlers")
+        },
+        sections=sections,
     )
-    if play.strategy not in ("linear", "free"):
+    if play.strategy not in ("linear", "free", "host_pinned") and "{{" not in play.strategy:
         raise _err(
             f"Invalid play strategy specified: {play.strategy}",
             ds,
-            hint="fleetkit supports the linear and free strategies",
+            hint="fleetkit supports the linear, free and host_pinned strategies",
         )
     if isinstance(ds, Located):
         play.path, play.line = ds.path, ds.line

@@ -309,6 +309,21 @@ class DefaultCallback:
         with self._lock:
             self._display(f"[WARNING]: {msg}", "warn", stderr=True)
 
+    def async_event(self, kind: str, host: str, jid: str, result: dict[str, Any]) -> None:
+        """``ASYNC POLL``/``ASYNC OK``/``ASYNC FAILED`` lines of an async task."""
+        with self._lock:
+            if kind == "poll":
+                started, finished = result.get("started", 1), result.get("finished", 0)
+                text = f"ASYNC POLL on {host}: jid={jid} started={started} finished={finished}"
+            else:
+                text = f"ASYNC {kind.upper()} on {host}: jid={jid}"
+            self._display(text, "debug")
+
+    def error(self, msg: str) -> None:
+        """An ``[ERROR]:`` line on stderr (the run goes on)."""
+        with self._lock:
+            self._display(f"[ERROR]: {msg}", "error", stderr=True)
+
     def stats(self, stats: Stats) -> None:
         with self._lock:
             self._banner("PLAY RECAP")

@@ -95,5 +95,13 @@ class JsonCallback:
     def warning(self, msg: str) -> None:
         self._emit({"ev": "warning", "msg": msg})
 
+    def async_event(self, kind: str, host: str, jid: str, result: dict[str, Any]) -> None:
+        """An async task's poll/ok/failed event."""
+        self._emit({"ev": f"async_{kind}", "host": host, "jid": jid})
+
+    def error(self, msg: str) -> None:
+        """A non-fatal error event."""
+        self._emit({"ev": "error", "msg": msg})
+
     def stats(self, stats: Stats) -> None:
         self._emit({"ev": "stats", "hosts": {h: stats.summarize(h) for h in stats.hosts()}})

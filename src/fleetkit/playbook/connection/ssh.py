@@ -4,7 +4,8 @@ command, so a task costs a fork/exec on the target rather than a new SSH session
 without python3 fall back to one SSH channel per command.
 
 Host key checking follows ANSIBLE_HOST_KEY_CHECKING / ``ansible_host_key_checking``: on by
-default (unknown keys refused), off -> ``StrictHostKeyChecking=no`` and no known_hosts file.
+default (ssh's own settings apply: BatchMode refuses unknown keys), off ->
+``StrictHostKeyChecking=no``; a user's own options (ansible_ssh_common_args, ~/.ssh/config) win.
 A failed transport (ssh exit 255) raises :class:`Unreachable` with ssh's own message, as
 ansible reports it.
 """
@@ -89,8 +90,17 @@ class SSHConnection:
         self._buf = b""
 
     def _base(self) -> list[str]:
+        # ssh keeps the first value of an option: the user's own arguments go first, so their
+        # StrictHostKeyChecking/UserKnownHostsFile (or ~/.ssh/config's, which we then leave
+        # alone) win, as with ansible's ssh plugin
+        user_args = shlex.split(self.extra_args) if self.extra_args else []
+        user_opts = {
+            a.split("=", 1)[0].strip().lower()
+            for a in [*user_args, *(x[2:] for x in user_args if x.startswith("-o"))]
+        }
         args = [
             "ssh",
+            *user_args,
             "-o",
             "BatchMode=yes",
             "-o",
@@ -108,18 +118,16 @@ class SSHConnection:
             "-o",
             "LogLevel=ERROR",
         ]
-        if self.host_key_checking:
-            args += ["-o", "StrictHostKeyChecking=yes"]
-        else:
-            args += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+        if not self.host_key_checking and "stricthostkeychecking" not in user_opts:
+            # host key checking on: nothing is passed, ssh's own settings (BatchMode refuses
+            # unknown keys by default) apply, as ansible does
+            args += ["-o", "StrictHostKeyChecking=no"]
         if self.port:
             args += ["-p", str(self.port)]
         if self.user:
             args += ["-l", self.user]
         if self.key_file:
             args += ["-i", os.path.expanduser(self.key_file), "-o", "IdentitiesOnly=yes"]
-        if self.extra_args:
-            args += shlex.split(self.extra_args)
         return args
 
     def _fail_from(self, proc: subprocess.Popen[bytes]) -> Unreachable:

@@ -1,0 +1,907 @@
+"""TaskExecutor: one task on one host (ansible's TaskExecutor).
+
+Conditions, loops, until/retries, changed_when/failed_when, module arguments, environment,
+become, delegation and the connection it runs over. Runs in the fork pool's worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from fleetkit.playbook.connection import Become, CommandNotFound, Connection, Unreachable
+from fleetkit.playbook.connection.local import LocalConnection
+from fleetkit.playbook.connection.ssh import SSHConnection, cleanup_control_dir
+from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError
+from fleetkit.playbook.events import Callback, TaskResult
+from fleetkit.playbook.filters import to_bool
+from fleetkit.playbook.modules import Module, ModuleContext, validate
+from fleetkit.playbook.modules.debug import RAW_ARGS
+from fleetkit.playbook.options import RunOptions
+from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task
+from fleetkit.playbook.templar import OMIT, Templar, VarsView
+from fleetkit.playbook.trust import mark_unsafe
+from fleetkit.playbook.variables import VariableManager
+from fleetkit.playbook.yamlsrc import Located
+
+__all__ = ["TaskExecutor", "ConnectionCache", "RetryPrinter", "first_failed_cond", "registered"]
+
+_RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_action_failed")
+
+
+def _run_with_timeout(
+    module: Module, ctx: ModuleContext, params: dict[str, Any], timeout_s: int
+) -> dict[str, Any]:
+    """``timeout:``: the task fails after ``timeout_s`` seconds (the module is abandoned)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = module.run(ctx, params)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the fork's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name="fk-timeout")
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        msg = f"Task failed: Timed out after {timeout_s} second(s)."
+        return {
+            "changed": False,
+            "failed": True,
+            "msg": msg,
+            "_fk_error": msg,
+            "timedout": {
+                "frame": "Configure `DISPLAY_TRACEBACK` to see a traceback on timeout errors.",
+                "period": timeout_s,
+            },
+        }
+    if "error" in box:
+        raise box["error"]
+    result: dict[str, Any] = box["result"]
+    return result
+
+
+def normalize_become(method: str) -> str:
+    """``ansible.builtin.sudo`` -> ``sudo``."""
+    return method.rsplit(".", 1)[-1]
+
+
+def _opt_str(templar: Templar, value: Any) -> str | None:
+    if value is None:
+        return None
+    out = templar.template(value)
+    return str(out) if out not in (None, "") else None
+
+
+class _ArgError(TemplateError):
+    def __init__(self, stage: str, key: str, detail: str) -> None:
+        self.stage = stage
+        self.key = key
+        self.detail = detail
+        self.full = f"{stage} failed: {detail}"
+        super().__init__(self.full)
+
+
+def first_failed_cond(templar: Templar, conds: list[Any]) -> Any:
+    """The first ``when`` condition that is false (None when all hold)."""
+    for c in conds:
+        if not templar.condition(c):
+            return c
+    return None
+
+
+def registered(result: dict[str, Any]) -> dict[str, Any]:
+    """What ``register:`` stores: the result without the internal keys, marked as data."""
+    # a registered result is data (loop items included), never templated again
+    return mark_unsafe(
+        {
+            k: v
+            for k, v in result.items()
+            if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
+        }
+    )
+
+
+class ConnectionCache:
+    """One connection per (host, kind), opened on first use and closed at the end of the run."""
+
+    def __init__(self, vm: VariableManager, opts: RunOptions) -> None:
+        self.vm = vm
+        self.opts = opts
+        self._conns: dict[tuple[str, str, str], Connection] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        host: str,
+        variables: Mapping[str, Any] | None = None,
+        forced: str | None = None,
+        remote_user: str | None = None,
+    ) -> Connection:
+        """The connection to ``host`` (``forced``: the task's ``connection:`` keyword;
+        ``remote_user``: the task's ``remote_user:``). Inventory variables win over keywords,
+        keywords over the command line (-c, -u, --private-key, -T, --ssh-*-args) and
+        ansible.cfg."""
+        opts, cfg = self.opts, self.opts.config
+        hv: Mapping[str, Any] = (
+            variables
+            if variables is not None
+            else (self.vm.host_view(host) if host in self.vm.inv.hosts else {})
+        )
+        kind = str(
+            hv.get("ansible_connection")
+            or forced
+            or opts.connection
+            or cfg.get("transport")
+            or "ssh"
+        )
+        if host in ("localhost", "127.0.0.1") and "ansible_connection" not in hv and not forced:
+            kind = "local"
+        kind = {
+            "smart": "ssh",
+            "paramiko": "ssh",
+            "paramiko_ssh": "ssh",
+            "ansible.builtin.local": "local",
+            "ansible.builtin.ssh": "ssh",
+        }.get(kind, kind)
+        user = hv.get("ansible_user", hv.get("ansible_ssh_user")) or remote_user
+        user = user or opts.remote_user or cfg.get("remote_user")
+        key = (host, kind, str(user))
+        with self._lock:
+            conn = self._conns.get(key)
+            if conn is not None:
+                return conn
+            if kind == "local":
+                conn = LocalConnection(host)
+            elif kind == "ssh":
+                hkc: Any = hv.get(
+                    "ansible_ssh_host_key_checking", hv.get("ansible_host_key_checking")
+                )
+                if hkc is None:
+                    hkc = cfg.get("host_key_checking")
+                if hkc is None:
+                    env_hkc = os.environ.get("ANSIBLE_HOST_KEY_CHECKING")
+                    hkc = env_hkc if env_hkc is not None else True
+                port = hv.get("ansible_port", hv.get("ansible_ssh_port"))
+                timeout = hv.get("ansible_ssh_timeout", hv.get("ansible_timeout"))
+                if timeout is None:
+                    timeout = opts.timeout_s or cfg.get("timeout") or 10
+                common = hv.get("ansible_ssh_common_args", opts.ssh_common_args)
+                extra = hv.get("ansible_ssh_extra_args", opts.ssh_extra_args)
+                conn = SSHConnection(
+                    host,
+                    str(hv.get("ansible_host", hv.get("ansible_ssh_host", host))),
+                    port=int(port) if port not in (None, "") else None,
+                    user=str(user) if user else None,
+                    key_file=hv.get(
+                        "ansible_ssh_private_key_file", hv.get("ansible_private_key_file")
+                    )
+                    or opts.private_key_file
+                    or cfg.get("private_key_file"),
+                    host_key_checking=to_bool(hkc),
+                    connect_timeout_s=int(timeout),
+                    extra_args=" ".join(str(a) for a in (common, extra) if a).strip(),
+                )
+            else:
+                raise PlaybookError(
+                    f"the connection plugin '{kind}' was not found",
+                    hint="fleetkit supports the local and ssh connections",
+                )
+            self._conns[key] = conn
+            return conn
+
+    def reset(self, host: str) -> None:
+        """``meta: reset_connection``: close ``host``'s connections (reopened on next use)."""
+        with self._lock:
+            for key in [k for k in self._conns if k[0] == host]:
+                try:
+                    self._conns.pop(key).close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        """Close every connection opened during the run."""
+        for conn in self._conns.values():
+            try:
+                conn.close()
+            except OSError:
+                pass
+        self._conns.clear()
+        cleanup_control_dir()
+
+
+class RetryPrinter:
+    """Orders ``FAILED - RETRYING`` lines: ansible (-f 1) prints a host's retries just before
+    its result, so they are printed live only while the main thread waits on that host and
+    buffered until then otherwise (or printed as they come: free strategy)."""
+
+    def __init__(self, cb: Callback, name_of: Callable[[Task, str], str]) -> None:
+        self.cb = cb
+        self._name_of = name_of
+        self._lock = threading.Lock()
+        self._live: str | None = None
+        self.ordered = True
+        self._buf: dict[str, list[tuple[Task, str, int, int, dict[str, Any]]]] = {}
+
+    def emit(self, host: str, task: Task, attempt: int, total: int, result: dict[str, Any]) -> None:
+        """A retry of ``task`` on ``host`` (called from worker threads)."""
+        name = self._name_of(task, host)
+        with self._lock:
+            if self._live == host or not self.ordered:
+                self.cb.retry(host, task, name, attempt, total, dict(result))
+            else:
+                self._buf.setdefault(host, []).append((task, name, attempt, total, dict(result)))
+
+    def await_host(self, host: str, fut: Future[TaskResult]) -> TaskResult:
+        """Wait for ``host``'s result, printing its retries in order."""
+        with self._lock:
+            for task, name, attempt, total, result in self._buf.pop(host, []):
+                self.cb.retry(host, task, name, attempt, total, result)
+            self._live = host
+        try:
+            return fut.result()
+        finally:
+            with self._lock:
+                self._live = None
+                for task, name, attempt, total, result in self._buf.pop(host, []):
+                    self.cb.retry(host, task, name, attempt, total, result)
+
+
+class TaskExecutor:
+    """Runs one task on one host and classifies its result (ok, changed, failed ...)."""
+
+    def __init__(self, vm: VariableManager, opts: RunOptions, cb: Callback) -> None:
+        self.vm = vm
+        self.opts = opts
+        self.cb = cb
+        self.connections = ConnectionCache(vm, opts)
+        self.retries = RetryPrinter(cb, self.task_name)
+        self._sems: dict[int, threading.Semaphore] = {}
+        self._sem_lock = threading.Lock()
+
+    def kw_bool(self, task: Task | IncludeTasks | IncludeRole, key: str, host: str) -> bool:
+        """A boolean task keyword, templated for ``host``."""
+        v = task.kw.get(key)
+        if v is None:
+            return False
+        if isinstance(v, bool):
+            return v
+        try:
+            return to_bool(Templar(self.vm.task_vars(host, task)).template(v))
+        except TemplateError:
+            return False
+
+    def task_name(self, task: Task, host: str) -> str:
+        """The task's name as the banner shows it (templated for ``host``)."""
+        name = task.display_name()
+        if "{{" in name:
+            try:
+                name = str(Templar(self.vm.task_vars(host, task)).template(name))
+            except TemplateError:
+                pass
+        if task.role is not None:
+            # ansible's Task.get_name(): "<role> : <task>"
+            return f"{task.role.name} : {name.strip()}"
+        return name.strip()
+
+    def execute(
+        self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
+    ) -> TaskResult:
+        """Run ``task`` on ``host`` (in a fork): loop, conditions, retries, the module."""
+        limit = task.kw.get("throttle")
+        if limit in (None, 0, "0"):
+            return self._execute(host, task, module, extra)
+        sem = self._throttle(task, host)
+        if sem is None:
+            return self._execute(host, task, module, extra)
+        with sem:
+            return self._execute(host, task, module, extra)
+
+    def _throttle(self, task: Task, host: str) -> threading.Semaphore | None:
+        """``throttle:``: at most N forks run this task at once."""
+        with self._sem_lock:
+            sem = self._sems.get(task.uid)
+            if sem is None:
+                try:
+                    n = int(Templar(self.vm.task_vars(host, task)).template(task.kw["throttle"]))
+                except (TemplateError, TypeError, ValueError):
+                    return None
+                if n <= 0:
+                    return None
+                sem = self._sems[task.uid] = threading.Semaphore(n)
+            return sem
+
+    def _execute(
+        self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
+    ) -> TaskResult:
+        tv = self.vm.task_vars(host, task, extra)
+        templar = Templar(tv)
+        delegate = None
+        try:
+            if task.kw.get("delegate_to"):
+                delegate = str(templar.template(task.kw["delegate_to"]))
+            elif task.src is not None and "local_action" in task.src:
+                delegate = "localhost"
+            loop = task.kw.get("loop")
+            if loop is not None:
+                return self._execute_loop(host, task, module, tv, templar, delegate)
+            cond = first_failed_cond(templar, task.when)
+        except TemplateError as exc:
+            return self._template_failure(
+                host, task, "Error while evaluating conditional", exc, module
+            )
+        if cond is not None:
+            r = {
+                "changed": False,
+                "skipped": True,
+                "skip_reason": "Conditional result was False",
+                "false_condition": cond,
+            }
+            return TaskResult(
+                host, task, r, "skipped", delegated_to=delegate, controller=module.controller
+            )
+        result = self._run_with_retries(host, task, module, tv, templar, delegate)
+        return self._classify(host, task, module, result, delegate, tv)
+
+    def _template_failure(
+        self, host: str, task: Task, what: str, exc: Exception, module: Module
+    ) -> TaskResult:
+        msg = f"Task failed: {what}: {exc}"
+        chain = [("Task failed.", task.path, task.line, task.col)]
+        if task.src is not None and "when" in task.src.pos:
+            _kl, _kc, vl, vc = task.src.pos["when"]
+            chain.append((f"{what}: {exc}", task.path, vl, vc))
+        r = {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+        return TaskResult(
+            host, task, r, "failed", ignored=self._ignore(task, host), controller=module.controller
+        )
+
+    def _ignore(self, task: Task, host: str) -> bool:
+        return self.kw_bool(task, "ignore_errors", host)
+
+    def _classify(
+        self,
+        host: str,
+        task: Task,
+        module: Module,
+        result: dict[str, Any],
+        delegate: str | None,
+        tv: VarsView,
+    ) -> TaskResult:
+        if result.get("unreachable"):
+            ignored = self.kw_bool(task, "ignore_unreachable", host)
+            return TaskResult(
+                host,
+                task,
+                result,
+                "unreachable",
+                ignored=ignored,
+                delegated_to=delegate,
+                controller=module.controller,
+            )
+        if task.kw.get("no_log"):
+            if self.kw_bool(task, "no_log", host):
+                result["_ansible_no_log"] = True
+        if result.get("failed"):
+            return TaskResult(
+                host,
+                task,
+                result,
+                "failed",
+                ignored=self._ignore(task, host),
+                delegated_to=delegate,
+                controller=module.controller,
+            )
+        if result.get("skipped"):
+            return TaskResult(
+                host, task, result, "skipped", delegated_to=delegate, controller=module.controller
+            )
+        status = "changed" if result.get("changed") else "ok"
+        return TaskResult(
+            host, task, result, status, delegated_to=delegate, controller=module.controller
+        )
+
+    def _run_with_retries(
+        self,
+        host: str,
+        task: Task,
+        module: Module,
+        tv: VarsView,
+        templar: Templar,
+        delegate: str | None,
+        loop_vars: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        until = task.kw.get("until")
+        retries_raw = task.kw.get("retries")
+        delay_raw = task.kw.get("delay")
+        try:
+            retries = (
+                int(templar.template(retries_raw))
+                if retries_raw is not None
+                else (3 if until is not None else 0)
+            )
+            delay = float(templar.template(delay_raw)) if delay_raw is not None else 5.0
+        except (TemplateError, TypeError, ValueError) as exc:
+            return {"failed": True, "changed": False, "msg": f"invalid retries/delay: {exc}"}
+        total = max(retries, 0) + 1
+        if until is None and retries_raw is None:
+            total = 1
+        reg = task.kw.get("register")
+        no_log = "no_log" in task.kw and self.kw_bool(task, "no_log", host)
+        result: dict[str, Any] = {}
+        for attempt in range(1, total + 1):
+            result = self._run_once(host, task, module, tv, templar, delegate)
+            if no_log:
+                result["_ansible_no_log"] = True
+            if result.get("unreachable"):
+                return result
+            result = self._apply_when_rules(task, result, tv, reg)
+            if total > 1:
+                result["attempts"] = attempt
+                check_view = tv.with_layer({str(reg): result}) if reg else tv
+                if until is not None:
+                    try:
+                        done = (
+                            Templar(check_view).condition(until)
+                            if not isinstance(until, list)
+                            else all(Templar(check_view).condition(u) for u in until)
+                        )
+                    except TemplateError as exc:
+                        result["failed"] = True
+                        result["msg"] = f"The conditional check '{until}' failed: {exc}"
+                        return result
+                else:
+                    done = not result.get("failed")
+                if done:
+                    return result
+                if attempt < total:
+                    self.retries.emit(host, task, attempt, total, result)
+                    if delay > 0:
+                        time.sleep(delay)
+        if total > 1:
+            result["attempts"] = total - 1
+            result["failed"] = True
+        return result
+
+    def _apply_when_rules(
+        self, task: Task, result: dict[str, Any], tv: VarsView, reg: Any
+    ) -> dict[str, Any]:
+        cw = task.kw.get("changed_when")
+        fw = task.kw.get("failed_when")
+        if (cw is None and fw is None) or result.get("_fk_error"):
+            return result
+        view = tv.with_layer({str(reg): result}) if reg else tv
+        t = Templar(view)
+        try:
+            if cw is not None:
+                conds = cw if isinstance(cw, list) else [cw]
+                result["changed"] = all(t.condition(c) for c in conds)
+                view = tv.with_layer({str(reg): result}) if reg else tv
+                t = Templar(view)
+            if fw is not None:
+                conds = fw if isinstance(fw, list) else [fw]
+                failed = all(t.condition(c) for c in conds)
+                if failed and not result.get("failed"):
+                    # the module succeeded: ansible reports it as the action's failure
+                    result["_fk_action_failed"] = True
+                result["failed_when_result"] = failed
+                result["failed"] = failed
+        except TemplateError as exc:
+            result["failed"] = True
+            result["msg"] = f"Task failed: Error while evaluating conditional: {exc}"
+            result["_fk_error"] = result["msg"]
+        return result
+
+    def _module_args(self, task: Task, templar: Templar) -> dict[str, Any]:
+        raw_keys = RAW_ARGS.get(task.action, ())
+        args: dict[str, Any] = {}
+        for k, v in task.args.items():
+            if k in raw_keys:
+                args[k] = v
+                continue
+            try:
+                value = templar.template(v)
+            except TemplateError as exc:
+                raise _ArgError(
+                    f"Finalization of task args for 'ansible.builtin.{task.action}'",
+                    k,
+                    f"Error while resolving value for '{k}': {exc}",
+                ) from None
+            if value == OMIT:
+                continue
+            args[k] = value
+        return args
+
+    def _environment(self, task: Task, templar: Templar) -> dict[str, str] | None:
+        raw = task.kw.get("environment")
+        if not raw:
+            return None
+        items = raw if isinstance(raw, list) else [raw]
+        env: dict[str, str] = {}
+        for item in items:
+            value = templar.template(item)
+            if not isinstance(value, dict):
+                raise ModuleError("environment must be a dictionary")
+            env.update({str(k): str(v) for k, v in value.items()})
+        return env
+
+    def _become(self, task: Task, tv: VarsView) -> Become | None:
+        """Privilege escalation: ansible_become* variables win over the become* keywords,
+        keywords over -b/--become-user/--become-method, those over ansible.cfg."""
+        opts, cfg = self.opts, self.opts.config
+        templar = Templar(tv)
+
+        def pick(var: str, kw: str, cli: Any, default: Any) -> Any:
+            if var in tv:
+                return templar.template(tv.raw(var))
+            if task.kw.get(kw) is not None:
+                return templar.template(task.kw[kw])
+            if cli is not None:
+                return cli
+            return cfg.get(kw, default)
+
+        become = pick("ansible_become", "become", True if opts.become else None, False)
+        if not to_bool(become):
+            return None
+        user = pick("ansible_become_user", "become_user", opts.become_user, "root")
+        method = pick("ansible_become_method", "become_method", None, None)
+        if method is None:
+            method = opts.become_method or "sudo"
+        flags = pick("ansible_become_flags", "become_flags", None, None)
+        out = Become(user=str(user or "root"), method=normalize_become(str(method)))
+        if flags is not None:
+            out = Become(user=out.user, method=out.method, flags=str(flags))
+        return out
+
+    def _run_once(
+        self,
+        host: str,
+        task: Task,
+        module: Module,
+        tv: VarsView,
+        templar: Templar,
+        delegate: str | None,
+    ) -> dict[str, Any]:
+        try:
+            args = self._module_args(task, templar)
+        except _ArgError as exc:
+            msg = f"Task failed: {exc.full}"
+            chain = [("Task failed.", task.path, task.line, task.col)]
+            src = task.src
+            if src is not None and task.mod_key in src.pos:
+                kl, kc, vl, vc = src.pos[task.mod_key]
+                chain.append((f"{exc.stage} failed.", task.path, kl, kc))
+                value = src.get(task.mod_key)
+                if isinstance(value, Located) and exc.key in value.pos:
+                    _a, _b, vl, vc = value.pos[exc.key]
+                chain.append((exc.detail, task.path, vl, vc))
+            return {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+        try:
+            params = validate(module, args)
+        except ModuleError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        check = self.opts.check
+        cm = task.kw.get("check_mode")
+        if cm is not None:
+            check = to_bool(templar.template(cm))
+        conn_host = delegate or host
+        try:
+            forced = _opt_str(templar, task.kw.get("connection"))
+            ruser = _opt_str(templar, task.kw.get("remote_user"))
+            if delegate is not None and delegate != host:
+                dv: Mapping[str, Any] = (
+                    self.vm.host_view(delegate) if delegate in self.vm.inv.hosts else {}
+                )
+                conn = self.connections.get(delegate, dv, forced, ruser)
+            else:
+                conn = self.connections.get(conn_host, tv, forced, ruser)
+        except (PlaybookError, TemplateError) as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        if check and not module.check_mode:
+            return {
+                "changed": False,
+                "skipped": True,
+                "msg": "This module does not support check mode",
+            }
+        try:
+            env = self._environment(task, templar)
+        except (ModuleError, TemplateError) as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        ctx = ModuleContext(
+            host=host,
+            conn=conn,
+            check=check,
+            become=self._become(task, tv),
+            variables=tv,
+            verbosity=self.opts.verbosity,
+            evaluate=templar.evaluate,
+            remote_python=str(tv.get("ansible_python_interpreter") or "python3")
+            if not conn.local
+            else "python3",
+            task_name=task.display_name(),
+            env=env,
+        )
+        try:
+            timeout = _opt_str(templar, task.kw.get("timeout"))
+            async_s = int(_opt_str(templar, task.kw.get("async")) or 0)
+            if async_s > 0:
+                poll = _opt_str(templar, task.kw.get("poll"))
+                result = self._run_async(host, module, ctx, params, async_s, poll)
+            elif timeout is not None and int(timeout) > 0:
+                result = _run_with_timeout(module, ctx, params, int(timeout))
+            else:
+                result = module.run(ctx, params)
+            # trust boundary: what a module returns is data, never templated again
+            result = mark_unsafe(result)
+        except Unreachable as exc:
+            return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
+        except CommandNotFound as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        except ModuleError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        except TemplateError as exc:
+            msg = f"Task failed: {exc}"
+            return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
+        except OSError as exc:
+            return {"failed": True, "changed": False, "msg": f"{type(exc).__name__}: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - a crashing module fails its host, as ansible
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
+            }
+        result.setdefault("changed", False)
+        return result
+
+    def _run_async(
+        self,
+        host: str,
+        module: Module,
+        ctx: ModuleContext,
+        params: dict[str, Any],
+        async_s: int,
+        poll_raw: str | None,
+    ) -> dict[str, Any]:
+        """``async:`` with ``poll:`` > 0: the module runs as a job polled every ``poll``
+        seconds (ASYNC POLL lines) for at most ``async`` seconds."""
+        poll = int(poll_raw) if poll_raw is not None else 15
+        if poll <= 0:
+            raise ModuleError(
+                "async with poll: 0 (fire and forget) is not supported by fleetkit play yet; "
+                "use a poll interval > 0"
+            )
+        jid = f"j{random.randrange(10**11, 10**12)}.{os.getpid()}"
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["result"] = module.run(ctx, params)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the fork's thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=target, daemon=True, name="fk-async")
+        worker.start()
+        left = float(async_s)
+        while True:
+            worker.join(min(poll, left) if left > 0 else 0)
+            left -= poll
+            if not worker.is_alive():
+                break
+            if left <= 0:
+                # ansible's async wrapper kills the job and reports it finished
+                out: dict[str, Any] = {
+                    "ansible_job_id": jid,
+                    "changed": False,
+                    "failed": True,
+                    "finished": True,
+                    "msg": "Timeout exceeded",
+                    "results_file": os.path.expanduser(f"~/.ansible_async/{jid}"),
+                    "started": True,
+                    "stderr": "",
+                    "stderr_lines": [],
+                    "stdout": "",
+                    "stdout_lines": [],
+                }
+                self.cb.async_event("failed", host, jid, out)
+                return out
+            self.cb.async_event("poll", host, jid, {"started": True, "finished": False})
+        if "error" in box:
+            raise box["error"]
+        result: dict[str, Any] = dict(box["result"])
+        result.setdefault("changed", False)
+        result.update({"ansible_job_id": jid, "finished": True, "started": True})
+        result["results_file"] = os.path.expanduser(f"~/.ansible_async/{jid}")
+        self.cb.async_event("failed" if result.get("failed") else "ok", host, jid, result)
+        return result
+
+    def _lookup_items(
+        self, name: str, terms: Any, templar: Templar, tv: VarsView, task_action: str
+    ) -> list[Any]:
+        """``with_<name>``: the lookup plugin's list for the (templated) terms."""
+        from fleetkit.playbook.plugins import loop_items
+
+        return loop_items(name, templar.template(terms), tv, task_action)
+
+    def _execute_loop(
+        self,
+        host: str,
+        task: Task,
+        module: Module,
+        tv: VarsView,
+        templar: Templar,
+        delegate: str | None,
+    ) -> TaskResult:
+        loop = task.kw.get("loop")
+        with_ = task.kw.get("_with")
+        if with_ is not None and with_ != "items":
+            items = self._lookup_items(str(with_), loop, templar, tv, task.action)
+        else:
+            items = templar.template(loop)
+        if isinstance(items, str):
+            items = [items]
+        if isinstance(items, dict):
+            raise TemplateError(
+                "Invalid data passed to 'loop', it requires a list, got this "
+                f"instead: {items}. Hint: If you passed a list/dict of just one "
+                "element, try adding wantlist=True to your lookup invocation "
+                "or use q/query instead of lookup."
+            )
+        if with_ == "items":
+            flat: list[Any] = []
+            for it in items or []:
+                flat.extend(it if isinstance(it, list) else [it])
+            items = flat
+        items = list(items or [])
+        lc_raw = task.kw.get("loop_control") or {}
+        if not isinstance(lc_raw, dict):
+            raise TemplateError("loop_control must be a dictionary")
+        # loop_control is templated before the loop, except label (per item)
+        lc = {k: (v if k == "label" else templar.template(v)) for k, v in lc_raw.items()}
+        loop_var = str(lc.get("loop_var") or "item")
+        index_var = lc.get("index_var")
+        label_tpl = lc.get("label")
+        extended = to_bool(lc.get("extended", False))
+        allitems = to_bool(lc.get("extended_allitems", True))
+        results: list[dict[str, Any]] = []
+        statuses: list[tuple[str, dict[str, Any]]] = []
+        pause = float(lc.get("pause") or 0)
+        total = len(items)
+        for i, item in enumerate(items):
+            layer: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
+            if index_var:
+                layer[str(index_var)] = i
+                layer["ansible_index_var"] = str(index_var)
+            if extended:
+                info: dict[str, Any] = {
+                    "index": i + 1,
+                    "index0": i,
+                    "first": i == 0,
+                    "last": i + 1 == total,
+                    "length": total,
+                    "revindex": total - i,
+                    "revindex0": total - i - 1,
+                }
+                if allitems:
+                    info["allitems"] = items
+                if i + 1 < total:
+                    info["nextitem"] = items[i + 1]
+                if i > 0:
+                    info["previtem"] = items[i - 1]
+                layer["ansible_loop"] = info
+            view = tv.with_layer(layer)
+            t = Templar(view)
+            cond = first_failed_cond(t, task.when)
+            if cond is not None:
+                r: dict[str, Any] = {
+                    "changed": False,
+                    "skipped": True,
+                    "skip_reason": "Conditional result was False",
+                    "false_condition": cond,
+                    loop_var: item,
+                    "ansible_loop_var": loop_var,
+                }
+                if label_tpl is not None:
+                    r["_ansible_item_label"] = t.template(label_tpl)
+                results.append(r)
+                statuses.append(("skipped", r))
+                continue
+            r = self._run_with_retries(host, task, module, view, t, delegate)
+            r[loop_var] = item
+            r["ansible_loop_var"] = loop_var
+            if index_var:
+                r[str(index_var)] = i
+                r["ansible_index_var"] = str(index_var)
+            if extended:
+                r["ansible_loop"] = layer["ansible_loop"]
+            if label_tpl is not None:
+                r["_ansible_item_label"] = t.template(label_tpl)
+            results.append(r)
+            st = (
+                "unreachable"
+                if r.get("unreachable")
+                else "failed"
+                if r.get("failed")
+                else "skipped"
+                if r.get("skipped")
+                else ("changed" if r.get("changed") else "ok")
+            )
+            statuses.append((st, r))
+            if pause and i < total - 1:
+                time.sleep(pause)
+        agg: dict[str, Any] = {
+            "results": results,
+            "changed": any(r.get("changed") for r in results),
+        }
+        if results and all(r.get("skipped") for r in results):
+            agg["skipped"] = True
+            agg["msg"] = "All items skipped"
+            return TaskResult(
+                host,
+                task,
+                agg,
+                "skipped",
+                items=statuses,
+                delegated_to=delegate,
+                controller=module.controller,
+            )
+        if not results:
+            agg["skipped"] = True
+            agg["skipped_reason"] = "No items in the list"
+            return TaskResult(
+                host, task, agg, "skipped", delegated_to=delegate, controller=module.controller
+            )
+        if any(r.get("failed") for r in results):
+            agg["failed"] = True
+            agg["msg"] = "One or more items failed"
+        else:
+            agg["msg"] = "All items completed"
+        if any(r.get("unreachable") for r in results):
+            # ansible tries every item, prints each as failed, then the host as UNREACHABLE
+            agg["unreachable"] = True
+            agg["results"] = [
+                {**r, "exception": "(traceback unavailable)"} if r.get("unreachable") else r
+                for r in results
+            ]
+            return TaskResult(
+                host,
+                task,
+                agg,
+                "unreachable",
+                ignored=self.kw_bool(task, "ignore_unreachable", host),
+                items=statuses,
+                delegated_to=delegate,
+                controller=module.controller,
+            )
+        facts: dict[str, Any] = {}
+        for r in results:
+            f = r.get("ansible_facts")
+            if isinstance(f, dict):
+                facts.update(f)
+        if facts:
+            agg["ansible_facts"] = facts
+        if agg.get("failed"):
+            return TaskResult(
+                host,
+                task,
+                agg,
+                "failed",
+                ignored=self._ignore(task, host),
+                items=statuses,
+                delegated_to=delegate,
+                controller=module.controller,
+            )
+        return TaskResult(
+            host,
+            task,
+            agg,
+            "changed" if agg["changed"] else "ok",
+            items=statuses,
+            delegated_to=delegate,
+            controller=module.controller,
+        )

@@ -1,0 +1,316 @@
+"""PlayIterator: where each host of a batch is in the play (ansible's PlayIterator/HostState).
+
+ONE walker serves every strategy: :meth:`PlayIterator.walk` is a generator per host that
+yields the next :class:`Step` (a task, a ``meta``, an ``include_tasks``/``include_role`` to
+expand) and is resumed with what the strategy did with it. Blocks push a :class:`Frame` on
+the host's state: a failure marks the innermost frame, which ends the section for that host
+and sends it to the block's ``rescue`` then ``always``. Every step carries a position key
+(tuples ordered as the play reads); the linear strategy runs the lowest position of all
+hosts in lockstep, the free strategies run each host's next step as soon as it can.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetkit.playbook.playbook import (
+    Block,
+    IncludeRole,
+    IncludeTasks,
+    Node,
+    Play,
+    RoleRef,
+    Task,
+)
+
+__all__ = ["Frame", "HostState", "Step", "PlayIterator", "Walker", "tag_ok", "meta_action"]
+
+Key = tuple[int, ...]
+
+
+class Frame:
+    """One section of a block being run for a host: whether the host failed in it, whether a
+    rescue section catches a failure here (``rescue``), and whether anything of the block
+    (rescue or always) still runs for the host if it fails here (``pending``)."""
+
+    __slots__ = ("failed", "pending", "rescue")
+
+    def __init__(self, rescue: bool, pending: bool = False) -> None:
+        self.failed = False
+        self.rescue = rescue
+        self.pending = pending or rescue
+
+
+@dataclass(slots=True)
+class HostState:
+    """One host's place in the play: its open block sections and whether it ended."""
+
+    host: str
+    frames: list[Frame] = field(default_factory=list)
+    ended: bool = False
+    # handler indexes notified and not yet run
+    notified: set[int] = field(default_factory=set)
+    # --start-at-task: the uid of the task this host starts at (tasks before it are skipped)
+    skip_until: int | None = None
+    # meta: end_role: the role whose remaining tasks this host skips
+    ended_role: RoleRef | None = None
+
+
+@dataclass(slots=True)
+class Step:
+    """What a host does next: kind is task, meta, include or include_role."""
+
+    kind: str
+    node: Task | IncludeTasks | IncludeRole
+    key: Key
+    handler: bool = False
+    # a handler run for a failed host too (force_handlers)
+    forced: bool = False
+
+
+Walker = Generator[Step, Any, None]
+
+
+def meta_action(task: Task) -> str:
+    """The ``meta:`` action of a task (``flush_handlers``, ``end_play`` ...)."""
+    return str(task.args.get("_raw_params") or task.args.get("free_form") or "")
+
+
+def tag_ok(tags: list[str], want: list[str], skip: list[str]) -> bool:
+    """Whether a task with ``tags`` runs under ``--tags want --skip-tags skip``."""
+    tagset = set(tags)
+    if want:
+        if "all" in want:
+            ok = "never" not in tagset or bool(tagset & set(want))
+        else:
+            ok = bool(tagset & set(want)) or "always" in tagset
+            if "tagged" in want and tagset - {"always", "never"}:
+                ok = True
+            if "untagged" in want and not tagset:
+                ok = True
+    else:
+        ok = "never" not in tagset
+    if skip and ok:
+        if tagset & set(skip):
+            ok = False
+        if "tagged" in skip and tagset:
+            ok = False
+        if "untagged" in skip and not tagset:
+            ok = False
+    return ok
+
+
+def find_start_task(play: Play, pattern: str) -> int | None:
+    """``--start-at-task``: the uid of the first task (in play order, not in rescue sections)
+    whose name is ``pattern`` or matches it as a shell pattern."""
+
+    def scan(nodes: list[Node]) -> int | None:
+        for n in nodes:
+            if isinstance(n, Block):
+                found = scan(n.block) or scan(n.always)
+                if found is not None:
+                    return found
+                continue
+            if isinstance(n, Task):
+                name = n.name or ""
+                full = name or n.action
+            elif isinstance(n, IncludeTasks):
+                name = n.name or ""
+                full = name or "include_tasks"
+            else:
+                name = n.name or ""
+                full = name or "include_role"
+            if (name and fnmatch.fnmatch(name, pattern)) or full == pattern:
+                return n.uid
+            if fnmatch.fnmatch(full, pattern):
+                return n.uid
+        return None
+
+    return scan(play.tasks)
+
+
+def facts_task(play: Play) -> Task:
+    """The implicit ``Gathering Facts`` task of a play."""
+    t = Task(action="gather_facts", args={}, name="Gathering Facts")
+    t.path, t.line, t.col = play.path, play.line, 3
+    return t
+
+
+class PlayIterator:
+    """The per-host states of one batch of a play and the walker over its tasks."""
+
+    def __init__(
+        self,
+        play: Play,
+        hosts: list[str],
+        failed: set[str],
+        unreachable: set[str],
+        tags: list[str],
+        skip_tags: list[str],
+        gather_facts: bool,
+        force_handlers: bool = False,
+        start_at: int | None = None,
+    ) -> None:
+        self.play = play
+        self.hosts = hosts
+        self.states = {h: HostState(h, skip_until=start_at) for h in hosts}
+        self.failed = failed
+        self.unreachable = unreachable
+        self.tags = tags
+        self.skip_tags = skip_tags
+        self.gather_facts = gather_facts
+        self.force_handlers = force_handlers
+        # one implicit facts task for every host (the linear strategy groups hosts by node)
+        self._facts_task = facts_task(play) if gather_facts else None
+        # hosts whose failure counted during this batch (max_fail_percentage, batch stop)
+        self.failed_here: set[str] = set()
+        self.stop = False
+        self.break_play = False
+        self.end_play = False
+
+    # -- host state ------------------------------------------------------------------------
+
+    def alive(self, host: str) -> bool:
+        """Whether ``host`` still runs tasks in its current section."""
+        if host in self.failed or host in self.unreachable:
+            return False
+        st = self.states[host]
+        if st.ended:
+            return False
+        return not any(f.failed for f in st.frames)
+
+    def runnable(self, host: str, step: Step) -> bool:
+        """Whether ``host`` still runs ``step`` (alive, or a forced handler)."""
+        if self.alive(host):
+            return True
+        return step.forced and self._forceable(self.states[host])
+
+    def fail_host(self, host: str, count: bool = True) -> None:
+        """Mark host failed in its innermost section (or the play). ``failed_here`` is what
+        ansible's max_fail_percentage and batch checks count during the batch: a host whose
+        failure leaves nothing of its blocks to run (no rescue, no always) counts at once; one
+        caught by a rescue or always section does not count when that block ends (count=False).
+        """
+        frames = self.states[host].frames
+        if count and not any(f.pending for f in frames):
+            self.failed_here.add(host)
+        if frames:
+            frames[-1].failed = True
+        else:
+            self.failed.add(host)
+
+    def in_rescue_frame(self, host: str) -> bool:
+        """Whether a failure of ``host`` now is caught by a rescue section."""
+        frames = self.states[host].frames
+        return bool(frames) and frames[-1].rescue
+
+    def notify(self, host: str, names: list[str]) -> None:
+        """Notify handlers by name or ``listen`` topic for ``host``."""
+        wanted = set(names)
+        pending = self.states[host].notified
+        for i, handler in enumerate(self.play.handlers):
+            if wanted & {handler.name or "", *handler.listen}:
+                pending.add(i)
+
+    def _halted(self) -> bool:
+        return self.stop or self.end_play
+
+    # -- the walker ------------------------------------------------------------------------
+
+    def walk(self, host: str) -> Walker:
+        """The steps of ``host`` through the play: facts, then each section (pre_tasks, tasks,
+        post_tasks) followed by a flush of its notified handlers."""
+        st = self.states[host]
+        if self._facts_task is not None:
+            yield Step("task", self._facts_task, (0,))
+        sections = self.play.sections or [self.play.tasks]
+        for k, section in enumerate(sections):
+            if self._halted() or not self.alive(host):
+                return
+            yield from self._nodes(st, section, (1, k))
+            if not self._halted():
+                # force_handlers: the flush is the section's ``always`` in ansible
+                yield from self._handlers(st, (1, k, len(section)), forced=self.force_handlers)
+
+    def _nodes(self, st: HostState, nodes: list[Node], prefix: Key) -> Walker:
+        for i, node in enumerate(nodes):
+            if self._halted() or not self.alive(st.host):
+                return
+            key = (*prefix, i)
+            if st.skip_until is not None and not isinstance(node, Block):
+                if node.uid != st.skip_until:
+                    continue
+                st.skip_until = None
+            if st.ended_role is not None and not isinstance(node, Block):
+                if node.role is st.ended_role:
+                    continue
+                st.ended_role = None
+            if isinstance(node, Task):
+                if node.action == "meta":
+                    what = meta_action(node)
+                    if what != "flush_handlers" and not self._tags(node.tags):
+                        continue
+                    yield Step("meta", node, key)
+                    if what == "flush_handlers" and not self._halted():
+                        yield from self._handlers(st, (*key, 0))
+                elif self._tags(node.tags):
+                    yield Step("task", node, key)
+            elif isinstance(node, Block):
+                yield from self._block(st, node, key)
+            elif isinstance(node, IncludeTasks):
+                if not self._tags(node.tags):
+                    continue
+                got = yield Step("include", node, key)
+                if got is not None:
+                    idx, included = got
+                    yield from self._nodes(st, included, (*key, idx))
+            else:
+                if not self._tags(node.tags):
+                    continue
+                got = yield Step("include_role", node, key)
+                if got is not None:
+                    idx, included = got
+                    yield from self._nodes(st, included, (*key, idx))
+
+    def _block(self, st: HostState, block: Block, key: Key) -> Walker:
+        body = Frame(rescue=bool(block.rescue), pending=bool(block.always))
+        yield from self._section(st, body, block.block, (*key, 0))
+        pending = False
+        if block.rescue:
+            if body.failed:
+                rf = Frame(rescue=False, pending=bool(block.always))
+                yield from self._section(st, rf, block.rescue, (*key, 1))
+                pending = rf.failed
+        else:
+            pending = body.failed
+        if block.always and not self.stop and st.host not in self.unreachable and not st.ended:
+            af = Frame(rescue=False)
+            yield from self._section(st, af, block.always, (*key, 2))
+            pending = pending or af.failed
+        if pending:
+            self.fail_host(st.host, count=False)
+
+    def _section(self, st: HostState, frame: Frame, nodes: list[Node], key: Key) -> Walker:
+        st.frames.append(frame)
+        try:
+            yield from self._nodes(st, nodes, key)
+        finally:
+            st.frames.pop()
+
+    def _handlers(self, st: HostState, prefix: Key, forced: bool = False) -> Walker:
+        for i, handler in enumerate(self.play.handlers):
+            if self._halted():
+                return
+            if i in st.notified and (self.alive(st.host) or (forced and self._forceable(st))):
+                st.notified.discard(i)
+                if self._tags(handler.tags):
+                    yield Step("task", handler, (*prefix, i), handler=True, forced=forced)
+
+    def _forceable(self, st: HostState) -> bool:
+        return st.host not in self.unreachable and not st.ended and not st.frames
+
+    def _tags(self, tags: list[str]) -> bool:
+        return tag_ok(tags, self.tags, self.skip_tags)

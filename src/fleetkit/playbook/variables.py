@@ -1,0 +1,274 @@
+"""Host and task variables in ansible's precedence order, and the magic variables.
+
+ansible's documented precedence, lowest first (the layers :meth:`VariableManager.task_vars`
+stacks, highest first): command line values < role defaults < inventory vars (file/script,
+group_vars/all, group_vars/*, host vars, host_vars/*: merged by the inventory) < host facts /
+cached set_facts < play vars < vars_prompt < vars_files < role vars < block vars < task vars
+(blocks push their vars down to their tasks at load time) < include_vars < set_facts /
+registered vars < role params < include params < extra vars. Magic variables sit just under
+extra vars (they are not meant to be set).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from fleetkit.playbook.errors import PlaybookError
+from fleetkit.playbook.inventory import Inventory
+from fleetkit.playbook.options import RunOptions
+from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Play, RoleRef, Task
+from fleetkit.playbook.templar import OMIT, Templar, VarsView
+from fleetkit.playbook.yamlsrc import load_yaml_file
+
+__all__ = ["VariableManager", "HostVars", "ANSIBLE_VERSION"]
+
+ANSIBLE_VERSION: dict[str, Any] = {
+    "full": "2.19.0",
+    "major": 2,
+    "minor": 19,
+    "revision": 0,
+    "string": "2.19.0 (fleetkit)",
+}
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+class HostVars(Mapping[str, Any]):
+    """``hostvars``: every inventory host's variables, built lazily on lookup."""
+
+    def __init__(self, vm: VariableManager) -> None:
+        self._vm = vm
+
+    def __getitem__(self, host: str) -> Any:
+        if host not in self._vm.inv.hosts:
+            raise KeyError(host)
+        # ansible builds hostvars without a play: play vars and vars_files are not in them
+        return self._vm.host_view(host, play_vars=False)
+
+    def __contains__(self, host: object) -> bool:
+        return host in self._vm.inv.hosts
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._vm.inv.hosts)
+
+    def __len__(self) -> int:
+        return len(self._vm.inv.hosts)
+
+
+class VariableManager:
+    """Builds a host's or a task's variables; stores facts, set_facts and include_vars."""
+
+    def __init__(self, inv: Inventory, opts: RunOptions) -> None:
+        self.inv = inv
+        self.opts = opts
+        self.facts: dict[str, dict[str, Any]] = {}
+        # set_fact / register (ansible's non-persistent fact cache)
+        self.runtime: dict[str, dict[str, Any]] = {}
+        # include_vars results, their own precedence level
+        self.included: dict[str, dict[str, Any]] = {}
+        self.play_vars: dict[str, Any] = {}
+        # ansible_role_names: grows as include_role brings roles in
+        self.role_names: list[str] = []
+        # vars_prompt answers (between play vars and vars_files)
+        self.prompt_vars: dict[str, Any] = {}
+        self.magic_common: dict[str, Any] = {}
+        self.play_all: list[str] = []
+        self.batch_hosts: list[str] = []
+        self.failed: set[str] = set()
+        self.unreachable: set[str] = set()
+        self._active_cache: tuple[tuple[int, int], list[str], list[str]] | None = None
+
+    # -- stores ----------------------------------------------------------------------------
+
+    def host_runtime(self, host: str) -> dict[str, Any]:
+        """The set_fact/register layer of ``host`` (created on first use)."""
+        rt = self.runtime.get(host)
+        if rt is None:
+            rt = self.runtime[host] = {}
+        return rt
+
+    def set_registered(self, host: str, name: str, value: Any) -> None:
+        """``register:`` a result for ``host``."""
+        self.host_runtime(host)[name] = value
+
+    def set_facts(self, host: str, facts: Mapping[str, Any]) -> None:
+        """Gathered (module-returned) facts."""
+        self.facts.setdefault(host, {}).update(facts)
+
+    def set_include_vars(self, host: str, values: Mapping[str, Any]) -> None:
+        """``include_vars`` results: host variables at the include_vars level, not facts."""
+        self.included.setdefault(host, {}).update(values)
+
+    def note_role(self, role: RoleRef) -> None:
+        """An ``include_role`` brought ``role`` in (``ansible_role_names``)."""
+        for name in (*role.parents, role.name):
+            if name not in self.role_names:
+                self.role_names.append(name)
+
+    def clear_facts(self, host: str) -> None:
+        """``meta: clear_facts``: the gathered facts of ``host``."""
+        self.facts.pop(host, None)
+
+    # -- the play --------------------------------------------------------------------------
+
+    def load_play_vars(self, play: Play) -> None:
+        """Play ``vars`` then ``vars_files`` (templated with extra vars and play vars)."""
+        pv: dict[str, Any] = dict(play.vars)
+        pv.update(self.prompt_vars)
+        base = Templar(VarsView([self.opts.extra_vars, pv]))
+        for vf in play.vars_files:
+            candidates = vf if isinstance(vf, list) else [vf]
+            loaded = False
+            for cand in candidates:
+                name = str(base.template(cand))
+                path = name if os.path.isabs(name) else os.path.join(play.basedir, name)
+                if os.path.exists(path):
+                    data = load_yaml_file(path) or {}
+                    if not isinstance(data, dict):
+                        raise PlaybookError(f"vars file {name} must be a mapping")
+                    pv.update(data)
+                    loaded = True
+                    break
+            if not loaded:
+                raise PlaybookError(
+                    f"vars file {candidates[0]} was not found",
+                    hint=f"vars_files are resolved relative to {play.basedir}",
+                )
+        self.play_vars = pv
+
+    def start_play(self, play: Play, play_all: list[str]) -> None:
+        """Set the play-wide magic variables."""
+        self.play_all = play_all
+        self._active_cache = None
+        inv_file = self.inv.sources[0] if self.inv.sources else None
+        self.magic_common = {
+            "groups": {g: list(self.inv.hosts_of(g)) for g in self.inv.groups},
+            "hostvars": HostVars(self),
+            "playbook_dir": play.basedir,
+            "ansible_check_mode": self.opts.check,
+            "ansible_diff_mode": self.opts.diff,
+            "ansible_forks": self.opts.forks,
+            "ansible_run_tags": list(self.opts.tags) or ["all"],
+            "ansible_skip_tags": list(self.opts.skip_tags),
+            "ansible_verbosity": self.opts.verbosity,
+            "ansible_play_hosts_all": play_all,
+            "ansible_play_name": play.name,
+            "ansible_playbook_python": sys.executable,
+            "ansible_config_file": self.opts.config.get("config_file"),
+            "omit": OMIT,
+            "ansible_version": ANSIBLE_VERSION,
+        }
+        self.role_names = _role_names(play)
+        self.magic_common["ansible_role_names"] = self.role_names
+        self.magic_common["ansible_play_role_names"] = list(self.role_names)
+        self.magic_common["role_names"] = self.role_names
+        if isinstance(inv_file, str) and os.path.exists(inv_file):
+            path = os.path.abspath(inv_file)
+            self.magic_common["inventory_file"] = path
+            self.magic_common["inventory_dir"] = os.path.dirname(path)
+
+    def start_batch(self, hosts: list[str]) -> None:
+        """The hosts of the batch being run (``ansible_play_batch``)."""
+        self.batch_hosts = hosts
+        self._active_cache = None
+
+    def _active_hosts(self) -> tuple[list[str], list[str]]:
+        """ansible_play_hosts and ansible_play_batch: without the hosts failed or unreachable
+        so far (they only grow, so their sizes key the cache)."""
+        key = (len(self.failed), len(self.unreachable))
+        cached = self._active_cache
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        bad = self.failed | self.unreachable
+        play_hosts = [h for h in self.play_all if h not in bad]
+        batch = [h for h in self.batch_hosts if h not in bad]
+        self._active_cache = (key, play_hosts, batch)
+        return play_hosts, batch
+
+    def magic(self, host: str, role: RoleRef | None = None) -> dict[str, Any]:
+        """The magic variables of ``host`` (and of the role its task comes from)."""
+        m = dict(self.magic_common)
+        play_hosts, batch = self._active_hosts()
+        m["ansible_play_hosts"] = play_hosts
+        m["ansible_play_batch"] = batch
+        m["play_hosts"] = batch
+        m["inventory_hostname"] = host
+        m["inventory_hostname_short"] = host.split(".")[0]
+        m["group_names"] = self.inv.group_names(host) if host in self.inv.hosts else []
+        facts = self.facts.get(host)
+        if facts is not None:
+            m["ansible_facts"] = {
+                k[8:] if k.startswith("ansible_") else k: v for k, v in facts.items()
+            }
+        if role is not None:
+            m["role_name"] = role.name
+            m["role_path"] = role.path
+            m["ansible_role_name"] = role.name
+            m["ansible_parent_role_names"] = list(role.parents)
+            if not role.parents:
+                m["ansible_parent_role_paths"] = []
+        return m
+
+    # -- views -----------------------------------------------------------------------------
+
+    def host_view(self, host: str, play_vars: bool = True) -> VarsView:
+        """A host's variables outside any task (hostvars, connection settings)."""
+        layers: list[Mapping[str, Any]] = [
+            self.opts.extra_vars,
+            self.magic(host),
+            self.runtime.get(host, _EMPTY),
+            self.included.get(host, _EMPTY),
+        ]
+        if play_vars:
+            layers.append(self.play_vars)
+        layers += [self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
+        return VarsView(layers)
+
+    def task_vars(
+        self,
+        host: str,
+        task: Task | IncludeTasks | IncludeRole,
+        extra: Mapping[str, Any] | None = None,
+    ) -> VarsView:
+        """The variables a task sees on ``host`` (``extra``: loop variables, highest)."""
+        role = task.role
+        layers: list[Mapping[str, Any]] = [self.opts.extra_vars, self.magic(host, role)]
+        if extra:
+            layers.append(extra)
+        if role is not None and role.params:
+            layers.append(role.params)
+        layers += [
+            self.runtime.get(host, _EMPTY),
+            self.included.get(host, _EMPTY),
+            task.vars,
+        ]
+        if role is not None and role.vars:
+            layers.append(role.vars)
+        layers += [self.play_vars, self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
+        if role is not None and role.defaults:
+            layers.append(role.defaults)
+        return VarsView(layers)
+
+
+def _role_names(play: Play) -> list[str]:
+    """The roles a play's tasks come from, in order of first appearance."""
+    from fleetkit.playbook.playbook import Block
+
+    seen: dict[str, None] = {}
+
+    def scan(nodes: list[Any]) -> None:
+        for n in nodes:
+            if isinstance(n, Block):
+                scan(n.block)
+                scan(n.rescue)
+                scan(n.always)
+            elif n.role is not None:
+                for parent in n.role.parents:
+                    seen.setdefault(parent, None)
+                seen.setdefault(n.role.name, None)
+
+    scan(play.tasks)
+    return list(seen)

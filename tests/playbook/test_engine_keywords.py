@@ -301,7 +301,19 @@ def test_vars_prompt_without_a_terminal_and_async_poll(tmp_path: Path) -> None:
     def norm(text: str) -> str:
         text = re.sub(r"j\d+\.\d+", "JID", _norm(text))
         text = re.sub(r'"child_pid": \d+, ', "", text)
-        return "\n".join(x for x in text.splitlines() if not x.startswith("ASYNC POLL"))
+        # ansible races its poller against async_wrapper's own kill at the same deadline:
+        # either message can win (the poller's under load), so both read as one here
+        text = text.replace(
+            "Action failed: async task did not complete within the requested time - 1s",
+            "Module failed: Timeout exceeded",
+        )
+        return "\n".join(
+            "fatal: [a]: FAILED! => (async timeout result)"
+            if x.startswith("fatal: [a]: FAILED! =>") and "results_file" in x
+            else x
+            for x in text.splitlines()
+            if not x.startswith("ASYNC POLL")
+        )
 
     assert norm(f.stdout) == norm(a.stdout)
     assert f.returncode == a.returncode

@@ -32,6 +32,7 @@ from fleetkit.playbook.playbook import (
     IncludeTasks,
     Node,
     Play,
+    RoleRef,
     Task,
     load_task_file,
 )
@@ -131,6 +132,8 @@ class PlaybookRunner:
         self._retry_ordered = True
         self._retry_buf: dict[str, list[tuple[Task, str, int, int, dict[str, Any]]]] = {}
         self._play_vars: dict[str, Any] = {}
+        self._public_role_vars: dict[str, Any] = {}
+        self._public_role_defaults: dict[str, Any] = {}
         self._magic_common: dict[str, Any] = {}
         self._play_all: list[str] = []
         self._batch_hosts: list[str] = []
@@ -185,14 +188,37 @@ class PlaybookRunner:
         return m
 
     def task_vars(
-        self, host: str, task: Task | IncludeTasks, extra: Mapping[str, Any] | None = None
+        self,
+        host: str,
+        task: Task | IncludeTasks | IncludeRole,
+        extra: Mapping[str, Any] | None = None,
     ) -> VarsView:
         facts = self.facts.get(host, {})
         layers: list[Mapping[str, Any]] = [self.opts.extra_vars, self._magic(host)]
         if extra:
             layers.append(extra)
-        layers += [self._runtime(host), task.vars, self._play_vars, facts, self.inv.host_vars(host)]
+        role = task.role
+        if role is not None:
+            # lang hook: role params > set_fact/registered > task vars > role vars > play vars
+            layers.append(self._role_magic(role))
+            layers.append(role.params)
+        layers += [self._runtime(host), task.vars]
+        if role is not None:
+            layers.append(role.vars)
+        layers += [self._public_role_vars, self._play_vars, facts, self.inv.host_vars(host)]
+        if role is not None:
+            layers.append(role.defaults)
+        layers.append(self._public_role_defaults)
         return VarsView(layers)
+
+    def _role_magic(self, role: RoleRef) -> dict[str, Any]:
+        """lang hook: role_name, role_path and the parent role names of a role's task."""
+        return {
+            "role_name": role.name,
+            "ansible_role_name": role.name,
+            "role_path": role.path,
+            "ansible_parent_role_names": list(role.parents),
+        }
 
     # -- connections -----------------------------------------------------------------------
 
@@ -356,7 +382,56 @@ class PlaybookRunner:
                     f"vars file {candidates[0]} was not found",
                     hint=f"vars_files are resolved relative to {play.basedir}",
                 )
+        for vp in play.vars_prompt:
+            vname = str(vp["name"])
+            if vname in self.opts.extra_vars:
+                continue
+            pv[vname] = self._prompt(vp)
         self._play_vars = pv
+        # lang hook: public roles (roles:, import_role) expose vars and defaults to the play
+        self._public_role_vars = {}
+        self._public_role_defaults = {}
+        for role in play.roles:
+            if role.public:
+                self._public_role_vars.update(role.vars)
+                self._public_role_defaults.update(role.defaults)
+
+    def _prompt(self, vp: dict[str, Any]) -> Any:
+        """lang hook: one vars_prompt entry, as ansible-playbook 2.19 asks it."""
+        import getpass
+        import sys
+
+        if vp.get("encrypt"):
+            raise PlaybookError(
+                "vars_prompt encrypt is not supported by fleetkit play",
+                hint="remove encrypt: or pass the value with -e",
+            )
+        default = vp.get("default")
+        result: Any = None
+        if sys.stdin is not None and sys.stdin.isatty():
+            prompt = vp.get("prompt", vp["name"])
+            if prompt and default is not None:
+                msg = f"{prompt} [{default}]: "
+            elif prompt:
+                msg = f"{prompt}: "
+            else:
+                msg = f"input for {vp['name']}: "
+            private = str(vp.get("private", True)).lower() in ("true", "yes", "1", "on")
+
+            def ask(text: str) -> str:
+                return getpass.getpass(text) if private else input(text)
+
+            confirm = str(vp.get("confirm", False)).lower() in ("true", "yes", "1", "on")
+            while True:
+                result = ask(msg)
+                if not confirm or ask("confirm " + msg) == result:
+                    break
+                print("***** VALUES ENTERED DO NOT MATCH ****")
+        else:
+            self.cb.warning("Not prompting as we are not in interactive mode")
+        if not result and default is not None:
+            result = default
+        return str(result)
 
     def _run_play(self, play: Play) -> bool:
         """Run one play; True when the playbook must stop."""
@@ -469,6 +544,7 @@ class PlaybookRunner:
 
     def _facts_task(self, play: Play) -> Task:
         t = Task(action="gather_facts", args={}, name="Gathering Facts")
+        t.when = list(play.included_when)  # lang hook: import_playbook when:
         t.path, t.line, t.col = play.path, play.line, 3
         return t
 
@@ -491,7 +567,8 @@ class PlaybookRunner:
             elif isinstance(node, IncludeTasks):
                 self._include(batch, node, live, frames, self._linear_nodes)
             else:
-                raise PlaybookError(f"include_role is not supported yet ({node.role_name})")
+                for nodes2, rhosts in self._include_role(batch, node, live):
+                    self._linear_nodes(batch, nodes2, rhosts, frames)
 
     def _block(
         self, batch: _Batch, block: Block, hosts: list[str], frames: list[_Frame], runner: Any
@@ -562,16 +639,61 @@ class PlaybookRunner:
             by_file.setdefault(fname, []).append(h)
         out: list[tuple[str, list[Node], list[str]]] = []
         for fname, fhosts in by_file.items():
+            # lang hook: the loader computed what included tasks inherit (not the include's
+            # own keywords, tags or when; its vars and apply: yes)
             inherit = dict(inc.parent)
-            inherit["when"] = []
-            inherit["tags"] = list(inc.tags)
-            inherit["vars"] = dict(inc.vars)
             nodes = load_task_file(fname, inc.base, inherit, None)
             path = fname if os.path.isabs(fname) else os.path.join(inc.base, fname)
             self.cb.include(os.path.abspath(path), fhosts)
             for h in fhosts:
                 self.stats.increment("ok", h)
             out.append((fname, nodes, fhosts))
+        return out
+
+    def _include_role(
+        self, batch: _Batch, inc: IncludeRole, hosts: list[str]
+    ) -> list[tuple[list[Node], list[str]]]:
+        """lang hook: evaluate an include_role for hosts: banner, skips, 'included:' lines."""
+        from fleetkit.playbook.roles import expand_include_role
+
+        if not self._tag_ok(inc.tags):
+            return []
+        pseudo = Task(action="include_role", args={}, name=inc.name, role=inc.role)
+        if not inc.name:
+            pseudo.name = f"include_role : {inc.role_name}"
+        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
+        self.cb.task_start(pseudo, self._task_name(pseudo, hosts[0]))
+        by_args: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        for h in hosts:
+            templar = Templar(self.task_vars(h, inc))
+            try:
+                cond = _first_failed_cond(templar, inc.when)
+                if cond is not None:
+                    self.stats.increment("skipped", h)
+                    skip = {
+                        "changed": False,
+                        "skipped": True,
+                        "false_condition": cond,
+                        "skip_reason": "Conditional result was False",
+                    }
+                    self.cb.result(TaskResult(h, pseudo, skip, "skipped"))
+                    continue
+                args = {k: templar.template(v) for k, v in inc.args.items()}
+            except TemplateError as exc:
+                raise PlaybookError(f"include_role: {exc}") from None
+            key = repr(sorted(args.items()))
+            by_args.setdefault(key, (args, []))[1].append(h)
+        out: list[tuple[list[Node], list[str]]] = []
+        for args, rhosts in by_args.values():
+            included = expand_include_role(inc, args, batch.play)
+            self.cb.include(str(args.get("name", args.get("role"))), rhosts)
+            for h in rhosts:
+                self.stats.increment("ok", h)
+            batch.play.handlers.extend(included.handlers)
+            if included.role.public:
+                self._public_role_vars.update(included.role.vars)
+                self._public_role_defaults.update(included.role.defaults)
+            out.append((included.tasks, rhosts))
         return out
 
     def _meta(self, batch: _Batch, task: Task, hosts: list[str], frames: list[_Frame]) -> None:
@@ -734,6 +856,9 @@ class PlaybookRunner:
                 name = str(Templar(self.task_vars(host, task)).template(name))
             except TemplateError:
                 pass
+        if task.role is not None:
+            # lang hook: ansible shows a role's tasks as "role : task"
+            return f"{task.role.name} : {name.strip()}"
         return name.strip()
 
     # -- free ------------------------------------------------------------------------------
@@ -821,7 +946,9 @@ class PlaybookRunner:
             elif isinstance(node, Block):
                 yield from self._gen_block(batch, node, host, frames)
             elif isinstance(node, IncludeRole):
-                raise PlaybookError(f"include_role is not supported yet ({node.role_name})")
+                for nodes2, rhosts in self._include_role(batch, node, [host]):
+                    if rhosts:
+                        yield from self._gen_nodes(batch, nodes2, rhosts, frames)
             else:
                 files = self._include_files(node, [host])
                 for fname, nodes2, fhosts in files:
@@ -905,7 +1032,7 @@ class PlaybookRunner:
             self.stats.increment("changed", host)
         facts = r.get("ansible_facts")
         if isinstance(facts, dict):
-            if task.action in ("set_fact",):
+            if task.action in ("set_fact", "include_vars"):
                 self._runtime(host).update(facts)
             else:
                 self.facts.setdefault(host, {}).update(facts)
@@ -915,9 +1042,21 @@ class PlaybookRunner:
                 names = notify if isinstance(notify, list) else [notify]
                 wanted = {str(n) for n in names}
                 pending = batch.notified.setdefault(host, set())
+                matched: set[str] = set()
                 for i, handler in enumerate(batch.play.handlers):
-                    if wanted & {handler.name or "", *handler.listen}:
+                    # lang hook: a role's handler also answers to "role : name"
+                    keys = {handler.name or "", *handler.listen}
+                    if handler.role is not None and handler.name:
+                        keys.add(f"{handler.role.name} : {handler.name}")
+                    if wanted & keys:
                         pending.add(i)
+                        matched |= wanted & keys
+                missing = sorted(wanted - matched)
+                if missing:
+                    raise PlaybookError(
+                        f"The requested handler '{missing[0]}' was not found in either the "
+                        "main handlers list nor in the listening handlers list"
+                    )
         self.cb.result(res)
 
     # -- execution (worker threads) --------------------------------------------------------

@@ -755,7 +755,9 @@ class _Loader:
         return [node]
 
     def _action(self, ds: dict[str, Any], handler: bool = False) -> tuple[str, dict[str, Any], str]:
-        keywords = HANDLER_KEYWORDS if handler else TASK_KEYWORDS
+        # ansible's ModuleArgsParser: keys of a Task or a Handler are never module names;
+        # a key valid on the other kind only is then an invalid attribute
+        keywords = HANDLER_KEYWORDS | {"static"}
         found: list[str] = []
         for k in ds:
             if not isinstance(k, str):
@@ -763,6 +765,11 @@ class _Loader:
             if k in keywords or k.startswith("with_"):
                 continue
             found.append(k)
+        valid = HANDLER_KEYWORDS if handler else TASK_KEYWORDS
+        for k in ds:
+            if k in keywords and k not in valid:
+                kind = "Handler" if handler else "Task"
+                raise _err(f"'{k}' is not a valid attribute for a {kind}", ds, key=k)
         if "action" in ds or "local_action" in ds:
             key = "action" if "action" in ds else "local_action"
             if found:

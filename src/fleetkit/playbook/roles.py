@@ -250,7 +250,7 @@ def _load(
             name=dname,
             params=dparams,
             keywords=dkws,
-            parents=(name, *spec.parents),
+            # ansible leaves ansible_parent_role_names undefined in a dependency
             parent_paths=(path, *spec.parent_paths),
             public=spec.public,
             role_basedir=os.path.dirname(path),

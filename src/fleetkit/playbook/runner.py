@@ -134,6 +134,7 @@ class PlaybookRunner:
         self._play_vars: dict[str, Any] = {}
         self._public_role_vars: dict[str, Any] = {}
         self._public_role_defaults: dict[str, Any] = {}
+        self._prompt_warned = False
         self._magic_common: dict[str, Any] = {}
         self._play_all: list[str] = []
         self._batch_hosts: list[str] = []
@@ -427,7 +428,9 @@ class PlaybookRunner:
                 if not confirm or ask("confirm " + msg) == result:
                     break
                 print("***** VALUES ENTERED DO NOT MATCH ****")
-        else:
+        elif not self._prompt_warned:
+            # ansible's display prints a given warning once per run
+            self._prompt_warned = True
             self.cb.warning("Not prompting as we are not in interactive mode")
         if not result and default is not None:
             result = default
@@ -617,7 +620,8 @@ class PlaybookRunner:
         by_file: dict[str, list[str]] = {}
         pseudo = Task(action="include_tasks", args={}, name=inc.name or "include_tasks")
         pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
-        self.cb.task_start(pseudo, pseudo.display_name())
+        pseudo.role = inc.role  # lang hook: "role : include_tasks"
+        self.cb.task_start(pseudo, self._task_name(pseudo, hosts[0]) if hosts else "")
         for h in hosts:
             tv = self.task_vars(h, inc)
             templar = Templar(tv)

@@ -1,0 +1,103 @@
+"""Roles, import_role/include_role, import_playbook, include_vars: fleetkit vs ansible-playbook.
+
+The role tree is tests/fixtures/playbook/roles_pb (our own small roles: dependencies with
+params, defaults/vars/handlers, tasks_from/vars_from, an argument spec, include_vars).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fleetkit.playbook.errors import PlaybookSyntaxError
+from fleetkit.playbook.playbook import Block, Node, Task, load_playbook
+from tests.playbook._harness import FIXTURES, run_ansible, run_fleetkit
+
+ROLES = FIXTURES / "roles_pb"
+# lines ansible prints for a synthetic task that has no file origin (the arg spec task)
+_NO_ORIGIN = ("Origin: <unknown>", "{'action': 'ansible.builtin.validate_argument_spec'")
+
+
+def _same(tmp_path: Path, playbook: str, *extra: str, blank: bool = True) -> tuple[int, str]:
+    work = tmp_path / "pb"
+    shutil.copytree(ROLES, work)
+    args = ["-i", "inventory.ini", playbook, "-f", "1", *extra]
+    a = run_ansible(args, work)
+    f = run_fleetkit(["play", *args], work)
+    keep = [
+        ln
+        for ln in a.stdout.splitlines()
+        if not ln.startswith(_NO_ORIGIN) and (blank or ln.strip())
+    ]
+    got = [ln for ln in f.stdout.splitlines() if blank or ln.strip()]
+    assert got == keep, f.stderr
+    assert f.returncode == a.returncode
+    return f.returncode, f.stdout
+
+
+def _tasks(nodes: list[Node]) -> list[Task]:
+    out: list[Task] = []
+    for n in nodes:
+        if isinstance(n, Task):
+            out.append(n)
+        elif isinstance(n, Block):
+            out += _tasks(n.block) + _tasks(n.rescue) + _tasks(n.always)
+    return out
+
+
+def test_role_tree_runs_as_ansible_runs_it(tmp_path: Path) -> None:
+    rc, out = _same(tmp_path, "site.yml")
+    assert rc == 0
+    assert "TASK [base : base says]" in out
+    assert "RUNNING HANDLER [base : restart base]" in out
+    assert "PLAY [second play]" in out
+
+
+@pytest.mark.parametrize("tags", ["web", "second"])
+def test_role_and_import_playbook_tags_select_as_ansible(tmp_path: Path, tags: str) -> None:
+    _same(tmp_path, "site.yml", "--tags", tags)
+
+
+def test_argument_spec_failure_as_ansible(tmp_path: Path) -> None:
+    rc, out = _same(tmp_path, "checked_fail.yml", blank=False)
+    assert rc == 2
+    assert "Validating arguments against arg spec 'main' - Check the inputs" in out
+
+
+def test_role_tasks_carry_their_role() -> None:
+    plays = load_playbook(str(ROLES / "site.yml"), roles_path=[])
+    tasks = _tasks(plays[0].tasks)
+    base = next(t for t in tasks if t.name == "base says")
+    assert base.role is not None
+    assert base.role.name == "base"
+    assert base.role.path == str(ROLES / "roles" / "base")
+    assert base.role.defaults == {"base_default": "bd"}
+    assert base.role.vars == {"base_msg": "role-vars"}
+    # common is a dependency twice with different params, then a play role with the same
+    # params as the first: it runs twice, not three times
+    assert sum(1 for t in tasks if t.name == "common runs") == 2
+    web = next(t for t in tasks if t.name == "web main")
+    assert web.role is not None and web.role.params == {"greeting": "param-greeting"}
+    assert "web" in web.tags
+    assert [h.name for h in plays[0].handlers] == ["restart base"]
+    assert plays[1].vars["second_var"] == "from-import"
+
+
+def test_role_search_uses_roles_path(tmp_path: Path) -> None:
+    shutil.copytree(ROLES / "roles" / "web", tmp_path / "elsewhere" / "webx")
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  roles: [webx]\n")
+    plays = load_playbook(str(pb), roles_path=[str(tmp_path / "elsewhere")])
+    assert _tasks(plays[0].tasks)[0].role is not None
+
+
+def test_missing_role_is_ansibles_error(tmp_path: Path) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  roles: [nope]\n")
+    with pytest.raises(PlaybookSyntaxError, match="the role 'nope' was not found in"):
+        load_playbook(str(pb), roles_path=[])
+    a = run_ansible(["-i", "localhost,", "pb.yml", "--syntax-check"], tmp_path)
+    assert a.returncode == 1 or a.returncode == 4
+    assert "the role 'nope' was not found in" in a.stdout + a.stderr

@@ -101,3 +101,32 @@ def test_missing_role_is_ansibles_error(tmp_path: Path) -> None:
     a = run_ansible(["-i", "localhost,", "pb.yml", "--syntax-check"], tmp_path)
     assert a.returncode == 1 or a.returncode == 4
     assert "the role 'nope' was not found in" in a.stdout + a.stderr
+
+
+def test_collection_role_and_playbook_as_ansible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coll = tmp_path / "coll" / "ansible_collections" / "acme" / "tools"
+    (coll / "roles" / "hello" / "tasks").mkdir(parents=True)
+    (coll / "playbooks").mkdir()
+    (coll / "roles" / "hello" / "tasks" / "main.yml").write_text(
+        '- name: coll role\n  debug: msg="hello {{ role_name }} {{ ansible_role_name }}"\n'
+    )
+    (coll / "playbooks" / "site.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=from-coll-playbook\n"
+    )
+    (tmp_path / "second.yml").write_text("- hosts: all\n  tasks:\n    - debug: msg=second\n")
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles:\n    - acme.tools.hello\n"
+        "  tasks:\n    - include_role:\n        name: acme.tools.hello\n"
+        "- import_playbook: acme.tools.site\n"
+        "- import_playbook: second.yml\n  when: false\n"
+    )
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(tmp_path / "coll"))
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    assert "TASK [acme.tools.hello : coll role]" in f.stdout
+    assert '"msg": "hello hello acme.tools.hello"' in f.stdout

@@ -214,8 +214,9 @@ class PlaybookRunner:
 
     def _role_magic(self, role: RoleRef) -> dict[str, Any]:
         """lang hook: role_name, role_path and the parent role names of a role's task."""
+        short = role.name.rsplit(".", 1)[-1] if "/ansible_collections/" in role.path else role.name
         return {
-            "role_name": role.name,
+            "role_name": short,
             "ansible_role_name": role.name,
             "role_path": role.path,
             "ansible_parent_role_names": list(role.parents),
@@ -617,6 +618,12 @@ class PlaybookRunner:
         """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines, the tasks."""
         if not self._tag_ok(inc.tags):
             return []
+        if inc.kw.get("loop") is not None:
+            # lang hook: refused until the engine loops over includes
+            raise PlaybookError(
+                "a loop on include_tasks is not supported by fleetkit play yet",
+                hint="loop inside the included file instead",
+            )
         by_file: dict[str, list[str]] = {}
         pseudo = Task(action="include_tasks", args={}, name=inc.name or "include_tasks")
         pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
@@ -662,6 +669,11 @@ class PlaybookRunner:
 
         if not self._tag_ok(inc.tags):
             return []
+        if inc.kw.get("loop") is not None:
+            raise PlaybookError(
+                "a loop on include_role is not supported by fleetkit play yet",
+                hint="loop inside the role's tasks instead",
+            )
         pseudo = Task(action="include_role", args={}, name=inc.name, role=inc.role)
         if not inc.name:
             pseudo.name = f"include_role : {inc.role_name}"

@@ -130,3 +130,13 @@ def test_collection_role_and_playbook_as_ansible(
     assert f.returncode == a.returncode == 0
     assert "TASK [acme.tools.hello : coll role]" in f.stdout
     assert '"msg": "hello hello acme.tools.hello"' in f.stdout
+
+
+def test_role_precedence_dedup_public_and_handlers_as_ansible(tmp_path: Path) -> None:
+    # role defaults < play vars < role vars; set_fact < role params; a role listed twice with
+    # the same params runs once; include_role vars are private unless public: true; a
+    # notification reaches the last loaded handler of that name, once
+    rc, out = _same(tmp_path, "semantics.yml")
+    assert rc == 0
+    assert out.count("RUNNING HANDLER [prec : prec done]") == 1
+    assert '"msg": "gone"' in out

@@ -101,6 +101,31 @@ class _HostVars(Mapping[str, Any]):
         return len(self._r.inv.hosts)
 
 
+def _handlers_for(handlers: list[Task], name: str) -> list[int]:
+    """lang hook: the handlers a notification reaches, as ansible 2.19 searches them: the last
+    loaded handler with that name (also "role : name"), then every listener (one per name)."""
+    out: list[int] = []
+    for i in reversed(range(len(handlers))):
+        h = handlers[i]
+        if not h.name:
+            continue
+        names = {h.name}
+        if h.role is not None:
+            names |= {f"{h.role.name} : {h.name}", f"{h.role.name.rsplit('.', 1)[-1]} : {h.name}"}
+        if name in names:
+            out.append(i)
+            break
+    seen: set[str] = set()
+    for i in reversed(range(len(handlers))):
+        h = handlers[i]
+        if name in h.listen:
+            if h.name and h.name in seen:
+                continue
+            seen.add(h.name or "")
+            out.append(i)
+    return out
+
+
 def _first_failed_cond(templar: Templar, conds: list[Any]) -> Any:
     for c in conds:
         if not templar.condition(c):
@@ -215,12 +240,14 @@ class PlaybookRunner:
     def _role_magic(self, role: RoleRef) -> dict[str, Any]:
         """lang hook: role_name, role_path and the parent role names of a role's task."""
         short = role.name.rsplit(".", 1)[-1] if "/ansible_collections/" in role.path else role.name
-        return {
+        magic: dict[str, Any] = {
             "role_name": short,
             "ansible_role_name": role.name,
             "role_path": role.path,
-            "ansible_parent_role_names": list(role.parents),
         }
+        if role.parents:
+            magic["ansible_parent_role_names"] = list(role.parents)
+        return magic
 
     # -- connections -----------------------------------------------------------------------
 
@@ -674,7 +701,8 @@ class PlaybookRunner:
                 "a loop on include_role is not supported by fleetkit play yet",
                 hint="loop inside the role's tasks instead",
             )
-        pseudo = Task(action="include_role", args={}, name=inc.name, role=inc.role)
+        # ansible names an include_role task without its role prefix
+        pseudo = Task(action="include_role", args={}, name=inc.name)
         if not inc.name:
             pseudo.name = f"include_role : {inc.role_name}"
         pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
@@ -705,7 +733,22 @@ class PlaybookRunner:
             self.cb.include(str(args.get("name", args.get("role"))), rhosts)
             for h in rhosts:
                 self.stats.increment("ok", h)
-            batch.play.handlers.extend(included.handlers)
+            handlers = batch.play.handlers
+            handlers.extend(included.handlers)
+            # ansible resolves notifications at flush time, the last loaded handler of a name
+            # winning: pending notifications move to a newly loaded handler of the same name
+            for host, pending in batch.notified.items():
+                batch.notified[host] = {
+                    max(
+                        (
+                            j
+                            for j, hj in enumerate(handlers)
+                            if hj.name and hj.name == handlers[i].name
+                        ),
+                        default=i,
+                    )
+                    for i in pending
+                }
             if included.role.public:
                 self._public_role_vars.update(included.role.vars)
                 self._public_role_defaults.update(included.role.defaults)
@@ -1058,21 +1101,14 @@ class PlaybookRunner:
                 names = notify if isinstance(notify, list) else [notify]
                 wanted = {str(n) for n in names}
                 pending = batch.notified.setdefault(host, set())
-                matched: set[str] = set()
-                for i, handler in enumerate(batch.play.handlers):
-                    # lang hook: a role's handler also answers to "role : name"
-                    keys = {handler.name or "", *handler.listen}
-                    if handler.role is not None and handler.name:
-                        keys.add(f"{handler.role.name} : {handler.name}")
-                    if wanted & keys:
-                        pending.add(i)
-                        matched |= wanted & keys
-                missing = sorted(wanted - matched)
-                if missing:
-                    raise PlaybookError(
-                        f"The requested handler '{missing[0]}' was not found in either the "
-                        "main handlers list nor in the listening handlers list"
-                    )
+                for want in sorted(wanted):
+                    found = _handlers_for(batch.play.handlers, want)
+                    if not found:
+                        raise PlaybookError(
+                            f"The requested handler '{want}' was not found in either the "
+                            "main handlers list nor in the listening handlers list"
+                        )
+                    pending.update(found)
         self.cb.result(res)
 
     # -- execution (worker threads) --------------------------------------------------------

@@ -108,3 +108,18 @@ def test_unhonoured_keyword_is_refused_but_passes_syntax_check(tmp_path: Path) -
     with pytest.raises(PlaybookSyntaxError, match="'async' is not supported by fleetkit"):
         load_playbook(str(pb))
     assert load_playbook(str(pb), syntax_only=True)[0].tasks
+
+
+def test_vars_files_first_found_templated_and_missing_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "vars").mkdir()
+    (tmp_path / "b.yml").write_text("x: from-b\n")
+    (tmp_path / "vars" / "prod.yml").write_text("y: from-vars-dir\n")
+    pb = (
+        "- hosts: all\n  gather_facts: false\n  vars:\n    envname: prod\n    x: play\n"
+        "  vars_files:\n    - [a.yml, b.yml]\n    - '{{ envname }}.yml'\n    - missing.yml\n"
+        "  tasks:\n    - debug:\n        msg: '{{ x }} {{ y }}'\n"
+    )
+    ra, out_a, err_a, rf, out_f, err_f = _both(tmp_path, pb)
+    assert out_f == out_a
+    assert '"msg": "from-b from-vars-dir"' in out_f
+    assert rf == ra == 0

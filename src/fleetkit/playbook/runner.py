@@ -392,30 +392,43 @@ class PlaybookRunner:
 
     def _load_play_vars(self, play: Play) -> None:
         pv: dict[str, Any] = dict(play.vars)
-        base = Templar(VarsView([self.opts.extra_vars, pv]))
-        for vf in play.vars_files:
-            candidates = vf if isinstance(vf, list) else [vf]
-            loaded = False
-            for cand in candidates:
-                name = str(base.template(cand))
-                path = name if os.path.isabs(name) else os.path.join(play.basedir, name)
-                if os.path.exists(path):
-                    data = load_yaml_file(path) or {}
-                    if not isinstance(data, dict):
-                        raise PlaybookError(f"vars file {name} must be a mapping")
-                    pv.update(data)
-                    loaded = True
-                    break
-            if not loaded:
-                raise PlaybookError(
-                    f"vars file {candidates[0]} was not found",
-                    hint=f"vars_files are resolved relative to {play.basedir}",
-                )
         for vp in play.vars_prompt:
             vname = str(vp["name"])
             if vname in self.opts.extra_vars:
                 continue
             pv[vname] = self._prompt(vp)
+        base = Templar(VarsView([self.opts.extra_vars, pv]))
+        for vf in play.vars_files:
+            # lang hook: ansible's first-found semantics: the first file of the list that
+            # exists (beside the playbook or in its vars/), none found is no error; an
+            # undefined variable in a name skips the item with a warning
+            candidates = vf if isinstance(vf, list) else [vf]
+            try:
+                for cand in candidates:
+                    name = base.template(cand)
+                    if not isinstance(name, str):
+                        raise PlaybookError(
+                            f"Invalid `vars_files` value of type {type(name).__name__!r}.",
+                            hint="A `vars_files` value should either be a string or list of "
+                            "strings.",
+                        )
+                    if os.path.isabs(name):
+                        paths = [name]
+                    else:
+                        paths = [
+                            os.path.join(play.basedir, "vars", name),
+                            os.path.join(play.basedir, name),
+                        ]
+                    path = next((p for p in paths if os.path.isfile(p)), None)
+                    if path is None:
+                        continue
+                    data = load_yaml_file(path) or {}
+                    if not isinstance(data, dict):
+                        raise PlaybookError(f"Invalid vars_files file {path!r}.")
+                    pv.update(data)
+                    break
+            except TemplateError:
+                self.cb.warning("skipping vars_files item due to an undefined variable")
         self._play_vars = pv
         # lang hook: public roles (roles:, import_role) expose vars and defaults to the play
         self._public_role_vars = {}

@@ -74,6 +74,14 @@ def test_vars_prompt_without_a_tty_as_ansible(tmp_path: Path) -> None:
             "'become' is not a valid attribute for a TaskInclude",
         ),
         (
+            "  tasks:\n    - import_tasks: x.yml\n      loop: [1]\n",
+            "You cannot use loops on 'import_tasks' statements. You should use 'include_tasks'",
+        ),
+        (
+            "  tasks:\n    - include_role:\n        name: x\n        bogus: 1\n",
+            "Invalid options for include_role: bogus",
+        ),
+        (
             "  tasks:\n    - debug: msg=x\n      register: 200\n",
             "Invalid 'register' specified: Invalid variable name '200' of type 'int'.",
         ),

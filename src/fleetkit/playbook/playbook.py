@@ -633,6 +633,15 @@ class _Loader:
         else:
             _check_unhonoured(ds, self.ctx)
         inh = self._inherit(ds, parent)
+        if action in ("import_tasks", "import_role") and (
+            "loop" in ds or any(isinstance(k, str) and k.startswith("with_") for k in ds)
+        ):
+            dynamic = action.replace("import", "include")
+            raise _err(
+                f"You cannot use loops on '{action}' statements. You should use '{dynamic}' "
+                "instead.",
+                ds,
+            )
         if action in ("import_tasks", "include_tasks"):
             fname = str(args.get("_raw_params") or args.get("file") or "")
             bad_opts = set(args) - {"file", "apply", "_raw_params"}

@@ -140,3 +140,32 @@ def test_role_precedence_dedup_public_and_handlers_as_ansible(tmp_path: Path) ->
     assert rc == 0
     assert out.count("RUNNING HANDLER [prec : prec done]") == 1
     assert '"msg": "gone"' in out
+
+
+def test_role_file_forms_and_argument_specs_file_as_ansible(tmp_path: Path) -> None:
+    role = tmp_path / "roles" / "forms"
+    for d in ("tasks", "defaults/main", "meta", "handlers"):
+        (role / d).mkdir(parents=True)
+    (role / "tasks" / "main.yaml").write_text(
+        "- name: forms\n  debug:\n    msg: '{{ a }} {{ b }} {{ count }}'\n"
+        "  changed_when: true\n  notify: topic\n"
+    )
+    (role / "defaults" / "main" / "1.yml").write_text("a: one\nb: one\n")
+    (role / "defaults" / "main" / "2.yml").write_text("b: two\n")
+    (role / "handlers" / "main.yml").write_text(
+        "- name: listener\n  listen: topic\n  debug: msg=heard\n"
+    )
+    (role / "meta" / "argument_specs.yml").write_text(
+        "argument_specs:\n  main:\n    options:\n      count:\n        type: int\n"
+        "        default: 5\n"
+    )
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles:\n    - role: forms\n      count: 7\n"
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    assert "TASK [forms : Validating arguments against arg spec 'main'] " in f.stdout
+    assert '"msg": "one two 7"' in f.stdout

@@ -169,3 +169,22 @@ def test_role_file_forms_and_argument_specs_file_as_ansible(tmp_path: Path) -> N
     assert f.returncode == a.returncode == 0
     assert "TASK [forms : Validating arguments against arg spec 'main'] " in f.stdout
     assert '"msg": "one two 7"' in f.stdout
+
+
+def test_role_entry_vars_are_block_vars_of_the_role_as_ansible(tmp_path: Path) -> None:
+    role = tmp_path / "roles" / "rv"
+    (role / "tasks").mkdir(parents=True)
+    (role / "vars").mkdir()
+    (role / "vars" / "main.yml").write_text("v1: rolevars\n")
+    (role / "tasks" / "main.yml").write_text("- debug: msg='{{ v1 }} {{ v2 }} {{ v3 }}'\n")
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  vars:\n    v2: play\n  roles:\n"
+        "    - role: rv\n      vars: {v1: entry, v2: entry, v3: entry}\n"
+        "  tasks:\n    - debug: msg=\"{{ v1 }} {{ v2 }} {{ v3 | default('none') }}\"\n"
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert '"msg": "entry entry entry"' in f.stdout
+    assert '"msg": "rolevars play none"' in f.stdout

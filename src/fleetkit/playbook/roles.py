@@ -220,17 +220,16 @@ def _load(
     if spec.dedup and not allow_dup and key in ctx.seen:
         return []
     ctx.seen.add(key)
-    entry_vars = spec.keywords.get("vars") or {}
-    if not isinstance(entry_vars, dict):
-        raise _err("vars must be a mapping", obj)
-    kws = {k: v for k, v in spec.keywords.items() if k != "vars"}
+    # a role entry's vars: act as block vars of the role's tasks (above vars/main.yml, not
+    # exported to the play)
+    kws = dict(spec.keywords)
     defaults = _load_vars(path, "defaults", spec.defaults_from, spec.defaults_from != "main", obj)
     role_vars = _load_vars(path, "vars", spec.vars_from, spec.vars_from != "main", obj)
     ref = RoleRef(
         name=name,
         path=path,
         defaults=defaults,
-        vars={**entry_vars, **role_vars},
+        vars=role_vars,
         params=dict(spec.params),
         parents=spec.parents,
         public=spec.public,

@@ -131,3 +131,10 @@ def test_vars_files_first_found_templated_and_missing_as_ansible(tmp_path: Path)
     assert out_f == out_a
     assert '"msg": "from-b from-vars-dir"' in out_f
     assert rf == ra == 0
+
+
+def test_include_as_a_handler_is_refused(tmp_path: Path) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  handlers:\n    - name: h\n      include_tasks: x.yml\n")
+    with pytest.raises(PlaybookSyntaxError, match="include_tasks as a handler is not supported"):
+        load_playbook(str(pb))

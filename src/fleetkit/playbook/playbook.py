@@ -871,6 +871,13 @@ def _flat_handlers(nodes: list[Node], out: list[Task]) -> None:
             _flat_handlers(n.block, out)
             _flat_handlers(n.rescue, out)
             _flat_handlers(n.always, out)
+        else:
+            what = "include_tasks" if isinstance(n, IncludeTasks) else "include_role"
+            raise PlaybookSyntaxError(
+                f"{what} as a handler is not supported by fleetkit play",
+                hint="use import_tasks / import_role in handlers",
+                source=f"{n.path}:{n.line}" if n.path else None,
+            )
 
 
 def _vars_prompt(value: Any, ds: object) -> list[dict[str, Any]]:

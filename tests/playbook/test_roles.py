@@ -20,9 +20,11 @@ ROLES = FIXTURES / "roles_pb"
 _NO_ORIGIN = ("Origin: <unknown>", "{'action': 'ansible.builtin.validate_argument_spec'")
 
 
-def _same(tmp_path: Path, playbook: str, *extra: str, blank: bool = True) -> tuple[int, str]:
+def _same(
+    tmp_path: Path, playbook: str, *extra: str, blank: bool = True, src: Path = ROLES
+) -> tuple[int, str]:
     work = tmp_path / "pb"
-    shutil.copytree(ROLES, work)
+    shutil.copytree(src, work)
     args = ["-i", "inventory.ini", playbook, "-f", "1", *extra]
     a = run_ansible(args, work)
     f = run_fleetkit(["play", *args], work)
@@ -188,3 +190,20 @@ def test_role_entry_vars_are_block_vars_of_the_role_as_ansible(tmp_path: Path) -
     assert f.stdout == a.stdout, f.stderr
     assert '"msg": "entry entry entry"' in f.stdout
     assert '"msg": "rolevars play none"' in f.stdout
+
+
+def test_static_names_templated_with_play_vars_as_ansible(tmp_path: Path) -> None:
+    work = tmp_path / "src"
+    shutil.copytree(ROLES, work)
+    (work / "dyn.yml").write_text(
+        "- name: import a role from an included file\n  import_role:\n    name: web\n"
+    )
+    (work / "tmpl.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  vars:\n    rname: web\n    which: inc_tasks\n"
+        "    from_include: templated\n  roles:\n    - '{{ rname }}'\n"
+        "  tasks:\n    - import_tasks: '{{ which }}.yml'\n    - include_tasks: dyn.yml\n"
+    )
+    rc, out = _same(tmp_path, "tmpl.yml", src=work)
+    assert rc == 0
+    assert '"msg": "included templated"' in out
+    assert out.count("TASK [web : web main]") == 2

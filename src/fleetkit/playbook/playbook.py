@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError
+from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError, TemplateError
 from fleetkit.playbook.yamlsrc import Located, load_yaml_file, source_of
 
 __all__ = [
@@ -374,6 +374,20 @@ class LoadContext:
     roles: list[RoleRef] = field(default_factory=list)
     handlers: list[Task] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    # what static names (import_tasks files, role names) are templated with, highest first:
+    # extra vars, then the play's vars (ansible templates them at parse time)
+    variables: list[dict[str, Any]] = field(default_factory=list)
+
+    def template(self, value: str, obj: object) -> str:
+        """Template a name ansible resolves at parse time (play vars and extra vars only)."""
+        if "{{" not in value and "{%" not in value:
+            return value
+        from fleetkit.playbook.templar import Templar, VarsView
+
+        try:
+            return str(Templar(VarsView(list(self.variables))).template(value))
+        except TemplateError as exc:
+            raise _err(f"{exc}", obj, hint="only play vars and extra vars exist here") from None
 
 
 def _err(msg: str, obj: object, hint: str | None = None, key: Any = None) -> PlaybookSyntaxError:
@@ -651,6 +665,8 @@ class _Loader:
             if not fname:
                 raise _err(f"No file specified for {action}", ds)
             if action == "import_tasks":
+                if self.ctx is not None:
+                    fname = self.ctx.template(fname, ds)
                 return self.load_file(fname, base, inh, ds, handler)
             inc = IncludeTasks(
                 file=fname,
@@ -743,9 +759,26 @@ class _Loader:
                 raise _err("Invalid options for import_role: apply", ds)
             if "public" in args:
                 args = dict(args, public=_bool(args["public"], "public", ds))
-            if self.ctx is None:
-                raise _err("import_role is only valid in a play", ds)
-            return roles.import_role(self, str(role_name), args, inh, ds, handler)
+            if self.ctx is not None:
+                return roles.import_role(self, str(role_name), args, inh, ds, handler)
+            # a task file include_tasks loads at run time: the play's search paths came down
+            # with what its tasks inherit
+            self.ctx = LoadContext(
+                basedir=str(parent.get("_basedir") or base),
+                roles_path=list(parent.get("_roles_path") or default_roles_path()),
+            )
+            try:
+                nodes = roles.import_role(self, str(role_name), args, inh, ds, handler)
+                if self.ctx.handlers:
+                    raise _err(
+                        "handlers of a role imported by a task file that include_tasks loads "
+                        "are not supported by fleetkit play",
+                        ds,
+                        hint="import the role in the play (roles: or import_role there)",
+                    )
+                return nodes
+            finally:
+                self.ctx = None
         node = IncludeRole(
             role_name=str(role_name),
             args=dict(args),
@@ -898,7 +931,13 @@ def _vars_prompt(value: Any, ds: object) -> list[dict[str, Any]]:
     return out
 
 
-def _play(ds: Any, base: str, roles_path: list[str], syntax_only: bool = False) -> Play:
+def _play(
+    ds: Any,
+    base: str,
+    roles_path: list[str],
+    syntax_only: bool = False,
+    extra_vars: dict[str, Any] | None = None,
+) -> Play:
     if not isinstance(ds, dict):
         raise _err("a play must be a mapping", ds)
     unknown = [k for k in ds if k not in PLAY_KEYWORDS]
@@ -907,6 +946,7 @@ def _play(ds: Any, base: str, roles_path: list[str], syntax_only: bool = False) 
     if "hosts" not in ds or ds["hosts"] in (None, ""):
         raise _err("the field 'hosts' is required but was not set", ds)
     ctx = LoadContext(basedir=base, roles_path=roles_path, syntax_only=syntax_only)
+    ctx.variables = [dict(extra_vars or {}), dict(ds.get("vars") or {})]
     _check_unhonoured(ds, ctx)
     hosts = ds["hosts"]
     if isinstance(hosts, list):
@@ -916,7 +956,13 @@ def _play(ds: Any, base: str, roles_path: list[str], syntax_only: bool = False) 
     if ds.get("vars") is not None and not isinstance(ds.get("vars"), dict):
         raise _err("vars must be a mapping", ds, key="vars")
     loader = _Loader(ctx)
-    parent: dict[str, Any] = {"when": [], "tags": _tags(ds.get("tags"), ds), "vars": {}}
+    parent: dict[str, Any] = {
+        "when": [],
+        "tags": _tags(ds.get("tags"), ds),
+        "vars": {},
+        "_basedir": base,
+        "_roles_path": list(roles_path),
+    }
     for k in _INHERITED:
         if k in ds:
             parent[k] = ds[k]
@@ -995,12 +1041,16 @@ def default_roles_path(configured: list[str] | None = None) -> list[str]:
 
 
 def load_playbook(
-    path: str, roles_path: list[str] | None = None, syntax_only: bool = False
+    path: str,
+    roles_path: list[str] | None = None,
+    syntax_only: bool = False,
+    extra_vars: dict[str, Any] | None = None,
 ) -> list[Play]:
     """Load a playbook (and what it imports statically: playbooks, roles, task files).
 
     ``roles_path`` is ansible.cfg's ``roles_path`` (ANSIBLE_ROLES_PATH overrides it, as in
-    ansible); ``syntax_only`` accepts keywords fleetkit cannot run (for --syntax-check).
+    ansible); ``syntax_only`` accepts keywords fleetkit cannot run (for --syntax-check);
+    ``extra_vars`` (-e) template the names ansible resolves at parse time.
     """
     if not os.path.exists(path):
         # ansible-playbook: "the playbook: X could not be found", exit 1
@@ -1008,11 +1058,17 @@ def load_playbook(
             f"the playbook: {path} could not be found",
             hint="check the path (relative to the current directory)",
         )
-    return _load_plays(os.path.abspath(path), default_roles_path(roles_path), syntax_only, [])
+    return _load_plays(
+        os.path.abspath(path), default_roles_path(roles_path), syntax_only, [], extra_vars or {}
+    )
 
 
 def _load_plays(
-    path: str, roles_path: list[str], syntax_only: bool, stack: list[str]
+    path: str,
+    roles_path: list[str],
+    syntax_only: bool,
+    stack: list[str],
+    extra_vars: dict[str, Any],
 ) -> list[Play]:
     if path in stack:
         raise PlaybookSyntaxError(f"recursive import_playbook of {path}", source=stack[-1])
@@ -1027,14 +1083,21 @@ def _load_plays(
     plays: list[Play] = []
     for ds in data:
         if isinstance(ds, dict) and "import_playbook" in ds:
-            plays.extend(_import_playbook(ds, base, roles_path, syntax_only, [*stack, path]))
+            plays.extend(
+                _import_playbook(ds, base, roles_path, syntax_only, [*stack, path], extra_vars)
+            )
         else:
-            plays.append(_play(ds, base, roles_path, syntax_only))
+            plays.append(_play(ds, base, roles_path, syntax_only, extra_vars))
     return plays
 
 
 def _import_playbook(
-    ds: dict[str, Any], base: str, roles_path: list[str], syntax_only: bool, stack: list[str]
+    ds: dict[str, Any],
+    base: str,
+    roles_path: list[str],
+    syntax_only: bool,
+    stack: list[str],
+    extra_vars: dict[str, Any],
 ) -> list[Play]:
     unknown = [k for k in ds if k not in IMPORT_PLAYBOOK_KEYWORDS]
     if unknown:
@@ -1052,12 +1115,10 @@ def _import_playbook(
     target = ds["import_playbook"]
     if not isinstance(target, str) or not target:
         raise _err("import_playbook parameters cannot be empty", ds)
-    if "{{" in target:
-        raise _err(
-            "import_playbook with a templated file name is not supported by fleetkit play",
-            ds,
-            key="import_playbook",
-        )
+    ivars = ds.get("vars") or {}
+    if not isinstance(ivars, dict):
+        raise _err("vars must be a mapping", ds, key="vars")
+    target = LoadContext(base, [], variables=[dict(extra_vars), dict(ivars)]).template(target, ds)
     from fleetkit.playbook import roles
 
     found = roles.collection_playbook(target)
@@ -1065,12 +1126,9 @@ def _import_playbook(
         found = target if os.path.isabs(target) else os.path.join(base, target)
     if not os.path.exists(found):
         raise _err(f"Unable to retrieve file contents\nCould not find or access '{found}'", ds)
-    ivars = ds.get("vars") or {}
-    if not isinstance(ivars, dict):
-        raise _err("vars must be a mapping", ds, key="vars")
     itags = _tags(ds.get("tags"), ds)
     iwhen = _as_list(ds.get("when"))
-    plays = _load_plays(os.path.abspath(found), roles_path, syntax_only, stack)
+    plays = _load_plays(os.path.abspath(found), roles_path, syntax_only, stack, extra_vars)
     for play in plays:
         merged = {**play.vars, **ivars}
         ptags = merged.pop("tags", None)

@@ -196,9 +196,7 @@ def _load(
 ) -> list[Node]:
     ctx = loader.ctx
     assert ctx is not None
-    if "{{" in spec.name:
-        raise _err(f"templated role name '{spec.name}' is not supported by fleetkit play", obj)
-    name, path = find_role(spec.name, ctx, obj, spec.role_basedir)
+    name, path = find_role(ctx.template(spec.name, obj), ctx, obj, spec.role_basedir)
     meta_files = _role_file(path, "meta", "main", allow_dir=False)
     meta: dict[str, Any] = {}
     if meta_files:
@@ -332,12 +330,14 @@ def play_role(loader: _Loader, entry: Any, parent: dict[str, Any], obj: object) 
     )
 
 
-def _from_args(spec: _Spec, args: Mapping[str, Any], obj: object) -> None:
+def _from_args(
+    spec: _Spec, args: Mapping[str, Any], obj: object, ctx: LoadContext | None = None
+) -> None:
     for k in ("tasks_from", "vars_from", "defaults_from", "handlers_from"):
         if args.get(k):
             value = str(args[k])
-            if "{{" in value:
-                raise _err(f"templated {k} is not supported on import_role", obj)
+            if ctx is not None:
+                value = ctx.template(value, obj)
             setattr(spec, k, value)
     if "rolespec_validate" in args:
         spec.validate = _bool(args["rolespec_validate"], "rolespec_validate", obj)
@@ -366,7 +366,7 @@ def import_role(
         dedup=False,
         role_basedir=os.path.dirname(current.path) if current else None,
     )
-    _from_args(spec, args, ds)
+    _from_args(spec, args, ds, ctx)
     return _load(loader, spec, inh, ds, handler, ctx.handlers)
 
 

@@ -207,3 +207,19 @@ def test_static_names_templated_with_play_vars_as_ansible(tmp_path: Path) -> Non
     assert rc == 0
     assert '"msg": "included templated"' in out
     assert out.count("TASK [web : web main]") == 2
+
+
+def test_role_identity_for_run_once_per_play_as_ansible(tmp_path: Path) -> None:
+    # the same role with the same params, when, tags and vars runs once; any difference in
+    # those makes another role
+    (tmp_path / "roles" / "dd" / "tasks").mkdir(parents=True)
+    (tmp_path / "roles" / "dd" / "tasks" / "main.yml").write_text("- debug: msg=dd\n")
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles:\n    - dd\n    - dd\n"
+        "    - {role: dd, when: true}\n    - {role: dd, tags: [x]}\n    - {role: dd, tags: [x]}\n"
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.stdout.count("TASK [dd : debug]") == 3

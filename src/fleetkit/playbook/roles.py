@@ -210,8 +210,19 @@ def _load(
     allow_dup = spec.allow_duplicates
     if allow_dup is None:
         allow_dup = _bool(meta.get("allow_duplicates", False), "allow_duplicates", meta)
+    # ansible's role identity: path, params, from-files, and the entry's when/tags/vars
     key = json.dumps(
-        [path, spec.params, spec.tasks_from, spec.vars_from, spec.defaults_from],
+        [
+            path,
+            spec.params,
+            spec.tasks_from,
+            spec.vars_from,
+            spec.defaults_from,
+            spec.handlers_from,
+            spec.keywords.get("when"),
+            spec.keywords.get("tags"),
+            spec.keywords.get("vars"),
+        ],
         sort_keys=True,
         default=str,
     )

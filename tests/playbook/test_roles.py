@@ -223,3 +223,20 @@ def test_role_identity_for_run_once_per_play_as_ansible(tmp_path: Path) -> None:
     f = run_fleetkit(["play", *args], tmp_path)
     assert f.stdout == a.stdout, f.stderr
     assert f.stdout.count("TASK [dd : debug]") == 3
+
+
+def test_find_file_prefers_the_roles_files_dir(tmp_path: Path) -> None:
+    from fleetkit.playbook.playbook import RoleRef
+    from fleetkit.playbook.roles import find_file
+
+    role = tmp_path / "roles" / "r"
+    (role / "files").mkdir(parents=True)
+    (role / "files" / "a.txt").write_text("role\n")
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.txt").write_text("play\n")
+    (tmp_path / "files" / "b.txt").write_text("play\n")
+    ref = RoleRef(name="r", path=str(role))
+    assert find_file("a.txt", "files", ref, str(tmp_path)) == str(role / "files" / "a.txt")
+    assert find_file("b.txt", "files", ref, str(tmp_path)) == str(tmp_path / "files" / "b.txt")
+    assert find_file("a.txt", "files", None, str(tmp_path)) == str(tmp_path / "files" / "a.txt")
+    assert find_file("c.txt", "files", ref, str(tmp_path)) is None

@@ -43,6 +43,8 @@ __all__ = [
     "import_role",
     "collection_paths",
     "collection_playbook",
+    "find_file",
+    "search_paths",
 ]
 
 _EXTS = ("", ".yml", ".yaml", ".json")
@@ -91,6 +93,36 @@ def collection_playbook(target: str) -> str | None:
     for ext in (".yml", ".yaml"):
         if os.path.isfile(stem + ext):
             return stem + ext
+    return None
+
+
+def search_paths(kind: str, role: RoleRef | None, basedir: str, task_dir: str = "") -> list[str]:
+    """Where ansible looks for a relative ``files``/``templates``/``vars`` name of a task:
+    the role (and its parents), the task file's directory, then the playbook directory."""
+    dirs: list[str] = []
+    if role is not None:
+        dirs += [os.path.join(role.path, kind), role.path, os.path.join(role.path, "tasks", kind)]
+        dirs.append(os.path.join(role.path, "tasks"))
+    if task_dir:
+        dirs += [os.path.join(task_dir, kind), task_dir]
+    dirs += [os.path.join(basedir, kind), basedir]
+    out: list[str] = []
+    for d in dirs:
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def find_file(
+    name: str, kind: str, role: RoleRef | None, basedir: str, task_dir: str = ""
+) -> str | None:
+    """The file a module's relative ``src`` names (``kind`` = files or templates), or None."""
+    if os.path.isabs(name):
+        return name if os.path.exists(name) else None
+    for d in search_paths(kind, role, basedir, task_dir):
+        cand = os.path.join(d, name)
+        if os.path.exists(cand):
+            return cand
     return None
 
 

@@ -138,3 +138,16 @@ def test_include_as_a_handler_is_refused(tmp_path: Path) -> None:
     pb.write_text("- hosts: all\n  handlers:\n    - name: h\n      include_tasks: x.yml\n")
     with pytest.raises(PlaybookSyntaxError, match="include_tasks as a handler is not supported"):
         load_playbook(str(pb))
+
+
+def test_import_playbook_tags_reach_the_handlers_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "inner.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n      notify: h\n"
+        "  handlers:\n    - name: h\n      debug: msg=handled\n"
+    )
+    ra, out_a, err_a, rf, out_f, err_f = _both(
+        tmp_path, "- import_playbook: inner.yml\n  tags: [t1]\n", "--tags", "t1"
+    )
+    assert out_f == out_a
+    assert "RUNNING HANDLER [h]" in out_f
+    assert rf == ra == 0

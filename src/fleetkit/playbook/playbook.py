@@ -1140,6 +1140,8 @@ def _import_playbook(
         if iwhen:
             play.included_when = iwhen + play.included_when
         _push_down(play.tasks, extra_tags, iwhen)
+        for h in play.handlers:
+            h.tags = list(h.tags) + [t for t in extra_tags if t not in h.tags]
     return plays
 
 

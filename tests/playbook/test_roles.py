@@ -240,3 +240,19 @@ def test_find_file_prefers_the_roles_files_dir(tmp_path: Path) -> None:
     assert find_file("b.txt", "files", ref, str(tmp_path)) == str(tmp_path / "files" / "b.txt")
     assert find_file("a.txt", "files", None, str(tmp_path)) == str(tmp_path / "files" / "a.txt")
     assert find_file("c.txt", "files", ref, str(tmp_path)) is None
+
+
+def test_play_role_names_as_ansible(tmp_path: Path) -> None:
+    for r in ("rv", "dd"):
+        (tmp_path / "roles" / r / "tasks").mkdir(parents=True)
+        (tmp_path / "roles" / r / "tasks" / "main.yml").write_text(f"- debug: msg={r}\n")
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles: [rv, dd, dd]\n  tasks:\n"
+        "    - debug: var=role_names\n    - import_role: name=dd\n"
+        "    - include_role: name=rv\n    - debug: var=ansible_play_role_names\n"
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert '"rv",\n        "dd",\n        "dd",\n        "dd",\n        "rv"' in f.stdout

@@ -359,6 +359,8 @@ class Play:
     roles: list[RoleRef] = field(default_factory=list)
     # where include_role looks for roles (the loader's roles_path, see load_playbook)
     roles_path: list[str] = field(default_factory=list)
+    # ansible_play_role_names: the roles: entries then the import_role'd roles (play.roles)
+    role_names: list[str] = field(default_factory=list)
     # import_playbook `when:` conditions (ansible puts them on the fact gathering task too)
     included_when: list[Any] = field(default_factory=list)
     vars_prompt: list[dict[str, Any]] = field(default_factory=list)
@@ -374,6 +376,8 @@ class LoadContext:
     roles: list[RoleRef] = field(default_factory=list)
     handlers: list[Task] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    direct: list[str] = field(default_factory=list)
+    imported: list[str] = field(default_factory=list)
     # what static names (import_tasks files, role names) are templated with, highest first:
     # extra vars, then the play's vars (ansible templates them at parse time)
     variables: list[dict[str, Any]] = field(default_factory=list)
@@ -1012,6 +1016,7 @@ def _play(
         tags=parent["tags"],
         basedir=base,
         roles=list(ctx.roles),
+        role_names=ctx.direct + ctx.imported,
         roles_path=list(roles_path),
         vars_prompt=_vars_prompt(ds.get("vars_prompt"), ds),
     )

@@ -368,9 +368,11 @@ def play_role(loader: _Loader, entry: Any, parent: dict[str, Any], obj: object) 
     assert ctx is not None
     name, kws, params = _split_entry(entry, obj)
     spec = _Spec(name=name, params=params, keywords=kws)
-    return _load(
+    nodes = _load(
         loader, spec, parent, entry if isinstance(entry, dict) else obj, False, ctx.handlers
     )
+    ctx.direct.append(ctx.template(name, obj).rstrip("/").rsplit("/", 1)[-1])
+    return nodes
 
 
 def _from_args(
@@ -410,7 +412,9 @@ def import_role(
         role_basedir=os.path.dirname(current.path) if current else None,
     )
     _from_args(spec, args, ds, ctx)
-    return _load(loader, spec, inh, ds, handler, ctx.handlers)
+    nodes = _load(loader, spec, inh, ds, handler, ctx.handlers)
+    ctx.imported.append(ctx.template(name, ds).rstrip("/").rsplit("/", 1)[-1])
+    return nodes
 
 
 def expand_include_role(node: IncludeRole, args: Mapping[str, Any], play: Play) -> IncludedRole:

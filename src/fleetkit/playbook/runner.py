@@ -499,6 +499,9 @@ class PlaybookRunner:
             "ansible_verbosity": self.opts.verbosity,
             "ansible_play_hosts_all": play_all,
             "ansible_play_name": play.name,
+            # lang hook: play.roles' names (include_role appends when it runs)
+            "ansible_play_role_names": list(play.role_names),
+            "role_names": list(play.role_names),
             "omit": OMIT,
             "ansible_version": {
                 "full": "2.19.0",
@@ -746,6 +749,8 @@ class PlaybookRunner:
             self.cb.include(str(args.get("name", args.get("role"))), rhosts)
             for h in rhosts:
                 self.stats.increment("ok", h)
+            for key in ("ansible_play_role_names", "role_names"):
+                self._magic_common[key] = [*self._magic_common[key], included.role.name]
             handlers = batch.play.handlers
             handlers.extend(included.handlers)
             # ansible resolves notifications at flush time, the last loaded handler of a name

@@ -16,6 +16,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetkit.playbook.errors import PlaybookError
 from fleetkit.playbook.playbook import (
     Block,
     IncludeRole,
@@ -132,9 +133,35 @@ def find_start_task(play: Play, pattern: str) -> int | None:
     return scan(play.tasks)
 
 
+def handlers_for(handlers: list[Task], name: str) -> list[int]:
+    """The handlers a notification reaches, as ansible 2.19 searches them: the last loaded
+    handler with that name (also as "role : name"), then every listener (one per name)."""
+    out: list[int] = []
+    for i in reversed(range(len(handlers))):
+        h = handlers[i]
+        if not h.name:
+            continue
+        names = {h.name}
+        if h.role is not None:
+            names |= {f"{h.role.name} : {h.name}", f"{h.role.name.rsplit('.', 1)[-1]} : {h.name}"}
+        if name in names:
+            out.append(i)
+            break
+    seen: set[str] = set()
+    for i in reversed(range(len(handlers))):
+        h = handlers[i]
+        if name in h.listen:
+            if h.name and h.name in seen:
+                continue
+            seen.add(h.name or "")
+            out.append(i)
+    return out
+
+
 def facts_task(play: Play) -> Task:
-    """The implicit ``Gathering Facts`` task of a play."""
+    """The implicit ``Gathering Facts`` task of a play (import_playbook's ``when`` on it)."""
     t = Task(action="gather_facts", args={}, name="Gathering Facts")
+    t.when = list(play.included_when)
     t.path, t.line, t.col = play.path, play.line, 3
     return t
 
@@ -208,12 +235,17 @@ class PlayIterator:
         return bool(frames) and frames[-1].rescue
 
     def notify(self, host: str, names: list[str]) -> None:
-        """Notify handlers by name or ``listen`` topic for ``host``."""
-        wanted = set(names)
+        """Notify handlers by name or ``listen`` topic for ``host`` (ansible's error when a
+        name reaches no handler)."""
         pending = self.states[host].notified
-        for i, handler in enumerate(self.play.handlers):
-            if wanted & {handler.name or "", *handler.listen}:
-                pending.add(i)
+        for want in sorted(set(names)):
+            found = handlers_for(self.play.handlers, want)
+            if not found:
+                raise PlaybookError(
+                    f"The requested handler '{want}' was not found in either the "
+                    "main handlers list nor in the listening handlers list"
+                )
+            pending.update(found)
 
     def _halted(self) -> bool:
         return self.stop or self.end_play

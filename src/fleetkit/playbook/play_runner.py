@@ -211,7 +211,10 @@ class PlaybookExecutor:
         """Run one play; True when the playbook must stop."""
         vm = self.vm
         vm.prompt_vars = self._vars_prompt(play)
+        vm.warnings = []
         vm.load_play_vars(play)
+        for warning in vm.warnings:
+            self.cb.warning(warning)
         play = self._templated(play)
         self.inv.add_vars_dir(play.basedir)
         add_plugin_dirs(play.basedir)  # filter_plugins/ etc. next to the playbook

@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError
+from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError, TemplateError
 from fleetkit.playbook.yamlsrc import Located, load_yaml_file, source_of
 
 __all__ = [
@@ -53,6 +53,10 @@ MODULE_NAMES = frozenset(
         "meta",
         "include_tasks",
         "import_tasks",
+        "include_role",
+        "import_role",
+        "include_vars",
+        "validate_argument_spec",
         "gather_facts",
         "file",
     }
@@ -61,127 +65,148 @@ FREE_FORM = frozenset({"command", "shell", "raw"})
 _FREE_FORM_KEYS = frozenset(
     {"chdir", "creates", "removes", "executable", "stdin", "stdin_add_newline", "strip_empty_ends"}
 )
-TASK_KEYWORDS = frozenset(
+# Every keyword ansible-core 2.19 accepts, per object (its FieldAttribute definitions).
+_COMMON = frozenset(
     {
+        "any_errors_fatal",
+        "become",
+        "become_exe",
+        "become_flags",
+        "become_method",
+        "become_user",
+        "check_mode",
+        "collections",
+        "connection",
+        "debugger",
+        "diff",
+        "environment",
+        "ignore_errors",
+        "ignore_unreachable",
+        "module_defaults",
         "name",
+        "no_log",
+        "port",
+        "remote_user",
+        "run_once",
+        "throttle",
+        "timeout",
+        "vars",
+    }
+)
+PLAY_KEYWORDS = _COMMON | {
+    "fact_path",
+    "force_handlers",
+    "gather_facts",
+    "gather_subset",
+    "gather_timeout",
+    "handlers",
+    "hosts",
+    "max_fail_percentage",
+    "order",
+    "post_tasks",
+    "pre_tasks",
+    "roles",
+    "serial",
+    "strategy",
+    "tags",
+    "tasks",
+    "vars_files",
+    "vars_prompt",
+}
+BLOCK_KEYWORDS = _COMMON | {
+    "always",
+    "block",
+    "delegate_facts",
+    "delegate_to",
+    "notify",
+    "rescue",
+    "tags",
+    "when",
+}
+TASK_KEYWORDS = _COMMON | {
+    "action",
+    "args",
+    "async",
+    "changed_when",
+    "delay",
+    "delegate_facts",
+    "delegate_to",
+    "failed_when",
+    "local_action",
+    "loop",
+    "loop_control",
+    "notify",
+    "poll",
+    "register",
+    "retries",
+    "tags",
+    "until",
+    "when",
+}
+HANDLER_KEYWORDS = TASK_KEYWORDS | {"listen"}
+# a `roles:` entry; any other key is a role parameter
+ROLE_KEYWORDS = (_COMMON - {"name"}) | {
+    "delegate_facts",
+    "delegate_to",
+    "name",
+    "role",
+    "tags",
+    "when",
+}
+# keywords a dynamic include_tasks / include_role task may carry (ansible's TaskInclude)
+INCLUDE_KEYWORDS = frozenset(
+    {
         "action",
         "args",
-        "local_action",
-        "when",
-        "register",
-        "until",
-        "retries",
-        "delay",
+        "collections",
+        "debugger",
+        "ignore_errors",
         "loop",
         "loop_control",
-        "vars",
-        "become",
-        "become_user",
-        "become_method",
-        "become_flags",
-        "become_exe",
-        "delegate_to",
-        "delegate_facts",
-        "run_once",
-        "no_log",
-        "notify",
-        "tags",
-        "ignore_errors",
-        "ignore_unreachable",
-        "failed_when",
-        "changed_when",
-        "check_mode",
-        "diff",
-        "any_errors_fatal",
-        "environment",
-        "connection",
-        "listen",
-        "timeout",
-        "async",
-        "poll",
-        "throttle",
-        "debugger",
-        "collections",
-        "module_defaults",
-        "port",
-        "remote_user",
-    }
-)
-BLOCK_KEYWORDS = frozenset(
-    {
         "name",
-        "block",
-        "rescue",
-        "always",
+        "no_log",
+        "register",
+        "run_once",
+        "tags",
+        "timeout",
+        "vars",
         "when",
-        "vars",
-        "become",
-        "become_user",
-        "become_method",
-        "become_flags",
-        "delegate_to",
-        "run_once",
-        "no_log",
-        "tags",
-        "ignore_errors",
-        "ignore_unreachable",
-        "check_mode",
-        "diff",
-        "any_errors_fatal",
-        "environment",
-        "connection",
-        "timeout",
-        "throttle",
-        "debugger",
-        "collections",
-        "module_defaults",
-        "port",
-        "remote_user",
-        "notify",
     }
 )
-PLAY_KEYWORDS = frozenset(
+IMPORT_PLAYBOOK_KEYWORDS = (_COMMON - {"collections"}) | {"import_playbook", "tags", "when"}
+ROLE_META_KEYWORDS = (_COMMON - {"vars"}) | {
+    "allow_duplicates",
+    "argument_specs",
+    "dependencies",
+    "galaxy_info",
+    "vars",
+}
+INCLUDE_ROLE_ARGS = frozenset(
     {
         "name",
-        "hosts",
-        "gather_facts",
-        "vars",
-        "vars_files",
-        "vars_prompt",
-        "serial",
-        "order",
-        "strategy",
-        "max_fail_percentage",
-        "any_errors_fatal",
-        "become",
-        "become_user",
-        "become_method",
-        "become_flags",
-        "connection",
-        "tasks",
-        "pre_tasks",
-        "post_tasks",
-        "handlers",
-        "tags",
-        "ignore_errors",
-        "ignore_unreachable",
-        "roles",
-        "remote_user",
-        "port",
-        "environment",
-        "check_mode",
-        "diff",
-        "no_log",
-        "force_handlers",
+        "role",
+        "tasks_from",
+        "vars_from",
+        "defaults_from",
+        "handlers_from",
+        "public",
+        "apply",
+        "allow_duplicates",
+        "rolespec_validate",
+    }
+)
+# Keywords ansible accepts that fleetkit play cannot honour yet: refused at load time (a
+# falsy value is accepted, it changes nothing). --syntax-check accepts them as ansible does.
+UNHONOURED = frozenset(
+    {
+        "debugger",
+        "module_defaults",
+        "fact_path",
         "gather_subset",
         "gather_timeout",
-        "run_once",
-        "throttle",
-        "timeout",
+        "become_exe",
+        "port",
         "collections",
-        "module_defaults",
-        "debugger",
-        "fact_path",
     }
 )
 _INHERITED = (
@@ -202,6 +227,9 @@ _INHERITED = (
     "remote_user",
     "port",
     "diff",
+    "delegate_facts",
+    "notify",
+    "throttle",
 )
 
 _ids = itertools.count(1)
@@ -321,14 +349,88 @@ class Play:
     path: str = ""
     line: int = 0
     basedir: str = ""
+    # roles loaded statically (roles:, import_role, their dependencies), in load order
+    roles: list[RoleRef] = field(default_factory=list)
+    # where include_role looks for roles (the loader's roles_path, see load_playbook)
+    roles_path: list[str] = field(default_factory=list)
+    # ansible_play_role_names: the roles: entries then the import_role'd roles (play.roles)
+    role_names: list[str] = field(default_factory=list)
+    # import_playbook `when:` conditions (ansible puts them on the fact gathering task too)
+    included_when: list[Any] = field(default_factory=list)
+    vars_prompt: list[dict[str, Any]] = field(default_factory=list)
     # the play's own keywords as written (templated by the engine: hosts, serial, strategy...)
     keywords: dict[str, Any] = field(default_factory=dict)
     # pre_tasks, tasks, post_tasks apart: handlers are flushed after each section
     sections: list[list[Node]] = field(default_factory=list)
 
 
-def _err(msg: str, obj: object, hint: str | None = None) -> PlaybookSyntaxError:
-    return PlaybookSyntaxError(msg, hint=hint, source=source_of(obj))
+@dataclass(slots=True)
+class LoadContext:
+    """What loading one play needs besides the YAML: role search paths, collected roles."""
+
+    basedir: str
+    roles_path: list[str]
+    syntax_only: bool = False
+    roles: list[RoleRef] = field(default_factory=list)
+    handlers: list[Task] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    direct: list[str] = field(default_factory=list)
+    imported: list[str] = field(default_factory=list)
+    # what static names (import_tasks files, role names) are templated with, highest first:
+    # extra vars, then the play's vars (ansible templates them at parse time)
+    variables: list[dict[str, Any]] = field(default_factory=list)
+
+    def template(self, value: str, obj: object) -> str:
+        """Template a name ansible resolves at parse time (play vars and extra vars only)."""
+        if "{{" not in value and "{%" not in value:
+            return value
+        from fleetkit.playbook.templar import Templar, VarsView
+
+        try:
+            return str(Templar(VarsView(list(self.variables))).template(value))
+        except TemplateError as exc:
+            raise _err(f"{exc}", obj, hint="only play vars and extra vars exist here") from None
+
+
+def _err(msg: str, obj: object, hint: str | None = None, key: Any = None) -> PlaybookSyntaxError:
+    source = source_of(obj)
+    if key is not None and isinstance(obj, Located) and key in obj.pos:
+        line, col = obj.pos[key][:2]
+        source = f"{obj.path}:{line}:{col}"
+    return PlaybookSyntaxError(msg, hint=hint, source=source)
+
+
+def _check_unhonoured(ds: dict[str, Any], ctx: LoadContext | None) -> None:
+    if ctx is not None and ctx.syntax_only:
+        return
+    for k in ds:
+        if k not in UNHONOURED or not ds[k]:
+            continue
+        if k == "collections" and all(
+            str(c) in ("ansible.builtin", "ansible.legacy") for c in _as_list(ds[k])
+        ):
+            continue
+        raise _err(
+            f"the keyword '{k}' is not supported by fleetkit play",
+            ds,
+            hint="remove it or run this playbook with ansible-playbook (see docs/play.md)",
+            key=k,
+        )
+
+
+def _check_register(ds: dict[str, Any]) -> None:
+    if "register" not in ds:
+        return
+    reg = ds["register"]
+    if not isinstance(reg, str) or not reg.isidentifier():
+        raise _err(
+            f"Invalid 'register' specified: Invalid variable name '{reg}' of type "
+            f"{type(reg).__name__!r}.",
+            ds,
+            hint="Variable names must be strings starting with a letter or underscore "
+            "character, and contain only letters, numbers and underscores.",
+            key="register",
+        )
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -445,9 +547,22 @@ def _module_args(action: str, value: Any, obj: object) -> dict[str, Any]:
     raise _err(f"invalid arguments for {action}: expected a mapping or a string", obj)
 
 
+def _own_kw(ds: dict[str, Any]) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    for k in ("loop", "loop_control", "run_once", "register", "ignore_errors", "no_log"):
+        if k in ds:
+            kw[k] = ds[k]
+    for k, v in ds.items():
+        if isinstance(k, str) and k.startswith("with_"):
+            kw["loop"] = v
+            kw["_with"] = k[5:]
+    return kw
+
+
 class _Loader:
-    def __init__(self) -> None:
+    def __init__(self, ctx: LoadContext | None = None) -> None:
         self.stack: list[str] = []
+        self.ctx = ctx
 
     def tasks(
         self, items: Any, parent: dict[str, Any], obj: object, base: str, handler: bool = False
@@ -470,22 +585,51 @@ class _Loader:
         merged = dict(parent)
         merged["when"] = list(parent.get("when", [])) + _as_list(ds.get("when"))
         merged["tags"] = list(parent.get("tags", [])) + _tags(ds.get("tags"), ds)
+        if ds.get("vars") is not None and not isinstance(ds.get("vars"), dict):
+            raise _err("vars must be a mapping", ds, key="vars")
         merged["vars"] = {**parent.get("vars", {}), **(ds.get("vars") or {})}
         for k in _INHERITED:
             if k in ds:
                 merged[k] = ds[k]
         return merged
 
+    def _dynamic_parent(
+        self, ds: dict[str, Any], args: dict[str, Any], parent: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What tasks of a dynamic include inherit: the include's ancestors, its vars, apply."""
+        apply = args.get("apply") or {}
+        if not isinstance(apply, dict):
+            raise _err(f"Expected a dict for apply but got {type(apply).__name__} instead", ds)
+        unknown = [k for k in apply if k not in BLOCK_KEYWORDS or k in ("block", "rescue")]
+        if unknown:
+            raise _err(f"'{unknown[0]}' is not a valid attribute for a Block", ds)
+        _check_unhonoured(apply, self.ctx)
+        inherit = dict(parent)
+        inherit["vars"] = {**parent.get("vars", {}), **(ds.get("vars") or {})}
+        return self._inherit(apply, inherit)
+
+    def _check_include_keys(self, ds: dict[str, Any], kind: str, mod_key: str) -> None:
+        for k in ds:
+            if k == mod_key or (isinstance(k, str) and k.startswith("with_")):
+                continue
+            if k not in INCLUDE_KEYWORDS:
+                raise _err(f"'{k}' is not a valid attribute for a {kind}", ds, key=k)
+
     def node(
         self, ds: dict[str, Any], parent: dict[str, Any], base: str, handler: bool
     ) -> list[Node]:
         if "vars" in ds and ds["vars"] is not None and not isinstance(ds["vars"], dict):
-            raise _err("vars must be a mapping", ds)
+            raise _err("vars must be a mapping", ds, key="vars")
         if "block" in ds:
             unknown = [k for k in ds if k not in BLOCK_KEYWORDS]
             if unknown:
-                raise _err(f"'{unknown[0]}' is not a valid attribute for a Block", ds)
+                raise _err(
+                    f"'{unknown[0]}' is not a valid attribute for a Block", ds, key=unknown[0]
+                )
+            _check_unhonoured(ds, self.ctx)
             inh = self._inherit(ds, parent)
+            if "notify" in ds:
+                inh["_notify"] = ds["notify"]
             rescue = self.tasks(ds.get("rescue"), inh, ds, base, handler)
             always = self.tasks(ds.get("always"), inh, ds, base, handler)
             if rescue:
@@ -497,17 +641,35 @@ class _Loader:
         for bad in ("rescue", "always"):
             if bad in ds:
                 raise _err(f"'{bad}' is not a valid attribute for a Task (use it in a block)", ds)
-        action, args = self._action(ds)
+        action, args, mod_key = self._action(ds, handler)
+        _check_register(ds)
+        if action in ("include_tasks", "include_role"):
+            kind = "TaskInclude" if action == "include_tasks" else "IncludeRole"
+            self._check_include_keys(ds, kind, mod_key)
+        else:
+            _check_unhonoured(ds, self.ctx)
         inh = self._inherit(ds, parent)
-        if action == "import_tasks":
+        if action in ("import_tasks", "import_role") and (
+            "loop" in ds or any(isinstance(k, str) and k.startswith("with_") for k in ds)
+        ):
+            dynamic = action.replace("import", "include")
+            raise _err(
+                f"You cannot use loops on '{action}' statements. You should use '{dynamic}' "
+                "instead.",
+                ds,
+            )
+        if action in ("import_tasks", "include_tasks"):
             fname = str(args.get("_raw_params") or args.get("file") or "")
+            bad_opts = set(args) - {"file", "apply", "_raw_params"}
+            if bad_opts or ("apply" in args and action == "import_tasks"):
+                opts = ",".join(sorted(bad_opts)) if bad_opts else "apply"
+                raise _err(f"Invalid options for {action}: {opts}", ds)
             if not fname:
-                raise _err("import_tasks requires a file name", ds)
-            return self.load_file(fname, base, inh, ds, handler)
-        if action == "include_tasks":
-            fname = str(args.get("_raw_params") or args.get("file") or "")
-            if not fname:
-                raise _err("include_tasks requires a file name", ds)
+                raise _err(f"No file specified for {action}", ds)
+            if action == "import_tasks":
+                if self.ctx is not None:
+                    fname = self.ctx.template(fname, ds)
+                return self.load_file(fname, base, inh, ds, handler)
             inc = IncludeTasks(
                 file=fname,
                 base=base,
@@ -515,15 +677,19 @@ class _Loader:
                 when=inh["when"],
                 tags=inh["tags"],
                 vars=inh["vars"],
-                parent={k: v for k, v in inh.items() if k not in ("when", "tags", "vars")},
+                parent=self._dynamic_parent(ds, args, parent),
+                role=parent.get("_role"),
             )
             if isinstance(ds, Located):
                 inc.path, inc.line, inc.col = ds.path, ds.line, ds.col
-            inc.kw = {k: ds[k] for k in ds if k in ("loop", "loop_control", "run_once")}
+            inc.kw = _own_kw(ds)
             return [inc]
-        kw: dict[str, Any] = {
-            k: v for k, v in inh.items() if k not in ("when", "tags", "vars", "_rescued")
-        }
+        if action in ("import_role", "include_role"):
+            return self._role_task(action, ds, args, parent, inh, base, handler)
+        kw: dict[str, Any] = {k: v for k, v in inh.items() if k not in ("when", "tags", "vars")}
+        kw = {k: v for k, v in kw.items() if not k.startswith("_")}
+        if "_notify" in inh:
+            kw["notify"] = inh["_notify"]
         for k in (
             "register",
             "until",
@@ -558,25 +724,96 @@ class _Loader:
             vars=inh["vars"],
             handler=handler,
             in_rescue_block=bool(inh.get("_rescued")),
+            role=inh.get("_role"),
         )
         if isinstance(ds, Located):
             task.path, task.line, task.col = ds.path, ds.line, ds.col
             task.src = ds
-            task.mod_key = next(
-                (k for k in ds if isinstance(k, str) and normalize_action(k) == action), ""
-            )
+            task.mod_key = mod_key
         if handler:
             task.listen = [str(x) for x in _as_list(ds.get("listen"))]
+        if action == "include_vars":
+            task.args["_ansible_task_dir"] = os.path.dirname(task.path) if task.path else base
+            if task.role is not None:
+                task.args["_ansible_role_path"] = task.role.path
         return [task]
 
-    def _action(self, ds: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _role_task(
+        self,
+        action: str,
+        ds: dict[str, Any],
+        args: dict[str, Any],
+        parent: dict[str, Any],
+        inh: dict[str, Any],
+        base: str,
+        handler: bool,
+    ) -> list[Node]:
+        from fleetkit.playbook import roles
+
+        bad = sorted(set(args) - INCLUDE_ROLE_ARGS)
+        if bad:
+            raise _err(f"Invalid options for {action}: {','.join(bad)}", ds)
+        role_name = args.get("name", args.get("role"))
+        if not role_name:
+            raise _err(f"'name' is a required field for {action}.", ds)
+        if action == "import_role":
+            if "apply" in args:
+                raise _err("Invalid options for import_role: apply", ds)
+            if "public" in args:
+                args = dict(args, public=_bool(args["public"], "public", ds))
+            if self.ctx is not None:
+                return roles.import_role(self, str(role_name), args, inh, ds, handler)
+            # a task file include_tasks loads at run time: the play's search paths came down
+            # with what its tasks inherit
+            self.ctx = LoadContext(
+                basedir=str(parent.get("_basedir") or base),
+                roles_path=list(parent.get("_roles_path") or default_roles_path()),
+            )
+            try:
+                nodes = roles.import_role(self, str(role_name), args, inh, ds, handler)
+                if self.ctx.handlers:
+                    raise _err(
+                        "handlers of a role imported by a task file that include_tasks loads "
+                        "are not supported by fleetkit play",
+                        ds,
+                        hint="import the role in the play (roles: or import_role there)",
+                    )
+                return nodes
+            finally:
+                self.ctx = None
+        node = IncludeRole(
+            role_name=str(role_name),
+            args=dict(args),
+            base=base,
+            name=ds.get("name"),
+            when=inh["when"],
+            tags=inh["tags"],
+            vars=inh["vars"],
+            parent=self._dynamic_parent(ds, args, parent),
+            role=parent.get("_role"),
+        )
+        node.args.pop("apply", None)
+        if isinstance(ds, Located):
+            node.path, node.line, node.col = ds.path, ds.line, ds.col
+        node.kw = _own_kw(ds)
+        return [node]
+
+    def _action(self, ds: dict[str, Any], handler: bool = False) -> tuple[str, dict[str, Any], str]:
+        # ansible's ModuleArgsParser: keys of a Task or a Handler are never module names;
+        # a key valid on the other kind only is then an invalid attribute
+        keywords = HANDLER_KEYWORDS | {"static"}
         found: list[str] = []
         for k in ds:
             if not isinstance(k, str):
                 raise _err(f"invalid task key {k!r}", ds)
-            if k in TASK_KEYWORDS or k.startswith("with_"):
+            if k in keywords or k.startswith("with_"):
                 continue
             found.append(k)
+        valid = HANDLER_KEYWORDS if handler else TASK_KEYWORDS
+        for k in ds:
+            if k in keywords and k not in valid:
+                kind = "Handler" if handler else "Task"
+                raise _err(f"'{k}' is not a valid attribute for a {kind}", ds, key=k)
         if "action" in ds or "local_action" in ds:
             key = "action" if "action" in ds else "local_action"
             if found:
@@ -589,13 +826,11 @@ class _Loader:
             else:
                 mod, _, rest = str(value).partition(" ")
                 args = _module_args(normalize_action(mod), rest, ds)
-            if key == "local_action":
-                ds = dict(ds)
             action = normalize_action(mod)
             if action not in MODULE_NAMES:
                 raise self._unknown(mod, ds)
             args.update(ds.get("args") or {})
-            return action, args
+            return action, args, key
         if not found:
             raise _err(
                 "no module/action detected in task.",
@@ -603,13 +838,7 @@ class _Loader:
                 hint="every task needs exactly one module, e.g. 'command: /bin/true'",
             )
         if len(found) > 1:
-            known = [f for f in found if normalize_action(f) in MODULE_NAMES]
-            if len(known) > 1:
-                raise _err(f"conflicting action statements: {known[0]}, {known[1]}", ds)
-            unknown = [f for f in found if normalize_action(f) not in MODULE_NAMES]
-            if known:
-                raise _err(f"'{unknown[0]}' is not a valid attribute for a Task", ds)
-            raise self._unknown(found[0], ds)
+            raise _err(f"conflicting action statements: {found[0]}, {found[1]}", ds)
         mod = found[0]
         action = normalize_action(mod)
         if action not in MODULE_NAMES:
@@ -620,7 +849,7 @@ class _Loader:
             if not isinstance(extra, dict):
                 raise _err("args must be a mapping", ds)
             args.update(extra)
-        return action, args
+        return action, args, mod
 
     def _unknown(self, mod: str, ds: object) -> PlaybookSyntaxError:
         return _err(
@@ -669,50 +898,93 @@ def _bool(value: Any, what: str, obj: object) -> bool:
     raise _err(f"{what} must be a boolean, got {value!r}", obj)
 
 
-def _play(ds: Any, base: str) -> Play:
+def _flat_handlers(nodes: list[Node], out: list[Task]) -> None:
+    for n in nodes:
+        if isinstance(n, Task):
+            out.append(n)
+        elif isinstance(n, Block):
+            _flat_handlers(n.block, out)
+            _flat_handlers(n.rescue, out)
+            _flat_handlers(n.always, out)
+        else:
+            what = "include_tasks" if isinstance(n, IncludeTasks) else "include_role"
+            raise PlaybookSyntaxError(
+                f"{what} as a handler is not supported by fleetkit play",
+                hint="use import_tasks / import_role in handlers",
+                source=f"{n.path}:{n.line}" if n.path else None,
+            )
+
+
+def _vars_prompt(value: Any, ds: object) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    allowed = {"name", "prompt", "default", "private", "confirm", "encrypt", "salt_size", "unsafe"}
+    allowed |= {"salt"}
+    for item in _as_list(value):
+        if not isinstance(item, dict):
+            raise _err("vars_prompt entries must be mappings", ds, key="vars_prompt")
+        if "name" not in item:
+            raise _err("Invalid vars_prompt data structure, missing 'name' key", ds)
+        unknown = sorted(set(item) - allowed)
+        if unknown:
+            raise _err(
+                f"Invalid vars_prompt data structure, found unsupported key '{unknown[0]}'", ds
+            )
+        out.append(dict(item))
+    return out
+
+
+def _play(
+    ds: Any,
+    base: str,
+    roles_path: list[str],
+    syntax_only: bool = False,
+    extra_vars: dict[str, Any] | None = None,
+) -> Play:
     if not isinstance(ds, dict):
         raise _err("a play must be a mapping", ds)
-    if "import_playbook" in ds:
-        raise _err("import_playbook is not supported by fleetkit play", ds)
     unknown = [k for k in ds if k not in PLAY_KEYWORDS]
     if unknown:
-        raise _err(f"'{unknown[0]}' is not a valid attribute for a Play", ds)
+        raise _err(f"'{unknown[0]}' is not a valid attribute for a Play", ds, key=unknown[0])
     if "hosts" not in ds or ds["hosts"] in (None, ""):
         raise _err("the field 'hosts' is required but was not set", ds)
-    if ds.get("roles"):
-        raise _err("roles are not supported by fleetkit play", ds)
+    ctx = LoadContext(basedir=base, roles_path=roles_path, syntax_only=syntax_only)
+    ctx.variables = [dict(extra_vars or {}), dict(ds.get("vars") or {})]
+    _check_unhonoured(ds, ctx)
     hosts = ds["hosts"]
     if isinstance(hosts, list):
         hosts = [str(h) for h in hosts]
     else:
         hosts = str(hosts)
     if ds.get("vars") is not None and not isinstance(ds.get("vars"), dict):
-        raise _err("vars must be a mapping", ds)
-    loader = _Loader()
-    parent: dict[str, Any] = {"when": [], "tags": _tags(ds.get("tags"), ds), "vars": {}}
+        raise _err("vars must be a mapping", ds, key="vars")
+    loader = _Loader(ctx)
+    parent: dict[str, Any] = {
+        "when": [],
+        "tags": _tags(ds.get("tags"), ds),
+        "vars": {},
+        "_basedir": base,
+        "_roles_path": list(roles_path),
+    }
     for k in _INHERITED:
         if k in ds:
             parent[k] = ds[k]
-    tasks: list[Node] = []
-    sections: list[list[Node]] = []
-    for key in ("pre_tasks", "tasks", "post_tasks"):
-        section = loader.tasks(ds.get(key), parent, ds, base)
-        tasks.extend(section)
-        if section:
-            sections.append(section)
+    pre: list[Node] = loader.tasks(ds.get("pre_tasks"), parent, ds, base)
+    main: list[Node] = []
+    if ds.get("roles"):
+        from fleetkit.playbook import roles
+
+        if not isinstance(ds["roles"], list):
+            raise _err("A malformed role declaration was encountered.", ds, key="roles")
+        for entry in ds["roles"]:
+            main.extend(roles.play_role(loader, entry, parent, ds))
+    main.extend(loader.tasks(ds.get("tasks"), parent, ds, base))
+    post: list[Node] = loader.tasks(ds.get("post_tasks"), parent, ds, base)
+    # ansible flushes handlers after pre_tasks, after roles + tasks and after post_tasks
+    sections: list[list[Node]] = [sec for sec in (pre, main, post) if sec]
+    tasks: list[Node] = pre + main + post
     handlers_nodes = loader.tasks(ds.get("handlers"), parent, ds, base, handler=True)
-    handlers: list[Task] = []
-
-    def flat(nodes: list[Node]) -> None:
-        for n in nodes:
-            if isinstance(n, Task):
-                handlers.append(n)
-            elif isinstance(n, Block):
-                flat(n.block)
-                flat(n.rescue)
-                flat(n.always)
-
-    flat(handlers_nodes)
+    handlers: list[Task] = list(ctx.handlers)
+    _flat_handlers(handlers_nodes, handlers)
     serial_raw = ds.get("serial")
     serial = [] if serial_raw is None else _as_list(serial_raw)
     for s in serial:
@@ -747,6 +1019,10 @@ def _play(ds: Any, base: str) -> Play:
         kw={k: ds[k] for k in _INHERITED if k in ds},
         tags=parent["tags"],
         basedir=base,
+        roles=list(ctx.roles),
+        role_names=ctx.direct + ctx.imported,
+        roles_path=list(roles_path),
+        vars_prompt=_vars_prompt(ds.get("vars_prompt"), ds),
         keywords={
             k: ds[k] for k in ds if k not in ("tasks", "pre_tasks", "post_tasks", "handlers")
         },
@@ -763,23 +1039,142 @@ def _play(ds: Any, base: str) -> Play:
     return play
 
 
-def load_playbook(path: str) -> list[Play]:
+def default_roles_path(configured: list[str] | None = None) -> list[str]:
+    """ansible's DEFAULT_ROLES_PATH: ANSIBLE_ROLES_PATH, else ansible.cfg's, else the defaults."""
+    env = os.environ.get("ANSIBLE_ROLES_PATH")
+    if env:
+        return [os.path.expanduser(p) for p in env.split(os.pathsep) if p]
+    if configured:
+        return [os.path.expanduser(p) for p in configured]
+    return [
+        os.path.expanduser("~/.ansible/roles"),
+        "/usr/share/ansible/roles",
+        "/etc/ansible/roles",
+    ]
+
+
+def load_playbook(
+    path: str,
+    roles_path: list[str] | None = None,
+    syntax_only: bool = False,
+    extra_vars: dict[str, Any] | None = None,
+) -> list[Play]:
+    """Load a playbook (and what it imports statically: playbooks, roles, task files).
+
+    ``roles_path`` is ansible.cfg's ``roles_path`` (ANSIBLE_ROLES_PATH overrides it, as in
+    ansible); ``syntax_only`` accepts keywords fleetkit cannot run (for --syntax-check);
+    ``extra_vars`` (-e) template the names ansible resolves at parse time.
+    """
     if not os.path.exists(path):
         # ansible-playbook: "the playbook: X could not be found", exit 1
         raise PlaybookError(
             f"the playbook: {path} could not be found",
             hint="check the path (relative to the current directory)",
         )
+    return _load_plays(
+        os.path.abspath(path), default_roles_path(roles_path), syntax_only, [], extra_vars or {}
+    )
+
+
+def _load_plays(
+    path: str,
+    roles_path: list[str],
+    syntax_only: bool,
+    stack: list[str],
+    extra_vars: dict[str, Any],
+) -> list[Play]:
+    if path in stack:
+        raise PlaybookSyntaxError(f"recursive import_playbook of {path}", source=stack[-1])
     data = load_yaml_file(path)
     if data is None:
-        raise PlaybookSyntaxError("empty playbook, nothing to do", source=os.path.abspath(path))
+        raise PlaybookSyntaxError("empty playbook, nothing to do", source=path)
     if not isinstance(data, list):
         raise PlaybookSyntaxError(
-            "A playbook must be a list of plays", source=source_of(data) or os.path.abspath(path)
+            "A playbook must be a list of plays", source=source_of(data) or path
         )
-    base = os.path.dirname(os.path.abspath(path))
-    return [_play(ds, base) for ds in data]
+    base = os.path.dirname(path)
+    plays: list[Play] = []
+    for ds in data:
+        if isinstance(ds, dict) and "import_playbook" in ds:
+            plays.extend(
+                _import_playbook(ds, base, roles_path, syntax_only, [*stack, path], extra_vars)
+            )
+        else:
+            plays.append(_play(ds, base, roles_path, syntax_only, extra_vars))
+    return plays
+
+
+def _import_playbook(
+    ds: dict[str, Any],
+    base: str,
+    roles_path: list[str],
+    syntax_only: bool,
+    stack: list[str],
+    extra_vars: dict[str, Any],
+) -> list[Play]:
+    unknown = [k for k in ds if k not in IMPORT_PLAYBOOK_KEYWORDS]
+    if unknown:
+        raise _err(
+            f"'{unknown[0]}' is not a valid attribute for a PlaybookInclude", ds, key=unknown[0]
+        )
+    others = [k for k in ds if k not in ("import_playbook", "vars", "tags", "when", "name")]
+    if others and not syntax_only:
+        raise _err(
+            f"the keyword '{others[0]}' on import_playbook is not supported by fleetkit play",
+            ds,
+            key=others[0],
+            hint="put it on the imported plays",
+        )
+    target = ds["import_playbook"]
+    if not isinstance(target, str) or not target:
+        raise _err("import_playbook parameters cannot be empty", ds)
+    ivars = ds.get("vars") or {}
+    if not isinstance(ivars, dict):
+        raise _err("vars must be a mapping", ds, key="vars")
+    target = LoadContext(base, [], variables=[dict(extra_vars), dict(ivars)]).template(target, ds)
+    from fleetkit.playbook import roles
+
+    found = roles.collection_playbook(target)
+    if found is None:
+        found = target if os.path.isabs(target) else os.path.join(base, target)
+    if not os.path.exists(found):
+        raise _err(f"Unable to retrieve file contents\nCould not find or access '{found}'", ds)
+    itags = _tags(ds.get("tags"), ds)
+    iwhen = _as_list(ds.get("when"))
+    plays = _load_plays(os.path.abspath(found), roles_path, syntax_only, stack, extra_vars)
+    for play in plays:
+        merged = {**play.vars, **ivars}
+        ptags = merged.pop("tags", None)
+        if ptags is not None:
+            play.tags.extend(str(ptags).split(","))
+        play.vars = merged
+        extra_tags = [t for t in itags if t not in play.tags]
+        play.tags.extend(extra_tags)
+        if iwhen:
+            play.included_when = iwhen + play.included_when
+        _push_down(play.tasks, extra_tags, iwhen)
+        for h in play.handlers:
+            h.tags = list(h.tags) + [t for t in extra_tags if t not in h.tags]
+    return plays
+
+
+def _push_down(nodes: list[Node], tags: list[str], when: list[Any]) -> None:
+    """Give every task of an imported play the import's tags and conditions (handlers too
+    inherit the tags; conditions apply to the task blocks only, as in ansible)."""
+    for n in nodes:
+        if isinstance(n, Block):
+            _push_down(n.block, tags, when)
+            _push_down(n.rescue, tags, when)
+            _push_down(n.always, tags, when)
+            continue
+        n.tags = list(n.tags) + [t for t in tags if t not in n.tags]
+        n.when = list(when) + list(n.when)
+        if isinstance(n, (IncludeTasks, IncludeRole)):
+            n.parent = dict(n.parent)
+            n.parent["when"] = list(when) + list(n.parent.get("when", []))
+            n.parent["tags"] = list(n.parent.get("tags", [])) + tags
 
 
 def load_task_file(fname: str, base: str, inherit: dict[str, Any], obj: object) -> list[Node]:
+    """Load a task file for include_tasks (run time), with what its tasks inherit."""
     return _Loader().load_file(fname, base, inherit, obj)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from fleetkit.playbook.errors import PlaybookError
+from fleetkit.playbook.errors import PlaybookError, TemplateError
 from fleetkit.playbook.inventory import Inventory
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Play, RoleRef, Task
@@ -74,6 +74,11 @@ class VariableManager:
         self.role_names: list[str] = []
         # vars_prompt answers (between play vars and vars_files)
         self.prompt_vars: dict[str, Any] = {}
+        # public roles (roles:, import_role, include_role public:) expose vars and defaults
+        self.public_role_vars: dict[str, Any] = {}
+        self.public_role_defaults: dict[str, Any] = {}
+        # warnings met while loading play vars (the caller prints them)
+        self.warnings: list[str] = []
         self.magic_common: dict[str, Any] = {}
         self.play_all: list[str] = []
         self.batch_hosts: list[str] = []
@@ -114,30 +119,53 @@ class VariableManager:
 
     # -- the play --------------------------------------------------------------------------
 
+    def add_public_role(self, role: RoleRef) -> None:
+        """A public role's vars and defaults become visible to the whole play."""
+        self.public_role_vars.update(role.vars)
+        self.public_role_defaults.update(role.defaults)
+
     def load_play_vars(self, play: Play) -> None:
-        """Play ``vars`` then ``vars_files`` (templated with extra vars and play vars)."""
+        """Play ``vars``, ``vars_prompt`` answers, then ``vars_files`` as ansible reads them:
+        each entry (or the first existing file of a list entry) beside the playbook or in its
+        ``vars/``; a missing file is skipped; an undefined variable in a name skips the item
+        with ansible's warning."""
         pv: dict[str, Any] = dict(play.vars)
         pv.update(self.prompt_vars)
         base = Templar(VarsView([self.opts.extra_vars, pv]))
         for vf in play.vars_files:
             candidates = vf if isinstance(vf, list) else [vf]
-            loaded = False
-            for cand in candidates:
-                name = str(base.template(cand))
-                path = name if os.path.isabs(name) else os.path.join(play.basedir, name)
-                if os.path.exists(path):
+            try:
+                for cand in candidates:
+                    name = base.template(cand)
+                    if not isinstance(name, str):
+                        raise PlaybookError(
+                            f"Invalid `vars_files` value of type {type(name).__name__!r}.",
+                            hint="A `vars_files` value should either be a string or list of "
+                            "strings.",
+                        )
+                    if os.path.isabs(name):
+                        paths = [name]
+                    else:
+                        paths = [
+                            os.path.join(play.basedir, "vars", name),
+                            os.path.join(play.basedir, name),
+                        ]
+                    path = next((p for p in paths if os.path.isfile(p)), None)
+                    if path is None:
+                        continue
                     data = load_yaml_file(path) or {}
                     if not isinstance(data, dict):
-                        raise PlaybookError(f"vars file {name} must be a mapping")
+                        raise PlaybookError(f"Invalid vars_files file {path!r}.")
                     pv.update(data)
-                    loaded = True
                     break
-            if not loaded:
-                raise PlaybookError(
-                    f"vars file {candidates[0]} was not found",
-                    hint=f"vars_files are resolved relative to {play.basedir}",
-                )
+            except TemplateError:
+                self.warnings.append("skipping vars_files item due to an undefined variable")
         self.play_vars = pv
+        self.public_role_vars = {}
+        self.public_role_defaults = {}
+        for role in play.roles:
+            if role.public:
+                self.add_public_role(role)
 
     def start_play(self, play: Play, play_all: list[str]) -> None:
         """Set the play-wide magic variables."""
@@ -161,7 +189,7 @@ class VariableManager:
             "omit": OMIT,
             "ansible_version": ANSIBLE_VERSION,
         }
-        self.role_names = _role_names(play)
+        self.role_names = list(play.role_names) or _role_names(play)
         self.magic_common["ansible_role_names"] = self.role_names
         self.magic_common["ansible_play_role_names"] = list(self.role_names)
         self.magic_common["role_names"] = self.role_names
@@ -204,12 +232,13 @@ class VariableManager:
                 k[8:] if k.startswith("ansible_") else k: v for k, v in facts.items()
             }
         if role is not None:
-            m["role_name"] = role.name
+            # a collection role's role_name is its short name; ansible_role_name the FQCN
+            in_coll = "/ansible_collections/" in role.path
+            m["role_name"] = role.name.rsplit(".", 1)[-1] if in_coll else role.name
             m["role_path"] = role.path
             m["ansible_role_name"] = role.name
-            m["ansible_parent_role_names"] = list(role.parents)
-            if not role.parents:
-                m["ansible_parent_role_paths"] = []
+            if role.parents:
+                m["ansible_parent_role_names"] = list(role.parents)
         return m
 
     # -- views -----------------------------------------------------------------------------
@@ -247,9 +276,13 @@ class VariableManager:
         ]
         if role is not None and role.vars:
             layers.append(role.vars)
+        if self.public_role_vars:
+            layers.append(self.public_role_vars)
         layers += [self.play_vars, self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
         if role is not None and role.defaults:
             layers.append(role.defaults)
+        if self.public_role_defaults:
+            layers.append(self.public_role_defaults)
         return VarsView(layers)
 
 

@@ -159,6 +159,7 @@ def get_module(name: str) -> Module:
         copy,
         debug,
         facts,
+        include_vars,
         package,
         reboot,
         uri,
@@ -166,7 +167,7 @@ def get_module(name: str) -> Module:
     )
 
     table: dict[str, Module] = {}
-    for mod in (command, copy, debug, facts, package, reboot, uri, wait_for):
+    for mod in (command, copy, debug, facts, include_vars, package, reboot, uri, wait_for):
         for m in mod.MODULES:
             table[m.name] = m
     try:

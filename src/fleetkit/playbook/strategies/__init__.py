@@ -284,7 +284,8 @@ class StrategyBase:
         by_file: dict[str, list[str]] = {}
         pseudo = Task(action="include_tasks", args={}, name=inc.name or "include_tasks")
         pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
-        self.cb.task_start(pseudo, pseudo.display_name())
+        pseudo.role = inc.role  # "role : include_tasks"
+        self.cb.task_start(pseudo, self.ex.task_name(pseudo, hosts[0]) if hosts else "")
         for h in hosts:
             templar = Templar(self.vm.task_vars(h, inc))
             try:
@@ -305,10 +306,9 @@ class StrategyBase:
             by_file.setdefault(fname, []).append(h)
         out: list[tuple[str, list[Node], list[str]]] = []
         for fname, fhosts in by_file.items():
+            # the loader computed what included tasks inherit (not the include's own
+            # keywords, tags or when; its vars and apply: yes)
             inherit = dict(inc.parent)
-            inherit["when"] = []
-            inherit["tags"] = list(inc.tags)
-            inherit["vars"] = dict(inc.vars)
             nodes = load_task_file(fname, inc.base, inherit, None)
             if inc.role is not None:
                 _set_role(nodes, inc)
@@ -356,6 +356,8 @@ class StrategyBase:
             if got is None:
                 included = expand_include_role(node, args, it.play)
                 self.vm.note_role(included.role)
+                if included.role.public:
+                    self.vm.add_public_role(included.role)
                 if node.vars:
                     _inherit_vars(included.tasks, node.vars)
                 for handler in included.handlers:

@@ -1,0 +1,153 @@
+"""What a playbook can say: keywords, include/import inheritance, vars_prompt, errors.
+
+Each case runs the real ansible-playbook and fleetkit on the same files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fleetkit.playbook.errors import PlaybookSyntaxError
+from fleetkit.playbook.playbook import load_playbook
+from tests.playbook._harness import FIXTURES, run_ansible, run_fleetkit
+
+ROLES = FIXTURES / "roles_pb"
+INV = "h1\n[all:vars]\nansible_connection=local\n"
+
+
+def _both(tmp_path: Path, playbook: str, *extra: str) -> tuple[int, str, str, int, str, str]:
+    (tmp_path / "inventory.ini").write_text(INV)
+    (tmp_path / "pb.yml").write_text(playbook)
+    args = ["-i", "inventory.ini", "pb.yml", "-f", "1", *extra]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    return a.returncode, a.stdout, a.stderr, f.returncode, f.stdout, f.stderr
+
+
+@pytest.mark.parametrize("tags", ["", "inc", "applied", "imp"])
+def test_include_and_import_inheritance_as_ansible(tmp_path: Path, tags: str) -> None:
+    work = tmp_path / "pb"
+    shutil.copytree(ROLES, work)
+    args = ["-i", "inventory.ini", "lang.yml", "-f", "1"] + (["--tags", tags] if tags else [])
+    a = run_ansible(args, work)
+    f = run_fleetkit(["play", *args], work)
+    assert f.stdout == a.stdout
+    assert f.returncode == a.returncode == 0
+
+
+def test_vars_prompt_without_a_tty_as_ansible(tmp_path: Path) -> None:
+    pb = (
+        "- hosts: all\n  gather_facts: false\n  vars_prompt:\n"
+        "    - {name: a, prompt: A, default: dflt}\n    - {name: b, prompt: B}\n"
+        "    - {name: c, prompt: C}\n"
+        "  tasks:\n    - debug: msg='{{ a }} {{ b }} {{ c }}'\n"
+    )
+    ra, out_a, err_a, rf, out_f, err_f = _both(tmp_path, pb, "-e", "c=given")
+    assert out_f == out_a
+    assert '"msg": "dflt None given"' in out_f
+    assert rf == ra == 0
+    warn = "[WARNING]: Not prompting as we are not in interactive mode"
+    assert err_f.count(warn) == err_a.count(warn) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("  foo: 1\n  tasks: []\n", "'foo' is not a valid attribute for a Play"),
+        (
+            "  tasks:\n    - block:\n        - debug: msg=x\n      bar: 2\n",
+            "'bar' is not a valid attribute for a Block",
+        ),
+        (
+            "  tasks:\n    - debug: msg=x\n      foo: 1\n",
+            "conflicting action statements: debug, foo",
+        ),
+        (
+            "  tasks:\n    - debug: msg=x\n      listen: y\n",
+            "'listen' is not a valid attribute for a Task",
+        ),
+        (
+            "  tasks:\n    - include_tasks: x.yml\n      become: true\n",
+            "'become' is not a valid attribute for a TaskInclude",
+        ),
+        (
+            "  tasks:\n    - import_tasks: x.yml\n      loop: [1]\n",
+            "You cannot use loops on 'import_tasks' statements. You should use 'include_tasks'",
+        ),
+        (
+            "  tasks:\n    - include_role:\n        name: x\n        bogus: 1\n",
+            "Invalid options for include_role: bogus",
+        ),
+        (
+            "  tasks:\n    - debug: msg=x\n      register: 200\n",
+            "Invalid 'register' specified: Invalid variable name '200' of type 'int'.",
+        ),
+    ],
+)
+def test_bad_keywords_are_ansibles_errors(tmp_path: Path, body: str, message: str) -> None:
+    pb = "- hosts: all\n  gather_facts: false\n" + body
+    ra, out_a, err_a, rf, out_f, err_f = _both(tmp_path, pb)
+    assert message in err_a
+    assert message in err_f
+    assert rf == ra == 4
+
+
+def test_notifying_a_missing_handler_is_ansibles_error(tmp_path: Path) -> None:
+    pb = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - debug: msg=x\n      changed_when: true\n      notify: nope\n"
+    )
+    ra, out_a, err_a, rf, out_f, err_f = _both(tmp_path, pb)
+    message = (
+        "The requested handler 'nope' was not found in either the main handlers list nor in "
+        "the listening handlers list"
+    )
+    assert message in err_a and message in err_f
+    assert out_f == out_a
+    assert rf == ra == 1
+
+
+def test_unhonoured_keyword_is_refused_but_passes_syntax_check(tmp_path: Path) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  tasks:\n    - command: sleep 1\n      async: 10\n")
+    with pytest.raises(PlaybookSyntaxError, match="'async' is not supported by fleetkit"):
+        load_playbook(str(pb))
+    assert load_playbook(str(pb), syntax_only=True)[0].tasks
+
+
+def test_vars_files_first_found_templated_and_missing_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "vars").mkdir()
+    (tmp_path / "b.yml").write_text("x: from-b\n")
+    (tmp_path / "vars" / "prod.yml").write_text("y: from-vars-dir\n")
+    pb = (
+        "- hosts: all\n  gather_facts: false\n  vars:\n    envname: prod\n    x: play\n"
+        "  vars_files:\n    - [a.yml, b.yml]\n    - '{{ envname }}.yml'\n    - missing.yml\n"
+        "  tasks:\n    - debug:\n        msg: '{{ x }} {{ y }}'\n"
+    )
+    ra, out_a, err_a, rf, out_f, err_f = _both(tmp_path, pb)
+    assert out_f == out_a
+    assert '"msg": "from-b from-vars-dir"' in out_f
+    assert rf == ra == 0
+
+
+def test_include_as_a_handler_is_refused(tmp_path: Path) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  handlers:\n    - name: h\n      include_tasks: x.yml\n")
+    with pytest.raises(PlaybookSyntaxError, match="include_tasks as a handler is not supported"):
+        load_playbook(str(pb))
+
+
+def test_import_playbook_tags_reach_the_handlers_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "inner.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n      notify: h\n"
+        "  handlers:\n    - name: h\n      debug: msg=handled\n"
+    )
+    ra, out_a, err_a, rf, out_f, err_f = _both(
+        tmp_path, "- import_playbook: inner.yml\n  tags: [t1]\n", "--tags", "t1"
+    )
+    assert out_f == out_a
+    assert "RUNNING HANDLER [h]" in out_f
+    assert rf == ra == 0

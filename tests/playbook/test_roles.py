@@ -1,0 +1,258 @@
+"""Roles, import_role/include_role, import_playbook, include_vars: fleetkit vs ansible-playbook.
+
+The role tree is tests/fixtures/playbook/roles_pb (our own small roles: dependencies with
+params, defaults/vars/handlers, tasks_from/vars_from, an argument spec, include_vars).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fleetkit.playbook.errors import PlaybookSyntaxError
+from fleetkit.playbook.playbook import Block, Node, Task, load_playbook
+from tests.playbook._harness import FIXTURES, run_ansible, run_fleetkit
+
+ROLES = FIXTURES / "roles_pb"
+# lines ansible prints for a synthetic task that has no file origin (the arg spec task)
+_NO_ORIGIN = ("Origin: <unknown>", "{'action': 'ansible.builtin.validate_argument_spec'")
+
+
+def _same(
+    tmp_path: Path, playbook: str, *extra: str, blank: bool = True, src: Path = ROLES
+) -> tuple[int, str]:
+    work = tmp_path / "pb"
+    shutil.copytree(src, work)
+    args = ["-i", "inventory.ini", playbook, "-f", "1", *extra]
+    a = run_ansible(args, work)
+    f = run_fleetkit(["play", *args], work)
+    keep = [
+        ln
+        for ln in a.stdout.splitlines()
+        if not ln.startswith(_NO_ORIGIN) and (blank or ln.strip())
+    ]
+    got = [ln for ln in f.stdout.splitlines() if blank or ln.strip()]
+    assert got == keep, f.stderr
+    assert f.returncode == a.returncode
+    return f.returncode, f.stdout
+
+
+def _tasks(nodes: list[Node]) -> list[Task]:
+    out: list[Task] = []
+    for n in nodes:
+        if isinstance(n, Task):
+            out.append(n)
+        elif isinstance(n, Block):
+            out += _tasks(n.block) + _tasks(n.rescue) + _tasks(n.always)
+    return out
+
+
+def test_role_tree_runs_as_ansible_runs_it(tmp_path: Path) -> None:
+    rc, out = _same(tmp_path, "site.yml")
+    assert rc == 0
+    assert "TASK [base : base says]" in out
+    assert "RUNNING HANDLER [base : restart base]" in out
+    assert "PLAY [second play]" in out
+
+
+@pytest.mark.parametrize("tags", ["web", "second"])
+def test_role_and_import_playbook_tags_select_as_ansible(tmp_path: Path, tags: str) -> None:
+    _same(tmp_path, "site.yml", "--tags", tags)
+
+
+def test_argument_spec_failure_as_ansible(tmp_path: Path) -> None:
+    rc, out = _same(tmp_path, "checked_fail.yml", blank=False)
+    assert rc == 2
+    assert "Validating arguments against arg spec 'main' - Check the inputs" in out
+
+
+def test_role_tasks_carry_their_role() -> None:
+    plays = load_playbook(str(ROLES / "site.yml"), roles_path=[])
+    tasks = _tasks(plays[0].tasks)
+    base = next(t for t in tasks if t.name == "base says")
+    assert base.role is not None
+    assert base.role.name == "base"
+    assert base.role.path == str(ROLES / "roles" / "base")
+    assert base.role.defaults == {"base_default": "bd"}
+    assert base.role.vars == {"base_msg": "role-vars"}
+    # common is a dependency twice with different params, then a play role with the same
+    # params as the first: it runs twice, not three times
+    assert sum(1 for t in tasks if t.name == "common runs") == 2
+    web = next(t for t in tasks if t.name == "web main")
+    assert web.role is not None and web.role.params == {"greeting": "param-greeting"}
+    assert "web" in web.tags
+    assert [h.name for h in plays[0].handlers] == ["restart base"]
+    assert plays[1].vars["second_var"] == "from-import"
+
+
+def test_role_search_uses_roles_path(tmp_path: Path) -> None:
+    shutil.copytree(ROLES / "roles" / "web", tmp_path / "elsewhere" / "webx")
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  roles: [webx]\n")
+    plays = load_playbook(str(pb), roles_path=[str(tmp_path / "elsewhere")])
+    assert _tasks(plays[0].tasks)[0].role is not None
+
+
+def test_missing_role_is_ansibles_error(tmp_path: Path) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  roles: [nope]\n")
+    with pytest.raises(PlaybookSyntaxError, match="the role 'nope' was not found in"):
+        load_playbook(str(pb), roles_path=[])
+    a = run_ansible(["-i", "localhost,", "pb.yml", "--syntax-check"], tmp_path)
+    assert a.returncode == 1 or a.returncode == 4
+    assert "the role 'nope' was not found in" in a.stdout + a.stderr
+
+
+def test_collection_role_and_playbook_as_ansible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coll = tmp_path / "coll" / "ansible_collections" / "acme" / "tools"
+    (coll / "roles" / "hello" / "tasks").mkdir(parents=True)
+    (coll / "playbooks").mkdir()
+    (coll / "roles" / "hello" / "tasks" / "main.yml").write_text(
+        '- name: coll role\n  debug: msg="hello {{ role_name }} {{ ansible_role_name }}"\n'
+    )
+    (coll / "playbooks" / "site.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=from-coll-playbook\n"
+    )
+    (tmp_path / "second.yml").write_text("- hosts: all\n  tasks:\n    - debug: msg=second\n")
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles:\n    - acme.tools.hello\n"
+        "  tasks:\n    - include_role:\n        name: acme.tools.hello\n"
+        "- import_playbook: acme.tools.site\n"
+        "- import_playbook: second.yml\n  when: false\n"
+    )
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(tmp_path / "coll"))
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    assert "TASK [acme.tools.hello : coll role]" in f.stdout
+    assert '"msg": "hello hello acme.tools.hello"' in f.stdout
+
+
+def test_role_precedence_dedup_public_and_handlers_as_ansible(tmp_path: Path) -> None:
+    # role defaults < play vars < role vars; set_fact < role params; a role listed twice with
+    # the same params runs once; include_role vars are private unless public: true; a
+    # notification reaches the last loaded handler of that name, once
+    rc, out = _same(tmp_path, "semantics.yml")
+    assert rc == 0
+    assert out.count("RUNNING HANDLER [prec : prec done]") == 1
+    assert '"msg": "gone"' in out
+
+
+def test_role_file_forms_and_argument_specs_file_as_ansible(tmp_path: Path) -> None:
+    role = tmp_path / "roles" / "forms"
+    for d in ("tasks", "defaults/main", "meta", "handlers"):
+        (role / d).mkdir(parents=True)
+    (role / "tasks" / "main.yaml").write_text(
+        "- name: forms\n  debug:\n    msg: '{{ a }} {{ b }} {{ count }}'\n"
+        "  changed_when: true\n  notify: topic\n"
+    )
+    (role / "defaults" / "main" / "1.yml").write_text("a: one\nb: one\n")
+    (role / "defaults" / "main" / "2.yml").write_text("b: two\n")
+    (role / "handlers" / "main.yml").write_text(
+        "- name: listener\n  listen: topic\n  debug: msg=heard\n"
+    )
+    (role / "meta" / "argument_specs.yml").write_text(
+        "argument_specs:\n  main:\n    options:\n      count:\n        type: int\n"
+        "        default: 5\n"
+    )
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles:\n    - role: forms\n      count: 7\n"
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    assert "TASK [forms : Validating arguments against arg spec 'main'] " in f.stdout
+    assert '"msg": "one two 7"' in f.stdout
+
+
+def test_role_entry_vars_are_block_vars_of_the_role_as_ansible(tmp_path: Path) -> None:
+    role = tmp_path / "roles" / "rv"
+    (role / "tasks").mkdir(parents=True)
+    (role / "vars").mkdir()
+    (role / "vars" / "main.yml").write_text("v1: rolevars\n")
+    (role / "tasks" / "main.yml").write_text("- debug: msg='{{ v1 }} {{ v2 }} {{ v3 }}'\n")
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  vars:\n    v2: play\n  roles:\n"
+        "    - role: rv\n      vars: {v1: entry, v2: entry, v3: entry}\n"
+        "  tasks:\n    - debug: msg=\"{{ v1 }} {{ v2 }} {{ v3 | default('none') }}\"\n"
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert '"msg": "entry entry entry"' in f.stdout
+    assert '"msg": "rolevars play none"' in f.stdout
+
+
+def test_static_names_templated_with_play_vars_as_ansible(tmp_path: Path) -> None:
+    work = tmp_path / "src"
+    shutil.copytree(ROLES, work)
+    (work / "dyn.yml").write_text(
+        "- name: import a role from an included file\n  import_role:\n    name: web\n"
+    )
+    (work / "tmpl.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  vars:\n    rname: web\n    which: inc_tasks\n"
+        "    from_include: templated\n  roles:\n    - '{{ rname }}'\n"
+        "  tasks:\n    - import_tasks: '{{ which }}.yml'\n    - include_tasks: dyn.yml\n"
+    )
+    rc, out = _same(tmp_path, "tmpl.yml", src=work)
+    assert rc == 0
+    assert '"msg": "included templated"' in out
+    assert out.count("TASK [web : web main]") == 2
+
+
+def test_role_identity_for_run_once_per_play_as_ansible(tmp_path: Path) -> None:
+    # the same role with the same params, when, tags and vars runs once; any difference in
+    # those makes another role
+    (tmp_path / "roles" / "dd" / "tasks").mkdir(parents=True)
+    (tmp_path / "roles" / "dd" / "tasks" / "main.yml").write_text("- debug: msg=dd\n")
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles:\n    - dd\n    - dd\n"
+        "    - {role: dd, when: true}\n    - {role: dd, tags: [x]}\n    - {role: dd, tags: [x]}\n"
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.stdout.count("TASK [dd : debug]") == 3
+
+
+def test_find_file_prefers_the_roles_files_dir(tmp_path: Path) -> None:
+    from fleetkit.playbook.playbook import RoleRef
+    from fleetkit.playbook.roles import find_file
+
+    role = tmp_path / "roles" / "r"
+    (role / "files").mkdir(parents=True)
+    (role / "files" / "a.txt").write_text("role\n")
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.txt").write_text("play\n")
+    (tmp_path / "files" / "b.txt").write_text("play\n")
+    ref = RoleRef(name="r", path=str(role))
+    assert find_file("a.txt", "files", ref, str(tmp_path)) == str(role / "files" / "a.txt")
+    assert find_file("b.txt", "files", ref, str(tmp_path)) == str(tmp_path / "files" / "b.txt")
+    assert find_file("a.txt", "files", None, str(tmp_path)) == str(tmp_path / "files" / "a.txt")
+    assert find_file("c.txt", "files", ref, str(tmp_path)) is None
+
+
+def test_play_role_names_as_ansible(tmp_path: Path) -> None:
+    for r in ("rv", "dd"):
+        (tmp_path / "roles" / r / "tasks").mkdir(parents=True)
+        (tmp_path / "roles" / r / "tasks" / "main.yml").write_text(f"- debug: msg={r}\n")
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles: [rv, dd, dd]\n  tasks:\n"
+        "    - debug: var=role_names\n    - import_role: name=dd\n"
+        "    - include_role: name=rv\n    - debug: var=ansible_play_role_names\n"
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert '"rv",\n        "dd",\n        "dd",\n        "dd",\n        "rv"' in f.stdout

@@ -6,7 +6,8 @@ and the targets it needs, an ``integration.cfg`` (empty), an inventory with ``te
 ``test/lib/ansible_test/_internal`` in the ansible-core sdist). Script targets run
 ``./runme.sh -v`` from their directory; role targets run a generated one-play playbook with the
 targets directory as the roles path. ``--peer fleetkit`` puts a shim directory first on PATH whose
-``ansible-playbook`` execs ``fleetkit play "$@"``; every other ansible command stays the real one.
+``ansible-playbook`` execs ``fleetkit play "$@"`` (and ``ansible-inventory``, ``fleetkit inventory``);
+every other ansible command stays the real one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -45,6 +47,8 @@ TARGETS: tuple[str, ...] = (
 )  # fmt: skip
 
 PEERS = ("ansible", "fleetkit")
+# the ansible commands fleetkit has an answer for; the others (ansible, ansible-config, ...) stay real
+FLEETKIT_SHIMS = {"ansible-playbook": "play", "ansible-inventory": "inventory"}
 # runme.sh scripts without `set -e` whose exit status alone cannot fail: output they must show.
 REQUIRED_OUTPUT: dict[str, str] = {
     "strategy_host_pinned": r"(?m)^end$",  # its callback prints each task name; `end` is last
@@ -56,6 +60,9 @@ FAILURE = re.compile(
     r"^(fatal: \[|failed: \[|ERROR!|\[ERROR\]|error: |Traceback \(most recent call last\)"
     r"|.*\bFAILED!|.*\bfailed=[1-9]|.*\bunreachable=[1-9])"
 )
+
+# where one task's output ends: a failure before `...ignoring` was ignored
+BOUNDARY = re.compile(r"^(\.\.\.ignoring|TASK \[|RUNNING HANDLER \[|PLAY |\+ |included: )")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +174,11 @@ def make_bin(work: Path, peer: str, venv_bin: Path, root: Path) -> Path:
     if (injector / "virtualenv.sh").exists():
         shutil.copy(injector / "virtualenv.sh", bin_dir / "virtualenv.sh")
     if peer == "fleetkit":
-        shim = bin_dir / "ansible-playbook"
         fleetkit = venv_bin / "fleetkit"
-        shim.write_text(f'#!/bin/sh\nexec "{fleetkit}" play "$@"\n')
-        shim.chmod(0o755)
+        for command, sub in FLEETKIT_SHIMS.items():
+            shim = bin_dir / command
+            shim.write_text(f'#!/bin/sh\nexec "{fleetkit}" {sub} "$@"\n')
+            shim.chmod(0o755)
     return bin_dir
 
 
@@ -178,9 +186,9 @@ def first_failure(output: str) -> str:
     """The first line that shows a failure (ignored ones skipped), else the last line."""
     lines = output.splitlines()
     for i, line in enumerate(lines):
-        if not FAILURE.match(line):
-            continue
-        following = next((x.strip() for x in lines[i + 1 :] if x.strip()), "")
+        if not FAILURE.match(line) or line.startswith("[ERROR]: Task failed"):
+            continue  # a task's [ERROR] banner: judge by its fatal/failed line instead
+        following = next((x.strip() for x in lines[i + 1 :] if BOUNDARY.match(x)), "")
         if following == "...ignoring":
             continue
         return line.strip()[:300]
@@ -322,7 +330,12 @@ def run_target(
         cwd = integration
         env["ANSIBLE_ROLES_PATH"] = str(targets_dir)
     env["ANSIBLE_PLAYBOOK_DIR"] = str(cwd)
+    if keep:  # `source WORK/env.sh` reproduces the run by hand
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+        (work / "env.sh").write_text(f"{exports}cd {shlex.quote(str(cwd))}\n")
     log = log_dir / peer / f"{target}.log"
+    if keep:
+        print(f"{target}: work directory kept at {work}", file=sys.stderr)
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     timed_out = False

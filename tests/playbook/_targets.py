@@ -196,6 +196,30 @@ def first_failure(output: str) -> str:
     return tail[-1][:300] if tail else ""
 
 
+def ensure_locale(cache: Path | None = None) -> str | None:
+    """Make en_US.UTF-8 (ansible-test's locale) usable: "" if installed, a LOCPATH, or None."""
+    installed = subprocess.run(["locale", "-a"], capture_output=True, text=True, check=False)
+    if re.search(r"(?im)^en_US\.utf-?8$", installed.stdout):
+        return ""
+    locales = (cache or default_cache()) / "locale"
+    if (locales / "en_US.UTF-8").is_dir():
+        return str(locales)
+    localedef = shutil.which("localedef")
+    if localedef is None:
+        return None
+    locales.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="build-", dir=locales))
+    made = subprocess.run(
+        [localedef, "-i", "en_US", "-f", "UTF-8", str(staging / "en_US.UTF-8")],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode == 0 and not (locales / "en_US.UTF-8").exists():
+        os.replace(staging / "en_US.UTF-8", locales / "en_US.UTF-8")
+    shutil.rmtree(staging, ignore_errors=True)
+    return str(locales) if (locales / "en_US.UTF-8").is_dir() else None
+
+
 def _ansible_lib_root(venv_bin: Path) -> Path:
     """The real peer's ``ansible`` package directory (ANSIBLE_TEST_ANSIBLE_LIB_ROOT)."""
     found = sorted((venv_bin.parent / "lib").glob("python3*/site-packages/ansible"))
@@ -214,11 +238,22 @@ def _environment(
 ) -> dict[str, str]:
     """The environment ansible-test's integration_environment() builds, for a local run."""
     python = venv_bin / "python"
+    # PYTHONPATH holds only the ansible package (a symlink), as ansible-test arranges it
+    pythonpath = work / "pythonpath"
+    pythonpath.mkdir()
+    (pythonpath / "ansible").symlink_to(_ansible_lib_root(venv_bin))
+    locpath = ensure_locale()
     env = {
-        "LC_ALL": "C.UTF-8",
+        "LC_ALL": "en_US.UTF-8" if locpath is not None else "C.UTF-8",
+        "PYTHONPATH": str(pythonpath),
         "HOME": os.environ.get("HOME", str(work)),
         "PATH": os.pathsep.join([str(bin_dir), str(venv_bin), os.environ.get("PATH", "")]),
     }
+    if locpath:
+        env["LOCPATH"] = locpath
+    # ansible 2.19's ssh agent code warns on import with cryptography >= 45 (pip's pick here);
+    # ansible-test pins an older cryptography, so its recorded stderr has no such line
+    env["PYTHONWARNINGS"] = "ignore:DSA is deprecated"
     for optional in ("LD_LIBRARY_PATH", "SSH_AUTH_SOCK", "ANSIBLE_KEEP_REMOTE_FILES", "TMPDIR"):
         if optional in os.environ:
             env[optional] = os.environ[optional]

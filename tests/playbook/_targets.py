@@ -445,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("targets", nargs="*", help="targets to run (default: all 52)")
     p.add_argument("--peer", choices=PEERS, default="fleetkit", help="who plays ansible-playbook")
     p.add_argument("--source", type=Path, help="extracted ansible-core sdist (default: cache)")
-    p.add_argument("--log-dir", type=Path, default=Path("target-logs"), help="where logs go")
+    logs = Path(tempfile.gettempdir()) / "fleetkit-targets" / "logs"
+    p.add_argument("--log-dir", type=Path, default=logs, help=f"where logs go (default {logs})")
     p.add_argument("--timeout", type=float, default=600, help="per-target timeout in seconds")
     p.add_argument("-j", "--jobs", type=int, default=1, help="targets run at once (default 1)")
     p.add_argument("-v", "--verbose", action="count", default=1, help="runme.sh verbosity")

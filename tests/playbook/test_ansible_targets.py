@@ -4,7 +4,7 @@
 XFAIL below is the ONE table of targets that do not pass yet, each with its first concrete reason
 (see /work/briefs/targets-report.md for the triage). It is strict: a target that starts passing
 fails until its row is removed. Run one target by hand with
-`scripts/ansible-targets --peer fleetkit TARGET --keep` (log in ./target-logs/).
+`scripts/ansible-targets --peer fleetkit TARGET --keep` (then `source WORK/env.sh`).
 """
 
 from __future__ import annotations

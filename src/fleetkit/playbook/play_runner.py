@@ -43,6 +43,7 @@ class PlaybookExecutor:
         self.executor = TaskExecutor(self.vm, opts, callback)
         # --start-at-task: cleared once a play found the task (later plays run in full)
         self._start_at = opts.start_at_task
+        self._prompt_warned = False
 
     def run(self) -> RunSummary:
         """Run the playbook; the exit code is ansible-playbook's."""
@@ -189,7 +190,9 @@ class PlaybookExecutor:
                 msg = f"{prompt} [{default}]: " if default is not None else f"{prompt}: "
                 private = to_bool(var.get("private", True))
                 result = getpass.getpass(msg) if private else input(msg)
-            else:
+            elif not self._prompt_warned:
+                # ansible's display prints a given warning once per run
+                self._prompt_warned = True
                 self.cb.warning("Not prompting as we are not in interactive mode")
             if not result and default is not None:
                 result = default

@@ -72,6 +72,8 @@ class VariableManager:
         self.play_vars: dict[str, Any] = {}
         # ansible_role_names: grows as include_role brings roles in
         self.role_names: list[str] = []
+        # ansible_play_role_names / role_names: roles: entries, import_role, then include_role
+        self.play_role_names: list[str] = []
         # vars_prompt answers (between play vars and vars_files)
         self.prompt_vars: dict[str, Any] = {}
         # public roles (roles:, import_role, include_role public:) expose vars and defaults
@@ -108,10 +110,12 @@ class VariableManager:
         self.included.setdefault(host, {}).update(values)
 
     def note_role(self, role: RoleRef) -> None:
-        """An ``include_role`` brought ``role`` in (``ansible_role_names``)."""
+        """An ``include_role`` brought ``role`` in: ``ansible_role_names`` (each name once,
+        with its parents), ``ansible_play_role_names``/``role_names`` (each inclusion)."""
         for name in (*role.parents, role.name):
             if name not in self.role_names:
                 self.role_names.append(name)
+        self.play_role_names.append(role.name)
 
     def clear_facts(self, host: str) -> None:
         """``meta: clear_facts``: the gathered facts of ``host``."""
@@ -189,10 +193,11 @@ class VariableManager:
             "omit": OMIT,
             "ansible_version": ANSIBLE_VERSION,
         }
-        self.role_names = list(play.role_names) or _role_names(play)
+        self.role_names = _role_names(play)
+        self.play_role_names = list(play.role_names)
         self.magic_common["ansible_role_names"] = self.role_names
-        self.magic_common["ansible_play_role_names"] = list(self.role_names)
-        self.magic_common["role_names"] = self.role_names
+        self.magic_common["ansible_play_role_names"] = self.play_role_names
+        self.magic_common["role_names"] = self.play_role_names
         if isinstance(inv_file, str) and os.path.exists(inv_file):
             path = os.path.abspath(inv_file)
             self.magic_common["inventory_file"] = path

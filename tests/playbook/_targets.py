@@ -291,7 +291,8 @@ def _environment(
         JUNIT_OUTPUT_DIR=str(work / "junit"),
         JUNIT_TASK_RELATIVE_PATH=str(work),
         JUNIT_REPLACE_OUT_OF_TREE_PATH="out-of-tree:",
-        ANSIBLE_CALLBACKS_ENABLED="junit",
+        # ansible-test enables junit; FLEETKIT_TARGETS_CALLBACKS overrides it while developing
+        ANSIBLE_CALLBACKS_ENABLED=os.environ.get("FLEETKIT_TARGETS_CALLBACKS", "junit"),
         ANSIBLE_TEST_CI="",
         ANSIBLE_TEST_COVERAGE="",
         ANSIBLE_TEST_ANSIBLE_VERSION=ANSIBLE_CORE_VERSION,

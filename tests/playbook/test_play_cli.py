@@ -130,3 +130,14 @@ def test_exit_codes_match_ansible(tmp_path: Path, argv: list[str]) -> None:
     assert ours.returncode == theirs.returncode, (theirs.stderr, ours.stderr)
     if "--syntax-check" in argv:
         assert ours.stdout == theirs.stdout
+
+
+def test_dev_null_inventory_is_empty_with_ansibles_warning(tmp_path: Path) -> None:
+    # ansible's default inventory is /dev/null: parsed as an empty INI file, implicit localhost
+    (tmp_path / "pb.yml").write_text(PLAY)
+    a = run_ansible(["-i", "/dev/null", "pb.yml"], tmp_path)
+    f = run_fleetkit(["play", "-i", "/dev/null", "pb.yml"], tmp_path)
+    warn = "[WARNING]: provided hosts list is empty, only localhost is available."
+    assert warn in a.stderr and warn in f.stderr
+    assert f.stdout == a.stdout
+    assert f.returncode == a.returncode == 0

@@ -613,8 +613,8 @@ def _try_plugin(inv: Inventory, name: str, source: str) -> None:
                 if port is not None:
                     host.vars["ansible_port"] = port
         return
-    if not exists or not os.path.isfile(source):
-        raise _NotMine
+    if not exists or os.path.isdir(source):
+        raise _NotMine  # a file, or a device such as /dev/null (ansible's default)
     path = os.path.abspath(source)
     if name == "script":
         if not os.access(source, os.X_OK):
@@ -725,4 +725,9 @@ def load_inventory(
         inv.sources.append(src)
         _load_source(inv, src, opts)
     inv.reconcile()
+    if not inv.hosts:
+        inv.warnings.append(
+            "provided hosts list is empty, only localhost is available. Note that the implicit "
+            "localhost does not match 'all'"
+        )
     return inv

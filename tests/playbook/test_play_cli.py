@@ -133,11 +133,18 @@ def test_exit_codes_match_ansible(tmp_path: Path, argv: list[str]) -> None:
 
 
 def test_dev_null_inventory_is_empty_with_ansibles_warning(tmp_path: Path) -> None:
-    # ansible's default inventory is /dev/null: parsed as an empty INI file, implicit localhost
+    # ansible's default inventory is /dev/null: parsed as an empty INI file, implicit localhost;
+    # the warning follows ANSIBLE_LOCALHOST_WARNING in both tools
     (tmp_path / "pb.yml").write_text(PLAY)
-    a = run_ansible(["-i", "/dev/null", "pb.yml"], tmp_path)
-    f = run_fleetkit(["play", "-i", "/dev/null", "pb.yml"], tmp_path)
     warn = "[WARNING]: provided hosts list is empty, only localhost is available."
-    assert warn in a.stderr and warn in f.stderr
-    assert f.stdout == a.stdout
-    assert f.returncode == a.returncode == 0
+    for on in ("True", "False"):
+        env = dict(ansible_env(), ANSIBLE_LOCALHOST_WARNING=on)
+        args = ["-i", "/dev/null", "pb.yml"]
+        a = subprocess.run(
+            [ansible_tool("ansible-playbook"), *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        f = run_fleetkit(["play", *args], tmp_path, env=env)
+        assert (warn in a.stderr) == (warn in f.stderr) == (on == "True")
+        assert f.stdout == a.stdout
+        assert f.returncode == a.returncode == 0

@@ -389,7 +389,12 @@ def _play(argv: list[str]) -> int:
             "fleetkit play runs one playbook per invocation",
             hint="run each playbook in turn, or import them from one playbook",
         )
-    books = [(path, load_playbook(path)) for path in args.playbook]
+    roles_path = None if cfg.is_default("roles_path") else list(cfg["roles_path"])
+    parse_vars = _extra_vars(args.extra_vars)
+    books = [
+        (path, load_playbook(path, roles_path, args.syntax_check, parse_vars))
+        for path in args.playbook
+    ]
     if args.syntax_check:
         for path, _ in books:
             print(f"\nplaybook: {path}")
@@ -397,6 +402,8 @@ def _play(argv: list[str]) -> int:
     sources = args.inventory or cfg["inventory"]
     inv = _load_inventory(sources, cfg)
     for w in inv.warnings:
+        if w.startswith("provided hosts list is empty") and not cfg["localhost_warning"]:
+            continue
         print(f"[WARNING]: {w}", file=sys.stderr)
     limit = _read_limit(args.limit)
     only_tags, skip_tags = _split_tags(args.tags), _split_tags(args.skip_tags)

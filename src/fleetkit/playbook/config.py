@@ -68,6 +68,8 @@ def _s(name: str, key: str, type_: str, default: Any, ini: str, *env: str) -> Se
 SETTINGS: tuple[Setting, ...] = (
     _s("DEFAULT_HOST_LIST", "inventory", "pathlist", ["/etc/ansible/hosts"],
        "defaults.inventory", "ANSIBLE_INVENTORY"),
+    _s("LOCALHOST_WARNING", "localhost_warning", "boolean", True,
+       "defaults.localhost_warning", "ANSIBLE_LOCALHOST_WARNING"),
     _s("DEFAULT_ROLES_PATH", "roles_path", "pathspec",
        [f"{_HOME}/roles", "/usr/share/ansible/roles", "/etc/ansible/roles"],
        "defaults.roles_path", "ANSIBLE_ROLES_PATH"),

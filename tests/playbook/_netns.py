@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,37 @@ from pathlib import Path
 
 def _sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=30)
+
+
+def _reserve_subnet(preferred: int) -> tuple[int, Path]:
+    """A 10.S.0.0/16 no other fleet uses: no address of it on this machine and a lock file
+    created with O_EXCL (a lock whose owner is gone is taken over), so concurrent test runs
+    never route into each other's namespaces."""
+    used = subprocess.run(
+        ["ip", "-o", "addr"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
+    for k in range(100):
+        subnet = 100 + (preferred - 100 + k) % 100
+        if f" 10.{subnet}." in used:
+            continue
+        lock = Path(tempfile.gettempdir()) / f"fleetkit-netns-10.{subnet}.lock"
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or "0")
+                os.kill(owner, 0)
+                continue  # its owner still runs
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)
+                try:
+                    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return subnet, lock
+    raise AssertionError("no free 10.S.0.0/16 subnet for the test namespaces")
 
 
 def wait_port(ns: str, addr: str, port: int, timeout_s: float = 10.0) -> None:
@@ -40,8 +72,9 @@ def ssh_fleet(
     """n_hosts namespaces, each with a veth pair and an sshd (key auth); writes
     tmp_path/inventory.ini (group ``nodes``) and tmp_path/namespaces; removes everything."""
     tag = f"{os.getpid() % 100000}"
+    lock: Path | None = None
     if subnet is None:
-        subnet = 100 + os.getpid() % 100
+        subnet, lock = _reserve_subnet(100 + os.getpid() % 100)
     key = tmp_path / "id_ed25519"
     _sh(keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(key))
     hostkey = tmp_path / "hostkey"
@@ -130,3 +163,5 @@ def ssh_fleet(
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30, check=False)
         if made_privsep:
             shutil.rmtree(privsep, ignore_errors=True)
+        if lock is not None:
+            lock.unlink(missing_ok=True)

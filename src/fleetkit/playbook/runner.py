@@ -1207,6 +1207,12 @@ class PlaybookRunner:
             else "python3",
             task_name=task.display_name(),
             env=env,
+            diff=(
+                self._kw_bool(task, "diff", host)
+                if task.kw.get("diff") is not None
+                else self.opts.diff
+            ),
+            no_log=self._kw_bool(task, "no_log", host) if task.kw.get("no_log") else False,
         )
         try:
             result = module.run(ctx, params)

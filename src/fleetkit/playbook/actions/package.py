@@ -64,4 +64,58 @@ def run_package(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     return run_module(ctx, module, new_args, module_name=module)
 
 
-MODULES = (Module("package", run_package, None),)
+_DNF_BACKENDS = frozenset({"yum", "yum4", "dnf", "dnf4", "dnf5"})
+
+
+def run_dnf(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    """ansible's dnf action (also ``yum``): pick the dnf4/dnf5 backend, run its real module."""
+    if "use" in args and "use_backend" in args:
+        return _fail("parameters are mutually exclusive: ('use', 'use_backend')")
+    module = str(args.get("use", args.get("use_backend", "auto")))
+    result: dict[str, Any] = {}
+    if module in ("yum", "auto"):
+        facts = ctx.variables.get("ansible_facts")
+        if isinstance(facts, dict) and facts.get("pkg_mgr"):
+            module = str(facts["pkg_mgr"])
+    if module not in _DNF_BACKENDS:
+        res = run_module(
+            ctx,
+            "ansible.legacy.setup",
+            {"filter": "ansible_pkg_mgr", "gather_subset": "!all"},
+            module_name="ansible.legacy.setup",
+        )
+        if res.get("failed"):
+            return _fail(
+                "Failed to fetch ansible_pkg_mgr to determine the dnf action backend: "
+                f"{res.get('msg')}"
+            )
+        module = str((res.get("ansible_facts") or {}).get("ansible_pkg_mgr", "auto"))
+        if module != "auto":
+            result["ansible_facts"] = {"pkg_mgr": module}
+    if module not in _DNF_BACKENDS:
+        result.update(
+            failed=True,
+            _fk_action_failed=True,
+            msg=(
+                "Could not detect which major revision of dnf is in use, which is required to "
+                "determine module backend.",
+                "You should manually specify use_backend to tell the module whether to use the "
+                "dnf4 or dnf5 backend})",
+            ),
+        )
+        return result
+    if module in ("yum4", "dnf4"):
+        module = "dnf"
+    module = "ansible.legacy." + module
+    if resolve(module) is None:
+        return _fail(f"Could not find a dnf module backend for {module}.")
+    new_args = {k: v for k, v in args.items() if k not in ("use", "use_backend")}
+    result.update(run_module(ctx, module, new_args, module_name=module))
+    return result
+
+
+MODULES = (
+    Module("package", run_package, None),
+    Module("dnf", run_dnf, None),
+    Module("yum", run_dnf, None),
+)

@@ -324,7 +324,33 @@ def _reap() -> None:
         _send({"id": rid, "rc": rc, "out": data["out"], "err": data["err"]})
 
 
-OPS: dict[str, Any] = {"have": op_have, "put": op_put, "run": op_run}
+def op_mktemp(req: dict[str, Any]) -> dict[str, Any]:
+    base = os.path.expanduser(os.path.expandvars(req.get("remote_tmp") or "~/.ansible/tmp"))
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    return {"path": tempfile.mkdtemp(dir=base, prefix="ansible-tmp-")}
+
+
+def op_write(req: dict[str, Any]) -> dict[str, Any]:
+    path = os.path.expanduser(req["path"])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, req.get("mode") or 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(base64.b64decode(req["data"]))
+    return {"ok": True}
+
+
+def op_rmtree(req: dict[str, Any]) -> dict[str, Any]:
+    shutil.rmtree(os.path.expanduser(req["path"]), ignore_errors=True)
+    return {"ok": True}
+
+
+OPS: dict[str, Any] = {
+    "have": op_have,
+    "put": op_put,
+    "run": op_run,
+    "mktemp": op_mktemp,
+    "write": op_write,
+    "rmtree": op_rmtree,
+}
 
 
 def serve() -> None:

@@ -163,6 +163,20 @@ class AgentSession:
             int(resp["rc"]), base64.b64decode(resp["out"]), base64.b64decode(resp["err"])
         )
 
+    def mktemp(self, remote_tmp: str) -> str:
+        """Create a fresh ``ansible-tmp-*`` directory under the remote tmp; return its path."""
+        return str(self.call({"op": "mktemp", "remote_tmp": remote_tmp})["path"])
+
+    def write(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        """Write a file on the host as the agent's user."""
+        self.call(
+            {"op": "write", "path": path, "data": base64.b64encode(data).decode(), "mode": mode}
+        )
+
+    def rmtree(self, path: str) -> None:
+        """Remove a directory tree on the host."""
+        self.call({"op": "rmtree", "path": path})
+
     @property
     def alive(self) -> bool:
         """True while the agent process runs."""

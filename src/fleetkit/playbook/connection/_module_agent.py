@@ -117,28 +117,70 @@ def op_put(req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
+_UTILS_PREFIXES = ("ansible/module_utils/", "ansible_collections/")
+
+
+def _dotted(rel: str) -> str | None:
+    if not rel.endswith(".py") or not rel.startswith(_UTILS_PREFIXES):
+        return None
+    if rel.startswith("ansible_collections/") and "/plugins/module_utils/" not in rel:
+        return None
+    name = rel[:-3].replace("/", ".")
+    return name[: -len(".__init__")] if name.endswith(".__init__") else name
+
+
+def _extend_package_paths(d: str) -> None:
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__path__", None)
+        if path is None or not name.startswith("ansible"):
+            continue
+        cand = os.path.join(d, *name.split("."))
+        if os.path.isdir(cand):
+            # this payload's directory first: its ansible.modules (or a collection's
+            # plugins.modules) is a regular package, found in the first directory that has it
+            if cand in list(path):
+                path.remove(cand)
+            path.insert(0, cand)
+
+
 def _preload(bundle: str) -> None:
-    """Import ansible's module_utils once in this process, from the first complete bundle."""
-    if PRELOAD_TRIED[0] or not os.environ.get("FLEETKIT_AGENT_PRELOAD", "1") == "1":
+    """Import ansible's module_utils once in this process, so a forked run skips the imports.
+
+    The first payload brings ``basic`` and what it needs; each later payload adds its other
+    module_utils. A child whose payload has a different file under a preloaded name drops the
+    preloaded modules and imports its own (see ``_child``)."""
+    if os.environ.get("FLEETKIT_AGENT_PRELOAD", "1") != "1":
         return
     manifest = MANIFESTS.get(bundle, {})
-    if "ansible/module_utils/basic.py" not in manifest:
+    if PRELOAD_TRIED[0] and any(
+        rel and manifest.get(rel, sha) != sha for rel, sha in PRELOADED.values()
+    ):
+        return  # another ansible's module_utils: leave the preloaded ones alone
+    if not PRELOAD_TRIED[0] and "ansible/module_utils/basic.py" not in manifest:
         return
+    names = [
+        "ansible.module_utils._internal._ansiballz._loader",
+        "ansible.module_utils._internal._json._profiles._module_legacy_c2m",
+        "ansible.module_utils._internal._json._profiles._module_legacy_m2c",
+        "ansible.module_utils.basic",
+    ]
+    if PRELOAD_TRIED[0]:
+        names = [n for n in map(_dotted, sorted(manifest)) if n and n not in sys.modules]
     PRELOAD_TRIED[0] = True
     d = _bundle_dir(bundle)
     before = set(sys.modules)
     sys.path.insert(0, d)
+    _extend_package_paths(d)
     try:
         import importlib
 
-        for name in (
-            "ansible.module_utils._internal._ansiballz._loader",
-            "ansible.module_utils._internal._json._profiles._module_legacy_c2m",
-            "ansible.module_utils._internal._json._profiles._module_legacy_m2c",
-            "ansible.module_utils.basic",
-        ):
-            importlib.import_module(name)
-    except Exception:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except BaseException:  # noqa: BLE001 - an optional dependency missing here
+                if name == "ansible.module_utils.basic":
+                    raise
+    except BaseException:  # noqa: BLE001
         for name in set(sys.modules) - before:
             del sys.modules[name]
         return
@@ -150,7 +192,7 @@ def _preload(bundle: str) -> None:
         if fn and fn.startswith(d + os.sep):
             rel = fn[len(d) + 1 :]
             PRELOADED[name] = (rel, manifest.get(rel))
-        elif name.startswith(("ansible.", "ansible_collections.")) or name == "ansible":
+        elif name == "ansible" or name.startswith(("ansible.", "ansible_collections.")):
             PRELOADED[name] = (None, None)
 
 
@@ -178,19 +220,17 @@ def _child(req: dict[str, Any], out_path: str, err_path: str) -> None:
             os.chdir(req["cwd"])
         d = _bundle_dir(req["bundle"])
         manifest = MANIFESTS.get(req["bundle"], {})
-        stale = [n for n, (rel, sha) in PRELOADED.items() if rel and manifest.get(rel) != sha]
+        stale = [
+            n
+            for n, (rel, sha) in PRELOADED.items()
+            if rel and rel in manifest and manifest[rel] != sha
+        ]
         if stale:
             for name in list(sys.modules):
                 if name == "ansible" or name.startswith(("ansible.", "ansible_collections")):
                     del sys.modules[name]
         else:
-            for name, mod in list(sys.modules.items()):
-                path = getattr(mod, "__path__", None)
-                if path is None or not (name == "ansible" or name.startswith("ansible")):
-                    continue
-                cand = os.path.join(d, *name.split("."))
-                if os.path.isdir(cand) and cand not in list(path):
-                    path.insert(0, cand)
+            _extend_package_paths(d)
         sys.path = [d] + [p for p in sys.path if p not in ("", ".")]
         sys.argv = [os.path.join(d, *req["pyname"].split(".")) + ".py"]
         import importlib

@@ -22,11 +22,26 @@ from typing import IO, Any
 from fleetkit.playbook.connection import Become, Connection, Unreachable, _module_agent
 from fleetkit.playbook.connection.local import become_prefix
 
-__all__ = ["AgentSession", "ModuleOutput", "session_for", "close_local_agents"]
+__all__ = [
+    "AgentSession",
+    "AgentStartError",
+    "ModuleOutput",
+    "session_for",
+    "close_local_agents",
+]
 
 _SOURCE = Path(_module_agent.__file__).read_text()
 _PUT_CHUNK_BYTES = 4 << 20
 _HELLO_TIMEOUT_S = 60.0
+
+
+class AgentStartError(OSError):
+    """The host answered but its interpreter could not start the agent (python missing...)."""
+
+    def __init__(self, message: str, stderr: str, rc: int | None) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+        self.rc = rc
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +91,9 @@ class AgentSession:
             err = self._stderr_text()
             if self.proc.returncode == 255:
                 raise Unreachable(f"Failed to connect to the host via ssh: {err}")
-            raise Unreachable(f"module agent on {self.label} did not start: {err}".rstrip(": "))
+            raise AgentStartError(
+                f"module agent on {self.label} did not start", err, self.proc.returncode
+            )
         hello: dict[str, Any] = json.loads(line[8:])
         return hello
 
@@ -214,7 +231,18 @@ def _spawn(conn: Connection, python: str, become: Become | None, remote_tmp: str
     errfile = tempfile.TemporaryFile()
     spawn = getattr(conn, "spawn", None)
     if conn.local:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile)
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile
+            )
+        except FileNotFoundError as exc:
+            errfile.close()
+            missing = exc.filename or argv[0]
+            raise AgentStartError(
+                f"module agent on {conn.name} did not start",
+                f"/bin/sh: 1: {missing}: not found",
+                127,
+            ) from None
     elif spawn is not None:
         proc = spawn(argv, stderr=errfile)
     else:

@@ -9,11 +9,17 @@ result dict ansible's ``normal`` action returns.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from fleetkit.playbook.connection.agent import AgentSession, default_python, session_for
+from fleetkit.playbook.connection.agent import (
+    AgentSession,
+    AgentStartError,
+    default_python,
+    session_for,
+)
 from fleetkit.playbook.errors import ModuleError
 from fleetkit.playbook.modules import Module, ModuleContext
 from fleetkit.playbook.modules._finder import ModuleSource, ansible_version, find
@@ -169,7 +175,23 @@ def run_module(
 def _execute(
     ctx: ModuleContext, src: ModuleSource, full: dict[str, Any], timeout_s: float | None
 ) -> dict[str, Any]:
-    sess = agent_for(ctx)
+    try:
+        sess = agent_for(ctx)
+    except AgentStartError as exc:
+        python = _python(ctx)
+        if re.search(rf"{re.escape(python)}: (No such file or directory|not found)", exc.stderr):
+            msg = f"The module interpreter {python!r} was not found."
+        else:
+            msg = "Module result deserialization failed: No start of json char found"
+        return {
+            "failed": True,
+            "changed": False,
+            "msg": msg,
+            "module_stdout": "",
+            "module_stderr": exc.stderr + ("\n" if exc.stderr else ""),
+            "rc": exc.rc,
+            "_fk_action_failed": True,
+        }
     sess.ensure(src.bundle, src.files, src.blobs)
     params = json.dumps({"ANSIBLE_MODULE_ARGS": full}, default=_jsonable)
     req: dict[str, Any] = {

@@ -427,3 +427,44 @@ def test_modules_over_ssh_same_as_ansible(ssh_hosts: Path) -> None:
     want = sorted(_norm(results["ansible"].stdout, a, b))
     assert sorted(_norm(results["fleetkit"].stdout, a, b)) == want
     assert _tree(b) == _tree(a)
+
+
+WANT_JSON_MODULE = """#!/usr/bin/python
+# WANT_JSON
+import json, sys
+args = json.load(open(sys.argv[1]))
+print(json.dumps({"changed": False, "got": args.get("x"), "name": args.get("_ansible_module_name")}))
+"""
+OLD_STYLE_MODULE = """#!/bin/sh
+. "$1"
+echo "{\\"changed\\": true, \\"x\\": \\"$x\\"}"
+"""
+
+
+@pytest.mark.interop
+def test_library_modules_that_need_their_own_interpreter(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "wj.py").write_text(WANT_JSON_MODULE)
+    (lib / "oldstyle.sh").write_text(OLD_STYLE_MODULE)
+    pb = """- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: want json
+      wj: {x: 1}
+      register: w
+    - name: old style
+      oldstyle: {x: hello}
+      register: o
+    - name: show
+      debug: {msg: "{{ [w.got, w.name, o.x, o.changed] }}"}
+"""
+    os.environ["ANSIBLE_LIBRARY"] = str(lib)
+    try:
+        want, got, a, b = _both(tmp_path, pb)
+    finally:
+        os.environ.pop("ANSIBLE_LIBRARY", None)
+    assert want.returncode == 0, want.stdout + want.stderr
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert _norm(got.stdout, a, b) == _norm(want.stdout, a, b)
+    assert '"wj"' in got.stdout and '"hello"' in got.stdout

@@ -468,3 +468,29 @@ def test_library_modules_that_need_their_own_interpreter(tmp_path: Path) -> None
     assert got.returncode == 0, got.stdout + got.stderr
     assert _norm(got.stdout, a, b) == _norm(want.stdout, a, b)
     assert '"wj"' in got.stdout and '"hello"' in got.stdout
+
+
+ACTIONS_PLAYBOOK = """- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: service
+      service: {name: fleetkit-no-such-service, state: started}
+      ignore_errors: true
+    - name: uri
+      uri: {url: "http://127.0.0.1:1/", bogus: 1}
+      ignore_errors: true
+    - name: uri refused
+      uri: {url: "http://127.0.0.1:1/", timeout: 2}
+      ignore_errors: true
+    - name: unarchive dest missing
+      unarchive: {src: tree.tgz, dest: "@OUT@/nowhere"}
+      ignore_errors: true
+"""
+
+
+@pytest.mark.interop
+def test_service_uri_unarchive_actions_same_as_ansible(tmp_path: Path) -> None:
+    want, got, a, b = _both(tmp_path, ACTIONS_PLAYBOOK, files={"files/tree.tgz": "x"})
+    assert _norm(got.stdout, a, b) == _norm(want.stdout, a, b)
+    assert "Unsupported parameters for (ansible.legacy.uri) module: bogus" in got.stdout
+    assert got.stdout.count("...ignoring") == 4

@@ -4,9 +4,11 @@ templates, files to transfer) and then runs ansible's real module on the host.""
 
 from __future__ import annotations
 
-from fleetkit.playbook.actions import facts, files, package
+from fleetkit.playbook.actions import facts, files, package, services
 from fleetkit.playbook.modules import Module
 
 __all__ = ["ACTIONS"]
 
-ACTIONS: dict[str, Module] = {m.name: m for mod in (facts, package, files) for m in mod.MODULES}
+ACTIONS: dict[str, Module] = {
+    m.name: m for mod in (facts, package, files, services) for m in mod.MODULES
+}

@@ -29,7 +29,7 @@ from fleetkit.playbook.errors import ModuleError
 from fleetkit.playbook.modules import Module, ModuleContext
 from fleetkit.playbook.modules.upstream import agent_for, run_module
 
-__all__ = ["MODULES"]
+__all__ = ["MODULES", "ActionFail", "Remote", "find_needle", "remote_stat", "copy_action"]
 
 # ansible.plugins.action.copy's REAL_FILE_ARGS: what the file module accepts of copy's args
 _FILE_ARGS = frozenset(
@@ -42,7 +42,7 @@ _FILE_ARGS = frozenset(
 _MAX_DIFF_BYTES = 104448
 
 
-class _ActionFail(Exception):
+class ActionFail(Exception):
     """An action-level failure: the task fails with this message."""
 
 
@@ -95,10 +95,10 @@ def find_needle(ctx: ModuleContext, dirname: str, needle: str) -> str:
         " on the Ansible Controller.\nIf you are using a module and expect the file to exist on "
         "the remote, see the remote_src option"
     )
-    raise _ActionFail(msg)
+    raise ActionFail(msg)
 
 
-class _Remote:
+class Remote:
     """A task's remote temporary directory, created on first use and removed at the end."""
 
     def __init__(self, ctx: ModuleContext) -> None:
@@ -106,6 +106,7 @@ class _Remote:
         self.tmpdir: str | None = None
 
     def put(self, local: str, name: str, mode: int = 0o600) -> str:
+        """Ship a controller file into the task's remote tmp dir; return its remote path."""
         sess = agent_for(self.ctx)
         if self.tmpdir is None:
             remote_tmp = str(self.ctx.variables.get("ansible_remote_tmp") or "~/.ansible/tmp")
@@ -116,12 +117,14 @@ class _Remote:
         return path
 
     def cleanup(self) -> None:
+        """Remove the remote tmp dir, if one was made."""
         if self.tmpdir is not None:
             agent_for(self.ctx).rmtree(self.tmpdir)
             self.tmpdir = None
 
 
-def _remote_stat(ctx: ModuleContext, path: str, follow: bool, checksum: bool) -> dict[str, Any]:
+def remote_stat(ctx: ModuleContext, path: str, follow: bool, checksum: bool) -> dict[str, Any]:
+    """The real stat module's ``stat`` dict, as ansible's ``_execute_remote_stat`` returns it."""
     args = {
         "path": path,
         "follow": follow,
@@ -131,7 +134,7 @@ def _remote_stat(ctx: ModuleContext, path: str, follow: bool, checksum: bool) ->
     res = run_module(ctx, "ansible.legacy.stat", args, module_name="ansible.legacy.stat")
     if res.get("failed"):
         msg = res.get("module_stderr") or res.get("module_stdout") or res.get("msg")
-        raise _ActionFail(f"Failed to get information on remote file ({path}): {msg}")
+        raise ActionFail(f"Failed to get information on remote file ({path}): {msg}")
     st: dict[str, Any] = res["stat"]
     if not st.get("exists"):
         st["checksum"] = "1"
@@ -180,7 +183,7 @@ def _diff_data(ctx: ModuleContext, dest: str, source: str, content: bool) -> dic
 def _copy_file(
     ctx: ModuleContext,
     args: dict[str, Any],
-    remote: _Remote,
+    remote: Remote,
     source_full: str,
     source_rel: str,
     content: bool,
@@ -195,12 +198,12 @@ def _copy_file(
     if args.get("mode") == "preserve":
         lmode = f"0{stat.S_IMODE(os.stat(source_full).st_mode):03o}"
     dest_file = f"{dest.rstrip('/')}/{source_rel}" if dest.endswith("/") else dest
-    st = _remote_stat(ctx, dest_file, follow, force)
+    st = remote_stat(ctx, dest_file, follow, force)
     if st.get("exists") and st.get("isdir"):
         if content:
             return {"failed": True, "msg": "can not use content with a dir as dest"}
         dest_file = f"{dest.rstrip('/')}/{source_rel}"
-        st = _remote_stat(ctx, dest_file, follow, force)
+        st = remote_stat(ctx, dest_file, follow, force)
     if st.get("exists") and not force:
         return None
     local_checksum = _sha1_file(source_full)
@@ -221,7 +224,7 @@ def _copy_file(
         ret = run_module(ctx, "ansible.legacy.copy", new_args, module_name="ansible.legacy.copy")
     else:
         if follow:
-            nofollow = _remote_stat(ctx, dest_file, False, False)
+            nofollow = remote_stat(ctx, dest_file, False, False)
             if nofollow.get("islnk") and "lnk_source" in nofollow:
                 dest = str(nofollow["lnk_source"])
         new_args = {k: v for k, v in args.items() if k in _FILE_ARGS}
@@ -313,7 +316,7 @@ def copy_action(
         _ensure_invocation(ctx, args, result)
         return result
     content_tmp: str | None = None
-    remote = _Remote(ctx)
+    remote = Remote(ctx)
     try:
         if content is not None:
             data = json.dumps(content) if isinstance(content, (dict, list)) else str(content)
@@ -396,7 +399,7 @@ def copy_action(
                 result["dest"] = result["path"]
         else:
             result.update(dest=dest, src=source, changed=changed)
-    except _ActionFail as exc:
+    except ActionFail as exc:
         msg = f"Unexpected AnsibleActionFail error: {exc}"
         result = {"failed": True, "msg": msg, "_fk_error": f"Task failed: {msg}"}
     finally:
@@ -450,7 +453,7 @@ def render_template(ctx: ModuleContext, path: str, args: Mapping[str, Any], dest
     newline = str(args.get("newline_sequence") or "\n")
     newline = newline.encode().decode("unicode_escape") if "\\" in newline else newline
     if newline not in _NEWLINES:
-        raise _ActionFail("newline_sequence needs to be one of: \n, \r or \r\n")
+        raise ActionFail("newline_sequence needs to be one of: \n, \r or \r\n")
     overrides: dict[str, Any] = {
         "trim_blocks": _bool(args.get("trim_blocks"), True),
         "lstrip_blocks": _bool(args.get("lstrip_blocks"), False),
@@ -502,9 +505,9 @@ def render_template(ctx: ModuleContext, path: str, args: Mapping[str, Any], dest
         tmpl = env.from_string(source)
         text = "".join(tmpl.root_render_func(templar._context(tmpl)))
     except FleetkitError as exc:
-        raise _ActionFail(str(exc)) from None
+        raise ActionFail(str(exc)) from None
     except (JinjaTemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise _ActionFail(f"Error rendering template: {exc}") from None
+        raise ActionFail(f"Error rendering template: {exc}") from None
     if newline != "\n":
         text = text.replace("\n", newline)
     return text
@@ -532,7 +535,7 @@ def run_template(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
         new_args.setdefault("follow", False)
         new_args["_fk_basename"] = os.path.basename(str(source))
         result = _copy_rendered(ctx, new_args, tmp, os.path.basename(str(source)))
-    except _ActionFail as exc:
+    except ActionFail as exc:
         return _failed(str(exc))
     finally:
         if tmp is not None and os.path.exists(tmp):
@@ -544,7 +547,7 @@ def _copy_rendered(
     ctx: ModuleContext, args: dict[str, Any], local: str, basename: str
 ) -> dict[str, Any]:
     args = {k: v for k, v in args.items() if k != "_fk_basename"}
-    remote = _Remote(ctx)
+    remote = Remote(ctx)
     result: dict[str, Any] = {}
     try:
         dest = str(args["dest"])
@@ -558,7 +561,7 @@ def _copy_rendered(
                 result["dest"] = result["path"]
         else:
             result.update(dest=dest, changed=False)
-    except _ActionFail as exc:
+    except ActionFail as exc:
         result = {"failed": True, "msg": str(exc)}
     finally:
         remote.cleanup()
@@ -578,7 +581,7 @@ def run_fetch(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     if source is None or dest is None:
         return _failed("src and dest are required")
     source = str(source)
-    st = _remote_stat(ctx, source, True, True)
+    st = remote_stat(ctx, source, True, True)
     remote_checksum = st.get("checksum")
     if not st.get("exists"):
         msg = "the remote file does not exist, not transferring, ignored"
@@ -657,7 +660,7 @@ def run_assemble(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
         return _failed("src and dest are required")
     try:
         src_dir = find_needle(ctx, "files", str(src))
-    except _ActionFail as exc:
+    except ActionFail as exc:
         return _failed(str(exc))
     if not os.path.isdir(src_dir):
         return _failed(f"Source ({src_dir}) is not a directory")
@@ -699,14 +702,14 @@ def run_script(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
         return _failed("script requires a command")
     creates = args.get("creates")
     removes = args.get("removes")
-    if creates and _remote_stat(ctx, str(creates), True, False).get("exists"):
+    if creates and remote_stat(ctx, str(creates), True, False).get("exists"):
         return {
             "changed": False,
             "skipped": True,
             "rc": 0,
             "msg": f"Did not run command since '{creates}' exists",
         }
-    if removes and not _remote_stat(ctx, str(removes), True, False).get("exists"):
+    if removes and not remote_stat(ctx, str(removes), True, False).get("exists"):
         return {
             "changed": False,
             "skipped": True,
@@ -716,11 +719,11 @@ def run_script(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     parts = shlex.split(raw)
     try:
         path = find_needle(ctx, "files", parts[0])
-    except _ActionFail as exc:
+    except ActionFail as exc:
         return _failed(str(exc))
     if ctx.check:
         return {"changed": True, "msg": "check mode"}
-    remote = _Remote(ctx)
+    remote = Remote(ctx)
     try:
         rpath = remote.put(path, os.path.basename(path), 0o700)
         exe = args.get("executable")

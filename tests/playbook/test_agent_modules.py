@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -202,6 +203,15 @@ def test_check_mode_diff_and_no_log_same_as_ansible(tmp_path: Path) -> None:
     assert got.returncode == 0, got.stdout + got.stderr
     assert _norm(got.stdout, a, b) == _norm(want.stdout, a, b)
     assert _tree(b) == _tree(a) == {"f": ("0o644", "one\n")}
+
+    # the diffs ansible's callback prints for diff-mode tasks, line for line
+    def diffs(text: str) -> list[str]:
+        text = text.replace(str(a), "OUT").replace(str(b), "OUT")
+        text = re.sub(r"/[^\s\"]*/t\.j2", "TMP/t.j2", text)  # ansible's local tmp file
+        return [x for x in text.splitlines() if x[:1] in ("-", "+", "@", " ") or x == ""]
+
+    assert diffs(got.stdout) == diffs(want.stdout)
+    assert "+++ after: OUT/f" in "\n".join(diffs(got.stdout))
     secret = next(e for e in parse(got.stdout)[0] if e[:2] == ("changed", "secret"))
     assert secret == ("changed", "secret", "localhost", "")
 

@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 import shlex
+import shutil
 import stat
 import tempfile
 import time
@@ -523,12 +524,12 @@ def run_template(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     if source is None or dest is None:
         return _failed("src and dest are required")
     encoding = str(args.get("output_encoding") or "utf-8")
-    tmp: str | None = None
+    tmpdir = tempfile.mkdtemp(prefix="fleetkit-local-")
+    tmp = os.path.join(tmpdir, os.path.basename(str(source)))
     try:
         path = find_needle(ctx, "templates", str(source))
         text = render_template(ctx, path, args, str(dest))
-        fd, tmp = tempfile.mkstemp(prefix=".")
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(text.encode(encoding))
         new_args = {k: v for k, v in args.items() if k not in _TEMPLATE_ONLY}
         new_args["src"] = tmp
@@ -538,8 +539,7 @@ def run_template(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     except ActionFail as exc:
         return _failed(str(exc))
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        shutil.rmtree(tmpdir, ignore_errors=True)
     return result
 
 

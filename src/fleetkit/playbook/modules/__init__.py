@@ -5,7 +5,7 @@ messages ("Unsupported parameters for (x) module: ...", "missing required argume
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleetkit.playbook.connection import Become, Connection
@@ -214,8 +214,21 @@ def get_module(name: str) -> Module:
             if m.name == short:
                 return m
     if builtin and short in actions.ACTIONS:
-        return actions.ACTIONS[short]
+        return _shows_diff(actions.ACTIONS[short])
     found = upstream.upstream_module(name)
     if found is None:
         raise ModuleError(unresolved_message(name))
-    return found
+    return _shows_diff(found)
+
+
+def _shows_diff(module: Module) -> Module:
+    """Mark results of diff-mode runs, so the callback prints their ``diff`` as ansible does."""
+    inner = module.run
+
+    def run(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+        result = inner(ctx, args)
+        if ctx.diff and result.get("diff"):
+            result["_ansible_show_diff"] = True
+        return result
+
+    return replace(module, run=run)

@@ -504,3 +504,40 @@ def test_service_uri_unarchive_actions_same_as_ansible(tmp_path: Path) -> None:
     assert _norm(got.stdout, a, b) == _norm(want.stdout, a, b)
     assert "Unsupported parameters for (ansible.legacy.uri) module: bogus" in got.stdout
     assert got.stdout.count("...ignoring") == 4
+
+
+def test_resolve_follows_collections_keyword_and_redirects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleetkit.playbook.modules import _finder, resolve
+
+    coll = tmp_path / "ansible_collections" / "fktest" / "demo"
+    (coll / "plugins" / "modules").mkdir(parents=True)
+    (coll / "meta").mkdir()
+    (coll / "meta" / "runtime.yml").write_text(
+        "plugin_routing:\n  modules:\n    talk:\n      redirect: fktest.demo.speak\n"
+    )
+    (coll / "plugins" / "modules" / "speak.py").write_text(COLLECTION_MODULE)
+    (coll / "plugins" / "modules" / "copy.py").write_text(COLLECTION_MODULE)
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(tmp_path))
+    _finder.reset_caches()
+    try:
+        assert resolve("fktest.demo.speak") == "fktest.demo.speak"
+        assert resolve("fktest.demo.talk") == "fktest.demo.speak"
+        assert resolve("speak") is None
+        assert resolve("speak", ["fktest.demo"]) == "fktest.demo.speak"
+        # the collections list is searched in order, ansible.builtin where it is listed
+        assert resolve("copy", ["fktest.demo"]) == "fktest.demo.copy"
+        assert resolve("copy", ["ansible.builtin", "fktest.demo"]) == "ansible.builtin.copy"
+        assert resolve("fktest.demo.nothere") is None
+        src = _finder.find("fktest.demo.talk")
+        assert (
+            src is not None
+            and src.pyname == "ansible_collections.fktest.demo.plugins.modules.speak"
+        )
+        assert "ansible_collections/fktest/demo/plugins/module_utils/shout.py" not in dict(
+            src.files
+        )
+    finally:
+        monkeypatch.delenv("ANSIBLE_COLLECTIONS_PATH")
+        _finder.reset_caches()

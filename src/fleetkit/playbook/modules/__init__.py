@@ -4,7 +4,7 @@ messages ("Unsupported parameters for (x) module: ...", "missing required argume
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -188,9 +188,24 @@ def unresolved_message(name: str) -> str:
     )
 
 
-def resolve(name: str) -> str | None:
+def resolve(name: str, collections: Sequence[str] = ()) -> str | None:
     """The FQCN a task's module/action name runs as (``file`` -> ``ansible.builtin.file``), or
-    None when neither fleetkit's actions nor ansible-core/the installed collections have it."""
+    None when neither fleetkit's actions nor ansible-core/the installed collections have it.
+    A short name is looked up first in the play's or role's ``collections:`` list, in order."""
+    from fleetkit.playbook.modules import _finder
+
+    if "." not in name:
+        for coll in collections:
+            if coll in ("ansible.builtin", "ansible.legacy"):
+                found = _resolve_one(name)
+            else:
+                found = _finder.resolve(f"{coll}.{name}")
+            if found is not None:
+                return found
+    return _resolve_one(name)
+
+
+def _resolve_one(name: str) -> str | None:
     from fleetkit.playbook import actions
     from fleetkit.playbook.modules import _finder
 

@@ -27,6 +27,7 @@ __all__ = [
     "find",
     "resolve",
     "set_library_paths",
+    "reset_caches",
     "ansible_version",
 ]
 
@@ -42,6 +43,12 @@ _EMPTY_PKG = b""
 
 _lock = threading.Lock()
 _library_paths: list[str] = []
+
+
+def reset_caches() -> None:
+    """Forget what was found (after ANSIBLE_COLLECTIONS_PATH or ANSIBLE_LIBRARY changed)."""
+    for cached in (find, resolve, _collection_roots, _collection_dir, _collection_routing):
+        cached.cache_clear()
 
 
 def set_library_paths(paths: list[str]) -> None:

@@ -626,6 +626,13 @@ class TaskExecutor:
             else "python3",
             task_name=task.display_name(),
             env=env,
+            diff=(
+                self.kw_bool(task, "diff", host)
+                if task.kw.get("diff") is not None
+                else self.opts.diff
+            ),
+            no_log=self.kw_bool(task, "no_log", host) if task.kw.get("no_log") else False,
+            action=task.mod_key or task.action,
         )
         try:
             timeout = _opt_str(templar, task.kw.get("timeout"))

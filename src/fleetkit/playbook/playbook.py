@@ -236,10 +236,28 @@ _ids = itertools.count(1)
 
 
 def normalize_action(name: str) -> str:
-    for prefix in ("ansible.builtin.", "ansible.legacy.", "ansible.posix.", "ansible.netcommon."):
+    for prefix in ("ansible.builtin.", "ansible.legacy."):
         if name.startswith(prefix):
             return name[len(prefix) :]
     return name
+
+
+def _known_module(action: str, written: str) -> bool:
+    """Whether a task's module/action resolves (fleetkit's actions, ansible's modules)."""
+    if action in MODULE_NAMES:
+        return True
+    from fleetkit.playbook.modules import resolve
+
+    return resolve(written) is not None
+
+
+def add_library_dir(path: str) -> None:
+    """Modules in ``library/`` beside a playbook or in a role resolve from here on (as ansible
+    adds them when it loads the playbook or role)."""
+    if os.path.isdir(path):
+        from fleetkit.playbook.modules import _finder
+
+        _finder.add_library_path(path)
 
 
 @dataclass(slots=True, frozen=True)
@@ -827,7 +845,7 @@ class _Loader:
                 mod, _, rest = str(value).partition(" ")
                 args = _module_args(normalize_action(mod), rest, ds)
             action = normalize_action(mod)
-            if action not in MODULE_NAMES:
+            if not _known_module(action, mod):
                 raise self._unknown(mod, ds)
             args.update(ds.get("args") or {})
             return action, args, key
@@ -841,7 +859,7 @@ class _Loader:
             raise _err(f"conflicting action statements: {found[0]}, {found[1]}", ds)
         mod = found[0]
         action = normalize_action(mod)
-        if action not in MODULE_NAMES:
+        if not _known_module(action, mod):
             raise self._unknown(mod, ds)
         args = _module_args(action, ds[mod], ds)
         extra = ds.get("args")
@@ -856,7 +874,8 @@ class _Loader:
             f"couldn't resolve module/action '{mod}'. This often indicates a misspelling, "
             "missing collection, or incorrect module path.",
             ds,
-            hint="fleetkit play supports: " + ", ".join(sorted(MODULE_NAMES - {"file"})),
+            hint="fleetkit play runs ansible-core's modules, the installed collections' and "
+            "those in library/ beside the playbook or a role, or given with -M",
         )
 
     def load_file(
@@ -1093,6 +1112,7 @@ def _load_plays(
             "A playbook must be a list of plays", source=source_of(data) or path
         )
     base = os.path.dirname(path)
+    add_library_dir(os.path.join(base, "library"))  # modules beside the playbook
     plays: list[Play] = []
     for ds in data:
         if isinstance(ds, dict) and "import_playbook" in ds:

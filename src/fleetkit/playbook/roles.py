@@ -29,6 +29,7 @@ from fleetkit.playbook.playbook import (
     _err,
     _flat_handlers,
     _Loader,
+    add_library_dir,
 )
 from fleetkit.playbook.yamlsrc import load_yaml_file
 
@@ -229,6 +230,7 @@ def _load(
     ctx = loader.ctx
     assert ctx is not None
     name, path = find_role(ctx.template(spec.name, obj), ctx, obj, spec.role_basedir)
+    add_library_dir(os.path.join(path, "library"))  # the role's own modules
     meta_files = _role_file(path, "meta", "main", allow_dir=False)
     meta: dict[str, Any] = {}
     if meta_files:

@@ -4,6 +4,7 @@ with the task's origin, ``...ignoring``, ``NO MORE HOSTS LEFT`` and the ``PLAY R
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shutil
@@ -27,6 +28,53 @@ _COLORS = {
     "included": "0;36",
 }
 _DEBUG_KEYS = ("msg", "exception", "warnings", "deprecations")
+
+
+def diff_text(difflist: Any) -> str:
+    """A result's ``diff`` as ansible's callbacks print it (unified, 3 lines of context)."""
+    out: list[str] = []
+    for diff in difflist if isinstance(difflist, list) else [difflist]:
+        if not isinstance(diff, dict):
+            continue
+        if "dst_binary" in diff:
+            out.append("diff skipped: destination file appears to be binary\n")
+        if "src_binary" in diff:
+            out.append("diff skipped: source file appears to be binary\n")
+        if "dst_larger" in diff:
+            out.append(
+                f"diff skipped: destination file size is greater than {diff['dst_larger']}\n"
+            )
+        if "src_larger" in diff:
+            out.append(f"diff skipped: source file size is greater than {diff['src_larger']}\n")
+        if "before" in diff and "after" in diff:
+            sides = {}
+            for key in ("before", "after"):
+                value = diff[key]
+                if isinstance(value, dict):
+                    value = json.dumps(value, sort_keys=True, indent=4, separators=(",", ": "))
+                    value += "\n"
+                sides[key] = "" if value is None else str(value)
+            before_header = (
+                f"before: {diff['before_header']}" if "before_header" in diff else "before"
+            )
+            after_header = f"after: {diff['after_header']}" if "after_header" in diff else "after"
+            before = sides["before"].splitlines(True)
+            after = sides["after"].splitlines(True)
+            if before and not before[-1].endswith("\n"):
+                before[-1] += "\n\\ No newline at end of file\n"
+            if after and not after[-1].endswith("\n"):
+                after[-1] += "\n\\ No newline at end of file\n"
+            lines = list(
+                difflib.unified_diff(
+                    before, after, fromfile=before_header, tofile=after_header, n=3
+                )
+            )
+            out.extend(lines)
+            if lines:
+                out.append("\n")
+        if "prepared" in diff:
+            out.append(str(diff["prepared"]))
+    return "".join(out)
 
 
 def _dump(result: dict[str, Any], indent: int | None) -> str:
@@ -256,6 +304,11 @@ class DefaultCallback:
             for status, item in res.items:
                 self._item(res, status, item)
             return
+        if r.get("_ansible_show_diff") and r.get("diff") and r.get("changed"):
+            text = diff_text(r["diff"])
+            if text:
+                # ansible's display adds no newline to text that already ends with one
+                self._display(text[:-1] if text.endswith("\n") else text)
         color = "changed" if res.status == "changed" else "ok"
         msg = f"{res.status}: [{label}]"
         if self._verbose(r):

@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from fleetkit.playbook.connection import (
     Become,
@@ -295,8 +296,20 @@ class SSHConnection:
         if res.rc != 0:
             raise OSError(res.stderr.decode(errors="replace").strip() or f"cannot write {path}")
 
+    def spawn(self, argv: list[str], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+        """Start a long-running process on the host over the master connection, with pipes."""
+        return subprocess.Popen(
+            [*self._base(), self.host, shlex.join(argv)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+
     def reset(self) -> None:
         """Drop the agent and the master connection (after a reboot); the next run reconnects."""
+        from fleetkit.playbook.connection.agent import close_remote_agents
+
+        close_remote_agents(self)
         with self._lock:
             self._stop_agent()
         subprocess.run(

@@ -4,14 +4,22 @@ messages ("Unsupported parameters for (x) module: ...", "missing required argume
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleetkit.playbook.connection import Become, Connection
 from fleetkit.playbook.errors import ModuleError
 
-__all__ = ["ModuleContext", "Module", "get_module", "validate", "Param"]
+__all__ = [
+    "ModuleContext",
+    "Module",
+    "get_module",
+    "resolve",
+    "unresolved_message",
+    "validate",
+    "Param",
+]
 
 
 @dataclass(slots=True)
@@ -26,6 +34,9 @@ class ModuleContext:
     remote_python: str = "python3"
     task_name: str = ""
     env: dict[str, str] | None = None
+    diff: bool = False
+    no_log: bool = False
+    action: str = ""  # the module name as the task wrote it (ansible's _ansible_module_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,24 +164,103 @@ def validate(module: Module, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def get_module(name: str) -> Module:
-    from fleetkit.playbook.modules import (
-        command,
-        copy,
-        debug,
-        facts,
-        include_vars,
-        package,
-        reboot,
-        uri,
-        wait_for,
+# fleetkit's own implementations: ansible's controller-side actions, and the modules whose
+# native code gives ansible's result for the same arguments (differential tests in
+# tests/playbook/test_agent_modules.py); every other name runs ansible's own module
+_NATIVE = frozenset(
+    {
+        "command",
+        "shell",
+        "raw",
+        "debug",
+        "fail",
+        "assert",
+        "set_fact",
+        "pause",
+        "reboot",
+        "include_vars",
+        "validate_argument_spec",
+    }
+)
+_BUILTIN_PREFIXES = ("ansible.builtin.", "ansible.legacy.")
+
+
+def _short(name: str) -> str:
+    for prefix in _BUILTIN_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def unresolved_message(name: str) -> str:
+    """ansible's message for a module or action name that does not resolve."""
+    return (
+        f"couldn't resolve module/action '{name}'. This often indicates a misspelling, "
+        "missing collection, or incorrect module path."
     )
 
-    table: dict[str, Module] = {}
-    for mod in (command, copy, debug, facts, include_vars, package, reboot, uri, wait_for):
-        for m in mod.MODULES:
-            table[m.name] = m
-    try:
-        return table[name]
-    except KeyError:
-        raise ModuleError(f"couldn't resolve module/action '{name}'") from None
+
+def resolve(name: str, collections: Sequence[str] = ()) -> str | None:
+    """The FQCN a task's module/action name runs as (``file`` -> ``ansible.builtin.file``), or
+    None when neither fleetkit's actions nor ansible-core/the installed collections have it.
+    A short name is looked up first in the play's or role's ``collections:`` list, in order."""
+    from fleetkit.playbook.modules import _finder
+
+    if "." not in name:
+        for coll in collections:
+            if coll in ("ansible.builtin", "ansible.legacy"):
+                found = _resolve_one(name)
+            else:
+                found = _finder.resolve(f"{coll}.{name}")
+            if found is not None:
+                return found
+    return _resolve_one(name)
+
+
+def _resolve_one(name: str) -> str | None:
+    from fleetkit.playbook import actions
+    from fleetkit.playbook.modules import _finder
+
+    short = _short(name)
+    if name == short or name.startswith(_BUILTIN_PREFIXES):
+        if short in _NATIVE or short in actions.ACTIONS or short in ("meta",):
+            return f"ansible.builtin.{short}"
+    return _finder.resolve(name)
+
+
+def get_module(name: str) -> Module:
+    """The :class:`Module` that runs a task's action (native, controller action or ansible's)."""
+    from fleetkit.playbook import actions
+    from fleetkit.playbook.modules import command, debug, include_vars, reboot, upstream
+
+    short = _short(name)
+    builtin = name == short or name.startswith(_BUILTIN_PREFIXES)
+    if builtin and short in _NATIVE:
+        natives: tuple[Module, ...] = (
+            *command.MODULES,
+            *debug.MODULES,
+            *reboot.MODULES,
+            *include_vars.MODULES,
+        )
+        for m in natives:
+            if m.name == short:
+                return m
+    if builtin and short in actions.ACTIONS:
+        return _shows_diff(actions.ACTIONS[short])
+    found = upstream.upstream_module(name)
+    if found is None:
+        raise ModuleError(unresolved_message(name))
+    return _shows_diff(found)
+
+
+def _shows_diff(module: Module) -> Module:
+    """Mark results of diff-mode runs, so the callback prints their ``diff`` as ansible does."""
+    inner = module.run
+
+    def run(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+        result = inner(ctx, args)
+        if ctx.diff and result.get("diff"):
+            result["_ansible_show_diff"] = True
+        return result
+
+    return replace(module, run=run)

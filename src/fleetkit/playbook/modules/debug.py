@@ -129,17 +129,6 @@ def run_pause(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_ping(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    data = args.get("data", "pong")
-    if data == "crash":
-        raise ModuleError("boom")
-    if not ctx.conn.local:
-        res = ctx.conn.run(["true"])
-        if res.rc != 0:
-            return {"failed": True, "changed": False, "msg": "ping failed"}
-    return {"ping": data, "changed": False}
-
-
 MODULES = (
     Module(
         "debug",
@@ -172,5 +161,4 @@ MODULES = (
         controller=True,
         run_once=True,
     ),
-    Module("ping", run_ping, {"data": Param("str", "pong")}),
 )

@@ -1,0 +1,450 @@
+"""The module agent: a stdlib-only Python loop that runs ansible modules on a target.
+
+Started once per (host, become user) and fed over its stdin. Module payloads arrive once as
+content-addressed blobs and are laid out in a per-user cache under the remote tmp directory
+(``~/.ansible/tmp/fleetkit-modules``); each run forks a child that runs the module as
+``__main__`` the way AnsiballZ's loader does, with ansible's module_utils already imported in
+the parent (so a run costs a fork, not an interpreter start and 100 ms of imports). Modules
+that need their own interpreter (old-style, WANT_JSON, binary, or marked isolated) run as a
+separate process instead.
+
+Protocol: JSON lines both ways, each request and response carrying the caller's ``id``; the
+first line out is ``FKMOD 1 {...}``. Several runs may be in flight at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import os
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+CACHE = ""
+BLOBS = ""
+PRELOADED: dict[
+    str, tuple[str | None, str | None]
+] = {}  # module name -> (payload path, sha) of the modules imported in this process
+PRELOAD_TRIED = [False]
+MANIFESTS: dict[str, dict[str, str]] = {}  # bundle -> {payload path: sha}
+RUNNING: dict[
+    int, tuple[int, str, str, str]
+] = {}  # pid -> (request id, stdout path, stderr path, tmpdir)
+OUT = sys.stdout.buffer
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _send(obj: dict[str, Any]) -> None:
+    OUT.write(json.dumps(obj).encode("utf-8") + b"\n")
+    OUT.flush()
+
+
+def _cache_dir(remote_tmp: str) -> str:
+    base = os.path.expanduser(os.path.expandvars(remote_tmp or "~/.ansible/tmp"))
+    path = os.path.join(base, "fleetkit-modules")
+    try:
+        os.makedirs(os.path.join(path, "blobs"), mode=0o700, exist_ok=True)
+    except OSError:
+        path = tempfile.mkdtemp(prefix="fleetkit-modules-")
+        os.makedirs(os.path.join(path, "blobs"), mode=0o700, exist_ok=True)
+    return path
+
+
+def _write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _bundle_dir(bundle: str) -> str:
+    return os.path.join(CACHE, bundle)
+
+
+def op_have(req: dict[str, Any]) -> dict[str, Any]:
+    bundle = req["bundle"]
+    files = req["files"]
+    MANIFESTS[bundle] = dict((rel, sha) for rel, sha in files)
+    d = _bundle_dir(bundle)
+    if os.path.exists(os.path.join(d, ".complete")):
+        _preload(bundle)
+        return {"missing": []}
+    missing = [sha for _rel, sha in files if not os.path.exists(os.path.join(BLOBS, sha))]
+    if missing:
+        return {"missing": sorted(set(missing))}
+    tmp = tempfile.mkdtemp(dir=CACHE, prefix=".build-")
+    for rel, sha in files:
+        dest = os.path.join(tmp, rel)
+        parent = os.path.dirname(dest)
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+        try:
+            os.link(os.path.join(BLOBS, sha), dest)
+        except OSError:
+            with open(os.path.join(BLOBS, sha), "rb") as src, open(dest, "wb") as out:
+                out.write(src.read())
+    open(os.path.join(tmp, ".complete"), "w").close()
+    try:
+        os.rename(tmp, d)
+    except OSError:
+        # another agent of the same user built it first
+        subprocess.call(["rm", "-rf", tmp])
+    _preload(bundle)
+    return {"missing": []}
+
+
+def op_put(req: dict[str, Any]) -> dict[str, Any]:
+    for sha, data in req["blobs"].items():
+        _write_atomic(os.path.join(BLOBS, sha), base64.b64decode(data))
+    return {"ok": True}
+
+
+_UTILS_PREFIXES = ("ansible/module_utils/", "ansible_collections/")
+
+
+def _dotted(rel: str) -> str | None:
+    if not rel.endswith(".py") or not rel.startswith(_UTILS_PREFIXES):
+        return None
+    if rel.startswith("ansible_collections/") and "/plugins/module_utils/" not in rel:
+        return None
+    name = rel[:-3].replace("/", ".")
+    return name[: -len(".__init__")] if name.endswith(".__init__") else name
+
+
+def _extend_package_paths(d: str) -> None:
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__path__", None)
+        if path is None or not name.startswith("ansible"):
+            continue
+        cand = os.path.join(d, *name.split("."))
+        if os.path.isdir(cand):
+            # this payload's directory first: its ansible.modules (or a collection's
+            # plugins.modules) is a regular package, found in the first directory that has it
+            if cand in list(path):
+                path.remove(cand)
+            path.insert(0, cand)
+
+
+def _preload(bundle: str) -> None:
+    """Import ansible's module_utils once in this process, so a forked run skips the imports.
+
+    The first payload brings ``basic`` and what it needs; each later payload adds its other
+    module_utils. A child whose payload has a different file under a preloaded name drops the
+    preloaded modules and imports its own (see ``_child``)."""
+    if os.environ.get("FLEETKIT_AGENT_PRELOAD", "1") != "1":
+        return
+    manifest = MANIFESTS.get(bundle, {})
+    if PRELOAD_TRIED[0] and any(
+        rel and manifest.get(rel, sha) != sha for rel, sha in PRELOADED.values()
+    ):
+        return  # another ansible's module_utils: leave the preloaded ones alone
+    if not PRELOAD_TRIED[0] and "ansible/module_utils/basic.py" not in manifest:
+        return
+    names = [
+        "ansible.module_utils._internal._ansiballz._loader",
+        "ansible.module_utils._internal._json._profiles._module_legacy_c2m",
+        "ansible.module_utils._internal._json._profiles._module_legacy_m2c",
+        "ansible.module_utils.basic",
+    ]
+    if PRELOAD_TRIED[0]:
+        names = [n for n in map(_dotted, sorted(manifest)) if n and n not in sys.modules]
+    PRELOAD_TRIED[0] = True
+    d = _bundle_dir(bundle)
+    before = set(sys.modules)
+    sys.path.insert(0, d)
+    _extend_package_paths(d)
+    try:
+        import importlib
+
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except BaseException:  # noqa: BLE001 - an optional dependency missing here
+                if name == "ansible.module_utils.basic":
+                    raise
+    except BaseException:  # noqa: BLE001
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
+        return
+    finally:
+        sys.path.remove(d)
+    for name in set(sys.modules) - before:
+        mod = sys.modules[name]
+        fn = getattr(mod, "__file__", None)
+        if fn and fn.startswith(d + os.sep):
+            rel = fn[len(d) + 1 :]
+            PRELOADED[name] = (rel, manifest.get(rel))
+        elif name == "ansible" or name.startswith(("ansible.", "ansible_collections.")):
+            PRELOADED[name] = (None, None)
+
+
+def _child(req: dict[str, Any], out_path: str, err_path: str) -> None:
+    """In the forked child: run one new-style module as __main__ and exit with its code."""
+    code = 1
+    try:
+        fd_in = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd_in, 0)
+        fd_out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd_err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd_out, 1)
+        os.dup2(fd_err, 2)
+        for fd in (fd_in, fd_out, fd_err):
+            os.close(fd)
+        sys.stdin = open(0, closefd=False)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        if req.get("env"):
+            os.environ.update(req["env"])
+        if req.get("cwd"):
+            os.chdir(req["cwd"])
+        d = _bundle_dir(req["bundle"])
+        manifest = MANIFESTS.get(req["bundle"], {})
+        stale = [
+            n
+            for n, (rel, sha) in PRELOADED.items()
+            if rel and rel in manifest and manifest[rel] != sha
+        ]
+        if stale:
+            for name in list(sys.modules):
+                if name == "ansible" or name.startswith(("ansible.", "ansible_collections")):
+                    del sys.modules[name]
+        else:
+            _extend_package_paths(d)
+        sys.path = [d] + [p for p in sys.path if p not in ("", ".")]
+        sys.argv = [os.path.join(d, *req["pyname"].split(".")) + ".py"]
+        import importlib
+
+        _loader: Any = importlib.import_module("ansible.module_utils._internal._ansiballz._loader")
+        _loader.run_module(
+            json_params=req["args"].encode("utf-8"),
+            profile=req.get("profile") or "legacy",
+            module_fqn=req["pyname"],
+            modlib_path=d,
+            extensions={},
+        )
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            sys.stderr.write(str(exc.code) + "\n")
+            code = 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    os._exit(code)
+
+
+def _interpreter_argv(req: dict[str, Any], d: str, args_path: str) -> list[str]:
+    style = req["style"]
+    path = os.path.join(d, req["filename"])
+    if style == "new":
+        boot = (
+            "import sys\n"
+            "d = sys.argv[1]\n"
+            "sys.path.insert(0, d)\n"
+            "from ansible.module_utils._internal._ansiballz import _loader\n"
+            "_loader.run_module(json_params=open(sys.argv[2], 'rb').read(), profile='legacy',"
+            " module_fqn=sys.argv[3], modlib_path=d, extensions={})\n"
+        )
+        return [req.get("python") or sys.executable, "-c", boot, d, args_path, req["pyname"]]
+    with open(path, "rb") as fh:
+        head = fh.readline()
+    if head.startswith(b"#!"):
+        interp = shlex.split(head[2:].decode("utf-8", "replace").strip())
+        if (
+            interp
+            and "python" in os.path.basename(interp[0])
+            or (interp and interp[0].endswith("env") and len(interp) > 1 and "python" in interp[1])
+        ):
+            interp = [req.get("python") or sys.executable]
+        return interp + [path, args_path]
+    if style == "binary":
+        return [path, args_path]
+    return ["/bin/sh", path, args_path]
+
+
+def _spawn_interpreter(req: dict[str, Any], out_path: str, err_path: str, tmpdir: str) -> int:
+    d = _bundle_dir(req["bundle"])
+    args_path = os.path.join(tmpdir, "args")
+    with open(args_path, "w") as fh:
+        fh.write(req["args_file"] if req["style"] != "new" else req["args"])
+    path = os.path.join(d, req["filename"])
+    if req["style"] != "new":
+        os.chmod(path, 0o700)
+    env = dict(os.environ)
+    env.update(req.get("env") or {})
+    argv = _interpreter_argv(req, d, args_path)
+    with open(os.devnull, "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
+        proc = subprocess.Popen(
+            argv, stdin=fin, stdout=fout, stderr=ferr, env=env, cwd=req.get("cwd") or None
+        )
+    return proc.pid
+
+
+def op_run(req: dict[str, Any]) -> dict[str, Any] | None:
+    tmpdir = tempfile.mkdtemp(dir=CACHE, prefix=".run-")
+    out_path = os.path.join(tmpdir, "out")
+    err_path = os.path.join(tmpdir, "err")
+    if req["style"] == "new" and req.get("inproc", True):
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(req, out_path, err_path)
+    else:
+        try:
+            pid = _spawn_interpreter(req, out_path, err_path, tmpdir)
+        except OSError as exc:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            return {"rc": 127, "out": "", "err": _b64(str(exc).encode())}
+    RUNNING[pid] = (req["id"], out_path, err_path, tmpdir)
+    return None
+
+
+def _reap() -> None:
+    while RUNNING:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        entry = RUNNING.pop(pid, None)
+        if entry is None:
+            continue
+        rid, out_path, err_path, tmpdir = entry
+        if os.WIFEXITED(status):
+            rc = os.WEXITSTATUS(status)
+        else:
+            rc = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else 1
+        data: dict[str, str] = {}
+        for key, path in (("out", out_path), ("err", err_path)):
+            try:
+                with open(path, "rb") as fh:
+                    data[key] = _b64(fh.read())
+            except OSError:
+                data[key] = ""
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        _send({"id": rid, "rc": rc, "out": data["out"], "err": data["err"]})
+
+
+def op_mktemp(req: dict[str, Any]) -> dict[str, Any]:
+    base = os.path.expanduser(os.path.expandvars(req.get("remote_tmp") or "~/.ansible/tmp"))
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    return {"path": tempfile.mkdtemp(dir=base, prefix="ansible-tmp-")}
+
+
+def op_write(req: dict[str, Any]) -> dict[str, Any]:
+    path = os.path.expanduser(req["path"])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, req.get("mode") or 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(base64.b64decode(req["data"]))
+    return {"ok": True}
+
+
+def op_rmtree(req: dict[str, Any]) -> dict[str, Any]:
+    shutil.rmtree(os.path.expanduser(req["path"]), ignore_errors=True)
+    return {"ok": True}
+
+
+OPS: dict[str, Any] = {
+    "have": op_have,
+    "put": op_put,
+    "run": op_run,
+    "mktemp": op_mktemp,
+    "write": op_write,
+    "rmtree": op_rmtree,
+}
+
+
+def serve() -> None:
+    global CACHE, BLOBS
+    CACHE = _cache_dir(os.environ.get("FLEETKIT_REMOTE_TMP") or (sys.argv[1:] or [""])[0])
+    BLOBS = os.path.join(CACHE, "blobs")
+    rfd, wfd = os.pipe()
+    for fd in (rfd, wfd):
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(wfd)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    hello = {"pid": os.getpid(), "uid": os.geteuid(), "cache": CACHE, "python": sys.executable}
+    OUT.write(b"FKMOD 1 " + json.dumps(hello).encode() + b"\n")
+    OUT.flush()
+    buf = b""
+    stdin_open = True
+    while stdin_open or RUNNING:
+        try:
+            ready, _, _ = select.select([0, rfd] if stdin_open else [rfd], [], [], 5.0)
+        except InterruptedError:
+            ready = []
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                ready = []
+            else:
+                raise
+        if rfd in ready:
+            try:
+                while os.read(rfd, 4096):
+                    pass
+            except OSError:
+                pass
+        _reap()
+        if 0 not in ready:
+            continue
+        chunk = os.read(0, 1 << 20)
+        if not chunk:
+            stdin_open = False
+            continue
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if not line.strip():
+                continue
+            req = json.loads(line.decode("utf-8"))
+            try:
+                resp = OPS[req["op"]](req)
+            except Exception as exc:
+                resp = {"error": f"{type(exc).__name__}: {exc}"}
+            if resp is not None:
+                resp["id"] = req["id"]
+                _send(resp)
+        _reap()
+
+
+if __name__ == "__main__":
+    serve()

@@ -1,0 +1,239 @@
+"""Run ansible's own modules (ansible-core's and the installed collections') on a host.
+
+The module's payload (its source and the module_utils it imports, see ``_finder``) goes to the
+host's module agent once; each run sends ansible's module arguments (the task's, plus the
+``_ansible_*`` internal ones its action base adds) and turns what the module printed into the
+result dict ansible's ``normal`` action returns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from fleetkit.playbook.connection.agent import (
+    AgentSession,
+    AgentStartError,
+    default_python,
+    session_for,
+)
+from fleetkit.playbook.errors import ModuleError
+from fleetkit.playbook.modules import Module, ModuleContext
+from fleetkit.playbook.modules._finder import ModuleSource, ansible_version, find
+
+__all__ = ["upstream_module", "run_module", "internal_args", "parse_output", "ISOLATED"]
+
+# modules that must not run in a fork of the agent: they re-exec, daemonize or keep state
+ISOLATED = frozenset({"ansible.builtin.async_wrapper"})
+
+_SELINUX_SPECIAL_FS = ["fuse", "nfs", "vboxsf", "ramfs", "9p", "vfat"]
+_SETUP_NAMES = frozenset({"setup", "gather_facts", "ansible.builtin.setup", "ansible.legacy.setup"})
+
+
+def internal_args(ctx: ModuleContext, module_name: str) -> dict[str, Any]:
+    """The ``_ansible_*`` arguments ansible-core 2.19's action base adds to every module call."""
+    v = ctx.variables
+    return {
+        "_ansible_check_mode": bool(ctx.check),
+        "_ansible_no_log": bool(ctx.no_log),
+        "_ansible_debug": False,
+        "_ansible_diff": bool(ctx.diff),
+        "_ansible_verbosity": int(ctx.verbosity),
+        "_ansible_version": ansible_version(),
+        "_ansible_module_name": module_name,
+        "_ansible_syslog_facility": str(v.get("ansible_syslog_facility") or "LOG_USER"),
+        "_ansible_selinux_special_fs": list(_SELINUX_SPECIAL_FS),
+        "_ansible_socket": v.get("ansible_socket"),
+        "_ansible_shell_executable": str(v.get("ansible_shell_executable") or "/bin/sh"),
+        "_ansible_keep_remote_files": False,
+        "_ansible_tmpdir": None,
+        "_ansible_remote_tmp": _remote_tmp(ctx),
+        "_ansible_ignore_unknown_opts": False,
+        "_ansible_target_log_info": None,
+        "_ansible_tracebacks_for": [],
+    }
+
+
+def _remote_tmp(ctx: ModuleContext) -> str:
+    return str(ctx.variables.get("ansible_remote_tmp") or "~/.ansible/tmp")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
+
+
+def _filter_json(text: str) -> tuple[str, list[str]]:
+    lines = text.splitlines()
+    start = next((i for i, x in enumerate(lines) if x.strip().startswith("{")), None)
+    if start is None:
+        raise ValueError("No start of json char found")
+    lines = lines[start:]
+    end = next((i for i, x in enumerate(reversed(lines)) if x.strip().endswith("}")), None)
+    if end is None:
+        raise ValueError("No end of json char found")
+    warnings: list[str] = []
+    if end > 0:
+        junk = lines[len(lines) - end :]
+        if any(x.strip() for x in junk):
+            warnings.append(f"Module invocation had junk after the JSON data: {chr(10).join(junk)}")
+    return "\n".join(lines[: len(lines) - end]), warnings
+
+
+def parse_output(rc: int, stdout: bytes, stderr: bytes) -> dict[str, Any]:
+    """A module's printed output -> ansible's result dict (deserialization failures included)."""
+    out = stdout.decode("utf-8", "replace")
+    err = stderr.decode("utf-8", "replace")
+    try:
+        text, warnings = _filter_json(out)
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"Malformed result. Received {type(data)} instead of {dict}.")
+    except ValueError as exc:
+        return {
+            "failed": True,
+            "changed": False,
+            "msg": f"Module result deserialization failed: {exc}",
+            "module_stdout": out,
+            "module_stderr": err,
+            "rc": rc,
+            "_fk_action_failed": True,
+        }
+    if warnings:
+        data.setdefault("warnings", []).extend(warnings)
+    exc_info = data.get("exception")
+    if isinstance(exc_info, dict):
+        event = exc_info.get("event")
+        if isinstance(event, dict) and "msg" not in data:
+            data["msg"] = str(event.get("msg") or "Unknown error.")
+        data.pop("exception", None)
+    elif data.get("failed") and exc_info in (None, "", False):
+        data.pop("exception", None)
+    for key in list(data):
+        if key.startswith("_ansible_") and key != "_ansible_parsed":
+            del data[key]
+    for key in ("warnings", "deprecations"):
+        if key in data and not data[key]:
+            del data[key]
+    facts = data.get("ansible_facts")
+    if isinstance(facts, dict):
+        for key in list(facts):
+            if key.startswith(("discovered_interpreter_", "ansible_discovered_interpreter_")):
+                del facts[key]
+    results = data.get("results")
+    if "results" in data and (not isinstance(results, list)):
+        data["ansible_module_results"] = data.pop("results")
+    if "stdout" in data and "stdout_lines" not in data:
+        data["stdout_lines"] = str(data.get("stdout") or "").splitlines()
+    if "stderr" in data and "stderr_lines" not in data:
+        data["stderr_lines"] = str(data.get("stderr") or "").splitlines()
+    data["_ansible_parsed"] = True
+    return data
+
+
+def _python(ctx: ModuleContext) -> str:
+    configured = ctx.variables.get("ansible_python_interpreter")
+    if configured and str(configured) not in ("auto", "auto_silent", "auto_legacy"):
+        return str(configured)
+    if ctx.conn.local:
+        return default_python(ctx.conn)
+    return ctx.remote_python or "python3"
+
+
+def _old_style_args(args: Mapping[str, Any]) -> str:
+    return "".join(f"{k}={shlex.quote(str(v))} " for k, v in args.items())
+
+
+def agent_for(ctx: ModuleContext) -> AgentSession:
+    """The module agent that serves this context's host and become user."""
+    return session_for(ctx.conn, _python(ctx), ctx.become, _remote_tmp(ctx))
+
+
+def run_module(
+    ctx: ModuleContext,
+    name: str,
+    args: Mapping[str, Any],
+    *,
+    module_name: str | None = None,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Run the real module ``name`` with ``args`` on ``ctx``'s host and return its result."""
+    src = find(name)
+    if src is None:
+        raise ModuleError(_unresolved(name))
+    full = dict(args)
+    full.update(internal_args(ctx, module_name or ctx.action or name))
+    return _execute(ctx, src, full, timeout_s)
+
+
+def _execute(
+    ctx: ModuleContext, src: ModuleSource, full: dict[str, Any], timeout_s: float | None
+) -> dict[str, Any]:
+    try:
+        sess = agent_for(ctx)
+    except AgentStartError as exc:
+        python = _python(ctx)
+        if re.search(rf"{re.escape(python)}: (No such file or directory|not found)", exc.stderr):
+            msg = f"The module interpreter {python!r} was not found."
+        else:
+            msg = "Module result deserialization failed: No start of json char found"
+        return {
+            "failed": True,
+            "changed": False,
+            "msg": msg,
+            "module_stdout": "",
+            "module_stderr": exc.stderr + ("\n" if exc.stderr else ""),
+            "rc": exc.rc,
+            "_fk_action_failed": True,
+        }
+    sess.ensure(src.bundle, src.files, src.blobs)
+    params = json.dumps({"ANSIBLE_MODULE_ARGS": full}, default=_jsonable)
+    req: dict[str, Any] = {
+        "bundle": src.bundle,
+        "pyname": src.pyname,
+        "style": src.style,
+        "filename": src.files[-1][0] if src.style != "new" else "",
+        "args": params,
+        "profile": "legacy",
+        "env": ctx.env or {},
+        "inproc": src.fqcn not in ISOLATED,
+        "python": _python(ctx),
+    }
+    if src.style != "new":
+        req["filename"] = next(rel for rel, _sha in src.files)
+        req["args_file"] = (
+            _old_style_args(full) if src.style == "old" else json.dumps(full, default=_jsonable)
+        )
+    try:
+        out = sess.run(req, timeout_s)
+    except TimeoutError:
+        return {"failed": True, "changed": False, "msg": "The module timed out"}
+    result = parse_output(out.rc, out.stdout, out.stderr)
+    if src.fqcn in ("ansible.builtin.setup", "ansible.builtin.gather_facts"):
+        result["_ansible_verbose_override"] = True
+    return result
+
+
+def _unresolved(name: str) -> str:
+    return (
+        f"couldn't resolve module/action '{name}'. This often indicates a misspelling, "
+        "missing collection, or incorrect module path."
+    )
+
+
+def upstream_module(name: str) -> Module | None:
+    """A :class:`Module` that runs ansible's own module ``name``; None if it does not resolve."""
+    src = find(name)
+    if src is None:
+        return None
+
+    def run(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+        return run_module(ctx, name, args, module_name=ctx.action or name)
+
+    return Module(name, run, None, check_mode=True)

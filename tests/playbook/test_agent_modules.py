@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import require, require_root
+from tests.peers import _missing, require, require_root
 from tests.playbook._harness import parse, run_ansible
 from tests.playbook._netns import ssh_fleet
 
@@ -368,10 +368,7 @@ def test_community_general_module_same_as_ansible(tmp_path: Path) -> None:
     try:
         import ansible_collections.community.general  # noqa: F401
     except ImportError:
-        pytest.skip(
-            "community.general is not installed: pip install 'ansible>=12,<13' "
-            "(54 MB wheel, 477 MB installed, ~2 min on this machine)"
-        )
+        _missing("community.general (the ansible package)", "pip install 'ansible>=12,<13'")
     pb = """- hosts: localhost
   gather_facts: false
   tasks:

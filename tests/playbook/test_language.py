@@ -112,8 +112,8 @@ def test_notifying_a_missing_handler_is_ansibles_error(tmp_path: Path) -> None:
 
 def test_unhonoured_keyword_is_refused_but_passes_syntax_check(tmp_path: Path) -> None:
     pb = tmp_path / "pb.yml"
-    pb.write_text("- hosts: all\n  tasks:\n    - command: sleep 1\n      gather_timeout: 10\n")
-    with pytest.raises(PlaybookSyntaxError, match="'gather_timeout' is not supported by fleetkit"):
+    pb.write_text("- hosts: all\n  tasks:\n    - command: sleep 1\n      debugger: always\n")
+    with pytest.raises(PlaybookSyntaxError, match="'debugger' is not supported by fleetkit"):
         load_playbook(str(pb))
     assert load_playbook(str(pb), syntax_only=True)[0].tasks
 

@@ -16,6 +16,7 @@ from fleetkit.playbook import plugins
 from fleetkit.playbook.errors import TemplateError
 from fleetkit.playbook.templar import Templar, VarsView
 from fleetkit.playbook.trust import UnsafeText
+from tests.peers import _missing
 from tests.playbook._harness import FIXTURES, run_ansible, run_fleetkit
 
 CASES = FIXTURES / "plugins"
@@ -145,7 +146,7 @@ def test_collection_filter_by_fqcn_when_the_ansible_package_is_installed() -> No
     try:
         importlib.metadata.version("ansible")  # importing the package would bypass ansible's finder
     except importlib.metadata.PackageNotFoundError:
-        pytest.skip("community collections not installed: pip install 'fleetkit[collections]'")
+        _missing("the ansible package (community collections)", "pip install 'ansible>=12,<13'")
     t = _t()
     assert t.template(
         "{{ [{'a': 1}] | community.general.lists_mergeby([{'a': 1, 'b': 2}], 'a') }}"

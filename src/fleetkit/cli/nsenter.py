@@ -204,7 +204,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _parser(name: str, description: str, example: str, pod_c: bool = True) -> Any:
+def _parser(
+    name: str, description: str, example: str, pod_c: bool = True, short_t: bool = True
+) -> Any:
     from fleetkit.cli._options import ArgumentParser
 
     parser = ArgumentParser(
@@ -214,7 +216,8 @@ def _parser(name: str, description: str, example: str, pod_c: bool = True) -> An
         formatter_class=_formatter(),
     )
     group = parser.add_argument_group("target (one of)")
-    group.add_argument("-t", "--target", type=int, metavar="PID", help="a process ID")
+    target_flags = ("-t", "--target") if short_t else ("--target",)
+    group.add_argument(*target_flags, type=int, metavar="PID", help="a process ID (also -t PID)")
     group.add_argument("--container", metavar="ID|NAME", help="a container ID (or prefix) or name")
     group.add_argument("--pod", metavar="[NS/]NAME", help="a pod (its sandbox's namespace)")
     flags = ("-c", "--pod-container") if pod_c else ("--pod-container",)
@@ -408,26 +411,58 @@ _DNS_TYPES = {
 }
 
 
+def _tcpdump_argv(argv: list[str]) -> list[str]:
+    """``-t PID`` (a number right after -t) stays fleetkit's target; other -t are tcpdump's."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            out.extend(argv[i:])
+            break
+        if word == "-t" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            out += ["--target", argv[i + 1]]
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
+def _snaplen(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) > 262144:
+        raise argparse.ArgumentTypeError(f"invalid snaplen {text!r} (0..262144)")
+    return int(text) or 262144  # tcpdump: 0 means the default, 262144
+
+
 def _ns_capture(argv: list[str]) -> int:
     parser = _parser(
         "capture",
-        "Capture packets in the target's network namespace. FILTER is a pcap-filter(7)\n"
-        "expression, compiled by libpcap exactly as tcpdump compiles it and run in the kernel.\n"
-        "Prints one line per packet (as 'tcpdump -n -S'), or writes a pcap file with -w.",
-        'fleetkit ns capture -t 1294 -i eth0 port 80 and "tcp[tcpflags] & tcp-syn != 0"',
+        "Capture packets in the target's network namespace, with tcpdump's flags and output.\n"
+        "FILTER is a pcap-filter(7) expression, compiled by libpcap exactly as tcpdump compiles\n"
+        "it and run in the kernel. Lines are printed as tcpdump 4.99 prints them (-n, -v[vv], -e,\n"
+        "-q, -x/-X/-A, -t...), or a pcap is written with -w; -r reads pcap and pcapng files.\n"
+        "-t PID (a number after -t) names the target; -t alone is tcpdump's no-time-stamp flag.",
+        'fleetkit ns capture -t 1294 -i eth0 -nn -s 0 port 80 and "tcp[tcpflags] & tcp-syn != 0"',
         pod_c=False,
+        short_t=False,
     )
     parser.add_argument(
         "-i",
         "--interface",
         metavar="IFACE",
-        help="interface, or 'any' (default: first up non-loopback)",
+        help="interface, or 'any' (LINUX_SLL2 headers; default: first up non-loopback)",
     )
     parser.add_argument(
         "-c", "--count", type=_positive_int, metavar="N", help="exit after N packets"
     )
     parser.add_argument(
-        "-w", "--write", metavar="FILE", help="write a pcap file (read it with tcpdump -r)"
+        "-w", "--write", metavar="FILE", help="write a pcap file ('-': standard output)"
+    )
+    parser.add_argument(
+        "-r", "--read", metavar="FILE", help="print the packets of a pcap or pcapng file"
     )
     parser.add_argument(
         "-d",
@@ -435,6 +470,7 @@ def _ns_capture(argv: list[str]) -> int:
         action="store_true",
         help="print the compiled BPF (as tcpdump -ddd) and exit",
     )
+    parser.add_argument("-D", "--list-interfaces", action="store_true", help="list interfaces")
     parser.add_argument(
         "-B",
         "--buffer-size",
@@ -443,40 +479,75 @@ def _ns_capture(argv: list[str]) -> int:
         metavar="KIB",
         help="kernel ring buffer in KiB, as tcpdump -B (default 8192; tcpdump's is 2048)",
     )
-    parser.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
     parser.add_argument(
-        "-r", "--read", metavar="FILE", help="print the packets of a pcap file (no target needed)"
+        "-s",
+        "--snapshot-length",
+        type=_snaplen,
+        default=262144,
+        metavar="N",
+        help="bytes per packet",
     )
+    printing = parser.add_argument_group("printing (as tcpdump)")
+    printing.add_argument("-n", action="count", default=0, help="no address or port names")
+    printing.add_argument("-v", action="count", default=0, help="more protocol detail (-vv, -vvv)")
+    printing.add_argument("-q", action="count", default=0, help="less protocol detail")
+    printing.add_argument("-e", action="store_true", help="print the link-level header")
+    printing.add_argument("-x", action="count", default=0, help="hex dump (-xx: with link header)")
+    printing.add_argument(
+        "-X", action="count", default=0, help="hex and ASCII dump (-XX: with link header)"
+    )
+    printing.add_argument("-A", action="count", default=0, help="ASCII dump (-AA: with header)")
+    printing.add_argument(
+        "-t",
+        dest="tstamp",
+        action="count",
+        default=0,
+        help="-t none, -tt epoch, -ttt delta, -tttt date, -ttttt since first",
+    )
+    printing.add_argument("-S", action="store_true", help="absolute TCP sequence numbers")
+    printing.add_argument("-l", action="store_true", help="line-buffered output")
+    printing.add_argument(
+        "-U", action="store_true", help="accepted: pcap output is flushed per ring block"
+    )
+    printing.add_argument(
+        "--immediate-mode", action="store_true", help="accepted: packets are delivered at once"
+    )
+    printing.add_argument("-Z", metavar="USER", help="drop privileges to USER once capturing")
+    parser.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
     parser.add_argument("filter", nargs="*", metavar="FILTER")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_tcpdump_argv(argv))
     from fleetkit.errors import UsageError
 
     expression = " ".join(args.filter)
+    from fleetkit.netns.dissect import PrintOptions
+
+    options = PrintOptions(
+        numeric=True,  # fleetkit never looks names up (tcpdump -n); -n/-nn are accepted
+        verbose=args.v,
+        quiet=args.q,
+        ether=args.e,
+        hex=args.x,
+        hex_ascii=args.X,
+        ascii=args.A,
+        tstamp=min(args.tstamp, 5),
+        absolute_seq=args.S,
+    )
     if args.dump_program:
         from fleetkit.netns.capture import compile_filter
 
-        program = compile_filter(expression)
+        program = compile_filter(expression, args.snapshot_length)
         print(len(program))
         for code, jt, jf, k in program:
             print(f"{code} {jt} {jf} {k}")
         return 0
     if args.read is not None:
-        from fleetkit.netns.capture import read_pcap, summarize
-
-        if expression:
-            raise UsageError("a filter with -r is not supported", hint="filter when capturing")
-        try:
-            with open(args.read, "rb") as stream:
-                for index, packet in enumerate(read_pcap(stream)):
-                    if args.count is not None and index >= args.count:
-                        break
-                    sys.stdout.write(summarize(packet) + "\n")
-        except OSError as exc:
-            from fleetkit.netns.errors import HelperError
-
-            raise HelperError(f"{args.read}: {exc.strerror}", hint="check the path") from None
-        return 0
+        return _capture_read(args.read, expression, options, args.count, args.l)
     pid = _resolve(args)
+    if args.list_interfaces:
+        from fleetkit.netns.capture import list_interfaces
+
+        sys.stdout.write(list_interfaces(pid))
+        return 0
     import signal
 
     from fleetkit.netns.capture import capture
@@ -490,7 +561,7 @@ def _ns_capture(argv: list[str]) -> int:
         raise UsageError(
             f"invalid buffer size {args.buffer_size}", hint="-B takes a size in KiB, e.g. -B 8192"
         )
-    if args.write is not None:
+    if args.write is not None and args.write != "-":
         import os
 
         target_dir = os.path.dirname(os.path.abspath(args.write))
@@ -506,8 +577,8 @@ def _ns_capture(argv: list[str]) -> int:
             )
     write = sys.stdout.write
 
-    def out(line: str) -> None:
-        write(line + "\n")  # flushed when the kernel queue is empty, not per packet
+    def out(text: str) -> None:
+        write(text)  # flushed when the kernel queue is empty (with -l: per packet)
 
     def log(line: str) -> None:
         sys.stderr.write(f"fleetkit: {line}\n")
@@ -527,11 +598,56 @@ def _ns_capture(argv: list[str]) -> int:
         stop=lambda: bool(stopping),
         flush=sys.stdout.flush,
         buffer_bytes=args.buffer_size * 1024,
+        options=options,
+        snaplen=args.snapshot_length,
+        user=args.Z,
+        line_buffered=args.l,
+        stdout=sys.stdout.buffer,
     )
     sys.stderr.write(
         f"{stats.captured} packets captured\n{stats.received} packets received by filter\n"
         f"{stats.dropped} packets dropped by kernel\n"
     )
+    return 0
+
+
+def _capture_read(
+    path: str, expression: str, options: Any, count: int | None, line_buffered: bool
+) -> int:
+    """``-r FILE [FILTER]``: the file's packets (pcap or pcapng), filtered as tcpdump does."""
+    from fleetkit.netns import _syscalls
+    from fleetkit.netns.capture import Savefile, compile_filter
+    from fleetkit.netns.dissect import Printer, linktype_banner
+    from fleetkit.netns.errors import HelperError
+
+    try:
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise HelperError(f"{path}: {exc.strerror}", hint="check the path") from None
+    with stream:
+        savefile = Savefile(stream)
+        matches = _syscalls.offline_filter(
+            compile_filter(expression, savefile.snaplen, savefile.linktype) if expression else []
+        )
+        sys.stderr.write(
+            f"reading from file {path}, link-type {linktype_banner(savefile.linktype)}, "
+            f"snapshot length {savefile.snaplen}\n"
+        )
+        printer = Printer(options, savefile.linktype)
+        write = sys.stdout.write
+        shown = 0
+        try:
+            for record in savefile.records():
+                if not matches(record.data, record.length):
+                    continue
+                write(printer.format(record.sec, record.usec, record.data, record.length))
+                if line_buffered:
+                    sys.stdout.flush()
+                shown += 1
+                if count is not None and shown >= count:
+                    break
+        except OSError as exc:
+            raise HelperError(f"{path}: {exc.strerror}", hint="check the file") from None
     return 0
 
 

@@ -22,6 +22,7 @@ import os
 import socket
 import struct
 import time
+from typing import NamedTuple
 
 from fleetkit.netns.errors import HelperError, NoSuchProcess
 from fleetkit.netns.namespaces import run_in_netns
@@ -34,11 +35,16 @@ __all__ = [
     "DigResult",
     "Message",
     "Record",
+    "RawRecord",
     "ResolvConf",
     "candidates",
     "dig",
     "make_query",
     "parse_message",
+    "read_header",
+    "read_labels",
+    "read_question",
+    "read_record",
     "read_resolv_conf",
 ]
 
@@ -292,8 +298,12 @@ def _name_text(labels: list[bytes]) -> str:
     return ".".join(parts) + "."
 
 
-def read_name(wire: bytes, offset: int) -> tuple[str, int]:
-    """The (possibly compressed) name at ``offset``: (presentation text, offset after it)."""
+def read_labels(wire: bytes, offset: int) -> tuple[list[bytes], int]:
+    """The (possibly compressed) name at ``offset``: (its labels, the offset after it).
+
+    The one place a name is taken off the wire (dig and capture both use it): every length and
+    pointer is checked against the message, loops and names over 255 octets are errors.
+    """
     labels: list[bytes] = []
     end = -1
     hops = 0
@@ -324,7 +334,53 @@ def read_name(wire: bytes, offset: int) -> tuple[str, int]:
         if total > 255:
             raise DNSWireError("name longer than 255 octets")
         offset += size
-    return _name_text(labels), (end if end >= 0 else offset)
+    return labels, (end if end >= 0 else offset)
+
+
+def read_name(wire: bytes, offset: int) -> tuple[str, int]:
+    """The (possibly compressed) name at ``offset``: (presentation text, offset after it)."""
+    labels, end = read_labels(wire, offset)
+    return _name_text(labels), end
+
+
+class RawRecord(NamedTuple):
+    """One resource record as it is on the wire: owner labels, fields, where its data is."""
+
+    labels: list[bytes]
+    rtype: int
+    rclass: int
+    ttl: int
+    rdata: int  # offset of the data in the message
+    rdlength: int
+    end: int  # offset after the record
+
+
+def read_header(wire: bytes) -> tuple[int, int, int, int, int, int]:
+    """(id, flags, qdcount, ancount, nscount, arcount); DNSWireError if shorter than 12 bytes."""
+    if len(wire) < 12:
+        raise DNSWireError("message shorter than its header")
+    return _HEADER.unpack_from(wire)
+
+
+def read_question(wire: bytes, offset: int) -> tuple[list[bytes], int, int, int]:
+    """(labels, qtype, qclass, offset after) of the question at ``offset``."""
+    labels, offset = read_labels(wire, offset)
+    if offset + 4 > len(wire):
+        raise DNSWireError("question runs past the end of the message")
+    qtype, qclass = struct.unpack_from("!HH", wire, offset)
+    return labels, qtype, qclass, offset + 4
+
+
+def read_record(wire: bytes, offset: int) -> RawRecord:
+    """The resource record at ``offset``; its data must lie inside the message."""
+    labels, offset = read_labels(wire, offset)
+    if offset + 10 > len(wire):
+        raise DNSWireError("record header runs past the end of the message")
+    rtype, rclass, ttl, size = _RR.unpack_from(wire, offset)
+    offset += 10
+    if offset + size > len(wire):
+        raise DNSWireError("record data runs past the end of the message")
+    return RawRecord(labels, rtype, rclass, ttl, offset, size, offset + size)
 
 
 def _character_strings(data: bytes) -> str:
@@ -438,31 +494,28 @@ class Message:
 
 def parse_message(wire: bytes) -> Message:
     """Parse a response; raises DNSWireError when it is malformed."""
-    if len(wire) < 12:
-        raise DNSWireError("message shorter than its header")
-    ident, flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
+    ident, flags, qd, an, ns, ar = read_header(wire)
     msg = Message(ident, flags, len(wire))
     offset = 12
     try:
         for _ in range(qd):
-            name, offset = read_name(wire, offset)
-            qtype, qclass = struct.unpack_from("!HH", wire, offset)
-            offset += 4
-            msg.question.append((name, qtype, qclass))
+            labels, qtype, qclass, offset = read_question(wire, offset)
+            msg.question.append((_name_text(labels), qtype, qclass))
         for section, count in ((msg.answer, an), (msg.authority, ns), (msg.additional, ar)):
             for _ in range(count):
-                name, offset = read_name(wire, offset)
-                rtype, rclass, ttl, size = _RR.unpack_from(wire, offset)
-                offset += 10
-                if offset + size > len(wire):
-                    raise DNSWireError("record data runs past the end of the message")
-                if rtype == 41:  # OPT pseudo-record: not a record dig lists in a section
-                    offset += size
+                rr = read_record(wire, offset)
+                offset = rr.end
+                if rr.rtype == 41:  # OPT pseudo-record: not a record dig lists in a section
                     continue
                 section.append(
-                    Record(name, rtype, rclass, ttl, rdata_text(wire, rtype, offset, size))
+                    Record(
+                        _name_text(rr.labels),
+                        rr.rtype,
+                        rr.rclass,
+                        rr.ttl,
+                        rdata_text(wire, rr.rtype, rr.rdata, rr.rdlength),
+                    )
                 )
-                offset += size
     except struct.error:
         raise DNSWireError("message truncated") from None
     return msg

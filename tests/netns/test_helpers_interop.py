@@ -511,7 +511,7 @@ def test_summaries_match_tcpdump_read(netlab: Lab, tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     theirs = run(tcpdump, "-r", str(pcap), "-n", "-S")
-    ours = fleetkit("ns", "capture", "-r", str(pcap))
+    ours = fleetkit("ns", "capture", "-r", str(pcap), "-n", "-S")
     assert theirs.returncode == ours.returncode == 0, ours.stderr
     got, want = ours.stdout.splitlines(), theirs.stdout.splitlines()
     assert len(got) == len(want) > 20

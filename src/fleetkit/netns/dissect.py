@@ -1370,14 +1370,14 @@ class Printer:
             while at < length:
                 text, at = _txt_line(data, at, length)
                 if text is not None:
-                    out.append("\n\t" + text)
+                    out.append("\n\t" + text + ("" if at else " [|http]"))
                 if at == 0:
                     break
         else:
             out.append(": ")
-            text, _end = _txt_line(data, 0, length)
+            text, end = _txt_line(data, 0, length)
             if text is not None:
-                out.append(text)
+                out.append(text + ("" if end else " [|http]"))  # no line end: truncated
 
 
 def _fetch_token(data: bytes, idx: int) -> tuple[bytes, int]:

@@ -325,7 +325,8 @@ def _ns_dig(argv: list[str]) -> int:
         "DNS lookup from inside the target's network namespace. Servers, search list and ndots\n"
         "come from the target's /etc/resolv.conf (via /proc/PID/root) unless @SERVER is given.\n"
         "Unlike dig, the search list is applied by default (as the target's resolver does);\n"
-        "+nosearch turns it off.",
+        "+nosearch turns it off. Each name tried is listed with its status (';; search:');\n"
+        "+showsearch prints each one's full answer, as dig +showsearch does.",
         "fleetkit ns dig -t 1294 +short @10.96.0.10 web.default.svc.cluster.local",
     )
     parser.add_argument("-p", "--port", type=_port, default=53, help="server port (default 53)")
@@ -336,7 +337,7 @@ def _ns_dig(argv: list[str]) -> int:
 
     server = name = None
     rdtype = "A"
-    short = tcp = False
+    short = tcp = showsearch = False
     search = True
     timeout_s: float | None = None
     for word in args.query:
@@ -348,12 +349,15 @@ def _ns_dig(argv: list[str]) -> int:
             tcp = word in ("+tcp", "+vc")
         elif word in ("+search", "+nosearch"):
             search = word == "+search"
+        elif word in ("+showsearch", "+noshowsearch"):
+            showsearch = word == "+showsearch"
+            search = search or showsearch
         elif word.startswith("+time="):
             timeout_s = float(word.split("=", 1)[1])
         elif word.startswith("+"):
             raise UsageError(
                 f"unsupported dig option {word!r}",
-                hint="supported: +short +tcp +search +nosearch +time=N",
+                hint="supported: +short +tcp +search +nosearch +showsearch +time=N",
             )
         elif name is None:
             name = word
@@ -387,6 +391,9 @@ def _ns_dig(argv: list[str]) -> int:
         for line in result.short():
             print(line)
     else:
+        if showsearch:  # as dig +showsearch: each name's full answer before the last one
+            for _name, step in result.steps[:-1]:
+                sys.stdout.write(result.full_text(step))
         sys.stdout.write(result.full_text())
     return 0
 

@@ -3,8 +3,10 @@
 The query runs in a short-lived thread joined to the target's network namespace (its sockets
 are created there). By default the servers, search list and ``ndots`` come from
 ``/proc/PID/root/etc/resolv.conf`` (the file the target's libc reads), and the search list is
-applied as the stub resolver applies it: a name with at least ``ndots`` dots is tried as-is
-first, otherwise each search domain is tried first; a trailing dot disables the search.
+applied as dig's ``+search`` applies it: a name with at least ``ndots`` dots is tried as-is
+first, otherwise each search domain is tried first; a trailing dot disables the search. As dig
+does, the walk moves on to the next name only on NXDOMAIN; every name tried is kept with its
+status (``DigResult.steps``), for ``+showsearch`` and the search lines of the full output.
 
 ``fleetkit ns dig`` is a one-shot command whose wall time is mostly start-up, so the wire format
 (RFC 1035: one question out; header, question and resource records back, with name compression)
@@ -572,7 +574,17 @@ def _tcp(query: bytes, server: str, port: int, timeout_s: float) -> bytes:
 class DigResult:
     """What a lookup found: the names tried, the server that answered, its response."""
 
-    __slots__ = ("qname", "rdtype", "server", "port", "tcp", "tried", "response", "elapsed_s")
+    __slots__ = (
+        "qname",
+        "rdtype",
+        "server",
+        "port",
+        "tcp",
+        "tried",
+        "steps",
+        "response",
+        "elapsed_s",
+    )
 
     def __init__(self, qname: str, rdtype: str, server: str, port: int, tcp: bool) -> None:
         self.qname = qname
@@ -581,6 +593,7 @@ class DigResult:
         self.port = port
         self.tcp = tcp
         self.tried: list[str] = []
+        self.steps: list[tuple[str, Message]] = []  # each name tried and its response
         self.response: Message | None = None
         self.elapsed_s = 0.0
 
@@ -612,25 +625,34 @@ class DigResult:
             "protocol": "TCP" if self.tcp else "UDP",
             "status": self.rcode(),
             "tried": self.tried,
+            "search": [{"name": name, "status": msg.rcode_text()} for name, msg in self.steps],
             "answers": answers,
             "query_time_ms": round(self.elapsed_s * 1000, 3),
         }
 
-    def full_text(self) -> str:
-        """dig's default presentation (header, question, answer, authority, stats)."""
-        msg = self.response
+    def full_text(self, msg: Message | None = None) -> str:
+        """dig's default presentation (header, question, answer, authority, stats).
+
+        ``msg``: one of ``steps``' responses (``+showsearch`` prints each); default the last.
+        """
+        final = msg is None
+        if msg is None:
+            msg = self.response
         assert msg is not None
+        status = msg.rcode_text()
         lines = [
             f"; <<>> fleetkit ns dig <<>> {self.qname} {self.rdtype}",
             ";; global options: +cmd",
             ";; Got answer:",
-            f";; ->>HEADER<<- opcode: {msg.opcode_text()}, status: {self.rcode()}, id: {msg.id}",
+            f";; ->>HEADER<<- opcode: {msg.opcode_text()}, status: {status}, id: {msg.id}",
             f";; flags: {msg.flags_text()}; QUERY: {len(msg.question)}, "
             f"ANSWER: {len(msg.answer)}, AUTHORITY: {len(msg.authority)}, "
             f"ADDITIONAL: {len(msg.additional)}",
         ]
-        if len(self.tried) > 1:
-            lines.append(f";; searched: {', '.join(self.tried)}")
+        if final and len(self.steps) > 1:
+            width = max(len(name) for name, _msg in self.steps)
+            for name, step in self.steps:
+                lines.append(f";; search: {name:<{width}}  {step.rcode_text()}")
         lines += ["", ";; QUESTION SECTION:"]
         lines += [f";{name}\t\tIN\t{type_text(qtype)}" for name, qtype, _c in msg.question]
         for title, section in (
@@ -720,8 +742,9 @@ def dig(
             if response is None:
                 break
             result.tried.append(qname)
+            result.steps.append((qname, response))
             result.response = response
-            if response.rcode() == 0 and response.answer:
+            if response.rcode() != 3:  # as dig: only NXDOMAIN moves on to the next name
                 return result
         if result.response is None:
             reason = "timed out" if isinstance(last_error, TimeoutError) else str(last_error)

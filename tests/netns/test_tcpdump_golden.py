@@ -34,7 +34,9 @@ V6 = ("fd00:79::2", "fd00:79::53")
 class GoldenLab:
     client: str
     server: str
-    files: dict[str, Path]  # eth (EN10MB), any (LINUX_SLL2), ng (pcapng copy of eth)
+    # eth (EN10MB), any (LINUX_SLL2), ng (pcapng copy of eth), eth60/eth90/any80 (as if
+    # captured with -s 60/90/80: every protocol cut off somewhere)
+    files: dict[str, Path]
 
 
 def _sh(*argv: str) -> None:
@@ -139,6 +141,19 @@ def to_pcapng(pcap: bytes) -> bytes:
     return out
 
 
+def truncated(pcap: bytes, snaplen: int) -> bytes:
+    """The same packets as if captured with ``-s snaplen`` (records cut, header snaplen set)."""
+    out = bytearray(pcap[:24])
+    struct.pack_into("<I", out, 16, snaplen)
+    at = 24
+    while at < len(pcap):
+        sec, usec, incl, orig = struct.unpack_from("<IIII", pcap, at)
+        data = pcap[at + 16 : at + 16 + incl][:snaplen]
+        out += struct.pack("<IIII", sec, usec, len(data), orig) + data
+        at += 16 + incl
+    return bytes(out)
+
+
 @pytest.fixture(scope="module")
 def golden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoldenLab]:
     require_root("creates network namespaces")
@@ -218,6 +233,13 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoldenLab]:
             for proc in captures:
                 _interrupt(proc)
         files["ng"].write_bytes(to_pcapng(files["eth"].read_bytes()))
+        for kind, source, snaplen in (
+            ("eth60", "eth", 60),
+            ("eth90", "eth", 90),
+            ("any80", "any", 80),
+        ):
+            files[kind] = out / f"{kind}.pcap"
+            files[kind].write_bytes(truncated(files[source].read_bytes(), snaplen))
         yield GoldenLab(client, server, files)
     finally:
         for proc in procs:
@@ -257,7 +279,7 @@ FLAGS = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["eth", "any", "ng"])
+@pytest.mark.parametrize("kind", ["eth", "any", "ng", "eth60", "eth90", "any80"])
 @pytest.mark.parametrize("flags", FLAGS, ids=[" ".join(f) for f in FLAGS])
 def test_read_matches_tcpdump(golden: GoldenLab, kind: str, flags: list[str]) -> None:
     tcpdump = require("tcpdump", "apt-get install -y tcpdump")
@@ -348,6 +370,39 @@ def test_live_text_matches_tcpdump(golden: GoldenLab) -> None:
         stop(target)
     assert ours.returncode == theirs.returncode == 0
     assert got.count("\n") >= 6
+    assert got == want
+
+
+def test_live_snaplen_matches_tcpdump(golden: GoldenLab) -> None:
+    """``-s 70``: the kernel cuts each packet (the filter's return value), both print the same."""
+    tcpdump = require("tcpdump", "apt-get install -y tcpdump")
+    dig = require("dig", "apt-get install -y dnsutils")
+    target = _target(golden)
+    flags = ["-i", "eth0", "-s", "70", "-n", "-v", "-x", "-c", "2", "udp port 53"]
+    theirs = subprocess.Popen(
+        ["ip", "netns", "exec", golden.client, tcpdump, "-l", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "fleetkit", "ns", "capture", "-t", str(target.pid), "-l", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _listening(theirs)
+        _listening(ours)
+        run("ip", "netns", "exec", golden.client, dig, "+tries=1", f"@{V4[1]}", "mail.test", "MX")
+        got, _ = ours.communicate(timeout=30)
+        want, _ = theirs.communicate(timeout=30)
+    finally:
+        for proc in (ours, theirs):
+            stop(proc)
+        stop(target)
+    assert ours.returncode == theirs.returncode == 0
+    assert "[|domain]" in want or "MX" in want
     assert got == want
 
 

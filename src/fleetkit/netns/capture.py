@@ -268,6 +268,10 @@ def open_capture(
                     ) from None
                 raise
         _drain(sock)
+        # kernel time stamps taken once per packet (at receive / transmit) rather than when
+        # each packet socket copies it: every capture of a packet, ours and tcpdump's, then
+        # carries the same time stamp
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         if not (ring and handle.setup_ring(buffer_bytes)):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)

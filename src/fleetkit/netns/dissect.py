@@ -69,9 +69,13 @@ class PrintOptions:
 class _Truncated(Exception):
     """A printer ran past the captured bytes: tcpdump prints `` [|proto]``."""
 
-    def __init__(self, proto: str) -> None:
+    def __init__(self, proto: str, suffix: str = "", unwound: bool = False) -> None:
         super().__init__(proto)
         self.proto = proto
+        self.suffix = suffix  # tcpdump's ">" after a TCP option cut off mid-list
+        # tcpdump's bounds-checked reads unwind the whole packet (longjmp): its -x/-X/-A dump
+        # then starts at the link header, as if the link layer had not been printed
+        self.unwound = unwound
 
 
 _ETHERTYPES = {
@@ -397,16 +401,20 @@ class Printer:
         self._tcp: dict[tuple[bytes, bytes, int], tuple[int, int]] = {}
         self._services: dict[tuple[int, str], str] = {}
         self._hosts: dict[bytes, str] = {}
+        self._unwound = False
 
     # --- the line ------------------------------------------------------------------------
 
     def format(self, sec: int, usec: int, data: bytes, length: int) -> str:
         """One packet, as tcpdump prints it (with its trailing newline)."""
         out: list[str] = [self._stamp(sec, usec)]
+        self._unwound = False
         if self.linktype == LINKTYPE_LINUX_SLL2:
             hdrlen = self._sll2(out, data, length)
         else:
             hdrlen = self._ether(out, data, length)
+        if self._unwound:
+            hdrlen = 0
         o = self.o
         if o.hex_ascii:
             if o.hex_ascii > 1:
@@ -515,7 +523,8 @@ class Printer:
                 if not (self.o.hex or self.o.hex_ascii or self.o.ascii):
                     out.append(_hex_ascii("\n\t", body))
         except _Truncated as exc:
-            out.append(f" [|{exc.proto}]")
+            out.append(f" [|{exc.proto}]{exc.suffix}")
+            self._unwound = exc.unwound
         except (IndexError, struct.error):
             out.append(" [|ether]")
 
@@ -835,7 +844,10 @@ class Printer:
         if flags & 0x20:
             out.append(f", urg {urp}")
         if hlen > 20:
-            out.append(", options [" + self._tcp_options(seg[20:hlen], rev, thseq, thack) + "]")
+            out.append(", options [")
+            if not self._tcp_options(out, seg[20:hlen], hlen - 20, rev, thseq, thack):
+                return  # a malformed option ends the line, as in tcpdump
+            out.append("]")
         out.append(f", length {data_len}")
         if data_len <= 0:
             return
@@ -850,61 +862,93 @@ class Printer:
             out.append(": ")
             self._http(out, data, data_len)
 
-    def _tcp_options(self, raw: bytes, rev: bool, thseq: int, thack: int) -> str:
-        out = []
+    def _tcp_options(
+        self, out: list[str], raw: bytes, hlen: int, rev: bool, thseq: int, thack: int
+    ) -> bool:
+        """The option list (``raw``: the captured part of ``hlen`` bytes); False if malformed.
+
+        Cut off by the snapshot: `` [|tcp]``, with tcpdump's ``>`` when an option's data (not
+        its kind or length) is missing after the first option.
+        """
         i = 0
-        hlen = len(raw)
-        while i < hlen:
+        sep = ""
+        while hlen > 0:
+            out.append(sep)
+            if i >= len(raw):
+                raise _Truncated("tcp", unwound=True)
             kind = raw[i]
+            i += 1
             if kind in (0, 1):
                 size = 1
             else:
-                if i + 1 >= hlen:
-                    out.append("[bad opt]")
-                    break
-                size = raw[i + 1]
-                if size < 2 or i + size > hlen:
-                    out.append(_TCP_OPTS.get(kind, f"unknown-{kind}") + "[bad opt]")
-                    break
-            body = raw[i + 2 : i + size] if size > 1 else b""
-            text = _TCP_OPTS.get(kind, f"unknown-{kind}")
+                if i >= len(raw):
+                    raise _Truncated("tcp", unwound=True)
+                size = raw[i]
+                i += 1
+                if size < 2 or size > hlen:
+                    out.append("[bad opt]" + ("]" if sep else ""))
+                    return False
+                hlen -= 1
+            hlen -= 1
+            out.append(_TCP_OPTS.get(kind, f"unknown-{kind}"))
+
+            body = raw[i:]
             datalen = 0
-            if kind == 2 and len(body) >= 2:
-                text += f" {struct.unpack_from('!H', body)[0]}"
+            if kind == 2:
                 datalen = 2
-            elif kind == 3 and len(body) >= 1:
-                text += f" {body[0]}"
+                if not _opt_fits(out, 2, hlen, i, raw, sep):
+                    return False
+                out.append(f" {struct.unpack_from('!H', body)[0]}")
+            elif kind == 3:
                 datalen = 1
+                if not _opt_fits(out, 1, hlen, i, raw, sep):
+                    return False
+                out.append(f" {body[0]}")
             elif kind == 5:
                 datalen = size - 2
                 if datalen % 8:
-                    text += " invalid sack"
+                    out.append(" invalid sack")
                 else:
-                    text += f" {datalen // 8} "
+                    out.append(f" {datalen // 8} ")
+                    base = thseq if rev else thack
                     for j in range(0, datalen, 8):
+                        if not _opt_fits(out, j + 8, hlen, i, raw, sep):
+                            return False
                         s, e = struct.unpack_from("!II", body, j)
-                        base = thseq if rev else thack
-                        text += f"{{{(s - base) & 0xFFFFFFFF}:{(e - base) & 0xFFFFFFFF}}}"
-            elif kind == 8 and len(body) >= 8:
-                val, ecr = struct.unpack_from("!II", body)
-                text += f" val {val} ecr {ecr}"
+                        out.append(f"{{{(s - base) & 0xFFFFFFFF}:{(e - base) & 0xFFFFFFFF}}}")
+            elif kind in (6, 7, 11, 12, 13):
+                datalen = 4
+                if not _opt_fits(out, 4, hlen, i, raw, sep):
+                    return False
+                out.append(f" {struct.unpack_from('!I', body)[0]}")
+            elif kind == 8:
                 datalen = 8
-            elif kind == 28 and len(body) >= 2:
-                uto = struct.unpack_from("!H", body)[0]
-                text += f" 0x{uto:x} {(uto >> 1) * 60 if uto & 1 else uto >> 1}"
+                if not _opt_fits(out, 8, hlen, i, raw, sep):
+                    return False
+                val, ecr = struct.unpack_from("!II", body)
+                out.append(f" val {val} ecr {ecr}")
+            elif kind == 28:
                 datalen = 2
+                if not _opt_fits(out, 2, hlen, i, raw, sep):
+                    return False
+                uto = struct.unpack_from("!H", body)[0]
+                out.append(f" 0x{uto:x} {(uto >> 1) * 60 if uto & 1 else uto >> 1}")
             elif kind not in (0, 1, 4):
                 datalen = size - 2
                 if datalen:
-                    text += " 0x" + body[:datalen].hex()
-            expected = datalen + (1 if kind in (0, 1) else 2)
-            if expected != size and kind != 5:
-                text += f"[len {size}]"
-            out.append(text)
-            i += size
+                    out.append(" 0x")
+                for j in range(datalen):
+                    if not _opt_fits(out, j + 1, hlen, i, raw, sep):
+                        return False
+                    out.append(f"{body[j]:02x}")
+            i += datalen
+            hlen -= datalen
+            if datalen + (1 if kind in (0, 1) else 2) != size:
+                out.append(f"[len {size}]")
+            sep = ","
             if kind == 0:
                 break
-        return ",".join(out)
+        return True
 
     def _udp(
         self,
@@ -941,6 +985,8 @@ class Printer:
         if ulen < length:
             length = ulen
         out.append(head)
+        if len(dgram) < 8:
+            raise _Truncated("udp")
         udp_sum = struct.unpack_from("!H", dgram, 6)[0] if len(dgram) >= 8 else 0
         if self.o.verbose and not fragmented:
             if version == 4 and self.o.verbose > 1:
@@ -975,10 +1021,14 @@ class Printer:
         if len(msg) < 4:
             raise _Truncated("icmp")
         kind, code = msg[0], msg[1]
-        if kind in (0, 8) and len(msg) >= 8:
+        if kind in (0, 8):
+            if len(msg) < 8:
+                raise _Truncated("icmp")
             ident, seq = struct.unpack_from("!HH", msg, 4)
             what = f"echo {'reply' if kind == 0 else 'request'}, id {ident}, seq {seq}"
-        elif kind == 3 and len(msg) >= 28:
+        elif kind == 3:
+            if len(msg) < 28:
+                raise _Truncated("icmp", unwound=True)
             inner = msg[8:]
             idst = self._addr(inner[16:20])
             if code == 2:
@@ -986,7 +1036,7 @@ class Printer:
             elif code == 3:
                 ihl = (inner[0] & 0x0F) * 4
                 if len(inner) < ihl + 4:
-                    raise _Truncated("icmp")
+                    raise _Truncated("icmp", unwound=True)
                 iport = struct.unpack_from("!H", inner, ihl + 2)[0]
                 if inner[9] == 6:
                     what = f"{idst} tcp port {self._port(iport, 'tcp')} unreachable"
@@ -1022,7 +1072,7 @@ class Printer:
     ) -> None:
         """print-icmp6.c (icmp6_print)."""
         if len(msg) < 4:
-            raise _Truncated("icmp6")
+            raise _Truncated("icmp6", unwound=True)
         kind, code = msg[0], msg[1]
         verbose = self.o.verbose
         if verbose and not fragmented and len(msg) >= length:
@@ -1039,7 +1089,7 @@ class Printer:
             out.append(f", length {length}")
         if kind in (128, 129):
             if len(msg) < 8:
-                raise _Truncated("icmp6")
+                raise _Truncated("icmp6", unwound=True)
             ident, seq = struct.unpack_from("!HH", msg, 4)
             out.append(f", id {ident}, seq {seq}")
         elif kind == 1:
@@ -1047,7 +1097,9 @@ class Printer:
             inner = msg[8:]
             if code in (0, 1, 3) and len(inner) >= 40:
                 out.append(" " + self._addr(inner[24:40]))
-            elif code == 4 and len(inner) >= 44:
+            elif code == 4:
+                if len(inner) < 44:
+                    raise _Truncated("icmp6")  # get_upperlayer: the inner ports are cut off
                 iport = struct.unpack_from("!H", inner, 42)[0]
                 if inner[6] == 6:
                     out.append(f", {self._addr(inner[24:40])} tcp port {self._port(iport, 'tcp')}")
@@ -1062,13 +1114,13 @@ class Printer:
                 self._nd_options(out, msg[8:length])
         elif kind == 135:
             if len(msg) < 24:
-                raise _Truncated("icmp6")
+                raise _Truncated("icmp6", unwound=True)
             out.append(f", who has {self._addr(msg[8:24])}")
             if verbose:
                 self._nd_options(out, msg[24:length])
         elif kind == 136:
             if len(msg) < 24:
-                raise _Truncated("icmp6")
+                raise _Truncated("icmp6", unwound=True)
             out.append(f", tgt is {self._addr(msg[8:24])}")
             if verbose:
                 word = struct.unpack_from("!I", msg, 4)[0]
@@ -1097,10 +1149,10 @@ class Printer:
         i = 0
         while i < len(raw):
             if i + 2 > len(raw):
-                raise _Truncated("icmp6")
+                raise _Truncated("icmp6", unwound=True)
             kind, units = raw[i], raw[i + 1]
             if units == 0 or i + units * 8 > len(raw):
-                raise _Truncated("icmp6")
+                raise _Truncated("icmp6", unwound=True)
             size = units * 8
             body = raw[i + 2 : i + size]
             out.append(
@@ -1131,6 +1183,8 @@ class Printer:
             if length < at + 20:
                 out.append(" [invalid number of groups]")
                 return
+            if len(msg) < at + 20:
+                raise _Truncated("icmp6", unwound=True)
             rtype, _aux, nsrcs = struct.unpack_from("!BBH", msg, at)
             out.append(f" [gaddr {self._addr(msg[at + 4 : at + 20])}")
             out.append(" " + _MLDV2_RECORDS.get(rtype, f" [v2-report-#{rtype}]"))
@@ -1140,6 +1194,9 @@ class Printer:
             if self.o.verbose == 1:
                 out.append(f", {nsrcs} source(s)")
             else:
+                if len(msg) < at + 20 + nsrcs * 16:
+                    out.append(" {")
+                    raise _Truncated("icmp6", unwound=True)
                 sources = [
                     self._addr(msg[at + 20 + j * 16 : at + 36 + j * 16]) for j in range(nsrcs)
                 ]
@@ -1177,26 +1234,20 @@ class Printer:
         return "".join(_printable(label) + "." for label in labels)
 
     def _dns_message(self, out: list[str], msg: bytes, length: int) -> None:
+        """ns_print over the captured bytes ``msg`` (the message may be cut by the snapshot).
+
+        As tcpdump: what fits is printed as it is read; a record whose fixed part is cut off
+        ends the listing quietly, anything else cut off ends in `` [|domain]``.
+        """
+        if len(msg) < 12:
+            raise dns.DNSWireError("header cut off")
         ident, flags, qd, an, ns, ar = dns.read_header(msg)
         vv = self.o.verbose > 1
         rcode = flags & 0xF
-        # the extended rcode lives in the OPT record's TTL
-        try:
-            at = 12
-            for _ in range(qd):
-                at = dns.read_question(msg, at)[3]
-            for _ in range(an + ns):
-                at = dns.read_record(msg, at).end
-            for _ in range(ar):
-                rr = dns.read_record(msg, at)
-                if rr.rtype == 41:
-                    rcode |= (rr.ttl >> 24) << 4
-                    break
-                at = rr.end
-        except dns.DNSWireError:
-            pass
+        rcode |= self._extended_rcode(msg, qd, an + ns, ar) << 4
         opcode = (flags >> 11) & 0xF
         ops = _DNS_OPS[opcode] if opcode < len(_DNS_OPS) else f" op{opcode}"
+        end = len(msg)
         at = 12
         if flags & 0x8000:
             rtext = _DNS_RCODES[rcode] if rcode < len(_DNS_RCODES) else f" Resp{rcode}"
@@ -1214,12 +1265,14 @@ class Printer:
                     out.append(" q:")
                     at = self._dns_question(out, msg, at)
                 else:
-                    at = dns.read_question(msg, at)[3]
+                    at = dns.read_labels(msg, at)[1] + 4
             out.append(f" {an}/{ns}/{ar}")
-            at = self._dns_section(out, msg, at, an, "")
+            if an:
+                at = self._dns_section(out, msg, at, an, "", True)
             if vv:
-                at = self._dns_section(out, msg, at, ns, " ns:")
-                at = self._dns_section(out, msg, at, ar, " ar:")
+                for count, title in ((ns, " ns:"), (ar, " ar:")):
+                    if count:
+                        at = self._dns_section(out, msg, at, count, title, at < end)
         else:
             out.append(
                 f"{ident}{ops}{'+' if flags & 0x0100 else ''}{'%' if flags & 0x0010 else ''}"
@@ -1240,13 +1293,32 @@ class Printer:
                 out.append(f" [{ns}n]")
             if ar:
                 out.append(f" [{ar}au]")
-            for _ in range(qd):
+            for i in range(qd):
+                if i and at >= end:
+                    raise dns.DNSWireError("questions cut off")
                 at = self._dns_question(out, msg, at)
             if vv:
-                at = self._dns_section(out, msg, at, an, " an:")
-                at = self._dns_section(out, msg, at, ns, " ns:")
-                at = self._dns_section(out, msg, at, ar, " ar:")
+                for count, title in ((an, " an:"), (ns, " ns:"), (ar, " ar:")):
+                    if count:
+                        at = self._dns_section(out, msg, at, count, title, True)
         out.append(f" ({length})")
+
+    def _extended_rcode(self, msg: bytes, qd: int, records: int, ar: int) -> int:
+        """The upper rcode bits from an OPT record's TTL (0 when none can be read)."""
+        try:
+            at = 12
+            for _ in range(qd):
+                at = dns.read_labels(msg, at)[1] + 4
+            for _ in range(records):
+                at = dns.read_record(msg, at).end
+            for _ in range(ar):
+                rr = dns.read_record(msg, at)
+                if rr.rtype == 41:
+                    return rr.ttl >> 24
+                at = rr.end
+        except (dns.DNSWireError, struct.error):
+            pass
+        return 0
 
     def _dns_question(self, out: list[str], msg: bytes, at: int) -> int:
         labels, qtype, qclass, end = dns.read_question(msg, at)
@@ -1256,49 +1328,70 @@ class Printer:
         out.append(text + "? " + self._name(labels))
         return end
 
-    def _dns_section(self, out: list[str], msg: bytes, at: int, count: int, title: str) -> int:
-        if not count:
-            return at
-        out.append(title)
-        for i in range(count):
-            if i:
-                out.append(",")
-            rr = dns.read_record(msg, at)
-            out.append(self._dns_record(msg, rr))
-            at = rr.end
+    def _dns_section(
+        self, out: list[str], msg: bytes, at: int, count: int, title: str, first: bool
+    ) -> int:
+        """Records while bytes remain; DNSWireError (`` [|domain]``) if some were not shown."""
+        end = len(msg)
+        if first:
+            out.append(title)
+            at = self._dns_record(out, msg, at)
+            count -= 1
+        while at < end and count:
+            out.append(",")
+            at = self._dns_record(out, msg, at)
+            count -= 1
+        if count:
+            raise dns.DNSWireError("records cut off")
         return at
 
-    def _dns_record(self, msg: bytes, rr: dns.RawRecord) -> str:
-        """ns_rprint: [name] [class] [ttl] TYPE data."""
-        text = " " + self._name(rr.labels) if self.o.verbose else ""
-        if rr.rclass != 1 and rr.rtype != 41:
-            text += " " + _DNS_CLASSES.get(rr.rclass, f"(Class {rr.rclass})")
-        if rr.rtype != 41 and self.o.verbose > 2:
-            text += f" [{_relts(rr.ttl)}]"
-        text += " " + _DNS_TYPES.get(rr.rtype, f"Type{rr.rtype}")
-        start, size = rr.rdata, rr.rdlength
+    def _dns_record(self, out: list[str], msg: bytes, at: int) -> int:
+        """ns_rprint: [name] [class] [ttl] TYPE data; the offset after it."""
+        if self.o.verbose:
+            out.append(" ")
+            labels, at = dns.read_labels(msg, at)  # cut off: `` [|domain]``
+            out.append(self._name(labels))
+        else:
+            try:
+                at = dns.read_labels(msg, at)[1]
+            except dns.DNSWireError:
+                return len(msg)  # ns_nskip failed: the listing stops quietly
+        if at + 10 > len(msg):
+            return len(msg)  # the fixed part is cut off: tcpdump stops listing, quietly
+        rtype, rclass, ttl, size = (int(v) for v in struct.unpack_from("!HHIH", msg, at))
+        start = at + 10
+        text = ""
+        if rclass != 1 and rtype != 41:
+            text += " " + _DNS_CLASSES.get(rclass, f"(Class {rclass})")
+        if rtype != 41 and self.o.verbose > 2:
+            text += f" [{_relts(ttl)}]"
+        text += " " + _DNS_TYPES.get(rtype, f"Type{rtype}")
+        out.append(text)
+        if start + size > len(msg):
+            raise dns.DNSWireError("record data cut off")
         data = msg[start : start + size]
-        if rr.rtype == 1:
+        text = ""
+        if rtype == 1:
             if size < 4:
                 raise dns.DNSWireError("short A")
-            text += " " + socket.inet_ntop(socket.AF_INET, data[:4])
-        elif rr.rtype == 28:
+            text = " " + socket.inet_ntop(socket.AF_INET, data[:4])
+        elif rtype == 28:
             if size < 16:
                 raise dns.DNSWireError("short AAAA")
-            text += " " + socket.inet_ntop(socket.AF_INET6, data[:16])
-        elif rr.rtype in (2, 5, 12, 39):
-            text += " " + self._name(dns.read_labels(msg, start)[0])
-        elif rr.rtype == 6:
+            text = " " + socket.inet_ntop(socket.AF_INET6, data[:16])
+        elif rtype in (2, 5, 12, 39):
+            text = " " + self._name(dns.read_labels(msg, start)[0])
+        elif rtype == 6:
             if self.o.verbose:
-                mname, at = dns.read_labels(msg, start)
-                rname, at = dns.read_labels(msg, at)
-                numbers = struct.unpack_from("!IIIII", msg, at)
-                text += f" {self._name(mname)} {self._name(rname)}"
+                mname, pos = dns.read_labels(msg, start)
+                rname, pos = dns.read_labels(msg, pos)
+                numbers = struct.unpack_from("!IIIII", msg, pos)
+                text = f" {self._name(mname)} {self._name(rname)}"
                 text += "".join(f" {n}" for n in numbers)
-        elif rr.rtype == 15:
+        elif rtype == 15:
             pref = struct.unpack_from("!H", msg, start)[0]
-            text += f" {self._name(dns.read_labels(msg, start + 2)[0])} {pref}"
-        elif rr.rtype == 16:
+            text = f" {self._name(dns.read_labels(msg, start + 2)[0])} {pref}"
+        elif rtype == 16:
             i = 0
             while i < size:
                 n = data[i]
@@ -1306,16 +1399,17 @@ class Printer:
                     raise dns.DNSWireError("TXT string past its record")
                 text += ' "' + _printable(data[i + 1 : i + 1 + n]) + '"'
                 i += 1 + n
-        elif rr.rtype == 33:
+        elif rtype == 33:
             prio, weight, port = struct.unpack_from("!HHH", msg, start)
-            text += f" {self._name(dns.read_labels(msg, start + 6)[0])}:{port} {prio} {weight}"
-        elif rr.rtype == 41:
-            text += f" UDPsize={rr.rclass}"
-            if rr.ttl & 0x8000:
+            text = f" {self._name(dns.read_labels(msg, start + 6)[0])}:{port} {prio} {weight}"
+        elif rtype == 41:
+            text = f" UDPsize={rclass}"
+            if ttl & 0x8000:
                 text += " DO"
             if size:
                 text += " [" + self._edns_options(data) + "]"
-        return text
+        out.append(text)
+        return start + size
 
     def _edns_options(self, data: bytes) -> str:
         parts = []
@@ -1354,11 +1448,11 @@ class Printer:
     def _http(self, out: list[str], data: bytes, length: int) -> None:
         """print-http.c via txtproto_print: the request/status line; every line with -v."""
         show = False
-        token, idx = _fetch_token(data, 0)
+        token, idx = _fetch_token(data, 0, length)
         if idx:
             if token.upper() in _HTTP_METHODS:
                 show = True
-            token, idx = _fetch_token(data, idx)
+            token, idx = _fetch_token(data, idx, length)
             if idx and len(token) == 3 and token.isdigit():
                 show = True
         out.append("HTTP")
@@ -1368,23 +1462,31 @@ class Printer:
             out.append(f", length: {length}")
             at = 0
             while at < length:
-                text, at = _txt_line(data, at, length)
-                if text is not None:
-                    out.append("\n\t" + text + ("" if at else " [|http]"))
+                at = _txt_line(out, "\n\t", data, at, length)
                 if at == 0:
                     break
         else:
-            out.append(": ")
-            text, end = _txt_line(data, 0, length)
-            if text is not None:
-                out.append(text + ("" if end else " [|http]"))  # no line end: truncated
+            _txt_line(out, ": ", data, 0, length)
 
 
-def _fetch_token(data: bytes, idx: int) -> tuple[bytes, int]:
+def _opt_fits(out: list[str], n: int, hlen: int, at: int, raw: bytes, sep: str) -> bool:
+    """print-tcp.c LENCHECK: ``n`` option bytes inside the header (else ``[bad opt]``, False)
+    and captured (else `` [|tcp]``, with ``>`` after the first option)."""
+    if n > hlen:
+        out.append("[bad opt]" + ("]" if sep else ""))
+        return False
+    if at + n > len(raw):
+        raise _Truncated("tcp", ">" if sep else "")
+    return True
+
+
+def _fetch_token(data: bytes, idx: int, length: int) -> tuple[bytes, int]:
     """print-txtproto.c fetch_token: (token, index after the token and blanks) or (b"", 0)."""
     start = idx
-    n = len(data)
-    while idx < n:
+    n = min(length, len(data))
+    while idx < length:
+        if idx >= n:
+            return b"", 0  # past the captured bytes
         c = data[idx]
         if c >= 0x80:
             return b"", 0
@@ -1406,23 +1508,34 @@ def _fetch_token(data: bytes, idx: int) -> tuple[bytes, int]:
     return token, idx
 
 
-def _txt_line(data: bytes, idx: int, length: int) -> tuple[str | None, int]:
-    """print_txt_line: (the line's text, index after its end) or (text, 0) when unterminated."""
+def _txt_line(out: list[str], prefix: str, data: bytes, idx: int, length: int) -> int:
+    """print_txt_line: print one line (with ``prefix``); the index after it, 0 to stop.
+
+    A line running into the end of the captured bytes prints `` [|http]`` alone; one running
+    to the end of the segment without a line end prints its text, then `` [|http]``.
+    """
     start = idx
     while idx < length:
+        if idx >= len(data):
+            raise _Truncated("http", unwound=True)
         c = data[idx]
         if c == 0x0A:
-            return data[start:idx].decode("latin-1"), idx + 1
+            out.append(prefix + data[start:idx].decode("latin-1"))
+            return idx + 1
         if c == 0x0D:
             if idx + 1 >= length:
-                return None, 0
+                return 0
+            if idx + 1 >= len(data):
+                raise _Truncated("http", unwound=True)
             if data[idx + 1] == 0x0A:
-                return data[start:idx].decode("latin-1"), idx + 2
-            return None, 0
+                out.append(prefix + data[start:idx].decode("latin-1"))
+                return idx + 2
+            return 0
         if not (0x20 <= c <= 0x7E or c == 0x09):
-            return None, 0
+            return 0
         idx += 1
-    return data[start:idx].decode("latin-1"), 0
+    out.append(prefix + data[start:idx].decode("latin-1"))
+    raise _Truncated("http", unwound=True)
 
 
 def _if_indextoname(index: int) -> str:

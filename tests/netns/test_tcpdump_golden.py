@@ -492,3 +492,37 @@ def test_list_interfaces_like_tcpdump(golden: GoldenLab) -> None:
     pseudo = ("bluetooth", "nflog", "nfqueue", "dbus", "usbmon")
     want = [line for line in theirs.stdout.splitlines() if not any(p in line for p in pseudo)]
     assert ours.stdout.splitlines() == want
+
+
+def test_drop_privileges_before_the_file_is_created(golden: GoldenLab, tmp_path: Path) -> None:
+    """``-Z nobody``: the socket is opened as root, the -w file is created as nobody."""
+    target = _target(golden)
+    private = tmp_path / "root-only"
+    private.mkdir(mode=0o700)
+    try:
+        ours = fleetkit(
+            "ns",
+            "capture",
+            "-t",
+            str(target.pid),
+            "-i",
+            "eth0",
+            "-Z",
+            "nobody",
+            "-c",
+            "1",
+            "-w",
+            str(private / "x.pcap"),
+            "--duration",
+            "5",
+        )
+        unknown = fleetkit(
+            "ns", "capture", "-t", str(target.pid), "-Z", "no-such-user-fk", "-c", "1"
+        )
+    finally:
+        stop(target)
+    assert ours.returncode == 1, ours.stderr
+    assert f"error: cannot write {private / 'x.pcap'}: Permission denied" in ours.stderr
+    assert not list(private.iterdir())
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("error: Couldn't find user 'no-such-user-fk'")

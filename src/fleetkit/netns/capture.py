@@ -786,7 +786,7 @@ class Savefile:
                     hint="the file is damaged or still being written",
                 )
             sec, frac, incl, orig = record.unpack(head)
-            if incl > max(self.snaplen, MAX_RECORD_BYTES):
+            if incl > MAX_RECORD_BYTES or incl > max(self.snaplen, SNAPLEN):
                 raise HelperError(
                     f"invalid packet capture length {incl}, bigger than snaplen of {self.snaplen}",
                     hint="the file is damaged",

@@ -10,6 +10,7 @@ import io
 import random
 import socket
 import struct
+import time
 
 import pytest
 
@@ -166,3 +167,17 @@ def test_pcapng_blocks_are_bounded() -> None:
     savefile = Savefile(io.BytesIO(shb + idb + huge))
     with pytest.raises(HelperError, match="bad pcapng block length"):
         list(savefile.records())
+
+
+def test_rotation_names_follow_tcpdump() -> None:
+    from fleetkit.netns.capture import Rotation
+
+    size = Rotation(size_bytes=1_000_000)
+    assert [size.name("t", i, 0) for i in range(3)] == ["t", "t1", "t2"]
+    ring = Rotation(size_bytes=1_000_000, files=12)
+    assert [ring.name("t", i, 0) for i in (0, 1, 11, 12)] == ["t00", "t01", "t11", "t00"]
+    timed = Rotation(seconds=60, files=3)
+    stamp = 1_700_000_000.0
+    assert timed.name("trace-%Y%m%d.pcap", 0, stamp) == time.strftime(
+        "trace-%Y%m%d.pcap", time.localtime(stamp)
+    )

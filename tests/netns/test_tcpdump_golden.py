@@ -10,6 +10,7 @@ packets at the same time, as text and as ``-i any -w`` files.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -526,3 +527,58 @@ def test_drop_privileges_before_the_file_is_created(golden: GoldenLab, tmp_path:
     assert not list(private.iterdir())
     assert unknown.returncode == 1
     assert unknown.stderr.startswith("error: Couldn't find user 'no-such-user-fk'")
+
+
+@pytest.mark.parametrize("extra", [[], ["-W", "2"]], ids=["C", "C-W"])
+def test_rotation_matches_tcpdump(golden: GoldenLab, tmp_path: Path, extra: list[str]) -> None:
+    """``-C 1`` (and ``-W 2``): the same file names, the same packets in each file."""
+    tcpdump = require("tcpdump", "apt-get install -y tcpdump")
+    ping = require("ping", "apt-get install -y iputils-ping")
+    target = _target(golden)
+    ours_dir, theirs_dir = tmp_path / "ours", tmp_path / "theirs"
+    for d in (ours_dir, theirs_dir):
+        d.mkdir()
+    flags = ["-i", "eth0", "-C", "1", *extra, "icmp"]
+    # -Z root: Debian's tcpdump otherwise opens rotated files as the tcpdump user
+    theirs = subprocess.Popen(
+        ["ip", "netns", "exec", golden.client, tcpdump, "-U", "-Z", "root"]
+        + ["-w", str(theirs_dir / "t"), *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "fleetkit", "ns", "capture", "-t", str(target.pid)]
+        + ["-w", str(ours_dir / "t"), *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _listening(theirs)
+        _listening(ours)
+        # 1500 echo requests and replies of 1042 bytes: a little over 3 MB, 4 files with -C 1
+        c = ("ip", "netns", "exec", golden.client)
+        run(*c, ping, "-f", "-q", "-c", "1500", "-s", "1000", V4[1], timeout=60)
+
+        def both_have_all() -> bool:
+            texts = [
+                "".join(run(tcpdump, "-r", str(f), "-n").stdout for f in sorted(d.iterdir()))
+                for d in (ours_dir, theirs_dir)
+            ]
+            return all(re.search(r"echo reply, id \d+, seq 1500,", t) for t in texts)
+
+        wait_for(both_have_all, timeout_s=30, what="every packet in the files")
+        for proc in (ours, theirs):
+            _interrupt(proc)
+    finally:
+        for proc in (ours, theirs):
+            stop(proc)
+        stop(target)
+    names = sorted(p.name for p in theirs_dir.iterdir())
+    assert sorted(p.name for p in ours_dir.iterdir()) == names
+    assert names == (["t", "t1", "t2", "t3"] if not extra else ["t0", "t1"])
+    for name in names:
+        want = run(tcpdump, "-r", str(theirs_dir / name), "-n", "-tt").stdout
+        got = run(tcpdump, "-r", str(ours_dir / name), "-n", "-tt").stdout
+        assert got == want, name

@@ -520,6 +520,16 @@ def _ns_capture(argv: list[str]) -> int:
         "--immediate-mode", action="store_true", help="accepted: packets are delivered at once"
     )
     printing.add_argument("-Z", metavar="USER", help="drop privileges to USER once capturing")
+    files = parser.add_argument_group("file rotation (with -w, as tcpdump)")
+    files.add_argument(
+        "-C", type=_positive_int, metavar="MB", help="a new file after MB million bytes"
+    )
+    files.add_argument(
+        "-G", type=_positive_int, metavar="SECONDS", help="a new file every SECONDS (strftime FILE)"
+    )
+    files.add_argument(
+        "-W", type=_positive_int, metavar="N", help="with -C: N names, reused; with -G: N files"
+    )
     parser.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
     parser.add_argument("filter", nargs="*", metavar="FILTER")
     args = parser.parse_args(_tcpdump_argv(argv))
@@ -582,6 +592,19 @@ def _ns_capture(argv: list[str]) -> int:
                 f"cannot write {args.write}: {target_dir} is not a writable directory",
                 hint="choose a path in an existing, writable directory",
             )
+    rotation = None
+    if args.C is not None or args.G is not None or args.W is not None:
+        if args.write is None or args.write == "-":
+            raise UsageError("-C, -G and -W need -w FILE", hint="e.g. -w /tmp/trace.pcap -C 100")
+        if args.W is not None and args.C is None and args.G is None:
+            raise UsageError("-W needs -C or -G", hint="e.g. -C 100 -W 5 (a ring of 5 files)")
+        from fleetkit.netns.capture import Rotation
+
+        rotation = Rotation(
+            None if args.C is None else args.C * 1_000_000,
+            None if args.G is None else float(args.G),
+            args.W,
+        )
     write = sys.stdout.write
 
     def out(text: str) -> None:
@@ -610,6 +633,7 @@ def _ns_capture(argv: list[str]) -> int:
         user=args.Z,
         line_buffered=args.l,
         stdout=sys.stdout.buffer,
+        rotation=rotation,
     )
     sys.stderr.write(
         f"{stats.captured} packets captured\n{stats.received} packets received by filter\n"

@@ -572,6 +572,7 @@ def capture(
     user: str | None = None,
     line_buffered: bool = False,
     stdout: BinaryIO | None = None,
+    rotation: Rotation | None = None,
 ) -> CaptureStats:
     """Capture in the network namespace of ``pid`` (None: ours); print or write pcap.
 
@@ -598,6 +599,10 @@ def capture(
         if write_path == "-":
             assert stdout is not None
             _stream_pcap(handle, stats, stdout, count, duration_s, stop, linktype, snaplen)
+        elif write_path is not None and rotation is not None:
+            _write_rotating(
+                handle, stats, write_path, count, duration_s, stop, linktype, snaplen, rotation
+            )
         elif write_path is not None:
             _write_pcap(handle, stats, write_path, count, duration_s, stop, linktype, snaplen)
         else:
@@ -620,6 +625,111 @@ def capture(
     finally:
         handle.close()
     return stats
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """tcpdump's -C (millions of bytes), -G (seconds, FILE through strftime), -W (file count)."""
+
+    size_bytes: int | None = None
+    seconds: float | None = None
+    files: int | None = None
+
+    def name(self, path: str, index: int, started: float) -> str:
+        """MakeFilename: FILE (strftime'd with -G), a number appended with -C or -W."""
+        base = time.strftime(path, time.localtime(started)) if self.seconds else path
+        if self.files is not None and self.size_bytes is not None:
+            width = len(str(max(self.files - 1, 0)))
+            return f"{base}{index % self.files:0{width}d}"
+        if self.size_bytes is not None and index:
+            return f"{base}{index}"
+        return base
+
+
+def _write_rotating(
+    handle: Handle,
+    stats: CaptureStats,
+    path: str,
+    count: int | None,
+    duration_s: float | None,
+    stop: Callable[[], bool] | None,
+    linktype: int,
+    snaplen: int,
+    rotation: Rotation,
+) -> None:
+    """``-w FILE`` with ``-C``/``-G``/``-W``: a new file when the size or the time is up.
+
+    Each file is written to a temporary name and renamed when it is complete (so a finished
+    file is never seen half-written, and no symlink is followed); with ``-G -W N`` the capture
+    ends after N files, with ``-C -W N`` the names wrap around (the oldest is replaced).
+    """
+    index = 0
+    stream: BinaryIO | None = None
+    tmp = final = ""
+    started = time.time()
+
+    def open_next() -> None:
+        nonlocal stream, tmp, final, started
+        started = time.time()
+        final = rotation.name(path, index, started)
+        directory = os.path.dirname(os.path.abspath(final))
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{os.path.basename(final)}.", suffix=".tmp", dir=directory
+            )
+        except OSError as exc:
+            raise HelperError(
+                f"cannot write {final}: {exc.strerror}",
+                hint="check that the directory exists and is writable",
+            ) from None
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        stream = os.fdopen(fd, "wb")
+        PcapWriter(stream, linktype, snaplen)
+
+    def close_current() -> None:
+        nonlocal stream
+        if stream is not None:
+            stream.flush()
+            os.fsync(stream.fileno())
+            stream.close()
+            os.replace(tmp, final)
+            stream = None
+
+    done: list[bool] = []
+
+    def stopping() -> bool:
+        return bool(done) or (stop is not None and stop())
+
+    open_next()
+    sll2 = linktype == LINKTYPE_LINUX_SLL2
+    try:
+
+        def flush() -> None:  # whatever is captured is in the file when traffic pauses
+            if stream is not None:
+                stream.flush()
+
+        for packet in packets(handle, stats, count, duration_s, stopping, flush):
+            assert stream is not None
+            now = time.time()
+            due = rotation.seconds is not None and now - started >= rotation.seconds
+            full = rotation.size_bytes is not None and stream.tell() > rotation.size_bytes
+            if due or full:
+                close_current()
+                index += 1
+                if due and rotation.files is not None and index >= rotation.files:
+                    done.append(True)  # -G with -W: that many files, then stop
+                    stats.captured -= 1
+                    break
+                open_next()
+                assert stream is not None
+            data, length = to_sll2(packet) if sll2 else (packet.data, packet.length)
+            sec = int(packet.ts)
+            usec = round((packet.ts - sec) * 1_000_000)
+            stream.write(_RECORD.pack(sec, usec, len(data), length) + data)
+    finally:
+        close_current()
 
 
 def _stream_pcap(

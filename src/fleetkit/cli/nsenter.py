@@ -495,7 +495,9 @@ def _ns_capture(argv: list[str]) -> int:
         help="bytes per packet",
     )
     printing = parser.add_argument_group("printing (as tcpdump)")
-    printing.add_argument("-n", action="count", default=0, help="no address or port names")
+    printing.add_argument(
+        "-n", action="count", default=0, help="accepted: fleetkit never looks names up"
+    )
     printing.add_argument("-v", action="count", default=0, help="more protocol detail (-vv, -vvv)")
     printing.add_argument("-q", action="count", default=0, help="less protocol detail")
     printing.add_argument("-e", action="store_true", help="print the link-level header")

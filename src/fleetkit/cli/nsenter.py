@@ -131,6 +131,10 @@ subcommands:
 
 Run 'fleetkit ns SUBCOMMAND --help' for each one's options.
 
+On another node: --ssh USER@HOST [--ssh-key FILE] [--ssh-option OPT] before or after the
+subcommand ships fleetkit there once (Python 3 is all the node needs) and runs it there;
+capture -w FILE lands here.
+
 example:
   fleetkit ns dig -t 1294 +short @10.96.0.10 web.default.svc.cluster.local
 """
@@ -807,7 +811,80 @@ _SUBCOMMANDS = {
 }
 
 
+def _split_ssh(argv: list[str]) -> tuple[Any, list[str]]:
+    """``--ssh USER@HOST [--ssh-key FILE] [--ssh-option OPT]... [--ssh-cache DIR]`` out of ARGV."""
+    import shlex
+
+    from fleetkit.errors import UsageError
+
+    dest: str | None = None
+    key: str | None = None
+    cache: str | None = None
+    options: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        name, eq, value = word.partition("=")
+        if name in ("--ssh", "--ssh-key", "--ssh-option", "--ssh-cache"):
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{name} needs a value", hint="e.g. --ssh root@node1")
+                value = argv[i + 1]
+                i += 1
+            if name == "--ssh":
+                dest = value
+            elif name == "--ssh-key":
+                key = value
+            elif name == "--ssh-cache":
+                cache = value
+            else:
+                options.append(value)
+        elif word == "--":
+            rest.extend(argv[i:])
+            break
+        else:
+            rest.append(word)
+        i += 1
+    if dest is None:
+        return None, argv
+    from fleetkit.netns.remote import Remote
+
+    if cache is None:
+        return Remote(dest, key, tuple(options)), rest
+    if not cache or shlex.quote(cache) != cache:
+        raise UsageError(
+            f"--ssh-cache {cache!r}: only letters, digits and _ . / - please",
+            hint="e.g. --ssh-cache /var/tmp/fleetkit",
+        )
+    return Remote(dest, key, tuple(options), cache), rest
+
+
+def _remote_write(sub: str, argv: list[str]) -> tuple[list[str], str | None]:
+    """``capture -w FILE`` runs as ``-w -`` on the node; FILE is written here."""
+    if sub != "capture":
+        return argv, None
+    out = list(argv)
+    for i, word in enumerate(out):
+        if word == "--":
+            break
+        if word in ("-w", "--write") and i + 1 < len(out) and out[i + 1] != "-":
+            path = out[i + 1]
+            out[i + 1] = "-"
+            return out, path
+        if word.startswith("--write=") and word != "--write=-":
+            out[i] = "--write=-"
+            return out, word.split("=", 1)[1]
+    return out, None
+
+
 def _ns(argv: list[str]) -> int:
+    remote, argv = _split_ssh(argv)
+    if remote is not None and argv and argv[0] in _SUBCOMMANDS:
+        from fleetkit.netns.remote import run_remote
+
+        rest, write_path = _remote_write(argv[0], argv[1:])
+        return run_remote(remote, ["ns", argv[0], *rest], write_path)
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(NS_HELP)
         return 0 if argv else 2

@@ -1,0 +1,177 @@
+"""``fleetkit ns ... --ssh root@NODE``: a "node" namespace with Debian's sshd (key auth) and a
+"pod" process in it; fleetkit is shipped there and its output must equal a local run's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.netns.conftest import fleetkit, run, spawn_in, stop, wait_for
+from tests.peers import require, require_root
+
+pytestmark = pytest.mark.interop
+
+
+@dataclass
+class Node:
+    ns: str
+    address: str
+    host_address: str
+    pod: int
+    ssh: list[str]  # the fleetkit flags that reach the node
+    cache: Path
+
+
+def _sh(*argv: str) -> None:
+    subprocess.run(list(argv), check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    require_root("creates a network namespace")
+    sshd = require("sshd", "apt-get install -y openssh-server")
+    keygen = require("ssh-keygen", "apt-get install -y openssh-client")
+    tmp = tmp_path_factory.mktemp("node")
+    key, hostkey = tmp / "id_ed25519", tmp / "hostkey"
+    for path in (key, hostkey):
+        _sh(keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(path))
+    (tmp / "authorized_keys").write_bytes(Path(f"{key}.pub").read_bytes())
+    tag = f"fr{os.getpid() % 100000}"
+    ns, veth = f"{tag}n", f"{tag}v"
+    host_address, address = "10.81.0.1", "10.81.0.2"
+    privsep = Path("/run/sshd")
+    made_privsep = not privsep.exists()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if made_privsep:
+            privsep.mkdir(mode=0o755, parents=True)
+        _sh("ip", "netns", "add", ns)
+        _sh("ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}p")
+        _sh("ip", "link", "set", f"{veth}p", "netns", ns)
+        _sh("ip", "addr", "add", f"{host_address}/24", "dev", veth)
+        _sh("ip", "link", "set", veth, "up")
+        _sh("ip", "-n", ns, "link", "set", f"{veth}p", "name", "eth0")
+        _sh("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+        _sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        _sh("ip", "-n", ns, "link", "set", "lo", "up")
+        config = tmp / "sshd_config"
+        config.write_text(
+            f"ListenAddress {address}\nHostKey {hostkey}\n"
+            f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nPasswordAuthentication no\n"
+            f"PidFile {tmp / 'sshd.pid'}\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n"
+        )
+        procs.append(spawn_in(ns, sshd, "-D", "-e", "-f", str(config)))
+        wait_for(
+            lambda: ":22 " in run("ip", "netns", "exec", ns, "ss", "-ltn").stdout,
+            what="sshd in the node namespace",
+        )
+        pod = spawn_in(ns, "sleep", "600")
+        procs.append(pod)
+        known = tmp / "known_hosts"
+        pub = Path(f"{hostkey}.pub").read_text().split()
+        known.write_text(f"{address} {pub[0]} {pub[1]}\n")
+        cache = tmp / "cache"
+        ssh = [
+            "--ssh",
+            f"root@{address}",
+            "--ssh-key",
+            str(key),
+            "--ssh-option",
+            f"UserKnownHostsFile={known}",
+            "--ssh-cache",
+            str(cache),
+        ]
+        yield Node(ns, address, host_address, pod.pid, ssh, cache)
+    finally:
+        for proc in procs:
+            stop(proc)
+        subprocess.run(["ip", "link", "del", veth], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        if made_privsep:
+            subprocess.run(["rm", "-rf", str(privsep)], timeout=30)
+
+
+def test_remote_ip_equals_local_and_ships_once(node: Node) -> None:
+    # routes, not addresses: an IPv6 address may stop being "tentative" between two runs
+    local = fleetkit("ns", "ip", "-t", str(node.pod), "route")
+    first = fleetkit("ns", "ip", "-t", str(node.pod), "route", *node.ssh)
+    again = fleetkit("ns", *node.ssh, "ip", "-t", str(node.pod), "route")
+    assert local.returncode == first.returncode == again.returncode == 0, first.stderr
+    assert first.stdout == again.stdout == local.stdout
+    assert f"src {node.address}" in first.stdout
+    shipped = list(node.cache.glob("fleetkit-*.pyz"))
+    assert len(shipped) == 1  # shipped once, found by its hash the second time
+
+
+def _listening(proc: subprocess.Popen[str]) -> None:
+    assert proc.stderr is not None
+    for _ in range(200):
+        line = proc.stderr.readline()
+        if "listening on" in line:
+            return
+        if not line and proc.poll() is not None:
+            raise AssertionError(f"capture exited {proc.returncode}: {proc.stderr.read()}")
+    raise AssertionError("capture never started")
+
+
+def test_remote_capture_lines_and_pcap(node: Node, tmp_path: Path) -> None:
+    ping = require("ping", "apt-get install -y iputils-ping")
+    tcpdump = require("tcpdump", "apt-get install -y tcpdump")
+    base = [sys.executable, "-m", "fleetkit", "ns", "capture", "-t", str(node.pod)]
+    flags = ["-i", "eth0", "-n", "-v", "-c", "4", "icmp"]
+    pcap = tmp_path / "remote.pcap"
+    procs = [
+        subprocess.Popen(
+            [*base, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ),
+        subprocess.Popen(
+            [*base, *flags, *node.ssh], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ),
+        subprocess.Popen(
+            [*base, *flags, "-w", str(pcap), *node.ssh],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+    ]
+    try:
+        for proc in procs:
+            _listening(proc)
+        run(ping, "-c", "2", "-i", "0.2", node.address)
+        outs = [proc.communicate(timeout=60)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            stop(proc)
+    assert [proc.returncode for proc in procs] == [0, 0, 0]
+    local, remote, _ = outs
+    assert local.count("ICMP echo") == 4
+    assert remote == local  # the node's lines, streamed back unchanged
+    read = run(tcpdump, "-r", str(pcap), "-n", "-v")
+    assert read.returncode == 0, read.stderr
+    assert read.stdout == local
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_remote_unreachable_is_one_error_line(node: Node) -> None:
+    out = fleetkit(
+        "ns",
+        "ip",
+        "-t",
+        "1",
+        "--ssh",
+        "root@10.81.0.99",
+        "--ssh-option",
+        "ConnectTimeout=2",
+        "--ssh-key",
+        node.ssh[3],
+        timeout=60,
+    )
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert lines[0].startswith("error: ssh root@10.81.0.99: ") and lines[1].startswith("hint: ")

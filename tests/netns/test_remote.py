@@ -175,3 +175,111 @@ def test_remote_unreachable_is_one_error_line(node: Node) -> None:
     assert out.returncode == 1
     lines = out.stderr.splitlines()
     assert lines[0].startswith("error: ssh root@10.81.0.99: ") and lines[1].startswith("hint: ")
+
+
+@pytest.fixture()
+def api(node: Node, tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """A minimal API server on 127.0.0.1: pod shop/web on node n1 (the node's address)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+    objects = {
+        "/api/v1/namespaces/shop/pods/web": {"kind": "Pod", "spec": {"nodeName": "n1"}},
+        "/api/v1/namespaces/shop/pods/pending": {"kind": "Pod", "spec": {}},
+        "/api/v1/nodes/n1": {
+            "kind": "Node",
+            "status": {
+                "addresses": [
+                    {"type": "Hostname", "address": "n1"},
+                    {"type": "InternalIP", "address": node.address},
+                ]
+            },
+        },
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            seen.append(f"{self.path} {self.headers.get('Authorization')}")
+            body = objects.get(self.path)
+            data = json.dumps(body or {"kind": "Status", "code": 404}).encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+        f"clusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{server.server_port}\n"
+        "users:\n- name: u\n  user:\n    token: s3cret\n"
+        "contexts:\n- name: test\n  context:\n    cluster: c\n    user: u\n"
+    )
+    try:
+        yield kubeconfig, seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _node_root(tmp_path: Path, pid: int) -> Path:
+    """containerd's task state for pod shop/web whose sandbox is ``pid`` (and the real /proc)."""
+    root = tmp_path / "noderoot"
+    task = root / "run/containerd/io.containerd.runtime.v2.task/k8s.io" / ("ab" * 32)
+    task.mkdir(parents=True)
+    (task / "init.pid").write_text(str(pid))
+    cri = "io.kubernetes.cri."
+    annotations = {
+        cri + "container-type": "sandbox",
+        cri + "sandbox-name": "web",
+        cri + "sandbox-namespace": "shop",
+        cri + "sandbox-id": "ab" * 32,
+    }
+    import json
+
+    (task / "config.json").write_text(json.dumps({"annotations": annotations}))
+    (root / "proc").symlink_to("/proc")
+    return root
+
+
+def test_kubeconfig_finds_the_pods_node(
+    node: Node, api: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    kubeconfig, seen = api
+    root = _node_root(tmp_path, node.pod)
+    ssh = [node.ssh[i] for i in range(2, len(node.ssh))]  # key, options, cache; no --ssh
+    local = fleetkit("ns", "ip", "-t", str(node.pod), "route")
+    ours = fleetkit(
+        "ns",
+        "ip",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--pod",
+        "shop/web",
+        "--node-root",
+        str(root),
+        "route",
+        *ssh,
+    )
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == local.stdout
+    assert f"pod shop/web runs on n1 ({node.address})" in ours.stderr
+    assert seen == [
+        "/api/v1/namespaces/shop/pods/web Bearer s3cret",
+        "/api/v1/nodes/n1 Bearer s3cret",
+    ]
+    pending = fleetkit("ns", "ip", "--kubeconfig", str(kubeconfig), "--pod", "shop/pending")
+    assert pending.returncode == 1
+    assert pending.stderr.startswith("error: pod shop/pending is not placed on a node yet")
+    missing = fleetkit("ns", "ip", "--kubeconfig", str(kubeconfig), "--pod", "shop/nope")
+    assert missing.returncode == 1 and "404" in missing.stderr.splitlines()[0]
+    assert "s3cret" not in pending.stderr + missing.stderr + ours.stderr

@@ -133,7 +133,8 @@ Run 'fleetkit ns SUBCOMMAND --help' for each one's options.
 
 On another node: --ssh USER@HOST [--ssh-key FILE] [--ssh-option OPT] before or after the
 subcommand ships fleetkit there once (Python 3 is all the node needs) and runs it there;
-capture -w FILE lands here.
+capture -w FILE lands here. --kubeconfig FILE [--context C] with --pod NS/NAME finds the
+pod's node from the API and reaches it as --ssh-user (default root) at its InternalIP.
 
 example:
   fleetkit ns dig -t 1294 +short @10.96.0.10 web.default.svc.cluster.local
@@ -820,13 +821,24 @@ def _split_ssh(argv: list[str]) -> tuple[Any, list[str]]:
     dest: str | None = None
     key: str | None = None
     cache: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    ssh_user = "root"
     options: list[str] = []
     rest: list[str] = []
     i = 0
     while i < len(argv):
         word = argv[i]
         name, eq, value = word.partition("=")
-        if name in ("--ssh", "--ssh-key", "--ssh-option", "--ssh-cache"):
+        if name in (
+            "--ssh",
+            "--ssh-key",
+            "--ssh-option",
+            "--ssh-cache",
+            "--ssh-user",
+            "--kubeconfig",
+            "--context",
+        ):
             if not eq:
                 if i + 1 >= len(argv):
                     raise UsageError(f"{name} needs a value", hint="e.g. --ssh root@node1")
@@ -838,6 +850,12 @@ def _split_ssh(argv: list[str]) -> tuple[Any, list[str]]:
                 key = value
             elif name == "--ssh-cache":
                 cache = value
+            elif name == "--ssh-user":
+                ssh_user = value
+            elif name == "--kubeconfig":
+                kubeconfig = value
+            elif name == "--context":
+                context = value
             else:
                 options.append(value)
         elif word == "--":
@@ -846,8 +864,25 @@ def _split_ssh(argv: list[str]) -> tuple[Any, list[str]]:
         else:
             rest.append(word)
         i += 1
-    if dest is None:
+    if dest is None and kubeconfig is None:
         return None, argv
+    if dest is None:
+        # --pod NS/NAME --kubeconfig: the pod's node from the API, reached as --ssh-user@address
+        pods = [rest[i + 1] for i, w in enumerate(rest[:-1]) if w == "--pod"]
+        pods += [w.split("=", 1)[1] for w in rest if w.startswith("--pod=")]
+        if len(pods) != 1:
+            raise UsageError(
+                "--kubeconfig needs one --pod NAMESPACE/NAME",
+                hint="e.g. fleetkit ns capture --kubeconfig ~/.kube/config --pod shop/web",
+            )
+        from fleetkit.netns.kube import locate_pod
+
+        placement = locate_pod(pods[0], kubeconfig, context)
+        sys.stderr.write(
+            f"fleetkit: pod {placement.namespace}/{placement.name} runs on {placement.node}"
+            f" ({placement.address})\n"
+        )
+        dest = f"{ssh_user}@{placement.address}"
     from fleetkit.netns.remote import Remote
 
     if cache is None:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -283,3 +285,69 @@ def test_kubeconfig_finds_the_pods_node(
     missing = fleetkit("ns", "ip", "--kubeconfig", str(kubeconfig), "--pod", "shop/nope")
     assert missing.returncode == 1 and "404" in missing.stderr.splitlines()[0]
     assert "s3cret" not in pending.stderr + missing.stderr + ours.stderr
+
+
+def _pcapng_interfaces(raw: bytes) -> list[str]:
+    names = []
+    at = 0
+    while at + 12 <= len(raw):
+        kind, size = struct.unpack_from("<II", raw, at)
+        if kind == 1:
+            opt = at + 16
+            while opt + 4 <= at + size - 4:
+                code, length = struct.unpack_from("<HH", raw, opt)
+                if code == 0:
+                    break
+                if code == 2:
+                    names.append(raw[opt + 4 : opt + 4 + length].decode())
+                opt += 4 + (length + 3) // 4 * 4
+        at += size
+    return names
+
+
+def test_several_pods_merge_in_time_order(node: Node, tmp_path: Path) -> None:
+    ping = require("ping", "apt-get install -y iputils-ping")
+    tcpdump = require("tcpdump", "apt-get install -y tcpdump")
+    other = subprocess.Popen(["sleep", "600"])  # a second "pod", in this namespace
+    root = _node_root(tmp_path, node.pod)
+    task = root / "run/containerd/io.containerd.runtime.v2.task/k8s.io" / ("cd" * 32)
+    task.mkdir()
+    (task / "init.pid").write_text(str(other.pid))
+    annotations = json.loads(
+        (
+            root
+            / "run/containerd/io.containerd.runtime.v2.task/k8s.io"
+            / ("ab" * 32)
+            / "config.json"
+        ).read_text()
+    )["annotations"]
+    annotations.update(
+        {"io.kubernetes.cri.sandbox-name": "api", "io.kubernetes.cri.sandbox-id": "cd" * 32}
+    )
+    (task / "config.json").write_text(json.dumps({"annotations": annotations}))
+    merged = tmp_path / "merged.pcapng"
+    argv = [sys.executable, "-m", "fleetkit", "ns", "capture", "--node-root", str(root)]
+    argv += ["--pod", "shop/web", "--pod", "shop/api", "-i", "any", "-c", "8"]
+    proc = subprocess.Popen(
+        [*argv, "-w", str(merged), f"icmp and host {node.address}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _listening(proc)
+        _listening(proc)
+        run(ping, "-c", "2", "-i", "0.2", node.address)
+        proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+        stop(other)
+    assert proc.returncode == 0
+    raw = merged.read_bytes()
+    assert sorted(_pcapng_interfaces(raw)) == ["shop/api", "shop/web"]
+    read = run(tcpdump, "-r", str(merged), "-n", "-tt")
+    lines = read.stdout.splitlines()
+    assert len(lines) == 8, read.stdout + read.stderr
+    stamps = [float(line.split()[0]) for line in lines]
+    assert stamps == sorted(stamps)
+    assert sum("echo request" in line for line in lines) == 4

@@ -449,7 +449,7 @@ def _snaplen(text: str) -> int:
     return int(text) or 262144  # tcpdump: 0 means the default, 262144
 
 
-def _ns_capture(argv: list[str]) -> int:
+def _capture_parser() -> Any:
     parser = _parser(
         "capture",
         "Capture packets in the target's network namespace, with tcpdump's flags and output.\n"
@@ -539,13 +539,13 @@ def _ns_capture(argv: list[str]) -> int:
     )
     parser.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
     parser.add_argument("filter", nargs="*", metavar="FILTER")
-    args = parser.parse_args(_tcpdump_argv(argv))
-    from fleetkit.errors import UsageError
+    return parser
 
-    expression = " ".join(args.filter)
+
+def _print_options(args: Any) -> Any:
     from fleetkit.netns.dissect import PrintOptions
 
-    options = PrintOptions(
+    return PrintOptions(
         numeric=True,  # fleetkit never looks names up (tcpdump -n); -n/-nn are accepted
         verbose=args.v,
         quiet=args.q,
@@ -556,6 +556,77 @@ def _ns_capture(argv: list[str]) -> int:
         tstamp=min(args.tstamp, 5),
         absolute_seq=args.S,
     )
+
+
+def _capture_many(argv: list[str]) -> int:
+    """``capture --pod a --pod b ...``: one capture per pod, merged in time order."""
+    pods: list[str] = []
+    base: list[str] = []
+    write_path: str | None = None
+    count: int | None = None
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--pod", "-w", "--write", "-c", "--count") and i + 1 < len(argv):
+            value = argv[i + 1]
+            if word == "--pod":
+                pods.append(value)
+            elif word in ("-w", "--write"):
+                write_path = value
+            else:
+                count = _positive_int(value)
+            i += 2
+            continue
+        if word.startswith("--pod="):
+            pods.append(word.split("=", 1)[1])
+        else:
+            base.append(word)
+        i += 1
+    remote_flags = {
+        "--ssh",
+        "--ssh-key",
+        "--ssh-option",
+        "--ssh-cache",
+        "--ssh-user",
+        "--kubeconfig",
+        "--context",
+    }
+    local: list[str] = []  # the flags this process understands (the children get them all)
+    skip = False
+    for word in base:
+        if skip:
+            skip = False
+        elif word in remote_flags:
+            skip = True
+        elif word.split("=", 1)[0] not in remote_flags:
+            local.append(word)
+    args = _capture_parser().parse_args(_tcpdump_argv(local))
+    if args.read is not None or args.dump_program or args.list_interfaces:
+        from fleetkit.errors import UsageError
+
+        raise UsageError("several --pod only capture", hint="name one pod for -r, -d or -D")
+    from fleetkit.netns.merge import capture_many
+
+    def child(pod: str) -> list[str]:
+        return [sys.executable, "-m", "fleetkit", "ns", "capture", *base, "--pod", pod, "-w", "-"]
+
+    def text(line: str) -> None:
+        sys.stdout.write(line)
+        if args.l:
+            sys.stdout.flush()
+
+    return capture_many(
+        pods, child, write_path, sys.stdout.buffer, text, _print_options(args), count
+    )
+
+
+def _ns_capture(argv: list[str]) -> int:
+    parser = _capture_parser()
+    args = parser.parse_args(_tcpdump_argv(argv))
+    from fleetkit.errors import UsageError
+
+    expression = " ".join(args.filter)
+    options = _print_options(args)
     if args.dump_program:
         from fleetkit.netns.capture import compile_filter
 
@@ -914,6 +985,10 @@ def _remote_write(sub: str, argv: list[str]) -> tuple[list[str], str | None]:
 
 
 def _ns(argv: list[str]) -> int:
+    if argv[:1] == ["capture"]:
+        pods = [w for w in argv if w == "--pod" or w.startswith("--pod=")]
+        if len(pods) > 1:
+            return _capture_many(argv[1:])
     remote, argv = _split_ssh(argv)
     if remote is not None and argv and argv[0] in _SUBCOMMANDS:
         from fleetkit.netns.remote import run_remote

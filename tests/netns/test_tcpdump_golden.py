@@ -542,7 +542,7 @@ def test_rotation_matches_tcpdump(golden: GoldenLab, tmp_path: Path, extra: list
     flags = ["-i", "eth0", "-C", "1", *extra, "icmp"]
     # -Z root: Debian's tcpdump otherwise opens rotated files as the tcpdump user
     theirs = subprocess.Popen(
-        ["ip", "netns", "exec", golden.client, tcpdump, "-U", "-Z", "root"]
+        ["ip", "netns", "exec", golden.client, tcpdump, "-U", "-Z", "root", "-B", "32768"]
         + ["-w", str(theirs_dir / "t"), *flags],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -560,7 +560,8 @@ def test_rotation_matches_tcpdump(golden: GoldenLab, tmp_path: Path, extra: list
         _listening(ours)
         # 1500 echo requests and replies of 1042 bytes: a little over 3 MB, 4 files with -C 1
         c = ("ip", "netns", "exec", golden.client)
-        run(*c, ping, "-f", "-q", "-c", "1500", "-s", "1000", V4[1], timeout=60)
+        # paced (1 ms), not a flood: tcpdump -U writing every packet must not drop any
+        run(*c, ping, "-i", "0.001", "-q", "-c", "1500", "-s", "1000", V4[1], timeout=60)
 
         def both_have_all() -> bool:
             texts = [

@@ -122,8 +122,8 @@ TARGET is one of: -t PID | --container ID|NAME | --pod [NAMESPACE/]NAME [-c CONT
 
 subcommands:
   ps        list containers and pods this node's runtimes know (pod, container, pid, runtime)
-  dig       DNS lookup with the target's resolv.conf (dig syntax: @SERVER NAME TYPE +short +tcp)
-  capture   packet capture with a tcpdump filter compiled by libpcap, one-line summaries or -w
+  dig       DNS lookup with the target's resolv.conf (dig syntax; each search suffix shown)
+  capture   tcpdump: its flags and output, -w/-r pcap (pcapng too), -i any as LINUX_SLL2
   connect   TCP connect to HOST:PORT, with timing
   http      HTTP GET a URL, with status and timing
   ip        links and addresses (as 'ip addr'), routes ('ip route'), from rtnetlink

@@ -145,6 +145,10 @@ def netlab() -> Iterator[Lab]:
             f'--txt-record=quoted.default.{DOMAIN},say "hi" \\ back,second string',
             f"--ptr-record=80.0.77.10.in-addr.arpa,web.default.{DOMAIN}",
             f"--address=/origin.default.{DOMAIN}/{SERVER_IP}",
+            # authoritative for the search domains: unknown names are NXDOMAIN, so a search
+            # walk moves on (outside them dnsmasq without upstreams answers REFUSED)
+            f"--local=/{DOMAIN}/",
+            "--local=/cluster.local/",
         )
         procs.append(dns)
         http = spawn_in(

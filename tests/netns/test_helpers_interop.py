@@ -80,6 +80,49 @@ def test_dig_uses_target_search_list_and_ndots(netlab: Lab) -> None:
     assert data["server"] == f"{SERVER_IP}#53" and data["status"] == "NOERROR"
 
 
+def _walk(text: str) -> list[tuple[str, str]]:
+    """(question name, status) of each answer block in dig's full output."""
+    statuses = [
+        line.split("status: ")[1].split(",")[0]
+        for line in text.splitlines()
+        if line.startswith(";; ->>HEADER<<-")
+    ]
+    names = [
+        line[1:].split()[0]
+        for line in text.splitlines()
+        if line.startswith(";") and not line.startswith(";;") and line.split()[1:2] == ["IN"]
+    ]
+    return list(zip(names, statuses, strict=True))
+
+
+def test_dig_showsearch_lists_each_suffix_like_dig(netlab: Lab) -> None:
+    dig = require("dig", "apt-get install -y dnsutils")
+    # ndots:5 and three search domains: three NXDOMAINs, then the name as given (REFUSED)
+    theirs = in_ns(netlab, dig, "+search", "+showsearch", "+tries=1", "nothere", mount=True)
+    ours = fleetkit("ns", "dig", "-t", str(netlab.target), "+showsearch", "nothere")
+    assert ours.returncode == 0, ours.stderr
+    walk = _walk(ours.stdout)
+    assert walk == _walk(theirs.stdout)
+    assert walk == [
+        (f"nothere.default.{DOMAIN}.", "NXDOMAIN"),
+        (f"nothere.{DOMAIN}.", "NXDOMAIN"),
+        ("nothere.cluster.local.", "NXDOMAIN"),
+        ("nothere.", "REFUSED"),
+    ]
+    # the final block lists every name tried with its status; so does the default output
+    default = fleetkit("ns", "dig", "-t", str(netlab.target), "nothere")
+    for text in (ours.stdout, default.stdout):
+        searched = [line.split()[2:] for line in text.splitlines() if line.startswith(";; search:")]
+        assert searched == [[name, status] for name, status in walk]
+    data = json.loads(
+        fleetkit("ns", "dig", "-t", str(netlab.target), "nothere", "-o", "json").stdout
+    )
+    assert [(s["name"], s["status"]) for s in data["search"]] == walk
+    # a name found on the first suffix: one step, no search lines
+    found = fleetkit("ns", "dig", "-t", str(netlab.target), "web")
+    assert ";; search:" not in found.stdout and "status: NOERROR" in found.stdout
+
+
 def test_dig_full_output_sections(netlab: Lab) -> None:
     ours = fleetkit("ns", "dig", "-t", str(netlab.target), f"web.default.{DOMAIN}.")
     assert ours.returncode == 0, ours.stderr
@@ -511,7 +554,7 @@ def test_summaries_match_tcpdump_read(netlab: Lab, tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     theirs = run(tcpdump, "-r", str(pcap), "-n", "-S")
-    ours = fleetkit("ns", "capture", "-r", str(pcap))
+    ours = fleetkit("ns", "capture", "-r", str(pcap), "-n", "-S")
     assert theirs.returncode == ours.returncode == 0, ours.stderr
     got, want = ours.stdout.splitlines(), theirs.stdout.splitlines()
     assert len(got) == len(want) > 20

@@ -138,7 +138,8 @@ def test_tcp_summaries_like_tcpdump() -> None:
     assert "Flags [.], ack 2000, win 64240, length 0" in summarize(
         Packet(0.0, "eth0", True, ack, 54)
     )
-    assert " eth0 Out IP " in summarize(Packet(0.0, "eth0", True, ack, 54), show_interface=True)
+    # tcpdump pads the interface name to 5 columns and the direction to 3
+    assert " eth0  Out IP " in summarize(Packet(0.0, "eth0", True, ack, 54), show_interface=True)
 
 
 def test_arp_summary() -> None:

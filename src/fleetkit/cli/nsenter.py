@@ -122,14 +122,19 @@ TARGET is one of: -t PID | --container ID|NAME | --pod [NAMESPACE/]NAME [-c CONT
 
 subcommands:
   ps        list containers and pods this node's runtimes know (pod, container, pid, runtime)
-  dig       DNS lookup with the target's resolv.conf (dig syntax: @SERVER NAME TYPE +short +tcp)
-  capture   packet capture with a tcpdump filter compiled by libpcap, one-line summaries or -w
+  dig       DNS lookup with the target's resolv.conf (dig syntax; each search suffix shown)
+  capture   tcpdump: its flags and output, -w/-r pcap (pcapng too), -i any as LINUX_SLL2
   connect   TCP connect to HOST:PORT, with timing
   http      HTTP GET a URL, with status and timing
   ip        links and addresses (as 'ip addr'), routes ('ip route'), from rtnetlink
   sockets   TCP/UDP sockets as 'ss -tuanp' lists them
 
 Run 'fleetkit ns SUBCOMMAND --help' for each one's options.
+
+On another node: --ssh USER@HOST [--ssh-key FILE] [--ssh-option OPT] before or after the
+subcommand ships fleetkit there once (Python 3 is all the node needs) and runs it there;
+capture -w FILE lands here. --kubeconfig FILE [--context C] with --pod NS/NAME finds the
+pod's node from the API and reaches it as --ssh-user (default root) at its InternalIP.
 
 example:
   fleetkit ns dig -t 1294 +short @10.96.0.10 web.default.svc.cluster.local
@@ -204,7 +209,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _parser(name: str, description: str, example: str, pod_c: bool = True) -> Any:
+def _parser(
+    name: str, description: str, example: str, pod_c: bool = True, short_t: bool = True
+) -> Any:
     from fleetkit.cli._options import ArgumentParser
 
     parser = ArgumentParser(
@@ -214,7 +221,8 @@ def _parser(name: str, description: str, example: str, pod_c: bool = True) -> An
         formatter_class=_formatter(),
     )
     group = parser.add_argument_group("target (one of)")
-    group.add_argument("-t", "--target", type=int, metavar="PID", help="a process ID")
+    target_flags = ("-t", "--target") if short_t else ("--target",)
+    group.add_argument(*target_flags, type=int, metavar="PID", help="a process ID (also -t PID)")
     group.add_argument("--container", metavar="ID|NAME", help="a container ID (or prefix) or name")
     group.add_argument("--pod", metavar="[NS/]NAME", help="a pod (its sandbox's namespace)")
     flags = ("-c", "--pod-container") if pod_c else ("--pod-container",)
@@ -322,7 +330,8 @@ def _ns_dig(argv: list[str]) -> int:
         "DNS lookup from inside the target's network namespace. Servers, search list and ndots\n"
         "come from the target's /etc/resolv.conf (via /proc/PID/root) unless @SERVER is given.\n"
         "Unlike dig, the search list is applied by default (as the target's resolver does);\n"
-        "+nosearch turns it off.",
+        "+nosearch turns it off. Each name tried is listed with its status (';; search:');\n"
+        "+showsearch prints each one's full answer, as dig +showsearch does.",
         "fleetkit ns dig -t 1294 +short @10.96.0.10 web.default.svc.cluster.local",
     )
     parser.add_argument("-p", "--port", type=_port, default=53, help="server port (default 53)")
@@ -333,7 +342,7 @@ def _ns_dig(argv: list[str]) -> int:
 
     server = name = None
     rdtype = "A"
-    short = tcp = False
+    short = tcp = showsearch = False
     search = True
     timeout_s: float | None = None
     for word in args.query:
@@ -345,12 +354,15 @@ def _ns_dig(argv: list[str]) -> int:
             tcp = word in ("+tcp", "+vc")
         elif word in ("+search", "+nosearch"):
             search = word == "+search"
+        elif word in ("+showsearch", "+noshowsearch"):
+            showsearch = word == "+showsearch"
+            search = search or showsearch
         elif word.startswith("+time="):
             timeout_s = float(word.split("=", 1)[1])
         elif word.startswith("+"):
             raise UsageError(
                 f"unsupported dig option {word!r}",
-                hint="supported: +short +tcp +search +nosearch +time=N",
+                hint="supported: +short +tcp +search +nosearch +showsearch +time=N",
             )
         elif name is None:
             name = word
@@ -384,6 +396,9 @@ def _ns_dig(argv: list[str]) -> int:
         for line in result.short():
             print(line)
     else:
+        if showsearch:  # as dig +showsearch: each name's full answer before the last one
+            for _name, step in result.steps[:-1]:
+                sys.stdout.write(result.full_text(step))
         sys.stdout.write(result.full_text())
     return 0
 
@@ -408,26 +423,58 @@ _DNS_TYPES = {
 }
 
 
-def _ns_capture(argv: list[str]) -> int:
+def _tcpdump_argv(argv: list[str]) -> list[str]:
+    """``-t PID`` (a number right after -t) stays fleetkit's target; other -t are tcpdump's."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            out.extend(argv[i:])
+            break
+        if word == "-t" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            out += ["--target", argv[i + 1]]
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
+def _snaplen(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) > 262144:
+        raise argparse.ArgumentTypeError(f"invalid snaplen {text!r} (0..262144)")
+    return int(text) or 262144  # tcpdump: 0 means the default, 262144
+
+
+def _capture_parser() -> Any:
     parser = _parser(
         "capture",
-        "Capture packets in the target's network namespace. FILTER is a pcap-filter(7)\n"
-        "expression, compiled by libpcap exactly as tcpdump compiles it and run in the kernel.\n"
-        "Prints one line per packet (as 'tcpdump -n -S'), or writes a pcap file with -w.",
-        'fleetkit ns capture -t 1294 -i eth0 port 80 and "tcp[tcpflags] & tcp-syn != 0"',
+        "Capture packets in the target's network namespace, with tcpdump's flags and output.\n"
+        "FILTER is a pcap-filter(7) expression, compiled by libpcap exactly as tcpdump compiles\n"
+        "it and run in the kernel. Lines are printed as tcpdump 4.99 prints them (-n, -v[vv], -e,\n"
+        "-q, -x/-X/-A, -t...), or a pcap is written with -w; -r reads pcap and pcapng files.\n"
+        "-t PID (a number after -t) names the target; -t alone is tcpdump's no-time-stamp flag.",
+        'fleetkit ns capture -t 1294 -i eth0 -nn -s 0 port 80 and "tcp[tcpflags] & tcp-syn != 0"',
         pod_c=False,
+        short_t=False,
     )
     parser.add_argument(
         "-i",
         "--interface",
         metavar="IFACE",
-        help="interface, or 'any' (default: first up non-loopback)",
+        help="interface, or 'any' (LINUX_SLL2 headers; default: first up non-loopback)",
     )
     parser.add_argument(
         "-c", "--count", type=_positive_int, metavar="N", help="exit after N packets"
     )
     parser.add_argument(
-        "-w", "--write", metavar="FILE", help="write a pcap file (read it with tcpdump -r)"
+        "-w", "--write", metavar="FILE", help="write a pcap file ('-': standard output)"
+    )
+    parser.add_argument(
+        "-r", "--read", metavar="FILE", help="print the packets of a pcap or pcapng file"
     )
     parser.add_argument(
         "-d",
@@ -435,6 +482,7 @@ def _ns_capture(argv: list[str]) -> int:
         action="store_true",
         help="print the compiled BPF (as tcpdump -ddd) and exit",
     )
+    parser.add_argument("-D", "--list-interfaces", action="store_true", help="list interfaces")
     parser.add_argument(
         "-B",
         "--buffer-size",
@@ -443,40 +491,158 @@ def _ns_capture(argv: list[str]) -> int:
         metavar="KIB",
         help="kernel ring buffer in KiB, as tcpdump -B (default 8192; tcpdump's is 2048)",
     )
-    parser.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
     parser.add_argument(
-        "-r", "--read", metavar="FILE", help="print the packets of a pcap file (no target needed)"
+        "-s",
+        "--snapshot-length",
+        type=_snaplen,
+        default=262144,
+        metavar="N",
+        help="bytes per packet",
     )
+    printing = parser.add_argument_group("printing (as tcpdump)")
+    printing.add_argument(
+        "-n", action="count", default=0, help="accepted: fleetkit never looks names up"
+    )
+    printing.add_argument("-v", action="count", default=0, help="more protocol detail (-vv, -vvv)")
+    printing.add_argument("-q", action="count", default=0, help="less protocol detail")
+    printing.add_argument("-e", action="store_true", help="print the link-level header")
+    printing.add_argument("-x", action="count", default=0, help="hex dump (-xx: with link header)")
+    printing.add_argument(
+        "-X", action="count", default=0, help="hex and ASCII dump (-XX: with link header)"
+    )
+    printing.add_argument("-A", action="count", default=0, help="ASCII dump (-AA: with header)")
+    printing.add_argument(
+        "-t",
+        dest="tstamp",
+        action="count",
+        default=0,
+        help="-t none, -tt epoch, -ttt delta, -tttt date, -ttttt since first",
+    )
+    printing.add_argument("-S", action="store_true", help="absolute TCP sequence numbers")
+    printing.add_argument("-l", action="store_true", help="line-buffered output")
+    printing.add_argument(
+        "-U", action="store_true", help="accepted: pcap output is flushed per ring block"
+    )
+    printing.add_argument(
+        "--immediate-mode", action="store_true", help="accepted: packets are delivered at once"
+    )
+    printing.add_argument("-Z", metavar="USER", help="drop privileges to USER once capturing")
+    files = parser.add_argument_group("file rotation (with -w, as tcpdump)")
+    files.add_argument(
+        "-C", type=_positive_int, metavar="MB", help="a new file after MB million bytes"
+    )
+    files.add_argument(
+        "-G", type=_positive_int, metavar="SECONDS", help="a new file every SECONDS (strftime FILE)"
+    )
+    files.add_argument(
+        "-W", type=_positive_int, metavar="N", help="with -C: N names, reused; with -G: N files"
+    )
+    parser.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
     parser.add_argument("filter", nargs="*", metavar="FILTER")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _print_options(args: Any) -> Any:
+    from fleetkit.netns.dissect import PrintOptions
+
+    return PrintOptions(
+        numeric=True,  # fleetkit never looks names up (tcpdump -n); -n/-nn are accepted
+        verbose=args.v,
+        quiet=args.q,
+        ether=args.e,
+        hex=args.x,
+        hex_ascii=args.X,
+        ascii=args.A,
+        tstamp=min(args.tstamp, 5),
+        absolute_seq=args.S,
+    )
+
+
+def _capture_many(argv: list[str]) -> int:
+    """``capture --pod a --pod b ...``: one capture per pod, merged in time order."""
+    pods: list[str] = []
+    base: list[str] = []
+    write_path: str | None = None
+    count: int | None = None
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--pod", "-w", "--write", "-c", "--count") and i + 1 < len(argv):
+            value = argv[i + 1]
+            if word == "--pod":
+                pods.append(value)
+            elif word in ("-w", "--write"):
+                write_path = value
+            else:
+                count = _positive_int(value)
+            i += 2
+            continue
+        if word.startswith("--pod="):
+            pods.append(word.split("=", 1)[1])
+        else:
+            base.append(word)
+        i += 1
+    remote_flags = {
+        "--ssh",
+        "--ssh-key",
+        "--ssh-option",
+        "--ssh-cache",
+        "--ssh-user",
+        "--kubeconfig",
+        "--context",
+    }
+    local: list[str] = []  # the flags this process understands (the children get them all)
+    skip = False
+    for word in base:
+        if skip:
+            skip = False
+        elif word in remote_flags:
+            skip = True
+        elif word.split("=", 1)[0] not in remote_flags:
+            local.append(word)
+    args = _capture_parser().parse_args(_tcpdump_argv(local))
+    if args.read is not None or args.dump_program or args.list_interfaces:
+        from fleetkit.errors import UsageError
+
+        raise UsageError("several --pod only capture", hint="name one pod for -r, -d or -D")
+    from fleetkit.netns.merge import capture_many
+
+    def child(pod: str) -> list[str]:
+        return [sys.executable, "-m", "fleetkit", "ns", "capture", *base, "--pod", pod, "-w", "-"]
+
+    def text(line: str) -> None:
+        sys.stdout.write(line)
+        if args.l:
+            sys.stdout.flush()
+
+    return capture_many(
+        pods, child, write_path, sys.stdout.buffer, text, _print_options(args), count
+    )
+
+
+def _ns_capture(argv: list[str]) -> int:
+    parser = _capture_parser()
+    args = parser.parse_args(_tcpdump_argv(argv))
     from fleetkit.errors import UsageError
 
     expression = " ".join(args.filter)
+    options = _print_options(args)
     if args.dump_program:
         from fleetkit.netns.capture import compile_filter
 
-        program = compile_filter(expression)
+        program = compile_filter(expression, args.snapshot_length)
         print(len(program))
         for code, jt, jf, k in program:
             print(f"{code} {jt} {jf} {k}")
         return 0
     if args.read is not None:
-        from fleetkit.netns.capture import read_pcap, summarize
-
-        if expression:
-            raise UsageError("a filter with -r is not supported", hint="filter when capturing")
-        try:
-            with open(args.read, "rb") as stream:
-                for index, packet in enumerate(read_pcap(stream)):
-                    if args.count is not None and index >= args.count:
-                        break
-                    sys.stdout.write(summarize(packet) + "\n")
-        except OSError as exc:
-            from fleetkit.netns.errors import HelperError
-
-            raise HelperError(f"{args.read}: {exc.strerror}", hint="check the path") from None
-        return 0
+        return _capture_read(args.read, expression, options, args.count, args.l)
     pid = _resolve(args)
+    if args.list_interfaces:
+        from fleetkit.netns.capture import list_interfaces
+
+        sys.stdout.write(list_interfaces(pid))
+        return 0
     import signal
 
     from fleetkit.netns.capture import capture
@@ -490,7 +656,7 @@ def _ns_capture(argv: list[str]) -> int:
         raise UsageError(
             f"invalid buffer size {args.buffer_size}", hint="-B takes a size in KiB, e.g. -B 8192"
         )
-    if args.write is not None:
+    if args.write is not None and args.write != "-":
         import os
 
         target_dir = os.path.dirname(os.path.abspath(args.write))
@@ -504,10 +670,23 @@ def _ns_capture(argv: list[str]) -> int:
                 f"cannot write {args.write}: {target_dir} is not a writable directory",
                 hint="choose a path in an existing, writable directory",
             )
+    rotation = None
+    if args.C is not None or args.G is not None or args.W is not None:
+        if args.write is None or args.write == "-":
+            raise UsageError("-C, -G and -W need -w FILE", hint="e.g. -w /tmp/trace.pcap -C 100")
+        if args.W is not None and args.C is None and args.G is None:
+            raise UsageError("-W needs -C or -G", hint="e.g. -C 100 -W 5 (a ring of 5 files)")
+        from fleetkit.netns.capture import Rotation
+
+        rotation = Rotation(
+            None if args.C is None else args.C * 1_000_000,
+            None if args.G is None else float(args.G),
+            args.W,
+        )
     write = sys.stdout.write
 
-    def out(line: str) -> None:
-        write(line + "\n")  # flushed when the kernel queue is empty, not per packet
+    def out(text: str) -> None:
+        write(text)  # flushed when the kernel queue is empty (with -l: per packet)
 
     def log(line: str) -> None:
         sys.stderr.write(f"fleetkit: {line}\n")
@@ -527,11 +706,57 @@ def _ns_capture(argv: list[str]) -> int:
         stop=lambda: bool(stopping),
         flush=sys.stdout.flush,
         buffer_bytes=args.buffer_size * 1024,
+        options=options,
+        snaplen=args.snapshot_length,
+        user=args.Z,
+        line_buffered=args.l,
+        stdout=sys.stdout.buffer,
+        rotation=rotation,
     )
     sys.stderr.write(
         f"{stats.captured} packets captured\n{stats.received} packets received by filter\n"
         f"{stats.dropped} packets dropped by kernel\n"
     )
+    return 0
+
+
+def _capture_read(
+    path: str, expression: str, options: Any, count: int | None, line_buffered: bool
+) -> int:
+    """``-r FILE [FILTER]``: the file's packets (pcap or pcapng), filtered as tcpdump does."""
+    from fleetkit.netns import _syscalls
+    from fleetkit.netns.capture import Savefile, compile_filter
+    from fleetkit.netns.dissect import Printer, linktype_banner
+    from fleetkit.netns.errors import HelperError
+
+    try:
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise HelperError(f"{path}: {exc.strerror}", hint="check the path") from None
+    with stream:
+        savefile = Savefile(stream)
+        matches = _syscalls.offline_filter(
+            compile_filter(expression, savefile.snaplen, savefile.linktype) if expression else []
+        )
+        sys.stderr.write(
+            f"reading from file {path}, link-type {linktype_banner(savefile.linktype)}, "
+            f"snapshot length {savefile.snaplen}\n"
+        )
+        printer = Printer(options, savefile.linktype)
+        write = sys.stdout.write
+        shown = 0
+        try:
+            for record in savefile.records():
+                if not matches(record.data, record.length):
+                    continue
+                write(printer.format(record.sec, record.usec, record.data, record.length))
+                if line_buffered:
+                    sys.stdout.flush()
+                shown += 1
+                if count is not None and shown >= count:
+                    break
+        except OSError as exc:
+            raise HelperError(f"{path}: {exc.strerror}", hint="check the file") from None
     return 0
 
 
@@ -658,7 +883,118 @@ _SUBCOMMANDS = {
 }
 
 
+def _split_ssh(argv: list[str]) -> tuple[Any, list[str]]:
+    """``--ssh USER@HOST [--ssh-key FILE] [--ssh-option OPT]... [--ssh-cache DIR]`` out of ARGV."""
+    import shlex
+
+    from fleetkit.errors import UsageError
+
+    dest: str | None = None
+    key: str | None = None
+    cache: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    ssh_user = "root"
+    options: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        name, eq, value = word.partition("=")
+        if name in (
+            "--ssh",
+            "--ssh-key",
+            "--ssh-option",
+            "--ssh-cache",
+            "--ssh-user",
+            "--kubeconfig",
+            "--context",
+        ):
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{name} needs a value", hint="e.g. --ssh root@node1")
+                value = argv[i + 1]
+                i += 1
+            if name == "--ssh":
+                dest = value
+            elif name == "--ssh-key":
+                key = value
+            elif name == "--ssh-cache":
+                cache = value
+            elif name == "--ssh-user":
+                ssh_user = value
+            elif name == "--kubeconfig":
+                kubeconfig = value
+            elif name == "--context":
+                context = value
+            else:
+                options.append(value)
+        elif word == "--":
+            rest.extend(argv[i:])
+            break
+        else:
+            rest.append(word)
+        i += 1
+    if dest is None and kubeconfig is None:
+        return None, argv
+    if dest is None:
+        # --pod NS/NAME --kubeconfig: the pod's node from the API, reached as --ssh-user@address
+        pods = [rest[i + 1] for i, w in enumerate(rest[:-1]) if w == "--pod"]
+        pods += [w.split("=", 1)[1] for w in rest if w.startswith("--pod=")]
+        if len(pods) != 1:
+            raise UsageError(
+                "--kubeconfig needs one --pod NAMESPACE/NAME",
+                hint="e.g. fleetkit ns capture --kubeconfig ~/.kube/config --pod shop/web",
+            )
+        from fleetkit.netns.kube import locate_pod
+
+        placement = locate_pod(pods[0], kubeconfig, context)
+        sys.stderr.write(
+            f"fleetkit: pod {placement.namespace}/{placement.name} runs on {placement.node}"
+            f" ({placement.address})\n"
+        )
+        dest = f"{ssh_user}@{placement.address}"
+    from fleetkit.netns.remote import Remote
+
+    if cache is None:
+        return Remote(dest, key, tuple(options)), rest
+    if not cache or shlex.quote(cache) != cache:
+        raise UsageError(
+            f"--ssh-cache {cache!r}: only letters, digits and _ . / - please",
+            hint="e.g. --ssh-cache /var/tmp/fleetkit",
+        )
+    return Remote(dest, key, tuple(options), cache), rest
+
+
+def _remote_write(sub: str, argv: list[str]) -> tuple[list[str], str | None]:
+    """``capture -w FILE`` runs as ``-w -`` on the node; FILE is written here."""
+    if sub != "capture":
+        return argv, None
+    out = list(argv)
+    for i, word in enumerate(out):
+        if word == "--":
+            break
+        if word in ("-w", "--write") and i + 1 < len(out) and out[i + 1] != "-":
+            path = out[i + 1]
+            out[i + 1] = "-"
+            return out, path
+        if word.startswith("--write=") and word != "--write=-":
+            out[i] = "--write=-"
+            return out, word.split("=", 1)[1]
+    return out, None
+
+
 def _ns(argv: list[str]) -> int:
+    if argv[:1] == ["capture"]:
+        pods = [w for w in argv if w == "--pod" or w.startswith("--pod=")]
+        if len(pods) > 1:
+            return _capture_many(argv[1:])
+    remote, argv = _split_ssh(argv)
+    if remote is not None and argv and argv[0] in _SUBCOMMANDS:
+        from fleetkit.netns.remote import run_remote
+
+        rest, write_path = _remote_write(argv[0], argv[1:])
+        return run_remote(remote, ["ns", argv[0], *rest], write_path)
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(NS_HELP)
         return 0 if argv else 2

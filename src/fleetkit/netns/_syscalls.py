@@ -272,3 +272,26 @@ def sock_fprog(program: list[tuple[int, int, int, int]]) -> tuple[bytes, Any]:
     insns = (bpf_insn * len(program))(*[bpf_insn(c, jt, jf, k) for c, jt, jf, k in program])
     fprog = sock_fprog_type(len(program), ctypes.cast(insns, ctypes.POINTER(bpf_insn)))
     return bytes(fprog), insns
+
+
+def offline_filter(program: list[tuple[int, int, int, int]]) -> Callable[[bytes, int], bool]:
+    """libpcap's ``bpf_filter`` over a compiled program: does a packet (bytes, wire length) match?
+
+    What ``tcpdump -r FILE EXPRESSION`` runs on each record (the same interpreter the kernel's
+    classic BPF follows). An empty program matches everything.
+    """
+    if not program:
+        return lambda data, wirelen: True
+    lib = _libpcap()
+    ctypes, bpf_insn, _program, _fprog = _bpf_types()
+    run = lib.bpf_filter
+    run.restype = ctypes.c_uint
+    run.argtypes = [ctypes.POINTER(bpf_insn), ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint]
+    insns = (bpf_insn * len(program))(*[bpf_insn(c, jt, jf, k) for c, jt, jf, k in program])
+    first = ctypes.cast(insns, ctypes.POINTER(bpf_insn))
+
+    def matches(data: bytes, wirelen: int) -> bool:
+        return bool(run(first, data, wirelen, len(data)))
+
+    matches.insns = insns  # type: ignore[attr-defined]  # keep the array alive with the closure
+    return matches

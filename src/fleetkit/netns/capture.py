@@ -28,9 +28,17 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from fleetkit.netns import _syscalls as sc
+from fleetkit.netns.dissect import (
+    LINKTYPE_LINUX_SLL2,
+    SLL2_LEN,
+    Printer,
+    PrintOptions,
+    linktype_banner,
+    sll2_header,
+)
 from fleetkit.netns.errors import ROOT_HINT, HelperError, PermissionDenied, from_oserror
 from fleetkit.netns.namespaces import run_in_netns
 
@@ -71,19 +79,32 @@ RING_BLOCK_BYTES = 1 << 19  # 512 KiB blocks: a few thousand small packets each
 DEFAULT_BUFFER_BYTES = 8 << 20  # tcpdump's default is 2 MiB (-B 2048); locked kernel memory
 _REJECT_ALL = [(0x06, 0, 0, 0)]  # BPF_RET|BPF_K 0
 # tpacket3_hdr (next_offset, sec, nsec, snaplen, len, status, mac; net and hv1 skipped), then
-# struct sockaddr_ll at +48: ifindex (+52), hatype (+56), pkttype (+58)
-_TP3 = struct.Struct("<IIIIIIH26xiHB")
+# struct sockaddr_ll at +48: protocol (+50, big-endian), ifindex (+52), hatype (+56), pkttype (+58)
+_TP3 = struct.Struct("<IIIIIIH24xHiHB")
 _BLOCK = struct.Struct("<III")  # tpacket_hdr_v1 at +8: block_status, num_pkts, offset_to_first_pkt
 _STATUS = struct.Struct("<I")  # block_status alone: writing TP_STATUS_KERNEL hands a block back
 _RECORD = struct.Struct("<IIII")  # pcap record header: ts_sec, ts_usec, incl_len, orig_len
 
 
 class Packet(NamedTuple):
+    """One captured frame (Ethernet-framed) and where it was seen."""
+
     ts: float
     ifname: str
     outgoing: bool
     data: bytes
     length: int  # original length on the wire
+    ifindex: int = 0
+    pkttype: int = 0  # sockaddr_ll: 0 host, 1 broadcast, 2 multicast, 3 other host, 4 outgoing
+    hatype: int = ARPHRD_ETHER
+
+
+def to_sll2(packet: Packet) -> tuple[bytes, int]:
+    """The packet as ``-i any`` records it (LINUX_SLL2 header, no Ethernet header); wire length."""
+    data = packet.data
+    protocol = data[12] << 8 | data[13] if len(data) >= 14 else 0
+    header = sll2_header(protocol, packet.ifindex, packet.hatype, packet.pkttype, data[6:12])
+    return header + data[14:], packet.length - 14 + SLL2_LEN
 
 
 @dataclass(slots=True)
@@ -95,10 +116,12 @@ class CaptureStats:
     program: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
-def compile_filter(expression: str) -> list[tuple[int, int, int, int]]:
-    """tcpdump's compiled program for ``expression`` on an Ethernet link (empty: accept all)."""
+def compile_filter(
+    expression: str, snaplen: int = SNAPLEN, linktype: int = LINKTYPE_ETHERNET
+) -> list[tuple[int, int, int, int]]:
+    """tcpdump's compiled program for ``expression`` (empty: accept all, up to ``snaplen``)."""
     try:
-        return sc.compile_bpf(expression, LINKTYPE_ETHERNET, SNAPLEN)
+        return sc.compile_bpf(expression, linktype, snaplen)
     except sc.PcapCompileError as exc:
         from fleetkit.errors import UsageError
 
@@ -219,6 +242,7 @@ def open_capture(
     program: list[tuple[int, int, int, int]],
     buffer_bytes: int = DEFAULT_BUFFER_BYTES,
     ring: bool = True,
+    shared_stamps: bool = False,
 ) -> Handle:
     """Create, bind and filter an AF_PACKET socket in the *current* thread's namespace."""
     if interface is None:
@@ -245,6 +269,12 @@ def open_capture(
                     ) from None
                 raise
         _drain(sock)
+        if shared_stamps:
+            # kernel time stamps taken once per packet (at receive / transmit) rather than when
+            # each packet socket copies it: every capture of a packet, ours and tcpdump's, then
+            # prints the same time. It costs the sender a clock read per packet (~8% of a
+            # flat-out loopback flood), so pcap writing (-w) leaves it off, as libpcap does.
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         if not (ring and handle.setup_ring(buffer_bytes)):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
@@ -340,7 +370,10 @@ def _socket_batches(handle: Handle) -> Iterator[list[Packet]]:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
                 sec, nsec = struct.unpack("qq", value[:16])
                 ts = sec + nsec / 1e9
-        yield [Packet(ts, ifname, pkttype == PACKET_OUTGOING, data, len(data))]
+        index = socket.if_nametoindex(ifname) if ifname in handle.names.values() else 0
+        yield [
+            Packet(ts, ifname, pkttype == PACKET_OUTGOING, data, len(data), index, pkttype, hatype)
+        ]
 
 
 def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
@@ -363,8 +396,8 @@ def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
         batch: list[Packet] = []
         offset = base + first
         for _ in range(num):
-            next_off, sec, nsec, snaplen, length, _st, mac, ifindex, hatype, pkttype = unpack_tp3(
-                ring, offset
+            (next_off, sec, nsec, snaplen, length, _st, mac, _proto, ifindex, hatype, pkttype) = (
+                unpack_tp3(ring, offset)
             )
             if hatype == ARPHRD_ETHER or (hatype == ARPHRD_LOOPBACK and pkttype != PACKET_OUTGOING):
                 start = offset + mac
@@ -375,6 +408,9 @@ def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
                         pkttype == PACKET_OUTGOING,
                         ring[start : start + snaplen],
                         length,
+                        ifindex,
+                        pkttype,
+                        hatype,
                     )
                 )
             offset += next_off
@@ -383,12 +419,15 @@ def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
         yield batch
 
 
-def _block_to_pcap(view: memoryview, base: int, out: bytearray, limit: int) -> int:
+def _block_to_pcap(
+    view: memoryview, base: int, out: bytearray, limit: int, sll2: bool = False
+) -> int:
     """Append one retired block's packets to ``out`` as pcap records; how many (<= limit).
 
     The per-packet work is one header unpack, one record pack and one copy of the frame out of
     the ring (no per-packet objects beyond the header tuple). Timestamps are truncated to
-    microseconds, as libpcap does for a microsecond pcap.
+    microseconds, as libpcap does for a microsecond pcap. With ``sll2`` each frame's Ethernet
+    header is replaced by the LINUX_SLL2 header (``-i any``).
     """
     _status, num, first = _BLOCK.unpack_from(view, base + 8)
     unpack_tp3 = _TP3.unpack_from
@@ -396,13 +435,23 @@ def _block_to_pcap(view: memoryview, base: int, out: bytearray, limit: int) -> i
     offset = base + first
     kept = 0
     for _ in range(num):
-        next_off, sec, nsec, snaplen, length, _st, mac, _ifindex, hatype, pkttype = unpack_tp3(
-            view, offset
+        (next_off, sec, nsec, snaplen, length, _st, mac, _proto, ifindex, hatype, pkttype) = (
+            unpack_tp3(view, offset)
         )
         if hatype == ARPHRD_ETHER or (hatype == ARPHRD_LOOPBACK and pkttype != PACKET_OUTGOING):
             start = offset + mac
-            out += pack_record(sec, nsec // 1000, snaplen, length)
-            out += view[start : start + snaplen]
+            if sll2 and snaplen >= 14:
+                frame = view[start : start + 14]
+                out += pack_record(
+                    sec, nsec // 1000, snaplen - 14 + SLL2_LEN, length - 14 + SLL2_LEN
+                )
+                out += sll2_header(
+                    frame[12] << 8 | frame[13], ifindex, hatype, pkttype, bytes(frame[6:12])
+                )
+                out += view[start + 14 : start + snaplen]
+            else:
+                out += pack_record(sec, nsec // 1000, snaplen, length)
+                out += view[start : start + snaplen]
             kept += 1
             if kept >= limit:
                 break
@@ -417,6 +466,7 @@ def _ring_to_pcap(
     count: int | None,
     duration_s: float | None,
     stop: Callable[[], bool] | None,
+    sll2: bool = False,
 ) -> None:
     """The ``-w`` fast path: every retired ring block becomes one write of pcap records."""
     ring = handle.ring
@@ -446,7 +496,7 @@ def _ring_to_pcap(
                     timeout = max(min(timeout, deadline - now), 0)
                 select.select([sock], [], [], timeout)
                 continue
-            kept = _block_to_pcap(view, base, buf, limit - stats.captured)
+            kept = _block_to_pcap(view, base, buf, limit - stats.captured, sll2)
             _STATUS.pack_into(view, base + 8, TP_STATUS_KERNEL)  # hand the block back
             handle.block = (handle.block + 1) % block_nr
             stats.captured += kept
@@ -462,16 +512,22 @@ def _ring_to_pcap(
         stats.dropped += dropped
 
 
-def _pcap_header(linktype: int = LINKTYPE_ETHERNET) -> bytes:
-    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype)
+def _pcap_header(linktype: int = LINKTYPE_ETHERNET, snaplen: int = SNAPLEN) -> bytes:
+    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype)
 
 
 class PcapWriter:
-    """Classic pcap (magic a1b2c3d4, v2.4, microseconds), as ``tcpdump -w`` writes it."""
+    """Classic pcap (magic a1b2c3d4, v2.4, microseconds), as ``tcpdump -w`` writes it.
 
-    def __init__(self, stream: BinaryIO, linktype: int = LINKTYPE_ETHERNET) -> None:
+    With ``linktype=LINKTYPE_LINUX_SLL2`` each packet is written as ``-i any`` records it.
+    """
+
+    def __init__(
+        self, stream: BinaryIO, linktype: int = LINKTYPE_ETHERNET, snaplen: int = SNAPLEN
+    ) -> None:
         self.stream = stream
-        stream.write(_pcap_header(linktype))
+        self.sll2 = linktype == LINKTYPE_LINUX_SLL2
+        stream.write(_pcap_header(linktype, snaplen))
 
     def write(self, packet: Packet) -> None:
         ts = packet.ts
@@ -479,8 +535,27 @@ class PcapWriter:
         usec = int((ts - sec) * 1_000_000 + 0.5)
         if usec >= 1_000_000:
             sec, usec = sec + 1, usec - 1_000_000
-        data = packet.data
-        self.stream.write(_RECORD.pack(sec, usec, len(data), packet.length) + data)
+        data, length = to_sll2(packet) if self.sll2 else (packet.data, packet.length)
+        self.stream.write(_RECORD.pack(sec, usec, len(data), length) + data)
+
+
+def _drop_privileges(user: str) -> None:
+    """tcpdump -Z: become ``user`` (its groups too) once the packet socket is open."""
+    import grp
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise HelperError(
+            f"Couldn't find user '{user}'", hint="-Z takes a user name from the passwd database"
+        ) from None
+    try:
+        os.setgroups([g.gr_gid for g in grp.getgrall() if user in g.gr_mem] + [entry.pw_gid])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot change to user {user}") from None
 
 
 def capture(
@@ -495,27 +570,59 @@ def capture(
     stop: Callable[[], bool] | None = None,
     flush: Callable[[], None] | None = None,
     buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+    options: PrintOptions | None = None,
+    snaplen: int = SNAPLEN,
+    user: str | None = None,
+    line_buffered: bool = False,
+    stdout: BinaryIO | None = None,
+    rotation: Rotation | None = None,
 ) -> CaptureStats:
     """Capture in the network namespace of ``pid`` (None: ours); print or write pcap.
 
     ``out`` may buffer: ``flush`` is called whenever the kernel has nothing waiting (and at the
-    end), so summaries appear as soon as traffic pauses without a write per packet under load.
+    end), so summaries appear as soon as traffic pauses without a write per packet under load
+    (``line_buffered``: after every packet, as tcpdump -l). ``write_path`` "-" writes the pcap
+    to ``stdout``. On ``any`` packets carry LINUX_SLL2 headers, as tcpdump 4.99 writes them.
     """
-    program = compile_filter(expression)
-    handle = run_in_netns(pid, lambda: open_capture(interface, program, buffer_bytes))
+    if options is None:
+        options = PrintOptions(numeric=True, absolute_seq=True)
+    program = compile_filter(expression, snaplen)
+    text = write_path is None
+    handle = run_in_netns(
+        pid, lambda: open_capture(interface, program, buffer_bytes, shared_stamps=text)
+    )
     name = handle.interface
+    linktype = LINKTYPE_LINUX_SLL2 if name == "any" else LINKTYPE_ETHERNET
     stats = CaptureStats(interface=name, program=program)
-    if write_path is None:
-        log("verbose output suppressed, use -v[v]... for full protocol decode")
-    log(f"listening on {name}, link-type EN10MB (Ethernet), snapshot length {SNAPLEN} bytes")
     try:
-        if write_path is not None:
-            _write_pcap(handle, stats, write_path, count, duration_s, stop)
+        if user is not None:
+            _drop_privileges(user)
+        if write_path is None and not options.verbose:
+            log("verbose output suppressed, use -v[v]... for full protocol decode")
+        log(
+            f"listening on {name}, link-type {linktype_banner(linktype)}, snapshot length {snaplen} bytes"
+        )
+        if write_path == "-":
+            assert stdout is not None
+            _stream_pcap(handle, stats, stdout, count, duration_s, stop, linktype, snaplen)
+        elif write_path is not None and rotation is not None:
+            _write_rotating(
+                handle, stats, write_path, count, duration_s, stop, linktype, snaplen, rotation
+            )
+        elif write_path is not None:
+            _write_pcap(handle, stats, write_path, count, duration_s, stop, linktype, snaplen)
         else:
-            show_interface = name == "any"
+            printer = Printer(options, linktype, lambda index: handle.names.get(index, "?"))
+            sll2 = linktype == LINKTYPE_LINUX_SLL2
+            idle = None if line_buffered else flush
             try:
-                for packet in packets(handle, stats, count, duration_s, stop, flush):
-                    out(summarize(packet, show_interface))
+                for packet in packets(handle, stats, count, duration_s, stop, idle):
+                    sec = int(packet.ts)
+                    usec = round((packet.ts - sec) * 1_000_000)
+                    data, length = to_sll2(packet) if sll2 else (packet.data, packet.length)
+                    out(printer.format(sec, usec, data, length))
+                    if line_buffered and flush is not None:
+                        flush()
             finally:
                 if flush is not None:
                     flush()
@@ -526,6 +633,140 @@ def capture(
     return stats
 
 
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """tcpdump's -C (millions of bytes), -G (seconds, FILE through strftime), -W (file count)."""
+
+    size_bytes: int | None = None
+    seconds: float | None = None
+    files: int | None = None
+
+    def name(self, path: str, index: int, started: float) -> str:
+        """MakeFilename: FILE (strftime'd with -G), a number appended with -C or -W."""
+        base = time.strftime(path, time.localtime(started)) if self.seconds else path
+        if self.files is not None and self.size_bytes is not None:
+            width = len(str(max(self.files - 1, 0)))
+            return f"{base}{index % self.files:0{width}d}"
+        if self.size_bytes is not None and index:
+            return f"{base}{index}"
+        return base
+
+
+def _write_rotating(
+    handle: Handle,
+    stats: CaptureStats,
+    path: str,
+    count: int | None,
+    duration_s: float | None,
+    stop: Callable[[], bool] | None,
+    linktype: int,
+    snaplen: int,
+    rotation: Rotation,
+) -> None:
+    """``-w FILE`` with ``-C``/``-G``/``-W``: a new file when the size or the time is up.
+
+    Each file is written to a temporary name and renamed when it is complete (so a finished
+    file is never seen half-written, and no symlink is followed); with ``-G -W N`` the capture
+    ends after N files, with ``-C -W N`` the names wrap around (the oldest is replaced).
+    """
+    index = 0
+    stream: BinaryIO | None = None
+    tmp = final = ""
+    started = time.time()
+
+    def open_next() -> None:
+        nonlocal stream, tmp, final, started
+        started = time.time()
+        final = rotation.name(path, index, started)
+        directory = os.path.dirname(os.path.abspath(final))
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{os.path.basename(final)}.", suffix=".tmp", dir=directory
+            )
+        except OSError as exc:
+            raise HelperError(
+                f"cannot write {final}: {exc.strerror}",
+                hint="check that the directory exists and is writable",
+            ) from None
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        stream = os.fdopen(fd, "wb")
+        PcapWriter(stream, linktype, snaplen)
+
+    def close_current() -> None:
+        nonlocal stream
+        if stream is not None:
+            stream.flush()
+            os.fsync(stream.fileno())
+            stream.close()
+            os.replace(tmp, final)
+            stream = None
+
+    done: list[bool] = []
+
+    def stopping() -> bool:
+        return bool(done) or (stop is not None and stop())
+
+    open_next()
+    sll2 = linktype == LINKTYPE_LINUX_SLL2
+    try:
+
+        def flush() -> None:  # whatever is captured is in the file when traffic pauses
+            if stream is not None:
+                stream.flush()
+
+        for packet in packets(handle, stats, count, duration_s, stopping, flush):
+            assert stream is not None
+            now = time.time()
+            due = rotation.seconds is not None and now - started >= rotation.seconds
+            full = rotation.size_bytes is not None and stream.tell() > rotation.size_bytes
+            if due or full:
+                close_current()
+                index += 1
+                if due and rotation.files is not None and index >= rotation.files:
+                    done.append(True)  # -G with -W: that many files, then stop
+                    stats.captured -= 1
+                    break
+                open_next()
+                assert stream is not None
+            data, length = to_sll2(packet) if sll2 else (packet.data, packet.length)
+            sec = int(packet.ts)
+            usec = round((packet.ts - sec) * 1_000_000)
+            stream.write(_RECORD.pack(sec, usec, len(data), length) + data)
+    finally:
+        close_current()
+
+
+def _stream_pcap(
+    handle: Handle,
+    stats: CaptureStats,
+    stream: BinaryIO,
+    count: int | None,
+    duration_s: float | None,
+    stop: Callable[[], bool] | None,
+    linktype: int,
+    snaplen: int,
+) -> None:
+    """``-w -``: pcap on standard output, flushed per ring block (``| wireshark -k -i -``)."""
+    if handle.ring is not None:
+        stream.write(_pcap_header(linktype, snaplen))
+        stream.flush()
+
+        def write(block: bytearray) -> None:
+            stream.write(block)
+            stream.flush()
+
+        _ring_to_pcap(
+            handle, stats, write, count, duration_s, stop, linktype == LINKTYPE_LINUX_SLL2
+        )
+    else:
+        writer = PcapWriter(stream, linktype, snaplen)
+        for packet in packets(handle, stats, count, duration_s, stop, stream.flush):
+            writer.write(packet)
+    stream.flush()
+
+
 def _write_pcap(
     handle: Handle,
     stats: CaptureStats,
@@ -533,6 +774,8 @@ def _write_pcap(
     count: int | None,
     duration_s: float | None,
     stop: Callable[[], bool] | None,
+    linktype: int = LINKTYPE_ETHERNET,
+    snaplen: int = SNAPLEN,
 ) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     try:
@@ -555,15 +798,23 @@ def _write_pcap(
             try:
                 if handle.ring is not None:
                     # whole ring blocks, one write each, flushed: what is captured is on disk
-                    stream.write(_pcap_header())
+                    stream.write(_pcap_header(linktype, snaplen))
 
                     def write(block: bytearray) -> None:
                         stream.write(block)
                         stream.flush()
 
-                    _ring_to_pcap(handle, stats, write, count, duration_s, stop)
+                    _ring_to_pcap(
+                        handle,
+                        stats,
+                        write,
+                        count,
+                        duration_s,
+                        stop,
+                        linktype == LINKTYPE_LINUX_SLL2,
+                    )
                 else:
-                    writer = PcapWriter(stream)
+                    writer = PcapWriter(stream, linktype, snaplen)
                     for packet in packets(handle, stats, count, duration_s, stop, stream.flush):
                         writer.write(packet)
             finally:
@@ -577,341 +828,245 @@ def _write_pcap(
         raise
 
 
-# --- one-line summaries ------------------------------------------------------------------
+# --- reading capture files ---------------------------------------------------------------
 
-_TCP_FLAGS = (
-    ("F", 0x01),
-    ("S", 0x02),
-    ("R", 0x04),
-    ("P", 0x08),
-    (".", 0x10),
-    ("U", 0x20),
-    ("E", 0x40),
-    ("W", 0x80),
-)
-
-
-def _mac(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
-
-
-def _tcp_options(raw: bytes) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        kind = raw[i]
-        if kind == 0:
-            out.append("eol")
-            break
-        if kind == 1:
-            out.append("nop")
-            i += 1
-            continue
-        if i + 1 >= len(raw) or raw[i + 1] < 2:
-            out.append("bad opt")
-            break
-        size = raw[i + 1]
-        body = raw[i + 2 : i + size]
-        if kind == 2 and len(body) == 2:
-            out.append(f"mss {struct.unpack('!H', body)[0]}")
-        elif kind == 3 and len(body) == 1:
-            out.append(f"wscale {body[0]}")
-        elif kind == 4:
-            out.append("sackOK")
-        elif kind == 8 and len(body) == 8:
-            val, ecr = struct.unpack("!II", body)
-            out.append(f"TS val {val} ecr {ecr}")
-        elif kind == 5:
-            edges = [struct.unpack("!II", body[j : j + 8]) for j in range(0, len(body) - 7, 8)]
-            out.append("sack " + str(len(edges)) + " " + " ".join(f"{{{a}:{b}}}" for a, b in edges))
-        else:
-            out.append(f"unknown-{kind}")
-        i += size
-    return ",".join(out)
-
-
-_DNS_TYPES = {
-    1: "A",
-    2: "NS",
-    5: "CNAME",
-    6: "SOA",
-    12: "PTR",
-    15: "MX",
-    16: "TXT",
-    28: "AAAA",
-    33: "SRV",
-    41: "OPT",
-    64: "SVCB",
-    65: "HTTPS",
-    255: "ANY",
+_PCAP_MAGICS = {
+    0xA1B2C3D4: ("<", 1_000_000),
+    0xD4C3B2A1: (">", 1_000_000),
+    0xA1B23C4D: ("<", 1_000_000_000),
+    0x4D3CB2A1: (">", 1_000_000_000),
 }
-_DNS_RCODES = ("", " FormErr", " ServFail", " NXDomain", " NotImp", " Refused")
+_PCAPNG_SHB = 0x0A0D0D0A
+_SUPPORTED_LINKTYPES = (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2)
+MAX_RECORD_BYTES = 1 << 20  # a record claiming more is a damaged file, not a packet
 
 
-def _dns_name(msg: bytes, offset: int) -> tuple[str, int]:
-    """A (possibly compressed) name at ``offset``: (dotted name with trailing dot, next offset)."""
-    labels: list[str] = []
-    end = -1
-    for _ in range(128):
-        size = msg[offset]
-        if size & 0xC0 == 0xC0:
-            if end < 0:
-                end = offset + 2
-            offset = ((size & 0x3F) << 8) | msg[offset + 1]
-            continue
-        if size == 0:
-            offset += 1
-            break
-        labels.append(msg[offset + 1 : offset + 1 + size].decode("ascii", "backslashreplace"))
-        offset += 1 + size
-    return (".".join(labels) + "." if labels else "."), (end if end >= 0 else offset)
+class Record(NamedTuple):
+    """One packet of a capture file: time stamp (seconds, microseconds), bytes, wire length."""
+
+    sec: int
+    usec: int
+    data: bytes
+    length: int
 
 
-def _dns_rdata(msg: bytes, rtype: int, start: int, size: int) -> str:
-    data = msg[start : start + size]
-    if rtype == 1 and size == 4:
-        return " " + socket.inet_ntoa(data)
-    if rtype == 28 and size == 16:
-        return " " + socket.inet_ntop(socket.AF_INET6, data)
-    if rtype in (2, 5, 12):
-        return " " + _dns_name(msg, start)[0]
-    if rtype == 15:
-        return f" {_dns_name(msg, start + 2)[0]} {struct.unpack('!H', data[:2])[0]}"
-    if rtype == 16:
-        parts, i = [], 0
-        while i < len(data):
-            parts.append('"' + data[i + 1 : i + 1 + data[i]].decode("ascii", "replace") + '"')
-            i += 1 + data[i]
-        return " " + " ".join(parts)
-    if rtype == 33:
-        prio, weight, port = struct.unpack("!HHH", data[:6])
-        return f" {_dns_name(msg, start + 6)[0]}:{port} {prio} {weight}"
-    return ""
+class Savefile:
+    """A pcap or pcapng file opened for reading, as ``tcpdump -r`` opens it."""
 
-
-def _dns(msg: bytes) -> str:
-    """tcpdump's one-line DNS summary (without -v)."""
-    ident, flags, qd, an, ns, ar = struct.unpack("!HHHHHH", msg[:12])
-    opcode = (flags >> 11) & 0xF
-    ops = "" if opcode == 0 else f" op{opcode}"
-    offset = 12
-    questions = []
-    for _ in range(qd):
-        name, offset = _dns_name(msg, offset)
-        qtype = struct.unpack("!H", msg[offset : offset + 2])[0]
-        offset += 4
-        questions.append(f"{_DNS_TYPES.get(qtype, f'Type{qtype}')}? {name}")
-    if not flags & 0x8000:  # query
-        text = f"{ident}{ops}{'+' if flags & 0x0100 else ''}"
-        if flags & 0x0010:
-            text += "$"
-        if qd != 1:
-            text += f" [{qd}q]"
-        if an:
-            text += f" [{an}a]"
-        if ns:
-            text += f" [{ns}n]"
-        if ar:
-            text += f" [{ar}au]"
-        return text + "".join(" " + q for q in questions) + f" ({len(msg)})"
-    rcode = flags & 0xF
-    text = (
-        f"{ident}{ops}{_DNS_RCODES[rcode] if rcode < len(_DNS_RCODES) else f' Resp{rcode}'}"
-        f"{'*' if flags & 0x0400 else ''}{'' if flags & 0x0080 else '-'}"
-        f"{'|' if flags & 0x0200 else ''}{'$' if flags & 0x0020 else ''}"
-    )
-    if qd != 1:
-        text += f" [{qd}q]"
-    text += f" {an}/{ns}/{ar}"
-    records = []
-    for _ in range(an):
-        _name, offset = _dns_name(msg, offset)
-        rtype, _rclass, _ttl, size = struct.unpack("!HHIH", msg[offset : offset + 10])
-        offset += 10
-        records.append(
-            f" {_DNS_TYPES.get(rtype, f'Type{rtype}')}{_dns_rdata(msg, rtype, offset, size)}"
-        )
-        offset += size
-    return text + ",".join(records) + f" ({len(msg)})"
-
-
-_HTTP_METHODS = (
-    b"GET",
-    b"PUT",
-    b"POST",
-    b"HEAD",
-    b"DELETE",
-    b"OPTIONS",
-    b"TRACE",
-    b"CONNECT",
-    b"PATCH",
-)
-
-
-def _http(payload: bytes) -> str:
-    token = payload.split(b" ", 1)[0]
-    if token in _HTTP_METHODS or token.startswith(b"HTTP/"):
-        line = payload.split(b"\r\n", 1)[0].split(b"\n", 1)[0]
-        return ": HTTP: " + line.decode("ascii", "replace")
-    return ": HTTP"
-
-
-def _icmp6(payload: bytes) -> str:
-    kind = payload[0]
-    if kind in (128, 129) and len(payload) >= 8:
-        ident, seq = struct.unpack("!HH", payload[4:8])
-        return f"echo {'request' if kind == 128 else 'reply'}, id {ident}, seq {seq}"
-    if kind in (135, 136) and len(payload) >= 24:
-        target = socket.inet_ntop(socket.AF_INET6, payload[8:24])
-        return (
-            f"neighbor solicitation, who has {target}"
-            if kind == 135
-            else f"neighbor advertisement, tgt is {target}"
-        )
-    if kind == 143 and len(payload) >= 8:
-        return (
-            f"multicast listener report v2, {struct.unpack('!H', payload[6:8])[0]} group record(s)"
-        )
-    names = {133: "router solicitation", 134: "router advertisement", 1: "destination unreachable"}
-    return names.get(kind, f"type-#{kind}")
-
-
-def _hbh(payload: bytes, src: str, dst: str, sep: str) -> str:
-    size = (payload[1] + 1) * 8
-    inner = _transport(payload[0], src, dst, payload[size:], sep)
-    head = f"{src} > {dst}: "
-    return head + "HBH " + inner[len(head) :] if inner.startswith(head) else inner
-
-
-def _transport(proto: int, src: str, dst: str, payload: bytes, sep: str) -> str:
-    if proto == 6 and len(payload) >= 20:
-        sport, dport, seq, ack, off, flags, win = struct.unpack("!HHIIBBH", payload[:16])
-        hlen = (off >> 4) * 4
-        data_len = max(len(payload) - hlen, 0)
-        names = "".join(ch for ch, bit in _TCP_FLAGS if flags & bit)
-        text = f"{src}{sep}{sport} > {dst}{sep}{dport}: Flags [{names or 'none'}], "
-        if data_len:
-            text += f"seq {seq}:{seq + data_len}, "
-        elif flags & 0x07:
-            text += f"seq {seq}, "
-        if flags & 0x10:
-            text += f"ack {ack}, "
-        text += f"win {win}"
-        opts = payload[20:hlen]
-        if opts:
-            text += f", options [{_tcp_options(opts)}]"
-        text += f", length {data_len}"
-        if data_len and (sport in (80, 8080) or dport in (80, 8080)):
-            text += _http(payload[hlen:])
-        return text
-    if proto == 17 and len(payload) >= 8:
-        sport, dport, ulen = struct.unpack("!HHH", payload[:6])
-        if (sport == 53 or dport == 53) and ulen >= 20:
-            try:
-                return f"{src}{sep}{sport} > {dst}{sep}{dport}: {_dns(payload[8:ulen])}"
-            except (IndexError, struct.error, UnicodeError):
-                pass
-        return f"{src}{sep}{sport} > {dst}{sep}{dport}: UDP, length {max(ulen - 8, 0)}"
-    if proto == 1 and len(payload) >= 8:
-        icmp_type, code = payload[0], payload[1]
-        ident, seq = struct.unpack("!HH", payload[4:8])
-        kinds = {0: "echo reply", 8: "echo request"}
-        if icmp_type in kinds:
-            what = f"ICMP {kinds[icmp_type]}, id {ident}, seq {seq}"
-        elif icmp_type == 3:
-            what = f"ICMP unreachable (code {code})"
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        head = stream.read(4)
+        if len(head) < 4:
+            raise HelperError("not a pcap file (too short)", hint="expected a file from tcpdump -w")
+        magic = struct.unpack("<I", head)[0]
+        self.linktype = LINKTYPE_ETHERNET
+        self.snaplen = SNAPLEN
+        self._ng = magic == _PCAPNG_SHB
+        self._order = "<"
+        self._unit = 1_000_000
+        self._ifaces: list[tuple[int, int]] = []  # (linktype, units per second)
+        if self._ng:
+            self._first = self._pcapng_first(head)
         else:
-            what = f"ICMP type {icmp_type} code {code}"
-        return f"{src} > {dst}: {what}, length {len(payload)}"
-    if proto == 0 and len(payload) >= 8:  # IPv6 hop-by-hop options header
-        return _hbh(payload, src, dst, sep)
-    if proto == 58 and len(payload) >= 4:
-        return f"{src} > {dst}: ICMP6, {_icmp6(payload)}, length {len(payload)}"
-    return f"{src} > {dst}: ip-proto-{proto} {len(payload)}"
+            if magic not in _PCAP_MAGICS:
+                raise HelperError(
+                    "unknown file format", hint="expected a pcap or pcapng file (tcpdump -w)"
+                )
+            self._order, self._unit = _PCAP_MAGICS[magic]
+            rest = stream.read(20)
+            if len(rest) < 20:
+                raise HelperError("truncated dump file header", hint="the file is damaged")
+            self.snaplen, linktype = struct.unpack(self._order + "12xII", rest)
+            self.linktype = linktype & 0x0FFFFFFF
+        if self.linktype not in _SUPPORTED_LINKTYPES:
+            raise HelperError(
+                f"unsupported link type {self.linktype}",
+                hint="fleetkit reads Ethernet (1) and LINUX_SLL2 (276) captures",
+            )
+
+    def records(self) -> Iterator[Record]:
+        """The file's packets in order; HelperError on a damaged record (after the good ones)."""
+        if self._ng:
+            yield from self._pcapng_records()
+            return
+        record = struct.Struct(self._order + "IIII")
+        read = self.stream.read
+        scale = self._unit // 1_000_000
+        while True:
+            head = read(16)
+            if not head:
+                return
+            if len(head) < 16:
+                raise HelperError(
+                    f"truncated dump file; tried to read 16 header bytes, only got {len(head)}",
+                    hint="the file is damaged or still being written",
+                )
+            sec, frac, incl, orig = record.unpack(head)
+            if incl > MAX_RECORD_BYTES or incl > max(self.snaplen, SNAPLEN):
+                raise HelperError(
+                    f"invalid packet capture length {incl}, bigger than snaplen of {self.snaplen}",
+                    hint="the file is damaged",
+                )
+            data = read(incl)
+            if len(data) < incl:
+                raise HelperError(
+                    f"truncated dump file; tried to read {incl} captured bytes, only got "
+                    f"{len(data)}",
+                    hint="the file is damaged or still being written",
+                )
+            yield Record(sec, frac // scale, data, orig)
+
+    # pcapng: section header, interface descriptions, enhanced/simple packet blocks
+    def _block(self) -> tuple[int, bytes] | None:
+        head = self.stream.read(8)
+        if not head:
+            return None
+        if len(head) < 8:
+            raise HelperError("truncated pcapng block", hint="the file is damaged")
+        kind, total = struct.unpack(self._order + "II", head)
+        if total < 12 or total % 4 or total > MAX_RECORD_BYTES + 64:
+            raise HelperError(f"bad pcapng block length {total}", hint="the file is damaged")
+        body = self.stream.read(total - 8)
+        if len(body) < total - 8:
+            raise HelperError("truncated pcapng block", hint="the file is damaged")
+        return kind, body[:-4]
+
+    def _pcapng_first(self, head: bytes) -> list[Record]:
+        rest = self.stream.read(8)
+        if len(rest) < 8:
+            raise HelperError("truncated pcapng section header", hint="the file is damaged")
+        bom = rest[4:8]
+        self._order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
+        total = struct.unpack(self._order + "I", rest[:4])[0]
+        if total < 28 or total % 4 or total > MAX_RECORD_BYTES:
+            raise HelperError("bad pcapng section header", hint="the file is damaged")
+        self.stream.read(total - 12)
+        pending: list[Record] = []
+        while not self._ifaces:  # the link type comes from the first interface description
+            block = self._block()
+            if block is None:
+                break
+            record = self._pcapng_block(*block)
+            if record is not None:
+                pending.append(record)
+        return pending
+
+    def _pcapng_records(self) -> Iterator[Record]:
+        yield from self._first
+        while True:
+            block = self._block()
+            if block is None:
+                return
+            record = self._pcapng_block(*block)
+            if record is not None:
+                yield record
+
+    def _pcapng_block(self, kind: int, body: bytes) -> Record | None:
+        order = self._order
+        if kind == 1:  # interface description
+            linktype, snaplen = struct.unpack_from(order + "HxxI", body)
+            units = 1_000_000
+            at = 8
+            while at + 4 <= len(body):
+                code, size = struct.unpack_from(order + "HH", body, at)
+                if code == 0:
+                    break
+                if code == 9 and size >= 1:
+                    value = body[at + 4]
+                    units = 2 ** (value & 0x7F) if value & 0x80 else 10**value
+                at += 4 + (size + 3) // 4 * 4
+            if not self._ifaces:
+                self.linktype, self.snaplen = linktype, snaplen or SNAPLEN
+            elif linktype != self.linktype:
+                raise HelperError(
+                    "an interface has a different link type than the first interface",
+                    hint="read files whose interfaces share one link type (as libpcap does)",
+                )
+            self._ifaces.append((linktype, units))
+            return None
+        if kind == 6:  # enhanced packet
+            iface, high, low, incl, orig = struct.unpack_from(order + "IIIII", body)
+            if iface >= len(self._ifaces):
+                raise HelperError(f"a packet on unknown interface {iface}", hint="damaged file")
+            units = self._ifaces[iface][1]
+            stamp = high << 32 | low
+            sec, frac = divmod(stamp, units)
+            return Record(sec, frac * 1_000_000 // units, body[20 : 20 + incl], orig)
+        if kind == 3:  # simple packet
+            orig = struct.unpack_from(order + "I", body)[0]
+            return Record(0, 0, body[4 : 4 + min(orig, self.snaplen)], orig)
+        if kind == _PCAPNG_SHB:
+            raise HelperError(
+                "a second pcapng section is not supported", hint="split the file with editcap"
+            )
+        return None  # name resolution, statistics, custom blocks: not packets
 
 
 def read_pcap(stream: BinaryIO) -> Iterator[Packet]:
-    """Packets of a classic pcap file (LINKTYPE_ETHERNET; either byte order, us or ns)."""
-    header = stream.read(24)
-    if len(header) < 24:
-        raise HelperError("not a pcap file (too short)", hint="expected a file from tcpdump -w")
-    magic = struct.unpack("<I", header[:4])[0]
-    formats = {
-        0xA1B2C3D4: ("<", 1e-6),
-        0xD4C3B2A1: (">", 1e-6),
-        0xA1B23C4D: ("<", 1e-9),
-        0x4D3CB2A1: (">", 1e-9),
-    }
-    if magic not in formats:
-        raise HelperError(
-            "not a classic pcap file (pcapng is not supported)",
-            hint="convert with: tcpdump -r FILE -w out.pcap",
-        )
-    order, unit = formats[magic]
-    linktype = struct.unpack(order + "I", header[20:24])[0] & 0x0FFFFFFF
-    if linktype != LINKTYPE_ETHERNET:
-        raise HelperError(f"unsupported link type {linktype}", hint="only Ethernet (1) captures")
-    record = struct.Struct(order + "IIII")
-    while True:
-        head = stream.read(16)
-        if len(head) < 16:
-            return
-        sec, frac, incl, orig = record.unpack(head)
-        yield Packet(sec + frac * unit, "", False, stream.read(incl), orig)
-
-
-_CLOCK: list[Any] = [None, ""]  # the last second formatted: (second, "HH:MM:SS")
+    """Packets of a pcap or pcapng file (Ethernet captures), as Packets."""
+    for rec in Savefile(stream).records():
+        yield Packet(rec.sec + rec.usec * 1e-6, "", False, rec.data, rec.length)
 
 
 def summarize(packet: Packet, show_interface: bool = False) -> str:
-    """One line per packet, as ``tcpdump -n -S`` prints it (common protocols)."""
+    """One line per packet, as ``tcpdump -n -S`` prints it (``-i any``: with interface)."""
+    printer = Printer(
+        PrintOptions(numeric=True, absolute_seq=True),
+        LINKTYPE_LINUX_SLL2 if show_interface else LINKTYPE_ETHERNET,
+        lambda _index: packet.ifname,
+    )
     sec = int(packet.ts)
-    usec = int(round((packet.ts - sec) * 1_000_000))
-    if usec >= 1_000_000:
-        sec, usec = sec + 1, usec - 1_000_000
-    if _CLOCK[0] != sec:  # localtime+strftime once per second, not once per packet
-        _CLOCK[0], _CLOCK[1] = sec, time.strftime("%H:%M:%S", time.localtime(sec))
-    stamp = f"{_CLOCK[1]}.{usec:06d}"
-    prefix = (
-        f"{stamp} {packet.ifname} {'Out' if packet.outgoing else 'In '} "
-        if show_interface
-        else f"{stamp} "
-    )
-    data = packet.data
-    if len(data) < 14:
-        return prefix + f"[|ether] length {packet.length}"
-    ethertype = data[12] << 8 | data[13]
-    body = data[14:]
-    if ethertype == 0x8100 and len(body) >= 4:
-        ethertype = struct.unpack("!H", body[2:4])[0]
-        body = body[4:]
-    if ethertype == 0x0800 and len(body) >= 20:
-        ihl = (body[0] & 0x0F) * 4
-        total = struct.unpack("!H", body[2:4])[0]
-        proto = body[9]
-        src, dst = (
-            socket.inet_ntop(socket.AF_INET, body[12:16]),
-            socket.inet_ntop(socket.AF_INET, body[16:20]),
-        )
-        return prefix + "IP " + _transport(proto, src, dst, body[ihl:total], ".")
-    if ethertype == 0x86DD and len(body) >= 40:
-        plen = struct.unpack("!H", body[4:6])[0]
-        proto = body[6]
-        src, dst = (
-            socket.inet_ntop(socket.AF_INET6, body[8:24]),
-            socket.inet_ntop(socket.AF_INET6, body[24:40]),
-        )
-        return prefix + "IP6 " + _transport(proto, src, dst, body[40 : 40 + plen], ".")
-    if ethertype == 0x0806 and len(body) >= 28:
-        op = struct.unpack("!H", body[6:8])[0]
-        sha, spa = body[8:14], socket.inet_ntoa(body[14:18])
-        tpa = socket.inet_ntoa(body[24:28])
-        if op == 1:
-            return prefix + f"ARP, Request who-has {tpa} tell {spa}, length {len(body)}"
-        if op == 2:
-            return prefix + f"ARP, Reply {spa} is-at {_mac(sha)}, length {len(body)}"
-        return prefix + f"ARP, op {op}, length {len(body)}"
-    return (
-        prefix
-        + f"{_mac(data[6:12])} > {_mac(data[0:6])}, ethertype 0x{ethertype:04x}, length {packet.length}"
-    )
+    usec = round((packet.ts - sec) * 1_000_000)
+    if show_interface:
+        pkttype = PACKET_OUTGOING if packet.outgoing else packet.pkttype
+        data, length = to_sll2(packet._replace(pkttype=pkttype))
+    else:
+        data, length = packet.data, packet.length
+    return printer.format(sec, usec, data, length).rstrip("\n")
+
+
+def list_interfaces(pid: int | None) -> str:
+    """``tcpdump -D`` for the target's namespace: capturable interfaces in libpcap's order.
+
+    libpcap orders devices by a figure of merit (up, running, not loopback first; ``any``
+    after the real interfaces that are up); pseudo-devices fleetkit cannot capture on (nflog,
+    nfqueue, D-Bus, Bluetooth) are not listed.
+    """
+    import fcntl
+
+    def probe() -> list[tuple[int, int, str, int]]:
+        rows = []
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for index, name in socket.if_nameindex():
+                raw = fcntl.ioctl(sock, 0x8913, struct.pack("16sH14x", name.encode(), 0))
+                flags = struct.unpack("16sH14x", raw)[1]
+                merit = 0
+                if not flags & 0x1:
+                    merit |= 0x80000000
+                if not flags & 0x40:
+                    merit |= 0x40000000
+                if flags & 0x8:
+                    merit |= 0x10000000
+                rows.append((merit, index, name, flags))
+        finally:
+            sock.close()
+        rows.append((0x08000000, 1 << 30, "any", -1))
+        return sorted(rows)
+
+    lines = []
+    for number, (_merit, _index, name, flags) in enumerate(run_in_netns(pid, probe), 1):
+        if flags == -1:
+            lines.append(
+                f"{number}.any (Pseudo-device that captures on all interfaces) [Up, Running]"
+            )
+            continue
+        words = [w for bit, w in ((0x1, "Up"), (0x40, "Running")) if flags & bit]
+        if flags & 0x8:
+            words.append("Loopback")
+        elif flags & 0x40:
+            words.append("Connected")
+        elif flags & 0x1:
+            words.append("Disconnected")
+        lines.append(f"{number}.{name} [{', '.join(words) or 'none'}]")
+    return "".join(line + "\n" for line in lines)

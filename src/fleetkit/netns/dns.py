@@ -3,8 +3,10 @@
 The query runs in a short-lived thread joined to the target's network namespace (its sockets
 are created there). By default the servers, search list and ``ndots`` come from
 ``/proc/PID/root/etc/resolv.conf`` (the file the target's libc reads), and the search list is
-applied as the stub resolver applies it: a name with at least ``ndots`` dots is tried as-is
-first, otherwise each search domain is tried first; a trailing dot disables the search.
+applied as dig's ``+search`` applies it: a name with at least ``ndots`` dots is tried as-is
+first, otherwise each search domain is tried first; a trailing dot disables the search. As dig
+does, the walk moves on to the next name only on NXDOMAIN; every name tried is kept with its
+status (``DigResult.steps``), for ``+showsearch`` and the search lines of the full output.
 
 ``fleetkit ns dig`` is a one-shot command whose wall time is mostly start-up, so the wire format
 (RFC 1035: one question out; header, question and resource records back, with name compression)
@@ -22,6 +24,7 @@ import os
 import socket
 import struct
 import time
+from typing import NamedTuple
 
 from fleetkit.netns.errors import HelperError, NoSuchProcess
 from fleetkit.netns.namespaces import run_in_netns
@@ -34,11 +37,16 @@ __all__ = [
     "DigResult",
     "Message",
     "Record",
+    "RawRecord",
     "ResolvConf",
     "candidates",
     "dig",
     "make_query",
     "parse_message",
+    "read_header",
+    "read_labels",
+    "read_question",
+    "read_record",
     "read_resolv_conf",
 ]
 
@@ -292,8 +300,12 @@ def _name_text(labels: list[bytes]) -> str:
     return ".".join(parts) + "."
 
 
-def read_name(wire: bytes, offset: int) -> tuple[str, int]:
-    """The (possibly compressed) name at ``offset``: (presentation text, offset after it)."""
+def read_labels(wire: bytes, offset: int) -> tuple[list[bytes], int]:
+    """The (possibly compressed) name at ``offset``: (its labels, the offset after it).
+
+    The one place a name is taken off the wire (dig and capture both use it): every length and
+    pointer is checked against the message, loops and names over 255 octets are errors.
+    """
     labels: list[bytes] = []
     end = -1
     hops = 0
@@ -324,7 +336,53 @@ def read_name(wire: bytes, offset: int) -> tuple[str, int]:
         if total > 255:
             raise DNSWireError("name longer than 255 octets")
         offset += size
-    return _name_text(labels), (end if end >= 0 else offset)
+    return labels, (end if end >= 0 else offset)
+
+
+def read_name(wire: bytes, offset: int) -> tuple[str, int]:
+    """The (possibly compressed) name at ``offset``: (presentation text, offset after it)."""
+    labels, end = read_labels(wire, offset)
+    return _name_text(labels), end
+
+
+class RawRecord(NamedTuple):
+    """One resource record as it is on the wire: owner labels, fields, where its data is."""
+
+    labels: list[bytes]
+    rtype: int
+    rclass: int
+    ttl: int
+    rdata: int  # offset of the data in the message
+    rdlength: int
+    end: int  # offset after the record
+
+
+def read_header(wire: bytes) -> tuple[int, int, int, int, int, int]:
+    """(id, flags, qdcount, ancount, nscount, arcount); DNSWireError if shorter than 12 bytes."""
+    if len(wire) < 12:
+        raise DNSWireError("message shorter than its header")
+    return _HEADER.unpack_from(wire)
+
+
+def read_question(wire: bytes, offset: int) -> tuple[list[bytes], int, int, int]:
+    """(labels, qtype, qclass, offset after) of the question at ``offset``."""
+    labels, offset = read_labels(wire, offset)
+    if offset + 4 > len(wire):
+        raise DNSWireError("question runs past the end of the message")
+    qtype, qclass = struct.unpack_from("!HH", wire, offset)
+    return labels, qtype, qclass, offset + 4
+
+
+def read_record(wire: bytes, offset: int) -> RawRecord:
+    """The resource record at ``offset``; its data must lie inside the message."""
+    labels, offset = read_labels(wire, offset)
+    if offset + 10 > len(wire):
+        raise DNSWireError("record header runs past the end of the message")
+    rtype, rclass, ttl, size = _RR.unpack_from(wire, offset)
+    offset += 10
+    if offset + size > len(wire):
+        raise DNSWireError("record data runs past the end of the message")
+    return RawRecord(labels, rtype, rclass, ttl, offset, size, offset + size)
 
 
 def _character_strings(data: bytes) -> str:
@@ -438,31 +496,28 @@ class Message:
 
 def parse_message(wire: bytes) -> Message:
     """Parse a response; raises DNSWireError when it is malformed."""
-    if len(wire) < 12:
-        raise DNSWireError("message shorter than its header")
-    ident, flags, qd, an, ns, ar = _HEADER.unpack_from(wire)
+    ident, flags, qd, an, ns, ar = read_header(wire)
     msg = Message(ident, flags, len(wire))
     offset = 12
     try:
         for _ in range(qd):
-            name, offset = read_name(wire, offset)
-            qtype, qclass = struct.unpack_from("!HH", wire, offset)
-            offset += 4
-            msg.question.append((name, qtype, qclass))
+            labels, qtype, qclass, offset = read_question(wire, offset)
+            msg.question.append((_name_text(labels), qtype, qclass))
         for section, count in ((msg.answer, an), (msg.authority, ns), (msg.additional, ar)):
             for _ in range(count):
-                name, offset = read_name(wire, offset)
-                rtype, rclass, ttl, size = _RR.unpack_from(wire, offset)
-                offset += 10
-                if offset + size > len(wire):
-                    raise DNSWireError("record data runs past the end of the message")
-                if rtype == 41:  # OPT pseudo-record: not a record dig lists in a section
-                    offset += size
+                rr = read_record(wire, offset)
+                offset = rr.end
+                if rr.rtype == 41:  # OPT pseudo-record: not a record dig lists in a section
                     continue
                 section.append(
-                    Record(name, rtype, rclass, ttl, rdata_text(wire, rtype, offset, size))
+                    Record(
+                        _name_text(rr.labels),
+                        rr.rtype,
+                        rr.rclass,
+                        rr.ttl,
+                        rdata_text(wire, rr.rtype, rr.rdata, rr.rdlength),
+                    )
                 )
-                offset += size
     except struct.error:
         raise DNSWireError("message truncated") from None
     return msg
@@ -519,7 +574,17 @@ def _tcp(query: bytes, server: str, port: int, timeout_s: float) -> bytes:
 class DigResult:
     """What a lookup found: the names tried, the server that answered, its response."""
 
-    __slots__ = ("qname", "rdtype", "server", "port", "tcp", "tried", "response", "elapsed_s")
+    __slots__ = (
+        "qname",
+        "rdtype",
+        "server",
+        "port",
+        "tcp",
+        "tried",
+        "steps",
+        "response",
+        "elapsed_s",
+    )
 
     def __init__(self, qname: str, rdtype: str, server: str, port: int, tcp: bool) -> None:
         self.qname = qname
@@ -528,6 +593,7 @@ class DigResult:
         self.port = port
         self.tcp = tcp
         self.tried: list[str] = []
+        self.steps: list[tuple[str, Message]] = []  # each name tried and its response
         self.response: Message | None = None
         self.elapsed_s = 0.0
 
@@ -559,25 +625,34 @@ class DigResult:
             "protocol": "TCP" if self.tcp else "UDP",
             "status": self.rcode(),
             "tried": self.tried,
+            "search": [{"name": name, "status": msg.rcode_text()} for name, msg in self.steps],
             "answers": answers,
             "query_time_ms": round(self.elapsed_s * 1000, 3),
         }
 
-    def full_text(self) -> str:
-        """dig's default presentation (header, question, answer, authority, stats)."""
-        msg = self.response
+    def full_text(self, msg: Message | None = None) -> str:
+        """dig's default presentation (header, question, answer, authority, stats).
+
+        ``msg``: one of ``steps``' responses (``+showsearch`` prints each); default the last.
+        """
+        final = msg is None
+        if msg is None:
+            msg = self.response
         assert msg is not None
+        status = msg.rcode_text()
         lines = [
             f"; <<>> fleetkit ns dig <<>> {self.qname} {self.rdtype}",
             ";; global options: +cmd",
             ";; Got answer:",
-            f";; ->>HEADER<<- opcode: {msg.opcode_text()}, status: {self.rcode()}, id: {msg.id}",
+            f";; ->>HEADER<<- opcode: {msg.opcode_text()}, status: {status}, id: {msg.id}",
             f";; flags: {msg.flags_text()}; QUERY: {len(msg.question)}, "
             f"ANSWER: {len(msg.answer)}, AUTHORITY: {len(msg.authority)}, "
             f"ADDITIONAL: {len(msg.additional)}",
         ]
-        if len(self.tried) > 1:
-            lines.append(f";; searched: {', '.join(self.tried)}")
+        if final and len(self.steps) > 1:
+            width = max(len(name) for name, _msg in self.steps)
+            for name, step in self.steps:
+                lines.append(f";; search: {name:<{width}}  {step.rcode_text()}")
         lines += ["", ";; QUESTION SECTION:"]
         lines += [f";{name}\t\tIN\t{type_text(qtype)}" for name, qtype, _c in msg.question]
         for title, section in (
@@ -667,8 +742,9 @@ def dig(
             if response is None:
                 break
             result.tried.append(qname)
+            result.steps.append((qname, response))
             result.response = response
-            if response.rcode() == 0 and response.answer:
+            if response.rcode() != 3:  # as dig: only NXDOMAIN moves on to the next name
                 return result
         if result.response is None:
             reason = "timed out" if isinstance(last_error, TimeoutError) else str(last_error)

@@ -1,0 +1,183 @@
+"""The dissector and the capture-file reader on hostile input: no exception, bounded reads.
+
+Golden equality with tcpdump is tests/netns/test_tcpdump_golden.py; here the packets are
+built by hand and then mutated (a fixed seed, a bounded count), and capture files are damaged.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import socket
+import struct
+import time
+
+import pytest
+
+from fleetkit.netns.capture import Savefile, _pcap_header
+from fleetkit.netns.dissect import Printer, PrintOptions, sll2_header
+from fleetkit.netns.errors import HelperError
+
+MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+V4_A, V4_B = socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.2")
+V6_A, V6_B = (
+    socket.inet_pton(socket.AF_INET6, "fd00::1"),
+    socket.inet_pton(socket.AF_INET6, "fd00::2"),
+)
+
+
+def ether(ethertype: int, body: bytes) -> bytes:
+    return MAC_B + MAC_A + struct.pack("!H", ethertype) + body
+
+
+def ipv4(proto: int, payload: bytes) -> bytes:
+    head = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0, V4_A, V4_B
+    )
+    return ether(0x0800, head + payload)
+
+
+def ipv6(nh: int, payload: bytes) -> bytes:
+    return ether(
+        0x86DD, struct.pack("!IHBB16s16s", 6 << 28, len(payload), nh, 64, V6_A, V6_B) + payload
+    )
+
+
+def dns_response() -> bytes:
+    q = b"\x03web\x04test\x00" + struct.pack("!HH", 1, 1)
+    answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 30, 4) + V4_B
+    answers += b"\xc0\x0c" + struct.pack("!HHIH", 16, 1, 30, 6) + b"\x05hello"
+    answers += b"\xc0\x0c" + struct.pack("!HHIH", 15, 1, 30, 4) + b"\x00\x0a\xc0\x0c"
+    opt = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 12) + struct.pack("!HH", 10, 8) + b"c" * 8
+    return struct.pack("!HHHHHH", 7, 0x8580, 1, 3, 0, 1) + q + answers + opt
+
+
+def packets() -> list[bytes]:
+    syn = struct.pack("!HHIIBBHHH", 40000, 80, 1000, 0, 0xA0, 0x02, 64240, 0, 0)
+    syn += b"\x02\x04\x05\xb4\x04\x02\x08\x0a" + b"\x00" * 8 + b"\x01\x03\x03\x07"
+    http = struct.pack("!HHIIBBHHH", 40000, 80, 1000, 2000, 0x50, 0x18, 502, 0, 0)
+    http += b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+    dns = dns_response()
+    udp = struct.pack("!HHHH", 53, 40000, 8 + len(dns), 0) + dns
+    tcp_dns = struct.pack("!HHIIBBHHH", 53, 40000, 1, 1, 0x50, 0x18, 502, 0, 0)
+    tcp_dns += struct.pack("!H", len(dns)) + dns
+    inner = (
+        struct.pack("!BBHHHBBH4s4s", 0x45, 0, 30, 1, 0, 64, 17, 0, V4_B, V4_A)
+        + b"\x9c\x40\x27\x0f\x00\x0a\x00\x00"
+    )
+    unreach = struct.pack("!BBHI", 3, 3, 0, 0) + inner
+    ns = struct.pack("!BBHI16s", 135, 0, 0, 0, V6_B) + b"\x01\x01" + MAC_A
+    mld = struct.pack("!BBHHH", 143, 0, 0, 0, 1) + struct.pack("!BBH16s", 4, 0, 0, V6_B)
+    hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0]) + mld
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, MAC_A, V4_A, b"\0" * 6, V4_B)
+    return [
+        ipv4(6, syn),
+        ipv4(6, http),
+        ipv4(17, udp),
+        ipv4(6, tcp_dns),
+        ipv4(1, unreach),
+        ipv6(58, ns),
+        ipv6(0, hbh),
+        ipv6(17, udp),
+        ether(0x0806, arp),
+        ether(0x88B5, b"\x01\x02\x03"),
+    ]
+
+
+def test_built_packets_print_tcpdump_lines() -> None:
+    printer = Printer(PrintOptions(numeric=True, verbose=1), ifname=lambda i: "eth0")
+    text = "".join(printer.format(1, 2, p, len(p)) for p in packets())
+    assert "Flags [S], cksum 0x0000 (incorrect -> 0x" in text
+    assert "options [mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 7]" in text
+    assert "HTTP, length: 28\n\tGET /x HTTP/1.1\n\tHost: a\n\t\n" in text
+    dns = '7* 3/0/1 web.test. A 10.0.0.2, web.test. TXT "hello", web.test. MX web.test. 10 (99)'
+    assert text.count(dns) == 3  # over UDP/IPv4, TCP (length-prefixed) and UDP/IPv6
+    assert "ICMP 10.0.0.1 udp port 9999 unreachable, length 36 (wrong icmp cksum 0 (->" in text
+    assert "\n\tIP (tos 0x0, ttl 64, id 1, offset 0, flags [none], proto UDP (17)" in text
+    assert "ICMP6, neighbor solicitation, length 32, who has fd00::2" in text
+    assert "HBH (rtalert: 0x0000) (padn) [bad icmp6 cksum 0x0000 -> 0x" in text
+    assert (
+        "multicast listener report v2, 1 group record(s) [gaddr fd00::2 to_ex, 0 source(s)]" in text
+    )
+    assert "ARP, Ethernet (len 6), IPv4 (len 4), Request who-has 10.0.0.2 tell 10.0.0.1" in text
+    assert "ethertype Unknown (0x88b5), length 17: \n\t0x0000:  0102 03" in text
+
+
+@pytest.mark.parametrize("linktype", [1, 276])
+def test_mutated_and_cut_packets_never_raise(linktype: int) -> None:
+    rng = random.Random(14)
+    base = packets()
+    if linktype == 276:
+        base = [sll2_header(p[12] << 8 | p[13], 2, 1, 4, p[6:12]) + p[14:] for p in base]
+    options = [
+        PrintOptions(numeric=True, verbose=v, ether=e, quiet=q, hex_ascii=x)
+        for v in (0, 1, 2, 3)
+        for e in (False, True)
+        for q in (0, 1)
+        for x in (0, 1)
+    ]
+    for _ in range(3000):
+        data = bytearray(rng.choice(base))
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data) + 1)]
+        printer = Printer(rng.choice(options), linktype, lambda i: "eth0")
+        line = printer.format(0, 0, bytes(data), len(data) + rng.randrange(3))
+        assert line.endswith("\n")
+        # nothing unprintable reaches the terminal but the dumps' tabs and newlines
+        assert all(c in "\t\n" or 0x20 <= ord(c) < 0x7F for c in line), repr(line)
+
+
+def _pcap(records: list[tuple[int, bytes]], snaplen: int = 262144) -> bytes:
+    out = _pcap_header(1, snaplen)
+    for incl, data in records:
+        out += struct.pack("<IIII", 1, 2, incl, len(data)) + data
+    return out
+
+
+def test_savefile_refuses_damage_after_the_good_records() -> None:
+    good = packets()[0]
+    # a record claiming 2 GiB is refused before anything is allocated for it
+    stream = io.BytesIO(_pcap([(len(good), good), (2**31, b"")]))
+    savefile = Savefile(stream)
+    got = []
+    with pytest.raises(HelperError, match="invalid packet capture length 2147483648"):
+        for record in savefile.records():
+            got.append(record)
+    assert [r.data for r in got] == [good]
+    # a cut record: the good ones, then one error
+    cut = _pcap([(len(good), good), (len(good), good)])[:-10]
+    with pytest.raises(HelperError, match="truncated dump file"):
+        list(Savefile(io.BytesIO(cut)).records())
+    # a header claiming a 4 GiB snapshot does not make a 2 GiB record acceptable
+    huge = _pcap([(2**31, b"")], snaplen=0xFFFFFFFF)
+    with pytest.raises(HelperError, match="invalid packet capture length"):
+        list(Savefile(io.BytesIO(huge)).records())
+    with pytest.raises(HelperError, match="unknown file format"):
+        Savefile(io.BytesIO(b"GIF89a" + b"\0" * 30))
+    with pytest.raises(HelperError, match="unsupported link type 113"):
+        Savefile(io.BytesIO(_pcap_header(113)))
+
+
+def test_pcapng_blocks_are_bounded() -> None:
+    shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+    idb = struct.pack("<IIHHI", 1, 20, 1, 0, 0) + struct.pack("<I", 20)
+    huge = struct.pack("<II", 6, 0x7FFFFFF0)
+    savefile = Savefile(io.BytesIO(shb + idb + huge))
+    with pytest.raises(HelperError, match="bad pcapng block length"):
+        list(savefile.records())
+
+
+def test_rotation_names_follow_tcpdump() -> None:
+    from fleetkit.netns.capture import Rotation
+
+    size = Rotation(size_bytes=1_000_000)
+    assert [size.name("t", i, 0) for i in range(3)] == ["t", "t1", "t2"]
+    ring = Rotation(size_bytes=1_000_000, files=12)
+    assert [ring.name("t", i, 0) for i in (0, 1, 11, 12)] == ["t00", "t01", "t11", "t00"]
+    timed = Rotation(seconds=60, files=3)
+    stamp = 1_700_000_000.0
+    assert timed.name("trace-%Y%m%d.pcap", 0, stamp) == time.strftime(
+        "trace-%Y%m%d.pcap", time.localtime(stamp)
+    )

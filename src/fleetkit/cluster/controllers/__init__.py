@@ -1,0 +1,9 @@
+"""Workload controllers, one module per kind, each a ``sync(key)`` over the store."""
+
+from __future__ import annotations
+
+from fleetkit.cluster.controllers.deployment import DeploymentController
+from fleetkit.cluster.controllers.node import NodeController
+from fleetkit.cluster.controllers.replicaset import ReplicaSetController
+
+__all__ = ["DeploymentController", "ReplicaSetController", "NodeController"]

@@ -137,7 +137,7 @@ class ClusterState:
         unknown = [e.message for e in errs if e.unknown]
         if unknown and validation == "Strict":
             raise ApiError(400, "BadRequest", f"{head}: strict decoding error: " + ", ".join(unknown))
-        obj = clone(body)
+        obj = _prune_nulls(body)
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
         return obj, unknown if validation == "Warn" else []
 
@@ -312,3 +312,12 @@ class ClusterState:
                     self.store.update(key_of(r), new)
                 else:
                     self.delete(r, ns, o["metadata"]["name"], "Background")
+
+
+def _prune_nulls(v: Any) -> Any:
+    """A copy without null map values (Go decodes them to zero values that omitempty drops)."""
+    if isinstance(v, dict):
+        return {k: _prune_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_prune_nulls(x) for x in v]
+    return v

@@ -109,7 +109,7 @@ class API:
 
     # -- resources -------------------------------------------------------------------------------
     async def core(self, request: web.Request) -> web.Response:
-        return await self._dispatch(request, "", "v1", request.match_info["tail"])
+        return await self._dispatch(request, "", "v1", request.match_info.get("tail", ""))
 
     async def grouped(self, request: web.Request) -> web.Response:
         mi = request.match_info
@@ -144,6 +144,8 @@ class API:
     async def _body(self, request: web.Request) -> Any:
         raw = await request.read()
         ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        if ctype.startswith("application/vnd.kubernetes.protobuf") or ctype == "application/cbor":
+            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
         if ctype == "application/apply-patch+yaml":
             import yaml
 
@@ -180,7 +182,18 @@ class API:
                 return _json(tables.table(res.plural, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject", "Metadata")))
             return _json(obj)
         if method == "POST":
+            if sub == "eviction" and request.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
+                from fleetkit.cluster.api.protobuf import eviction_dry_run
+
+                try:
+                    dry = dry or eviction_dry_run(await request.read())
+                except ValueError as exc:
+                    raise ApiError(400, "BadRequest", f"error decoding body: {exc}") from exc
+                self.hooks.evict(ns, name, dry)
+                return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
             body = await self._body(request)
+            if sub == "eviction" and "All" in (((body or {}).get("deleteOptions") or {}).get("dryRun") or []):
+                dry = True
             if sub == "binding":
                 return _json(self.hooks.bind(ns, name, body), 201)
             if sub == "eviction":

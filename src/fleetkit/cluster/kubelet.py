@@ -37,7 +37,11 @@ class Kubelet:
             return
         spec, status = pod.get("spec") or {}, pod.get("status") or {}
         node_name = spec.get("nodeName")
-        if not node_name or status.get("phase") != "Pending" or pod["metadata"].get("deletionTimestamp"):
+        if not node_name or pod["metadata"].get("deletionTimestamp"):
+            return
+        phase = status.get("phase")
+        has_ready = any(c.get("type") == "Ready" for c in status.get("conditions") or [])
+        if phase in ("Succeeded", "Failed") or (phase == "Running" and has_ready):
             return
         node = self.cp.state.store.get("nodes", "", node_name)
         if node is None:
@@ -58,7 +62,7 @@ class Kubelet:
         st["hostIPs"] = [{"ip": host_ip}] if host_ip else []
         st["podIP"] = pod_ip
         st["podIPs"] = [{"ip": pod_ip}]
-        st["startTime"] = now
+        st.setdefault("startTime", now)
         st["containerStatuses"] = [
             {
                 "name": c.get("name"),

@@ -39,6 +39,7 @@ class ControlPlane:
         self.binder = Binder(self, config, seed)
         self._node_index: dict[str, int] = {}
         self._wake: asyncio.Event | None = None
+        self.paused = False  # queue work without running it (bulk loads)
         self.handlers: dict[str, Callable[[str, str], None]] = {
             "deployment": self.deployments.sync,
             "replicaset": self.replicasets.sync,
@@ -117,6 +118,8 @@ class ControlPlane:
     # -- running ---------------------------------------------------------------------------------
     def step(self, budget: int = BATCH) -> bool:
         """Process up to ``budget`` items (controllers first, then scheduling); False when idle."""
+        if self.paused:
+            return False
         done = 0
         while done < budget:
             if self.queue:

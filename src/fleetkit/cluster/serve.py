@@ -66,6 +66,9 @@ def load_manifests(paths: list[str]) -> list[Obj]:
 
 
 def _create_all(cp: ControlPlane, objs: list[Obj], source: str) -> None:
+    """Create every object, then let the controllers run: like informers that sync before the
+    controllers start, whatever order the file lists its objects in (adoption by selector and
+    owner references, no duplicate replicas)."""
     st = cp.state
     ordered = sorted(objs, key=lambda o: _ORDER.index(o.get("kind")) if o.get("kind") in _ORDER else len(_ORDER))
     for o in ordered:
@@ -80,10 +83,9 @@ def _create_all(cp: ControlPlane, objs: list[Obj], source: str) -> None:
             existing = st.store.get(key_of(res), str(meta.get("namespace") or ("default" if res.namespaced else "")), str(meta.get("name")))
             if existing is not None and res.kind == "Namespace":
                 continue
-            st.create(res, obj)
+            st.create(res, obj, keep_uid=True)
         except ApiError as exc:
             raise UsageError(f"{source}: {exc.message}") from exc
-        cp.settle()
 
 
 def save_state(state: ClusterState, path: str) -> None:
@@ -131,8 +133,10 @@ def build(opts: ServeOptions) -> tuple[ClusterState, ControlPlane]:
     if opts.state_file and os.path.exists(opts.state_file):
         load_state(state, opts.state_file)
     cp = ControlPlane(state, opts.config, opts.seed)
+    cp.paused = True
     for path in opts.nodes:
         _create_all(cp, load_manifests([path]), path)
+    cp.paused = False
     cp.settle()
     return state, cp
 

@@ -165,13 +165,18 @@ class ClusterState:
             raise ApiError(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
         return ns
 
-    def create(self, res: Resource, obj: Obj, ns: str = "", dry_run: bool = False) -> Obj:
+    def create(
+        self, res: Resource, obj: Obj, ns: str = "", dry_run: bool = False, keep_uid: bool = False
+    ) -> Obj:
+        """Create through admission; ``keep_uid`` (loading a dump) keeps metadata.uid so the
+        dump's ownerReferences still point at their owners."""
         obj = clone(obj)
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
         ns = self._namespace_of(res, obj, ns)
         meta = obj["metadata"]
         for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "managedFields"):
-            meta.pop(k, None)
+            if not (keep_uid and k in ("uid", "creationTimestamp")):
+                meta.pop(k, None)
         if not meta.get("name") and meta.get("generateName"):
             while True:
                 name = str(meta["generateName"]) + "".join(

@@ -25,7 +25,9 @@ class Kubectl:
     kubeconfig: str
     workdir: Path
 
-    def run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "HOME": str(self.workdir)}
         proc = subprocess.run(
             [self.binary, *args],
@@ -36,7 +38,9 @@ class Kubectl:
             cwd=self.workdir,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def out(self, *args: str) -> str:
@@ -89,7 +93,9 @@ def stop_cluster(proc: subprocess.Popen[str]) -> None:
 
 @pytest.fixture
 def kubectl(tmp_path: Path) -> Iterator[Kubectl]:
-    binary = require("kubectl", "apt-get install -y kubectl (or the google-cloud-cli-kubectl package)")
+    binary = require(
+        "kubectl", "apt-get install -y kubectl (or the google-cloud-cli-kubectl package)"
+    )
     proc, kubeconfig = start_cluster(tmp_path, "--nodes", str(FIXTURES / "nodes.yaml"))
     try:
         yield Kubectl(binary, kubeconfig, tmp_path)

@@ -14,7 +14,7 @@ from tests.cluster.conftest import FIXTURES
 
 
 def _pods(state: Any) -> list[dict[str, Any]]:
-    return state.list(state.res("", "Pod"), "default")
+    return state.objects(state.res("", "Pod"), "default")
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["deployment-first", "pods-first"])
@@ -32,7 +32,7 @@ def test_adoption_does_not_depend_on_input_order(tmp_path: Path, reverse: bool) 
         "nginx-7c5ddbdf54-pod3",
     ]
     assert all(p["status"]["phase"] == "Running" for p in pods)
-    rs = state.list(state.res("apps", "ReplicaSet"), "default")
+    rs = state.objects(state.res("apps", "ReplicaSet"), "default")
     assert [r["metadata"]["name"] for r in rs] == ["nginx-7c5ddbdf54"]
     dep = state.get(state.res("apps", "Deployment"), "default", "nginx")
     assert dep["status"]["readyReplicas"] == 3
@@ -53,7 +53,9 @@ def test_scale_up_leaves_pods_pending_with_failed_scheduling(tmp_path: Path) -> 
     assert cond["status"] == "False" and cond["reason"] == "Unschedulable"
     assert "3 node(s) didn't match pod anti-affinity rules" in cond["message"]
     events = [
-        e for e in state.list(state.res("", "Event"), "default") if e["reason"] == "FailedScheduling"
+        e
+        for e in state.objects(state.res("", "Event"), "default")
+        if e["reason"] == "FailedScheduling"
     ]
     assert len(events) == 3 and all(e["source"]["component"] == "default-scheduler" for e in events)
 
@@ -69,7 +71,9 @@ def test_node_added_schedules_pending_pod(tmp_path: Path) -> None:
     assert sum(p["status"]["phase"] == "Pending" for p in _pods(state)) == 1
     node = yaml.safe_load_all((FIXTURES / "nodes.yaml").read_text())
     worker = next(n for n in node if n and n["metadata"]["name"] == "demo-worker3")
-    worker["metadata"]["name"] = worker["metadata"]["labels"]["kubernetes.io/hostname"] = "demo-worker4"
+    worker["metadata"]["name"] = worker["metadata"]["labels"]["kubernetes.io/hostname"] = (
+        "demo-worker4"
+    )
     state.create(state.res("", "Node"), worker)
     cp.settle()
     pods = _pods(state)
@@ -84,7 +88,7 @@ def test_delete_cascades_to_replicasets_and_pods() -> None:
     state.delete(state.res("apps", "Deployment"), "default", "nginx")
     cp.settle()
     assert _pods(state) == []
-    assert state.list(state.res("apps", "ReplicaSet"), "default") == []
+    assert state.objects(state.res("apps", "ReplicaSet"), "default") == []
 
 
 def test_strict_decoding_messages() -> None:

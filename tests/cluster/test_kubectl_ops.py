@@ -27,7 +27,16 @@ def test_cordon_drain_respects_pdb(kubectl: Kubectl, tmp_path: Path) -> None:
     _ready(kubectl, "nginx")
     kubectl.run("wait", "--for=jsonpath={.status.currentHealthy}=3", "pdb/nginx", "--timeout=60s")
     pdb = kubectl.out("get", "pdb").splitlines()
-    assert pdb[0].split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"]
+    assert pdb[0].split() == [
+        "NAME",
+        "MIN",
+        "AVAILABLE",
+        "MAX",
+        "UNAVAILABLE",
+        "ALLOWED",
+        "DISRUPTIONS",
+        "AGE",
+    ]
     assert pdb[1].split()[:4] == ["nginx", "3", "N/A", "0"]
     assert kubectl.out("cordon", "demo-worker").strip() == "node/demo-worker cordoned"
     nodes = {ln.split()[0]: ln.split()[1] for ln in kubectl.out("get", "nodes").splitlines()[1:]}
@@ -35,22 +44,45 @@ def test_cordon_drain_respects_pdb(kubectl: Kubectl, tmp_path: Path) -> None:
     proc = kubectl.run("drain", "demo-worker", "--ignore-daemonsets", "--timeout=3s", check=False)
     assert proc.returncode != 0
     assert "Cannot evict pod as it would violate the pod's disruption budget." in proc.stderr
-    assert len(kubectl.out("get", "po", "--field-selector=spec.nodeName=demo-worker", "-o", "name").split()) == 1
+    assert (
+        len(
+            kubectl.out(
+                "get", "po", "--field-selector=spec.nodeName=demo-worker", "-o", "name"
+            ).split()
+        )
+        == 1
+    )
     kubectl.run("delete", "pdb", "nginx")
     out = kubectl.out("drain", "demo-worker", "--ignore-daemonsets", "--timeout=30s")
     assert "evicted" in out and out.strip().endswith("node/demo-worker drained")
-    kubectl.run("wait", "--for=condition=PodScheduled=False", "pod", "--field-selector=status.phase=Pending", "--timeout=60s")
-    assert kubectl.out("get", "po", "--field-selector=spec.nodeName=demo-worker", "-o", "name") == ""
+    kubectl.run(
+        "wait",
+        "--for=condition=PodScheduled=False",
+        "pod",
+        "--field-selector=status.phase=Pending",
+        "--timeout=60s",
+    )
+    assert (
+        kubectl.out("get", "po", "--field-selector=spec.nodeName=demo-worker", "-o", "name") == ""
+    )
     assert kubectl.out("uncordon", "demo-worker").strip() == "node/demo-worker uncordoned"
     kubectl.run("wait", "--for=jsonpath={.status.readyReplicas}=3", "deploy/nginx", "--timeout=60s")
 
 
 def test_taint_and_label(kubectl: Kubectl) -> None:
-    assert kubectl.out("taint", "nodes", "demo-worker3", "dedicated=gpu:NoSchedule").strip() == "node/demo-worker3 tainted"
+    assert (
+        kubectl.out("taint", "nodes", "demo-worker3", "dedicated=gpu:NoSchedule").strip()
+        == "node/demo-worker3 tainted"
+    )
     node = json.loads(kubectl.out("get", "node", "demo-worker3", "-o", "json"))
     assert {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"} in node["spec"]["taints"]
-    assert kubectl.out("label", "nodes", "demo-worker2", "disk=ssd").strip() == "node/demo-worker2 labeled"
-    assert kubectl.out("get", "nodes", "-l", "disk=ssd", "-o", "name").strip() == "node/demo-worker2"
+    assert (
+        kubectl.out("label", "nodes", "demo-worker2", "disk=ssd").strip()
+        == "node/demo-worker2 labeled"
+    )
+    assert (
+        kubectl.out("get", "nodes", "-l", "disk=ssd", "-o", "name").strip() == "node/demo-worker2"
+    )
     kubectl.run("taint", "nodes", "demo-worker3", "dedicated-")
     node = json.loads(kubectl.out("get", "node", "demo-worker3", "-o", "json"))
     assert not node["spec"].get("taints")
@@ -69,7 +101,9 @@ def test_rollout_status_history_undo(kubectl: Kubectl, tmp_path: Path) -> None:
     assert history[:4] == ["deployment.apps/web", "REVISION", "CHANGE-CAUSE", "1"]
     assert kubectl.out("rollout", "undo", "deploy/web").strip() == "deployment.apps/web rolled back"
     _ready(kubectl, "web")
-    images = kubectl.out("get", "po", "-l", "app=web", "-o", "jsonpath={.items[*].spec.containers[0].image}")
+    images = kubectl.out(
+        "get", "po", "-l", "app=web", "-o", "jsonpath={.items[*].spec.containers[0].image}"
+    )
     assert images.split() == ["nginx:1.27", "nginx:1.27"]
     rs = kubectl.out("get", "rs", "-l", "app=web", "-o", "name").split()
     assert len(rs) == 2  # the undo went back to revision 1's ReplicaSet
@@ -121,16 +155,24 @@ def test_server_side_apply_diff_and_delete(kubectl: Kubectl, tmp_path: Path) -> 
     _copy(tmp_path, "web.yaml")
     out = kubectl.out("apply", "--server-side", "-f", "web.yaml")
     assert out.strip() == "deployment.apps/web serverside-applied"
-    (tmp_path / "web3.yaml").write_text((FIXTURES / "web.yaml").read_text().replace("replicas: 2", "replicas: 3"))
+    (tmp_path / "web3.yaml").write_text(
+        (FIXTURES / "web.yaml").read_text().replace("replicas: 2", "replicas: 3")
+    )
     proc = kubectl.run("diff", "-f", "web3.yaml", check=False)
     assert proc.returncode == 1, proc.stderr
     assert "-  replicas: 2" in proc.stdout and "+  replicas: 3" in proc.stdout
     kubectl.run("apply", "--server-side", "-f", "web3.yaml")
     assert kubectl.run("diff", "-f", "web3.yaml", check=False).returncode == 0
-    (tmp_path / "web4.yaml").write_text((FIXTURES / "web.yaml").read_text().replace("replicas: 2", "replicas: 4"))
-    proc = kubectl.run("apply", "--server-side", "--field-manager=other", "-f", "web4.yaml", check=False)
+    (tmp_path / "web4.yaml").write_text(
+        (FIXTURES / "web.yaml").read_text().replace("replicas: 2", "replicas: 4")
+    )
+    proc = kubectl.run(
+        "apply", "--server-side", "--field-manager=other", "-f", "web4.yaml", check=False
+    )
     assert proc.returncode != 0 and "conflict" in proc.stderr.lower()
-    kubectl.run("apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "web4.yaml")
+    kubectl.run(
+        "apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "web4.yaml"
+    )
     kubectl.run("wait", "--for=jsonpath={.status.readyReplicas}=4", "deploy/web", "--timeout=60s")
     assert kubectl.out("delete", "deploy", "web").strip() == 'deployment.apps "web" deleted'
     assert "No resources found" in kubectl.run("get", "deploy,rs,po").stderr

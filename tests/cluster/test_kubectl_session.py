@@ -17,7 +17,11 @@ def shape(text: str) -> list[list[str]]:
         cells = re.split(r"\s{2,}", line.strip())
         norm = []
         for c in cells:
-            c = re.sub(r"\b(nginx)-[bcdfghjklmnpqrstvwxz2456789]{8,10}-[bcdfghjklmnpqrstvwxz2456789]{5}\b", r"\1-<hash>-<id>", c)
+            c = re.sub(
+                r"\b(nginx)-[bcdfghjklmnpqrstvwxz2456789]{8,10}-[bcdfghjklmnpqrstvwxz2456789]{5}\b",
+                r"\1-<hash>-<id>",
+                c,
+            )
             c = re.sub(r"\b(nginx)-[bcdfghjklmnpqrstvwxz2456789]{8,10}\b", r"\1-<hash>", c)
             c = re.sub(r"^(\d+[smhdy])+(\d+[smhdy])?$", "<age>", c)
             c = re.sub(r"^(\d+[smhdy])+ \(x\d+ over (\d+[smhdy])+\)$", "<age> (x<n> over <age>)", c)
@@ -41,8 +45,13 @@ def test_blog_session(kubectl: Kubectl, tmp_path: Path) -> None:
     rows = shape(wide)[1:]
     assert len(rows) == 3 and all(r[2] == "Running" for r in rows)
     assert sorted(r[6] for r in rows) == ["demo-worker", "demo-worker2", "demo-worker3"]
-    assert kubectl.out("scale", "deploy", "nginx", "--replicas", "6").strip() == "deployment.apps/nginx scaled"
-    kubectl.run("wait", "--for=jsonpath={.status.updatedReplicas}=6", "deploy/nginx", "--timeout=60s")
+    assert (
+        kubectl.out("scale", "deploy", "nginx", "--replicas", "6").strip()
+        == "deployment.apps/nginx scaled"
+    )
+    kubectl.run(
+        "wait", "--for=jsonpath={.status.updatedReplicas}=6", "deploy/nginx", "--timeout=60s"
+    )
     kubectl.run(
         "wait",
         "--for=condition=PodScheduled=False",
@@ -54,7 +63,9 @@ def test_blog_session(kubectl: Kubectl, tmp_path: Path) -> None:
     assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     statuses = sorted(r[2] for r in rows[1:])
     assert statuses == ["Pending"] * 3 + ["Running"] * 3
-    pending = kubectl.out("get", "po", "--field-selector=status.phase=Pending", "-o", "name").split()[0]
+    pending = kubectl.out(
+        "get", "po", "--field-selector=status.phase=Pending", "-o", "name"
+    ).split()[0]
     described = kubectl.out("describe", pending)
     events = described[described.index("Events:") :]
     assert shape(events)[1] == ["Type", "Reason", "Age", "From", "Message"]
@@ -102,3 +113,19 @@ def test_dry_run_server_creates_nothing(kubectl: Kubectl, tmp_path: Path) -> Non
     out = kubectl.out("apply", "-f", "nginx.yaml", "--dry-run=server")
     assert out.strip() == "deployment.apps/nginx created (server dry run)"
     assert "No resources found" in kubectl.run("get", "deploy,po").stderr
+
+
+def test_tls_with_generated_ca(tmp_path: Path) -> None:
+    """--tls (always on off loopback): kubectl verifies the server against the embedded CA."""
+    from tests.cluster.conftest import start_cluster, stop_cluster
+    from tests.peers import require
+
+    binary = require("kubectl", "apt-get install -y kubectl")
+    proc, kubeconfig = start_cluster(tmp_path, "--tls", "--nodes", str(FIXTURES / "nodes.yaml"))
+    try:
+        k = Kubectl(binary, kubeconfig, tmp_path)
+        assert "https://127.0.0.1:" in (tmp_path / "kubeconfig").read_text()
+        assert shape(k.out("get", "nodes")) == golden("get-nodes.txt")
+        assert (tmp_path / "fleetkit-cluster-ca.crt").read_text().startswith("-----BEGIN CERTIFICATE")
+    finally:
+        stop_cluster(proc)

@@ -35,12 +35,41 @@ def _parser() -> ArgumentParser:
         epilog=EPILOG,
     )
     p.add_argument("action", choices=("serve",), help="serve: run the API server")
-    p.add_argument("--nodes", action="append", default=[], metavar="FILE", help="Nodes (and any other objects) to start with; repeatable")
-    p.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT", help="address to serve on (port 0: any free port; default 127.0.0.1:6443)")
-    p.add_argument("--state", metavar="FILE", help="load the state from FILE if it exists and save it there (atomically)")
-    p.add_argument("--kubeconfig-out", default="./fleetkit-cluster.kubeconfig", metavar="FILE", help="where to write the kubeconfig (default ./fleetkit-cluster.kubeconfig)")
-    p.add_argument("--config", metavar="FILE", help="a KubeSchedulerConfiguration (v1) for the scheduler")
-    p.add_argument("--seed", type=int, default=1, help="seed for tie-breaking and generated names (default 1)")
+    p.add_argument(
+        "--nodes",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Nodes (and any other objects) to start with; repeatable",
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:6443",
+        metavar="HOST:PORT",
+        help="address to serve on (port 0: any free port; default 127.0.0.1:6443)",
+    )
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="load the state from FILE if it exists and save it there (atomically)",
+    )
+    p.add_argument(
+        "--kubeconfig-out",
+        default="./fleetkit-cluster.kubeconfig",
+        metavar="FILE",
+        help="where to write the kubeconfig (default ./fleetkit-cluster.kubeconfig)",
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="a KubeSchedulerConfiguration (v1) for the scheduler"
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a generated CA even on loopback (always on elsewhere)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=1, help="seed for tie-breaking and generated names (default 1)"
+    )
     return p
 
 
@@ -58,10 +87,15 @@ def main(command: str, argv: list[str]) -> int:
         kubeconfig_out=args.kubeconfig_out,
         config=load_config(args.config) if args.config else None,
         seed=args.seed,
+        tls=args.tls,
     )
 
     def ready(url: str) -> None:
-        print(f"fleetkit cluster: serving {url}; kubeconfig: {opts.kubeconfig_out}", file=sys.stderr, flush=True)
+        print(
+            f"fleetkit cluster: serving {url}; kubeconfig: {opts.kubeconfig_out}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     asyncio.run(serve(opts, ready))
     return 0

@@ -69,7 +69,9 @@ class Binder:
         self.rng = random.Random(seed)
         ctx = _Context(self)
         self.frameworks = {
-            name: Framework(spec, self.cache, ctx, self.config.percentage_of_nodes_to_score, self.rng)
+            name: Framework(
+                spec, self.cache, ctx, self.config.percentage_of_nodes_to_score, self.rng
+            )
             for name, spec in self.config.profiles.items()
         }
         self.active: list[tuple[int, int, Key]] = []
@@ -160,7 +162,10 @@ class Binder:
                 return
             self._place(ev.obj)
             return
-        if meta.get("deletionTimestamp") or spec.get("schedulerName", "default-scheduler") not in self.frameworks:
+        if (
+            meta.get("deletionTimestamp")
+            or spec.get("schedulerName", "default-scheduler") not in self.frameworks
+        ):
             return
         if key in self.queued or key in self.unschedulable:
             return
@@ -195,7 +200,11 @@ class Binder:
             return
         self.queued.discard(key)
         obj = self.cp.state.store.get("pods", *key)
-        if obj is None or (obj.get("spec") or {}).get("nodeName") or obj["metadata"].get("deletionTimestamp"):
+        if (
+            obj is None
+            or (obj.get("spec") or {}).get("nodeName")
+            or obj["metadata"].get("deletionTimestamp")
+        ):
             return
         self.attempts += 1
         self.seq += 1
@@ -213,13 +222,22 @@ class Binder:
         post = ""
         if any(pl.name == "DefaultPreemption" for pl in fw.post_filter):
             pods_all = list(self.cache.all_pods())
-            budgets = [budget_from(o, pods_all) for o in self.cp.state.store.iter("poddisruptionbudgets.policy")]
+            budgets = [
+                budget_from(o, pods_all)
+                for o in self.cp.state.store.iter("poddisruptionbudgets.policy")
+            ]
             pr = preempt(fw, pod, res, budgets)
             if pr.node is not None:
                 for v in pr.victims:
                     vobj = self.cp.state.store.get("pods", v.namespace, v.name)
                     if vobj is not None:
-                        self.cp.recorder.record(vobj, "Normal", "Preempted", f"Preempted by pod {obj['metadata'].get('uid')} on node {pr.node}", "default-scheduler")
+                        self.cp.recorder.record(
+                            vobj,
+                            "Normal",
+                            "Preempted",
+                            f"Preempted by pod {obj['metadata'].get('uid')} on node {pr.node}",
+                            "default-scheduler",
+                        )
                         self.cp.state.delete(self.cp.state.res("", "Pod"), v.namespace, v.name)
                 msg = fit_error_message(num, res.statuses, res.absent, res.prefilter_msg)
                 new = clone(self.cp.state.store.get("pods", *key) or obj)
@@ -239,22 +257,41 @@ class Binder:
         new["spec"]["nodeName"] = node
         st = new.setdefault("status", {})
         st.pop("nominatedNodeName", None)
-        st["conditions"] = [c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"] + [
-            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now_ts()}
+        st["conditions"] = [
+            c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"
+        ] + [
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": now_ts(),
+            }
         ]
         self.cp.state.store.update("pods", new)
         ns, name = pod.namespace, pod.name
-        self.cp.recorder.record(new, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}", "default-scheduler")
+        self.cp.recorder.record(
+            new,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {ns}/{name} to {node}",
+            "default-scheduler",
+        )
         self._retry_on_bind()
 
-    def _failed(self, obj: Obj, message: str, plugins: set[str], reason: str, requeue: bool = False) -> None:
+    def _failed(
+        self, obj: Obj, message: str, plugins: set[str], reason: str, requeue: bool = False
+    ) -> None:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         st = obj.get("status") or {}
-        cond = next((c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+        cond = next(
+            (c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), None
+        )
         if not cond or cond.get("message") != message or cond.get("status") != "False":
             new = clone(obj)
             nst = new.setdefault("status", {})
-            nst["conditions"] = [c for c in nst.get("conditions") or [] if c.get("type") != "PodScheduled"] + [
+            nst["conditions"] = [
+                c for c in nst.get("conditions") or [] if c.get("type") != "PodScheduled"
+            ] + [
                 {
                     "type": "PodScheduled",
                     "status": "False",

@@ -126,7 +126,9 @@ def _qos(spec: dict[str, Any]) -> str:
     if not any(reqs) and not any(lims):
         return "BestEffort"
     if all(
-        lim.get("cpu") and lim.get("memory") and req.get("cpu", lim["cpu"]) == lim["cpu"]
+        lim.get("cpu")
+        and lim.get("memory")
+        and req.get("cpu", lim["cpu"]) == lim["cpu"]
         and req.get("memory", lim["memory"]) == lim["memory"]
         for req, lim in zip(reqs, lims, strict=True)
     ):

@@ -19,7 +19,9 @@ class Recorder:
         self.state = state
         self.index: dict[tuple[str, str, str, str, str], tuple[str, str]] = {}
 
-    def record(self, obj: Obj, type_: str, reason: str, message: str, component: str, host: str = "") -> None:
+    def record(
+        self, obj: Obj, type_: str, reason: str, message: str, component: str, host: str = ""
+    ) -> None:
         meta = obj.get("metadata") or {}
         ns = str(meta.get("namespace") or "default")
         uid = str(meta.get("uid") or "")

@@ -53,7 +53,9 @@ class Kubelet:
         new = clone(pod)
         st = new.setdefault("status", {})
         st["phase"] = "Running"
-        scheduled = next((c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+        scheduled = next(
+            (c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), None
+        )
         st["conditions"] = [
             {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
             for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
@@ -72,7 +74,8 @@ class Kubelet:
                 "restartCount": 0,
                 "image": c.get("image"),
                 "imageID": "",
-                "containerID": "containerd://" + hashlib.sha256(f"{ns}/{name}/{c.get('name')}".encode()).hexdigest(),
+                "containerID": "containerd://"
+                + hashlib.sha256(f"{ns}/{name}/{c.get('name')}".encode()).hexdigest(),
                 "started": True,
             }
             for c in spec.get("containers") or []
@@ -81,7 +84,14 @@ class Kubelet:
             st["initContainerStatuses"] = [
                 {
                     "name": c.get("name"),
-                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}},
+                    "state": {
+                        "terminated": {
+                            "exitCode": 0,
+                            "reason": "Completed",
+                            "startedAt": now,
+                            "finishedAt": now,
+                        }
+                    },
                     "lastState": {},
                     "ready": True,
                     "restartCount": 0,

@@ -27,7 +27,9 @@ BATCH = 200  # work items between yields to the HTTP server
 class ControlPlane:
     """Controllers + scheduler + kubelet over one :class:`ClusterState`."""
 
-    def __init__(self, state: ClusterState, config: SchedulerConfig | None = None, seed: int = 1) -> None:
+    def __init__(
+        self, state: ClusterState, config: SchedulerConfig | None = None, seed: int = 1
+    ) -> None:
         self.state = state
         self.recorder = Recorder(state)
         self.queue: collections.deque[Item] = collections.deque()
@@ -113,7 +115,9 @@ class ControlPlane:
         """A deleted node's pods are deleted (the pod GC); controllers replace them."""
         for p in list(self.state.store.iter("pods")):
             if (p.get("spec") or {}).get("nodeName") == node:
-                self.state.delete(self.state.res("", "Pod"), p["metadata"]["namespace"], p["metadata"]["name"])
+                self.state.delete(
+                    self.state.res("", "Pod"), p["metadata"]["namespace"], p["metadata"]["name"]
+                )
 
     # -- running ---------------------------------------------------------------------------------
     def step(self, budget: int = BATCH) -> bool:
@@ -160,11 +164,25 @@ class ControlPlane:
         pods = self.state.res("", "Pod")
         pod = self.state.get(pods, ns, name)
         if (pod.get("spec") or {}).get("nodeName"):
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"')
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"',
+            )
         target = str(((body or {}).get("target") or {}).get("name") or "")
-        new = {**pod, "spec": {**pod["spec"], "nodeName": target}, "metadata": dict(pod["metadata"])}
+        new = {
+            **pod,
+            "spec": {**pod["spec"], "nodeName": target},
+            "metadata": dict(pod["metadata"]),
+        }
         self.state.store.update("pods", new)
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
 
     def evict(self, ns: str, name: str, dry_run: bool) -> None:
         """POST pods/NAME/eviction: refused (429) while a PodDisruptionBudget allows no disruption."""
@@ -175,8 +193,11 @@ class ControlPlane:
         for pdb in self.state.store.list("poddisruptionbudgets.policy", ns):
             if not selects(pdb, pod):
                 continue
-            status = pdb_status(pdb, self.state.list(pods, ns))
-            if status["disruptionsAllowed"] <= 0 and (pod.get("status") or {}).get("phase") == "Running":
+            status = pdb_status(pdb, self.state.objects(pods, ns))
+            if (
+                status["disruptionsAllowed"] <= 0
+                and (pod.get("status") or {}).get("phase") == "Running"
+            ):
                 raise ApiError(
                     429,
                     "TooManyRequests",

@@ -23,7 +23,15 @@ from fleetkit.cluster.state import ApiError, ClusterState, key_of
 from fleetkit.errors import ClusterError, UsageError
 from fleetkit.scheduler import SchedulerConfig
 
-__all__ = ["ServeOptions", "build", "serve", "load_manifests", "kubeconfig_text", "save_state", "load_state"]
+__all__ = [
+    "ServeOptions",
+    "build",
+    "serve",
+    "load_manifests",
+    "kubeconfig_text",
+    "save_state",
+    "load_state",
+]
 
 Obj = dict[str, Any]
 SAVE_EVERY_S = 2.0
@@ -40,6 +48,7 @@ class ServeOptions:
     kubeconfig_out: str = "./fleetkit-cluster.kubeconfig"
     config: SchedulerConfig | None = None
     seed: int = 1
+    tls: bool = False
 
 
 def load_manifests(paths: list[str]) -> list[Obj]:
@@ -70,17 +79,27 @@ def _create_all(cp: ControlPlane, objs: list[Obj], source: str) -> None:
     controllers start, whatever order the file lists its objects in (adoption by selector and
     owner references, no duplicate replicas)."""
     st = cp.state
-    ordered = sorted(objs, key=lambda o: _ORDER.index(o.get("kind")) if o.get("kind") in _ORDER else len(_ORDER))
+    ordered = sorted(
+        objs,
+        key=lambda o: _ORDER.index(str(o.get("kind"))) if o.get("kind") in _ORDER else len(_ORDER),
+    )
     for o in ordered:
         res = by_kind(str(o.get("apiVersion") or ""), str(o.get("kind") or ""))
         if res is None:
-            raise UsageError(f"{source}: no resource for {o.get('apiVersion')}/{o.get('kind')}", hint="see docs/cluster.md for the served kinds")
+            raise UsageError(
+                f"{source}: no resource for {o.get('apiVersion')}/{o.get('kind')}",
+                hint="see docs/cluster.md for the served kinds",
+            )
         try:
             obj, _ = st.decode(res, o, "Strict")
             meta = obj.get("metadata") or {}
             if res.kind == "Pod" and (obj.get("spec") or {}).get("nodeName"):
                 obj.setdefault("status", {}).setdefault("phase", "Running")
-            existing = st.store.get(key_of(res), str(meta.get("namespace") or ("default" if res.namespaced else "")), str(meta.get("name")))
+            existing = st.store.get(
+                key_of(res),
+                str(meta.get("namespace") or ("default" if res.namespaced else "")),
+                str(meta.get("name")),
+            )
             if existing is not None and res.kind == "Namespace":
                 continue
             st.create(res, obj, keep_uid=True)
@@ -91,7 +110,14 @@ def _create_all(cp: ControlPlane, objs: list[Obj], source: str) -> None:
 def save_state(state: ClusterState, path: str) -> None:
     """Every stored object as one JSON document, written atomically (rename)."""
     objs = [o for r in RESOURCES for o in state.store.list(key_of(r))]
-    data = json.dumps({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": str(state.store.rv)}, "items": objs}).encode()
+    data = json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "List",
+            "metadata": {"resourceVersion": str(state.store.rv)},
+            "items": objs,
+        }
+    ).encode()
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fleetkit-state-", dir=d)
     try:
@@ -151,9 +177,15 @@ def kubeconfig_text(server: str, ca_pem: str | None = None) -> str:
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "fleetkit", "cluster": cluster}],
-        "contexts": [{"name": "fleetkit", "context": {"cluster": "fleetkit", "user": "fleetkit", "namespace": "default"}}],
+        "contexts": [
+            {
+                "name": "fleetkit",
+                "context": {"cluster": "fleetkit", "user": "fleetkit", "namespace": "default"},
+            }
+        ],
         "current-context": "fleetkit",
-        "users": [{"name": "fleetkit", "user": {}}],
+        # no authentication: over HTTPS a (meaningless) token stops kubectl asking for a password
+        "users": [{"name": "fleetkit", "user": {"token": "fleetkit-no-auth"} if ca_pem else {}}],
         "preferences": {},
     }
     return yaml.safe_dump(doc, sort_keys=False)
@@ -178,10 +210,12 @@ async def serve(opts: ServeOptions, ready: Callable[[str], None] | None = None) 
     ssl_ctx = None
     ca_pem = None
     scheme = "http"
-    if not _loopback(host):
+    if opts.tls or not _loopback(host):
         from fleetkit.cluster.tls import server_context
 
-        ssl_ctx, ca_pem = server_context(host, os.path.dirname(os.path.abspath(opts.kubeconfig_out)))
+        ssl_ctx, ca_pem = server_context(
+            host, os.path.dirname(os.path.abspath(opts.kubeconfig_out))
+        )
         scheme = "https"
     app = make_app(state, f"{host}:{port}", cp)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
@@ -191,7 +225,10 @@ async def serve(opts: ServeOptions, ready: Callable[[str], None] | None = None) 
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise ClusterError(f"cannot listen on {opts.listen}: {exc.strerror}", hint="pick another port with --listen 127.0.0.1:PORT") from exc
+        raise ClusterError(
+            f"cannot listen on {opts.listen}: {exc.strerror}",
+            hint="pick another port with --listen 127.0.0.1:PORT",
+        ) from exc
     sockets = getattr(site._server, "sockets", None) or []
     if sockets:
         port = sockets[0].getsockname()[1]

@@ -70,7 +70,8 @@ def _invalid(res: Resource, name: str, errs: list[str]) -> ApiError:
     return ApiError(
         422,
         "Invalid",
-        f'{kind_q} "{name}" is invalid: ' + ", ".join(errs if len(errs) < 2 else [f"[{', '.join(errs)}]"]),
+        f'{kind_q} "{name}" is invalid: '
+        + ", ".join(errs if len(errs) < 2 else [f"[{', '.join(errs)}]"]),
         {"name": name, "group": res.group, "kind": res.kind, "causes": causes},
     )
 
@@ -94,7 +95,8 @@ class ClusterState:
         for ns in SYSTEM_NAMESPACES:
             self.create(self.res("", "Namespace"), {"metadata": {"name": ns}})
         self.create(
-            self.res("", "ServiceAccount"), {"metadata": {"name": "default", "namespace": "default"}}
+            self.res("", "ServiceAccount"),
+            {"metadata": {"name": "default", "namespace": "default"}},
         )
 
     # -- lookups -------------------------------------------------------------------------------
@@ -110,7 +112,7 @@ class ClusterState:
             raise not_found(res, name)
         return obj
 
-    def list(self, res: Resource, ns: str = "") -> list[Obj]:
+    def objects(self, res: Resource, ns: str = "") -> list[Obj]:
         return self.store.list(key_of(res), ns if res.namespaced else "")
 
     # -- decoding ------------------------------------------------------------------------------
@@ -136,7 +138,9 @@ class ClusterState:
             raise ApiError(400, "BadRequest", f"{head}: {fatal[0]}")
         unknown = [e.message for e in errs if e.unknown]
         if unknown and validation == "Strict":
-            raise ApiError(400, "BadRequest", f"{head}: strict decoding error: " + ", ".join(unknown))
+            raise ApiError(
+                400, "BadRequest", f"{head}: strict decoding error: " + ", ".join(unknown)
+            )
         obj = _prune_nulls(body)
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
         return obj, unknown if validation == "Warn" else []
@@ -162,7 +166,9 @@ class ClusterState:
         ns = ns or str(body_ns or "default")
         meta["namespace"] = ns
         if self.store.get("namespaces", "", ns) is None:
-            raise ApiError(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
+            raise ApiError(
+                404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
+            )
         return ns
 
     def create(
@@ -174,7 +180,13 @@ class ClusterState:
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
         ns = self._namespace_of(res, obj, ns)
         meta = obj["metadata"]
-        for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "managedFields"):
+        for k in (
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "managedFields",
+        ):
             if not (keep_uid and k in ("uid", "creationTimestamp")):
                 meta.pop(k, None)
         if not meta.get("name") and meta.get("generateName"):
@@ -188,9 +200,15 @@ class ClusterState:
         name = str(meta.get("name") or "")
         if res.kind == "Pod":
             try:
-                apply_defaults(res.kind, obj, priority_classes(self.list(self.res("scheduling.k8s.io", "PriorityClass"))))
+                apply_defaults(
+                    res.kind,
+                    obj,
+                    priority_classes(self.objects(self.res("scheduling.k8s.io", "PriorityClass"))),
+                )
             except UsageError as exc:
-                raise ApiError(403, "Forbidden", exc.message, {"name": name, "kind": "pods"}) from exc
+                raise ApiError(
+                    403, "Forbidden", exc.message, {"name": name, "kind": "pods"}
+                ) from exc
         else:
             apply_defaults(res.kind, obj)
         self._validate(res, obj)
@@ -240,7 +258,13 @@ class ClusterState:
             new = obj
             if "status" in old:
                 new["status"] = old["status"]
-            for k in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "ownerReferences"):
+            for k in (
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "deletionTimestamp",
+                "ownerReferences",
+            ):
                 if k in old["metadata"] and k not in meta:
                     meta[k] = old["metadata"][k]
             if res.kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"):
@@ -255,7 +279,13 @@ class ClusterState:
     @staticmethod
     def _check_pod_update(old: Obj, new: Obj) -> None:
         ospec, nspec = old.get("spec") or {}, new.get("spec") or {}
-        allowed = ("containers", "initContainers", "activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
+        allowed = (
+            "containers",
+            "initContainers",
+            "activeDeadlineSeconds",
+            "tolerations",
+            "terminationGracePeriodSeconds",
+        )
         strip = {k: v for k, v in nspec.items() if k not in allowed}
         ostrip = {k: v for k, v in ospec.items() if k not in allowed}
         if ostrip != strip:
@@ -268,17 +298,31 @@ class ClusterState:
                 "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
                 "tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it "
                 "was previously negative)",
-                {"name": name, "kind": "Pod", "causes": [{"reason": "FieldValueForbidden", "field": "spec"}]},
+                {
+                    "name": name,
+                    "kind": "Pod",
+                    "causes": [{"reason": "FieldValueForbidden", "field": "spec"}],
+                },
             )
 
     def write(self, res: Resource, obj: Obj) -> Obj:
         """A controller's write: store ``obj`` as is (no admission, no RV check)."""
-        if self.store.get(key_of(res), str(obj["metadata"].get("namespace") or ""), obj["metadata"]["name"]) is None:
+        if (
+            self.store.get(
+                key_of(res), str(obj["metadata"].get("namespace") or ""), obj["metadata"]["name"]
+            )
+            is None
+        ):
             return self.store.create(key_of(res), obj)
         return self.store.update(key_of(res), obj)
 
     def delete(
-        self, res: Resource, ns: str, name: str, propagation: str = "Background", dry_run: bool = False
+        self,
+        res: Resource,
+        ns: str,
+        name: str,
+        propagation: str = "Background",
+        dry_run: bool = False,
     ) -> Obj:
         ns = ns if res.namespaced else ""
         obj = self.get(res, ns, name)

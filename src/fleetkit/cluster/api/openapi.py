@@ -9,9 +9,9 @@ import hashlib
 import json
 from typing import Any
 
+from fleetkit.cluster.api.patch import MERGE_KEYS
 from fleetkit.cluster.api.resources import GROUP_VERSIONS, RESOURCES, Resource
 from fleetkit.cluster.api.schema import META_MODELS, _go_name, model, model_for_kind
-from fleetkit.cluster.api.patch import MERGE_KEYS
 
 __all__ = ["root_index", "group_version_doc", "gv_path"]
 
@@ -80,7 +80,11 @@ def _type_schema(typ: str, field: str) -> dict[str, Any]:
     if typ in ("datetime", "date"):
         return {"type": "string", "format": "date-time"}
     if typ == "object":
-        return {"x-kubernetes-int-or-string": True} if field.endswith(("Port", "Surge", "Unavailable", "port")) else {"type": "object"}
+        return (
+            {"x-kubernetes-int-or-string": True}
+            if field.endswith(("Port", "Surge", "Unavailable", "port"))
+            else {"type": "object"}
+        )
     if typ.startswith("list["):
         out: dict[str, Any] = {"type": "array", "items": _type_schema(typ[5:-1], field)}
         if field in MERGE_KEYS:
@@ -88,7 +92,10 @@ def _type_schema(typ: str, field: str) -> dict[str, Any]:
             out["x-kubernetes-patch-strategy"] = "merge"
         return out
     if typ.startswith("dict("):
-        return {"type": "object", "additionalProperties": _type_schema(typ.split(", ", 1)[1][:-1], field)}
+        return {
+            "type": "object",
+            "additionalProperties": _type_schema(typ.split(", ", 1)[1][:-1], field),
+        }
     name = _names().get(typ)
     if name is None:
         return {"type": "object"}
@@ -162,7 +169,11 @@ def _doc(group: str, version: str) -> bytes:
     for r in RESOURCES:
         if r.group != group or r.version != version:
             continue
-        base = f"{prefix}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{prefix}/{r.plural}"
+        base = (
+            f"{prefix}/namespaces/{{namespace}}/{r.plural}"
+            if r.namespaced
+            else f"{prefix}/{r.plural}"
+        )
         paths[base] = {"get": _op(r, "list"), "post": _op(r, "post")}
         item = {
             "get": _op(r, "get"),

@@ -95,7 +95,9 @@ def json_patch(doc: Any, ops: Any) -> Any:
                     parent[int(key)] = op.get("value")
                 else:
                     if key not in parent:
-                        raise PatchError(f"replace operation does not apply: doc is missing key: {path}")
+                        raise PatchError(
+                            f"replace operation does not apply: doc is missing key: {path}"
+                        )
                     parent[key] = op.get("value")
             elif kind == "test":
                 cur = parent[int(key)] if isinstance(parent, list) else parent.get(key)
@@ -104,7 +106,9 @@ def json_patch(doc: Any, ops: Any) -> Any:
             else:
                 raise PatchError(f"Unexpected kind: {kind}")
         except (KeyError, IndexError, ValueError) as exc:
-            raise PatchError(f"{kind} operation does not apply: doc is missing path: {path}") from exc
+            raise PatchError(
+                f"{kind} operation does not apply: doc is missing path: {path}"
+            ) from exc
     return doc
 
 
@@ -169,10 +173,14 @@ def _smp(doc: Any, patch: Any, field: str) -> Any:
 def _smp_list(cur: Any, patch: list[Any], field: str, order: Any) -> list[Any]:
     cur = list(cur) if isinstance(cur, list) else []
     if field in PRIMITIVE_MERGE:
+        assert isinstance(cur, list)
         return cur + [x for x in patch if x not in cur]
     key = _merge_key(field, patch + cur)
     if key is None or not all(isinstance(x, dict) for x in patch):
-        return copy.deepcopy([x for x in patch if not (isinstance(x, dict) and "$patch" in x)])
+        kept: list[Any] = copy.deepcopy(
+            [x for x in patch if not (isinstance(x, dict) and "$patch" in x)]
+        )
+        return kept
     if any(isinstance(x, dict) and x.get("$patch") == "replace" for x in patch):
         return [copy.deepcopy(x) for x in patch if x.get("$patch") != "replace"]
     result = [dict(x) if isinstance(x, dict) else x for x in cur]
@@ -190,9 +198,7 @@ def _smp_list(cur: Any, patch: list[Any], field: str, order: Any) -> list[Any]:
         else:
             result[idx] = _smp(result[idx], item, field)
     if isinstance(order, list):
-        pos = {
-            (o.get(key) if isinstance(o, dict) else o): i for i, o in enumerate(order)
-        }
+        pos = {(o.get(key) if isinstance(o, dict) else o): i for i, o in enumerate(order)}
         result.sort(key=lambda x: pos.get(x.get(key) if isinstance(x, dict) else x, len(pos)))
     return result
 

@@ -40,10 +40,7 @@ def label_predicate(text: str) -> Callable[[dict[str, str]], bool]:
         m = re.match(r"^([^\s!=]+)\s*(==|=|!=)\s*(\S*)$", part)
         if m:
             k, op, v = m.groups()
-            if op == "!=":
-                reqs.append(lambda lb, k=k, v=v: lb.get(k) != v)
-            else:
-                reqs.append(lambda lb, k=k, v=v: lb.get(k) == v)
+            reqs.append(_label_eq(k, v, op != "!="))
             continue
         m = _SET.match(part)
         if not m:
@@ -51,14 +48,9 @@ def label_predicate(text: str) -> Callable[[dict[str, str]], bool]:
         neg, k, op, vals = m.groups()
         if op:
             vs = {x.strip() for x in vals.split(",") if x.strip()}
-            if op == "in":
-                reqs.append(lambda lb, k=k, vs=vs: lb.get(k) in vs)
-            else:
-                reqs.append(lambda lb, k=k, vs=vs: lb.get(k) not in vs)
-        elif neg:
-            reqs.append(lambda lb, k=k: k not in lb)
+            reqs.append(_label_in(k, vs, op == "in"))
         else:
-            reqs.append(lambda lb, k=k: k in lb)
+            reqs.append(_label_exists(k, not neg))
     return lambda labels: all(r(labels) for r in reqs)
 
 
@@ -101,8 +93,24 @@ def field_predicate(text: str) -> Pred:
         if not m:
             raise SelectorError(f"invalid selector: '{text}'; can't understand '{part}'")
         k, op, v = m.groups()
-        if op == "!=":
-            reqs.append(lambda o, k=k, v=v: _field(o, k) != v)
-        else:
-            reqs.append(lambda o, k=k, v=v: _field(o, k) == v)
+        reqs.append(_field_eq(k, v, op != "!="))
     return lambda obj: all(r(obj) for r in reqs)
+
+
+LabelPred = Callable[[dict[str, str]], bool]
+
+
+def _label_eq(k: str, v: str, equal: bool) -> LabelPred:
+    return lambda lb: (lb.get(k) == v) == equal
+
+
+def _label_in(k: str, vs: set[str], inside: bool) -> LabelPred:
+    return lambda lb: (lb.get(k) in vs) == inside
+
+
+def _label_exists(k: str, exists: bool) -> LabelPred:
+    return lambda lb: (k in lb) == exists
+
+
+def _field_eq(k: str, v: str, equal: bool) -> Pred:
+    return lambda o: (_field(o, k) == v) == equal

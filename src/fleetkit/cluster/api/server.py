@@ -108,14 +108,16 @@ class API:
         return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
 
     # -- resources -------------------------------------------------------------------------------
-    async def core(self, request: web.Request) -> web.Response:
+    async def core(self, request: web.Request) -> web.StreamResponse:
         return await self._dispatch(request, "", "v1", request.match_info.get("tail", ""))
 
-    async def grouped(self, request: web.Request) -> web.Response:
+    async def grouped(self, request: web.Request) -> web.StreamResponse:
         mi = request.match_info
         return await self._dispatch(request, mi["group"], mi["version"], mi.get("tail", ""))
 
-    async def _dispatch(self, request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
+    async def _dispatch(
+        self, request: web.Request, group: str, version: str, tail: str
+    ) -> web.StreamResponse:
         parts = [p for p in tail.split("/") if p]
         if not parts:
             doc = discovery.resource_list(group, version)
@@ -123,7 +125,11 @@ class API:
                 return await self.not_found_path(request)
             return _json(doc)
         ns = ""
-        if parts[0] == "namespaces" and len(parts) >= 3 and not (len(parts) == 3 and parts[2] in ("status", "finalize")):
+        if (
+            parts[0] == "namespaces"
+            and len(parts) >= 3
+            and not (len(parts) == 3 and parts[2] in ("status", "finalize"))
+        ):
             ns, parts = parts[1], parts[2:]
         res = by_path(group, version, parts[0])
         if res is None or (ns and not res.namespaced):
@@ -145,7 +151,11 @@ class API:
         raw = await request.read()
         ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
         if ctype.startswith("application/vnd.kubernetes.protobuf") or ctype == "application/cbor":
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            )
         if ctype == "application/apply-patch+yaml":
             import yaml
 
@@ -162,7 +172,9 @@ class API:
                 return yaml.safe_load(raw.decode())
             raise ApiError(400, "BadRequest", f"error decoding body: {exc}") from exc
 
-    async def _verb(self, request: web.Request, res: Resource, ns: str, name: str, sub: str) -> web.StreamResponse:
+    async def _verb(
+        self, request: web.Request, res: Resource, ns: str, name: str, sub: str
+    ) -> web.StreamResponse:
         q = request.query
         method = request.method
         dry = q.get("dryRun") == "All"
@@ -179,10 +191,19 @@ class API:
             if sub == "log":
                 return web.Response(text="", content_type="text/plain")
             if _wants_table(request):
-                return _json(tables.table(res.plural, [obj], obj["metadata"]["resourceVersion"], q.get("includeObject", "Metadata")))
+                return _json(
+                    tables.table(
+                        res.plural,
+                        [obj],
+                        obj["metadata"]["resourceVersion"],
+                        q.get("includeObject", "Metadata"),
+                    )
+                )
             return _json(obj)
         if method == "POST":
-            if sub == "eviction" and request.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
+            if sub == "eviction" and request.headers.get("Content-Type", "").startswith(
+                "application/vnd.kubernetes.protobuf"
+            ):
                 from fleetkit.cluster.api.protobuf import eviction_dry_run
 
                 try:
@@ -190,17 +211,41 @@ class API:
                 except ValueError as exc:
                     raise ApiError(400, "BadRequest", f"error decoding body: {exc}") from exc
                 self.hooks.evict(ns, name, dry)
-                return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+                return _json(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "code": 201,
+                    },
+                    201,
+                )
             body = await self._body(request)
-            if sub == "eviction" and "All" in (((body or {}).get("deleteOptions") or {}).get("dryRun") or []):
+            if sub == "eviction" and "All" in (
+                ((body or {}).get("deleteOptions") or {}).get("dryRun") or []
+            ):
                 dry = True
             if sub == "binding":
                 return _json(self.hooks.bind(ns, name, body), 201)
             if sub == "eviction":
                 self.hooks.evict(ns, name, dry)
-                return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+                return _json(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "code": 201,
+                    },
+                    201,
+                )
             if name:
-                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    "the server does not allow this method on the requested resource",
+                )
             obj, warnings = st.decode(res, body, validation)
             created = st.create(res, obj, ns, dry_run=dry)
             return _json(created, 201, _warn_headers(warnings))
@@ -210,7 +255,9 @@ class API:
                 return _json(self._set_scale(res, ns, name, body, dry))
             obj, warnings = st.decode(res, body, validation)
             if obj.get("metadata", {}).get("name") not in (None, name):
-                raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+                raise ApiError(
+                    400, "BadRequest", "the name of the object does not match the name on the URL"
+                )
             obj.setdefault("metadata", {})["name"] = name
             return _json(st.update(res, obj, ns, sub, dry_run=dry), 200, _warn_headers(warnings))
         if method == "PATCH":
@@ -230,8 +277,25 @@ class API:
             gone = st.delete(res, ns, name, prop, dry)
             if res.kind == "Pod" or prop == "Orphan" or dry:
                 return _json(gone)
-            return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": {"name": name, "group": res.group, "kind": res.plural, "uid": gone["metadata"].get("uid")}})
-        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            return _json(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": name,
+                        "group": res.group,
+                        "kind": res.plural,
+                        "uid": gone["metadata"].get("uid"),
+                    },
+                }
+            )
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
 
     # -- list and watch --------------------------------------------------------------------------
     def _filter(self, request: web.Request) -> Any:
@@ -242,10 +306,12 @@ class API:
 
     def _list(self, request: web.Request, res: Resource, ns: str) -> web.Response:
         match = self._filter(request)
-        objs = [o for o in self.state.list(res, ns) if match(o)]
+        objs = [o for o in self.state.objects(res, ns) if match(o)]
         rv = str(self.state.store.rv)
         if _wants_table(request):
-            return _json(tables.table(res.plural, objs, rv, request.query.get("includeObject", "Metadata")))
+            return _json(
+                tables.table(res.plural, objs, rv, request.query.get("includeObject", "Metadata"))
+            )
         return _json(
             {
                 "kind": f"{res.kind}List",
@@ -279,7 +345,7 @@ class API:
         await resp.prepare(request)
         if since is None and rv_text in ("", "0") and q.get("sendInitialEvents") != "false":
             # a watch without a resourceVersion starts with the current state
-            for o in self.state.list(res, ns):
+            for o in self.state.objects(res, ns):
                 if match(o):
                     await self._send(resp, "ADDED", o, res, table, include)
         timeout = float(q.get("timeoutSeconds") or 1800)
@@ -294,8 +360,14 @@ class API:
                     ev = await asyncio.wait_for(w.queue.get(), min(left, BOOKMARK_INTERVAL_S))
                 except TimeoutError:
                     if bookmarks:
-                        mark = {"kind": res.kind, "apiVersion": res.api_version, "metadata": {"resourceVersion": str(self.state.store.rv)}}
-                        await resp.write(json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n")
+                        mark = {
+                            "kind": res.kind,
+                            "apiVersion": res.api_version,
+                            "metadata": {"resourceVersion": str(self.state.store.rv)},
+                        }
+                        await resp.write(
+                            json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n"
+                        )
                     continue
                 if ev is None:
                     break
@@ -311,17 +383,53 @@ class API:
             self.state.store.stop(w)
         return resp
 
-    async def _send(self, resp: web.StreamResponse, kind: str, obj: Obj, res: Resource, table: bool, include: str) -> None:
-        out = tables.table(res.plural, [obj], obj["metadata"]["resourceVersion"], include) if table else obj
-        await resp.write(json.dumps({"type": kind, "object": out}, separators=(",", ":")).encode() + b"\n")
+    async def _send(
+        self,
+        resp: web.StreamResponse,
+        kind: str,
+        obj: Obj,
+        res: Resource,
+        table: bool,
+        include: str,
+    ) -> None:
+        out = (
+            tables.table(res.plural, [obj], obj["metadata"]["resourceVersion"], include)
+            if table
+            else obj
+        )
+        await resp.write(
+            json.dumps({"type": kind, "object": out}, separators=(",", ":")).encode() + b"\n"
+        )
 
-    def _delete_collection(self, request: web.Request, res: Resource, ns: str, prop: str, dry: bool) -> web.Response:
+    def _delete_collection(
+        self, request: web.Request, res: Resource, ns: str, prop: str, dry: bool
+    ) -> web.Response:
         match = self._filter(request)
-        gone = [self.state.delete(res, ns, o["metadata"]["name"], prop, dry) for o in self.state.list(res, ns) if match(o)]
-        return _json({"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": {"resourceVersion": str(self.state.store.rv)}, "items": gone})
+        gone = [
+            self.state.delete(res, ns, o["metadata"]["name"], prop, dry)
+            for o in self.state.objects(res, ns)
+            if match(o)
+        ]
+        return _json(
+            {
+                "kind": f"{res.kind}List",
+                "apiVersion": res.api_version,
+                "metadata": {"resourceVersion": str(self.state.store.rv)},
+                "items": gone,
+            }
+        )
 
     # -- patch -------------------------------------------------------------------------------------
-    async def _patch(self, request: web.Request, res: Resource, ns: str, name: str, sub: str, dry: bool, validation: str) -> web.Response:
+    async def _patch(
+        self,
+        request: web.Request,
+        res: Resource,
+        ns: str,
+        name: str,
+        sub: str,
+        dry: bool,
+        validation: str,
+    ) -> web.Response:
         st = self.state
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
         body = await self._body(request)
@@ -340,7 +448,9 @@ class API:
         akey = (key_of(res), ns if res.namespaced else "", name, manager)
         if ctype == "application/apply-patch+yaml":
             if not isinstance(body, dict):
-                raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
+                raise ApiError(
+                    400, "BadRequest", "the body of the request was in an unknown format"
+                )
             decoded, warnings = st.decode(res, body, q.get("fieldValidation", "Strict"))
             if live is None:
                 decoded.setdefault("metadata", {})["name"] = name
@@ -350,7 +460,17 @@ class API:
                 return _json(out, 201, _warn_headers(warnings))
             conflicts = self._apply_conflicts(akey, live, body, q.get("force") == "true")
             if conflicts:
-                raise ApiError(409, "Conflict", f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: " + "\n".join(conflicts), {"causes": [{"reason": "FieldManagerConflict", "message": c} for c in conflicts]})
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: "
+                    + "\n".join(conflicts),
+                    {
+                        "causes": [
+                            {"reason": "FieldManagerConflict", "message": c} for c in conflicts
+                        ]
+                    },
+                )
             new = apply(live, body, st.applied.get(akey))
         else:
             assert live is not None
@@ -363,14 +483,24 @@ class API:
         if "resourceVersion" in (body.get("metadata") or {} if isinstance(body, dict) else {}):
             pass
         else:
-            new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"] if live else None
-        decoded, warnings2 = st.decode(res, new, validation if ctype != "application/apply-patch+yaml" else q.get("fieldValidation", "Strict"))
+            new["metadata"]["resourceVersion"] = (
+                live["metadata"]["resourceVersion"] if live else None
+            )
+        decoded, warnings2 = st.decode(
+            res,
+            new,
+            validation
+            if ctype != "application/apply-patch+yaml"
+            else q.get("fieldValidation", "Strict"),
+        )
         out = st.update(res, decoded, ns, sub, dry_run=dry)
         if ctype == "application/apply-patch+yaml" and not dry:
             st.applied[akey] = body
         return _json(out, 200, _warn_headers(warnings + warnings2))
 
-    def _apply_conflicts(self, akey: tuple[str, str, str, str], live: Obj, body: Obj, force: bool) -> list[str]:
+    def _apply_conflicts(
+        self, akey: tuple[str, str, str, str], live: Obj, body: Obj, force: bool
+    ) -> list[str]:
         """Fields this apply sets to a different value than another applier set them."""
         if force:
             for k in [k for k in self.state.applied if k[:3] == akey[:3] and k != akey]:
@@ -388,11 +518,27 @@ class API:
     def _set_scale(self, res: Resource, ns: str, name: str, body: Any, dry: bool) -> Obj:
         obj = self.state.get(res, ns, name)
         try:
-            replicas = int(((body or {}).get("spec") or {}).get("replicas"))
+            replicas = int(((body or {}).get("spec") or {}).get("replicas"))  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
             raise ApiError(400, "BadRequest", "Scale.spec.replicas must be an integer") from exc
         if replicas < 0:
-            raise ApiError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0', {"name": name, "group": "autoscaling", "kind": "Scale", "causes": [{"reason": "FieldValueInvalid", "message": f"Invalid value: {replicas}: must be greater than or equal to 0", "field": "spec.replicas"}]})
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0',
+                {
+                    "name": name,
+                    "group": "autoscaling",
+                    "kind": "Scale",
+                    "causes": [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "message": f"Invalid value: {replicas}: must be greater than or equal to 0",
+                            "field": "spec.replicas",
+                        }
+                    ],
+                },
+            )
         new = {**obj, "spec": {**obj.get("spec", {}), "replicas": replicas}}
         new["metadata"] = dict(obj["metadata"])
         out = self.state.update(res, new, ns, dry_run=dry)
@@ -418,7 +564,9 @@ def _apply_patch(ctype: str, cur: Obj, body: Any, res: Resource | None) -> Any:
         return merge_patch(cur, body)
     if ctype == "application/strategic-merge-patch+json":
         return strategic_merge(cur, body)
-    raise ApiError(415, "UnsupportedMediaType", f"the server does not support the patch type {ctype!r}")
+    raise ApiError(
+        415, "UnsupportedMediaType", f"the server does not support the patch type {ctype!r}"
+    )
 
 
 def _scale_of(res: Resource, obj: Obj) -> Obj:
@@ -437,7 +585,10 @@ def _scale_of(res: Resource, obj: Obj) -> Obj:
             "creationTimestamp": obj["metadata"].get("creationTimestamp"),
         },
         "spec": {"replicas": int(spec.get("replicas") or 0)},
-        "status": {"replicas": int(status.get("replicas") or 0), "selector": "" if sel == "<none>" else sel},
+        "status": {
+            "replicas": int(status.get("replicas") or 0),
+            "selector": "" if sel == "<none>" else sel,
+        },
     }
 
 

@@ -14,7 +14,9 @@ Obj = dict[str, Any]
 Column = tuple[str, str, int, str]  # name, type, priority, description
 Row = Callable[[Obj], list[Any]]
 
-AGE_DESC = "CreationTimestamp is a timestamp representing the server time when this object was created."
+AGE_DESC = (
+    "CreationTimestamp is a timestamp representing the server time when this object was created."
+)
 NAME_DESC = "Name must be unique within a namespace."
 
 
@@ -278,7 +280,11 @@ def _job_row(o: Obj) -> list[Any]:
     elif spec.get("suspend"):
         status = "Suspended"
     succeeded = int(st.get("succeeded") or 0)
-    completions = f"{succeeded}/{comp}" if comp is not None else f"{succeeded}/1 of {spec.get('parallelism', 1)}"
+    completions = (
+        f"{succeeded}/{comp}"
+        if comp is not None
+        else f"{succeeded}/1 of {spec.get('parallelism', 1)}"
+    )
     start, end = _parse(st.get("startTime")), _parse(st.get("completionTime"))
     duration = "" if start is None else human_duration((end or time.time()) - start)
     return [
@@ -352,9 +358,11 @@ def _pdb_row(o: Obj) -> list[Any]:
 
 def _simple(*cells: Callable[[Obj], Any]) -> Row:
     def row(o: Obj) -> list[Any]:
-        return [_meta(o).get("name")] + [c(o) for c in cells] + [
-            age(_meta(o).get("creationTimestamp"))
-        ]
+        return (
+            [_meta(o).get("name")]
+            + [c(o) for c in cells]
+            + [age(_meta(o).get("creationTimestamp"))]
+        )
 
     return row
 
@@ -375,14 +383,44 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
     "pods": (
         [
             NAME,
-            _c("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
+            _c(
+                "Ready",
+                "string",
+                0,
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
             _c("Status", "string", 0, "The aggregate status of the containers in this pod."),
-            _c("Restarts", "string", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            _c(
+                "Restarts",
+                "string",
+                0,
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
             AGE,
-            _c("IP", "string", 1, "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
-            _c("Node", "string", 1, "NodeName is a request to schedule this pod onto a specific node."),
-            _c("Nominated Node", "string", 1, "nominatedNodeName is set only when this pod preempts other pods on the node."),
-            _c("Readiness Gates", "string", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
+            _c(
+                "IP",
+                "string",
+                1,
+                "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+            ),
+            _c(
+                "Node",
+                "string",
+                1,
+                "NodeName is a request to schedule this pod onto a specific node.",
+            ),
+            _c(
+                "Nominated Node",
+                "string",
+                1,
+                "nominatedNodeName is set only when this pod preempts other pods on the node.",
+            ),
+            _c(
+                "Readiness Gates",
+                "string",
+                1,
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+            ),
         ],
         _pod_row,
     ),
@@ -405,8 +443,18 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
         [
             NAME,
             _c("Ready", "string", 0, "Number of the pod with ready state"),
-            _c("Up-to-date", "integer", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-            _c("Available", "integer", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+            _c(
+                "Up-to-date",
+                "integer",
+                0,
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+            ),
+            _c(
+                "Available",
+                "integer",
+                0,
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+            ),
             AGE,
             *WIDE_WORKLOAD,
         ],
@@ -416,7 +464,12 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
         [
             NAME,
             _c("Desired", "integer", 0, "Replicas is the number of desired replicas."),
-            _c("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
+            _c(
+                "Current",
+                "integer",
+                0,
+                "Replicas is the most recently observed number of replicas.",
+            ),
             _c("Ready", "integer", 0, "The number of ready replicas for this replica set."),
             AGE,
             *WIDE_WORKLOAD,
@@ -435,12 +488,42 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
     "daemonsets": (
         [
             NAME,
-            _c("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod."),
-            _c("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
-            _c("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
-            _c("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
-            _c("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
-            _c("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
+            _c(
+                "Desired",
+                "integer",
+                0,
+                "The total number of nodes that should be running the daemon pod.",
+            ),
+            _c(
+                "Current",
+                "integer",
+                0,
+                "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+            ),
+            _c(
+                "Ready",
+                "integer",
+                0,
+                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.",
+            ),
+            _c(
+                "Up-to-date",
+                "integer",
+                0,
+                "The total number of nodes that are running updated daemon pod",
+            ),
+            _c(
+                "Available",
+                "integer",
+                0,
+                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available.",
+            ),
+            _c(
+                "Node Selector",
+                "string",
+                0,
+                "NodeSelector is a selector which must be true for the pod to fit on a node.",
+            ),
             AGE,
             *WIDE_WORKLOAD,
         ],
@@ -450,7 +533,12 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
         [
             NAME,
             _c("Status", "string", 0, "Status of the job."),
-            _c("Completions", "string", 0, "The desired number of successfully finished pods the job should be run with."),
+            _c(
+                "Completions",
+                "string",
+                0,
+                "The desired number of successfully finished pods the job should be run with.",
+            ),
             _c("Duration", "string", 0, "Time required to complete the job."),
             AGE,
             *WIDE_WORKLOAD,
@@ -473,11 +561,21 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
         [
             _c("Last Seen", "string", 0, "Time when last occurrence of the event was observed."),
             _c("Type", "string", 0, "Type of this event."),
-            _c("Reason", "string", 0, "Short, machine understandable string that gives the reason for this event being generated."),
+            _c(
+                "Reason",
+                "string",
+                0,
+                "Short, machine understandable string that gives the reason for this event being generated.",
+            ),
             _c("Object", "string", 0, "The object this Event is about."),
             _c("Subobject", "string", 1, "The subobject this Event is about."),
             _c("Source", "string", 1, "The component reporting this event."),
-            _c("Message", "string", 0, "A human-readable description of the status of this operation."),
+            _c(
+                "Message",
+                "string",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
             _c("First Seen", "string", 1, "The time at which the event was first recorded."),
             _c("Count", "string", 1, "The number of times this event has occurred."),
             _c("Name", "string", 1, NAME_DESC),
@@ -488,8 +586,18 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
         [
             NAME,
             _c("Min Available", "string", 0, "The minimum number of pods that must be available."),
-            _c("Max Unavailable", "string", 0, "The maximum number of pods that may be unavailable."),
-            _c("Allowed Disruptions", "integer", 0, "Calculated number of pods that may be disrupted at this time."),
+            _c(
+                "Max Unavailable",
+                "string",
+                0,
+                "The maximum number of pods that may be unavailable.",
+            ),
+            _c(
+                "Allowed Disruptions",
+                "integer",
+                0,
+                "Calculated number of pods that may be disrupted at this time.",
+            ),
             AGE,
         ],
         _pdb_row,
@@ -512,7 +620,16 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
         _simple(lambda o: o.get("type") or "Opaque", lambda o: len(o.get("data") or {})),
     ),
     "serviceaccounts": (
-        [NAME, _c("Secrets", "string", 0, "Secrets is the list of secrets allowed to be used by pods running using this ServiceAccount."), AGE],
+        [
+            NAME,
+            _c(
+                "Secrets",
+                "string",
+                0,
+                "Secrets is the list of secrets allowed to be used by pods running using this ServiceAccount.",
+            ),
+            AGE,
+        ],
         _simple(lambda o: len(o.get("secrets") or [])),
     ),
     "leases": (
@@ -523,9 +640,19 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
         [
             NAME,
             _c("Value", "integer", 0, "The value of this priority class."),
-            _c("Global-Default", "boolean", 0, "globalDefault specifies whether this PriorityClass should be considered as the default priority."),
+            _c(
+                "Global-Default",
+                "boolean",
+                0,
+                "globalDefault specifies whether this PriorityClass should be considered as the default priority.",
+            ),
             AGE,
-            _c("PreemptionPolicy", "string", 0, "PreemptionPolicy is the Policy for preempting pods with lower priority."),
+            _c(
+                "PreemptionPolicy",
+                "string",
+                0,
+                "PreemptionPolicy is the Policy for preempting pods with lower priority.",
+            ),
         ],
         lambda o: [
             _meta(o).get("name"),

@@ -29,7 +29,7 @@ def _resolve(v: Any, total: int, up: bool) -> int:
 
 
 def _strip_hash(tmpl: Obj) -> Obj:
-    t = clone(tmpl)
+    t: Obj = clone(tmpl)
     labels = (t.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
         labels.pop(HASH, None)
@@ -55,7 +55,7 @@ class DeploymentController:
         st = self.cp.state
         ns, uid = d["metadata"]["namespace"], d["metadata"]["uid"]
         out = []
-        for rs in st.list(self.rs_res, ns):
+        for rs in st.objects(self.rs_res, ns):
             ref = controller_ref(rs)
             if ref is not None:
                 if ref.get("uid") == uid:
@@ -65,7 +65,9 @@ class DeploymentController:
                 new = clone(rs)
                 new["metadata"].setdefault("ownerReferences", []).append(owner_ref(d))
                 out.append(st.store.update(self.rs_res.qualified, new))
-        return sorted(out, key=lambda r: (str(r["metadata"].get("creationTimestamp")), r["metadata"]["name"]))
+        return sorted(
+            out, key=lambda r: (str(r["metadata"].get("creationTimestamp")), r["metadata"]["name"])
+        )
 
     def _scale(self, d: Obj, rs: Obj, n: int) -> Obj:
         old = int(rs["spec"].get("replicas") or 0)
@@ -77,7 +79,13 @@ class DeploymentController:
         ann["deployment.kubernetes.io/desired-replicas"] = str(d["spec"].get("replicas", 1))
         out: Obj = self.cp.state.store.update(self.rs_res.qualified, new)
         verb = "up" if n > old else "down"
-        self.cp.recorder.record(d, "Normal", "ScalingReplicaSet", f"Scaled {verb} replica set {rs['metadata']['name']} from {old} to {n}", "deployment-controller")
+        self.cp.recorder.record(
+            d,
+            "Normal",
+            "ScalingReplicaSet",
+            f"Scaled {verb} replica set {rs['metadata']['name']} from {old} to {n}",
+            "deployment-controller",
+        )
         return out
 
     def sync(self, ns: str, name: str) -> None:
@@ -89,17 +97,26 @@ class DeploymentController:
         want = int(spec.get("replicas", 1))
         rss = self.owned(d)
         tmpl = spec.get("template") or {}
-        new_rs = next((r for r in rss if _strip_hash(r["spec"].get("template") or {}) == _strip_hash(tmpl)), None)
+        new_rs = next(
+            (r for r in rss if _strip_hash(r["spec"].get("template") or {}) == _strip_hash(tmpl)),
+            None,
+        )
         olds = [r for r in rss if r is not new_rs]
         max_rev = max((_revision(r) for r in rss), default=0)
         if spec.get("paused"):
             self._status(d, new_rs, rss)
             return
         if new_rs is None:
-            new_rs = self._create_rs(d, max_rev + 1, 0 if any(int(r["spec"].get("replicas") or 0) for r in olds) else want)
+            new_rs = self._create_rs(
+                d,
+                max_rev + 1,
+                0 if any(int(r["spec"].get("replicas") or 0) for r in olds) else want,
+            )
             rss.append(new_rs)
         elif _revision(new_rs) < max_rev or _revision(new_rs) == 0:
-            new_rs = self._set_revision(new_rs, max_rev + 1 if _revision(new_rs) < max_rev else max(max_rev, 1))
+            new_rs = self._set_revision(
+                new_rs, max_rev + 1 if _revision(new_rs) < max_rev else max(max_rev, 1)
+            )
         rss = [new_rs] + olds
         strategy = (spec.get("strategy") or {}).get("type") or "RollingUpdate"
         if strategy == "Recreate":
@@ -109,7 +126,7 @@ class DeploymentController:
             old_pods = any(
                 is_active(p)
                 for r in olds
-                for p in st.list(st.res("", "Pod"), ns)
+                for p in st.objects(st.res("", "Pod"), ns)
                 if (controller_ref(p) or {}).get("uid") == r["metadata"]["uid"]
             )
             if not active_old and not old_pods:
@@ -136,7 +153,9 @@ class DeploymentController:
             if old_total:
                 all_total = old_total + int(new_rs["spec"].get("replicas") or 0)
                 min_avail = want - unavailable
-                new_unavail = int(new_rs["spec"].get("replicas") or 0) - int((new_rs.get("status") or {}).get("availableReplicas") or 0)
+                new_unavail = int(new_rs["spec"].get("replicas") or 0) - int(
+                    (new_rs.get("status") or {}).get("availableReplicas") or 0
+                )
                 budget = all_total - min_avail - new_unavail
                 if budget > 0:
                     for i, r in enumerate(olds):
@@ -146,7 +165,10 @@ class DeploymentController:
                         if down > 0:
                             olds[i] = self._scale(d, r, rep - down)
                             budget -= down
-                    available = sum(int((r.get("status") or {}).get("availableReplicas") or 0) for r in [new_rs] + olds)
+                    available = sum(
+                        int((r.get("status") or {}).get("availableReplicas") or 0)
+                        for r in [new_rs] + olds
+                    )
                     excess = min(available - min_avail, budget)
                     for i, r in enumerate(olds):
                         if excess <= 0:
@@ -184,14 +206,25 @@ class DeploymentController:
                 },
                 "ownerReferences": [owner_ref(d)],
             },
-            "spec": {"replicas": replicas, "selector": sel, "template": tmpl, "minReadySeconds": d["spec"].get("minReadySeconds", 0)},
+            "spec": {
+                "replicas": replicas,
+                "selector": sel,
+                "template": tmpl,
+                "minReadySeconds": d["spec"].get("minReadySeconds", 0),
+            },
         }
         cause = (d["metadata"].get("annotations") or {}).get("kubernetes.io/change-cause")
         if cause:
             rs["metadata"]["annotations"]["kubernetes.io/change-cause"] = cause
         created: Obj = self.cp.state.create(self.rs_res, rs)
         if replicas:
-            self.cp.recorder.record(d, "Normal", "ScalingReplicaSet", f"Scaled up replica set {rs['metadata']['name']} from 0 to {replicas}", "deployment-controller")
+            self.cp.recorder.record(
+                d,
+                "Normal",
+                "ScalingReplicaSet",
+                f"Scaled up replica set {rs['metadata']['name']} from 0 to {replicas}",
+                "deployment-controller",
+            )
         return created
 
     def _set_revision(self, rs: Obj, rev: int) -> Obj:
@@ -202,7 +235,12 @@ class DeploymentController:
 
     def _cleanup(self, d: Obj, olds: list[Obj]) -> None:
         limit = int(d["spec"].get("revisionHistoryLimit", 10))
-        idle = [r for r in olds if not int(r["spec"].get("replicas") or 0) and not int((r.get("status") or {}).get("replicas") or 0)]
+        idle = [
+            r
+            for r in olds
+            if not int(r["spec"].get("replicas") or 0)
+            and not int((r.get("status") or {}).get("replicas") or 0)
+        ]
         idle.sort(key=_revision)
         for r in idle[: max(0, len(idle) - limit)]:
             self.cp.state.delete(self.rs_res, r["metadata"]["namespace"], r["metadata"]["name"])
@@ -218,20 +256,31 @@ class DeploymentController:
         ready = sum(s(r, "readyReplicas") for r in rss)
         available = sum(s(r, "availableReplicas") for r in rss)
         ru = (d["spec"].get("strategy") or {}).get("rollingUpdate") or {}
-        max_unavail = _resolve(ru.get("maxUnavailable"), want, False) if (d["spec"].get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate" else want
+        max_unavail = (
+            _resolve(ru.get("maxUnavailable"), want, False)
+            if (d["spec"].get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
+            else want
+        )
         old_status = d.get("status") or {}
         old_conds = {c["type"]: c for c in old_status.get("conditions") or []}
         now = now_ts()
 
         def cond(t: str, status: str, reason: str, message: str) -> Obj:
             prev = old_conds.get(t)
-            if prev and prev.get("status") == status and prev.get("reason") == reason and prev.get("message") == message:
-                return prev
+            if (
+                prev
+                and prev.get("status") == status
+                and prev.get("reason") == reason
+                and prev.get("message") == message
+            ):
+                return dict(prev)
             return {
                 "type": t,
                 "status": status,
                 "lastUpdateTime": now,
-                "lastTransitionTime": prev["lastTransitionTime"] if prev and prev.get("status") == status else now,
+                "lastTransitionTime": prev["lastTransitionTime"]
+                if prev and prev.get("status") == status
+                else now,
                 "reason": reason,
                 "message": message,
             }
@@ -242,7 +291,9 @@ class DeploymentController:
                 "Available",
                 "True" if avail_ok else "False",
                 "MinimumReplicasAvailable" if avail_ok else "MinimumReplicasUnavailable",
-                "Deployment has minimum availability." if avail_ok else "Deployment does not have minimum availability.",
+                "Deployment has minimum availability."
+                if avail_ok
+                else "Deployment does not have minimum availability.",
             )
         ]
         if new_rs is not None:
@@ -253,7 +304,9 @@ class DeploymentController:
                     "Progressing",
                     "True",
                     "NewReplicaSetAvailable" if done else "ReplicaSetUpdated",
-                    f'ReplicaSet "{rsname}" has successfully progressed.' if done else f'ReplicaSet "{rsname}" is progressing.',
+                    f'ReplicaSet "{rsname}" has successfully progressed.'
+                    if done
+                    else f'ReplicaSet "{rsname}" is progressing.',
                 )
             )
         status: Obj = {

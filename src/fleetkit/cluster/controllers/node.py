@@ -119,8 +119,10 @@ class NodeController:
         pdb = st.store.get(self.pdb_res.qualified, ns, name)
         if pdb is None:
             return
-        status = pdb_status(pdb, st.list(st.res("", "Pod"), ns))
+        status = pdb_status(pdb, st.objects(st.res("", "Pod"), ns))
         old = dict(pdb.get("status") or {})
-        if {k: v for k, v in old.items() if k != "conditions"} != {k: v for k, v in status.items() if k != "conditions"}:
+        if {k: v for k, v in old.items() if k != "conditions"} != {
+            k: v for k, v in status.items() if k != "conditions"
+        }:
             new = {**pdb, "status": status, "metadata": dict(pdb["metadata"])}
             st.store.update(self.pdb_res.qualified, new)

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetkit.cluster.controllers._common import controller_ref, is_active, is_ready, owner_ref, selects
+from fleetkit.cluster.controllers._common import (
+    controller_ref,
+    is_active,
+    is_ready,
+    owner_ref,
+    selects,
+)
 from fleetkit.scheduler import clone
 
 __all__ = ["ReplicaSetController"]
@@ -28,7 +34,7 @@ class ReplicaSetController:
         ns = rs["metadata"]["namespace"]
         uid = rs["metadata"]["uid"]
         out = []
-        for p in st.list(self.pods, ns):
+        for p in st.objects(self.pods, ns):
             ref = controller_ref(p)
             if ref is not None:
                 if ref.get("uid") == uid:
@@ -71,7 +77,7 @@ class ReplicaSetController:
                     -int(p["metadata"].get("resourceVersion") or 0),
                 )
 
-            for p in sorted(pods, key=rank)[: -diff]:
+            for p in sorted(pods, key=rank)[:-diff]:
                 st.delete(self.pods, ns, p["metadata"]["name"])
             pods = [p for p in self.owned_pods(rs) if is_active(p)]
         self._status(rs, [p for p in self.owned_pods(rs) if is_active(p)])
@@ -85,15 +91,25 @@ class ReplicaSetController:
         meta["ownerReferences"] = [owner_ref(rs)]
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": tmpl.get("spec") or {}}
         created = self.cp.state.create(self.pods, pod)
-        self.cp.recorder.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", "replicaset-controller")
+        self.cp.recorder.record(
+            rs,
+            "Normal",
+            "SuccessfulCreate",
+            f"Created pod: {created['metadata']['name']}",
+            "replicaset-controller",
+        )
 
     def _status(self, rs: Obj, pods: list[Obj]) -> None:
         ready = sum(1 for p in pods if is_ready(p))
-        labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+        labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get(
+            "labels"
+        ) or {}
         status = {
             "replicas": len(pods),
             "fullyLabeledReplicas": sum(
-                1 for p in pods if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
+                1
+                for p in pods
+                if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
             ),
             "readyReplicas": ready,
             "availableReplicas": ready,

@@ -117,3 +117,21 @@ def test_strict_decoding_messages() -> None:
     assert warnings == ['unknown field "spec.containers[0].imagePul"']
     _obj, warnings = state.decode(res, body, "Ignore")
     assert warnings == []
+
+
+def test_state_file_survives_a_restart(tmp_path: Path) -> None:
+    from fleetkit.cluster.serve import save_state
+
+    state_file = tmp_path / "state.json"
+    state, cp = build(
+        ServeOptions(
+            nodes=[str(FIXTURES / "nodes.yaml"), str(FIXTURES / "nginx.yaml")],
+            state_file=str(state_file),
+        )
+    )
+    save_state(state, str(state_file))
+    before = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in _pods(state)}
+    again, _cp = build(ServeOptions(state_file=str(state_file)))
+    after = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in _pods(again)}
+    assert before == after and len(after) == 3
+    assert not list(tmp_path.glob(".fleetkit-state-*"))  # no temporary file left behind

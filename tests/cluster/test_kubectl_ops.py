@@ -184,3 +184,27 @@ def test_explain_prints_field_docs(kubectl: Kubectl) -> None:
     assert "requiredDuringSchedulingIgnoredDuringExecution" in out
     out = kubectl.out("explain", "deployment.spec.replicas")
     assert "Number of desired pods" in out
+
+
+def test_kustomize_overlay_and_helm_rendered_chart(kubectl: Kubectl, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(FIXTURES / "kustomize", tmp_path / "kustomize")
+    out = kubectl.out("apply", "-k", "kustomize/overlays/prod")
+    assert out.strip() == "deployment.apps/prod-web created"
+    kubectl.run("rollout", "status", "deploy/prod-web", "--timeout=60s")
+    names = kubectl.out("get", "po", "-l", "env=prod", "-o", "name").split()
+    assert len(names) == 3
+    _copy(tmp_path, "helm-rendered.yaml")
+    out = kubectl.out("apply", "-f", "helm-rendered.yaml").split("\n")
+    assert out[:4] == [
+        "serviceaccount/demo-web created",
+        "configmap/demo-web created",
+        "service/demo-web created",
+        "deployment.apps/demo-web created",
+    ]
+    kubectl.run("rollout", "status", "deploy/demo-web", "--timeout=60s")
+    nodes = kubectl.out(
+        "get", "po", "-l", "app.kubernetes.io/instance=demo", "-o", "jsonpath={.items[*].spec.nodeName}"
+    ).split()
+    assert len(nodes) == 2 and len(set(nodes)) == 2  # maxSkew 1 over hostnames

@@ -205,6 +205,11 @@ def test_kustomize_overlay_and_helm_rendered_chart(kubectl: Kubectl, tmp_path: P
     ]
     kubectl.run("rollout", "status", "deploy/demo-web", "--timeout=60s")
     nodes = kubectl.out(
-        "get", "po", "-l", "app.kubernetes.io/instance=demo", "-o", "jsonpath={.items[*].spec.nodeName}"
+        "get",
+        "po",
+        "-l",
+        "app.kubernetes.io/instance=demo",
+        "-o",
+        "jsonpath={.items[*].spec.nodeName}",
     ).split()
     assert len(nodes) == 2 and len(set(nodes)) == 2  # maxSkew 1 over hostnames

@@ -126,6 +126,8 @@ def test_tls_with_generated_ca(tmp_path: Path) -> None:
         k = Kubectl(binary, kubeconfig, tmp_path)
         assert "https://127.0.0.1:" in (tmp_path / "kubeconfig").read_text()
         assert shape(k.out("get", "nodes")) == golden("get-nodes.txt")
-        assert (tmp_path / "fleetkit-cluster-ca.crt").read_text().startswith("-----BEGIN CERTIFICATE")
+        assert (
+            (tmp_path / "fleetkit-cluster-ca.crt").read_text().startswith("-----BEGIN CERTIFICATE")
+        )
     finally:
         stop_cluster(proc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 
@@ -24,6 +25,7 @@ The kubeconfig (plain HTTP on loopback; TLS with a generated CA otherwise) is wr
 example:
   fleetkit cluster serve --nodes nodes.yaml --listen 127.0.0.1:6443 &
   KUBECONFIG=./fleetkit-cluster.kubeconfig kubectl get nodes
+  fleetkit cluster schedule -f tests/fixtures/cluster/nodes.yaml -f tests/fixtures/cluster/nginx.yaml
   fleetkit cluster serve --nodes tests/fixtures/cluster/nodes.yaml --listen 127.0.0.1:0
 """
 
@@ -34,7 +36,30 @@ def _parser() -> ArgumentParser:
         description="Run a simulated Kubernetes cluster (API server, controllers, scheduler) in one process.",
         epilog=EPILOG,
     )
-    p.add_argument("action", choices=("serve",), help="serve: run the API server")
+    p.add_argument(
+        "action",
+        choices=("serve", "schedule"),
+        help="serve: run the API server; schedule: apply -f FILEs to a cluster started from "
+        "the Nodes and bound Pods among them, then --then steps, and print the pods (-o json)",
+    )
+    p.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="schedule: manifests (the first file is the cluster: nodes, bound pods)",
+    )
+    p.add_argument(
+        "--then",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="schedule: a what-if step (scale, apply -f, cordon, uncordon, delete node)",
+    )
+    p.add_argument(
+        "-o", "--output", choices=("json", "yaml"), default="json", help="schedule: output format"
+    )
     p.add_argument(
         "--nodes",
         action="append",
@@ -80,6 +105,8 @@ def main(command: str, argv: list[str]) -> int:
 
     if args.seed < 0:
         raise UsageError("--seed must be >= 0")
+    if args.action == "schedule":
+        return _schedule(args)
     opts = ServeOptions(
         listen=args.listen,
         nodes=args.nodes,
@@ -98,4 +125,31 @@ def main(command: str, argv: list[str]) -> int:
         )
 
     asyncio.run(serve(opts, ready))
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    import json
+
+    import yaml
+
+    from fleetkit.cluster.offline import run
+    from fleetkit.scheduler import load_config
+
+    if not args.filename:
+        raise UsageError(
+            "schedule needs -f FILE",
+            hint="fleetkit cluster schedule -f cluster.yaml -f deploy.yaml",
+        )
+    out = run(
+        args.filename[:1],
+        args.filename[1:],
+        args.then,
+        load_config(args.config) if args.config else None,
+        args.seed,
+    )
+    if args.output == "yaml":
+        sys.stdout.write(yaml.safe_dump(out, sort_keys=False))
+    else:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
     return 0

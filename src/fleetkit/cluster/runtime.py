@@ -9,7 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from fleetkit.cluster.binder import Binder
-from fleetkit.cluster.controllers import DeploymentController, NodeController, ReplicaSetController
+from fleetkit.cluster.controllers import (
+    DaemonSetController,
+    DeploymentController,
+    NodeController,
+    ReplicaSetController,
+)
 from fleetkit.cluster.controllers._common import controller_ref, selects
 from fleetkit.cluster.events import Recorder
 from fleetkit.cluster.kubelet import Kubelet
@@ -37,6 +42,7 @@ class ControlPlane:
         self.deployments = DeploymentController(self)
         self.replicasets = ReplicaSetController(self)
         self.nodes = NodeController(self)
+        self.daemonsets = DaemonSetController(self)
         self.kubelet = Kubelet(self)
         self.binder = Binder(self, config, seed)
         self._node_index: dict[str, int] = {}
@@ -45,6 +51,7 @@ class ControlPlane:
         self.handlers: dict[str, Callable[[str, str], None]] = {
             "deployment": self.deployments.sync,
             "replicaset": self.replicasets.sync,
+            "daemonset": self.daemonsets.sync,
             "node": self.nodes.sync,
             "pdb": self.nodes.sync_pdb,
             "kubelet": self.kubelet.sync,
@@ -81,8 +88,12 @@ class ControlPlane:
             self._enqueue_owner(ev.obj, "Deployment", "deployment")
             if ev.type == "DELETED" or not controller_ref(ev.obj):
                 self._enqueue_selecting(ev.obj, "deployments.apps", "deployment")
+        elif r == "daemonsets.apps":
+            if ev.type != "DELETED":
+                self.enqueue("daemonset", (ns, name))
         elif r == "pods":
             self._enqueue_owner(ev.obj, "ReplicaSet", "replicaset")
+            self._enqueue_owner(ev.obj, "DaemonSet", "daemonset")
             if not controller_ref(ev.obj):
                 self._enqueue_selecting(ev.obj, "replicasets.apps", "replicaset")
             if ev.type != "DELETED":
@@ -91,6 +102,9 @@ class ControlPlane:
                 if selects(pdb, ev.obj):
                     self.enqueue("pdb", (ns, pdb["metadata"]["name"]))
         elif r == "nodes":
+            if ev.old is None or _node_view(ev.old) != _node_view(ev.obj):
+                for ds in self.state.store.iter("daemonsets.apps"):
+                    self.enqueue("daemonset", (ds["metadata"]["namespace"], ds["metadata"]["name"]))
             if ev.type != "DELETED":
                 self.enqueue("node", ("", name))
             else:
@@ -213,3 +227,8 @@ class ControlPlane:
                 )
         if not dry_run:
             self.state.delete(pods, ns, name)
+
+
+def _node_view(node: Obj) -> Any:
+    """What decides where daemons run: labels, taints, name."""
+    return ((node.get("metadata") or {}).get("labels"), (node.get("spec") or {}).get("taints"))

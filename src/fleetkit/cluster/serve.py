@@ -20,6 +20,7 @@ from fleetkit.cluster.api.resources import RESOURCES, by_kind
 from fleetkit.cluster.api.server import make_app
 from fleetkit.cluster.runtime import ControlPlane
 from fleetkit.cluster.state import ApiError, ClusterState, key_of
+from fleetkit.cluster.store import WatchEvent
 from fleetkit.errors import ClusterError, UsageError
 from fleetkit.scheduler import SchedulerConfig
 
@@ -153,9 +154,14 @@ def load_state(state: ClusterState, path: str) -> None:
             state.store.create(key_of(res), o)
 
 
-def build(opts: ServeOptions) -> tuple[ClusterState, ControlPlane]:
-    """The state and control plane, loaded from --state and --nodes and settled."""
+def build(
+    opts: ServeOptions, listener: Callable[[WatchEvent], None] | None = None
+) -> tuple[ClusterState, ControlPlane]:
+    """The state and control plane, loaded from --state and --nodes and settled
+    (``listener`` sees every store event from the start)."""
     state = ClusterState(seed=opts.seed)
+    if listener is not None:
+        state.store.listeners.append(listener)
     if opts.state_file and os.path.exists(opts.state_file):
         load_state(state, opts.state_file)
     cp = ControlPlane(state, opts.config, opts.seed)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from fleetkit.cluster.controllers.daemonset import DaemonSetController
 from fleetkit.cluster.controllers.deployment import DeploymentController
 from fleetkit.cluster.controllers.node import NodeController
 from fleetkit.cluster.controllers.replicaset import ReplicaSetController
 
-__all__ = ["DeploymentController", "ReplicaSetController", "NodeController"]
+__all__ = ["DaemonSetController", "DeploymentController", "ReplicaSetController", "NodeController"]

@@ -27,6 +27,9 @@ __all__ = ["ControlPlane"]
 Obj = dict[str, Any]
 Item = tuple[str, str, str]  # (controller, namespace, name)
 BATCH = 200  # work items between yields to the HTTP server
+# pods the scheduler takes in a row before the controllers catch up (their status syncs are
+# then one per batch, not one per binding)
+SCHED_BATCH = 100
 
 
 class ControlPlane:
@@ -48,6 +51,7 @@ class ControlPlane:
         self._node_index: dict[str, int] = {}
         self._wake: asyncio.Event | None = None
         self.paused = False  # queue work without running it (bulk loads)
+        self._credit = SCHED_BATCH
         self.handlers: dict[str, Callable[[str, str], None]] = {
             "deployment": self.deployments.sync,
             "replicaset": self.replicasets.sync,
@@ -140,15 +144,20 @@ class ControlPlane:
             return False
         done = 0
         while done < budget:
-            if self.queue:
+            if self.binder.pending() and self._credit > 0:
+                self.binder.schedule_one()
+                self._credit -= 1
+            elif self.queue:
                 item = self.queue.popleft()
                 self.queued.discard(item)
                 try:
                     self.handlers[item[0]](item[1], item[2])
                 except ApiError:
                     pass  # a controller's write refused (e.g. its namespace is gone): retried on the next event
+                if not self.queue:
+                    self._credit = SCHED_BATCH
             elif self.binder.pending():
-                self.binder.schedule_one()
+                self._credit = SCHED_BATCH
             else:
                 return False
             done += 1

@@ -52,6 +52,9 @@ class ControlPlane:
         self._wake: asyncio.Event | None = None
         self.paused = False  # queue work without running it (bulk loads)
         self._credit = SCHED_BATCH
+        # pods by their controller's uid, and pods without a controller per namespace
+        self.pods_by_owner: dict[str, dict[tuple[str, str], Obj]] = collections.defaultdict(dict)
+        self.orphans: dict[str, dict[str, Obj]] = collections.defaultdict(dict)
         self.handlers: dict[str, Callable[[str, str], None]] = {
             "deployment": self.deployments.sync,
             "replicaset": self.replicasets.sync,
@@ -60,10 +63,12 @@ class ControlPlane:
             "pdb": self.nodes.sync_pdb,
             "kubelet": self.kubelet.sync,
         }
-        # the scheduler's mirror must see what is already stored
+        # the scheduler's mirror and the pod index must see what is already stored
         for res in ("namespaces", "nodes", "pods"):
             for obj in state.store.iter(res):
                 self.binder.on_event(WatchEvent(state.store.rv, res, "ADDED", obj))
+                if res == "pods":
+                    self._index_pod(WatchEvent(state.store.rv, res, "ADDED", obj))
         state.store.listeners.append(self.on_event)
 
     def node_index(self, name: str) -> int:
@@ -78,7 +83,26 @@ class ControlPlane:
         if self._wake is not None:
             self._wake.set()
 
+    def _index_pod(self, ev: WatchEvent) -> None:
+        meta = ev.obj["metadata"]
+        ns, name = str(meta.get("namespace") or ""), str(meta["name"])
+        if ev.old is not None:
+            old_ref = controller_ref(ev.old)
+            if old_ref is not None:
+                self.pods_by_owner[str(old_ref.get("uid"))].pop((ns, name), None)
+            else:
+                self.orphans[ns].pop(name, None)
+        if ev.type == "DELETED":
+            return
+        ref = controller_ref(ev.obj)
+        if ref is not None:
+            self.pods_by_owner[str(ref.get("uid"))][(ns, name)] = ev.obj
+        else:
+            self.orphans[ns][name] = ev.obj
+
     def on_event(self, ev: WatchEvent) -> None:
+        if ev.resource == "pods":
+            self._index_pod(ev)
         self.binder.on_event(ev)
         meta = ev.obj["metadata"]
         ns, name = str(meta.get("namespace") or ""), str(meta["name"])

@@ -36,6 +36,7 @@ __all__ = [
 
 Obj = dict[str, Any]
 SAVE_EVERY_S = 2.0
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 _ORDER = ["Namespace", "PriorityClass", "Node", "Service", "PodDisruptionBudget"]
 
 
@@ -58,7 +59,7 @@ def load_manifests(paths: list[str]) -> list[Obj]:
     for path in paths:
         try:
             with open(path, encoding="utf-8") as fh:
-                docs = list(yaml.safe_load_all(fh))
+                docs = list(yaml.load_all(fh, Loader=_LOADER))
         except OSError as exc:
             raise UsageError(f"{path}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:

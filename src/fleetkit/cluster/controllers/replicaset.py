@@ -33,12 +33,9 @@ class ReplicaSetController:
         st = self.cp.state
         ns = rs["metadata"]["namespace"]
         uid = rs["metadata"]["uid"]
-        out = []
-        for p in st.objects(self.pods, ns):
-            ref = controller_ref(p)
-            if ref is not None:
-                if ref.get("uid") == uid:
-                    out.append(p)
+        out = list(self.cp.pods_by_owner.get(uid, {}).values())
+        for p in list(self.cp.orphans.get(ns, {}).values()):
+            if controller_ref(p) is not None:
                 continue
             if selects(rs, p) and is_active(p) and not rs["metadata"].get("deletionTimestamp"):
                 new = clone(p)

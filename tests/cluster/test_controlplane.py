@@ -135,3 +135,58 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
     after = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in _pods(again)}
     assert before == after and len(after) == 3
     assert not list(tmp_path.glob(".fleetkit-state-*"))  # no temporary file left behind
+
+
+def test_statefulset_ordinals_and_job_pods(tmp_path: Path) -> None:
+    manifests = tmp_path / "w.yaml"
+    tmpl = {
+        "metadata": {"labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "db", "image": "postgres:17"}]},
+    }
+    manifests.write_text(
+        yaml.safe_dump_all(
+            [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "StatefulSet",
+                    "metadata": {"name": "db"},
+                    "spec": {
+                        "replicas": 3,
+                        "serviceName": "db",
+                        "selector": {"matchLabels": {"app": "db"}},
+                        "template": tmpl,
+                    },
+                },
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "metadata": {"name": "batch"},
+                    "spec": {
+                        "parallelism": 2,
+                        "completions": 4,
+                        "template": {
+                            "spec": {"containers": [{"name": "b", "image": "busybox:1.36"}]}
+                        },
+                    },
+                },
+            ]
+        )
+    )
+    state, cp = build(ServeOptions(nodes=[str(FIXTURES / "nodes.yaml"), str(manifests)]))
+    pods = {p["metadata"]["name"]: p for p in _pods(state)}
+    assert {"db-0", "db-1", "db-2"} <= set(pods)
+    assert pods["db-1"]["spec"]["hostname"] == "db-1" and pods["db-1"]["spec"]["subdomain"] == "db"
+    assert pods["db-2"]["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "2"
+    sts = state.get(state.res("apps", "StatefulSet"), "default", "db")
+    assert sts["status"]["readyReplicas"] == 3
+    job_pods = [p for p in pods.values() if p["metadata"]["labels"].get("job-name") == "batch"]
+    assert len(job_pods) == 2 and all(p["status"]["phase"] == "Running" for p in job_pods)
+    job = state.get(state.res("batch", "Job"), "default", "batch")
+    assert job["status"]["active"] == 2
+    # a finished pod counts as a completion; the controller starts the next one
+    done = dict(job_pods[0])
+    done["status"] = {**done["status"], "phase": "Succeeded"}
+    state.update(state.res("", "Pod"), done, "default", subresource="status")
+    cp.settle()
+    job = state.get(state.res("batch", "Job"), "default", "batch")
+    assert job["status"]["succeeded"] == 1 and job["status"]["active"] == 2

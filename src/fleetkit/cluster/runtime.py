@@ -12,8 +12,10 @@ from fleetkit.cluster.binder import Binder
 from fleetkit.cluster.controllers import (
     DaemonSetController,
     DeploymentController,
+    JobController,
     NodeController,
     ReplicaSetController,
+    StatefulSetController,
 )
 from fleetkit.cluster.controllers._common import controller_ref, selects
 from fleetkit.cluster.events import Recorder
@@ -46,6 +48,8 @@ class ControlPlane:
         self.replicasets = ReplicaSetController(self)
         self.nodes = NodeController(self)
         self.daemonsets = DaemonSetController(self)
+        self.statefulsets = StatefulSetController(self)
+        self.jobs = JobController(self)
         self.kubelet = Kubelet(self)
         self.binder = Binder(self, config, seed)
         self._node_index: dict[str, int] = {}
@@ -59,6 +63,8 @@ class ControlPlane:
             "deployment": self.deployments.sync,
             "replicaset": self.replicasets.sync,
             "daemonset": self.daemonsets.sync,
+            "statefulset": self.statefulsets.sync,
+            "job": self.jobs.sync,
             "node": self.nodes.sync,
             "pdb": self.nodes.sync_pdb,
             "kubelet": self.kubelet.sync,
@@ -116,12 +122,14 @@ class ControlPlane:
             self._enqueue_owner(ev.obj, "Deployment", "deployment")
             if ev.type == "DELETED" or not controller_ref(ev.obj):
                 self._enqueue_selecting(ev.obj, "deployments.apps", "deployment")
-        elif r == "daemonsets.apps":
+        elif r in ("daemonsets.apps", "statefulsets.apps", "jobs.batch"):
             if ev.type != "DELETED":
-                self.enqueue("daemonset", (ns, name))
+                self.enqueue(r.split("s.", 1)[0], (ns, name))
         elif r == "pods":
             self._enqueue_owner(ev.obj, "ReplicaSet", "replicaset")
             self._enqueue_owner(ev.obj, "DaemonSet", "daemonset")
+            self._enqueue_owner(ev.obj, "StatefulSet", "statefulset")
+            self._enqueue_owner(ev.obj, "Job", "job")
             if not controller_ref(ev.obj):
                 self._enqueue_selecting(ev.obj, "replicasets.apps", "replicaset")
             if ev.type != "DELETED":

@@ -213,3 +213,35 @@ def test_kustomize_overlay_and_helm_rendered_chart(kubectl: Kubectl, tmp_path: P
         "jsonpath={.items[*].spec.nodeName}",
     ).split()
     assert len(nodes) == 2 and len(set(nodes)) == 2  # maxSkew 1 over hostnames
+
+
+def test_from_kubeconfig_imports_a_live_cluster(kubectl: Kubectl, tmp_path: Path) -> None:
+    """--from-kubeconfig reads another API server (here a fleetkit cluster) and diverges."""
+    from tests.cluster.conftest import start_cluster, stop_cluster
+
+    _copy(tmp_path, "nginx.yaml")
+    kubectl.run("apply", "-f", "nginx.yaml")
+    _ready(kubectl, "nginx")
+    live = {
+        ln.split()[0]: ln.split()[6]
+        for ln in kubectl.out("get", "po", "-o", "wide").splitlines()[1:]
+    }
+    copy_dir = tmp_path / "copy"
+    copy_dir.mkdir()
+    proc, kc = start_cluster(
+        copy_dir, "--from-kubeconfig", "fleetkit", "--kubeconfig", kubectl.kubeconfig
+    )
+    try:
+        other = Kubectl(kubectl.binary, kc, copy_dir)
+        copied = {
+            ln.split()[0]: ln.split()[6]
+            for ln in other.out("get", "po", "-o", "wide").splitlines()[1:]
+        }
+        assert copied == live  # the same pods on the same nodes, none duplicated
+        other.run("scale", "deploy/nginx", "--replicas=4")
+        other.run(
+            "wait", "--for=jsonpath={.status.updatedReplicas}=4", "deploy/nginx", "--timeout=60s"
+        )
+        assert len(kubectl.out("get", "po", "-o", "name").split()) == 3  # the source is untouched
+    finally:
+        stop_cluster(proc)

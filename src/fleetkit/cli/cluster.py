@@ -88,6 +88,16 @@ def _parser() -> ArgumentParser:
         "--config", metavar="FILE", help="a KubeSchedulerConfiguration (v1) for the scheduler"
     )
     p.add_argument(
+        "--from-kubeconfig",
+        metavar="CONTEXT",
+        help="start from a live cluster's nodes, pods and workloads (read-only); 'current' for the current context",
+    )
+    p.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="the kubeconfig --from-kubeconfig reads (default: as kubectl, $KUBECONFIG or ~/.kube/config)",
+    )
+    p.add_argument(
         "--tls",
         action="store_true",
         help="serve HTTPS with a generated CA even on loopback (always on elsewhere)",
@@ -115,6 +125,8 @@ def main(command: str, argv: list[str]) -> int:
         config=load_config(args.config) if args.config else None,
         seed=args.seed,
         tls=args.tls,
+        from_kubeconfig=args.from_kubeconfig,
+        kubeconfig=args.kubeconfig,
     )
 
     def ready(url: str) -> None:

@@ -51,6 +51,10 @@ class ServeOptions:
     config: SchedulerConfig | None = None
     seed: int = 1
     tls: bool = False
+    from_kubeconfig: str | None = None  # a context name, or "current"
+    kubeconfig: str | None = (
+        None  # where to read it (default: as kubectl, KUBECONFIG or ~/.kube/config)
+    )
 
 
 def load_manifests(paths: list[str]) -> list[Obj]:
@@ -76,7 +80,7 @@ def load_manifests(paths: list[str]) -> list[Obj]:
     return out
 
 
-def _create_all(cp: ControlPlane, objs: list[Obj], source: str) -> None:
+def _create_all(cp: ControlPlane, objs: list[Obj], source: str, validation: str = "Strict") -> None:
     """Create every object, then let the controllers run: like informers that sync before the
     controllers start, whatever order the file lists its objects in (adoption by selector and
     owner references, no duplicate replicas)."""
@@ -93,7 +97,7 @@ def _create_all(cp: ControlPlane, objs: list[Obj], source: str) -> None:
                 hint="see docs/cluster.md for the served kinds",
             )
         try:
-            obj, _ = st.decode(res, o, "Strict")
+            obj, _ = st.decode(res, o, validation)
             meta = obj.get("metadata") or {}
             if res.kind == "Pod" and (obj.get("spec") or {}).get("nodeName"):
                 obj.setdefault("status", {}).setdefault("phase", "Running")
@@ -167,6 +171,16 @@ def build(
         load_state(state, opts.state_file)
     cp = ControlPlane(state, opts.config, opts.seed)
     cp.paused = True
+    if opts.from_kubeconfig is not None:
+        from fleetkit.cluster.importer import import_objects
+
+        # a live cluster may carry fields newer than our schemas: imported, not validated
+        _create_all(
+            cp,
+            import_objects(opts.from_kubeconfig, opts.kubeconfig),
+            f"--from-kubeconfig {opts.from_kubeconfig}",
+            "Ignore",
+        )
     for path in opts.nodes:
         _create_all(cp, load_manifests([path]), path)
     cp.paused = False

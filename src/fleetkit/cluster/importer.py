@@ -44,7 +44,7 @@ def _clean(obj: Obj, kind: str, api_version: str) -> Obj:
 def import_objects(context: str, kubeconfig: str | None = None) -> list[Obj]:
     """Every object of the imported kinds, as the API server returns them (status kept)."""
     try:
-        from kubernetes import client, config
+        from kubernetes import config
         from kubernetes.client.exceptions import ApiException
         from kubernetes.config.config_exception import ConfigException
     except ImportError as exc:  # pragma: no cover - a dependency

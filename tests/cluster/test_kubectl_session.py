@@ -131,3 +131,50 @@ def test_tls_with_generated_ca(tmp_path: Path) -> None:
         )
     finally:
         stop_cluster(proc)
+
+
+def test_ui_page_shows_zones_pods_and_pending(kubectl: Kubectl, tmp_path: Path) -> None:
+    """GET /ui: nodes by zone with fill bars, pods by workload, Pending pods with reasons
+    (checked by structure: the elements present, not pixels)."""
+    import urllib.request
+    from html.parser import HTMLParser
+
+    import yaml
+
+    (tmp_path / "nginx.yaml").write_text((FIXTURES / "nginx.yaml").read_text())
+    kubectl.run("apply", "-f", "nginx.yaml")
+    kubectl.run("rollout", "status", "deploy/nginx", "--timeout=60s")
+    kubectl.run("scale", "deploy/nginx", "--replicas=4")
+    kubectl.run(
+        "wait",
+        "--for=condition=PodScheduled=False",
+        "pod",
+        "--field-selector=status.phase=Pending",
+        "--timeout=60s",
+    )
+    server = yaml.safe_load(Path(kubectl.kubeconfig).read_text())["clusters"][0]["cluster"][
+        "server"
+    ]
+    with urllib.request.urlopen(server + "/ui", timeout=30) as resp:
+        assert resp.headers["Content-Type"].startswith("text/html")
+        page = resp.read().decode()
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attrs: list[dict[str, str | None]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.attrs.append(dict(attrs))
+
+    c = Collect()
+    c.feed(page)
+    nodes = [a["data-node"] for a in c.attrs if "data-node" in a]
+    assert sorted(nodes) == ["demo-control-plane", "demo-worker", "demo-worker2", "demo-worker3"]
+    bars = [a for a in c.attrs if "data-resource" in a]
+    assert len(bars) == 12 and {a["data-resource"] for a in bars} == {"cpu", "memory", "pods"}
+    placed = [a for a in c.attrs if "data-pod" in a]
+    assert len(placed) == 3 and {a["data-workload"] for a in placed} == {"Deployment/nginx"}
+    pending = [a for a in c.attrs if "data-pending" in a]
+    assert len(pending) == 1
+    assert "didn&#x27;t match pod anti-affinity rules" in page

@@ -75,6 +75,11 @@ class API:
     async def version(self, request: web.Request) -> web.Response:
         return _json(VERSION_INFO)
 
+    async def ui(self, request: web.Request) -> web.Response:
+        from fleetkit.cluster.api.ui import render
+
+        return web.Response(text=render(self.state), content_type="text/html")
+
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -600,6 +605,7 @@ def make_app(state: ClusterState, address: str, hooks: Any = None) -> web.Applic
     r.add_get("/version", api.version)
     for p in ("/healthz", "/readyz", "/livez"):
         r.add_get(p, api.healthz)
+    r.add_get("/ui", api.ui)
     r.add_get("/api", api.api_root)
     r.add_get("/apis", api.apis_root)
     r.add_get("/openapi/v3", api.openapi_v3)

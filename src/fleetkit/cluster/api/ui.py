@@ -36,7 +36,7 @@ table.pending td,table.pending th{border:1px solid #ccd;padding:.25rem .5rem;fon
 def _workload(p: Obj) -> str:
     ref = controller_ref(p)
     if ref is None:
-        return "Pod/" + p["metadata"]["name"]
+        return "Pod/" + str(p["metadata"]["name"])
     name = str(ref.get("name"))
     if ref.get("kind") == "ReplicaSet" and "-" in name:
         return "Deployment/" + name.rsplit("-", 1)[0]

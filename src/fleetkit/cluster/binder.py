@@ -78,6 +78,7 @@ class Binder:
         self.queued: set[Key] = set()
         self.unschedulable: dict[Key, set[str]] = {}
         self.placed: dict[Key, Pod] = {}
+        self.bound_models: dict[Key, Pod] = {}  # the cycle's Pod, reused when the binding lands
         self.seq = 0
         self.attempts = 0
 
@@ -130,8 +131,11 @@ class Binder:
             return
         if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return
-        self.seq += 1
-        pod = Pod.from_obj(obj, self.seq)
+        pod = self.bound_models.pop(key, None)
+        if pod is None or pod.node_name != node:
+            self.seq += 1
+            pod = Pod.from_obj(obj, self.seq)
+        pod.raw = obj
         pod.phase = "Running"
         self.cache.add_pod(pod, str(node))
         self.placed[key] = pod
@@ -253,10 +257,12 @@ class Binder:
         self._failed(obj, msg, plugins, "Unschedulable")
 
     def _bind(self, obj: Obj, pod: Pod, node: str) -> None:
-        new = clone(obj)
-        new["spec"]["nodeName"] = node
-        st = new.setdefault("status", {})
-        st.pop("nominatedNodeName", None)
+        # stored objects are never mutated: copy only the parts that change
+        st = {k: v for k, v in (obj.get("status") or {}).items() if k != "nominatedNodeName"}
+        new = {**obj, "metadata": dict(obj["metadata"]), "spec": {**obj["spec"], "nodeName": node}}
+        new["status"] = st
+        pod.node_name = node
+        self.bound_models[(pod.namespace, pod.name)] = pod
         st["conditions"] = [
             c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"
         ] + [

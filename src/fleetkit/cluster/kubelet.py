@@ -7,7 +7,6 @@ import hashlib
 from typing import Any
 
 from fleetkit.cluster.store import now_ts
-from fleetkit.scheduler import clone
 
 __all__ = ["Kubelet"]
 
@@ -50,8 +49,8 @@ class Kubelet:
         host_ip, pod_ip = self._ips(node, node_name)
         if spec.get("hostNetwork"):
             pod_ip = host_ip
-        new = clone(pod)
-        st = new.setdefault("status", {})
+        st = dict(pod.get("status") or {})
+        new = {**pod, "metadata": dict(pod["metadata"]), "status": st}
         st["phase"] = "Running"
         scheduled = next(
             (c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), None

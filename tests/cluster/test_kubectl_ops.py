@@ -245,3 +245,36 @@ def test_from_kubeconfig_imports_a_live_cluster(kubectl: Kubectl, tmp_path: Path
         assert len(kubectl.out("get", "po", "-o", "name").split()) == 3  # the source is untouched
     finally:
         stop_cluster(proc)
+
+
+def test_kubectl_create_generators_protobuf_bodies(kubectl: Kubectl) -> None:
+    """kubectl's generators POST protobuf: the kinds they create are decoded."""
+    assert kubectl.out("create", "ns", "team").strip() == "namespace/team created"
+    kubectl.run("create", "cm", "cfg", "-n", "team", "--from-literal=a=b")
+    kubectl.run("create", "secret", "generic", "pw", "-n", "team", "--from-literal=p=q")
+    kubectl.run("create", "sa", "bot", "-n", "team")
+    out = kubectl.out(
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "team",
+        "--image=nginx:1.27",
+        "--replicas=2",
+        "--port=80",
+    )
+    assert out.strip() == "deployment.apps/web created"
+    kubectl.run("rollout", "status", "deploy/web", "-n", "team", "--timeout=60s")
+    assert kubectl.out("get", "cm", "cfg", "-n", "team", "-o", "jsonpath={.data.a}") == "b"
+    assert kubectl.out("get", "secret", "pw", "-n", "team", "-o", "jsonpath={.data.p}") == "cQ=="
+    dep = json.loads(kubectl.out("get", "deploy", "web", "-n", "team", "-o", "json"))
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert (c["name"], c["image"], c["ports"]) == (
+        "nginx",
+        "nginx:1.27",
+        [{"containerPort": 80, "protocol": "TCP"}],
+    )
+    assert dep["spec"]["replicas"] == 2
+    kubectl.run("create", "job", "once", "-n", "team", "--image=busybox:1.36", "--", "echo", "hi")
+    job = json.loads(kubectl.out("get", "job", "once", "-n", "team", "-o", "json"))
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "hi"]

@@ -155,7 +155,19 @@ class API:
     async def _body(self, request: web.Request) -> Any:
         raw = await request.read()
         ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-        if ctype.startswith("application/vnd.kubernetes.protobuf") or ctype == "application/cbor":
+        if ctype.startswith("application/vnd.kubernetes.protobuf"):
+            from fleetkit.cluster.api.protobuf import decode_object
+
+            try:
+                return decode_object(raw)
+            except ValueError as exc:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types "
+                    f"include: application/json, application/yaml (protobuf: {exc})",
+                ) from exc
+        if ctype == "application/cbor":
             raise ApiError(
                 415,
                 "UnsupportedMediaType",

@@ -60,3 +60,12 @@ def test_truncated_input_is_an_error() -> None:
         fields(b"\x0a\x05ab")
     with pytest.raises(ValueError):
         decode_object(b"not protobuf")
+
+
+def test_deeply_nested_unknown_field_is_bounded() -> None:
+    inner = b""
+    for _ in range(2000):
+        inner = _ld(7, inner)
+    raw = _ld(1, _ld(1, b"cfg")) + _ld(99, inner)
+    with pytest.raises(ValueError, match="ConfigMap field 99"):
+        decode_object(_obj("v1", "ConfigMap", raw))

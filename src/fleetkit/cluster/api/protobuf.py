@@ -13,6 +13,7 @@ from typing import Any
 __all__ = ["MAGIC", "fields", "unwrap", "eviction_dry_run", "decode_object", "DECODABLE"]
 
 MAGIC = b"k8s\x00"
+MAX_DEPTH = 16  # nesting examined inside an unknown field
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
@@ -256,10 +257,15 @@ def _message(raw: bytes, table: str) -> dict[str, Any]:
     return out
 
 
-def _empty(raw: bytes) -> bool:
-    """A nested message whose fields are all zero values (an empty struct)."""
+def _empty(raw: bytes, depth: int = 0) -> bool:
+    """A nested message whose fields are all zero values (an empty struct); bounded depth."""
+    if depth > MAX_DEPTH:
+        return False
     try:
-        return all(v in (0, b"") or (isinstance(v, bytes) and _empty(v)) for _n, v in fields(raw))
+        return all(
+            v in (0, b"") or (isinstance(v, bytes) and _empty(v, depth + 1))
+            for _n, v in fields(raw)
+        )
     except ValueError:
         return False
 

@@ -178,11 +178,11 @@ class API:
 
             try:
                 return yaml.safe_load(raw.decode())
-            except yaml.YAMLError as exc:
+            except (yaml.YAMLError, RecursionError) as exc:
                 raise ApiError(400, "BadRequest", f"error decoding YAML: {exc}") from exc
         try:
             return json.loads(raw.decode() or "null")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             if ctype in ("application/yaml",):
                 import yaml
 

@@ -190,3 +190,14 @@ def test_statefulset_ordinals_and_job_pods(tmp_path: Path) -> None:
     cp.settle()
     job = state.get(state.res("batch", "Job"), "default", "batch")
     assert job["status"]["succeeded"] == 1 and job["status"]["active"] == 2
+
+
+def test_system_namespaces_cannot_be_deleted() -> None:
+    state, _cp = build(ServeOptions())
+    with pytest.raises(ApiError) as exc:
+        state.delete(state.res("", "Namespace"), "", "kube-system")
+    assert exc.value.code == 403
+    assert (
+        exc.value.message
+        == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'
+    )

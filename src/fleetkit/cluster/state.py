@@ -326,6 +326,13 @@ class ClusterState:
     ) -> Obj:
         ns = ns if res.namespaced else ""
         obj = self.get(res, ns, name)
+        if res.kind == "Namespace" and name in ("default", "kube-system", "kube-public"):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": "namespaces"},
+            )
         if dry_run:
             return obj
         gone = self.store.delete(key_of(res), ns, name)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -52,8 +53,14 @@ def human_duration(seconds: float) -> str:
 def _parse(ts: Any) -> float | None:
     if not ts:
         return None
+    return _parse_text(str(ts)[:19])
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_text(text: str) -> float | None:
+    """An RFC 3339 timestamp (seconds) as epoch seconds; cached: objects share their seconds."""
     try:
-        return datetime.strptime(str(ts)[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
 

@@ -59,6 +59,8 @@ class ControlPlane:
         # pods by their controller's uid, and pods without a controller per namespace
         self.pods_by_owner: dict[str, dict[tuple[str, str], Obj]] = collections.defaultdict(dict)
         self.orphans: dict[str, dict[str, Obj]] = collections.defaultdict(dict)
+        # orphans by (namespace, label key, label value): adoption looks only at candidates
+        self.orphan_labels: dict[tuple[str, str, str], set[str]] = collections.defaultdict(set)
         self.handlers: dict[str, Callable[[str, str], None]] = {
             "deployment": self.deployments.sync,
             "replicaset": self.replicasets.sync,
@@ -98,6 +100,8 @@ class ControlPlane:
                 self.pods_by_owner[str(old_ref.get("uid"))].pop((ns, name), None)
             else:
                 self.orphans[ns].pop(name, None)
+                for k, v in (ev.old["metadata"].get("labels") or {}).items():
+                    self.orphan_labels[(ns, k, str(v))].discard(name)
         if ev.type == "DELETED":
             return
         ref = controller_ref(ev.obj)
@@ -105,6 +109,18 @@ class ControlPlane:
             self.pods_by_owner[str(ref.get("uid"))][(ns, name)] = ev.obj
         else:
             self.orphans[ns][name] = ev.obj
+            for k, v in (meta.get("labels") or {}).items():
+                self.orphan_labels[(ns, k, str(v))].add(name)
+
+    def orphan_candidates(self, ns: str, selector: Any) -> list[Obj]:
+        """Orphan pods of ``ns`` that may match ``selector`` (all of them without matchLabels)."""
+        orphans = self.orphans.get(ns) or {}
+        ml = (selector or {}).get("matchLabels") if isinstance(selector, dict) else None
+        if not ml:
+            return list(orphans.values())
+        k, v = next(iter(ml.items()))
+        names = self.orphan_labels.get((ns, k, str(v))) or set()
+        return [orphans[n] for n in list(names) if n in orphans]
 
     def on_event(self, ev: WatchEvent) -> None:
         if ev.resource == "pods":

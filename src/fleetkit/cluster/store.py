@@ -61,6 +61,10 @@ class Store:
     def __init__(self) -> None:
         self.rv = 1
         self.objects: dict[str, dict[Key, Obj]] = collections.defaultdict(dict)
+        # the same objects by resource, then namespace, then name (namespaced lists)
+        self.by_ns: dict[str, dict[str, dict[str, Obj]]] = collections.defaultdict(
+            lambda: collections.defaultdict(dict)
+        )
         self.history: collections.deque[WatchEvent] = collections.deque(maxlen=HISTORY)
         self.watches: list[Watch] = []
         self.listeners: list[Callable[[WatchEvent], None]] = []
@@ -70,10 +74,11 @@ class Store:
         return self.objects[resource].get((namespace, name))
 
     def list(self, resource: str, namespace: str = "") -> list[Obj]:
-        objs = self.objects[resource]
         if not namespace:
+            objs = self.objects[resource]
             return [objs[k] for k in sorted(objs)]
-        return [objs[k] for k in sorted(objs) if k[0] == namespace]
+        named = self.by_ns[resource].get(namespace) or {}
+        return [named[n] for n in sorted(named)]
 
     def iter(self, resource: str) -> Iterator[Obj]:
         yield from list(self.objects[resource].values())
@@ -92,6 +97,7 @@ class Store:
         meta["resourceVersion"] = str(rv)
         key = (str(meta.get("namespace") or ""), str(meta["name"]))
         self.objects[resource][key] = obj
+        self.by_ns[resource][key[0]][key[1]] = obj
         self._emit(WatchEvent(rv, resource, "ADDED", obj))
         return obj
 
@@ -112,6 +118,7 @@ class Store:
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
         self.objects[resource][key] = obj
+        self.by_ns[resource][key[0]][key[1]] = obj
         self._emit(WatchEvent(rv, resource, "MODIFIED" if old else "ADDED", obj, old))
         return obj
 
@@ -119,6 +126,7 @@ class Store:
         old = self.objects[resource].pop((namespace, name), None)
         if old is None:
             return None
+        self.by_ns[resource][namespace].pop(name, None)
         rv = self._next_rv()
         gone = dict(old)
         gone["metadata"] = {**old["metadata"], "resourceVersion": str(rv)}

@@ -34,7 +34,7 @@ class ReplicaSetController:
         ns = rs["metadata"]["namespace"]
         uid = rs["metadata"]["uid"]
         out = list(self.cp.pods_by_owner.get(uid, {}).values())
-        for p in list(self.cp.orphans.get(ns, {}).values()):
+        for p in self.cp.orphan_candidates(ns, (rs.get("spec") or {}).get("selector")):
             if controller_ref(p) is not None:
                 continue
             if selects(rs, p) and is_active(p) and not rs["metadata"].get("deletionTimestamp"):

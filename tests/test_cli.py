@@ -15,6 +15,7 @@ DOCS = {
     "fleetkit.cli.registry": "registry.md",
     "fleetkit.cli.client": "registry.md",
     "fleetkit.cli.schedule": "schedule.md",
+    "fleetkit.cli.cluster": "cluster.md",
     "fleetkit.cli.play": "play.md",
     "fleetkit.cli.nsenter": "nsenter.md",
 }

@@ -6,6 +6,7 @@
     ├── UsageError                              exit 2: bad flags or a bad input file (file:line)
     ├── RegistryError                           image distribution (server and client)
     ├── SchedulerError                          pod placement
+    ├── ClusterError                            the simulated cluster (API errors carry a Status)
     ├── PlaybookError                           playbook runner
     └── NetnsError                              namespaces and the helpers run inside them
 
@@ -22,6 +23,7 @@ __all__ = [
     "UsageError",
     "RegistryError",
     "SchedulerError",
+    "ClusterError",
     "PlaybookError",
     "NetnsError",
 ]
@@ -57,6 +59,10 @@ class RegistryError(FleetkitError):
 
 class SchedulerError(FleetkitError):
     """Pod placement."""
+
+
+class ClusterError(FleetkitError):
+    """The simulated cluster (``fleetkit cluster``)."""
 
 
 class PlaybookError(FleetkitError):

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tags": ("fleetkit.cli.client", "list a repository's tags"),
     "manifest": ("fleetkit.cli.client", "print an image's manifest"),
     "schedule": ("fleetkit.cli.schedule", "place pods as kube-scheduler v1.32 would"),
+    "cluster": ("fleetkit.cli.cluster", "run a simulated Kubernetes cluster that kubectl talks to"),
     "play": ("fleetkit.cli.play", "run an Ansible-style playbook"),
     "inventory": ("fleetkit.cli.play", "show an inventory as ansible-inventory does"),
     "nsenter": ("fleetkit.cli.nsenter", "run a program in another process's namespaces"),

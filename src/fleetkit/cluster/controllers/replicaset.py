@@ -1,0 +1,124 @@
+"""The ReplicaSet controller: adopt matching orphans, create or delete pods to match
+spec.replicas (deleting unscheduled, then doubled-up, then newest first), report status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetkit.cluster.controllers._common import (
+    controller_ref,
+    is_active,
+    is_ready,
+    owner_ref,
+    selects,
+)
+from fleetkit.scheduler import clone
+
+__all__ = ["ReplicaSetController"]
+
+Obj = dict[str, Any]
+BURST = 500  # pods created per sync (kube's slow-start batches; the rest on the next sync)
+
+
+class ReplicaSetController:
+    """Keeps each ReplicaSet's pod count at spec.replicas."""
+
+    def __init__(self, cp: Any) -> None:
+        self.cp = cp
+        self.res = cp.state.res("apps", "ReplicaSet")
+        self.pods = cp.state.res("", "Pod")
+
+    def owned_pods(self, rs: Obj) -> list[Obj]:
+        """Pods this ReplicaSet controls, adopting orphans its selector matches."""
+        st = self.cp.state
+        ns = rs["metadata"]["namespace"]
+        uid = rs["metadata"]["uid"]
+        out = list(self.cp.pods_by_owner.get(uid, {}).values())
+        for p in self.cp.orphan_candidates(ns, (rs.get("spec") or {}).get("selector")):
+            if controller_ref(p) is not None:
+                continue
+            if selects(rs, p) and is_active(p) and not rs["metadata"].get("deletionTimestamp"):
+                new = clone(p)
+                new["metadata"].setdefault("ownerReferences", []).append(owner_ref(rs))
+                out.append(st.store.update("pods", new))
+        return out
+
+    def sync(self, ns: str, name: str) -> None:
+        st = self.cp.state
+        rs = st.store.get(self.res.qualified, ns, name)
+        if rs is None:
+            return
+        pods = [p for p in self.owned_pods(rs) if is_active(p)]
+        want = int((rs.get("spec") or {}).get("replicas") or 0)
+        diff = want - len(pods)
+        if diff > 0:
+            for _ in range(min(diff, BURST)):
+                self._create_pod(rs)
+            if diff > BURST:
+                self.cp.enqueue("replicaset", (ns, name))
+        elif diff < 0:
+            per_node: dict[str, int] = {}
+            for p in pods:
+                node = (p.get("spec") or {}).get("nodeName") or ""
+                if node:
+                    per_node[node] = per_node.get(node, 0) + 1
+
+            def rank(p: Obj) -> tuple[int, int, int, str, int]:
+                node = (p.get("spec") or {}).get("nodeName") or ""
+                return (
+                    1 if node else 0,
+                    1 if is_ready(p) else 0,
+                    -per_node.get(node, 0),
+                    # newer first
+                    _neg(p["metadata"].get("creationTimestamp")),
+                    -int(p["metadata"].get("resourceVersion") or 0),
+                )
+
+            for p in sorted(pods, key=rank)[:-diff]:
+                st.delete(self.pods, ns, p["metadata"]["name"])
+            pods = [p for p in self.owned_pods(rs) if is_active(p)]
+        self._status(rs, [p for p in self.owned_pods(rs) if is_active(p)])
+
+    def _create_pod(self, rs: Obj) -> None:
+        tmpl = clone((rs.get("spec") or {}).get("template") or {})
+        meta = dict(tmpl.get("metadata") or {})
+        meta.pop("creationTimestamp", None)
+        meta["generateName"] = rs["metadata"]["name"] + "-"
+        meta["namespace"] = rs["metadata"]["namespace"]
+        meta["ownerReferences"] = [owner_ref(rs)]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": tmpl.get("spec") or {}}
+        created = self.cp.state.create(self.pods, pod)
+        self.cp.recorder.record(
+            rs,
+            "Normal",
+            "SuccessfulCreate",
+            f"Created pod: {created['metadata']['name']}",
+            "replicaset-controller",
+        )
+
+    def _status(self, rs: Obj, pods: list[Obj]) -> None:
+        ready = sum(1 for p in pods if is_ready(p))
+        labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get(
+            "labels"
+        ) or {}
+        status = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": sum(
+                1
+                for p in pods
+                if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
+            ),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
+        status = {k: v for k, v in status.items() if v or k in ("replicas", "observedGeneration")}
+        if rs.get("status") != status:
+            new = {**rs, "status": status}
+            new["metadata"] = dict(rs["metadata"])
+            self.cp.state.store.update(self.res.qualified, new)
+
+
+def _neg(ts: Any) -> str:
+    """A sort key that puts later timestamps first."""
+    return "".join(chr(0x7F - ord(c)) for c in str(ts or ""))

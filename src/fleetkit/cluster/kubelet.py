@@ -1,0 +1,102 @@
+"""The simulated kubelet: a bound pod starts at once (Running, every container ready, pod IP
+from the node's range); nothing runs, logs are empty, images are not pulled."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fleetkit.cluster.store import now_ts
+
+__all__ = ["Kubelet"]
+
+Obj = dict[str, Any]
+
+
+class Kubelet:
+    """Marks pods bound to a node Running and Ready."""
+
+    def __init__(self, cp: Any) -> None:
+        self.cp = cp
+        self.next_ip: dict[str, int] = {}
+
+    def _ips(self, node: Obj | None, name: str) -> tuple[str, str]:
+        host = ""
+        for a in ((node or {}).get("status") or {}).get("addresses") or []:
+            if a.get("type") == "InternalIP":
+                host = str(a.get("address"))
+        idx = self.cp.node_index(name)
+        n = self.next_ip.get(name, 1) + 1
+        self.next_ip[name] = n
+        return host, f"10.{244 + idx // 250}.{idx % 250}.{n % 254 + 1}"
+
+    def sync(self, ns: str, name: str) -> None:
+        pod = self.cp.state.store.get("pods", ns, name)
+        if pod is None:
+            return
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        node_name = spec.get("nodeName")
+        if not node_name or pod["metadata"].get("deletionTimestamp"):
+            return
+        phase = status.get("phase")
+        has_ready = any(c.get("type") == "Ready" for c in status.get("conditions") or [])
+        if phase in ("Succeeded", "Failed") or (phase == "Running" and has_ready):
+            return
+        node = self.cp.state.store.get("nodes", "", node_name)
+        if node is None:
+            return
+        now = now_ts()
+        host_ip, pod_ip = self._ips(node, node_name)
+        if spec.get("hostNetwork"):
+            pod_ip = host_ip
+        st = dict(pod.get("status") or {})
+        new = {**pod, "metadata": dict(pod["metadata"]), "status": st}
+        st["phase"] = "Running"
+        scheduled = next(
+            (c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), None
+        )
+        st["conditions"] = [
+            {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+            for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
+        ] + ([scheduled] if scheduled else [])
+        st["hostIP"] = host_ip
+        st["hostIPs"] = [{"ip": host_ip}] if host_ip else []
+        st["podIP"] = pod_ip
+        st["podIPs"] = [{"ip": pod_ip}]
+        st.setdefault("startTime", now)
+        st["containerStatuses"] = [
+            {
+                "name": c.get("name"),
+                "state": {"running": {"startedAt": now}},
+                "lastState": {},
+                "ready": True,
+                "restartCount": 0,
+                "image": c.get("image"),
+                "imageID": "",
+                "containerID": "containerd://"
+                + hashlib.sha256(f"{ns}/{name}/{c.get('name')}".encode()).hexdigest(),
+                "started": True,
+            }
+            for c in spec.get("containers") or []
+        ]
+        if spec.get("initContainers"):
+            st["initContainerStatuses"] = [
+                {
+                    "name": c.get("name"),
+                    "state": {
+                        "terminated": {
+                            "exitCode": 0,
+                            "reason": "Completed",
+                            "startedAt": now,
+                            "finishedAt": now,
+                        }
+                    },
+                    "lastState": {},
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": c.get("image"),
+                    "imageID": "",
+                }
+                for c in spec["initContainers"]
+            ]
+        self.cp.state.store.update("pods", new)

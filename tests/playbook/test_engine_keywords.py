@@ -454,3 +454,25 @@ def test_variable_precedence_levels_and_magic_variables(tmp_path: Path) -> None:
         "v_extra=extra",
     )
     assert "inv_group host_vars_a play from_file task set_fact extra task" in out
+
+
+def test_play_fact_keywords_reach_the_setup_module(tmp_path: Path) -> None:
+    # gather_subset / gather_timeout / fact_path on a play are the implicit setup's arguments
+    (tmp_path / "inventory.ini").write_text("[g]\na\n" + LOCAL)
+    (tmp_path / "playbook.yml").write_text(
+        """
+- hosts: all
+  gather_subset: ["!all", "!min", "distribution"]
+  gather_timeout: 20
+  fact_path: /nonexistent.d
+  tasks:
+    - debug: msg="{{ ansible_facts.keys() | sort | list }}"
+"""
+    )
+    args = ["-i", "inventory.ini", "playbook.yml", "-f", "1"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path, timeout=120)
+    assert _norm(f.stdout) == _norm(a.stdout)
+    assert '"_ansible_facts_gathered"' in f.stdout and '"distribution"' in f.stdout
+    assert '"kernel"' not in f.stdout
+    assert f.returncode == a.returncode == 0

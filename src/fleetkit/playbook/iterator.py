@@ -158,9 +158,14 @@ def handlers_for(handlers: list[Task], name: str) -> list[int]:
     return out
 
 
+_FACT_KEYWORDS = ("gather_subset", "gather_timeout", "fact_path")
+
+
 def facts_task(play: Play) -> Task:
     """The implicit ``Gathering Facts`` task of a play (import_playbook's ``when`` on it)."""
-    t = Task(action="gather_facts", args={}, name="Gathering Facts")
+    # the play's gather_subset / gather_timeout / fact_path are the setup module's arguments
+    args = {k: play.keywords[k] for k in _FACT_KEYWORDS if play.keywords.get(k) is not None}
+    t = Task(action="gather_facts", args=args, name="Gathering Facts")
     t.when = list(play.included_when)
     t.path, t.line, t.col = play.path, play.line, 3
     return t

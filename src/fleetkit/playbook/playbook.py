@@ -201,9 +201,6 @@ UNHONOURED = frozenset(
     {
         "debugger",
         "module_defaults",
-        "fact_path",
-        "gather_subset",
-        "gather_timeout",
         "become_exe",
         "port",
         "collections",

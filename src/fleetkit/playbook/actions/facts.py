@@ -26,6 +26,8 @@ def run_gather_facts(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]
             "_ansible_verbose_override": True,
         }
     out: dict[str, Any] = {"ansible_facts": dict(res.get("ansible_facts") or {})}
+    # ansible's gather_facts action marks the facts as gathered (the setup module does not)
+    out["ansible_facts"]["_ansible_facts_gathered"] = True
     for key in ("warnings", "deprecations"):
         if res.get(key):
             out[key] = res[key]

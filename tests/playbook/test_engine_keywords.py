@@ -476,3 +476,43 @@ def test_play_fact_keywords_reach_the_setup_module(tmp_path: Path) -> None:
     assert '"_ansible_facts_gathered"' in f.stdout and '"distribution"' in f.stdout
     assert '"kernel"' not in f.stdout
     assert f.returncode == a.returncode == 0
+
+
+def test_fire_and_forget_async_and_async_status(tmp_path: Path) -> None:
+    (tmp_path / "inventory.ini").write_text("[g]\na\n" + LOCAL)
+    (tmp_path / "playbook.yml").write_text(
+        """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - command: sleep 1
+      async: 30
+      poll: 0
+      register: job
+    - debug: var=job
+    - async_status:
+        jid: "{{ job.ansible_job_id }}"
+      register: st
+      until: st.finished
+      retries: 20
+      delay: 1
+    - debug: msg="{{ st.finished }} {{ st.rc }} {{ st.cmd }}"
+    - async_status:
+        jid: "{{ job.ansible_job_id }}"
+        mode: cleanup
+      register: cl
+    - debug: var=cl
+"""
+    )
+    args = ["-i", "inventory.ini", "playbook.yml", "-f", "1"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path, timeout=120)
+
+    def norm(text: str) -> str:
+        # how many polls a job takes depends on each tool's speed
+        text = re.sub(r"j\d+\.\d+", "JID", _norm(text))
+        return "\n".join(x for x in text.splitlines() if not x.startswith("FAILED - RETRYING"))
+
+    assert norm(f.stdout) == norm(a.stdout)
+    assert "\"msg\": \"True 0 ['sleep', '1']\"" in f.stdout
+    assert f.returncode == a.returncode == 0

@@ -679,10 +679,18 @@ class TaskExecutor:
         seconds (ASYNC POLL lines) for at most ``async`` seconds."""
         poll = int(poll_raw) if poll_raw is not None else 15
         if poll <= 0:
-            raise ModuleError(
-                "async with poll: 0 (fire and forget) is not supported by fleetkit play yet; "
-                "use a poll interval > 0"
-            )
+            # fire and forget: the job runs on; async_status reports on it
+            from fleetkit.playbook.jobs import results_file, start_job
+
+            job = start_job(host, lambda: module.run(ctx, params))
+            return {
+                "ansible_job_id": job,
+                "changed": True,
+                "failed": False,
+                "finished": False,
+                "results_file": results_file(job),
+                "started": True,
+            }
         jid = f"j{random.randrange(10**11, 10**12)}.{os.getpid()}"
         box: dict[str, Any] = {}
 

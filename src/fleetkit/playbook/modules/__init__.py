@@ -180,6 +180,7 @@ _NATIVE = frozenset(
         "reboot",
         "include_vars",
         "validate_argument_spec",
+        "async_status",
     }
 )
 _BUILTIN_PREFIXES = ("ansible.builtin.", "ansible.legacy.")
@@ -231,7 +232,14 @@ def _resolve_one(name: str) -> str | None:
 def get_module(name: str) -> Module:
     """The :class:`Module` that runs a task's action (native, controller action or ansible's)."""
     from fleetkit.playbook import actions
-    from fleetkit.playbook.modules import command, debug, include_vars, reboot, upstream
+    from fleetkit.playbook.modules import (
+        async_status,
+        command,
+        debug,
+        include_vars,
+        reboot,
+        upstream,
+    )
 
     short = _short(name)
     builtin = name == short or name.startswith(_BUILTIN_PREFIXES)
@@ -241,6 +249,7 @@ def get_module(name: str) -> Module:
             *debug.MODULES,
             *reboot.MODULES,
             *include_vars.MODULES,
+            *async_status.MODULES,
         )
         for m in natives:
             if m.name == short:

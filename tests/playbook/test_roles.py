@@ -256,3 +256,21 @@ def test_play_role_names_as_ansible(tmp_path: Path) -> None:
     f = run_fleetkit(["play", *args], tmp_path)
     assert f.stdout == a.stdout, f.stderr
     assert '"rv",\n        "dd",\n        "dd",\n        "dd",\n        "rv"' in f.stdout
+
+
+def test_dependent_role_names_as_ansible(tmp_path: Path) -> None:
+    for d in ("roles/a/meta", "roles/a/tasks", "roles/b/tasks"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "roles/a/meta/main.yml").write_text("dependencies: [b]\n")
+    (tmp_path / "roles/a/tasks/main.yml").write_text("- debug: msg=a\n")
+    (tmp_path / "roles/b/tasks/main.yml").write_text("- debug: msg=b\n")
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles: [a]\n  tasks:\n"
+        '    - debug: msg="{{ ansible_dependent_role_names }} {{ ansible_role_names | sort }}'
+        ' {{ ansible_play_role_names }}"\n'
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert "\"['b'] ['a', 'b'] ['a']\"" in f.stdout

@@ -270,6 +270,8 @@ class RoleRef:
     parents: tuple[str, ...] = ()
     # include_role public: / import_role: the role's vars and defaults stay visible after it
     public: bool = False
+    # pulled in by another role's meta/main.yml dependencies (ansible_dependent_role_names)
+    dependency: bool = False
 
 
 @dataclass(slots=True)

@@ -276,6 +276,7 @@ def _load(
         params=dict(spec.params),
         parents=spec.parents,
         public=spec.public,
+        dependency=bool(spec.parent_paths) and not spec.parents,
     )
     inh = loader._inherit(kws, parent)
     from fleetkit.playbook.playbook import _check_unhonoured

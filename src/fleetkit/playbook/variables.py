@@ -196,6 +196,7 @@ class VariableManager:
         self.role_names = _role_names(play)
         self.play_role_names = list(play.role_names)
         self.magic_common["ansible_role_names"] = self.role_names
+        self.magic_common["ansible_dependent_role_names"] = _role_names(play, dependent=True)
         self.magic_common["ansible_play_role_names"] = self.play_role_names
         self.magic_common["role_names"] = self.play_role_names
         if isinstance(inv_file, str) and os.path.exists(inv_file):
@@ -291,8 +292,9 @@ class VariableManager:
         return VarsView(layers)
 
 
-def _role_names(play: Play) -> list[str]:
-    """The roles a play's tasks come from, in order of first appearance."""
+def _role_names(play: Play, dependent: bool = False) -> list[str]:
+    """The roles a play's tasks come from, in order of first appearance (``dependent``: only
+    those pulled in by another role, ansible_dependent_role_names)."""
     from fleetkit.playbook.playbook import Block
 
     seen: dict[str, None] = {}
@@ -304,9 +306,11 @@ def _role_names(play: Play) -> list[str]:
                 scan(n.rescue)
                 scan(n.always)
             elif n.role is not None:
-                for parent in n.role.parents:
-                    seen.setdefault(parent, None)
-                seen.setdefault(n.role.name, None)
+                if not dependent:
+                    for parent in n.role.parents:
+                        seen.setdefault(parent, None)
+                if not dependent or n.role.dependency:
+                    seen.setdefault(n.role.name, None)
 
     scan(play.tasks)
     return list(seen)

@@ -53,3 +53,45 @@ def test_bad_input(
     assert err.startswith("error: "), err
     assert expect in err.splitlines()[0]
     assert rc == code
+
+
+# issue 11 item 19: inputs that fail a task (as ansible-playbook does), never the controller
+TASK_FAILURES = [
+    (
+        "non-integer ansible_port",
+        b"[g]\nh1 ansible_host=127.0.0.1 ansible_port=abc\n",
+        b"- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n",
+        "Error processing keyword 'port': The value 'abc' could not be converted to 'int'.",
+    ),
+    (
+        "huge range in a template",
+        b"[g]\nh1 ansible_connection=local\n",
+        b"- hosts: all\n  gather_facts: false\n  tasks:\n"
+        b"    - debug: msg='{{ range(100000000) | length }}'\n      ignore_errors: true\n"
+        b"    - debug: msg=after\n",
+        "Range too big",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "inv", "book", "expect"), TASK_FAILURES, ids=[c[0] for c in TASK_FAILURES]
+)
+def test_bad_input_fails_the_task_not_the_controller(
+    what: str,
+    inv: bytes,
+    book: bytes,
+    expect: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inv.ini").write_bytes(inv)
+    (tmp_path / "pb.yml").write_bytes(book)
+    rc = main(["play", "-i", "inv.ini", "pb.yml"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "internal error" not in err
+    assert expect in out
+    assert "PLAY RECAP" in out
+    assert rc in (0, 2)

@@ -169,6 +169,14 @@ class ConnectionCache:
                     env_hkc = os.environ.get("ANSIBLE_HOST_KEY_CHECKING")
                     hkc = env_hkc if env_hkc is not None else True
                 port = hv.get("ansible_port", hv.get("ansible_ssh_port"))
+                if port not in (None, ""):
+                    try:
+                        port = int(port)
+                    except (TypeError, ValueError):
+                        raise PlaybookError(
+                            "Task failed: Error processing keyword 'port': The value "
+                            f"{port!r} could not be converted to 'int'."
+                        ) from None
                 timeout = hv.get("ansible_ssh_timeout", hv.get("ansible_timeout"))
                 if timeout is None:
                     timeout = opts.timeout_s or cfg.get("timeout") or 10
@@ -177,7 +185,7 @@ class ConnectionCache:
                 conn = SSHConnection(
                     host,
                     str(hv.get("ansible_host", hv.get("ansible_ssh_host", host))),
-                    port=int(port) if port not in (None, "") else None,
+                    port=port if isinstance(port, int) else None,
                     user=str(user) if user else None,
                     key_file=hv.get(
                         "ansible_ssh_private_key_file", hv.get("ansible_private_key_file")

@@ -39,3 +39,11 @@ out=$(kubectl drain demo-worker --ignore-daemonsets --timeout=3s 2>&1 || true)
 echo "$out" | grep "disruption budget" | sed -n 1p
 echo "(the drain stops: evicting nginx from demo-worker would leave it Pending)"
 run kubectl uncordon demo-worker
+echo "== the rolling OS update with fleetkit.k8s.drain_check before each drain (serial: 1) =="
+run kubectl delete pdb nginx   # without the budget, kubectl drain would strand a replica
+echo "\$ fleetkit play -i inventory.ini rolling.yml -e kubeconfig=\$KUBECONFIG"
+rc=0
+fleetkit play -i "$fx/maintenance/inventory.ini" "$fx/maintenance/rolling.yml" \
+  -e "kubeconfig=$KUBECONFIG" || rc=$?
+echo "(exit $rc: the rollout stopped at demo-worker, before its drain; no node was cordoned)"
+kubectl get nodes

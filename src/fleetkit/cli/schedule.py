@@ -27,6 +27,7 @@ exit codes: 0 done (also when pods stay Pending), 2 bad flags or invalid input, 
 
 example:
   fleetkit schedule -f cluster.yaml -f deploy.yaml --then "scale deploy/nginx --replicas=6"
+  fleetkit schedule -f cluster.yaml -f deploy.yaml -o html > cluster.html
 """
 
 
@@ -55,7 +56,14 @@ def _parser() -> ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=1, help="seed for tie-breaking and generated names (default 1)"
     )
-    p.add_argument("-o", "--output", choices=("wide", "json", "yaml"), default="wide")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=("wide", "json", "yaml", "html"),
+        default="wide",
+        help="wide (kubectl's table), json/yaml (a v1 List), html (one static page: nodes by "
+        "zone, pods by workload, Pending pods with reasons; as GET /ui on fleetkit cluster serve)",
+    )
     p.add_argument(
         "--explain",
         nargs="?",
@@ -102,6 +110,8 @@ def main(command: str, argv: list[str]) -> int:
         raise UsageError(f"invalid --max-pods {max_pods}", hint="give a positive pod count")
     config = load_config(args.config) if args.config else default_config()
     explain = args.explain is not None
+    if explain and args.output == "html":
+        raise UsageError("--explain has no html form", hint="use -o wide, json or yaml")
     live = None
     if args.kubeconfig or args.context:
         from fleetkit.scheduler.snapshot import snapshot
@@ -132,6 +142,11 @@ def main(command: str, argv: list[str]) -> int:
         return 0
     if args.output in ("json", "yaml"):
         sys.stdout.write(dump(pod_list(sim), args.output))
+    elif args.output == "html":
+        from fleetkit.cluster import render_objects
+
+        nodes = [info.node.raw for info in sim.cluster.infos]
+        sys.stdout.write(render_objects(nodes, pod_list(sim)["items"], "fleetkit schedule"))
     else:
         sys.stdout.write(render_table(sim))
     return 0

@@ -7,6 +7,7 @@ scheduler of :mod:`fleetkit.scheduler` driven by the same store and watch.
 
 from __future__ import annotations
 
+from fleetkit.cluster.api.ui import render_objects
 from fleetkit.cluster.runtime import ControlPlane
 from fleetkit.cluster.serve import ServeOptions, build, kubeconfig_text, load_manifests, serve
 from fleetkit.cluster.state import ApiError, ClusterState
@@ -22,4 +23,5 @@ __all__ = [
     "ClusterState",
     "ApiError",
     "Store",
+    "render_objects",
 ]

@@ -80,6 +80,17 @@ class API:
 
         return web.Response(text=render(self.state), content_type="text/html")
 
+    async def whatif_drain(self, request: web.Request) -> web.Response:
+        """GET /fleetkit/v1/whatif/drain/{node}: a DrainReport computed on a copy of the cluster."""
+        from fleetkit.cluster.whatif import drain_report
+
+        if self.hooks is None:
+            return _json({"kind": "Status", "status": "Failure", "code": 404}, 404)
+        try:
+            return _json(drain_report(self.hooks, request.match_info["node"]))
+        except ApiError as exc:
+            return _error(exc)
+
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -618,6 +629,7 @@ def make_app(state: ClusterState, address: str, hooks: Any = None) -> web.Applic
     for p in ("/healthz", "/readyz", "/livez"):
         r.add_get(p, api.healthz)
     r.add_get("/ui", api.ui)
+    r.add_get("/fleetkit/v1/whatif/drain/{node}", api.whatif_drain)
     r.add_get("/api", api.api_root)
     r.add_get("/apis", api.apis_root)
     r.add_get("/openapi/v3", api.openapi_v3)

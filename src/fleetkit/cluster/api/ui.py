@@ -11,7 +11,7 @@ from typing import Any
 from fleetkit.cluster.controllers._common import controller_ref
 from fleetkit.scheduler import Node, Pod
 
-__all__ = ["render"]
+__all__ = ["render", "render_objects"]
 
 Obj = dict[str, Any]
 ZONE = "topology.kubernetes.io/zone"
@@ -66,11 +66,13 @@ def _message(p: Obj) -> str:
 
 def render(state: Any) -> str:
     """The page for the cluster's current state."""
-    nodes = list(state.store.iter("nodes"))
+    return render_objects(list(state.store.iter("nodes")), list(state.store.iter("pods")))
+
+
+def render_objects(nodes: list[Obj], all_pods: list[Obj], title: str = "fleetkit cluster") -> str:
+    """The page for Node and Pod objects (``GET /ui``, ``fleetkit schedule -o html``)."""
     pods = [
-        p
-        for p in state.store.iter("pods")
-        if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        p for p in all_pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
     ]
     by_node: dict[str, list[Obj]] = {}
     pending: list[Obj] = []
@@ -84,9 +86,9 @@ def render(state: Any) -> str:
     for n in sorted(nodes, key=lambda o: o["metadata"]["name"]):
         zones.setdefault((n["metadata"].get("labels") or {}).get(ZONE, "(no zone)"), []).append(n)
     out = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>fleetkit cluster</title>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<h1>fleetkit cluster: {len(nodes)} nodes, {len(pods) - len(pending)} Running, {len(pending)} Pending</h1>",
+        f"<h1>{html.escape(title)}: {len(nodes)} nodes, {len(pods) - len(pending)} Running, {len(pending)} Pending</h1>",
     ]
     for zone in sorted(zones):
         out.append(

@@ -4,11 +4,11 @@ templates, files to transfer) and then runs ansible's real module on the host.""
 
 from __future__ import annotations
 
-from fleetkit.playbook.actions import facts, files, package, services
+from fleetkit.playbook.actions import facts, files, k8s_drain_check, package, services
 from fleetkit.playbook.modules import Module
 
 __all__ = ["ACTIONS"]
 
 ACTIONS: dict[str, Module] = {
-    m.name: m for mod in (facts, package, files, services) for m in mod.MODULES
+    m.name: m for mod in (facts, package, files, services, k8s_drain_check) for m in mod.MODULES
 }

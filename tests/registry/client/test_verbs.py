@@ -14,7 +14,15 @@ import pytest
 
 from fleetkit.cli import main
 from fleetkit.errors import UsageError
-from fleetkit.registry.client import get_manifest, list_tags, push
+from fleetkit.registry.auth.users import add_user, list_users, remove_user
+from fleetkit.registry.client import (
+    AuthError,
+    Credential,
+    RetryPolicy,
+    get_manifest,
+    list_tags,
+    push,
+)
 from fleetkit.registry.client.commands import catalog, delete
 from fleetkit.registry.client.copy import copy, parse_image_name
 from fleetkit.registry.client.inspect import inspect
@@ -282,6 +290,19 @@ def test_sync_config_errors(tmp_path: Path, text: str, message: str) -> None:
     cfg.write_text(text)
     with pytest.raises(UsageError, match=message):
         load_sync_config(cfg)
+
+
+def test_htpasswd_remove_takes_effect_on_a_running_registry(tmp_path: Path) -> None:
+    users = tmp_path / "htpasswd"
+    add_user(str(users), "alice", "pw-alice", cost=4)
+    add_user(str(users), "bob", "pw-bob", cost=4)
+    with thread_server(root="memory:", auth="htpasswd", htpasswd=str(users)) as server:
+        bob = Credential("bob", "pw-bob")
+        assert catalog(server.host, credential=bob) == []
+        assert remove_user(str(users), "bob") and list_users(str(users)) == ["alice"]
+        with pytest.raises(AuthError):
+            catalog(server.host, credential=bob, retry=RetryPolicy(attempts=1))
+        assert catalog(server.host, credential=Credential("alice", "pw-alice")) == []
 
 
 # -- against skopeo ---------------------------------------------------------------------------

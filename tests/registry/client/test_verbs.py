@@ -19,6 +19,7 @@ from fleetkit.registry.client import (
     AuthError,
     Credential,
     RetryPolicy,
+    VerificationError,
     get_manifest,
     list_tags,
     push,
@@ -153,6 +154,25 @@ def test_copy_all_and_platform(world: World, tmp_path: Path) -> None:
         copy(ref, f"oci:{tmp_path / 'x'}", all_platforms=True, platform="linux/amd64")
 
 
+def test_oci_to_oci_archive_holds_only_the_chosen_image(world: World, tmp_path: Path) -> None:
+    copy(
+        f"oci:{world.src / 'multi'}:v1",
+        f"oci-archive:{tmp_path / 'a.tar'}:arm",
+        platform="linux/arm64",
+    )
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        names = {n for n in tar.getnames() if n.startswith("blobs/sha256/")}
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+    arm = world.multi[1]
+    assert names == {f"blobs/sha256/{d[7:]}" for d in [arm.digest, *arm_blobs(arm)]}
+    assert index["manifests"][0]["digest"] == arm.digest
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "arm"
+
+
+def arm_blobs(image: BuiltImage) -> list[str]:
+    return [sha256(image.config), *(sha256(b) for b in image.layers)]
+
+
 def test_copy_same_registry_mounts_every_blob(world: World) -> None:
     result = copy(
         f"docker://{world.host}/test/multi:v1",
@@ -162,6 +182,22 @@ def test_copy_same_registry_mounts_every_blob(world: World) -> None:
     assert result.digest == world.multi_index
     assert result.mounted == result.blobs == 4  # 2 configs + 2 layers, none downloaded
     assert get_manifest(f"{world.host}/mounted/multi:v1").digest == world.multi_index
+
+
+def test_copy_within_one_repository_only_tags(world: World) -> None:
+    result = copy(f"docker://{world.host}/test/app:v1", f"docker://{world.host}/test/app:retag")
+    assert result.mounted == 0 and result.digest == world.app.digest
+    assert get_manifest(f"{world.host}/test/app:retag").raw == world.app.manifest
+
+
+def test_copy_refuses_a_corrupt_blob_from_disk(world: World, tmp_path: Path) -> None:
+    copy(f"oci:{world.src / 'app'}:v1", f"dir:{tmp_path / 'd'}")
+    layer = tmp_path / "d" / sha256(world.app.layers[1])[7:]
+    layer.write_bytes(layer.read_bytes()[:-1] + b"X")
+    with pytest.raises(VerificationError, match="does not match"):
+        copy(f"dir:{tmp_path / 'd'}", f"oci:{tmp_path / 'o'}:v1")
+    assert not (tmp_path / "o" / "blobs" / "sha256" / layer.name).exists()
+    assert json.loads((tmp_path / "o" / "index.json").read_text())["manifests"] == []
 
 
 def test_copy_docker_to_docker_on_another_registry(world: World) -> None:
@@ -187,6 +223,35 @@ def test_preserve_digests_refuses_docker_archive(world: World, tmp_path: Path) -
     assert result.digest == world.app.digest
 
 
+def test_copy_and_sync_cli(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = _run(
+        capsys,
+        "copy",
+        "-q",
+        "-o",
+        "json",
+        f"docker://{world.host}/test/app:v1",
+        f"dir:{tmp_path}/d",
+    )
+    assert rc == 0, err
+    assert json.loads(out)["digest"] == world.app.digest
+    rc, out, err = _run(capsys, "copy", "--all", "--platform", "linux/amd64", "oci:x", "dir:y")
+    assert rc == 2 and "mutually exclusive" in err
+    rc, out, err = _run(capsys, "copy", "docker://h:1/a", "tar:/x")
+    assert rc == 2 and err.startswith("error: invalid image name")
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"{world.host}:\n  images:\n    test/app: [v1]\n")
+    rc, out, err = _run(capsys, "sync", "--dry-run", str(cfg), f"dir:{tmp_path}/m")
+    assert rc == 0, err
+    assert out.splitlines() == [
+        f"would copy docker://{world.host}/test/app:v1 -> dir:{tmp_path}/m/app:v1",
+        "1 image(s)",
+    ]
+    assert not (tmp_path / "m").exists()
+
+
 # -- inspect ----------------------------------------------------------------------------------
 
 
@@ -196,7 +261,8 @@ def test_inspect_has_skopeos_keys(world: World) -> None:
     assert SKOPEO_KEYS - {"Created"} <= set(info)
     assert info["Name"] == f"{world.host}/test/app"
     assert info["Digest"] == world.app.digest
-    assert info["RepoTags"] == ["v1"]
+    assert "v1" in info["RepoTags"]
+    assert info["RepoTags"] == list_tags(f"{world.host}/test/app")
     assert info["Architecture"] == "amd64" and info["Os"] == "linux"
     assert info["Layers"] == [sha256(b) for b in world.app.layers]
     assert info["LayersData"][0]["Size"] == len(world.app.layers[0])

@@ -596,8 +596,9 @@ async def _mount_copy(
     trace: TraceSink | None,
     notify: Callable[[str], None] | None,
 ) -> tuple[str, str, int, int, int] | None:
-    """Same registry, other repository: mount blobs, put manifests; None when it cannot."""
-    if src.registry != dst.registry or src.repository == dst.repository:
+    """Same registry: mount blobs (none when the repository already has them), put manifests;
+    None when the registry declines a mount."""
+    if src.registry != dst.registry:
         return None
     cred = credential if credential is not None else credentials.resolve(dst.registry, config_path)
     async with Transport(

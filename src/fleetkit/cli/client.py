@@ -256,7 +256,7 @@ def _parser(command: str) -> ArgumentParser:
         p = ArgumentParser(
             prog="fleetkit inspect",
             description="Describe an image as skopeo inspect does (Name, Digest, RepoTags, "
-            "Created, Architecture, Os, Labels, Env, Layers, LayersData), or print its raw "
+            "Created, Architecture, Os, Labels, Env, Layers), or print its raw "
             "manifest (--raw) or config (--config).",
             epilog=_TRANSPORTS_HELP + "\nexample:\n  fleetkit inspect "
             "docker://127.0.0.1:5000/nginx/ingress:v1.0.0 --config",

@@ -1,11 +1,12 @@
 """``inspect``: skopeo inspect's JSON for an image in any transport, or its raw manifest/config.
 
-The document has skopeo's keys and meanings (``Name``, ``Digest``, ``RepoTags``, ``Created``,
-``DockerVersion``, ``Labels``, ``Architecture``, ``Variant``, ``Os``, ``Layers``,
-``LayersData``, ``Env``): ``Digest`` is the digest of the manifest the reference names (an
-index's, for a multi-platform image), the other fields come from the image chosen for
-``platform`` (default: this machine). ``RepoTags`` lists the repository's tags for
-``docker://`` (empty elsewhere, or with ``no_tags``). ``render`` indents by four spaces, as
+The document has skopeo's keys and meanings as skopeo 1.9 (Debian 12's, the peer the tests
+compare with) prints them: ``Name``, ``Digest``, ``RepoTags``, ``Created`` (null when the config
+has none), ``DockerVersion``, ``Labels``, ``Architecture``, ``Os``, ``Layers``, ``Env``; newer skopeo adds
+``Variant`` and ``LayersData``. ``Digest`` is the digest of the manifest
+the reference names (an index's, for a multi-platform image); the other fields come from the
+image chosen for ``platform`` (default: this machine). ``RepoTags`` lists the repository's tags
+for ``docker://`` (empty elsewhere, or with ``no_tags``). ``render`` indents by four spaces, as
 skopeo's ``json.MarshalIndent`` does.
 """
 
@@ -63,24 +64,12 @@ def image_info(
         doc["Name"] = name
     doc["Digest"] = top.digest
     doc["RepoTags"] = tags
-    if config.get("created"):
-        doc["Created"] = config["created"]
+    doc["Created"] = config.get("created") or None
     doc["DockerVersion"] = str(config.get("docker_version", ""))
     doc["Labels"] = inner.get("Labels") or None
     doc["Architecture"] = str(config.get("architecture", ""))
-    if config.get("variant"):
-        doc["Variant"] = str(config["variant"])
     doc["Os"] = str(config.get("os", ""))
     doc["Layers"] = [d.digest for d in layers]
-    doc["LayersData"] = [
-        {
-            "MIMEType": d.media_type,
-            "Digest": d.digest,
-            "Size": d.size,
-            "Annotations": d.doc.get("annotations") or None,
-        }
-        for d in layers
-    ]
     doc["Env"] = inner.get("Env") or None
     return doc
 

@@ -245,7 +245,16 @@ def _parser(command: str) -> ArgumentParser:
         )
         p.add_argument("--src", choices=("yaml",), default="yaml", help="source kind (yaml)")
         p.add_argument("config", metavar="YAML")
-        p.add_argument("destination", metavar="DEST", help="docker://REGISTRY[/PREFIX] or dir:DIR")
+        p.add_argument(
+            "destination",
+            metavar="DEST",
+            help="docker://REGISTRY[/PREFIX] or dir:DIR (or, with --dest, as skopeo spells it)",
+        )
+        p.add_argument(
+            "--dest",
+            choices=("docker", "dir"),
+            help="skopeo's spelling: DEST is then REGISTRY[/PREFIX] or DIR",
+        )
         p.add_argument("-a", "--all", action="store_true", help="copy every image of an index")
         p.add_argument("--scoped", action="store_true", help="prefix names with the registry")
         p.add_argument("--dry-run", action="store_true", help="list what would be copied")
@@ -679,9 +688,14 @@ def _sync(args: Any) -> int:
     def started(source: str, target: str) -> None:
         progress.note(f"copying {source} to {target}")
 
+    destination = args.destination
+    if args.dest == "docker" and not destination.startswith("docker://"):
+        destination = f"docker://{destination}"
+    elif args.dest == "dir" and not destination.startswith("dir:"):
+        destination = f"dir:{destination}"
     result = sync(
         args.config,
-        args.destination,
+        destination,
         scoped=args.scoped,
         all_platforms=args.all,
         dry_run=args.dry_run,

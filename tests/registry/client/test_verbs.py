@@ -419,3 +419,56 @@ def test_copy_matches_skopeo(world: World, tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr
         assert inspect(name, platform=platform).info == json.loads(proc.stdout), name
+
+
+def test_sync_matches_skopeo_sync(world: World, tmp_path: Path) -> None:
+    skopeo = require("skopeo", "apt-get install -y skopeo")
+    cfg = tmp_path / "sync.yaml"
+    cfg.write_text(f"{world.host}:\n  images:\n    test/app: []\n  tls-verify: false\n")
+    for scoped in ([], ["--scoped"]):
+        theirs, ours = tmp_path / f"theirs{len(scoped)}", tmp_path / f"ours{len(scoped)}"
+        proc = subprocess.run(
+            [skopeo, "sync", *scoped, "--src", "yaml", "--dest", "dir", str(cfg), str(theirs)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert main(["sync", "-q", *scoped, "--dest", "dir", str(cfg), str(ours)]) == 0
+        tree = {
+            str(p.relative_to(theirs)): p.read_bytes() for p in theirs.rglob("*") if p.is_file()
+        }
+        assert tree == {
+            str(p.relative_to(ours)): p.read_bytes() for p in ours.rglob("*") if p.is_file()
+        }
+        assert len(tree) >= 4
+
+
+def test_oci_archive_matches_skopeo(world: World, tmp_path: Path) -> None:
+    skopeo = require("skopeo", "apt-get install -y skopeo")
+    ref = f"docker://{world.host}/test/multi:v1"
+    proc = subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            ref,
+            f"oci-archive:{tmp_path}/t.tar:v1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    copy(ref, f"oci-archive:{tmp_path}/o.tar:v1", all_platforms=True)
+
+    def members(path: Path) -> dict[str, bytes]:
+        with tarfile.open(path) as tar:
+            return {
+                m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+                for m in tar.getmembers()
+                if m.isfile() and m.name.startswith("blobs/")
+            }
+
+    assert members(tmp_path / "o.tar") == members(tmp_path / "t.tar")

@@ -183,6 +183,23 @@ def test_copy_same_registry_mounts_every_blob(world: World) -> None:
     assert get_manifest(f"{world.host}/mounted/multi:v1").digest == world.multi_index
 
 
+def test_copy_falls_back_to_bytes_when_a_mount_is_declined(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleetkit.registry.client.remote import Remote
+
+    declined: list[str] = []
+
+    async def decline(self: Remote, digest: str, source: str) -> bool:
+        declined.append(digest)
+        return False
+
+    monkeypatch.setattr(Remote, "mount_blob", decline)
+    result = copy(f"docker://{world.host}/test/app:v1", f"docker://{world.host}/declined/app:v1")
+    assert len(declined) == 1 and result.mounted == 0  # the first decline ends the mount path
+    assert get_manifest(f"{world.host}/declined/app:v1").raw == world.app.manifest
+
+
 def test_copy_within_one_repository_only_tags(world: World) -> None:
     result = copy(f"docker://{world.host}/test/app:v1", f"docker://{world.host}/test/app:retag")
     assert result.mounted == 0 and result.digest == world.app.digest

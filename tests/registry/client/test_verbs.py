@@ -489,3 +489,19 @@ def test_oci_archive_matches_skopeo(world: World, tmp_path: Path) -> None:
             }
 
     assert members(tmp_path / "o.tar") == members(tmp_path / "t.tar")
+
+
+def test_copy_all_to_dir_matches_skopeo(world: World, tmp_path: Path) -> None:
+    skopeo = require("skopeo", "apt-get install -y skopeo")
+    ref = f"docker://{world.host}/test/multi:v1"
+    proc = subprocess.run(
+        [skopeo, "copy", "--all", "--src-tls-verify=false", ref, f"dir:{tmp_path}/theirs"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    copy(ref, f"dir:{tmp_path}/ours", all_platforms=True)
+    theirs = {p.name: p.read_bytes() for p in (tmp_path / "theirs").iterdir()}
+    assert theirs == {p.name: p.read_bytes() for p in (tmp_path / "ours").iterdir()}
+    assert sum(name.endswith(".manifest.json") for name in theirs) == 2

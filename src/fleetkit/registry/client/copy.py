@@ -37,13 +37,13 @@ from fleetkit.registry.client.errors import DestinationError, VerificationError
 from fleetkit.registry.client.events import EventSink, TraceSink
 from fleetkit.registry.client.image import Descriptor, Manifest, Platform, select_platform
 from fleetkit.registry.client.layout import (
+    ArchiveSource,
     ImageSource,
+    LayoutSource,
     Location,
     OCILayout,
-    _ArchiveSource,
-    _dest_error,
-    _LayoutSource,
-    _TarWriter,
+    TarWriter,
+    dest_error,
     open_source,
     write_docker_archive,
 )
@@ -62,6 +62,7 @@ __all__ = [
     "copy",
     "copy_async",
     "DirSource",
+    "open_image",
     "write_dir",
     "write_oci_archive",
 ]
@@ -182,7 +183,7 @@ class DirSource:
         pass
 
 
-def _open(name: ImageName) -> ImageSource:
+def open_image(name: ImageName) -> ImageSource:
     loc = name.location
     assert loc is not None
     if loc.transport == "dir":
@@ -190,7 +191,7 @@ def _open(name: ImageName) -> ImageSource:
     if loc.transport == "oci-archive":
         if not loc.path.is_file():
             raise DestinationError(f"{loc.path}: no such file")
-        return _ArchiveSource(loc.path, loc.name)
+        return ArchiveSource(loc.path, loc.name)
     return open_source(loc)
 
 
@@ -253,7 +254,7 @@ def _copy_blob(src: ImageSource, desc: Descriptor, layout: OCILayout) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     except OSError as exc:
-        raise _dest_error(exc, final) from None
+        raise dest_error(exc, final) from None
     try:
         with os.fdopen(fd, "wb") as out, src.open_blob(desc.digest) as fh:
             while chunk := fh.read(_CHUNK):
@@ -265,7 +266,7 @@ def _copy_blob(src: ImageSource, desc: Descriptor, layout: OCILayout) -> None:
             )
         os.replace(tmp, final)
     except OSError as exc:
-        raise _dest_error(exc, final) from None
+        raise dest_error(exc, final) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -303,7 +304,7 @@ def write_dir(dest: Path, layout: OCILayout, sel_top: Manifest, manifests: list[
         (dest / "manifest.json").write_bytes(sel_top.raw)
         (dest / "version").write_bytes(DIR_VERSION)
     except OSError as exc:
-        raise _dest_error(exc, dest) from None
+        raise dest_error(exc, dest) from None
 
 
 def write_oci_archive(dest: Path, layout: OCILayout) -> None:
@@ -313,7 +314,7 @@ def write_oci_archive(dest: Path, layout: OCILayout) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         try:
-            tar = _TarWriter(fd)
+            tar = TarWriter(fd)
             tar.file("oci-layout", layout.root / "oci-layout")
             tar.file("index.json", layout.root / "index.json")
             tar.directory("blobs")
@@ -331,7 +332,7 @@ def write_oci_archive(dest: Path, layout: OCILayout) -> None:
         os.replace(tmp, dest)
         tmp = None
     except OSError as exc:
-        raise _dest_error(exc, dest) from None
+        raise dest_error(exc, dest) from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
@@ -525,19 +526,19 @@ async def _materialize(
             **common,
         )
         layout = OCILayout.open(target.path)
-        src_img: ImageSource = _LayoutSource(layout, None)
+        src_img: ImageSource = LayoutSource(layout, None)
         top = src_img.manifest(
             Descriptor(result.media_type, result.digest, 0)  # size unused for reading
         )
         sel = _select_from(src_img, top, all_platforms)
         return layout, target.name or ref.tag, top, sel.manifests, len(sel.blobs)
-    source = await asyncio.to_thread(_open, src)
+    source = await asyncio.to_thread(open_image, src)
     try:
         sel = await asyncio.to_thread(_select, source, all_platforms, wanted)
         if (
             src.transport == "oci"
             and not in_place
-            and isinstance(source, _LayoutSource)
+            and isinstance(source, LayoutSource)
             and dst.transport != "docker"
         ):
             layout = source.layout

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetkit.registry.client import credentials
-from fleetkit.registry.client.copy import ImageName, _open, parse_image_name
+from fleetkit.registry.client.copy import ImageName, open_image, parse_image_name
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.errors import VerificationError
 from fleetkit.registry.client.events import TraceSink
@@ -123,7 +123,7 @@ async def inspect_async(
 
 
 def _inspect_local(name: ImageName, wanted: Platform) -> Inspection:
-    src = _open(name)
+    src = open_image(name)
     try:
         top = src.top()
         image_m = top

@@ -103,6 +103,38 @@ def test_htpasswd_add(tmp_path: Path) -> None:
     )
 
 
+def test_htpasswd_remove_and_list(tmp_path: Path) -> None:
+    f = tmp_path / "htpasswd"
+    for user in ("alice", "bob", "carol"):
+        add = fk(
+            "htpasswd",
+            "add",
+            user,
+            "--file",
+            str(f),
+            "--password-stdin",
+            "--cost",
+            "4",
+            stdin="pw\n",
+        )
+        assert add.returncode == 0, add.stderr
+    proc = fk("htpasswd", "list", "--file", str(f))
+    assert proc.returncode == 0 and proc.stdout.split() == ["alice", "bob", "carol"]
+    proc = fk("htpasswd", "remove", "bob", "--file", str(f))
+    assert proc.returncode == 0 and "removed user bob" in proc.stdout
+    assert [line.split(":")[0] for line in f.read_text().splitlines()] == ["alice", "carol"]
+    assert f.stat().st_mode & 0o777 == 0o600
+    proc = fk("htpasswd", "list", "--file", str(f), "-o", "json")
+    assert json.loads(proc.stdout)["users"] == ["alice", "carol"]
+    missing = fk("htpasswd", "remove", "bob", "--file", str(f))
+    assert_clean_error(missing, 2)
+    assert "no user 'bob'" in missing.stderr
+    assert_clean_error(fk("htpasswd", "remove", "--file", str(f)), 2)
+    assert_clean_error(fk("htpasswd", "list", "--file", str(tmp_path / "none")), 2)
+    (tmp_path / "bad").write_text("alice:plaintext\n")
+    assert_clean_error(fk("htpasswd", "list", "--file", str(tmp_path / "bad")), 2)
+
+
 def test_gc_cli(tmp_path: Path) -> None:
     root = tmp_path / "data"
     store = RegistryStore(FilesystemDriver(str(root)))

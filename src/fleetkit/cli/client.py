@@ -1,4 +1,6 @@
-"""``fleetkit pull|push|login|logout|tags|manifest``: the registry client's commands.
+"""``fleetkit pull|push|copy|sync|inspect|delete|catalog|login|logout|tags|manifest``.
+
+The registry client's commands; ``copy``/``sync``/``inspect`` speak skopeo's transports.
 
 Results go to stdout (text or ``-o json``); progress, ``--trace`` and retries to stderr.
 Exit codes: 0 success, 1 failure (registry error, network, verification, destination),
@@ -61,8 +63,11 @@ from fleetkit.registry.client import (  # noqa: E402
     pull,
     push,
 )
-from fleetkit.registry.client.commands import normalize_registry  # noqa: E402
+from fleetkit.registry.client.commands import catalog, delete, normalize_registry  # noqa: E402
+from fleetkit.registry.client.copy import copy  # noqa: E402
 from fleetkit.registry.client.events import printable, short_id  # noqa: E402
+from fleetkit.registry.client.inspect import inspect, render  # noqa: E402
+from fleetkit.registry.client.sync import sync  # noqa: E402
 
 __all__ = ["main"]
 
@@ -78,15 +83,27 @@ def _bool(text: str) -> bool:
     )
 
 
-def _common(p: ArgumentParser, *, creds: bool = True, output: bool = True) -> None:
-    p.add_argument(
-        "--tls-verify",
-        type=_bool,
-        default=True,
-        metavar="BOOL",
-        help="require HTTPS with a verified certificate (default true; localhost and "
-        "127.0.0.0/8 always use plain HTTP, as docker does)",
-    )
+_TRANSPORTS_HELP = """transports (skopeo's):
+  docker://[REGISTRY/]REPO[:TAG|@DIGEST]   a registry
+  oci:DIR[:TAG]                            an OCI image layout
+  oci-archive:FILE[:TAG]                   a tar of an OCI image layout
+  docker-archive:FILE[:REF]                docker save / docker load's tar
+  dir:DIR                                  skopeo's directory (manifest.json, blobs by hex)
+"""
+
+
+def _common(
+    p: ArgumentParser, *, creds: bool = True, output: bool = True, tls: bool = True
+) -> None:
+    if tls:
+        p.add_argument(
+            "--tls-verify",
+            type=_bool,
+            default=True,
+            metavar="BOOL",
+            help="require HTTPS with a verified certificate (default true; localhost and "
+            "127.0.0.0/8 always use plain HTTP, as docker does)",
+        )
     if creds:
         p.add_argument("-u", "--username", help="username (instead of the stored credentials)")
         p.add_argument(
@@ -185,6 +202,97 @@ def _parser(command: str) -> ArgumentParser:
         )
         p.add_argument("image", metavar="IMAGE")
         p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="choose from an index")
+        p.add_argument(
+            "--descriptor",
+            action="store_true",
+            help="print the manifest's descriptor (mediaType, digest, size) as JSON instead",
+        )
+        _common(p)
+    elif command == "copy":
+        p = ArgumentParser(
+            prog="fleetkit copy",
+            description="Copy an image between any two of skopeo's transports. Manifests are "
+            "copied byte for byte (digests survive); every blob is verified. Registry to "
+            "registry on one host mounts blobs instead of copying them.",
+            epilog=_TRANSPORTS_HELP + "\nexample:\n  fleetkit copy docker://127.0.0.1:5000/"
+            "nginx/ingress:v1.0.0 oci-archive:ingress.tar:v1.0.0",
+        )
+        p.add_argument("source", metavar="SRC", help="TRANSPORT:DETAILS")
+        p.add_argument("destination", metavar="DST", help="TRANSPORT:DETAILS")
+        p.add_argument("-a", "--all", action="store_true", help="copy every image of an index")
+        p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default: this machine")
+        p.add_argument(
+            "--preserve-digests",
+            action="store_true",
+            help="fail rather than copy when a digest could not be kept (docker-archive)",
+        )
+        p.add_argument("--src-tls-verify", type=_bool, default=True, metavar="BOOL")
+        p.add_argument("--dest-tls-verify", type=_bool, default=True, metavar="BOOL")
+        p.add_argument("--src-creds", metavar="USER:PASSWORD", help="for the source registry")
+        p.add_argument("--dest-creds", metavar="USER:PASSWORD", help="for the destination")
+        _common(p, creds=False, tls=False)
+    elif command == "sync":
+        p = ArgumentParser(
+            prog="fleetkit sync",
+            description="Copy every image a YAML file names (skopeo sync's format: registries, "
+            "repositories, tags or tag regexes) to a registry or a directory -- what an "
+            "air-gapped site needs. Images land at DEST/NAME:TAG (NAME: the repository's last "
+            "component; with --scoped registry/repository).",
+            epilog="YAML:\n  127.0.0.1:5000:\n    images:\n      nginx/ingress: [v1.0.0]\n"
+            "      busybox: []                  # every tag\n    images-by-tag-regex:\n"
+            "      alpine: ^3\\.1[89]$\n    tls-verify: false\n\n"
+            "example:\n  fleetkit sync --src yaml sync.yaml dir:/srv/mirror",
+        )
+        p.add_argument("--src", choices=("yaml",), default="yaml", help="source kind (yaml)")
+        p.add_argument("config", metavar="YAML")
+        p.add_argument(
+            "destination",
+            metavar="DEST",
+            help="docker://REGISTRY[/PREFIX] or dir:DIR (or, with --dest, as skopeo spells it)",
+        )
+        p.add_argument(
+            "--dest",
+            choices=("docker", "dir"),
+            help="skopeo's spelling: DEST is then REGISTRY[/PREFIX] or DIR",
+        )
+        p.add_argument("-a", "--all", action="store_true", help="copy every image of an index")
+        p.add_argument("--scoped", action="store_true", help="prefix names with the registry")
+        p.add_argument("--dry-run", action="store_true", help="list what would be copied")
+        p.add_argument("--dest-tls-verify", type=_bool, default=True, metavar="BOOL")
+        p.add_argument("--dest-creds", metavar="USER:PASSWORD", help="for the destination")
+        _common(p, creds=False, tls=False)
+    elif command == "inspect":
+        p = ArgumentParser(
+            prog="fleetkit inspect",
+            description="Describe an image as skopeo inspect does (Name, Digest, RepoTags, "
+            "Created, Architecture, Os, Labels, Env, Layers), or print its raw "
+            "manifest (--raw) or config (--config).",
+            epilog=_TRANSPORTS_HELP + "\nexample:\n  fleetkit inspect "
+            "docker://127.0.0.1:5000/nginx/ingress:v1.0.0 --config",
+        )
+        p.add_argument("image", metavar="IMAGE", help="TRANSPORT:DETAILS")
+        p.add_argument("--raw", action="store_true", help="the manifest (or index) as stored")
+        p.add_argument("--config", action="store_true", help="the image's config")
+        p.add_argument("-n", "--no-tags", action="store_true", help="do not list RepoTags")
+        p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default: this machine")
+        _common(p, output=False)
+    elif command == "delete":
+        p = ArgumentParser(
+            prog="fleetkit delete",
+            description="Delete a manifest from a registry. A tag is resolved to its digest "
+            "first, so every tag pointing at that manifest goes (as skopeo delete does); "
+            "blobs are freed by the registry's gc.",
+            epilog="example:\n  fleetkit delete docker://127.0.0.1:5000/nginx/ingress:v1.0.0",
+        )
+        p.add_argument("image", metavar="IMAGE", help="[docker://]registry/repo[:tag|@digest]")
+        _common(p)
+    elif command == "catalog":
+        p = ArgumentParser(
+            prog="fleetkit catalog",
+            description="List a registry's repositories (GET /v2/_catalog, every page).",
+            epilog="example:\n  fleetkit catalog 127.0.0.1:5000",
+        )
+        p.add_argument("registry", metavar="REGISTRY")
         _common(p)
     else:  # pragma: no cover - the dispatcher only routes the six commands
         raise UsageError(f"unknown command {command!r}")
@@ -513,8 +621,12 @@ def _manifest(args: Any) -> int:
         retry=_retry(args),
         notify=_progress(args, "Get").note,
     )
-    if args.output == "json":
-        _emit(args, {**manifest.descriptor.to_json(), "reference": args.image}, "")
+    if args.descriptor:
+        sys.stdout.write(
+            json.dumps({**manifest.descriptor.to_json(), "reference": args.image}, indent=2) + "\n"
+        )
+    elif args.output == "json":  # the manifest itself, pretty-printed (as crane | jq does)
+        sys.stdout.write(json.dumps(manifest.doc, indent=2) + "\n")
     elif sys.stdout.isatty():
         # on a terminal the registry's bytes are text to display: escapes cannot act
         text = manifest.raw.decode("utf-8", "backslashreplace")
@@ -528,7 +640,133 @@ def _manifest(args: Any) -> int:
     return 0
 
 
+def _creds(text: str | None, flag: str) -> Credential | None:
+    if text is None:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not user:
+        raise UsageError(f"{flag} expects USER:PASSWORD", hint=f"e.g. {flag} alice:s3cret")
+    return Credential(username=user, password=password)
+
+
+def _docker_ref(text: str) -> str:
+    return text[len("docker://") :] if text.startswith("docker://") else text
+
+
+def _copy(args: Any) -> int:
+    progress = _progress(args, "Copy")
+    try:
+        result = copy(
+            args.source,
+            args.destination,
+            all_platforms=args.all,
+            platform=args.platform,
+            preserve_digests=args.preserve_digests,
+            src_tls_verify=args.src_tls_verify,
+            dest_tls_verify=args.dest_tls_verify,
+            src_credential=_creds(args.src_creds, "--src-creds"),
+            dest_credential=_creds(args.dest_creds, "--dest-creds"),
+            retry=_retry(args),
+            events=progress,
+            trace=_trace_sink(args),
+            notify=progress.note,
+        )
+    finally:
+        progress.draw()
+    mounted = f", {result.mounted} mounted" if result.mounted else ""
+    text = (
+        f"Copied {result.source} to {result.destination}\nDigest: {result.digest} "
+        f"({result.manifests} manifest(s), {result.blobs} blob(s){mounted})"
+    )
+    _emit(args, result.to_json(), "" if args.quiet else text)
+    return 0
+
+
+def _sync(args: Any) -> int:
+    progress = _progress(args, "Copy")
+
+    def started(source: str, target: str) -> None:
+        progress.note(f"copying {source} to {target}")
+
+    destination = args.destination
+    if args.dest == "docker" and not destination.startswith("docker://"):
+        destination = f"docker://{destination}"
+    elif args.dest == "dir" and not destination.startswith("dir:"):
+        destination = f"dir:{destination}"
+    result = sync(
+        args.config,
+        destination,
+        scoped=args.scoped,
+        all_platforms=args.all,
+        dry_run=args.dry_run,
+        dest_tls_verify=args.dest_tls_verify,
+        dest_credential=_creds(args.dest_creds, "--dest-creds"),
+        retry=_retry(args),
+        trace=_trace_sink(args),
+        notify=progress.note,
+        on_copy=started,
+    )
+    lines = [f"{'would copy' if args.dry_run else 'copied'} {s} -> {d}" for s, d in result.planned]
+    lines.append(f"{len(result.planned)} image(s)")
+    _emit(args, result.to_json(), "\n".join(printable(line) for line in lines))
+    return 0
+
+
+def _inspect(args: Any) -> int:
+    result = inspect(
+        args.image,
+        platform=args.platform,
+        no_tags=args.no_tags,
+        tls_verify=args.tls_verify,
+        credential=_credential(args),
+        retry=_retry(args),
+        trace=_trace_sink(args),
+        notify=_progress(args, "Get").note,
+    )
+    if args.raw:  # exactly the stored bytes (skopeo inspect --raw / --config --raw)
+        raw = result.raw_config if args.config else result.raw_manifest
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+        return 0
+    if args.config:
+        sys.stdout.write(render(json.loads(result.raw_config)) + "\n")
+        return 0
+    sys.stdout.write(render(result.info) + "\n")
+    return 0
+
+
+def _delete(args: Any) -> int:
+    digest = delete(
+        _docker_ref(args.image),
+        tls_verify=args.tls_verify,
+        credential=_credential(args),
+        retry=_retry(args),
+        trace=_trace_sink(args),
+        notify=_progress(args, "Delete").note,
+    )
+    _emit(args, {"name": args.image, "digest": digest}, f"Deleted {digest}")
+    return 0
+
+
+def _catalog(args: Any) -> int:
+    names = catalog(
+        args.registry,
+        tls_verify=args.tls_verify,
+        credential=_credential(args),
+        retry=_retry(args),
+        trace=_trace_sink(args),
+        notify=_progress(args, "List").note,
+    )
+    _emit(args, {"repositories": names}, "\n".join(printable(n) for n in names))
+    return 0
+
+
 _HANDLERS = {
+    "copy": _copy,
+    "sync": _sync,
+    "inspect": _inspect,
+    "delete": _delete,
+    "catalog": _catalog,
     "pull": _pull,
     "push": _push,
     "login": _login,

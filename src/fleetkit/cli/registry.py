@@ -18,7 +18,7 @@ USAGE = """usage: fleetkit registry {serve,token-server,htpasswd,gc} ...
 subcommands:
   serve         run the OCI registry (and, with --auth token, its token service)
   token-server  run only the Docker token service (for another registry, e.g. distribution)
-  htpasswd add  add or replace a user in an htpasswd file (bcrypt)
+  htpasswd      add, remove or list the users of an htpasswd file (bcrypt)
   gc            delete blobs no manifest references (refuses while a registry serves the root)
 
 example:
@@ -209,21 +209,49 @@ def _serve(argv: list[str], token_only: bool) -> int:
 
 
 def _htpasswd(argv: list[str]) -> int:
-    from fleetkit.registry.auth.users import add_user
+    from fleetkit.registry.auth.users import add_user, list_users, remove_user
 
     p = ArgumentParser(
         prog="fleetkit registry htpasswd",
-        description="Manage an htpasswd file in distribution's format (bcrypt, $2y$).",
-        epilog="The password is read from stdin (first line) with --password-stdin, else asked\n"
-        "on the terminal.\n\nexample:\n"
+        description="Manage an htpasswd file in distribution's format (bcrypt, $2y$): add or "
+        "replace a user, remove one, list the users. A running registry reloads the file.",
+        epilog="For add, the password is read from stdin (first line) with --password-stdin,\n"
+        "else asked on the terminal.\n\nexamples:\n"
+        "  fleetkit registry htpasswd list --file htpasswd\n"
+        "  fleetkit registry htpasswd remove alice --file htpasswd\n"
         "  fleetkit registry htpasswd add alice --file htpasswd --password-stdin < password.txt",
     )
-    p.add_argument("action", choices=["add"])
-    p.add_argument("user")
+    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("user", nargs="?", help="the user (add, remove)")
     p.add_argument("--file", default="htpasswd", metavar="FILE")
     p.add_argument("--password-stdin", action="store_true")
     p.add_argument("--cost", type=int, default=10, help="bcrypt cost (default 10)")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text", help="for list")
     args = p.parse_args(argv)
+    if args.action == "list":
+        if args.user:
+            raise UsageError("htpasswd list takes no user", hint="fleetkit registry htpasswd list")
+        users = list_users(args.file)
+        if args.output == "json":
+            print(json.dumps({"file": args.file, "users": users}))
+        else:
+            # user names come from a file: one line each, no terminal escapes
+            for name in users:
+                print(name.encode("unicode_escape").decode())
+        return 0
+    if not args.user:
+        raise UsageError(
+            f"htpasswd {args.action} needs a user",
+            hint=f"fleetkit registry htpasswd {args.action} USER --file FILE",
+        )
+    if args.action == "remove":
+        if not remove_user(args.file, args.user):
+            raise UsageError(
+                f"no user {args.user!r} in {args.file}",
+                hint=f"list the users with: fleetkit registry htpasswd list --file {args.file}",
+            )
+        print(f"removed user {args.user} from {args.file}")
+        return 0
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif sys.stdin.isatty():

@@ -267,9 +267,11 @@ def test_manifest_command(
 ) -> None:
     rc, out, _ = run(capsys, "manifest", f"{registry.host}/test/app:v1")
     assert rc == 0 and out.encode() == images.app.manifest + b"\n"
-    rc, out, _ = run(capsys, "manifest", "-o", "json", f"{registry.host}/test/multi:v1")
+    rc, out, _ = run(capsys, "manifest", "--descriptor", f"{registry.host}/test/multi:v1")
     doc = json.loads(out)
     assert doc["digest"] == images.multi_index and doc["mediaType"].endswith("index.v1+json")
+    rc, out, _ = run(capsys, "manifest", "-o", "json", f"{registry.host}/test/multi:v1")
+    assert rc == 0 and len(json.loads(out)["manifests"]) == 3
 
 
 def test_push_command(

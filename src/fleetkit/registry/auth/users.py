@@ -13,7 +13,7 @@ import bcrypt
 
 from fleetkit.errors import RegistryError, UsageError
 
-__all__ = ["Htpasswd", "add_user", "HtpasswdError"]
+__all__ = ["Htpasswd", "add_user", "remove_user", "list_users", "HtpasswdError"]
 
 _CACHE_TTL_S = 60.0
 
@@ -168,18 +168,7 @@ def add_user(path: str, user: str, password: str, cost: int = 10) -> bool:
             "password is longer than 72 bytes",
             hint="bcrypt uses at most 72 bytes; choose a shorter one",
         )
-    lines: list[str] = []
-    if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except OSError as exc:
-            raise RegistryError(f"cannot read {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise UsageError(
-                f"cannot read {path}: not UTF-8 text",
-                hint="--file must be an htpasswd file (user:bcrypt-hash lines)",
-            ) from None
+    lines = _read_lines(path) if os.path.exists(path) else []
     entry = f"{user}:{hash_password(password, cost)}"
     replaced = False
     out = []
@@ -192,11 +181,55 @@ def add_user(path: str, user: str, password: str, cost: int = 10) -> bool:
             out.append(line)
     if not replaced:
         out.append(entry)
+    _write_lines(path, out)
+    return replaced
+
+
+def remove_user(path: str, user: str) -> bool:
+    """Remove ``user``'s line(s) from ``path``; False when the user was not there."""
+    if not os.path.exists(path):
+        raise HtpasswdError(f"no htpasswd file {path}", hint="pass --file of an htpasswd file")
+    lines = _read_lines(path)
+    kept = [
+        line for line in lines if line.startswith("#") or line.partition(":")[0].strip() != user
+    ]
+    if len(kept) == len(lines):
+        return False
+    _write_lines(path, kept)
+    return True
+
+
+def list_users(path: str) -> list[str]:
+    """The user names in ``path``, in file order (the file is validated as the server would)."""
+    _parse(path)
+    names: list[str] = []
+    for line in _read_lines(path):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.append(line.partition(":")[0])
+    return names
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines()
+    except OSError as exc:
+        raise RegistryError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"cannot read {path}: not UTF-8 text",
+            hint="--file must be an htpasswd file (user:bcrypt-hash lines)",
+        ) from None
+
+
+def _write_lines(path: str, lines: list[str]) -> None:
+    """Replace ``path`` atomically (temp file, fsync, rename), mode 0600."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(out) + "\n")
+            f.write("".join(line + "\n" for line in lines))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -206,4 +239,3 @@ def add_user(path: str, user: str, password: str, cost: int = 10) -> bool:
         except OSError:
             pass
         raise RegistryError(f"cannot write {path}: {exc.strerror}") from None
-    return replaced

@@ -1,4 +1,5 @@
-"""The registry client: ``pull``, ``push``, ``login``, ``logout``, ``list_tags``, ``get_manifest``.
+"""The registry client: ``pull``, ``push``, ``copy``, ``sync``, ``inspect``, ``delete``,
+``catalog``, ``login``, ``logout``, ``list_tags``, ``get_manifest``.
 
 Layers import downward only: reference -> image (manifests) -> transport (auth, retries) ->
 remote (protocol calls) -> pull / push / commands (verbs) -> ``fleetkit.cli.client``.
@@ -7,6 +8,10 @@ Every verb is ``async`` inside (``*_async``) with a synchronous wrapper of the p
 
 from fleetkit.registry.client.commands import (
     LoginResult,
+    catalog,
+    catalog_async,
+    delete,
+    delete_async,
     get_manifest,
     get_manifest_async,
     list_tags,
@@ -15,6 +20,7 @@ from fleetkit.registry.client.commands import (
     login_async,
     logout,
 )
+from fleetkit.registry.client.copy import CopyResult, copy, copy_async
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.errors import (
     AuthError,
@@ -27,14 +33,29 @@ from fleetkit.registry.client.errors import (
 )
 from fleetkit.registry.client.events import Event
 from fleetkit.registry.client.image import Manifest, Platform
+from fleetkit.registry.client.inspect import Inspection, inspect, inspect_async
 from fleetkit.registry.client.pull import BlobResult, PullResult, pull, pull_async
 from fleetkit.registry.client.push import PushResult, push, push_async
+from fleetkit.registry.client.sync import SyncResult, sync, sync_async
 from fleetkit.registry.client.transport import RetryPolicy
 
 __all__ = [
     "AuthError",
     "BlobResult",
     "ClientError",
+    "CopyResult",
+    "Inspection",
+    "SyncResult",
+    "catalog",
+    "catalog_async",
+    "copy",
+    "copy_async",
+    "delete",
+    "delete_async",
+    "inspect",
+    "inspect_async",
+    "sync",
+    "sync_async",
     "Credential",
     "CredentialsError",
     "DestinationError",

@@ -14,7 +14,7 @@ from fleetkit.registry.client.errors import AuthError, VerificationError
 from fleetkit.registry.client.events import TraceSink
 from fleetkit.registry.client.image import Manifest, Platform, select_platform
 from fleetkit.registry.client.pull import MAX_INDEX_DEPTH
-from fleetkit.registry.client.remote import Remote
+from fleetkit.registry.client.remote import Remote, list_catalog
 from fleetkit.registry.client.transport import (
     MAX_ERROR_BODY_BYTES,
     RetryPolicy,
@@ -33,6 +33,10 @@ __all__ = [
     "get_manifest",
     "get_manifest_async",
     "normalize_registry",
+    "delete",
+    "delete_async",
+    "catalog",
+    "catalog_async",
 ]
 
 
@@ -171,3 +175,72 @@ async def get_manifest_async(
 
 def get_manifest(image: str | Reference, **kwargs: Any) -> Manifest:
     return asyncio.run(get_manifest_async(image, **kwargs))
+
+
+async def delete_async(
+    image: str | Reference,
+    *,
+    tls_verify: bool = True,
+    credential: Credential | None = None,
+    config_path: str | Path | None = None,
+    trace: TraceSink | None = None,
+    retry: RetryPolicy | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> str:
+    """Delete the manifest ``image`` names (a tag is resolved to its digest first, as skopeo
+    does: every tag pointing at that manifest goes with it). Returns the deleted digest."""
+    ref = parse_reference(image) if isinstance(image, str) else image
+    cred = credential if credential is not None else credentials.resolve(ref.registry, config_path)
+    async with Transport(
+        ref.registry,
+        credential=cred,
+        tls_verify=tls_verify,
+        trace=trace,
+        retry=retry,
+        notify=notify,
+    ) as t:
+        remote = Remote(t, ref.repository)
+        digest = ref.digest
+        if digest is None:
+            found = await remote.head_manifest(ref.identifier)
+            if found is None or not found.digest:
+                manifest = await remote.get_manifest(ref.identifier)
+                digest = manifest.digest
+            else:
+                digest = found.digest
+        await remote.delete_manifest(digest)
+        return digest
+
+
+def delete(image: str | Reference, **kwargs: Any) -> str:
+    return asyncio.run(delete_async(image, **kwargs))
+
+
+async def catalog_async(
+    registry: str,
+    *,
+    tls_verify: bool = True,
+    credential: Credential | None = None,
+    config_path: str | Path | None = None,
+    trace: TraceSink | None = None,
+    retry: RetryPolicy | None = None,
+    page_size: int | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Every repository the registry lists in ``/v2/_catalog`` (all pages)."""
+    host = normalize_registry(registry)
+    check_registry_host(host, hint="expected REGISTRY[:PORT], e.g. 127.0.0.1:5000")
+    cred = credential if credential is not None else credentials.resolve(host, config_path)
+    async with Transport(
+        host,
+        credential=cred,
+        tls_verify=tls_verify,
+        trace=trace,
+        retry=retry,
+        notify=notify,
+    ) as t:
+        return await list_catalog(t, page_size)
+
+
+def catalog(registry: str, **kwargs: Any) -> list[str]:
+    return asyncio.run(catalog_async(registry, **kwargs))

@@ -46,6 +46,10 @@ __all__ = [
     "ImageSource",
     "open_source",
     "write_docker_archive",
+    "LayoutSource",
+    "ArchiveSource",
+    "TarWriter",
+    "dest_error",
     "REF_NAME",
     "CONTAINERD_NAME",
 ]
@@ -736,6 +740,13 @@ class _ArchiveSource:
 
     def close(self) -> None:
         self.tar.close()
+
+
+# used by copy (other transports on top of the same readers and writer)
+LayoutSource = _LayoutSource
+ArchiveSource = _ArchiveSource
+TarWriter = _TarWriter
+dest_error = _dest_error
 
 
 def open_source(location: Location) -> ImageSource:

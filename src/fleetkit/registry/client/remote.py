@@ -29,9 +29,9 @@ from fleetkit.registry.client.transport import (
     Transport,
     read_body,
 )
-from fleetkit.registry.digest import parse_digest
+from fleetkit.registry.digest import digest_bytes, parse_digest
 
-__all__ = ["Remote"]
+__all__ = ["Remote", "list_catalog"]
 
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _WRITE_BATCH = 1 << 20  # bytes handed to the hashing/writing thread at a time
@@ -153,6 +153,18 @@ class Remote:
                 )
             )
         return manifest.digest
+
+    async def delete_manifest(self, digest: str) -> None:
+        """DELETE a manifest by digest (the registry removes every tag that points at it)."""
+        resp = await self.t.request(
+            "DELETE",
+            f"/v2/{self.repository}/manifests/{digest}",
+            scopes=(f"repository:{self.repository}:delete",),
+        )
+        async with resp:
+            body = await _error_body(resp)
+            if resp.status not in (200, 202, 204):
+                raise self.t.error(resp.status, body, self._where(f"@{digest} (delete)"))
 
     # -- tags ------------------------------------------------------------------------------
 
@@ -323,6 +335,22 @@ class Remote:
                 await pending
         emit(Event("progress", desc.digest, desc.size, sink.offset))
 
+    async def get_blob(self, desc: Descriptor, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+        """A small blob (an image config) in memory, verified against its digest."""
+        where = self._where(f"@{desc.digest}")
+        if desc.size > limit:
+            raise VerificationError(f"{where}: blob of {desc.size} bytes is too large to inspect")
+        resp = await self.t.request(
+            "GET", f"/v2/{self.repository}/blobs/{desc.digest}", scopes=self.pull_scope
+        )
+        async with resp:
+            if resp.status != 200:
+                raise self.t.error(resp.status, await _error_body(resp), where)
+            data = await _read_bounded(resp, limit, where)
+        if digest_bytes(data, parse_digest(desc.digest).algorithm) != desc.digest:
+            raise VerificationError(f"{where}: content does not match its digest")
+        return data
+
     async def blob_exists(self, digest: str) -> bool:
         resp = await self.t.request(
             "HEAD", f"/v2/{self.repository}/blobs/{digest}", scopes=self.push_scope
@@ -333,6 +361,26 @@ class Remote:
             if resp.status == 404:
                 return False
             raise self.t.error(resp.status, b"", f"blob {digest}")
+
+    async def mount_blob(self, digest: str, source: str) -> bool:
+        """Cross-repository mount; False (the session cancelled) when the registry declines."""
+        resp = await self.t.request(
+            "POST",
+            f"/v2/{self.repository}/blobs/uploads/?mount={digest}&from={source}",
+            scopes=(*self.push_scope, f"repository:{source}:pull"),
+            body=lambda: b"",
+        )
+        async with resp:
+            body = await _error_body(resp)
+            if resp.status == 201:
+                return True
+            if resp.status != 202:
+                raise self.t.error(resp.status, body, f"blob {digest} (mount from {source})")
+            location = self._location(resp)
+        cancel = await self.t.request("DELETE", location, scopes=self.push_scope)
+        async with cancel:
+            await _error_body(cancel)
+        return False
 
     async def upload_blob(
         self,
@@ -510,3 +558,34 @@ async def _stream(
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 120 else text[:117] + "..."
+
+
+MAX_CATALOG_PAGE_BYTES = 16 << 20
+
+
+async def list_catalog(t: Transport, page_size: int | None = None) -> list[str]:
+    """Every repository of ``GET /v2/_catalog``, following ``Link`` pages."""
+    names: list[str] = []
+    target: str | URL = "/v2/_catalog" + (f"?n={page_size}" if page_size else "")
+    visited: set[str] = set()
+    where = f"{t.registry} (catalog)"
+    for _ in range(10000):
+        visited.add(_page_key(target))
+        resp = await t.request("GET", target, scopes=("registry:catalog:*",))
+        async with resp:
+            if resp.status != 200:
+                raise t.error(resp.status, await _error_body(resp), where)
+            body = await read_body(resp, MAX_CATALOG_PAGE_BYTES, where)
+            link = resp.headers.get("Link", "")
+        try:
+            page = json.loads(body).get("repositories") or []
+        except (ValueError, AttributeError):
+            raise VerificationError(f"{where}: invalid repository list") from None
+        names.extend(str(n) for n in page)
+        m = re.search(r"<([^>]+)>\s*;\s*rel=\"?next\"?", link)
+        if not m:
+            break
+        target = t.base_url.join(URL(m.group(1), encoded=True))
+        if _page_key(target) in visited:
+            break
+    return names

@@ -79,7 +79,7 @@ def test_raw_and_shell_and_creates(tmp_path: Path) -> None:
     assert _status(events, "raw") == "changed"
     assert _status(events, "creates") == "ok"
     show = next(e for e in events if e.get("task") == "show" and "host" in e)
-    assert show["result"] == {"changed": False, "msg": "hi"}
+    assert show["result"] == {"changed": False, "failed": False, "msg": "hi"}
 
 
 def test_wait_for_timeout_message(tmp_path: Path) -> None:

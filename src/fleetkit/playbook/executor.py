@@ -441,6 +441,10 @@ class TaskExecutor:
                 result["_ansible_no_log"] = True
             if result.get("unreachable"):
                 return result
+            if "failed" not in result:
+                # as ansible's TaskExecutor: a result without them says failed/changed false
+                result["failed"] = "rc" in result and result["rc"] not in (0, "0")
+            result.setdefault("changed", False)
             result = self._apply_when_rules(task, result, tv, reg)
             if total > 1:
                 result["attempts"] = attempt

@@ -56,6 +56,8 @@ MODULE_NAMES = frozenset(
         "include_role",
         "import_role",
         "include_vars",
+        "add_host",
+        "group_by",
         "validate_argument_spec",
         "gather_facts",
         "file",

@@ -203,6 +203,11 @@ class VariableManager:
             self.magic_common["inventory_file"] = path
             self.magic_common["inventory_dir"] = os.path.dirname(path)
 
+    def refresh_groups(self) -> None:
+        """``groups`` after the inventory changed (add_host, group_by)."""
+        if self.magic_common:
+            self.magic_common["groups"] = {g: list(self.inv.hosts_of(g)) for g in self.inv.groups}
+
     def start_batch(self, hosts: list[str]) -> None:
         """The hosts of the batch being run (``ansible_play_batch``)."""
         self.batch_hosts = hosts

@@ -160,6 +160,7 @@ def get_module(name: str) -> Module:
         debug,
         facts,
         include_vars,
+        inventory_tasks,
         package,
         reboot,
         uri,
@@ -167,7 +168,18 @@ def get_module(name: str) -> Module:
     )
 
     table: dict[str, Module] = {}
-    for mod in (command, copy, debug, facts, include_vars, package, reboot, uri, wait_for):
+    for mod in (
+        command,
+        copy,
+        debug,
+        facts,
+        include_vars,
+        inventory_tasks,
+        package,
+        reboot,
+        uri,
+        wait_for,
+    ):
         for m in mod.MODULES:
             table[m.name] = m
     try:

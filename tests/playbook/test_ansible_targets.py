@@ -44,8 +44,6 @@ XFAIL: dict[str, str] = {
     "import_tasks": "notify on import_tasks not inherited by the imported tasks",
     "include_import": "import_playbook refused",
     "includes": "import_playbook refused",
-    "inventory_ini": "INI value 1j must stay the string '1j' (complex -> str)",
-    "inventory_yaml": "ansible-inventory: int host name 1234 must error 'must be a string'",
     "lookup_items": "play roles: refused; then templated set_fact key '{{ item }}'",
     "loop-until": "play roles: refused; then templated set_fact key",
     "loop_control": "ansible_loop (extended) undefined inside a looped include_tasks",

@@ -17,7 +17,9 @@ def _events(stdout: str) -> list[dict[str, object]]:
 
 def _run(tmp_path: Path, playbook: str, *extra: str) -> list[dict[str, object]]:
     (tmp_path / "pb.yml").write_text(playbook)
-    p = run_fleetkit(["play", "-i", "localhost,", "pb.yml", "-o", "json", *extra], tmp_path)
+    p = run_fleetkit(
+        ["play", "-i", "localhost,", "-c", "local", "pb.yml", "-o", "json", *extra], tmp_path
+    )
     assert p.returncode in (0, 2), p.stderr
     return _events(p.stdout)
 

@@ -108,6 +108,20 @@ def registered(result: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _connection_plugin_file(name: str) -> str | None:
+    """A connection plugin file ``name`` in ANSIBLE_CONNECTION_PLUGINS's directories."""
+    paths = os.environ.get(
+        "ANSIBLE_CONNECTION_PLUGINS",
+        "~/.ansible/plugins/connection:/usr/share/ansible/plugins/connection",
+    )
+    short = name.rsplit(".", 1)[-1]
+    for d in paths.split(os.pathsep):
+        candidate = os.path.join(os.path.expanduser(d), f"{short}.py")
+        if d and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 class ConnectionCache:
     """One connection per (host, kind), opened on first use and closed at the end of the run."""
 
@@ -141,7 +155,16 @@ class ConnectionCache:
             or cfg.get("transport")
             or "ssh"
         )
-        if host in ("localhost", "127.0.0.1") and "ansible_connection" not in hv and not forced:
+        inv_host = self.vm.inv.hosts.get(host)
+        explicit = inv_host is not None and not inv_host.implicit
+        if (
+            host in ("localhost", "127.0.0.1", "::1")
+            and not explicit
+            and "ansible_connection" not in hv
+            and not forced
+        ):
+            # ansible's implicit localhost is local; a localhost named in the inventory
+            # (`-i localhost,`) is a host like any other: ssh unless its connection says so
             kind = "local"
         kind = {
             "smart": "ssh",
@@ -189,6 +212,13 @@ class ConnectionCache:
                     extra_args=" ".join(str(a) for a in (common, extra) if a).strip(),
                 )
             else:
+                plugin = _connection_plugin_file(kind)
+                if plugin is not None:
+                    raise PlaybookError(
+                        f"the connection plugin '{kind}' ({plugin}, from "
+                        "ANSIBLE_CONNECTION_PLUGINS) is not supported by fleetkit play",
+                        hint="fleetkit connects with its own local and ssh connections only",
+                    )
                 raise PlaybookError(
                     f"the connection plugin '{kind}' was not found",
                     hint="fleetkit supports the local and ssh connections",

@@ -92,3 +92,29 @@ def test_inventory_actions_refuse_bad_arguments_as_ansible(tmp_path: Path) -> No
     )
     assert "name, host or hostname needs to be provided" in fk
     assert fk == ans
+
+
+def test_changed_and_failed_when_errors_keep_the_result(tmp_path: Path) -> None:
+    ans, fk = _both(
+        tmp_path,
+        """
+- hosts: h1
+  gather_facts: false
+  tasks:
+    - set_fact: {x: 1}
+      changed_when: boomboomboom
+      register: r
+      ignore_errors: true
+    - debug: var=r.changed_when_result
+    - set_fact: {x: 2}
+      failed_when: boom2
+      register: r2
+      ignore_errors: true
+    - debug: var=r2.failed_when_result
+    - add_host: name=host_{{ item }}
+      loop: [1, 2]
+      changed_when: item == 2
+""",
+    )
+    assert "Error while evaluating conditional: 'boom2' is undefined" in fk
+    assert fk == ans

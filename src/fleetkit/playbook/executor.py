@@ -512,12 +512,14 @@ class TaskExecutor:
             return result
         view = tv.with_layer({str(reg): result}) if reg else tv
         t = Templar(view)
+        condname = "changed"
         try:
             if cw is not None:
                 conds = cw if isinstance(cw, list) else [cw]
                 result["changed"] = all(t.condition(c) for c in conds)
                 view = tv.with_layer({str(reg): result}) if reg else tv
                 t = Templar(view)
+            condname = "failed"
             if fw is not None:
                 conds = fw if isinstance(fw, list) else [fw]
                 failed = all(t.condition(c) for c in conds)
@@ -527,9 +529,12 @@ class TaskExecutor:
                 result["failed_when_result"] = failed
                 result["failed"] = failed
         except TemplateError as exc:
+            # as ansible: the result stays, failed, with the error as <cond>_when_result
             result["failed"] = True
-            result["msg"] = f"Task failed: Error while evaluating conditional: {exc}"
-            result["_fk_error"] = result["msg"]
+            result[f"{condname}_when_result"] = f"Error while evaluating conditional: {exc}"
+            result["_fk_action_failed"] = True
+            if "msg" not in result:
+                result["msg"] = result["_fk_error"] = "Task failed: Action failed: Unknown error."
         return result
 
     def _module_args(self, task: Task, templar: Templar) -> dict[str, Any]:

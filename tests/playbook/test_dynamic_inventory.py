@@ -118,3 +118,24 @@ def test_changed_and_failed_when_errors_keep_the_result(tmp_path: Path) -> None:
     )
     assert "Error while evaluating conditional: 'boom2' is undefined" in fk
     assert fk == ans
+
+
+def test_changed_when_sees_the_inventory_change(tmp_path: Path) -> None:
+    ans, fk = _both(
+        tmp_path,
+        """
+- hosts: h1
+  gather_facts: false
+  tasks:
+    - add_host: name=host_3
+      changed_when: r is changed
+      register: r
+    - group_by: key=test_{{ item }}
+      loop: [1, 2]
+      changed_when: item == 2
+      register: gb
+    - debug: msg="{{ r is changed }} {{ gb.results | map(attribute='changed') | list }}"
+""",
+    )
+    assert '"msg": "True [False, True]"' in fk
+    assert fk == ans

@@ -202,7 +202,24 @@ class StrategyBase:
 
     def _inventory_changes(self, res: TaskResult) -> TaskResult:
         """add_host/group_by results change the in-memory inventory (and their ``changed``)."""
-        new, warnings = apply_inventory_changes(self.vm.inv, res)
+
+        def evaluate(item: dict[str, Any], conditions: Any) -> bool:
+            layer: dict[str, Any] = {}
+            for key in ("ansible_loop_var", "ansible_index_var"):
+                name = item.get(key)
+                if isinstance(name, str):
+                    layer[name] = item.get(name)
+            reg = res.task.kw.get("register")
+            if reg:
+                layer[str(reg)] = item
+            templar = Templar(self.vm.task_vars(res.host, res.task).with_layer(layer))
+            conds = conditions if isinstance(conditions, list) else [conditions]
+            try:
+                return all(templar.condition(c) for c in conds)
+            except TemplateError as exc:
+                raise PlaybookError(f"Error while evaluating conditional: {exc}") from None
+
+        new, warnings = apply_inventory_changes(self.vm.inv, res, evaluate)
         if new is not res:
             self.vm.refresh_groups()
         for warning in warnings:

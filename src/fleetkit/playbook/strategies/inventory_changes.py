@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fleetkit.playbook.events import TaskResult
@@ -24,12 +25,19 @@ def _status(item: dict[str, Any]) -> str:
     return "changed" if item.get("changed") else "ok"
 
 
-def apply_inventory_changes(inv: Inventory, res: TaskResult) -> tuple[TaskResult, list[str]]:
-    """The result after applying its inventory changes, and the warnings they raise."""
+def apply_inventory_changes(
+    inv: Inventory, res: TaskResult, evaluate: Callable[[dict[str, Any], Any], bool]
+) -> tuple[TaskResult, list[str]]:
+    """The result after applying its inventory changes, and the warnings they raise.
+
+    As ansible's strategy, ``changed_when``/``failed_when`` are evaluated again once the
+    inventory changed (``evaluate(item, conditions)``, the task's register bound to the item).
+    """
     r = res.result
     looped = bool(res.items) and isinstance(r.get("results"), list)
     items: list[Any] = list(r["results"]) if looped else [r]
-    keep_changed = res.task.kw.get("changed_when") is not None
+    changed_when = res.task.kw.get("changed_when")
+    failed_when = res.task.kw.get("failed_when")
     warnings: list[str] = []
     touched = False
     for item in items:
@@ -50,8 +58,11 @@ def apply_inventory_changes(inv: Inventory, res: TaskResult) -> tuple[TaskResult
         else:
             continue
         touched = True
-        if not keep_changed:
-            item["changed"] = changed
+        item["changed"] = changed
+        if changed_when is not None:
+            item["changed"] = evaluate(item, changed_when)
+        if failed_when is not None:
+            item["failed_when_result"] = item["failed"] = evaluate(item, failed_when)
         if any(_INVALID_NAME.search(g) for g in set(inv.groups) - before):
             warnings.append(INVALID_GROUP_WARNING)
     if not touched:

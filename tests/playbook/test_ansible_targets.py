@@ -30,7 +30,6 @@ XFAIL: dict[str, str] = {
     "assert": "play roles: refused; then `assert: '{{ item }}'` args from a template",
     "blocks": "templated play strategy refused; then meta clear_host_errors does not clear",
     "callback_default": "module replace missing; then ANSIBLE_CHECK_MODE_MARKERS ignored",
-    "changed_when": "play roles: refused; then module group_by missing",
     "check_mode": "play roles: refused (check_mode.yml)",
     "command_shell": "play roles: refused; then module stat missing",
     "conditionals": "module stat missing; then lookup() undefined ('lookup.unsafe_callable')",

@@ -108,6 +108,13 @@ def registered(result: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _normalize_failure(result: dict[str, Any]) -> None:
+    """A failed result carries ``exception`` (as ansible 2.19's captured-error normalization;
+    without a traceback it reads "(traceback unavailable)")."""
+    if not result.get("exception") and not result.get("_fk_error"):
+        result["exception"] = "(traceback unavailable)"
+
+
 def _connection_plugin_file(name: str) -> str | None:
     """A connection plugin file ``name`` in ANSIBLE_CONNECTION_PLUGINS's directories."""
     paths = os.environ.get(
@@ -475,7 +482,11 @@ class TaskExecutor:
                 # as ansible's TaskExecutor: a result without them says failed/changed false
                 result["failed"] = "rc" in result and result["rc"] not in (0, "0")
             result.setdefault("changed", False)
+            if result.get("failed") and not module.controller:
+                _normalize_failure(result)  # ansible normalizes a module's failure first
             result = self._apply_when_rules(task, result, tv, reg)
+            if result.get("failed"):
+                _normalize_failure(result)
             if total > 1:
                 result["attempts"] = attempt
                 check_view = tv.with_layer({str(reg): result}) if reg else tv
@@ -528,6 +539,8 @@ class TaskExecutor:
                     result["_fk_action_failed"] = True
                 result["failed_when_result"] = failed
                 result["failed"] = failed
+                if not failed and result.get("exception"):
+                    result["failed_when_suppressed_exception"] = result.pop("exception")
         except TemplateError as exc:
             # as ansible: the result stays, failed, with the error as <cond>_when_result
             result["failed"] = True

@@ -35,7 +35,6 @@ XFAIL: dict[str, str] = {
     "conditionals": "module stat missing; then lookup() undefined ('lookup.unsafe_callable')",
     "debug": "`var: !unsafe debug_me` renders instead of failing (untrusted expression)",
     "environment": "list-form `environment:` with omit entries refused; ansible_env fact missing",
-    "failed_when": "play roles: refused; then module add_host missing",
     "gathering_facts": "playbook-adjacent library/ module file_utils not found",
     "handlers": "play roles: refused; then notify of a missing handler does not error",
     "hosts_field": "play hosts not templated with extra vars ('{{ target_kv }}')",

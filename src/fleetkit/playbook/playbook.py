@@ -854,12 +854,36 @@ class _Loader:
         return action, args, mod
 
     def _unknown(self, mod: str, ds: object) -> PlaybookSyntaxError:
+        library = self._library_module(mod)
+        if library is not None:
+            return _err(
+                f"the module '{mod}' ({library}) comes from a library/ directory, which "
+                "fleetkit play does not load modules from yet",
+                ds,
+                hint="run the playbook with ansible-playbook, or use a module ansible-core ships",
+            )
         return _err(
             f"couldn't resolve module/action '{mod}'. This often indicates a misspelling, "
             "missing collection, or incorrect module path.",
             ds,
             hint="fleetkit play supports: " + ", ".join(sorted(MODULE_NAMES - {"file"})),
         )
+
+    def _library_module(self, mod: str) -> str | None:
+        """A module file named ``mod`` in a library/ beside the playbook, the file being loaded
+        or one of its roles (where ansible would find it)."""
+        dirs = [os.path.dirname(p) for p in self.stack]
+        if self.ctx is not None:
+            dirs.append(self.ctx.basedir)
+            dirs += [r.path for r in self.ctx.roles if getattr(r, "path", None)]
+        short = mod.rsplit(".", 1)[-1]
+        for d in dirs:
+            for up in (d, os.path.dirname(d)):
+                for ext in (".py", ".ps1", ""):
+                    candidate = os.path.join(up, "library", short + ext)
+                    if os.path.isfile(candidate):
+                        return candidate
+        return None
 
     def load_file(
         self, fname: str, base: str, inherit: dict[str, Any], obj: object, handler: bool = False

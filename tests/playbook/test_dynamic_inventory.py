@@ -139,3 +139,25 @@ def test_changed_when_sees_the_inventory_change(tmp_path: Path) -> None:
     )
     assert '"msg": "True [False, True]"' in fk
     assert fk == ans
+
+
+def test_refresh_inventory_keeps_added_hosts_and_groups(tmp_path: Path) -> None:
+    ans, fk = _both(
+        tmp_path,
+        """
+- hosts: web
+  gather_facts: false
+  tasks:
+    - add_host: name=dyn1 groups=dg ansible_connection=local
+    - group_by: key=gb_{{ inventory_hostname }}
+    - meta: refresh_inventory
+    - debug: msg="{{ groups }}"
+      run_once: true
+- hosts: dg
+  gather_facts: false
+  tasks:
+    - debug: msg="{{ group_names }}"
+""",
+    )
+    assert "gb_h2" in fk
+    assert fk == ans

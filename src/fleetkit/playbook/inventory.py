@@ -132,6 +132,8 @@ class Inventory:
         self._hostvars_cache: dict[str, dict[str, Any]] = {}
         self._depth_cache: dict[str, int] | None = None
         self._hosts_of_cache: dict[str, list[str]] = {}
+        # add_host/group_by changes, applied again after meta: refresh_inventory (as ansible)
+        self.dynamic: list[tuple[str, str, tuple[str, ...], dict[str, Any]]] = []
         self.add_group("all")
         self.add_group("ungrouped")
         self.add_child("all", "ungrouped")
@@ -204,6 +206,8 @@ class Inventory:
     def add_dynamic_host(self, name: str, groups: Iterable[str], host_vars: dict[str, Any]) -> bool:
         """Apply an ``add_host`` result as ansible's inventory manager does: add the host (to
         ``all``), merge its variables, put it in ``groups``; True when anything changed."""
+        groups = tuple(groups)
+        self.dynamic.append(("host", name, groups, dict(host_vars)))
         changed = False
         host = self.hosts.get(name)
         if host is None or host.implicit:
@@ -232,6 +236,7 @@ class Inventory:
         if host not in self.hosts:
             raise InventoryError(f"{host} cannot be matched in inventory")
         parents = list(parents)
+        self.dynamic.append(("group", host, (group, *parents), {}))
         changed = False
         self.add_group(group)
         for parent in parents:
@@ -253,6 +258,17 @@ class Inventory:
         self._hostvars_cache.clear()
         self._depth_cache = None
         self._hosts_of_cache.clear()
+
+    def replay_dynamic(
+        self, changes: list[tuple[str, str, tuple[str, ...], dict[str, Any]]]
+    ) -> None:
+        """Apply add_host/group_by changes again (after the sources were read anew); a
+        grouping for a host the sources no longer have is dropped."""
+        for kind, name, names, host_vars in changes:
+            if kind == "host":
+                self.add_dynamic_host(name, names, host_vars)
+            elif name in self.hosts:
+                self.add_dynamic_group(name, names[0], names[1:])
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -303,11 +303,14 @@ class StrategyBase:
         elif what == "refresh_inventory":
             inv = self.vm.inv
             dirs = list(inv.vars_dirs)
+            dynamic = list(inv.dynamic)
             fresh = load_inventory(list(inv.sources))
             inv.__dict__.update(fresh.__dict__)
             for d in dirs:
                 inv.add_vars_dir(d)
+            inv.replay_dynamic(dynamic)
             inv.invalidate()
+            self.vm.refresh_groups()
         elif what == "reset_connection":
             self.ex.connections.reset(host)
 

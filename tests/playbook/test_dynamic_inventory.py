@@ -39,6 +39,7 @@ def test_add_host_runs_once_and_later_plays_see_the_host(tmp_path: Path) -> None
     - debug: var=again
     - add_host: name=h9:2222 group=g9 host=zz
     - debug: msg="{{ groups }} {{ hostvars['h9'].ansible_ssh_port }} {{ hostvars['h9'].host }}"
+    - debug: msg="{{ hostvars['h9'].inventory_file }} {{ hostvars['h1'].inventory_file }}"
       run_once: true
 - hosts: dyn:dyn2
   gather_facts: false

@@ -36,6 +36,7 @@ class Host:
     vars: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     implicit: bool = False
+    dynamic: bool = False  # added by add_host: no inventory_file/inventory_dir
 
 
 @dataclass(slots=True)
@@ -214,6 +215,7 @@ class Inventory:
             # an implicit localhost is not in ansible's inventory: add_host creates a real one
             self.hosts.pop(name, None)
             host = self.add_host(name, "all")
+            host.dynamic = True
             changed = True
         merged = {**host.vars, **host_vars}
         if merged != host.vars:

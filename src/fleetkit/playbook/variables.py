@@ -236,6 +236,9 @@ class VariableManager:
         m["inventory_hostname"] = host
         m["inventory_hostname_short"] = host.split(".")[0]
         m["group_names"] = self.inv.group_names(host) if host in self.inv.hosts else []
+        inv_host = self.inv.hosts.get(host)
+        if inv_host is not None and inv_host.dynamic:
+            m["inventory_file"] = m["inventory_dir"] = None  # add_host: from no source
         facts = self.facts.get(host)
         if facts is not None:
             m["ansible_facts"] = {

@@ -106,3 +106,14 @@ def test_no_inventory_runs_against_the_implicit_localhost(tmp_path: Path) -> Non
     assert ours.stdout == theirs.stdout
     assert "provided hosts list is empty, only localhost is available" in ours.stderr
     assert "Could not match supplied host pattern" not in ours.stderr
+
+
+def test_unparsed_directory_warns_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.yml").write_text("a: [1,\n")
+    for d in ("empty", "bad"):
+        theirs, ours = _both(["-i", d, "--list"], tmp_path)
+        assert theirs.returncode == ours.returncode == 0, ours.stderr
+        assert ours.stdout == theirs.stdout
+        assert f"[WARNING]: Unable to parse {tmp_path / d} as an inventory source" in ours.stderr

@@ -785,6 +785,7 @@ def _try_plugin(inv: Inventory, name: str, source: str) -> None:
 def _load_source(inv: Inventory, source: str, opts: _Options, top: bool = True) -> bool:
     """Parse one source (a directory: each entry); True when a plugin parsed it. A source no
     plugin parses is a warning, as ansible (``any_unparsed_is_failed`` makes it an error)."""
+    failures: list[tuple[str, InventoryError]] = []
     if os.path.isdir(source):
         parsed = False
         for fn in sorted(os.listdir(source)):
@@ -792,8 +793,9 @@ def _load_source(inv: Inventory, source: str, opts: _Options, top: bool = True) 
                 parsed = _load_source(inv, os.path.join(source, fn), opts, top=False) or parsed
         if top:
             inv.add_vars_dir(source)
-        return parsed
-    failures: list[tuple[str, InventoryError]] = []
+        if parsed:
+            return True
+        return _unparsed(inv, source, failures, opts)
     for name in opts.plugins:
         try:
             _try_plugin(inv, name, source)
@@ -808,6 +810,13 @@ def _load_source(inv: Inventory, source: str, opts: _Options, top: bool = True) 
         if top and os.path.exists(source):
             inv.add_vars_dir(os.path.dirname(os.path.abspath(source)))
         return True
+    return _unparsed(inv, source, failures, opts)
+
+
+def _unparsed(
+    inv: Inventory, source: str, failures: list[tuple[str, InventoryError]], opts: _Options
+) -> bool:
+    """ansible's warnings (or error) for a source no plugin parsed; False."""
     shown = source if "," in source else os.path.abspath(source)
     if source != "/etc/ansible/hosts" or os.path.exists(source):
         for name, failure in failures:

@@ -15,12 +15,9 @@ FILES: dict[str, bytes] = {
     "binary.yml": b"\x00\xff\xfe garbage\n",
 }
 
-# exit codes as docs/play.md and ansible-playbook 2.19: 2 bad inventory source,
+# exit codes as docs/play.md and ansible-playbook 2.19: 2 a refused inventory source,
 # 4 a file that does not parse, 1 a file that cannot be found
 CASES = [
-    ("inventory YAML syntax error", ["play", "-i", "bad.yml", "site.yml"], 2, "bad.yml:3"),
-    ("inventory --list YAML error", ["inventory", "-i", "bad.yml", "--list"], 2, "bad.yml:3"),
-    ("binary inventory", ["inventory", "-i", "binary.yml", "--list"], 2, "cannot read"),
     ("missing -e @file", ["play", "-i", "inv.ini", "site.yml", "-e", "@missing.yml"], 1, "find"),
     (
         "-e @file that does not parse",
@@ -53,6 +50,36 @@ def test_bad_input(
     assert err.startswith("error: "), err
     assert expect in err.splitlines()[0]
     assert rc == code
+
+
+# as ansible: an inventory source no plugin parses is a warning per plugin, then the run goes
+# on with what parsed (here only the implicit localhost); exit 0
+UNPARSED = [
+    ("inventory YAML syntax error", ["play", "-i", "bad.yml", "site.yml"], "bad.yml:3"),
+    ("inventory --list YAML error", ["inventory", "-i", "bad.yml", "--list"], "bad.yml:3"),
+    ("binary inventory", ["inventory", "-i", "binary.yml", "--list"], "cannot read"),
+]
+
+
+@pytest.mark.parametrize(("what", "args", "expect"), UNPARSED, ids=[c[0] for c in UNPARSED])
+def test_unparsed_inventory_warns(
+    what: str,
+    args: list[str],
+    expect: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, data in FILES.items():
+        (tmp_path / name).write_bytes(data)
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith("[WARNING]: Failed to parse inventory with "), err
+    assert expect in err.splitlines()[0]
+    assert "as an inventory source" in err
+    assert rc == 0
 
 
 # issue 11 item 19: inputs that fail a task (as ansible-playbook does), never the controller

@@ -59,9 +59,20 @@ def test_no_hosts_matched(tmp_path: Path) -> None:
 
 
 def test_missing_inventory(tmp_path: Path) -> None:
+    # as ansible: warnings, then an inventory of the implicit localhost only
     p = run_fleetkit(["inventory", "-i", str(tmp_path / "nope.ini"), "--list"], tmp_path)
-    assert p.returncode == 2
-    assert p.stderr.startswith("error: inventory source not found")
+    assert p.returncode == 0
+    assert f"[WARNING]: Unable to parse {tmp_path / 'nope.ini'} as an inventory source" in (
+        p.stderr
+    )
+    assert "No inventory was parsed, only implicit localhost is available" in p.stderr
+    failing = run_fleetkit(
+        ["inventory", "-i", str(tmp_path / "nope.ini"), "--list"],
+        tmp_path,
+        env={"ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"},
+    )
+    assert failing.returncode == 2
+    assert failing.stderr.startswith("error: No inventory was parsed, please check your")
 
 
 def test_unreachable_exit_4_and_message(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ def _events(stdout: str) -> list[dict[str, object]]:
 
 def _run(tmp_path: Path, playbook: str, *extra: str) -> list[dict[str, object]]:
     (tmp_path / "pb.yml").write_text(playbook)
-    p = run_fleetkit(["play", "-i", "localhost,", "pb.yml", "-o", "json", *extra], tmp_path)
+    p = run_fleetkit(
+        ["play", "-i", "localhost,", "-c", "local", "pb.yml", "-o", "json", *extra], tmp_path
+    )
     assert p.returncode in (0, 2), p.stderr
     return _events(p.stdout)
 
@@ -88,7 +90,7 @@ def test_raw_and_shell_and_creates(tmp_path: Path) -> None:
     assert _status(events, "raw") == "changed"
     assert _status(events, "creates") == "ok"
     show = next(e for e in events if e.get("task") == "show" and "host" in e)
-    assert show["result"] == {"changed": False, "msg": "hi"}
+    assert show["result"] == {"changed": False, "failed": False, "msg": "hi"}
 
 
 def test_wait_for_timeout_message(tmp_path: Path) -> None:

@@ -149,7 +149,7 @@ def test_reboot_refused_on_local_connection(tmp_path: Path) -> None:
     (tmp_path / "pb.yml").write_text(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: r\n      reboot:\n"
     )
-    got = run_fleetkit(["play", "-i", "localhost,", "pb.yml"], tmp_path)
+    got = run_fleetkit(["play", "-i", "localhost,", "-c", "local", "pb.yml"], tmp_path)
     assert got.returncode == 2
     assert "Running reboot with local connection would reboot the control node." in got.stdout
 

@@ -411,6 +411,12 @@ def _play(argv: list[str]) -> int:
         if w.startswith("provided hosts list is empty") and not cfg["localhost_warning"]:
             continue
         print(f"[WARNING]: {w}", file=sys.stderr)
+    if cfg["localhost_warning"] and not any(not h.implicit for h in inv.hosts.values()):
+        print(
+            "[WARNING]: provided hosts list is empty, only localhost is available. Note that "
+            "the implicit localhost does not match 'all'",
+            file=sys.stderr,
+        )
     limit = _read_limit(args.limit)
     only_tags, skip_tags = _split_tags(args.tags), _split_tags(args.skip_tags)
     if listing:
@@ -555,6 +561,9 @@ def _load_inventory(sources: list[str], cfg: Config) -> Inventory:
         enabled=cfg["enable_plugins"],
         ignore_extensions=cfg["inventory_ignore_extensions"],
         ignore_patterns=cfg["inventory_ignore_patterns"],
+        unparsed_is_failed=cfg["unparsed_is_failed"],
+        any_unparsed_is_failed=cfg["any_unparsed_is_failed"],
+        unparsed_warning=cfg["inventory_unparsed_warning"],
     )
 
 

@@ -144,6 +144,14 @@ SETTINGS: tuple[Setting, ...] = (
     _s("INVENTORY_IGNORE_PATTERNS", "inventory_ignore_patterns", "list", [],
        "defaults.inventory_ignore_patterns inventory.ignore_patterns",
        "ANSIBLE_INVENTORY_IGNORE_REGEX"),
+    _s("INVENTORY_UNPARSED_IS_FAILED", "unparsed_is_failed", "boolean", False,
+       "inventory.unparsed_is_failed", "ANSIBLE_INVENTORY_UNPARSED_FAILED"),
+    _s("INVENTORY_ANY_UNPARSED_IS_FAILED", "any_unparsed_is_failed", "boolean", False,
+       "inventory.any_unparsed_is_failed", "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED"),
+    _s("INVENTORY_UNPARSED_WARNING", "inventory_unparsed_warning", "boolean", True,
+       "inventory.inventory_unparsed_warning", "ANSIBLE_INVENTORY_UNPARSED_WARNING"),
+    _s("LOCALHOST_WARNING", "localhost_warning", "boolean", True,
+       "defaults.localhost_warning", "ANSIBLE_LOCALHOST_WARNING"),
 )  # fmt: skip
 
 _BY_KEY = {s.key: s for s in SETTINGS}

@@ -108,6 +108,27 @@ def registered(result: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _normalize_failure(result: dict[str, Any]) -> None:
+    """A failed result carries ``exception`` (as ansible 2.19's captured-error normalization;
+    without a traceback it reads "(traceback unavailable)")."""
+    if not result.get("exception") and not result.get("_fk_error"):
+        result["exception"] = "(traceback unavailable)"
+
+
+def _connection_plugin_file(name: str) -> str | None:
+    """A connection plugin file ``name`` in ANSIBLE_CONNECTION_PLUGINS's directories."""
+    paths = os.environ.get(
+        "ANSIBLE_CONNECTION_PLUGINS",
+        "~/.ansible/plugins/connection:/usr/share/ansible/plugins/connection",
+    )
+    short = name.rsplit(".", 1)[-1]
+    for d in paths.split(os.pathsep):
+        candidate = os.path.join(os.path.expanduser(d), f"{short}.py")
+        if d and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 class ConnectionCache:
     """One connection per (host, kind), opened on first use and closed at the end of the run."""
 
@@ -141,7 +162,16 @@ class ConnectionCache:
             or cfg.get("transport")
             or "ssh"
         )
-        if host in ("localhost", "127.0.0.1") and "ansible_connection" not in hv and not forced:
+        inv_host = self.vm.inv.hosts.get(host)
+        explicit = inv_host is not None and not inv_host.implicit
+        if (
+            host in ("localhost", "127.0.0.1", "::1")
+            and not explicit
+            and "ansible_connection" not in hv
+            and not forced
+        ):
+            # ansible's implicit localhost is local; a localhost named in the inventory
+            # (`-i localhost,`) is a host like any other: ssh unless its connection says so
             kind = "local"
         kind = {
             "smart": "ssh",
@@ -197,6 +227,13 @@ class ConnectionCache:
                     extra_args=" ".join(str(a) for a in (common, extra) if a).strip(),
                 )
             else:
+                plugin = _connection_plugin_file(kind)
+                if plugin is not None:
+                    raise PlaybookError(
+                        f"the connection plugin '{kind}' ({plugin}, from "
+                        "ANSIBLE_CONNECTION_PLUGINS) is not supported by fleetkit play",
+                        hint="fleetkit connects with its own local and ssh connections only",
+                    )
                 raise PlaybookError(
                     f"the connection plugin '{kind}' was not found",
                     hint="fleetkit supports the local and ssh connections",
@@ -449,7 +486,15 @@ class TaskExecutor:
                 result["_ansible_no_log"] = True
             if result.get("unreachable"):
                 return result
+            if "failed" not in result:
+                # as ansible's TaskExecutor: a result without them says failed/changed false
+                result["failed"] = "rc" in result and result["rc"] not in (0, "0")
+            result.setdefault("changed", False)
+            if result.get("failed") and not module.controller:
+                _normalize_failure(result)  # ansible normalizes a module's failure first
             result = self._apply_when_rules(task, result, tv, reg)
+            if result.get("failed"):
+                _normalize_failure(result)
             if total > 1:
                 result["attempts"] = attempt
                 check_view = tv.with_layer({str(reg): result}) if reg else tv
@@ -486,12 +531,14 @@ class TaskExecutor:
             return result
         view = tv.with_layer({str(reg): result}) if reg else tv
         t = Templar(view)
+        condname = "changed"
         try:
             if cw is not None:
                 conds = cw if isinstance(cw, list) else [cw]
                 result["changed"] = all(t.condition(c) for c in conds)
                 view = tv.with_layer({str(reg): result}) if reg else tv
                 t = Templar(view)
+            condname = "failed"
             if fw is not None:
                 conds = fw if isinstance(fw, list) else [fw]
                 failed = all(t.condition(c) for c in conds)
@@ -500,10 +547,15 @@ class TaskExecutor:
                     result["_fk_action_failed"] = True
                 result["failed_when_result"] = failed
                 result["failed"] = failed
+                if not failed and result.get("exception"):
+                    result["failed_when_suppressed_exception"] = result.pop("exception")
         except TemplateError as exc:
+            # as ansible: the result stays, failed, with the error as <cond>_when_result
             result["failed"] = True
-            result["msg"] = f"Task failed: Error while evaluating conditional: {exc}"
-            result["_fk_error"] = result["msg"]
+            result[f"{condname}_when_result"] = f"Error while evaluating conditional: {exc}"
+            result["_fk_action_failed"] = True
+            if "msg" not in result:
+                result["msg"] = result["_fk_error"] = "Task failed: Action failed: Unknown error."
         return result
 
     def _module_args(self, task: Task, templar: Templar) -> dict[str, Any]:

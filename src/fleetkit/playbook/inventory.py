@@ -14,6 +14,7 @@ import re
 import shlex
 import string
 import subprocess
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ class Host:
     vars: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
     implicit: bool = False
+    dynamic: bool = False  # added by add_host: no inventory_file/inventory_dir
 
 
 @dataclass(slots=True)
@@ -83,10 +85,31 @@ def expand_hostname_range(pattern: str) -> list[str]:
 
 
 def _parse_ini_value(value: str) -> Any:
+    """An INI value as ansible types it: a Python literal, else the string (quietly: no
+    SyntaxWarning), then coerced to the variable types ansible supports."""
     try:
-        return ast.literal_eval(value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
         return value
+    return _coerce_ini_value(parsed)
+
+
+def _coerce_ini_value(value: Any) -> Any:
+    """ansible's INI coercion: tuples and sets become lists, bytes text, ``...`` and complex
+    numbers their string form; dict values recursively."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_coerce_ini_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _coerce_ini_value(v) for k, v in value.items()}
+    if value is ...:
+        return "..."
+    if isinstance(value, complex):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="surrogateescape")
+    return value
 
 
 def _split_host_port(token: str) -> tuple[str, int | None]:
@@ -110,6 +133,8 @@ class Inventory:
         self._hostvars_cache: dict[str, dict[str, Any]] = {}
         self._depth_cache: dict[str, int] | None = None
         self._hosts_of_cache: dict[str, list[str]] = {}
+        # add_host/group_by changes, applied again after meta: refresh_inventory (as ansible)
+        self.dynamic: list[tuple[str, str, tuple[str, ...], dict[str, Any]]] = []
         self.add_group("all")
         self.add_group("ungrouped")
         self.add_child("all", "ungrouped")
@@ -172,13 +197,80 @@ class Inventory:
                 self.add_host(host.name, "ungrouped")
         for name in self.groups:
             if name in self.hosts:
-                self.warnings.append(f"Found both group and host with same name: {name}")
+                warning = f"Found both group and host with same name: {name}"
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
         self.invalidate()
+
+    # -- changes while a playbook runs (add_host, group_by) --------------------------------
+
+    def add_dynamic_host(self, name: str, groups: Iterable[str], host_vars: dict[str, Any]) -> bool:
+        """Apply an ``add_host`` result as ansible's inventory manager does: add the host (to
+        ``all``), merge its variables, put it in ``groups``; True when anything changed."""
+        groups = tuple(groups)
+        self.dynamic.append(("host", name, groups, dict(host_vars)))
+        changed = False
+        host = self.hosts.get(name)
+        if host is None or host.implicit:
+            # an implicit localhost is not in ansible's inventory: add_host creates a real one
+            self.hosts.pop(name, None)
+            host = self.add_host(name, "all")
+            host.dynamic = True
+            changed = True
+        merged = {**host.vars, **host_vars}
+        if merged != host.vars:
+            host.vars = merged
+            changed = True
+        for group in groups:
+            if group not in self.groups:
+                self.add_group(group)
+                changed = True
+            if name not in self.groups[group].hosts:
+                self.add_host(name, group)
+                changed = True
+        if changed:
+            self.reconcile()
+        return changed
+
+    def add_dynamic_group(self, host: str, group: str, parents: Iterable[str]) -> bool:
+        """Apply a ``group_by`` result for ``host``: create the group and its parents, put the
+        host in it; True when anything changed (a new group alone does not count, as ansible)."""
+        if host not in self.hosts:
+            raise InventoryError(f"{host} cannot be matched in inventory")
+        parents = list(parents)
+        self.dynamic.append(("group", host, (group, *parents), {}))
+        changed = False
+        self.add_group(group)
+        for parent in parents:
+            if parent not in self.groups:
+                self.add_group(parent)
+                changed = True
+        for parent in parents:
+            if group not in self.groups[parent].children:
+                self.add_child(parent, group)
+                changed = True
+        if host not in self.groups[group].hosts:
+            self.add_host(host, group)
+            changed = True
+        if changed:
+            self.reconcile()
+        return changed
 
     def invalidate(self) -> None:
         self._hostvars_cache.clear()
         self._depth_cache = None
         self._hosts_of_cache.clear()
+
+    def replay_dynamic(
+        self, changes: list[tuple[str, str, tuple[str, ...], dict[str, Any]]]
+    ) -> None:
+        """Apply add_host/group_by changes again (after the sources were read anew); a
+        grouping for a host the sources no longer have is dropped."""
+        for kind, name, names, host_vars in changes:
+            if kind == "host":
+                self.add_dynamic_host(name, names, host_vars)
+            elif name in self.hosts:
+                self.add_dynamic_group(name, names[0], names[1:])
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -388,6 +480,18 @@ def _parse_ini(inv: Inventory, path: str, text: str) -> None:
             if not tokens:
                 continue
             name, port = _split_host_port(tokens[0])
+            if tokens[0].endswith(":") and port is None:
+                raise InventoryError(
+                    f"Invalid host pattern '{tokens[0]}' supplied, ending in ':' is not allowed, "
+                    "this character is reserved to provide a port.",
+                    source=where,
+                )
+            if name == "---":
+                raise InventoryError(
+                    f"Invalid host pattern '{tokens[0]}' supplied, '---' is normally a sign this "
+                    "is a YAML file.",
+                    source=where,
+                )
             hvars: dict[str, Any] = {}
             for tok in tokens[1:]:
                 if "=" not in tok:
@@ -420,10 +524,15 @@ def _parse_ini(inv: Inventory, path: str, text: str) -> None:
 # -- YAML --------------------------------------------------------------------------------------
 
 
-def _parse_yaml_group(inv: Inventory, name: str, data: Any, path: str, parent: str | None) -> None:
+def _parse_yaml_group(inv: Inventory, name: Any, data: Any, path: str) -> None:
+    """One YAML group; as ansible, a child joins its parent once it has been parsed."""
+    if not isinstance(name, str):
+        raise InventoryError(
+            f"Unable to add group {name}: Invalid group name supplied, expected a string but "
+            f"got {type(name)} for {name}",
+            source=path,
+        )
     inv.add_group(name)
-    if parent is not None:
-        inv.add_child(parent, name)
     if data is None:
         return
     if not isinstance(data, dict):
@@ -443,7 +552,13 @@ def _parse_yaml_group(inv: Inventory, name: str, data: Any, path: str, parent: s
             if not isinstance(value, dict):
                 raise InventoryError(f"hosts for group {name} must be a mapping", source=path)
             for hpat, hv in value.items():
-                hname, port = _split_host_port(str(hpat))
+                if not isinstance(hpat, str):
+                    raise InventoryError(
+                        f"Host pattern {hpat} must be a string. Enclose integers/floats in "
+                        "quotation marks.",
+                        source=path,
+                    )
+                hname, port = _split_host_port(hpat)
                 for hn in expand_hostname_range(hname):
                     host = inv.add_host(hn, name)
                     if isinstance(hv, dict):
@@ -456,7 +571,8 @@ def _parse_yaml_group(inv: Inventory, name: str, data: Any, path: str, parent: s
             if not isinstance(value, dict):
                 raise InventoryError(f"children for group {name} must be a mapping", source=path)
             for child, cdata in value.items():
-                _parse_yaml_group(inv, str(child), cdata, path, name)
+                _parse_yaml_group(inv, child, cdata, path)
+                inv.add_child(name, child)
         else:
             inv.warnings.append(f"Skipping unexpected key ({key}) in group ({name})")
 
@@ -468,7 +584,7 @@ def _parse_yaml(inv: Inventory, path: str, text: str) -> None:
     if not isinstance(data, dict):
         raise InventoryError("YAML inventory must be a mapping of groups", source=path)
     for gname, gdata in data.items():
-        _parse_yaml_group(inv, str(gname), gdata, path, None)
+        _parse_yaml_group(inv, gname, gdata, path)
 
 
 # -- sources and plugins ------------------------------------------------------------------------
@@ -483,10 +599,15 @@ class _NotMine(Exception):
     """A plugin that does not take this source (ansible tries the next enabled one)."""
 
 
+class _Refused(InventoryError):
+    """A source fleetkit cannot read though ansible could (a plugin it does not implement)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Options:
     plugins: tuple[str, ...]
     ignored: re.Pattern[str]
+    any_unparsed_is_failed: bool = False
 
 
 def _ignored_re(exts: Iterable[str], patterns: Iterable[str]) -> re.Pattern[str]:
@@ -613,8 +734,8 @@ def _try_plugin(inv: Inventory, name: str, source: str) -> None:
                 if port is not None:
                     host.vars["ansible_port"] = port
         return
-    if not exists or os.path.isdir(source):
-        raise _NotMine  # a file, or a device such as /dev/null (ansible's default)
+    if not exists or not os.path.isfile(source):
+        raise _NotMine
     path = os.path.abspath(source)
     if name == "script":
         if not os.access(source, os.X_OK):
@@ -627,7 +748,7 @@ def _try_plugin(inv: Inventory, name: str, source: str) -> None:
         plugin = data.get("plugin") if isinstance(data, dict) else None
         if not plugin:
             raise _NotMine
-        raise InventoryError(
+        raise _Refused(
             f"inventory config '{path}' specifies unknown plugin '{plugin}'",
             hint="fleetkit implements the ini, yaml, script and host_list inventory sources",
         )
@@ -650,49 +771,65 @@ def _try_plugin(inv: Inventory, name: str, source: str) -> None:
     elif name == "toml":
         if ext != ".toml":
             raise _NotMine
-        raise InventoryError(
+        raise _Refused(
             f"{path}: the toml inventory plugin is not implemented by fleetkit",
             hint="convert the inventory to INI or YAML",
         )
     else:
-        raise InventoryError(
+        raise _Refused(
             f"inventory plugin {name!r} is not implemented by fleetkit",
             hint="enable only host_list, script, auto, yaml, ini in [inventory] enable_plugins",
         )
 
 
-def _load_source(inv: Inventory, source: str, opts: _Options, top: bool = True) -> None:
+def _load_source(inv: Inventory, source: str, opts: _Options, top: bool = True) -> bool:
+    """Parse one source (a directory: each entry); True when a plugin parsed it. A source no
+    plugin parses is a warning, as ansible (``any_unparsed_is_failed`` makes it an error)."""
+    failures: list[tuple[str, InventoryError]] = []
     if os.path.isdir(source):
+        parsed = False
         for fn in sorted(os.listdir(source)):
             if not opts.ignored.search(fn):
-                _load_source(inv, os.path.join(source, fn), opts, top=False)
+                parsed = _load_source(inv, os.path.join(source, fn), opts, top=False) or parsed
         if top:
             inv.add_vars_dir(source)
-        return
-    failures: list[InventoryError] = []
+        if parsed:
+            return True
+        return _unparsed(inv, source, failures, opts)
     for name in opts.plugins:
         try:
             _try_plugin(inv, name, source)
         except _NotMine:
             continue
+        except _Refused:
+            raise
         except InventoryError as exc:
             # as ansible: a plugin that fails hands the source to the next enabled one
-            failures.append(exc)
+            failures.append((name, exc))
             continue
         if top and os.path.exists(source):
             inv.add_vars_dir(os.path.dirname(os.path.abspath(source)))
-        return
-    if failures:
-        raise failures[0]
-    if not os.path.exists(source):
-        raise InventoryError(
-            f"inventory source not found: {source}",
-            hint="pass -i with an INI or YAML file, a directory, or 'host1,host2,'",
-        )
-    raise InventoryError(
-        f"Unable to parse {source} as an inventory source",
-        hint=f"no enabled inventory plugin accepts it (enabled: {', '.join(opts.plugins)})",
-    )
+        return True
+    return _unparsed(inv, source, failures, opts)
+
+
+def _unparsed(
+    inv: Inventory, source: str, failures: list[tuple[str, InventoryError]], opts: _Options
+) -> bool:
+    """ansible's warnings (or error) for a source no plugin parsed; False."""
+    shown = source if "," in source else os.path.abspath(source)
+    if source != "/etc/ansible/hosts" or os.path.exists(source):
+        for name, failure in failures:
+            inv.warnings.append(
+                f"Failed to parse inventory with '{name}' plugin: {failure.message}"
+            )
+        if opts.any_unparsed_is_failed:
+            raise InventoryError(
+                f"Completely failed to parse inventory source {shown}",
+                hint=failures[0][1].message if failures else None,
+            )
+        inv.warnings.append(f"Unable to parse {shown} as an inventory source")
+    return False
 
 
 def _looks_yaml(text: str) -> bool:
@@ -709,8 +846,15 @@ def load_inventory(
     enabled: Iterable[str] | None = None,
     ignore_extensions: Iterable[str] | None = None,
     ignore_patterns: Iterable[str] = (),
+    *,
+    unparsed_is_failed: bool = False,
+    any_unparsed_is_failed: bool = False,
+    unparsed_warning: bool = True,
 ) -> Inventory:
-    """Build the inventory from ``-i`` sources with the enabled plugins, in ansible's order."""
+    """Build the inventory from ``-i`` sources with the enabled plugins, in ansible's order.
+
+    A source no plugin parses is a warning; when no source parsed at all, only the implicit
+    localhost is available (ansible's ``INVENTORY_*UNPARSED*`` settings make these errors)."""
     plugins = tuple(
         n.removeprefix("ansible.builtin.")
         for n in (DEFAULT_PLUGINS if enabled is None else enabled)
@@ -719,15 +863,22 @@ def load_inventory(
         plugins,
         _ignored_re(DEFAULT_IGNORE_EXTS if ignore_extensions is None else ignore_extensions,
                     ignore_patterns),
+        any_unparsed_is_failed,
     )  # fmt: skip
     inv = Inventory()
+    parsed = False
     for src in sources:
+        if not src:
+            continue
         inv.sources.append(src)
-        _load_source(inv, src, opts)
-    inv.reconcile()
-    if not inv.hosts:
-        inv.warnings.append(
-            "provided hosts list is empty, only localhost is available. Note that the implicit "
-            "localhost does not match 'all'"
-        )
+        parsed = _load_source(inv, src, opts) or parsed
+    if not parsed:
+        if unparsed_is_failed:
+            raise InventoryError(
+                "No inventory was parsed, please check your configuration and options."
+            )
+        if unparsed_warning:
+            inv.warnings.append("No inventory was parsed, only implicit localhost is available")
+    else:
+        inv.reconcile()
     return inv

@@ -232,10 +232,9 @@ class PlaybookExecutor:
         play_all = [h for h in patterns.match_hosts(self.inv, play.hosts) if h in in_play]
         vm.start_play(play, play_all)
         if not hosts:
-            self.cb.warning(
-                "Could not match supplied host pattern, ignoring: "
-                + (play.hosts if isinstance(play.hosts, str) else ",".join(play.hosts))
-            )
+            pattern = play.hosts if isinstance(play.hosts, str) else ",".join(play.hosts)
+            if pattern != "all":  # ansible never warns that 'all' matched nothing
+                self.cb.warning("Could not match supplied host pattern, ignoring: " + pattern)
             self.cb.play_start(play)
             self.cb.no_hosts_matched()
             return False

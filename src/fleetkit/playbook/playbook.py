@@ -56,6 +56,8 @@ MODULE_NAMES = frozenset(
         "include_role",
         "import_role",
         "include_vars",
+        "add_host",
+        "group_by",
         "validate_argument_spec",
         "gather_facts",
         "file",
@@ -869,6 +871,14 @@ class _Loader:
         return action, args, mod
 
     def _unknown(self, mod: str, ds: object) -> PlaybookSyntaxError:
+        library = self._library_module(mod)
+        if library is not None:
+            return _err(
+                f"the module '{mod}' ({library}) comes from a library/ directory, which "
+                "fleetkit play does not load modules from yet",
+                ds,
+                hint="run the playbook with ansible-playbook, or use a module ansible-core ships",
+            )
         return _err(
             f"couldn't resolve module/action '{mod}'. This often indicates a misspelling, "
             "missing collection, or incorrect module path.",
@@ -876,6 +886,22 @@ class _Loader:
             hint="fleetkit play runs ansible-core's modules, the installed collections' and "
             "those in library/ beside the playbook or a role, or given with -M",
         )
+
+    def _library_module(self, mod: str) -> str | None:
+        """A module file named ``mod`` in a library/ beside the playbook, the file being loaded
+        or one of its roles (where ansible would find it)."""
+        dirs = [os.path.dirname(p) for p in self.stack]
+        if self.ctx is not None:
+            dirs.append(self.ctx.basedir)
+            dirs += [r.path for r in self.ctx.roles if getattr(r, "path", None)]
+        short = mod.rsplit(".", 1)[-1]
+        for d in dirs:
+            for up in (d, os.path.dirname(d)):
+                for ext in (".py", ".ps1", ""):
+                    candidate = os.path.join(up, "library", short + ext)
+                    if os.path.isfile(candidate):
+                        return candidate
+        return None
 
     def load_file(
         self, fname: str, base: str, inherit: dict[str, Any], obj: object, handler: bool = False

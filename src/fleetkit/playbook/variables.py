@@ -204,6 +204,11 @@ class VariableManager:
             self.magic_common["inventory_file"] = path
             self.magic_common["inventory_dir"] = os.path.dirname(path)
 
+    def refresh_groups(self) -> None:
+        """``groups`` after the inventory changed (add_host, group_by)."""
+        if self.magic_common:
+            self.magic_common["groups"] = {g: list(self.inv.hosts_of(g)) for g in self.inv.groups}
+
     def start_batch(self, hosts: list[str]) -> None:
         """The hosts of the batch being run (``ansible_play_batch``)."""
         self.batch_hosts = hosts
@@ -232,6 +237,9 @@ class VariableManager:
         m["inventory_hostname"] = host
         m["inventory_hostname_short"] = host.split(".")[0]
         m["group_names"] = self.inv.group_names(host) if host in self.inv.hosts else []
+        inv_host = self.inv.hosts.get(host)
+        if inv_host is not None and inv_host.dynamic:
+            m["inventory_file"] = m["inventory_dir"] = None  # add_host: from no source
         facts = self.facts.get(host)
         if facts is not None:
             m["ansible_facts"] = {

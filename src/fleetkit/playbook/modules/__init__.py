@@ -181,6 +181,8 @@ _NATIVE = frozenset(
         "include_vars",
         "validate_argument_spec",
         "async_status",
+        "add_host",
+        "group_by",
     }
 )
 _BUILTIN_PREFIXES = ("ansible.builtin.", "ansible.legacy.")
@@ -237,6 +239,7 @@ def get_module(name: str) -> Module:
         command,
         debug,
         include_vars,
+        inventory_tasks,
         reboot,
         upstream,
     )
@@ -250,6 +253,7 @@ def get_module(name: str) -> Module:
             *reboot.MODULES,
             *include_vars.MODULES,
             *async_status.MODULES,
+            *inventory_tasks.MODULES,
         )
         for m in natives:
             if m.name == short:

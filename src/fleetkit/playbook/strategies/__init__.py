@@ -23,6 +23,7 @@ from fleetkit.playbook.modules import Module, get_module
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Node, Task, load_task_file
 from fleetkit.playbook.strategies.batches import exceeds_max_fail, pct_to_int, serial_batches
+from fleetkit.playbook.strategies.inventory_changes import apply_inventory_changes
 from fleetkit.playbook.templar import Templar
 from fleetkit.playbook.variables import VariableManager
 
@@ -73,6 +74,8 @@ class RunContext:
     stats: Stats = field(default_factory=Stats)
     # hosts any_errors_fatal failed inside a block (failed from the next batch on)
     aef_marked: set[str] = field(default_factory=set)
+    # warnings ansible shows once per run
+    warned: set[str] = field(default_factory=set)
 
     @property
     def failed(self) -> set[str]:
@@ -150,6 +153,8 @@ class StrategyBase:
                 self.vm.set_registered(host, str(reg), registered(r))
             self.cb.result(res)
             return
+        if res.status in ("ok", "changed"):
+            res = self._inventory_changes(res)
         if reg:
             self.vm.set_registered(host, str(reg), registered(r))
         if res.status == "failed":
@@ -195,8 +200,39 @@ class StrategyBase:
                 it.notify(host, [str(n) for n in names])
         self.cb.result(res)
 
+    def _inventory_changes(self, res: TaskResult) -> TaskResult:
+        """add_host/group_by results change the in-memory inventory (and their ``changed``)."""
+
+        def evaluate(item: dict[str, Any], conditions: Any) -> bool:
+            layer: dict[str, Any] = {}
+            for key in ("ansible_loop_var", "ansible_index_var"):
+                name = item.get(key)
+                if isinstance(name, str):
+                    layer[name] = item.get(name)
+            reg = res.task.kw.get("register")
+            if reg:
+                layer[str(reg)] = item
+            templar = Templar(self.vm.task_vars(res.host, res.task).with_layer(layer))
+            conds = conditions if isinstance(conditions, list) else [conditions]
+            try:
+                return all(templar.condition(c) for c in conds)
+            except TemplateError as exc:
+                raise PlaybookError(f"Error while evaluating conditional: {exc}") from None
+
+        new, warnings = apply_inventory_changes(self.vm.inv, res, evaluate)
+        if new is not res:
+            self.vm.refresh_groups()
+        for warning in warnings:
+            if warning not in self.ctx.warned:
+                self.ctx.warned.add(warning)
+                self.cb.warning(warning)
+        return new
+
     def share_run_once(self, res: TaskResult, other: str) -> None:
-        """A run_once result is registered (and set_fact applied) on every host."""
+        """A run_once result is registered (and set_fact applied) on every host; an action
+        that bypasses the host loop (add_host, pause) registers only on the host it ran for."""
+        if not self.ex.kw_bool(res.task, "run_once", res.host):
+            return
         reg = res.task.kw.get("register")
         if reg:
             self.vm.set_registered(other, str(reg), registered(res.result))
@@ -267,11 +303,14 @@ class StrategyBase:
         elif what == "refresh_inventory":
             inv = self.vm.inv
             dirs = list(inv.vars_dirs)
+            dynamic = list(inv.dynamic)
             fresh = load_inventory(list(inv.sources))
             inv.__dict__.update(fresh.__dict__)
             for d in dirs:
                 inv.add_vars_dir(d)
+            inv.replay_dynamic(dynamic)
             inv.invalidate()
+            self.vm.refresh_groups()
         elif what == "reset_connection":
             self.ex.connections.reset(host)
 

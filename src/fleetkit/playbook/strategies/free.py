@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
+from fleetkit.playbook.errors import PlaybookError
 from fleetkit.playbook.events import TaskResult
 from fleetkit.playbook.iterator import PlayIterator, Step, Walker
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task
@@ -62,7 +63,15 @@ class FreeStrategy(StrategyBase):
                     while len(inflight) >= forks:
                         reap(block=True)
                     task = nxt.pop(h)
-                    fut = self.ctx.pool.submit(self.ex.execute, h, task, self.module(task), None)
+                    module = self.module(task)
+                    if module.run_once:
+                        raise PlaybookError(
+                            f"The '{task.action}' module bypasses the host loop, which is "
+                            "currently not supported in the free strategy and would instead "
+                            "execute for every host in the inventory list.",
+                            hint=f"{task.path}:{task.line}",
+                        )
+                    fut = self.ctx.pool.submit(self.ex.execute, h, task, module, None)
                     inflight[fut] = h
             reap(block=not completed)
             for fut in completed:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.playbook._harness import run_ansible, run_fleetkit
+from tests.playbook._harness import parse, run_ansible, run_fleetkit
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "rolling"
 PLAYBOOK = EXAMPLE / "rolling.yml"
@@ -162,3 +162,61 @@ def test_role_meta_banner_and_retry_line_names_as_ansible(tmp_path: Path) -> Non
     assert "TASK [r : meta {{ 'not templated' }}]" in got.stdout
     assert "FAILED - RETRYING: [localhost]: retry localhost (1 retries left)." in got.stdout
     assert "FAILED - RETRYING: [localhost]: r : command (1 retries left)." in got.stdout
+
+
+# -- behaviours the roles benchmark shape (benchmarks/play.py, ssh_roles_10) needed -------------
+
+NEWLINES = """- hosts: all
+  gather_facts: false
+  vars:
+    l: [1, 2]
+  tasks:
+    - copy:
+        content: "{{ item }}\\n"
+        dest: "{{ playbook_dir }}/out-{{ inventory_hostname }}-{{ item }}"
+      loop: [a]
+    - debug: {msg: " {{ l }} "}
+    - debug: {msg: "{{ l }}\\n"}
+    - debug: {msg: "\\n{{ 3 }}"}
+    - debug: {msg: "{{ 3 }} "}
+    - debug: {msg: "{{ l }}\\n\\n"}
+    - debug: {msg: "{{ 'a' }}\\n\\n"}
+    - debug: {msg: "{{ 'a\\n' }}\\n"}
+    - set_fact: {a: " {{ 3 }}", b: "{{ l }} "}
+    - debug: {msg: "{{ a | type_debug }} {{ b | type_debug }}"}
+"""
+
+
+def test_one_expression_with_text_around_it_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "pb.yml").write_text(NEWLINES)
+    args = ["-i", "x,", "-c", "local", "pb.yml"]
+    want = run_ansible(args, tmp_path)
+    written = (tmp_path / "out-x-a").read_bytes()
+    (tmp_path / "out-x-a").unlink()
+    got = run_fleetkit(["play", *args], tmp_path)
+    assert want.returncode == got.returncode == 0, got.stdout + got.stderr
+    # "{{ item }}\n" keeps its newline; " {{ l }} " is a string, "{{ l }}\n" still a list
+    assert (tmp_path / "out-x-a").read_bytes() == written == b"a\n"
+    assert TIMINGS.sub("", got.stdout) == TIMINGS.sub("", want.stdout)
+    assert '"msg": "str str"' in got.stdout
+
+
+def test_filter_plugins_load_once_under_concurrent_forks(tmp_path: Path) -> None:
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - set_fact:\n"
+        "        s: \"{{ {'a': 1} | combine({'h': inventory_hostname}) | to_json }}\"\n"
+        "    - debug: {var: s}\n"
+    )
+    (tmp_path / "inv.ini").write_text(
+        "[all]\n" + "".join(f"n{i} ansible_connection=local\n" for i in range(8))
+    )
+    args = ["-i", "inv.ini", "pb.yml", "-f", "8"]
+    want = run_ansible(args, tmp_path)
+    got = run_fleetkit(["play", *args], tmp_path)
+    assert want.returncode == got.returncode == 0, got.stdout + got.stderr
+    assert "Skipping plugin" not in got.stderr
+    want_events, want_recap = parse(want.stdout)
+    got_events, got_recap = parse(got.stdout)
+    assert got_recap == want_recap
+    assert sorted(got_events) == sorted(want_events)

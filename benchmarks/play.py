@@ -4,8 +4,17 @@ Shapes (one JSON line each):
   local_50x10   10 `command: /bin/true` tasks x 50 local hosts, default forks (5), both tools
   ssh_10x10     10 tasks x 10 SSH hosts (network namespaces + sshd, root only), both tools
   local_1000x10 10 tasks x 1000 local hosts with -f 100, fleetkit only (wall time, peak RSS)
+  ssh_roles_10  a play with 3 roles (30 tasks: templates, copy, command/shell, set_fact, assert,
+                a loop; handlers notified by the templates) x 10 SSH hosts, both tools; every
+                run starts from empty host directories, so the templates change and the
+                handlers run
+
+--render copy renders the role templates with `copy: content="{{ lookup('template', ...) }}"`
+instead of the `template` module (for a fleetkit without it). --only ssh_roles runs that
+shape alone. Every line carries the 1-minute load average at its end.
 
 usage: python benchmarks/play.py [--runs N] [--ansible-runs N] [--skip-ssh]
+                                 [--only ssh_roles] [--render template|copy]
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,6 +33,8 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+ROLES = ("base", "app", "monitoring")
+RECAP = re.compile(r"^(\S+)\s+: (ok=.*)$", re.M)
 
 
 def write_case(d: Path, hosts: int) -> None:
@@ -32,7 +45,80 @@ def write_case(d: Path, hosts: int) -> None:
     (d / "pb.yml").write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}")
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
+def _render(role: str, src: str, dest: str, render: str) -> str:
+    if render == "template":
+        return f'  ansible.builtin.template:\n    src: {src}\n    dest: {dest}\n    mode: "0644"\n'
+    return (
+        "  ansible.builtin.copy:\n"
+        f"    content: \"{{{{ lookup('template', '{src}') }}}}\"\n"
+        f'    dest: {dest}\n    mode: "0644"\n'
+    )
+
+
+def write_roles(d: Path, hosts_group: str, render: str) -> None:
+    """roles.yml + roles/{base,app,monitoring}: 10 tasks, 2 templates, 1 handler each."""
+    for i, role in enumerate(ROLES):
+        r = d / "roles" / role
+        for sub in ("defaults", "tasks", "handlers", "templates", "meta"):
+            (r / sub).mkdir(parents=True, exist_ok=True)
+        (r / "meta" / "main.yml").write_text("---\ndependencies: []\n")
+        (r / "defaults" / "main.yml").write_text(
+            f'---\n{role}_dir: "{{{{ bench_root }}}}/{{{{ inventory_hostname }}}}/{role}"\n'
+            f'{role}_version: "1.{i}"\n'
+            f"{role}_items: [alpha, beta, gamma]\n"
+            f"{role}_defaults:\n  port: {8080 + i}\n  workers: 4\n  debug: false\n"
+        )
+        (r / "templates" / "main.conf.j2").write_text(
+            f"# {role} on {{{{ inventory_hostname }}}}\n[{role}]\n"
+            f"{{% for k, v in {role}_settings | dictsort %}}\n{{{{ k }}}} = {{{{ v }}}}\n"
+            "{% endfor %}\n"
+            f"{{% for h in groups['{hosts_group}'] | sort %}}\npeer = {{{{ h }}}}\n"
+            "{% endfor %}\n"
+        )
+        (r / "templates" / "env.j2").write_text(
+            f"{{% for item in {role}_items %}}\n{{{{ item | upper }}}}_ENABLED=1\n"
+            f"{{% endfor %}}\nVERSION={{{{ {role}_version }}}}\n"
+        )
+        dr = f"{{{{ {role}_dir }}}}"
+        tasks = [
+            f"- name: {role} directory\n  ansible.builtin.command: mkdir -p {dr}\n"
+            f'  args:\n    creates: "{dr}"\n',
+            f"- name: {role} settings\n  ansible.builtin.set_fact:\n"
+            f"    {role}_settings: \"{{{{ {role}_defaults | combine({{'host': "
+            f'inventory_hostname}}) }}}}"\n',
+            f"- name: {role} main config\n"
+            + _render(role, "main.conf.j2", f'"{dr}/main.conf"', render)
+            + f"  notify: reload {role}\n",
+            f"- name: {role} environment\n"
+            + _render(role, "env.j2", f'"{dr}/env"', render)
+            + f"  notify: reload {role}\n",
+            f"- name: {role} readme\n  ansible.builtin.copy:\n"
+            f'    content: "managed by the {role} role\\n"\n    dest: "{dr}/README"\n',
+            f"- name: {role} item files\n  ansible.builtin.copy:\n"
+            f'    content: "{{{{ item }}}}\\n"\n    dest: "{dr}/item-{{{{ item }}}}"\n'
+            f'  loop: "{{{{ {role}_items }}}}"\n',
+            f"- name: {role} count config lines\n"
+            f'  ansible.builtin.command: grep -c . "{dr}/main.conf"\n'
+            f"  register: {role}_lines\n  changed_when: false\n",
+            f"- name: {role} config is complete\n  ansible.builtin.assert:\n"
+            f"    that: {role}_lines.stdout | int > 3\n    quiet: true\n",
+            f"- name: {role} version stamp\n"
+            f'  ansible.builtin.shell: echo {{{{ {role}_version }}}} > "{dr}/version"\n',
+            f"- name: {role} summary\n  ansible.builtin.debug:\n"
+            f'    msg: "{{{{ {role}_settings.host }}}} runs {role} {{{{ {role}_version }}}}"\n',
+        ]
+        (r / "tasks" / "main.yml").write_text("---\n" + "\n".join(tasks))
+        (r / "handlers" / "main.yml").write_text(
+            f'---\n- name: reload {role}\n  ansible.builtin.command: touch "{dr}/reloaded"\n'
+        )
+    roles = "".join(f"    - role: {role}\n" for role in ROLES)
+    (d / "roles.yml").write_text(
+        f"---\n- name: three roles\n  hosts: {hosts_group}\n  gather_facts: false\n"
+        f"  roles:\n{roles}"
+    )
+
+
+def timed(argv: list[str], cwd: Path) -> tuple[float, int, str]:
     env = dict(
         os.environ,
         ANSIBLE_NOCOLOR="1",
@@ -45,9 +131,20 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
     p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=1800, check=False)
     elapsed = time.perf_counter() - t0
     if p.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed ({p.returncode}): {p.stderr.decode()[-500:]}")
+        raise SystemExit(
+            f"{argv[0]} failed ({p.returncode}): {(p.stdout + p.stderr).decode()[-2000:]}"
+        )
     rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(rss_kib, before)
+    return elapsed, max(rss_kib, before), p.stdout.decode()
+
+
+def loadavg() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def emit(line: dict[str, object]) -> None:
+    """Print one JSON line, with the 1-minute load average at its end."""
+    print(json.dumps({**line, "loadavg": loadavg()}), flush=True)
 
 
 def main() -> int:
@@ -55,57 +152,65 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--ansible-runs", type=int, default=1)
     ap.add_argument("--skip-ssh", action="store_true")
+    ap.add_argument("--only", choices=["ssh_roles"], help="run this shape alone")
+    ap.add_argument(
+        "--render",
+        choices=["template", "copy"],
+        default="template",
+        help="role templates via the template module, or copy: content= + lookup('template')",
+    )
     args = ap.parse_args()
     fleetkit = [sys.executable, "-m", "fleetkit", "play"]
     with tempfile.TemporaryDirectory(prefix="fk-bench-play-") as tmp:
         d = Path(tmp)
-        big = d / "big"
-        big.mkdir()
-        write_case(big, 1000)
-        res = [
-            timed([*fleetkit, "-i", "inventory.ini", "pb.yml", "-f", "100"], big)
-            for _ in range(args.runs)
-        ]
-        print(
-            json.dumps(
-                {
-                    "bench": "play_local_1000x10_f100",
-                    "ours": round(statistics.median(r[0] for r in res), 3),
-                    "peer": None,
-                    "unit": "s",
-                    "speedup": None,
-                    "rss_mib": round(max(r[1] for r in res) / 1024, 1),
-                    "forks": 100,
-                    "runs": len(res),
-                }
-            ),
-            flush=True,
-        )
-        write_case(d, 50)
-        ours = [timed([*fleetkit, "-i", "inventory.ini", "pb.yml"], d)[0] for _ in range(args.runs)]
-        peer = [
-            timed([str(BIN / "ansible-playbook"), "-i", "inventory.ini", "pb.yml"], d)[0]
-            for _ in range(args.ansible_runs)
-        ]
-        o, p = statistics.median(ours), statistics.median(peer)
-        print(
-            json.dumps(
-                {
-                    "bench": "play_local_50x10",
-                    "ours": round(o, 3),
-                    "peer": round(p, 3),
-                    "unit": "s",
-                    "speedup": round(p / o, 1),
-                    "forks": 5,
-                    "runs": len(ours),
-                    "peer_runs": len(peer),
-                }
-            ),
-            flush=True,
-        )
-        if not args.skip_ssh and os.geteuid() == 0:
+        if args.only is None:
+            bench_local(d, fleetkit, args)
+        if args.only == "ssh_roles" or (not args.skip_ssh and os.geteuid() == 0):
+            if os.geteuid() != 0:
+                raise SystemExit("the SSH shapes build network namespaces: run as root")
             bench_ssh(d / "ssh", args)
     return 0
+
+
+def bench_local(d: Path, fleetkit: list[str], args: argparse.Namespace) -> None:
+    big = d / "big"
+    big.mkdir()
+    write_case(big, 1000)
+    res = [
+        timed([*fleetkit, "-i", "inventory.ini", "pb.yml", "-f", "100"], big)
+        for _ in range(args.runs)
+    ]
+    emit(
+        {
+            "bench": "play_local_1000x10_f100",
+            "ours": round(statistics.median(r[0] for r in res), 3),
+            "peer": None,
+            "unit": "s",
+            "speedup": None,
+            "rss_mib": round(max(r[1] for r in res) / 1024, 1),
+            "forks": 100,
+            "runs": len(res),
+        }
+    )
+    write_case(d, 50)
+    ours = [timed([*fleetkit, "-i", "inventory.ini", "pb.yml"], d)[0] for _ in range(args.runs)]
+    peer = [
+        timed([str(BIN / "ansible-playbook"), "-i", "inventory.ini", "pb.yml"], d)[0]
+        for _ in range(args.ansible_runs)
+    ]
+    o, p = statistics.median(ours), statistics.median(peer)
+    emit(
+        {
+            "bench": "play_local_50x10",
+            "ours": round(o, 3),
+            "peer": round(p, 3),
+            "unit": "s",
+            "speedup": round(p / o, 1),
+            "forks": 5,
+            "runs": len(ours),
+            "peer_runs": len(peer),
+        }
+    )
 
 
 def bench_ssh(d: Path, args: argparse.Namespace) -> None:
@@ -113,16 +218,16 @@ def bench_ssh(d: Path, args: argparse.Namespace) -> None:
     from tests.playbook._netns import ssh_fleet
 
     d.mkdir()
+    fleetkit = [sys.executable, "-m", "fleetkit", "play", "-i", "inventory.ini"]
+    ansible = [str(BIN / "ansible-playbook"), "-i", "inventory.ini"]
     with ssh_fleet(d, 10) as _:
-        tasks = "".join(f"    - name: task {i}\n      command: /bin/true\n" for i in range(10))
-        (d / "pb.yml").write_text(f"- hosts: nodes\n  gather_facts: false\n  tasks:\n{tasks}")
-        fleetkit = [sys.executable, "-m", "fleetkit", "play", "-i", "inventory.ini", "pb.yml"]
-        ours = [timed(fleetkit, d)[0] for _ in range(args.runs)]
-        ansible = [str(BIN / "ansible-playbook"), "-i", "inventory.ini", "pb.yml"]
-        peer = [timed(ansible, d)[0] for _ in range(args.ansible_runs)]
-        o, p = statistics.median(ours), statistics.median(peer)
-        print(
-            json.dumps(
+        if args.only is None:
+            tasks = "".join(f"    - name: task {i}\n      command: /bin/true\n" for i in range(10))
+            (d / "pb.yml").write_text(f"- hosts: nodes\n  gather_facts: false\n  tasks:\n{tasks}")
+            ours = [timed([*fleetkit, "pb.yml"], d)[0] for _ in range(args.runs)]
+            peer = [timed([*ansible, "pb.yml"], d)[0] for _ in range(args.ansible_runs)]
+            o, p = statistics.median(ours), statistics.median(peer)
+            emit(
                 {
                     "bench": "play_ssh_10x10",
                     "ours": round(o, 3),
@@ -133,9 +238,47 @@ def bench_ssh(d: Path, args: argparse.Namespace) -> None:
                     "runs": len(ours),
                     "peer_runs": len(peer),
                 }
-            ),
-            flush=True,
-        )
+            )
+        bench_ssh_roles(d, fleetkit, ansible, args)
+
+
+def bench_ssh_roles(
+    d: Path, fleetkit: list[str], ansible: list[str], args: argparse.Namespace
+) -> None:
+    """The role-based shape on the SSH hosts: every run starts from empty host directories."""
+    root = d / "roles-out"
+    write_roles(d, "nodes", args.render)
+    with (d / "inventory.ini").open("a") as f:
+        f.write(f"\n[nodes:vars]\nbench_root={root}\n")
+
+    def run(argv: list[str]) -> tuple[float, str]:
+        shutil.rmtree(root, ignore_errors=True)
+        elapsed, _, out = timed([*argv, "roles.yml"], d)
+        return elapsed, out
+
+    ours = [run(fleetkit) for _ in range(args.runs)]
+    peer = [run(ansible) for _ in range(args.ansible_runs)]
+    o = statistics.median(r[0] for r in ours)
+    p = statistics.median(r[0] for r in peer)
+    recap_ours = sorted(RECAP.findall(ours[-1][1]))
+    recap_peer = sorted(RECAP.findall(peer[-1][1]))
+    emit(
+        {
+            "bench": "play_ssh_roles_10",
+            "ours": round(o, 3),
+            "peer": round(p, 3),
+            "unit": "s",
+            "speedup": round(p / o, 1),
+            "roles": len(ROLES),
+            "tasks": 10 * len(ROLES),
+            "render": args.render,
+            "same_recap": recap_ours == recap_peer,
+            "recap": recap_ours[0][1].split() if recap_ours else None,
+            "forks": 5,
+            "runs": len(ours),
+            "peer_runs": len(peer),
+        }
+    )
 
 
 if __name__ == "__main__":

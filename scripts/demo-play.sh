@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Rolling update with a healthz gate (serial: 1, uri until/retries/delay) against 4 local
-# hosts, each with a tiny HTTP server on an ephemeral 127.0.0.1 port; node3 stays 503, so the
-# rollout stops there and node4 is never touched.
+# The README's rolling update, unchanged (docs/examples/rolling/: serial: 1, order: sorted, roles
+# os_update + kubelet_health), against 4 local hosts whose kubelet healthz is a tiny HTTP server
+# on an ephemeral 127.0.0.1 port. The inventory sets the roles' defaults so that no package is
+# upgraded and nothing reboots; node3 stays 503, so the rollout stops there and node4 is never
+# touched.
 set -euo pipefail
 
+example="$(cd "$(dirname "$0")/.." && pwd)/docs/examples/rolling"
 work=$(mktemp -d /tmp/fk-demo-play.XXXXXX)
 pids=()
 cleanup() {
@@ -27,38 +30,26 @@ srv.serve_forever()
 PY
 
 echo "[kubelets]" > "$work/inventory.ini"
-for n in 1 2 3 4; do
+for n in 4 2 1 3; do
   code=200; [ "$n" = 3 ] && code=503
   python3 "$work/healthz.py" "$work/port$n" "$code" & pids+=($!)
   for _ in $(seq 100); do [ -s "$work/port$n" ] && break; sleep 0.05; done
-  echo "node$n ansible_connection=local healthz_port=$(cat "$work/port$n")" >> "$work/inventory.ini"
+  echo "node$n ansible_connection=local kubelet_health_url=http://127.0.0.1:$(cat "$work/port$n")/healthz" \
+    >> "$work/inventory.ini"
 done
+cat >> "$work/inventory.ini" <<'INI'
 
-cat > "$work/rolling.yml" <<'YAML'
-- name: rolling OS update, one kubelet at a time
-  hosts: kubelets
-  gather_facts: false
-  serial: 1
-  order: inventory
-  tasks:
-    - name: apply updates (stand-in for yum name='*' state=latest)
-      command: /bin/true
-    - name: wait for the kubelet healthz
-      uri:
-        url: "http://127.0.0.1:{{ healthz_port }}/healthz"
-        status_code: 200
-      register: result
-      until: result.status == 200
-      retries: 2
-      delay: 1
-    - name: healthy
-      debug:
-        msg: "{{ inventory_hostname }} is healthy"
-YAML
+[kubelets:vars]
+# role defaults: leave this machine's packages alone, poll healthz 3 times, 1 s apart
+os_update_enabled=false
+os_update_reboot=false
+kubelet_health_retries=2
+kubelet_health_delay=1
+INI
 
-echo "+ fleetkit play -i inventory.ini rolling.yml"
+echo "+ fleetkit play -i inventory.ini docs/examples/rolling/rolling.yml"
 set +e
-fleetkit play -i "$work/inventory.ini" "$work/rolling.yml"
+fleetkit play -i "$work/inventory.ini" "$example/rolling.yml"
 rc=$?
 set -e
 echo "exit code: $rc (2 = a host failed; node4 was never touched)"

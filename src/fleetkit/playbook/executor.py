@@ -306,7 +306,7 @@ class TaskExecutor:
         self.opts = opts
         self.cb = cb
         self.connections = ConnectionCache(vm, opts)
-        self.retries = RetryPrinter(cb, self.task_name)
+        self.retries = RetryPrinter(cb, self.retry_name)
         self._sems: dict[int, threading.Semaphore] = {}
         self._sem_lock = threading.Lock()
 
@@ -333,6 +333,19 @@ class TaskExecutor:
         if task.role is not None:
             # ansible's Task.get_name(): "<role> : <task>"
             return f"{task.role.name} : {name.strip()}"
+        return name.strip()
+
+    def retry_name(self, task: Task, host: str) -> str:
+        """The name a ``FAILED - RETRYING`` line shows: the task's own (templated) name, without
+        the role prefix (ansible's TaskResult.task_name); an unnamed task's banner name."""
+        if not task.name:
+            return self.task_name(task, host)
+        name = task.name
+        if "{{" in name:
+            try:
+                name = str(Templar(self.vm.task_vars(host, task)).template(name))
+            except TemplateError:
+                pass
         return name.strip()
 
     def execute(

@@ -166,18 +166,22 @@ def _find_jinja(kind: str, name: str, builtin: frozenset[str]) -> Callable[..., 
     loader = filter_loader if kind == "filter" else test_loader
     # adjacent plugins go by their short name; ansible.builtin ones by their FQCN
     fqcn = name if _adjacent and "." not in name else _fqcn(name)
-    try:
-        plugin = loader.get(fqcn)
-    except Exception as exc:  # noqa: BLE001 - ansible reports a broken plugin as a load error
-        raise TemplateError(f"Could not load {kind} plugin {fqcn!r}: {exc}") from None
-    fn = (
-        None
-        if plugin is None
-        else _wrap_jinja(
-            kind, fqcn, plugin.j2_function, bool(getattr(plugin, "accept_args_markers", False))
-        )
-    )
+    # ansible's plugin loader imports a plugin's module on first use and is not thread-safe:
+    # two forks asking for `combine` at once each saw a half-imported module
     with _lock:
+        if key in _cache:
+            return _cache[key]
+        try:
+            plugin = loader.get(fqcn)
+        except Exception as exc:  # noqa: BLE001 - ansible reports a broken plugin as a load error
+            raise TemplateError(f"Could not load {kind} plugin {fqcn!r}: {exc}") from None
+        fn = (
+            None
+            if plugin is None
+            else _wrap_jinja(
+                kind, fqcn, plugin.j2_function, bool(getattr(plugin, "accept_args_markers", False))
+            )
+        )
         _cache[key] = fn
     return fn
 
@@ -364,7 +368,8 @@ def _ansible_lookup(
     basedir = str(variables.get("playbook_dir") or ".")
     loader.set_basedir(basedir)
     try:
-        plugin = lookup_loader.get(fqcn, loader=loader, templar=_Shim(basedir=basedir))
+        with _lock:  # the loader is not thread-safe (see _find_jinja)
+            plugin = lookup_loader.get(fqcn, loader=loader, templar=_Shim(basedir=basedir))
     except Exception as exc:  # noqa: BLE001 - ansible reports this as a plugin load error
         raise TemplateError(f"Error loading lookup plugin {fqcn!r}: {exc}") from None
     if plugin is None:

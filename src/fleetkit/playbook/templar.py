@@ -26,6 +26,9 @@ __all__ = ["Templar", "VarsView", "is_template", "OMIT"]
 
 OMIT = "__omit_place_holder__fleetkit__"
 _SINGLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
+# a template that is one ``{{ }}`` and nothing else (Jinja's lexer drops one final newline): its
+# value keeps its type; any other text around it makes the result a string (ansible 2.19)
+_WHOLE = re.compile(r"\A\{\{(.*)\}\}(\n?)\Z", re.S)
 # ``{{ name }}`` / ``{{ a.b['c'] }}``: a reference to a variable, whose string value is a trusted
 # expression when it came from playbook/inventory files (anything else is template output)
 _REFERENCE = re.compile(r"^\s*[A-Za-z_]\w*(?:\.\w+|\[\s*(?:'[^']*'|\"[^\"]*\"|\d+)\s*\])*\s*$")
@@ -487,9 +490,13 @@ class Templar:
         if isinstance(value, str):
             if isinstance(value, UnsafeText) or not is_template(value):
                 return value
-            m = _SINGLE.match(value)
+            m = _WHOLE.match(value)
             if m and "{{" not in m.group(1) and "}}" not in m.group(1) and "{%" not in value:
-                return self._evaluate(m.group(1), escape=True)
+                result = self._evaluate(m.group(1), escape=True)
+                if m.group(2) and isinstance(result, str) and not result.endswith("\n"):
+                    # ansible gives a string result the template's trailing newline back
+                    result = type(result)(result + "\n")
+                return result
             return self.render_text(value, escape_backslashes=True)
         if isinstance(value, dict):
             return {self.template(k): self.template(v) for k, v in value.items()}

@@ -254,7 +254,10 @@ class StrategyBase:
                 f"invalid meta action requested: {what}",
                 hint="meta takes one of " + ", ".join(META_ACTIONS),
             )
-        name = task.name or "meta"
+        # the banner shows the untemplated name, with the role prefix (Task.get_name())
+        name = task.display_name().strip()
+        if task.role is not None:
+            name = f"{task.role.name} : {name}"
         targets = hosts if what in _PER_HOST_META else hosts[:1]
         for h in targets:
             self.cb.task_start(task, name, handler)

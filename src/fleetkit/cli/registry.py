@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 
 from fleetkit.cli._options import ArgumentParser
@@ -145,7 +146,25 @@ def _serve(argv: list[str], token_only: bool) -> int:
             "--htpasswd htpasswd",
         )
         p.add_argument(
-            "--root", default="./registry-data", help="storage root (./registry-data), or memory:"
+            "--root",
+            "--storage",
+            dest="root",
+            default="./registry-data",
+            metavar="ROOT",
+            help="storage: a directory (./registry-data), memory:, or "
+            "s3://BUCKET[/PREFIX]?endpoint=URL&region=R&secure=false (keys from "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+        )
+        p.add_argument(
+            "--config",
+            metavar="FILE",
+            help="a registry.yaml with distribution's keys (storage.s3.*, http.addr, "
+            "http.secret, auth.*); flags win over it",
+        )
+        p.add_argument(
+            "--storage-redirect",
+            action="store_true",
+            help="S3: answer blob GETs with a redirect to a presigned URL",
         )
         _server_flags(p, "127.0.0.1:5000")
         p.add_argument(
@@ -159,7 +178,22 @@ def _serve(argv: list[str], token_only: bool) -> int:
         )
         p.add_argument("--disable-delete", action="store_true", help="DELETE answers 405")
         _common_token_flags(p)
+    s3 = None
+    http_secret = os.environ.get("FLEETKIT_HTTP_SECRET") or None
+    if not token_only:
+        pre = ArgumentParser(add_help=False)
+        pre.add_argument("--config")
+        known, _ = pre.parse_known_args(argv)
+        if known.config:
+            from fleetkit.registry.server.config_file import load_config_file
+
+            defaults = load_config_file(known.config)
+            s3 = defaults.pop("s3", None)
+            http_secret = defaults.pop("http_secret", None) or http_secret
+            p.set_defaults(**defaults)
     args = p.parse_args(argv)
+    if s3 is not None and args.root != f"s3://{s3.bucket}":
+        s3 = None  # --root/--storage on the command line wins over the file's storage
     if args.token_expiry <= 0:
         raise UsageError("--token-expiry must be positive")
     if args.login_failures_per_user < 1 or args.login_failures_per_client < 1:
@@ -196,6 +230,9 @@ def _serve(argv: list[str], token_only: bool) -> int:
         body_timeout_s=args.body_timeout,
         max_connections=args.max_connections,
         metrics_listen=args.metrics_listen,
+        s3=s3,
+        http_secret=http_secret,
+        storage_redirect=getattr(args, "storage_redirect", False),
     )
     if token_only and not config.token_key:
         raise UsageError(

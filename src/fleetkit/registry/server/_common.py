@@ -56,6 +56,8 @@ class State:
     quiet: QuietLog = field(default_factory=QuietLog)  # recurring conditions, logged sparingly
     upload_locks: dict[str, _SharedLock] = field(default_factory=dict)
     blob_bodies_in_flight: int = 0  # blob GET bodies being sent right now (see blobs.py)
+    upload_state_key: bytes | None = None  # HMAC key for Location's _state (http.secret)
+    storage_redirect: bool = False  # blob GET answers 307 to a presigned storage URL
 
     @asynccontextmanager
     async def upload_lock(self, key: str) -> AsyncIterator[None]:

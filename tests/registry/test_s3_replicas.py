@@ -1,0 +1,156 @@
+"""Two ``fleetkit registry serve`` replicas on one Ceph (radosgw) bucket serve the same content.
+
+An upload started on one replica continues on the other chunk by chunk (session bytes in the
+bucket, the Location carrying distribution's signed ``_state``); a manifest pushed through A is
+pulled through B; a replica killed with -9 mid-upload leaves nothing partial visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.registry._ceph import CephS3
+from tests.registry._images import make_image
+from tests.registry._server import ProcessServer
+
+SECRET = "replica-shared-secret-for-tests"
+
+
+def _config(tmp: Path, ceph: CephS3, bucket: str, secret: str = SECRET) -> Path:
+    path = tmp / f"registry-{secret[:6]}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 0.1,
+                "http": {"addr": "127.0.0.1:0", "secret": secret},
+                "storage": {
+                    "s3": {
+                        "bucket": bucket,
+                        "region": "us-east-1",
+                        "regionendpoint": ceph.endpoint,
+                        "accesskey": ceph.access_key,
+                        "secretkey": ceph.secret_key,
+                        "secure": False,
+                    },
+                    "delete": {"enabled": True},
+                },
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, ceph_s3: CephS3, s3_bucket: str) -> Iterator[list[ProcessServer]]:
+    cfg = _config(tmp_path, ceph_s3, s3_bucket)
+    servers: list[ProcessServer] = []
+    try:
+        for _ in range(2):
+            servers.append(ProcessServer(tmp_path, "--config", str(cfg), "-q").start())
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def _other_host(location: str, base: str) -> str:
+    """The same path and query on another replica (what a load balancer does)."""
+    parts = urllib.parse.urlsplit(location)
+    return base + parts.path + ("?" + parts.query if parts.query else "")
+
+
+def test_chunked_upload_alternates_replicas_and_pull_from_the_other(
+    replicas: list[ProcessServer],
+) -> None:
+    a, b = (s.url for s in replicas)
+    img = make_image(7)
+    blobs = img.blobs()
+    for digest, data in blobs.items():
+        r = requests.post(f"{a}/v2/app/blobs/uploads/", timeout=30)
+        assert r.status_code == 202, r.text
+        assert "_state=" in r.headers["Location"]
+        location = r.headers["Location"]
+        chunks = [data[i : i + 97] for i in range(0, len(data), 97)] or [b""]
+        offset = 0
+        for n, chunk in enumerate(chunks):
+            base = b if n % 2 == 0 else a
+            r = requests.patch(
+                _other_host(location, base),
+                data=chunk,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                },
+                timeout=30,
+            )
+            assert r.status_code == 202, r.text
+            offset += len(chunk)
+            location = r.headers["Location"]
+        base = a if len(chunks) % 2 == 0 else b
+        sep = "&" if "?" in location else "?"
+        r = requests.put(_other_host(location, base) + f"{sep}digest={digest}", timeout=30)
+        assert r.status_code == 201, r.text
+    r = requests.put(
+        f"{a}/v2/app/manifests/v1",
+        data=img.manifest,
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    r = requests.get(
+        f"{b}/v2/app/manifests/v1",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.content == img.manifest
+    for digest, data in blobs.items():
+        r = requests.get(f"{b}/v2/app/blobs/{digest}", timeout=30)
+        assert r.status_code == 200 and r.content == data
+    assert requests.get(f"{b}/v2/app/tags/list", timeout=30).json()["tags"] == ["v1"]
+    assert requests.get(f"{a}/v2/_catalog", timeout=30).json()["repositories"] == ["app"]
+
+
+def test_state_is_checked_on_every_replica(replicas: list[ProcessServer]) -> None:
+    a, b = (s.url for s in replicas)
+    r = requests.post(f"{a}/v2/app/blobs/uploads/", timeout=30)
+    location = r.headers["Location"]
+    bare = location.split("?", 1)[0]
+    for url in (_other_host(bare, b), _other_host(location, b).replace("_state=", "_state=x")):
+        r = requests.patch(url, data=b"abc", timeout=30)
+        assert r.status_code == 400
+        assert r.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+    # a state signed for another session does not open this one
+    other = requests.post(f"{b}/v2/app/blobs/uploads/", timeout=30).headers["Location"]
+    forged = bare + "?" + urllib.parse.urlsplit(other).query
+    r = requests.patch(_other_host(forged, b), data=b"abc", timeout=30)
+    assert r.status_code == 400
+
+
+def test_kill9_mid_upload_leaves_nothing_partial(
+    tmp_path: Path, replicas: list[ProcessServer]
+) -> None:
+    a, b = replicas
+    data = bytes(range(256)) * 4096  # 1 MiB
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = requests.post(f"{a.url}/v2/app/blobs/uploads/", timeout=30)
+    location = r.headers["Location"]
+    r = requests.patch(location, data=data[:1000], timeout=30)
+    assert r.status_code == 202
+    a.kill9()
+    # nothing is visible under the digest; the session resumes on the survivor
+    assert requests.head(f"{b.url}/v2/app/blobs/{digest}", timeout=30).status_code == 404
+    moved = _other_host(r.headers["Location"], b.url)
+    status = requests.get(moved, timeout=30)
+    assert status.status_code == 204 and status.headers["Range"] == "0-999"
+    sep = "&" if "?" in moved else "?"
+    r = requests.put(f"{moved}{sep}digest={digest}", data=data[1000:], timeout=30)
+    assert r.status_code == 201, r.text
+    got = requests.get(f"{b.url}/v2/app/blobs/{digest}", timeout=30)
+    assert got.content == data

@@ -20,7 +20,8 @@ subcommands:
   serve         run the OCI registry (and, with --auth token, its token service)
   token-server  run only the Docker token service (for another registry, e.g. distribution)
   htpasswd add  add or replace a user in an htpasswd file (bcrypt)
-  gc            delete blobs no manifest references (refuses while a registry serves the root)
+  gc            delete blobs no manifest references (refuses while a registry serves a
+                directory root; on S3 keeps what changed within --grace)
 
 example:
   fleetkit registry serve --root ./registry-data --listen 127.0.0.1:5000
@@ -279,7 +280,7 @@ def _htpasswd(argv: list[str]) -> int:
 
 
 def _gc(argv: list[str]) -> int:
-    from fleetkit.registry.storage import FilesystemDriver, RegistryStore
+    from fleetkit.registry.storage import FilesystemDriver, RegistryStore, open_driver
 
     p = ArgumentParser(
         prog="fleetkit registry gc",
@@ -288,7 +289,23 @@ def _gc(argv: list[str]) -> int:
         "a push in progress has blobs no manifest references yet. --dry-run is always safe.",
         epilog="example:\n  fleetkit registry gc --root ./registry-data --dry-run",
     )
-    p.add_argument("--root", default="./registry-data")
+    p.add_argument(
+        "--root",
+        "--storage",
+        dest="root",
+        default="./registry-data",
+        metavar="ROOT",
+        help="a directory (./registry-data) or s3://BUCKET[/PREFIX]?endpoint=URL",
+    )
+    p.add_argument("--config", metavar="FILE", help="take the storage from this registry.yaml")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=1.0,
+        metavar="HOURS",
+        help="S3 only (replicas keep serving): keep blobs whose bytes or links changed in the "
+        "last HOURS (default 1), as a push in progress may still reference them",
+    )
     p.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
     p.add_argument(
         "--upload-max-age",
@@ -299,18 +316,35 @@ def _gc(argv: list[str]) -> int:
     )
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     args = p.parse_args(argv)
-    import os
-
     if args.upload_max_age < 0:
         raise UsageError("--upload-max-age must not be negative")
-    if not os.path.isdir(args.root):
-        raise UsageError(f"no registry at {args.root}", hint="pass --root DIR of a registry")
-    driver = FilesystemDriver(args.root)
-    # exclusive unless a dry run: refuses (exit 1) while a registry serves this root
-    with driver.lock(exclusive=not args.dry_run):
-        report = RegistryStore(driver).gc(
-            dry_run=args.dry_run, upload_max_age_s=args.upload_max_age * 3600
+    if args.grace < 0:
+        raise UsageError("--grace must not be negative")
+    s3 = None
+    if args.config:
+        from fleetkit.registry.server.config_file import load_config_file
+
+        conf = load_config_file(args.config)
+        s3 = conf.get("s3")
+        explicit = any(a.split("=", 1)[0] in ("--root", "--storage") for a in argv)
+        if not explicit and "root" in conf:
+            args.root = conf["root"]
+    if s3 is not None or args.root.startswith("s3://"):
+        # S3: no lock can keep replicas out, so mark-and-sweep with a grace period
+        report = RegistryStore(open_driver(args.root, s3)).gc(
+            dry_run=args.dry_run,
+            upload_max_age_s=args.upload_max_age * 3600,
+            grace_s=args.grace * 3600,
         )
+    else:
+        if not os.path.isdir(args.root):
+            raise UsageError(f"no registry at {args.root}", hint="pass --root DIR of a registry")
+        driver = FilesystemDriver(args.root)
+        # exclusive unless a dry run: refuses (exit 1) while a registry serves this root
+        with driver.lock(exclusive=not args.dry_run):
+            report = RegistryStore(driver).gc(
+                dry_run=args.dry_run, upload_max_age_s=args.upload_max_age * 3600
+            )
     if args.output == "json":
         print(
             json.dumps(

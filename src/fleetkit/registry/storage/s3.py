@@ -466,6 +466,14 @@ class S3Driver:
     def local_path(self, path: str) -> str | None:
         return None
 
+    def modified(self, path: str) -> float | None:
+        """The object's last-modified time (epoch seconds), or None (gc's grace period)."""
+        head = self._head(self._file_key(check_path(path)))
+        if head is None:
+            return None
+        stamp = head.get("LastModified")
+        return None if stamp is None else float(stamp.timestamp())
+
     def presigned_get(self, path: str, expires_s: int = 300) -> str:
         """A URL a client may GET the file from directly (``--storage-redirect``)."""
         url: str = self._client.generate_presigned_url(

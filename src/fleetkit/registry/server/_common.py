@@ -169,6 +169,14 @@ async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
 
 
+async def store_io(st: State, fn: Callable[..., T], *args: Any) -> T:
+    """Run a storage call off the event loop when the driver talks to the network (S3);
+    local reads (page cache, memory) stay on the loop, where they are cheaper."""
+    if st.store.driver.name == "s3":
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
+
+
 def parse_pagination(request: web.Request) -> tuple[int | None, str | None]:
     n_raw = request.query.get("n")
     n: int | None = None

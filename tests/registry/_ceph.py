@@ -157,11 +157,16 @@ def start_ceph() -> Iterator[CephS3]:
     env.pop("PYTHONPATH", None)
     pids: set[int] = set()
 
-    def run(*argv: str) -> str:
-        p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
-        if p.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)}: {p.stderr.strip()[-2000:]}")
-        return p.stdout
+    def run(*argv: str, attempts: int = 1) -> str:
+        for attempt in range(attempts):
+            p = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=60, check=False
+            )
+            if p.returncode == 0:
+                return p.stdout
+            if attempt + 1 < attempts:
+                time.sleep(0.5)  # a monitor still forming its quorum: bounded retries
+        raise RuntimeError(f"{' '.join(argv)}: {p.stderr.strip()[-2000:]}")
 
     try:
         monmap = os.path.join(d, "monmap")
@@ -171,8 +176,8 @@ def start_ceph() -> Iterator[CephS3]:
         run("ceph-mon", "-i", "a")
         pids |= set(_pids(d))
         osd_uuid = str(uuid.uuid4())
-        osd_id = run("ceph", "osd", "new", osd_uuid).strip()
-        run("ceph", "osd", "crush", "add", f"osd.{osd_id}", "1.0", "root=default")
+        osd_id = run("ceph", "osd", "new", osd_uuid, attempts=5).strip()
+        run("ceph", "osd", "crush", "add", f"osd.{osd_id}", "1.0", "root=default", attempts=5)
         run("ceph-osd", "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid)
         run("ceph-osd", "-i", osd_id)
         pids |= set(_pids(d))

@@ -22,6 +22,7 @@ from fleetkit.registry.server._common import (
     body_chunks,
     run_blocking,
     state,
+    store_io,
 )
 from fleetkit.registry.storage.store import Upload, UploadWriter
 
@@ -127,11 +128,11 @@ async def _receive(request: web.Request, upload: Upload) -> None:
     st.metrics.uploads_in_progress += 1
     try:
         async for chunk in body_chunks(request, _CHUNK):
-            writer.write(chunk)
+            await store_io(st, writer.write, chunk)  # S3: a segment PUT every 16 MiB
             st.metrics.bytes_received += len(chunk)
     finally:
         st.metrics.uploads_in_progress -= 1
-        writer.close()
+        await store_io(st, writer.close)
 
 
 # one digest per algorithm is all a client can mean; more is refused before any byte is hashed

@@ -15,6 +15,7 @@ from fleetkit.registry.storage import (
     PathNotFound,
     RegistryStore,
     StorageDriver,
+    StorageFailure,
 )
 from fleetkit.registry.storage.s3 import S3Driver, parse_s3_url
 from fleetkit.registry.storage.store import UploadWriter
@@ -280,3 +281,19 @@ def test_s3_url_parsing() -> None:
     assert "s3cr3t" not in repr(cfg)
     with pytest.raises(ValueError):
         parse_s3_url("s3://bkt?accesskey=x")
+
+
+def test_s3_concurrent_appends_at_one_offset_cannot_overwrite(
+    ceph_s3: CephS3, s3_bucket: str
+) -> None:
+    """Two replicas writing the same session at the same offset: the first one's bytes stay."""
+    cfg = s3_config(ceph_s3, s3_bucket)
+    a, b = S3Driver(cfg), S3Driver(cfg)
+    a.put("u/data", b"")
+    wa, wb = a.appender("u/data"), b.appender("u/data")
+    wa.write(b"first")
+    wb.write(b"other")
+    wa.close()
+    with pytest.raises(StorageFailure):
+        wb.close()
+    assert b.get("u/data") == b"first"

@@ -103,7 +103,11 @@ class _S3Appender:
         if not self._buf:
             return
         offset = self._size - len(self._buf)
-        self._driver._put_raw(self._driver._seg_key(self._path, offset), bytes(self._buf))
+        # create-only: two replicas appending to one session at once cannot overwrite each
+        # other's bytes (the second gets an error, and its hash state is not kept)
+        self._driver._put_raw(
+            self._driver._seg_key(self._path, offset), bytes(self._buf), create_only=True
+        )
         self._buf = bytearray()
 
     def sync(self) -> None:
@@ -211,12 +215,26 @@ class S3Driver:
             hint=f"check bucket {self.config.bucket!r} and the endpoint's credentials",
         )
 
-    def _put_raw(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+    def _put_raw(
+        self,
+        key: str,
+        data: bytes,
+        metadata: dict[str, str] | None = None,
+        create_only: bool = False,
+    ) -> None:
+        kwargs: dict[str, Any] = {}
+        if create_only:
+            kwargs["IfNoneMatch"] = "*"
         try:
             self._client.put_object(
-                Bucket=self.config.bucket, Key=key, Body=data, Metadata=metadata or {}
+                Bucket=self.config.bucket, Key=key, Body=data, Metadata=metadata or {}, **kwargs
             )
         except Exception as exc:
+            if create_only and self._code(exc) == "PreconditionFailed":
+                raise StorageFailure(
+                    "another request appended to this upload at the same offset",
+                    hint="send an upload's chunks one after another",
+                ) from None
             raise self._fail("PUT", exc) from None
 
     def _head(self, key: str) -> dict[str, Any] | None:

@@ -25,8 +25,9 @@ from fleetkit.registry.manifest import parse_manifest
 from fleetkit.registry.server.config_file import load_config_file
 from fleetkit.registry.storage import RegistryStore
 from fleetkit.registry.storage.s3 import S3Driver
+from tests.peers import require
 from tests.registry._ceph import CephS3
-from tests.registry._images import make_image
+from tests.registry._images import make_image, write_oci_layout
 from tests.registry._server import REPO, ProcessServer
 from tests.registry.conftest import s3_config
 
@@ -208,3 +209,31 @@ def test_config_file_rejects_unknown_keys(tmp_path: Path) -> None:
     assert conf["root"] == "s3://b" and conf["s3"].secure is False
     assert conf["http_secret"] == "s" and conf["disable_delete"] is True
     assert (conf["auth"], conf["realm"], conf["service"]) == ("token", "https://x/token", "reg")
+
+
+@pytest.mark.interop
+def test_skopeo_pushes_through_a_and_pulls_through_b(
+    tmp_path: Path, replicas: list[ProcessServer]
+) -> None:
+    skopeo = require("skopeo", "apt-get install -y skopeo")
+    a, b = replicas
+    img = make_image(11, (300_000, 40_000))
+    src = write_oci_layout(img, str(tmp_path / "src"), "v1")
+    tls = ["--dest-tls-verify=false"]
+    subprocess.run(
+        [skopeo, "copy", *tls, src, f"docker://{a.host}/s3/app:v1"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    out = tmp_path / "out"
+    subprocess.run(
+        [skopeo, "copy", "--src-tls-verify=false", f"docker://{b.host}/s3/app:v1", f"dir:{out}"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert (out / "manifest.json").read_bytes() == img.manifest
+    for digest, data in img.blobs().items():
+        if digest != img.digest:
+            assert (out / digest.split(":", 1)[1]).read_bytes() == data

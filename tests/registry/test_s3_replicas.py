@@ -28,7 +28,7 @@ from fleetkit.registry.storage.s3 import S3Driver
 from tests.peers import require
 from tests.registry._ceph import CephS3
 from tests.registry._images import make_image, write_oci_layout
-from tests.registry._server import REPO, ProcessServer
+from tests.registry._server import REPO, ProcessServer, thread_server
 from tests.registry.conftest import s3_config
 
 SECRET = "replica-shared-secret-for-tests"
@@ -237,3 +237,35 @@ def test_skopeo_pushes_through_a_and_pulls_through_b(
     for digest, data in img.blobs().items():
         if digest != img.digest:
             assert (out / digest.split(":", 1)[1]).read_bytes() == data
+
+
+def test_storage_redirect_sends_clients_to_a_presigned_url(ceph_s3: CephS3, s3_bucket: str) -> None:
+    data = b"redirected bytes" * 1000
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    cfg = s3_config(ceph_s3, s3_bucket)
+    with thread_server(root=f"s3://{s3_bucket}", s3=cfg, storage_redirect=True) as srv:
+        r = requests.post(f"{srv.url}/v2/app/blobs/uploads/", params={"digest": digest}, data=data)
+        assert r.status_code == 201, r.text
+        r = requests.get(f"{srv.url}/v2/app/blobs/{digest}", allow_redirects=False, timeout=30)
+        assert r.status_code == 307
+        assert r.headers["Location"].startswith(ceph_s3.endpoint)
+        assert requests.get(r.headers["Location"], timeout=30).content == data
+        assert requests.head(f"{srv.url}/v2/app/blobs/{digest}", timeout=30).status_code == 200
+
+
+def test_bad_storage_flags_are_one_line_errors(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    for args, needle in (
+        (["--storage", "s3://b?accesskey=x"], "unknown s3:// URL parameter"),
+        (["--root", str(tmp_path / "d"), "--storage-redirect"], "--storage-redirect needs S3"),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "fleetkit", "registry", "serve", "--listen", "127.0.0.1:0"]
+            + args,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert p.returncode == 2, p.stderr
+        assert needle in p.stderr and "Traceback" not in p.stderr

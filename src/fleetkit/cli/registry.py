@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 
 from fleetkit.cli._options import ArgumentParser
@@ -19,7 +20,8 @@ subcommands:
   serve         run the OCI registry (and, with --auth token, its token service)
   token-server  run only the Docker token service (for another registry, e.g. distribution)
   htpasswd      add, remove or list the users of an htpasswd file (bcrypt)
-  gc            delete blobs no manifest references (refuses while a registry serves the root)
+  gc            delete blobs no manifest references (refuses while a registry serves a
+                directory root; on S3 keeps what changed within --grace)
 
 example:
   fleetkit registry serve --root ./registry-data --listen 127.0.0.1:5000
@@ -145,7 +147,25 @@ def _serve(argv: list[str], token_only: bool) -> int:
             "--htpasswd htpasswd",
         )
         p.add_argument(
-            "--root", default="./registry-data", help="storage root (./registry-data), or memory:"
+            "--root",
+            "--storage",
+            dest="root",
+            default="./registry-data",
+            metavar="ROOT",
+            help="storage: a directory (./registry-data), memory:, or "
+            "s3://BUCKET[/PREFIX]?endpoint=URL&region=R&secure=false (keys from "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+        )
+        p.add_argument(
+            "--config",
+            metavar="FILE",
+            help="a registry.yaml with distribution's keys (storage.s3.*, http.addr, "
+            "http.secret, auth.*); flags win over it",
+        )
+        p.add_argument(
+            "--storage-redirect",
+            action="store_true",
+            help="S3: answer blob GETs with a redirect to a presigned URL",
         )
         _server_flags(p, "127.0.0.1:5000")
         p.add_argument(
@@ -159,7 +179,22 @@ def _serve(argv: list[str], token_only: bool) -> int:
         )
         p.add_argument("--disable-delete", action="store_true", help="DELETE answers 405")
         _common_token_flags(p)
+    s3 = None
+    http_secret = os.environ.get("FLEETKIT_HTTP_SECRET") or None
+    if not token_only:
+        pre = ArgumentParser(add_help=False)
+        pre.add_argument("--config")
+        known, _ = pre.parse_known_args(argv)
+        if known.config:
+            from fleetkit.registry.server.config_file import load_config_file
+
+            defaults = load_config_file(known.config)
+            s3 = defaults.pop("s3", None)
+            http_secret = defaults.pop("http_secret", None) or http_secret
+            p.set_defaults(**defaults)
     args = p.parse_args(argv)
+    if s3 is not None and args.root != f"s3://{s3.bucket}":
+        s3 = None  # --root/--storage on the command line wins over the file's storage
     if args.token_expiry <= 0:
         raise UsageError("--token-expiry must be positive")
     if args.login_failures_per_user < 1 or args.login_failures_per_client < 1:
@@ -196,6 +231,9 @@ def _serve(argv: list[str], token_only: bool) -> int:
         body_timeout_s=args.body_timeout,
         max_connections=args.max_connections,
         metrics_listen=args.metrics_listen,
+        s3=s3,
+        http_secret=http_secret,
+        storage_redirect=getattr(args, "storage_redirect", False),
     )
     if token_only and not config.token_key:
         raise UsageError(
@@ -270,7 +308,7 @@ def _htpasswd(argv: list[str]) -> int:
 
 
 def _gc(argv: list[str]) -> int:
-    from fleetkit.registry.storage import FilesystemDriver, RegistryStore
+    from fleetkit.registry.storage import FilesystemDriver, RegistryStore, open_driver
 
     p = ArgumentParser(
         prog="fleetkit registry gc",
@@ -279,7 +317,23 @@ def _gc(argv: list[str]) -> int:
         "a push in progress has blobs no manifest references yet. --dry-run is always safe.",
         epilog="example:\n  fleetkit registry gc --root ./registry-data --dry-run",
     )
-    p.add_argument("--root", default="./registry-data")
+    p.add_argument(
+        "--root",
+        "--storage",
+        dest="root",
+        default="./registry-data",
+        metavar="ROOT",
+        help="a directory (./registry-data) or s3://BUCKET[/PREFIX]?endpoint=URL",
+    )
+    p.add_argument("--config", metavar="FILE", help="take the storage from this registry.yaml")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=1.0,
+        metavar="HOURS",
+        help="S3 only (replicas keep serving): keep blobs whose bytes or links changed in the "
+        "last HOURS (default 1), as a push in progress may still reference them",
+    )
     p.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
     p.add_argument(
         "--upload-max-age",
@@ -290,18 +344,35 @@ def _gc(argv: list[str]) -> int:
     )
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     args = p.parse_args(argv)
-    import os
-
     if args.upload_max_age < 0:
         raise UsageError("--upload-max-age must not be negative")
-    if not os.path.isdir(args.root):
-        raise UsageError(f"no registry at {args.root}", hint="pass --root DIR of a registry")
-    driver = FilesystemDriver(args.root)
-    # exclusive unless a dry run: refuses (exit 1) while a registry serves this root
-    with driver.lock(exclusive=not args.dry_run):
-        report = RegistryStore(driver).gc(
-            dry_run=args.dry_run, upload_max_age_s=args.upload_max_age * 3600
+    if args.grace < 0:
+        raise UsageError("--grace must not be negative")
+    s3 = None
+    if args.config:
+        from fleetkit.registry.server.config_file import load_config_file
+
+        conf = load_config_file(args.config)
+        s3 = conf.get("s3")
+        explicit = any(a.split("=", 1)[0] in ("--root", "--storage") for a in argv)
+        if not explicit and "root" in conf:
+            args.root = conf["root"]
+    if s3 is not None or args.root.startswith("s3://"):
+        # S3: no lock can keep replicas out, so mark-and-sweep with a grace period
+        report = RegistryStore(open_driver(args.root, s3)).gc(
+            dry_run=args.dry_run,
+            upload_max_age_s=args.upload_max_age * 3600,
+            grace_s=args.grace * 3600,
         )
+    else:
+        if not os.path.isdir(args.root):
+            raise UsageError(f"no registry at {args.root}", hint="pass --root DIR of a registry")
+        driver = FilesystemDriver(args.root)
+        # exclusive unless a dry run: refuses (exit 1) while a registry serves this root
+        with driver.lock(exclusive=not args.dry_run):
+            report = RegistryStore(driver).gc(
+                dry_run=args.dry_run, upload_max_age_s=args.upload_max_age * 3600
+            )
     if args.output == "json":
         print(
             json.dumps(

@@ -56,6 +56,8 @@ class State:
     quiet: QuietLog = field(default_factory=QuietLog)  # recurring conditions, logged sparingly
     upload_locks: dict[str, _SharedLock] = field(default_factory=dict)
     blob_bodies_in_flight: int = 0  # blob GET bodies being sent right now (see blobs.py)
+    upload_state_key: bytes | None = None  # HMAC key for Location's _state (http.secret)
+    storage_redirect: bool = False  # blob GET answers 307 to a presigned storage URL
 
     @asynccontextmanager
     async def upload_lock(self, key: str) -> AsyncIterator[None]:
@@ -165,6 +167,14 @@ def json_response(
 
 async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
+
+
+async def store_io(st: State, fn: Callable[..., T], *args: Any) -> T:
+    """Run a storage call off the event loop when the driver talks to the network (S3);
+    local reads (page cache, memory) stay on the loop, where they are cheaper."""
+    if st.store.driver.name == "s3":
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
 
 
 def parse_pagination(request: web.Request) -> tuple[int | None, str | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -55,7 +56,13 @@ from fleetkit.registry.server.limits import (
     quiet_loop_errors,
 )
 from fleetkit.registry.server.metrics import Metrics
-from fleetkit.registry.storage import FilesystemDriver, MemoryDriver, RegistryStore, open_driver
+from fleetkit.registry.storage import (
+    FilesystemDriver,
+    MemoryDriver,
+    RegistryStore,
+    S3Config,
+    open_driver,
+)
 
 __all__ = [
     "ServerConfig",
@@ -103,12 +110,24 @@ class ServerConfig:
     body_timeout_s: float = 60.0  # a request body may pause this long, no longer
     max_connections: int = 1024  # lowered to fit RLIMIT_NOFILE; more get 503
     metrics_listen: str | None = None  # /metrics on its own listener (HOST:PORT)
+    s3: S3Config | None = None  # storage.s3 from --config (else root may be an s3:// URL)
+    http_secret: str | None = None  # signs upload state in Location (shared by replicas)
+    storage_redirect: bool = False  # S3: blob GET -> 307 to a presigned URL
+
+    @property
+    def on_s3(self) -> bool:
+        return self.s3 is not None or self.root.startswith("s3://")
 
 
 def _signer(config: ServerConfig) -> SigningKey:
     if config.token_key:
         cert = config.token_cert or os.path.splitext(config.token_key)[0] + ".crt"
         return SigningKey.load_or_create(config.token_key, cert)
+    if config.on_s3:
+        raise UsageError(
+            "--auth token on S3 storage needs --token-key FILE",
+            hint="every replica must sign with the same key: give each the same --token-key",
+        )
     if config.root != "memory:":
         base = os.path.join(config.root, "_token")
         return SigningKey.load_or_create(
@@ -142,7 +161,9 @@ def _limiter(config: ServerConfig) -> LoginLimiter:
 def build_state(config: ServerConfig) -> State:
     if config.auth not in AUTH_MODES:
         raise UsageError(f"unknown auth mode {config.auth!r}", hint="use none, htpasswd or token")
-    store = RegistryStore(open_driver(config.root))
+    store = RegistryStore(open_driver(config.root, config.s3))
+    if config.storage_redirect and not config.on_s3:
+        raise UsageError("--storage-redirect needs S3 storage", hint="pass --storage s3://...")
     token_service: TokenService | None = None
     authorizer: Authorizer
     logins: LoginGuard | None = None
@@ -177,6 +198,12 @@ def build_state(config: ServerConfig) -> State:
         delete_enabled=config.delete_enabled,
         logins=logins,
         body_timeout_s=config.body_timeout_s,
+        upload_state_key=(
+            hashlib.sha256(b"fleetkit upload state\0" + config.http_secret.encode()).digest()
+            if config.http_secret
+            else None
+        ),
+        storage_redirect=config.storage_redirect,
     )
 
 
@@ -554,7 +581,7 @@ async def serve(
             hint="pass --tls-cert/--tls-key, or --insecure-listen to accept plain HTTP",
         )
     with contextlib.ExitStack() as stack:
-        if config.root != "memory:":
+        if config.root != "memory:" and not config.on_s3:
             # a shared lock on the root: gc (exclusive) refuses to run while any server does
             stack.enter_context(FilesystemDriver(config.root).lock(exclusive=False))
         await _serve(config, app_factory, what, stop, on_ready, host, port, ctx)

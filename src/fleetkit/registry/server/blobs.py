@@ -10,7 +10,14 @@ from aiohttp import web
 
 from fleetkit.registry.digest import parse_digest
 from fleetkit.registry.errors import RegistryAPIError, api_error
-from fleetkit.registry.server._common import SENT_KEY, State, authorize, run_blocking, state
+from fleetkit.registry.server._common import (
+    SENT_KEY,
+    State,
+    authorize,
+    run_blocking,
+    state,
+    store_io,
+)
 
 __all__ = ["parse_range", "get_blob", "delete_blob", "RangeInvalid"]
 
@@ -50,7 +57,7 @@ async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamRe
     await authorize(request, name, "pull")
     st = state(request)
     parse_digest(digest)
-    size = st.store.repo_blob_size(name, digest)
+    size = await store_io(st, st.store.repo_blob_size, name, digest)
     if size is None:
         raise api_error("BLOB_UNKNOWN", detail={"digest": digest})
     headers = {
@@ -62,6 +69,11 @@ async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamRe
     }
     if request.headers.get("If-None-Match", "").strip() in (f'"{digest}"', digest):
         return web.Response(status=304, headers=headers)
+    presign = getattr(st.store.driver, "presigned_get", None)
+    if st.storage_redirect and request.method == "GET" and presign is not None:
+        # the client fetches the bytes from the object store (a URL valid for 5 minutes)
+        url = await run_blocking(presign, st.store.blob_path(digest))
+        return web.Response(status=307, headers={"Location": url, "Docker-Content-Digest": digest})
     start, end, status = 0, size - 1, 200
     rng = request.headers.get("Range")
     if rng is not None:
@@ -83,7 +95,7 @@ async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamRe
         await resp.write_eof()
         return resp
     path = st.store.blob_path(digest)
-    f = st.store.driver.reader(path, start)
+    f = await store_io(st, st.store.driver.reader, path, start)
     st.blob_bodies_in_flight += 1
     request[SENT_KEY] = 0
     try:
@@ -130,7 +142,7 @@ async def _copy_body(
         if stop_when_shared and st.blob_bodies_in_flight > 1:
             break
         # a new bytes each time (no reused buffer): the transport may hold on to it
-        chunk = f.read(min(_CHUNK, length - sent))
+        chunk = await store_io(st, f.read, min(_CHUNK, length - sent))
         if not chunk:
             break
         await resp.write(chunk)

@@ -15,6 +15,7 @@ from fleetkit.registry.server._common import (
     body_chunks,
     run_blocking,
     state,
+    store_io,
 )
 from fleetkit.registry.storage.store import RegistryStore, RevisionInfo
 
@@ -85,7 +86,7 @@ def _resolve(request: web.Request, name: str, reference: str) -> RevisionInfo:
 async def get_manifest(request: web.Request, name: str, reference: str) -> web.Response:
     await authorize(request, name, "pull")
     st = state(request)
-    info = _resolve(request, name, reference)
+    info = await store_io(st, _resolve, request, name, reference)
     accepted = parse_accept(request.headers.getall("Accept", []))
     if not acceptable(info.media_type, accepted):
         raise api_error(

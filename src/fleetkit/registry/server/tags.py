@@ -7,7 +7,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from fleetkit.registry.errors import api_error
-from fleetkit.registry.server._common import authorize, json_response, parse_pagination, state
+from fleetkit.registry.server._common import (
+    authorize,
+    json_response,
+    parse_pagination,
+    state,
+    store_io,
+)
 
 __all__ = ["list_tags", "paginate"]
 
@@ -25,9 +31,9 @@ async def list_tags(request: web.Request, name: str) -> web.Response:
     await authorize(request, name, "pull")
     st = state(request)
     n, last = parse_pagination(request)
-    if not st.store.repository_exists(name):
+    if not await store_io(st, st.store.repository_exists, name):
         raise api_error("NAME_UNKNOWN", detail={"name": name})
-    page, more = paginate(st.store.tags(name), n, last)
+    page, more = paginate(await store_io(st, st.store.tags, name), n, last)
     headers = {}
     if more and page:
         headers["Link"] = f'</v2/{name}/tags/list?n={n}&last={quote(page[-1])}>; rel="next"'

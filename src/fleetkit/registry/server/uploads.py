@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import re
 
 from aiohttp import web
@@ -17,6 +22,7 @@ from fleetkit.registry.server._common import (
     body_chunks,
     run_blocking,
     state,
+    store_io,
 )
 from fleetkit.registry.storage.store import Upload, UploadWriter
 
@@ -49,9 +55,56 @@ def _range(size: int) -> str:
     return f"0-{max(size - 1, 0)}"
 
 
+def _sign_state(key: bytes, upload: Upload) -> str:
+    """distribution's ``_state``: the session (name, uuid, offset, start) under an HMAC of
+    http.secret, so any replica holding the same secret can check what a client sends back."""
+    doc = {
+        "Name": upload.repository,
+        "UUID": upload.id,
+        "Offset": upload.size,
+        "StartedAt": upload.started_at,
+    }
+    payload = base64.urlsafe_b64encode(json.dumps(doc, separators=(",", ":")).encode())
+    mac = base64.urlsafe_b64encode(hmac.new(key, payload, hashlib.sha256).digest())
+    return (mac.rstrip(b"=") + b"." + payload.rstrip(b"=")).decode()
+
+
+def check_state(key: bytes, token: str, name: str, upload_id: str) -> int:
+    """The offset a valid ``_state`` vouches for; BLOB_UPLOAD_INVALID for anything else."""
+    mac_b64, _, payload_b64 = token.partition(".")
+    try:
+        mac = base64.urlsafe_b64decode(mac_b64 + "=" * (-len(mac_b64) % 4))
+        payload = payload_b64.encode()
+        padded = payload + b"=" * (-len(payload) % 4)
+        want = hmac.new(key, padded, hashlib.sha256).digest()
+        if not hmac.compare_digest(mac, want):
+            raise ValueError("bad mac")
+        doc = json.loads(base64.urlsafe_b64decode(padded))
+        if doc["Name"] != name or doc["UUID"] != upload_id:
+            raise ValueError("another session")
+        offset = int(doc["Offset"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise api_error("BLOB_UPLOAD_INVALID", "the upload state (_state) is invalid") from None
+    return offset
+
+
+def _verify_state(request: web.Request, name: str, upload_id: str) -> None:
+    key = state(request).upload_state_key
+    if key is None:
+        return
+    token = request.query.get("_state")
+    if token is None:
+        raise api_error("BLOB_UPLOAD_INVALID", "the upload URL lacks its _state")
+    check_state(key, token, name, upload_id)
+
+
 def _upload_headers(request: web.Request, upload: Upload) -> dict[str, str]:
+    location = f"/v2/{upload.repository}/blobs/uploads/{upload.id}"
+    key = state(request).upload_state_key
+    if key is not None:
+        location += "?_state=" + _sign_state(key, upload)
     return {
-        "Location": absolute(request, f"/v2/{upload.repository}/blobs/uploads/{upload.id}"),
+        "Location": absolute(request, location),
         "Range": _range(upload.size),
         "Docker-Upload-UUID": upload.id,
         "Blob-Upload-Session-ID": upload.id,
@@ -75,11 +128,11 @@ async def _receive(request: web.Request, upload: Upload) -> None:
     st.metrics.uploads_in_progress += 1
     try:
         async for chunk in body_chunks(request, _CHUNK):
-            writer.write(chunk)
+            await store_io(st, writer.write, chunk)  # S3: a segment PUT every 16 MiB
             st.metrics.bytes_received += len(chunk)
     finally:
         st.metrics.uploads_in_progress -= 1
-        writer.close()
+        await store_io(st, writer.close)
 
 
 # one digest per algorithm is all a client can mean; more is refused before any byte is hashed
@@ -184,6 +237,7 @@ async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.R
     await authorize(request, name, "pull,push")
     st = state(request)
     st.store.check_upload_id(upload_id)
+    _verify_state(request, name, upload_id)
     async with st.upload_lock(f"{name}/{upload_id}"):
         upload = await _load(request, name, upload_id)
         header = request.headers.get("Content-Range")
@@ -210,6 +264,7 @@ async def put_upload(request: web.Request, name: str, upload_id: str) -> web.Res
     if not digests:
         raise api_error("DIGEST_INVALID", "the digest parameter is required to finish an upload")
     st.store.check_upload_id(upload_id)
+    _verify_state(request, name, upload_id)
     async with st.upload_lock(f"{name}/{upload_id}"):
         upload = await _load(request, name, upload_id)
         header = request.headers.get("Content-Range")
@@ -233,6 +288,7 @@ async def get_upload(request: web.Request, name: str, upload_id: str) -> web.Res
 async def delete_upload(request: web.Request, name: str, upload_id: str) -> web.Response:
     await authorize(request, name, "pull,push")
     st = state(request)
+    _verify_state(request, name, upload_id)
     upload = await _load(request, name, upload_id)
     await run_blocking(st.store.cancel_upload, upload)
     return web.Response(status=204, headers={"Content-Length": "0"})

@@ -362,12 +362,31 @@ class RegistryStore:
             )
 
     # -- garbage collection ------------------------------------------------------------------
-    def gc(self, dry_run: bool = False, upload_max_age_s: float | None = 7 * 86400) -> GCReport:
-        """Mark every blob a stored manifest references; sweep the rest (offline operation).
+    def gc(
+        self,
+        dry_run: bool = False,
+        upload_max_age_s: float | None = 7 * 86400,
+        grace_s: float | None = None,
+    ) -> GCReport:
+        """Mark every blob a stored manifest references; sweep the rest.
+
+        Offline on a filesystem root (the CLI holds the root's exclusive lock). With
+        ``grace_s`` (S3, replicas running) a blob is swept only if neither its bytes nor any
+        repository's link to it changed in the last ``grace_s`` seconds: a push in progress
+        writes (or re-links) its blobs before its manifest, so it keeps them.
 
         Upload sessions started more than ``upload_max_age_s`` ago are removed too (None keeps
         them all), as distribution's upload purging does after a week.
         """
+        modified = getattr(self.driver, "modified", None) if grace_s is not None else None
+        cutoff = _dt.datetime.now(_dt.UTC).timestamp() - (grace_s or 0.0)
+
+        def recent(path: str) -> bool:
+            if modified is None:
+                return False
+            stamp = modified(path)
+            return stamp is not None and stamp > cutoff
+
         marked: set[str] = set()
         repos = self.repositories()
         for name in repos:
@@ -390,6 +409,10 @@ class RegistryStore:
             digest = f"{parts[1]}:{parts[3]}"
             if digest in marked:
                 continue
+            if modified is not None and (
+                recent(path) or any(recent(self._layer_link(n, digest)) for n in repos)
+            ):
+                continue  # within the grace period: maybe a push in progress
             deleted.append(digest)
             freed += self.driver.stat(path) or 0
             if not dry_run:

@@ -54,6 +54,11 @@ class HostState:
     ended: bool = False
     # handler indexes notified and not yet run
     notified: set[int] = field(default_factory=set)
+    # notification names saved until the next flush (ansible resolves them then, so the
+    # last handler loaded by that time wins)
+    notifications: list[str] = field(default_factory=list)
+    # the host is running handlers: a notification reaches its handlers at once
+    flushing: bool = False
     # --start-at-task: the uid of the task this host starts at (tasks before it are skipped)
     skip_until: int | None = None
     # meta: end_role: the role whose remaining tasks this host skips
@@ -237,15 +242,18 @@ class PlayIterator:
     def notify(self, host: str, names: list[str]) -> None:
         """Notify handlers by name or ``listen`` topic for ``host`` (ansible's error when a
         name reaches no handler)."""
-        pending = self.states[host].notified
-        for want in sorted(set(names)):
+        st = self.states[host]
+        for want in names:
             found = handlers_for(self.play.handlers, want)
             if not found:
                 raise PlaybookError(
                     f"The requested handler '{want}' was not found in either the "
                     "main handlers list nor in the listening handlers list"
                 )
-            pending.update(found)
+            if st.flushing:
+                st.notified.update(found)
+            elif want not in st.notifications:
+                st.notifications.append(want)
 
     def _halted(self) -> bool:
         return self.stop or self.end_play
@@ -333,13 +341,20 @@ class PlayIterator:
             st.frames.pop()
 
     def _handlers(self, st: HostState, prefix: Key, forced: bool = False) -> Walker:
-        for i, handler in enumerate(self.play.handlers):
-            if self._halted():
-                return
-            if i in st.notified and (self.alive(st.host) or (forced and self._forceable(st))):
-                st.notified.discard(i)
-                if self._tags(handler.tags):
-                    yield Step("task", handler, (*prefix, i), handler=True, forced=forced)
+        for want in st.notifications:
+            st.notified.update(handlers_for(self.play.handlers, want))
+        st.notifications.clear()
+        st.flushing = True
+        try:
+            for i, handler in enumerate(self.play.handlers):
+                if self._halted():
+                    return
+                if i in st.notified and (self.alive(st.host) or (forced and self._forceable(st))):
+                    st.notified.discard(i)
+                    if self._tags(handler.tags):
+                        yield Step("task", handler, (*prefix, i), handler=True, forced=forced)
+        finally:
+            st.flushing = False
 
     def _forceable(self, st: HostState) -> bool:
         return st.host not in self.unreachable and not st.ended and not st.frames

@@ -372,7 +372,10 @@ class LoadContext:
     roles_path: list[str]
     syntax_only: bool = False
     roles: list[RoleRef] = field(default_factory=list)
+    # handlers of the play's ``roles:`` (ansible puts them before the play's own handlers)
     handlers: list[Task] = field(default_factory=list)
+    # handlers of import_role'd roles, in load order (ansible puts them after the play's own)
+    imported_handlers: list[Task] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     direct: list[str] = field(default_factory=list)
     imported: list[str] = field(default_factory=list)
@@ -771,7 +774,7 @@ class _Loader:
             )
             try:
                 nodes = roles.import_role(self, str(role_name), args, inh, ds, handler)
-                if self.ctx.handlers:
+                if self.ctx.handlers or self.ctx.imported_handlers:
                     raise _err(
                         "handlers of a role imported by a task file that include_tasks loads "
                         "are not supported by fleetkit play",
@@ -983,8 +986,10 @@ def _play(
     sections: list[list[Node]] = [sec for sec in (pre, main, post) if sec]
     tasks: list[Node] = pre + main + post
     handlers_nodes = loader.tasks(ds.get("handlers"), parent, ds, base, handler=True)
+    # ansible's order: the roles' handlers, the play's own, then those of import_role
     handlers: list[Task] = list(ctx.handlers)
     _flat_handlers(handlers_nodes, handlers)
+    handlers.extend(ctx.imported_handlers)
     serial_raw = ds.get("serial")
     serial = [] if serial_raw is None else _as_list(serial_raw)
     for s in serial:

@@ -412,7 +412,7 @@ def import_role(
         role_basedir=os.path.dirname(current.path) if current else None,
     )
     _from_args(spec, args, ds, ctx)
-    nodes = _load(loader, spec, inh, ds, handler, ctx.handlers)
+    nodes = _load(loader, spec, inh, ds, handler, ctx.imported_handlers)
     ctx.imported.append(ctx.template(name, ds).rstrip("/").rsplit("/", 1)[-1])
     return nodes
 

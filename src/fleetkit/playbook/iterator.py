@@ -304,15 +304,13 @@ class PlayIterator:
                 if not self._tags(node.tags):
                     continue
                 got = yield Step("include", node, key)
-                if got is not None:
-                    idx, included = got
+                for idx, included in got or ():
                     yield from self._nodes(st, included, (*key, idx))
             else:
                 if not self._tags(node.tags):
                     continue
                 got = yield Step("include_role", node, key)
-                if got is not None:
-                    idx, included = got
+                for idx, included in got or ():
                     yield from self._nodes(st, included, (*key, idx))
 
     def _block(self, st: HostState, block: Block, key: Key) -> Walker:

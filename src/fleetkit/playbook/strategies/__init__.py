@@ -10,6 +10,7 @@ hosts started at once.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from fleetkit.playbook.events import Callback, Stats, TaskResult
 from fleetkit.playbook.executor import TaskExecutor, first_failed_cond, registered
 from fleetkit.playbook.inventory import load_inventory
 from fleetkit.playbook.iterator import PlayIterator, meta_action
+from fleetkit.playbook.loops import item_vars, loop_control, loop_items
 from fleetkit.playbook.modules import Module, get_module
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Node, Task, load_task_file
@@ -277,66 +279,16 @@ class StrategyBase:
 
     # -- includes --------------------------------------------------------------------------
 
-    def include_files(
-        self, inc: IncludeTasks, hosts: list[str]
-    ) -> list[tuple[str, list[Node], list[str]]]:
-        """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines, the tasks."""
-        by_file: dict[str, list[str]] = {}
-        pseudo = Task(action="include_tasks", args={}, name=inc.name or "include_tasks")
-        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
-        pseudo.role = inc.role  # "role : include_tasks"
-        self.cb.task_start(pseudo, self.ex.task_name(pseudo, hosts[0]) if hosts else "")
-        for h in hosts:
-            templar = Templar(self.vm.task_vars(h, inc))
-            try:
-                cond = first_failed_cond(templar, inc.when)
-                if cond is not None:
-                    self.ctx.stats.increment("skipped", h)
-                    skip = {
-                        "changed": False,
-                        "skipped": True,
-                        "false_condition": cond,
-                        "skip_reason": "Conditional result was False",
-                    }
-                    self.cb.result(TaskResult(h, pseudo, skip, "skipped"))
-                    continue
-                fname = str(templar.template(inc.file))
-            except TemplateError as exc:
-                raise PlaybookError(f"include_tasks: {exc}") from None
-            by_file.setdefault(fname, []).append(h)
-        out: list[tuple[str, list[Node], list[str]]] = []
-        for fname, fhosts in by_file.items():
-            # the loader computed what included tasks inherit (not the include's own
-            # keywords, tags or when; its vars and apply: yes)
-            inherit = dict(inc.parent)
-            nodes = load_task_file(fname, inc.base, inherit, None)
-            if inc.role is not None:
-                _set_role(nodes, inc)
-            path = fname if os.path.isabs(fname) else os.path.join(inc.base, fname)
-            self.cb.include(os.path.abspath(path), fhosts)
-            for h in fhosts:
-                self.ctx.stats.increment("ok", h)
-            out.append((fname, nodes, fhosts))
-        return out
-
-    def include_roles(
-        self, it: PlayIterator, node: IncludeRole, hosts: list[str]
-    ) -> dict[str, tuple[int, list[Node]]]:
-        """Expand an ``include_role`` for ``hosts``: one expansion per distinct set of templated
-        arguments; a host skipped by the ``when`` gets nothing. The role's handlers join the
-        play's."""
-        from fleetkit.playbook.roles import expand_include_role
-
-        name = node.name or f"include_role : {node.role_name}"
-        pseudo = Task(action="include_role", args={}, name=name)
-        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = node.uid, node.path, node.line, node.col
-        self.cb.task_start(pseudo, pseudo.display_name())
-        out: dict[str, tuple[int, list[Node]]] = {}
-        expansions: dict[str, tuple[int, list[Node]]] = {}
-        included_hosts: dict[str, tuple[str, list[str]]] = {}
-        for h in hosts:
-            templar = Templar(self.vm.task_vars(h, node))
-            try:
+    def _expansions(
+        self, host: str, pseudo: Task, node: IncludeTasks | IncludeRole, what: Any
+    ) -> list[tuple[dict[str, Any], Any]]:
+        """What an include brings ``host``: one (item vars, templated ``what``) per loop item
+        (one without a loop); skipped items and a skipped include are reported here."""
+        tv = self.vm.task_vars(host, node)
+        templar = Templar(tv)
+        out: list[tuple[dict[str, Any], Any]] = []
+        try:
+            if "loop" not in node.kw:
                 cond = first_failed_cond(templar, node.when)
                 if cond is not None:
                     skip = {
@@ -345,35 +297,140 @@ class StrategyBase:
                         "false_condition": cond,
                         "skip_reason": "Conditional result was False",
                     }
-                    self.ctx.stats.increment("skipped", h)
-                    self.cb.result(TaskResult(h, pseudo, skip, "skipped"))
-                    continue
-                args = templar.template(node.args)
-            except TemplateError as exc:
-                raise PlaybookError(f"include_role: {exc}") from None
-            sig = repr(sorted(args.items())) if isinstance(args, dict) else repr(args)
-            got = expansions.get(sig)
-            if got is None:
-                included = expand_include_role(node, args, it.play)
-                self.vm.note_role(included.role)
-                if included.role.public:
-                    self.vm.add_public_role(included.role)
-                if node.vars:
-                    _inherit_vars(included.tasks, node.vars)
-                for handler in included.handlers:
-                    if not any(handler is x for x in it.play.handlers):
-                        it.play.handlers.append(handler)
-                got = expansions[sig] = (len(expansions), list(included.tasks))
-                role = args.get("name", args.get("role")) if isinstance(args, dict) else None
-                included_hosts[sig] = (str(role or node.role_name), [])
-            included_hosts[sig][1].append(h)
-            out[h] = got
-        for role_name, rhosts in included_hosts.values():
-            # ansible: "included: <role> for <hosts>", an ok for each host
-            for h in rhosts:
-                self.ctx.stats.increment("ok", h)
-            self.cb.include(role_name, rhosts)
+                    self.ctx.stats.increment("skipped", host)
+                    self.cb.result(TaskResult(host, pseudo, skip, "skipped"))
+                    return out
+                return [({}, templar.template(what))]
+            lc = loop_control(node.kw, templar)
+            items = loop_items(node.kw, templar, tv, pseudo.action)
+            no_log = self.ex.kw_bool(node, "no_log", host)
+            skipped: list[tuple[str, dict[str, Any]]] = []
+            for i in range(len(items)):
+                special = item_vars(lc, items, i)
+                t = Templar(tv.with_layer(special))
+                if lc.label is not None:
+                    special["_ansible_item_label"] = t.template(lc.label)
+                if no_log:
+                    special["_ansible_no_log"] = True
+                cond = first_failed_cond(t, node.when)
+                if cond is not None:
+                    r = {
+                        "changed": False,
+                        "skipped": True,
+                        "skip_reason": "Conditional result was False",
+                        "false_condition": cond,
+                        **special,
+                    }
+                    skipped.append(("skipped", r))
+                else:
+                    out.append((special, t.template(what)))
+                if lc.pause_s and i < len(items) - 1:
+                    time.sleep(lc.pause_s)
+        except TemplateError as exc:
+            raise PlaybookError(f"{pseudo.action}: {exc}") from None
+        if not items or not out:
+            res: dict[str, Any] = {"changed": False, "skipped": True}
+            if items:
+                res.update(results=[r for _s, r in skipped], msg="All items skipped")
+            else:
+                res.update(results=[], skipped_reason="No items in the list")
+            self.ctx.stats.increment("skipped", host)
+            self.cb.result(TaskResult(host, pseudo, res, "skipped", items=skipped))
+        elif skipped:
+            # the skipped items' lines; the include itself shows no line of its own
+            self.cb.result(TaskResult(host, pseudo, {"changed": False}, "ok", items=skipped))
         return out
+
+    def include_files(
+        self, inc: IncludeTasks, hosts: list[str]
+    ) -> list[tuple[str, list[Node], list[str]]]:
+        """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines and the tasks
+        of each included file (one per file and loop item, as ansible's IncludedFile)."""
+        pseudo = Task(action="include_tasks", args={}, name=inc.name or "include_tasks")
+        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
+        pseudo.role = inc.role  # "role : include_tasks"
+        self.cb.task_start(pseudo, self.ex.task_name(pseudo, hosts[0]) if hosts else "")
+        groups: list[_Included] = []
+        for h in hosts:
+            for special, fname in self._expansions(h, pseudo, inc, inc.file):
+                _add_host(groups, (str(fname), repr(special)), special, str(fname), h)
+        out: list[tuple[str, list[Node], list[str]]] = []
+        for g in groups:
+            fname = str(g.what)
+            # the loader computed what included tasks inherit (not the include's own
+            # keywords, tags or when; its vars and apply: yes); the item's vars come on top
+            inherit = dict(inc.parent)
+            if g.special:
+                inherit["vars"] = {**inherit.get("vars", {}), **g.special}
+            nodes = load_task_file(fname, inc.base, inherit, None)
+            if inc.role is not None:
+                _set_role(nodes, inc)
+            path = fname if os.path.isabs(fname) else os.path.join(inc.base, fname)
+            self.cb.include(os.path.abspath(path), g.hosts, g.special or None)
+            for h in g.hosts:
+                self.ctx.stats.increment("ok", h)
+            out.append((fname, nodes, g.hosts))
+        return out
+
+    def include_roles(
+        self, it: PlayIterator, node: IncludeRole, hosts: list[str]
+    ) -> dict[str, list[tuple[int, list[Node]]]]:
+        """Expand an ``include_role`` for ``hosts``: one expansion per distinct set of templated
+        arguments and loop item; a host skipped by the ``when`` gets nothing. The role's
+        handlers join the play's."""
+        from fleetkit.playbook.roles import expand_include_role
+
+        name = node.name or f"include_role : {node.role_name}"
+        pseudo = Task(action="include_role", args={}, name=name)
+        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = node.uid, node.path, node.line, node.col
+        self.cb.task_start(pseudo, pseudo.display_name())
+        groups: list[_Included] = []
+        for h in hosts:
+            for special, args in self._expansions(h, pseudo, node, node.args):
+                sig = repr(sorted(args.items())) if isinstance(args, dict) else repr(args)
+                _add_host(groups, (sig, repr(special)), special, args, h)
+        out: dict[str, list[tuple[int, list[Node]]]] = {}
+        for idx, g in enumerate(groups):
+            args = g.what
+            included = expand_include_role(node, args, it.play)
+            self.vm.note_role(included.role)
+            if included.role.public:
+                self.vm.add_public_role(included.role)
+            if node.vars or g.special:
+                _inherit_vars(included.tasks, {**node.vars, **g.special})
+            for handler in included.handlers:
+                if not any(handler is x for x in it.play.handlers):
+                    it.play.handlers.append(handler)
+            for h in g.hosts:
+                out.setdefault(h, []).append((idx, list(included.tasks)))
+            role = args.get("name", args.get("role")) if isinstance(args, dict) else None
+            # ansible: "included: <role> for <hosts>", an ok for each host
+            for h in g.hosts:
+                self.ctx.stats.increment("ok", h)
+            self.cb.include(str(role or node.role_name), g.hosts, g.special or None)
+        return out
+
+
+@dataclass(slots=True)
+class _Included:
+    """One included file or role: what it is (templated), its item's vars and its hosts."""
+
+    key: tuple[str, str]
+    special: dict[str, Any]
+    what: Any
+    hosts: list[str]
+
+
+def _add_host(
+    groups: list[_Included], key: tuple[str, str], special: dict[str, Any], what: Any, host: str
+) -> None:
+    """Add ``host`` to the first equal include it is not in yet (ansible's IncludedFile
+    grouping: a host including the same thing twice gets a second include after the first)."""
+    for g in groups:
+        if g.key == key and host not in g.hosts:
+            g.hosts.append(host)
+            return
+    groups.append(_Included(key, special, what, [host]))
 
 
 def _inherit_vars(nodes: list[Node], values: dict[str, Any]) -> None:

@@ -111,10 +111,8 @@ class FreeStrategy(StrategyBase):
             return None
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)
-            for _fname, nodes, fhosts in self.include_files(node, [host]):
-                if fhosts:
-                    return (0, nodes)
-            return None
+            files = self.include_files(node, [host])
+            return [(i, nodes) for i, (_fname, nodes, fhosts) in enumerate(files) if fhosts]
         if step.kind == "include_role":
             assert isinstance(node, IncludeRole)
             return self.include_roles(it, node, [host]).get(host)

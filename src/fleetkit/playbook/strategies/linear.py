@@ -82,7 +82,7 @@ class LinearStrategy(StrategyBase):
             sent: dict[str, Any] = {}
             for idx, (_fname, nodes, fhosts) in enumerate(self.include_files(node, hosts)):
                 for h in fhosts:
-                    sent[h] = (idx, nodes)
+                    sent.setdefault(h, []).append((idx, nodes))
             return sent
         if step.kind == "include_role":
             assert isinstance(node, IncludeRole)

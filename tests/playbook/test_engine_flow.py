@@ -1,0 +1,76 @@
+"""Engine flow against ansible-playbook: loops on includes, handlers, host errors, flush order.
+
+Each test runs the real ansible-playbook and fleetkit on one small playbook and compares stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.playbook._harness import run_ansible, run_fleetkit
+
+INVENTORY = "h1\nh2\n[all:vars]\nansible_connection=local\n"
+
+
+def _same(
+    tmp_path: Path, playbook: str, *extra: str, files: dict[str, str] | None = None
+) -> tuple[int, str]:
+    (tmp_path / "inventory.ini").write_text(INVENTORY)
+    (tmp_path / "pb.yml").write_text(playbook)
+    for name, text in (files or {}).items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    args = ["-i", "inventory.ini", "pb.yml", "-f", "1", *extra]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode
+    return f.returncode, f.stdout
+
+
+def test_loop_on_include_tasks_gives_each_item_its_vars(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - include_tasks: inner.yml\n      loop: [a, b, c]\n"
+        "      loop_control: {extended: true, index_var: idx}\n"
+        "      when: item != 'b' or inventory_hostname == 'h1'\n"
+        "    - include_tasks: inner2.yml\n      loop: [x]\n"
+        "      loop_control: {loop_var: v, label: 'lbl-{{ v }}'}\n"
+        "    - include_tasks: inner2.yml\n      loop: []\n",
+        files={
+            "inner.yml": "- debug:\n    msg: '{{ item }} {{ idx }} {{ ansible_loop.index }}"
+            " {{ ansible_loop.length }} {{ ansible_loop_var }}'\n",
+            "inner2.yml": "- debug: msg='{{ v }}'\n",
+        },
+    )
+    assert rc == 0
+    assert "included: " in out and "=> (item=b)" in out and "(item=lbl-x)" in out
+    assert '"msg": "c 2 3 3 item"' in out
+
+
+def test_loop_on_include_role_templates_args_per_item(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - include_role:\n        name: '{{ item }}'\n      loop: [ra, rb, ra]\n",
+        files={
+            "roles/ra/tasks/main.yml": "- debug: msg='ra {{ item }}'\n",
+            "roles/rb/tasks/main.yml": "- debug: msg='rb {{ item }}'\n",
+        },
+    )
+    assert rc == 0
+    assert out.count("TASK [ra : debug]") == 2
+
+
+def test_loop_control_break_when_stops_after_the_item(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: h1\n  gather_facts: false\n  tasks:\n"
+        "    - debug: msg={{ item }}\n      loop: [1, 2, 3]\n      register: r\n"
+        "      loop_control: {break_when: [item >= 2, r.item is defined]}\n"
+        "    - debug: msg='{{ r.results | length }}'\n",
+    )
+    assert rc == 0
+    assert out.count("(item=") == 2 and '"msg": 2' in out

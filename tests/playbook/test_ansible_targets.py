@@ -42,7 +42,6 @@ XFAIL: dict[str, str] = {
     "hosts_field": "play hosts not templated with extra vars ('{{ target_kv }}')",
     "ignore_unreachable": "ANSIBLE_CONNECTION_PLUGINS plugin bad_put_file not loaded",
     "include_import": "import_playbook refused",
-    "includes": "import_playbook refused",
     "inventory_ini": "INI value 1j must stay the string '1j' (complex -> str)",
     "inventory_yaml": "ansible-inventory: int host name 1234 must error 'must be a string'",
     "lookup_items": "play roles: refused; then templated set_fact key '{{ item }}'",

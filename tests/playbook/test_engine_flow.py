@@ -74,3 +74,18 @@ def test_loop_control_break_when_stops_after_the_item(tmp_path: Path) -> None:
     )
     assert rc == 0
     assert out.count("(item=") == 2 and '"msg": 2' in out
+
+
+def test_include_of_a_missing_file_or_role_fails_the_host_into_rescue(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - block:\n        - include_role: {name: '{{ item }}'}\n          loop: [a, b]\n"
+        "      rescue:\n        - debug: msg=rescued-role\n"
+        "    - block:\n        - include_tasks: missing.yml\n"
+        "      rescue:\n        - debug: msg=rescued-file\n"
+        "    - include_role: {name: nope}\n      ignore_errors: true\n"
+        "    - debug: msg=never\n",
+    )
+    assert rc == 2
+    assert "rescued-role" in out and "rescued-file" in out and "never" not in out

@@ -13,7 +13,12 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError, TemplateError
+from fleetkit.playbook.errors import (
+    IncludeNotFound,
+    PlaybookError,
+    PlaybookSyntaxError,
+    TemplateError,
+)
 from fleetkit.playbook.yamlsrc import Located, load_yaml_file, source_of
 
 __all__ = [
@@ -869,10 +874,11 @@ class _Loader:
         if not os.path.exists(path) and os.path.exists(os.path.join(base, "tasks", fname)):
             path = os.path.join(base, "tasks", fname)
         if not os.path.exists(path):
-            raise _err(
+            raise IncludeNotFound(
                 f"Could not find or access '{fname}'",
-                obj,
                 hint="task files are resolved relative to the playbook's directory",
+                source=source_of(obj),
+                path=os.path.abspath(path),
             )
         path = os.path.abspath(path)
         if path in self.stack:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError
+from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, PlaybookSyntaxError
 from fleetkit.playbook.playbook import (
     ROLE_KEYWORDS,
     ROLE_META_KEYWORDS,
@@ -30,7 +30,7 @@ from fleetkit.playbook.playbook import (
     _flat_handlers,
     _Loader,
 )
-from fleetkit.playbook.yamlsrc import load_yaml_file
+from fleetkit.playbook.yamlsrc import load_yaml_file, source_of
 
 if TYPE_CHECKING:
     pass
@@ -146,7 +146,9 @@ def find_role(
     cand = os.path.abspath(os.path.expanduser(name))
     if os.path.exists(cand):
         return os.path.basename(name.rstrip("/")), cand
-    raise _err(f"the role '{name}' was not found in {':'.join(searches)}", obj)
+    raise IncludeNotFound(
+        f"the role '{name}' was not found in {':'.join(searches)}", source=source_of(obj)
+    )
 
 
 def _role_file(path: str, subdir: str, main: str, allow_dir: bool) -> list[str]:
@@ -437,6 +439,8 @@ def expand_include_role(node: IncludeRole, args: Mapping[str, Any], play: Play) 
     _from_args(spec, args, None)
     try:
         nodes = _load(loader, spec, dict(node.parent), None, False, ctx.handlers)
+    except IncludeNotFound:
+        raise
     except PlaybookSyntaxError as exc:
         raise PlaybookError(str(exc), hint=exc.hint) from None
     ref = ctx.roles[-1]

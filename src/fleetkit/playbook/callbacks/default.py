@@ -134,6 +134,9 @@ class DefaultCallback:
 
     def _error_block(self, res: TaskResult) -> None:
         r = res.result
+        if r.get("_fk_no_error_block"):
+            # a failure ansible reports without an exception (an include that fails to load)
+            return
         if res.status == "unreachable":
             text = str(r.get("msg", ""))
         elif r.get("_fk_error"):

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fleetkit.playbook.errors import PlaybookError, TemplateError
+from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, TemplateError
 from fleetkit.playbook.events import Callback, Stats, TaskResult
 from fleetkit.playbook.executor import TaskExecutor, first_failed_cond, registered
 from fleetkit.playbook.inventory import load_inventory
@@ -341,8 +341,26 @@ class StrategyBase:
             self.cb.result(TaskResult(host, pseudo, {"changed": False}, "ok", items=skipped))
         return out
 
+    def _include_failed(
+        self,
+        it: PlayIterator,
+        pseudo: Task,
+        node: IncludeTasks | IncludeRole,
+        hosts: list[str],
+        result: dict[str, Any],
+    ) -> None:
+        """An included file or role that cannot be found fails its hosts (``ignore_errors``
+        does not apply), as ansible's strategies do; a looped include shows no line for it."""
+        self.cb.error(str(result["reason"]))
+        for h in hosts:
+            self.ctx.stats.increment("failures", h)
+            if "loop" not in node.kw:
+                shown = {**result, "_fk_no_error_block": True}
+                self.cb.result(TaskResult(h, pseudo, shown, "failed"))
+            it.fail_host(h)
+
     def include_files(
-        self, inc: IncludeTasks, hosts: list[str]
+        self, it: PlayIterator, inc: IncludeTasks, hosts: list[str]
     ) -> list[tuple[str, list[Node], list[str]]]:
         """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines and the tasks
         of each included file (one per file and loop item, as ansible's IncludedFile)."""
@@ -362,7 +380,19 @@ class StrategyBase:
             inherit = dict(inc.parent)
             if g.special:
                 inherit["vars"] = {**inherit.get("vars", {}), **g.special}
-            nodes = load_task_file(fname, inc.base, inherit, None)
+            try:
+                nodes = load_task_file(fname, inc.base, inherit, None)
+            except IncludeNotFound as exc:
+                reason = (
+                    f"Could not find or access '{exc.path}' on the Ansible Controller: Unable "
+                    f"to retrieve file contents.\nCould not find or access '{exc.path}' on the "
+                    "Ansible Controller.\nIf you are using a module and expect the file to "
+                    "exist on the remote, see the remote_src option: [Errno 2] No such file or "
+                    f"directory: '{exc.path}'"
+                )
+                failed = {"changed": False, "include": fname, "reason": reason}
+                self._include_failed(it, pseudo, inc, g.hosts, failed)
+                continue
             if inc.role is not None:
                 _set_role(nodes, inc)
             path = fname if os.path.isabs(fname) else os.path.join(inc.base, fname)
@@ -392,7 +422,12 @@ class StrategyBase:
         out: dict[str, list[tuple[int, list[Node]]]] = {}
         for idx, g in enumerate(groups):
             args = g.what
-            included = expand_include_role(node, args, it.play)
+            try:
+                included = expand_include_role(node, args, it.play)
+            except IncludeNotFound as exc:
+                failed = {"changed": False, "reason": exc.detail}
+                self._include_failed(it, pseudo, node, g.hosts, failed)
+                continue
             self.vm.note_role(included.role)
             if included.role.public:
                 self.vm.add_public_role(included.role)

@@ -111,7 +111,7 @@ class FreeStrategy(StrategyBase):
             return None
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)
-            files = self.include_files(node, [host])
+            files = self.include_files(it, node, [host])
             return [(i, nodes) for i, (_fname, nodes, fhosts) in enumerate(files) if fhosts]
         if step.kind == "include_role":
             assert isinstance(node, IncludeRole)

@@ -80,7 +80,7 @@ class LinearStrategy(StrategyBase):
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)
             sent: dict[str, Any] = {}
-            for idx, (_fname, nodes, fhosts) in enumerate(self.include_files(node, hosts)):
+            for idx, (_fname, nodes, fhosts) in enumerate(self.include_files(it, node, hosts)):
                 for h in fhosts:
                     sent.setdefault(h, []).append((idx, nodes))
             return sent

@@ -28,7 +28,6 @@ from tests.playbook._targets import (
 XFAIL: dict[str, str] = {
     "any_errors_fatal": "force_handlers: handlers do not run after any_errors_fatal aborts (36308.yml)",
     "assert": "play roles: refused; then `assert: '{{ item }}'` args from a template",
-    "blocks": "templated play strategy refused; then meta clear_host_errors does not clear",
     "callback_default": "module replace missing; then ANSIBLE_CHECK_MODE_MARKERS ignored",
     "changed_when": "play roles: refused; then module group_by missing",
     "check_mode": "play roles: refused (check_mode.yml)",

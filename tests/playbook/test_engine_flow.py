@@ -89,3 +89,20 @@ def test_include_of_a_missing_file_or_role_fails_the_host_into_rescue(tmp_path: 
     )
     assert rc == 2
     assert "rescued-role" in out and "rescued-file" in out and "never" not in out
+
+
+def test_clear_host_errors_in_always_and_rescue_of_an_outer_block(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  vars:\n    data: {}\n  tasks:\n"
+        "    - block:\n        - fail:\n          when: inventory_hostname == 'h1'\n"
+        "      always:\n        - meta: clear_host_errors\n"
+        "    - block:\n        - block:\n            - name: inner\n"
+        "              debug: msg='{{ data.value }}'\n"
+        "          always:\n            - debug: msg=inner-always\n"
+        "      rescue:\n        - debug: msg='{{ ansible_failed_task.name }}'\n"
+        "    - debug: msg=after\n",
+    )
+    assert rc == 0
+    assert out.count('"msg": "after"') == 2
+    assert out.count('"msg": "inner"') == 2

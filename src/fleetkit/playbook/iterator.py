@@ -59,6 +59,8 @@ class HostState:
     notifications: list[str] = field(default_factory=list)
     # the host is running handlers: a notification reaches its handlers at once
     flushing: bool = False
+    # how many times meta: clear_host_errors ran (a block's pending failure is forgotten)
+    cleared: int = 0
     # --start-at-task: the uid of the task this host starts at (tasks before it are skipped)
     skip_until: int | None = None
     # meta: end_role: the role whose remaining tasks this host skips
@@ -235,9 +237,9 @@ class PlayIterator:
             self.failed.add(host)
 
     def in_rescue_frame(self, host: str) -> bool:
-        """Whether a failure of ``host`` now is caught by a rescue section."""
-        frames = self.states[host].frames
-        return bool(frames) and frames[-1].rescue
+        """Whether a failure of ``host`` now is caught by a rescue section: the host is in the
+        body of a block with one, at any depth (ansible's ``is_any_block_rescuing``)."""
+        return any(f.rescue for f in self.states[host].frames)
 
     def notify(self, host: str, names: list[str]) -> None:
         """Notify handlers by name or ``listen`` topic for ``host`` (ansible's error when a
@@ -326,8 +328,10 @@ class PlayIterator:
             pending = body.failed
         if block.always and not self.stop and st.host not in self.unreachable and not st.ended:
             af = Frame(rescue=False)
+            mark = st.cleared
             yield from self._section(st, af, block.always, (*key, 2))
-            pending = pending or af.failed
+            # meta: clear_host_errors in the always section forgets the block's failure
+            pending = af.failed if st.cleared != mark else (pending or af.failed)
         if pending:
             self.fail_host(st.host, count=False)
 

@@ -26,6 +26,7 @@ from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Node, Task, load_task_file
 from fleetkit.playbook.strategies.batches import exceeds_max_fail, pct_to_int, serial_batches
 from fleetkit.playbook.templar import Templar
+from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.variables import VariableManager
 
 __all__ = [
@@ -165,7 +166,8 @@ class StrategyBase:
                     stats.increment("rescued", host)
                     # what the rescue section sees (ansible keeps them as host facts)
                     rt = self.vm.host_runtime(host)
-                    rt["ansible_failed_task"] = _task_dict(task)
+                    # the task's own (untemplated) keywords: never templated again
+                    rt["ansible_failed_task"] = mark_unsafe(_task_dict(task))
                     rt["ansible_failed_result"] = registered(r)
                 else:
                     stats.increment("failures", host)
@@ -266,6 +268,7 @@ class StrategyBase:
                 it.failed_here.discard(h)
                 for f in it.states[h].frames:
                     f.failed = False
+                it.states[h].cleared += 1
         elif what == "refresh_inventory":
             inv = self.vm.inv
             dirs = list(inv.vars_dirs)

@@ -68,7 +68,6 @@ XFAIL: dict[str, str] = {
     "until": "play roles: refused; then target action_plugins/ shell_no_failed not found",
     "var_blending": "play roles: refused (test_var_blending.yml)",
     "var_precedence": "play roles: refused (test_var_precedence.yml)",
-    "vars_files": "vars_files entries templated per host ('{{ foo }}' is a host var)",
     "wait_for": "play roles: refused; then module script missing",
 }
 # passing: ignore_errors, strategy_free; limit_inventory passes trivially (it runs only the

@@ -106,3 +106,19 @@ def test_clear_host_errors_in_always_and_rescue_of_an_outer_block(tmp_path: Path
     assert rc == 0
     assert out.count('"msg": "after"') == 2
     assert out.count('"msg": "inner"') == 2
+
+
+def test_vars_files_names_are_templated_per_host(tmp_path: Path) -> None:
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "host_vars" / "h1.yml").write_text("which: one\n")
+    (tmp_path / "host_vars" / "h2.yml").write_text("which: two\n")
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  vars_files:\n"
+        "    - [ 'vars/{{ which }}.yml', vars/default.yml ]\n"
+        "    - 'vars/{{ nothere }}.yml'\n"
+        "  tasks:\n    - debug: msg='{{ picked }}'\n",
+        files={"vars/one.yml": "picked: one\n", "vars/default.yml": "picked: default\n"},
+    )
+    assert rc == 0
+    assert '"msg": "one"' in out and '"msg": "default"' in out

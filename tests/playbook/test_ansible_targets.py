@@ -38,7 +38,6 @@ XFAIL: dict[str, str] = {
     "failed_when": "play roles: refused; then module add_host missing",
     "gathering_facts": "playbook-adjacent library/ module file_utils not found",
     "handlers": "play roles: refused; then notify of a missing handler does not error",
-    "hosts_field": "play hosts not templated with extra vars ('{{ target_kv }}')",
     "ignore_unreachable": "ANSIBLE_CONNECTION_PLUGINS plugin bad_put_file not loaded",
     "include_import": "import_playbook refused",
     "inventory_ini": "INI value 1j must stay the string '1j' (complex -> str)",

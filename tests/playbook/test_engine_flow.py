@@ -122,3 +122,15 @@ def test_vars_files_names_are_templated_per_host(tmp_path: Path) -> None:
     )
     assert rc == 0
     assert '"msg": "one"' in out and '"msg": "default"' in out
+
+
+def test_hosts_template_rendering_a_list_of_patterns(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: '{{ targets }}'\n  gather_facts: false\n  tasks:\n"
+        "    - debug: msg='on {{ inventory_hostname }}'\n",
+        "-e",
+        '{"targets": ["h2", "h1"]}',
+    )
+    assert rc == 0
+    assert '"msg": "on h1"' in out and '"msg": "on h2"' in out

@@ -134,3 +134,15 @@ def test_hosts_template_rendering_a_list_of_patterns(tmp_path: Path) -> None:
     )
     assert rc == 0
     assert '"msg": "on h1"' in out and '"msg": "on h2"' in out
+
+
+def test_templated_tags_filter_as_their_rendered_values(tmp_path: Path) -> None:
+    pb = (
+        "- hosts: all\n  gather_facts: false\n  vars:\n    t: tag1\n    many: [x, y]\n"
+        "  tags: '{{ t }}'\n  tasks:\n    - debug: msg=play-tagged\n"
+        "    - debug: msg=task-tagged\n      tags: '{{ many }}'\n"
+    )
+    rc, out = _same(tmp_path, pb, "--tags", "y")
+    assert rc == 0 and "task-tagged" in out and "play-tagged" not in out
+    rc, out = _same(tmp_path, pb, "--tags", "tag1")
+    assert rc == 0 and "task-tagged" in out and "play-tagged" in out

@@ -589,10 +589,29 @@ class _Loader:
             out.extend(self.node(item, parent, base, handler))
         return out
 
+    def tag_values(self, ds: dict[str, Any]) -> Any:
+        """``tags:`` with templates rendered by the play's vars and extra vars (ansible
+        templates tags before it filters on them); a template that cannot render stays."""
+        value = ds.get("tags")
+        if self.ctx is None or not self.ctx.variables:
+            return value
+        from fleetkit.playbook.templar import Templar, VarsView, is_template
+
+        templar = Templar(VarsView(list(self.ctx.variables)))
+        out: list[Any] = []
+        for v in _as_list(value):
+            if isinstance(v, str) and is_template(v):
+                try:
+                    v = templar.template(v)
+                except TemplateError:
+                    pass
+            out.extend(v if isinstance(v, list) else [v])
+        return out
+
     def _inherit(self, ds: dict[str, Any], parent: dict[str, Any]) -> dict[str, Any]:
         merged = dict(parent)
         merged["when"] = list(parent.get("when", [])) + _as_list(ds.get("when"))
-        merged["tags"] = list(parent.get("tags", [])) + _tags(ds.get("tags"), ds)
+        merged["tags"] = list(parent.get("tags", [])) + _tags(self.tag_values(ds), ds)
         if ds.get("vars") is not None and not isinstance(ds.get("vars"), dict):
             raise _err("vars must be a mapping", ds, key="vars")
         merged["vars"] = {**parent.get("vars", {}), **(ds.get("vars") or {})}
@@ -969,7 +988,7 @@ def _play(
     loader = _Loader(ctx)
     parent: dict[str, Any] = {
         "when": [],
-        "tags": _tags(ds.get("tags"), ds),
+        "tags": _tags(loader.tag_values(ds), ds),
         "vars": {},
         "_basedir": base,
         "_roles_path": list(roles_path),

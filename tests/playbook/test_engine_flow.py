@@ -146,3 +146,19 @@ def test_templated_tags_filter_as_their_rendered_values(tmp_path: Path) -> None:
     assert rc == 0 and "task-tagged" in out and "play-tagged" not in out
     rc, out = _same(tmp_path, pb, "--tags", "tag1")
     assert rc == 0 and "task-tagged" in out and "play-tagged" in out
+
+
+def test_import_playbook_fqcn_and_its_vars_at_load_time(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- ansible.builtin.import_playbook: inner.yml\n  vars:\n    rname: r1\n"
+        "- ansible.legacy.import_playbook: '{{ \"inner2.yml\" }}'\n",
+        files={
+            "inner.yml": "- hosts: h1\n  gather_facts: false\n  tasks:\n"
+            "    - import_role: {name: '{{ rname }}'}\n",
+            "inner2.yml": "- hosts: h2\n  gather_facts: false\n  tasks:\n    - debug: msg=two\n",
+            "roles/r1/tasks/main.yml": "- debug: msg=r1\n",
+        },
+    )
+    assert rc == 0
+    assert "TASK [r1 : debug]" in out and '"msg": "two"' in out

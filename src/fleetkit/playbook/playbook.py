@@ -967,6 +967,7 @@ def _play(
     roles_path: list[str],
     syntax_only: bool = False,
     extra_vars: dict[str, Any] | None = None,
+    import_vars: dict[str, Any] | None = None,
 ) -> Play:
     if not isinstance(ds, dict):
         raise _err("a play must be a mapping", ds)
@@ -976,7 +977,7 @@ def _play(
     if "hosts" not in ds or ds["hosts"] in (None, ""):
         raise _err("the field 'hosts' is required but was not set", ds)
     ctx = LoadContext(basedir=base, roles_path=roles_path, syntax_only=syntax_only)
-    ctx.variables = [dict(extra_vars or {}), dict(ds.get("vars") or {})]
+    ctx.variables = [dict(extra_vars or {}), {**(ds.get("vars") or {}), **(import_vars or {})}]
     _check_unhonoured(ds, ctx)
     hosts = ds["hosts"]
     if isinstance(hosts, list):
@@ -1112,6 +1113,7 @@ def _load_plays(
     syntax_only: bool,
     stack: list[str],
     extra_vars: dict[str, Any],
+    import_vars: dict[str, Any] | None = None,
 ) -> list[Play]:
     if path in stack:
         raise PlaybookSyntaxError(f"recursive import_playbook of {path}", source=stack[-1])
@@ -1125,13 +1127,31 @@ def _load_plays(
     base = os.path.dirname(path)
     plays: list[Play] = []
     for ds in data:
-        if isinstance(ds, dict) and "import_playbook" in ds:
+        key = next((k for k in _IMPORT_PLAYBOOK if isinstance(ds, dict) and k in ds), None)
+        if key is not None:
             plays.extend(
-                _import_playbook(ds, base, roles_path, syntax_only, [*stack, path], extra_vars)
+                _import_playbook(
+                    ds,
+                    base,
+                    roles_path,
+                    syntax_only,
+                    [*stack, path],
+                    extra_vars,
+                    key,
+                    import_vars,
+                )
             )
         else:
-            plays.append(_play(ds, base, roles_path, syntax_only, extra_vars))
+            plays.append(_play(ds, base, roles_path, syntax_only, extra_vars, import_vars))
     return plays
+
+
+# the import_playbook statement, short or FQCN
+_IMPORT_PLAYBOOK = (
+    "import_playbook",
+    "ansible.builtin.import_playbook",
+    "ansible.legacy.import_playbook",
+)
 
 
 def _import_playbook(
@@ -1141,13 +1161,15 @@ def _import_playbook(
     syntax_only: bool,
     stack: list[str],
     extra_vars: dict[str, Any],
+    key: str = "import_playbook",
+    outer_vars: dict[str, Any] | None = None,
 ) -> list[Play]:
-    unknown = [k for k in ds if k not in IMPORT_PLAYBOOK_KEYWORDS]
+    unknown = [k for k in ds if k not in IMPORT_PLAYBOOK_KEYWORDS and k != key]
     if unknown:
         raise _err(
             f"'{unknown[0]}' is not a valid attribute for a PlaybookInclude", ds, key=unknown[0]
         )
-    others = [k for k in ds if k not in ("import_playbook", "vars", "tags", "when", "name")]
+    others = [k for k in ds if k not in (key, "vars", "tags", "when", "name")]
     if others and not syntax_only:
         raise _err(
             f"the keyword '{others[0]}' on import_playbook is not supported by fleetkit play",
@@ -1155,13 +1177,15 @@ def _import_playbook(
             key=others[0],
             hint="put it on the imported plays",
         )
-    target = ds["import_playbook"]
+    target = ds[key]
     if not isinstance(target, str) or not target:
         raise _err("import_playbook parameters cannot be empty", ds)
     ivars = ds.get("vars") or {}
     if not isinstance(ivars, dict):
         raise _err("vars must be a mapping", ds, key="vars")
-    target = LoadContext(base, [], variables=[dict(extra_vars), dict(ivars)]).template(target, ds)
+    target = LoadContext(
+        base, [], variables=[dict(extra_vars), {**(outer_vars or {}), **ivars}]
+    ).template(target, ds)
     from fleetkit.playbook import roles
 
     found = roles.collection_playbook(target)
@@ -1171,7 +1195,11 @@ def _import_playbook(
         raise _err(f"Unable to retrieve file contents\nCould not find or access '{found}'", ds)
     itags = _tags(ds.get("tags"), ds)
     iwhen = _as_list(ds.get("when"))
-    plays = _load_plays(os.path.abspath(found), roles_path, syntax_only, stack, extra_vars)
+    # the import's vars (and those of imports around it) exist while its plays load
+    load_vars = {**(outer_vars or {}), **ivars}
+    plays = _load_plays(
+        os.path.abspath(found), roles_path, syntax_only, stack, extra_vars, load_vars
+    )
     for play in plays:
         merged = {**play.vars, **ivars}
         ptags = merged.pop("tags", None)

@@ -142,7 +142,8 @@ def find_role(
     for base in searches:
         cand = os.path.normpath(os.path.join(base, name))
         if os.path.exists(cand):
-            return name, cand
+            # a relative roles path (ANSIBLE_ROLES_PATH=./roles) is relative to the cwd
+            return name, os.path.abspath(cand)
     cand = os.path.abspath(os.path.expanduser(name))
     if os.path.exists(cand):
         return os.path.basename(name.rstrip("/")), cand

@@ -57,7 +57,6 @@ XFAIL: dict[str, str] = {
     "special_vars": "play roles: refused; then module template missing",
     "special_vars_hosts": "meta clear_host_errors does not clear failed/unreachable hosts",
     "strategy_host_pinned": "strategy host_pinned refused (runme.sh passes vacuously)",
-    "strategy_linear": "include_role missing",
     "task_ordering": "play roles: refused; then module slurp missing",
     "templating": "play roles: refused; then role library/ module noisy not found",
     "test_core": "--vault-password-file missing; then roles; then test 'reachable' missing",

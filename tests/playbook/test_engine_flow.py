@@ -162,3 +162,16 @@ def test_import_playbook_fqcn_and_its_vars_at_load_time(tmp_path: Path) -> None:
     )
     assert rc == 0
     assert "TASK [r1 : debug]" in out and '"msg": "two"' in out
+
+
+def test_templated_module_name_resolves_per_host(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - set_fact:\n        m: \"{{ 'debug' if inventory_hostname == 'h1' else 'ping' }}\"\n"
+        "    - action:\n        module: '{{ m }}'\n      register: out\n"
+        "    - name: named\n      action:\n        module: '{{ m }}'\n"
+        "    - debug: msg=\"{{ 'msg' in out }} {{ 'ping' in out }}\"\n",
+    )
+    assert rc == 0
+    assert '"msg": "True False"' in out and '"msg": "False True"' in out

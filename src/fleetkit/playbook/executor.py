@@ -291,7 +291,8 @@ class TaskExecutor:
     def task_name(self, task: Task, host: str) -> str:
         """The task's name as the banner shows it (templated for ``host``)."""
         name = task.display_name()
-        if "{{" in name:
+        # (an unnamed task shows its action as written, even a templated one)
+        if task.name and "{{" in name:
             try:
                 name = str(Templar(self.vm.task_vars(host, task)).template(name))
             except TemplateError:

@@ -240,6 +240,10 @@ _INHERITED = (
 _ids = itertools.count(1)
 
 
+def _templated_action(name: str) -> bool:
+    return "{{" in name and "}}" in name
+
+
 def normalize_action(name: str) -> str:
     for prefix in ("ansible.builtin.", "ansible.legacy.", "ansible.posix.", "ansible.netcommon."):
         if name.startswith(prefix):
@@ -854,7 +858,8 @@ class _Loader:
                 mod, _, rest = str(value).partition(" ")
                 args = _module_args(normalize_action(mod), rest, ds)
             action = normalize_action(mod)
-            if action not in MODULE_NAMES:
+            # a templated module name is resolved for each host when the task runs
+            if action not in MODULE_NAMES and not _templated_action(action):
                 raise self._unknown(mod, ds)
             args.update(ds.get("args") or {})
             return action, args, key

@@ -9,6 +9,7 @@ hosts started at once.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +24,17 @@ from fleetkit.playbook.iterator import PlayIterator, meta_action
 from fleetkit.playbook.loops import item_vars, loop_control, loop_items
 from fleetkit.playbook.modules import Module, get_module
 from fleetkit.playbook.options import RunOptions
-from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Node, Task, load_task_file
+from fleetkit.playbook.playbook import (
+    MODULE_NAMES,
+    IncludeRole,
+    IncludeTasks,
+    Node,
+    Task,
+    load_task_file,
+    normalize_action,
+)
 from fleetkit.playbook.strategies.batches import exceeds_max_fail, pct_to_int, serial_batches
-from fleetkit.playbook.templar import Templar
+from fleetkit.playbook.templar import Templar, is_template
 from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.variables import VariableManager
 
@@ -52,6 +61,10 @@ META_ACTIONS = (
     "end_host",
     "end_role",
     "reset_connection",
+)
+# actions the loader turns into other nodes: a templated module name cannot become one
+_NOT_TEMPLATABLE = frozenset(
+    {"meta", "include_tasks", "import_tasks", "include_role", "import_role", "import_playbook"}
 )
 # ansible's linear strategy runs these for every host, the others once
 _PER_HOST_META = frozenset({"noop", "reset_connection", "end_host", "flush_handlers", "end_role"})
@@ -134,6 +147,25 @@ class StrategyBase:
             return get_module(task.action)
         except Exception as exc:
             raise PlaybookError(str(exc)) from None
+
+    def for_host(self, task: Task, host: str) -> tuple[Task, Module]:
+        """The task and module ``host`` runs: a templated module name (``action: {module:
+        '{{ m }}'}``) is rendered with the host's variables, as ansible's executor does."""
+        if not is_template(task.action):
+            return task, self.module(task)
+        try:
+            name = str(Templar(self.vm.task_vars(host, task)).template(task.action))
+        except TemplateError as exc:
+            raise PlaybookError(f"{task.action}: {exc}") from None
+        action = normalize_action(name)
+        if action not in MODULE_NAMES or action in _NOT_TEMPLATABLE:
+            raise PlaybookError(
+                f"couldn't resolve module/action '{name}'. This often indicates a misspelling, "
+                "missing collection, or incorrect module path.",
+                hint=f"{task.path}:{task.line}" if task.path else None,
+            )
+        resolved = dataclasses.replace(task, action=action)
+        return resolved, self.module(resolved)
 
     # -- results ---------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ class FreeStrategy(StrategyBase):
                     while len(inflight) >= forks:
                         reap(block=True)
                     task = nxt.pop(h)
-                    fut = self.ctx.pool.submit(self.ex.execute, h, task, self.module(task), None)
+                    fut = self.ctx.pool.submit(self.ex.execute, h, *self.for_host(task, h), None)
                     inflight[fut] = h
             reap(block=not completed)
             for fut in completed:

@@ -95,12 +95,12 @@ class LinearStrategy(StrategyBase):
         """Run ``task`` on ``hosts`` and apply any_errors_fatal and max_fail_percentage."""
         play = it.play
         ctx = self.ctx
-        module = self.module(task)
+        _first, module = self.for_host(task, hosts[0])
         run_once = module.run_once or self.ex.kw_bool(task, "run_once", hosts[0])
         targets = hosts[:1] if run_once else hosts
         self.cb.task_start(task, self.ex.task_name(task, targets[0]), handler)
         futures: list[tuple[str, Future[TaskResult]]] = [
-            (h, ctx.pool.submit(self.ex.execute, h, task, module, None)) for h in targets
+            (h, ctx.pool.submit(self.ex.execute, h, *self.for_host(task, h), None)) for h in targets
         ]
         results: list[TaskResult] = []
         for h, fut in futures:

@@ -175,3 +175,17 @@ def test_templated_module_name_resolves_per_host(tmp_path: Path) -> None:
     )
     assert rc == 0
     assert '"msg": "True False"' in out and '"msg": "False True"' in out
+
+
+def test_include_with_an_undefined_when_fails_and_ignore_errors_applies(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - include_tasks: inc.yml\n      ignore_errors: true\n      register: r\n"
+        "      when:\n        - \"nope == 'yes'\"\n"
+        "    - debug: msg='{{ r is failed }}'\n"
+        "    - include_role: {name: r1}\n      when: nope\n",
+        files={"inc.yml": "- debug: msg=inc\n", "roles/r1/tasks/main.yml": "- debug: msg=r1\n"},
+    )
+    assert rc == 2
+    assert '"msg": true' in out and "...ignoring" in out

@@ -240,6 +240,15 @@ _INHERITED = (
 _ids = itertools.count(1)
 
 
+def _ansible_type(value: Any) -> str:
+    """``type(value)`` as ansible 2.19 prints it for a value read from YAML."""
+    tagged = {list: "_AnsibleTaggedList", dict: "_AnsibleTaggedDict"}
+    for kind, name in tagged.items():
+        if isinstance(value, kind):
+            return f"<class 'ansible.module_utils._internal._datatag.{name}'>"
+    return f"<class '{type(value).__name__}'>"
+
+
 def _templated_action(name: str) -> bool:
     return "{{" in name and "}}" in name
 
@@ -305,6 +314,8 @@ class IncludeTasks:
     uid: int = field(default_factory=lambda: next(_ids))
     parent: dict[str, Any] = field(default_factory=dict)
     role: RoleRef | None = None
+    # the task as written (positions of its keywords for error origins)
+    src: Located | None = None
 
 
 @dataclass(slots=True)
@@ -325,6 +336,8 @@ class IncludeRole:
     uid: int = field(default_factory=lambda: next(_ids))
     parent: dict[str, Any] = field(default_factory=dict)
     role: RoleRef | None = None
+    # the task as written (positions of its keywords for error origins)
+    src: Located | None = None
 
 
 @dataclass(slots=True)
@@ -713,6 +726,7 @@ class _Loader:
             )
             if isinstance(ds, Located):
                 inc.path, inc.line, inc.col = ds.path, ds.line, ds.col
+                inc.src = ds
             inc.kw = _own_kw(ds)
             return [inc]
         if action in ("import_role", "include_role"):
@@ -787,6 +801,11 @@ class _Loader:
         role_name = args.get("name", args.get("role"))
         if not role_name:
             raise _err(f"'name' is a required field for {action}.", ds)
+        for k in ("tasks_from", "vars_from", "defaults_from", "handlers_from"):
+            if k in args and not isinstance(args[k], str):
+                raise _err(
+                    f"Expected a string for {k} but got {_ansible_type(args[k])} instead", ds
+                )
         if action == "import_role":
             if "apply" in args:
                 raise _err("Invalid options for import_role: apply", ds)
@@ -826,6 +845,7 @@ class _Loader:
         node.args.pop("apply", None)
         if isinstance(ds, Located):
             node.path, node.line, node.col = ds.path, ds.line, ds.col
+            node.src = ds
         node.kw = _own_kw(ds)
         return [node]
 

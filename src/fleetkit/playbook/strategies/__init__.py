@@ -10,6 +10,7 @@ hosts started at once.
 from __future__ import annotations
 
 import dataclasses
+import linecache
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -314,17 +315,35 @@ class StrategyBase:
 
     # -- includes --------------------------------------------------------------------------
 
+    def _include_pseudo(self, node: IncludeTasks | IncludeRole, action: str, name: str) -> Task:
+        """The task an include shows as: banner, results, register, ignore_errors."""
+        pseudo = Task(action=action, args={}, name=name)
+        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = node.uid, node.path, node.line, node.col
+        pseudo.src = node.src
+        pseudo.kw = {k: v for k, v in node.kw.items() if k in ("register", "ignore_errors")}
+        return pseudo
+
     def _expansions(
-        self, host: str, pseudo: Task, node: IncludeTasks | IncludeRole, what: Any
+        self,
+        it: PlayIterator,
+        host: str,
+        pseudo: Task,
+        node: IncludeTasks | IncludeRole,
+        what: Any,
     ) -> list[tuple[dict[str, Any], Any]]:
         """What an include brings ``host``: one (item vars, templated ``what``) per loop item
-        (one without a loop); skipped items and a skipped include are reported here."""
+        (one without a loop); skipped items and a skipped include are reported here, and a
+        ``when`` that cannot be evaluated fails the host (ignore_errors applies)."""
         tv = self.vm.task_vars(host, node)
         templar = Templar(tv)
         out: list[tuple[dict[str, Any], Any]] = []
         try:
             if "loop" not in node.kw:
-                cond = first_failed_cond(templar, node.when)
+                try:
+                    cond = first_failed_cond(templar, node.when)
+                except TemplateError as exc:
+                    self.process(it, self._cond_failure(host, pseudo, node, exc))
+                    return out
                 if cond is not None:
                     skip = {
                         "changed": False,
@@ -394,18 +413,35 @@ class StrategyBase:
                 self.cb.result(TaskResult(h, pseudo, shown, "failed"))
             it.fail_host(h)
 
+    def _cond_failure(
+        self, host: str, pseudo: Task, node: IncludeTasks | IncludeRole, exc: Exception
+    ) -> TaskResult:
+        what = "Error while evaluating conditional"
+        msg = f"Task failed: {what}: {exc}"
+        chain = [("Task failed.", pseudo.path, pseudo.line, pseudo.col)]
+        if node.src is not None and "when" in node.src.pos:
+            _kl, _kc, vl, vc = node.src.pos["when"]
+            if isinstance(node.src["when"], list) and len(node.src["when"]) == 1:
+                # ansible points at the list's one item: after "- " (or "[")
+                text = linecache.getline(pseudo.path, vl)
+                lead = text[vc - 1 : vc] if 0 < vc <= len(text) else ""
+                vc += {"-": 2, "[": 1}.get(lead, 0)
+            chain.append((f"{what}: {exc}", pseudo.path, vl, vc))
+        r = {"failed": True, "changed": False, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+        ignored = self.ex.kw_bool(node, "ignore_errors", host)
+        return TaskResult(host, pseudo, r, "failed", ignored=ignored, controller=True)
+
     def include_files(
         self, it: PlayIterator, inc: IncludeTasks, hosts: list[str]
     ) -> list[tuple[str, list[Node], list[str]]]:
         """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines and the tasks
         of each included file (one per file and loop item, as ansible's IncludedFile)."""
-        pseudo = Task(action="include_tasks", args={}, name=inc.name or "include_tasks")
-        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
+        pseudo = self._include_pseudo(inc, "include_tasks", inc.name or "include_tasks")
         pseudo.role = inc.role  # "role : include_tasks"
         self.cb.task_start(pseudo, self.ex.task_name(pseudo, hosts[0]) if hosts else "")
         groups: list[_Included] = []
         for h in hosts:
-            for special, fname in self._expansions(h, pseudo, inc, inc.file):
+            for special, fname in self._expansions(it, h, pseudo, inc, inc.file):
                 _add_host(groups, (str(fname), repr(special)), special, str(fname), h)
         out: list[tuple[str, list[Node], list[str]]] = []
         for g in groups:
@@ -446,12 +482,11 @@ class StrategyBase:
         from fleetkit.playbook.roles import expand_include_role
 
         name = node.name or f"include_role : {node.role_name}"
-        pseudo = Task(action="include_role", args={}, name=name)
-        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = node.uid, node.path, node.line, node.col
+        pseudo = self._include_pseudo(node, "include_role", name)
         self.cb.task_start(pseudo, pseudo.display_name())
         groups: list[_Included] = []
         for h in hosts:
-            for special, args in self._expansions(h, pseudo, node, node.args):
+            for special, args in self._expansions(it, h, pseudo, node, node.args):
                 sig = repr(sorted(args.items())) if isinstance(args, dict) else repr(args)
                 _add_host(groups, (sig, repr(special)), special, args, h)
         out: dict[str, list[tuple[int, list[Node]]]] = {}

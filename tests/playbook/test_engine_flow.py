@@ -189,3 +189,13 @@ def test_include_with_an_undefined_when_fails_and_ignore_errors_applies(tmp_path
     )
     assert rc == 2
     assert '"msg": true' in out and "...ignoring" in out
+
+
+def test_any_errors_fatal_stops_every_host_when_an_include_fails(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  any_errors_fatal: true\n  tasks:\n"
+        "    - include_role: {name: nope}\n      when: inventory_hostname == 'h2'\n"
+        "    - debug: msg=never\n",
+    )
+    assert rc == 2 and "never" not in out

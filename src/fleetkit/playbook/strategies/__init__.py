@@ -141,6 +141,8 @@ class StrategyBase:
         self.cb = ctx.cb
         self.vm = ctx.vm
         self.ex = ctx.executor
+        # hosts the last include failed (any_errors_fatal looks at them)
+        self.include_failures: list[str] = []
 
     def module(self, task: Task) -> Module:
         """The module a task runs."""
@@ -342,7 +344,10 @@ class StrategyBase:
                 try:
                     cond = first_failed_cond(templar, node.when)
                 except TemplateError as exc:
-                    self.process(it, self._cond_failure(host, pseudo, node, exc))
+                    failure = self._cond_failure(host, pseudo, node, exc)
+                    if not failure.ignored:
+                        self.include_failures.append(host)
+                    self.process(it, failure)
                     return out
                 if cond is not None:
                     skip = {
@@ -407,6 +412,7 @@ class StrategyBase:
         does not apply), as ansible's strategies do; a looped include shows no line for it."""
         self.cb.error(str(result["reason"]))
         for h in hosts:
+            self.include_failures.append(h)
             self.ctx.stats.increment("failures", h)
             if "loop" not in node.kw:
                 shown = {**result, "_fk_no_error_block": True}
@@ -436,6 +442,7 @@ class StrategyBase:
     ) -> list[tuple[str, list[Node], list[str]]]:
         """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines and the tasks
         of each included file (one per file and loop item, as ansible's IncludedFile)."""
+        self.include_failures = []
         pseudo = self._include_pseudo(inc, "include_tasks", inc.name or "include_tasks")
         pseudo.role = inc.role  # "role : include_tasks"
         self.cb.task_start(pseudo, self.ex.task_name(pseudo, hosts[0]) if hosts else "")
@@ -482,6 +489,7 @@ class StrategyBase:
         from fleetkit.playbook.roles import expand_include_role
 
         name = node.name or f"include_role : {node.role_name}"
+        self.include_failures = []
         pseudo = self._include_pseudo(node, "include_role", name)
         self.cb.task_start(pseudo, pseudo.display_name())
         groups: list[_Included] = []

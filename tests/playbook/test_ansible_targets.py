@@ -26,7 +26,6 @@ from tests.playbook._targets import (
 
 # target -> first reason it fails under fleetkit today (ranked list in targets-report.md)
 XFAIL: dict[str, str] = {
-    "any_errors_fatal": "force_handlers: handlers do not run after any_errors_fatal aborts (36308.yml)",
     "assert": "play roles: refused; then `assert: '{{ item }}'` args from a template",
     "callback_default": "module replace missing; then ANSIBLE_CHECK_MODE_MARKERS ignored",
     "changed_when": "play roles: refused; then module group_by missing",

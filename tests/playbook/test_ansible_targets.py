@@ -26,9 +26,7 @@ from tests.playbook._targets import (
 
 # target -> first reason it fails under fleetkit today (ranked list in targets-report.md)
 XFAIL: dict[str, str] = {
-    "any_errors_fatal": "force_handlers: handlers do not run after any_errors_fatal aborts (36308.yml)",
     "assert": "play roles: refused; then `assert: '{{ item }}'` args from a template",
-    "blocks": "templated play strategy refused; then meta clear_host_errors does not clear",
     "callback_default": "module replace missing; then ANSIBLE_CHECK_MODE_MARKERS ignored",
     "check_mode": "play roles: refused (check_mode.yml)",
     "command_shell": "play roles: refused; then module stat missing",
@@ -37,14 +35,10 @@ XFAIL: dict[str, str] = {
     "environment": "list-form `environment:` with omit entries refused; ansible_env fact missing",
     "gathering_facts": "gather_subset keyword refused; then library/ module file_utils refused",
     "handlers": "play roles: refused; then notify of a missing handler does not error",
-    "hosts_field": "play hosts not templated with extra vars ('{{ target_kv }}')",
     "ignore_unreachable": "ANSIBLE_CONNECTION_PLUGINS plugin bad_put_file refused by name",
-    "import_tasks": "notify on import_tasks not inherited by the imported tasks",
     "include_import": "import_playbook refused",
-    "includes": "import_playbook refused",
     "lookup_items": "play roles: refused; then templated set_fact key '{{ item }}'",
     "loop-until": "play roles: refused; then templated set_fact key",
-    "loop_control": "ansible_loop (extended) undefined inside a looped include_tasks",
     "loops": "play roles: refused; then loop_control.pause ignored",
     "meta_tasks": "templated play strategy refused; then -vv META: messages missing",
     "no_log": "playbook-adjacent action_plugins/ action_sets_no_log not found",
@@ -52,15 +46,12 @@ XFAIL: dict[str, str] = {
     "package": "play roles: refused; then module dnf5 missing",
     "pause": "no-tty warning 'Not waiting for response to prompt' missing",
     "ping": "play roles: refused; then module failure msg lacks 'Task failed: Module failed:'",
-    "play_iterator": "--start-at-task missing",
     "playbook": "`diff: yes.` must fail the task (keyword bool conversion)",
     "register": "`register: 200` must error 'Invalid variable name'",
     "set_fact": "templated set_fact key '{{ a_key }}' refused",
     "special_vars": "play roles: refused; then module template missing",
     "special_vars_hosts": "meta clear_host_errors does not clear failed/unreachable hosts",
     "strategy_host_pinned": "strategy host_pinned refused (runme.sh passes vacuously)",
-    "strategy_linear": "include_role missing",
-    "tags": "--list-tasks missing; then ansible_run_tags undefined",
     "task_ordering": "play roles: refused; then module slurp missing",
     "templating": "play roles: refused; then role library/ module noisy not found",
     "test_core": "module 'file' (modules branch); reachable/unreachable tests work",
@@ -69,7 +60,6 @@ XFAIL: dict[str, str] = {
     "until": "play roles: refused; then target action_plugins/ shell_no_failed not found",
     "var_blending": "play roles: refused (test_var_blending.yml)",
     "var_precedence": "play roles: refused (test_var_precedence.yml)",
-    "vars_files": "vars_files entries templated per host ('{{ foo }}' is a host var)",
     "wait_for": "play roles: refused; then module script missing",
 }
 # passing: ignore_errors, strategy_free; limit_inventory passes trivially (it runs only the

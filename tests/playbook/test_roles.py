@@ -274,3 +274,34 @@ def test_dependent_role_names_as_ansible(tmp_path: Path) -> None:
     f = run_fleetkit(["play", *args], tmp_path)
     assert f.stdout == a.stdout, f.stderr
     assert "\"['b'] ['a', 'b'] ['a']\"" in f.stdout
+
+
+def test_handler_list_order_roles_play_then_import_role_as_ansible(tmp_path: Path) -> None:
+    # ansible's handler list: the roles: handlers, the play's own, then import_role'd ones; a
+    # notification is resolved at the flush, so a handler an include_role loads later wins
+    for r in ("ra", "rb"):
+        (tmp_path / "roles" / r / "handlers").mkdir(parents=True)
+        (tmp_path / "roles" / r / "tasks").mkdir(parents=True)
+        (tmp_path / "roles" / r / "tasks" / "main.yml").write_text(f"- debug: msg={r}\n")
+        (tmp_path / "roles" / r / "handlers" / "main.yml").write_text(
+            f"- name: h_{r}\n  debug: msg=h_{r}\n- name: same\n  debug: msg=same_{r}\n"
+        )
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  roles: [ra]\n  tasks:\n"
+        "    - import_role: {name: rb}\n"
+        "    - command: 'true'\n      notify: [h_rb, play_h, h_ra, same]\n"
+        "    - include_role: {name: rb}\n"
+        "  handlers:\n    - name: play_h\n      debug: msg=play\n"
+    )
+    args = ["-i", "localhost,", "-c", "local", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    order = [ln for ln in f.stdout.splitlines() if ln.startswith("RUNNING HANDLER")]
+    assert [o.split("[")[1].split("]")[0] for o in order] == [
+        "ra : h_ra",
+        "play_h",
+        "rb : h_rb",
+        "rb : same",
+    ]

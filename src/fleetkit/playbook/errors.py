@@ -4,7 +4,9 @@
 
     PlaybookError
     ├── PlaybookSyntaxError (also UsageError, exit 4)   bad YAML / keyword / module, file:line
-    │                                                   (ansible-playbook's parser-error status)
+    │   │                                               (ansible-playbook's parser-error status)
+    │   └── IncludeNotFound                             a missing task file or role (at run time
+    │                                                   a per-host failure of the include)
     ├── InventoryError (also UsageError, exit 2)        bad inventory source
     ├── TemplateError                                   undefined variable, bad expression
     └── ModuleError                                     bad module parameters (a per-host result)
@@ -17,6 +19,7 @@ from fleetkit.errors import PlaybookError, UsageError
 __all__ = [
     "PlaybookError",
     "PlaybookSyntaxError",
+    "IncludeNotFound",
     "InventoryError",
     "TemplateError",
     "ModuleError",
@@ -30,6 +33,17 @@ class PlaybookSyntaxError(PlaybookError, UsageError):
 
     def __init__(self, message: str, hint: str | None = None, source: str | None = None) -> None:
         UsageError.__init__(self, message, hint=hint, source=source)
+
+
+class IncludeNotFound(PlaybookSyntaxError):
+    """A task file or role that does not exist; ``detail`` is the message without file:line."""
+
+    def __init__(
+        self, message: str, hint: str | None = None, source: str | None = None, path: str = ""
+    ) -> None:
+        super().__init__(message, hint=hint, source=source)
+        self.detail = message
+        self.path = path
 
 
 class InventoryError(PlaybookError, UsageError):

@@ -96,6 +96,17 @@ def first_failed_cond(templar: Templar, conds: list[Any]) -> Any:
     return None
 
 
+def _break_loop(
+    templar: Templar, conds: Any, task: Task, view: VarsView, result: dict[str, Any]
+) -> bool:
+    """loop_control.break_when: whether the loop stops after this item (the item's result is
+    visible under the task's ``register``)."""
+    reg = task.kw.get("register")
+    if reg:
+        templar = Templar(view.with_layer({str(reg): result}))
+    return first_failed_cond(templar, conds if isinstance(conds, list) else [conds]) is None
+
+
 def registered(result: dict[str, Any]) -> dict[str, Any]:
     """What ``register:`` stores: the result without the internal keys, marked as data."""
     # a registered result is data (loop items included), never templated again
@@ -325,7 +336,8 @@ class TaskExecutor:
     def task_name(self, task: Task, host: str) -> str:
         """The task's name as the banner shows it (templated for ``host``)."""
         name = task.display_name()
-        if "{{" in name:
+        # (an unnamed task shows its action as written, even a templated one)
+        if task.name and "{{" in name:
             try:
                 name = str(Templar(self.vm.task_vars(host, task)).template(name))
             except TemplateError:
@@ -920,6 +932,8 @@ class TaskExecutor:
                 else ("changed" if r.get("changed") else "ok")
             )
             statuses.append((st, r))
+            if lc.get("break_when") and _break_loop(t, lc["break_when"], task, view, r):
+                break
             if pause and i < total - 1:
                 time.sleep(pause)
         agg: dict[str, Any] = {

@@ -54,6 +54,13 @@ class HostState:
     ended: bool = False
     # handler indexes notified and not yet run
     notified: set[int] = field(default_factory=set)
+    # notification names saved until the next flush (ansible resolves them then, so the
+    # last handler loaded by that time wins)
+    notifications: list[str] = field(default_factory=list)
+    # the host is running handlers: a notification reaches its handlers at once
+    flushing: bool = False
+    # how many times meta: clear_host_errors ran (a block's pending failure is forgotten)
+    cleared: int = 0
     # --start-at-task: the uid of the task this host starts at (tasks before it are skipped)
     skip_until: int | None = None
     # meta: end_role: the role whose remaining tasks this host skips
@@ -235,22 +242,25 @@ class PlayIterator:
             self.failed.add(host)
 
     def in_rescue_frame(self, host: str) -> bool:
-        """Whether a failure of ``host`` now is caught by a rescue section."""
-        frames = self.states[host].frames
-        return bool(frames) and frames[-1].rescue
+        """Whether a failure of ``host`` now is caught by a rescue section: the host is in the
+        body of a block with one, at any depth (ansible's ``is_any_block_rescuing``)."""
+        return any(f.rescue for f in self.states[host].frames)
 
     def notify(self, host: str, names: list[str]) -> None:
         """Notify handlers by name or ``listen`` topic for ``host`` (ansible's error when a
         name reaches no handler)."""
-        pending = self.states[host].notified
-        for want in sorted(set(names)):
+        st = self.states[host]
+        for want in names:
             found = handlers_for(self.play.handlers, want)
             if not found:
                 raise PlaybookError(
                     f"The requested handler '{want}' was not found in either the "
                     "main handlers list nor in the listening handlers list"
                 )
-            pending.update(found)
+            if st.flushing:
+                st.notified.update(found)
+            elif want not in st.notifications:
+                st.notifications.append(want)
 
     def _halted(self) -> bool:
         return self.stop or self.end_play
@@ -301,15 +311,13 @@ class PlayIterator:
                 if not self._tags(node.tags):
                     continue
                 got = yield Step("include", node, key)
-                if got is not None:
-                    idx, included = got
+                for idx, included in got or ():
                     yield from self._nodes(st, included, (*key, idx))
             else:
                 if not self._tags(node.tags):
                     continue
                 got = yield Step("include_role", node, key)
-                if got is not None:
-                    idx, included = got
+                for idx, included in got or ():
                     yield from self._nodes(st, included, (*key, idx))
 
     def _block(self, st: HostState, block: Block, key: Key) -> Walker:
@@ -325,8 +333,10 @@ class PlayIterator:
             pending = body.failed
         if block.always and not self.stop and st.host not in self.unreachable and not st.ended:
             af = Frame(rescue=False)
+            mark = st.cleared
             yield from self._section(st, af, block.always, (*key, 2))
-            pending = pending or af.failed
+            # meta: clear_host_errors in the always section forgets the block's failure
+            pending = af.failed if st.cleared != mark else (pending or af.failed)
         if pending:
             self.fail_host(st.host, count=False)
 
@@ -338,13 +348,20 @@ class PlayIterator:
             st.frames.pop()
 
     def _handlers(self, st: HostState, prefix: Key, forced: bool = False) -> Walker:
-        for i, handler in enumerate(self.play.handlers):
-            if self._halted():
-                return
-            if i in st.notified and (self.alive(st.host) or (forced and self._forceable(st))):
-                st.notified.discard(i)
-                if self._tags(handler.tags):
-                    yield Step("task", handler, (*prefix, i), handler=True, forced=forced)
+        for want in st.notifications:
+            st.notified.update(handlers_for(self.play.handlers, want))
+        st.notifications.clear()
+        st.flushing = True
+        try:
+            for i, handler in enumerate(self.play.handlers):
+                if self._halted():
+                    return
+                if i in st.notified and (self.alive(st.host) or (forced and self._forceable(st))):
+                    st.notified.discard(i)
+                    if self._tags(handler.tags):
+                        yield Step("task", handler, (*prefix, i), handler=True, forced=forced)
+        finally:
+            st.flushing = False
 
     def _forceable(self, st: HostState) -> bool:
         return st.host not in self.unreachable and not st.ended and not st.frames

@@ -123,7 +123,12 @@ class PlaybookExecutor:
             for key in ("hosts", "order", "strategy"):
                 raw = kw.get(key)
                 if isinstance(raw, str) and is_template(raw):
-                    changes[key] = str(templar.template(raw))
+                    value = templar.template(raw)
+                    # hosts: a template may render a list of patterns
+                    if isinstance(value, list) and key == "hosts":
+                        changes[key] = [str(h) for h in value]
+                    else:
+                        changes[key] = str(value)
                 elif isinstance(raw, list) and key == "hosts":
                     changes[key] = [str(templar.template(h)) for h in raw]
             raw = kw.get("name")
@@ -134,7 +139,11 @@ class PlaybookExecutor:
                     pass  # ansible shows the name as written when it cannot be rendered yet
             if "name" not in kw and "hosts" in changes:
                 h = changes["hosts"]
-                changes["name"] = ",".join(h) if isinstance(h, list) else h
+                if isinstance(kw.get("hosts"), str) and isinstance(h, list):
+                    # ansible names the play after the rendered value (a Python list)
+                    changes["name"] = str(h)
+                else:
+                    changes["name"] = ",".join(h) if isinstance(h, list) else h
             if "serial" in kw and any(isinstance(v, str) and is_template(v) for v in play.serial):
                 serial: list[Any] = []
                 for v in play.serial:

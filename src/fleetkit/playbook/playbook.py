@@ -13,7 +13,12 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError, TemplateError
+from fleetkit.playbook.errors import (
+    IncludeNotFound,
+    PlaybookError,
+    PlaybookSyntaxError,
+    TemplateError,
+)
 from fleetkit.playbook.yamlsrc import Located, load_yaml_file, source_of
 
 __all__ = [
@@ -234,6 +239,19 @@ _INHERITED = (
 _ids = itertools.count(1)
 
 
+def _ansible_type(value: Any) -> str:
+    """``type(value)`` as ansible 2.19 prints it for a value read from YAML."""
+    tagged = {list: "_AnsibleTaggedList", dict: "_AnsibleTaggedDict"}
+    for kind, name in tagged.items():
+        if isinstance(value, kind):
+            return f"<class 'ansible.module_utils._internal._datatag.{name}'>"
+    return f"<class '{type(value).__name__}'>"
+
+
+def _templated_action(name: str) -> bool:
+    return "{{" in name and "}}" in name
+
+
 def normalize_action(name: str) -> str:
     for prefix in ("ansible.builtin.", "ansible.legacy."):
         if name.startswith(prefix):
@@ -315,6 +333,8 @@ class IncludeTasks:
     uid: int = field(default_factory=lambda: next(_ids))
     parent: dict[str, Any] = field(default_factory=dict)
     role: RoleRef | None = None
+    # the task as written (positions of its keywords for error origins)
+    src: Located | None = None
 
 
 @dataclass(slots=True)
@@ -335,6 +355,8 @@ class IncludeRole:
     uid: int = field(default_factory=lambda: next(_ids))
     parent: dict[str, Any] = field(default_factory=dict)
     role: RoleRef | None = None
+    # the task as written (positions of its keywords for error origins)
+    src: Located | None = None
 
 
 @dataclass(slots=True)
@@ -391,7 +413,10 @@ class LoadContext:
     roles_path: list[str]
     syntax_only: bool = False
     roles: list[RoleRef] = field(default_factory=list)
+    # handlers of the play's ``roles:`` (ansible puts them before the play's own handlers)
     handlers: list[Task] = field(default_factory=list)
+    # handlers of import_role'd roles, in load order (ansible puts them after the play's own)
+    imported_handlers: list[Task] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     direct: list[str] = field(default_factory=list)
     imported: list[str] = field(default_factory=list)
@@ -600,10 +625,29 @@ class _Loader:
             out.extend(self.node(item, parent, base, handler))
         return out
 
+    def tag_values(self, ds: dict[str, Any]) -> Any:
+        """``tags:`` with templates rendered by the play's vars and extra vars (ansible
+        templates tags before it filters on them); a template that cannot render stays."""
+        value = ds.get("tags")
+        if self.ctx is None or not self.ctx.variables:
+            return value
+        from fleetkit.playbook.templar import Templar, VarsView, is_template
+
+        templar = Templar(VarsView(list(self.ctx.variables)))
+        out: list[Any] = []
+        for v in _as_list(value):
+            if isinstance(v, str) and is_template(v):
+                try:
+                    v = templar.template(v)
+                except TemplateError:
+                    pass
+            out.extend(v if isinstance(v, list) else [v])
+        return out
+
     def _inherit(self, ds: dict[str, Any], parent: dict[str, Any]) -> dict[str, Any]:
         merged = dict(parent)
         merged["when"] = list(parent.get("when", [])) + _as_list(ds.get("when"))
-        merged["tags"] = list(parent.get("tags", [])) + _tags(ds.get("tags"), ds)
+        merged["tags"] = list(parent.get("tags", [])) + _tags(self.tag_values(ds), ds)
         if ds.get("vars") is not None and not isinstance(ds.get("vars"), dict):
             raise _err("vars must be a mapping", ds, key="vars")
         merged["vars"] = {**parent.get("vars", {}), **(ds.get("vars") or {})}
@@ -701,6 +745,7 @@ class _Loader:
             )
             if isinstance(ds, Located):
                 inc.path, inc.line, inc.col = ds.path, ds.line, ds.col
+                inc.src = ds
             inc.kw = _own_kw(ds)
             return [inc]
         if action in ("import_role", "include_role"):
@@ -775,6 +820,11 @@ class _Loader:
         role_name = args.get("name", args.get("role"))
         if not role_name:
             raise _err(f"'name' is a required field for {action}.", ds)
+        for k in ("tasks_from", "vars_from", "defaults_from", "handlers_from"):
+            if k in args and not isinstance(args[k], str):
+                raise _err(
+                    f"Expected a string for {k} but got {_ansible_type(args[k])} instead", ds
+                )
         if action == "import_role":
             if "apply" in args:
                 raise _err("Invalid options for import_role: apply", ds)
@@ -790,7 +840,7 @@ class _Loader:
             )
             try:
                 nodes = roles.import_role(self, str(role_name), args, inh, ds, handler)
-                if self.ctx.handlers:
+                if self.ctx.handlers or self.ctx.imported_handlers:
                     raise _err(
                         "handlers of a role imported by a task file that include_tasks loads "
                         "are not supported by fleetkit play",
@@ -814,6 +864,7 @@ class _Loader:
         node.args.pop("apply", None)
         if isinstance(ds, Located):
             node.path, node.line, node.col = ds.path, ds.line, ds.col
+            node.src = ds
         node.kw = _own_kw(ds)
         return [node]
 
@@ -846,7 +897,8 @@ class _Loader:
                 mod, _, rest = str(value).partition(" ")
                 args = _module_args(normalize_action(mod), rest, ds)
             action = normalize_action(mod)
-            if not _known_module(action, mod):
+            # a templated module name is resolved for each host when the task runs
+            if not _known_module(action, mod) and not _templated_action(action):
                 raise self._unknown(mod, ds)
             args.update(ds.get("args") or {})
             return action, args, key
@@ -910,10 +962,11 @@ class _Loader:
         if not os.path.exists(path) and os.path.exists(os.path.join(base, "tasks", fname)):
             path = os.path.join(base, "tasks", fname)
         if not os.path.exists(path):
-            raise _err(
+            raise IncludeNotFound(
                 f"Could not find or access '{fname}'",
-                obj,
                 hint="task files are resolved relative to the playbook's directory",
+                source=source_of(obj),
+                path=os.path.abspath(path),
             )
         path = os.path.abspath(path)
         if path in self.stack:
@@ -983,6 +1036,7 @@ def _play(
     roles_path: list[str],
     syntax_only: bool = False,
     extra_vars: dict[str, Any] | None = None,
+    import_vars: dict[str, Any] | None = None,
 ) -> Play:
     if not isinstance(ds, dict):
         raise _err("a play must be a mapping", ds)
@@ -992,7 +1046,7 @@ def _play(
     if "hosts" not in ds or ds["hosts"] in (None, ""):
         raise _err("the field 'hosts' is required but was not set", ds)
     ctx = LoadContext(basedir=base, roles_path=roles_path, syntax_only=syntax_only)
-    ctx.variables = [dict(extra_vars or {}), dict(ds.get("vars") or {})]
+    ctx.variables = [dict(extra_vars or {}), {**(ds.get("vars") or {}), **(import_vars or {})}]
     _check_unhonoured(ds, ctx)
     hosts = ds["hosts"]
     if isinstance(hosts, list):
@@ -1004,7 +1058,7 @@ def _play(
     loader = _Loader(ctx)
     parent: dict[str, Any] = {
         "when": [],
-        "tags": _tags(ds.get("tags"), ds),
+        "tags": _tags(loader.tag_values(ds), ds),
         "vars": {},
         "_basedir": base,
         "_roles_path": list(roles_path),
@@ -1027,8 +1081,10 @@ def _play(
     sections: list[list[Node]] = [sec for sec in (pre, main, post) if sec]
     tasks: list[Node] = pre + main + post
     handlers_nodes = loader.tasks(ds.get("handlers"), parent, ds, base, handler=True)
+    # ansible's order: the roles' handlers, the play's own, then those of import_role
     handlers: list[Task] = list(ctx.handlers)
     _flat_handlers(handlers_nodes, handlers)
+    handlers.extend(ctx.imported_handlers)
     serial_raw = ds.get("serial")
     serial = [] if serial_raw is None else _as_list(serial_raw)
     for s in serial:
@@ -1126,6 +1182,7 @@ def _load_plays(
     syntax_only: bool,
     stack: list[str],
     extra_vars: dict[str, Any],
+    import_vars: dict[str, Any] | None = None,
 ) -> list[Play]:
     if path in stack:
         raise PlaybookSyntaxError(f"recursive import_playbook of {path}", source=stack[-1])
@@ -1140,13 +1197,31 @@ def _load_plays(
     add_library_dir(os.path.join(base, "library"))  # modules beside the playbook
     plays: list[Play] = []
     for ds in data:
-        if isinstance(ds, dict) and "import_playbook" in ds:
+        key = next((k for k in _IMPORT_PLAYBOOK if isinstance(ds, dict) and k in ds), None)
+        if key is not None:
             plays.extend(
-                _import_playbook(ds, base, roles_path, syntax_only, [*stack, path], extra_vars)
+                _import_playbook(
+                    ds,
+                    base,
+                    roles_path,
+                    syntax_only,
+                    [*stack, path],
+                    extra_vars,
+                    key,
+                    import_vars,
+                )
             )
         else:
-            plays.append(_play(ds, base, roles_path, syntax_only, extra_vars))
+            plays.append(_play(ds, base, roles_path, syntax_only, extra_vars, import_vars))
     return plays
+
+
+# the import_playbook statement, short or FQCN
+_IMPORT_PLAYBOOK = (
+    "import_playbook",
+    "ansible.builtin.import_playbook",
+    "ansible.legacy.import_playbook",
+)
 
 
 def _import_playbook(
@@ -1156,13 +1231,15 @@ def _import_playbook(
     syntax_only: bool,
     stack: list[str],
     extra_vars: dict[str, Any],
+    key: str = "import_playbook",
+    outer_vars: dict[str, Any] | None = None,
 ) -> list[Play]:
-    unknown = [k for k in ds if k not in IMPORT_PLAYBOOK_KEYWORDS]
+    unknown = [k for k in ds if k not in IMPORT_PLAYBOOK_KEYWORDS and k != key]
     if unknown:
         raise _err(
             f"'{unknown[0]}' is not a valid attribute for a PlaybookInclude", ds, key=unknown[0]
         )
-    others = [k for k in ds if k not in ("import_playbook", "vars", "tags", "when", "name")]
+    others = [k for k in ds if k not in (key, "vars", "tags", "when", "name")]
     if others and not syntax_only:
         raise _err(
             f"the keyword '{others[0]}' on import_playbook is not supported by fleetkit play",
@@ -1170,13 +1247,15 @@ def _import_playbook(
             key=others[0],
             hint="put it on the imported plays",
         )
-    target = ds["import_playbook"]
+    target = ds[key]
     if not isinstance(target, str) or not target:
         raise _err("import_playbook parameters cannot be empty", ds)
     ivars = ds.get("vars") or {}
     if not isinstance(ivars, dict):
         raise _err("vars must be a mapping", ds, key="vars")
-    target = LoadContext(base, [], variables=[dict(extra_vars), dict(ivars)]).template(target, ds)
+    target = LoadContext(
+        base, [], variables=[dict(extra_vars), {**(outer_vars or {}), **ivars}]
+    ).template(target, ds)
     from fleetkit.playbook import roles
 
     found = roles.collection_playbook(target)
@@ -1186,7 +1265,11 @@ def _import_playbook(
         raise _err(f"Unable to retrieve file contents\nCould not find or access '{found}'", ds)
     itags = _tags(ds.get("tags"), ds)
     iwhen = _as_list(ds.get("when"))
-    plays = _load_plays(os.path.abspath(found), roles_path, syntax_only, stack, extra_vars)
+    # the import's vars (and those of imports around it) exist while its plays load
+    load_vars = {**(outer_vars or {}), **ivars}
+    plays = _load_plays(
+        os.path.abspath(found), roles_path, syntax_only, stack, extra_vars, load_vars
+    )
     for play in plays:
         merged = {**play.vars, **ivars}
         ptags = merged.pop("tags", None)

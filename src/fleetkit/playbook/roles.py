@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError
+from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, PlaybookSyntaxError
 from fleetkit.playbook.playbook import (
     ROLE_KEYWORDS,
     ROLE_META_KEYWORDS,
@@ -31,7 +31,7 @@ from fleetkit.playbook.playbook import (
     _Loader,
     add_library_dir,
 )
-from fleetkit.playbook.yamlsrc import load_yaml_file
+from fleetkit.playbook.yamlsrc import load_yaml_file, source_of
 
 if TYPE_CHECKING:
     pass
@@ -143,11 +143,14 @@ def find_role(
     for base in searches:
         cand = os.path.normpath(os.path.join(base, name))
         if os.path.exists(cand):
-            return name, cand
+            # a relative roles path (ANSIBLE_ROLES_PATH=./roles) is relative to the cwd
+            return name, os.path.abspath(cand)
     cand = os.path.abspath(os.path.expanduser(name))
     if os.path.exists(cand):
         return os.path.basename(name.rstrip("/")), cand
-    raise _err(f"the role '{name}' was not found in {':'.join(searches)}", obj)
+    raise IncludeNotFound(
+        f"the role '{name}' was not found in {':'.join(searches)}", source=source_of(obj)
+    )
 
 
 def _role_file(path: str, subdir: str, main: str, allow_dir: bool) -> list[str]:
@@ -415,7 +418,7 @@ def import_role(
         role_basedir=os.path.dirname(current.path) if current else None,
     )
     _from_args(spec, args, ds, ctx)
-    nodes = _load(loader, spec, inh, ds, handler, ctx.handlers)
+    nodes = _load(loader, spec, inh, ds, handler, ctx.imported_handlers)
     ctx.imported.append(ctx.template(name, ds).rstrip("/").rsplit("/", 1)[-1])
     return nodes
 
@@ -440,6 +443,8 @@ def expand_include_role(node: IncludeRole, args: Mapping[str, Any], play: Play) 
     _from_args(spec, args, None)
     try:
         nodes = _load(loader, spec, dict(node.parent), None, False, ctx.handlers)
+    except IncludeNotFound:
+        raise
     except PlaybookSyntaxError as exc:
         raise PlaybookError(str(exc), hint=exc.hint) from None
     ref = ctx.roles[-1]

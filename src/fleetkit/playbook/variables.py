@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fleetkit.playbook.errors import PlaybookError, TemplateError
 from fleetkit.playbook.inventory import Inventory
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Play, RoleRef, Task
-from fleetkit.playbook.templar import OMIT, Templar, VarsView
+from fleetkit.playbook.templar import OMIT, Templar, VarsView, is_template
 from fleetkit.playbook.yamlsrc import load_yaml_file
 
 __all__ = ["VariableManager", "HostVars", "ANSIBLE_VERSION"]
@@ -70,6 +70,12 @@ class VariableManager:
         # include_vars results, their own precedence level
         self.included: dict[str, dict[str, Any]] = {}
         self.play_vars: dict[str, Any] = {}
+        # vars_files whose names are templates are read per host (cached by facts version)
+        self._play: Play | None = None
+        self._base_play_vars: dict[str, Any] = {}
+        self._templated_vars_files = False
+        self._host_play_vars: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._facts_version: dict[str, int] = {}
         # ansible_role_names: grows as include_role brings roles in
         self.role_names: list[str] = []
         # ansible_play_role_names / role_names: roles: entries, import_role, then include_role
@@ -104,6 +110,7 @@ class VariableManager:
     def set_facts(self, host: str, facts: Mapping[str, Any]) -> None:
         """Gathered (module-returned) facts."""
         self.facts.setdefault(host, {}).update(facts)
+        self._facts_version[host] = self._facts_version.get(host, 0) + 1
 
     def set_include_vars(self, host: str, values: Mapping[str, Any]) -> None:
         """``include_vars`` results: host variables at the include_vars level, not facts."""
@@ -120,6 +127,7 @@ class VariableManager:
     def clear_facts(self, host: str) -> None:
         """``meta: clear_facts``: the gathered facts of ``host``."""
         self.facts.pop(host, None)
+        self._facts_version[host] = self._facts_version.get(host, 0) + 1
 
     # -- the play --------------------------------------------------------------------------
 
@@ -132,12 +140,38 @@ class VariableManager:
         """Play ``vars``, ``vars_prompt`` answers, then ``vars_files`` as ansible reads them:
         each entry (or the first existing file of a list entry) beside the playbook or in its
         ``vars/``; a missing file is skipped; an undefined variable in a name skips the item
-        with ansible's warning."""
+        with ansible's warning. Names with templates are read again for each host (with its
+        inventory variables and facts), as ansible does."""
         pv: dict[str, Any] = dict(play.vars)
         pv.update(self.prompt_vars)
-        base = Templar(VarsView([self.opts.extra_vars, pv]))
+        self._play = play
+        self._base_play_vars = dict(pv)
+        self._host_play_vars = {}
+        self._templated_vars_files = any(
+            is_template(c)
+            for vf in play.vars_files
+            for c in (vf if isinstance(vf, list) else [vf])
+            if isinstance(c, str)
+        )
+        self.play_vars = self._read_vars_files(play, pv, lambda _pv: [], warn=True)
+        self.public_role_vars = {}
+        self.public_role_defaults = {}
+        for role in play.roles:
+            if role.public:
+                self.add_public_role(role)
+
+    def _read_vars_files(
+        self,
+        play: Play,
+        pv: dict[str, Any],
+        lower: Callable[[dict[str, Any]], list[Mapping[str, Any]]],
+        warn: bool,
+    ) -> dict[str, Any]:
+        """``pv`` updated with the play's vars_files; names are templated with extra vars,
+        the vars read so far and the ``lower`` layers."""
         for vf in play.vars_files:
             candidates = vf if isinstance(vf, list) else [vf]
+            base = Templar(VarsView([self.opts.extra_vars, pv, *lower(pv)]))
             try:
                 for cand in candidates:
                     name = base.template(cand)
@@ -163,13 +197,30 @@ class VariableManager:
                     pv.update(data)
                     break
             except TemplateError:
-                self.warnings.append("skipping vars_files item due to an undefined variable")
-        self.play_vars = pv
-        self.public_role_vars = {}
-        self.public_role_defaults = {}
-        for role in play.roles:
-            if role.public:
-                self.add_public_role(role)
+                if warn:
+                    self.warnings.append("skipping vars_files item due to an undefined variable")
+        return pv
+
+    def play_vars_of(self, host: str) -> Mapping[str, Any]:
+        """The play vars and vars_files of ``host`` (vars_files names templated for it)."""
+        if not self._templated_vars_files or self._play is None:
+            return self.play_vars
+        version = self._facts_version.get(host, 0)
+        cached = self._host_play_vars.get(host)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+
+        def lower(_pv: dict[str, Any]) -> list[Mapping[str, Any]]:
+            return [
+                self.magic(host),
+                self.facts.get(host, _EMPTY),
+                self.inv.host_vars(host),
+                self.public_role_defaults,
+            ]
+
+        pv = self._read_vars_files(self._play, dict(self._base_play_vars), lower, warn=False)
+        self._host_play_vars[host] = (version, pv)
+        return pv
 
     def start_play(self, play: Play, play_all: list[str]) -> None:
         """Set the play-wide magic variables."""
@@ -266,7 +317,7 @@ class VariableManager:
             self.included.get(host, _EMPTY),
         ]
         if play_vars:
-            layers.append(self.play_vars)
+            layers.append(self.play_vars_of(host))
         layers += [self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
         return VarsView(layers)
 
@@ -292,7 +343,7 @@ class VariableManager:
             layers.append(role.vars)
         if self.public_role_vars:
             layers.append(self.public_role_vars)
-        layers += [self.play_vars, self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
+        layers += [self.play_vars_of(host), self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
         if role is not None and role.defaults:
             layers.append(role.defaults)
         if self.public_role_defaults:

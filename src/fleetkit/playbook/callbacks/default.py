@@ -182,6 +182,9 @@ class DefaultCallback:
 
     def _error_block(self, res: TaskResult) -> None:
         r = res.result
+        if r.get("_fk_no_error_block"):
+            # a failure ansible reports without an exception (an include that fails to load)
+            return
         if res.status == "unreachable":
             text = str(r.get("msg", ""))
         elif r.get("_fk_error"):
@@ -346,9 +349,18 @@ class DefaultCallback:
                 msg += "Result was: " + _dump(clean_result(result, self.verbosity), 4)
             self._display(msg, "debug")
 
-    def include(self, path: str, hosts: list[str]) -> None:
+    def include(self, path: str, hosts: list[str], item: dict[str, Any] | None = None) -> None:
         with self._lock:
-            self._display(f"included: {path} for {', '.join(hosts)}", "included")
+            msg = f"included: {path} for {', '.join(hosts)}"
+            if item is not None:
+                # ansible's item label: the label, else ``item`` (not the loop_var)
+                if item.get("_ansible_no_log"):
+                    label: Any = "(censored due to no_log)"
+                else:
+                    label = item.get("_ansible_item_label", item.get("item"))
+                if label:
+                    msg += f" => (item={label})"
+            self._display(msg, "included")
 
     def no_hosts_matched(self) -> None:
         with self._lock:

@@ -83,8 +83,11 @@ class JsonCallback:
             }
         )
 
-    def include(self, path: str, hosts: list[str]) -> None:
-        self._emit({"ev": "include", "path": path, "hosts": hosts})
+    def include(self, path: str, hosts: list[str], item: dict[str, Any] | None = None) -> None:
+        ev: dict[str, Any] = {"ev": "include", "path": path, "hosts": hosts}
+        if item is not None:
+            ev["item"] = item.get("_ansible_item_label", item.get("item"))
+        self._emit(ev)
 
     def no_hosts_matched(self) -> None:
         self._emit({"ev": "no_hosts_matched", "play": self._play})

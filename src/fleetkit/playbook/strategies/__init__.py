@@ -9,22 +9,35 @@ hosts started at once.
 
 from __future__ import annotations
 
+import dataclasses
+import linecache
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fleetkit.playbook.errors import PlaybookError, TemplateError
+from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, TemplateError
 from fleetkit.playbook.events import Callback, Stats, TaskResult
 from fleetkit.playbook.executor import TaskExecutor, first_failed_cond, registered
 from fleetkit.playbook.inventory import load_inventory
 from fleetkit.playbook.iterator import PlayIterator, meta_action
-from fleetkit.playbook.modules import Module, get_module
+from fleetkit.playbook.loops import item_vars, loop_control, loop_items
+from fleetkit.playbook.modules import Module, get_module, resolve
 from fleetkit.playbook.options import RunOptions
-from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Node, Task, load_task_file
+from fleetkit.playbook.playbook import (
+    MODULE_NAMES,
+    IncludeRole,
+    IncludeTasks,
+    Node,
+    Task,
+    load_task_file,
+    normalize_action,
+)
 from fleetkit.playbook.strategies.batches import exceeds_max_fail, pct_to_int, serial_batches
 from fleetkit.playbook.strategies.inventory_changes import apply_inventory_changes
-from fleetkit.playbook.templar import Templar
+from fleetkit.playbook.templar import Templar, is_template
+from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.variables import VariableManager
 
 __all__ = [
@@ -50,6 +63,10 @@ META_ACTIONS = (
     "end_host",
     "end_role",
     "reset_connection",
+)
+# actions the loader turns into other nodes: a templated module name cannot become one
+_NOT_TEMPLATABLE = frozenset(
+    {"meta", "include_tasks", "import_tasks", "include_role", "import_role", "import_playbook"}
 )
 # ansible's linear strategy runs these for every host, the others once
 _PER_HOST_META = frozenset({"noop", "reset_connection", "end_host", "flush_handlers", "end_role"})
@@ -127,6 +144,8 @@ class StrategyBase:
         self.cb = ctx.cb
         self.vm = ctx.vm
         self.ex = ctx.executor
+        # hosts the last include failed (any_errors_fatal looks at them)
+        self.include_failures: list[str] = []
 
     def module(self, task: Task) -> Module:
         """The module a task runs."""
@@ -134,6 +153,25 @@ class StrategyBase:
             return get_module(task.action)
         except Exception as exc:
             raise PlaybookError(str(exc)) from None
+
+    def for_host(self, task: Task, host: str) -> tuple[Task, Module]:
+        """The task and module ``host`` runs: a templated module name (``action: {module:
+        '{{ m }}'}``) is rendered with the host's variables, as ansible's executor does."""
+        if not is_template(task.action):
+            return task, self.module(task)
+        try:
+            name = str(Templar(self.vm.task_vars(host, task)).template(task.action))
+        except TemplateError as exc:
+            raise PlaybookError(f"{task.action}: {exc}") from None
+        action = normalize_action(name)
+        if (action not in MODULE_NAMES and resolve(name) is None) or action in _NOT_TEMPLATABLE:
+            raise PlaybookError(
+                f"couldn't resolve module/action '{name}'. This often indicates a misspelling, "
+                "missing collection, or incorrect module path.",
+                hint=f"{task.path}:{task.line}" if task.path else None,
+            )
+        resolved = dataclasses.replace(task, action=action)
+        return resolved, self.module(resolved)
 
     # -- results ---------------------------------------------------------------------------
 
@@ -168,7 +206,8 @@ class StrategyBase:
                     stats.increment("rescued", host)
                     # what the rescue section sees (ansible keeps them as host facts)
                     rt = self.vm.host_runtime(host)
-                    rt["ansible_failed_task"] = _task_dict(task)
+                    # the task's own (untemplated) keywords: never templated again
+                    rt["ansible_failed_task"] = mark_unsafe(_task_dict(task))
                     rt["ansible_failed_result"] = registered(r)
                 else:
                     stats.increment("failures", host)
@@ -303,6 +342,7 @@ class StrategyBase:
                 it.failed_here.discard(h)
                 for f in it.states[h].frames:
                     f.failed = False
+                it.states[h].cleared += 1
         elif what == "refresh_inventory":
             inv = self.vm.inv
             dirs = list(inv.vars_dirs)
@@ -319,103 +359,233 @@ class StrategyBase:
 
     # -- includes --------------------------------------------------------------------------
 
-    def include_files(
-        self, inc: IncludeTasks, hosts: list[str]
-    ) -> list[tuple[str, list[Node], list[str]]]:
-        """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines, the tasks."""
-        by_file: dict[str, list[str]] = {}
-        pseudo = Task(action="include_tasks", args={}, name=inc.name or "include_tasks")
-        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = inc.uid, inc.path, inc.line, inc.col
-        pseudo.role = inc.role  # "role : include_tasks"
-        self.cb.task_start(pseudo, self.ex.task_name(pseudo, hosts[0]) if hosts else "")
-        for h in hosts:
-            templar = Templar(self.vm.task_vars(h, inc))
-            try:
-                cond = first_failed_cond(templar, inc.when)
+    def _include_pseudo(self, node: IncludeTasks | IncludeRole, action: str, name: str) -> Task:
+        """The task an include shows as: banner, results, register, ignore_errors."""
+        pseudo = Task(action=action, args={}, name=name)
+        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = node.uid, node.path, node.line, node.col
+        pseudo.src = node.src
+        pseudo.kw = {k: v for k, v in node.kw.items() if k in ("register", "ignore_errors")}
+        return pseudo
+
+    def _expansions(
+        self,
+        it: PlayIterator,
+        host: str,
+        pseudo: Task,
+        node: IncludeTasks | IncludeRole,
+        what: Any,
+    ) -> list[tuple[dict[str, Any], Any]]:
+        """What an include brings ``host``: one (item vars, templated ``what``) per loop item
+        (one without a loop); skipped items and a skipped include are reported here, and a
+        ``when`` that cannot be evaluated fails the host (ignore_errors applies)."""
+        tv = self.vm.task_vars(host, node)
+        templar = Templar(tv)
+        out: list[tuple[dict[str, Any], Any]] = []
+        try:
+            if "loop" not in node.kw:
+                try:
+                    cond = first_failed_cond(templar, node.when)
+                except TemplateError as exc:
+                    failure = self._cond_failure(host, pseudo, node, exc)
+                    if not failure.ignored:
+                        self.include_failures.append(host)
+                    self.process(it, failure)
+                    return out
                 if cond is not None:
-                    self.ctx.stats.increment("skipped", h)
                     skip = {
                         "changed": False,
                         "skipped": True,
                         "false_condition": cond,
                         "skip_reason": "Conditional result was False",
                     }
-                    self.cb.result(TaskResult(h, pseudo, skip, "skipped"))
-                    continue
-                fname = str(templar.template(inc.file))
-            except TemplateError as exc:
-                raise PlaybookError(f"include_tasks: {exc}") from None
-            by_file.setdefault(fname, []).append(h)
+                    self.ctx.stats.increment("skipped", host)
+                    self.cb.result(TaskResult(host, pseudo, skip, "skipped"))
+                    return out
+                return [({}, templar.template(what))]
+            lc = loop_control(node.kw, templar)
+            items = loop_items(node.kw, templar, tv, pseudo.action)
+            no_log = self.ex.kw_bool(node, "no_log", host)
+            skipped: list[tuple[str, dict[str, Any]]] = []
+            for i in range(len(items)):
+                special = item_vars(lc, items, i)
+                t = Templar(tv.with_layer(special))
+                if lc.label is not None:
+                    special["_ansible_item_label"] = t.template(lc.label)
+                if no_log:
+                    special["_ansible_no_log"] = True
+                cond = first_failed_cond(t, node.when)
+                if cond is not None:
+                    r = {
+                        "changed": False,
+                        "skipped": True,
+                        "skip_reason": "Conditional result was False",
+                        "false_condition": cond,
+                        **special,
+                    }
+                    skipped.append(("skipped", r))
+                else:
+                    out.append((special, t.template(what)))
+                if lc.pause_s and i < len(items) - 1:
+                    time.sleep(lc.pause_s)
+        except TemplateError as exc:
+            raise PlaybookError(f"{pseudo.action}: {exc}") from None
+        if not items or not out:
+            res: dict[str, Any] = {"changed": False, "skipped": True}
+            if items:
+                res.update(results=[r for _s, r in skipped], msg="All items skipped")
+            else:
+                res.update(results=[], skipped_reason="No items in the list")
+            self.ctx.stats.increment("skipped", host)
+            self.cb.result(TaskResult(host, pseudo, res, "skipped", items=skipped))
+        elif skipped:
+            # the skipped items' lines; the include itself shows no line of its own
+            self.cb.result(TaskResult(host, pseudo, {"changed": False}, "ok", items=skipped))
+        return out
+
+    def _include_failed(
+        self,
+        it: PlayIterator,
+        pseudo: Task,
+        node: IncludeTasks | IncludeRole,
+        hosts: list[str],
+        result: dict[str, Any],
+    ) -> None:
+        """An included file or role that cannot be found fails its hosts (``ignore_errors``
+        does not apply), as ansible's strategies do; a looped include shows no line for it."""
+        self.cb.error(str(result["reason"]))
+        for h in hosts:
+            self.include_failures.append(h)
+            self.ctx.stats.increment("failures", h)
+            if "loop" not in node.kw:
+                shown = {**result, "_fk_no_error_block": True}
+                self.cb.result(TaskResult(h, pseudo, shown, "failed"))
+            it.fail_host(h)
+
+    def _cond_failure(
+        self, host: str, pseudo: Task, node: IncludeTasks | IncludeRole, exc: Exception
+    ) -> TaskResult:
+        what = "Error while evaluating conditional"
+        msg = f"Task failed: {what}: {exc}"
+        chain = [("Task failed.", pseudo.path, pseudo.line, pseudo.col)]
+        if node.src is not None and "when" in node.src.pos:
+            _kl, _kc, vl, vc = node.src.pos["when"]
+            if isinstance(node.src["when"], list) and len(node.src["when"]) == 1:
+                # ansible points at the list's one item: after "- " (or "[")
+                text = linecache.getline(pseudo.path, vl)
+                lead = text[vc - 1 : vc] if 0 < vc <= len(text) else ""
+                vc += {"-": 2, "[": 1}.get(lead, 0)
+            chain.append((f"{what}: {exc}", pseudo.path, vl, vc))
+        r = {"failed": True, "changed": False, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+        ignored = self.ex.kw_bool(node, "ignore_errors", host)
+        return TaskResult(host, pseudo, r, "failed", ignored=ignored, controller=True)
+
+    def include_files(
+        self, it: PlayIterator, inc: IncludeTasks, hosts: list[str]
+    ) -> list[tuple[str, list[Node], list[str]]]:
+        """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines and the tasks
+        of each included file (one per file and loop item, as ansible's IncludedFile)."""
+        self.include_failures = []
+        pseudo = self._include_pseudo(inc, "include_tasks", inc.name or "include_tasks")
+        pseudo.role = inc.role  # "role : include_tasks"
+        self.cb.task_start(pseudo, self.ex.task_name(pseudo, hosts[0]) if hosts else "")
+        groups: list[_Included] = []
+        for h in hosts:
+            for special, fname in self._expansions(it, h, pseudo, inc, inc.file):
+                _add_host(groups, (str(fname), repr(special)), special, str(fname), h)
         out: list[tuple[str, list[Node], list[str]]] = []
-        for fname, fhosts in by_file.items():
+        for g in groups:
+            fname = str(g.what)
             # the loader computed what included tasks inherit (not the include's own
-            # keywords, tags or when; its vars and apply: yes)
+            # keywords, tags or when; its vars and apply: yes); the item's vars come on top
             inherit = dict(inc.parent)
-            nodes = load_task_file(fname, inc.base, inherit, None)
+            if g.special:
+                inherit["vars"] = {**inherit.get("vars", {}), **g.special}
+            try:
+                nodes = load_task_file(fname, inc.base, inherit, None)
+            except IncludeNotFound as exc:
+                reason = (
+                    f"Could not find or access '{exc.path}' on the Ansible Controller: Unable "
+                    f"to retrieve file contents.\nCould not find or access '{exc.path}' on the "
+                    "Ansible Controller.\nIf you are using a module and expect the file to "
+                    "exist on the remote, see the remote_src option: [Errno 2] No such file or "
+                    f"directory: '{exc.path}'"
+                )
+                failed = {"changed": False, "include": fname, "reason": reason}
+                self._include_failed(it, pseudo, inc, g.hosts, failed)
+                continue
             if inc.role is not None:
                 _set_role(nodes, inc)
             path = fname if os.path.isabs(fname) else os.path.join(inc.base, fname)
-            self.cb.include(os.path.abspath(path), fhosts)
-            for h in fhosts:
+            self.cb.include(os.path.abspath(path), g.hosts, g.special or None)
+            for h in g.hosts:
                 self.ctx.stats.increment("ok", h)
-            out.append((fname, nodes, fhosts))
+            out.append((fname, nodes, g.hosts))
         return out
 
     def include_roles(
         self, it: PlayIterator, node: IncludeRole, hosts: list[str]
-    ) -> dict[str, tuple[int, list[Node]]]:
+    ) -> dict[str, list[tuple[int, list[Node]]]]:
         """Expand an ``include_role`` for ``hosts``: one expansion per distinct set of templated
-        arguments; a host skipped by the ``when`` gets nothing. The role's handlers join the
-        play's."""
+        arguments and loop item; a host skipped by the ``when`` gets nothing. The role's
+        handlers join the play's."""
         from fleetkit.playbook.roles import expand_include_role
 
         name = node.name or f"include_role : {node.role_name}"
-        pseudo = Task(action="include_role", args={}, name=name)
-        pseudo.uid, pseudo.path, pseudo.line, pseudo.col = node.uid, node.path, node.line, node.col
+        self.include_failures = []
+        pseudo = self._include_pseudo(node, "include_role", name)
         self.cb.task_start(pseudo, pseudo.display_name())
-        out: dict[str, tuple[int, list[Node]]] = {}
-        expansions: dict[str, tuple[int, list[Node]]] = {}
-        included_hosts: dict[str, tuple[str, list[str]]] = {}
+        groups: list[_Included] = []
         for h in hosts:
-            templar = Templar(self.vm.task_vars(h, node))
+            for special, args in self._expansions(it, h, pseudo, node, node.args):
+                sig = repr(sorted(args.items())) if isinstance(args, dict) else repr(args)
+                _add_host(groups, (sig, repr(special)), special, args, h)
+        out: dict[str, list[tuple[int, list[Node]]]] = {}
+        for idx, g in enumerate(groups):
+            args = g.what
             try:
-                cond = first_failed_cond(templar, node.when)
-                if cond is not None:
-                    skip = {
-                        "changed": False,
-                        "skipped": True,
-                        "false_condition": cond,
-                        "skip_reason": "Conditional result was False",
-                    }
-                    self.ctx.stats.increment("skipped", h)
-                    self.cb.result(TaskResult(h, pseudo, skip, "skipped"))
-                    continue
-                args = templar.template(node.args)
-            except TemplateError as exc:
-                raise PlaybookError(f"include_role: {exc}") from None
-            sig = repr(sorted(args.items())) if isinstance(args, dict) else repr(args)
-            got = expansions.get(sig)
-            if got is None:
                 included = expand_include_role(node, args, it.play)
-                self.vm.note_role(included.role)
-                if included.role.public:
-                    self.vm.add_public_role(included.role)
-                if node.vars:
-                    _inherit_vars(included.tasks, node.vars)
-                for handler in included.handlers:
-                    if not any(handler is x for x in it.play.handlers):
-                        it.play.handlers.append(handler)
-                got = expansions[sig] = (len(expansions), list(included.tasks))
-                role = args.get("name", args.get("role")) if isinstance(args, dict) else None
-                included_hosts[sig] = (str(role or node.role_name), [])
-            included_hosts[sig][1].append(h)
-            out[h] = got
-        for role_name, rhosts in included_hosts.values():
+            except IncludeNotFound as exc:
+                failed = {"changed": False, "reason": exc.detail}
+                self._include_failed(it, pseudo, node, g.hosts, failed)
+                continue
+            self.vm.note_role(included.role)
+            if included.role.public:
+                self.vm.add_public_role(included.role)
+            if node.vars or g.special:
+                _inherit_vars(included.tasks, {**node.vars, **g.special})
+            for handler in included.handlers:
+                if not any(handler is x for x in it.play.handlers):
+                    it.play.handlers.append(handler)
+            for h in g.hosts:
+                out.setdefault(h, []).append((idx, list(included.tasks)))
+            role = args.get("name", args.get("role")) if isinstance(args, dict) else None
             # ansible: "included: <role> for <hosts>", an ok for each host
-            for h in rhosts:
+            for h in g.hosts:
                 self.ctx.stats.increment("ok", h)
-            self.cb.include(role_name, rhosts)
+            self.cb.include(str(role or node.role_name), g.hosts, g.special or None)
         return out
+
+
+@dataclass(slots=True)
+class _Included:
+    """One included file or role: what it is (templated), its item's vars and its hosts."""
+
+    key: tuple[str, str]
+    special: dict[str, Any]
+    what: Any
+    hosts: list[str]
+
+
+def _add_host(
+    groups: list[_Included], key: tuple[str, str], special: dict[str, Any], what: Any, host: str
+) -> None:
+    """Add ``host`` to the first equal include it is not in yet (ansible's IncludedFile
+    grouping: a host including the same thing twice gets a second include after the first)."""
+    for g in groups:
+        if g.key == key and host not in g.hosts:
+            g.hosts.append(host)
+            return
+    groups.append(_Included(key, special, what, [host]))
 
 
 def _inherit_vars(nodes: list[Node], values: dict[str, Any]) -> None:

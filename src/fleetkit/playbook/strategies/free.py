@@ -63,7 +63,7 @@ class FreeStrategy(StrategyBase):
                     while len(inflight) >= forks:
                         reap(block=True)
                     task = nxt.pop(h)
-                    module = self.module(task)
+                    task_h, module = self.for_host(task, h)
                     if module.run_once:
                         raise PlaybookError(
                             f"The '{task.action}' module bypasses the host loop, which is "
@@ -71,7 +71,7 @@ class FreeStrategy(StrategyBase):
                             "execute for every host in the inventory list.",
                             hint=f"{task.path}:{task.line}",
                         )
-                    fut = self.ctx.pool.submit(self.ex.execute, h, task, module, None)
+                    fut = self.ctx.pool.submit(self.ex.execute, h, task_h, module, None)
                     inflight[fut] = h
             reap(block=not completed)
             for fut in completed:
@@ -120,10 +120,8 @@ class FreeStrategy(StrategyBase):
             return None
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)
-            for _fname, nodes, fhosts in self.include_files(node, [host]):
-                if fhosts:
-                    return (0, nodes)
-            return None
+            files = self.include_files(it, node, [host])
+            return [(i, nodes) for i, (_fname, nodes, fhosts) in enumerate(files) if fhosts]
         if step.kind == "include_role":
             assert isinstance(node, IncludeRole)
             return self.include_roles(it, node, [host]).get(host)

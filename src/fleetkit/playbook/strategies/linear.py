@@ -80,27 +80,36 @@ class LinearStrategy(StrategyBase):
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)
             sent: dict[str, Any] = {}
-            for idx, (_fname, nodes, fhosts) in enumerate(self.include_files(node, hosts)):
+            for idx, (_fname, nodes, fhosts) in enumerate(self.include_files(it, node, hosts)):
                 for h in fhosts:
-                    sent[h] = (idx, nodes)
+                    sent.setdefault(h, []).append((idx, nodes))
+            self._include_fatal(it, node, hosts)
             return sent
         if step.kind == "include_role":
             assert isinstance(node, IncludeRole)
-            return self.include_roles(it, node, hosts)
+            got = self.include_roles(it, node, hosts)
+            self._include_fatal(it, node, hosts)
+            return got
         assert isinstance(node, Task)
         self.run_task(it, node, hosts, step.handler)
         return {}
 
+    def _include_fatal(
+        self, it: PlayIterator, node: IncludeTasks | IncludeRole, hosts: list[str]
+    ) -> None:
+        failed = list(self.include_failures)
+        if failed:
+            self._fatal(it, node, hosts, failed, [], False, True)
+
     def run_task(self, it: PlayIterator, task: Task, hosts: list[str], handler: bool) -> None:
         """Run ``task`` on ``hosts`` and apply any_errors_fatal and max_fail_percentage."""
-        play = it.play
         ctx = self.ctx
-        module = self.module(task)
+        _first, module = self.for_host(task, hosts[0])
         run_once = module.run_once or self.ex.kw_bool(task, "run_once", hosts[0])
         targets = hosts[:1] if run_once else hosts
         self.cb.task_start(task, self.ex.task_name(task, targets[0]), handler)
         futures: list[tuple[str, Future[TaskResult]]] = [
-            (h, ctx.pool.submit(self.ex.execute, h, task, module, None)) for h in targets
+            (h, ctx.pool.submit(self.ex.execute, h, *self.for_host(task, h), None)) for h in targets
         ]
         results: list[TaskResult] = []
         for h, fut in futures:
@@ -113,6 +122,21 @@ class LinearStrategy(StrategyBase):
         failed_now = [r.host for r in results if r.status == "failed" and not r.ignored]
         # ansible's any_errors_fatal looks at unreachable results even when ignore_unreachable
         unreach_now = [r.host for r in results if r.status == "unreachable"]
+        self._fatal(it, task, hosts, failed_now, unreach_now, run_once, bool(results))
+
+    def _fatal(
+        self,
+        it: PlayIterator,
+        task: Task | IncludeTasks | IncludeRole,
+        hosts: list[str],
+        failed_now: list[str],
+        unreach_now: list[str],
+        run_once: bool,
+        any_results: bool,
+    ) -> None:
+        """any_errors_fatal and max_fail_percentage after a task's (or include's) results."""
+        play = it.play
+        ctx = self.ctx
         aef = (
             play.any_errors_fatal or self.ex.kw_bool(task, "any_errors_fatal", hosts[0]) or run_once
         ) and not self.ex.kw_bool(task, "ignore_errors", hosts[0])
@@ -133,7 +157,7 @@ class LinearStrategy(StrategyBase):
                     ctx.aef_marked.add(h)
                     if not any(f.pending for f in frames):
                         it.failed_here.add(h)
-        if play.max_fail_percentage is not None and results:
+        if play.max_fail_percentage is not None and any_results:
             if exceeds_max_fail(len(it.failed_here), len(it.hosts), play.max_fail_percentage):
                 for h in it.hosts:
                     if h not in ctx.unreachable:

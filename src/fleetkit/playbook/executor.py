@@ -31,7 +31,7 @@ from fleetkit.playbook.yamlsrc import Located
 
 __all__ = ["TaskExecutor", "ConnectionCache", "RetryPrinter", "first_failed_cond", "registered"]
 
-_RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_action_failed")
+_RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_help", "_fk_action_failed")
 
 
 def _run_with_timeout(
@@ -77,6 +77,31 @@ def _opt_str(templar: Templar, value: Any) -> str | None:
         return None
     out = templar.template(value)
     return str(out) if out not in (None, "") else None
+
+
+_JINJA_KEYWORDS = frozenset({"True", "False", "None", "true", "false", "none", "and", "or", "not", "in", "is", "if", "else"})
+
+
+def valid_var_name(name: object) -> bool:
+    """ansible's validate_variable_name: an ASCII identifier that is not a Jinja keyword."""
+    return (
+        isinstance(name, str)
+        and name.isidentifier()
+        and name.isascii()
+        and name not in _JINJA_KEYWORDS
+    )
+
+
+class _BadKey(Exception):
+    """A ``set_fact`` key that templates to an invalid variable name."""
+
+    def __init__(self, key: str, name: object) -> None:
+        self.key = key
+        desc = f"name {str(name)!r}" if isinstance(name, (str, int, float, bool, type(None))) else "name"
+        if not isinstance(name, str):
+            desc += f" of type {type(name).__name__!r}"
+        self.msg = f"Invalid variable {desc}."
+        super().__init__(self.msg)
 
 
 class _ArgError(TemplateError):
@@ -515,6 +540,19 @@ class TaskExecutor:
                 ) from None
             if value == OMIT:
                 continue
+            if task.action == "set_fact" and k != "cacheable":
+                # a rare place where ansible templates a key (dynamic variable names)
+                try:
+                    name = templar.template(k)
+                except TemplateError as exc:
+                    raise _ArgError(
+                        f"Finalization of task args for 'ansible.builtin.{task.action}'",
+                        k,
+                        f"Error while resolving key '{k}': {exc}",
+                    ) from None
+                if not valid_var_name(name):
+                    raise _BadKey(k, name)
+                k = str(name)
             args[k] = value
         return args
 
@@ -570,6 +608,25 @@ class TaskExecutor:
     ) -> dict[str, Any]:
         try:
             args = self._module_args(task, templar)
+        except _BadKey as exc:
+            msg = f"Task failed: {exc.msg}"
+            chain = [("Task failed.", task.path, task.line, task.col)]
+            src = task.src
+            value = src.get(task.mod_key) if src is not None else None
+            if isinstance(value, Located) and exc.key in value.pos:
+                kl, kc, _vl, _vc = value.pos[exc.key]
+                chain.append((exc.msg, task.path, kl, kc))
+            else:
+                chain.append((exc.msg, "", 0, 0))
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": msg,
+                "_fk_error": msg,
+                "_fk_chain": chain,
+                "_fk_help": "Variable names must be strings starting with a letter or underscore "
+                "character, and contain only letters, numbers and underscores.",
+            }
         except _ArgError as exc:
             msg = f"Task failed: {exc.full}"
             chain = [("Task failed.", task.path, task.line, task.col)]

@@ -158,6 +158,8 @@ class DefaultCallback:
                 block += f"{msg}\n"
                 if path and line:
                     block += self._origin(path, line, col)
+            if r.get("_fk_help"):
+                block += f"\n{r['_fk_help']}\n"
         elif task.path and task.line:
             block += "\n" + self._origin(task.path, task.line, task.col)
         if block in self._errors:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from fleetkit.playbook.errors import ModuleError
-from fleetkit.playbook.modules import Module, ModuleContext, Param
+from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
 
 __all__ = ["MODULES", "RAW_ARGS"]
 
@@ -81,7 +81,9 @@ def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_set_fact(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    facts = {k: v for k, v in args.items() if k not in ("cacheable",)}
+    # keys were templated and validated as variable names by the executor
+    cacheable = _bool(args.get("cacheable", False), "cacheable")
+    facts = {k: v for k, v in args.items() if k != "cacheable"}
     if not facts:
         return {
             "failed": True,
@@ -89,16 +91,7 @@ def run_set_fact(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
             "msg": "No key/value pairs provided, at least one is required for this action "
             "to succeed",
         }
-    for k in facts:
-        if not k.isidentifier():
-            return {
-                "failed": True,
-                "changed": False,
-                "msg": f"The variable name '{k}' is not valid. Variables must start with a "
-                "letter or underscore character, and contain only letters, numbers and "
-                "underscores.",
-            }
-    return {"ansible_facts": facts, "changed": False}
+    return {"ansible_facts": facts, "_ansible_facts_cacheable": cacheable, "changed": False}
 
 
 def run_pause(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,57 @@
+"""Task arguments, actions and keywords: differential runs against the real ansible-playbook.
+
+Each test writes a small inventory + playbook, runs ansible-playbook (-f 1) and fleetkit play
+on them and requires the same exit code and the same default-callback stdout.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.playbook._harness import run_ansible, run_fleetkit
+
+INVENTORY = "localhost ansible_connection=local\n"
+_VOLATILE = re.compile(r'"(delta|start|end)": "[^"]*"')
+
+
+def _norm(text: str) -> str:
+    text = text.replace("No config file found; using defaults\n", "")
+    return _VOLATILE.sub(r'"\1": X', text)
+
+
+def _same(tmp_path: Path, playbook: str, *extra: str) -> str:
+    """Run both tools; assert the same exit code and stdout; return the stdout."""
+    (tmp_path / "inventory.ini").write_text(INVENTORY)
+    (tmp_path / "playbook.yml").write_text(playbook)
+    args = ["-i", "inventory.ini", "playbook.yml", "-f", "1", *extra]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path, timeout=60)
+    assert _norm(f.stdout) == _norm(a.stdout), f.stderr
+    assert f.returncode == a.returncode, f.stderr
+    return f.stdout
+
+
+def test_set_fact_templates_its_keys_and_validates_the_names(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  vars:
+    a_key: my_key
+  tasks:
+    - set_fact:
+        "{{ a_key }}": 1
+        "k_{{ item }}": "{{ item }}"
+        cacheable: "{{ 'yes' }}"
+      loop: [x]
+    - debug: var=my_key
+    - debug: var=k_x
+    - set_fact:
+        "{{ 'bad key' }}": 1
+      ignore_errors: true
+""",
+        "-v",
+    )
+    assert '"my_key": 1' in out
+    assert "Invalid variable name 'bad key'." in out

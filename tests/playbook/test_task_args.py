@@ -55,3 +55,20 @@ def test_set_fact_templates_its_keys_and_validates_the_names(tmp_path: Path) -> 
     )
     assert '"my_key": 1' in out
     assert "Invalid variable name 'bad key'." in out
+
+
+def test_facts_set_by_a_loop_item_are_seen_by_the_next_items(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - set_fact:
+        dig_list: "{{ dig_list + [ item ] }}"
+      loop: [two, three]
+      vars:
+        dig_list: [one]
+    - debug: var=dig_list
+""",
+    )
+    assert '"three"' in out

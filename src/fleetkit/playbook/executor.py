@@ -829,8 +829,10 @@ class TaskExecutor:
         statuses: list[tuple[str, dict[str, Any]]] = []
         pause = float(lc.get("pause") or 0)
         total = len(items)
+        # facts set by an item are visible to the next items (ansible updates the task vars)
+        loop_facts: dict[str, Any] = {}
         for i, item in enumerate(items):
-            layer: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
+            layer: dict[str, Any] = {**loop_facts, loop_var: item, "ansible_loop_var": loop_var}
             if index_var:
                 layer[str(index_var)] = i
                 layer["ansible_index_var"] = str(index_var)
@@ -869,6 +871,8 @@ class TaskExecutor:
                 statuses.append(("skipped", r))
                 continue
             r = self._run_with_retries(host, task, module, view, t, delegate)
+            if isinstance(r.get("ansible_facts"), dict) and not r.get("failed"):
+                loop_facts.update(r["ansible_facts"])
             r[loop_var] = item
             r["ansible_loop_var"] = loop_var
             if index_var:

@@ -72,3 +72,24 @@ def test_facts_set_by_a_loop_item_are_seen_by_the_next_items(tmp_path: Path) -> 
 """,
     )
     assert '"three"' in out
+
+
+def test_an_undefined_loop_is_an_error_only_when_the_task_runs(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug:
+      with_items:
+        - '{{ baz }}'
+      when: false
+    - debug:
+      loop: '{{ baz }}'
+      when: false
+    - debug:
+      loop: '{{ baz }}'
+      ignore_errors: true
+""",
+    )
+    assert "Task failed: 'baz' is undefined" in out

@@ -17,7 +17,7 @@ from typing import Any
 from fleetkit.playbook.connection import Become, CommandNotFound, Connection, Unreachable
 from fleetkit.playbook.connection.local import LocalConnection
 from fleetkit.playbook.connection.ssh import SSHConnection, cleanup_control_dir
-from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError
+from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError, TemplateUndefined
 from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.modules import Module, ModuleContext, validate
@@ -353,14 +353,36 @@ class TaskExecutor:
                 delegate = str(templar.template(task.kw["delegate_to"]))
             elif task.src is not None and "local_action" in task.src:
                 delegate = "localhost"
-            loop = task.kw.get("loop")
-            if loop is not None:
-                return self._execute_loop(host, task, module, tv, templar, delegate)
+        except TemplateError as exc:
+            return self._template_failure(
+                host, task, "Error while evaluating conditional", exc, module
+            )
+        loop_error: TemplateUndefined | None = None
+        if task.kw.get("loop") is not None:
+            try:
+                items = self._loop_items(task, templar, tv)
+            except TemplateUndefined as exc:
+                # ansible keeps the error until the condition is known: a skipped task is fine
+                loop_error = exc
+            except TemplateError as exc:
+                return self._template_failure(
+                    host, task, "Error while evaluating conditional", exc, module
+                )
+            else:
+                try:
+                    return self._execute_loop(host, task, module, tv, templar, delegate, items)
+                except TemplateError as exc:
+                    return self._template_failure(
+                        host, task, "Error while evaluating conditional", exc, module
+                    )
+        try:
             cond = first_failed_cond(templar, task.when)
         except TemplateError as exc:
             return self._template_failure(
                 host, task, "Error while evaluating conditional", exc, module
             )
+        if cond is None and loop_error is not None:
+            return self._loop_failure(host, task, loop_error, module)
         if cond is not None:
             r = {
                 "changed": False,
@@ -382,6 +404,21 @@ class TaskExecutor:
         if task.src is not None and "when" in task.src.pos:
             _kl, _kc, vl, vc = task.src.pos["when"]
             chain.append((f"{what}: {exc}", task.path, vl, vc))
+        r = {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+        return TaskResult(
+            host, task, r, "failed", ignored=self._ignore(task, host), controller=module.controller
+        )
+
+    def _loop_failure(
+        self, host: str, task: Task, exc: TemplateError, module: Module
+    ) -> TaskResult:
+        msg = f"Task failed: {exc}"
+        chain = [("Task failed.", task.path, task.line, task.col)]
+        src = task.src
+        key = "loop" if task.kw.get("_with") is None else f"with_{task.kw['_with']}"
+        if src is not None and key in src.pos:
+            _kl, _kc, vl, vc = src.pos[key]
+            chain.append((str(exc), task.path, vl, vc))
         r = {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
         return TaskResult(
             host, task, r, "failed", ignored=self._ignore(task, host), controller=module.controller
@@ -785,15 +822,8 @@ class TaskExecutor:
 
         return loop_items(name, templar.template(terms), tv, task_action)
 
-    def _execute_loop(
-        self,
-        host: str,
-        task: Task,
-        module: Module,
-        tv: VarsView,
-        templar: Templar,
-        delegate: str | None,
-    ) -> TaskResult:
+    def _loop_items(self, task: Task, templar: Templar, tv: VarsView) -> list[Any]:
+        """The items of ``loop:`` / ``with_<lookup>:``, templated for the host."""
         loop = task.kw.get("loop")
         with_ = task.kw.get("_with")
         if with_ is not None and with_ != "items":
@@ -814,7 +844,18 @@ class TaskExecutor:
             for it in items or []:
                 flat.extend(it if isinstance(it, list) else [it])
             items = flat
-        items = list(items or [])
+        return list(items or [])
+
+    def _execute_loop(
+        self,
+        host: str,
+        task: Task,
+        module: Module,
+        tv: VarsView,
+        templar: Templar,
+        delegate: str | None,
+        items: list[Any],
+    ) -> TaskResult:
         lc_raw = task.kw.get("loop_control") or {}
         if not isinstance(lc_raw, dict):
             raise TemplateError("loop_control must be a dictionary")

@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from fleetkit.playbook import plugins
-from fleetkit.playbook.errors import TemplateError
+from fleetkit.playbook.errors import TemplateError, TemplateUndefined
 from fleetkit.playbook.filters import FILTERS, TESTS
 from fleetkit.playbook.trust import UnsafeText
 
@@ -444,6 +444,8 @@ class Templar:
             MemoryError,
             OverflowError,
         ) as exc:
+            if isinstance(exc, UndefinedError):
+                raise TemplateUndefined(_describe(exc)) from None
             raise TemplateError(_describe(exc)) from None
 
     def condition(self, expression: Any) -> bool:
@@ -480,6 +482,8 @@ class Templar:
             MemoryError,
             OverflowError,
         ) as exc:
+            if isinstance(exc, UndefinedError):
+                raise TemplateUndefined(_describe(exc)) from None
             raise TemplateError(_describe(exc)) from None
 
     def template(self, value: Any) -> Any:

@@ -93,3 +93,51 @@ def test_an_undefined_loop_is_an_error_only_when_the_task_runs(tmp_path: Path) -
 """,
     )
     assert "Task failed: 'baz' is undefined" in out
+
+
+UNTIL_PB = """- hosts: localhost
+  gather_facts: no
+  vars:
+    s: "{{ 'hu' + 'sh' }}"
+  tasks:
+    - shell: "echo {{ x }}"
+      loop: [a]
+      loop_control: {loop_var: x}
+      register: r
+      until: false
+      retries: 1
+      delay: 0
+      ignore_errors: true
+    - shell: "echo {{ s }}"
+      register: r2
+      until: r2.stdout == 'b'
+      retries: 1
+      delay: 0
+      no_log: true
+      ignore_errors: true
+    - debug: msg="{{ s }} {{ item }}"
+      loop: [s1, s2]
+      no_log: true
+"""
+
+
+def test_until_exhausted_is_an_action_failure_and_labels_use_the_loop_var(tmp_path: Path) -> None:
+    out = _same(tmp_path, UNTIL_PB)
+    assert "failed: [localhost] (item=a)" in out
+    assert "Task failed: Action failed." in out
+
+
+def test_no_log_censors_retries_loop_items_and_json_events(tmp_path: Path) -> None:
+    (tmp_path / "inventory.ini").write_text(INVENTORY)
+    (tmp_path / "playbook.yml").write_text(UNTIL_PB)
+    a = run_ansible(["-i", "inventory.ini", "playbook.yml", "-vvv"], tmp_path)
+    assert "hush" not in a.stdout
+    outs = {}
+    for flag in ("-vvv", "-ojson"):
+        f = run_fleetkit(["play", "-i", "inventory.ini", "playbook.yml", flag], tmp_path)
+        assert "hush" not in f.stdout, flag
+        assert "censored" in f.stdout
+        outs[flag] = f.stdout
+    # the retry line keeps what ansible keeps of a censored result
+    assert '"retries": 2' in a.stdout
+    assert '"retries": 2' in outs["-vvv"]

@@ -523,11 +523,16 @@ class TaskExecutor:
                 if done:
                     return result
                 if attempt < total:
+                    result["retries"] = total
                     self.retries.emit(host, task, attempt, total, result)
+                    result.pop("retries", None)
                     if delay > 0:
                         time.sleep(delay)
         if total > 1:
             result["attempts"] = total - 1
+            if not result.get("failed"):
+                # ansible marks the exhausted result failed itself: an action failure
+                result["_fk_action_failed"] = True
             result["failed"] = True
         return result
 
@@ -906,8 +911,7 @@ class TaskExecutor:
                     loop_var: item,
                     "ansible_loop_var": loop_var,
                 }
-                if label_tpl is not None:
-                    r["_ansible_item_label"] = t.template(label_tpl)
+                r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
                 results.append(r)
                 statuses.append(("skipped", r))
                 continue
@@ -921,8 +925,8 @@ class TaskExecutor:
                 r["ansible_index_var"] = str(index_var)
             if extended:
                 r["ansible_loop"] = layer["ansible_loop"]
-            if label_tpl is not None:
-                r["_ansible_item_label"] = t.template(label_tpl)
+            # ansible's label defaults to the loop variable's value
+            r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
             results.append(r)
             st = (
                 "unreachable"
@@ -940,6 +944,8 @@ class TaskExecutor:
             "results": results,
             "changed": any(r.get("changed") for r in results),
         }
+        if any(r.get("_ansible_no_log") for r in results):
+            agg["_ansible_no_log"] = True  # one censored item censors the whole result
         if results and all(r.get("skipped") for r in results):
             agg["skipped"] = True
             agg["msg"] = "All items skipped"

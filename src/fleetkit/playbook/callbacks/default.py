@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from fleetkit.playbook.events import Stats, TaskResult, clean_result
+from fleetkit.playbook.events import Stats, TaskResult, censor_result, clean_result
 from fleetkit.playbook.playbook import Play, Task
 
 __all__ = ["DefaultCallback"]
@@ -174,22 +174,17 @@ class DefaultCallback:
         return label
 
     def _verbose(self, result: dict[str, Any], level: int = 0) -> bool:
+        result = censor_result(result)
         return (
             self.verbosity > level or result.get("_ansible_verbose_always") is True
         ) and result.get("_ansible_verbose_override", False) is False
 
     def _show(self, res: TaskResult, result: dict[str, Any]) -> str:
-        shown = clean_result(result, self.verbosity)
+        shown = clean_result(censor_result(result), self.verbosity)
         if res.task.action == "debug" and "msg" in shown:
             shown = {k: v for k, v in shown.items() if k in _DEBUG_KEYS}
         elif res.task.action == "debug":
             shown.pop("changed", None)
-        if result.get("_ansible_no_log"):
-            shown = {
-                "censored": "the output has been hidden due to the fact that 'no_log: "
-                "true' was specified for this result",
-                "changed": shown.get("changed", False),
-            }
         indent = 4 if (result.get("_ansible_verbose_always") or self.verbosity > 2) else None
         return _dump(shown, indent)
 
@@ -292,7 +287,8 @@ class DefaultCallback:
         with self._lock:
             msg = f"FAILED - RETRYING: [{host}]: {name} ({retries - attempts} retries left)."
             if self.verbosity > 2:
-                msg += "Result was: " + _dump(clean_result(result, self.verbosity), 4)
+                shown = clean_result(censor_result(result), self.verbosity)
+                msg += "Result was: " + _dump(shown, 4)
             self._display(msg, "debug")
 
     def include(self, path: str, hosts: list[str]) -> None:

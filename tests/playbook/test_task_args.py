@@ -141,3 +141,38 @@ def test_no_log_censors_retries_loop_items_and_json_events(tmp_path: Path) -> No
     # the retry line keeps what ansible keeps of a censored result
     assert '"retries": 2' in a.stdout
     assert '"retries": 2' in outs["-vvv"]
+
+
+def test_attempts_is_visible_to_failed_when(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - shell: 'true'
+      register: r
+      until: 1 == 0
+      retries: 2
+      delay: 0
+      failed_when: r.attempts > 1
+      ignore_errors: true
+""",
+    )
+    assert "\"failed_when_result\": true" in out
+
+
+def test_failed_when_false_wins_over_an_exhausted_until(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - shell: 'true'
+      register: r
+      until: 1 == 0
+      retries: 1
+      delay: 0
+      failed_when: r.attempts > 6
+""",
+    )
+    assert "changed: [localhost]" in out

@@ -450,7 +450,9 @@ class TaskExecutor:
         if task.kw.get("no_log"):
             if self.kw_bool(task, "no_log", host):
                 result["_ansible_no_log"] = True
-        if result.get("failed"):
+        # ansible's TaskResult.is_failed: failed_when's verdict wins over 'failed'
+        failed = result.get("failed_when_result", result.get("failed"))
+        if failed:
             return TaskResult(
                 host,
                 task,
@@ -503,9 +505,11 @@ class TaskExecutor:
                 result["_ansible_no_log"] = True
             if result.get("unreachable"):
                 return result
+            if total > 1:
+                # attempts is visible to changed_when/failed_when (ansible sets it first)
+                result["attempts"] = attempt
             result = self._apply_when_rules(task, result, tv, reg)
             if total > 1:
-                result["attempts"] = attempt
                 check_view = tv.with_layer({str(reg): result}) if reg else tv
                 if until is not None:
                     try:
@@ -932,7 +936,7 @@ class TaskExecutor:
                 "unreachable"
                 if r.get("unreachable")
                 else "failed"
-                if r.get("failed")
+                if r.get("failed_when_result", r.get("failed"))
                 else "skipped"
                 if r.get("skipped")
                 else ("changed" if r.get("changed") else "ok")
@@ -964,7 +968,7 @@ class TaskExecutor:
             return TaskResult(
                 host, task, agg, "skipped", delegated_to=delegate, controller=module.controller
             )
-        if any(r.get("failed") for r in results):
+        if any(r.get("failed_when_result", r.get("failed")) for r in results):
             agg["failed"] = True
             agg["msg"] = "One or more items failed"
         else:

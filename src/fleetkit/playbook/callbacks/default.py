@@ -253,6 +253,9 @@ class DefaultCallback:
             for status, item in res.items:
                 self._item(res, status, item)
             return
+        if r.get("failed"):
+            # failed_when false over a failed result (until exhausted): ansible shows the error
+            self._error_block(res)
         color = "changed" if res.status == "changed" else "ok"
         msg = f"{res.status}: [{label}]"
         if self._verbose(r):
@@ -276,6 +279,10 @@ class DefaultCallback:
             )
             self._display(f"failed: [{label}] (item={ilabel}) => {self._show(res, item)}", "error")
         else:
+            if item.get("failed"):
+                self._error_block(
+                    TaskResult(res.host, res.task, item, status, controller=res.controller)
+                )
             msg = f"{status}: [{label}] => (item={ilabel})"
             if self._verbose(item):
                 msg += " => " + self._show(res, item)

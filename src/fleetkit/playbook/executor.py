@@ -23,7 +23,7 @@ from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.modules import Module, ModuleContext, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS
 from fleetkit.playbook.options import RunOptions
-from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task
+from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
 from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.variables import VariableManager
@@ -102,6 +102,40 @@ class _BadKey(Exception):
             desc += f" of type {type(name).__name__!r}"
         self.msg = f"Invalid variable {desc}."
         super().__init__(self.msg)
+
+
+# actions whose free-form text is their own (ansible's RAW_PARAM_MODULES)
+RAW_PARAM_ACTIONS = frozenset(
+    {
+        "command",
+        "shell",
+        "raw",
+        "script",
+        "include_vars",
+        "include_tasks",
+        "include_role",
+        "import_tasks",
+        "import_role",
+        "add_host",
+        "group_by",
+        "set_fact",
+        "meta",
+    }
+)
+
+
+class _RawParams(Exception):
+    """Free-form text given to an action that takes none."""
+
+
+class _SplatError(Exception):
+    """Task args from a template that do not resolve to a mapping."""
+
+    def __init__(self, action: str, where: str, detail: str) -> None:
+        self.stage = f"Finalization of task args for 'ansible.builtin.{action}' failed"
+        self.where = where
+        self.detail = detail
+        super().__init__(f"{self.stage}: {detail}")
 
 
 class _ArgError(TemplateError):
@@ -288,6 +322,7 @@ class TaskExecutor:
         self.connections = ConnectionCache(vm, opts)
         self.retries = RetryPrinter(cb, self.task_name)
         self._sems: dict[int, threading.Semaphore] = {}
+        self._splat_warned: set[int] = set()
         self._sem_lock = threading.Lock()
 
     def kw_bool(self, task: Task | IncludeTasks | IncludeRole, key: str, host: str) -> bool:
@@ -569,10 +604,55 @@ class TaskExecutor:
             result["_fk_error"] = result["msg"]
         return result
 
+    def _splat(self, task: Task, templar: Templar) -> dict[str, Any]:
+        """Task args from a whole template (``x: '{{ d }}'``, ``args: '{{ d }}'``): ansible
+        templates them to a mapping under the explicit arguments ("arg splat")."""
+        source = dict(task.args)
+        if task.action in RAW_PARAM_ACTIONS:
+            return source
+        splat: dict[str, Any] = {}
+        for key in ("_variable_params", "_raw_params"):
+            if key not in source:
+                continue
+            raw = source.pop(key)
+            if key == "_raw_params" and not (isinstance(raw, str) and is_whole_template(raw)):
+                raise _RawParams(
+                    f"Action 'ansible.builtin.{task.action}' does not support raw params."
+                )
+            where = "args" if key == "_variable_params" else task.mod_key
+            self._warn_splat(task, where)
+            try:
+                value = templar.template(raw)
+            except TemplateError as exc:
+                raise _SplatError(task.action, where, str(exc)) from None
+            if value == OMIT:
+                value = {}
+            if not isinstance(value, dict):
+                kind = {"NoneType": "None"}.get(type(value).__name__, type(value).__name__)
+                raise _SplatError(
+                    task.action, where, f"Task args must resolve to a 'dict' not '{kind}'."
+                )
+            splat.update(value)
+        return {**splat, **source}
+
+    def _warn_splat(self, task: Task, where: str) -> None:
+        with self._sem_lock:
+            if task.uid in self._splat_warned:
+                return
+            self._splat_warned.add(task.uid)
+        msg = (
+            "Using a template for task args is unsafe in some situations (see "
+            "https://docs.ansible.com/ansible/devel/reference_appendices/faq.html#argsplat-unsafe)."
+        )
+        if task.src is not None and where in task.src.pos:
+            _kl, _kc, vl, vc = task.src.pos[where]
+            msg += f"\nOrigin: {task.path}:{vl}:{vc}"
+        self.cb.warning(msg)
+
     def _module_args(self, task: Task, templar: Templar) -> dict[str, Any]:
         raw_keys = RAW_ARGS.get(task.action, ())
         args: dict[str, Any] = {}
-        for k, v in task.args.items():
+        for k, v in self._splat(task, templar).items():
             if k in raw_keys:
                 args[k] = v
                 continue
@@ -654,6 +734,16 @@ class TaskExecutor:
     ) -> dict[str, Any]:
         try:
             args = self._module_args(task, templar)
+        except _RawParams as exc:
+            msg = f"Task failed: {exc}"
+            return {"failed": True, "msg": msg, "_fk_error": msg}
+        except _SplatError as exc:
+            msg = f"Task failed: {exc}"
+            chain: list[tuple[Any, ...]] = [(f"Task failed: {exc.stage}.", task.path, task.line, task.col)]
+            if task.src is not None and exc.where in task.src.pos:
+                _kl, _kc, vl, vc = task.src.pos[exc.where]
+                chain.append((exc.detail, task.path, vl, vc, "\n\n"))
+            return {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
         except _BadKey as exc:
             msg = f"Task failed: {exc.msg}"
             chain = [("Task failed.", task.path, task.line, task.col)]

@@ -547,6 +547,31 @@ def _module_args(action: str, value: Any, obj: object) -> dict[str, Any]:
     raise _err(f"invalid arguments for {action}: expected a mapping or a string", obj)
 
 
+def _merge_task_args(args: dict[str, Any], ds: dict[str, Any]) -> None:
+    """The task's ``args:`` keyword: a mapping under the module's own arguments, or a whole
+    template kept as ``_variable_params`` (templated to a mapping when the task runs)."""
+    extra = ds.get("args")
+    if extra is None:
+        return
+    if isinstance(extra, str) and is_whole_template(extra):
+        args.setdefault("_variable_params", extra)
+        return
+    if not isinstance(extra, dict):
+        raise _err(
+            "The value of the task `args` keyword is invalid.",
+            ds,
+            hint="A mapping or template which resolves to a mapping is required.",
+        )
+    for k, v in extra.items():
+        args.setdefault(k, v)
+
+
+def is_whole_template(text: str) -> bool:
+    """ansible's is_possibly_all_template: the whole string is one ``{{ ... }}``."""
+    stripped = text.strip()
+    return stripped.startswith("{{") and stripped.endswith("}}")
+
+
 def _own_kw(ds: dict[str, Any]) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     for k in ("loop", "loop_control", "run_once", "register", "ignore_errors", "no_log"):
@@ -823,13 +848,18 @@ class _Loader:
                 value = dict(value)
                 mod = str(value.pop("module", ""))
                 args = value
+                inner = args.pop("args", None)  # action: {module: x, args: {...}}
+                if isinstance(inner, str):
+                    inner, _rest = split_kv(inner)
+                if isinstance(inner, dict):
+                    args.update(inner)
             else:
                 mod, _, rest = str(value).partition(" ")
                 args = _module_args(normalize_action(mod), rest, ds)
             action = normalize_action(mod)
             if action not in MODULE_NAMES:
                 raise self._unknown(mod, ds)
-            args.update(ds.get("args") or {})
+            _merge_task_args(args, ds)
             return action, args, key
         if not found:
             raise _err(
@@ -844,11 +874,7 @@ class _Loader:
         if action not in MODULE_NAMES:
             raise self._unknown(mod, ds)
         args = _module_args(action, ds[mod], ds)
-        extra = ds.get("args")
-        if extra is not None:
-            if not isinstance(extra, dict):
-                raise _err("args must be a mapping", ds)
-            args.update(extra)
+        _merge_task_args(args, ds)
         return action, args, mod
 
     def _unknown(self, mod: str, ds: object) -> PlaybookSyntaxError:

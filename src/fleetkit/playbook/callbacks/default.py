@@ -150,9 +150,11 @@ class DefaultCallback:
         chain = r.get("_fk_chain")
         if chain:
             block += "\n"
-            for i, (msg, path, line, col) in enumerate(chain):
+            for i, entry in enumerate(chain):
+                msg, path, line, col = entry[:4]
                 if i:
-                    block += "\n<<< caused by >>>\n\n"
+                    # a fifth element: the separator ansible prints instead of "caused by"
+                    block += entry[4] if len(entry) > 4 else "\n<<< caused by >>>\n\n"
                 else:
                     block += "\n"
                 block += f"{msg}\n"

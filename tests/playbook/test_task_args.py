@@ -176,3 +176,61 @@ def test_failed_when_false_wins_over_an_exhausted_until(tmp_path: Path) -> None:
 """,
     )
     assert "changed: [localhost]" in out
+
+
+def test_arg_splat_raw_params_and_generator_filters(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  vars:
+    a_var: one
+    dargs: {msg: from vars}
+  tasks:
+    - assert: '{{ item }}'
+      args:
+        quiet: yes
+      loop:
+        - that: 1 == 1
+        - that: a_var == "one"
+    - assert: '{{ item }}'
+      loop:
+        - that: 1 == 2
+      ignore_errors: true
+    - debug:
+      args: '{{ dargs }}'
+    - debug: '{{ dargs }}'
+      args:
+        msg: explicit
+    - debug: '{{ a_var }}'
+      ignore_errors: true
+    - debug: hello
+      ignore_errors: true
+    - action:
+        module: ansible.builtin.debug
+        args:
+          msg: from action args
+    - debug: msg="{{ [1,2,3] | select('odd') | length }} {{ ([1,2] | reject('odd'))[0] }}"
+""",
+    )
+    assert '"msg": "from vars"' in out
+    assert "does not support raw params" in out
+    assert "TASK [ansible.builtin.debug]" in out
+
+
+def test_arg_finalization_errors_and_default_task_names(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - ping:
+        data: "{{ nope }}"
+      ignore_errors: true
+    - debug: msg="{{ nope }}"
+      ignore_errors: true
+    - ansible.builtin.debug: msg=x
+    - action: ansible.builtin.debug msg=y
+""",
+    )
+    assert "Task failed: Finalization of task args for 'ansible.builtin.ping' failed." in out

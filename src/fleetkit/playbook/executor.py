@@ -739,10 +739,10 @@ class TaskExecutor:
             return {"failed": True, "msg": msg, "_fk_error": msg}
         except _SplatError as exc:
             msg = f"Task failed: {exc}"
-            chain: list[tuple[Any, ...]] = [(f"Task failed: {exc.stage}.", task.path, task.line, task.col)]
+            chain = [(f"Task failed: {exc.stage}.", task.path, task.line, task.col)]
             if task.src is not None and exc.where in task.src.pos:
                 _kl, _kc, vl, vc = task.src.pos[exc.where]
-                chain.append((exc.detail, task.path, vl, vc, "\n\n"))
+                chain.append((exc.detail, task.path, vl, vc))
             return {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
         except _BadKey as exc:
             msg = f"Task failed: {exc.msg}"
@@ -765,16 +765,20 @@ class TaskExecutor:
             }
         except _ArgError as exc:
             msg = f"Task failed: {exc.full}"
-            chain = [("Task failed.", task.path, task.line, task.col)]
+            chain = [(f"Task failed: {exc.stage} failed.", task.path, task.line, task.col)]
             src = task.src
             if src is not None and task.mod_key in src.pos:
-                kl, kc, vl, vc = src.pos[task.mod_key]
-                chain.append((f"{exc.stage} failed.", task.path, kl, kc))
+                _kl, _kc, vl, vc = src.pos[task.mod_key]
                 value = src.get(task.mod_key)
                 if isinstance(value, Located) and exc.key in value.pos:
                     _a, _b, vl, vc = value.pos[exc.key]
                 chain.append((exc.detail, task.path, vl, vc))
-            return {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+            else:
+                chain.append((exc.detail, "", 0, 0))
+            out = {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+            if not module.controller:
+                out["changed"] = False  # ansible's 'normal' action reports it
+            return out
         try:
             params = validate(module, args)
         except ModuleError as exc:

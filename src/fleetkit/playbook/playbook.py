@@ -276,9 +276,10 @@ class Task:
     src: Located | None = None
     mod_key: str = ""
     role: RoleRef | None = None
+    written: str = ""  # the module's name as the task wrote it (the default task name)
 
     def display_name(self) -> str:
-        return self.name if self.name else self.action
+        return self.name if self.name else (self.written or self.action)
 
 
 @dataclass(slots=True)
@@ -666,7 +667,7 @@ class _Loader:
         for bad in ("rescue", "always"):
             if bad in ds:
                 raise _err(f"'{bad}' is not a valid attribute for a Task (use it in a block)", ds)
-        action, args, mod_key = self._action(ds, handler)
+        action, args, mod_key, written = self._action(ds, handler)
         _check_register(ds)
         if action in ("include_tasks", "include_role"):
             kind = "TaskInclude" if action == "include_tasks" else "IncludeRole"
@@ -750,6 +751,7 @@ class _Loader:
             handler=handler,
             in_rescue_block=bool(inh.get("_rescued")),
             role=inh.get("_role"),
+            written=written,
         )
         if isinstance(ds, Located):
             task.path, task.line, task.col = ds.path, ds.line, ds.col
@@ -823,7 +825,9 @@ class _Loader:
         node.kw = _own_kw(ds)
         return [node]
 
-    def _action(self, ds: dict[str, Any], handler: bool = False) -> tuple[str, dict[str, Any], str]:
+    def _action(
+        self, ds: dict[str, Any], handler: bool = False
+    ) -> tuple[str, dict[str, Any], str, str]:
         # ansible's ModuleArgsParser: keys of a Task or a Handler are never module names;
         # a key valid on the other kind only is then an invalid attribute
         keywords = HANDLER_KEYWORDS | {"static"}
@@ -860,7 +864,7 @@ class _Loader:
             if action not in MODULE_NAMES:
                 raise self._unknown(mod, ds)
             _merge_task_args(args, ds)
-            return action, args, key
+            return action, args, key, mod
         if not found:
             raise _err(
                 "no module/action detected in task.",
@@ -875,7 +879,7 @@ class _Loader:
             raise self._unknown(mod, ds)
         args = _module_args(action, ds[mod], ds)
         _merge_task_args(args, ds)
-        return action, args, mod
+        return action, args, mod, mod
 
     def _unknown(self, mod: str, ds: object) -> PlaybookSyntaxError:
         return _err(

@@ -3,6 +3,7 @@ lazily templated variables (a variable whose value is itself a template is rende
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -155,6 +156,17 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+def _listing(func: Any) -> Any:
+    """A Jinja2 filter that returns a generator, returning a list as ansible's do (so
+    ``select(...) | length`` and indexing work)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return list(func(*args, **kwargs))
+
+    return wrapper
+
+
 def _make_env() -> ImmutableSandboxedEnvironment:
     env = _Env(
         finalize=_finalize,
@@ -171,6 +183,8 @@ def _make_env() -> ImmutableSandboxedEnvironment:
     filters = {
         k: v for k, v in env.filters.items() if k not in plugins.ANSIBLE_FILTERS or k in keep
     }
+    for name in ("map", "select", "reject", "selectattr", "rejectattr"):
+        filters[name] = _listing(filters[name])
     filters.update(FILTERS)
     tests = {
         k: v
@@ -494,7 +508,8 @@ class Templar:
             m = _SINGLE.match(value)
             if m and "{{" not in m.group(1) and "}}" not in m.group(1) and "{%" not in value:
                 return self._evaluate(m.group(1), escape=True)
-            return self.render_text(value, escape_backslashes=True)
+            # a string built by rendering is new data: ansible never trusts it as a template
+            return UnsafeText(self.render_text(value, escape_backslashes=True))
         if isinstance(value, dict):
             return {self.template(k): self.template(v) for k, v in value.items()}
         if isinstance(value, list):

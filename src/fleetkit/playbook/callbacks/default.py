@@ -150,11 +150,9 @@ class DefaultCallback:
         chain = r.get("_fk_chain")
         if chain:
             block += "\n"
-            for i, entry in enumerate(chain):
-                msg, path, line, col = entry[:4]
+            for i, (msg, path, line, col) in enumerate(chain):
                 if i:
-                    # a fifth element: the separator ansible prints instead of "caused by"
-                    block += entry[4] if len(entry) > 4 else "\n<<< caused by >>>\n\n"
+                    block += "\n<<< caused by >>>\n\n"
                 else:
                     block += "\n"
                 block += f"{msg}\n"

@@ -58,7 +58,7 @@ def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
         if isinstance(cond, bool):
             ok = cond
         else:
-            value = ctx.evaluate(str(cond))
+            value = ctx.evaluate(cond if isinstance(cond, str) else str(cond))
             ok = bool(value)
         if not ok:
             failure: dict[str, Any] = {

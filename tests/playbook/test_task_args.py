@@ -234,3 +234,23 @@ def test_arg_finalization_errors_and_default_task_names(tmp_path: Path) -> None:
 """,
     )
     assert "Task failed: Finalization of task args for 'ansible.builtin.ping' failed." in out
+
+
+def test_a_throttle_that_is_not_an_integer_aborts_the_run(tmp_path: Path) -> None:
+    (tmp_path / "inventory.ini").write_text(INVENTORY)
+    for value, detail in (
+        ("{{ 'nope' }}", "invalid literal for int() with base 10: 'nope'"),
+        ("{{ nope }}", "'nope' is undefined"),
+    ):
+        (tmp_path / "playbook.yml").write_text(
+            f"- hosts: localhost\n  gather_facts: no\n  tasks:\n    - debug:\n"
+            f'      throttle: "{value}"\n      ignore_errors: true\n    - debug:\n'
+        )
+        args = ["-i", "inventory.ini", "playbook.yml"]
+        a = run_ansible(args, tmp_path)
+        f = run_fleetkit(["play", *args], tmp_path)
+        want = f"Failed to convert the throttle value to an integer: {detail}"
+        assert want in a.stderr
+        assert want in f.stderr
+        assert f.returncode == a.returncode == 1
+        assert "Hello world" not in f.stdout

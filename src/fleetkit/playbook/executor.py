@@ -370,8 +370,13 @@ class TaskExecutor:
             if sem is None:
                 try:
                     n = int(Templar(self.vm.task_vars(host, task)).template(task.kw["throttle"]))
-                except (TemplateError, TypeError, ValueError):
-                    return None
+                except (TemplateError, TypeError, ValueError) as exc:
+                    # ansible's strategy aborts the run on a throttle it cannot convert
+                    where = f"{task.path}:{task.line}: " if task.path else ""
+                    raise PlaybookError(
+                        f"{where}Failed to convert the throttle value to an integer: {exc}",
+                        hint="throttle must be an integer (or a template giving one)",
+                    ) from None
                 if n <= 0:
                     return None
                 sem = self._sems[task.uid] = threading.Semaphore(n)

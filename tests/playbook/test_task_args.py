@@ -254,3 +254,18 @@ def test_a_throttle_that_is_not_an_integer_aborts_the_run(tmp_path: Path) -> Non
         assert want in f.stderr
         assert f.returncode == a.returncode == 1
         assert "Hello world" not in f.stdout
+
+
+def test_a_module_exception_is_reported_as_ansible_does(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - ping: data=crash
+      register: r
+      ignore_errors: true
+    - debug: var=r
+""",
+    )
+    assert '"msg": "Task failed: Module failed: boom"' in out

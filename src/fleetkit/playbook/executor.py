@@ -853,10 +853,14 @@ class TaskExecutor:
         except OSError as exc:
             return {"failed": True, "changed": False, "msg": f"{type(exc).__name__}: {exc}"}
         except Exception as exc:  # noqa: BLE001 - a crashing module fails its host, as ansible
+            kind = "Action" if module.controller else "Module"
+            msg = f"Task failed: {kind} failed: {exc}"
             return {
                 "failed": True,
                 "changed": False,
-                "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
+                "msg": msg,
+                "exception": "(traceback unavailable)",
+                "_fk_error": msg,
             }
         result.setdefault("changed", False)
         return result

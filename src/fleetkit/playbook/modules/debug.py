@@ -125,7 +125,7 @@ def run_pause(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
 def run_ping(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     data = args.get("data", "pong")
     if data == "crash":
-        raise ModuleError("boom")
+        raise RuntimeError("boom")  # ansible's ping raises: a module exception, not fail_json
     if not ctx.conn.local:
         res = ctx.conn.run(["true"])
         if res.rc != 0:

@@ -269,3 +269,23 @@ def test_a_module_exception_is_reported_as_ansible_does(tmp_path: Path) -> None:
 """,
     )
     assert '"msg": "Task failed: Module failed: boom"' in out
+
+
+def test_debug_var_refuses_an_untrusted_expression(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  vars:
+    debug_me: hi mom
+  tasks:
+    - debug:
+        var: !unsafe debug_me
+      register: r
+      ignore_errors: true
+    - debug: var=r
+    - debug: var=debug_me
+""",
+    )
+    assert "Error while resolving `var` expression: Encountered untrusted" in out
+    assert '"debug_me": "hi mom"' in out

@@ -21,7 +21,7 @@ from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError, 
 from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.modules import Module, ModuleContext, validate
-from fleetkit.playbook.modules.debug import RAW_ARGS
+from fleetkit.playbook.modules.debug import RAW_ARGS, VarExpressionError
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
@@ -158,13 +158,13 @@ def first_failed_cond(templar: Templar, conds: list[Any]) -> Any:
 def registered(result: dict[str, Any]) -> dict[str, Any]:
     """What ``register:`` stores: the result without the internal keys, marked as data."""
     # a registered result is data (loop items included), never templated again
-    return mark_unsafe(
-        {
-            k: v
-            for k, v in result.items()
-            if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
-        }
-    )
+    out = {
+        k: v
+        for k, v in result.items()
+        if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
+    }
+    out.setdefault("changed", False)  # ansible's executor adds it to every result
+    return mark_unsafe(out)
 
 
 class ConnectionCache:
@@ -845,6 +845,8 @@ class TaskExecutor:
             return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
         except CommandNotFound as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
+        except VarExpressionError as exc:
+            return self._var_failure(task, exc)
         except ModuleError as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
         except TemplateError as exc:
@@ -864,6 +866,28 @@ class TaskExecutor:
             }
         result.setdefault("changed", False)
         return result
+
+    def _var_failure(self, task: Task, exc: VarExpressionError) -> dict[str, Any]:
+        """``debug: var:`` that may not be evaluated: ansible's chained error."""
+        what = "Error while resolving `var` expression"
+        msg = f"Task failed: {what}: {exc}"
+        chain = [("Task failed.", task.path, task.line, task.col)]
+        src = task.src
+        value = src.get(task.mod_key) if src is not None else None
+        vl = vc = 0
+        if isinstance(value, Located) and "var" in value.pos:
+            _kl, _kc, vl, vc = value.pos["var"]
+        chain.append((f"{what}.", task.path if vl else "", vl, vc))
+        chain.append((str(exc), task.path if vl else "", vl, vc))
+        return {
+            "failed": True,
+            "msg": msg,
+            "exception": "(traceback unavailable)",
+            "_fk_error": msg,
+            "_fk_chain": chain,
+            "_fk_help": "Templates and expressions must be defined by trusted sources such as "
+            "playbooks or roles, not untrusted sources such as module results.",
+        }
 
     def _run_async(
         self,

@@ -7,12 +7,20 @@ import time
 from typing import Any
 
 from fleetkit.playbook.errors import ModuleError
+from fleetkit.playbook.trust import UnsafeText
 from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
 
-__all__ = ["MODULES", "RAW_ARGS"]
+__all__ = ["MODULES", "RAW_ARGS", "VarExpressionError"]
 
 # argument keys the runner must not template (they are expressions evaluated by the action)
 RAW_ARGS = {"debug": ("var",), "assert": ("that",)}
+
+
+UNTRUSTED = "Encountered untrusted template or expression."
+
+
+class VarExpressionError(ModuleError):
+    """``debug: var:`` names an expression ansible refuses to evaluate (untrusted)."""
 
 
 def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -28,8 +36,11 @@ def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     if args.get("var") is not None:
         var = args["var"]
         assert ctx.evaluate is not None
+        if isinstance(var, UnsafeText):
+            # ansible 2.19: an untrusted `var` expression fails the task
+            raise VarExpressionError(UNTRUSTED)
         try:
-            value = ctx.evaluate(str(var)) if isinstance(var, str) else var
+            value = ctx.evaluate(var) if isinstance(var, str) else var
         except Exception as exc:  # noqa: BLE001 - an undefined variable is shown, not raised
             value = f"<< error 1 - {exc} >>"
         return {str(var): value, "changed": False, "_ansible_verbose_always": True}

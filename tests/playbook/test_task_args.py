@@ -289,3 +289,32 @@ def test_debug_var_refuses_an_untrusted_expression(tmp_path: Path) -> None:
     )
     assert "Error while resolving `var` expression: Encountered untrusted" in out
     assert '"debug_me": "hi mom"' in out
+
+
+def test_debug_var_errors_warnings_and_non_string_var(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug:
+        var: 5/0
+      register: r
+      ignore_errors: true
+    - debug: var=r
+    - debug:
+        var: something_undefined
+      register: r
+    - debug: var=r
+    - debug:
+        var: {a: 1}
+      ignore_errors: true
+    - debug:
+        msg: "{{ 5 / 0 | int }}"
+      register: r
+      ignore_errors: true
+    - debug: var=r
+""",
+    )
+    assert "Error rendering expression: division by zero" in out
+    assert "is not a string and conversion is not allowed" in out

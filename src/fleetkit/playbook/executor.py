@@ -21,7 +21,7 @@ from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError, 
 from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.modules import Module, ModuleContext, validate
-from fleetkit.playbook.modules.debug import RAW_ARGS, VarExpressionError
+from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
@@ -780,7 +780,13 @@ class TaskExecutor:
                 chain.append((exc.detail, task.path, vl, vc))
             else:
                 chain.append((exc.detail, "", 0, 0))
-            out = {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+            out = {
+                "failed": True,
+                "msg": msg,
+                "exception": "(traceback unavailable)",
+                "_fk_error": msg,
+                "_fk_chain": chain,
+            }
             if not module.controller:
                 out["changed"] = False  # ansible's 'normal' action reports it
             return out
@@ -847,6 +853,8 @@ class TaskExecutor:
             return {"failed": True, "changed": False, "msg": str(exc)}
         except VarExpressionError as exc:
             return self._var_failure(task, exc)
+        except ActionArgError as exc:
+            return {"failed": True, "msg": str(exc), "_fk_error": f"Task failed: {exc}"}
         except ModuleError as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
         except TemplateError as exc:
@@ -877,17 +885,23 @@ class TaskExecutor:
         vl = vc = 0
         if isinstance(value, Located) and "var" in value.pos:
             _kl, _kc, vl, vc = value.pos["var"]
-        chain.append((f"{what}.", task.path if vl else "", vl, vc))
-        chain.append((str(exc), task.path if vl else "", vl, vc))
-        return {
+        out: dict[str, Any] = {
             "failed": True,
             "msg": msg,
             "exception": "(traceback unavailable)",
             "_fk_error": msg,
             "_fk_chain": chain,
-            "_fk_help": "Templates and expressions must be defined by trusted sources such as "
-            "playbooks or roles, not untrusted sources such as module results.",
         }
+        if not exc.untrusted:
+            chain.append((f"{what}: {exc}", task.path if vl else "", vl, vc))
+            return out
+        chain.append((f"{what}.", task.path if vl else "", vl, vc))
+        chain.append((str(exc), task.path if vl else "", vl, vc))
+        out["_fk_help"] = (
+            "Templates and expressions must be defined by trusted sources such as "
+            "playbooks or roles, not untrusted sources such as module results."
+        )
+        return out
 
     def _run_async(
         self,

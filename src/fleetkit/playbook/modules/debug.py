@@ -6,11 +6,11 @@ import datetime as dt
 import time
 from typing import Any
 
-from fleetkit.playbook.errors import ModuleError
+from fleetkit.playbook.errors import ModuleError, TemplateError, TemplateUndefined
 from fleetkit.playbook.trust import UnsafeText
 from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
 
-__all__ = ["MODULES", "RAW_ARGS", "VarExpressionError"]
+__all__ = ["MODULES", "RAW_ARGS", "ActionArgError", "VarExpressionError"]
 
 # argument keys the runner must not template (they are expressions evaluated by the action)
 RAW_ARGS = {"debug": ("var",), "assert": ("that",)}
@@ -20,7 +20,15 @@ UNTRUSTED = "Encountered untrusted template or expression."
 
 
 class VarExpressionError(ModuleError):
-    """``debug: var:`` names an expression ansible refuses to evaluate (untrusted)."""
+    """``debug: var:`` names an expression that cannot be evaluated (untrusted, an error)."""
+
+    def __init__(self, message: str, untrusted: bool = True) -> None:
+        super().__init__(message)
+        self.untrusted = untrusted
+
+
+class ActionArgError(ModuleError):
+    """An action plugin's argument check failed (ansible's validate_argument_spec)."""
 
 
 def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -36,13 +44,33 @@ def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     if args.get("var") is not None:
         var = args["var"]
         assert ctx.evaluate is not None
+        if not isinstance(var, str):
+            kind = next(
+                (n for t, n in ((dict, "dict"), (list, "list")) if isinstance(var, t)),
+                type(var).__name__,
+            )
+            raise ActionArgError(
+                f"argument 'var' is of type {kind} and we were unable to convert "
+                f"to _check_type_str_no_conversion: '{var}' is not a string and conversion is "
+                "not allowed"
+            )
         if isinstance(var, UnsafeText):
             # ansible 2.19: an untrusted `var` expression fails the task
             raise VarExpressionError(UNTRUSTED)
         try:
-            value = ctx.evaluate(var) if isinstance(var, str) else var
-        except Exception as exc:  # noqa: BLE001 - an undefined variable is shown, not raised
-            value = f"<< error 1 - {exc} >>"
+            value = ctx.evaluate(var)
+        except TemplateUndefined as exc:
+            # an undefined variable is shown, with a warning, not raised
+            return {
+                str(var): f"<< error 1 - {exc} >>",
+                "changed": False,
+                "failed": False,
+                "warnings": [f"Encountered 1 template error.\nerror 1 - {exc}"],
+                "_ansible_verbose_always": True,
+            }
+        except TemplateError as exc:
+            detail = str(exc).replace("Error rendering template:", "Error rendering expression:", 1)
+            raise VarExpressionError(detail, untrusted=False) from None
         return {str(var): value, "changed": False, "_ansible_verbose_always": True}
     msg = args.get("msg", "Hello world!")
     if msg is None:

@@ -659,6 +659,12 @@ class TaskExecutor:
         args: dict[str, Any] = {}
         for k, v in self._splat(task, templar).items():
             if k in raw_keys:
+                if isinstance(v, str) and "omit" in v and is_whole_template(v):
+                    try:
+                        if templar.template(v) == OMIT:
+                            continue  # an omitted raw argument is left out, as any other
+                    except TemplateError:
+                        pass
                 args[k] = v
                 continue
             try:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from fleetkit.playbook.errors import ModuleError, TemplateError, TemplateUndefined
+from fleetkit.playbook.templar import OMIT
 from fleetkit.playbook.trust import UnsafeText
 from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
 
@@ -71,6 +72,17 @@ def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
         except TemplateError as exc:
             detail = str(exc).replace("Error rendering template:", "Error rendering expression:", 1)
             raise VarExpressionError(detail, untrusted=False) from None
+        if isinstance(value, str) and value == OMIT:
+            return {
+                str(var): "<<Omit>>",
+                "changed": False,
+                "failed": False,
+                "warnings": [
+                    "The result of the `var` expression could not be omitted; a placeholder "
+                    "was used instead."
+                ],
+                "_ansible_verbose_always": True,
+            }
         return {str(var): value, "changed": False, "_ansible_verbose_always": True}
     msg = args.get("msg", "Hello world!")
     if msg is None:

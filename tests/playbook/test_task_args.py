@@ -318,3 +318,32 @@ def test_debug_var_errors_warnings_and_non_string_var(tmp_path: Path) -> None:
     )
     assert "Error rendering expression: division by zero" in out
     assert "is not a string and conversion is not allowed" in out
+
+
+def test_debug_var_indirection_omit_and_loop_keys(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  vars:
+    k1: v1
+    trusted_varname: hi
+  tasks:
+    - debug:
+        var: '{{ item }}'
+      loop: [k1]
+    - debug:
+        var: '{{ "trusted_varname" }}'
+      ignore_errors: true
+    - debug:
+        var: "{{ omit }}"
+    - vars:
+        indirect_omit: '{{ omit }}'
+      debug:
+        var: indirect_omit
+      register: r
+    - debug: var=r
+""",
+    )
+    assert '"k1": "v1"' in out
+    assert '"indirect_omit": "<<Omit>>"' in out

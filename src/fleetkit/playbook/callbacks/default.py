@@ -27,6 +27,16 @@ _COLORS = {
     "included": "0;36",
 }
 _DEBUG_KEYS = ("msg", "exception", "warnings", "deprecations")
+_HIDE_IN_DEBUG = (
+    "changed",
+    "failed",
+    "skipped",
+    "invocation",
+    "skip_reason",
+    "ansible_loop_var",
+    "ansible_index_var",
+    "ansible_loop",
+)
 
 
 def _dump(result: dict[str, Any], indent: int | None) -> str:
@@ -184,7 +194,9 @@ class DefaultCallback:
         if res.task.action == "debug" and "msg" in shown:
             shown = {k: v for k, v in shown.items() if k in _DEBUG_KEYS}
         elif res.task.action == "debug":
-            shown.pop("changed", None)
+            # ansible's _hide_in_debug: what is left is the variable
+            for key in _HIDE_IN_DEBUG:
+                shown.pop(key, None)
         indent = 4 if (result.get("_ansible_verbose_always") or self.verbosity > 2) else None
         return _dump(shown, indent)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ RAW_ARGS = {"debug": ("var",), "assert": ("that",)}
 
 
 UNTRUSTED = "Encountered untrusted template or expression."
+_REF = re.compile(r"^\s*\{\{\s*([A-Za-z_][\w.]*)\s*\}\}\s*$")
 
 
 class VarExpressionError(ModuleError):
@@ -70,8 +72,16 @@ def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
                 "_ansible_verbose_always": True,
             }
         except TemplateError as exc:
+            if str(exc) == UNTRUSTED:
+                raise VarExpressionError(UNTRUSTED) from None
             detail = str(exc).replace("Error rendering template:", "Error rendering expression:", 1)
             raise VarExpressionError(detail, untrusted=False) from None
+        ref = _REF.match(var)
+        if ref is not None:
+            # `var: '{{ name }}'`: the expression is name's (trusted) value; the key shows it
+            named = ctx.evaluate(ref.group(1))
+            if isinstance(named, str):
+                var = named
         if isinstance(value, str) and value == OMIT:
             return {
                 str(var): "<<Omit>>",

@@ -347,3 +347,31 @@ def test_debug_var_indirection_omit_and_loop_keys(tmp_path: Path) -> None:
     )
     assert '"k1": "v1"' in out
     assert '"indirect_omit": "<<Omit>>"' in out
+
+
+def test_boolean_keywords_that_are_not_booleans_fail_the_task(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  vars:
+    s: "{{ 'hu' + 'sh' }}"
+  tasks:
+    - debug: msg="not important"
+      diff: yes.
+      ignore_errors: True
+    - debug: msg=x
+      check_mode: "maybe"
+      ignore_errors: True
+    - debug: msg="{{ s }}"
+      no_log: "maybe"
+      ignore_errors: True
+    - debug: msg=x
+      ignore_errors: "{{ 'maybe' }}"
+    - debug: msg=x
+      become: "maybe"
+      ignore_errors: True
+""",
+    )
+    assert "The value 'yes.' could not be converted to 'bool'." in out
+    assert "hush" not in out

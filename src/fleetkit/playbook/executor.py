@@ -147,6 +147,25 @@ class _ArgError(TemplateError):
         super().__init__(self.full)
 
 
+_TRUE = frozenset({"y", "yes", "on", "1", "true", "t", "1.0"})
+_FALSE = frozenset({"n", "no", "off", "0", "false", "f", "0.0"})
+
+
+def strict_bool(value: Any) -> bool | None:
+    """ansible's boolean(strict=True): the boolean, or None when ``value`` is not one."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+    return None
+
+
 def first_failed_cond(templar: Templar, conds: list[Any]) -> Any:
     """The first ``when`` condition that is false (None when all hold)."""
     for c in conds:
@@ -325,17 +344,28 @@ class TaskExecutor:
         self._splat_warned: set[int] = set()
         self._sem_lock = threading.Lock()
 
-    def kw_bool(self, task: Task | IncludeTasks | IncludeRole, key: str, host: str) -> bool:
-        """A boolean task keyword, templated for ``host``."""
+    def kw_bool(
+        self,
+        task: Task | IncludeTasks | IncludeRole,
+        key: str,
+        host: str,
+        invalid: bool | None = None,
+    ) -> bool:
+        """A boolean task keyword, templated for ``host`` (``invalid``: the answer for a
+        value that is not a boolean, as ansible's no_log masks and ignore_errors ignores)."""
         v = task.kw.get(key)
         if v is None:
             return False
         if isinstance(v, bool):
             return v
         try:
-            return to_bool(Templar(self.vm.task_vars(host, task)).template(v))
+            value = Templar(self.vm.task_vars(host, task)).template(v)
         except TemplateError:
-            return False
+            return bool(invalid)
+        if invalid is not None:
+            strict = strict_bool(value)
+            return invalid if strict is None else strict
+        return to_bool(value)
 
     def task_name(self, task: Task, host: str) -> str:
         """The task's name as the banner shows it (templated for ``host``)."""
@@ -465,7 +495,7 @@ class TaskExecutor:
         )
 
     def _ignore(self, task: Task, host: str) -> bool:
-        return self.kw_bool(task, "ignore_errors", host)
+        return self.kw_bool(task, "ignore_errors", host, invalid=True)
 
     def _classify(
         self,
@@ -488,7 +518,7 @@ class TaskExecutor:
                 controller=module.controller,
             )
         if task.kw.get("no_log"):
-            if self.kw_bool(task, "no_log", host):
+            if self.kw_bool(task, "no_log", host, invalid=True):
                 result["_ansible_no_log"] = True
         # ansible's TaskResult.is_failed: failed_when's verdict wins over 'failed'
         failed = result.get("failed_when_result", result.get("failed"))
@@ -537,7 +567,7 @@ class TaskExecutor:
         if until is None and retries_raw is None:
             total = 1
         reg = task.kw.get("register")
-        no_log = "no_log" in task.kw and self.kw_bool(task, "no_log", host)
+        no_log = "no_log" in task.kw and self.kw_bool(task, "no_log", host, invalid=True)
         result: dict[str, Any] = {}
         for attempt in range(1, total + 1):
             result = self._run_once(host, task, module, tv, templar, delegate)
@@ -734,6 +764,36 @@ class TaskExecutor:
             out = Become(user=out.user, method=out.method, flags=str(flags))
         return out
 
+    def _bool_keywords(self, task: Task, templar: Templar) -> dict[str, Any] | None:
+        """ansible's post_validate of the boolean keywords the executor reads: a value that
+        is not a boolean fails the task (None when all are fine)."""
+        for key in ("check_mode", "diff", "become", "ignore_errors", "no_log"):
+            raw = task.kw.get(key)
+            if raw is None or isinstance(raw, bool):
+                continue
+            try:
+                value = templar.template(raw)
+            except TemplateError:
+                continue  # reported where the keyword is used
+            if strict_bool(value) is not None:
+                continue
+            detail = f"The value {str(value)!r} could not be converted to 'bool'."
+            msg = f"Task failed: Error processing keyword '{key}': {detail}"
+            chain = [("Task failed.", task.path, task.line, task.col)]
+            vl = vc = 0
+            if task.src is not None and key in task.src.pos:
+                _kl, _kc, vl, vc = task.src.pos[key]
+            where = task.path if vl else ""
+            if key == "no_log":
+                self.cb.warning(
+                    "Invalid no_log value for task, output will be masked: "
+                    f"Error processing keyword 'no_log': {detail}"
+                )
+            chain.append((f"Error processing keyword '{key}'.", where, vl, vc))
+            chain.append((detail, where, vl, vc))
+            return {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+        return None
+
     def _run_once(
         self,
         host: str,
@@ -743,6 +803,9 @@ class TaskExecutor:
         templar: Templar,
         delegate: str | None,
     ) -> dict[str, Any]:
+        bad = self._bool_keywords(task, templar)
+        if bad is not None:
+            return bad
         try:
             args = self._module_args(task, templar)
         except _RawParams as exc:

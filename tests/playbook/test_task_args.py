@@ -375,3 +375,33 @@ def test_boolean_keywords_that_are_not_booleans_fail_the_task(tmp_path: Path) ->
     )
     assert "The value 'yes.' could not be converted to 'bool'." in out
     assert "hush" not in out
+
+
+def test_play_user_alias_and_malformed_playbooks(tmp_path: Path) -> None:
+    (tmp_path / "inventory.ini").write_text(INVENTORY)
+    cases = {
+        "- hosts: localhost\n  gather_facts: no\n  remote_user: a\n  user: b\n  tasks: []\n": (
+            "both 'user' and 'remote_user' are set for this play."
+        ),
+        "[]\n": "A playbook must contain at least one play",
+        "- hosts: []\n  tasks: []\n": "Hosts list cannot be empty. Please check your playbook",
+        "- hosts: localhost\n  tasks: 123\n": (
+            "A malformed block was encountered while loading tasks: 123 should be a list or None"
+        ),
+        "- hosts: localhost\n  post_tasks: 123\n": (
+            "A malformed block was encountered while loading post_tasks"
+        ),
+    }
+    for text, want in cases.items():
+        (tmp_path / "playbook.yml").write_text(text)
+        args = ["-i", "inventory.ini", "playbook.yml"]
+        a = run_ansible(args, tmp_path)
+        f = run_fleetkit(["play", *args], tmp_path)
+        assert want in a.stdout + a.stderr, text
+        assert want in f.stderr, text
+        assert f.returncode == a.returncode, text
+    (tmp_path / "playbook.yml").write_text(
+        "- hosts: localhost\n  gather_facts: no\n  user: nobody\n  tasks:\n"
+        "    - debug: msg=worked\n"
+    )
+    _same(tmp_path, (tmp_path / "playbook.yml").read_text())

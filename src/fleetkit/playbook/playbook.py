@@ -972,9 +972,22 @@ def _play(
 ) -> Play:
     if not isinstance(ds, dict):
         raise _err("a play must be a mapping", ds)
+    if "user" in ds:
+        # ansible's Play.preprocess_data: the deprecated 'user' is 'remote_user'
+        if "remote_user" in ds:
+            raise _err(
+                "both 'user' and 'remote_user' are set for this play. The use of 'user' is "
+                "deprecated, and should be removed",
+                ds,
+            )
+        ds["remote_user"] = ds.pop("user")
+        if isinstance(ds, Located) and "user" in ds.pos:
+            ds.pos["remote_user"] = ds.pos.pop("user")
     unknown = [k for k in ds if k not in PLAY_KEYWORDS]
     if unknown:
         raise _err(f"'{unknown[0]}' is not a valid attribute for a Play", ds, key=unknown[0])
+    if isinstance(ds.get("hosts"), list) and not ds["hosts"]:
+        raise _err("Hosts list cannot be empty. Please check your playbook", ds)
     if "hosts" not in ds or ds["hosts"] in (None, ""):
         raise _err("the field 'hosts' is required but was not set", ds)
     ctx = LoadContext(basedir=base, roles_path=roles_path, syntax_only=syntax_only)
@@ -998,6 +1011,15 @@ def _play(
     for k in _INHERITED:
         if k in ds:
             parent[k] = ds[k]
+    for section in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+        value = ds.get(section)
+        if value is not None and not isinstance(value, list):
+            # ansible's Play._load_*: the message names the section and the value
+            raise _err(
+                f"A malformed block was encountered while loading {section}: {value} should "
+                f"be a list or None but is {type(value)}",
+                ds,
+            )
     pre: list[Node] = loader.tasks(ds.get("pre_tasks"), parent, ds, base)
     main: list[Node] = []
     if ds.get("roles"):
@@ -1122,6 +1144,8 @@ def _load_plays(
         raise PlaybookSyntaxError(
             "A playbook must be a list of plays", source=source_of(data) or path
         )
+    if not data and not stack:
+        raise PlaybookSyntaxError(f"A playbook must contain at least one play: {path}")
     base = os.path.dirname(path)
     plays: list[Play] = []
     for ds in data:

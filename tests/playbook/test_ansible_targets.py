@@ -55,7 +55,6 @@ XFAIL: dict[str, str] = {
     "package": "play roles: refused; then module dnf5 missing",
     "pause": "no-tty warning 'Not waiting for response to prompt' missing",
     "play_iterator": "--start-at-task missing",
-    "playbook": "`diff: yes.` must fail the task (keyword bool conversion)",
     "register": "`register: 200` must error 'Invalid variable name'",
     "set_fact": "templated set_fact key '{{ a_key }}' refused",
     "special_vars": "play roles: refused; then module template missing",

@@ -388,6 +388,7 @@ def test_play_user_alias_and_malformed_playbooks(tmp_path: Path) -> None:
         "- hosts: localhost\n  tasks: 123\n": (
             "A malformed block was encountered while loading tasks: 123 should be a list or None"
         ),
+        "- hosts: localhost\n  roles:\n    - foo,bar\n": "Invalid old style role requirement: foo,bar",
         "- hosts: localhost\n  post_tasks: 123\n": (
             "A malformed block was encountered while loading post_tasks"
         ),

@@ -1029,7 +1029,8 @@ def _play(
             raise _err("A malformed role declaration was encountered.", ds, key="roles")
         for entry in ds["roles"]:
             if isinstance(entry, str) and "," in entry:
-                raise _err(f"Invalid old style role requirement: {entry}", ds, key="roles")
+                # an AnsibleError, not a parser error: exit 1
+                raise PlaybookError(f"Invalid old style role requirement: {entry}")
             main.extend(roles.play_role(loader, entry, parent, ds))
     main.extend(loader.tasks(ds.get("tasks"), parent, ds, base))
     post: list[Node] = loader.tasks(ds.get("post_tasks"), parent, ds, base)

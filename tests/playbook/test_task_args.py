@@ -406,3 +406,22 @@ def test_play_user_alias_and_malformed_playbooks(tmp_path: Path) -> None:
         "    - debug: msg=worked\n"
     )
     _same(tmp_path, (tmp_path / "playbook.yml").read_text())
+
+
+def test_environment_list_with_omitted_entries(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - shell: echo "IAMHERE = $IAMHERE; NOTHERE = $NOTHERE; ANOTHER = $ANOTHER"
+      environment:
+        - NOTHERE: '{{ omit }}'
+          IAMHERE: hello
+        - '{{ omit }}'
+        - ANOTHER: stillhere
+      register: result
+    - debug: var=result.stdout
+""",
+    )
+    assert "IAMHERE = hello; NOTHERE = ; ANOTHER = stillhere" in out

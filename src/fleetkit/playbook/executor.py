@@ -730,10 +730,16 @@ class TaskExecutor:
         items = raw if isinstance(raw, list) else [raw]
         env: dict[str, str] = {}
         for item in items:
+            if item is None or (isinstance(item, (dict, list, str)) and not item):
+                continue
             value = templar.template(item)
+            if value == OMIT:
+                continue  # an omitted entry is left out
             if not isinstance(value, dict):
-                raise ModuleError("environment must be a dictionary")
-            env.update({str(k): str(v) for k, v in value.items()})
+                raise ModuleError(
+                    f"environment must be a dictionary, received {value} ({type(value)})"
+                )
+            env.update({str(k): str(v) for k, v in value.items() if v != OMIT})
         return env
 
     def _become(self, task: Task, tv: VarsView) -> Become | None:

@@ -425,3 +425,47 @@ def test_environment_list_with_omitted_entries(tmp_path: Path) -> None:
 """,
     )
     assert "IAMHERE = hello; NOTHERE = ; ANOTHER = stillhere" in out
+
+
+def test_a_big_range_and_a_bad_port_are_clean_outcomes(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug: msg="{{ range(100000000)|length }}"
+      ignore_errors: true
+    - debug: msg=after
+""",
+    )
+    assert '"msg": 100000000' in out
+    (tmp_path / "bad.ini").write_text(
+        "h1 ansible_host=127.0.0.1 ansible_port=abc ansible_connection=ssh\n"
+    )
+    (tmp_path / "port.yml").write_text("- hosts: h1\n  gather_facts: no\n  tasks:\n    - ping:\n")
+    args = ["-i", "bad.ini", "port.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    want = (
+        'fatal: [h1]: FAILED! => {"changed": false, "msg": "Task failed: Error processing '
+        "keyword 'port': The value 'abc' could not be converted to 'int'.\"}"
+    )
+    assert want in a.stdout
+    assert want in f.stdout, f.stderr
+    assert "Traceback" not in f.stderr and "internal error" not in f.stderr
+    assert f.returncode == a.returncode
+
+
+def test_lazy_ranges_behave_as_ansible_ranges(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug:
+        msg: "{{ range(3) | list }} {{ range(1,10,2) | last }} {{ 2 in range(3) }} {{ range(3) }}"
+    - debug:
+        msg: "{% for i in range(2) %}{{ i }}{% endfor %} {{ range(3) | reverse | list }}"
+""",
+    )
+    assert "[0, 1, 2] 9 True range(0, 3)" in out

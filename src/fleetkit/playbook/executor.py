@@ -67,6 +67,22 @@ def _run_with_timeout(
     return result
 
 
+class KeywordValueError(PlaybookError):
+    """A connection keyword (``ansible_port`` ...) whose value has the wrong type."""
+
+    def __init__(self, key: str, value: Any, kind: str) -> None:
+        self.key = key
+        self.detail = f"The value {str(value)!r} could not be converted to {kind!r}."
+        super().__init__(f"Task failed: Error processing keyword '{key}': {self.detail}")
+
+
+def _int_keyword(key: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise KeywordValueError(key, value, "int") from None
+
+
 def normalize_become(method: str) -> str:
     """``ansible.builtin.sudo`` -> ``sudo``."""
     return method.rsplit(".", 1)[-1]
@@ -255,7 +271,7 @@ class ConnectionCache:
                 conn = SSHConnection(
                     host,
                     str(hv.get("ansible_host", hv.get("ansible_ssh_host", host))),
-                    port=int(port) if port not in (None, "") else None,
+                    port=_int_keyword("port", port) if port not in (None, "") else None,
                     user=str(user) if user else None,
                     key_file=hv.get(
                         "ansible_ssh_private_key_file", hv.get("ansible_private_key_file")
@@ -263,7 +279,7 @@ class ConnectionCache:
                     or opts.private_key_file
                     or cfg.get("private_key_file"),
                     host_key_checking=to_bool(hkc),
-                    connect_timeout_s=int(timeout),
+                    connect_timeout_s=_int_keyword("timeout", timeout),
                     extra_args=" ".join(str(a) for a in (common, extra) if a).strip(),
                 )
             else:
@@ -884,6 +900,20 @@ class TaskExecutor:
                 conn = self.connections.get(delegate, dv, forced, ruser)
             else:
                 conn = self.connections.get(conn_host, tv, forced, ruser)
+        except KeywordValueError as exc:
+            chain = [
+                ("Task failed.", task.path, task.line, task.col),
+                (f"Error processing keyword '{exc.key}'.", "", 0, 0),
+                (exc.detail, "", 0, 0),
+            ]
+            msg = str(exc)
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": msg,
+                "_fk_error": msg,
+                "_fk_chain": chain,
+            }
         except (PlaybookError, TemplateError) as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
         if check and not module.check_mode:

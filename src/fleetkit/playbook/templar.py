@@ -15,7 +15,7 @@ from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.exceptions import UndefinedError
 from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from fleetkit.playbook import plugins
@@ -156,6 +156,51 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+class _LazyRange:
+    """``range()`` in templates: lazy as ansible's (``range(10**8) | length`` works), while
+    iterating more than the sandbox's MAX_RANGE items is refused (no memory bombs)."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self, r: range) -> None:
+        self._r = r
+
+    def __len__(self) -> int:
+        return len(self._r)
+
+    def __iter__(self) -> Iterator[int]:
+        if len(self._r) > MAX_RANGE:
+            raise OverflowError(
+                "Range too big. The sandbox blocks ranges larger than MAX_RANGE "
+                f"({MAX_RANGE})."
+            )
+        return iter(self._r)
+
+    def __getitem__(self, index: Any) -> Any:
+        item = self._r[index]
+        return _LazyRange(item) if isinstance(item, range) else item
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._r
+
+    def __eq__(self, other: object) -> bool:
+        other_r = other._r if isinstance(other, _LazyRange) else other
+        return self._r == other_r
+
+    def __hash__(self) -> int:
+        return hash(self._r)
+
+    def __repr__(self) -> str:
+        return repr(self._r)
+
+    def __reversed__(self) -> Iterator[int]:
+        return reversed(list(self))
+
+
+def _lazy_range(*args: int) -> _LazyRange:
+    return _LazyRange(range(*args))
+
+
 def _listing(func: Any) -> Any:
     """A Jinja2 filter that returns a generator, returning a list as ansible's do (so
     ``select(...) | length`` and indexing work)."""
@@ -194,6 +239,7 @@ def _make_env() -> ImmutableSandboxedEnvironment:
     tests.update(TESTS)
     env.filters = _PluginMap(filters, plugins.find_filter)
     env.tests = _PluginMap(tests, plugins.find_test)
+    env.globals["range"] = _lazy_range
     env.globals["omit"] = OMIT
     env.globals["lookup"] = _lookup
     env.globals["query"] = _query

@@ -158,7 +158,7 @@ def test_attempts_is_visible_to_failed_when(tmp_path: Path) -> None:
       ignore_errors: true
 """,
     )
-    assert "\"failed_when_result\": true" in out
+    assert '"failed_when_result": true' in out
 
 
 def test_failed_when_false_wins_over_an_exhausted_until(tmp_path: Path) -> None:

@@ -46,7 +46,9 @@ class TaskResult:
 
 # what ansible keeps of a no_log result (task_result.py _PRESERVE)
 _PRESERVE = ("attempts", "changed", "retries", "_ansible_no_log", "exception", "warnings")
-CENSORED = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+CENSORED = (
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+)
 
 
 def censor_result(result: dict[str, Any]) -> dict[str, Any]:

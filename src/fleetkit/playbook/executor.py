@@ -95,7 +95,9 @@ def _opt_str(templar: Templar, value: Any) -> str | None:
     return str(out) if out not in (None, "") else None
 
 
-_JINJA_KEYWORDS = frozenset({"True", "False", "None", "true", "false", "none", "and", "or", "not", "in", "is", "if", "else"})
+_JINJA_KEYWORDS = frozenset(
+    {"True", "False", "None", "true", "false", "none", "and", "or", "not", "in", "is", "if", "else"}
+)
 
 
 def valid_var_name(name: object) -> bool:
@@ -113,7 +115,11 @@ class _BadKey(Exception):
 
     def __init__(self, key: str, name: object) -> None:
         self.key = key
-        desc = f"name {str(name)!r}" if isinstance(name, (str, int, float, bool, type(None))) else "name"
+        desc = (
+            f"name {str(name)!r}"
+            if isinstance(name, (str, int, float, bool, type(None)))
+            else "name"
+        )
         if not isinstance(name, str):
             desc += f" of type {type(name).__name__!r}"
         self.msg = f"Invalid variable {desc}."

@@ -171,8 +171,7 @@ class _LazyRange:
     def __iter__(self) -> Iterator[int]:
         if len(self._r) > MAX_RANGE:
             raise OverflowError(
-                "Range too big. The sandbox blocks ranges larger than MAX_RANGE "
-                f"({MAX_RANGE})."
+                f"Range too big. The sandbox blocks ranges larger than MAX_RANGE ({MAX_RANGE})."
             )
         return iter(self._r)
 

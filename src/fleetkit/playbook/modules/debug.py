@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from fleetkit.playbook.errors import ModuleError, TemplateError, TemplateUndefined
+from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
 from fleetkit.playbook.templar import OMIT
 from fleetkit.playbook.trust import UnsafeText
-from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
 
 __all__ = ["MODULES", "RAW_ARGS", "ActionArgError", "VarExpressionError"]
 

@@ -469,3 +469,25 @@ def test_lazy_ranges_behave_as_ansible_ranges(tmp_path: Path) -> None:
 """,
     )
     assert "[0, 1, 2] 9 True range(0, 3)" in out
+
+
+def test_a_failed_debug_loop_prints_its_summary(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - debug:
+        msg: "{{ nope }}"
+      loop: [1]
+      ignore_errors: true
+    - debug: msg=x
+      loop: [1]
+      failed_when: true
+      ignore_errors: true
+    - fail: msg=x
+      loop: [1]
+      ignore_errors: true
+""",
+    )
+    assert out.count('FAILED! => {"msg": "One or more items failed"}') == 2

@@ -491,3 +491,24 @@ def test_a_failed_debug_loop_prints_its_summary(tmp_path: Path) -> None:
 """,
     )
     assert out.count('FAILED! => {"msg": "One or more items failed"}') == 2
+
+
+def test_arg_finalization_failures_report_changed_false(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: no
+  tasks:
+    - assert:
+        that: true
+        fail_msg: "{{ nope }}"
+      ignore_errors: true
+    - fail:
+        msg: "{{ nope }}"
+      ignore_errors: true
+    - set_fact:
+        names: '{{ [{"name": 1}, {"other": 2}] | map(attribute="name") }}'
+      ignore_errors: true
+""",
+    )
+    assert out.count('FAILED! => {"changed": false, "msg": "Task failed: Finalization') == 3

@@ -819,7 +819,13 @@ class TaskExecutor:
                 )
             chain.append((f"Error processing keyword '{key}'.", where, vl, vc))
             chain.append((detail, where, vl, vc))
-            return {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": msg,
+                "_fk_error": msg,
+                "_fk_chain": chain,
+            }
         return None
 
     def _run_once(
@@ -838,14 +844,20 @@ class TaskExecutor:
             args = self._module_args(task, templar)
         except _RawParams as exc:
             msg = f"Task failed: {exc}"
-            return {"failed": True, "msg": msg, "_fk_error": msg}
+            return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
         except _SplatError as exc:
             msg = f"Task failed: {exc}"
             chain = [(f"Task failed: {exc.stage}.", task.path, task.line, task.col)]
             if task.src is not None and exc.where in task.src.pos:
                 _kl, _kc, vl, vc = task.src.pos[exc.where]
                 chain.append((exc.detail, task.path, vl, vc))
-            return {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": msg,
+                "_fk_error": msg,
+                "_fk_chain": chain,
+            }
         except _BadKey as exc:
             msg = f"Task failed: {exc.msg}"
             chain = [("Task failed.", task.path, task.line, task.col)]
@@ -884,8 +896,7 @@ class TaskExecutor:
                 "_fk_error": msg,
                 "_fk_chain": chain,
             }
-            if not module.controller:
-                out["changed"] = False  # ansible's 'normal' action reports it
+            out["changed"] = False  # (the debug display hides it)
             return out
         try:
             params = validate(module, args)

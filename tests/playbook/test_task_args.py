@@ -512,3 +512,17 @@ def test_arg_finalization_failures_report_changed_false(tmp_path: Path) -> None:
 """,
     )
     assert out.count('FAILED! => {"changed": false, "msg": "Task failed: Finalization') == 3
+
+
+def test_arg_finalization_chain_when_the_module_is_not_the_first_key(tmp_path: Path) -> None:
+    out = _same(
+        tmp_path,
+        """- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: undefined in msg
+      debug: {msg: "{{ nope }}"}
+      ignore_errors: true
+""",
+    )
+    assert "\\nFinalization of task args for 'ansible.builtin.debug' failed.\\n" in out

@@ -882,7 +882,13 @@ class TaskExecutor:
             chain = [(f"Task failed: {exc.stage} failed.", task.path, task.line, task.col)]
             src = task.src
             if src is not None and task.mod_key in src.pos:
-                _kl, _kc, vl, vc = src.pos[task.mod_key]
+                kl, kc, vl, vc = src.pos[task.mod_key]
+                if (kl, kc) != (task.line, task.col):
+                    # ansible merges causes that share an origin; here they differ
+                    chain = [
+                        ("Task failed.", task.path, task.line, task.col),
+                        (f"{exc.stage} failed.", task.path, kl, kc),
+                    ]
                 value = src.get(task.mod_key)
                 if isinstance(value, Located) and exc.key in value.pos:
                     _a, _b, vl, vc = value.pos[exc.key]

@@ -525,4 +525,4 @@ def test_arg_finalization_chain_when_the_module_is_not_the_first_key(tmp_path: P
       ignore_errors: true
 """,
     )
-    assert "\\nFinalization of task args for 'ansible.builtin.debug' failed.\\n" in out
+    assert "\nFinalization of task args for 'ansible.builtin.debug' failed.\n" in out

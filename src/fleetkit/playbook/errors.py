@@ -59,5 +59,9 @@ class TemplateError(PlaybookError):
     """A Jinja2 expression that cannot be evaluated (undefined variable, syntax error)."""
 
 
+class TemplateUndefined(TemplateError):
+    """A template used an undefined variable or attribute (ansible's AnsibleUndefinedVariable)."""
+
+
 class ModuleError(PlaybookError):
     """A module refused its arguments; reported as a failed result for the host."""

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from fleetkit.playbook.playbook import Play, Task
 
-__all__ = ["Stats", "Callback", "TaskResult", "clean_result"]
+__all__ = ["Stats", "Callback", "TaskResult", "clean_result", "censor_result"]
 
 _STAT_KEYS = ("ok", "changed", "unreachable", "failures", "skipped", "rescued", "ignored")
 
@@ -42,6 +42,28 @@ class TaskResult:
     delegated_to: str | None = None
     controller: bool = False
     items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+# what ansible keeps of a no_log result (task_result.py _PRESERVE)
+_PRESERVE = ("attempts", "changed", "retries", "_ansible_no_log", "exception", "warnings")
+CENSORED = (
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+)
+
+
+def censor_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A ``no_log`` result as callbacks may see it (loop items censored one by one)."""
+    if not result.get("_ansible_no_log"):
+        return result
+    out = {k: result[k] for k in _PRESERVE if k in result}
+    out["censored"] = CENSORED
+    items = result.get("results")
+    if isinstance(items, list):
+        out["results"] = [
+            censor_result(r) if isinstance(r, dict) and r.get("_ansible_no_log") else r
+            for r in items
+        ]
+    return out
 
 
 def clean_result(result: dict[str, Any], verbosity: int = 0) -> dict[str, Any]:

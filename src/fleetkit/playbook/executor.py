@@ -17,13 +17,13 @@ from typing import Any
 from fleetkit.playbook.connection import Become, CommandNotFound, Connection, Unreachable
 from fleetkit.playbook.connection.local import LocalConnection
 from fleetkit.playbook.connection.ssh import SSHConnection, cleanup_control_dir
-from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError
+from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError, TemplateUndefined
 from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.modules import Module, ModuleContext, validate
-from fleetkit.playbook.modules.debug import RAW_ARGS
+from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
 from fleetkit.playbook.options import RunOptions
-from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task
+from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
 from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.variables import VariableManager
@@ -31,7 +31,7 @@ from fleetkit.playbook.yamlsrc import Located
 
 __all__ = ["TaskExecutor", "ConnectionCache", "RetryPrinter", "first_failed_cond", "registered"]
 
-_RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_action_failed")
+_RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_help", "_fk_action_failed")
 
 
 def _run_with_timeout(
@@ -67,6 +67,22 @@ def _run_with_timeout(
     return result
 
 
+class KeywordValueError(PlaybookError):
+    """A connection keyword (``ansible_port`` ...) whose value has the wrong type."""
+
+    def __init__(self, key: str, value: Any, kind: str) -> None:
+        self.key = key
+        self.detail = f"The value {str(value)!r} could not be converted to {kind!r}."
+        super().__init__(f"Task failed: Error processing keyword '{key}': {self.detail}")
+
+
+def _int_keyword(key: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise KeywordValueError(key, value, "int") from None
+
+
 def normalize_become(method: str) -> str:
     """``ansible.builtin.sudo`` -> ``sudo``."""
     return method.rsplit(".", 1)[-1]
@@ -79,6 +95,71 @@ def _opt_str(templar: Templar, value: Any) -> str | None:
     return str(out) if out not in (None, "") else None
 
 
+_JINJA_KEYWORDS = frozenset(
+    {"True", "False", "None", "true", "false", "none", "and", "or", "not", "in", "is", "if", "else"}
+)
+
+
+def valid_var_name(name: object) -> bool:
+    """ansible's validate_variable_name: an ASCII identifier that is not a Jinja keyword."""
+    return (
+        isinstance(name, str)
+        and name.isidentifier()
+        and name.isascii()
+        and name not in _JINJA_KEYWORDS
+    )
+
+
+class _BadKey(Exception):
+    """A ``set_fact`` key that templates to an invalid variable name."""
+
+    def __init__(self, key: str, name: object) -> None:
+        self.key = key
+        desc = (
+            f"name {str(name)!r}"
+            if isinstance(name, (str, int, float, bool, type(None)))
+            else "name"
+        )
+        if not isinstance(name, str):
+            desc += f" of type {type(name).__name__!r}"
+        self.msg = f"Invalid variable {desc}."
+        super().__init__(self.msg)
+
+
+# actions whose free-form text is their own (ansible's RAW_PARAM_MODULES)
+RAW_PARAM_ACTIONS = frozenset(
+    {
+        "command",
+        "shell",
+        "raw",
+        "script",
+        "include_vars",
+        "include_tasks",
+        "include_role",
+        "import_tasks",
+        "import_role",
+        "add_host",
+        "group_by",
+        "set_fact",
+        "meta",
+    }
+)
+
+
+class _RawParams(Exception):
+    """Free-form text given to an action that takes none."""
+
+
+class _SplatError(Exception):
+    """Task args from a template that do not resolve to a mapping."""
+
+    def __init__(self, action: str, where: str, detail: str) -> None:
+        self.stage = f"Finalization of task args for 'ansible.builtin.{action}' failed"
+        self.where = where
+        self.detail = detail
+        super().__init__(f"{self.stage}: {detail}")
+
+
 class _ArgError(TemplateError):
     def __init__(self, stage: str, key: str, detail: str) -> None:
         self.stage = stage
@@ -86,6 +167,25 @@ class _ArgError(TemplateError):
         self.detail = detail
         self.full = f"{stage} failed: {detail}"
         super().__init__(self.full)
+
+
+_TRUE = frozenset({"y", "yes", "on", "1", "true", "t", "1.0"})
+_FALSE = frozenset({"n", "no", "off", "0", "false", "f", "0.0"})
+
+
+def strict_bool(value: Any) -> bool | None:
+    """ansible's boolean(strict=True): the boolean, or None when ``value`` is not one."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+    return None
 
 
 def first_failed_cond(templar: Templar, conds: list[Any]) -> Any:
@@ -110,13 +210,13 @@ def _break_loop(
 def registered(result: dict[str, Any]) -> dict[str, Any]:
     """What ``register:`` stores: the result without the internal keys, marked as data."""
     # a registered result is data (loop items included), never templated again
-    return mark_unsafe(
-        {
-            k: v
-            for k, v in result.items()
-            if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
-        }
-    )
+    out = {
+        k: v
+        for k, v in result.items()
+        if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
+    }
+    out.setdefault("changed", False)  # ansible's executor adds it to every result
+    return mark_unsafe(out)
 
 
 def _normalize_failure(result: dict[str, Any]) -> None:
@@ -210,14 +310,6 @@ class ConnectionCache:
                     env_hkc = os.environ.get("ANSIBLE_HOST_KEY_CHECKING")
                     hkc = env_hkc if env_hkc is not None else True
                 port = hv.get("ansible_port", hv.get("ansible_ssh_port"))
-                if port not in (None, ""):
-                    try:
-                        port = int(port)
-                    except (TypeError, ValueError):
-                        raise PlaybookError(
-                            "Task failed: Error processing keyword 'port': The value "
-                            f"{port!r} could not be converted to 'int'."
-                        ) from None
                 timeout = hv.get("ansible_ssh_timeout", hv.get("ansible_timeout"))
                 if timeout is None:
                     timeout = opts.timeout_s or cfg.get("timeout") or 10
@@ -226,7 +318,7 @@ class ConnectionCache:
                 conn = SSHConnection(
                     host,
                     str(hv.get("ansible_host", hv.get("ansible_ssh_host", host))),
-                    port=port if isinstance(port, int) else None,
+                    port=_int_keyword("port", port) if port not in (None, "") else None,
                     user=str(user) if user else None,
                     key_file=hv.get(
                         "ansible_ssh_private_key_file", hv.get("ansible_private_key_file")
@@ -234,7 +326,7 @@ class ConnectionCache:
                     or opts.private_key_file
                     or cfg.get("private_key_file"),
                     host_key_checking=to_bool(hkc),
-                    connect_timeout_s=int(timeout),
+                    connect_timeout_s=_int_keyword("timeout", timeout),
                     extra_args=" ".join(str(a) for a in (common, extra) if a).strip(),
                 )
             else:
@@ -319,19 +411,31 @@ class TaskExecutor:
         self.connections = ConnectionCache(vm, opts)
         self.retries = RetryPrinter(cb, self.retry_name)
         self._sems: dict[int, threading.Semaphore] = {}
+        self._splat_warned: set[int] = set()
         self._sem_lock = threading.Lock()
 
-    def kw_bool(self, task: Task | IncludeTasks | IncludeRole, key: str, host: str) -> bool:
-        """A boolean task keyword, templated for ``host``."""
+    def kw_bool(
+        self,
+        task: Task | IncludeTasks | IncludeRole,
+        key: str,
+        host: str,
+        invalid: bool | None = None,
+    ) -> bool:
+        """A boolean task keyword, templated for ``host`` (``invalid``: the answer for a
+        value that is not a boolean, as ansible's no_log masks and ignore_errors ignores)."""
         v = task.kw.get(key)
         if v is None:
             return False
         if isinstance(v, bool):
             return v
         try:
-            return to_bool(Templar(self.vm.task_vars(host, task)).template(v))
+            value = Templar(self.vm.task_vars(host, task)).template(v)
         except TemplateError:
-            return False
+            return bool(invalid)
+        if invalid is not None:
+            strict = strict_bool(value)
+            return invalid if strict is None else strict
+        return to_bool(value)
 
     def task_name(self, task: Task, host: str) -> str:
         """The task's name as the banner shows it (templated for ``host``)."""
@@ -380,8 +484,13 @@ class TaskExecutor:
             if sem is None:
                 try:
                     n = int(Templar(self.vm.task_vars(host, task)).template(task.kw["throttle"]))
-                except (TemplateError, TypeError, ValueError):
-                    return None
+                except (TemplateError, TypeError, ValueError) as exc:
+                    # ansible's strategy aborts the run on a throttle it cannot convert
+                    where = f"{task.path}:{task.line}: " if task.path else ""
+                    raise PlaybookError(
+                        f"{where}Failed to convert the throttle value to an integer: {exc}",
+                        hint="throttle must be an integer (or a template giving one)",
+                    ) from None
                 if n <= 0:
                     return None
                 sem = self._sems[task.uid] = threading.Semaphore(n)
@@ -398,14 +507,36 @@ class TaskExecutor:
                 delegate = str(templar.template(task.kw["delegate_to"]))
             elif task.src is not None and "local_action" in task.src:
                 delegate = "localhost"
-            loop = task.kw.get("loop")
-            if loop is not None:
-                return self._execute_loop(host, task, module, tv, templar, delegate)
+        except TemplateError as exc:
+            return self._template_failure(
+                host, task, "Error while evaluating conditional", exc, module
+            )
+        loop_error: TemplateUndefined | None = None
+        if task.kw.get("loop") is not None:
+            try:
+                items = self._loop_items(task, templar, tv)
+            except TemplateUndefined as exc:
+                # ansible keeps the error until the condition is known: a skipped task is fine
+                loop_error = exc
+            except TemplateError as exc:
+                return self._template_failure(
+                    host, task, "Error while evaluating conditional", exc, module
+                )
+            else:
+                try:
+                    return self._execute_loop(host, task, module, tv, templar, delegate, items)
+                except TemplateError as exc:
+                    return self._template_failure(
+                        host, task, "Error while evaluating conditional", exc, module
+                    )
+        try:
             cond = first_failed_cond(templar, task.when)
         except TemplateError as exc:
             return self._template_failure(
                 host, task, "Error while evaluating conditional", exc, module
             )
+        if cond is None and loop_error is not None:
+            return self._loop_failure(host, task, loop_error, module)
         if cond is not None:
             r = {
                 "changed": False,
@@ -432,8 +563,23 @@ class TaskExecutor:
             host, task, r, "failed", ignored=self._ignore(task, host), controller=module.controller
         )
 
+    def _loop_failure(
+        self, host: str, task: Task, exc: TemplateError, module: Module
+    ) -> TaskResult:
+        msg = f"Task failed: {exc}"
+        chain = [("Task failed.", task.path, task.line, task.col)]
+        src = task.src
+        key = "loop" if task.kw.get("_with") is None else f"with_{task.kw['_with']}"
+        if src is not None and key in src.pos:
+            _kl, _kc, vl, vc = src.pos[key]
+            chain.append((str(exc), task.path, vl, vc))
+        r = {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+        return TaskResult(
+            host, task, r, "failed", ignored=self._ignore(task, host), controller=module.controller
+        )
+
     def _ignore(self, task: Task, host: str) -> bool:
-        return self.kw_bool(task, "ignore_errors", host)
+        return self.kw_bool(task, "ignore_errors", host, invalid=True)
 
     def _classify(
         self,
@@ -456,9 +602,11 @@ class TaskExecutor:
                 controller=module.controller,
             )
         if task.kw.get("no_log"):
-            if self.kw_bool(task, "no_log", host):
+            if self.kw_bool(task, "no_log", host, invalid=True):
                 result["_ansible_no_log"] = True
-        if result.get("failed"):
+        # ansible's TaskResult.is_failed: failed_when's verdict wins over 'failed'
+        failed = result.get("failed_when_result", result.get("failed"))
+        if failed:
             return TaskResult(
                 host,
                 task,
@@ -503,7 +651,7 @@ class TaskExecutor:
         if until is None and retries_raw is None:
             total = 1
         reg = task.kw.get("register")
-        no_log = "no_log" in task.kw and self.kw_bool(task, "no_log", host)
+        no_log = "no_log" in task.kw and self.kw_bool(task, "no_log", host, invalid=True)
         result: dict[str, Any] = {}
         for attempt in range(1, total + 1):
             result = self._run_once(host, task, module, tv, templar, delegate)
@@ -517,11 +665,13 @@ class TaskExecutor:
             result.setdefault("changed", False)
             if result.get("failed") and not module.controller:
                 _normalize_failure(result)  # ansible normalizes a module's failure first
+            if total > 1:
+                # attempts is visible to changed_when/failed_when (ansible sets it first)
+                result["attempts"] = attempt
             result = self._apply_when_rules(task, result, tv, reg)
             if result.get("failed"):
                 _normalize_failure(result)
             if total > 1:
-                result["attempts"] = attempt
                 check_view = tv.with_layer({str(reg): result}) if reg else tv
                 if until is not None:
                     try:
@@ -539,11 +689,16 @@ class TaskExecutor:
                 if done:
                     return result
                 if attempt < total:
+                    result["retries"] = total
                     self.retries.emit(host, task, attempt, total, result)
+                    result.pop("retries", None)
                     if delay > 0:
                         time.sleep(delay)
         if total > 1:
             result["attempts"] = total - 1
+            if not result.get("failed"):
+                # ansible marks the exhausted result failed itself: an action failure
+                result["_fk_action_failed"] = True
             result["failed"] = True
         return result
 
@@ -583,11 +738,62 @@ class TaskExecutor:
                 result["msg"] = result["_fk_error"] = "Task failed: Action failed: Unknown error."
         return result
 
+    def _splat(self, task: Task, templar: Templar) -> dict[str, Any]:
+        """Task args from a whole template (``x: '{{ d }}'``, ``args: '{{ d }}'``): ansible
+        templates them to a mapping under the explicit arguments ("arg splat")."""
+        source = dict(task.args)
+        if task.action in RAW_PARAM_ACTIONS:
+            return source
+        splat: dict[str, Any] = {}
+        for key in ("_variable_params", "_raw_params"):
+            if key not in source:
+                continue
+            raw = source.pop(key)
+            if key == "_raw_params" and not (isinstance(raw, str) and is_whole_template(raw)):
+                raise _RawParams(
+                    f"Action 'ansible.builtin.{task.action}' does not support raw params."
+                )
+            where = "args" if key == "_variable_params" else task.mod_key
+            self._warn_splat(task, where)
+            try:
+                value = templar.template(raw)
+            except TemplateError as exc:
+                raise _SplatError(task.action, where, str(exc)) from None
+            if value == OMIT:
+                value = {}
+            if not isinstance(value, dict):
+                kind = {"NoneType": "None"}.get(type(value).__name__, type(value).__name__)
+                raise _SplatError(
+                    task.action, where, f"Task args must resolve to a 'dict' not '{kind}'."
+                )
+            splat.update(value)
+        return {**splat, **source}
+
+    def _warn_splat(self, task: Task, where: str) -> None:
+        with self._sem_lock:
+            if task.uid in self._splat_warned:
+                return
+            self._splat_warned.add(task.uid)
+        msg = (
+            "Using a template for task args is unsafe in some situations (see "
+            "https://docs.ansible.com/ansible/devel/reference_appendices/faq.html#argsplat-unsafe)."
+        )
+        if task.src is not None and where in task.src.pos:
+            _kl, _kc, vl, vc = task.src.pos[where]
+            msg += f"\nOrigin: {task.path}:{vl}:{vc}"
+        self.cb.warning(msg)
+
     def _module_args(self, task: Task, templar: Templar) -> dict[str, Any]:
         raw_keys = RAW_ARGS.get(task.action, ())
         args: dict[str, Any] = {}
-        for k, v in task.args.items():
+        for k, v in self._splat(task, templar).items():
             if k in raw_keys:
+                if isinstance(v, str) and "omit" in v and is_whole_template(v):
+                    try:
+                        if templar.template(v) == OMIT:
+                            continue  # an omitted raw argument is left out, as any other
+                    except TemplateError:
+                        pass
                 args[k] = v
                 continue
             try:
@@ -600,6 +806,19 @@ class TaskExecutor:
                 ) from None
             if value == OMIT:
                 continue
+            if task.action == "set_fact" and k != "cacheable":
+                # a rare place where ansible templates a key (dynamic variable names)
+                try:
+                    name = templar.template(k)
+                except TemplateError as exc:
+                    raise _ArgError(
+                        f"Finalization of task args for 'ansible.builtin.{task.action}'",
+                        k,
+                        f"Error while resolving key '{k}': {exc}",
+                    ) from None
+                if not valid_var_name(name):
+                    raise _BadKey(k, name)
+                k = str(name)
             args[k] = value
         return args
 
@@ -610,10 +829,16 @@ class TaskExecutor:
         items = raw if isinstance(raw, list) else [raw]
         env: dict[str, str] = {}
         for item in items:
+            if item is None or (isinstance(item, (dict, list, str)) and not item):
+                continue
             value = templar.template(item)
+            if value == OMIT:
+                continue  # an omitted entry is left out
             if not isinstance(value, dict):
-                raise ModuleError("environment must be a dictionary")
-            env.update({str(k): str(v) for k, v in value.items()})
+                raise ModuleError(
+                    f"environment must be a dictionary, received {value} ({type(value)})"
+                )
+            env.update({str(k): str(v) for k, v in value.items() if v != OMIT})
         return env
 
     def _become(self, task: Task, tv: VarsView) -> Become | None:
@@ -644,6 +869,42 @@ class TaskExecutor:
             out = Become(user=out.user, method=out.method, flags=str(flags))
         return out
 
+    def _bool_keywords(self, task: Task, templar: Templar) -> dict[str, Any] | None:
+        """ansible's post_validate of the boolean keywords the executor reads: a value that
+        is not a boolean fails the task (None when all are fine)."""
+        for key in ("check_mode", "diff", "become", "ignore_errors", "no_log"):
+            raw = task.kw.get(key)
+            if raw is None or isinstance(raw, bool):
+                continue
+            try:
+                value = templar.template(raw)
+            except TemplateError:
+                continue  # reported where the keyword is used
+            if strict_bool(value) is not None:
+                continue
+            detail = f"The value {str(value)!r} could not be converted to 'bool'."
+            msg = f"Task failed: Error processing keyword '{key}': {detail}"
+            chain = [("Task failed.", task.path, task.line, task.col)]
+            vl = vc = 0
+            if task.src is not None and key in task.src.pos:
+                _kl, _kc, vl, vc = task.src.pos[key]
+            where = task.path if vl else ""
+            if key == "no_log":
+                self.cb.warning(
+                    "Invalid no_log value for task, output will be masked: "
+                    f"Error processing keyword 'no_log': {detail}"
+                )
+            chain.append((f"Error processing keyword '{key}'.", where, vl, vc))
+            chain.append((detail, where, vl, vc))
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": msg,
+                "_fk_error": msg,
+                "_fk_chain": chain,
+            }
+        return None
+
     def _run_once(
         self,
         host: str,
@@ -653,20 +914,73 @@ class TaskExecutor:
         templar: Templar,
         delegate: str | None,
     ) -> dict[str, Any]:
+        bad = self._bool_keywords(task, templar)
+        if bad is not None:
+            return bad
         try:
             args = self._module_args(task, templar)
+        except _RawParams as exc:
+            msg = f"Task failed: {exc}"
+            return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
+        except _SplatError as exc:
+            msg = f"Task failed: {exc}"
+            chain = [(f"Task failed: {exc.stage}.", task.path, task.line, task.col)]
+            if task.src is not None and exc.where in task.src.pos:
+                _kl, _kc, vl, vc = task.src.pos[exc.where]
+                chain.append((exc.detail, task.path, vl, vc))
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": msg,
+                "_fk_error": msg,
+                "_fk_chain": chain,
+            }
+        except _BadKey as exc:
+            msg = f"Task failed: {exc.msg}"
+            chain = [("Task failed.", task.path, task.line, task.col)]
+            src = task.src
+            value = src.get(task.mod_key) if src is not None else None
+            if isinstance(value, Located) and exc.key in value.pos:
+                kl, kc, _vl, _vc = value.pos[exc.key]
+                chain.append((exc.msg, task.path, kl, kc))
+            else:
+                chain.append((exc.msg, "", 0, 0))
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": msg,
+                "_fk_error": msg,
+                "_fk_chain": chain,
+                "_fk_help": "Variable names must be strings starting with a letter or underscore "
+                "character, and contain only letters, numbers and underscores.",
+            }
         except _ArgError as exc:
             msg = f"Task failed: {exc.full}"
-            chain = [("Task failed.", task.path, task.line, task.col)]
+            chain = [(f"Task failed: {exc.stage} failed.", task.path, task.line, task.col)]
             src = task.src
             if src is not None and task.mod_key in src.pos:
                 kl, kc, vl, vc = src.pos[task.mod_key]
-                chain.append((f"{exc.stage} failed.", task.path, kl, kc))
+                if (kl, kc) != (task.line, task.col):
+                    # ansible merges causes that share an origin; here they differ
+                    chain = [
+                        ("Task failed.", task.path, task.line, task.col),
+                        (f"{exc.stage} failed.", task.path, kl, kc),
+                    ]
                 value = src.get(task.mod_key)
                 if isinstance(value, Located) and exc.key in value.pos:
                     _a, _b, vl, vc = value.pos[exc.key]
                 chain.append((exc.detail, task.path, vl, vc))
-            return {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+            else:
+                chain.append((exc.detail, "", 0, 0))
+            out = {
+                "failed": True,
+                "msg": msg,
+                "exception": "(traceback unavailable)",
+                "_fk_error": msg,
+                "_fk_chain": chain,
+            }
+            out["changed"] = False  # (the debug display hides it)
+            return out
         try:
             params = validate(module, args)
         except ModuleError as exc:
@@ -686,6 +1000,20 @@ class TaskExecutor:
                 conn = self.connections.get(delegate, dv, forced, ruser)
             else:
                 conn = self.connections.get(conn_host, tv, forced, ruser)
+        except KeywordValueError as exc:
+            chain = [
+                ("Task failed.", task.path, task.line, task.col),
+                (f"Error processing keyword '{exc.key}'.", "", 0, 0),
+                (exc.detail, "", 0, 0),
+            ]
+            msg = str(exc)
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": msg,
+                "_fk_error": msg,
+                "_fk_chain": chain,
+            }
         except (PlaybookError, TemplateError) as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
         if check and not module.check_mode:
@@ -735,6 +1063,10 @@ class TaskExecutor:
             return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
         except CommandNotFound as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
+        except VarExpressionError as exc:
+            return self._var_failure(task, exc)
+        except ActionArgError as exc:
+            return {"failed": True, "msg": str(exc), "_fk_error": f"Task failed: {exc}"}
         except ModuleError as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
         except TemplateError as exc:
@@ -743,13 +1075,45 @@ class TaskExecutor:
         except OSError as exc:
             return {"failed": True, "changed": False, "msg": f"{type(exc).__name__}: {exc}"}
         except Exception as exc:  # noqa: BLE001 - a crashing module fails its host, as ansible
+            kind = "Action" if module.controller else "Module"
+            msg = f"Task failed: {kind} failed: {exc}"
             return {
                 "failed": True,
                 "changed": False,
-                "msg": f"MODULE FAILURE: {type(exc).__name__}: {exc}",
+                "msg": msg,
+                "exception": "(traceback unavailable)",
+                "_fk_error": msg,
             }
         result.setdefault("changed", False)
         return result
+
+    def _var_failure(self, task: Task, exc: VarExpressionError) -> dict[str, Any]:
+        """``debug: var:`` that may not be evaluated: ansible's chained error."""
+        what = "Error while resolving `var` expression"
+        msg = f"Task failed: {what}: {exc}"
+        chain = [("Task failed.", task.path, task.line, task.col)]
+        src = task.src
+        value = src.get(task.mod_key) if src is not None else None
+        vl = vc = 0
+        if isinstance(value, Located) and "var" in value.pos:
+            _kl, _kc, vl, vc = value.pos["var"]
+        out: dict[str, Any] = {
+            "failed": True,
+            "msg": msg,
+            "exception": "(traceback unavailable)",
+            "_fk_error": msg,
+            "_fk_chain": chain,
+        }
+        if not exc.untrusted:
+            chain.append((f"{what}: {exc}", task.path if vl else "", vl, vc))
+            return out
+        chain.append((f"{what}.", task.path if vl else "", vl, vc))
+        chain.append((str(exc), task.path if vl else "", vl, vc))
+        out["_fk_help"] = (
+            "Templates and expressions must be defined by trusted sources such as "
+            "playbooks or roles, not untrusted sources such as module results."
+        )
+        return out
 
     def _run_async(
         self,
@@ -828,15 +1192,8 @@ class TaskExecutor:
 
         return loop_items(name, templar.template(terms), tv, task_action)
 
-    def _execute_loop(
-        self,
-        host: str,
-        task: Task,
-        module: Module,
-        tv: VarsView,
-        templar: Templar,
-        delegate: str | None,
-    ) -> TaskResult:
+    def _loop_items(self, task: Task, templar: Templar, tv: VarsView) -> list[Any]:
+        """The items of ``loop:`` / ``with_<lookup>:``, templated for the host."""
         loop = task.kw.get("loop")
         with_ = task.kw.get("_with")
         if with_ is not None and with_ != "items":
@@ -857,7 +1214,18 @@ class TaskExecutor:
             for it in items or []:
                 flat.extend(it if isinstance(it, list) else [it])
             items = flat
-        items = list(items or [])
+        return list(items or [])
+
+    def _execute_loop(
+        self,
+        host: str,
+        task: Task,
+        module: Module,
+        tv: VarsView,
+        templar: Templar,
+        delegate: str | None,
+        items: list[Any],
+    ) -> TaskResult:
         lc_raw = task.kw.get("loop_control") or {}
         if not isinstance(lc_raw, dict):
             raise TemplateError("loop_control must be a dictionary")
@@ -872,8 +1240,10 @@ class TaskExecutor:
         statuses: list[tuple[str, dict[str, Any]]] = []
         pause = float(lc.get("pause") or 0)
         total = len(items)
+        # facts set by an item are visible to the next items (ansible updates the task vars)
+        loop_facts: dict[str, Any] = {}
         for i, item in enumerate(items):
-            layer: dict[str, Any] = {loop_var: item, "ansible_loop_var": loop_var}
+            layer: dict[str, Any] = {**loop_facts, loop_var: item, "ansible_loop_var": loop_var}
             if index_var:
                 layer[str(index_var)] = i
                 layer["ansible_index_var"] = str(index_var)
@@ -906,12 +1276,13 @@ class TaskExecutor:
                     loop_var: item,
                     "ansible_loop_var": loop_var,
                 }
-                if label_tpl is not None:
-                    r["_ansible_item_label"] = t.template(label_tpl)
+                r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
                 results.append(r)
                 statuses.append(("skipped", r))
                 continue
             r = self._run_with_retries(host, task, module, view, t, delegate)
+            if isinstance(r.get("ansible_facts"), dict) and not r.get("failed"):
+                loop_facts.update(r["ansible_facts"])
             r[loop_var] = item
             r["ansible_loop_var"] = loop_var
             if index_var:
@@ -919,14 +1290,14 @@ class TaskExecutor:
                 r["ansible_index_var"] = str(index_var)
             if extended:
                 r["ansible_loop"] = layer["ansible_loop"]
-            if label_tpl is not None:
-                r["_ansible_item_label"] = t.template(label_tpl)
+            # ansible's label defaults to the loop variable's value
+            r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
             results.append(r)
             st = (
                 "unreachable"
                 if r.get("unreachable")
                 else "failed"
-                if r.get("failed")
+                if r.get("failed_when_result", r.get("failed"))
                 else "skipped"
                 if r.get("skipped")
                 else ("changed" if r.get("changed") else "ok")
@@ -940,6 +1311,8 @@ class TaskExecutor:
             "results": results,
             "changed": any(r.get("changed") for r in results),
         }
+        if any(r.get("_ansible_no_log") for r in results):
+            agg["_ansible_no_log"] = True  # one censored item censors the whole result
         if results and all(r.get("skipped") for r in results):
             agg["skipped"] = True
             agg["msg"] = "All items skipped"
@@ -958,7 +1331,7 @@ class TaskExecutor:
             return TaskResult(
                 host, task, agg, "skipped", delegated_to=delegate, controller=module.controller
             )
-        if any(r.get("failed") for r in results):
+        if any(r.get("failed_when_result", r.get("failed")) for r in results):
             agg["failed"] = True
             agg["msg"] = "One or more items failed"
         else:

@@ -313,9 +313,10 @@ class Task:
     src: Located | None = None
     mod_key: str = ""
     role: RoleRef | None = None
+    written: str = ""  # the module's name as the task wrote it (the default task name)
 
     def display_name(self) -> str:
-        return self.name if self.name else self.action
+        return self.name if self.name else (self.written or self.action)
 
 
 @dataclass(slots=True)
@@ -591,6 +592,31 @@ def _module_args(action: str, value: Any, obj: object) -> dict[str, Any]:
     raise _err(f"invalid arguments for {action}: expected a mapping or a string", obj)
 
 
+def _merge_task_args(args: dict[str, Any], ds: dict[str, Any]) -> None:
+    """The task's ``args:`` keyword: a mapping under the module's own arguments, or a whole
+    template kept as ``_variable_params`` (templated to a mapping when the task runs)."""
+    extra = ds.get("args")
+    if extra is None:
+        return
+    if isinstance(extra, str) and is_whole_template(extra):
+        args.setdefault("_variable_params", extra)
+        return
+    if not isinstance(extra, dict):
+        raise _err(
+            "The value of the task `args` keyword is invalid.",
+            ds,
+            hint="A mapping or template which resolves to a mapping is required.",
+        )
+    for k, v in extra.items():
+        args.setdefault(k, v)
+
+
+def is_whole_template(text: str) -> bool:
+    """ansible's is_possibly_all_template: the whole string is one ``{{ ... }}``."""
+    stripped = text.strip()
+    return stripped.startswith("{{") and stripped.endswith("}}")
+
+
 def _own_kw(ds: dict[str, Any]) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     for k in ("loop", "loop_control", "run_once", "register", "ignore_errors", "no_log"):
@@ -704,7 +730,7 @@ class _Loader:
         for bad in ("rescue", "always"):
             if bad in ds:
                 raise _err(f"'{bad}' is not a valid attribute for a Task (use it in a block)", ds)
-        action, args, mod_key = self._action(ds, handler)
+        action, args, mod_key, written = self._action(ds, handler)
         _check_register(ds)
         if action in ("include_tasks", "include_role"):
             kind = "TaskInclude" if action == "include_tasks" else "IncludeRole"
@@ -789,6 +815,7 @@ class _Loader:
             handler=handler,
             in_rescue_block=bool(inh.get("_rescued")),
             role=inh.get("_role"),
+            written=written,
         )
         if isinstance(ds, Located):
             task.path, task.line, task.col = ds.path, ds.line, ds.col
@@ -868,7 +895,9 @@ class _Loader:
         node.kw = _own_kw(ds)
         return [node]
 
-    def _action(self, ds: dict[str, Any], handler: bool = False) -> tuple[str, dict[str, Any], str]:
+    def _action(
+        self, ds: dict[str, Any], handler: bool = False
+    ) -> tuple[str, dict[str, Any], str, str]:
         # ansible's ModuleArgsParser: keys of a Task or a Handler are never module names;
         # a key valid on the other kind only is then an invalid attribute
         keywords = HANDLER_KEYWORDS | {"static"}
@@ -893,6 +922,11 @@ class _Loader:
                 value = dict(value)
                 mod = str(value.pop("module", ""))
                 args = value
+                inner = args.pop("args", None)  # action: {module: x, args: {...}}
+                if isinstance(inner, str):
+                    inner, _rest = split_kv(inner)
+                if isinstance(inner, dict):
+                    args.update(inner)
             else:
                 mod, _, rest = str(value).partition(" ")
                 args = _module_args(normalize_action(mod), rest, ds)
@@ -900,8 +934,8 @@ class _Loader:
             # a templated module name is resolved for each host when the task runs
             if not _known_module(action, mod) and not _templated_action(action):
                 raise self._unknown(mod, ds)
-            args.update(ds.get("args") or {})
-            return action, args, key
+            _merge_task_args(args, ds)
+            return action, args, key, mod
         if not found:
             raise _err(
                 "no module/action detected in task.",
@@ -915,12 +949,8 @@ class _Loader:
         if not _known_module(action, mod):
             raise self._unknown(mod, ds)
         args = _module_args(action, ds[mod], ds)
-        extra = ds.get("args")
-        if extra is not None:
-            if not isinstance(extra, dict):
-                raise _err("args must be a mapping", ds)
-            args.update(extra)
-        return action, args, mod
+        _merge_task_args(args, ds)
+        return action, args, mod, mod
 
     def _unknown(self, mod: str, ds: object) -> PlaybookSyntaxError:
         library = self._library_module(mod)
@@ -1040,9 +1070,22 @@ def _play(
 ) -> Play:
     if not isinstance(ds, dict):
         raise _err("a play must be a mapping", ds)
+    if "user" in ds:
+        # ansible's Play.preprocess_data: the deprecated 'user' is 'remote_user'
+        if "remote_user" in ds:
+            raise _err(
+                "both 'user' and 'remote_user' are set for this play. The use of 'user' is "
+                "deprecated, and should be removed",
+                ds,
+            )
+        ds["remote_user"] = ds.pop("user")
+        if isinstance(ds, Located) and "user" in ds.pos:
+            ds.pos["remote_user"] = ds.pos.pop("user")
     unknown = [k for k in ds if k not in PLAY_KEYWORDS]
     if unknown:
         raise _err(f"'{unknown[0]}' is not a valid attribute for a Play", ds, key=unknown[0])
+    if isinstance(ds.get("hosts"), list) and not ds["hosts"]:
+        raise _err("Hosts list cannot be empty. Please check your playbook", ds)
     if "hosts" not in ds or ds["hosts"] in (None, ""):
         raise _err("the field 'hosts' is required but was not set", ds)
     ctx = LoadContext(basedir=base, roles_path=roles_path, syntax_only=syntax_only)
@@ -1066,6 +1109,15 @@ def _play(
     for k in _INHERITED:
         if k in ds:
             parent[k] = ds[k]
+    for section in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+        value = ds.get(section)
+        if value is not None and not isinstance(value, list):
+            # ansible's Play._load_*: the message names the section and the value
+            raise _err(
+                f"A malformed block was encountered while loading {section}: {value} should "
+                f"be a list or None but is {type(value)}",
+                ds,
+            )
     pre: list[Node] = loader.tasks(ds.get("pre_tasks"), parent, ds, base)
     main: list[Node] = []
     if ds.get("roles"):
@@ -1074,6 +1126,9 @@ def _play(
         if not isinstance(ds["roles"], list):
             raise _err("A malformed role declaration was encountered.", ds, key="roles")
         for entry in ds["roles"]:
+            if isinstance(entry, str) and "," in entry:
+                # an AnsibleError, not a parser error: exit 1
+                raise PlaybookError(f"Invalid old style role requirement: {entry}")
             main.extend(roles.play_role(loader, entry, parent, ds))
     main.extend(loader.tasks(ds.get("tasks"), parent, ds, base))
     post: list[Node] = loader.tasks(ds.get("post_tasks"), parent, ds, base)
@@ -1193,6 +1248,8 @@ def _load_plays(
         raise PlaybookSyntaxError(
             "A playbook must be a list of plays", source=source_of(data) or path
         )
+    if not data and not stack:
+        raise PlaybookSyntaxError(f"A playbook must contain at least one play: {path}")
     base = os.path.dirname(path)
     add_library_dir(os.path.join(base, "library"))  # modules beside the playbook
     plays: list[Play] = []

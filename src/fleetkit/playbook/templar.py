@@ -3,6 +3,7 @@ lazily templated variables (a variable whose value is itself a template is rende
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -14,11 +15,11 @@ from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.exceptions import UndefinedError
 from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from fleetkit.playbook import plugins
-from fleetkit.playbook.errors import TemplateError
+from fleetkit.playbook.errors import TemplateError, TemplateUndefined
 from fleetkit.playbook.filters import FILTERS, TESTS
 from fleetkit.playbook.trust import UnsafeText
 
@@ -158,6 +159,61 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+class _LazyRange:
+    """``range()`` in templates: lazy as ansible's (``range(10**8) | length`` works), while
+    iterating more than the sandbox's MAX_RANGE items is refused (no memory bombs)."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self, r: range) -> None:
+        self._r = r
+
+    def __len__(self) -> int:
+        return len(self._r)
+
+    def __iter__(self) -> Iterator[int]:
+        if len(self._r) > MAX_RANGE:
+            raise OverflowError(
+                f"Range too big. The sandbox blocks ranges larger than MAX_RANGE ({MAX_RANGE})."
+            )
+        return iter(self._r)
+
+    def __getitem__(self, index: Any) -> Any:
+        item = self._r[index]
+        return _LazyRange(item) if isinstance(item, range) else item
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._r
+
+    def __eq__(self, other: object) -> bool:
+        other_r = other._r if isinstance(other, _LazyRange) else other
+        return self._r == other_r
+
+    def __hash__(self) -> int:
+        return hash(self._r)
+
+    def __repr__(self) -> str:
+        return repr(self._r)
+
+    def __reversed__(self) -> Iterator[int]:
+        return reversed(list(self))
+
+
+def _lazy_range(*args: int) -> _LazyRange:
+    return _LazyRange(range(*args))
+
+
+def _listing(func: Any) -> Any:
+    """A Jinja2 filter that returns a generator, returning a list as ansible's do (so
+    ``select(...) | length`` and indexing work)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return list(func(*args, **kwargs))
+
+    return wrapper
+
+
 def _make_env() -> ImmutableSandboxedEnvironment:
     env = _Env(
         finalize=_finalize,
@@ -174,6 +230,8 @@ def _make_env() -> ImmutableSandboxedEnvironment:
     filters = {
         k: v for k, v in env.filters.items() if k not in plugins.ANSIBLE_FILTERS or k in keep
     }
+    for name in ("map", "select", "reject", "selectattr", "rejectattr"):
+        filters[name] = _listing(filters[name])
     filters.update(FILTERS)
     tests = {
         k: v
@@ -183,6 +241,7 @@ def _make_env() -> ImmutableSandboxedEnvironment:
     tests.update(TESTS)
     env.filters = _PluginMap(filters, plugins.find_filter)
     env.tests = _PluginMap(tests, plugins.find_test)
+    env.globals["range"] = _lazy_range
     env.globals["omit"] = OMIT
     env.globals["lookup"] = _lookup
     env.globals["query"] = _query
@@ -447,6 +506,8 @@ class Templar:
             MemoryError,
             OverflowError,
         ) as exc:
+            if isinstance(exc, UndefinedError):
+                raise TemplateUndefined(_describe(exc)) from None
             raise TemplateError(_describe(exc)) from None
 
     def condition(self, expression: Any) -> bool:
@@ -483,6 +544,8 @@ class Templar:
             MemoryError,
             OverflowError,
         ) as exc:
+            if isinstance(exc, UndefinedError):
+                raise TemplateUndefined(_describe(exc)) from None
             raise TemplateError(_describe(exc)) from None
 
     def template(self, value: Any) -> Any:
@@ -497,7 +560,8 @@ class Templar:
                     # ansible gives a string result the template's trailing newline back
                     result = type(result)(result + "\n")
                 return result
-            return self.render_text(value, escape_backslashes=True)
+            # a string built by rendering is new data: ansible never trusts it as a template
+            return UnsafeText(self.render_text(value, escape_backslashes=True))
         if isinstance(value, dict):
             return {self.template(k): self.template(v) for k, v in value.items()}
         if isinstance(value, list):

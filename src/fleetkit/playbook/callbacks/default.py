@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from fleetkit.playbook.events import Stats, TaskResult, clean_result
+from fleetkit.playbook.events import Stats, TaskResult, censor_result, clean_result
 from fleetkit.playbook.playbook import Play, Task
 
 __all__ = ["DefaultCallback"]
@@ -28,6 +28,16 @@ _COLORS = {
     "included": "0;36",
 }
 _DEBUG_KEYS = ("msg", "exception", "warnings", "deprecations")
+_HIDE_IN_DEBUG = (
+    "changed",
+    "failed",
+    "skipped",
+    "invocation",
+    "skip_reason",
+    "ansible_loop_var",
+    "ansible_index_var",
+    "ansible_loop",
+)
 
 
 def diff_text(difflist: Any) -> str:
@@ -209,6 +219,8 @@ class DefaultCallback:
                 block += f"{msg}\n"
                 if path and line:
                     block += self._origin(path, line, col)
+            if r.get("_fk_help"):
+                block += f"\n{r['_fk_help']}\n"
         elif task.path and task.line:
             block += "\n" + self._origin(task.path, task.line, task.col)
         if block in self._errors:
@@ -223,22 +235,19 @@ class DefaultCallback:
         return label
 
     def _verbose(self, result: dict[str, Any], level: int = 0) -> bool:
+        result = censor_result(result)
         return (
             self.verbosity > level or result.get("_ansible_verbose_always") is True
         ) and result.get("_ansible_verbose_override", False) is False
 
     def _show(self, res: TaskResult, result: dict[str, Any]) -> str:
-        shown = clean_result(result, self.verbosity)
+        shown = clean_result(censor_result(result), self.verbosity)
         if res.task.action == "debug" and "msg" in shown:
             shown = {k: v for k, v in shown.items() if k in _DEBUG_KEYS}
         elif res.task.action == "debug":
-            shown.pop("changed", None)
-        if result.get("_ansible_no_log"):
-            shown = {
-                "censored": "the output has been hidden due to the fact that 'no_log: "
-                "true' was specified for this result",
-                "changed": shown.get("changed", False),
-            }
+            # ansible's _hide_in_debug: what is left is the variable
+            for key in _HIDE_IN_DEBUG:
+                shown.pop(key, None)
         indent = 4 if (result.get("_ansible_verbose_always") or self.verbosity > 2) else None
         return _dump(shown, indent)
 
@@ -285,6 +294,9 @@ class DefaultCallback:
             if looped:
                 for status, item in res.items:
                     self._item(res, status, item)
+                if res.task.action == "debug":
+                    # ansible's _clean_results drops a debug loop's results: the summary shows
+                    self._display(f"fatal: [{label}]: FAILED! => {self._show(res, r)}", "error")
             else:
                 self._error_block(res)
             self._display(f"fatal: [{label}]: UNREACHABLE! => {self._show(res, r)}", "unreachable")
@@ -296,6 +308,9 @@ class DefaultCallback:
             if looped:
                 for status, item in res.items:
                     self._item(res, status, item)
+                if res.task.action == "debug":
+                    # ansible's _clean_results drops a debug loop's results: the summary shows
+                    self._display(f"fatal: [{label}]: FAILED! => {self._show(res, r)}", "error")
             else:
                 self._error_block(res)
                 self._display(f"fatal: [{label}]: FAILED! => {self._show(res, r)}", "error")
@@ -312,6 +327,9 @@ class DefaultCallback:
             if text:
                 # ansible's display adds no newline to text that already ends with one
                 self._display(text[:-1] if text.endswith("\n") else text)
+        if r.get("failed"):
+            # failed_when false over a failed result (until exhausted): ansible shows the error
+            self._error_block(res)
         color = "changed" if res.status == "changed" else "ok"
         msg = f"{res.status}: [{label}]"
         if self._verbose(r):
@@ -335,6 +353,10 @@ class DefaultCallback:
             )
             self._display(f"failed: [{label}] (item={ilabel}) => {self._show(res, item)}", "error")
         else:
+            if item.get("failed"):
+                self._error_block(
+                    TaskResult(res.host, res.task, item, status, controller=res.controller)
+                )
             msg = f"{status}: [{label}] => (item={ilabel})"
             if self._verbose(item):
                 msg += " => " + self._show(res, item)
@@ -346,7 +368,8 @@ class DefaultCallback:
         with self._lock:
             msg = f"FAILED - RETRYING: [{host}]: {name} ({retries - attempts} retries left)."
             if self.verbosity > 2:
-                msg += "Result was: " + _dump(clean_result(result, self.verbosity), 4)
+                shown = clean_result(censor_result(result), self.verbosity)
+                msg += "Result was: " + _dump(shown, 4)
             self._display(msg, "debug")
 
     def include(self, path: str, hosts: list[str], item: dict[str, Any] | None = None) -> None:

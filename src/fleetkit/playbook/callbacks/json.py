@@ -11,10 +11,19 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from fleetkit.playbook.events import Stats, TaskResult
+from fleetkit.playbook.events import Stats, TaskResult, censor_result
 from fleetkit.playbook.playbook import Play, Task
 
 __all__ = ["JsonCallback"]
+
+
+def _strip(result: dict[str, Any]) -> dict[str, Any]:
+    """A result without the internal ``_ansible_*`` / ``_fk_*`` keys (loop items too)."""
+    out = {k: v for k, v in result.items() if not k.startswith(("_ansible_", "_fk_"))}
+    items = out.get("results")
+    if isinstance(items, list):
+        out["results"] = [_strip(r) if isinstance(r, dict) else r for r in items]
+    return out
 
 
 class JsonCallback:
@@ -50,13 +59,7 @@ class JsonCallback:
         )
 
     def result(self, res: TaskResult) -> None:
-        r = {k: v for k, v in res.result.items() if not k.startswith(("_ansible_", "_fk_"))}
-        if res.result.get("_ansible_no_log"):
-            r = {
-                "censored": "the output has been hidden due to the fact that 'no_log: true' "
-                "was specified for this result",
-                "changed": r.get("changed", False),
-            }
+        r = _strip(censor_result(res.result))
         event: dict[str, Any] = {
             "ev": res.status,
             "host": res.host,

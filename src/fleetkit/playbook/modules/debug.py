@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Any
 
-from fleetkit.playbook.errors import ModuleError
-from fleetkit.playbook.modules import Module, ModuleContext, Param
+from fleetkit.playbook.errors import ModuleError, TemplateError, TemplateUndefined
+from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
+from fleetkit.playbook.templar import OMIT
+from fleetkit.playbook.trust import UnsafeText
 
-__all__ = ["MODULES", "RAW_ARGS"]
+__all__ = ["MODULES", "RAW_ARGS", "ActionArgError", "VarExpressionError"]
 
 # argument keys the runner must not template (they are expressions evaluated by the action)
 RAW_ARGS = {"debug": ("var",), "assert": ("that",)}
+
+
+UNTRUSTED = "Encountered untrusted template or expression."
+_REF = re.compile(r"^\s*\{\{\s*([A-Za-z_][\w.]*)\s*\}\}\s*$")
+
+
+class VarExpressionError(ModuleError):
+    """``debug: var:`` names an expression that cannot be evaluated (untrusted, an error)."""
+
+    def __init__(self, message: str, untrusted: bool = True) -> None:
+        super().__init__(message)
+        self.untrusted = untrusted
+
+
+class ActionArgError(ModuleError):
+    """An action plugin's argument check failed (ansible's validate_argument_spec)."""
 
 
 def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -28,10 +47,52 @@ def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     if args.get("var") is not None:
         var = args["var"]
         assert ctx.evaluate is not None
+        if not isinstance(var, str):
+            kind = next(
+                (n for t, n in ((dict, "dict"), (list, "list")) if isinstance(var, t)),
+                type(var).__name__,
+            )
+            raise ActionArgError(
+                f"argument 'var' is of type {kind} and we were unable to convert "
+                f"to _check_type_str_no_conversion: '{var}' is not a string and conversion is "
+                "not allowed"
+            )
+        if isinstance(var, UnsafeText):
+            # ansible 2.19: an untrusted `var` expression fails the task
+            raise VarExpressionError(UNTRUSTED)
         try:
-            value = ctx.evaluate(str(var)) if isinstance(var, str) else var
-        except Exception as exc:  # noqa: BLE001 - an undefined variable is shown, not raised
-            value = f"<< error 1 - {exc} >>"
+            value = ctx.evaluate(var)
+        except TemplateUndefined as exc:
+            # an undefined variable is shown, with a warning, not raised
+            return {
+                str(var): f"<< error 1 - {exc} >>",
+                "changed": False,
+                "failed": False,
+                "warnings": [f"Encountered 1 template error.\nerror 1 - {exc}"],
+                "_ansible_verbose_always": True,
+            }
+        except TemplateError as exc:
+            if str(exc) == UNTRUSTED:
+                raise VarExpressionError(UNTRUSTED) from None
+            detail = str(exc).replace("Error rendering template:", "Error rendering expression:", 1)
+            raise VarExpressionError(detail, untrusted=False) from None
+        ref = _REF.match(var)
+        if ref is not None:
+            # `var: '{{ name }}'`: the expression is name's (trusted) value; the key shows it
+            named = ctx.evaluate(ref.group(1))
+            if isinstance(named, str):
+                var = named
+        if isinstance(value, str) and value == OMIT:
+            return {
+                str(var): "<<Omit>>",
+                "changed": False,
+                "failed": False,
+                "warnings": [
+                    "The result of the `var` expression could not be omitted; a placeholder "
+                    "was used instead."
+                ],
+                "_ansible_verbose_always": True,
+            }
         return {str(var): value, "changed": False, "_ansible_verbose_always": True}
     msg = args.get("msg", "Hello world!")
     if msg is None:
@@ -58,7 +119,7 @@ def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
         if isinstance(cond, bool):
             ok = cond
         else:
-            value = ctx.evaluate(str(cond))
+            value = ctx.evaluate(cond if isinstance(cond, str) else str(cond))
             ok = bool(value)
         if not ok:
             failure: dict[str, Any] = {
@@ -81,7 +142,9 @@ def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_set_fact(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    facts = {k: v for k, v in args.items() if k not in ("cacheable",)}
+    # keys were templated and validated as variable names by the executor
+    cacheable = _bool(args.get("cacheable", False), "cacheable")
+    facts = {k: v for k, v in args.items() if k != "cacheable"}
     if not facts:
         return {
             "failed": True,
@@ -89,16 +152,7 @@ def run_set_fact(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
             "msg": "No key/value pairs provided, at least one is required for this action "
             "to succeed",
         }
-    for k in facts:
-        if not k.isidentifier():
-            return {
-                "failed": True,
-                "changed": False,
-                "msg": f"The variable name '{k}' is not valid. Variables must start with a "
-                "letter or underscore character, and contain only letters, numbers and "
-                "underscores.",
-            }
-    return {"ansible_facts": facts, "changed": False}
+    return {"ansible_facts": facts, "_ansible_facts_cacheable": cacheable, "changed": False}
 
 
 def run_pause(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:

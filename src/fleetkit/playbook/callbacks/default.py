@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from fleetkit.playbook.events import Stats, TaskResult, clean_result
@@ -29,6 +30,15 @@ _COLORS = {
 _DEBUG_KEYS = ("msg", "exception", "warnings", "deprecations")
 
 
+def _flag(value: Any, default: bool) -> bool:
+    # a keyword's value as ansible's callbacks see it: untemplated, so a template is truthy
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return "{{" in value or value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(value)
+
+
 def _dump(result: dict[str, Any], indent: int | None) -> str:
     return json.dumps(result, indent=indent, ensure_ascii=False, sort_keys=True, default=str)
 
@@ -41,6 +51,7 @@ class DefaultCallback:
         verbosity: int = 0,
         color: bool | None = None,
         check: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -55,6 +66,14 @@ class DefaultCallback:
         self.color = bool(color)
         self.columns = (shutil.get_terminal_size((80, 24)).columns if self.color else 80) - 1
         self.check = check
+        opts = options or {}
+        self.show_skipped = bool(opts.get("display_skipped_hosts", True))
+        self.show_ok = bool(opts.get("display_ok_hosts", True))
+        self.failed_stderr = bool(opts.get("display_failed_stderr", False))
+        self.markers = bool(opts.get("check_mode_markers", False))
+        self.path_on_failure = bool(opts.get("show_task_path_on_failure", False))
+        self._check_tasks: set[int] = set()
+        self._play_check = check
         self._interactive = bool(hasattr(self.out, "isatty") and self.out.isatty())
         self._lock = threading.RLock()
         self._last_banner: int | None = None
@@ -86,10 +105,15 @@ class DefaultCallback:
 
     def _task_banner(self, task: Task) -> None:
         prefix, name = self._task_names.get(task.uid, ("TASK", task.display_name()))
-        self._banner(f"{prefix} [{name}]")
-        if self.verbosity >= 2 and task.path:
-            self._display(f"task path: {task.path}:{task.line}", "debug")
+        mark = " [CHECK MODE]" if self.markers and task.uid in self._check_tasks else ""
+        self._banner(f"{prefix} [{name}]{mark}")
+        if self.verbosity >= 2:
+            self._task_path(task)
         self._last_banner = task.uid
+
+    def _task_path(self, task: Task) -> None:
+        if task.path:
+            self._display(f"task path: {task.path}:{task.line}", "debug")
 
     def _ensure_banner(self, task: Task) -> None:
         if self._last_banner != task.uid:
@@ -163,7 +187,7 @@ class DefaultCallback:
         if block in self._errors:
             return
         self._errors.add(block)
-        self._display(block, "error")
+        self._display(block, "error", stderr=self.failed_stderr)
 
     def _label(self, res: TaskResult) -> str:
         label = res.host
@@ -198,18 +222,25 @@ class DefaultCallback:
             if self.verbosity > 1:
                 self._banner(f"PLAYBOOK: {os.path.basename(path)}")
                 self._display(f"{plays} plays in {path}")
+            if self.check and self.markers:
+                self._banner("DRY RUN")
 
     def play_start(self, play: Play) -> None:
         with self._lock:
             self._free = play.strategy == "free"
             name = play.name.strip()
-            self._banner(f"PLAY [{name}]" if name else "PLAY")
+            raw = play.kw.get("check_mode", play.keywords.get("check_mode"))
+            self._play_check = _flag(raw, self.check)
+            mark = " [CHECK MODE]" if self.markers and self._play_check else ""
+            self._banner(f"PLAY [{name}]{mark}" if name else f"PLAY{mark}")
             self._last_banner = None
 
     def task_start(self, task: Task, name: str, handler: bool = False) -> None:
         with self._lock:
             self._task_names[task.uid] = ("RUNNING HANDLER" if handler else "TASK", name)
-            if not self._free:
+            if _flag(task.kw.get("check_mode"), self._play_check):
+                self._check_tasks.add(task.uid)
+            if not self._free and self.show_skipped and self.show_ok:
                 self._task_banner(task)
 
     def result(self, res: TaskResult) -> None:
@@ -221,6 +252,8 @@ class DefaultCallback:
         label = self._label(res)
         looped = bool(res.items)
         if res.status == "skipped":
+            if not self.show_skipped:
+                return
             self._ensure_banner(res.task)
             for status, item in res.items:
                 self._item(res, status, item)
@@ -236,7 +269,11 @@ class DefaultCallback:
                     self._item(res, status, item)
             else:
                 self._error_block(res)
-            self._display(f"fatal: [{label}]: UNREACHABLE! => {self._show(res, r)}", "unreachable")
+            self._display(
+                f"fatal: [{label}]: UNREACHABLE! => {self._show(res, r)}",
+                "unreachable",
+                stderr=self.failed_stderr,
+            )
             if res.ignored:
                 self._display("...ignoring", "skip")
             return
@@ -247,9 +284,17 @@ class DefaultCallback:
                     self._item(res, status, item)
             else:
                 self._error_block(res)
-                self._display(f"fatal: [{label}]: FAILED! => {self._show(res, r)}", "error")
+                if self.path_on_failure and self.verbosity < 2:
+                    self._task_path(res.task)
+                self._display(
+                    f"fatal: [{label}]: FAILED! => {self._show(res, r)}",
+                    "error",
+                    stderr=self.failed_stderr,
+                )
             if res.ignored:
                 self._display("...ignoring", "skip")
+            return
+        if res.status != "changed" and not self.show_ok:
             return
         self._ensure_banner(res.task)
         if looped:
@@ -269,6 +314,9 @@ class DefaultCallback:
         else:
             ilabel = item.get("_ansible_item_label", item.get("item"))
         if status == "skipped":
+            if not self.show_skipped:
+                return
+            self._ensure_banner(res.task)
             msg = f"skipping: [{res.host}] => (item={ilabel}) "
             if self._verbose(item):
                 msg += " => " + self._show(res, item)
@@ -277,8 +325,15 @@ class DefaultCallback:
             self._error_block(
                 TaskResult(res.host, res.task, item, status, controller=res.controller)
             )
-            self._display(f"failed: [{label}] (item={ilabel}) => {self._show(res, item)}", "error")
+            self._display(
+                f"failed: [{label}] (item={ilabel}) => {self._show(res, item)}",
+                "error",
+                stderr=self.failed_stderr,
+            )
         else:
+            if status != "changed" and not self.show_ok:
+                return
+            self._ensure_banner(res.task)
             msg = f"{status}: [{label}] => (item={ilabel})"
             if self._verbose(item):
                 msg += " => " + self._show(res, item)
@@ -355,3 +410,5 @@ class DefaultCallback:
                 self.out.write(f"{hc} : {' '.join(parts)}\n")
             self.out.write("\n")
             self.out.flush()
+            if self.check and self.markers:
+                self._banner("DRY RUN")

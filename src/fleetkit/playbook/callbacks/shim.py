@@ -195,11 +195,11 @@ class AnsiblePlugins:
         self._lock = threading.RLock()
         self._hosts: dict[str, Any] = {}
         self._tasks: dict[int, _TaskView] = {}
+        from ansible._internal._errors._handler import ErrorHandler
         from ansible.errors import AnsibleCallbackError
         from ansible.executor.task_result import CallbackTaskResult
         from ansible.inventory.host import Host
         from ansible.utils.display import Display
-        from ansible._internal._errors._handler import ErrorHandler
 
         self._display = Display()
         self._host_cls = Host
@@ -222,8 +222,39 @@ class AnsiblePlugins:
             self._tasks[task.uid] = view
         return view
 
-    def _result(self, host: str, task: Task, data: dict[str, Any]) -> Any:
+    def _error(self, task: Task, data: dict[str, Any], controller: bool) -> Any:
+        # the ErrorSummary ansible's TaskExecutor puts in a failed result's ``exception``: a
+        # task error (with the task's origin) caused by the action's (or module's) failure
+        from ansible._internal._datatag._tags import Origin
+        from ansible._internal._errors import _captured, _error_utils
+        from ansible.errors import AnsibleTaskError
+        from ansible.module_utils._internal import _messages
+
+        work = {k: v for k, v in data.items() if not k.startswith("_fk_")}
+        if data.get("_fk_error"):
+            work["exception"] = _messages.ErrorSummary(
+                event=_messages.Event(msg=str(data["_fk_error"]))
+            )
+        elif not (controller or data.get("_fk_action_failed")):
+            _captured.AnsibleModuleCapturedError.normalize_result_exception(work)
+        obj: Any = {}
+        if task.path and task.line:
+            obj = Origin(path=task.path, line_num=task.line, col_num=task.col or None).tag({})
+        try:
+            try:
+                _captured.AnsibleActionCapturedError.maybe_raise_on_result(work)
+            except Exception as ex:
+                raise AnsibleTaskError(obj=obj) from ex
+        except AnsibleTaskError as atex:
+            out = _error_utils.result_dict_from_exception(atex, accept_result_contribution=True)
+            return out.get("exception")
+        return None
+
+    def _result(
+        self, host: str, task: Task, data: dict[str, Any], failed: bool = False, ctl: bool = False
+    ) -> Any:
         view = self._task(task)
+        summary = self._error(task, data, ctl) if failed else None
         no_log = view.no_log is True or data.get("_ansible_no_log")
         if no_log:
             shown = _censor(data)
@@ -239,6 +270,8 @@ class AnsiblePlugins:
         if isinstance(delegated, dict):
             keep = ("ansible_host", "ansible_port", "ansible_user", "ansible_connection")
             shown["_ansible_delegated_vars"] = {k: v for k, v in delegated.items() if k in keep}
+        if summary is not None and not no_log:
+            shown["exception"] = summary
         return self._result_cls(self._host(host), view, shown, view.fields())
 
     def send(self, method: str, *args: Any, **kwargs: Any) -> None:
@@ -252,7 +285,10 @@ class AnsiblePlugins:
                     continue
                 implemented = plugin._implemented_callback_methods
                 methods = [getattr(plugin, m) for m in (method, "v2_on_any") if m in implemented]
+                current = next((a for a in args if isinstance(a, self._result_cls)), None)
                 for fn in methods:
+                    # ansible's "state hack": the result being delivered, for _handle_exception
+                    plugin._current_task_result = current
                     with self._on_error.handle(self._error_cls):
                         try:
                             fn(*args, **kwargs)
@@ -263,6 +299,7 @@ class AnsiblePlugins:
                                 f"Callback dispatch {method!r} failed for plugin "
                                 f"{plugin._load_name!r}."
                             ) from ex
+                plugin._current_task_result = None
 
     # -- fleetkit's events -----------------------------------------------------------------
 
@@ -282,8 +319,11 @@ class AnsiblePlugins:
     def result(self, res: TaskResult) -> None:
         for status, item in res.items:
             kind = {"changed": "ok", "unreachable": "failed"}.get(status, status)
-            self.send(f"v2_runner_item_on_{kind}", self._result(res.host, res.task, item))
-        r = self._result(res.host, res.task, res.result)
+            failed = kind == "failed"
+            item_result = self._result(res.host, res.task, item, failed, res.controller)
+            self.send(f"v2_runner_item_on_{kind}", item_result)
+        failed = res.status == "failed" and not res.items
+        r = self._result(res.host, res.task, res.result, failed, res.controller)
         if res.status == "unreachable":
             self.send("v2_runner_on_unreachable", r)
         elif res.status == "failed":

@@ -236,3 +236,30 @@ def test_yaml_result_format_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
     f = run_fleetkit(["play", "-i", "inventory.ini", "playbook.yml"], tmp_path)
     assert f.returncode == 1
     assert "callback_result_format" in f.stderr and "hint:" in f.stderr
+
+
+META = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - meta: end_host
+      when: inventory_hostname == 'b'
+    - meta: clear_facts
+    - meta: noop
+    - debug: {msg: still}
+- hosts: all
+  gather_facts: false
+  tasks:
+    - meta: end_play
+"""
+
+
+def test_meta_lines_at_vv(tmp_path: Path) -> None:
+    (acode, aout, _), (fcode, fout, ferr) = _both(tmp_path, META, "-vv")
+    assert fcode == acode, ferr
+
+    def meta(out: str) -> list[str]:
+        return [line for line in out.splitlines() if line.startswith("META: ")]
+
+    assert meta(fout) == meta(aout)
+    assert "META: ending play for b" in meta(fout)

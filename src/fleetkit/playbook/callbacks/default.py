@@ -26,6 +26,7 @@ _COLORS = {
     "warn": "1;35",
     "debug": "0;90",
     "included": "0;36",
+    "verbose": "0;34",
 }
 _DEBUG_KEYS = ("msg", "exception", "warnings", "deprecations")
 
@@ -373,6 +374,12 @@ class DefaultCallback:
             else:
                 text = f"ASYNC {kind.upper()} on {host}: jid={jid}"
             self._display(text, "debug")
+
+    def verbose(self, msg: str, level: int) -> None:
+        """A Display.v..vvvvvv line: shown from that verbosity on."""
+        if self.verbosity >= level:
+            with self._lock:
+                self._display(msg, "verbose")
 
     def error(self, msg: str) -> None:
         """An ``[ERROR]:`` line on stderr (the run goes on)."""

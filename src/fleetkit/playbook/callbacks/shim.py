@@ -358,6 +358,9 @@ class AnsiblePlugins:
         if self._warn is not None:
             self._warn.error(msg)
 
+    def verbose(self, msg: str, level: int) -> None:
+        self._display.verbose(msg, caplevel=level - 1)
+
     def async_event(self, kind: str, host: str, jid: str, result: dict[str, Any]) -> None:
         task = next((t._task for t in reversed(self._tasks.values())), None)
         if task is None:
@@ -423,6 +426,9 @@ class Tee:
 
     def error(self, msg: str) -> None:
         self.callbacks[0].error(msg)
+
+    def verbose(self, msg: str, level: int) -> None:
+        self.callbacks[0].verbose(msg, level)
 
     def async_event(self, kind: str, host: str, jid: str, result: dict[str, Any]) -> None:
         for cb in self.callbacks:

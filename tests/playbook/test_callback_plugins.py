@@ -229,13 +229,33 @@ def test_default_callback_display_options(
     assert _errlines(ferr) == _errlines(aerr)
 
 
-def test_yaml_result_format_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANSIBLE_CALLBACK_RESULT_FORMAT", "yaml")
+@pytest.mark.parametrize(
+    ("env", "verbose"),
+    [
+        ({"ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml"}, False),
+        ({"ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml", "ANSIBLE_CALLBACK_FORMAT_PRETTY": "0"}, True),
+        ({"ANSIBLE_CALLBACK_FORMAT_PRETTY": "1"}, False),
+    ],
+)
+def test_result_format_yaml_and_pretty_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], verbose: bool
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    extra = ["-v"] if verbose else []
+    # at -v, no command output (timestamps) and no literal `when: false`
+    book = FAILING.split("    - name: skipped one")[0] if verbose else FAILING + PLAYBOOK
+    (acode, aout, _), (fcode, fout, ferr) = _both(tmp_path, book, *extra)
+    assert (fcode, fout) == (acode, aout), ferr
+
+
+def test_show_custom_stats_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSIBLE_SHOW_CUSTOM_STATS", "1")
     (tmp_path / "inventory.ini").write_text(INVENTORY)
     (tmp_path / "playbook.yml").write_text(PLAYBOOK)
     f = run_fleetkit(["play", "-i", "inventory.ini", "playbook.yml"], tmp_path)
     assert f.returncode == 1
-    assert "callback_result_format" in f.stderr and "hint:" in f.stderr
+    assert "show_custom_stats" in f.stderr and "hint:" in f.stderr
 
 
 META = """

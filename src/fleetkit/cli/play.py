@@ -395,6 +395,13 @@ def _play(argv: list[str]) -> int:
     cfg = load_config()
     for w in cfg.warnings:
         print(f"[WARNING]: {w}", file=sys.stderr)
+    if args.verbose and args.output != "json":
+        # ansible-playbook's -v line about its configuration file
+        print(
+            f"Using {cfg.path} as config file"
+            if cfg.path
+            else "No config file found; using defaults"
+        )
     check_supported(cfg)
     forks = cfg["forks"] if args.forks is None else args.forks
     if forks < 1:

@@ -400,20 +400,6 @@ def _check_default_callback(cfg: Config) -> None:
     # the options of ansible's default callback that fleetkit's own default does not honour
     if cfg["stdout_callback"] not in ("default", "ansible.builtin.default"):
         return
-    if str(cfg["callback_result_format"]).lower() != "json":
-        raise _refuse(
-            cfg,
-            "callback_result_format",
-            "is not implemented by fleetkit's default callback (only 'json')",
-            "unset ANSIBLE_CALLBACK_RESULT_FORMAT / callback_result_format",
-        )
-    if cfg["callback_format_pretty"]:
-        raise _refuse(
-            cfg,
-            "callback_format_pretty",
-            "is not implemented by fleetkit's default callback",
-            "unset ANSIBLE_CALLBACK_FORMAT_PRETTY / callback_format_pretty",
-        )
     for key in ("show_per_host_start", "show_custom_stats"):
         if cfg[key]:
             raise _refuse(

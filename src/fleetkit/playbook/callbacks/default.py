@@ -40,6 +40,20 @@ def _flag(value: Any, default: bool) -> bool:
     return bool(value)
 
 
+def _ansible_formatter(verbosity: int) -> Any:
+    """ansible's default callback, for its result serializer (its options from the config)."""
+    from fleetkit.playbook.plugins import _init
+
+    _init()
+    from ansible.plugins.loader import callback_loader
+    from ansible.utils.display import Display
+
+    Display().verbosity = verbosity
+    plugin = callback_loader.get("ansible.builtin.default")
+    plugin.set_options()
+    return plugin
+
+
 def _dump(result: dict[str, Any], indent: int | None) -> str:
     return json.dumps(result, indent=indent, ensure_ascii=False, sort_keys=True, default=str)
 
@@ -74,6 +88,10 @@ class DefaultCallback:
         self.markers = bool(opts.get("check_mode_markers", False))
         self.path_on_failure = bool(opts.get("show_task_path_on_failure", False))
         self._check_tasks: set[int] = set()
+        self._formatter: Any = None
+        fmt = str(opts.get("callback_result_format", "json")).lower()
+        if fmt != "json" or opts.get("callback_format_pretty") is not None:
+            self._formatter = _ansible_formatter(verbosity)
         self._play_check = check
         self._interactive = bool(hasattr(self.out, "isatty") and self.out.isatty())
         self._lock = threading.RLock()
@@ -203,6 +221,7 @@ class DefaultCallback:
 
     def _show(self, res: TaskResult, result: dict[str, Any]) -> str:
         shown = clean_result(result, self.verbosity)
+        shown.pop("skipped", None)  # ansible strips it from what a callback sees
         if res.task.action == "debug" and "msg" in shown:
             shown = {k: v for k, v in shown.items() if k in _DEBUG_KEYS}
         elif res.task.action == "debug":
@@ -214,6 +233,16 @@ class DefaultCallback:
                 "changed": shown.get("changed", False),
             }
         indent = 4 if (result.get("_ansible_verbose_always") or self.verbosity > 2) else None
+        return self._dumps(shown, indent)
+
+    def _dumps(self, shown: dict[str, Any], indent: int | None) -> str:
+        if self._formatter is not None:
+            # yaml / pretty_results: ansible's own serializer (CallbackBase._dump_results)
+            from fleetkit.playbook.callbacks.shim import native
+
+            text = str(self._formatter._dump_results(native(shown), indent=indent))
+            # a dump always ends a line; ansible's Display does not double its newline
+            return text.removesuffix("\n")
         return _dump(shown, indent)
 
     # -- events ----------------------------------------------------------------------------
@@ -346,7 +375,7 @@ class DefaultCallback:
         with self._lock:
             msg = f"FAILED - RETRYING: [{host}]: {name} ({retries - attempts} retries left)."
             if self.verbosity > 2:
-                msg += "Result was: " + _dump(clean_result(result, self.verbosity), 4)
+                msg += "Result was: " + self._dumps(clean_result(result, self.verbosity), 4)
             self._display(msg, "debug")
 
     def include(self, path: str, hosts: list[str]) -> None:

@@ -23,7 +23,7 @@ from fleetkit.playbook.errors import PlaybookError
 from fleetkit.playbook.events import Callback, Stats, TaskResult
 from fleetkit.playbook.playbook import Play, Task
 
-__all__ = ["AnsiblePlugins", "Tee", "load_plugins", "is_default_stdout"]
+__all__ = ["AnsiblePlugins", "Tee", "load_plugins", "is_default_stdout", "native"]
 
 _DEFAULT_NAMES = ("default", "ansible.builtin.default")
 _COUNTERS = (
@@ -49,6 +49,19 @@ _CENSORED = (
 )
 _META_IMPLICIT = ("flush_handlers", "noop")
 _uuids = itertools.count(1)
+
+
+def native(value: Any) -> Any:
+    """A result as plain Python values (fleetkit's trust-marked strings become ``str``)."""
+    if isinstance(value, str):
+        return value if type(value) is str else str(value)
+    if isinstance(value, dict):
+        return {native(k): native(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [native(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(native(v) for v in value)
+    return value
 
 
 def is_default_stdout(name: str) -> bool:
@@ -254,6 +267,7 @@ class AnsiblePlugins:
         self, host: str, task: Task, data: dict[str, Any], failed: bool = False, ctl: bool = False
     ) -> Any:
         view = self._task(task)
+        data = native(data)
         summary = self._error(task, data, ctl) if failed else None
         no_log = view.no_log is True or data.get("_ansible_no_log")
         if no_log:

@@ -283,3 +283,38 @@ def test_meta_lines_at_vv(tmp_path: Path) -> None:
 
     assert meta(fout) == meta(aout)
     assert "META: ending play for b" in meta(fout)
+
+
+DEBUG_LOOPS = """
+- hosts: a
+  gather_facts: false
+  tasks:
+    - name: debug loop
+      debug: {msg: "debug-{{ item }}"}
+      loop: [1, 2, 3, 4]
+      failed_when: item == 2
+      when: item != 4
+      ignore_errors: true
+    - name: no items
+      debug: {msg: none}
+      loop: []
+    - name: an include
+      include_tasks: inc.yml
+"""
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"ANSIBLE_DISPLAY_OK_HOSTS": "0", "ANSIBLE_SHOW_TASK_PATH_ON_FAILURE": "1"}],
+)
+@pytest.mark.parametrize("verbose", [False, True])
+def test_debug_loops_and_includes_as_ansible_shows_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], verbose: bool
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    (tmp_path / "inc.yml").write_text("- debug: {msg: inside}\n")
+    extra = ["-v"] if verbose else []
+    (acode, aout, _), (fcode, fout, ferr) = _both(tmp_path, DEBUG_LOOPS, *extra)
+    assert (fcode, fout) == (acode, aout), ferr
+    assert 'fatal: [a]: FAILED! => {"msg": "One or more items failed"}' in fout

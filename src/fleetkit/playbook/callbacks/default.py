@@ -29,6 +29,17 @@ _COLORS = {
     "verbose": "0;34",
 }
 _DEBUG_KEYS = ("msg", "exception", "warnings", "deprecations")
+# what ansible's callbacks hide from a debug result that has no msg (CallbackBase._hide_in_debug)
+_HIDE_IN_DEBUG = (
+    "changed",
+    "failed",
+    "skipped",
+    "invocation",
+    "skip_reason",
+    "ansible_loop_var",
+    "ansible_index_var",
+    "ansible_loop",
+)
 
 
 def _flag(value: Any, default: bool) -> bool:
@@ -93,6 +104,7 @@ class DefaultCallback:
         if fmt != "json" or opts.get("callback_format_pretty") is not None:
             self._formatter = _ansible_formatter(verbosity)
         self._play_check = check
+        self._current: Task | None = None
         self._interactive = bool(hasattr(self.out, "isatty") and self.out.isatty())
         self._lock = threading.RLock()
         self._last_banner: int | None = None
@@ -225,7 +237,8 @@ class DefaultCallback:
         if res.task.action == "debug" and "msg" in shown:
             shown = {k: v for k, v in shown.items() if k in _DEBUG_KEYS}
         elif res.task.action == "debug":
-            shown.pop("changed", None)
+            for key in _HIDE_IN_DEBUG:
+                shown.pop(key, None)
         if result.get("_ansible_no_log"):
             shown = {
                 "censored": "the output has been hidden due to the fact that 'no_log: "
@@ -268,6 +281,7 @@ class DefaultCallback:
     def task_start(self, task: Task, name: str, handler: bool = False) -> None:
         with self._lock:
             self._task_names[task.uid] = ("RUNNING HANDLER" if handler else "TASK", name)
+            self._current = task
             if _flag(task.kw.get("check_mode"), self._play_check):
                 self._check_tasks.add(task.uid)
             if not self._free and self.show_skipped and self.show_ok:
@@ -289,6 +303,10 @@ class DefaultCallback:
                 self._item(res, status, item)
             msg = f"skipping: [{res.host}]"
             if self._verbose(r):
+                if "results" in r and any(
+                    k == "loop" or k.startswith("with_") for k in res.task.kw
+                ):
+                    r = {k: v for k, v in r.items() if k != "results"}  # items shown on their own
                 msg += " => " + self._show(res, r)
             self._display(msg, "skip")
             return
@@ -314,6 +332,9 @@ class DefaultCallback:
                     self._item(res, status, item)
             else:
                 self._error_block(res)
+            # ansible cleans a debug result down to its msg before looking for loop results,
+            # so a failed debug loop still gets its summary line
+            if not looped or (res.task.action == "debug" and "msg" in r):
                 if self.path_on_failure and self.verbosity < 2:
                     self._task_path(res.task)
                 self._display(
@@ -380,6 +401,9 @@ class DefaultCallback:
 
     def include(self, path: str, hosts: list[str]) -> None:
         with self._lock:
+            if self._current is not None:
+                # ansible's include result shows the banner when hiding ok/skipped hosts
+                self._ensure_banner(self._current)
             self._display(f"included: {path} for {', '.join(hosts)}", "included")
 
     def no_hosts_matched(self) -> None:

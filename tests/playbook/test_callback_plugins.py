@@ -318,3 +318,16 @@ def test_debug_loops_and_includes_as_ansible_shows_them(
     (acode, aout, _), (fcode, fout, ferr) = _both(tmp_path, DEBUG_LOOPS, *extra)
     assert (fcode, fout) == (acode, aout), ferr
     assert 'fatal: [a]: FAILED! => {"msg": "One or more items failed"}' in fout
+
+
+def test_host_pinned_shows_banners_with_results(tmp_path: Path) -> None:
+    book = """
+- hosts: all
+  gather_facts: false
+  strategy: host_pinned
+  tasks:
+    - command: echo one
+    - command: echo two
+"""
+    (acode, aout, _), (fcode, fout, ferr) = _both(tmp_path, book)
+    assert (fcode, fout) == (acode, aout), ferr

@@ -270,7 +270,9 @@ class DefaultCallback:
 
     def play_start(self, play: Play) -> None:
         with self._lock:
-            self._free = play.strategy == "free"
+            # ansible's default callback: no banner up front for non-lockstep strategies
+            strategy = str(play.strategy).removeprefix("ansible.builtin.")
+            self._free = strategy in ("free", "host_pinned")
             name = play.name.strip()
             raw = play.kw.get("check_mode", play.keywords.get("check_mode"))
             self._play_check = _flag(raw, self.check)

@@ -331,3 +331,77 @@ def test_host_pinned_shows_banners_with_results(tmp_path: Path) -> None:
 """
     (acode, aout, _), (fcode, fout, ferr) = _both(tmp_path, book)
     assert (fcode, fout) == (acode, aout), ferr
+
+
+AGGREGATE = '''
+import os
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = """
+    name: tally
+    type: aggregate
+    short_description: counts results into a file
+    options:
+      out:
+        description: where to write
+        env:
+          - name: TALLY_OUT
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "tally"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lines = []
+
+    def v2_playbook_on_start(self, playbook):
+        self.lines.append("start %s" % os.path.basename(playbook._file_name))
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self.lines.append("task %s %s" % (task.get_name(), task.get_path().rsplit(":", 1)[-1]))
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self.lines.append("failed %s %s %s" % (result.host.name, ignore_errors, bool(result.exception)))
+
+    def v2_runner_on_ok(self, result):
+        self.lines.append("ok %s %s" % (result.host.name, result.result.get("changed")))
+
+    def v2_runner_on_skipped(self, result):
+        self.lines.append("skipped %s" % result.host.name)
+
+    def v2_playbook_on_stats(self, stats):
+        for h in sorted(stats.processed):
+            self.lines.append("%s %s" % (h, sorted(stats.summarize(h).items())))
+        with open(self.get_option("out"), "w") as fh:
+            fh.write("\\n".join(self.lines) + "\\n")
+'''
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_enabled_aggregate_callback_beside_the_playbook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    (tmp_path / "callback_plugins").mkdir()
+    (tmp_path / "callback_plugins" / "tally.py").write_text(AGGREGATE)
+    if enabled:
+        monkeypatch.setenv("ANSIBLE_CALLBACKS_ENABLED", "tally")
+    monkeypatch.setenv("TALLY_OUT", str(tmp_path / "ans.txt"))
+    (tmp_path / "inventory.ini").write_text(INVENTORY)
+    (tmp_path / "playbook.yml").write_text(FAILING)
+    args = ["-i", "inventory.ini", "playbook.yml", "-f", "1"]
+    a = run_ansible(args, tmp_path)
+    monkeypatch.setenv("TALLY_OUT", str(tmp_path / "fk.txt"))
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert (f.returncode, f.stdout) == (a.returncode, a.stdout), f.stderr
+    if not enabled:
+        assert not (tmp_path / "ans.txt").exists() and not (tmp_path / "fk.txt").exists()
+        return
+    want = (tmp_path / "ans.txt").read_text()
+    assert (tmp_path / "fk.txt").read_text() == want
+    assert "failed b None True" in want

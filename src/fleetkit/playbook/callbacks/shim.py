@@ -341,7 +341,10 @@ class AnsiblePlugins:
         if res.status == "unreachable":
             self.send("v2_runner_on_unreachable", r)
         elif res.status == "failed":
-            self.send("v2_runner_on_failed", r, ignore_errors=res.ignored)
+            # ansible passes the task's ignore_errors keyword: None when it is not set
+            kw = res.task.kw.get("ignore_errors")
+            ignore = True if res.ignored else (kw if kw is None or isinstance(kw, bool) else False)
+            self.send("v2_runner_on_failed", r, ignore_errors=ignore)
         elif res.status == "skipped":
             self.send("v2_runner_on_skipped", r)
         else:

@@ -249,13 +249,30 @@ def test_result_format_yaml_and_pretty_results(
     assert (fcode, fout) == (acode, aout), ferr
 
 
-def test_show_custom_stats_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANSIBLE_SHOW_CUSTOM_STATS", "1")
+def test_show_per_host_start_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSIBLE_SHOW_PER_HOST_START", "1")
     (tmp_path / "inventory.ini").write_text(INVENTORY)
     (tmp_path / "playbook.yml").write_text(PLAYBOOK)
     f = run_fleetkit(["play", "-i", "inventory.ini", "playbook.yml"], tmp_path)
     assert f.returncode == 1
-    assert "show_custom_stats" in f.stderr and "hint:" in f.stderr
+    assert "show_per_host_start" in f.stderr and "hint:" in f.stderr
+
+
+def test_custom_stats_banner_from_stats() -> None:
+    import io
+
+    from fleetkit.playbook.callbacks import DefaultCallback
+    from fleetkit.playbook.events import Stats
+
+    out = io.StringIO()
+    cb = DefaultCallback(out, io.StringIO(), color=False, options={"show_custom_stats": True})
+    stats = Stats(custom={"a": {"x": 1}, "_run": {"y": [1, 2]}})
+    stats.increment("ok", "a")
+    cb.stats(stats)
+    text = out.getvalue()
+    assert "\nCUSTOM STATS: ****" in text
+    # json.dumps(indent=1) with its newlines removed, as ansible's default callback prints it
+    assert '\ta: { "x": 1}\n\n\tRUN: { "y": [  1,  2 ]}\n\n' in text
 
 
 META = """

@@ -101,7 +101,6 @@ def test_invalid_value_is_ansibles_error(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     "var,value,word",
     [
-        ("ANSIBLE_SHOW_CUSTOM_STATS", "1", "show_custom_stats"),
         ("ANSIBLE_SHOW_PER_HOST_START", "true", "show_per_host_start"),
         ("ANSIBLE_HASH_BEHAVIOUR", "merge", "hash_behaviour"),
         ("ANSIBLE_RETRY_FILES_ENABLED", "true", "retry_files_enabled"),

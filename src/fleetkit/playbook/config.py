@@ -400,7 +400,7 @@ def _check_default_callback(cfg: Config) -> None:
     # the options of ansible's default callback that fleetkit's own default does not honour
     if cfg["stdout_callback"] not in ("default", "ansible.builtin.default"):
         return
-    for key in ("show_per_host_start", "show_custom_stats"):
+    for key in ("show_per_host_start",):
         if cfg[key]:
             raise _refuse(
                 cfg,

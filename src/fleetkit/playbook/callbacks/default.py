@@ -98,6 +98,7 @@ class DefaultCallback:
         self.failed_stderr = bool(opts.get("display_failed_stderr", False))
         self.markers = bool(opts.get("check_mode_markers", False))
         self.path_on_failure = bool(opts.get("show_task_path_on_failure", False))
+        self.custom_stats = bool(opts.get("show_custom_stats", False))
         self._check_tasks: set[int] = set()
         self._formatter: Any = None
         fmt = str(opts.get("callback_result_format", "json")).lower()
@@ -441,6 +442,16 @@ class DefaultCallback:
         with self._lock:
             self._display(f"[ERROR]: {msg}", "error", stderr=True)
 
+    def _custom_stats(self, custom: dict[str, dict[str, Any]]) -> None:
+        self._banner("CUSTOM STATS: ")
+        for key in sorted(custom):
+            if key != "_run":
+                self._display(f"\t{key}: {self._dumps(custom[key], 1).replace(chr(10), '')}")
+        if "_run" in custom:
+            self._display("")
+            self._display(f"\tRUN: {self._dumps(custom['_run'], 1).replace(chr(10), '')}")
+        self._display("")
+
     def stats(self, stats: Stats) -> None:
         with self._lock:
             self._banner("PLAY RECAP")
@@ -472,5 +483,7 @@ class DefaultCallback:
                 self.out.write(f"{hc} : {' '.join(parts)}\n")
             self.out.write("\n")
             self.out.flush()
+            if stats.custom and self.custom_stats:
+                self._custom_stats(stats.custom)
             if self.check and self.markers:
                 self._banner("DRY RUN")

@@ -395,6 +395,7 @@ class AnsiblePlugins:
             for attr, key in _COUNTERS:
                 if counts[key]:
                     getattr(agg, attr)[host] = counts[key]
+        agg.custom = native(stats.custom)
         self.send("v2_playbook_on_stats", agg)
 
 

@@ -175,6 +175,9 @@ class _IncludedFile:
     _args: dict[str, Any] = field(default_factory=dict)
     _vars: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"{self._filename} (args={self._args} vars={self._vars}): {self._hosts}"
+
 
 def _strip(data: dict[str, Any], top: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -208,6 +211,7 @@ class AnsiblePlugins:
         self._lock = threading.RLock()
         self._hosts: dict[str, Any] = {}
         self._tasks: dict[int, _TaskView] = {}
+        self._current: _TaskView | None = None
         from ansible._internal._errors._handler import ErrorHandler
         from ansible.errors import AnsibleCallbackError
         from ansible.executor.task_result import CallbackTaskResult
@@ -325,6 +329,7 @@ class AnsiblePlugins:
 
     def task_start(self, task: Task, name: str, handler: bool = False) -> None:
         view = self._task(task, name, handler)
+        self._current = view
         if handler:
             self.send("v2_playbook_on_handler_task_start", view)
         else:
@@ -357,9 +362,10 @@ class AnsiblePlugins:
         self.send("v2_runner_retry", self._result(host, task, data))
 
     def include(self, path: str, hosts: list[str]) -> None:
-        self.send(
-            "v2_playbook_on_include", _IncludedFile(path, [self._host(h) for h in hosts], None)
-        )
+        # the include task is the one whose start was announced last (its banner)
+        hosts_ = [self._host(h) for h in hosts]
+        args = dict(self._current.args) if self._current is not None else {}
+        self.send("v2_playbook_on_include", _IncludedFile(path, hosts_, self._current, args))
 
     def no_hosts_matched(self) -> None:
         self.send("v2_playbook_on_no_hosts_matched")

@@ -360,11 +360,31 @@ def _join_ssh_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _cli_args(args: argparse.Namespace) -> dict[str, object]:
+    """ansible's ``context.CLIARGS`` for callback plugins that read it."""
+    return {
+        "args": tuple(args.playbook),
+        "check": bool(args.check),
+        "diff": bool(args.diff),
+        "verbosity": args.verbose,
+        "forks": args.forks,
+        "subset": args.limit,
+        "tags": tuple(args.tags or ("all",)),
+        "skip_tags": tuple(args.skip_tags or ()),
+        "start_at_task": args.start_at_task,
+        "step": args.step,
+        "syntax": False,
+        "listhosts": False,
+        "listtasks": False,
+        "listtags": False,
+    }
+
+
 def _play(argv: list[str]) -> int:
     args = _play_parser().parse_args(_join_ssh_values(argv))
     _refuse_unhonoured(args)
 
-    from fleetkit.playbook.callbacks import DefaultCallback, JsonCallback
+    from fleetkit.playbook.callbacks import JsonCallback, build_callback
     from fleetkit.playbook.config import check_supported, load_config
     from fleetkit.playbook.events import Callback
     from fleetkit.playbook.listing import ListRequest, render_listing
@@ -375,6 +395,13 @@ def _play(argv: list[str]) -> int:
     cfg = load_config()
     for w in cfg.warnings:
         print(f"[WARNING]: {w}", file=sys.stderr)
+    if args.verbose and args.output != "json":
+        # ansible-playbook's -v line about its configuration file
+        print(
+            f"Using {cfg.path} as config file"
+            if cfg.path
+            else "No config file found; using defaults"
+        )
     check_supported(cfg)
     forks = cfg["forks"] if args.forks is None else args.forks
     if forks < 1:
@@ -441,7 +468,7 @@ def _play(argv: list[str]) -> int:
     if args.output == "json":
         callback = JsonCallback(sys.stdout)
     else:
-        callback = DefaultCallback(sys.stdout, sys.stderr, verbosity=args.verbose, check=args.check)
+        callback = build_callback(cfg, books[0][0], args.verbose, args.check, _cli_args(args))
     try:
         summary = PlaybookRunner(inv, books[0][1], opts, callback).run()
     except KeyboardInterrupt:

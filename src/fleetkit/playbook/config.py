@@ -115,6 +115,23 @@ SETTINGS: tuple[Setting, ...] = (
        "defaults.any_errors_fatal", "ANSIBLE_ANY_ERRORS_FATAL"),
     _s("DISPLAY_SKIPPED_HOSTS", "display_skipped_hosts", "boolean", True,
        "defaults.display_skipped_hosts", "ANSIBLE_DISPLAY_SKIPPED_HOSTS"),
+    # ansible's default callback's options (doc fragments default_callback, result_format)
+    _s("display_ok_hosts", "display_ok_hosts", "boolean", True,
+       "defaults.display_ok_hosts", "ANSIBLE_DISPLAY_OK_HOSTS"),
+    _s("display_failed_stderr", "display_failed_stderr", "boolean", False,
+       "defaults.display_failed_stderr", "ANSIBLE_DISPLAY_FAILED_STDERR"),
+    _s("show_custom_stats", "show_custom_stats", "boolean", False,
+       "defaults.show_custom_stats", "ANSIBLE_SHOW_CUSTOM_STATS"),
+    _s("show_per_host_start", "show_per_host_start", "boolean", False,
+       "defaults.show_per_host_start", "ANSIBLE_SHOW_PER_HOST_START"),
+    _s("check_mode_markers", "check_mode_markers", "boolean", False,
+       "defaults.check_mode_markers", "ANSIBLE_CHECK_MODE_MARKERS"),
+    _s("show_task_path_on_failure", "show_task_path_on_failure", "boolean", False,
+       "defaults.show_task_path_on_failure", "ANSIBLE_SHOW_TASK_PATH_ON_FAILURE"),
+    _s("result_format", "callback_result_format", "string", "json",
+       "defaults.callback_result_format", "ANSIBLE_CALLBACK_RESULT_FORMAT"),
+    _s("pretty_results", "callback_format_pretty", "boolean", None,
+       "defaults.callback_format_pretty", "ANSIBLE_CALLBACK_FORMAT_PRETTY"),
     _s("DEFAULT_BECOME", "become", "boolean", False,
        "privilege_escalation.become", "ANSIBLE_BECOME"),
     _s("DEFAULT_BECOME_USER", "become_user", "string", "root",
@@ -161,7 +178,6 @@ _BY_KEY = {s.key: s for s in SETTINGS}
 # ``RunOptions.config[key]``.
 ENGINE_PENDING = frozenset(
     {
-        "display_skipped_hosts",
         "host_key_checking",
         "ssh_args",
         "control_path",
@@ -354,21 +370,7 @@ def check_supported(cfg: Config, run: bool = True) -> None:
 
 
 def _check_run_settings(cfg: Config) -> None:
-    if cfg["stdout_callback"] not in ("default", "ansible.builtin.default"):
-        raise _refuse(
-            cfg,
-            "stdout_callback",
-            "is not implemented by fleetkit",
-            "fleetkit prints ansible's default callback output; use -o json for events",
-        )
-    extra = [c for c in cfg["callbacks_enabled"] if c]
-    if extra:
-        raise _refuse(
-            cfg,
-            "callbacks_enabled",
-            "names callbacks fleetkit does not implement",
-            "remove callbacks_enabled (ANSIBLE_CALLBACKS_ENABLED) for fleetkit runs",
-        )
+    _check_default_callback(cfg)
     if cfg["hash_behaviour"] != "replace":
         raise _refuse(
             cfg,
@@ -402,6 +404,20 @@ def _check_run_settings(cfg: Config) -> None:
             "is not honoured by fleetkit's engine yet",
             f"remove {key} from ansible.cfg / the environment for fleetkit runs",
         )
+
+
+def _check_default_callback(cfg: Config) -> None:
+    # the options of ansible's default callback that fleetkit's own default does not honour
+    if cfg["stdout_callback"] not in ("default", "ansible.builtin.default"):
+        return
+    for key in ("show_per_host_start",):
+        if cfg[key]:
+            raise _refuse(
+                cfg,
+                key,
+                "is not implemented by fleetkit's default callback",
+                f"unset {key} (ANSIBLE_{key.upper()}) for fleetkit runs",
+            )
 
 
 def setting(key: str) -> Setting:

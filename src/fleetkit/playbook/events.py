@@ -18,6 +18,8 @@ class Stats:
     """ansible's AggregateStats: a host is listed in the recap once any counter moved."""
 
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # set_stats data: per host, and the whole run's under ``_run`` (AggregateStats.custom)
+    custom: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def increment(self, what: str, host: str) -> None:
@@ -99,6 +101,10 @@ class Callback(Protocol):
     def warning(self, msg: str) -> None: ...
 
     def error(self, msg: str) -> None: ...
+
+    def verbose(self, msg: str, level: int) -> None:
+        """A line ansible's Display shows from ``-v`` x level on (``META: ...`` at -vv)."""
+        ...
 
     def async_event(self, kind: str, host: str, jid: str, result: dict[str, Any]) -> None: ...
 

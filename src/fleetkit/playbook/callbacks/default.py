@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from fleetkit.playbook.events import Stats, TaskResult, censor_result, clean_result
@@ -26,8 +27,10 @@ _COLORS = {
     "warn": "1;35",
     "debug": "0;90",
     "included": "0;36",
+    "verbose": "0;34",
 }
 _DEBUG_KEYS = ("msg", "exception", "warnings", "deprecations")
+# what ansible's callbacks hide from a debug result that has no msg (CallbackBase._hide_in_debug)
 _HIDE_IN_DEBUG = (
     "changed",
     "failed",
@@ -87,6 +90,29 @@ def diff_text(difflist: Any) -> str:
     return "".join(out)
 
 
+def _flag(value: Any, default: bool) -> bool:
+    # a keyword's value as ansible's callbacks see it: untemplated, so a template is truthy
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return "{{" in value or value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(value)
+
+
+def _ansible_formatter(verbosity: int) -> Any:
+    """ansible's default callback, for its result serializer (its options from the config)."""
+    from fleetkit.playbook.plugins import _init
+
+    _init()
+    from ansible.plugins.loader import callback_loader
+    from ansible.utils.display import Display
+
+    Display().verbosity = verbosity
+    plugin = callback_loader.get("ansible.builtin.default")
+    plugin.set_options()
+    return plugin
+
+
 def _dump(result: dict[str, Any], indent: int | None) -> str:
     return json.dumps(result, indent=indent, ensure_ascii=False, sort_keys=True, default=str)
 
@@ -99,6 +125,7 @@ class DefaultCallback:
         verbosity: int = 0,
         color: bool | None = None,
         check: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -113,6 +140,20 @@ class DefaultCallback:
         self.color = bool(color)
         self.columns = (shutil.get_terminal_size((80, 24)).columns if self.color else 80) - 1
         self.check = check
+        opts = options or {}
+        self.show_skipped = bool(opts.get("display_skipped_hosts", True))
+        self.show_ok = bool(opts.get("display_ok_hosts", True))
+        self.failed_stderr = bool(opts.get("display_failed_stderr", False))
+        self.markers = bool(opts.get("check_mode_markers", False))
+        self.path_on_failure = bool(opts.get("show_task_path_on_failure", False))
+        self.custom_stats = bool(opts.get("show_custom_stats", False))
+        self._check_tasks: set[int] = set()
+        self._formatter: Any = None
+        fmt = str(opts.get("callback_result_format", "json")).lower()
+        if fmt != "json" or opts.get("callback_format_pretty") is not None:
+            self._formatter = _ansible_formatter(verbosity)
+        self._play_check = check
+        self._current: Task | None = None
         self._interactive = bool(hasattr(self.out, "isatty") and self.out.isatty())
         self._lock = threading.RLock()
         self._last_banner: int | None = None
@@ -144,10 +185,15 @@ class DefaultCallback:
 
     def _task_banner(self, task: Task) -> None:
         prefix, name = self._task_names.get(task.uid, ("TASK", task.display_name()))
-        self._banner(f"{prefix} [{name}]")
-        if self.verbosity >= 2 and task.path:
-            self._display(f"task path: {task.path}:{task.line}", "debug")
+        mark = " [CHECK MODE]" if self.markers and task.uid in self._check_tasks else ""
+        self._banner(f"{prefix} [{name}]{mark}")
+        if self.verbosity >= 2:
+            self._task_path(task)
         self._last_banner = task.uid
+
+    def _task_path(self, task: Task) -> None:
+        if task.path:
+            self._display(f"task path: {task.path}:{task.line}", "debug")
 
     def _ensure_banner(self, task: Task) -> None:
         if self._last_banner != task.uid:
@@ -226,7 +272,7 @@ class DefaultCallback:
         if block in self._errors:
             return
         self._errors.add(block)
-        self._display(block, "error")
+        self._display(block, "error", stderr=self.failed_stderr)
 
     def _label(self, res: TaskResult) -> str:
         label = res.host
@@ -242,6 +288,7 @@ class DefaultCallback:
 
     def _show(self, res: TaskResult, result: dict[str, Any]) -> str:
         shown = clean_result(censor_result(result), self.verbosity)
+        shown.pop("skipped", None)  # ansible strips it from what a callback sees
         if res.task.action == "debug" and "msg" in shown:
             shown = {k: v for k, v in shown.items() if k in _DEBUG_KEYS}
         elif res.task.action == "debug":
@@ -249,6 +296,16 @@ class DefaultCallback:
             for key in _HIDE_IN_DEBUG:
                 shown.pop(key, None)
         indent = 4 if (result.get("_ansible_verbose_always") or self.verbosity > 2) else None
+        return self._dumps(shown, indent)
+
+    def _dumps(self, shown: dict[str, Any], indent: int | None) -> str:
+        if self._formatter is not None:
+            # yaml / pretty_results: ansible's own serializer (CallbackBase._dump_results)
+            from fleetkit.playbook.callbacks.shim import native
+
+            text = str(self._formatter._dump_results(native(shown), indent=indent))
+            # a dump always ends a line; ansible's Display does not double its newline
+            return text.removesuffix("\n")
         return _dump(shown, indent)
 
     # -- events ----------------------------------------------------------------------------
@@ -258,18 +315,28 @@ class DefaultCallback:
             if self.verbosity > 1:
                 self._banner(f"PLAYBOOK: {os.path.basename(path)}")
                 self._display(f"{plays} plays in {path}")
+            if self.check and self.markers:
+                self._banner("DRY RUN")
 
     def play_start(self, play: Play) -> None:
         with self._lock:
-            self._free = play.strategy == "free"
+            # ansible's default callback: no banner up front for non-lockstep strategies
+            strategy = str(play.strategy).removeprefix("ansible.builtin.")
+            self._free = strategy in ("free", "host_pinned")
             name = play.name.strip()
-            self._banner(f"PLAY [{name}]" if name else "PLAY")
+            raw = play.kw.get("check_mode", play.keywords.get("check_mode"))
+            self._play_check = _flag(raw, self.check)
+            mark = " [CHECK MODE]" if self.markers and self._play_check else ""
+            self._banner(f"PLAY [{name}]{mark}" if name else f"PLAY{mark}")
             self._last_banner = None
 
     def task_start(self, task: Task, name: str, handler: bool = False) -> None:
         with self._lock:
             self._task_names[task.uid] = ("RUNNING HANDLER" if handler else "TASK", name)
-            if not self._free:
+            self._current = task
+            if _flag(task.kw.get("check_mode"), self._play_check):
+                self._check_tasks.add(task.uid)
+            if not self._free and self.show_skipped and self.show_ok:
                 self._task_banner(task)
 
     def result(self, res: TaskResult) -> None:
@@ -281,11 +348,17 @@ class DefaultCallback:
         label = self._label(res)
         looped = bool(res.items)
         if res.status == "skipped":
+            if not self.show_skipped:
+                return
             self._ensure_banner(res.task)
             for status, item in res.items:
                 self._item(res, status, item)
             msg = f"skipping: [{res.host}]"
             if self._verbose(r):
+                if "results" in r and any(
+                    k == "loop" or k.startswith("with_") for k in res.task.kw
+                ):
+                    r = {k: v for k, v in r.items() if k != "results"}  # items shown on their own
                 msg += " => " + self._show(res, r)
             self._display(msg, "skip")
             return
@@ -299,7 +372,11 @@ class DefaultCallback:
                     self._display(f"fatal: [{label}]: FAILED! => {self._show(res, r)}", "error")
             else:
                 self._error_block(res)
-            self._display(f"fatal: [{label}]: UNREACHABLE! => {self._show(res, r)}", "unreachable")
+            self._display(
+                f"fatal: [{label}]: UNREACHABLE! => {self._show(res, r)}",
+                "unreachable",
+                stderr=self.failed_stderr,
+            )
             if res.ignored:
                 self._display("...ignoring", "skip")
             return
@@ -313,9 +390,20 @@ class DefaultCallback:
                     self._display(f"fatal: [{label}]: FAILED! => {self._show(res, r)}", "error")
             else:
                 self._error_block(res)
-                self._display(f"fatal: [{label}]: FAILED! => {self._show(res, r)}", "error")
+            # ansible cleans a debug result down to its msg before looking for loop results,
+            # so a failed debug loop still gets its summary line
+            if not looped or (res.task.action == "debug" and "msg" in r):
+                if self.path_on_failure and self.verbosity < 2:
+                    self._task_path(res.task)
+                self._display(
+                    f"fatal: [{label}]: FAILED! => {self._show(res, r)}",
+                    "error",
+                    stderr=self.failed_stderr,
+                )
             if res.ignored:
                 self._display("...ignoring", "skip")
+            return
+        if res.status != "changed" and not self.show_ok:
             return
         self._ensure_banner(res.task)
         if looped:
@@ -343,6 +431,9 @@ class DefaultCallback:
         else:
             ilabel = item.get("_ansible_item_label", item.get("item"))
         if status == "skipped":
+            if not self.show_skipped:
+                return
+            self._ensure_banner(res.task)
             msg = f"skipping: [{res.host}] => (item={ilabel}) "
             if self._verbose(item):
                 msg += " => " + self._show(res, item)
@@ -351,8 +442,15 @@ class DefaultCallback:
             self._error_block(
                 TaskResult(res.host, res.task, item, status, controller=res.controller)
             )
-            self._display(f"failed: [{label}] (item={ilabel}) => {self._show(res, item)}", "error")
+            self._display(
+                f"failed: [{label}] (item={ilabel}) => {self._show(res, item)}",
+                "error",
+                stderr=self.failed_stderr,
+            )
         else:
+            if status != "changed" and not self.show_ok:
+                return
+            self._ensure_banner(res.task)
             if item.get("failed"):
                 self._error_block(
                     TaskResult(res.host, res.task, item, status, controller=res.controller)
@@ -368,12 +466,16 @@ class DefaultCallback:
         with self._lock:
             msg = f"FAILED - RETRYING: [{host}]: {name} ({retries - attempts} retries left)."
             if self.verbosity > 2:
-                shown = clean_result(censor_result(result), self.verbosity)
-                msg += "Result was: " + _dump(shown, 4)
+                msg += "Result was: " + self._dumps(
+                    clean_result(censor_result(result), self.verbosity), 4
+                )
             self._display(msg, "debug")
 
     def include(self, path: str, hosts: list[str], item: dict[str, Any] | None = None) -> None:
         with self._lock:
+            if self._current is not None:
+                # ansible's include result shows the banner when hiding ok/skipped hosts
+                self._ensure_banner(self._current)
             msg = f"included: {path} for {', '.join(hosts)}"
             if item is not None:
                 # ansible's item label: the label, else ``item`` (not the loop_var)
@@ -407,10 +509,26 @@ class DefaultCallback:
                 text = f"ASYNC {kind.upper()} on {host}: jid={jid}"
             self._display(text, "debug")
 
+    def verbose(self, msg: str, level: int) -> None:
+        """A Display.v..vvvvvv line: shown from that verbosity on."""
+        if self.verbosity >= level:
+            with self._lock:
+                self._display(msg, "verbose")
+
     def error(self, msg: str) -> None:
         """An ``[ERROR]:`` line on stderr (the run goes on)."""
         with self._lock:
             self._display(f"[ERROR]: {msg}", "error", stderr=True)
+
+    def _custom_stats(self, custom: dict[str, dict[str, Any]]) -> None:
+        self._banner("CUSTOM STATS: ")
+        for key in sorted(custom):
+            if key != "_run":
+                self._display(f"\t{key}: {self._dumps(custom[key], 1).replace(chr(10), '')}")
+        if "_run" in custom:
+            self._display("")
+            self._display(f"\tRUN: {self._dumps(custom['_run'], 1).replace(chr(10), '')}")
+        self._display("")
 
     def stats(self, stats: Stats) -> None:
         with self._lock:
@@ -443,3 +561,7 @@ class DefaultCallback:
                 self.out.write(f"{hc} : {' '.join(parts)}\n")
             self.out.write("\n")
             self.out.flush()
+            if stats.custom and self.custom_stats:
+                self._custom_stats(stats.custom)
+            if self.check and self.markers:
+                self._banner("DRY RUN")

@@ -105,6 +105,9 @@ class JsonCallback:
         """An async task's poll/ok/failed event."""
         self._emit({"ev": f"async_{kind}", "host": host, "jid": jid})
 
+    def verbose(self, msg: str, level: int) -> None:
+        """Display-only lines are not events."""
+
     def error(self, msg: str) -> None:
         """A non-fatal error event."""
         self._emit({"ev": "error", "msg": msg})

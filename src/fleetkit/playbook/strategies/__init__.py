@@ -78,6 +78,19 @@ _META_SKIP = {
     "end_host": ", continuing execution for {}",
 }
 
+# ansible's ``META:`` line (-vv) after a meta action ran
+_META_DONE = {
+    "flush_handlers": "triggered running handlers for {host}",
+    "refresh_inventory": "inventory successfully refreshed",
+    "clear_facts": "facts cleared",
+    "clear_host_errors": "cleared host errors",
+    "end_batch": "ending batch",
+    "end_play": "ending play",
+    "end_host": "ending play for {host}",
+    "end_role": "ending role {role} for {host}",
+    "reset_connection": "reset connection",
+}
+
 
 @dataclass
 class RunContext:
@@ -313,9 +326,14 @@ class StrategyBase:
             if not cond:
                 reason = f"{what} conditional evaluated to False" + _META_SKIP.get(what, "")
                 skip = {"msg": what, "skipped": True, "skip_reason": reason.format(h)}
+                self.cb.verbose(f"META: {skip['skip_reason']}", 2)
                 self.cb.result(TaskResult(h, task, skip, "skipped"))
                 continue
             self._meta_do(it, task, what, h)
+            header = _META_DONE.get(what, what).format(
+                host=h, role=task.role.name if task.role else ""
+            )
+            self.cb.verbose(f"META: {header}", 2)
 
     def _meta_do(self, it: PlayIterator, task: Task, what: str, host: str) -> None:
         ctx = self.ctx

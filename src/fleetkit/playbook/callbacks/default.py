@@ -385,9 +385,6 @@ class DefaultCallback:
             if looped:
                 for status, item in res.items:
                     self._item(res, status, item)
-                if res.task.action == "debug":
-                    # ansible's _clean_results drops a debug loop's results: the summary shows
-                    self._display(f"fatal: [{label}]: FAILED! => {self._show(res, r)}", "error")
             else:
                 self._error_block(res)
             # ansible cleans a debug result down to its msg before looking for loop results,

@@ -113,6 +113,13 @@ def parse_output(rc: int, stdout: bytes, stderr: bytes) -> dict[str, Any]:
         if isinstance(event, dict) and "msg" not in data:
             data["msg"] = str(event.get("msg") or "Unknown error.")
         data.pop("exception", None)
+        if data.get("failed"):
+            # an exception the module did not handle: ansible's TaskExecutor reports it as
+            # "Task failed: Module failed: ..." (a fail_json message stays as the module gave it)
+            msg = f"Task failed: Module failed: {data.get('msg') or 'Unknown error.'}"
+            data["msg"] = msg
+            data["_fk_error"] = msg
+            data["exception"] = "(traceback unavailable)"
     elif data.get("failed") and exc_info in (None, "", False):
         data.pop("exception", None)
     for key in list(data):

@@ -51,7 +51,7 @@ XFAIL: dict[str, str] = {
     "var_precedence": "fatal: [testhost]: FAILED! => {",
     "wait_for": "error: setup_remote_tmp_dir/handlers/main.yml:1: include_tasks as a handler is not supported by fleetkit play",
 }
-# 28 of 52 pass (limit_inventory trivially: it runs only the real `ansible` ad-hoc command);
+# 29 of 52 pass (limit_inventory trivially: it runs only the real `ansible` ad-hoc command);
 # regenerate the reasons with `scripts/ansible-targets --peer fleetkit -j 2 -o json`
 
 TIMEOUT_S = 240.0

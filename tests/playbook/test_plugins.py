@@ -147,10 +147,18 @@ def test_collection_filter_by_fqcn_when_the_ansible_package_is_installed() -> No
         importlib.metadata.version("ansible")  # importing the package would bypass ansible's finder
     except importlib.metadata.PackageNotFoundError:
         _missing("the ansible package (community collections)", "pip install 'ansible>=12,<13'")
-    t = _t()
-    assert t.template(
-        "{{ [{'a': 1}] | community.general.lists_mergeby([{'a': 1, 'b': 2}], 'a') }}"
-    ) == [{"a": 1, "b": 2}]
+    # a fresh interpreter: ansible's collection finder is process-wide, and other tests here
+    # install it with their own temporary collection paths
+    code = (
+        "from fleetkit.playbook.templar import Templar, VarsView\n"
+        "t = Templar(VarsView([{}]))\n"
+        "print(t.template(\"{{ [{'a': 1}] | community.general.lists_mergeby("
+        "[{'a': 1, 'b': 2}], 'a') }}\"))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip() == "[{'a': 1, 'b': 2}]"
 
 
 def test_builtin_name_lists_match_the_installed_ansible() -> None:

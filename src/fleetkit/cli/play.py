@@ -472,10 +472,12 @@ def _play(argv: list[str]) -> int:
     try:
         summary = PlaybookRunner(inv, books[0][1], opts, callback).run()
     except KeyboardInterrupt:
-        # ansible-playbook: this line on stderr and exit 99
+        # ansible-playbook: this line on stderr and exit 99, now: a fork may still be starting a
+        # command the interrupt could not reach yet, and waiting for it would hold the exit
         sys.stdout.flush()
         print("[ERROR]: User interrupted execution", file=sys.stderr)
-        return 99
+        sys.stderr.flush()
+        os._exit(99)
     return summary.exit_code
 
 

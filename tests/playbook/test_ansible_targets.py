@@ -41,7 +41,6 @@ XFAIL: dict[str, str] = {
     "no_log": "+ ansible-playbook ansible_no_log_in_result.yml -vvvvv",
     "package": "error: package/tasks/main.yml:76:7: the keyword 'module_defaults' is not supported by fleetkit play",
     "pause": "Failed to skip pause module",
-    "ping": "fatal: [testhost]: FAILED! => {",
     "set_fact": 'fatal: [localhost]: FAILED! => {"changed": false, "msg": "Task failed: \'ansible_foobar\' is undefined"}',
     "special_vars": "fatal: [testhost]: FAILED! => {",
     "task_ordering": "error: setup_remote_tmp_dir/handlers/main.yml:1: include_tasks as a handler is not supported by fleetkit play",

@@ -7,7 +7,6 @@ become, delegation and the connection it runs over. Runs in the fork pool's work
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +19,7 @@ from fleetkit.playbook.connection.ssh import SSHConnection, cleanup_control_dir
 from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError, TemplateUndefined
 from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
+from fleetkit.playbook.jobs import new_job_id, run_in_thread
 from fleetkit.playbook.modules import Module, ModuleContext, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
 from fleetkit.playbook.options import RunOptions
@@ -38,16 +38,7 @@ def _run_with_timeout(
     module: Module, ctx: ModuleContext, params: dict[str, Any], timeout_s: int
 ) -> dict[str, Any]:
     """``timeout:``: the task fails after ``timeout_s`` seconds (the module is abandoned)."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = module.run(ctx, params)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the fork's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, daemon=True, name="fk-timeout")
-    worker.start()
+    worker, box = run_in_thread(lambda: module.run(ctx, params), "fk-timeout")
     worker.join(timeout_s)
     if worker.is_alive():
         msg = f"Task failed: Timed out after {timeout_s} second(s)."
@@ -1140,17 +1131,8 @@ class TaskExecutor:
                 "results_file": results_file(job),
                 "started": True,
             }
-        jid = f"j{random.randrange(10**11, 10**12)}.{os.getpid()}"
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["result"] = module.run(ctx, params)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the fork's thread
-                box["error"] = exc
-
-        worker = threading.Thread(target=target, daemon=True, name="fk-async")
-        worker.start()
+        jid = new_job_id()
+        worker, box = run_in_thread(lambda: module.run(ctx, params), "fk-async")
         left = float(async_s)
         while True:
             worker.join(min(poll, left) if left > 0 else 0)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["start_job", "job_status", "cleanup_job", "results_file"]
+__all__ = ["start_job", "job_status", "cleanup_job", "results_file", "new_job_id", "run_in_thread"]
 
 
 @dataclass
@@ -34,21 +34,34 @@ def results_file(jid: str) -> str:
     return os.path.expanduser(f"~/.ansible_async/{jid}")
 
 
-def start_job(host: str, run: Callable[[], dict[str, Any]]) -> str:
-    """Run ``run`` in the background for ``host``; return its job id."""
-    jid = f"j{random.randrange(10**11, 10**12)}.{os.getpid()}"
+def new_job_id() -> str:
+    """A job id shaped as ansible's (``j<11-12 digits>.<pid>``)."""
+    return f"j{random.randrange(10**11, 10**12)}.{os.getpid()}"
+
+
+def run_in_thread(
+    run: Callable[[], dict[str, Any]], name: str
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start ``run`` in a daemon thread; its box gets ``result`` or the ``error`` it raised."""
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
             box["result"] = run()
-        except BaseException as exc:  # noqa: BLE001 - reported by async_status
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the box
             box["error"] = exc
 
-    thread = threading.Thread(target=target, daemon=True, name=f"fk-job-{jid}")
-    with _lock:
-        _jobs[jid] = _Job(host, thread, box)
+    thread = threading.Thread(target=target, daemon=True, name=name)
     thread.start()
+    return thread, box
+
+
+def start_job(host: str, run: Callable[[], dict[str, Any]]) -> str:
+    """Run ``run`` in the background for ``host``; return its job id."""
+    jid = new_job_id()
+    with _lock:
+        thread, box = run_in_thread(run, f"fk-job-{jid}")
+        _jobs[jid] = _Job(host, thread, box)
     return jid
 
 

@@ -4,6 +4,9 @@ Shapes (one JSON line each):
   local_50x10   10 `command: /bin/true` tasks x 50 local hosts, default forks (5), both tools
   ssh_10x10     10 tasks x 10 SSH hosts (network namespaces + sshd, root only), both tools
   local_1000x10 10 tasks x 1000 local hosts with -f 100, fleetkit only (wall time, peak RSS)
+  local_1000x10_modules  the same with 10 `stat` tasks (modules from ansible's own code, run
+                on fleetkit's agent): wall time and peak controller RSS
+  facts_50      gather_facts (ansible's setup module) on 50 local hosts, both tools
   ssh_roles_10  a play with 3 roles (30 tasks: templates, copy, command/shell, set_fact, assert,
                 a loop; handlers notified by the templates) x 10 SSH hosts, both tools; every
                 run starts from empty host directories, so the templates change and the
@@ -12,6 +15,11 @@ Shapes (one JSON line each):
 --render copy renders the role templates with `copy: content="{{ lookup('template', ...) }}"`
 instead of the `template` module (for a fleetkit without it). --only ssh_roles runs that
 shape alone. Every line carries the 1-minute load average at its end.
+
+The SSH shapes and facts_50 also run ansible-core with Mitogen (`pip install -e '.[bench]'`;
+its mitogen_linear strategy) and with pipelining, as extra peers on the same line
+(`mitogen`/`speedup_mitogen`, `pipelining`/`speedup_pipelining`); without mitogen installed
+those keys are null and the line says why.
 
 usage: python benchmarks/play.py [--runs N] [--ansible-runs N] [--skip-ssh]
                                  [--only ssh_roles] [--render template|copy]
@@ -30,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -37,12 +46,13 @@ ROLES = ("base", "app", "monitoring")
 RECAP = re.compile(r"^(\S+)\s+: (ok=.*)$", re.M)
 
 
-def write_case(d: Path, hosts: int) -> None:
+def write_case(d: Path, hosts: int, task: str = "command: /bin/true", tasks: int = 10) -> None:
     lines = ["[fleet]"] + [f"h{i:04d}" for i in range(hosts)]
     lines += ["", "[all:vars]", "ansible_connection=local"]
     (d / "inventory.ini").write_text("\n".join(lines) + "\n")
-    tasks = "".join(f"    - name: task {i}\n      command: /bin/true\n" for i in range(10))
-    (d / "pb.yml").write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n{tasks}")
+    body = "".join(f"    - name: task {i}\n      {task}\n" for i in range(tasks))
+    tasks_yaml = body
+    (d / "pb.yml").write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n{tasks_yaml}")
 
 
 def _render(role: str, src: str, dest: str, render: str) -> str:
@@ -118,13 +128,16 @@ def write_roles(d: Path, hosts_group: str, render: str) -> None:
     )
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, int, str]:
+def timed(
+    argv: list[str], cwd: Path, extra_env: dict[str, str] | None = None
+) -> tuple[float, int, str]:
     env = dict(
         os.environ,
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_PYTHON_INTERPRETER=sys.executable,
         ANSIBLE_RETRY_FILES_ENABLED="False",
+        **(extra_env or {}),
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
@@ -136,6 +149,57 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, int, str]:
         )
     rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return elapsed, max(rss_kib, before), p.stdout.decode()
+
+
+def mitogen_env() -> dict[str, str] | None:
+    """ansible-playbook with Mitogen's mitogen_linear strategy (None: mitogen not installed)."""
+    try:
+        import ansible_mitogen  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+
+
+PIPELINING = {"ANSIBLE_PIPELINING": "True"}
+
+
+def ansible_peers(
+    argv: list[str],
+    cwd: Path,
+    runs: int,
+    before: Callable[[], None] | None = None,
+    plain: bool = True,
+) -> dict[str, object]:
+    """ansible-core plain, with pipelining and with Mitogen on the same work: medians."""
+    out: dict[str, object] = {}
+    variants: list[tuple[str, dict[str, str] | None]] = [("pipelining", PIPELINING)]
+    if plain:
+        variants.insert(0, ("peer", None))
+    mito = mitogen_env()
+    variants.append(("mitogen", mito))
+    for name, env in variants:
+        if name == "mitogen" and env is None:
+            out["mitogen"] = None
+            out["mitogen_note"] = "mitogen not installed: pip install -e '.[bench]'"
+            continue
+        times = []
+        for _ in range(runs):
+            if before is not None:
+                before()
+            times.append(timed(argv, cwd, env)[0])
+        out[name] = round(statistics.median(times), 3)
+    return out
+
+
+def with_speedups(ours: float, line: dict[str, object]) -> dict[str, object]:
+    """Add speedup (vs ansible-core) and speedup_<peer> for the extra peers."""
+    line["ours"] = round(ours, 3)
+    for key in ("peer", "pipelining", "mitogen"):
+        value = line.get(key)
+        speed = round(float(value) / ours, 1) if isinstance(value, (int, float)) else None
+        line["speedup" if key == "peer" else f"speedup_{key}"] = speed
+    return line
 
 
 def loadavg() -> float:
@@ -192,6 +256,37 @@ def bench_local(d: Path, fleetkit: list[str], args: argparse.Namespace) -> None:
             "runs": len(res),
         }
     )
+    mods = d / "mods"
+    mods.mkdir()
+    write_case(mods, 1000, task="ansible.builtin.stat: path=/tmp")
+    res = [
+        timed([*fleetkit, "-i", "inventory.ini", "pb.yml", "-f", "100"], mods)
+        for _ in range(args.runs)
+    ]
+    emit(
+        {
+            "bench": "play_local_1000x10_modules_f100",
+            "ours": round(statistics.median(r[0] for r in res), 3),
+            "peer": None,
+            "unit": "s",
+            "speedup": None,
+            "rss_mib": round(max(r[1] for r in res) / 1024, 1),
+            "module": "ansible.builtin.stat",
+            "forks": 100,
+            "runs": len(res),
+        }
+    )
+    facts = d / "facts"
+    facts.mkdir()
+    write_case(facts, 50, task="ansible.builtin.debug: var=ansible_facts.default_ipv4", tasks=1)
+    (facts / "pb.yml").write_text(
+        (facts / "pb.yml").read_text().replace("gather_facts: false", "gather_facts: true")
+    )
+    argv = ["-i", "inventory.ini", "pb.yml"]
+    f_ours = [timed([*fleetkit, *argv], facts)[0] for _ in range(args.runs)]
+    line: dict[str, object] = {"bench": "play_facts_50", "unit": "s", "forks": 5}
+    line.update(ansible_peers([str(BIN / "ansible-playbook"), *argv], facts, args.ansible_runs))
+    emit(with_speedups(statistics.median(f_ours), {**line, "runs": len(f_ours)}))
     write_case(d, 50)
     ours = [timed([*fleetkit, "-i", "inventory.ini", "pb.yml"], d)[0] for _ in range(args.runs)]
     peer = [
@@ -225,20 +320,10 @@ def bench_ssh(d: Path, args: argparse.Namespace) -> None:
             tasks = "".join(f"    - name: task {i}\n      command: /bin/true\n" for i in range(10))
             (d / "pb.yml").write_text(f"- hosts: nodes\n  gather_facts: false\n  tasks:\n{tasks}")
             ours = [timed([*fleetkit, "pb.yml"], d)[0] for _ in range(args.runs)]
-            peer = [timed([*ansible, "pb.yml"], d)[0] for _ in range(args.ansible_runs)]
-            o, p = statistics.median(ours), statistics.median(peer)
-            emit(
-                {
-                    "bench": "play_ssh_10x10",
-                    "ours": round(o, 3),
-                    "peer": round(p, 3),
-                    "unit": "s",
-                    "speedup": round(p / o, 1),
-                    "forks": 5,
-                    "runs": len(ours),
-                    "peer_runs": len(peer),
-                }
-            )
+            line: dict[str, object] = {"bench": "play_ssh_10x10", "unit": "s", "forks": 5}
+            line.update(ansible_peers([*ansible, "pb.yml"], d, args.ansible_runs))
+            line.update(runs=len(ours), peer_runs=args.ansible_runs)
+            emit(with_speedups(statistics.median(ours), line))
         bench_ssh_roles(d, fleetkit, ansible, args)
 
 
@@ -262,23 +347,28 @@ def bench_ssh_roles(
     p = statistics.median(r[0] for r in peer)
     recap_ours = sorted(RECAP.findall(ours[-1][1]))
     recap_peer = sorted(RECAP.findall(peer[-1][1]))
-    emit(
-        {
-            "bench": "play_ssh_roles_10",
-            "ours": round(o, 3),
-            "peer": round(p, 3),
-            "unit": "s",
-            "speedup": round(p / o, 1),
-            "roles": len(ROLES),
-            "tasks": 10 * len(ROLES),
-            "render": args.render,
-            "same_recap": recap_ours == recap_peer,
-            "recap": recap_ours[0][1].split() if recap_ours else None,
-            "forks": 5,
-            "runs": len(ours),
-            "peer_runs": len(peer),
-        }
+    line: dict[str, object] = {
+        "bench": "play_ssh_roles_10",
+        "peer": round(p, 3),
+        "unit": "s",
+        "roles": len(ROLES),
+        "tasks": 10 * len(ROLES),
+        "render": args.render,
+        "same_recap": recap_ours == recap_peer,
+        "recap": recap_ours[0][1].split() if recap_ours else None,
+        "forks": 5,
+        "runs": len(ours),
+        "peer_runs": len(peer),
+    }
+    extra = ansible_peers(
+        [*ansible, "roles.yml"],
+        d,
+        args.ansible_runs,
+        before=lambda: shutil.rmtree(root, ignore_errors=True),
+        plain=False,
     )
+    line.update(extra)
+    emit(with_speedups(o, line))
 
 
 if __name__ == "__main__":

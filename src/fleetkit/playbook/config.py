@@ -120,6 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
        "defaults.display_ok_hosts", "ANSIBLE_DISPLAY_OK_HOSTS"),
     _s("display_failed_stderr", "display_failed_stderr", "boolean", False,
        "defaults.display_failed_stderr", "ANSIBLE_DISPLAY_FAILED_STDERR"),
+    _s("DEPRECATION_WARNINGS", "deprecation_warnings", "boolean", True,
+       "defaults.deprecation_warnings", "ANSIBLE_DEPRECATION_WARNINGS"),
     _s("show_custom_stats", "show_custom_stats", "boolean", False,
        "defaults.show_custom_stats", "ANSIBLE_SHOW_CUSTOM_STATS"),
     _s("show_per_host_start", "show_per_host_start", "boolean", False,

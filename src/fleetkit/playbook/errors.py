@@ -59,6 +59,31 @@ class TemplateError(PlaybookError):
     """A Jinja2 expression that cannot be evaluated (undefined variable, syntax error)."""
 
 
+class BrokenConditional(TemplateError):
+    """An empty conditional expression (ansible's AnsibleBrokenConditionalError)."""
+
+    help = (
+        "Broken conditionals can be temporarily allowed with the `ALLOW_BROKEN_CONDITIONALS` "
+        "configuration option."
+    )
+
+    def __init__(self) -> None:
+        super().__init__("Empty conditional expressions are not allowed.")
+
+
+class UntrustedTemplate(TemplateError):
+    """A template or expression from data (module results, facts): never evaluated."""
+
+    help = (
+        "Templates and expressions must be defined by trusted sources such as playbooks or "
+        "roles, not untrusted sources such as module results."
+    )
+
+    def __init__(self, origin: tuple[str, int, int] | None = None) -> None:
+        super().__init__("Encountered untrusted template or expression.")
+        self.origin = origin
+
+
 class TemplateUndefined(TemplateError):
     """A template used an undefined variable or attribute (ansible's AnsibleUndefinedVariable)."""
 

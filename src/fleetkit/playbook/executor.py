@@ -13,10 +13,18 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from fleetkit.playbook import messages
 from fleetkit.playbook.connection import Become, CommandNotFound, Connection, Unreachable
 from fleetkit.playbook.connection.local import LocalConnection
 from fleetkit.playbook.connection.ssh import SSHConnection, cleanup_control_dir
-from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError, TemplateUndefined
+from fleetkit.playbook.errors import (
+    BrokenConditional,
+    ModuleError,
+    PlaybookError,
+    TemplateError,
+    TemplateUndefined,
+    UntrustedTemplate,
+)
 from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.jobs import new_job_id, run_in_thread
@@ -25,13 +33,13 @@ from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpress
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
 from fleetkit.playbook.templar import OMIT, Templar, VarsView
-from fleetkit.playbook.trust import mark_unsafe
+from fleetkit.playbook.trust import UnsafeText, mark_unsafe
 from fleetkit.playbook.variables import VariableManager
 from fleetkit.playbook.yamlsrc import Located
 
 __all__ = ["TaskExecutor", "ConnectionCache", "RetryPrinter", "first_failed_cond", "registered"]
 
-_RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_help", "_fk_action_failed")
+_RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_help", "_fk_action_failed", "_fk_messages")
 
 
 def _run_with_timeout(
@@ -206,8 +214,80 @@ def registered(result: dict[str, Any]) -> dict[str, Any]:
         for k, v in result.items()
         if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
     }
+    # ansible's strategy drops the module's invocation from what register stores
+    out.pop("invocation", None)
+    items = out.get("results")
+    if isinstance(items, list):
+        # ansible's strip_internal_keys: no _ansible_* key at any depth of a loop's results
+        out["results"] = [
+            {
+                k: v
+                for k, v in i.items()
+                if not (isinstance(k, str) and k.startswith(("_ansible_", "_fk_")))
+            }
+            if isinstance(i, dict)
+            else i
+            for i in items
+        ]
     out.setdefault("changed", False)  # ansible's executor adds it to every result
-    return mark_unsafe(out)
+    marked = mark_unsafe(out)
+    items = out.get("results")
+    if isinstance(items, list):
+        # each item's loop variable is the item itself, as trusted as where it came from
+        for i, (raw, safe) in enumerate(zip(items, marked["results"], strict=True)):
+            if isinstance(raw, dict) and isinstance(safe, dict):
+                lv = raw.get("ansible_loop_var")
+                if isinstance(lv, str) and lv in raw:
+                    marked["results"][i][UnsafeText(lv)] = raw[lv]
+    return marked
+
+
+def _broken_conditional(
+    task: Task, exc: BrokenConditional, mapping: str | None, key: str
+) -> dict[str, Any]:
+    """An empty conditional (``when: ""``, ``assert: that:``): ansible's chained error, with
+    the help on the cause's own line when the expression's place is unknown."""
+    msg = f"Task failed: {exc}"
+    src: Any = task.src
+    if mapping is not None and src is not None:
+        src = src.get(mapping)
+    where = src.pos.get(key) if isinstance(src, Located) else None
+    if isinstance(src, Located) and isinstance(src.get(key), str) and where is not None:
+        cause = (str(exc), task.path, where[2], where[3])
+        help_line: str | None = exc.help
+    else:
+        cause, help_line = (f"{exc} {exc.help}", "", 0, 0), None
+    r: dict[str, Any] = {
+        "failed": True,
+        "changed": False,
+        "msg": msg,
+        "exception": "(traceback unavailable)",
+        "_fk_error": msg,
+        "_fk_chain": [("Task failed.", task.path, task.line, task.col), cause],
+    }
+    if help_line:
+        r["_fk_help"] = help_line
+    return r
+
+
+def _untrusted(task: Task, exc: UntrustedTemplate) -> dict[str, Any]:
+    """An expression from data was to be evaluated: ansible's chained error."""
+    msg = f"Task failed: {exc}"
+    if exc.origin is not None:
+        cause = (str(exc), *exc.origin)
+    else:
+        cause = (f"{exc} {exc.help}", "", 0, 0)
+    r: dict[str, Any] = {
+        "failed": True,
+        "changed": False,
+        "msg": msg,
+        "exception": "(traceback unavailable)",
+        "_fk_error": msg,
+        "_fk_chain": [("Task failed.", task.path, task.line, task.col), cause],
+    }
+    if exc.origin is not None:
+        r["_fk_help"] = exc.help
+    return r
 
 
 def _normalize_failure(result: dict[str, Any]) -> None:
@@ -402,7 +482,6 @@ class TaskExecutor:
         self.connections = ConnectionCache(vm, opts)
         self.retries = RetryPrinter(cb, self.retry_name)
         self._sems: dict[int, threading.Semaphore] = {}
-        self._splat_warned: set[int] = set()
         self._sem_lock = threading.Lock()
 
     def kw_bool(
@@ -459,6 +538,24 @@ class TaskExecutor:
         self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
     ) -> TaskResult:
         """Run ``task`` on ``host`` (in a fork): loop, conditions, retries, the module."""
+        with messages.collecting() as raised:
+            res = self._execute_throttled(host, task, module, extra)
+        messages.apply(res.result, raised)
+        # an item's warnings show on its line; the loop's result carries them all (as ansible
+        # accumulates them), after the ones the engine raised
+        for key in ("warnings", "deprecations"):
+            moved: list[Any] = []
+            for _status, item in res.items:
+                if key == "warnings":
+                    messages.apply(item)
+                moved.extend(item.pop(key, None) or ())
+            if moved:
+                res.result[key] = list(res.result.get(key) or ()) + moved
+        return res
+
+    def _execute_throttled(
+        self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
+    ) -> TaskResult:
         limit = task.kw.get("throttle")
         if limit in (None, 0, "0"):
             return self._execute(host, task, module, extra)
@@ -544,6 +641,17 @@ class TaskExecutor:
     def _template_failure(
         self, host: str, task: Task, what: str, exc: Exception, module: Module
     ) -> TaskResult:
+        if isinstance(exc, BrokenConditional):
+            r = _broken_conditional(task, exc, None, "when")
+            r.pop("changed")
+            return TaskResult(
+                host,
+                task,
+                r,
+                "failed",
+                ignored=self._ignore(task, host),
+                controller=module.controller,
+            )
         msg = f"Task failed: {what}: {exc}"
         chain = [("Task failed.", task.path, task.line, task.col)]
         if task.src is not None and "when" in task.src.pos:
@@ -761,18 +869,15 @@ class TaskExecutor:
         return {**splat, **source}
 
     def _warn_splat(self, task: Task, where: str) -> None:
-        with self._sem_lock:
-            if task.uid in self._splat_warned:
-                return
-            self._splat_warned.add(task.uid)
         msg = (
             "Using a template for task args is unsafe in some situations (see "
             "https://docs.ansible.com/ansible/devel/reference_appendices/faq.html#argsplat-unsafe)."
         )
+        origin = None
         if task.src is not None and where in task.src.pos:
             _kl, _kc, vl, vc = task.src.pos[where]
-            msg += f"\nOrigin: {task.path}:{vl}:{vc}"
-        self.cb.warning(msg)
+            origin = (task.path, vl, vc)
+        messages.warning(msg, origin)
 
     def _module_args(self, task: Task, templar: Templar) -> dict[str, Any]:
         raw_keys = RAW_ARGS.get(task.action, ())
@@ -975,7 +1080,12 @@ class TaskExecutor:
         try:
             params = validate(module, args)
         except ModuleError as exc:
-            return {"failed": True, "changed": False, "msg": str(exc)}
+            out = {"failed": True, "changed": False, "msg": str(exc)}
+            if module.controller:
+                # an action plugin's argument spec fails the task itself (no "Action failed:")
+                out["_fk_error"] = f"Task failed: {exc}"
+                out["exception"] = "(traceback unavailable)"
+            return out
         check = self.opts.check
         cm = task.kw.get("check_mode")
         if cm is not None:
@@ -1060,6 +1170,10 @@ class TaskExecutor:
             return {"failed": True, "msg": str(exc), "_fk_error": f"Task failed: {exc}"}
         except ModuleError as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
+        except BrokenConditional as exc:
+            return _broken_conditional(task, exc, task.mod_key, "that")
+        except UntrustedTemplate as exc:
+            return _untrusted(task, exc)
         except TemplateError as exc:
             msg = f"Task failed: {exc}"
             return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
@@ -1295,8 +1409,8 @@ class TaskExecutor:
         }
         if any(r.get("_ansible_no_log") for r in results):
             agg["_ansible_no_log"] = True  # one censored item censors the whole result
-        if results and all(r.get("skipped") for r in results):
-            agg["skipped"] = True
+        agg["skipped"] = bool(results) and all(r.get("skipped") for r in results)
+        if agg["skipped"]:
             agg["msg"] = "All items skipped"
             return TaskResult(
                 host,

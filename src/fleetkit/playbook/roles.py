@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fleetkit.playbook import plugins
 from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, PlaybookSyntaxError
 from fleetkit.playbook.playbook import (
     ROLE_KEYWORDS,
@@ -281,6 +282,8 @@ def _load(
         public=spec.public,
         dependency=bool(spec.parent_paths) and not spec.parents,
     )
+    # a role's filter_plugins/, test_plugins/, lookup_plugins/ (ansible adds them on load)
+    plugins.add_plugin_dirs(path)
     inh = loader._inherit(kws, parent)
     from fleetkit.playbook.playbook import _check_unhonoured
 

@@ -3,6 +3,7 @@ lazily templated variables (a variable whose value is itself a template is rende
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import re
 import threading
@@ -10,16 +11,22 @@ from collections.abc import Iterator, Mapping
 from types import GeneratorType
 from typing import Any
 
-from jinja2 import StrictUndefined, Undefined, pass_context
+from jinja2 import StrictUndefined, Undefined, nodes, pass_context
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.exceptions import UndefinedError
 from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
 from jinja2.runtime import Context
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.utils import missing
+from jinja2.visitor import NodeTransformer
 
-from fleetkit.playbook import plugins
-from fleetkit.playbook.errors import TemplateError, TemplateUndefined
+from fleetkit.playbook import messages, plugins
+from fleetkit.playbook.errors import (
+    BrokenConditional,
+    TemplateError,
+    TemplateUndefined,
+    UntrustedTemplate,
+)
 from fleetkit.playbook.filters import FILTERS, TESTS
 from fleetkit.playbook.trust import UnsafeText
 
@@ -90,10 +97,100 @@ class _PluginMap(dict[str, Any]):
         return isinstance(key, str) and self.get(key) is not None
 
 
+def _one_expression(text: str, m: re.Match[str]) -> bool:
+    """Whether ``text`` (matched by _WHOLE or _SINGLE) is one ``{{ }}`` block and nothing else
+    (braces inside its string constants included)."""
+    inner = m.group(1)
+    if "{{" not in inner and "}}" not in inner and "{%" not in text:
+        return True
+    try:
+        kinds = [kind for _line, kind, _v in _ENV.lexer.tokeniter(text.strip(), None)]
+    except JinjaTemplateError:
+        return False
+    kinds = [k for k in kinds if k != "whitespace"]
+    return (
+        bool(kinds)
+        and kinds[0] == TOKEN_VARIABLE_BEGIN
+        and kinds[-1] == TOKEN_VARIABLE_END
+        and kinds.count(TOKEN_VARIABLE_BEGIN) == 1
+        and "block_begin" not in kinds
+    )
+
+
+class _ConstTemplate(str):
+    """A template-looking string constant written inside a template (``'{{ x }}'``): a
+    lookup renders it as a term (ansible 2.19's embedded templates, with their warning)."""
+
+    __slots__ = ()
+
+
+_CONST_MSG = (
+    "Jinja constant strings should not contain embedded templates. This feature will be "
+    "disabled by default in ansible-core 2.23."
+)
+_CONST_HELP_COND = (
+    'Use inline expressions, for example: `when: "{{ a_var }}" == 42` becomes `when: a_var == 42`'
+)
+_CONST_HELP_LOOKUP = (
+    "Use inline expressions, for example: `msg: \"{{ lookup('env', '{{ a_var }}') }}\"` becomes "
+    "`msg: \"{{ lookup('env', a_var) }}\"`"
+)
+# where the template being rendered is written (for the lookup-term warning)
+_CONST_ORIGIN: contextvars.ContextVar[messages.Origin | None] = contextvars.ContextVar(
+    "fk_const_origin", default=None
+)
+# set while a conditional expression is evaluated: (templar, origin of the expression)
+_CONST_RENDER: contextvars.ContextVar[tuple[Templar, messages.Origin | None] | None] = (
+    contextvars.ContextVar("fk_const_render", default=None)
+)
+
+
+class _MarkConsts(NodeTransformer):
+    """Template-looking string constants become calls of ``_fk_const`` (see _const_value)."""
+
+    def visit_Const(self, node: nodes.Const) -> nodes.Node:
+        value = node.value
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            return nodes.Call(
+                nodes.Name("_fk_const", "load", lineno=node.lineno),
+                [nodes.Const(value, lineno=node.lineno)],
+                [],
+                None,
+                None,
+                lineno=node.lineno,
+            )
+        return node
+
+
+def _const_value(value: str) -> Any:
+    """A template-looking constant: rendered (with ansible's warning) inside a conditional
+    expression, else kept as a :class:`_ConstTemplate` for lookups."""
+    state = _CONST_RENDER.get()
+    if state is None:
+        return _ConstTemplate(value)
+    templar, origin = state
+    messages.warning(_CONST_MSG, origin, _CONST_HELP_COND)
+    try:
+        return templar.template(str(value))
+    except TemplateUndefined as exc:
+        # as ansible's lazy markers: the undefined only fails where it is used
+        return AnsibleUndefined(hint=str(exc))
+
+
 class _Env(ImmutableSandboxedEnvironment):
     """The sandbox plus bounds on ``*`` and ``**`` (sequence repetition, huge powers)."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def _generate(
+        self,
+        source: nodes.Template,
+        name: str | None,
+        filename: str | None,
+        defer_init: bool = False,
+    ) -> str:
+        source = _MarkConsts().visit(source)
+        return super()._generate(source, name, filename, defer_init)
 
     @property
     def lexer(self) -> Lexer:
@@ -246,17 +343,33 @@ def _make_env() -> ImmutableSandboxedEnvironment:
     env.globals["lookup"] = _lookup
     env.globals["query"] = _query
     env.globals["q"] = _query
+    env.globals["_fk_const"] = _const_value
     return env
+
+
+def _trust_consts(context: Context, value: Any) -> Any:
+    """A lookup's positional terms: template-looking constants written in the template are
+    rendered first (as ansible 2.19 still does, with a warning)."""
+    if isinstance(value, _ConstTemplate):
+        messages.warning(_CONST_MSG, _CONST_ORIGIN.get(), _CONST_HELP_LOOKUP)
+        return Templar(_ContextVars(context)).template(str(value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_trust_consts(context, v) for v in value)
+    if isinstance(value, dict):
+        return {k: _trust_consts(context, v) for k, v in value.items()}
+    return value
 
 
 @pass_context
 def _lookup(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
+    args = tuple(_trust_consts(context, a) for a in args)
     return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
 
 
 @pass_context
 def _query(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
     kwargs["wantlist"] = True
+    args = tuple(_trust_consts(context, a) for a in args)
     return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
 
 
@@ -453,21 +566,38 @@ class Templar:
         ctx: Context = template.new_context(self._ctxvars, shared=True)
         return ctx
 
-    def evaluate(self, expression: str) -> Any:
+    def evaluate(self, expression: str, origin: messages.Origin | None = None) -> Any:
         """Evaluate a conditional expression (``when:``, ``until:``, ``that:``) as ansible 2.19:
         a whole ``{{ ref }}`` may name a trusted expression; other template delimiters are a
-        syntax error; untrusted data is never evaluated."""
+        syntax error; untrusted data is never evaluated (``origin``: where the expression is
+        written, for the deprecation a ``{{ }}``-wrapped conditional raises)."""
+        origin = origin or messages.origin_of(expression)
         if isinstance(expression, UnsafeText):
-            raise TemplateError(UNTRUSTED)
+            raise UntrustedTemplate(origin)
         expression = expression.strip()
+        if not expression:
+            raise BrokenConditional()
         m = _SINGLE.match(expression)
-        if m and "{{" not in m.group(1) and "}}" not in m.group(1):
-            result = self._evaluate(m.group(1), escape=True)
+        if m and _one_expression(expression, m):
+            where = _CONST_ORIGIN.set(origin)
+            try:
+                result = self._evaluate(m.group(1), escape=True)
+            finally:
+                _CONST_ORIGIN.reset(where)
             if not isinstance(result, str):
+                messages.deprecated(messages.CONDITIONAL_AS_TEMPLATE, "2.23", origin=origin)
                 return result
             if isinstance(result, UnsafeText) or not _REFERENCE.match(m.group(1)):
-                raise TemplateError(UNTRUSTED)
+                raise UntrustedTemplate(origin)
             expression = result.strip()
+        elif expression.startswith(("{{", "{%", "{#")) and expression.endswith(("}}", "%}", "#}")):
+            # all template: rendered, and only a non-string result is usable (a rendered
+            # string is never trusted as an expression: no meta-templating)
+            result = self.template(expression)
+            if isinstance(result, str):
+                raise UntrustedTemplate(origin)
+            messages.deprecated(messages.CONDITIONAL_AS_TEMPLATE, "2.23", origin=origin)
+            return result
         if is_template(expression):
             try:
                 _ENV.compile_expression(expression)
@@ -476,7 +606,14 @@ class Templar:
                     "Syntax error in expression. Template delimiters are not supported in "
                     f"expressions: {exc}"
                 ) from None
-        return self._evaluate(expression, escape=False)
+        # constants with embedded templates are rendered in a conditional expression
+        token = _CONST_RENDER.set((self, origin))
+        where = _CONST_ORIGIN.set(origin)
+        try:
+            return self._evaluate(expression, escape=False)
+        finally:
+            _CONST_ORIGIN.reset(where)
+            _CONST_RENDER.reset(token)
 
     def _evaluate(self, expression: str, escape: bool) -> Any:
         te = _compiled(expression, escape, expression=True)
@@ -510,14 +647,16 @@ class Templar:
                 raise TemplateUndefined(_describe(exc)) from None
             raise TemplateError(_describe(exc)) from None
 
-    def condition(self, expression: Any) -> bool:
+    def condition(self, expression: Any, origin: messages.Origin | None = None) -> bool:
         if isinstance(expression, bool):
             return expression
         if expression is None:
             return False
         if isinstance(expression, (int, float)):
             return bool(expression)
-        result = self.evaluate(expression if isinstance(expression, str) else str(expression))
+        result = self.evaluate(
+            expression if isinstance(expression, str) else str(expression), origin
+        )
         if isinstance(result, str):
             low = result.strip().lower()
             if low in ("true", "yes", "on", "1"):
@@ -553,17 +692,26 @@ class Templar:
         if isinstance(value, str):
             if isinstance(value, UnsafeText) or not is_template(value):
                 return value
-            m = _WHOLE.match(value)
-            if m and "{{" not in m.group(1) and "}}" not in m.group(1) and "{%" not in value:
-                result = self._evaluate(m.group(1), escape=True)
-                if m.group(2) and isinstance(result, str) and not result.endswith("\n"):
-                    # ansible gives a string result the template's trailing newline back
-                    result = type(result)(result + "\n")
-                return result
-            # a string built by rendering is new data: ansible never trusts it as a template
-            return UnsafeText(self.render_text(value, escape_backslashes=True))
+            render = _CONST_RENDER.set(None)
+            where = _CONST_ORIGIN.set(messages.origin_of(value))
+            try:
+                return self._template_str(value)
+            finally:
+                _CONST_ORIGIN.reset(where)
+                _CONST_RENDER.reset(render)
         if isinstance(value, dict):
             return {self.template(k): self.template(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.template(v) for v in value]
         return value
+
+    def _template_str(self, value: str) -> Any:
+        m = _WHOLE.match(value)
+        if m and _one_expression(value, m):
+            result = self._evaluate(m.group(1), escape=True)
+            if m.group(2) and isinstance(result, str) and not result.endswith("\n"):
+                # ansible gives a string result the template's trailing newline back
+                result = type(result)(result + "\n")
+            return result
+        # a string built by rendering is new data: ansible never trusts it as a template
+        return UnsafeText(self.render_text(value, escape_backslashes=True))

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from fleetkit.playbook.errors import PlaybookSyntaxError
+from fleetkit.playbook.messages import note_origin
 from fleetkit.playbook.trust import UnsafeText
 
 __all__ = ["Located", "load_yaml_file", "load_yaml_text", "source_of"]
@@ -52,7 +53,12 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
                 "found an unhashable mapping key",
                 source=f"{loader.path}:{key_node.start_mark.line + 1}",
             ) from None
-        out[key] = loader.construct_object(value_node, deep=True)
+        value = out[key] = loader.construct_object(value_node, deep=True)
+        if isinstance(value, str):
+            note_origin(
+                value,
+                (loader.path, value_node.start_mark.line + 1, value_node.start_mark.column + 1),
+            )
         out.pos[key] = (
             key_node.start_mark.line + 1,
             key_node.start_mark.column + 1,
@@ -63,6 +69,19 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> list[Any]:
+    out = [loader.construct_object(child, deep=True) for child in node.value]
+    for value, child in zip(out, node.value, strict=True):
+        if isinstance(value, str):
+            note_origin(
+                value, (loader.path, child.start_mark.line + 1, child.start_mark.column + 1)
+            )
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def _unknown_tag(loader: _Loader, suffix: str, node: yaml.Node) -> Any:

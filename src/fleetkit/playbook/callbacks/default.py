@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from fleetkit.playbook.events import Stats, TaskResult, censor_result, clean_result
+from fleetkit.playbook.messages import Message
 from fleetkit.playbook.playbook import Play, Task
 
 __all__ = ["DefaultCallback"]
@@ -25,6 +26,7 @@ _COLORS = {
     "error": "0;31",
     "unreachable": "1;31",
     "warn": "1;35",
+    "deprecate": "0;35",
     "debug": "0;90",
     "included": "0;36",
     "verbose": "0;34",
@@ -161,6 +163,8 @@ class DefaultCallback:
         self._task_names: dict[int, tuple[str, str]] = {}
         self._errors: set[str] = set()
         self._lines: dict[str, list[str]] = {}
+        self._warned: set[str] = set()
+        self.deprecations = bool(opts.get("deprecation_warnings", True))
 
     # -- low level -------------------------------------------------------------------------
 
@@ -171,6 +175,8 @@ class DefaultCallback:
 
     def _display(self, text: str, color: str | None = None, stderr: bool = False) -> None:
         stream = self.err if stderr else self.out
+        if stderr:
+            self.out.flush()  # what was printed before stays before, in a merged log
         if color and self.color:
             text = "\n".join(self._c(line, color) for line in text.split("\n"))
         stream.write(text + "\n")
@@ -351,6 +357,7 @@ class DefaultCallback:
             if not self.show_skipped:
                 return
             self._ensure_banner(res.task)
+            self._result_messages(r)
             for status, item in res.items:
                 self._item(res, status, item)
             msg = f"skipping: [{res.host}]"
@@ -364,6 +371,7 @@ class DefaultCallback:
             return
         if res.status == "unreachable":
             self._ensure_banner(res.task)
+            self._result_messages(r)
             if looped:
                 for status, item in res.items:
                     self._item(res, status, item)
@@ -382,6 +390,7 @@ class DefaultCallback:
             return
         if res.status == "failed":
             self._ensure_banner(res.task)
+            self._result_messages(r)
             if looped:
                 for status, item in res.items:
                     self._item(res, status, item)
@@ -404,6 +413,8 @@ class DefaultCallback:
             return
         self._ensure_banner(res.task)
         if looped:
+            # ansible shows what the task raised while looping before the items
+            self._result_messages(r)
             for status, item in res.items:
                 self._item(res, status, item)
             return
@@ -412,6 +423,7 @@ class DefaultCallback:
             if text:
                 # ansible's display adds no newline to text that already ends with one
                 self._display(text[:-1] if text.endswith("\n") else text)
+        self._result_messages(r)
         if r.get("failed"):
             # failed_when false over a failed result (until exhausted): ansible shows the error
             self._error_block(res)
@@ -431,11 +443,13 @@ class DefaultCallback:
             if not self.show_skipped:
                 return
             self._ensure_banner(res.task)
+            self._result_messages(item)
             msg = f"skipping: [{res.host}] => (item={ilabel}) "
             if self._verbose(item):
                 msg += " => " + self._show(res, item)
             self._display(msg, "skip")
         elif status in ("failed", "unreachable"):
+            self._result_messages(item)
             self._error_block(
                 TaskResult(res.host, res.task, item, status, controller=res.controller)
             )
@@ -448,6 +462,7 @@ class DefaultCallback:
             if status != "changed" and not self.show_ok:
                 return
             self._ensure_banner(res.task)
+            self._result_messages(item)
             if item.get("failed"):
                 self._error_block(
                     TaskResult(res.host, res.task, item, status, controller=res.controller)
@@ -494,7 +509,49 @@ class DefaultCallback:
 
     def warning(self, msg: str) -> None:
         with self._lock:
-            self._display(f"[WARNING]: {msg}", "warn", stderr=True)
+            self._warn(msg)
+
+    def _warn(self, msg: str) -> None:
+        # ansible's Display shows a given warning once per run
+        text = f"[WARNING]: {msg}"
+        if text in self._warned:
+            return
+        self._warned.add(text)
+        self._display(text, "warn", stderr=True)
+
+    def _message_text(self, m: Message) -> str:
+        """A warning/deprecation as ansible's event formatting renders it."""
+        head = m.headline()
+        if m.help_text and m.origin is None and "\n" not in head and "\n" not in m.help_text:
+            return f"{head} {m.help_text}"
+        parts = [head]
+        if m.origin is not None:
+            parts.append(self._origin(*m.origin).rstrip("\n"))
+        if m.help_text:
+            parts += ["", m.help_text]
+        text = "\n".join(parts).strip()
+        # a multi-line message is followed by a blank line
+        return text + "\n" if "\n" in text else text
+
+    def _result_messages(self, result: dict[str, Any]) -> None:
+        """The warnings and deprecations a task (or item) raised, before its result line."""
+        for m in result.get("_fk_messages") or ():
+            if not isinstance(m, Message):
+                continue
+            if m.kind == "warning":
+                self._warn(self._message_text(m))
+                continue
+            if not self.deprecations:
+                continue
+            self._warn(
+                "Deprecation warnings can be disabled by setting "
+                "`deprecation_warnings=False` in ansible.cfg."
+            )
+            text = f"[DEPRECATION WARNING]: {self._message_text(m)}"
+            if text in self._warned:
+                continue
+            self._warned.add(text)
+            self._display(text, "deprecate", stderr=True)
 
     def async_event(self, kind: str, host: str, jid: str, result: dict[str, Any]) -> None:
         """``ASYNC POLL``/``ASYNC OK``/``ASYNC FAILED`` lines of an async task."""

@@ -145,7 +145,7 @@ def validate(module: Module, args: dict[str, Any]) -> dict[str, Any]:
             f"{', '.join(sorted(unknown))}. "
             f"Supported parameters include: {', '.join(supported)}."
         )
-    missing = [n for n, p in spec.items() if p.required and out.get(n) is None]
+    missing = sorted(n for n, p in spec.items() if p.required and n not in out)
     if missing:
         raise ModuleError(f"missing required arguments: {', '.join(missing)}")
     for n, p in spec.items():

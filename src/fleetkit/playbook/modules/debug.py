@@ -7,7 +7,12 @@ import re
 import time
 from typing import Any
 
-from fleetkit.playbook.errors import ModuleError, TemplateError, TemplateUndefined
+from fleetkit.playbook.errors import (
+    BrokenConditional,
+    ModuleError,
+    TemplateError,
+    TemplateUndefined,
+)
 from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
 from fleetkit.playbook.templar import OMIT
 from fleetkit.playbook.trust import UnsafeText
@@ -19,6 +24,7 @@ RAW_ARGS = {"debug": ("var",), "assert": ("that",)}
 
 
 UNTRUSTED = "Encountered untrusted template or expression."
+_ALL_TEMPLATE = re.compile(r"\A\s*(\{\{.*\}\}|\{%.*%\})\s*\Z", re.S)
 _REF = re.compile(r"^\s*\{\{\s*([A-Za-z_][\w.]*)\s*\}\}\s*$")
 
 
@@ -107,10 +113,34 @@ def run_fail(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"failed": True, "msg": msg, "changed": False}
 
 
+def _is_all_template(text: str) -> bool:
+    return bool(_ALL_TEMPLATE.match(text))
+
+
 def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    if "that" not in args:
+        raise ModuleError("missing required arguments: that")
     that = args.get("that")
-    if that is None:
-        raise ModuleError('conditional required in "that" string')
+    if isinstance(that, str) and not isinstance(that, UnsafeText) and _is_all_template(that):
+        # ansible's assert resolves a whole-template ``that`` to its container first: a list
+        # it names is the list of conditionals (each evaluated on its own)
+        from fleetkit.playbook.templar import Templar, VarsView
+
+        ref = _REF.match(that)
+        container: Any = None
+        if ref and "." not in ref.group(1) and isinstance(ctx.variables, VarsView):
+            # the list as written: its conditionals are not templated as values first
+            try:
+                container = ctx.variables.raw(ref.group(1))
+            except KeyError:
+                container = None
+        if container is None:
+            try:
+                container = Templar(ctx.variables).template(that)
+            except TemplateError:
+                container = None
+        if isinstance(container, list):
+            that = container
     conds = that if isinstance(that, list) else [that]
     fail_msg = args.get("fail_msg", args.get("msg"))
     quiet = bool(args.get("quiet"))
@@ -118,6 +148,8 @@ def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     for cond in conds:
         if isinstance(cond, bool):
             ok = cond
+        elif cond is None:
+            raise BrokenConditional()
         else:
             value = ctx.evaluate(cond if isinstance(cond, str) else str(cond))
             ok = bool(value)

@@ -1,0 +1,692 @@
+"""The pull-through cache: repositories served from an upstream registry and kept locally.
+
+Two ways to name the upstream (both may be configured at once):
+
+- ``--proxy-remote URL`` (distribution's ``proxy.remoteurl``): every repository is proxied,
+  ``/v2/<name>/...`` is ``<name>`` upstream;
+- proxy projects (Harbor's proxy-cache projects, ``proxy.projects`` in ``--config``):
+  ``/v2/<project>/<name>/...`` is ``<name>`` on that project's upstream, each with its own
+  credentials and TTL. Other repositories stay ordinary (pushable) ones.
+
+On a Docker Hub upstream a single-component name gets Hub's ``library/`` prefix.
+
+What is cached and when upstream is asked:
+
+- manifests by digest are immutable: fetched once, verified against the digest, then local;
+- a manifest by tag is served from the cache for ``ttl`` after it was last confirmed; after that
+  a ``HEAD`` upstream revalidates it by digest (a new digest is fetched). If the upstream cannot
+  answer (down, an error), the cached manifest is served, as distribution does;
+- a blob is fetched once however many clients ask for it: the first request starts one
+  upstream GET that spools to an upload session while each client is sent the bytes spooled so
+  far (a client has bytes before the blob is complete). The last byte goes out only after the
+  digest verified; a mismatch aborts every client's connection and nothing is cached. A
+  verified blob is committed as an upload is (fsync, rename), so a partial blob is never
+  visible under its digest;
+- tag lists come from the upstream (from the cache when it is down); pushes and deletes on
+  proxied repositories are refused with ``UNSUPPORTED`` (405), as distribution does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from fleetkit.errors import RegistryError, UsageError
+from fleetkit.registry import mediatypes as mt
+from fleetkit.registry.client.credentials import Credential
+from fleetkit.registry.client.errors import AuthError, ClientError, TransportError
+from fleetkit.registry.client.transport import (
+    MAX_ERROR_BODY_BYTES,
+    RetryPolicy,
+    Transport,
+    read_body,
+)
+from fleetkit.registry.digest import Hasher, is_digest, parse_digest
+from fleetkit.registry.errors import RegistryAPIError, api_error
+from fleetkit.registry.manifest import MAX_MANIFEST_BYTES, parse_manifest
+from fleetkit.registry.server import blobs, manifests
+from fleetkit.registry.server._common import (
+    SENT_KEY,
+    State,
+    authorize,
+    json_response,
+    run_blocking,
+    state,
+    store_io,
+)
+from fleetkit.registry.server.app import PROXY_KEY
+from fleetkit.registry.storage.store import RegistryStore, Upload
+
+__all__ = [
+    "ProxyUpstream",
+    "ProxyConfig",
+    "Proxy",
+    "parse_duration",
+    "install_proxy",
+]
+
+log = logging.getLogger("fleetkit.registry.proxy")
+
+_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+_CHUNK = 256 << 10
+_SEND = 1 << 20
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNITS_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration (``168h``, ``1h30m``, ``90s``) or a plain number of seconds."""
+    raw = str(text).strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        pos, total = 0, 0.0
+        for m in _DURATION_RE.finditer(raw):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _UNITS_S[m.group(2)]
+            pos = m.end()
+        if pos != len(raw) or not raw:
+            raise UsageError(
+                f"invalid duration {raw!r}", hint="use e.g. 30s, 10m, 1h30m or 168h"
+            ) from None
+        value = total
+    if value < 0:
+        raise UsageError(f"invalid duration {raw!r}: negative")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyUpstream:
+    """One upstream registry: its URL, the credentials to use there, the tag TTL."""
+
+    url: str
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ttl_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+            raise UsageError(
+                f"invalid proxy remote URL {self.url!r}",
+                hint="use the registry's base URL, e.g. https://registry-1.docker.io",
+            )
+        if bool(self.username) != bool(self.password):
+            raise UsageError("proxy username and password go together")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    @property
+    def is_docker_hub(self) -> bool:
+        return urlsplit(self.url).hostname in _HUB_HOSTS
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """``remote`` proxies every repository; ``projects`` map a first path component to one."""
+
+    remote: ProxyUpstream | None = None
+    projects: dict[str, ProxyUpstream] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """One upstream GET of a blob, shared by every client that asks for it meanwhile."""
+
+    spool: str
+    upload: Upload | None = None
+    size: int | None = None
+    media_type: str = "application/octet-stream"
+    written: int = 0
+    outcome: str = "running"  # running | ok | failed
+    error: RegistryAPIError | None = None
+    headers_known: asyncio.Event = field(default_factory=asyncio.Event)
+    committed: asyncio.Event = field(default_factory=asyncio.Event)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notify(self) -> None:
+        done, self.progress = self.progress, asyncio.Event()
+        done.set()
+
+    @property
+    def sendable(self) -> int:
+        """Bytes a client may be sent now: all once verified, else all but the last one."""
+        return self.written if self.outcome == "ok" else max(self.written - 1, 0)
+
+
+def _bad_gateway(message: str) -> RegistryAPIError:
+    return api_error("UNKNOWN", f"upstream registry: {message}", status=502)
+
+
+class Proxy:
+    """Runtime of the pull-through cache (one per app): upstream sessions, tag ages, fetches."""
+
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self._transports: dict[str, Transport] = {}
+        self._confirmed: dict[tuple[str, str], tuple[str, float]] = {}
+        self._fetches: dict[tuple[str, str], _Fetch] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.upstream_blob_fetches = 0  # for tests and metrics: GETs of blobs sent upstream
+
+    # -- which upstream ----------------------------------------------------------------------
+
+    def route(self, name: str) -> tuple[ProxyUpstream, str] | None:
+        """The upstream and the upstream repository name for a local name, or None."""
+        first, _, rest = name.partition("/")
+        up = self.config.projects.get(first)
+        if up is not None and rest:
+            upstream_name = rest
+        elif self.config.remote is not None:
+            up, upstream_name = self.config.remote, name
+        else:
+            return None
+        if up.is_docker_hub and "/" not in upstream_name:
+            upstream_name = "library/" + upstream_name
+        return up, upstream_name
+
+    async def _transport(self, up: ProxyUpstream) -> Transport:
+        t = self._transports.get(up.url)
+        if t is None:
+            cred = Credential(up.username, up.password) if up.username else None
+            t = Transport(
+                up.host,
+                credential=cred,
+                retry=RetryPolicy(attempts=2, base_s=0.2, max_s=1.0),
+                timeout_s=30.0,
+                max_connections=64,
+            )
+            t.scheme = urlsplit(up.url).scheme
+            await t.open()
+            self._transports[up.url] = t
+        return t
+
+    async def _drop(self, up: ProxyUpstream, t: Transport) -> None:
+        """Forget a session that failed, so the next request pings (and logs in) afresh."""
+        if self._transports.get(up.url) is t:
+            del self._transports[up.url]
+        await t.close()
+
+    async def _request(
+        self,
+        up: ProxyUpstream,
+        method: str,
+        path: str,
+        upstream_name: str,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """One request upstream with its auth dance; a failure to reach it is a TransportError."""
+        t = await self._transport(up)
+        try:
+            return await t.request(
+                method, path, scopes=[f"repository:{upstream_name}:pull"], headers=headers
+            )
+        except (TransportError, AuthError):
+            await self._drop(up, t)
+            raise
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for t in list(self._transports.values()):
+            await t.close()
+        self._transports.clear()
+
+    # -- the dispatch hook -------------------------------------------------------------------
+
+    async def handle(
+        self, request: web.Request, route: str, name: str, ident: str | None
+    ) -> web.StreamResponse | None:
+        """Serve a request on a proxied repository; None when ``name`` is not proxied."""
+        found = self.route(name)
+        if found is None:
+            return None
+        up, upstream_name = found
+        method = request.method
+        if route in ("blob_upload", "blob_upload_chunk") or method in ("PUT", "POST", "PATCH"):
+            await authorize(request, name, "pull,push")
+            raise api_error("UNSUPPORTED", "pushes to a proxy cache repository are not supported")
+        if method == "DELETE":
+            await authorize(request, name, "delete")
+            raise api_error("UNSUPPORTED", "deletes in a proxy cache repository are not supported")
+        if route == "manifest" and ident is not None and method in ("GET", "HEAD"):
+            return await self._manifest(request, name, ident, up, upstream_name)
+        if route == "blob" and ident is not None and method in ("GET", "HEAD"):
+            return await self._blob(request, name, ident, up, upstream_name)
+        if route == "tags" and method == "GET":
+            return await self._tags(request, name, up, upstream_name)
+        return None  # referrers: what the cache holds
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    async def _manifest(
+        self, request: web.Request, name: str, reference: str, up: ProxyUpstream, uname: str
+    ) -> web.StreamResponse:
+        await authorize(request, name, "pull")
+        st = state(request)
+        manifests._check_reference(reference)
+        if is_digest(reference):
+            parse_digest(reference)
+            if await store_io(st, st.store.revision, name, reference) is None:
+                await self._fetch_manifest(request, st, name, reference, up, uname)
+            return await manifests.get_manifest(request, name, reference)
+        cached = await store_io(st, st.store.resolve_tag, name, reference)
+        confirmed = self._confirmed.get((name, reference))
+        if (
+            cached is not None
+            and confirmed is not None
+            and confirmed[0] == cached
+            and time.monotonic() - confirmed[1] < up.ttl_s
+        ):
+            return await manifests.get_manifest(request, name, cached)
+        accept = _accept(request)
+        try:
+            digest = await self._revalidate(up, uname, reference, accept, cached)
+            if digest is None or digest != cached:
+                digest = await self._fetch_manifest(request, st, name, reference, up, uname)
+        except RegistryAPIError as exc:
+            if cached is None:
+                raise
+            log.warning(
+                "%s:%s: upstream did not answer (%s); serving the cached %s",
+                name,
+                reference,
+                exc.message,
+                cached,
+            )
+            return await manifests.get_manifest(request, name, cached)
+        self._confirmed[(name, reference)] = (digest, time.monotonic())
+        return await manifests.get_manifest(request, name, digest)
+
+    async def _revalidate(
+        self, up: ProxyUpstream, uname: str, tag: str, accept: str, cached: str | None
+    ) -> str | None:
+        """The tag's digest upstream (``HEAD``), or None when it must be fetched to know."""
+        if cached is None:
+            return None
+        try:
+            resp = await self._request(
+                up, "HEAD", f"/v2/{uname}/manifests/{tag}", uname, {"Accept": accept}
+            )
+        except ClientError as exc:
+            raise _bad_gateway(exc.message) from None
+        async with resp:
+            if resp.status != 200:
+                raise _upstream_error(resp.status, b"", f"HEAD {uname}:{tag}")
+            digest = resp.headers.get("Docker-Content-Digest")
+        return digest if digest and is_digest(digest) else None
+
+    async def _fetch_manifest(
+        self,
+        request: web.Request,
+        st: State,
+        name: str,
+        reference: str,
+        up: ProxyUpstream,
+        uname: str,
+    ) -> str:
+        """GET a manifest upstream, verify its digest, store it (and the tag); its digest."""
+        try:
+            resp = await self._request(
+                up,
+                "GET",
+                f"/v2/{uname}/manifests/{reference}",
+                uname,
+                {"Accept": _accept(request)},
+            )
+        except ClientError as exc:
+            raise _bad_gateway(exc.message) from None
+        async with resp:
+            if resp.status != 200:
+                body = await read_body(resp, MAX_ERROR_BODY_BYTES)
+                raise _upstream_error(resp.status, body, f"{uname}:{reference}")
+            try:
+                body = await read_body(resp, MAX_MANIFEST_BYTES, f"manifest {uname}:{reference}")
+            except ClientError as exc:
+                raise _bad_gateway(exc.message) from None
+            content_type = resp.headers.get("Content-Type", "").split(";", 1)[0].strip()
+            claimed = resp.headers.get("Docker-Content-Digest")
+        expected = reference if is_digest(reference) else claimed
+        algorithm = parse_digest(expected).algorithm if expected and is_digest(expected) else None
+        h = Hasher(algorithm or "sha256")
+        h.update(body)
+        actual = h.digest()
+        if expected and actual != expected:
+            raise api_error(
+                "DIGEST_INVALID",
+                f"upstream sent a manifest for {uname}:{reference} whose digest is {actual}, "
+                f"not {expected}; not cached",
+                detail={"expected": expected, "actual": actual},
+                status=502,
+            )
+        manifest = parse_manifest(body, content_type or None)
+        tags = [] if is_digest(reference) else [reference]
+        return await run_blocking(
+            st.store.put_manifest, name, body, manifest, tags, algorithm or "sha256"
+        )
+
+    # -- tags --------------------------------------------------------------------------------
+
+    async def _tags(
+        self, request: web.Request, name: str, up: ProxyUpstream, uname: str
+    ) -> web.StreamResponse | None:
+        await authorize(request, name, "pull")
+        query = request.query_string
+        path = f"/v2/{uname}/tags/list" + (f"?{query}" if query else "")
+        try:
+            resp = await self._request(up, "GET", path, uname)
+        except ClientError as exc:
+            log.warning("%s: upstream tag list failed (%s); listing the cache", name, exc.message)
+            return None  # the local handler lists what the cache holds
+        async with resp:
+            body = await read_body(resp, 16 << 20)
+            if resp.status != 200:
+                if resp.status >= 500:
+                    return None
+                raise _upstream_error(resp.status, body, f"tags of {uname}")
+            link = resp.headers.get("Link")
+        try:
+            doc = json.loads(body)
+            tags = [str(t) for t in (doc.get("tags") or [])]
+        except (ValueError, AttributeError, TypeError):
+            raise _bad_gateway(f"tags of {uname}: not a tag list") from None
+        headers: dict[str, str] = {}
+        if link:
+            m = re.search(r"[?&]last=([^&>]*)", link)
+            n = re.search(r"[?&]n=(\d+)", link)
+            if m:
+                extra = f"n={n.group(1)}&" if n else ""
+                headers["Link"] = f'</v2/{name}/tags/list?{extra}last={m.group(1)}>; rel="next"'
+        return json_response({"name": name, "tags": tags}, headers=headers)
+
+    # -- blobs -------------------------------------------------------------------------------
+
+    async def _blob(
+        self, request: web.Request, name: str, digest: str, up: ProxyUpstream, uname: str
+    ) -> web.StreamResponse:
+        await authorize(request, name, "pull")
+        st = state(request)
+        parse_digest(digest)
+        if await store_io(st, st.store.repo_blob_size, name, digest) is not None:
+            return await blobs.get_blob(request, name, digest)
+        if request.method == "HEAD" or await store_io(st, st.store.blob_size, digest) is not None:
+            # HEAD: what upstream says (nothing is fetched). A blob cached for another
+            # repository is linked here once upstream confirms this repository has it.
+            size, media_type = await self._head_blob(up, uname, digest)
+            if await store_io(st, st.store.blob_size, digest) is not None:
+                await run_blocking(st.store.link_blob, name, digest)
+                return await blobs.get_blob(request, name, digest)
+            headers = {
+                "Docker-Content-Digest": digest,
+                "Etag": f'"{digest}"',
+                "Content-Type": media_type,
+                "Content-Length": str(size),
+            }
+            resp = web.StreamResponse(status=200, headers=headers)
+            await resp.prepare(request)
+            return resp
+        key = (name, digest)
+        fetch = self._fetches.get(key)
+        if fetch is None:
+            fetch = await self._start_fetch(st, name, digest, up, uname)
+        await fetch.headers_known.wait()
+        if fetch.outcome == "failed" and fetch.written == 0:
+            assert fetch.error is not None
+            raise fetch.error
+        if "Range" in request.headers:
+            await fetch.committed.wait()
+            if fetch.outcome != "ok":
+                assert fetch.error is not None
+                raise fetch.error
+            return await blobs.get_blob(request, name, digest)
+        try:
+            fd = os.open(fetch.spool, os.O_RDONLY)
+        except FileNotFoundError:  # committed (or removed) meanwhile
+            await fetch.committed.wait()
+            if fetch.outcome != "ok":
+                assert fetch.error is not None
+                raise fetch.error from None
+            return await blobs.get_blob(request, name, digest)
+        try:
+            return await self._stream(request, st, fetch, fd, digest)
+        finally:
+            os.close(fd)
+
+    async def _head_blob(self, up: ProxyUpstream, uname: str, digest: str) -> tuple[int, str]:
+        try:
+            resp = await self._request(up, "HEAD", f"/v2/{uname}/blobs/{digest}", uname)
+        except ClientError as exc:
+            raise _bad_gateway(exc.message) from None
+        async with resp:
+            if resp.status != 200:
+                raise _upstream_error(resp.status, b"", f"blob {digest} of {uname}", "BLOB_UNKNOWN")
+            length = resp.headers.get("Content-Length", "")
+            media_type = resp.headers.get("Content-Type", "application/octet-stream")
+        if not length.isdigit():
+            raise _bad_gateway(f"HEAD of blob {digest} gave no Content-Length")
+        return int(length), media_type
+
+    async def _start_fetch(
+        self, st: State, name: str, digest: str, up: ProxyUpstream, uname: str
+    ) -> _Fetch:
+        store = st.store
+        upload = await store_io(st, store.start_upload, name)
+        local = store.driver.local_path(f"repositories/{name}/_uploads/{upload.id}/data")
+        if local is None:  # S3, memory: spool to a local temp file, upload after verifying
+            fd, spool = tempfile.mkstemp(prefix="fleetkit-proxy-")
+            os.close(fd)
+        else:
+            spool = local
+        fetch = _Fetch(spool=spool, upload=upload)
+        key = (name, digest)
+        self._fetches[key] = fetch
+        task = asyncio.create_task(self._run_fetch(store, key, fetch, up, uname, local is None))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return fetch
+
+    async def _run_fetch(
+        self,
+        store: RegistryStore,
+        key: tuple[str, str],
+        fetch: _Fetch,
+        up: ProxyUpstream,
+        uname: str,
+        spooled_apart: bool,
+    ) -> None:
+        digest = key[1]
+        hasher = Hasher(parse_digest(digest).algorithm)
+        error: RegistryAPIError | None = _bad_gateway(f"blob {digest}: the fetch stopped")
+        fd = os.open(fetch.spool, os.O_WRONLY | os.O_APPEND)
+        closed = committed = False
+        try:
+            try:
+                self.upstream_blob_fetches += 1
+                resp = await self._request(up, "GET", f"/v2/{uname}/blobs/{digest}", uname)
+            except ClientError as exc:
+                raise _bad_gateway(exc.message) from None
+            async with resp:
+                if resp.status != 200:
+                    body = await read_body(resp, MAX_ERROR_BODY_BYTES)
+                    raise _upstream_error(
+                        resp.status, body, f"blob {digest} of {uname}", "BLOB_UNKNOWN"
+                    )
+                length = resp.headers.get("Content-Length", "")
+                fetch.size = int(length) if length.isdigit() else None
+                fetch.media_type = resp.headers.get("Content-Type", fetch.media_type)
+                fetch.headers_known.set()
+
+                def absorb(chunk: bytes) -> None:
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    hasher.update(chunk)
+
+                try:
+                    async for chunk in resp.content.iter_chunked(_CHUNK):
+                        await asyncio.to_thread(absorb, chunk)
+                        fetch.written += len(chunk)
+                        fetch.notify()
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    raise _bad_gateway(f"blob {digest} of {uname}: {exc}") from None
+            actual = hasher.digest()
+            if actual != digest or (fetch.size is not None and fetch.written != fetch.size):
+                log.error(
+                    "upstream %s sent %d bytes hashing to %s for blob %s of %s: not cached",
+                    up.host,
+                    fetch.written,
+                    actual,
+                    digest,
+                    uname,
+                )
+                raise api_error(
+                    "DIGEST_INVALID",
+                    f"upstream sent blob bytes whose digest is {actual}, not {digest}",
+                    detail={"expected": digest, "actual": actual},
+                    status=502,
+                )
+            await asyncio.to_thread(os.fsync, fd)
+            os.close(fd)
+            closed = True
+            fetch.outcome = "ok"
+            fetch.notify()
+            await asyncio.to_thread(self._commit, store, fetch, digest, hasher, spooled_apart)
+            committed = True
+        except asyncio.CancelledError:
+            error = _bad_gateway("the fetch was cancelled")
+            raise
+        except RegistryAPIError as exc:
+            error = exc
+        except (RegistryError, OSError) as exc:
+            log.exception("proxy fetch of %s failed", digest)
+            error = api_error("UNKNOWN", str(exc))
+        finally:
+            if not closed:
+                os.close(fd)
+            # nothing of a failed fetch stays, and it is forgotten before anyone hears of it:
+            # the next request starts a fresh one
+            self._fetches.pop(key, None)
+            if not committed:
+                self._discard(store, fetch, spooled_apart)
+            if fetch.outcome != "ok":
+                fetch.outcome, fetch.error = "failed", error
+            fetch.headers_known.set()
+            fetch.committed.set()
+            fetch.notify()
+
+    @staticmethod
+    def _commit(
+        store: RegistryStore, fetch: _Fetch, digest: str, hasher: Hasher, spooled_apart: bool
+    ) -> None:
+        """Commit the verified spool as the blob (the upload's bytes, or copied into one)."""
+        upload = fetch.upload
+        assert upload is not None
+        if spooled_apart:
+            from fleetkit.registry.storage.store import UploadWriter
+
+            writer = UploadWriter(store, upload)
+            try:
+                with open(fetch.spool, "rb") as f:
+                    while chunk := f.read(8 << 20):
+                        writer.write(chunk)
+            finally:
+                writer.close()
+            with contextlib.suppress(OSError):
+                os.unlink(fetch.spool)
+        else:
+            upload.size = fetch.written
+            store._remember_hasher(upload, hasher)  # the bytes were hashed as they came
+        store.finish_upload(upload, digest)
+
+    @staticmethod
+    def _discard(store: RegistryStore, fetch: _Fetch, spooled_apart: bool) -> None:
+        if fetch.upload is not None:
+            with contextlib.suppress(RegistryError, OSError):
+                store.cancel_upload(fetch.upload)
+        if spooled_apart:
+            with contextlib.suppress(OSError):
+                os.unlink(fetch.spool)
+
+    async def _stream(
+        self, request: web.Request, st: State, fetch: _Fetch, fd: int, digest: str
+    ) -> web.StreamResponse:
+        """Send the spool to one client as it grows; abort the connection if the fetch fails."""
+        headers = {
+            "Docker-Content-Digest": digest,
+            "Etag": f'"{digest}"',
+            "Content-Type": "application/octet-stream",
+        }
+        if fetch.size is not None:
+            headers["Content-Length"] = str(fetch.size)
+        resp = web.StreamResponse(status=200, headers=headers)
+        await resp.prepare(request)
+        sent = 0
+        request[SENT_KEY] = 0
+        while True:
+            limit = fetch.sendable
+            if sent < limit:
+                data = os.pread(fd, min(limit - sent, _SEND), sent)
+                if not data:
+                    raise _bad_gateway(f"spool of {digest} shrank")
+                await resp.write(data)
+                sent += len(data)
+                request[SENT_KEY] = sent
+                st.metrics.bytes_sent += len(data)
+                continue
+            if fetch.outcome == "ok":
+                break
+            if fetch.outcome == "failed":
+                # the status line is gone: a cut connection is the only way to say it
+                log.warning("%s: upstream fetch failed after %d bytes were sent", digest, sent)
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
+            await fetch.progress.wait()
+        await resp.write_eof()
+        return resp
+
+
+def _accept(request: web.Request) -> str:
+    wanted = manifests.parse_accept(request.headers.getall("Accept", []))
+    types = [a for a in wanted if a in mt.MANIFEST_TYPES]
+    return ", ".join(types or sorted(mt.MANIFEST_TYPES))
+
+
+def _upstream_error(
+    status: int, body: bytes, what: str, unknown: str = "MANIFEST_UNKNOWN"
+) -> RegistryAPIError:
+    """An upstream refusal as the client's error: 404s keep their code, the rest are 502."""
+    from fleetkit.registry.errors import from_response
+
+    err = from_response(status, body) if body else None
+    if status == 404:
+        code = err.code if err is not None and err.code.endswith("_UNKNOWN") else unknown
+        return api_error(code, f"upstream: {what} not found", status=404)
+    message = err.message if err is not None else f"HTTP {status}"
+    return _bad_gateway(f"{what}: {message}")
+
+
+def install_proxy(app: web.Application, config: ProxyConfig) -> Proxy:
+    """Attach a pull-through cache to a registry app (see ``dispatch``'s hook)."""
+    proxy = Proxy(config)
+    app[PROXY_KEY] = proxy
+
+    async def _close(_: web.Application) -> None:
+        await proxy.close()
+
+    app.on_cleanup.append(_close)
+    return proxy

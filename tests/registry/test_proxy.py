@@ -1,0 +1,273 @@
+"""The pull-through cache (registry/proxy.py).
+
+Against a tiny fake upstream (tests/registry/_fake_upstream.py): one upstream fetch for two
+clients of one blob, bytes before the blob is complete, a lying upstream never cached, TTL and
+revalidation, upstream down, tag lists, refused pushes. Against the real peers: distribution
+2.8.2 behind fleetkit's token service as the upstream, skopeo and podman pulling through the
+proxy, and the cache serving them while the upstream is stopped.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleetkit.errors import UsageError
+from fleetkit.registry import mediatypes as mt
+from fleetkit.registry.proxy import ProxyConfig, ProxyUpstream, parse_duration
+from fleetkit.registry.server.app import ServerConfig
+from fleetkit.registry.server.config_file import load_config_file
+from tests.registry._fake_upstream import FakeUpstream
+from tests.registry._images import make_image, sha256
+from tests.registry._server import ThreadServer
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def _proxy(root: Path, config: ProxyConfig) -> ThreadServer:
+    return ThreadServer(ServerConfig(root=str(root), listen="127.0.0.1:0", proxy=config)).start()
+
+
+def _get(
+    host: str, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(host, timeout=60)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_parse_duration_go_syntax() -> None:
+    assert parse_duration("168h") == 168 * 3600
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("1.5s") == 1.5
+    assert parse_duration("0") == 0
+    assert parse_duration("45") == 45
+    for bad in ("", "10x", "h", "1h 2m", "-5s"):
+        with pytest.raises(UsageError):
+            parse_duration(bad)
+
+
+def test_routes_projects_and_docker_hub_library_rule() -> None:
+    from fleetkit.registry.proxy import Proxy
+
+    hub = ProxyUpstream("https://registry-1.docker.io")
+    mirror = ProxyUpstream("http://127.0.0.1:5001", "alice", "pw")
+    p = Proxy(ProxyConfig(remote=None, projects={"hub": hub, "mirror": mirror}))
+    assert p.route("hub/alpine") == (hub, "library/alpine")
+    assert p.route("hub/bitnami/redis") == (hub, "bitnami/redis")
+    assert p.route("mirror/alpine") == (mirror, "alpine")  # the rule is Docker Hub's only
+    assert p.route("hub") is None  # the project itself is no repository upstream
+    assert p.route("local/app") is None  # not a proxy project: an ordinary repository
+    p2 = Proxy(ProxyConfig(remote=hub))
+    assert p2.route("alpine") == (hub, "library/alpine")
+    assert p2.route("grafana/grafana") == (hub, "grafana/grafana")
+    for bad in ("ftp://x", "https://", "https://h/v2/"):
+        with pytest.raises(UsageError):
+            ProxyUpstream(bad)
+    with pytest.raises(UsageError, match="together"):
+        ProxyUpstream("https://h", "alice", "")
+
+
+def test_config_file_proxy_keys(tmp_path: Path) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text(
+        "version: 0.1\n"
+        "storage: {inmemory: {}}\n"
+        "proxy:\n"
+        "  remoteurl: https://registry-1.docker.io\n"
+        "  username: bob\n"
+        "  password: secret\n"
+        "  ttl: 10m\n"
+        "  projects:\n"
+        "    ghcr: {remoteurl: https://ghcr.io, ttl: 1h}\n"
+    )
+    out = load_config_file(str(path))
+    proxy = out["proxy"]
+    assert proxy.remote == ProxyUpstream("https://registry-1.docker.io", "bob", "secret", 600.0)
+    assert proxy.projects == {"ghcr": ProxyUpstream("https://ghcr.io", ttl_s=3600.0)}
+    assert "secret" not in repr(proxy)
+    path.write_text("proxy: {remoteurl: https://h, remotepassword: x}\n")
+    with pytest.raises(UsageError, match="remotepassword"):
+        load_config_file(str(path))
+
+
+# -- against the fake upstream ------------------------------------------------------------------
+
+
+def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    blob = os.urandom(3 << 20)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    upstream.gated.add(digest)  # upstream sends half, then waits for the gate
+    proxy = _proxy(tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    try:
+        path = f"/v2/lib/app/blobs/{digest}"
+        conns, resps, heads = [], [], []
+        for _ in range(2):
+            conn = http.client.HTTPConnection(proxy.host, timeout=60)
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert resp.getheader("Content-Length") == str(len(blob))
+            # a MiB arrives while upstream still holds back the second half of the blob
+            heads.append(resp.read(1 << 20))
+            conns.append(conn)
+            resps.append(resp)
+        assert upstream.counts[("GET", path)] == 1
+        upstream.gate.set()
+        for head, resp in zip(heads, resps, strict=True):
+            assert head + resp.read() == blob
+        for conn in conns:
+            conn.close()
+        # a ranged GET waits for the commit: after it, the blob is in the cache
+        status, headers, body = _get(proxy.host, path, headers={"Range": "bytes=10-19"})
+        assert (status, body) == (206, blob[10:20])
+        assert proxy.state.store.blob_size(digest) == len(blob)
+        assert proxy.state.store.uploads("lib/app") == []
+        assert _get(proxy.host, path)[2] == blob
+        assert upstream.counts[("GET", path)] == 1
+    finally:
+        proxy.stop()
+
+
+def test_digest_mismatch_from_upstream_is_never_cached(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    blob = os.urandom(1 << 20)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    upstream.wrong[digest] = bytes(reversed(blob))  # same size, other bytes
+    proxy = _proxy(tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    path = f"/v2/lib/app/blobs/{digest}"
+    try:
+        for _ in range(2):
+            # the client never gets a whole body: the connection is cut before the last byte
+            with pytest.raises(http.client.IncompleteRead) as info:
+                _get(proxy.host, path)
+            assert len(info.value.partial) < len(blob)
+            assert proxy.state.store.blob_size(digest) is None
+            assert proxy.state.store.uploads("lib/app") == []
+        assert upstream.counts[("GET", path)] == 2  # nothing was cached, so asked again
+        del upstream.wrong[digest]
+        status, _, body = _get(proxy.host, path)
+        assert (status, body) == (200, blob)
+    finally:
+        proxy.stop()
+
+
+def test_manifest_ttl_revalidation_by_head_and_upstream_down(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    one, two = make_image(1), make_image(2)
+    d1 = upstream.add_manifest("app", one.manifest, mt.OCI_MANIFEST, "v1")
+    upstream.blobs.update({**one.blobs(), **two.blobs()})
+    config = ProxyConfig(
+        projects={
+            "fresh": ProxyUpstream(upstream.url),  # ttl 0: revalidated on every request
+            "lazy": ProxyUpstream(upstream.url, ttl_s=3600.0),
+        }
+    )
+    proxy = _proxy(tmp_path / "cache", config)
+    accept = {"Accept": mt.OCI_MANIFEST}
+    up = "/v2/app/manifests/v1"
+    try:
+        for _ in range(2):
+            status, headers, body = _get(proxy.host, "/v2/lazy/app/manifests/v1", headers=accept)
+            assert (status, headers["Docker-Content-Digest"], body) == (200, d1, one.manifest)
+        assert (upstream.counts[("GET", up)], upstream.counts[("HEAD", up)]) == (1, 0)
+        for _ in range(2):
+            status, headers, _ = _get(proxy.host, "/v2/fresh/app/manifests/v1", headers=accept)
+            assert headers["Docker-Content-Digest"] == d1
+        assert (upstream.counts[("GET", up)], upstream.counts[("HEAD", up)]) == (2, 1)
+        # the tag moves upstream: the fresh project sees it at once, the lazy one after its TTL
+        d2 = upstream.add_manifest("app", two.manifest, mt.OCI_MANIFEST, "v1")
+        _, headers, body = _get(proxy.host, "/v2/fresh/app/manifests/v1", headers=accept)
+        assert (headers["Docker-Content-Digest"], body) == (d2, two.manifest)
+        _, headers, _ = _get(proxy.host, "/v2/lazy/app/manifests/v1", headers=accept)
+        assert headers["Docker-Content-Digest"] == d1
+        # by digest: fetched once, verified, then local
+        status, _, body = _get(proxy.host, f"/v2/fresh/app/manifests/{d1}", headers=accept)
+        assert (status, body) == (200, one.manifest)
+        # tags come from upstream, under the local name
+        status, _, body = _get(proxy.host, "/v2/fresh/app/tags/list")
+        assert json.loads(body) == {"name": "fresh/app", "tags": ["v1"]}
+        layer = sha256(two.layers[0])
+        assert _get(proxy.host, f"/v2/fresh/app/blobs/{layer}")[2] == two.layers[0]
+        upstream.stop()
+        # upstream down: the cached manifest, blob and tag list are served
+        status, headers, body = _get(proxy.host, "/v2/fresh/app/manifests/v1", headers=accept)
+        assert (status, headers["Docker-Content-Digest"]) == (200, d2)
+        assert _get(proxy.host, f"/v2/fresh/app/blobs/{layer}")[2] == two.layers[0]
+        assert json.loads(_get(proxy.host, "/v2/fresh/app/tags/list")[2])["tags"] == ["v1"]
+        # what was never cached is a clean error, not a hang
+        status, _, body = _get(proxy.host, "/v2/fresh/app/manifests/v9", headers=accept)
+        assert status == 502
+        assert json.loads(body)["errors"][0]["code"] == "UNKNOWN"
+    finally:
+        proxy.stop()
+
+
+def test_upstream_404_keeps_its_code_and_a_lying_manifest_is_refused(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    img = make_image(3)
+    upstream.manifests[("app", "v1")] = (img.manifest, mt.OCI_MANIFEST, sha256(b"other"))
+    proxy = _proxy(tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    try:
+        status, _, body = _get(proxy.host, "/v2/app/manifests/nope")
+        assert status == 404
+        assert json.loads(body)["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+        status, _, body = _get(proxy.host, f"/v2/app/blobs/{sha256(b'x')}")
+        assert status == 404
+        assert json.loads(body)["errors"][0]["code"] == "BLOB_UNKNOWN"
+        status, _, body = _get(proxy.host, "/v2/app/manifests/v1")
+        assert status == 502
+        assert json.loads(body)["errors"][0]["code"] == "DIGEST_INVALID"
+        assert proxy.state.store.resolve_tag("app", "v1") is None
+    finally:
+        proxy.stop()
+
+
+def test_pushes_and_deletes_on_proxied_repositories_are_unsupported(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    proxy = _proxy(tmp_path / "cache", ProxyConfig(projects={"hub": ProxyUpstream(upstream.url)}))
+    try:
+        digest = sha256(b"x")
+        for method, path in (
+            ("POST", "/v2/hub/app/blobs/uploads/"),
+            ("PUT", "/v2/hub/app/manifests/v1"),
+            ("DELETE", "/v2/hub/app/manifests/v1"),
+            ("DELETE", f"/v2/hub/app/blobs/{digest}"),
+            ("PATCH", "/v2/hub/app/blobs/uploads/abc"),
+        ):
+            status, _, body = _get(proxy.host, path, method=method)
+            assert status == 405, (method, path)
+            assert json.loads(body)["errors"][0]["code"] == "UNSUPPORTED"
+        # outside the proxy project, the registry is an ordinary one
+        status, headers, _ = _get(proxy.host, "/v2/local/app/blobs/uploads/", method="POST")
+        assert status == 202
+        assert sum(upstream.counts.values()) == 0
+    finally:
+        proxy.stop()

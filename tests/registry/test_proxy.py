@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from fleetkit.registry import mediatypes as mt
 from fleetkit.registry.proxy import ProxyConfig, ProxyUpstream, parse_duration
 from fleetkit.registry.server.app import ServerConfig
 from fleetkit.registry.server.config_file import load_config_file
+from tests.peers import require, require_root
 from tests.registry._fake_upstream import FakeUpstream
-from tests.registry._images import make_image, sha256
-from tests.registry._server import ThreadServer
+from tests.registry._images import make_image, sha256, write_oci_layout
+from tests.registry._server import ProcessServer, ThreadServer
+from tests.registry.test_interop_distribution import stack  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -271,3 +274,168 @@ def test_pushes_and_deletes_on_proxied_repositories_are_unsupported(
         assert sum(upstream.counts.values()) == 0
     finally:
         proxy.stop()
+
+
+def run(
+    cmd: list[str], check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+# -- real peers: distribution 2.8.2 + fleetkit's token service upstream; skopeo, podman -----------
+
+
+class _Relay:
+    """A TCP relay to ``target`` on 127.0.0.1 (own thread); ``stop()`` is the upstream going
+    away: the listener and every relayed connection close."""
+
+    def __init__(self, target: str) -> None:
+        import asyncio
+        import threading
+
+        self.target = target
+        self.host = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(1 << 16):
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                w.close()
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            tasks: set[asyncio.Task[None]] = set()
+            host, port = self.target.rsplit(":", 1)
+
+            async def on_client(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                ur, uw = await asyncio.open_connection(host, int(port))
+                for t in (asyncio.create_task(pipe(r, uw)), asyncio.create_task(pipe(ur, w))):
+                    tasks.add(t)
+                    t.add_done_callback(tasks.discard)
+
+            server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+            self.host = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            self._ready.set()
+            await self._stop.wait()
+            server.close()
+            for t in list(tasks):
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run(main())
+
+    def start(self) -> _Relay:
+        self._thread.start()
+        assert self._ready.wait(30)
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive() and self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+@pytest.mark.interop
+def test_skopeo_and_podman_pull_through_the_cache_of_distribution_with_token_auth(
+    stack: tuple[str, ProcessServer],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    import shutil
+    import tempfile
+
+    skopeo = require("skopeo", "apt-get install -y skopeo")
+    podman = require("podman", "apt-get install -y podman")
+    require_root("podman with --storage-driver vfs and a private --root")
+    host, tokens = stack
+    img = make_image(41, (300_000, 90_000))
+    src = write_oci_layout(img, str(tmp_path / "src"), "v1")
+    run(
+        [
+            skopeo,
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "alice:alicepw",
+            src,
+            f"docker://{host}/private/proxied:v1",
+        ]
+    )
+    relay = _Relay(host).start()
+    # the proxy logs in upstream as alice (private/* is alice's only); its clients are anonymous
+    proxy = ProcessServer(
+        tmp_path,
+        "--root",
+        str(tmp_path / "cache"),
+        "--listen",
+        "127.0.0.1:0",
+        "--proxy-remote",
+        f"http://{relay.host}",
+        "--proxy-username",
+        "alice",
+        "--proxy-password",
+        "alicepw",
+    ).start()
+    short = Path(tempfile.mkdtemp(prefix="fkpx", dir="/tmp"))  # podman: runroot <= 50 chars
+    base = [
+        podman,
+        "--root",
+        str(short / "root"),
+        "--runroot",
+        str(short / "run"),
+        "--storage-driver",
+        "vfs",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+    ]
+    (tmp_path / "auth.json").write_text('{"auths": {}}')
+    env = dict(os.environ, REGISTRY_AUTH_FILE=str(tmp_path / "auth.json"))
+    ref = f"{proxy.host}/private/proxied:v1"
+
+    def pull_both(out: str) -> None:
+        run([skopeo, "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{out}:v1"])
+        index = json.loads((Path(out) / "index.json").read_text())
+        assert index["manifests"][0]["digest"] == img.digest
+        for digest, data in img.blobs().items():
+            assert (Path(out) / "blobs" / "sha256" / digest[7:]).read_bytes() == data
+        run([*base, "rmi", "-a", "-f"], env=env)
+        run([*base, "pull", "--tls-verify=false", ref], env=env)
+        images = json.loads(run([*base, "images", "--format", "json"], env=env).stdout)
+        assert any(i.get("Digest") == img.digest for i in images), images
+
+    try:
+        pull_both(str(tmp_path / "cold"))
+        # the token dance upstream: fleetkit's token service issued alice a pull token
+        assert "scope=repository%3Aprivate%2Fproxied%3Apull" in tokens.log_text()
+        assert "alice" in tokens.log_text()
+        # a push through the proxy is refused with distribution's error
+        proc = run(
+            [skopeo, "copy", "--dest-tls-verify=false", src, f"docker://{proxy.host}/x/y:v1"],
+            check=False,
+        )
+        assert proc.returncode != 0
+        assert "unsupported" in proc.stderr.lower()
+        relay.stop()  # the upstream is gone: the cache serves what it holds
+        pull_both(str(tmp_path / "warm"))
+        assert "serving the cached" in proxy.log_text()
+    finally:
+        relay.stop()
+        proxy.stop()
+        subprocess.run([*base, "rmi", "-a", "-f"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(short, ignore_errors=True)

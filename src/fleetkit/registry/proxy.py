@@ -669,13 +669,23 @@ def _accept(request: web.Request) -> str:
 def _upstream_error(
     status: int, body: bytes, what: str, unknown: str = "MANIFEST_UNKNOWN"
 ) -> RegistryAPIError:
-    """An upstream refusal as the client's error: 404s keep their code, the rest are 502."""
+    """An upstream refusal as the client's error: 404s keep their code, the rest are 502.
+
+    A 401/403 after the token dance (the proxy's upstream account may not read this
+    repository) is answered as not found, with the reason in the message."""
     from fleetkit.registry.errors import from_response
 
     err = from_response(status, body) if body else None
     if status == 404:
         code = err.code if err is not None and err.code.endswith("_UNKNOWN") else unknown
         return api_error(code, f"upstream: {what} not found", status=404)
+    if status in (401, 403):
+        return api_error(
+            unknown,
+            f"upstream refused access to {what} (HTTP {status}): check the proxy's upstream "
+            "credentials",
+            status=404,
+        )
     message = err.message if err is not None else f"HTTP {status}"
     return _bad_gateway(f"{what}: {message}")
 

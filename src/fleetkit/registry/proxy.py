@@ -80,6 +80,7 @@ log = logging.getLogger("fleetkit.registry.proxy")
 
 _HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _CHUNK = 256 << 10
+SPOOL_DIR = "_proxy"  # under a directory root: blobs being fetched (never listed, never gc'd)
 _SEND = 1 << 20
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -442,7 +443,7 @@ class Proxy:
         key = (name, digest)
         fetch = self._fetches.get(key)
         if fetch is None:
-            fetch = await self._start_fetch(st, name, digest, up, uname)
+            fetch = self._start_fetch(st, name, digest, up, uname)
         await fetch.headers_known.wait()
         if fetch.outcome == "failed" and fetch.written == 0:
             assert fetch.error is not None
@@ -480,21 +481,20 @@ class Proxy:
             raise _bad_gateway(f"HEAD of blob {digest} gave no Content-Length")
         return int(length), media_type
 
-    async def _start_fetch(
+    def _start_fetch(
         self, st: State, name: str, digest: str, up: ProxyUpstream, uname: str
     ) -> _Fetch:
+        """Register a fetch (no await: two requests never both start one) and run it."""
         store = st.store
-        upload = await store_io(st, store.start_upload, name)
-        local = store.driver.local_path(f"repositories/{name}/_uploads/{upload.id}/data")
-        if local is None:  # S3, memory: spool to a local temp file, upload after verifying
-            fd, spool = tempfile.mkstemp(prefix="fleetkit-proxy-")
-            os.close(fd)
-        else:
-            spool = local
-        fetch = _Fetch(spool=spool, upload=upload)
+        spool_dir = store.driver.local_path(SPOOL_DIR)
+        if spool_dir is not None:  # beside the data: the commit is a rename
+            os.makedirs(spool_dir, exist_ok=True)
+        fd, spool = tempfile.mkstemp(prefix="fleetkit-proxy-", dir=spool_dir)
+        os.close(fd)
+        fetch = _Fetch(spool=spool)
         key = (name, digest)
         self._fetches[key] = fetch
-        task = asyncio.create_task(self._run_fetch(store, key, fetch, up, uname, local is None))
+        task = asyncio.create_task(self._run_fetch(store, key, fetch, up, uname, spool_dir is None))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return fetch
@@ -559,12 +559,15 @@ class Proxy:
                     detail={"expected": digest, "actual": actual},
                     status=502,
                 )
+            # verified: clients may have the last byte now; the commit (fsync, rename) follows
+            fetch.outcome = "ok"
+            fetch.notify()
             await asyncio.to_thread(os.fsync, fd)
             os.close(fd)
             closed = True
-            fetch.outcome = "ok"
-            fetch.notify()
-            await asyncio.to_thread(self._commit, store, fetch, digest, hasher, spooled_apart)
+            await asyncio.to_thread(
+                self._commit, store, key[0], fetch, digest, hasher, spooled_apart
+            )
             committed = True
         except asyncio.CancelledError:
             error = _bad_gateway("the fetch was cancelled")
@@ -581,7 +584,7 @@ class Proxy:
             # the next request starts a fresh one
             self._fetches.pop(key, None)
             if not committed:
-                self._discard(store, fetch, spooled_apart)
+                self._discard(store, fetch)
             if fetch.outcome != "ok":
                 fetch.outcome, fetch.error = "failed", error
             fetch.headers_known.set()
@@ -590,12 +593,16 @@ class Proxy:
 
     @staticmethod
     def _commit(
-        store: RegistryStore, fetch: _Fetch, digest: str, hasher: Hasher, spooled_apart: bool
+        store: RegistryStore,
+        name: str,
+        fetch: _Fetch,
+        digest: str,
+        hasher: Hasher,
+        spooled_apart: bool,
     ) -> None:
-        """Commit the verified spool as the blob (the upload's bytes, or copied into one)."""
-        upload = fetch.upload
-        assert upload is not None
-        if spooled_apart:
+        """Commit the verified spool as the blob, through an upload session as a push does."""
+        upload = fetch.upload = store.start_upload(name)
+        if spooled_apart:  # S3, memory: copy the spool into the session
             from fleetkit.registry.storage.store import UploadWriter
 
             writer = UploadWriter(store, upload)
@@ -605,21 +612,21 @@ class Proxy:
                         writer.write(chunk)
             finally:
                 writer.close()
-            with contextlib.suppress(OSError):
-                os.unlink(fetch.spool)
-        else:
+        else:  # the spool becomes the session's bytes, already hashed as they came
+            data = store.driver.local_path(f"repositories/{name}/_uploads/{upload.id}/data")
+            assert data is not None
+            os.replace(fetch.spool, data)
             upload.size = fetch.written
-            store._remember_hasher(upload, hasher)  # the bytes were hashed as they came
+            store._remember_hasher(upload, hasher)
         store.finish_upload(upload, digest)
 
     @staticmethod
-    def _discard(store: RegistryStore, fetch: _Fetch, spooled_apart: bool) -> None:
+    def _discard(store: RegistryStore, fetch: _Fetch) -> None:
         if fetch.upload is not None:
             with contextlib.suppress(RegistryError, OSError):
                 store.cancel_upload(fetch.upload)
-        if spooled_apart:
-            with contextlib.suppress(OSError):
-                os.unlink(fetch.spool)
+        with contextlib.suppress(OSError):
+            os.unlink(fetch.spool)
 
     async def _stream(
         self, request: web.Request, st: State, fetch: _Fetch, fd: int, digest: str

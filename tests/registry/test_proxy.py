@@ -43,6 +43,10 @@ def _proxy(root: Path, config: ProxyConfig) -> ThreadServer:
     return ThreadServer(ServerConfig(root=str(root), listen="127.0.0.1:0", proxy=config)).start()
 
 
+def _spools(root: Path) -> list[str]:
+    return sorted(os.listdir(root / "_proxy")) if (root / "_proxy").exists() else []
+
+
 def _get(
     host: str, path: str, method: str = "GET", headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
@@ -113,17 +117,53 @@ def test_config_file_proxy_keys(tmp_path: Path) -> None:
         load_config_file(str(path))
 
 
+def test_proxy_flags_over_the_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    from argparse import Namespace
+
+    from fleetkit.cli.registry import _proxy_config
+
+    def flags(**kw: object) -> Namespace:
+        base: dict[str, object] = dict.fromkeys(
+            ("proxy_remote", "proxy_username", "proxy_password", "proxy_ttl")
+        )
+        return Namespace(**{**base, **kw})
+
+    monkeypatch.delenv("FLEETKIT_PROXY_PASSWORD", raising=False)
+    from_file = ProxyConfig(
+        remote=ProxyUpstream("https://a.example", "bob", "pw", 60.0),
+        projects={"hub": ProxyUpstream("https://registry-1.docker.io")},
+    )
+    assert _proxy_config(flags(), None) is None
+    assert _proxy_config(flags(), from_file) is from_file
+    out = _proxy_config(flags(proxy_ttl="5m"), from_file)
+    assert out.remote == ProxyUpstream("https://a.example", "bob", "pw", 300.0)
+    assert out.projects == from_file.projects
+    out = _proxy_config(flags(proxy_remote="http://127.0.0.1:5001/"), from_file)
+    assert out.remote == ProxyUpstream("http://127.0.0.1:5001")
+    monkeypatch.setenv("FLEETKIT_PROXY_PASSWORD", "envpw")
+    out = _proxy_config(flags(proxy_remote="http://h:1", proxy_username="carol"), None)
+    assert (out.remote.username, out.remote.password) == ("carol", "envpw")
+    with pytest.raises(UsageError, match="need an upstream"):
+        _proxy_config(flags(proxy_username="carol"), None)
+    monkeypatch.delenv("FLEETKIT_PROXY_PASSWORD")
+    with pytest.raises(UsageError, match="together"):
+        _proxy_config(flags(proxy_remote="http://h:1", proxy_username="x"), None)
+
+
 # -- against the fake upstream ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("storage", ["dir", "memory:"])
 def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
-    upstream: FakeUpstream, tmp_path: Path
+    upstream: FakeUpstream, tmp_path: Path, storage: str
 ) -> None:
+    """On a directory the spool becomes the blob by a rename; elsewhere it is copied in."""
     blob = os.urandom(3 << 20)
     digest = sha256(blob)
     upstream.blobs[digest] = blob
     upstream.gated.add(digest)  # upstream sends half, then waits for the gate
-    proxy = _proxy(tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    root = tmp_path / "cache" if storage == "dir" else Path(storage)
+    proxy = _proxy(root, ProxyConfig(remote=ProxyUpstream(upstream.url)))
     try:
         path = f"/v2/lib/app/blobs/{digest}"
         conns, resps, heads = [], [], []
@@ -148,6 +188,7 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
         assert (status, body) == (206, blob[10:20])
         assert proxy.state.store.blob_size(digest) == len(blob)
         assert proxy.state.store.uploads("lib/app") == []
+        assert _spools(root) == []
         assert _get(proxy.host, path)[2] == blob
         assert upstream.counts[("GET", path)] == 1
     finally:
@@ -171,6 +212,7 @@ def test_digest_mismatch_from_upstream_is_never_cached(
             assert len(info.value.partial) < len(blob)
             assert proxy.state.store.blob_size(digest) is None
             assert proxy.state.store.uploads("lib/app") == []
+            assert _spools(tmp_path / "cache") == []
         assert upstream.counts[("GET", path)] == 2  # nothing was cached, so asked again
         del upstream.wrong[digest]
         status, _, body = _get(proxy.host, path)

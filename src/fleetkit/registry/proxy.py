@@ -182,7 +182,7 @@ class Proxy:
         self._confirmed: dict[tuple[str, str], tuple[str, float]] = {}
         self._fetches: dict[tuple[str, str], _Fetch] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.upstream_blob_fetches = 0  # for tests and metrics: GETs of blobs sent upstream
+        self._swept = False  # spools a killed process left behind are removed once
 
     # -- which upstream ----------------------------------------------------------------------
 
@@ -489,6 +489,9 @@ class Proxy:
         spool_dir = store.driver.local_path(SPOOL_DIR)
         if spool_dir is not None:  # beside the data: the commit is a rename
             os.makedirs(spool_dir, exist_ok=True)
+            if not self._swept:
+                self._swept = True
+                _sweep_spools(spool_dir)
         fd, spool = tempfile.mkstemp(prefix="fleetkit-proxy-", dir=spool_dir)
         os.close(fd)
         fetch = _Fetch(spool=spool)
@@ -515,7 +518,6 @@ class Proxy:
         closed = committed = False
         try:
             try:
-                self.upstream_blob_fetches += 1
                 resp = await self._request(up, "GET", f"/v2/{uname}/blobs/{digest}", uname)
             except ClientError as exc:
                 raise _bad_gateway(exc.message) from None
@@ -665,6 +667,16 @@ class Proxy:
             await fetch.progress.wait()
         await resp.write_eof()
         return resp
+
+
+def _sweep_spools(spool_dir: str, max_age_s: float = 3600.0) -> None:
+    """Remove spool files older than ``max_age_s`` (what a killed process left behind)."""
+    cutoff = time.time() - max_age_s
+    with contextlib.suppress(OSError), os.scandir(spool_dir) as entries:
+        for entry in entries:
+            if entry.name.startswith("fleetkit-proxy-") and entry.stat().st_mtime < cutoff:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _accept(request: web.Request) -> str:

@@ -13,6 +13,8 @@ import http.client
 import json
 import os
 import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from tests.peers import require, require_root
 from tests.registry._fake_upstream import FakeUpstream
 from tests.registry._images import make_image, sha256, write_oci_layout
 from tests.registry._server import ProcessServer, ThreadServer
-from tests.registry.test_interop_distribution import stack  # noqa: F401 (a fixture)
+from tests.registry.test_interop_distribution import free_port, stack  # noqa: F401 (stack)
 
 
 @pytest.fixture
@@ -305,7 +307,6 @@ def test_pushes_and_deletes_on_proxied_repositories_are_unsupported(
             ("PUT", "/v2/hub/app/manifests/v1"),
             ("DELETE", "/v2/hub/app/manifests/v1"),
             ("DELETE", f"/v2/hub/app/blobs/{digest}"),
-            ("PATCH", "/v2/hub/app/blobs/uploads/abc"),
         ):
             status, _, body = _get(proxy.host, path, method=method)
             assert status == 405, (method, path)
@@ -325,6 +326,82 @@ def run(
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@pytest.mark.interop
+def test_answers_match_distribution_in_proxy_mode(upstream: FakeUpstream, tmp_path: Path) -> None:
+    """distribution 2.8.2 with proxy.remoteurl and fleetkit --proxy-remote, same upstream, same
+    requests: the same status and error code for each."""
+    registry_bin = require("docker-registry", "apt-get install -y docker-registry")
+    img = make_image(5)
+    digest = upstream.add_manifest("lib/app", img.manifest, mt.OCI_MANIFEST, "v1")
+    upstream.blobs.update(img.blobs())
+    port = free_port()
+    config = tmp_path / "config.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "version": 0.1,
+                "log": {"level": "error"},
+                "storage": {"filesystem": {"rootdirectory": str(tmp_path / "dist")}},
+                "http": {"addr": f"127.0.0.1:{port}"},
+                "proxy": {"remoteurl": upstream.url},
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [registry_bin, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    proxy = _proxy(tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    layer, unknown = sha256(img.layers[0]), sha256(b"never pushed")
+    requests = [
+        ("POST", "/v2/lib/app/blobs/uploads/"),
+        ("PUT", "/v2/lib/app/manifests/v1"),
+        ("DELETE", "/v2/lib/app/manifests/v1"),
+        ("DELETE", f"/v2/lib/app/blobs/{layer}"),
+        ("GET", "/v2/lib/app/tags/list"),
+        ("GET", "/v2/lib/app/manifests/v1"),
+        ("HEAD", f"/v2/lib/app/manifests/{digest}"),
+        ("GET", "/v2/lib/app/manifests/nope"),
+        ("GET", f"/v2/lib/app/blobs/{layer}"),
+        ("HEAD", f"/v2/lib/app/blobs/{unknown}"),
+        ("GET", f"/v2/lib/app/blobs/{unknown}"),
+        ("GET", "/v2/lib/other/manifests/v1"),
+    ]
+
+    def answers(host: str) -> list[tuple[str, str, int, str, str]]:
+        out = []
+        for method, path in requests:
+            body = img.manifest if method == "PUT" else b""
+            headers = {"Content-Type": mt.OCI_MANIFEST, "Accept": mt.OCI_MANIFEST}
+            conn = http.client.HTTPConnection(host, timeout=60)
+            conn.request(method, path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            conn.close()
+            code = ""
+            if resp.status >= 400 and data:
+                code = json.loads(data)["errors"][0]["code"]
+            out.append(
+                (method, path, resp.status, code, resp.getheader("Docker-Content-Digest", ""))
+            )
+        return out
+
+    try:
+        host = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:  # distribution pings its upstream while it starts
+            try:
+                urllib.request.urlopen(f"http://{host}/v2/", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert answers(proxy.host) == answers(host)
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        proxy.stop()
 
 
 # -- real peers: distribution 2.8.2 + fleetkit's token service upstream; skopeo, podman -----------

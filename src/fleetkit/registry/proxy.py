@@ -258,7 +258,9 @@ class Proxy:
             return None
         up, upstream_name = found
         method = request.method
-        if route in ("blob_upload", "blob_upload_chunk") or method in ("PUT", "POST", "PATCH"):
+        if route == "blob_upload_chunk":
+            return None  # no session exists here: the registry answers an unknown upload
+        if route == "blob_upload" or method in ("PUT", "POST", "PATCH"):
             await authorize(request, name, "pull,push")
             raise api_error("UNSUPPORTED", "pushes to a proxy cache repository are not supported")
         if method == "DELETE":

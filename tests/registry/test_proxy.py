@@ -328,6 +328,38 @@ def run(
     return proc
 
 
+def test_basic_auth_upstream(tmp_path: Path) -> None:
+    """An upstream with a Basic challenge (fleetkit --auth htpasswd): the proxy's credentials
+    go with each request; wrong ones are a clean not-found, with the reason."""
+    from fleetkit.registry.auth.users import add_user
+    from fleetkit.registry.manifest import parse_manifest
+    from tests.registry._server import thread_server
+
+    users = tmp_path / "htpasswd"
+    add_user(str(users), "bob", "bobpw", cost=4)
+    img = make_image(9)
+    with thread_server(root="memory:", auth="htpasswd", htpasswd=str(users)) as up:
+        for digest, data in img.blobs().items():
+            up.state.store.put_blob("team/app", data, digest)
+        up.state.store.put_manifest("team/app", img.manifest, parse_manifest(img.manifest), ["v1"])
+        good = _proxy(tmp_path / "c1", ProxyConfig(remote=ProxyUpstream(up.url, "bob", "bobpw")))
+        bad = _proxy(tmp_path / "c2", ProxyConfig(remote=ProxyUpstream(up.url, "bob", "nope")))
+        try:
+            status, headers, body = _get(good.host, "/v2/team/app/manifests/v1")
+            assert (status, body) == (200, img.manifest)
+            assert headers["Docker-Content-Digest"] == img.digest
+            layer = img.layers[1]
+            assert _get(good.host, f"/v2/team/app/blobs/{sha256(layer)}")[2] == layer
+            status, _, body = _get(bad.host, "/v2/team/app/manifests/v1")
+            assert status == 404
+            error = json.loads(body)["errors"][0]
+            assert error["code"] == "MANIFEST_UNKNOWN"
+            assert "refused access" in error["message"] and "HTTP 401" in error["message"]
+        finally:
+            good.stop()
+            bad.stop()
+
+
 @pytest.mark.interop
 def test_answers_match_distribution_in_proxy_mode(upstream: FakeUpstream, tmp_path: Path) -> None:
     """distribution 2.8.2 with proxy.remoteurl and fleetkit --proxy-remote, same upstream, same

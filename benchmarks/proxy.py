@@ -5,6 +5,8 @@ drift hits them alike):
   proxy_cold_pull  skopeo pull through a fresh fleetkit proxy (empty cache: every byte comes
                    from the upstream while it is streamed and stored) vs skopeo pulling the
                    same image straight from the upstream distribution. Target: <= 1.1x time.
+  (server_cpu_s: the proxy's CPU seconds for the pull; peer_server_cpu_s: distribution's
+  for the direct one; a cold pull also costs the upstream its direct-pull CPU.)
   proxy_warm_pull  the same pull again through that proxy (served from its cache; the tag is
                    revalidated with one HEAD upstream, --proxy-ttl 0) vs the direct pull from
                    distribution. Target: >= 1.0x (no slower).
@@ -29,6 +31,12 @@ import urllib.request
 from pathlib import Path
 
 from registry import REPO, Server, build_layout, emit, free_port, timed  # benchmarks/registry.py
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ProxyServer:
@@ -109,19 +117,22 @@ def main() -> int:
             timeout=600,
         )
         times: dict[str, list[float]] = {"direct": [], "cold": [], "warm": []}
+        cpu: dict[str, list[float]] = {"direct": [], "cold": [], "warm": []}
 
-        def pull(host: str, out: Path) -> float:
+        def pull(host: str, out: Path, shape: str, server_pid: int) -> None:
             ref = f"docker://{host}/bench/app:v1"
+            before = cpu_s(server_pid)
             took = timed(["skopeo", "copy", "--src-tls-verify=false", ref, f"oci:{out}:v1"])
+            cpu[shape].append(cpu_s(server_pid) - before)
+            times[shape].append(took)
             shutil.rmtree(out, ignore_errors=True)
-            return took
 
         for run in range(args.runs):
-            times["direct"].append(pull(upstream.host, work / f"direct-{run}"))
+            pull(upstream.host, work / f"direct-{run}", "direct", upstream.proc.pid)
             proxy = ProxyServer(upstream.host, work)
             try:
-                times["cold"].append(pull(proxy.host, work / f"cold-{run}"))
-                times["warm"].append(pull(proxy.host, work / f"warm-{run}"))
+                pull(proxy.host, work / f"cold-{run}", "cold", proxy.proc.pid)
+                pull(proxy.host, work / f"warm-{run}", "warm", proxy.proc.pid)
             finally:
                 proxy.stop()
         load = os.getloadavg()
@@ -133,6 +144,8 @@ def main() -> int:
                 direct,
                 "s",
                 runs=args.runs,
+                server_cpu_s=round(statistics.median(cpu[shape]), 3),
+                peer_server_cpu_s=round(statistics.median(cpu["direct"]), 3),
                 peer_is="skopeo pull straight from distribution 2.8.2 (the upstream)",
                 loadavg=[round(x, 2) for x in load],
             )

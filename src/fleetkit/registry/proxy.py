@@ -29,7 +29,9 @@ What is cached and when upstream is asked:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -79,7 +81,7 @@ __all__ = [
 log = logging.getLogger("fleetkit.registry.proxy")
 
 _HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-_CHUNK = 256 << 10
+_MAX_PENDING = 16 << 20  # received bytes not yet in the spool before the receiver waits
 SPOOL_DIR = "_proxy"  # under a directory root: blobs being fetched (never listed, never gc'd)
 _SEND = 1 << 20
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -534,17 +536,8 @@ class Proxy:
                 fetch.media_type = resp.headers.get("Content-Type", fetch.media_type)
                 fetch.headers_known.set()
 
-                def absorb(chunk: bytes) -> None:
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    hasher.update(chunk)
-
                 try:
-                    async for chunk in resp.content.iter_chunked(_CHUNK):
-                        await asyncio.to_thread(absorb, chunk)
-                        fetch.written += len(chunk)
-                        fetch.notify()
+                    await self._spool(resp, fd, hasher, fetch)
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     raise _bad_gateway(f"blob {digest} of {uname}: {exc}") from None
             actual = hasher.digest()
@@ -594,6 +587,49 @@ class Proxy:
             fetch.headers_known.set()
             fetch.committed.set()
             fetch.notify()
+
+    @staticmethod
+    async def _spool(resp: aiohttp.ClientResponse, fd: int, hasher: Hasher, fetch: _Fetch) -> None:
+        """Write and hash the body in a thread of its own while the loop keeps receiving.
+
+        The loop never waits for a chunk to be written (only when more than
+        ``_MAX_PENDING`` bytes are queued): on a busy machine a thread hop per chunk would
+        stall the socket each time. ``fetch.written`` grows, on the loop, as chunks land.
+        """
+        loop = asyncio.get_running_loop()
+        pending = 0
+        last: concurrent.futures.Future[None] | None = None
+
+        def absorb(chunk: bytes) -> None:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+            hasher.update(chunk)
+
+        def landed(n: int) -> None:
+            nonlocal pending
+            pending -= n
+            fetch.written += n
+            fetch.notify()
+
+        def done(n: int, f: concurrent.futures.Future[None]) -> None:
+            if f.exception() is None:
+                loop.call_soon_threadsafe(landed, n)
+
+        with concurrent.futures.ThreadPoolExecutor(1, "fleetkit-proxy-spool") as writer:
+            try:
+                async for chunk in resp.content.iter_any():
+                    last = writer.submit(absorb, chunk)
+                    last.add_done_callback(functools.partial(done, len(chunk)))
+                    pending += len(chunk)
+                    if pending > _MAX_PENDING:
+                        await asyncio.wrap_future(last)
+            finally:
+                if last is not None:
+                    await asyncio.wrap_future(last)  # raises the writer's OSError, if any
+        await asyncio.sleep(0)  # the last ``landed`` callbacks run before this returns
+        if pending:
+            raise OSError(f"spool write incomplete ({pending} bytes pending)")
 
     @staticmethod
     def _commit(

@@ -18,7 +18,8 @@ from aiohttp import web
 class FakeUpstream:
     """``start()`` runs it on 127.0.0.1 in its own thread; ``stop()`` closes the listener."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
         self.manifests: dict[tuple[str, str], tuple[bytes, str, str]] = {}  # (repo, ref) -> ...
         self.blobs: dict[str, bytes] = {}
         self.wrong: dict[str, bytes] = {}
@@ -86,7 +87,7 @@ class FakeUpstream:
             app.router.add_route("*", "/v2/{tail:.*}", self._handle)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", self.port)
             await site.start()
             port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             self.url = f"http://127.0.0.1:{port}"

@@ -275,6 +275,27 @@ def test_manifest_ttl_revalidation_by_head_and_upstream_down(
         proxy.stop()
 
 
+def test_an_upstream_down_at_start_is_reached_once_it_is_up(tmp_path: Path) -> None:
+    port = free_port()
+    proxy = _proxy(
+        tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(f"http://127.0.0.1:{port}"))
+    )
+    img = make_image(4)
+    try:
+        status, _, body = _get(proxy.host, "/v2/app/manifests/v1")
+        assert status == 502
+        assert "connection refused" in json.loads(body)["errors"][0]["message"]
+        fake = FakeUpstream(port).start()
+        try:
+            fake.add_manifest("app", img.manifest, mt.OCI_MANIFEST, "v1")
+            status, _, body = _get(proxy.host, "/v2/app/manifests/v1")
+            assert (status, body) == (200, img.manifest)
+        finally:
+            fake.stop()
+    finally:
+        proxy.stop()
+
+
 def test_upstream_404_keeps_its_code_and_a_lying_manifest_is_refused(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:

@@ -47,7 +47,7 @@ from aiohttp import web
 from fleetkit.errors import RegistryError, UsageError
 from fleetkit.registry import mediatypes as mt
 from fleetkit.registry.client.credentials import Credential
-from fleetkit.registry.client.errors import AuthError, ClientError, TransportError
+from fleetkit.registry.client.errors import ClientError, TransportError
 from fleetkit.registry.client.transport import (
     MAX_ERROR_BODY_BYTES,
     RetryPolicy,
@@ -219,7 +219,7 @@ class Proxy:
         return t
 
     async def _drop(self, up: ProxyUpstream, t: Transport) -> None:
-        """Forget a session that failed, so the next request pings (and logs in) afresh."""
+        """Forget a session whose ping failed, so the next request pings (and logs in) afresh."""
         if self._transports.get(up.url) is t:
             del self._transports[up.url]
         await t.close()
@@ -238,8 +238,11 @@ class Proxy:
             return await t.request(
                 method, path, scopes=[f"repository:{upstream_name}:pull"], headers=headers
             )
-        except (TransportError, AuthError):
-            await self._drop(up, t)
+        except TransportError as exc:
+            if not exc.retryable:
+                # a session that never reached the upstream remembers that for good (so its
+                # parallel requests fail at once): start afresh next time
+                await self._drop(up, t)
             raise
 
     async def close(self) -> None:

@@ -152,6 +152,27 @@ def test_proxy_flags_over_the_config_file(monkeypatch: pytest.MonkeyPatch) -> No
         _proxy_config(flags(proxy_remote="http://h:1", proxy_username="x"), None)
 
 
+def test_serve_with_a_config_file_of_proxy_projects(upstream: FakeUpstream, tmp_path: Path) -> None:
+    img = make_image(6)
+    upstream.add_manifest("library/app", img.manifest, mt.OCI_MANIFEST, "v1")
+    config = tmp_path / "registry.yaml"
+    config.write_text(
+        f"version: 0.1\nstorage: {{filesystem: {{rootdirectory: {tmp_path / 'data'}}}}}\n"
+        f"proxy:\n  projects:\n    mirror: {{remoteurl: {upstream.url}, ttl: 1h}}\n"
+    )
+    server = ProcessServer(tmp_path, "--config", str(config), "--listen", "127.0.0.1:0").start()
+    try:
+        status, _, body = _get(server.host, "/v2/mirror/library/app/manifests/v1")
+        assert (status, body) == (200, img.manifest)
+        assert upstream.counts[("GET", "/v2/library/app/manifests/v1")] == 1
+        # outside the project: an ordinary repository, nothing asked upstream
+        assert _get(server.host, "/v2/library/app/manifests/v1")[0] == 404
+        assert _get(server.host, "/v2/local/app/blobs/uploads/", method="POST")[0] == 202
+        assert upstream.counts[("GET", "/v2/library/app/manifests/v1")] == 1
+    finally:
+        server.stop()
+
+
 # -- against the fake upstream ------------------------------------------------------------------
 
 

@@ -621,7 +621,13 @@ class Proxy:
 
         with concurrent.futures.ThreadPoolExecutor(1, "fleetkit-proxy-spool") as writer:
             try:
-                async for chunk in resp.content.iter_any():
+                while True:
+                    # pieces as they arrived (readchunk joins nothing, unlike iter_any)
+                    chunk, end_of_http_chunk = await resp.content.readchunk()
+                    if not chunk:
+                        if end_of_http_chunk:
+                            continue
+                        break
                     last = writer.submit(absorb, chunk)
                     last.add_done_callback(functools.partial(done, len(chunk)))
                     pending += len(chunk)

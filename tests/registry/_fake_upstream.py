@@ -24,6 +24,7 @@ class FakeUpstream:
         self.blobs: dict[str, bytes] = {}
         self.wrong: dict[str, bytes] = {}
         self.gated: set[str] = set()
+        self.truncated: set[str] = set()  # half the bytes, then the connection is cut
         self.gate = threading.Event()
         self.counts: Counter[tuple[str, str]] = Counter()
         self.url = ""
@@ -71,6 +72,11 @@ class FakeUpstream:
             if request.method == "HEAD":
                 return resp
             half = len(data) // 2 if digest in self.gated else len(data)
+            if digest in self.truncated:
+                await resp.write(data[: len(data) // 2])
+                assert request.transport is not None
+                request.transport.abort()
+                return resp
             await resp.write(data[:half])
             if half < len(data):
                 await asyncio.to_thread(self.gate.wait, 60)

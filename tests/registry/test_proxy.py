@@ -244,6 +244,25 @@ def test_digest_mismatch_from_upstream_is_never_cached(
         proxy.stop()
 
 
+def test_an_upstream_cut_mid_blob_leaves_nothing(upstream: FakeUpstream, tmp_path: Path) -> None:
+    blob = os.urandom(2 << 20)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    upstream.truncated.add(digest)
+    proxy = _proxy(tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    path = f"/v2/lib/app/blobs/{digest}"
+    try:
+        with pytest.raises(http.client.IncompleteRead):
+            _get(proxy.host, path)
+        assert proxy.state.store.blob_size(digest) is None
+        assert proxy.state.store.uploads("lib/app") == []
+        assert _spools(tmp_path / "cache") == []
+        upstream.truncated.clear()
+        assert _get(proxy.host, path)[2] == blob
+    finally:
+        proxy.stop()
+
+
 def test_manifest_ttl_revalidation_by_head_and_upstream_down(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:

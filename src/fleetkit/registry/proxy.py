@@ -309,7 +309,8 @@ class Proxy:
         except RegistryAPIError as exc:
             if cached is None:
                 raise
-            log.warning(
+            st.quiet.warning(  # a down upstream fails every request alike: logged sparingly
+                f"proxy-cached:{up.url}",
                 "%s:%s: upstream did not answer (%s); serving the cached %s",
                 name,
                 reference,
@@ -398,7 +399,12 @@ class Proxy:
         try:
             resp = await self._request(up, "GET", path, uname)
         except ClientError as exc:
-            log.warning("%s: upstream tag list failed (%s); listing the cache", name, exc.message)
+            state(request).quiet.warning(
+                f"proxy-tags:{up.url}",
+                "%s: upstream tag list failed (%s); listing the cache",
+                name,
+                exc.message,
+            )
             return None  # the local handler lists what the cache holds
         async with resp:
             body = await read_body(resp, 16 << 20)

@@ -173,6 +173,33 @@ def test_serve_with_a_config_file_of_proxy_projects(upstream: FakeUpstream, tmp_
         server.stop()
 
 
+def test_concurrent_manifest_requests_share_one_upstream_exchange() -> None:
+    import asyncio
+
+    from fleetkit.registry.proxy import Proxy
+
+    proxy = Proxy(ProxyConfig(remote=ProxyUpstream("http://127.0.0.1:1")))
+    calls = 0
+
+    async def main() -> list[str]:
+        release = asyncio.Event()
+
+        async def work() -> str:
+            nonlocal calls
+            calls += 1
+            await release.wait()
+            return "sha256:" + "a" * 64
+
+        waiters = [asyncio.create_task(proxy._once(("app", "v1", "x"), work)) for _ in range(3)]
+        await asyncio.sleep(0)  # let all three reach _once (no timing: one loop turn)
+        release.set()
+        return await asyncio.gather(*waiters)
+
+    assert asyncio.run(main()) == ["sha256:" + "a" * 64] * 3
+    assert calls == 1
+    assert proxy._manifest_work == {}
+
+
 # -- against the fake upstream ------------------------------------------------------------------
 
 

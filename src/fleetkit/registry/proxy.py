@@ -38,6 +38,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -183,6 +184,7 @@ class Proxy:
         self._transports: dict[str, Transport] = {}
         self._confirmed: dict[tuple[str, str], tuple[str, float]] = {}
         self._fetches: dict[tuple[str, str], _Fetch] = {}
+        self._manifest_work: dict[tuple[str, str, str], asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._swept = False  # spools a killed process left behind are removed once
 
@@ -290,7 +292,10 @@ class Proxy:
         if is_digest(reference):
             parse_digest(reference)
             if await store_io(st, st.store.revision, name, reference) is None:
-                await self._fetch_manifest(request, st, name, reference, up, uname)
+                await self._once(
+                    (name, reference, _accept(request)),
+                    lambda: self._fetch_manifest(request, st, name, reference, up, uname),
+                )
             return await manifests.get_manifest(request, name, reference)
         cached = await store_io(st, st.store.resolve_tag, name, reference)
         confirmed = self._confirmed.get((name, reference))
@@ -302,10 +307,15 @@ class Proxy:
         ):
             return await manifests.get_manifest(request, name, cached)
         accept = _accept(request)
-        try:
+
+        async def refresh() -> str:
             digest = await self._revalidate(up, uname, reference, accept, cached)
             if digest is None or digest != cached:
                 digest = await self._fetch_manifest(request, st, name, reference, up, uname)
+            return digest
+
+        try:  # clients asking for one tag at once share one revalidation (and fetch)
+            digest = await self._once((name, reference, accept), refresh)
         except RegistryAPIError as exc:
             if cached is None:
                 raise
@@ -320,6 +330,20 @@ class Proxy:
             return await manifests.get_manifest(request, name, cached)
         self._confirmed[(name, reference)] = (digest, time.monotonic())
         return await manifests.get_manifest(request, name, digest)
+
+    async def _once(self, key: tuple[str, str, str], work: Callable[[], Awaitable[str]]) -> str:
+        """Run ``work`` once for everyone who asks for ``key`` while it runs."""
+        fut = self._manifest_work.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(work())
+            self._manifest_work[key] = fut
+            fut.add_done_callback(lambda f: self._forget_work(key, f))
+        return await asyncio.shield(fut)
+
+    def _forget_work(self, key: tuple[str, str, str], fut: asyncio.Future[str]) -> None:
+        self._manifest_work.pop(key, None)
+        if not fut.cancelled():
+            fut.exception()  # retrieved: its waiters have it, nothing is logged as lost
 
     async def _revalidate(
         self, up: ProxyUpstream, uname: str, tag: str, accept: str, cached: str | None

@@ -127,12 +127,15 @@ def main() -> int:
             times[shape].append(took)
             shutil.rmtree(out, ignore_errors=True)
 
+        rss: list[float] = []
         for run in range(args.runs):
             pull(upstream.host, work / f"direct-{run}", "direct", upstream.proc.pid)
             proxy = ProxyServer(upstream.host, work)
             try:
                 pull(proxy.host, work / f"cold-{run}", "cold", proxy.proc.pid)
                 pull(proxy.host, work / f"warm-{run}", "warm", proxy.proc.pid)
+                status = Path(f"/proc/{proxy.proc.pid}/status").read_text()
+                rss.append(int(status.split("VmHWM:")[1].split()[0]) / 1024)
             finally:
                 proxy.stop()
         load = os.getloadavg()
@@ -145,6 +148,7 @@ def main() -> int:
                 "s",
                 runs=args.runs,
                 server_cpu_s=round(statistics.median(cpu[shape]), 3),
+                proxy_peak_rss_MiB=round(max(rss), 1),
                 peer_server_cpu_s=round(statistics.median(cpu["direct"]), 3),
                 peer_is="skopeo pull straight from distribution 2.8.2 (the upstream)",
                 loadavg=[round(x, 2) for x in load],

@@ -592,7 +592,6 @@ class Proxy:
             # verified: clients may have the last byte now; the commit (fsync, rename) follows
             fetch.outcome = "ok"
             fetch.notify()
-            await asyncio.to_thread(os.fsync, fd)
             os.close(fd)
             closed = True
             await asyncio.to_thread(

@@ -518,6 +518,16 @@ def test_answers_match_distribution_in_proxy_mode(upstream: FakeUpstream, tmp_pa
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.1)
         assert answers(proxy.host) == answers(host)
+        # the upstream goes away: both serve what they cached (tag, blob, tag list)
+        upstream.stop()
+        requests[:] = [
+            ("GET", "/v2/lib/app/manifests/v1"),
+            ("GET", f"/v2/lib/app/blobs/{layer}"),
+            ("GET", "/v2/lib/app/tags/list"),
+        ]
+        down = answers(proxy.host)
+        assert [status for _, _, status, _, _ in down] == [200, 200, 200]
+        assert down == answers(host)
     finally:
         proc.terminate()
         proc.wait(15)

@@ -114,9 +114,17 @@ def test_config_file_proxy_keys(tmp_path: Path) -> None:
     assert proxy.remote == ProxyUpstream("https://registry-1.docker.io", "bob", "secret", 600.0)
     assert proxy.projects == {"ghcr": ProxyUpstream("https://ghcr.io", ttl_s=3600.0)}
     assert "secret" not in repr(proxy)
-    path.write_text("proxy: {remoteurl: https://h, remotepassword: x}\n")
-    with pytest.raises(UsageError, match="remotepassword"):
-        load_config_file(str(path))
+    for text, message in (
+        ("proxy: {remoteurl: https://h, remotepassword: x}", "remotepassword"),
+        ("proxy: {projects: [{remoteurl: https://h}]}", "must be a mapping"),
+        ("proxy: {projects: {Hub: {remoteurl: https://h}}}", "invalid project name"),
+        ("proxy: {projects: {hub: {username: x}}}", "remoteurl is required"),
+        ("proxy: {remoteurl: https://h, ttl: soon}", "invalid duration"),
+        ("proxy: {}", "needs remoteurl or projects"),
+    ):
+        path.write_text(text + "\n")
+        with pytest.raises(UsageError, match=message):
+            load_config_file(str(path))
 
 
 def test_proxy_flags_over_the_config_file(monkeypatch: pytest.MonkeyPatch) -> None:

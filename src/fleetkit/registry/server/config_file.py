@@ -34,6 +34,7 @@ import yaml
 
 from fleetkit.errors import UsageError
 from fleetkit.registry.proxy import ProxyConfig, ProxyUpstream, parse_duration
+from fleetkit.registry.reference import REPOSITORY_RE
 from fleetkit.registry.storage.s3 import S3Config
 
 __all__ = ["load_config_file"]
@@ -149,11 +150,17 @@ def _upstream(section: dict[str, Any], where: str) -> ProxyUpstream:
 def _proxy_config(doc: dict[str, Any]) -> ProxyConfig:
     proxy = _section(doc, "proxy", _UPSTREAM_KEYS | {"projects"}, "")
     remote = _upstream(proxy, "proxy.") if set(proxy) & _UPSTREAM_KEYS else None
-    projects_doc = _section(proxy, "projects", set(proxy.get("projects") or {}), "proxy.")
+    names = proxy.get("projects") or {}
+    projects_doc = _section(
+        proxy, "projects", set(names) if isinstance(names, dict) else set(), "proxy."
+    )
     projects: dict[str, ProxyUpstream] = {}
     for name in projects_doc:
-        if not isinstance(name, str) or "/" in name or not name:
-            raise UsageError(f"proxy.projects: invalid project name {name!r}")
+        if not isinstance(name, str) or not REPOSITORY_RE.fullmatch(name) or "/" in name:
+            raise UsageError(
+                f"proxy.projects: invalid project name {name!r}",
+                hint="one repository path component: lower-case letters, digits, . _ -",
+            )
         projects[name] = _upstream(
             _section(projects_doc, name, _UPSTREAM_KEYS, "proxy.projects."),
             f"proxy.projects.{name}.",

@@ -16,12 +16,13 @@ What is cached and when upstream is asked:
 - a manifest by tag is served from the cache for ``ttl`` after it was last confirmed; after that
   a ``HEAD`` upstream revalidates it by digest (a new digest is fetched). If the upstream cannot
   answer (down, an error), the cached manifest is served, as distribution does;
-- a blob is fetched once however many clients ask for it: the first request starts one
-  upstream GET that spools to an upload session while each client is sent the bytes spooled so
-  far (a client has bytes before the blob is complete). The last byte goes out only after the
-  digest verified; a mismatch aborts every client's connection and nothing is cached. A
-  verified blob is committed as an upload is (fsync, rename), so a partial blob is never
-  visible under its digest;
+- a blob is fetched once however many clients of a repository ask for it: the first request
+  starts one upstream GET whose bytes a writer thread spools (``_proxy/`` beside the data on a
+  directory root, the temp directory otherwise) and hashes, while each client is sent the
+  bytes spooled so far (a client has bytes before the blob is complete). The last byte goes
+  out only after the digest verified; a mismatch or a cut aborts every client's connection
+  and nothing is cached. A verified spool is committed through an upload session as a push is
+  (fsync, rename, link), so a partial blob is never visible under its digest;
 - tag lists come from the upstream (from the cache when it is down); pushes and deletes on
   proxied repositories are refused with ``UNSUPPORTED`` (405), as distribution does.
 """

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEPS   := pyproject.toml
 
 .PHONY: demo test lint typecheck pytest apt-deps clean \
-        demo-registry demo-pull demo-schedule demo-cluster demo-play demo-netns
+        demo-registry demo-pull demo-proxy demo-schedule demo-cluster demo-play demo-netns
 
 $(STAMP): $(DEPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,9 +37,9 @@ pytest: $(STAMP)
 
 test: $(STAMP) apt-deps lint typecheck pytest
 
-demo: $(STAMP) demo-registry demo-pull demo-schedule demo-cluster demo-play demo-netns
+demo: $(STAMP) demo-registry demo-pull demo-proxy demo-schedule demo-cluster demo-play demo-netns
 
-demo-registry demo-pull demo-schedule demo-cluster demo-play demo-netns: $(STAMP)
+demo-registry demo-pull demo-proxy demo-schedule demo-cluster demo-play demo-netns: $(STAMP)
 	@if [ -x scripts/$@.sh ]; then PATH=$(CURDIR)/$(BIN):$$PATH scripts/$@.sh; else echo "$@: not yet"; fi
 
 clean:

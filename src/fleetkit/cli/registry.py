@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import sys
+from argparse import Namespace
+from typing import Any
 
 from fleetkit.cli._options import ArgumentParser
 from fleetkit.errors import UsageError
@@ -122,6 +124,58 @@ def _server_flags(p: ArgumentParser, default_listen: str) -> None:
     )
 
 
+def _proxy_flags(p: ArgumentParser) -> None:
+    g = p.add_argument_group("pull-through cache (proxy.* in --config; flags win)")
+    g.add_argument(
+        "--proxy-remote",
+        metavar="URL",
+        help="cache every repository of this upstream registry (distribution's proxy.remoteurl); "
+        "pushes are then refused",
+    )
+    g.add_argument("--proxy-username", metavar="NAME", help="user name at the upstream")
+    g.add_argument(
+        "--proxy-password",
+        metavar="SECRET",
+        help="password at the upstream (or env FLEETKIT_PROXY_PASSWORD)",
+    )
+    g.add_argument(
+        "--proxy-ttl",
+        metavar="DURATION",
+        help="serve a cached tag this long before revalidating it upstream with HEAD "
+        "(e.g. 10m; default 0: every time)",
+    )
+
+
+def _proxy_config(args: Namespace, from_file: Any) -> Any:
+    """The ``ProxyConfig`` from --config's proxy section with the --proxy-* flags over it."""
+    from dataclasses import replace
+
+    from fleetkit.registry.proxy import ProxyConfig, ProxyUpstream, parse_duration
+
+    password = args.proxy_password or os.environ.get("FLEETKIT_PROXY_PASSWORD") or None
+    flags = (args.proxy_remote, args.proxy_username, password, args.proxy_ttl)
+    config: ProxyConfig | None = from_file
+    if all(f is None for f in flags):
+        return config
+    remote = config.remote if config is not None else None
+    if args.proxy_remote is not None:
+        remote = ProxyUpstream(args.proxy_remote.rstrip("/"))
+    if remote is None:
+        raise UsageError(
+            "--proxy-username/--proxy-password/--proxy-ttl need an upstream",
+            hint="pass --proxy-remote URL (or proxy.remoteurl in --config)",
+        )
+    changes: dict[str, Any] = {}
+    if args.proxy_username is not None:
+        changes["username"] = args.proxy_username
+    if password is not None:
+        changes["password"] = password
+    if args.proxy_ttl is not None:
+        changes["ttl_s"] = parse_duration(args.proxy_ttl)
+    remote = replace(remote, **changes)
+    return ProxyConfig(remote=remote, projects=config.projects if config is not None else {})
+
+
 def _serve(argv: list[str], token_only: bool) -> int:
     from fleetkit.registry.server.app import ServerConfig, create_app, create_token_app, serve
 
@@ -178,8 +232,10 @@ def _serve(argv: list[str], token_only: bool) -> int:
             help="also trust tokens signed under these certificates (external token service)",
         )
         p.add_argument("--disable-delete", action="store_true", help="DELETE answers 405")
+        _proxy_flags(p)
         _common_token_flags(p)
     s3 = None
+    proxy_file = None
     http_secret = os.environ.get("FLEETKIT_HTTP_SECRET") or None
     if not token_only:
         pre = ArgumentParser(add_help=False)
@@ -190,6 +246,7 @@ def _serve(argv: list[str], token_only: bool) -> int:
 
             defaults = load_config_file(known.config)
             s3 = defaults.pop("s3", None)
+            proxy_file = defaults.pop("proxy", None)
             http_secret = defaults.pop("http_secret", None) or http_secret
             p.set_defaults(**defaults)
     args = p.parse_args(argv)
@@ -234,6 +291,7 @@ def _serve(argv: list[str], token_only: bool) -> int:
         s3=s3,
         http_secret=http_secret,
         storage_redirect=getattr(args, "storage_redirect", False),
+        proxy=None if token_only else _proxy_config(args, proxy_file),
     )
     if token_only and not config.token_key:
         raise UsageError(

@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -64,8 +64,12 @@ from fleetkit.registry.storage import (
     open_driver,
 )
 
+if TYPE_CHECKING:
+    from fleetkit.registry.proxy import ProxyConfig
+
 __all__ = [
     "ServerConfig",
+    "PROXY_KEY",
     "create_app",
     "create_token_app",
     "serve",
@@ -113,6 +117,7 @@ class ServerConfig:
     s3: S3Config | None = None  # storage.s3 from --config (else root may be an s3:// URL)
     http_secret: str | None = None  # signs upload state in Location (shared by replicas)
     storage_redirect: bool = False  # S3: blob GET -> 307 to a presigned URL
+    proxy: ProxyConfig | None = None  # pull-through cache (--proxy-remote, proxy.* in --config)
 
     @property
     def on_s3(self) -> bool:
@@ -209,6 +214,17 @@ def build_state(config: ServerConfig) -> State:
 
 # -- routing -----------------------------------------------------------------------------------
 
+
+class ProxyHook(Protocol):
+    """The pull-through cache as dispatch sees it (fleetkit.registry.proxy.Proxy)."""
+
+    async def handle(
+        self, request: web.Request, route: str, name: str, ident: str | None
+    ) -> web.StreamResponse | None: ...
+
+
+PROXY_KEY: web.AppKey[ProxyHook] = web.AppKey("fleetkit_registry_proxy", ProxyHook)
+
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 _ROUTES: list[tuple[re.Pattern[str], str, dict[str, Handler]]] = [
@@ -289,6 +305,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if not name.isascii() or not name.isprintable():  # REPOSITORY_RE's $ admits a final \n
         raise api_error("NAME_INVALID", detail={"name": name[:300]})
     validate_repository(name)
+    proxy = request.app.get(PROXY_KEY)
+    if proxy is not None:  # a proxied repository is served by the pull-through cache
+        served = await proxy.handle(request, route, name, ident)
+        if served is not None:
+            return served
     handler = handlers.get(request.method)
     if handler is None:
         raise api_error("UNSUPPORTED", f"{request.method} is not supported here", status=405)
@@ -487,6 +508,10 @@ def create_app(config: ServerConfig, state: State | None = None) -> web.Applicat
     if st.token_service is not None:
         app.router.add_get(token.TOKEN_PATH, token.token_get)
         app.router.add_post(token.TOKEN_PATH, token.token_post)
+    if config.proxy is not None:
+        from fleetkit.registry.proxy import install_proxy
+
+        install_proxy(app, config.proxy)
     return app
 
 

@@ -15,6 +15,13 @@ Supported keys (anything else is an error, so a typo is never silently ignored):
     auth:
       htpasswd: {realm: ..., path: FILE}
       token: {realm: URL, service: NAME, issuer: NAME, rootcertbundle: FILE}
+    proxy:                      # pull-through cache (see registry/proxy.py)
+      remoteurl: URL
+      username: NAME
+      password: SECRET
+      ttl: 10m                  # a tag is revalidated upstream (HEAD) this long after it was
+      projects:                 # fleetkit's: Harbor-style proxy projects, /v2/<project>/...
+        <project>: {remoteurl, username, password, ttl}
 
 The result is a dict of ``registry serve`` flag defaults: flags on the command line win.
 """
@@ -26,6 +33,8 @@ from typing import Any
 import yaml
 
 from fleetkit.errors import UsageError
+from fleetkit.registry.proxy import ProxyConfig, ProxyUpstream, parse_duration
+from fleetkit.registry.reference import REPOSITORY_RE
 from fleetkit.registry.storage.s3 import S3Config
 
 __all__ = ["load_config_file"]
@@ -64,7 +73,7 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise UsageError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise UsageError(f"{path}: the top level must be a mapping")
-    _section({"": doc}, "", {"version", "http", "storage", "auth", "log"}, f"{path}: ")
+    _section({"": doc}, "", {"version", "http", "storage", "auth", "log", "proxy"}, f"{path}: ")
     out: dict[str, Any] = {}
     http = _section(doc, "http", {"addr", "secret", "tls"}, "")
     if "addr" in http:
@@ -119,4 +128,43 @@ def load_config_file(path: str) -> dict[str, Any]:
         ):
             if key in tok:
                 out[flag] = str(tok[key])
+    if "proxy" in doc:
+        out["proxy"] = _proxy_config(doc)
     return out
+
+
+_UPSTREAM_KEYS = {"remoteurl", "username", "password", "ttl"}
+
+
+def _upstream(section: dict[str, Any], where: str) -> ProxyUpstream:
+    if not section.get("remoteurl"):
+        raise UsageError(f"{where}remoteurl is required")
+    return ProxyUpstream(
+        url=str(section["remoteurl"]).rstrip("/"),
+        username=str(section.get("username") or ""),
+        password=str(section.get("password") or ""),
+        ttl_s=parse_duration(str(section["ttl"])) if section.get("ttl") is not None else 0.0,
+    )
+
+
+def _proxy_config(doc: dict[str, Any]) -> ProxyConfig:
+    proxy = _section(doc, "proxy", _UPSTREAM_KEYS | {"projects"}, "")
+    remote = _upstream(proxy, "proxy.") if set(proxy) & _UPSTREAM_KEYS else None
+    names = proxy.get("projects") or {}
+    projects_doc = _section(
+        proxy, "projects", set(names) if isinstance(names, dict) else set(), "proxy."
+    )
+    projects: dict[str, ProxyUpstream] = {}
+    for name in projects_doc:
+        if not isinstance(name, str) or not REPOSITORY_RE.fullmatch(name) or "/" in name:
+            raise UsageError(
+                f"proxy.projects: invalid project name {name!r}",
+                hint="one repository path component: lower-case letters, digits, . _ -",
+            )
+        projects[name] = _upstream(
+            _section(projects_doc, name, _UPSTREAM_KEYS, "proxy.projects."),
+            f"proxy.projects.{name}.",
+        )
+    if remote is None and not projects:
+        raise UsageError("proxy: needs remoteurl or projects")
+    return ProxyConfig(remote=remote, projects=projects)

@@ -1,0 +1,798 @@
+"""The pull-through cache: repositories served from an upstream registry and kept locally.
+
+Two ways to name the upstream (both may be configured at once):
+
+- ``--proxy-remote URL`` (distribution's ``proxy.remoteurl``): every repository is proxied,
+  ``/v2/<name>/...`` is ``<name>`` upstream;
+- proxy projects (Harbor's proxy-cache projects, ``proxy.projects`` in ``--config``):
+  ``/v2/<project>/<name>/...`` is ``<name>`` on that project's upstream, each with its own
+  credentials and TTL. Other repositories stay ordinary (pushable) ones.
+
+On a Docker Hub upstream a single-component name gets Hub's ``library/`` prefix.
+
+What is cached and when upstream is asked:
+
+- manifests by digest are immutable: fetched once, verified against the digest, then local;
+- a manifest by tag is served from the cache for ``ttl`` after it was last confirmed; after that
+  a ``HEAD`` upstream revalidates it by digest (a new digest is fetched). If the upstream cannot
+  answer (down, an error), the cached manifest is served, as distribution does;
+- a blob is fetched once however many clients of a repository ask for it: the first request
+  starts one upstream GET whose bytes a writer thread spools (``_proxy/`` beside the data on a
+  directory root, the temp directory otherwise) and hashes, while each client is sent the
+  bytes spooled so far (a client has bytes before the blob is complete). The last byte goes
+  out only after the digest verified; a mismatch or a cut aborts every client's connection
+  and nothing is cached. A verified spool is committed through an upload session as a push is
+  (fsync, rename, link), so a partial blob is never visible under its digest;
+- tag lists come from the upstream (from the cache when it is down); pushes and deletes on
+  proxied repositories are refused with ``UNSUPPORTED`` (405), as distribution does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from fleetkit.errors import RegistryError, UsageError
+from fleetkit.registry import mediatypes as mt
+from fleetkit.registry.client.credentials import Credential
+from fleetkit.registry.client.errors import ClientError, TransportError
+from fleetkit.registry.client.transport import (
+    MAX_ERROR_BODY_BYTES,
+    RetryPolicy,
+    Transport,
+    read_body,
+)
+from fleetkit.registry.digest import Hasher, is_digest, parse_digest
+from fleetkit.registry.errors import RegistryAPIError, api_error
+from fleetkit.registry.manifest import MAX_MANIFEST_BYTES, parse_manifest
+from fleetkit.registry.server import blobs, manifests
+from fleetkit.registry.server._common import (
+    SENT_KEY,
+    State,
+    authorize,
+    json_response,
+    run_blocking,
+    state,
+    store_io,
+)
+from fleetkit.registry.server.app import PROXY_KEY
+from fleetkit.registry.storage.store import RegistryStore, Upload
+
+__all__ = [
+    "ProxyUpstream",
+    "ProxyConfig",
+    "Proxy",
+    "parse_duration",
+    "install_proxy",
+]
+
+log = logging.getLogger("fleetkit.registry.proxy")
+
+_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+_MAX_PENDING = 16 << 20  # received bytes not yet in the spool before the receiver waits
+SPOOL_DIR = "_proxy"  # under a directory root: blobs being fetched (never listed, never gc'd)
+_SEND = 1 << 20
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNITS_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration (``168h``, ``1h30m``, ``90s``) or a plain number of seconds."""
+    raw = str(text).strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        pos, total = 0, 0.0
+        for m in _DURATION_RE.finditer(raw):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _UNITS_S[m.group(2)]
+            pos = m.end()
+        if pos != len(raw) or not raw:
+            raise UsageError(
+                f"invalid duration {raw!r}", hint="use e.g. 30s, 10m, 1h30m or 168h"
+            ) from None
+        value = total
+    if value < 0:
+        raise UsageError(f"invalid duration {raw!r}: negative")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyUpstream:
+    """One upstream registry: its URL, the credentials to use there, the tag TTL."""
+
+    url: str
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ttl_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+            raise UsageError(
+                f"invalid proxy remote URL {self.url!r}",
+                hint="use the registry's base URL, e.g. https://registry-1.docker.io",
+            )
+        if bool(self.username) != bool(self.password):
+            raise UsageError("proxy username and password go together")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    @property
+    def is_docker_hub(self) -> bool:
+        return urlsplit(self.url).hostname in _HUB_HOSTS
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """``remote`` proxies every repository; ``projects`` map a first path component to one."""
+
+    remote: ProxyUpstream | None = None
+    projects: dict[str, ProxyUpstream] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """One upstream GET of a blob, shared by every client that asks for it meanwhile."""
+
+    spool: str
+    upload: Upload | None = None
+    size: int | None = None
+    media_type: str = "application/octet-stream"
+    written: int = 0
+    outcome: str = "running"  # running | ok | failed
+    error: RegistryAPIError | None = None
+    headers_known: asyncio.Event = field(default_factory=asyncio.Event)
+    committed: asyncio.Event = field(default_factory=asyncio.Event)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notify(self) -> None:
+        done, self.progress = self.progress, asyncio.Event()
+        done.set()
+
+    @property
+    def sendable(self) -> int:
+        """Bytes a client may be sent now: all once verified, else all but the last one."""
+        return self.written if self.outcome == "ok" else max(self.written - 1, 0)
+
+
+def _bad_gateway(message: str) -> RegistryAPIError:
+    return api_error("UNKNOWN", f"upstream registry: {message}", status=502)
+
+
+class Proxy:
+    """Runtime of the pull-through cache (one per app): upstream sessions, tag ages, fetches."""
+
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self._transports: dict[str, Transport] = {}
+        self._confirmed: dict[tuple[str, str], tuple[str, float]] = {}
+        self._fetches: dict[tuple[str, str], _Fetch] = {}
+        self._manifest_work: dict[tuple[str, str, str], asyncio.Future[str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._swept = False  # spools a killed process left behind are removed once
+
+    # -- which upstream ----------------------------------------------------------------------
+
+    def route(self, name: str) -> tuple[ProxyUpstream, str] | None:
+        """The upstream and the upstream repository name for a local name, or None."""
+        first, _, rest = name.partition("/")
+        up = self.config.projects.get(first)
+        if up is not None and rest:
+            upstream_name = rest
+        elif self.config.remote is not None:
+            up, upstream_name = self.config.remote, name
+        else:
+            return None
+        if up.is_docker_hub and "/" not in upstream_name:
+            upstream_name = "library/" + upstream_name
+        return up, upstream_name
+
+    async def _transport(self, up: ProxyUpstream) -> Transport:
+        t = self._transports.get(up.url)
+        if t is None:
+            cred = Credential(up.username, up.password) if up.username else None
+            t = Transport(
+                up.host,
+                credential=cred,
+                retry=RetryPolicy(attempts=2, base_s=0.2, max_s=1.0),
+                timeout_s=30.0,
+                max_connections=64,
+            )
+            t.scheme = urlsplit(up.url).scheme
+            await t.open()
+            self._transports[up.url] = t
+        return t
+
+    async def _drop(self, up: ProxyUpstream, t: Transport) -> None:
+        """Forget a session whose ping failed, so the next request pings (and logs in) afresh."""
+        if self._transports.get(up.url) is t:
+            del self._transports[up.url]
+        await t.close()
+
+    async def _request(
+        self,
+        up: ProxyUpstream,
+        method: str,
+        path: str,
+        upstream_name: str,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """One request upstream with its auth dance; a failure to reach it is a TransportError."""
+        t = await self._transport(up)
+        try:
+            return await t.request(
+                method, path, scopes=[f"repository:{upstream_name}:pull"], headers=headers
+            )
+        except TransportError as exc:
+            if not exc.retryable:
+                # a session that never reached the upstream remembers that for good (so its
+                # parallel requests fail at once): start afresh next time
+                await self._drop(up, t)
+            raise
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for t in list(self._transports.values()):
+            await t.close()
+        self._transports.clear()
+
+    # -- the dispatch hook -------------------------------------------------------------------
+
+    async def handle(
+        self, request: web.Request, route: str, name: str, ident: str | None
+    ) -> web.StreamResponse | None:
+        """Serve a request on a proxied repository; None when ``name`` is not proxied."""
+        found = self.route(name)
+        if found is None:
+            return None
+        up, upstream_name = found
+        method = request.method
+        if route == "blob_upload_chunk":
+            return None  # no session exists here: the registry answers an unknown upload
+        if route == "blob_upload" or method in ("PUT", "POST", "PATCH"):
+            await authorize(request, name, "pull,push")
+            raise api_error("UNSUPPORTED", "pushes to a proxy cache repository are not supported")
+        if method == "DELETE":
+            await authorize(request, name, "delete")
+            raise api_error("UNSUPPORTED", "deletes in a proxy cache repository are not supported")
+        if route == "manifest" and ident is not None and method in ("GET", "HEAD"):
+            return await self._manifest(request, name, ident, up, upstream_name)
+        if route == "blob" and ident is not None and method in ("GET", "HEAD"):
+            return await self._blob(request, name, ident, up, upstream_name)
+        if route == "tags" and method == "GET":
+            return await self._tags(request, name, up, upstream_name)
+        return None  # referrers: what the cache holds
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    async def _manifest(
+        self, request: web.Request, name: str, reference: str, up: ProxyUpstream, uname: str
+    ) -> web.StreamResponse:
+        await authorize(request, name, "pull")
+        st = state(request)
+        manifests._check_reference(reference)
+        if is_digest(reference):
+            parse_digest(reference)
+            if await store_io(st, st.store.revision, name, reference) is None:
+                await self._once(
+                    (name, reference, _accept(request)),
+                    lambda: self._fetch_manifest(request, st, name, reference, up, uname),
+                )
+            return await manifests.get_manifest(request, name, reference)
+        cached = await store_io(st, st.store.resolve_tag, name, reference)
+        confirmed = self._confirmed.get((name, reference))
+        if (
+            cached is not None
+            and confirmed is not None
+            and confirmed[0] == cached
+            and time.monotonic() - confirmed[1] < up.ttl_s
+        ):
+            return await manifests.get_manifest(request, name, cached)
+        accept = _accept(request)
+
+        async def refresh() -> str:
+            digest = await self._revalidate(up, uname, reference, accept, cached)
+            if digest is None or digest != cached:
+                digest = await self._fetch_manifest(request, st, name, reference, up, uname)
+            return digest
+
+        try:  # clients asking for one tag at once share one revalidation (and fetch)
+            digest = await self._once((name, reference, accept), refresh)
+        except RegistryAPIError as exc:
+            if cached is None:
+                raise
+            st.quiet.warning(  # a down upstream fails every request alike: logged sparingly
+                f"proxy-cached:{up.url}",
+                "%s:%s: upstream did not answer (%s); serving the cached %s",
+                name,
+                reference,
+                exc.message,
+                cached,
+            )
+            return await manifests.get_manifest(request, name, cached)
+        self._confirmed[(name, reference)] = (digest, time.monotonic())
+        return await manifests.get_manifest(request, name, digest)
+
+    async def _once(self, key: tuple[str, str, str], work: Callable[[], Awaitable[str]]) -> str:
+        """Run ``work`` once for everyone who asks for ``key`` while it runs."""
+        fut = self._manifest_work.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(work())
+            self._manifest_work[key] = fut
+            fut.add_done_callback(lambda f: self._forget_work(key, f))
+        return await asyncio.shield(fut)
+
+    def _forget_work(self, key: tuple[str, str, str], fut: asyncio.Future[str]) -> None:
+        self._manifest_work.pop(key, None)
+        if not fut.cancelled():
+            fut.exception()  # retrieved: its waiters have it, nothing is logged as lost
+
+    async def _revalidate(
+        self, up: ProxyUpstream, uname: str, tag: str, accept: str, cached: str | None
+    ) -> str | None:
+        """The tag's digest upstream (``HEAD``), or None when it must be fetched to know."""
+        if cached is None:
+            return None
+        try:
+            resp = await self._request(
+                up, "HEAD", f"/v2/{uname}/manifests/{tag}", uname, {"Accept": accept}
+            )
+        except ClientError as exc:
+            raise _bad_gateway(exc.message) from None
+        async with resp:
+            if resp.status != 200:
+                raise _upstream_error(resp.status, b"", f"HEAD {uname}:{tag}")
+            digest = resp.headers.get("Docker-Content-Digest")
+        return digest if digest and is_digest(digest) else None
+
+    async def _fetch_manifest(
+        self,
+        request: web.Request,
+        st: State,
+        name: str,
+        reference: str,
+        up: ProxyUpstream,
+        uname: str,
+    ) -> str:
+        """GET a manifest upstream, verify its digest, store it (and the tag); its digest."""
+        try:
+            resp = await self._request(
+                up,
+                "GET",
+                f"/v2/{uname}/manifests/{reference}",
+                uname,
+                {"Accept": _accept(request)},
+            )
+        except ClientError as exc:
+            raise _bad_gateway(exc.message) from None
+        async with resp:
+            if resp.status != 200:
+                body = await read_body(resp, MAX_ERROR_BODY_BYTES)
+                raise _upstream_error(resp.status, body, f"{uname}:{reference}")
+            try:
+                body = await read_body(resp, MAX_MANIFEST_BYTES, f"manifest {uname}:{reference}")
+            except ClientError as exc:
+                raise _bad_gateway(exc.message) from None
+            content_type = resp.headers.get("Content-Type", "").split(";", 1)[0].strip()
+            claimed = resp.headers.get("Docker-Content-Digest")
+        expected = reference if is_digest(reference) else claimed
+        algorithm = parse_digest(expected).algorithm if expected and is_digest(expected) else None
+        h = Hasher(algorithm or "sha256")
+        h.update(body)
+        actual = h.digest()
+        if expected and actual != expected:
+            raise api_error(
+                "DIGEST_INVALID",
+                f"upstream sent a manifest for {uname}:{reference} whose digest is {actual}, "
+                f"not {expected}; not cached",
+                detail={"expected": expected, "actual": actual},
+                status=502,
+            )
+        manifest = parse_manifest(body, content_type or None)
+        tags = [] if is_digest(reference) else [reference]
+        return await run_blocking(
+            st.store.put_manifest, name, body, manifest, tags, algorithm or "sha256"
+        )
+
+    # -- tags --------------------------------------------------------------------------------
+
+    async def _tags(
+        self, request: web.Request, name: str, up: ProxyUpstream, uname: str
+    ) -> web.StreamResponse | None:
+        await authorize(request, name, "pull")
+        query = request.query_string
+        path = f"/v2/{uname}/tags/list" + (f"?{query}" if query else "")
+        try:
+            resp = await self._request(up, "GET", path, uname)
+        except ClientError as exc:
+            state(request).quiet.warning(
+                f"proxy-tags:{up.url}",
+                "%s: upstream tag list failed (%s); listing the cache",
+                name,
+                exc.message,
+            )
+            return None  # the local handler lists what the cache holds
+        async with resp:
+            body = await read_body(resp, 16 << 20)
+            if resp.status != 200:
+                if resp.status >= 500:
+                    return None
+                raise _upstream_error(resp.status, body, f"tags of {uname}")
+            link = resp.headers.get("Link")
+        try:
+            doc = json.loads(body)
+            tags = [str(t) for t in (doc.get("tags") or [])]
+        except (ValueError, AttributeError, TypeError):
+            raise _bad_gateway(f"tags of {uname}: not a tag list") from None
+        headers: dict[str, str] = {}
+        if link:
+            m = re.search(r"[?&]last=([^&>]*)", link)
+            n = re.search(r"[?&]n=(\d+)", link)
+            if m:
+                extra = f"n={n.group(1)}&" if n else ""
+                headers["Link"] = f'</v2/{name}/tags/list?{extra}last={m.group(1)}>; rel="next"'
+        return json_response({"name": name, "tags": tags}, headers=headers)
+
+    # -- blobs -------------------------------------------------------------------------------
+
+    async def _blob(
+        self, request: web.Request, name: str, digest: str, up: ProxyUpstream, uname: str
+    ) -> web.StreamResponse:
+        await authorize(request, name, "pull")
+        st = state(request)
+        parse_digest(digest)
+        if await store_io(st, st.store.repo_blob_size, name, digest) is not None:
+            return await blobs.get_blob(request, name, digest)
+        if request.method == "HEAD" or await store_io(st, st.store.blob_size, digest) is not None:
+            # HEAD: what upstream says (nothing is fetched). A blob cached for another
+            # repository is linked here once upstream confirms this repository has it.
+            size, media_type = await self._head_blob(up, uname, digest)
+            if await store_io(st, st.store.blob_size, digest) is not None:
+                await run_blocking(st.store.link_blob, name, digest)
+                return await blobs.get_blob(request, name, digest)
+            headers = {
+                "Docker-Content-Digest": digest,
+                "Etag": f'"{digest}"',
+                "Content-Type": media_type,
+                "Content-Length": str(size),
+            }
+            resp = web.StreamResponse(status=200, headers=headers)
+            await resp.prepare(request)
+            return resp
+        key = (name, digest)
+        fetch = self._fetches.get(key)
+        if fetch is None:
+            fetch = self._start_fetch(st, name, digest, up, uname)
+        await fetch.headers_known.wait()
+        if fetch.outcome == "failed" and fetch.written == 0:
+            assert fetch.error is not None
+            raise fetch.error
+        if "Range" in request.headers:
+            await fetch.committed.wait()
+            if fetch.outcome != "ok":
+                assert fetch.error is not None
+                raise fetch.error
+            return await blobs.get_blob(request, name, digest)
+        try:
+            fd = os.open(fetch.spool, os.O_RDONLY)
+        except FileNotFoundError:  # committed (or removed) meanwhile
+            await fetch.committed.wait()
+            if fetch.outcome != "ok":
+                assert fetch.error is not None
+                raise fetch.error from None
+            return await blobs.get_blob(request, name, digest)
+        try:
+            return await self._stream(request, st, fetch, fd, digest)
+        finally:
+            os.close(fd)
+
+    async def _head_blob(self, up: ProxyUpstream, uname: str, digest: str) -> tuple[int, str]:
+        try:
+            resp = await self._request(up, "HEAD", f"/v2/{uname}/blobs/{digest}", uname)
+        except ClientError as exc:
+            raise _bad_gateway(exc.message) from None
+        async with resp:
+            if resp.status != 200:
+                raise _upstream_error(resp.status, b"", f"blob {digest} of {uname}", "BLOB_UNKNOWN")
+            length = resp.headers.get("Content-Length", "")
+            media_type = resp.headers.get("Content-Type", "application/octet-stream")
+        if not length.isdigit():
+            raise _bad_gateway(f"HEAD of blob {digest} gave no Content-Length")
+        return int(length), media_type
+
+    def _start_fetch(
+        self, st: State, name: str, digest: str, up: ProxyUpstream, uname: str
+    ) -> _Fetch:
+        """Register a fetch (no await: two requests never both start one) and run it."""
+        store = st.store
+        spool_dir = store.driver.local_path(SPOOL_DIR)
+        if spool_dir is not None:  # beside the data: the commit is a rename
+            os.makedirs(spool_dir, exist_ok=True)
+            if not self._swept:
+                self._swept = True
+                _sweep_spools(spool_dir)
+        fd, spool = tempfile.mkstemp(prefix="fleetkit-proxy-", dir=spool_dir)
+        os.close(fd)
+        fetch = _Fetch(spool=spool)
+        key = (name, digest)
+        self._fetches[key] = fetch
+        task = asyncio.create_task(self._run_fetch(store, key, fetch, up, uname, spool_dir is None))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return fetch
+
+    async def _run_fetch(
+        self,
+        store: RegistryStore,
+        key: tuple[str, str],
+        fetch: _Fetch,
+        up: ProxyUpstream,
+        uname: str,
+        spooled_apart: bool,
+    ) -> None:
+        digest = key[1]
+        hasher = Hasher(parse_digest(digest).algorithm)
+        error: RegistryAPIError | None = _bad_gateway(f"blob {digest}: the fetch stopped")
+        fd = os.open(fetch.spool, os.O_WRONLY | os.O_APPEND)
+        closed = committed = False
+        try:
+            try:
+                resp = await self._request(up, "GET", f"/v2/{uname}/blobs/{digest}", uname)
+            except ClientError as exc:
+                raise _bad_gateway(exc.message) from None
+            async with resp:
+                if resp.status != 200:
+                    body = await read_body(resp, MAX_ERROR_BODY_BYTES)
+                    raise _upstream_error(
+                        resp.status, body, f"blob {digest} of {uname}", "BLOB_UNKNOWN"
+                    )
+                length = resp.headers.get("Content-Length", "")
+                fetch.size = int(length) if length.isdigit() else None
+                fetch.media_type = resp.headers.get("Content-Type", fetch.media_type)
+                fetch.headers_known.set()
+
+                try:
+                    await self._spool(resp, fd, hasher, fetch)
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    raise _bad_gateway(f"blob {digest} of {uname}: {exc}") from None
+            actual = hasher.digest()
+            if actual != digest or (fetch.size is not None and fetch.written != fetch.size):
+                log.error(
+                    "upstream %s sent %d bytes hashing to %s for blob %s of %s: not cached",
+                    up.host,
+                    fetch.written,
+                    actual,
+                    digest,
+                    uname,
+                )
+                raise api_error(
+                    "DIGEST_INVALID",
+                    f"upstream sent blob bytes whose digest is {actual}, not {digest}",
+                    detail={"expected": digest, "actual": actual},
+                    status=502,
+                )
+            # verified: clients may have the last byte now; the commit (fsync, rename) follows
+            fetch.outcome = "ok"
+            fetch.notify()
+            os.close(fd)
+            closed = True
+            await asyncio.to_thread(
+                self._commit, store, key[0], fetch, digest, hasher, spooled_apart
+            )
+            committed = True
+        except asyncio.CancelledError:
+            error = _bad_gateway("the fetch was cancelled")
+            raise
+        except RegistryAPIError as exc:
+            error = exc
+        except (RegistryError, OSError) as exc:
+            log.exception("proxy fetch of %s failed", digest)
+            error = api_error("UNKNOWN", str(exc))
+        finally:
+            if not closed:
+                os.close(fd)
+            # nothing of a failed fetch stays, and it is forgotten before anyone hears of it:
+            # the next request starts a fresh one
+            self._fetches.pop(key, None)
+            if not committed:
+                self._discard(store, fetch)
+            if fetch.outcome != "ok":
+                fetch.outcome, fetch.error = "failed", error
+            fetch.headers_known.set()
+            fetch.committed.set()
+            fetch.notify()
+
+    @staticmethod
+    async def _spool(resp: aiohttp.ClientResponse, fd: int, hasher: Hasher, fetch: _Fetch) -> None:
+        """Write and hash the body in a thread of its own while the loop keeps receiving.
+
+        The loop never waits for a chunk to be written (only when more than
+        ``_MAX_PENDING`` bytes are queued): on a busy machine a thread hop per chunk would
+        stall the socket each time. ``fetch.written`` grows, on the loop, as chunks land.
+        """
+        loop = asyncio.get_running_loop()
+        pending = 0
+        last: concurrent.futures.Future[None] | None = None
+
+        def absorb(chunk: bytes) -> None:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+            hasher.update(chunk)
+
+        def landed(n: int) -> None:
+            nonlocal pending
+            pending -= n
+            fetch.written += n
+            fetch.notify()
+
+        def done(n: int, f: concurrent.futures.Future[None]) -> None:
+            if f.exception() is None:
+                loop.call_soon_threadsafe(landed, n)
+
+        with concurrent.futures.ThreadPoolExecutor(1, "fleetkit-proxy-spool") as writer:
+            try:
+                while True:
+                    # pieces as they arrived (readchunk joins nothing, unlike iter_any)
+                    chunk, end_of_http_chunk = await resp.content.readchunk()
+                    if not chunk:
+                        if end_of_http_chunk:
+                            continue
+                        break
+                    last = writer.submit(absorb, chunk)
+                    last.add_done_callback(functools.partial(done, len(chunk)))
+                    pending += len(chunk)
+                    if pending > _MAX_PENDING:
+                        await asyncio.wrap_future(last)
+            finally:
+                if last is not None:
+                    await asyncio.wrap_future(last)  # raises the writer's OSError, if any
+        await asyncio.sleep(0)  # the last ``landed`` callbacks run before this returns
+        if pending:
+            raise OSError(f"spool write incomplete ({pending} bytes pending)")
+
+    @staticmethod
+    def _commit(
+        store: RegistryStore,
+        name: str,
+        fetch: _Fetch,
+        digest: str,
+        hasher: Hasher,
+        spooled_apart: bool,
+    ) -> None:
+        """Commit the verified spool as the blob, through an upload session as a push does."""
+        upload = fetch.upload = store.start_upload(name)
+        if spooled_apart:  # S3, memory: copy the spool into the session
+            from fleetkit.registry.storage.store import UploadWriter
+
+            writer = UploadWriter(store, upload)
+            try:
+                with open(fetch.spool, "rb") as f:
+                    while chunk := f.read(8 << 20):
+                        writer.write(chunk)
+            finally:
+                writer.close()
+        else:  # the spool becomes the session's bytes, already hashed as they came
+            data = store.driver.local_path(f"repositories/{name}/_uploads/{upload.id}/data")
+            assert data is not None
+            os.replace(fetch.spool, data)
+            upload.size = fetch.written
+            store._remember_hasher(upload, hasher)
+        store.finish_upload(upload, digest)
+
+    @staticmethod
+    def _discard(store: RegistryStore, fetch: _Fetch) -> None:
+        if fetch.upload is not None:
+            with contextlib.suppress(RegistryError, OSError):
+                store.cancel_upload(fetch.upload)
+        with contextlib.suppress(OSError):
+            os.unlink(fetch.spool)
+
+    async def _stream(
+        self, request: web.Request, st: State, fetch: _Fetch, fd: int, digest: str
+    ) -> web.StreamResponse:
+        """Send the spool to one client as it grows; abort the connection if the fetch fails."""
+        headers = {
+            "Docker-Content-Digest": digest,
+            "Etag": f'"{digest}"',
+            "Content-Type": "application/octet-stream",
+        }
+        if fetch.size is not None:
+            headers["Content-Length"] = str(fetch.size)
+        resp = web.StreamResponse(status=200, headers=headers)
+        await resp.prepare(request)
+        sent = 0
+        request[SENT_KEY] = 0
+        while True:
+            limit = fetch.sendable
+            if sent < limit:
+                data = os.pread(fd, min(limit - sent, _SEND), sent)
+                if not data:
+                    raise _bad_gateway(f"spool of {digest} shrank")
+                await resp.write(data)
+                sent += len(data)
+                request[SENT_KEY] = sent
+                st.metrics.bytes_sent += len(data)
+                continue
+            if fetch.outcome == "ok":
+                break
+            if fetch.outcome == "failed":
+                # the status line is gone: a cut connection is the only way to say it
+                log.warning("%s: upstream fetch failed after %d bytes were sent", digest, sent)
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
+            await fetch.progress.wait()
+        await resp.write_eof()
+        return resp
+
+
+def _sweep_spools(spool_dir: str, max_age_s: float = 3600.0) -> None:
+    """Remove spool files older than ``max_age_s`` (what a killed process left behind)."""
+    cutoff = time.time() - max_age_s
+    with contextlib.suppress(OSError), os.scandir(spool_dir) as entries:
+        for entry in entries:
+            if entry.name.startswith("fleetkit-proxy-") and entry.stat().st_mtime < cutoff:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _accept(request: web.Request) -> str:
+    wanted = manifests.parse_accept(request.headers.getall("Accept", []))
+    types = [a for a in wanted if a in mt.MANIFEST_TYPES]
+    return ", ".join(types or sorted(mt.MANIFEST_TYPES))
+
+
+def _upstream_error(
+    status: int, body: bytes, what: str, unknown: str = "MANIFEST_UNKNOWN"
+) -> RegistryAPIError:
+    """An upstream refusal as the client's error: 404s keep their code, the rest are 502.
+
+    A 401/403 after the token dance (the proxy's upstream account may not read this
+    repository) is answered as not found, with the reason in the message."""
+    from fleetkit.registry.errors import from_response
+
+    err = from_response(status, body) if body else None
+    if status == 404:
+        code = err.code if err is not None and err.code.endswith("_UNKNOWN") else unknown
+        return api_error(code, f"upstream: {what} not found", status=404)
+    if status in (401, 403):
+        return api_error(
+            unknown,
+            f"upstream refused access to {what} (HTTP {status}): check the proxy's upstream "
+            "credentials",
+            status=404,
+        )
+    message = err.message if err is not None else f"HTTP {status}"
+    return _bad_gateway(f"{what}: {message}")
+
+
+def install_proxy(app: web.Application, config: ProxyConfig) -> Proxy:
+    """Attach a pull-through cache to a registry app (see ``dispatch``'s hook)."""
+    proxy = Proxy(config)
+    app[PROXY_KEY] = proxy
+
+    async def _close(_: web.Application) -> None:
+        await proxy.close()
+
+    app.on_cleanup.append(_close)
+    return proxy

@@ -249,7 +249,9 @@ def test_selector_captures_pods_on_both_nodes_merged(fleet: Fleet, tmp_path: Pat
 def test_selector_runs_ip_on_each_pods_node(fleet: Fleet) -> None:
     out = fleetkit("ns", "ip", "route", *fleet.flags, "--selector", "tier=front", "--namespace")
     assert out.returncode == 2  # --namespace without its value
-    out = fleetkit("ns", "ip", "route", *fleet.flags, "--namespace", "shop", "--selector", "tier=front")
+    out = fleetkit(
+        "ns", "ip", "route", *fleet.flags, "--namespace", "shop", "--selector", "tier=front"
+    )
     assert out.returncode == 0, out.stderr
     expected = ""
     for pod in ("api", "web"):

@@ -236,7 +236,7 @@ def test_selector_captures_pods_on_both_nodes_merged(fleet: Fleet, tmp_path: Pat
     assert "pod shop/pending is not placed on a node yet; left out" in err
     assert "shop/db" not in err  # tier=back
     raw = merged.read_bytes()
-    assert _pcapng_interfaces(raw) == ["shop/api", "shop/web"]
+    assert sorted(_pcapng_interfaces(raw)) == ["shop/api", "shop/web"]
     read = run(tcpdump, "-r", str(merged), "-n", "-tt")
     lines = read.stdout.splitlines()
     assert len(lines) == 8, read.stdout + read.stderr
@@ -244,6 +244,21 @@ def test_selector_captures_pods_on_both_nodes_merged(fleet: Fleet, tmp_path: Pat
     assert stamps == sorted(stamps)
     for address in fleet.addresses:
         assert sum(f"> {address}: ICMP echo request" in line for line in lines) == 2
+    wait_for(lambda: not _remote_helpers(fleet), what="the nodes' captures to end")
+
+
+def _remote_helpers(fleet: Fleet) -> list[str]:
+    """fleetkit helpers still running in the nodes' namespaces."""
+    found = []
+    for ns in fleet.namespaces:
+        for pid in run("ip", "netns", "pids", ns).stdout.split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b".pyz" in cmdline:
+                found.append(cmdline.decode(errors="replace"))
+    return found
 
 
 def test_selector_runs_ip_on_each_pods_node(fleet: Fleet) -> None:

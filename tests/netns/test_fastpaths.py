@@ -141,6 +141,23 @@ def test_block_to_pcap_records_and_skips() -> None:
     view.release()
 
 
+@pytest.mark.parametrize("hatype", [ARPHRD_ETHER, ARPHRD_LOOPBACK])
+def test_one_interface_block_equals_the_general_path(hatype: int) -> None:
+    frames = [bytes([65 + i]) * (40 + 7 * i) for i in range(5)]
+    ring = _block([(2, hatype, 0, frame) for frame in frames])
+    view = memoryview(ring)
+    general, uniform = bytearray(), bytearray()
+    assert _block_to_pcap(view, 0, general, 1 << 30) == 5
+    assert _block_to_pcap(view, 0, uniform, 1 << 30, uniform=True) == 5
+    assert uniform == general
+    limited = bytearray()
+    assert _block_to_pcap(view, 0, limited, 3, uniform=True) == 3
+    assert limited == general[: 3 * 16 + sum(len(f) for f in frames[:3])]
+    tun = _block([(3, 65534, 0, frame) for frame in frames])  # not Ethernet-framed: none kept
+    assert _block_to_pcap(memoryview(tun), 0, bytearray(), 1 << 30, uniform=True) == 0
+    view.release()
+
+
 # --- start-up path ---------------------------------------------------------------------------
 
 

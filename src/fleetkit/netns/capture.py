@@ -84,6 +84,8 @@ _TP3 = struct.Struct("<IIIIIIH24xHiHB")
 _BLOCK = struct.Struct("<III")  # tpacket_hdr_v1 at +8: block_status, num_pkts, offset_to_first_pkt
 _STATUS = struct.Struct("<I")  # block_status alone: writing TP_STATUS_KERNEL hands a block back
 _RECORD = struct.Struct("<IIII")  # pcap record header: ts_sec, ts_usec, incl_len, orig_len
+_HEAD = struct.Struct("<IIIII4xH")  # tpacket3_hdr: next_offset, sec, nsec, snaplen, len, mac
+_HATYPE = struct.Struct("<H")  # sockaddr_ll.sll_hatype (at +56 of a packet)
 
 
 class Packet(NamedTuple):
@@ -420,19 +422,39 @@ def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
 
 
 def _block_to_pcap(
-    view: memoryview, base: int, out: bytearray, limit: int, sll2: bool = False
+    view: memoryview,
+    base: int,
+    out: bytearray,
+    limit: int,
+    sll2: bool = False,
+    uniform: bool = False,
 ) -> int:
     """Append one retired block's packets to ``out`` as pcap records; how many (<= limit).
 
     The per-packet work is one header unpack, one record pack and one copy of the frame out of
     the ring (no per-packet objects beyond the header tuple). Timestamps are truncated to
     microseconds, as libpcap does for a microsecond pcap. With ``sll2`` each frame's Ethernet
-    header is replaced by the LINUX_SLL2 header (``-i any``).
+    header is replaced by the LINUX_SLL2 header (``-i any``). ``uniform``: the ring is bound
+    to one interface (not ``any``), so one packet's hardware type is every packet's.
     """
     _status, num, first = _BLOCK.unpack_from(view, base + 8)
-    unpack_tp3 = _TP3.unpack_from
     pack_record = _RECORD.pack
     offset = base + first
+    if uniform and not sll2 and num:
+        # one interface: every packet has its hardware type, and loopback's outgoing copies
+        # were dropped by the kernel filter; so no per-packet test, and only the fields used
+        hatype = _HATYPE.unpack_from(view, offset + 56)[0]
+        if hatype == ARPHRD_ETHER or hatype == ARPHRD_LOOPBACK:
+            unpack_head = _HEAD.unpack_from
+            num = min(num, limit)
+            for _ in range(num):
+                next_off, sec, nsec, snaplen, length, mac = unpack_head(view, offset)
+                start = offset + mac
+                out += pack_record(sec, nsec // 1000, snaplen, length)
+                out += view[start : start + snaplen]
+                offset += next_off
+            return num
+    unpack_tp3 = _TP3.unpack_from
     kept = 0
     for _ in range(num):
         (next_off, sec, nsec, snaplen, length, _st, mac, _proto, ifindex, hatype, pkttype) = (
@@ -474,6 +496,7 @@ def _ring_to_pcap(
     view = memoryview(ring)
     sock = handle.sock
     block_size, block_nr = handle.block_size, handle.block_nr
+    uniform = handle.interface != "any"
     buf = bytearray()
     deadline = None if duration_s is None else time.monotonic() + duration_s
     drain_until: float | None = None
@@ -496,7 +519,7 @@ def _ring_to_pcap(
                     timeout = max(min(timeout, deadline - now), 0)
                 select.select([sock], [], [], timeout)
                 continue
-            kept = _block_to_pcap(view, base, buf, limit - stats.captured, sll2)
+            kept = _block_to_pcap(view, base, buf, limit - stats.captured, sll2, uniform)
             _STATUS.pack_into(view, base + 8, TP_STATUS_KERNEL)  # hand the block back
             handle.block = (handle.block + 1) % block_nr
             stats.captured += kept

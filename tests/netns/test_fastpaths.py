@@ -221,3 +221,15 @@ def test_setns_joins_own_namespace_in_a_thread() -> None:
     finally:
         os.close(fd)
     assert not errors, errors
+
+
+def test_write_path_on_one_interface_is_libpcaps_own() -> None:
+    from fleetkit.netns.capture import LiveHandle, open_live
+    from tests.peers import require_root
+
+    require_root("opens a packet socket")
+    handle = open_live("lo", [], 1 << 20, 262144)
+    assert isinstance(handle, LiveHandle) and handle.interface == "lo"
+    handle.close()
+    # not there: None, so the socket path reports the error with tcpdump's words
+    assert open_live("fk-no-such0", [], 1 << 20, 262144) is None

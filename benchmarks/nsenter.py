@@ -15,6 +15,12 @@ Prints one JSON line per shape:
                  ("speedup" = ours/peer packets captured per second). Flat out, the sender shares
                  the CPU with the capturer, so the offered rate differs between the two.
   dig            wall time of `fleetkit ns dig +short @SERVER NAME` vs `nsenter -n dig +short`
+  capture-remote-rate
+                 a "node" namespace with sshd (play's ssh_fleet) and a pod process in it; the
+                 same loopback flood at --rate in the node, captured from here with
+                 `fleetkit ns capture --ssh root@NODE -t PID -i lo -w FILE` (the node's capture
+                 streams pcap back over ssh): the node's kernel drops, and the end-to-end loss
+                 (packets sent minus records in the local file); --capture-reps runs, medians
 """
 
 from __future__ import annotations
@@ -132,7 +138,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50000.0, help="packets/s for capture-lo-rate")
     parser.add_argument(
         "--shapes",
-        default="nsenter-true,capture-lo-rate,capture-lo-max,dig",
+        default="nsenter-true,capture-lo-rate,capture-lo-max,dig,capture-remote-rate",
         help="comma-separated subset of the shapes to run",
     )
     args = parser.parse_args()
@@ -199,6 +205,10 @@ def main() -> int:
         # 3. dig latency (process start included, as a user sees it)
         if "dig" in shapes:
             dig_shape(pid, args.runs, env)
+
+        # 4. remote capture over loopback ssh at a fixed rate
+        if "capture-remote-rate" in shapes:
+            remote_shape(tmp, args.rate, args.load_seconds, args.capture_reps)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -278,6 +288,75 @@ def capture_shape(
                 "peer_kernel_drops": med("peer", 2),
                 "ours_runs": runs["ours"],
                 "peer_runs": runs["peer"],
+                "load_seconds": load_seconds,
+            }
+        ),
+        flush=True,
+    )
+
+
+def pcap_records(path: Path) -> int:
+    """How many records a classic pcap file holds."""
+    raw = path.read_bytes()
+    at, n = 24, 0
+    while at + 16 <= len(raw):
+        at += 16 + int.from_bytes(raw[at + 8 : at + 12], "little")
+        n += 1
+    return n
+
+
+def remote_shape(tmp: Path, rate: float, load_seconds: float, reps: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.playbook._netns import ssh_fleet
+
+    d = tmp / "remote"
+    d.mkdir()
+    with ssh_fleet(d, 1):
+        ns = (d / "namespaces").read_text().split()[0]
+        address = (d / "addresses").read_text().split()[0]
+        pod = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "3600"])
+        try:
+            me = os.stat("/proc/self/ns/net").st_ino
+            deadline = time.monotonic() + 10
+            while os.stat(f"/proc/{pod.pid}/ns/net").st_ino == me and time.monotonic() < deadline:
+                time.sleep(0.01)
+            ssh = ["--ssh", f"root@{address}", "--ssh-key", str(d / "id_ed25519")]
+            ssh += ["--ssh-option", "StrictHostKeyChecking=no"]
+            ssh += ["--ssh-option", "UserKnownHostsFile=/dev/null", "--ssh-cache", str(d / "c")]
+            runs = []
+            for i in range(reps):
+                out = d / f"r{i}.pcap"
+                argv = [FLEETKIT, "ns", "capture", *ssh, "-t", str(pod.pid), "-i", "lo"]
+                argv += ["--duration", str(load_seconds + 3), "-w", str(out), "udp port 9999"]
+                proc = subprocess.Popen(
+                    argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                )
+                wait_listening(proc)
+                sent = flood(ns, load_seconds, rate)
+                _, err = proc.communicate(timeout=120)
+                node_captured = int(re.search(r"(\d+) packets captured", err).group(1))  # type: ignore[union-attr]
+                dropped = int(re.search(r"(\d+) packets dropped by kernel", err).group(1))  # type: ignore[union-attr]
+                runs.append((sent, node_captured, dropped, pcap_records(out)))
+        finally:
+            pod.kill()
+            pod.wait()
+
+    def med(field: int) -> int:
+        return round(statistics.median(r[field] for r in runs))
+
+    print(
+        json.dumps(
+            {
+                "bench": "capture-remote-rate",
+                "ours": round(med(3) / load_seconds),
+                "unit": "packets/s (records in the local file)",
+                "offered_rate": rate,
+                "sent": med(0),
+                "node_captured": med(1),
+                "node_kernel_drops": med(2),
+                "local_records": med(3),
+                "end_to_end_loss": med(0) - med(3),
+                "runs": runs,
                 "load_seconds": load_seconds,
             }
         ),

@@ -13,7 +13,9 @@ Prints one JSON line per shape:
                  `fleetkit ns capture -i lo -w` and by `tcpdump -i lo -w` (--capture-reps runs
                  each, alternating who goes first; medians): packets/s captured and kernel drops
                  ("speedup" = ours/peer packets captured per second). Flat out, the sender shares
-                 the CPU with the capturer, so the offered rate differs between the two.
+                 the CPU with the capturer, so the offered rate differs between the two; the
+                 capturer's CPU time per captured packet (flood only, start-up excluded) is
+                 reported too: on a shared machine it is the figure load does not move.
   dig            wall time of `fleetkit ns dig +short @SERVER NAME` vs `nsenter -n dig +short`
   capture-remote-rate
                  a "node" namespace with sshd (play's ssh_fleet) and a pod process in it; the
@@ -108,13 +110,23 @@ def wait_listening(proc: subprocess.Popen[str]) -> None:
     raise RuntimeError("capture did not start")
 
 
-def capture_run(argv: list[str], ns: str, seconds: float, rate: float) -> tuple[int, int, int]:
-    """(sent, captured, dropped) for one capture program under the flood."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def capture_run(
+    argv: list[str], ns: str, seconds: float, rate: float
+) -> tuple[int, int, int, float]:
+    """(sent, captured, dropped, CPU seconds while the flood ran) for one capture program."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_listening(proc)
+        cpu_before = cpu_seconds(proc.pid)  # start-up excluded
         sent = flood(ns, seconds, rate)
         time.sleep(0.5)  # let the capture drain its queue before the stop signal
+        cpu = cpu_seconds(proc.pid) - cpu_before
         os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -123,7 +135,7 @@ def capture_run(argv: list[str], ns: str, seconds: float, rate: float) -> tuple[
             proc.wait()
     captured = int(re.search(r"(\d+) packets captured", err).group(1))  # type: ignore[union-attr]
     dropped = int(re.search(r"(\d+) packets dropped by kernel", err).group(1))  # type: ignore[union-attr]
-    return sent, captured, dropped
+    return sent, captured, dropped, round(cpu, 2)
 
 
 def main() -> int:
@@ -261,7 +273,7 @@ def capture_shape(
         "ours": [FLEETKIT, "ns", "capture", "-t", pid, "-i", "lo", "-w", str(tmp / "ours.pcap")],
         "peer": ["nsenter", "-t", pid, "-n", "tcpdump", "-i", "lo", "-w", str(tmp / "peer.pcap")],
     }
-    runs: dict[str, list[tuple[int, int, int]]] = {"ours": [], "peer": []}
+    runs: dict[str, list[tuple[int, int, int, float]]] = {"ours": [], "peer": []}
     for i in range(reps):
         order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")  # alternate who goes first
         for name in order:
@@ -269,6 +281,9 @@ def capture_shape(
 
     def med(name: str, field: int) -> int:
         return round(statistics.median(r[field] for r in runs[name]))
+
+    def cpu_us(name: str) -> float:  # capturer CPU per captured packet: what load cannot skew
+        return round(statistics.median(r[3] / max(r[1], 1) * 1e6 for r in runs[name]), 3)
 
     pps_o, pps_p = med("ours", 1) / load_seconds, med("peer", 1) / load_seconds
     print(
@@ -286,6 +301,8 @@ def capture_shape(
                 "peer_sent": med("peer", 0),
                 "peer_captured": med("peer", 1),
                 "peer_kernel_drops": med("peer", 2),
+                "ours_cpu_us_per_packet": cpu_us("ours"),
+                "peer_cpu_us_per_packet": cpu_us("peer"),
                 "ours_runs": runs["ours"],
                 "peer_runs": runs["peer"],
                 "load_seconds": load_seconds,

@@ -564,6 +564,16 @@ def open_live(
         live = sc.PcapLive(name, snaplen, buffer_bytes, RETIRE_BLOCK_MS, program)
     except (OSError, sc.PcapLiveError):
         return None
+    try:
+        # loopback's outgoing copy dropped in the kernel, as on the socket path (libpcap would
+        # copy both into its ring and discard one per packet in user space). Installed over
+        # libpcap's own kernel filter: libpcap filters the first ring block in user space with
+        # the plain program, which has no ancillary loads its bpf_filter would reject.
+        with socket.fromfd(live.fd, socket.AF_PACKET, socket.SOCK_RAW) as sock:
+            _attach(sock, _skip_loopback_outgoing(program or [(0x06, 0, 0, snaplen)]))
+    except OSError:
+        live.close()
+        return None
     if live.linktype != LINKTYPE_ETHERNET:
         live.close()
         return None

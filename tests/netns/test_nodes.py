@@ -111,7 +111,22 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         procs = [spawn_in(namespaces[node], "sleep", "600") for _name, node, _ in PODS]
         api = None
         try:
-            pids = {name: p.pid for (name, _, _), p in zip(PODS, procs, strict=True)}
+            dnsmasq = require("dnsmasq", "apt-get install -y dnsmasq-base")
+            for i, ns in enumerate(namespaces):  # each node answers web.test its own way
+                procs.append(
+                    spawn_in(
+                        ns, dnsmasq, "--keep-in-foreground", "--no-resolv", "--no-hosts",
+                        "--bind-interfaces", "--listen-address=127.0.0.1", "--pid-file=",
+                        "--user=root", f"--address=/web.test/192.0.2.{10 + i}",
+                    )
+                )  # fmt: skip
+                wait_for(
+                    lambda ns=ns: (
+                        "127.0.0.1:53 " in run("ip", "netns", "exec", ns, "ss", "-lun").stdout
+                    ),
+                    what="dnsmasq on a node",
+                )
+            pids = {name: p.pid for (name, _, _), p in zip(PODS, procs[: len(PODS)], strict=True)}
             root = tmp / "noderoot"
             _containerd_state(root, pids)
             objects = tmp / "objects.yaml"
@@ -305,3 +320,18 @@ def test_node_by_inventory_name_and_unknown_node(fleet: Fleet, tmp_path: Path) -
     missing = fleetkit("ns", "ip", *fleet.flags[:2], "--inventory", str(other), "--pod", "shop/web")
     assert missing.returncode == 2
     assert missing.stderr.startswith(f"error: node node0 is not in the inventory ({other})")
+
+
+def test_selector_digs_from_each_pods_node(fleet: Fleet) -> None:
+    out = fleetkit(
+        "ns", "dig", "+short", "@127.0.0.1", "web.test", *fleet.flags,
+        "--selector", "tier=front", "--namespace", "shop",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "shop/api: 192.0.2.11\nshop/web: 192.0.2.10\n"
+    missing = fleetkit(
+        "ns", "dig", "+short", "@127.0.0.2", "web.test", "+time=1", *fleet.flags,
+        "--pod", "shop/web", "--pod", "shop/api",
+    )  # fmt: skip
+    assert missing.returncode == 9  # dig's status when no server answers, the worst of the two
+    assert "shop/web: " in missing.stderr and "shop/api: " in missing.stderr

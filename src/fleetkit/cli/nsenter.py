@@ -1159,14 +1159,19 @@ def _with_pod(pod: str | None, argv: list[str]) -> list[str]:
     return [*argv[:cut], *([] if pod is None else ["--pod", pod]), *argv[cut:]]
 
 
+_APP: list[bytes] = []  # fleetkit's zip application, built once per run
+
+
 def _child_argv(sub: str, pod: str | None, remote: Any, argv: list[str]) -> list[str]:
     """The command line of one pod's helper: here, or over ssh on its node."""
     args = _with_pod(pod, argv)
     if remote is None:
         return [sys.executable, "-m", "fleetkit", "ns", sub, *args]
-    from fleetkit.netns.remote import remote_command
+    from fleetkit.netns.remote import build_zipapp, remote_command
 
-    return remote_command(remote, ["ns", sub, *args])
+    if not _APP:
+        _APP.append(build_zipapp())
+    return remote_command(remote, ["ns", sub, *args], _APP[0])
 
 
 def _wants_json(argv: list[str]) -> bool:

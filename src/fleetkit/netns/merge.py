@@ -29,6 +29,7 @@ from fleetkit.netns.dissect import Printer, PrintOptions
 __all__ = ["PcapngWriter", "capture_many", "run_many"]
 
 HOLD_S = 1.0
+_DROPPED = (b"kex_exchange_identification", b"Connection reset by peer")  # sshd's MaxStartups
 _EOF = None
 
 
@@ -222,6 +223,15 @@ def run_many(
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the children get it and finish
     try:
         outputs = [proc.communicate() for proc in procs]  # all run at once; read in turn
+        for i, argv in enumerate(argvs):
+            for _retry in range(2):  # an ssh that sshd dropped before it ran anything
+                out, err = outputs[i]
+                if procs[i].returncode != 255 or out or not any(m in err for m in _DROPPED):
+                    break
+                procs[i] = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+                outputs[i] = procs[i].communicate()
     finally:
         signal.signal(signal.SIGINT, previous)
     for label, proc, (out, err) in zip(labels, procs, outputs, strict=True):

@@ -21,6 +21,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -157,16 +158,23 @@ def build_zipapp() -> bytes:
     return buf.getvalue()
 
 
+_SHIPPED: set[tuple[Remote, str]] = set()  # (node, zip hash) known to be there, this process
+_DROPPED = (b"Connection reset", b"Connection closed", b"kex_exchange_identification")
+
+
 def _ship(remote: Remote, app: bytes) -> str:
     """Put the zip application on the node unless it is there; its path there."""
     digest = hashlib.sha256(app).hexdigest()[:16]
     path = f"{remote.cache_dir}/fleetkit-{digest}.pyz"
-    for _attempt in range(2):  # one retry: sshd drops early connections under MaxStartups
+    if (remote, digest) in _SHIPPED:
+        return path
+    for attempt in range(4):  # sshd drops early connections beyond MaxStartups: retry those
         check = subprocess.run(
             remote.ssh(f'test -f "{path}"'), stdin=subprocess.DEVNULL, capture_output=True
         )
-        if check.returncode != 255 or b"Connection reset" not in check.stderr:
+        if check.returncode != 255 or not any(m in check.stderr for m in _DROPPED):
             break
+        time.sleep(0.2 * (attempt + 1))
     if check.returncode == 255:
         raise HelperError(
             f"ssh {remote.destination}: {check.stderr.decode(errors='replace').strip()}",
@@ -184,6 +192,7 @@ def _ship(remote: Remote, app: bytes) -> str:
                 f"{sent.stderr.decode(errors='replace').strip()}",
                 hint="the node needs a writable home directory and Python 3",
             )
+    _SHIPPED.add((remote, digest))
     return path
 
 

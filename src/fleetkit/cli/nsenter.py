@@ -245,6 +245,12 @@ def _parser(
         metavar="DIR",
         help="read /proc and runtime state below DIR (default /)",
     )
+    _remote_group(parser)
+    return parser
+
+
+def _remote_group(parser: Any) -> None:
+    """The remote flags in --help (``_split_remote`` takes them out before parsing)."""
     remote = parser.add_argument_group(
         "on other nodes (see 'fleetkit ns --help'; long spellings only)"
     )
@@ -253,7 +259,6 @@ def _parser(
     remote.add_argument(
         "--all-namespaces", action="store_true", help="--selector in every namespace"
     )
-    return parser
 
 
 def _resolve(args: Any, required: bool = True) -> int | None:
@@ -319,6 +324,7 @@ def _ns_ps(argv: list[str]) -> int:
     parser.add_argument("-a", "--all", action="store_true", help="include stopped containers")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
     parser.add_argument("--node-root", default="/", metavar="DIR", help="read state below DIR")
+    _remote_group(parser)
     args = parser.parse_args(argv)
     found = [c for c in Resolver(args.node_root).containers() if args.all or c.pid is not None]
     if args.output == "json":

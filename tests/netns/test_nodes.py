@@ -335,3 +335,30 @@ def test_selector_digs_from_each_pods_node(fleet: Fleet) -> None:
     )  # fmt: skip
     assert missing.returncode == 9  # dig's status when no server answers, the worst of the two
     assert "shop/web: " in missing.stderr and "shop/api: " in missing.stderr
+
+
+def test_node_found_by_address_and_api_node(fleet: Fleet, tmp_path: Path) -> None:
+    key = fleet.inventory.read_text().split("ansible_ssh_private_key_file: ")[1].split()[0]
+    by_address = tmp_path / "by-address.ini"  # hosts not named after the nodes
+    by_address.write_text(
+        "".join(f"worker-{i} ansible_host={a}\n" for i, a in enumerate(fleet.addresses))
+        + f"[all:vars]\nansible_user=root\nansible_ssh_private_key_file={key}\n"
+        "ansible_ssh_common_args='-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no'\n"
+    )
+    cache = ["--ssh-cache", str(tmp_path / "c"), "--node-root", str(fleet.root)]
+    ours = fleetkit(
+        "ns", "ip", "route", "--kubeconfig", str(fleet.kubeconfig), "--inventory",
+        str(by_address), "--pod", "shop/api", *cache,
+    )  # fmt: skip
+    local = fleetkit("ns", "ip", "-t", str(fleet.pids["api"]), "route")
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == local.stdout
+    # --node with only the API: the node's InternalIP, as --ssh-user (root)
+    api_node = fleetkit(
+        "ns", "ip", "route", "--kubeconfig", str(fleet.kubeconfig), "--node", "node1",
+        "-t", str(fleet.pids["api"]), "--ssh-key", key,
+        "--ssh-option", "UserKnownHostsFile=/dev/null",
+        "--ssh-option", "StrictHostKeyChecking=no", *cache,
+    )  # fmt: skip
+    assert api_node.returncode == 0, api_node.stderr
+    assert api_node.stdout == local.stdout

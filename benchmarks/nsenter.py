@@ -106,7 +106,7 @@ def wait_listening(proc: subprocess.Popen[str]) -> None:
         if "listening on" in line:
             return
         if not line and proc.poll() is not None:
-            raise RuntimeError("capture exited early")
+            raise RuntimeError(f"capture exited early: {proc.stderr.read()}")
     raise RuntimeError("capture did not start")
 
 

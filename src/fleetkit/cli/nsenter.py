@@ -1065,6 +1065,8 @@ def _inventory_remote(inventory: Any, node: str, addresses: tuple[str, ...], whe
 
 def _targets(where: _Where, pods: list[str]) -> list[tuple[str | None, Any]]:
     """(pod, Remote or None) for each place the helper runs."""
+    import dataclasses
+
     from fleetkit.errors import UsageError
     from fleetkit.netns.remote import Remote
 
@@ -1074,7 +1076,9 @@ def _targets(where: _Where, pods: list[str]) -> list[tuple[str | None, Any]]:
             hint="give --ssh USER@HOST, or let the API and the inventory find the node",
         )
     if where.all_namespaces and not where.selector:
-        raise UsageError("--all-namespaces needs --selector", hint="e.g. --selector app=web -A")
+        raise UsageError(
+            "--all-namespaces needs --selector", hint="e.g. --selector app=web --all-namespaces"
+        )
     if where.namespace:
         pods = [p if "/" in p else f"{where.namespace}/{p}" for p in pods]
     inventory = None
@@ -1092,12 +1096,7 @@ def _targets(where: _Where, pods: list[str]) -> list[tuple[str | None, Any]]:
         )
 
     if where.ssh:
-        remote = Remote(
-            where.ssh,
-            where.key,
-            tuple(where.options),
-            *(() if where.cache is None else (where.cache,)),
-        )
+        remote = dataclasses.replace(plain(""), destination=where.ssh)
         return [(p, remote) for p in pods] or [(None, remote)]
     if where.node:
         if where.selector:

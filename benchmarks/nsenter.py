@@ -13,8 +13,16 @@ Prints one JSON line per shape:
                  `fleetkit ns capture -i lo -w` and by `tcpdump -i lo -w` (--capture-reps runs
                  each, alternating who goes first; medians): packets/s captured and kernel drops
                  ("speedup" = ours/peer packets captured per second). Flat out, the sender shares
-                 the CPU with the capturer, so the offered rate differs between the two.
+                 the CPU with the capturer, so the offered rate differs between the two; the
+                 capturer's CPU time per captured packet (flood only, start-up excluded) is
+                 reported too: on a shared machine it is the figure load does not move.
   dig            wall time of `fleetkit ns dig +short @SERVER NAME` vs `nsenter -n dig +short`
+  capture-remote-rate
+                 a "node" namespace with sshd (play's ssh_fleet) and a pod process in it; the
+                 same loopback flood at --rate in the node, captured from here with
+                 `fleetkit ns capture --ssh root@NODE -t PID -i lo -w FILE` (the node's capture
+                 streams pcap back over ssh): the node's kernel drops, and the end-to-end loss
+                 (packets sent minus records in the local file); --capture-reps runs, medians
 """
 
 from __future__ import annotations
@@ -98,17 +106,27 @@ def wait_listening(proc: subprocess.Popen[str]) -> None:
         if "listening on" in line:
             return
         if not line and proc.poll() is not None:
-            raise RuntimeError("capture exited early")
+            raise RuntimeError(f"capture exited early: {proc.stderr.read()}")
     raise RuntimeError("capture did not start")
 
 
-def capture_run(argv: list[str], ns: str, seconds: float, rate: float) -> tuple[int, int, int]:
-    """(sent, captured, dropped) for one capture program under the flood."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def capture_run(
+    argv: list[str], ns: str, seconds: float, rate: float
+) -> tuple[int, int, int, float]:
+    """(sent, captured, dropped, CPU seconds while the flood ran) for one capture program."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_listening(proc)
+        cpu_before = cpu_seconds(proc.pid)  # start-up excluded
         sent = flood(ns, seconds, rate)
         time.sleep(0.5)  # let the capture drain its queue before the stop signal
+        cpu = cpu_seconds(proc.pid) - cpu_before
         os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -117,7 +135,7 @@ def capture_run(argv: list[str], ns: str, seconds: float, rate: float) -> tuple[
             proc.wait()
     captured = int(re.search(r"(\d+) packets captured", err).group(1))  # type: ignore[union-attr]
     dropped = int(re.search(r"(\d+) packets dropped by kernel", err).group(1))  # type: ignore[union-attr]
-    return sent, captured, dropped
+    return sent, captured, dropped, round(cpu, 2)
 
 
 def main() -> int:
@@ -132,7 +150,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50000.0, help="packets/s for capture-lo-rate")
     parser.add_argument(
         "--shapes",
-        default="nsenter-true,capture-lo-rate,capture-lo-max,dig",
+        default="nsenter-true,capture-lo-rate,capture-lo-max,dig,capture-remote-rate",
         help="comma-separated subset of the shapes to run",
     )
     args = parser.parse_args()
@@ -199,6 +217,10 @@ def main() -> int:
         # 3. dig latency (process start included, as a user sees it)
         if "dig" in shapes:
             dig_shape(pid, args.runs, env)
+
+        # 4. remote capture over loopback ssh at a fixed rate
+        if "capture-remote-rate" in shapes:
+            remote_shape(tmp, args.rate, args.load_seconds, args.capture_reps)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -251,7 +273,7 @@ def capture_shape(
         "ours": [FLEETKIT, "ns", "capture", "-t", pid, "-i", "lo", "-w", str(tmp / "ours.pcap")],
         "peer": ["nsenter", "-t", pid, "-n", "tcpdump", "-i", "lo", "-w", str(tmp / "peer.pcap")],
     }
-    runs: dict[str, list[tuple[int, int, int]]] = {"ours": [], "peer": []}
+    runs: dict[str, list[tuple[int, int, int, float]]] = {"ours": [], "peer": []}
     for i in range(reps):
         order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")  # alternate who goes first
         for name in order:
@@ -259,6 +281,9 @@ def capture_shape(
 
     def med(name: str, field: int) -> int:
         return round(statistics.median(r[field] for r in runs[name]))
+
+    def cpu_us(name: str) -> float:  # capturer CPU per captured packet: what load cannot skew
+        return round(statistics.median(r[3] / max(r[1], 1) * 1e6 for r in runs[name]), 3)
 
     pps_o, pps_p = med("ours", 1) / load_seconds, med("peer", 1) / load_seconds
     print(
@@ -276,8 +301,79 @@ def capture_shape(
                 "peer_sent": med("peer", 0),
                 "peer_captured": med("peer", 1),
                 "peer_kernel_drops": med("peer", 2),
+                "ours_cpu_us_per_packet": cpu_us("ours"),
+                "peer_cpu_us_per_packet": cpu_us("peer"),
                 "ours_runs": runs["ours"],
                 "peer_runs": runs["peer"],
+                "load_seconds": load_seconds,
+            }
+        ),
+        flush=True,
+    )
+
+
+def pcap_records(path: Path) -> int:
+    """How many records a classic pcap file holds."""
+    raw = path.read_bytes()
+    at, n = 24, 0
+    while at + 16 <= len(raw):
+        at += 16 + int.from_bytes(raw[at + 8 : at + 12], "little")
+        n += 1
+    return n
+
+
+def remote_shape(tmp: Path, rate: float, load_seconds: float, reps: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.playbook._netns import ssh_fleet
+
+    d = tmp / "remote"
+    d.mkdir()
+    with ssh_fleet(d, 1):
+        ns = (d / "namespaces").read_text().split()[0]
+        address = (d / "addresses").read_text().split()[0]
+        pod = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "3600"])
+        try:
+            me = os.stat("/proc/self/ns/net").st_ino
+            deadline = time.monotonic() + 10
+            while os.stat(f"/proc/{pod.pid}/ns/net").st_ino == me and time.monotonic() < deadline:
+                time.sleep(0.01)
+            ssh = ["--ssh", f"root@{address}", "--ssh-key", str(d / "id_ed25519")]
+            ssh += ["--ssh-option", "StrictHostKeyChecking=no"]
+            ssh += ["--ssh-option", "UserKnownHostsFile=/dev/null", "--ssh-cache", str(d / "c")]
+            runs = []
+            for i in range(reps):
+                out = d / f"r{i}.pcap"
+                argv = [FLEETKIT, "ns", "capture", *ssh, "-t", str(pod.pid), "-i", "lo"]
+                argv += ["--duration", str(load_seconds + 3), "-w", str(out), "udp port 9999"]
+                proc = subprocess.Popen(
+                    argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                )
+                wait_listening(proc)
+                sent = flood(ns, load_seconds, rate)
+                _, err = proc.communicate(timeout=120)
+                node_captured = int(re.search(r"(\d+) packets captured", err).group(1))  # type: ignore[union-attr]
+                dropped = int(re.search(r"(\d+) packets dropped by kernel", err).group(1))  # type: ignore[union-attr]
+                runs.append((sent, node_captured, dropped, pcap_records(out)))
+        finally:
+            pod.kill()
+            pod.wait()
+
+    def med(field: int) -> int:
+        return round(statistics.median(r[field] for r in runs))
+
+    print(
+        json.dumps(
+            {
+                "bench": "capture-remote-rate",
+                "ours": round(med(3) / load_seconds),
+                "unit": "packets/s (records in the local file)",
+                "offered_rate": rate,
+                "sent": med(0),
+                "node_captured": med(1),
+                "node_kernel_drops": med(2),
+                "local_records": med(3),
+                "end_to_end_loss": med(0) - med(3),
+                "runs": runs,
                 "load_seconds": load_seconds,
             }
         ),

@@ -141,6 +141,23 @@ def test_block_to_pcap_records_and_skips() -> None:
     view.release()
 
 
+@pytest.mark.parametrize("hatype", [ARPHRD_ETHER, ARPHRD_LOOPBACK])
+def test_one_interface_block_equals_the_general_path(hatype: int) -> None:
+    frames = [bytes([65 + i]) * (40 + 7 * i) for i in range(5)]
+    ring = _block([(2, hatype, 0, frame) for frame in frames])
+    view = memoryview(ring)
+    general, uniform = bytearray(), bytearray()
+    assert _block_to_pcap(view, 0, general, 1 << 30) == 5
+    assert _block_to_pcap(view, 0, uniform, 1 << 30, uniform=True) == 5
+    assert uniform == general
+    limited = bytearray()
+    assert _block_to_pcap(view, 0, limited, 3, uniform=True) == 3
+    assert limited == general[: 3 * 16 + sum(len(f) for f in frames[:3])]
+    tun = _block([(3, 65534, 0, frame) for frame in frames])  # not Ethernet-framed: none kept
+    assert _block_to_pcap(memoryview(tun), 0, bytearray(), 1 << 30, uniform=True) == 0
+    view.release()
+
+
 # --- start-up path ---------------------------------------------------------------------------
 
 
@@ -204,3 +221,15 @@ def test_setns_joins_own_namespace_in_a_thread() -> None:
     finally:
         os.close(fd)
     assert not errors, errors
+
+
+def test_write_path_on_one_interface_is_libpcaps_own() -> None:
+    from fleetkit.netns.capture import LiveHandle, open_live
+    from tests.peers import require_root
+
+    require_root("opens a packet socket")
+    handle = open_live("lo", [], 1 << 20, 262144)
+    assert isinstance(handle, LiveHandle) and handle.interface == "lo"
+    handle.close()
+    # not there: None, so the socket path reports the error with tcpdump's words
+    assert open_live("fk-no-such0", [], 1 << 20, 262144) is None

@@ -583,3 +583,41 @@ def test_capture_library_both_read_paths(netlab: Lab, ring: bool) -> None:
     for packet in got:
         assert packet.ifname == "eth0" and packet.outgoing
         assert packet.data[36:38] == (80).to_bytes(2, "big")  # TCP destination port
+
+
+def test_capture_write_on_loopback_keeps_one_copy_like_tcpdump(netlab: Lab, tmp_path: Path) -> None:
+    # -w on one interface is libpcap's capture with the loopback filter over it; libpcap filters
+    # the first ring block in user space, which must keep its packets too
+    tcpdump = require("tcpdump", "apt-get install -y tcpdump")
+    ping = require("ping", "apt-get install -y iputils-ping")
+    mine, theirs_file = tmp_path / "ours.pcap", tmp_path / "theirs.pcap"
+    flags = ["-i", "lo", "-c", "4", "icmp"]
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "fleetkit", "ns", "capture", "-t", str(netlab.target)]
+        + ["-w", str(mine), *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    theirs = subprocess.Popen(
+        ["ip", "netns", "exec", netlab.client, tcpdump, "-w", str(theirs_file), *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _listening(ours, "listening on lo")
+        _listening(theirs, "listening on lo")
+        run("ip", "netns", "exec", netlab.client, ping, "-c", "2", "-i", "0.2", "127.0.0.1")
+        _, err = ours.communicate(timeout=30)
+        theirs.communicate(timeout=30)
+    finally:
+        for proc in (ours, theirs):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert ours.returncode == theirs.returncode == 0, err
+    assert "4 packets captured" in err
+    got = run(tcpdump, "-r", str(mine), "-n", "-t").stdout  # two captures: stamps may differ
+    want = run(tcpdump, "-r", str(theirs_file), "-n", "-t").stdout
+    assert got == want and got.count("ICMP echo") == 4

@@ -131,13 +131,23 @@ subcommands:
 
 Run 'fleetkit ns SUBCOMMAND --help' for each one's options.
 
-On another node: --ssh USER@HOST [--ssh-key FILE] [--ssh-option OPT] before or after the
-subcommand ships fleetkit there once (Python 3 is all the node needs) and runs it there;
-capture -w FILE lands here. --kubeconfig FILE [--context C] with --pod NS/NAME finds the
-pod's node from the API and reaches it as --ssh-user (default root) at its InternalIP.
+On another node (flags before or after the subcommand; fleetkit is shipped there once, Python 3
+is all the node needs; capture -w FILE lands here):
+  --ssh USER@HOST [--ssh-key FILE] [--ssh-option OPT]... [--ssh-cache DIR]   that host
+  --kubeconfig FILE [--context C] --pod NS/NAME   the pod's node, from the API, reached as
+                      --ssh-user (default root) at its InternalIP
+  --inventory FILE    map node names to SSH hosts with fleetkit play's inventory (ansible_host,
+                      ansible_user, ansible_port, ansible_ssh_private_key_file, ...); repeatable
+  --node NAME         run on that node (an inventory host, or an API node): -t PID, ps, ...
+  --selector SEL [--namespace NS | --all-namespaces]   every pod the label selector picks
+                      (kubectl's -l/-n/-A), on whichever nodes: capture merges them in time
+                      order; dig, ip, sockets, http print each pod's lines prefixed 'NS/NAME: '
+Several --pod also run at once. Long spellings only: -i, -l, -n and -A are tcpdump's (and
+ss's, curl's) flags here, never kubectl's or ansible's.
 
 example:
   fleetkit ns dig -t 1294 +short @10.96.0.10 web.default.svc.cluster.local
+  fleetkit ns capture --inventory hosts.ini --selector app=web -nn -c 20 port 80
 """
 
 
@@ -235,7 +245,20 @@ def _parser(
         metavar="DIR",
         help="read /proc and runtime state below DIR (default /)",
     )
+    _remote_group(parser)
     return parser
+
+
+def _remote_group(parser: Any) -> None:
+    """The remote flags in --help (``_split_remote`` takes them out before parsing)."""
+    remote = parser.add_argument_group(
+        "on other nodes (see 'fleetkit ns --help'; long spellings only)"
+    )
+    for flag, metavar, text in _REMOTE_HELP:
+        remote.add_argument(flag, metavar=metavar, help=text, dest=f"_remote{flag}")
+    remote.add_argument(
+        "--all-namespaces", action="store_true", help="--selector in every namespace"
+    )
 
 
 def _resolve(args: Any, required: bool = True) -> int | None:
@@ -301,6 +324,7 @@ def _ns_ps(argv: list[str]) -> int:
     parser.add_argument("-a", "--all", action="store_true", help="include stopped containers")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
     parser.add_argument("--node-root", default="/", metavar="DIR", help="read state below DIR")
+    _remote_group(parser)
     args = parser.parse_args(argv)
     found = [c for c in Resolver(args.node_root).containers() if args.all or c.pid is not None]
     if args.output == "json":
@@ -558,57 +582,39 @@ def _print_options(args: Any) -> Any:
     )
 
 
-def _capture_many(argv: list[str]) -> int:
-    """``capture --pod a --pod b ...``: one capture per pod, merged in time order."""
-    pods: list[str] = []
-    base: list[str] = []
+def _capture_many(targets: list[tuple[str, Any]], base: list[str]) -> int:
+    """Several pods' captures at once (locally or on their nodes), merged in time order."""
+    rest: list[str] = []
     write_path: str | None = None
     count: int | None = None
     i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word in ("--pod", "-w", "--write", "-c", "--count") and i + 1 < len(argv):
-            value = argv[i + 1]
-            if word == "--pod":
-                pods.append(value)
-            elif word in ("-w", "--write"):
-                write_path = value
+    while i < len(base):
+        word = base[i]
+        if word == "--":
+            rest.extend(base[i:])
+            break
+        if word in ("-w", "--write", "-c", "--count") and i + 1 < len(base):
+            if word in ("-w", "--write"):
+                write_path = base[i + 1]
             else:
-                count = _positive_int(value)
+                count = _positive_int(base[i + 1])
             i += 2
             continue
-        if word.startswith("--pod="):
-            pods.append(word.split("=", 1)[1])
+        if word.startswith("--write="):
+            write_path = word.split("=", 1)[1]
         else:
-            base.append(word)
+            rest.append(word)
         i += 1
-    remote_flags = {
-        "--ssh",
-        "--ssh-key",
-        "--ssh-option",
-        "--ssh-cache",
-        "--ssh-user",
-        "--kubeconfig",
-        "--context",
-    }
-    local: list[str] = []  # the flags this process understands (the children get them all)
-    skip = False
-    for word in base:
-        if skip:
-            skip = False
-        elif word in remote_flags:
-            skip = True
-        elif word.split("=", 1)[0] not in remote_flags:
-            local.append(word)
-    args = _capture_parser().parse_args(_tcpdump_argv(local))
+    args = _capture_parser().parse_args(_tcpdump_argv(rest))
     if args.read is not None or args.dump_program or args.list_interfaces:
         from fleetkit.errors import UsageError
 
         raise UsageError("several --pod only capture", hint="name one pod for -r, -d or -D")
     from fleetkit.netns.merge import capture_many
 
-    def child(pod: str) -> list[str]:
-        return [sys.executable, "-m", "fleetkit", "ns", "capture", *base, "--pod", pod, "-w", "-"]
+    argvs = {
+        pod: _child_argv("capture", pod, remote, [*rest, "-w", "-"]) for pod, remote in targets
+    }
 
     def text(line: str) -> None:
         sys.stdout.write(line)
@@ -616,8 +622,9 @@ def _capture_many(argv: list[str]) -> int:
             sys.stdout.flush()
 
     return capture_many(
-        pods, child, write_path, sys.stdout.buffer, text, _print_options(args), count
-    )
+        list(argvs), argvs.__getitem__, write_path, sys.stdout.buffer, text, _print_options(args),
+        count,
+    )  # fmt: skip
 
 
 def _ns_capture(argv: list[str]) -> int:
@@ -694,6 +701,7 @@ def _ns_capture(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    reader_gone = _reader_gone()
     stats = capture(
         pid,
         args.interface,
@@ -703,7 +711,7 @@ def _ns_capture(argv: list[str]) -> int:
         out,
         log,
         duration_s=args.duration,
-        stop=lambda: bool(stopping),
+        stop=lambda: bool(stopping) or reader_gone(),
         flush=sys.stdout.flush,
         buffer_bytes=args.buffer_size * 1024,
         options=options,
@@ -718,6 +726,25 @@ def _ns_capture(argv: list[str]) -> int:
         f"{stats.dropped} packets dropped by kernel\n"
     )
     return 0
+
+
+def _reader_gone() -> Any:
+    """A check that standard output's reader went away (a pipe or socket whose other end
+    closed: ``| head``, or the ssh session of a remote capture ended), so an idle capture stops
+    too, not only one whose next write fails."""
+    import os
+    import select
+    import stat
+
+    try:
+        mode = os.fstat(1).st_mode
+    except OSError:
+        return lambda: False
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return lambda: False
+    watch = select.poll()
+    watch.register(1, 0)  # POLLERR / POLLHUP are always reported
+    return lambda: bool(watch.poll(0))
 
 
 def _capture_read(
@@ -883,87 +910,294 @@ _SUBCOMMANDS = {
 }
 
 
-def _split_ssh(argv: list[str]) -> tuple[Any, list[str]]:
-    """``--ssh USER@HOST [--ssh-key FILE] [--ssh-option OPT]... [--ssh-cache DIR]`` out of ARGV."""
-    import shlex
+_REMOTE_HELP = (
+    ("--ssh", "USER@HOST", "run on that host over ssh"),
+    ("--ssh-key", "FILE", "ssh -i FILE"),
+    ("--ssh-option", "OPT", "ssh -o OPT (repeatable)"),
+    ("--ssh-cache", "DIR", "where fleetkit is kept on the node"),
+    ("--ssh-user", "USER", "user for API-found nodes (default root)"),
+    ("--kubeconfig", "FILE", "find --pod's node from the Kubernetes API"),
+    ("--context", "NAME", "the kubeconfig context"),
+    ("--inventory", "FILE", "node names -> SSH hosts, as fleetkit play's -i (repeatable)"),
+    ("--node", "NAME", "run on that node (inventory host or API node)"),
+    ("--selector", "SEL", "every pod a label selector picks (kubectl -l)"),
+    ("--namespace", "NS", "the namespace of --selector / --pod NAME (kubectl -n)"),
+)
 
+_REMOTE_FLAGS = (
+    "--ssh",
+    "--ssh-key",
+    "--ssh-option",
+    "--ssh-cache",
+    "--ssh-user",
+    "--kubeconfig",
+    "--context",
+    "--inventory",
+    "--node",
+    "--selector",
+    "--namespace",
+)
+
+
+class _Where:
+    """Where the helper runs: the remote flags of ``fleetkit ns`` (any position)."""
+
+    def __init__(self) -> None:
+        self.ssh: str | None = None
+        self.key: str | None = None
+        self.cache: str | None = None
+        self.ssh_user = "root"
+        self.options: list[str] = []
+        self.kubeconfig: str | None = None
+        self.context: str | None = None
+        self.inventory: list[str] = []
+        self.node: str | None = None
+        self.selector: str | None = None
+        self.namespace: str | None = None
+        self.all_namespaces = False
+
+    def api(self) -> bool:
+        """Whether the Kubernetes API places the pods (or names the node)."""
+        return bool(self.kubeconfig or self.selector or self.inventory or self.context)
+
+    def any(self) -> bool:
+        """Whether any remote flag was given."""
+        return bool(self.ssh or self.api() or self.node or self.namespace or self.all_namespaces)
+
+
+def _split_remote(argv: list[str]) -> tuple[_Where, list[str]]:
+    """The remote flags (``--ssh``, ``--kubeconfig``, ``--inventory``, ``--selector``...) out of
+    ARGV, before or after the subcommand; the rest, in order."""
     from fleetkit.errors import UsageError
 
-    dest: str | None = None
-    key: str | None = None
-    cache: str | None = None
-    kubeconfig: str | None = None
-    context: str | None = None
-    ssh_user = "root"
-    options: list[str] = []
+    where = _Where()
     rest: list[str] = []
     i = 0
     while i < len(argv):
         word = argv[i]
         name, eq, value = word.partition("=")
-        if name in (
-            "--ssh",
-            "--ssh-key",
-            "--ssh-option",
-            "--ssh-cache",
-            "--ssh-user",
-            "--kubeconfig",
-            "--context",
-        ):
+        if word == "--all-namespaces":
+            where.all_namespaces = True
+        elif name in _REMOTE_FLAGS:
             if not eq:
                 if i + 1 >= len(argv):
                     raise UsageError(f"{name} needs a value", hint="e.g. --ssh root@node1")
                 value = argv[i + 1]
                 i += 1
             if name == "--ssh":
-                dest = value
+                where.ssh = value
             elif name == "--ssh-key":
-                key = value
+                where.key = value
             elif name == "--ssh-cache":
-                cache = value
+                import shlex
+
+                if not value or shlex.quote(value) != value:
+                    raise UsageError(
+                        f"--ssh-cache {value!r}: only letters, digits and _ . / - please",
+                        hint="e.g. --ssh-cache /var/tmp/fleetkit",
+                    )
+                where.cache = value
             elif name == "--ssh-user":
-                ssh_user = value
-            elif name == "--kubeconfig":
-                kubeconfig = value
-            elif name == "--context":
-                context = value
+                where.ssh_user = value
+            elif name == "--ssh-option":
+                where.options.append(value)
+            elif name == "--inventory":
+                where.inventory.append(value)
             else:
-                options.append(value)
+                setattr(where, name[2:], value)
         elif word == "--":
             rest.extend(argv[i:])
             break
         else:
             rest.append(word)
         i += 1
-    if dest is None and kubeconfig is None:
-        return None, argv
-    if dest is None:
-        # --pod NS/NAME --kubeconfig: the pod's node from the API, reached as --ssh-user@address
-        pods = [rest[i + 1] for i, w in enumerate(rest[:-1]) if w == "--pod"]
-        pods += [w.split("=", 1)[1] for w in rest if w.startswith("--pod=")]
-        if len(pods) != 1:
-            raise UsageError(
-                "--kubeconfig needs one --pod NAMESPACE/NAME",
-                hint="e.g. fleetkit ns capture --kubeconfig ~/.kube/config --pod shop/web",
-            )
-        from fleetkit.netns.kube import locate_pod
+    return where, rest
 
-        placement = locate_pod(pods[0], kubeconfig, context)
-        sys.stderr.write(
-            f"fleetkit: pod {placement.namespace}/{placement.name} runs on {placement.node}"
-            f" ({placement.address})\n"
+
+def _split_pods(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The ``--pod`` values out of a subcommand's ARGV; the rest."""
+    pods: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            rest.extend(argv[i:])
+            break
+        if word == "--pod" and i + 1 < len(argv):
+            pods.append(argv[i + 1])
+            i += 2
+            continue
+        if word.startswith("--pod="):
+            pods.append(word.split("=", 1)[1])
+        else:
+            rest.append(word)
+        i += 1
+    return pods, rest
+
+
+def _inventory_remote(inventory: Any, node: str, addresses: tuple[str, ...], where: _Where) -> Any:
+    """The inventory host for NODE (by name, else by an ansible_host equal to its address)."""
+    import dataclasses
+
+    from fleetkit.errors import UsageError
+    from fleetkit.netns.remote import remote_from_host_vars
+
+    name = node if node in inventory.hosts else None
+    if name is None and addresses:
+        for candidate in sorted(inventory.hosts):
+            hv = inventory.host_vars(candidate)
+            if str(hv.get("ansible_host", hv.get("ansible_ssh_host", candidate))) in addresses:
+                name = candidate
+                break
+    if name is None:
+        raise UsageError(
+            f"node {node} is not in the inventory ({', '.join(where.inventory)})",
+            hint="add it as a host named after the node, or whose ansible_host is its address",
         )
-        dest = f"{ssh_user}@{placement.address}"
+    remote = remote_from_host_vars(name, inventory.host_vars(name), where.cache)
+    return dataclasses.replace(
+        remote,
+        key=remote.key or where.key,
+        options=(*remote.options, *where.options),
+    )
+
+
+def _targets(where: _Where, pods: list[str]) -> list[tuple[str | None, Any]]:
+    """(pod, Remote or None) for each place the helper runs."""
+    import dataclasses
+
+    from fleetkit.errors import UsageError
     from fleetkit.netns.remote import Remote
 
-    if cache is None:
-        return Remote(dest, key, tuple(options)), rest
-    if not cache or shlex.quote(cache) != cache:
+    if where.ssh and (where.api() or where.node):
         raise UsageError(
-            f"--ssh-cache {cache!r}: only letters, digits and _ . / - please",
-            hint="e.g. --ssh-cache /var/tmp/fleetkit",
+            "--ssh names the node; --kubeconfig, --inventory, --selector and --node find it",
+            hint="give --ssh USER@HOST, or let the API and the inventory find the node",
         )
-    return Remote(dest, key, tuple(options), cache), rest
+    if where.all_namespaces and not where.selector:
+        raise UsageError(
+            "--all-namespaces needs --selector", hint="e.g. --selector app=web --all-namespaces"
+        )
+    if where.namespace:
+        pods = [p if "/" in p else f"{where.namespace}/{p}" for p in pods]
+    inventory = None
+    if where.inventory:
+        from fleetkit.playbook.inventory import load_inventory
+
+        inventory = load_inventory(where.inventory, unparsed_is_failed=True)
+
+    def plain(address: str) -> Any:
+        return Remote(
+            f"{where.ssh_user}@{address}",
+            where.key,
+            tuple(where.options),
+            *(() if where.cache is None else (where.cache,)),
+        )
+
+    if where.ssh:
+        remote = dataclasses.replace(plain(""), destination=where.ssh)
+        return [(p, remote) for p in pods] or [(None, remote)]
+    if where.node:
+        if where.selector:
+            raise UsageError("--node and --selector both pick nodes", hint="give one of them")
+        if inventory is not None:
+            remote = _inventory_remote(inventory, where.node, (), where)
+        elif where.kubeconfig or where.context:
+            from fleetkit.netns.kube import KubeAPI
+
+            addresses = KubeAPI(where.kubeconfig, where.context).node_addresses(where.node)
+            if not addresses:
+                raise UsageError(
+                    f"node {where.node} has no address in its status",
+                    hint="map node names to hosts with --inventory FILE",
+                )
+            remote = plain(addresses[0])
+        else:
+            raise UsageError(
+                "--node needs --inventory or --kubeconfig",
+                hint="--inventory maps node names to hosts as fleetkit play's inventory does",
+            )
+        return [(p, remote) for p in pods] or [(None, remote)]
+    if not where.api():
+        return [(p, None) for p in pods] or [(None, None)]
+    from fleetkit.netns.kube import locate_pod, select_pods
+
+    if where.selector is not None:
+        if pods:
+            raise UsageError("--selector and --pod both name pods", hint="give one of them")
+
+        def warn(text: str) -> None:
+            sys.stderr.write(f"fleetkit: {text}\n")
+
+        placements = select_pods(
+            where.selector,
+            where.namespace,
+            where.all_namespaces,
+            where.kubeconfig,
+            where.context,
+            warn,
+        )
+    elif pods:
+        placements = [locate_pod(p, where.kubeconfig, where.context) for p in pods]
+    else:
+        raise UsageError(
+            "--kubeconfig and --inventory need --pod NAMESPACE/NAME, --selector or --node",
+            hint="e.g. fleetkit ns capture --kubeconfig ~/.kube/config --pod shop/web",
+        )
+    out: list[tuple[str | None, Any]] = []
+    for placement in placements:
+        if inventory is not None:
+            remote = _inventory_remote(inventory, placement.node, placement.addresses, where)
+        else:
+            remote = plain(placement.address)
+        sys.stderr.write(
+            f"fleetkit: pod {placement.pod} runs on {placement.node} ({placement.address})\n"
+        )
+        out.append((placement.pod, remote))
+    return out
+
+
+def _with_pod(pod: str | None, argv: list[str]) -> list[str]:
+    """ARGV with ``--pod POD`` before any ``--``."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    return [*argv[:cut], *([] if pod is None else ["--pod", pod]), *argv[cut:]]
+
+
+_APP: list[bytes] = []  # fleetkit's zip application, built once per run
+
+
+def _child_argv(sub: str, pod: str | None, remote: Any, argv: list[str]) -> list[str]:
+    """The command line of one pod's helper: here, or over ssh on its node."""
+    args = _with_pod(pod, argv)
+    if remote is None:
+        return [sys.executable, "-m", "fleetkit", "ns", sub, *args]
+    from fleetkit.netns.remote import build_zipapp, remote_command
+
+    if not _APP:
+        _APP.append(build_zipapp())
+    return remote_command(remote, ["ns", sub, *args], _APP[0])
+
+
+def _wants_json(argv: list[str]) -> bool:
+    for i, word in enumerate(argv):
+        if word == "--":
+            break
+        if word in ("-o", "--output") and argv[i + 1 : i + 2] == ["json"]:
+            return True
+        if word in ("-ojson", "--output=json"):
+            return True
+    return False
+
+
+def _run_many(sub: str, targets: list[tuple[str | None, Any]], argv: list[str]) -> int:
+    """One helper per pod, all at once; their output in pod order, each line prefixed with the
+    pod's name (or, with ``-o json``, one object keyed by pod); the worst exit status."""
+    from fleetkit.netns.merge import run_many
+
+    labels = [pod or "-" for pod, _ in targets]
+    argvs = [_child_argv(sub, pod, remote, argv) for pod, remote in targets]
+    return run_many(labels, argvs, sys.stdout.buffer, sys.stderr.buffer, _wants_json(argv))
 
 
 def _remote_write(sub: str, argv: list[str]) -> tuple[list[str], str | None]:
@@ -985,16 +1219,7 @@ def _remote_write(sub: str, argv: list[str]) -> tuple[list[str], str | None]:
 
 
 def _ns(argv: list[str]) -> int:
-    if argv[:1] == ["capture"]:
-        pods = [w for w in argv if w == "--pod" or w.startswith("--pod=")]
-        if len(pods) > 1:
-            return _capture_many(argv[1:])
-    remote, argv = _split_ssh(argv)
-    if remote is not None and argv and argv[0] in _SUBCOMMANDS:
-        from fleetkit.netns.remote import run_remote
-
-        rest, write_path = _remote_write(argv[0], argv[1:])
-        return run_remote(remote, ["ns", argv[0], *rest], write_path)
+    where, argv = _split_remote(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(NS_HELP)
         return 0 if argv else 2
@@ -1005,4 +1230,26 @@ def _ns(argv: list[str]) -> int:
         raise UsageError(
             f"unknown subcommand {argv[0]!r}", hint=f"one of: {', '.join(_SUBCOMMANDS)}"
         )
-    return handler(argv[1:])
+    sub = argv[0]
+    if "-h" in argv[1:] or "--help" in argv[1:]:
+        return handler(argv[1:])
+    pods, rest = _split_pods(argv[1:])
+    if not where.any() and len(pods) <= 1:
+        return handler(argv[1:])
+    if sub == "ps" and (pods or where.selector):
+        from fleetkit.errors import UsageError
+
+        raise UsageError("ns ps lists a node's pods", hint="name the node: --node NAME or --ssh")
+    targets = _targets(where, pods)
+    if len(targets) == 1:
+        pod, remote = targets[0]
+        args = _with_pod(pod, rest)
+        if remote is None:
+            return handler(args)
+        from fleetkit.netns.remote import run_remote
+
+        args, write_path = _remote_write(sub, args)
+        return run_remote(remote, ["ns", sub, *args], write_path)
+    if sub == "capture":
+        return _capture_many([(p or "-", r) for p, r in targets], rest)
+    return _run_many(sub, targets, rest)

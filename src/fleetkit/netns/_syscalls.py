@@ -4,7 +4,8 @@ Everything here is loaded lazily, because ``fleetkit nsenter`` is on a start-up 
 this module imports nothing but ``os``. ``os.setns``/``os.unshare`` (Python 3.12+) are used where
 they exist; on 3.11 setns and unshare are called through ``_ctypes`` (the C half of ctypes, already
 built into the interpreter: ~0.3 ms to import where ``ctypes`` costs ~2 ms) with libc opened once,
-falling back to ``ctypes`` proper if that ever fails. libpcap is only loaded to compile a filter.
+falling back to ``ctypes`` proper if that ever fails. libpcap is loaded to compile a filter, to
+filter a capture file's records, and for ``capture -w`` on one interface (:class:`PcapLive`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = [
     "CLONE_NEWUSER",
     "CLONE_NEWUTS",
     "PcapCompileError",
+    "PcapLive",
+    "PcapLiveError",
     "compile_bpf",
     "default_signals",
     "setns",
@@ -295,3 +298,150 @@ def offline_filter(program: list[tuple[int, int, int, int]]) -> Callable[[bytes,
 
     matches.insns = insns  # type: ignore[attr-defined]  # keep the array alive with the closure
     return matches
+
+
+# --- libpcap live capture to a pcap stream (the ``-w`` path, as tcpdump -w runs it) ----------
+
+
+class PcapLiveError(Exception):
+    """libpcap could not open or run the live capture (its message)."""
+
+
+_LIVE_READY: list[bool] = []
+
+
+def _live_prototypes(lib: Any) -> None:
+    """argtypes/restype of the live-capture functions, set once."""
+    if _LIVE_READY:
+        return
+    ctypes, _insn, bpf_program, _fprog = _bpf_types()
+    p, i, vp = ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p
+    lib.pcap_create.restype = p
+    lib.pcap_create.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    for name in ("pcap_set_snaplen", "pcap_set_buffer_size", "pcap_set_timeout"):
+        getattr(lib, name).restype = i
+        getattr(lib, name).argtypes = [p, i]
+    for name in ("pcap_activate", "pcap_datalink", "pcap_get_selectable_fd"):
+        getattr(lib, name).restype = i
+        getattr(lib, name).argtypes = [p]
+    lib.pcap_setnonblock.restype = i
+    lib.pcap_setnonblock.argtypes = [p, i, ctypes.c_char_p]
+    lib.pcap_setfilter.restype = i
+    lib.pcap_setfilter.argtypes = [p, ctypes.POINTER(bpf_program)]
+    lib.pcap_statustostr.restype = ctypes.c_char_p
+    lib.pcap_statustostr.argtypes = [i]
+    lib.pcap_dump_fopen.restype = vp
+    lib.pcap_dump_fopen.argtypes = [p, vp]
+    lib.pcap_dispatch.restype = i
+    lib.pcap_dispatch.argtypes = [p, i, vp, vp]
+    lib.pcap_dump_flush.restype = i
+    lib.pcap_dump_flush.argtypes = [vp]
+    lib.pcap_dump_close.restype = None
+    lib.pcap_dump_close.argtypes = [vp]
+    lib.pcap_stats.restype = i
+    lib.pcap_stats.argtypes = [p, ctypes.c_void_p]
+    _LIVE_READY.append(True)
+
+
+class PcapLive:
+    """A libpcap live capture on one interface of the current thread's network namespace whose
+    packets go straight from libpcap's ring into a pcap stream (``pcap_dump`` called by
+    ``pcap_dispatch``, in C: no Python per packet, exactly tcpdump -w's path)."""
+
+    def __init__(
+        self,
+        interface: str,
+        snaplen: int,
+        buffer_bytes: int,
+        timeout_ms: int,
+        program: list[tuple[int, int, int, int]],
+    ) -> None:
+        lib = _libpcap()
+        _live_prototypes(lib)
+        ctypes, bpf_insn, bpf_program, _fprog = _bpf_types()
+        self._lib = lib
+        self._dumper: int | None = None
+        errbuf = ctypes.create_string_buffer(512)
+        handle = lib.pcap_create(interface.encode(), errbuf)
+        if not handle:
+            raise PcapLiveError(errbuf.value.decode(errors="replace"))
+        self.handle: int | None = handle
+        try:
+            lib.pcap_set_snaplen(handle, snaplen)
+            lib.pcap_set_buffer_size(handle, buffer_bytes)
+            lib.pcap_set_timeout(handle, timeout_ms)
+            status = lib.pcap_activate(handle)
+            if status < 0:
+                detail = lib.pcap_geterr(handle).decode(errors="replace")
+                text = lib.pcap_statustostr(status).decode(errors="replace")
+                raise PcapLiveError(f"{interface}: {detail or text}")
+            self.linktype = lib.pcap_datalink(handle)
+            if lib.pcap_setnonblock(handle, 1, errbuf) < 0:
+                raise PcapLiveError(errbuf.value.decode(errors="replace"))
+            if program:
+                insns = (bpf_insn * len(program))(*[bpf_insn(*ins) for ins in program])
+                prog = bpf_program(len(program), ctypes.cast(insns, ctypes.POINTER(bpf_insn)))
+                if lib.pcap_setfilter(handle, ctypes.byref(prog)) < 0:
+                    raise PcapLiveError(lib.pcap_geterr(handle).decode(errors="replace"))
+            self.fd = lib.pcap_get_selectable_fd(handle)
+        except BaseException:
+            self.close()
+            raise
+        self._dump = ctypes.cast(lib.pcap_dump, ctypes.c_void_p)
+
+    def start_dump(self, fd: int) -> None:
+        """Write the pcap file header to ``fd`` (dup'ed: the caller keeps its own)."""
+        ctypes = _bpf_types()[0]
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.fdopen.restype = ctypes.c_void_p
+        libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
+        copy = os.dup(fd)
+        stream = libc.fdopen(copy, b"wb")
+        if not stream:
+            os.close(copy)
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        dumper = self._lib.pcap_dump_fopen(self.handle, stream)
+        if not dumper:
+            raise PcapLiveError(self._lib.pcap_geterr(self.handle).decode(errors="replace"))
+        self._dumper = dumper
+        self.flush()
+
+    def dispatch(self, limit: int) -> int:
+        """Dump what the ring holds (at most ``limit`` packets, -1: all); how many packets."""
+        n = self._lib.pcap_dispatch(self.handle, limit, self._dump, self._dumper)
+        if n < 0:
+            raise PcapLiveError(self._lib.pcap_geterr(self.handle).decode(errors="replace"))
+        return int(n)
+
+    def flush(self) -> None:
+        """Push the dumped records out of stdio's buffer (one write)."""
+        if self._dumper is not None and self._lib.pcap_dump_flush(self._dumper) != 0:
+            ctypes = _bpf_types()[0]
+            raise OSError(ctypes.get_errno() or 5, "cannot write the pcap stream")
+
+    def end_dump(self) -> None:
+        """Flush and close the dump stream (the caller's descriptor stays open)."""
+        if self._dumper is not None:
+            dumper, self._dumper = self._dumper, None
+            flushed = self._lib.pcap_dump_flush(dumper)
+            self._lib.pcap_dump_close(dumper)
+            if flushed != 0:
+                raise OSError(5, "cannot write the pcap stream")
+
+    def stats(self) -> tuple[int, int]:
+        """libpcap's (received by filter, dropped by kernel), as tcpdump reports them."""
+        ctypes = _bpf_types()[0]
+        counts = (ctypes.c_uint * 4)()
+        if self.handle is None or self._lib.pcap_stats(self.handle, counts) < 0:
+            return 0, 0
+        return int(counts[0]), int(counts[1])
+
+    def close(self) -> None:
+        """Flush and close the dump stream, then the capture."""
+        if self._dumper is not None:
+            dumper, self._dumper = self._dumper, None
+            self._lib.pcap_dump_flush(dumper)
+            self._lib.pcap_dump_close(dumper)
+        if self.handle is not None:
+            handle, self.handle = self.handle, None
+            self._lib.pcap_close(handle)

@@ -84,6 +84,8 @@ _TP3 = struct.Struct("<IIIIIIH24xHiHB")
 _BLOCK = struct.Struct("<III")  # tpacket_hdr_v1 at +8: block_status, num_pkts, offset_to_first_pkt
 _STATUS = struct.Struct("<I")  # block_status alone: writing TP_STATUS_KERNEL hands a block back
 _RECORD = struct.Struct("<IIII")  # pcap record header: ts_sec, ts_usec, incl_len, orig_len
+_HEAD = struct.Struct("<IIIII4xH")  # tpacket3_hdr: next_offset, sec, nsec, snaplen, len, mac
+_HATYPE = struct.Struct("<H")  # sockaddr_ll.sll_hatype (at +56 of a packet)
 
 
 class Packet(NamedTuple):
@@ -420,19 +422,39 @@ def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
 
 
 def _block_to_pcap(
-    view: memoryview, base: int, out: bytearray, limit: int, sll2: bool = False
+    view: memoryview,
+    base: int,
+    out: bytearray,
+    limit: int,
+    sll2: bool = False,
+    uniform: bool = False,
 ) -> int:
     """Append one retired block's packets to ``out`` as pcap records; how many (<= limit).
 
     The per-packet work is one header unpack, one record pack and one copy of the frame out of
     the ring (no per-packet objects beyond the header tuple). Timestamps are truncated to
     microseconds, as libpcap does for a microsecond pcap. With ``sll2`` each frame's Ethernet
-    header is replaced by the LINUX_SLL2 header (``-i any``).
+    header is replaced by the LINUX_SLL2 header (``-i any``). ``uniform``: the ring is bound
+    to one interface (not ``any``), so one packet's hardware type is every packet's.
     """
     _status, num, first = _BLOCK.unpack_from(view, base + 8)
-    unpack_tp3 = _TP3.unpack_from
     pack_record = _RECORD.pack
     offset = base + first
+    if uniform and not sll2 and num:
+        # one interface: every packet has its hardware type, and loopback's outgoing copies
+        # were dropped by the kernel filter; so no per-packet test, and only the fields used
+        hatype = _HATYPE.unpack_from(view, offset + 56)[0]
+        if hatype == ARPHRD_ETHER or hatype == ARPHRD_LOOPBACK:
+            unpack_head = _HEAD.unpack_from
+            todo: int = min(num, limit)
+            for _ in range(todo):
+                next_off, sec, nsec, snaplen, length, mac = unpack_head(view, offset)
+                start = offset + mac
+                out += pack_record(sec, nsec // 1000, snaplen, length)
+                out += view[start : start + snaplen]
+                offset += next_off
+            return todo
+    unpack_tp3 = _TP3.unpack_from
     kept = 0
     for _ in range(num):
         (next_off, sec, nsec, snaplen, length, _st, mac, _proto, ifindex, hatype, pkttype) = (
@@ -474,6 +496,7 @@ def _ring_to_pcap(
     view = memoryview(ring)
     sock = handle.sock
     block_size, block_nr = handle.block_size, handle.block_nr
+    uniform = handle.interface != "any"
     buf = bytearray()
     deadline = None if duration_s is None else time.monotonic() + duration_s
     drain_until: float | None = None
@@ -496,7 +519,7 @@ def _ring_to_pcap(
                     timeout = max(min(timeout, deadline - now), 0)
                 select.select([sock], [], [], timeout)
                 continue
-            kept = _block_to_pcap(view, base, buf, limit - stats.captured, sll2)
+            kept = _block_to_pcap(view, base, buf, limit - stats.captured, sll2, uniform)
             _STATUS.pack_into(view, base + 8, TP_STATUS_KERNEL)  # hand the block back
             handle.block = (handle.block + 1) % block_nr
             stats.captured += kept
@@ -508,6 +531,90 @@ def _ring_to_pcap(
     finally:
         view.release()
         received, dropped = _stats(sock)
+        stats.received += received
+        stats.dropped += dropped
+
+
+class LiveHandle:
+    """An open capture run by libpcap itself (``-w`` on one Ethernet or loopback interface)."""
+
+    def __init__(self, live: sc.PcapLive, interface: str) -> None:
+        self.live = live
+        self.interface = interface
+
+    def close(self) -> None:
+        self.live.close()
+
+
+def open_live(
+    interface: str | None,
+    program: list[tuple[int, int, int, int]],
+    buffer_bytes: int,
+    snaplen: int,
+) -> LiveHandle | None:
+    """libpcap's own capture of one interface, in the current thread's namespace, for ``-w``;
+    None where it does not apply (no such interface, not Ethernet-framed, libpcap says no):
+    the caller then opens the socket itself, with its error messages.
+
+    Written this way, packets go from the ring to the file in C (``pcap_dispatch`` calling
+    ``pcap_dump``), as tcpdump -w does: no Python runs per packet.
+    """
+    name = interface if interface is not None else _default_interface()
+    try:
+        live = sc.PcapLive(name, snaplen, buffer_bytes, RETIRE_BLOCK_MS, program)
+    except (OSError, sc.PcapLiveError):
+        return None
+    try:
+        # loopback's outgoing copy dropped in the kernel, as on the socket path (libpcap would
+        # copy both into its ring and discard one per packet in user space). Installed over
+        # libpcap's own kernel filter: libpcap filters the first ring block in user space with
+        # the plain program, which has no ancillary loads its bpf_filter would reject.
+        with socket.fromfd(live.fd, socket.AF_PACKET, socket.SOCK_RAW) as sock:
+            _attach(sock, _skip_loopback_outgoing(program or [(0x06, 0, 0, snaplen)]))
+    except OSError:
+        live.close()
+        return None
+    if live.linktype != LINKTYPE_ETHERNET:
+        live.close()
+        return None
+    return LiveHandle(live, name)
+
+
+def _live_to_pcap(
+    handle: LiveHandle,
+    stats: CaptureStats,
+    count: int | None,
+    duration_s: float | None,
+    stop: Callable[[], bool] | None,
+) -> None:
+    """libpcap dumps each ring block in C; here: the clock, stop requests, one flush a block."""
+    live = handle.live
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    drain_until: float | None = None
+    try:
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if drain_until is None and stop is not None and stop():
+                drain_until = now + DRAIN_S
+            elif drain_until is not None and now >= drain_until:
+                break
+            n = live.dispatch(-1 if count is None else count - stats.captured)
+            if n:
+                stats.captured += n
+                live.flush()  # what is captured is written: one write per ring block
+                if count is not None and stats.captured >= count:
+                    break
+                continue
+            timeout = 0.25 if drain_until is None else max(drain_until - now, 0) / 4
+            if deadline is not None:
+                timeout = max(min(timeout, deadline - now), 0)
+            select.select([live.fd], [], [], timeout)
+    except sc.PcapLiveError as exc:
+        raise HelperError(f"capture failed: {exc}") from None
+    finally:
+        received, dropped = live.stats()
         stats.received += received
         stats.dropped += dropped
 
@@ -588,9 +695,15 @@ def capture(
         options = PrintOptions(numeric=True, absolute_seq=True)
     program = compile_filter(expression, snaplen)
     text = write_path is None
-    handle = run_in_netns(
-        pid, lambda: open_capture(interface, program, buffer_bytes, shared_stamps=text)
-    )
+
+    def opener() -> Handle | LiveHandle:
+        if write_path is not None and rotation is None and interface != "any":
+            live = open_live(interface, program, buffer_bytes, snaplen)
+            if live is not None:
+                return live
+        return open_capture(interface, program, buffer_bytes, shared_stamps=text)
+
+    handle = run_in_netns(pid, opener)
     name = handle.interface
     linktype = LINKTYPE_LINUX_SLL2 if name == "any" else LINKTYPE_ETHERNET
     stats = CaptureStats(interface=name, program=program)
@@ -606,12 +719,14 @@ def capture(
             assert stdout is not None
             _stream_pcap(handle, stats, stdout, count, duration_s, stop, linktype, snaplen)
         elif write_path is not None and rotation is not None:
+            assert isinstance(handle, Handle)
             _write_rotating(
                 handle, stats, write_path, count, duration_s, stop, linktype, snaplen, rotation
             )
         elif write_path is not None:
             _write_pcap(handle, stats, write_path, count, duration_s, stop, linktype, snaplen)
         else:
+            assert isinstance(handle, Handle)
             printer = Printer(options, linktype, lambda index: handle.names.get(index, "?"))
             sll2 = linktype == LINKTYPE_LINUX_SLL2
             idle = None if line_buffered else flush
@@ -739,7 +854,7 @@ def _write_rotating(
 
 
 def _stream_pcap(
-    handle: Handle,
+    handle: Handle | LiveHandle,
     stats: CaptureStats,
     stream: BinaryIO,
     count: int | None,
@@ -749,6 +864,11 @@ def _stream_pcap(
     snaplen: int,
 ) -> None:
     """``-w -``: pcap on standard output, flushed per ring block (``| wireshark -k -i -``)."""
+    if isinstance(handle, LiveHandle):
+        stream.flush()
+        handle.live.start_dump(stream.fileno())
+        _live_to_pcap(handle, stats, count, duration_s, stop)
+        return
     if handle.ring is not None:
         stream.write(_pcap_header(linktype, snaplen))
         stream.flush()
@@ -768,7 +888,7 @@ def _stream_pcap(
 
 
 def _write_pcap(
-    handle: Handle,
+    handle: Handle | LiveHandle,
     stats: CaptureStats,
     path: str,
     count: int | None,
@@ -796,7 +916,13 @@ def _write_pcap(
     try:
         with stream:
             try:
-                if handle.ring is not None:
+                if isinstance(handle, LiveHandle):
+                    handle.live.start_dump(stream.fileno())
+                    try:
+                        _live_to_pcap(handle, stats, count, duration_s, stop)
+                    finally:
+                        handle.live.end_dump()
+                elif handle.ring is not None:
                     # whole ring blocks, one write each, flushed: what is captured is on disk
                     stream.write(_pcap_header(linktype, snaplen))
 

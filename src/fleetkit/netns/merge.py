@@ -1,4 +1,5 @@
-"""Several captures at once (``ns capture --pod a --pod b``), merged in time order.
+"""Several captures at once (``ns capture --pod a --pod b``), merged in time order; the other
+helpers (dig, ip, sockets, http) for several pods at once, their output in pod order.
 
 Each pod's capture runs as its own ``fleetkit ns capture --pod P -w -`` process (locally, or on
 the pod's node when ``--ssh``/``--kubeconfig`` is given, which that process handles), and
@@ -25,9 +26,10 @@ from typing import BinaryIO
 
 from fleetkit.netns.dissect import Printer, PrintOptions
 
-__all__ = ["PcapngWriter", "capture_many"]
+__all__ = ["PcapngWriter", "capture_many", "run_many"]
 
 HOLD_S = 1.0
+_DROPPED = (b"kex_exchange_identification", b"Connection reset by peer")  # sshd's MaxStartups
 _EOF = None
 
 
@@ -177,14 +179,77 @@ def capture_many(
             release(float("inf"))
     finally:
         signal.signal(signal.SIGINT, previous)
-        for proc in procs:
-            if proc.poll() is None:
+        stopped = [proc.poll() is None for proc in procs]
+        for proc, running in zip(procs, stopped, strict=True):
+            if running:  # the merge is complete (-c N): stopping it is not its failure
                 proc.send_signal(signal.SIGTERM)
-        codes = [proc.wait() for proc in procs]
+        codes = [
+            0 if was_running else proc.wait()
+            for proc, was_running in zip(procs, stopped, strict=True)
+        ]
+        for proc in procs:
+            proc.wait()
         if stream is not None:
             stream.flush()
             if tmp is not None and write_path is not None:
                 stream.close()
                 os.replace(tmp, write_path)
     sys.stdout.flush()
+    return max(codes)
+
+
+def run_many(
+    labels: Sequence[str],
+    argvs: Sequence[list[str]],
+    stdout: BinaryIO,
+    stderr: BinaryIO,
+    json_output: bool,
+) -> int:
+    """Run every ARGV at once; each one's output in turn, every line prefixed ``LABEL: ``.
+
+    With ``json_output`` the result is one JSON object mapping each label to its helper's JSON
+    (null when it printed none). Standard error is prefixed the same way. The worst exit status.
+    """
+    import json
+
+    procs = [
+        subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for argv in argvs
+    ]
+    results: dict[str, object] = {}
+    codes: list[int] = []
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the children get it and finish
+    try:
+        outputs = [proc.communicate() for proc in procs]  # all run at once; read in turn
+        for i, argv in enumerate(argvs):
+            for _retry in range(2):  # an ssh that sshd dropped before it ran anything
+                out, err = outputs[i]
+                if procs[i].returncode != 255 or out or not any(m in err for m in _DROPPED):
+                    break
+                procs[i] = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+                outputs[i] = procs[i].communicate()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for label, proc, (out, err) in zip(labels, procs, outputs, strict=True):
+        codes.append(proc.returncode)
+        prefix = label.encode() + b": "
+        for line in err.splitlines(keepends=True):
+            stderr.write(prefix + line)
+        if json_output:
+            try:
+                results[label] = json.loads(out) if out.strip() else None
+            except ValueError:
+                results[label] = None
+                stderr.write(prefix + b"not JSON: " + out[:200] + b"\n")
+            continue
+        for line in out.splitlines(keepends=True):
+            stdout.write(prefix + line + (b"" if line.endswith(b"\n") else b"\n"))
+    if json_output:
+        stdout.write(json.dumps(results, indent=2).encode() + b"\n")
+    stdout.flush()
+    stderr.flush()
     return max(codes)

@@ -144,7 +144,7 @@ def _serve(argv: list[str], token_only: bool) -> int:
             "  token     Docker token auth; the token service is served at /service/token\n"
             "\nexit codes: 0 stopped cleanly, 1 runtime error, 2 bad flags or files\n"
             "\nexample:\n  fleetkit registry serve --root ./registry-data --auth token "
-            "--htpasswd htpasswd",
+            "--htpasswd htpasswd --ui",
         )
         p.add_argument(
             "--root",
@@ -178,6 +178,12 @@ def _serve(argv: list[str], token_only: bool) -> int:
             help="also trust tokens signed under these certificates (external token service)",
         )
         p.add_argument("--disable-delete", action="store_true", help="DELETE answers 405")
+        p.add_argument(
+            "--ui",
+            action="store_true",
+            help="serve a read-only web view at /ui (repositories, tags, manifests, referrers); "
+            "it follows --auth",
+        )
         _common_token_flags(p)
     s3 = None
     http_secret = os.environ.get("FLEETKIT_HTTP_SECRET") or None
@@ -234,6 +240,7 @@ def _serve(argv: list[str], token_only: bool) -> int:
         s3=s3,
         http_secret=http_secret,
         storage_redirect=getattr(args, "storage_redirect", False),
+        ui=getattr(args, "ui", False),
     )
     if token_only and not config.token_key:
         raise UsageError(

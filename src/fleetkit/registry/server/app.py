@@ -113,6 +113,7 @@ class ServerConfig:
     s3: S3Config | None = None  # storage.s3 from --config (else root may be an s3:// URL)
     http_secret: str | None = None  # signs upload state in Location (shared by replicas)
     storage_redirect: bool = False  # S3: blob GET -> 307 to a presigned URL
+    ui: bool = False  # serve the read-only web view under /ui
 
     @property
     def on_s3(self) -> bool:
@@ -487,6 +488,10 @@ def create_app(config: ServerConfig, state: State | None = None) -> web.Applicat
     if st.token_service is not None:
         app.router.add_get(token.TOKEN_PATH, token.token_get)
         app.router.add_post(token.TOKEN_PATH, token.token_post)
+    if config.ui:
+        from fleetkit.registry.ui import add_routes
+
+        add_routes(app)
     return app
 
 

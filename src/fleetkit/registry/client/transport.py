@@ -314,6 +314,11 @@ class Transport:
         return self._challenge.scheme if self._challenge is not None else "none"
 
     @property
+    def read_timeout_s(self) -> float:
+        """How long a response may send nothing before the read fails."""
+        return self._timeout_s
+
+    @property
     def base_url(self) -> URL:
         return URL.build(scheme=self.scheme, authority=self.host)
 

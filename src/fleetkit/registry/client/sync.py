@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fleetkit.errors import UsageError
 from fleetkit.registry.client.commands import normalize_registry
 from fleetkit.registry.client.copy import CopyResult, copy_async, parse_image_name
@@ -74,6 +72,8 @@ def load_sync_config(path: str | Path) -> list[SyncSource]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    import yaml  # here, not at the top: `fleetkit pull` need not pay for it
+
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -6,10 +6,16 @@ fresh pulls by each tool (each into an empty destination) and reads each process
 from ``wait4``. Prints one JSON line per shape:
 
   pull-oci             fleetkit pull IMAGE oci:DIR          vs  skopeo copy docker://IMAGE oci:DIR
+  pull-oci-loaded      the same while a CPU hog (one busy process per core, started and
+                       stopped by this script) keeps every core busy
   pull-docker-archive  fleetkit pull IMAGE docker-archive:F vs  skopeo copy ... docker-archive:F
   rss-vs-layer-size    fleetkit's peak RSS for the 3-layer image and for one --rss-layer-mib layer
 
+Targets (issue 12): fleetkit's wall time <= 0.8x skopeo's (speedup >= 1.25) and its CPU time
+<= skopeo's, quiet and loaded. Every line carries the 1-minute load average.
+
 Usage: .venv/bin/python benchmarks/pull.py [--total-mib 60 | --big] [--runs 3] [--rss-layer-mib 256]
+                                           [--only-oci]
 Never part of the test run.
 """
 
@@ -198,6 +204,27 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
     return wall, float("nan"), float("nan")
 
 
+class CpuHog:
+    """One busy-looping process per core for the duration of a ``with`` block (stopped by PID)."""
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.n = processes or os.cpu_count() or 2
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> CpuHog:
+        for _ in range(self.n):
+            self.procs.append(
+                subprocess.Popen([sys.executable, "-c", "while True: pass"], close_fds=True)
+            )
+        time.sleep(1.0)  # let the hogs reach the run queue before the first timing
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait(10)
+
+
 def compare(
     name: str, ours: list[str], peer: list[str], dest: Path, runs: int, extra: dict[str, Any]
 ) -> dict[str, Any]:
@@ -229,6 +256,8 @@ def compare(
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "runs": runs,
         "peer_name": "skopeo copy",
+        "target_speedup_min": 1.25,
+        "target_cpu": "ours_cpu_s <= peer_cpu_s",
         **extra,
     }
 
@@ -243,6 +272,7 @@ def main() -> int:
     ap.add_argument(
         "--rss-layer-mib", type=int, default=256, help="one-layer image for the RSS check"
     )
+    ap.add_argument("--only-oci", action="store_true", help="only pull-oci and pull-oci-loaded")
     args = ap.parse_args()
     total = 300 if args.big else args.total_mib
     for tool in ("docker-registry", "skopeo"):
@@ -301,6 +331,21 @@ def main() -> int:
             ),
             flush=True,
         )
+        ours_oci = [*fleetkit, "pull", "-q", ref, f"oci:{dest}/img:v1"]
+        peer_oci = [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            f"docker://{ref}",
+            f"oci:{dest}/img:v1",
+        ]
+        with CpuHog() as hog:
+            loaded = compare("pull-oci-loaded", ours_oci, peer_oci, dest, args.runs, shape)
+        loaded["cpu_hog_processes"] = hog.n
+        print(json.dumps(loaded), flush=True)
+        if args.only_oci:
+            return 0
         print(
             json.dumps(
                 compare(

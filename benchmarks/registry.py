@@ -7,7 +7,18 @@ Shapes (one JSON line each, median of --runs):
   manifest_get_rps           wrk on GET /v2/<name>/manifests/<tag>, requests/s
   server_rss_MiB             server VmHWM (peak RSS) after the load above
 
+With --ceph, the same image through both registries on S3: one Ceph (tests/registry/_ceph.py:
+one monitor, one memstore OSD, radosgw on 127.0.0.1) with a bucket per registry per run:
+  ceph_skopeo_push / ceph_skopeo_pull   fleetkit (storage.s3) vs distribution 2.8.2 (its s3
+                                        driver, redirect disabled: the bytes go through it)
+  ceph_skopeo_pull_redirect             both answering blob GETs with presigned-URL redirects
+                                        (fleetkit --storage-redirect; distribution's default)
+  ceph_server_rss_MiB                   each registry's peak RSS after its push and pull
+
+Every line carries the 1-minute load average when it was printed (the machine may be shared).
+
 Usage: .venv/bin/python benchmarks/registry.py [--runs 3] [--size-mib 60 | --large]
+                                               [--ceph [--skip-local]]
 """
 
 from __future__ import annotations
@@ -28,9 +39,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # tests.registry._ceph: the tests' one-node Ceph
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
@@ -108,42 +122,78 @@ def build_layout(path: Path, total_mib: int) -> str:
     return f"oci:{path}:v1"
 
 
+@dataclass(frozen=True)
+class S3Target:
+    """A bucket on the benchmark's radosgw."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+
+    def distribution_keys(self) -> dict[str, object]:
+        return {
+            "bucket": self.bucket,
+            "region": "us-east-1",
+            "regionendpoint": self.endpoint,
+            "accesskey": self.access_key,
+            "secretkey": self.secret_key,
+            "secure": False,
+        }
+
+
 class Server:
-    def __init__(self, kind: str, work: Path) -> None:
+    def __init__(
+        self, kind: str, work: Path, s3: S3Target | None = None, redirect: bool = False
+    ) -> None:
         self.kind = kind
         self.root = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=work))
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         if kind == "fleetkit":
-            cmd = [
-                sys.executable,
-                "-m",
-                "fleetkit",
-                "registry",
-                "serve",
-                "--root",
-                str(self.root / "data"),
-                "--listen",
-                self.host,
-                "-q",
-            ]
+            cmd = [sys.executable, "-m", "fleetkit", "registry", "serve", "--listen", self.host]
+            if s3 is None:
+                cmd += ["--root", str(self.root / "data")]
+            else:
+                cfg = self.root / "registry.yaml"
+                cfg.write_text(
+                    json.dumps(
+                        {
+                            "version": 0.1,
+                            "http": {"secret": "bench"},
+                            "storage": {"s3": s3.distribution_keys()},
+                        }
+                    )
+                )
+                cmd += ["--config", str(cfg)] + (["--storage-redirect"] if redirect else [])
+            cmd.append("-q")
         else:
+            storage: dict[str, object] = {
+                "filesystem": {"rootdirectory": str(self.root / "data")},
+                "delete": {"enabled": True},
+            }
+            if s3 is not None:
+                storage = {
+                    "s3": {**s3.distribution_keys(), "v4auth": True, "rootdirectory": "/"},
+                    "delete": {"enabled": True},
+                    "redirect": {"disable": not redirect},
+                }
             cfg = self.root / "config.yml"
             cfg.write_text(
                 json.dumps(
                     {
                         "version": 0.1,
                         "log": {"level": "error", "accesslog": {"disabled": True}},
-                        "storage": {
-                            "filesystem": {"rootdirectory": str(self.root / "data")},
-                            "delete": {"enabled": True},
-                        },
+                        "storage": storage,
                         "http": {"addr": self.host, "secret": "bench"},
                     }
                 )
             )
             cmd = ["docker-registry", "serve", str(cfg)]
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+        # distribution's AWS SDK refuses a custom CA bundle with its own HTTP transport (a
+        # panic at start), and radosgw here is plain HTTP anyway
+        env.pop("AWS_CA_BUNDLE", None)
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
         )
@@ -193,6 +243,7 @@ def emit(
                 "unit": unit,
                 "speedup": round(speedup, 3) if speedup else None,
                 "better": "higher" if higher_is_better else "lower",
+                "load_avg_1m": round(os.getloadavg()[0], 2),
                 **extra,
             }
         ),
@@ -226,6 +277,8 @@ def main() -> int:
     ap.add_argument("--size-mib", type=int, default=60)
     ap.add_argument("--large", action="store_true", help="300 MiB image (the issue's shape)")
     ap.add_argument("--wrk-seconds", type=int, default=5)
+    ap.add_argument("--ceph", action="store_true", help="also the shapes on S3 (Ceph radosgw)")
+    ap.add_argument("--skip-local", action="store_true", help="with --ceph: only the S3 shapes")
     args = ap.parse_args()
     size = 300 if args.large else args.size_mib
     for tool in ("skopeo", "docker-registry", "wrk", "curl"):
@@ -235,125 +288,208 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fleetkit-bench-registry-"))
     try:
         src = build_layout(work / "image", size)
+        if not args.skip_local:
+            local_shapes(args, work, src, size)
+        if args.ceph:
+            ceph_shapes(args, work, src, size)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def ceph_shapes(args: argparse.Namespace, work: Path, src: str, size: int) -> None:
+    """Push and pull through each registry on buckets of one radosgw (see the docstring)."""
+    import uuid
+
+    from tests.registry._ceph import start_ceph
+
+    from fleetkit.registry.storage.s3 import S3Config, S3Driver
+
+    with start_ceph() as ceph:
+
+        def bucket() -> S3Target:
+            target = S3Target(
+                ceph.endpoint, ceph.access_key, ceph.secret_key, "bench-" + uuid.uuid4().hex[:16]
+            )
+            cfg = S3Config(
+                bucket=target.bucket,
+                regionendpoint=ceph.endpoint,
+                accesskey=ceph.access_key,
+                secretkey=ceph.secret_key,
+                secure=False,
+            )
+            S3Driver(cfg).client.create_bucket(Bucket=target.bucket)
+            return target
+
         push: dict[str, list[float]] = {"fleetkit": [], "distribution": []}
         pull: dict[str, list[float]] = {"fleetkit": [], "distribution": []}
+        redirected: dict[str, list[float]] = {"fleetkit": [], "distribution": []}
+        rss: dict[str, float] = {"fleetkit": 0.0, "distribution": 0.0}
         for run in range(args.runs):
             for kind in ("fleetkit", "distribution"):
-                srv = Server(kind, work)
+                target = bucket()
+                srv = Server(kind, work, target)
                 try:
                     dest = f"docker://{srv.host}/bench/app:v1"
                     push[kind].append(
                         timed(["skopeo", "copy", "--dest-tls-verify=false", src, dest])
                     )
-                    out = work / f"pull-{kind}-{run}"
+                    out = work / f"ceph-pull-{kind}-{run}"
                     pull[kind].append(
+                        timed(["skopeo", "copy", "--src-tls-verify=false", dest, f"oci:{out}:v1"])
+                    )
+                    shutil.rmtree(out, ignore_errors=True)
+                    rss[kind] = max(rss[kind], srv.peak_rss_mib())
+                finally:
+                    srv.stop()
+                srv = Server(kind, work, target, redirect=True)
+                try:
+                    dest = f"docker://{srv.host}/bench/app:v1"
+                    out = work / f"ceph-redirect-{kind}-{run}"
+                    redirected[kind].append(
                         timed(["skopeo", "copy", "--src-tls-verify=false", dest, f"oci:{out}:v1"])
                     )
                     shutil.rmtree(out, ignore_errors=True)
                 finally:
                     srv.stop()
+        for bench, times in (
+            (f"ceph_skopeo_push_{size}MiB", push),
+            (f"ceph_skopeo_pull_{size}MiB", pull),
+            (f"ceph_skopeo_pull_redirect_{size}MiB", redirected),
+        ):
+            emit(
+                bench,
+                statistics.median(times["fleetkit"]),
+                statistics.median(times["distribution"]),
+                "s",
+                runs=args.runs,
+                target_speedup_min=1.0,
+            )
         emit(
-            f"skopeo_push_{size}MiB",
-            statistics.median(push["fleetkit"]),
-            statistics.median(push["distribution"]),
-            "s",
-            runs=args.runs,
-        )
-        emit(
-            f"skopeo_pull_{size}MiB",
-            statistics.median(pull["fleetkit"]),
-            statistics.median(pull["distribution"]),
-            "s",
-            runs=args.runs,
+            "ceph_server_rss_MiB",
+            rss["fleetkit"],
+            rss["distribution"],
+            "MiB",
+            target_ours_max=150,
         )
 
-        blob = os.urandom(100 * 1024 * 1024)
-        manifest_src = src
-        rates: dict[str, float] = {}
-        rps: dict[str, float] = {}
-        rss: dict[str, float] = {}
-        # both servers up at once, blob GETs alternating between them: the machine's load
-        # drifts, and alternating puts both under the same drift
-        servers: dict[str, Server] = {}
-        try:
-            for kind in ("fleetkit", "distribution"):
-                servers[kind] = Server(kind, work)
-            digest = ""
-            for srv in servers.values():
-                digest = push_blob(srv.host, "bench/blob", blob)
-            times: dict[str, list[float]] = {kind: [] for kind in servers}
-            for _ in range(max(args.runs * 3, 11)):
-                for kind, srv in servers.items():
-                    times[kind].append(
-                        timed(
-                            [
-                                "curl",
-                                "-sf",
-                                "-o",
-                                "/dev/null",
-                                f"http://{srv.host}/v2/bench/blob/blobs/{digest}",
-                            ]
-                        )
-                    )
-            for kind, srv in servers.items():
-                rates[kind] = 100 / statistics.median(times[kind])
-                subprocess.run(
-                    [
-                        "skopeo",
-                        "copy",
-                        "--dest-tls-verify=false",
-                        manifest_src,
-                        f"docker://{srv.host}/bench/app:v1",
-                    ],
-                    check=True,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    timeout=600,
+
+def local_shapes(args: argparse.Namespace, work: Path, src: str, size: int) -> None:
+    """The filesystem shapes: skopeo push/pull, blob GET, manifest GET, server RSS."""
+    push: dict[str, list[float]] = {"fleetkit": [], "distribution": []}
+    pull: dict[str, list[float]] = {"fleetkit": [], "distribution": []}
+    for run in range(args.runs):
+        for kind in ("fleetkit", "distribution"):
+            srv = Server(kind, work)
+            try:
+                dest = f"docker://{srv.host}/bench/app:v1"
+                push[kind].append(timed(["skopeo", "copy", "--dest-tls-verify=false", src, dest]))
+                out = work / f"pull-{kind}-{run}"
+                pull[kind].append(
+                    timed(["skopeo", "copy", "--src-tls-verify=false", dest, f"oci:{out}:v1"])
                 )
-                out = subprocess.run(
-                    [
-                        "wrk",
-                        "-t2",
-                        "-c32",
-                        f"-d{args.wrk_seconds}s",
-                        "-H",
-                        f"Accept: {OCI_MANIFEST}",
-                        f"http://{srv.host}/v2/bench/app/manifests/v1",
-                    ],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                ).stdout
-                m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-                non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-                if non2xx:
-                    raise RuntimeError(f"{kind}: {non2xx.group(1)} non-2xx manifest responses")
-                rps[kind] = float(m.group(1)) if m else float("nan")
-                rss[kind] = srv.peak_rss_mib()
-        finally:
-            for srv in servers.values():
+                shutil.rmtree(out, ignore_errors=True)
+            finally:
                 srv.stop()
-        emit(
-            "blob_get_100MiB",
-            rates["fleetkit"],
-            rates["distribution"],
-            "MiB/s",
-            True,
-            runs=len(times["fleetkit"]),
-        )
-        emit(
-            "manifest_get_rps",
-            rps["fleetkit"],
-            rps["distribution"],
-            "req/s",
-            True,
-            wrk=f"-t2 -c32 -d{args.wrk_seconds}s",
-        )
-        emit("server_rss_MiB", rss["fleetkit"], rss["distribution"], "MiB", target_ours_max=150)
+    emit(
+        f"skopeo_push_{size}MiB",
+        statistics.median(push["fleetkit"]),
+        statistics.median(push["distribution"]),
+        "s",
+        runs=args.runs,
+    )
+    emit(
+        f"skopeo_pull_{size}MiB",
+        statistics.median(pull["fleetkit"]),
+        statistics.median(pull["distribution"]),
+        "s",
+        runs=args.runs,
+    )
+
+    blob = os.urandom(100 * 1024 * 1024)
+    manifest_src = src
+    rates: dict[str, float] = {}
+    rps: dict[str, float] = {}
+    rss: dict[str, float] = {}
+    # both servers up at once, blob GETs alternating between them: the machine's load
+    # drifts, and alternating puts both under the same drift
+    servers: dict[str, Server] = {}
+    try:
+        for kind in ("fleetkit", "distribution"):
+            servers[kind] = Server(kind, work)
+        digest = ""
+        for srv in servers.values():
+            digest = push_blob(srv.host, "bench/blob", blob)
+        times: dict[str, list[float]] = {kind: [] for kind in servers}
+        for _ in range(max(args.runs * 3, 11)):
+            for kind, srv in servers.items():
+                times[kind].append(
+                    timed(
+                        [
+                            "curl",
+                            "-sf",
+                            "-o",
+                            "/dev/null",
+                            f"http://{srv.host}/v2/bench/blob/blobs/{digest}",
+                        ]
+                    )
+                )
+        for kind, srv in servers.items():
+            rates[kind] = 100 / statistics.median(times[kind])
+            subprocess.run(
+                [
+                    "skopeo",
+                    "copy",
+                    "--dest-tls-verify=false",
+                    manifest_src,
+                    f"docker://{srv.host}/bench/app:v1",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=600,
+            )
+            out = subprocess.run(
+                [
+                    "wrk",
+                    "-t2",
+                    "-c32",
+                    f"-d{args.wrk_seconds}s",
+                    "-H",
+                    f"Accept: {OCI_MANIFEST}",
+                    f"http://{srv.host}/v2/bench/app/manifests/v1",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            ).stdout
+            m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+            non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+            if non2xx:
+                raise RuntimeError(f"{kind}: {non2xx.group(1)} non-2xx manifest responses")
+            rps[kind] = float(m.group(1)) if m else float("nan")
+            rss[kind] = srv.peak_rss_mib()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+        for srv in servers.values():
+            srv.stop()
+    emit(
+        "blob_get_100MiB",
+        rates["fleetkit"],
+        rates["distribution"],
+        "MiB/s",
+        True,
+        runs=len(times["fleetkit"]),
+    )
+    emit(
+        "manifest_get_rps",
+        rps["fleetkit"],
+        rps["distribution"],
+        "req/s",
+        True,
+        wrk=f"-t2 -c32 -d{args.wrk_seconds}s",
+    )
+    emit("server_rss_MiB", rss["fleetkit"], rss["distribution"], "MiB", target_ours_max=150)
 
 
 if __name__ == "__main__":

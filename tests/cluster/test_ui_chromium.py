@@ -5,7 +5,6 @@ pods with the scheduler's reasons), not by pixels."""
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -13,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import png_size as _png_size
+from tests.chromium import render
 from tests.cluster.conftest import FIXTURES, Kubectl
-from tests.peers import require
 
-CHROMIUM_TIMEOUT_S = 120
 ANTI_AFFINITY = "didn't match pod anti-affinity rules"
 
 
@@ -63,50 +62,10 @@ class _Dom(HTMLParser):
 
 def _chromium(url: str, workdir: Path) -> tuple[_Dom, Path]:
     """The DOM Chromium built for ``url`` and a screenshot of it."""
-    binary = require("chromium", "apt-get install -y chromium")
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-    ]
-    profile = workdir / "chromium-profile"
-    dom = subprocess.run(
-        [binary, *flags, f"--user-data-dir={profile}-dom", "--dump-dom", url],
-        capture_output=True,
-        text=True,
-        timeout=CHROMIUM_TIMEOUT_S,
-        check=True,
-    )
-    shot = workdir / "ui.png"
-    subprocess.run(
-        [
-            binary,
-            *flags,
-            f"--user-data-dir={profile}-shot",
-            f"--screenshot={shot}",
-            "--window-size=1280,900",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=CHROMIUM_TIMEOUT_S,
-        check=True,
-    )
+    html, shot = render(url, workdir)
     parser = _Dom()
-    parser.feed(dom.stdout)
+    parser.feed(html)
     return parser, shot
-
-
-def _png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "the screenshot is not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
 
 
 def _check_blog_page(dom: _Dom, zones: dict[str, str]) -> None:

@@ -484,6 +484,22 @@ def _retry(args: Any) -> RetryPolicy:
     return RetryPolicy(attempts=args.retry_times)
 
 
+def _remote(
+    args: Any, verb: str, progress: Progress | None = None, credential: bool = True
+) -> dict[str, Any]:
+    """The one setup every verb that talks to a registry takes from its flags: TLS
+    verification, credential (flags, else the stored one), retries, trace, retry notices."""
+    options: dict[str, Any] = {
+        "tls_verify": args.tls_verify,
+        "retry": _retry(args),
+        "trace": _trace_sink(args),
+        "notify": (progress or _progress(args, verb)).note,
+    }
+    if credential:
+        options["credential"] = _credential(args)
+    return options
+
+
 def _emit(args: Any, doc: Any, text: str) -> None:
     if getattr(args, "output", "text") == "json":
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -500,12 +516,8 @@ def _pull(args: Any) -> int:
             platform=args.platform,
             all_platforms=args.all_platforms,
             max_concurrent_downloads=args.max_concurrent_downloads,
-            tls_verify=args.tls_verify,
-            credential=_credential(args),
-            retry=_retry(args),
             events=progress,
-            trace=_trace_sink(args),
-            notify=progress.note,
+            **_remote(args, "Download", progress),
         )
     finally:
         progress.draw()
@@ -533,12 +545,8 @@ def _push(args: Any) -> int:
             mount_from=tuple(args.mount_from),
             chunk_size=args.chunk_size,
             max_concurrent_uploads=args.max_concurrent_uploads,
-            tls_verify=args.tls_verify,
-            credential=_credential(args),
-            retry=_retry(args),
             events=progress,
-            trace=_trace_sink(args),
-            notify=progress.note,
+            **_remote(args, "Push", progress),
         )
     finally:
         progress.draw()
@@ -577,10 +585,7 @@ def _login(args: Any) -> int:
     result = login(
         args.registry,
         Credential(username=username, password=password),
-        tls_verify=args.tls_verify,
-        trace=_trace_sink(args),
-        retry=_retry(args),
-        notify=_progress(args, "Login").note,
+        **_remote(args, "Login", credential=False),
     )
     if not args.quiet:
         print(f"Credentials stored in {result.config}", file=sys.stderr)
@@ -600,11 +605,7 @@ def _logout(args: Any) -> int:
 def _tags(args: Any) -> int:
     tags = list_tags(
         args.repository,
-        tls_verify=args.tls_verify,
-        credential=_credential(args),
-        trace=_trace_sink(args),
-        retry=_retry(args),
-        notify=_progress(args, "List").note,
+        **_remote(args, "List"),
     )
     # tag names come from the network: escaped for the terminal (JSON escapes them itself)
     _emit(args, {"name": args.repository, "tags": tags}, "\n".join(printable(t) for t in tags))
@@ -615,11 +616,7 @@ def _manifest(args: Any) -> int:
     manifest = get_manifest(
         args.image,
         platform=args.platform,
-        tls_verify=args.tls_verify,
-        credential=_credential(args),
-        trace=_trace_sink(args),
-        retry=_retry(args),
-        notify=_progress(args, "Get").note,
+        **_remote(args, "Get"),
     )
     if args.descriptor:
         sys.stdout.write(
@@ -717,11 +714,7 @@ def _inspect(args: Any) -> int:
         args.image,
         platform=args.platform,
         no_tags=args.no_tags,
-        tls_verify=args.tls_verify,
-        credential=_credential(args),
-        retry=_retry(args),
-        trace=_trace_sink(args),
-        notify=_progress(args, "Get").note,
+        **_remote(args, "Get"),
     )
     if args.raw:  # exactly the stored bytes (skopeo inspect --raw / --config --raw)
         raw = result.raw_config if args.config else result.raw_manifest
@@ -738,11 +731,7 @@ def _inspect(args: Any) -> int:
 def _delete(args: Any) -> int:
     digest = delete(
         _docker_ref(args.image),
-        tls_verify=args.tls_verify,
-        credential=_credential(args),
-        retry=_retry(args),
-        trace=_trace_sink(args),
-        notify=_progress(args, "Delete").note,
+        **_remote(args, "Delete"),
     )
     _emit(args, {"name": args.image, "digest": digest}, f"Deleted {digest}")
     return 0
@@ -751,11 +740,7 @@ def _delete(args: Any) -> int:
 def _catalog(args: Any) -> int:
     names = catalog(
         args.registry,
-        tls_verify=args.tls_verify,
-        credential=_credential(args),
-        retry=_retry(args),
-        trace=_trace_sink(args),
-        notify=_progress(args, "List").note,
+        **_remote(args, "List"),
     )
     _emit(args, {"repositories": names}, "\n".join(printable(n) for n in names))
     return 0

@@ -198,7 +198,7 @@ def _serve(argv: list[str], token_only: bool) -> int:
             "  token     Docker token auth; the token service is served at /service/token\n"
             "\nexit codes: 0 stopped cleanly, 1 runtime error, 2 bad flags or files\n"
             "\nexample:\n  fleetkit registry serve --root ./registry-data --auth token "
-            "--htpasswd htpasswd",
+            "--htpasswd htpasswd --ui",
         )
         p.add_argument(
             "--root",
@@ -233,6 +233,12 @@ def _serve(argv: list[str], token_only: bool) -> int:
         )
         p.add_argument("--disable-delete", action="store_true", help="DELETE answers 405")
         _proxy_flags(p)
+        p.add_argument(
+            "--ui",
+            action="store_true",
+            help="serve a read-only web view at /ui (repositories, tags, manifests, referrers); "
+            "it follows --auth",
+        )
         _common_token_flags(p)
     s3 = None
     proxy_file = None
@@ -292,6 +298,7 @@ def _serve(argv: list[str], token_only: bool) -> int:
         http_secret=http_secret,
         storage_redirect=getattr(args, "storage_redirect", False),
         proxy=None if token_only else _proxy_config(args, proxy_file),
+        ui=getattr(args, "ui", False),
     )
     if token_only and not config.token_key:
         raise UsageError(

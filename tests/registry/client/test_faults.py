@@ -454,3 +454,49 @@ def test_chunked_blob_body_is_received_whole(
     assert {b.digest: b.status for b in result.blobs}[digest] == "downloaded"
     _assert_blobs(tmp_path, images.big.layers)
     assert not list(tmp_path.rglob("*.partial*"))
+
+
+def test_ctrl_c_mid_blob_stops_the_receiving_thread_and_keeps_the_partial(
+    proxy: FaultProxy, images: Images, tmp_path: Path
+) -> None:
+    """A plain-HTTP body is received on a thread (remote._stream_direct): SIGINT while it
+    trickles ends the pull with the CLI's interrupt message, no traceback, nothing more
+    written after exit, and a rerun resumes from the partial file."""
+    layer = images.big.layers[1]
+    digest = sha256(layer)
+
+    async def slow(request: web.Request, p: FaultProxy) -> None:
+        if request.path.endswith(digest):
+            request[RATE] = 300_000
+        return None
+
+    proxy.faults.append(slow)
+    dest = tmp_path / "layout"
+    cmd = [sys.executable, "-m", "fleetkit", "pull", f"{proxy.host}/test/big:v1", f"oci:{dest}:v1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    partial = dest / "blobs" / "sha256" / f"{digest[7:]}.partial"
+    try:
+        wait_for(
+            lambda: partial.exists() and partial.stat().st_size > 100_000,
+            timeout_s=60,
+            what="the slow layer under way",
+        )
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130, err
+    assert "error: interrupted" in err and "Traceback" not in err
+    size = partial.stat().st_size
+    assert 0 < size < len(layer)
+    proxy.faults.clear()
+    proxy.seen.clear()
+    rerun = subprocess.run([*cmd, "-o", "json"], capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    resumed = {b["digest"]: b for b in json.loads(rerun.stdout)["blobs"]}[digest]
+    assert resumed["status"] == "resumed" and resumed["resumed_from"] == size
+    gets = proxy.blob_gets(digest)
+    assert [g.headers.get("Range") for g in gets] == [f"bytes={size}-"]
+    _assert_blobs(dest, images.big.layers)

@@ -18,7 +18,7 @@ from fleetkit.registry.client.remote import Remote, list_catalog
 from fleetkit.registry.client.transport import (
     MAX_ERROR_BODY_BYTES,
     RetryPolicy,
-    Transport,
+    connect,
     read_body,
 )
 from fleetkit.registry.reference import Reference, check_registry_host, parse_reference
@@ -71,13 +71,8 @@ async def login_async(
     """Check ``credential`` against the registry (as docker login does), then store it."""
     host = normalize_registry(registry)
     check_registry_host(host, hint="expected REGISTRY[:PORT], e.g. 127.0.0.1:5000")
-    async with Transport(
-        host,
-        credential=credential,
-        tls_verify=tls_verify,
-        trace=trace,
-        retry=retry,
-        notify=notify,
+    async with connect(
+        host, credential=credential, tls_verify=tls_verify, trace=trace, retry=retry, notify=notify
     ) as t:
         await t.ping()
         scheme = t.auth_scheme
@@ -118,10 +113,10 @@ async def list_tags_async(
     notify: Callable[[str], None] | None = None,
 ) -> list[str]:
     ref = _repository(repository) if isinstance(repository, str) else repository
-    cred = credential if credential is not None else credentials.resolve(ref.registry, config_path)
-    async with Transport(
+    async with connect(
         ref.registry,
-        credential=cred,
+        credential=credential,
+        config_path=config_path,
         tls_verify=tls_verify,
         trace=trace,
         retry=retry,
@@ -147,10 +142,10 @@ async def get_manifest_async(
 ) -> Manifest:
     """The manifest (or index) as stored; with ``platform``, the matching child of an index."""
     ref = parse_reference(image) if isinstance(image, str) else image
-    cred = credential if credential is not None else credentials.resolve(ref.registry, config_path)
-    async with Transport(
+    async with connect(
         ref.registry,
-        credential=cred,
+        credential=credential,
+        config_path=config_path,
         tls_verify=tls_verify,
         trace=trace,
         retry=retry,
@@ -190,10 +185,10 @@ async def delete_async(
     """Delete the manifest ``image`` names (a tag is resolved to its digest first, as skopeo
     does: every tag pointing at that manifest goes with it). Returns the deleted digest."""
     ref = parse_reference(image) if isinstance(image, str) else image
-    cred = credential if credential is not None else credentials.resolve(ref.registry, config_path)
-    async with Transport(
+    async with connect(
         ref.registry,
-        credential=cred,
+        credential=credential,
+        config_path=config_path,
         tls_verify=tls_verify,
         trace=trace,
         retry=retry,
@@ -230,10 +225,10 @@ async def catalog_async(
     """Every repository the registry lists in ``/v2/_catalog`` (all pages)."""
     host = normalize_registry(registry)
     check_registry_host(host, hint="expected REGISTRY[:PORT], e.g. 127.0.0.1:5000")
-    cred = credential if credential is not None else credentials.resolve(host, config_path)
-    async with Transport(
+    async with connect(
         host,
-        credential=cred,
+        credential=credential,
+        config_path=config_path,
         tls_verify=tls_verify,
         trace=trace,
         retry=retry,

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from fleetkit.errors import UsageError
-from fleetkit.registry.client import credentials
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.errors import DestinationError, VerificationError
 from fleetkit.registry.client.events import EventSink, TraceSink
@@ -50,7 +49,7 @@ from fleetkit.registry.client.layout import (
 from fleetkit.registry.client.pull import MAX_INDEX_DEPTH, pull_async
 from fleetkit.registry.client.push import push_async
 from fleetkit.registry.client.remote import Remote
-from fleetkit.registry.client.transport import RetryPolicy, Transport
+from fleetkit.registry.client.transport import RetryPolicy, connect
 from fleetkit.registry.digest import Hasher, parse_digest
 from fleetkit.registry.reference import Reference, familiar_name, parse_reference
 
@@ -601,10 +600,10 @@ async def _mount_copy(
     None when the registry declines a mount."""
     if src.registry != dst.registry:
         return None
-    cred = credential if credential is not None else credentials.resolve(dst.registry, config_path)
-    async with Transport(
+    async with connect(
         dst.registry,
-        credential=cred,
+        credential=credential,
+        config_path=config_path,
         tls_verify=tls_verify,
         retry=retry,
         trace=trace,

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetkit.registry.client import credentials
 from fleetkit.registry.client.copy import ImageName, open_image, parse_image_name
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.errors import VerificationError
@@ -27,7 +26,7 @@ from fleetkit.registry.client.events import TraceSink
 from fleetkit.registry.client.image import Manifest, Platform, select_platform
 from fleetkit.registry.client.pull import MAX_INDEX_DEPTH
 from fleetkit.registry.client.remote import Remote
-from fleetkit.registry.client.transport import RetryPolicy, Transport
+from fleetkit.registry.client.transport import RetryPolicy, connect
 from fleetkit.registry.digest import digest_bytes, parse_digest
 
 __all__ = ["Inspection", "inspect", "inspect_async", "render", "image_info"]
@@ -97,10 +96,10 @@ async def inspect_async(
     if name.reference is None:
         return await asyncio.to_thread(_inspect_local, name, wanted)
     ref = name.reference
-    cred = credential if credential is not None else credentials.resolve(ref.registry, config_path)
-    async with Transport(
+    async with connect(
         ref.registry,
-        credential=cred,
+        credential=credential,
+        config_path=config_path,
         tls_verify=tls_verify,
         retry=retry,
         trace=trace,

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from fleetkit.errors import FleetkitError, UsageError
-from fleetkit.registry.client import credentials
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.errors import DestinationError, PlatformNotFound, VerificationError
 from fleetkit.registry.client.events import Event, EventSink, TraceSink, printable
@@ -37,7 +36,7 @@ from fleetkit.registry.client.layout import (
     write_docker_archive,
 )
 from fleetkit.registry.client.remote import Remote
-from fleetkit.registry.client.transport import RetryPolicy, Transport
+from fleetkit.registry.client.transport import RetryPolicy, connect
 from fleetkit.registry.reference import Reference, familiar_name, parse_reference
 
 __all__ = ["BlobResult", "PullResult", "pull", "pull_async", "MAX_INDEX_DEPTH"]
@@ -143,7 +142,8 @@ async def pull_async(
             all_platforms=all_platforms,
             max_concurrent_downloads=max_concurrent_downloads,
             tls_verify=tls_verify,
-            cred=cred_for(ref, credential, config_path),
+            credential=credential,
+            config_path=config_path,
             retry=retry,
             events=events,
             emit=emit,
@@ -156,12 +156,6 @@ async def pull_async(
             # a platform mismatch is found before any layer: only the config was fetched
             _remove_if_empty(layout.root, ignore_blobs=isinstance(exc, PlatformNotFound))
         raise
-
-
-def cred_for(
-    ref: Reference, credential: Credential | None, config_path: str | Path | None
-) -> Credential | None:
-    return credential if credential is not None else credentials.resolve(ref.registry, config_path)
 
 
 def _remove_if_empty(root: Path, ignore_blobs: bool = False) -> None:
@@ -191,7 +185,8 @@ async def _pull(
     all_platforms: bool,
     max_concurrent_downloads: int,
     tls_verify: bool,
-    cred: Credential | None,
+    credential: Credential | None,
+    config_path: str | Path | None,
     retry: RetryPolicy | None,
     events: EventSink | None,
     emit: EventSink,
@@ -199,9 +194,10 @@ async def _pull(
     timeout_s: float,
     notify: Callable[[str], None] | None,
 ) -> PullResult:
-    async with Transport(
+    async with connect(
         ref.registry,
-        credential=cred,
+        credential=credential,
+        config_path=config_path,
         tls_verify=tls_verify,
         retry=retry,
         trace=trace,

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from fleetkit.errors import FleetkitError, UsageError
-from fleetkit.registry.client import credentials
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.errors import TransportError, VerificationError
 from fleetkit.registry.client.events import Event, EventSink, TraceSink
 from fleetkit.registry.client.image import Descriptor, Manifest
 from fleetkit.registry.client.layout import ImageSource, Location, open_source, parse_location
 from fleetkit.registry.client.remote import Remote
-from fleetkit.registry.client.transport import RETRY_STATUSES, RetryPolicy, Transport
+from fleetkit.registry.client.transport import RETRY_STATUSES, RetryPolicy, connect
 from fleetkit.registry.errors import RegistryAPIError
 from fleetkit.registry.reference import Reference, parse_reference
 
@@ -93,12 +92,10 @@ async def push_async(
         if ref.digest and ref.digest != top.digest:
             raise VerificationError(f"{loc} is {top.digest}, not {ref.digest}")
         mount_from = (*mount_from, *_origin_repository(src.origin, ref))
-        cred = (
-            credential if credential is not None else credentials.resolve(ref.registry, config_path)
-        )
-        async with Transport(
+        async with connect(
             ref.registry,
-            credential=cred,
+            credential=credential,
+            config_path=config_path,
             tls_verify=tls_verify,
             retry=retry,
             trace=trace,

@@ -27,16 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fleetkit.errors import UsageError
-from fleetkit.registry.client import credentials
 from fleetkit.registry.client.commands import normalize_registry
 from fleetkit.registry.client.copy import CopyResult, copy_async, parse_image_name
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.events import TraceSink
 from fleetkit.registry.client.remote import Remote
-from fleetkit.registry.client.transport import RetryPolicy, Transport
+from fleetkit.registry.client.transport import RetryPolicy, connect
 from fleetkit.registry.reference import check_registry_host, parse_reference
 
 __all__ = ["SyncSource", "SyncResult", "load_sync_config", "sync", "sync_async"]
@@ -75,6 +72,8 @@ def load_sync_config(path: str | Path) -> list[SyncSource]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    import yaml  # here, not at the top: `fleetkit pull` need not pay for it
+
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -165,15 +164,11 @@ async def sync_async(
         )
     result = SyncResult()
     for src in sources:
-        cred = (
-            src.credential
-            if src.credential is not None
-            else credentials.resolve(src.registry, config_path)
-        )
         wanted: list[tuple[str, str]] = []
-        async with Transport(
+        async with connect(
             src.registry,
-            credential=cred,
+            credential=src.credential,
+            config_path=config_path,
             tls_verify=src.tls_verify,
             retry=retry,
             trace=trace,
@@ -202,7 +197,7 @@ async def sync_async(
                     all_platforms=all_platforms,
                     src_tls_verify=src.tls_verify,
                     dest_tls_verify=dest_tls_verify,
-                    src_credential=cred,
+                    src_credential=src.credential,
                     dest_credential=dest_credential,
                     config_path=config_path,
                     retry=retry,

@@ -39,6 +39,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -46,6 +47,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from fleetkit import __version__
+from fleetkit.registry.client import credentials
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.errors import AuthError, TransportError, VerificationError
 from fleetkit.registry.client.events import TraceSink, printable
@@ -56,6 +58,7 @@ __all__ = [
     "RetryPolicy",
     "Challenge",
     "Transport",
+    "connect",
     "parse_challenges",
     "redact_url",
     "redact_header",
@@ -309,6 +312,11 @@ class Transport:
     def auth_scheme(self) -> str:
         """What the ping's challenge asked for: ``bearer``, ``basic`` or ``none``."""
         return self._challenge.scheme if self._challenge is not None else "none"
+
+    @property
+    def read_timeout_s(self) -> float:
+        """How long a response may send nothing before the read fails."""
+        return self._timeout_s
 
     @property
     def base_url(self) -> URL:
@@ -652,6 +660,34 @@ class Transport:
 
 
 _MAX_MESSAGE_CHARS = 1000
+
+
+def connect(
+    registry: str,
+    *,
+    credential: Credential | None = None,
+    config_path: str | Path | None = None,
+    tls_verify: bool = True,
+    retry: RetryPolicy | None = None,
+    trace: TraceSink | None = None,
+    notify: Callable[[str], None] | None = None,
+    timeout_s: float = 60.0,
+    max_connections: int = 16,
+) -> Transport:
+    """The one setup of every verb: a :class:`Transport` to ``registry`` with ``credential``,
+    else the one stored for it (docker's config.json or credential helper)."""
+    if credential is None:
+        credential = credentials.resolve(registry, config_path)
+    return Transport(
+        registry,
+        credential=credential,
+        tls_verify=tls_verify,
+        retry=retry,
+        trace=trace,
+        timeout_s=timeout_s,
+        max_connections=max_connections,
+        notify=notify,
+    )
 
 
 def _refused(exc: BaseException) -> bool:

@@ -118,6 +118,7 @@ class ServerConfig:
     http_secret: str | None = None  # signs upload state in Location (shared by replicas)
     storage_redirect: bool = False  # S3: blob GET -> 307 to a presigned URL
     proxy: ProxyConfig | None = None  # pull-through cache (--proxy-remote, proxy.* in --config)
+    ui: bool = False  # serve the read-only web view under /ui
 
     @property
     def on_s3(self) -> bool:
@@ -512,6 +513,10 @@ def create_app(config: ServerConfig, state: State | None = None) -> web.Applicat
         from fleetkit.registry.proxy import install_proxy
 
         install_proxy(app, config.proxy)
+    if config.ui:
+        from fleetkit.registry.ui import add_routes
+
+        add_routes(app)
     return app
 
 

@@ -126,6 +126,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                     ),
                     what="dnsmasq on a node",
                 )
+                site = tmp / f"site{i}"  # and serves its own page
+                site.mkdir()
+                (site / "index.html").write_text(f"node{i}\n")
+                procs.append(
+                    spawn_in(
+                        ns, sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                        "--directory", str(site), "8080",
+                    )
+                )  # fmt: skip
+                wait_for(
+                    lambda ns=ns: (
+                        "127.0.0.1:8080 " in run("ip", "netns", "exec", ns, "ss", "-ltn").stdout
+                    ),
+                    what="an HTTP server on a node",
+                )
             pids = {name: p.pid for (name, _, _), p in zip(PODS, procs[: len(PODS)], strict=True)}
             root = tmp / "noderoot"
             _containerd_state(root, pids)
@@ -362,3 +377,15 @@ def test_node_found_by_address_and_api_node(fleet: Fleet, tmp_path: Path) -> Non
     )  # fmt: skip
     assert api_node.returncode == 0, api_node.stderr
     assert api_node.stdout == local.stdout
+
+
+def test_selector_http_gets_from_each_pods_node(fleet: Fleet) -> None:
+    out = fleetkit(
+        "ns", "http", "-b", "http://127.0.0.1:8080/", *fleet.flags,
+        "--selector", "tier=front,app!=db", "--namespace", "shop",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (
+        "shop/api: HTTP/1.0 200 OK\nshop/api: node1\nshop/web: HTTP/1.0 200 OK\nshop/web: node0\n"
+    )
+    assert "shop/api: # 6 bytes, connect " in out.stderr

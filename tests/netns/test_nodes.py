@@ -389,3 +389,34 @@ def test_selector_http_gets_from_each_pods_node(fleet: Fleet) -> None:
         "shop/api: HTTP/1.0 200 OK\nshop/api: node1\nshop/web: HTTP/1.0 200 OK\nshop/web: node0\n"
     )
     assert "shop/api: # 6 bytes, connect " in out.stderr
+
+
+def test_selector_text_lines_are_tcpdumps_prefixed_by_pod(fleet: Fleet) -> None:
+    ping = require("ping", "apt-get install -y iputils-ping")
+    tcpdump = require("tcpdump", "apt-get install -y tcpdump")
+    flags = ["-n", "-c", "4", "icmp"]
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "fleetkit", "ns", "capture", *fleet.flags]
+        + ["--selector", "tier=front", "--namespace", "shop", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peer = subprocess.Popen(
+        ["ip", "netns", "exec", fleet.namespaces[1], tcpdump, *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _listening(ours)
+        _listening(ours)
+        _listening(peer)
+        run(ping, "-c", "2", "-i", "0.2", fleet.addresses[1])  # node1 only: shop/api
+        (out, err), (expected, _) = ours.communicate(timeout=60), peer.communicate(timeout=60)
+    finally:
+        stop(ours)
+        stop(peer)
+    assert ours.returncode == 0, err
+    assert expected.count("ICMP echo") == 4
+    assert out == "".join(f"shop/api: {line}\n" for line in expected.splitlines())

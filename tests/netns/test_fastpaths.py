@@ -224,7 +224,7 @@ def test_setns_joins_own_namespace_in_a_thread() -> None:
 
 
 def test_write_path_on_one_interface_is_libpcaps_own() -> None:
-    from fleetkit.netns.capture import LiveHandle, open_live
+    from fleetkit.netns.capture import LiveHandle, compile_filter, open_live
     from tests.peers import require_root
 
     require_root("opens a packet socket")
@@ -233,3 +233,6 @@ def test_write_path_on_one_interface_is_libpcaps_own() -> None:
     handle.close()
     # not there: None, so the socket path reports the error with tcpdump's words
     assert open_live("fk-no-such0", [], 1 << 20, 262144) is None
+    cooked = open_live("any", compile_filter("icmp", 262144, 276), 1 << 20, 262144, 276)
+    assert isinstance(cooked, LiveHandle) and cooked.live.linktype == 276  # LINUX_SLL2
+    cooked.close()

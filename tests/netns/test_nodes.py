@@ -126,6 +126,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                     ),
                     what="dnsmasq on a node",
                 )
+                site = tmp / f"site{i}"  # and serves its own page
+                site.mkdir()
+                (site / "index.html").write_text(f"node{i}\n")
+                procs.append(
+                    spawn_in(
+                        ns, sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                        "--directory", str(site), "8080",
+                    )
+                )  # fmt: skip
+                wait_for(
+                    lambda ns=ns: (
+                        "127.0.0.1:8080 " in run("ip", "netns", "exec", ns, "ss", "-ltn").stdout
+                    ),
+                    what="an HTTP server on a node",
+                )
             pids = {name: p.pid for (name, _, _), p in zip(PODS, procs[: len(PODS)], strict=True)}
             root = tmp / "noderoot"
             _containerd_state(root, pids)
@@ -362,3 +377,46 @@ def test_node_found_by_address_and_api_node(fleet: Fleet, tmp_path: Path) -> Non
     )  # fmt: skip
     assert api_node.returncode == 0, api_node.stderr
     assert api_node.stdout == local.stdout
+
+
+def test_selector_http_gets_from_each_pods_node(fleet: Fleet) -> None:
+    out = fleetkit(
+        "ns", "http", "-b", "http://127.0.0.1:8080/", *fleet.flags,
+        "--selector", "tier=front,app!=db", "--namespace", "shop",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (
+        "shop/api: HTTP/1.0 200 OK\nshop/api: node1\nshop/web: HTTP/1.0 200 OK\nshop/web: node0\n"
+    )
+    assert "shop/api: # 6 bytes, connect " in out.stderr
+
+
+def test_selector_text_lines_are_tcpdumps_prefixed_by_pod(fleet: Fleet) -> None:
+    ping = require("ping", "apt-get install -y iputils-ping")
+    tcpdump = require("tcpdump", "apt-get install -y tcpdump")
+    flags = ["-n", "-c", "4", "icmp"]
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "fleetkit", "ns", "capture", *fleet.flags]
+        + ["--selector", "tier=front", "--namespace", "shop", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peer = subprocess.Popen(
+        ["ip", "netns", "exec", fleet.namespaces[1], tcpdump, *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _listening(ours)
+        _listening(ours)
+        _listening(peer)
+        run(ping, "-c", "2", "-i", "0.2", fleet.addresses[1])  # node1 only: shop/api
+        (out, err), (expected, _) = ours.communicate(timeout=60), peer.communicate(timeout=60)
+    finally:
+        stop(ours)
+        stop(peer)
+    assert ours.returncode == 0, err
+    assert expected.count("ICMP echo") == 4
+    assert out == "".join(f"shop/api: {line}\n" for line in expected.splitlines())

@@ -324,6 +324,8 @@ def _live_prototypes(lib: Any) -> None:
     for name in ("pcap_activate", "pcap_datalink", "pcap_get_selectable_fd"):
         getattr(lib, name).restype = i
         getattr(lib, name).argtypes = [p]
+    lib.pcap_set_datalink.restype = i
+    lib.pcap_set_datalink.argtypes = [p, i]
     lib.pcap_setnonblock.restype = i
     lib.pcap_setnonblock.argtypes = [p, i, ctypes.c_char_p]
     lib.pcap_setfilter.restype = i
@@ -355,6 +357,7 @@ class PcapLive:
         buffer_bytes: int,
         timeout_ms: int,
         program: list[tuple[int, int, int, int]],
+        datalink: int | None = None,
     ) -> None:
         lib = _libpcap()
         _live_prototypes(lib)
@@ -375,6 +378,8 @@ class PcapLive:
                 detail = lib.pcap_geterr(handle).decode(errors="replace")
                 text = lib.pcap_statustostr(status).decode(errors="replace")
                 raise PcapLiveError(f"{interface}: {detail or text}")
+            if datalink is not None and lib.pcap_set_datalink(handle, datalink) < 0:
+                raise PcapLiveError(lib.pcap_geterr(handle).decode(errors="replace"))
             self.linktype = lib.pcap_datalink(handle)
             if lib.pcap_setnonblock(handle, 1, errbuf) < 0:
                 raise PcapLiveError(errbuf.value.decode(errors="replace"))

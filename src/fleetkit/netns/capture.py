@@ -551,19 +551,29 @@ def open_live(
     program: list[tuple[int, int, int, int]],
     buffer_bytes: int,
     snaplen: int,
+    linktype: int = LINKTYPE_ETHERNET,
 ) -> LiveHandle | None:
     """libpcap's own capture of one interface, in the current thread's namespace, for ``-w``;
     None where it does not apply (no such interface, not Ethernet-framed, libpcap says no):
-    the caller then opens the socket itself, with its error messages.
+    the caller then opens the socket itself, with its error messages. ``any`` is captured with
+    ``linktype`` LINUX_SLL2, as tcpdump 4.99 asks libpcap for it (``program`` compiled for it).
 
     Written this way, packets go from the ring to the file in C (``pcap_dispatch`` calling
     ``pcap_dump``), as tcpdump -w does: no Python runs per packet.
     """
     name = interface if interface is not None else _default_interface()
+    cooked = linktype == LINKTYPE_LINUX_SLL2
     try:
-        live = sc.PcapLive(name, snaplen, buffer_bytes, RETIRE_BLOCK_MS, program)
+        live = sc.PcapLive(
+            name, snaplen, buffer_bytes, RETIRE_BLOCK_MS, program, linktype if cooked else None
+        )
     except (OSError, sc.PcapLiveError):
         return None
+    if live.linktype != linktype:
+        live.close()
+        return None
+    if cooked:  # libpcap rewrites a cooked filter for the kernel and drops loopback's copy itself
+        return LiveHandle(live, name)
     try:
         # loopback's outgoing copy dropped in the kernel, as on the socket path (libpcap would
         # copy both into its ring and discard one per packet in user space). Installed over
@@ -572,9 +582,6 @@ def open_live(
         with socket.fromfd(live.fd, socket.AF_PACKET, socket.SOCK_RAW) as sock:
             _attach(sock, _skip_loopback_outgoing(program or [(0x06, 0, 0, snaplen)]))
     except OSError:
-        live.close()
-        return None
-    if live.linktype != LINKTYPE_ETHERNET:
         live.close()
         return None
     return LiveHandle(live, name)
@@ -697,8 +704,12 @@ def capture(
     text = write_path is None
 
     def opener() -> Handle | LiveHandle:
-        if write_path is not None and rotation is None and interface != "any":
-            live = open_live(interface, program, buffer_bytes, snaplen)
+        if write_path is not None and rotation is None:
+            if interface == "any":  # libpcap's cooked capture, its filter compiled for SLL2
+                cooked = compile_filter(expression, snaplen, LINKTYPE_LINUX_SLL2)
+                live = open_live("any", cooked, buffer_bytes, snaplen, LINKTYPE_LINUX_SLL2)
+            else:
+                live = open_live(interface, program, buffer_bytes, snaplen)
             if live is not None:
                 return live
         return open_capture(interface, program, buffer_bytes, shared_stamps=text)

@@ -161,7 +161,10 @@ def ssh_fleet(
                 ["ip", "link", "del", veth], capture_output=True, timeout=30, check=False
             )
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30, check=False)
-        if made_privsep:
+        # /run/sshd is shared by every sshd (other fixtures may run at once): removed only
+        # when no sshd is left
+        others = subprocess.run(["pgrep", "-x", "sshd"], capture_output=True, check=False)
+        if made_privsep and others.returncode != 0:
             shutil.rmtree(privsep, ignore_errors=True)
         if lock is not None:
             lock.unlink(missing_ok=True)

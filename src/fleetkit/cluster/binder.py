@@ -14,6 +14,7 @@ from fleetkit.cluster.store import WatchEvent, now_ts
 from fleetkit.scheduler import (
     RETRY_ON_BIND,
     Cluster,
+    CycleResult,
     Framework,
     Node,
     Pod,
@@ -81,6 +82,9 @@ class Binder:
         self.bound_models: dict[Key, Pod] = {}  # the cycle's Pod, reused when the binding lands
         self.seq = 0
         self.attempts = 0
+        # ``fleetkit schedule --explain``: every node's filter result and scores, per pod
+        self.explain = False
+        self.results: dict[Key, CycleResult] = {}
 
     # -- the mirror ------------------------------------------------------------------------------
     def on_event(self, ev: WatchEvent) -> None:
@@ -215,7 +219,9 @@ class Binder:
         pod = Pod.from_obj(obj, self.seq)
         pod.nominated_node = str((obj.get("status") or {}).get("nominatedNodeName") or "")
         fw = self.frameworks[pod.scheduler_name]
-        res = fw.schedule(pod)
+        res = fw.schedule(pod, explain=self.explain)
+        if self.explain:
+            self.results[key] = res
         if res.node is not None:
             self._bind(obj, pod, res.node)
             return

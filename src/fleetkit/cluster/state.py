@@ -175,7 +175,7 @@ class ClusterState:
         self, res: Resource, obj: Obj, ns: str = "", dry_run: bool = False, keep_uid: bool = False
     ) -> Obj:
         """Create through admission; ``keep_uid`` (loading a dump) keeps metadata.uid so the
-        dump's ownerReferences still point at their owners."""
+        dump's ownerReferences still point at their owners (and a terminating pod stays so)."""
         obj = clone(obj)
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
         ns = self._namespace_of(res, obj, ns)
@@ -187,7 +187,7 @@ class ClusterState:
             "deletionTimestamp",
             "managedFields",
         ):
-            if not (keep_uid and k in ("uid", "creationTimestamp")):
+            if not (keep_uid and k in ("uid", "creationTimestamp", "deletionTimestamp")):
                 meta.pop(k, None)
         if not meta.get("name") and meta.get("generateName"):
             while True:

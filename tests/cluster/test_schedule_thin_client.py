@@ -307,3 +307,31 @@ def test_fixtures_use_the_current_control_plane_taint() -> None:
     for path in (FIXTURES / "nodes.yaml", FIXTURES.parent / "scheduler" / "seed" / "cluster.yaml"):
         assert "node-role.kubernetes.io/master" not in path.read_text()
         assert "key: node-role.kubernetes.io/control-plane" in path.read_text()
+
+
+def test_cached_table_rows_serialize_as_the_table() -> None:
+    """The row cache behind `kubectl get` (table_json) gives the Table that table() builds."""
+    from fleetkit.cluster.api import tables
+
+    def timeless(t: Any) -> Any:
+        at = [c["name"] for c in t["columnDefinitions"]].index("Age")
+        for r in t["rows"]:
+            r["cells"][at] = "AGE"  # the one cell that moves with the clock
+        return t
+
+    out = simulate([NODES, NGINX], ["kubectl scale deployment.apps/nginx --replicas=5"])
+    for res, key in (("pods", "pods"), ("nodes", "nodes"), ("deployments", "deployments.apps")):
+        objs = out.state.store.list(key)
+        for include in ("Metadata", "None", "Object"):
+            first = timeless(json.loads(tables.table_json(res, objs, "7", include)))
+            cached = timeless(json.loads(tables.table_json(res, objs, "7", include)))
+            assert first == cached == timeless(tables.table(res, objs, "7", include))
+    # a changed object (new resourceVersion) is rendered again, not served from the cache
+    pods = out.state.store.list("pods")
+    tables.table_json("pods", pods, "7")
+    node = out.state.store.get("nodes", "", "demo-worker")
+    out.state.update(
+        out.state.res("", "Node"), {**node, "spec": {**node.get("spec", {}), "unschedulable": True}}
+    )
+    row = json.loads(tables.table_json("nodes", out.state.store.list("nodes"), "8"))["rows"]
+    assert any(r["cells"][1] == "Ready,SchedulingDisabled" for r in row)

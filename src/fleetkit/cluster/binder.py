@@ -40,6 +40,8 @@ class _Context:
 
     def __init__(self, binder: Binder) -> None:
         self.binder = binder
+        # owner uid -> its parsed selector (immutable in apps/v1)
+        self.selectors: dict[str, Selector] = {}
 
     def default_selector(self, pod: Pod) -> Selector:
         st = self.binder.cp.state
@@ -54,7 +56,11 @@ class _Context:
             key = "replicasets.apps" if ref["kind"] == "ReplicaSet" else "statefulsets.apps"
             owner = st.store.get(key, pod.namespace, str(ref.get("name")))
             if owner is not None:
-                s = parse_label_selector((owner.get("spec") or {}).get("selector") or {})
+                uid = str(owner["metadata"].get("uid"))
+                s = self.selectors.get(uid)
+                if s is None:
+                    s = parse_label_selector((owner.get("spec") or {}).get("selector") or {})
+                    self.selectors[uid] = s
                 if not s.nothing:
                     selector = selector.add(s.requirements)
         return selector

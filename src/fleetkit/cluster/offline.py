@@ -530,6 +530,7 @@ def simulate(
     state, cp = build(ServeOptions(config=config, seed=seed), listener=note)
     cp.binder.explain = explain
     cp.nodes.label_hostname = False
+    cp.recorder.normal = False
     out = Outcome(state, cp, order)
     runner = _Runner(out, max_pods)
     if live:

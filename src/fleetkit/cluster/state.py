@@ -172,11 +172,20 @@ class ClusterState:
         return ns
 
     def create(
-        self, res: Resource, obj: Obj, ns: str = "", dry_run: bool = False, keep_uid: bool = False
+        self,
+        res: Resource,
+        obj: Obj,
+        ns: str = "",
+        dry_run: bool = False,
+        keep_uid: bool = False,
+        from_template: bool = False,
     ) -> Obj:
         """Create through admission; ``keep_uid`` (loading a dump) keeps metadata.uid so the
-        dump's ownerReferences still point at their owners (and a terminating pod stays so)."""
-        obj = clone(obj)
+        dump's ownerReferences still point at their owners (and a terminating pod stays so).
+        ``from_template``: a controller's new pod, built from a fresh copy of a template the API
+        already validated (the copy is not copied again, nor the spec validated twice)."""
+        if not from_template:
+            obj = clone(obj)
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
         ns = self._namespace_of(res, obj, ns)
         meta = obj["metadata"]
@@ -211,7 +220,8 @@ class ClusterState:
                 ) from exc
         else:
             apply_defaults(res.kind, obj)
-        self._validate(res, obj)
+        if not from_template:
+            self._validate(res, obj)
         if self.store.get(key_of(res), ns, name) is not None:
             raise ApiError(
                 409,

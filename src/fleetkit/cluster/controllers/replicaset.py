@@ -30,33 +30,37 @@ class ReplicaSetController:
 
     def owned_pods(self, rs: Obj) -> list[Obj]:
         """Pods this ReplicaSet controls, adopting orphans its selector matches."""
+        self._adopt(rs)
+        return list(self.cp.pods_by_owner.get(rs["metadata"]["uid"], {}).values())
+
+    def _adopt(self, rs: Obj) -> None:
         st = self.cp.state
         ns = rs["metadata"]["namespace"]
-        uid = rs["metadata"]["uid"]
-        out = list(self.cp.pods_by_owner.get(uid, {}).values())
         for p in self.cp.orphan_candidates(ns, (rs.get("spec") or {}).get("selector")):
             if controller_ref(p) is not None:
                 continue
             if selects(rs, p) and is_active(p) and not rs["metadata"].get("deletionTimestamp"):
                 new = clone(p)
                 new["metadata"].setdefault("ownerReferences", []).append(owner_ref(rs))
-                out.append(st.store.update("pods", new))
-        return out
+                st.store.update("pods", new)
 
     def sync(self, ns: str, name: str) -> None:
         st = self.cp.state
         rs = st.store.get(self.res.qualified, ns, name)
         if rs is None:
             return
-        pods = [p for p in self.owned_pods(rs) if is_active(p)]
+        self._adopt(rs)
+        uid = rs["metadata"]["uid"]
         want = int((rs.get("spec") or {}).get("replicas") or 0)
-        diff = want - len(pods)
+        # the control plane's per-owner counts: no walk over the pods unless some must go
+        diff = want - self.cp.owner_counts[uid][0]
         if diff > 0:
             for _ in range(min(diff, BURST)):
                 self._create_pod(rs)
             if diff > BURST:
                 self.cp.enqueue("replicaset", (ns, name))
         elif diff < 0:
+            pods = [p for p in self.cp.pods_by_owner.get(uid, {}).values() if is_active(p)]
             per_node: dict[str, int] = {}
             for p in pods:
                 node = (p.get("spec") or {}).get("nodeName") or ""
@@ -76,8 +80,8 @@ class ReplicaSetController:
 
             for p in sorted(pods, key=rank)[:-diff]:
                 st.delete(self.pods, ns, p["metadata"]["name"])
-            pods = [p for p in self.owned_pods(rs) if is_active(p)]
-        self._status(rs, [p for p in self.owned_pods(rs) if is_active(p)])
+        rs = st.store.get(self.res.qualified, ns, name) or rs
+        self._status(rs)
 
     def _create_pod(self, rs: Obj) -> None:
         tmpl = clone((rs.get("spec") or {}).get("template") or {})
@@ -87,7 +91,7 @@ class ReplicaSetController:
         meta["namespace"] = rs["metadata"]["namespace"]
         meta["ownerReferences"] = [owner_ref(rs)]
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": tmpl.get("spec") or {}}
-        created = self.cp.state.create(self.pods, pod)
+        created = self.cp.state.create(self.pods, pod, from_template=True)
         self.cp.recorder.record(
             rs,
             "Normal",
@@ -96,18 +100,25 @@ class ReplicaSetController:
             "replicaset-controller",
         )
 
-    def _status(self, rs: Obj, pods: list[Obj]) -> None:
-        ready = sum(1 for p in pods if is_ready(p))
-        labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get(
-            "labels"
-        ) or {}
-        status = {
-            "replicas": len(pods),
-            "fullyLabeledReplicas": sum(
+    def _status(self, rs: Obj) -> None:
+        uid = rs["metadata"]["uid"]
+        active, ready = self.cp.owner_counts[uid]
+        spec = rs.get("spec") or {}
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        selected = (spec.get("selector") or {}).get("matchLabels") or {}
+        if all(selected.get(k) == v for k, v in labels.items()):
+            # every owned pod matches the selector, so it carries each template label
+            labeled = active
+        else:
+            labeled = sum(
                 1
-                for p in pods
-                if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
-            ),
+                for p in self.cp.pods_by_owner.get(uid, {}).values()
+                if is_active(p)
+                and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
+            )
+        status = {
+            "replicas": active,
+            "fullyLabeledReplicas": labeled,
             "readyReplicas": ready,
             "availableReplicas": ready,
             "observedGeneration": rs["metadata"].get("generation", 1),

@@ -285,6 +285,8 @@ class Binder:
                 "lastTransitionTime": now_ts(),
             }
         ]
+        if self.cp.kubelet.with_binding:
+            new = self.cp.kubelet.started(new) or new
         self.cp.state.store.update("pods", new)
         ns, name = pod.namespace, pod.name
         self.cp.recorder.record(

@@ -17,6 +17,7 @@ defaulting, admission and validation.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -531,6 +532,9 @@ def simulate(
     cp.binder.explain = explain
     cp.nodes.label_hostname = False
     cp.recorder.normal = False
+    cp.kubelet.with_binding = True
+    # no watch ever starts here: keep no history of old object versions for one
+    state.store.history = collections.deque(maxlen=0)
     out = Outcome(state, cp, order)
     runner = _Runner(out, max_pods)
     if live:

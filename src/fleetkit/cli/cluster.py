@@ -39,8 +39,8 @@ def _parser() -> ArgumentParser:
     p.add_argument(
         "action",
         choices=("serve", "schedule"),
-        help="serve: run the API server; schedule: apply -f FILEs to a cluster started from "
-        "the Nodes and bound Pods among them, then --then steps, and print the pods (-o json)",
+        help="serve: run the API server; schedule: what `fleetkit schedule -f FILE... --then "
+        "STEP... -o json` runs (the same code path), printing only the pods (-o json|yaml)",
     )
     p.add_argument(
         "-f",
@@ -48,14 +48,15 @@ def _parser() -> ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="schedule: manifests (the first file is the cluster: nodes, bound pods)",
+        help="schedule: manifests (existing objects first, then the rest applied in order)",
     )
     p.add_argument(
         "--then",
         action="append",
         default=[],
         metavar="STEP",
-        help="schedule: a what-if step (scale, apply -f, cordon, uncordon, delete node)",
+        help="schedule: a what-if step, a kubectl command (scale, apply -f, taint, label, "
+        "cordon, uncordon, drain, delete node)",
     )
     p.add_argument(
         "-o", "--output", choices=("json", "yaml"), default="json", help="schedule: output format"
@@ -154,8 +155,8 @@ def _schedule(args: argparse.Namespace) -> int:
             hint="fleetkit cluster schedule -f cluster.yaml -f deploy.yaml",
         )
     out = run(
-        args.filename[:1],
-        args.filename[1:],
+        [],
+        args.filename,
         args.then,
         load_config(args.config) if args.config else None,
         args.seed,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 
 from fleetkit.cli._options import ArgumentParser
 from fleetkit.errors import UsageError
 
 __all__ = ["main"]
+
+GC_THRESHOLD = 50_000
 
 EPILOG = """\
 serves: core/v1 (namespaces nodes pods events services configmaps secrets serviceaccounts ...),
@@ -111,6 +114,9 @@ def _parser() -> ArgumentParser:
 
 def main(command: str, argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    # the cluster holds millions of long-lived dicts: collect the young generation less often
+    # (the default 700 allocations makes collections a tenth of the run at 100,000 pods)
+    gc.set_threshold(GC_THRESHOLD, 20, 100)
     from fleetkit.cluster import ServeOptions, serve
     from fleetkit.scheduler import load_config
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from fleetkit.cli._options import ArgumentParser
 from fleetkit.errors import UsageError
 
 __all__ = ["main"]
+
+GC_THRESHOLD = 50_000
 
 EPILOG = """\
 inputs: Node, Namespace, PriorityClass, Service, PodDisruptionBudget, Pod (bound when
@@ -105,6 +108,9 @@ def _parser() -> ArgumentParser:
 
 def main(command: str, argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    # the cluster holds millions of long-lived dicts: collect the young generation less often
+    # (the default 700 allocations makes collections a tenth of the run at 100,000 pods)
+    gc.set_threshold(GC_THRESHOLD, 20, 100)
     if not args.filename and not (args.kubeconfig or args.context):
         raise UsageError(
             "no input: give -f FILE|DIR or --kubeconfig",

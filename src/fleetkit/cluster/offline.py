@@ -154,7 +154,9 @@ class _Runner:
         self.max_pods = max_pods
 
     # -- loading -----------------------------------------------------------------------------
-    def create_existing(self, docs: list[tuple[Document, Resource]]) -> None:
+    def create_existing(
+        self, docs: list[tuple[Document, Resource]], validation: str = "Strict"
+    ) -> None:
         """Create everything first, then let the controllers run (order-independent)."""
         order = {k: i for i, k in enumerate(STATE_KINDS)}
         docs = sorted(docs, key=lambda dr: order.get(dr[1].kind, len(order)))
@@ -162,7 +164,7 @@ class _Runner:
         try:
             for d, res in docs:
                 try:
-                    obj, _ = self.st.decode(res, d.obj, "Strict")
+                    obj, _ = self.st.decode(res, d.obj, validation)
                     if res.kind == "Pod" and (obj.get("spec") or {}).get("nodeName"):
                         obj.setdefault("status", {}).setdefault("phase", "Running")
                     meta = obj.setdefault("metadata", {})
@@ -270,7 +272,8 @@ class _Runner:
                 source=where,
             )
 
-    def load(self, docs: list[Document]) -> None:
+    def load(self, docs: list[Document], validation: str = "Strict") -> None:
+        """Create what exists, then apply the rest in order (``validation``: of what exists)."""
         state: list[tuple[Document, Resource]] = []
         applied: list[tuple[Document, Resource]] = []
         for d in docs:
@@ -283,7 +286,7 @@ class _Runner:
             if res is not None:
                 (state if _is_state(d.obj) else applied).append((d, res))
         if state:
-            self.create_existing(state)
+            self.create_existing(state, validation)
         for d, res in applied:
             self.apply(d, res)
 
@@ -538,7 +541,8 @@ def simulate(
     out = Outcome(state, cp, order)
     runner = _Runner(out, max_pods)
     if live:
-        runner.load([Document(o, "<cluster>", i + 1) for i, o in enumerate(live)])
+        # a live cluster may carry fields newer than these schemas: imported, not validated
+        runner.load([Document(o, "<cluster>", i + 1) for i, o in enumerate(live)], "Ignore")
     runner.load(read_raw_documents(files))
     for step in parsed:
         try:

@@ -119,7 +119,7 @@ def main(command: str, argv: list[str]) -> int:
     from fleetkit.cluster.offline import simulate
     from fleetkit.cluster.report import explain_entries, pod_list, render_table
     from fleetkit.scheduler import MAX_PODS, default_config, load_config
-    from fleetkit.scheduler.report import dump, render_explain_entries
+    from fleetkit.scheduler.report import dump, render_explain_entries, write_dump
 
     max_pods = MAX_PODS if args.max_pods is None else args.max_pods
     if max_pods < 1:
@@ -158,7 +158,7 @@ def main(command: str, argv: list[str]) -> int:
             sys.stdout.write(render_explain_entries(entries) if entries else "no matching pod\n")
         return 0
     if args.output in ("json", "yaml"):
-        sys.stdout.write(dump(pod_list(out), args.output))
+        write_dump(pod_list(out), args.output, sys.stdout)
     elif args.output == "html":
         from fleetkit.cluster import render_objects
 

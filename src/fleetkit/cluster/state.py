@@ -179,11 +179,14 @@ class ClusterState:
         dry_run: bool = False,
         keep_uid: bool = False,
         from_template: bool = False,
+        defaulted: bool = False,
     ) -> Obj:
         """Create through admission; ``keep_uid`` (loading a dump) keeps metadata.uid so the
         dump's ownerReferences still point at their owners (and a terminating pod stays so).
         ``from_template``: a controller's new pod, built from a fresh copy of a template the API
-        already validated (the copy is not copied again, nor the spec validated twice)."""
+        already validated (the copy is not copied again, nor the spec validated twice).
+        ``defaulted``: its spec is one defaulting and admission already produced (shared, as
+        stored objects are never mutated, by the pods of one template)."""
         if not from_template:
             obj = clone(obj)
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
@@ -207,7 +210,9 @@ class ClusterState:
                     meta["name"] = name
                     break
         name = str(meta.get("name") or "")
-        if res.kind == "Pod":
+        if defaulted:
+            pass
+        elif res.kind == "Pod":
             try:
                 apply_defaults(
                     res.kind,

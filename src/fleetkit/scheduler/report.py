@@ -21,6 +21,7 @@ __all__ = [
     "render_explain",
     "render_explain_entries",
     "dump",
+    "write_dump",
 ]
 
 SHORT = {
@@ -105,6 +106,21 @@ def pod_list(sim: Simulation) -> dict[str, Any]:
         "metadata": {"resourceVersion": ""},
         "items": [pod_object(sim, p) for p in sim.all_pods()],
     }
+
+
+def write_dump(obj: Any, fmt: str, stream: Any) -> None:
+    """:func:`dump` written to ``stream`` piece by piece (no whole-document string in memory)."""
+    if fmt == "yaml":
+        yaml.safe_dump(obj, stream, sort_keys=False, default_flow_style=False)
+        return
+    buf: list[str] = []
+    for chunk in json.JSONEncoder(indent=4).iterencode(obj):
+        buf.append(chunk)
+        if len(buf) >= 4096:
+            stream.write("".join(buf))
+            buf.clear()
+    buf.append("\n")
+    stream.write("".join(buf))
 
 
 def dump(obj: Any, fmt: str) -> str:

@@ -25,6 +25,9 @@ class ReplicaSetController:
 
     def __init__(self, cp: Any) -> None:
         self.cp = cp
+        # ReplicaSet uid -> (template generation and priority classes, the defaulted pod spec):
+        # the pods of one template share one spec (stored objects are never mutated)
+        self.specs: dict[str, tuple[Any, Obj, str]] = {}
         self.res = cp.state.res("apps", "ReplicaSet")
         self.pods = cp.state.res("", "Pod")
 
@@ -84,14 +87,28 @@ class ReplicaSetController:
         self._status(rs)
 
     def _create_pod(self, rs: Obj) -> None:
-        tmpl = clone((rs.get("spec") or {}).get("template") or {})
-        meta = dict(tmpl.get("metadata") or {})
+        st = self.cp.state
+        uid = rs["metadata"]["uid"]
+        classes = st.store.objects["priorityclasses.scheduling.k8s.io"]
+        version = (
+            rs["metadata"].get("generation"),
+            tuple((k, o["metadata"].get("resourceVersion")) for k, o in classes.items()),
+        )
+        hit = self.specs.get(uid)
+        template = (rs.get("spec") or {}).get("template") or {}
+        meta = clone(template.get("metadata") or {})
         meta.pop("creationTimestamp", None)
         meta["generateName"] = rs["metadata"]["name"] + "-"
         meta["namespace"] = rs["metadata"]["namespace"]
         meta["ownerReferences"] = [owner_ref(rs)]
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": tmpl.get("spec") or {}}
-        created = self.cp.state.create(self.pods, pod, from_template=True)
+        shared = hit is not None and hit[0] == version
+        spec = hit[1] if hit is not None and shared else clone(template.get("spec") or {})
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+        if hit is not None and shared:
+            pod["status"] = {"phase": "Pending", "qosClass": hit[2]}
+        created = st.create(self.pods, pod, from_template=True, defaulted=shared)
+        if not shared:
+            self.specs[uid] = (version, created["spec"], created["status"]["qosClass"])
         self.cp.recorder.record(
             rs,
             "Normal",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,12 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+def _cpu_s(pid: int) -> float:
+    """utime + stime of a process, in seconds (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=5000)
@@ -144,6 +151,7 @@ def main() -> int:
         startup_s = time.monotonic() - t0
         env = {**os.environ, "KUBECONFIG": kc}
         try:
+            apply_cpu0 = _cpu_s(server.pid)
             t0 = time.monotonic()
             subprocess.run(["kubectl", "apply", "-f", df], check=True, env=env, capture_output=True)
             subprocess.run(
@@ -159,6 +167,9 @@ def main() -> int:
                 capture_output=True,
             )
             bound_s = time.monotonic() - t0
+            bound_cpu_s = _cpu_s(server.pid) - apply_cpu0
+            server_cpu0 = _cpu_s(server.pid)
+            kubectl_cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.monotonic()
             out = subprocess.run(
                 ["kubectl", "get", "pods", "-A"],
@@ -168,6 +179,11 @@ def main() -> int:
                 text=True,
             ).stdout
             get_s = time.monotonic() - t0
+            kubectl_cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            get_server_cpu_s = _cpu_s(server.pid) - server_cpu0
+            get_kubectl_cpu_s = (kubectl_cpu1.ru_utime - kubectl_cpu0.ru_utime) + (
+                kubectl_cpu1.ru_stime - kubectl_cpu0.ru_stime
+            )
             rss = _rss_kib(server.pid)
         finally:
             server.terminate()
@@ -181,12 +197,17 @@ def main() -> int:
                 "replicas": args.replicas,
                 "startup_s": round(startup_s, 2),
                 "bound_s": round(bound_s, 2),
+                "bound_server_cpu_s": round(bound_cpu_s, 2),
+                "pods_per_server_cpu_s": round(args.replicas / max(bound_cpu_s, 1e-9), 1),
                 "ours": round(pods_per_s, 1),
                 "peer": PEER_PODS_PER_S,
                 "peer_source": PEER_SOURCE,
                 "unit": "pods/s",
                 "speedup": round(pods_per_s / PEER_PODS_PER_S, 2),
                 "get_pods_all_s": round(get_s, 2),
+                "get_pods_all_server_cpu_s": round(get_server_cpu_s, 2),
+                "get_pods_all_kubectl_cpu_s": round(get_kubectl_cpu_s, 2),
+                "loadavg": os.getloadavg()[0],
                 "get_pods_lines": len(out.splitlines()) - 1,
                 "bound_pods_at_start": args.bound_pods,
                 "server_rss_mib": round(rss / 1024, 1),

@@ -128,6 +128,61 @@ def run_once(shape: str, n_nodes: int, scale: float) -> tuple[float, int]:
     return measured / dt, placed
 
 
+def bulk_cli(n_nodes: int, replicas: int) -> None:
+    """The command line end to end, in a child process (its own RSS)."""
+    import os
+    import subprocess
+    import tempfile
+
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "bulk"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "bulk"}},
+            "template": {
+                "metadata": {"labels": {"app": "bulk"}},
+                "spec": pods("x", 1, "plain")[0]["spec"],
+            },
+        },
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        nf, df = os.path.join(tmp, "nodes.json"), os.path.join(tmp, "deploy.json")
+        with open(nf, "w") as fh:
+            json.dump({"apiVersion": "v1", "kind": "List", "items": nodes(n_nodes)}, fh)
+        with open(df, "w") as fh:
+            json.dump(deploy, fh)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "fleetkit", "schedule", "-f", nf, "-f", df, "-o", "json"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    items = json.loads(out)["items"]
+    running = sum(1 for p in items if p["status"].get("phase") == "Running")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(
+        json.dumps(
+            {
+                "bench": "schedule/cli_deployment_100k",
+                "nodes": n_nodes,
+                "replicas": replicas,
+                "running": running,
+                "wall_s": round(wall, 1),
+                "cpu_s": round(cpu, 1),
+                "max_rss_mib": after.ru_maxrss // 1024,
+                "loadavg": os.getloadavg()[0],
+                "target": "< 20 s, < 1024 MiB",
+            }
+        ),
+        flush=True,
+    )
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=5000)
@@ -135,6 +190,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="multiply pod counts (quick runs)")
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--bulk", action="store_true", help="also place 100,000 pods and report RSS")
+    ap.add_argument(
+        "--bulk-cli",
+        action="store_true",
+        help="run `fleetkit schedule` (the cluster's thin client) on 100,000 replicas of one "
+        "Deployment: wall and CPU seconds, max RSS, load average",
+    )
     args = ap.parse_args(argv)
     for shape in args.shapes.split(","):
         rates = []
@@ -163,6 +224,8 @@ def main(argv: list[str]) -> int:
             ),
             flush=True,
         )
+    if args.bulk_cli:
+        bulk_cli(args.nodes, int(BULK[1] * args.scale))
     if args.bulk:
         n = int(BULK[1] * args.scale)
         sim = Simulation(default_config(), seed=1)

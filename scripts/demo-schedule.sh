@@ -22,7 +22,14 @@ fleetkit schedule -f "$seed/cluster.yaml" -f "$seed/deploy.yaml"
 
 echo
 echo "== 3. what if: kubectl scale deploy nginx --replicas 6 =="
-fleetkit schedule -f "$seed/cluster.yaml" -f "$seed/deploy.yaml" --then "scale deploy/nginx --replicas=6" | tee "$work/out"
+fleetkit schedule -f "$seed/cluster.yaml" -f "$seed/deploy.yaml" \
+  --then "kubectl scale deployment.apps/nginx --replicas=6" | tee "$work/out"
 pending=$(grep -c '^Warning   FailedScheduling' "$work/out")
 echo "($pending pods Pending: 3 workers cannot hold 6 mutually anti-affine pods)"
 test "$pending" -eq 3
+tail -1 "$work/out" | grep -qx '6 pods: 3 Running, 3 Pending'
+
+echo
+echo "== 4. why: --explain names the pods that block each node =="
+fleetkit schedule -f "$seed/cluster.yaml" -f "$seed/deploy.yaml" \
+  --then "kubectl scale deployment.apps/nginx --replicas=4" --explain | tail -6

@@ -89,7 +89,7 @@ def test_unknown_node_and_bad_steps() -> None:
         run([node("a")], "cordon ghost")
     with pytest.raises(UsageError, match='deployments.apps "nope" not found'):
         run([node("a")], "scale deploy/nope --replicas=2")
-    with pytest.raises(UsageError, match="unknown step"):
+    with pytest.raises(UsageError, match="unknown command"):
         parse_step("reboot a")
     with pytest.raises(UsageError, match="--replicas"):
         parse_step("scale deploy/web")

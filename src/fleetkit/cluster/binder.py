@@ -14,6 +14,7 @@ from fleetkit.cluster.store import WatchEvent, now_ts
 from fleetkit.scheduler import (
     RETRY_ON_BIND,
     Cluster,
+    CycleResult,
     Framework,
     Node,
     Pod,
@@ -39,6 +40,8 @@ class _Context:
 
     def __init__(self, binder: Binder) -> None:
         self.binder = binder
+        # owner uid -> its parsed selector (immutable in apps/v1)
+        self.selectors: dict[str, Selector] = {}
 
     def default_selector(self, pod: Pod) -> Selector:
         st = self.binder.cp.state
@@ -53,7 +56,11 @@ class _Context:
             key = "replicasets.apps" if ref["kind"] == "ReplicaSet" else "statefulsets.apps"
             owner = st.store.get(key, pod.namespace, str(ref.get("name")))
             if owner is not None:
-                s = parse_label_selector((owner.get("spec") or {}).get("selector") or {})
+                uid = str(owner["metadata"].get("uid"))
+                s = self.selectors.get(uid)
+                if s is None:
+                    s = parse_label_selector((owner.get("spec") or {}).get("selector") or {})
+                    self.selectors[uid] = s
                 if not s.nothing:
                     selector = selector.add(s.requirements)
         return selector
@@ -81,6 +88,9 @@ class Binder:
         self.bound_models: dict[Key, Pod] = {}  # the cycle's Pod, reused when the binding lands
         self.seq = 0
         self.attempts = 0
+        # ``fleetkit schedule --explain``: every node's filter result and scores, per pod
+        self.explain = False
+        self.results: dict[Key, CycleResult] = {}
 
     # -- the mirror ------------------------------------------------------------------------------
     def on_event(self, ev: WatchEvent) -> None:
@@ -215,7 +225,9 @@ class Binder:
         pod = Pod.from_obj(obj, self.seq)
         pod.nominated_node = str((obj.get("status") or {}).get("nominatedNodeName") or "")
         fw = self.frameworks[pod.scheduler_name]
-        res = fw.schedule(pod)
+        res = fw.schedule(pod, explain=self.explain)
+        if self.explain:
+            self.results[key] = res
         if res.node is not None:
             self._bind(obj, pod, res.node)
             return
@@ -273,6 +285,8 @@ class Binder:
                 "lastTransitionTime": now_ts(),
             }
         ]
+        if self.cp.kubelet.with_binding:
+            new = self.cp.kubelet.started(new) or new
         self.cp.state.store.update("pods", new)
         ns, name = pod.namespace, pod.name
         self.cp.recorder.record(

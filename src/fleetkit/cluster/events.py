@@ -17,11 +17,15 @@ class Recorder:
 
     def __init__(self, state: Any) -> None:
         self.state = state
+        # `fleetkit schedule` prints no Normal events (Scheduled, SuccessfulCreate, ...): off there
+        self.normal = True
         self.index: dict[tuple[str, str, str, str, str], tuple[str, str]] = {}
 
     def record(
         self, obj: Obj, type_: str, reason: str, message: str, component: str, host: str = ""
     ) -> None:
+        if type_ == "Normal" and not self.normal:
+            return
         meta = obj.get("metadata") or {}
         ns = str(meta.get("namespace") or "default")
         uid = str(meta.get("uid") or "")

@@ -19,6 +19,9 @@ class Kubelet:
     def __init__(self, cp: Any) -> None:
         self.cp = cp
         self.next_ip: dict[str, int] = {}
+        # `fleetkit schedule`: the pod starts in the same write as its binding (one store update
+        # per pod; nothing watches the Pending -> Running step offline)
+        self.with_binding = False
 
     def _ips(self, node: Obj | None, name: str) -> tuple[str, str]:
         host = ""
@@ -34,17 +37,24 @@ class Kubelet:
         pod = self.cp.state.store.get("pods", ns, name)
         if pod is None:
             return
+        new = self.started(pod)
+        if new is not None:
+            self.cp.state.store.update("pods", new)
+
+    def started(self, pod: Obj) -> Obj | None:
+        """The bound pod as this kubelet reports it once its containers run (None: no change)."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         spec, status = pod.get("spec") or {}, pod.get("status") or {}
         node_name = spec.get("nodeName")
         if not node_name or pod["metadata"].get("deletionTimestamp"):
-            return
+            return None
         phase = status.get("phase")
         has_ready = any(c.get("type") == "Ready" for c in status.get("conditions") or [])
         if phase in ("Succeeded", "Failed") or (phase == "Running" and has_ready):
-            return
+            return None
         node = self.cp.state.store.get("nodes", "", node_name)
         if node is None:
-            return
+            return None
         now = now_ts()
         host_ip, pod_ip = self._ips(node, node_name)
         if spec.get("hostNetwork"):
@@ -99,4 +109,4 @@ class Kubelet:
                 }
                 for c in spec["initContainers"]
             ]
-        self.cp.state.store.update("pods", new)
+        return new

@@ -17,7 +17,7 @@ from fleetkit.cluster.controllers import (
     ReplicaSetController,
     StatefulSetController,
 )
-from fleetkit.cluster.controllers._common import controller_ref, selects
+from fleetkit.cluster.controllers._common import controller_ref, is_active, is_ready, selects
 from fleetkit.cluster.events import Recorder
 from fleetkit.cluster.kubelet import Kubelet
 from fleetkit.cluster.state import ApiError, ClusterState
@@ -58,6 +58,9 @@ class ControlPlane:
         self._credit = SCHED_BATCH
         # pods by their controller's uid, and pods without a controller per namespace
         self.pods_by_owner: dict[str, dict[tuple[str, str], Obj]] = collections.defaultdict(dict)
+        # per controller uid: [active pods, active and Ready pods], kept on every pod event so a
+        # controller's sync is O(1) when nothing is to be created or deleted
+        self.owner_counts: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
         self.orphans: dict[str, dict[str, Obj]] = collections.defaultdict(dict)
         # orphans by (namespace, label key, label value): adoption looks only at candidates
         self.orphan_labels: dict[tuple[str, str, str], set[str]] = collections.defaultdict(set)
@@ -97,7 +100,9 @@ class ControlPlane:
         if ev.old is not None:
             old_ref = controller_ref(ev.old)
             if old_ref is not None:
-                self.pods_by_owner[str(old_ref.get("uid"))].pop((ns, name), None)
+                uid = str(old_ref.get("uid"))
+                if self.pods_by_owner[uid].pop((ns, name), None) is not None:
+                    _count(self.owner_counts[uid], ev.old, -1)
             else:
                 self.orphans[ns].pop(name, None)
                 for k, v in (ev.old["metadata"].get("labels") or {}).items():
@@ -106,7 +111,9 @@ class ControlPlane:
             return
         ref = controller_ref(ev.obj)
         if ref is not None:
-            self.pods_by_owner[str(ref.get("uid"))][(ns, name)] = ev.obj
+            uid = str(ref.get("uid"))
+            self.pods_by_owner[uid][(ns, name)] = ev.obj
+            _count(self.owner_counts[uid], ev.obj, 1)
         else:
             self.orphans[ns][name] = ev.obj
             for k, v in (meta.get("labels") or {}).items():
@@ -150,7 +157,8 @@ class ControlPlane:
                 self._enqueue_selecting(ev.obj, "replicasets.apps", "replicaset")
             if ev.type != "DELETED":
                 self.enqueue("kubelet", (ns, name))
-            for pdb in self.state.store.list("poddisruptionbudgets.policy", ns):
+            pdbs = self.state.store.by_ns["poddisruptionbudgets.policy"].get(ns)
+            for pdb in list(pdbs.values()) if pdbs else ():
                 if selects(pdb, ev.obj):
                     self.enqueue("pdb", (ns, pdb["metadata"]["name"]))
         elif r == "nodes":
@@ -284,6 +292,13 @@ class ControlPlane:
                 )
         if not dry_run:
             self.state.delete(pods, ns, name)
+
+
+def _count(counts: list[int], pod: Obj, sign: int) -> None:
+    if is_active(pod):
+        counts[0] += sign
+        if is_ready(pod):
+            counts[1] += sign
 
 
 def _node_view(node: Obj) -> Any:

@@ -172,11 +172,23 @@ class ClusterState:
         return ns
 
     def create(
-        self, res: Resource, obj: Obj, ns: str = "", dry_run: bool = False, keep_uid: bool = False
+        self,
+        res: Resource,
+        obj: Obj,
+        ns: str = "",
+        dry_run: bool = False,
+        keep_uid: bool = False,
+        from_template: bool = False,
+        defaulted: bool = False,
     ) -> Obj:
         """Create through admission; ``keep_uid`` (loading a dump) keeps metadata.uid so the
-        dump's ownerReferences still point at their owners."""
-        obj = clone(obj)
+        dump's ownerReferences still point at their owners (and a terminating pod stays so).
+        ``from_template``: a controller's new pod, built from a fresh copy of a template the API
+        already validated (the copy is not copied again, nor the spec validated twice).
+        ``defaulted``: its spec is one defaulting and admission already produced (shared, as
+        stored objects are never mutated, by the pods of one template)."""
+        if not from_template:
+            obj = clone(obj)
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
         ns = self._namespace_of(res, obj, ns)
         meta = obj["metadata"]
@@ -187,7 +199,7 @@ class ClusterState:
             "deletionTimestamp",
             "managedFields",
         ):
-            if not (keep_uid and k in ("uid", "creationTimestamp")):
+            if not (keep_uid and k in ("uid", "creationTimestamp", "deletionTimestamp")):
                 meta.pop(k, None)
         if not meta.get("name") and meta.get("generateName"):
             while True:
@@ -198,7 +210,9 @@ class ClusterState:
                     meta["name"] = name
                     break
         name = str(meta.get("name") or "")
-        if res.kind == "Pod":
+        if defaulted:
+            pass
+        elif res.kind == "Pod":
             try:
                 apply_defaults(
                     res.kind,
@@ -211,7 +225,8 @@ class ClusterState:
                 ) from exc
         else:
             apply_defaults(res.kind, obj)
-        self._validate(res, obj)
+        if not from_template:
+            self._validate(res, obj)
         if self.store.get(key_of(res), ns, name) is not None:
             raise ApiError(
                 409,

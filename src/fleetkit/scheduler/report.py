@@ -12,7 +12,17 @@ from fleetkit.scheduler.framework import CycleResult
 from fleetkit.scheduler.model import ZONE, Pod, clone
 from fleetkit.scheduler.simulator import Simulation, _ts
 
-__all__ = ["pod_object", "pod_list", "render_table", "explain_entries", "render_explain", "dump"]
+__all__ = [
+    "pod_object",
+    "pod_list",
+    "render_table",
+    "explain_entries",
+    "explain_entry",
+    "render_explain",
+    "render_explain_entries",
+    "dump",
+    "write_dump",
+]
 
 SHORT = {
     "TaintToleration": "Taint",
@@ -96,6 +106,21 @@ def pod_list(sim: Simulation) -> dict[str, Any]:
         "metadata": {"resourceVersion": ""},
         "items": [pod_object(sim, p) for p in sim.all_pods()],
     }
+
+
+def write_dump(obj: Any, fmt: str, stream: Any) -> None:
+    """:func:`dump` written to ``stream`` piece by piece (no whole-document string in memory)."""
+    if fmt == "yaml":
+        yaml.safe_dump(obj, stream, sort_keys=False, default_flow_style=False)
+        return
+    buf: list[str] = []
+    for chunk in json.JSONEncoder(indent=4).iterencode(obj):
+        buf.append(chunk)
+        if len(buf) >= 4096:
+            stream.write("".join(buf))
+            buf.clear()
+    buf.append("\n")
+    stream.write("".join(buf))
 
 
 def dump(obj: Any, fmt: str) -> str:
@@ -230,36 +255,42 @@ def _summary(sim: Simulation) -> str:
     return out + "\n" + _table(zrows)
 
 
-def _entry(sim: Simulation, pod: Pod, res: CycleResult | None) -> dict[str, Any]:
+def explain_entry(
+    namespace: str,
+    name: str,
+    node: str | None,
+    message: str | None,
+    error: str | None,
+    res: CycleResult | None,
+) -> dict[str, Any]:
+    """One pod's --explain record: every evaluated node's filter status and scores."""
     filt: dict[str, Any] = {}
     scores: dict[str, Any] = {}
     if res is not None:
         feasible = set(res.feasible)
-        for name in res.evaluated:
-            if name in feasible:
-                filt[name] = {"code": "Success", "plugin": "", "reasons": []}
+        for n in res.evaluated:
+            st = None if n in feasible else res.statuses.get(n, res.absent)
+            if st is None:
+                filt[n] = {"code": "Success", "plugin": "", "reasons": []}
             else:
-                st = res.statuses.get(name, res.absent)
-                if st is None:
-                    filt[name] = {"code": "Success", "plugin": "", "reasons": []}
-                else:
-                    filt[name] = {
-                        "code": st.code.value,
-                        "plugin": st.plugin,
-                        "reasons": list(st.reasons),
-                    }
-        for name in res.feasible:
-            if name in res.scores:
-                scores[name] = {"plugins": res.scores[name], "total": res.totals[name]}
+                filt[n] = {"code": st.code.value, "plugin": st.plugin, "reasons": list(st.reasons)}
+        for n in res.feasible:
+            if n in res.scores:
+                scores[n] = {"plugins": res.scores[n], "total": res.totals[n]}
     return {
-        "namespace": pod.namespace,
-        "name": pod.name,
-        "node": pod.node_name or None,
-        "message": None if pod.error else pod.message,
-        "error": pod.error,
+        "namespace": namespace,
+        "name": name,
+        "node": node or None,
+        "message": message,
+        "error": error,
         "filter": filt,
         "scores": scores,
     }
+
+
+def _entry(sim: Simulation, pod: Pod, res: CycleResult | None) -> dict[str, Any]:
+    msg = None if pod.error else pod.message
+    return explain_entry(pod.namespace, pod.name, pod.node_name, msg, pod.error, res)
 
 
 def _matches(pod: Pod, target: str) -> bool:
@@ -275,8 +306,13 @@ def explain_entries(sim: Simulation, target: str | None) -> list[dict[str, Any]]
 
 
 def render_explain(sim: Simulation, target: str | None) -> str:
+    return render_explain_entries(explain_entries(sim, target))
+
+
+def render_explain_entries(entries: list[dict[str, Any]]) -> str:
+    """--explain as tables: per pod, every node's filter result, the pods blocking it, scores."""
     out = []
-    for e in explain_entries(sim, target):
+    for e in entries:
         head = f"Pod {e['namespace']}/{e['name']}: "
         if e["node"]:
             head += f"scheduled on {e['node']}"
@@ -290,12 +326,14 @@ def render_explain(sim: Simulation, target: str | None) -> str:
             for name in s["plugins"]:
                 if name not in plugins:
                     plugins.append(name)
-        rows = [
-            ["NODE", "FILTER", "PLUGIN", "REASONS"] + [SHORT.get(p, p) for p in plugins] + ["TOTAL"]
-        ]
+        blocked = any(f.get("blockedBy") for f in e["filter"].values())
+        cols = ["NODE", "FILTER", "PLUGIN", "REASONS"] + (["BLOCKED BY"] if blocked else [])
+        rows = [cols + [SHORT.get(p, p) for p in plugins] + ["TOTAL"]]
         for node, f in e["filter"].items():
             s = e["scores"].get(node)
             row = [node, f["code"], f["plugin"] or "-", ", ".join(f["reasons"]) or "-"]
+            if blocked:
+                row.append(", ".join(f.get("blockedBy") or []) or "-")
             if s:
                 row += [str(s["plugins"].get(p, 0)) for p in plugins] + [str(s["total"])]
             else:

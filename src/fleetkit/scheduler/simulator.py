@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import heapq
 import random
-import shlex
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +26,7 @@ from fleetkit.scheduler.labels import (
 from fleetkit.scheduler.model import Node, Pod, clone
 from fleetkit.scheduler.preemption import budget_from, preempt
 from fleetkit.scheduler.profile import SchedulerConfig
+from fleetkit.scheduler.steps import Step, parse_step
 from fleetkit.scheduler.workloads import (
     API_GROUP,
     BUILTIN_PRIORITY_CLASSES,
@@ -46,23 +45,9 @@ from fleetkit.scheduler.workloads import (
 
 __all__ = ["Simulation", "Step", "parse_step", "BASE_EPOCH"]
 
-INT32_MAX = 2**31 - 1
 MAX_PODS = 100_000  # default --max-pods: about 4 KiB of memory per pod
 BASE_EPOCH = 1735689600.0  # 2025-01-01T00:00:00Z: the simulated clock starts here
 RETRY_ON_BIND = {"InterPodAffinity", "PodTopologySpread"}
-SCALE_KINDS = {
-    "deploy": "Deployment",
-    "deployment": "Deployment",
-    "deployments": "Deployment",
-    "rs": "ReplicaSet",
-    "replicaset": "ReplicaSet",
-    "replicasets": "ReplicaSet",
-    "sts": "StatefulSet",
-    "statefulset": "StatefulSet",
-    "statefulsets": "StatefulSet",
-    "job": "Job",
-    "jobs": "Job",
-}
 
 
 def _ts(t: float) -> str:
@@ -76,108 +61,6 @@ def _parse_ts(s: Any) -> float | None:
         return datetime.strptime(str(s), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
-
-
-@dataclass(slots=True)
-class Step:
-    text: str
-    verb: str
-    kind: str = ""
-    name: str = ""
-    names: list[str] = field(default_factory=list)
-    namespace: str = "default"
-    replicas: int = 0
-    files: list[str] = field(default_factory=list)
-    selector: str = ""
-
-
-def parse_step(text: str) -> Step:
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise UsageError(f"--then {text!r}: {exc}") from exc
-    hint = (
-        'steps: "scale deploy/NAME --replicas=N", "apply -f FILE", "cordon NODE", '
-        '"uncordon NODE", "drain NODE", "delete node NAME", "delete nodes -l SELECTOR"'
-    )
-    if not words:
-        raise UsageError("--then: empty step", hint=hint)
-    verb, rest = words[0], words[1:]
-    step = Step(text, verb)
-    pos: list[str] = []
-    i = 0
-    while i < len(rest):
-        w = rest[i]
-        if w.startswith("--replicas"):
-            v = w.split("=", 1)[1] if "=" in w else (rest[i + 1] if i + 1 < len(rest) else "")
-            if "=" not in w:
-                i += 1
-            try:
-                step.replicas = int(v)
-            except ValueError as exc:
-                raise UsageError(f"--then {text!r}: invalid --replicas {v!r}", hint=hint) from exc
-            if step.replicas > INT32_MAX:
-                raise UsageError(
-                    f"--then {text!r}: invalid --replicas {v!r}: value out of range",
-                    hint=f"replicas is an int32 field: at most {INT32_MAX}",
-                )
-            if step.replicas < 0:
-                raise UsageError(
-                    f"--then {text!r}: The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0"
-                )
-        elif w in ("-n", "--namespace"):
-            i += 1
-            step.namespace = rest[i] if i < len(rest) else "default"
-        elif w.startswith("--namespace="):
-            step.namespace = w.split("=", 1)[1]
-        elif w in ("-f", "--filename"):
-            i += 1
-            if i < len(rest):
-                step.files.append(rest[i])
-        elif w.startswith("--filename=") or w.startswith("-f="):
-            step.files.append(w.split("=", 1)[1])
-        elif w in ("-l", "--selector"):
-            i += 1
-            step.selector = rest[i] if i < len(rest) else ""
-        elif w.startswith("--selector=") or w.startswith("-l="):
-            step.selector = w.split("=", 1)[1]
-        elif w.startswith("-"):
-            pass  # kubectl flags that change nothing here (--ignore-daemonsets, --force, ...)
-        else:
-            pos.append(w)
-        i += 1
-    if verb == "scale":
-        if len(pos) == 1 and "/" in pos[0]:
-            k, step.name = pos[0].split("/", 1)
-        elif len(pos) == 2:
-            k, step.name = pos
-        else:
-            raise UsageError(f"--then {text!r}: scale needs TYPE/NAME", hint=hint)
-        if k.lower() not in SCALE_KINDS:
-            raise UsageError(
-                f'--then {text!r}: cannot scale "{k}"', hint="scalable: deploy, rs, sts, job"
-            )
-        step.kind = SCALE_KINDS[k.lower()]
-        if not any(w.startswith("--replicas") for w in rest):
-            raise UsageError(f"--then {text!r}: The --replicas=COUNT flag is required", hint=hint)
-    elif verb == "apply":
-        if not step.files:
-            raise UsageError(f"--then {text!r}: apply needs -f FILE", hint=hint)
-    elif verb in ("cordon", "uncordon", "drain"):
-        if len(pos) != 1:
-            raise UsageError(f"--then {text!r}: {verb} needs one NODE", hint=hint)
-        step.name = pos[0]
-    elif verb == "delete":
-        if not pos or pos[0] not in ("node", "nodes", "no"):
-            raise UsageError(f"--then {text!r}: only nodes can be deleted", hint=hint)
-        step.names = pos[1:]
-        if not step.names and not step.selector:
-            raise UsageError(
-                f"--then {text!r}: delete nodes needs NAME... or -l SELECTOR", hint=hint
-            )
-    else:
-        raise UsageError(f"--then {text!r}: unknown step {verb!r}", hint=hint)
-    return step
 
 
 def _parse_kubectl_selector(text: str) -> Selector:
@@ -1057,6 +940,11 @@ class Simulation:
                         )
                     self._delete_pod(p, ("EvictionByEvictionAPI", "Eviction API: evicting"))
                     self._replace(p)
+        elif step.verb in ("taint", "label"):
+            raise UsageError(
+                f"--then {step.text!r}: {step.verb} is a step of fleetkit schedule's cluster",
+                hint="run it through fleetkit schedule (the simulated cluster)",
+            )
         elif step.verb == "delete":
             targets: list[str] = []
             if step.names:

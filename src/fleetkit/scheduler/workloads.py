@@ -25,6 +25,7 @@ from fleetkit.scheduler.validation import HINTS, format_invalid, is_lenient, val
 __all__ = [
     "Document",
     "read_documents",
+    "read_raw_documents",
     "check_documents",
     "InvalidObject",
     "POD_KINDS",
@@ -122,6 +123,12 @@ def _expand_lists(docs: list[Document]) -> list[Document]:
 
 
 def read_documents(paths: list[str], warnings: list[str]) -> list[Document]:
+    """Every object of the files and directories, checked as the API server would."""
+    return check_documents(read_raw_documents(paths), warnings)
+
+
+def read_raw_documents(paths: list[str]) -> list[Document]:
+    """Every object of the files and directories (``-``: stdin) with its file and line."""
     files: list[str] = []
     for p in paths:
         if p == "-":
@@ -136,7 +143,7 @@ def read_documents(paths: list[str], warnings: list[str]) -> list[Document]:
     for f in files:
         text = read_input(f)
         docs += _expand_lists(_load_text(text, f))
-    return check_documents(docs, warnings)
+    return docs
 
 
 def explain_hint(kind: str, path: str) -> str:

@@ -218,6 +218,11 @@ def _value(
     elif typ == "int":
         if got != "number" or (isinstance(val, float) and not val.is_integer()):
             mismatch()
+        else:
+            bits = 63 if _go_type(fname, typ) == "int64" else 31
+            if not -(2**bits) <= int(val) < 2**bits:
+                got = f"number {int(val)}"  # Go: "cannot unmarshal number N into ... of type int32"
+                mismatch()
     elif typ == "float":
         if got != "number":
             mismatch()

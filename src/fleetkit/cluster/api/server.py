@@ -337,9 +337,10 @@ class API:
         objs = [o for o in self.state.objects(res, ns) if match(o)]
         rv = str(self.state.store.rv)
         if _wants_table(request):
-            return _json(
-                tables.table(res.plural, objs, rv, request.query.get("includeObject", "Metadata"))
+            body = tables.table_json(
+                res.plural, objs, rv, request.query.get("includeObject", "Metadata")
             )
+            return web.Response(body=body, content_type="application/json")
         return _json(
             {
                 "kind": f"{res.kind}List",

@@ -4,12 +4,22 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["table", "human_duration", "age", "selector_string", "pod_status"]
+__all__ = [
+    "table",
+    "table_json",
+    "human_duration",
+    "age",
+    "selector_string",
+    "pod_status",
+    "pod_row",
+    "node_row",
+]
 
 Obj = dict[str, Any]
 Column = tuple[str, str, int, str]  # name, type, priority, description
@@ -156,7 +166,8 @@ def pod_status(o: Obj) -> str:
     return reason
 
 
-def _pod_row(o: Obj) -> list[Any]:
+def pod_row(o: Obj) -> list[Any]:
+    """printPod's cells: NAME READY STATUS RESTARTS AGE IP NODE NOMINATED-NODE READINESS-GATES."""
     st = _status(o)
     spec = _spec(o)
     total = len(spec.get("containers") or [])
@@ -182,7 +193,8 @@ def _pod_row(o: Obj) -> list[Any]:
     ]
 
 
-def _node_row(o: Obj) -> list[Any]:
+def node_row(o: Obj) -> list[Any]:
+    """printNode's cells: NAME STATUS ROLES AGE VERSION, then the -o wide ones."""
     st = _status(o)
     conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
     ready = conds.get("Ready")
@@ -213,97 +225,75 @@ def _node_row(o: Obj) -> list[Any]:
     ]
 
 
-def _deploy_row(o: Obj) -> list[Any]:
-    st, spec = _status(o), _spec(o)
-    cs = _containers(o)
-    return [
-        _meta(o).get("name"),
-        f"{int(st.get('readyReplicas') or 0)}/{int(spec.get('replicas') or 0)}",
-        int(st.get("updatedReplicas") or 0),
-        int(st.get("availableReplicas") or 0),
-        age(_meta(o).get("creationTimestamp")),
-        _names(cs),
-        _images(cs),
-        selector_string(spec.get("selector")),
-    ]
+def _workload(*cells: Callable[[Obj], Any], wide: int = 3) -> Row:
+    """A workload's row: NAME, ``cells``, AGE, then -o wide CONTAINERS IMAGES [SELECTOR]."""
+
+    def row(o: Obj) -> list[Any]:
+        cs = _containers(o)
+        extra = [_names(cs), _images(cs), selector_string(_spec(o).get("selector"))]
+        return (
+            [_meta(o).get("name")]
+            + [c(o) for c in cells]
+            + [age(_meta(o).get("creationTimestamp"))]
+            + extra[:wide]
+        )
+
+    return row
 
 
-def _rs_row(o: Obj) -> list[Any]:
-    st, spec = _status(o), _spec(o)
-    cs = _containers(o)
-    return [
-        _meta(o).get("name"),
-        int(spec.get("replicas") or 0),
-        int(st.get("replicas") or 0),
-        int(st.get("readyReplicas") or 0),
-        age(_meta(o).get("creationTimestamp")),
-        _names(cs),
-        _images(cs),
-        selector_string(spec.get("selector")),
-    ]
+def _int(where: Callable[[Obj], Obj], key: str) -> Callable[[Obj], int]:
+    return lambda o: int(where(o).get(key) or 0)
 
 
-def _sts_row(o: Obj) -> list[Any]:
-    st, spec = _status(o), _spec(o)
-    cs = _containers(o)
-    return [
-        _meta(o).get("name"),
-        f"{int(st.get('readyReplicas') or 0)}/{int(spec.get('replicas') or 0)}",
-        age(_meta(o).get("creationTimestamp")),
-        _names(cs),
-        _images(cs),
-    ]
+def _ready_of(o: Obj) -> str:
+    return f"{int(_status(o).get('readyReplicas') or 0)}/{int(_spec(o).get('replicas') or 0)}"
 
 
-def _ds_row(o: Obj) -> list[Any]:
-    st, spec = _status(o), _spec(o)
-    cs = _containers(o)
-    ns = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
-    return [
-        _meta(o).get("name"),
-        int(st.get("desiredNumberScheduled") or 0),
-        int(st.get("currentNumberScheduled") or 0),
-        int(st.get("numberReady") or 0),
-        int(st.get("updatedNumberScheduled") or 0),
-        int(st.get("numberAvailable") or 0),
-        ",".join(f"{k}={v}" for k, v in sorted(ns.items())) or "<none>",
-        age(_meta(o).get("creationTimestamp")),
-        _names(cs),
-        _images(cs),
-        selector_string(spec.get("selector")),
-    ]
+def _node_selector(o: Obj) -> str:
+    ns = ((_spec(o).get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(ns.items())) or "<none>"
 
 
-def _job_row(o: Obj) -> list[Any]:
-    st, spec = _status(o), _spec(o)
-    cs = _containers(o)
-    comp = spec.get("completions")
-    conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
-    status = "Running"
+def _job_status(o: Obj) -> str:
+    conds = {c.get("type"): c.get("status") for c in _status(o).get("conditions") or []}
     if conds.get("Complete") == "True":
-        status = "Complete"
-    elif conds.get("Failed") == "True":
-        status = "Failed"
-    elif spec.get("suspend"):
-        status = "Suspended"
-    succeeded = int(st.get("succeeded") or 0)
-    completions = (
-        f"{succeeded}/{comp}"
-        if comp is not None
-        else f"{succeeded}/1 of {spec.get('parallelism', 1)}"
-    )
+        return "Complete"
+    if conds.get("Failed") == "True":
+        return "Failed"
+    return "Suspended" if _spec(o).get("suspend") else "Running"
+
+
+def _job_completions(o: Obj) -> str:
+    spec = _spec(o)
+    succeeded = int(_status(o).get("succeeded") or 0)
+    comp = spec.get("completions")
+    if comp is not None:
+        return f"{succeeded}/{comp}"
+    return f"{succeeded}/1 of {spec.get('parallelism', 1)}"
+
+
+def _job_duration(o: Obj) -> str:
+    st = _status(o)
     start, end = _parse(st.get("startTime")), _parse(st.get("completionTime"))
-    duration = "" if start is None else human_duration((end or time.time()) - start)
-    return [
-        _meta(o).get("name"),
-        status,
-        completions,
-        duration,
-        age(_meta(o).get("creationTimestamp")),
-        _names(cs),
-        _images(cs),
-        selector_string(spec.get("selector")),
-    ]
+    return "" if start is None else human_duration((end or time.time()) - start)
+
+
+_deploy_row = _workload(
+    _ready_of, _int(_status, "updatedReplicas"), _int(_status, "availableReplicas")
+)
+_rs_row = _workload(
+    _int(_spec, "replicas"), _int(_status, "replicas"), _int(_status, "readyReplicas")
+)
+_sts_row = _workload(_ready_of, wide=2)
+_ds_row = _workload(
+    _int(_status, "desiredNumberScheduled"),
+    _int(_status, "currentNumberScheduled"),
+    _int(_status, "numberReady"),
+    _int(_status, "updatedNumberScheduled"),
+    _int(_status, "numberAvailable"),
+    _node_selector,
+)
+_job_row = _workload(_job_status, _job_completions, _job_duration)
 
 
 def _svc_ports(spec: Obj) -> str:
@@ -429,7 +419,7 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
                 "If specified, all readiness gates will be evaluated for pod readiness.",
             ),
         ],
-        _pod_row,
+        pod_row,
     ),
     "nodes": (
         [
@@ -444,7 +434,7 @@ TABLES: dict[str, tuple[list[Column], Row]] = {
             _c("Kernel-Version", "string", 1, "Kernel Version reported by the node."),
             _c("Container-Runtime", "string", 1, "ContainerRuntime Version reported by the node."),
         ],
-        _node_row,
+        node_row,
     ),
     "deployments": (
         [
@@ -675,6 +665,56 @@ DEFAULT: tuple[list[Column], Row] = ([NAME, AGE], _simple())
 
 def _partial(o: Obj) -> Obj:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": _meta(o)}
+
+
+# resources whose cells change with time only through AGE (jobs' DURATION and events' LAST
+# SEEN do too): their rows are cached as JSON around the AGE cell, by resourceVersion
+_TIMELESS = set(TABLES) - {"jobs", "events"}
+_ROWS: dict[tuple[str, str, str], tuple[str, str, bytes, bytes]] = {}
+_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _row_parts(resource: str, o: Obj, include: str, age_at: int) -> tuple[bytes, bytes]:
+    """A row's JSON before and after its AGE cell's text (cached per object version)."""
+    meta = _meta(o)
+    key = (resource, str(meta.get("namespace") or ""), str(meta.get("name")))
+    rv = str(meta.get("resourceVersion") or "")
+    hit = _ROWS.get(key)
+    if hit is not None and hit[0] == rv and hit[1] == include:
+        return hit[2], hit[3]
+    cells = TABLES[resource][1](o)
+    head = _DUMPS(cells[:age_at])[:-1]
+    tail = _DUMPS(cells[age_at + 1 :])[1:]
+    pre = ('{"cells":' + head + ("," if age_at else "") + '"').encode()
+    post = '"' + ("," + tail if len(cells) > age_at + 1 else "]")
+    if include == "Object":
+        post += ',"object":' + _DUMPS(o)
+    elif include != "None":
+        post += ',"object":' + _DUMPS(_partial(o))
+    out = (pre, (post + "}").encode())
+    _ROWS[key] = (rv, include, *out)
+    return out
+
+
+def table_json(resource: str, objs: list[Obj], rv: str, include: str = "Metadata") -> bytes:
+    """:func:`table` serialized; rows of unchanged objects come from a cache (``kubectl get
+    pods -A`` of 50,000 pods renders only the AGE cells again)."""
+    if resource not in _TIMELESS:
+        return _DUMPS(table(resource, objs, rv, include)).encode()
+    cols = TABLES[resource][0]
+    age_at = cols.index(AGE)
+    if len(_ROWS) > 2 * len(objs) + 10_000:
+        _ROWS.clear()  # forget deleted objects' rows now and then
+    empty = table(resource, [], rv, include)
+    head = _DUMPS(empty)[: -len('"rows":[]}')].encode()
+    now = time.time()
+    parts = []
+    for o in objs:
+        pre, post = _row_parts(resource, o, include, age_at)
+        t = _parse(_meta(o).get("creationTimestamp"))
+        cell = "<unknown>" if t is None else human_duration(now - t)
+        parts.append(pre + cell.encode() + post)
+    return head + b'"rows":[' + b",".join(parts) + b"]}"
 
 
 def table(resource: str, objs: list[Obj], rv: str, include: str = "Metadata") -> Obj:

@@ -61,6 +61,9 @@ class NodeController:
         self.cp = cp
         self.res = cp.state.res("", "Node")
         self.pdb_res = cp.state.res("policy", "PodDisruptionBudget")
+        # a kubelet registers its node with kubernetes.io/hostname; `fleetkit schedule` keeps
+        # the Nodes of its inputs as given (kube-scheduler's own tests have nodes without it)
+        self.label_hostname = True
 
     def sync(self, ns: str, name: str) -> None:
         node = self.cp.state.store.get("nodes", "", name)
@@ -108,7 +111,7 @@ class NodeController:
             ]
             changed = True
         labels = new["metadata"].setdefault("labels", {})
-        if "kubernetes.io/hostname" not in labels:
+        if self.label_hostname and "kubernetes.io/hostname" not in labels:
             labels["kubernetes.io/hostname"] = name
             changed = True
         if changed:

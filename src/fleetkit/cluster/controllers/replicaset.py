@@ -25,38 +25,45 @@ class ReplicaSetController:
 
     def __init__(self, cp: Any) -> None:
         self.cp = cp
+        # ReplicaSet uid -> (template generation and priority classes, the defaulted pod spec):
+        # the pods of one template share one spec (stored objects are never mutated)
+        self.specs: dict[str, tuple[Any, Obj, str]] = {}
         self.res = cp.state.res("apps", "ReplicaSet")
         self.pods = cp.state.res("", "Pod")
 
     def owned_pods(self, rs: Obj) -> list[Obj]:
         """Pods this ReplicaSet controls, adopting orphans its selector matches."""
+        self._adopt(rs)
+        return list(self.cp.pods_by_owner.get(rs["metadata"]["uid"], {}).values())
+
+    def _adopt(self, rs: Obj) -> None:
         st = self.cp.state
         ns = rs["metadata"]["namespace"]
-        uid = rs["metadata"]["uid"]
-        out = list(self.cp.pods_by_owner.get(uid, {}).values())
         for p in self.cp.orphan_candidates(ns, (rs.get("spec") or {}).get("selector")):
             if controller_ref(p) is not None:
                 continue
             if selects(rs, p) and is_active(p) and not rs["metadata"].get("deletionTimestamp"):
                 new = clone(p)
                 new["metadata"].setdefault("ownerReferences", []).append(owner_ref(rs))
-                out.append(st.store.update("pods", new))
-        return out
+                st.store.update("pods", new)
 
     def sync(self, ns: str, name: str) -> None:
         st = self.cp.state
         rs = st.store.get(self.res.qualified, ns, name)
         if rs is None:
             return
-        pods = [p for p in self.owned_pods(rs) if is_active(p)]
+        self._adopt(rs)
+        uid = rs["metadata"]["uid"]
         want = int((rs.get("spec") or {}).get("replicas") or 0)
-        diff = want - len(pods)
+        # the control plane's per-owner counts: no walk over the pods unless some must go
+        diff = want - self.cp.owner_counts[uid][0]
         if diff > 0:
             for _ in range(min(diff, BURST)):
                 self._create_pod(rs)
             if diff > BURST:
                 self.cp.enqueue("replicaset", (ns, name))
         elif diff < 0:
+            pods = [p for p in self.cp.pods_by_owner.get(uid, {}).values() if is_active(p)]
             per_node: dict[str, int] = {}
             for p in pods:
                 node = (p.get("spec") or {}).get("nodeName") or ""
@@ -76,18 +83,32 @@ class ReplicaSetController:
 
             for p in sorted(pods, key=rank)[:-diff]:
                 st.delete(self.pods, ns, p["metadata"]["name"])
-            pods = [p for p in self.owned_pods(rs) if is_active(p)]
-        self._status(rs, [p for p in self.owned_pods(rs) if is_active(p)])
+        rs = st.store.get(self.res.qualified, ns, name) or rs
+        self._status(rs)
 
     def _create_pod(self, rs: Obj) -> None:
-        tmpl = clone((rs.get("spec") or {}).get("template") or {})
-        meta = dict(tmpl.get("metadata") or {})
+        st = self.cp.state
+        uid = rs["metadata"]["uid"]
+        classes = st.store.objects["priorityclasses.scheduling.k8s.io"]
+        version = (
+            rs["metadata"].get("generation"),
+            tuple((k, o["metadata"].get("resourceVersion")) for k, o in classes.items()),
+        )
+        hit = self.specs.get(uid)
+        template = (rs.get("spec") or {}).get("template") or {}
+        meta = clone(template.get("metadata") or {})
         meta.pop("creationTimestamp", None)
         meta["generateName"] = rs["metadata"]["name"] + "-"
         meta["namespace"] = rs["metadata"]["namespace"]
         meta["ownerReferences"] = [owner_ref(rs)]
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": tmpl.get("spec") or {}}
-        created = self.cp.state.create(self.pods, pod)
+        shared = hit is not None and hit[0] == version
+        spec = hit[1] if hit is not None and shared else clone(template.get("spec") or {})
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+        if hit is not None and shared:
+            pod["status"] = {"phase": "Pending", "qosClass": hit[2]}
+        created = st.create(self.pods, pod, from_template=True, defaulted=shared)
+        if not shared:
+            self.specs[uid] = (version, created["spec"], created["status"]["qosClass"])
         self.cp.recorder.record(
             rs,
             "Normal",
@@ -96,18 +117,25 @@ class ReplicaSetController:
             "replicaset-controller",
         )
 
-    def _status(self, rs: Obj, pods: list[Obj]) -> None:
-        ready = sum(1 for p in pods if is_ready(p))
-        labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get(
-            "labels"
-        ) or {}
-        status = {
-            "replicas": len(pods),
-            "fullyLabeledReplicas": sum(
+    def _status(self, rs: Obj) -> None:
+        uid = rs["metadata"]["uid"]
+        active, ready = self.cp.owner_counts[uid]
+        spec = rs.get("spec") or {}
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        selected = (spec.get("selector") or {}).get("matchLabels") or {}
+        if all(selected.get(k) == v for k, v in labels.items()):
+            # every owned pod matches the selector, so it carries each template label
+            labeled = active
+        else:
+            labeled = sum(
                 1
-                for p in pods
-                if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
-            ),
+                for p in self.cp.pods_by_owner.get(uid, {}).values()
+                if is_active(p)
+                and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
+            )
+        status = {
+            "replicas": active,
+            "fullyLabeledReplicas": labeled,
             "readyReplicas": ready,
             "availableReplicas": ready,
             "observedGeneration": rs["metadata"].get("generation", 1),

@@ -177,6 +177,7 @@ def test_serve_with_a_config_file_of_proxy_projects(upstream: FakeUpstream, tmp_
         assert _get(server.host, "/v2/library/app/manifests/v1")[0] == 404
         assert _get(server.host, "/v2/local/app/blobs/uploads/", method="POST")[0] == 202
         assert upstream.counts[("GET", "/v2/library/app/manifests/v1")] == 1
+        assert f"proxy project mirror/: cache of {upstream.url} (ttl 3600s)" in server.log_text()
     finally:
         server.stop()
 

@@ -825,6 +825,14 @@ def install_proxy(app: web.Application, config: ProxyConfig) -> Proxy:
     """Attach a pull-through cache to a registry app (see ``dispatch``'s hook)."""
     proxy = Proxy(config)
     app[PROXY_KEY] = proxy
+    if config.remote is not None:
+        log.info(
+            "pull-through cache of %s (tags revalidated after %gs); pushes are refused",
+            config.remote.url,
+            config.remote.ttl_s,
+        )
+    for project, up in sorted(config.projects.items()):
+        log.info("proxy project %s/: cache of %s (ttl %gs)", project, up.url, up.ttl_s)
 
     async def _close(_: web.Application) -> None:
         await proxy.close()

@@ -237,6 +237,10 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
             conns.append(conn)
             resps.append(resp)
         assert upstream.counts[("GET", path)] == 1
+        # a HEAD meanwhile is answered from the fetch under way, not asked upstream
+        status, headers, _ = _get(proxy.host, path, method="HEAD")
+        assert (status, headers["Content-Length"]) == (200, str(len(blob)))
+        assert upstream.counts[("HEAD", path)] == 0
         upstream.gate.set()
         for head, resp in zip(heads, resps, strict=True):
             assert head + resp.read() == blob

@@ -462,9 +462,14 @@ class Proxy:
         if await store_io(st, st.store.repo_blob_size, name, digest) is not None:
             return await blobs.get_blob(request, name, digest)
         if request.method == "HEAD" or await store_io(st, st.store.blob_size, digest) is not None:
-            # HEAD: what upstream says (nothing is fetched). A blob cached for another
-            # repository is linked here once upstream confirms this repository has it.
-            size, media_type = await self._head_blob(up, uname, digest)
+            # HEAD: what upstream says (nothing is fetched; a fetch under way already knows).
+            # A blob cached for another repository is linked here once upstream confirms this
+            # repository has it.
+            running = self._fetches.get((name, digest))
+            if request.method == "HEAD" and running is not None and running.size is not None:
+                size, media_type = running.size, running.media_type
+            else:
+                size, media_type = await self._head_blob(up, uname, digest)
             if await store_io(st, st.store.blob_size, digest) is not None:
                 await run_blocking(st.store.link_blob, name, digest)
                 return await blobs.get_blob(request, name, digest)

@@ -531,16 +531,16 @@ def test_answers_match_distribution_in_proxy_mode(upstream: FakeUpstream, tmp_pa
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.1)
         assert answers(proxy.host) == answers(host)
-        # the upstream goes away: both serve what they cached (tag, blob, tag list)
+        # the upstream goes away: both serve the cached tag and tag list (distribution stores
+        # a proxied blob after it answered, so when it has it is a race: blobs are checked
+        # against fleetkit alone, here and in the upstream-down tests above)
         upstream.stop()
-        requests[:] = [
-            ("GET", "/v2/lib/app/manifests/v1"),
-            ("GET", f"/v2/lib/app/blobs/{layer}"),
-            ("GET", "/v2/lib/app/tags/list"),
-        ]
+        requests[:] = [("GET", "/v2/lib/app/manifests/v1"), ("GET", "/v2/lib/app/tags/list")]
         down = answers(proxy.host)
-        assert [status for _, _, status, _, _ in down] == [200, 200, 200]
+        assert [status for _, _, status, _, _ in down] == [200, 200]
         assert down == answers(host)
+        requests[:] = [("GET", f"/v2/lib/app/blobs/{layer}")]
+        assert answers(proxy.host)[0][2] == 200
     finally:
         proc.terminate()
         proc.wait(15)

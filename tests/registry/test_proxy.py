@@ -26,6 +26,7 @@ from fleetkit.registry.proxy import ProxyConfig, ProxyUpstream, parse_duration
 from fleetkit.registry.server.app import ServerConfig
 from fleetkit.registry.server.config_file import load_config_file
 from tests.peers import require, require_root
+from tests.registry._ceph import CephS3
 from tests.registry._fake_upstream import FakeUpstream
 from tests.registry._images import make_image, sha256, write_oci_layout
 from tests.registry._server import ProcessServer, ThreadServer
@@ -252,6 +253,32 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
         assert proxy.state.store.blob_size(digest) == len(blob)
         assert proxy.state.store.uploads("lib/app") == []
         assert _spools(root) == []
+        assert _get(proxy.host, path)[2] == blob
+        assert upstream.counts[("GET", path)] == 1
+    finally:
+        proxy.stop()
+
+
+def test_a_cache_on_s3(upstream: FakeUpstream, ceph_s3: CephS3, s3_bucket: str) -> None:
+    """Ceph's S3 as the cache's storage: the spool is copied into an upload session there."""
+    from tests.registry.conftest import s3_config
+
+    blob = os.urandom(3 << 20)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    config = ServerConfig(
+        root=f"s3://{s3_bucket}",
+        s3=s3_config(ceph_s3, s3_bucket),
+        listen="127.0.0.1:0",
+        proxy=ProxyConfig(remote=ProxyUpstream(upstream.url)),
+    )
+    proxy = ThreadServer(config).start()
+    path = f"/v2/lib/app/blobs/{digest}"
+    try:
+        assert _get(proxy.host, path)[2] == blob
+        assert _get(proxy.host, path, headers={"Range": "bytes=0-0"})[2] == blob[:1]  # committed
+        assert proxy.state.store.blob_size(digest) == len(blob)
+        assert proxy.state.store.uploads("lib/app") == []
         assert _get(proxy.host, path)[2] == blob
         assert upstream.counts[("GET", path)] == 1
     finally:

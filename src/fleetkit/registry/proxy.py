@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -463,9 +462,14 @@ class Proxy:
         if await store_io(st, st.store.repo_blob_size, name, digest) is not None:
             return await blobs.get_blob(request, name, digest)
         if request.method == "HEAD" or await store_io(st, st.store.blob_size, digest) is not None:
-            # HEAD: what upstream says (nothing is fetched). A blob cached for another
-            # repository is linked here once upstream confirms this repository has it.
-            size, media_type = await self._head_blob(up, uname, digest)
+            # HEAD: what upstream says (nothing is fetched; a fetch under way already knows).
+            # A blob cached for another repository is linked here once upstream confirms this
+            # repository has it.
+            running = self._fetches.get((name, digest))
+            if request.method == "HEAD" and running is not None and running.size is not None:
+                size, media_type = running.size, running.media_type
+            else:
+                size, media_type = await self._head_blob(up, uname, digest)
             if await store_io(st, st.store.blob_size, digest) is not None:
                 await run_blocking(st.store.link_blob, name, digest)
                 return await blobs.get_blob(request, name, digest)
@@ -625,50 +629,86 @@ class Proxy:
     async def _spool(resp: aiohttp.ClientResponse, fd: int, hasher: Hasher, fetch: _Fetch) -> None:
         """Write and hash the body in a thread of its own while the loop keeps receiving.
 
-        The loop never waits for a chunk to be written (only when more than
-        ``_MAX_PENDING`` bytes are queued): on a busy machine a thread hop per chunk would
-        stall the socket each time. ``fetch.written`` grows, on the loop, as chunks land.
+        Pieces are taken as they arrived (``readchunk`` joins nothing) and handed to the
+        writer in batches: at once when it is idle, else all that arrived meanwhile when it is
+        done with the last batch. The loop waits only when more than ``_MAX_PENDING`` bytes are
+        queued (on a busy machine a thread hop per piece would stall the socket each time).
+        ``fetch.written`` grows, on the loop, as batches land; readers wake once per batch.
         """
         loop = asyncio.get_running_loop()
-        pending = 0
-        last: concurrent.futures.Future[None] | None = None
+        queued: list[bytes] = []
+        pending = 0  # received, not yet landed in the spool
+        busy = False  # a batch is with the writer
+        failure: BaseException | None = None
+        changed = asyncio.Event()
 
-        def absorb(chunk: bytes) -> None:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
-            hasher.update(chunk)
+        def absorb(pieces: list[bytes]) -> None:
+            for piece in pieces:
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view) :]
+                hasher.update(piece)  # while the piece is still in cache
 
-        def landed(n: int) -> None:
-            nonlocal pending
-            pending -= n
-            fetch.written += n
-            fetch.notify()
+        def landed(n: int, error: BaseException | None) -> None:
+            nonlocal busy, pending, failure
+            busy = False
+            if error is not None:
+                failure = failure or error
+            else:
+                pending -= n
+                fetch.written += n
+                fetch.notify()
+                if queued:
+                    submit()
+            changed.set()
 
-        def done(n: int, f: concurrent.futures.Future[None]) -> None:
-            if f.exception() is None:
-                loop.call_soon_threadsafe(landed, n)
+        def submit() -> None:
+            nonlocal busy
+            pieces = queued[:]
+            queued.clear()
+            n = sum(map(len, pieces))
+            busy = True
+
+            def done(f: concurrent.futures.Future[None]) -> None:
+                loop.call_soon_threadsafe(landed, n, f.exception())
+
+            writer.submit(absorb, pieces).add_done_callback(done)
+
+        async def until(condition: Callable[[], bool]) -> None:
+            while not condition():
+                changed.clear()
+                await changed.wait()
+
+        def room() -> bool:
+            return pending <= _MAX_PENDING or failure is not None
+
+        def all_landed() -> bool:
+            return failure is not None or not (busy or queued)
+
+        def idle() -> bool:
+            return not busy
 
         with concurrent.futures.ThreadPoolExecutor(1, "fleetkit-proxy-spool") as writer:
             try:
-                while True:
-                    # pieces as they arrived (readchunk joins nothing, unlike iter_any)
+                while failure is None:
                     chunk, end_of_http_chunk = await resp.content.readchunk()
                     if not chunk:
                         if end_of_http_chunk:
                             continue
                         break
-                    last = writer.submit(absorb, chunk)
-                    last.add_done_callback(functools.partial(done, len(chunk)))
+                    queued.append(chunk)
                     pending += len(chunk)
-                    if pending > _MAX_PENDING:
-                        await asyncio.wrap_future(last)
+                    if not busy:
+                        submit()
+                    elif pending > _MAX_PENDING:
+                        await until(room)
+                if failure is None and queued and not busy:
+                    submit()
+                await until(all_landed)
             finally:
-                if last is not None:
-                    await asyncio.wrap_future(last)  # raises the writer's OSError, if any
-        await asyncio.sleep(0)  # the last ``landed`` callbacks run before this returns
-        if pending:
-            raise OSError(f"spool write incomplete ({pending} bytes pending)")
+                await until(idle)  # the writer is never left using ``fd``
+        if failure is not None:
+            raise failure
 
     @staticmethod
     def _commit(
@@ -790,6 +830,14 @@ def install_proxy(app: web.Application, config: ProxyConfig) -> Proxy:
     """Attach a pull-through cache to a registry app (see ``dispatch``'s hook)."""
     proxy = Proxy(config)
     app[PROXY_KEY] = proxy
+    if config.remote is not None:
+        log.info(
+            "pull-through cache of %s (tags revalidated after %gs); pushes are refused",
+            config.remote.url,
+            config.remote.ttl_s,
+        )
+    for project, up in sorted(config.projects.items()):
+        log.info("proxy project %s/: cache of %s (ttl %gs)", project, up.url, up.ttl_s)
 
     async def _close(_: web.Application) -> None:
         await proxy.close()

@@ -4,6 +4,7 @@ Shapes (one JSON line each, median of --runs):
   skopeo_push / skopeo_pull  a 3-layer image of random gzip layers (--size-mib total, default 60;
                              --large = 300), oci: layout <-> each registry, fresh servers per run
   blob_get_100MiB            one 100 MiB blob GET with curl, MiB/s
+  blob_get_server_cpu_s      the server's CPU seconds per such GET (from /proc/PID/stat)
   manifest_get_rps           wrk on GET /v2/<name>/manifests/<tag>, requests/s
   server_rss_MiB             server VmHWM (peak RSS) after the load above
 
@@ -209,6 +210,11 @@ class Server:
                     raise RuntimeError(f"{kind} did not start") from None
                 time.sleep(0.05)
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the server process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mib(self) -> float:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
         m = re.search(r"VmHWM:\s+(\d+) kB", text)
@@ -411,6 +417,7 @@ def local_shapes(args: argparse.Namespace, work: Path, src: str, size: int) -> N
     rates: dict[str, float] = {}
     rps: dict[str, float] = {}
     rss: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     # both servers up at once, blob GETs alternating between them: the machine's load
     # drifts, and alternating puts both under the same drift
     servers: dict[str, Server] = {}
@@ -421,6 +428,7 @@ def local_shapes(args: argparse.Namespace, work: Path, src: str, size: int) -> N
         for srv in servers.values():
             digest = push_blob(srv.host, "bench/blob", blob)
         times: dict[str, list[float]] = {kind: [] for kind in servers}
+        cpu_before = {kind: srv.cpu_s() for kind, srv in servers.items()}
         for _ in range(max(args.runs * 3, 11)):
             for kind, srv in servers.items():
                 times[kind].append(
@@ -436,6 +444,7 @@ def local_shapes(args: argparse.Namespace, work: Path, src: str, size: int) -> N
                 )
         for kind, srv in servers.items():
             rates[kind] = 100 / statistics.median(times[kind])
+            cpu[kind] = (srv.cpu_s() - cpu_before[kind]) / len(times[kind])
             subprocess.run(
                 [
                     "skopeo",
@@ -480,6 +489,13 @@ def local_shapes(args: argparse.Namespace, work: Path, src: str, size: int) -> N
         "MiB/s",
         True,
         runs=len(times["fleetkit"]),
+    )
+    emit(
+        "blob_get_server_cpu_s",
+        cpu["fleetkit"],
+        cpu["distribution"],
+        "s",
+        note="server CPU (user+sys) per 100 MiB GET: less sensitive to a shared machine",
     )
     emit(
         "manifest_get_rps",

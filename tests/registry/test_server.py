@@ -537,3 +537,38 @@ def test_blob_bodies_sent_at_once_are_whole(c: Client, first_range: int | None) 
     assert second.status_code == 200
     assert head1 + rest1 == data[start:]
     assert head2 + rest2 == data
+
+
+def test_a_client_gone_mid_body_on_the_sendfile_thread(tmp_path: Path) -> None:
+    """Two bodies in flight: the second goes out with ``sendfile`` from a worker thread
+    (blobs._sendfile_on_thread). Its client closing mid-body is a disconnect (499 in the
+    metrics), not a server error, the other body completes whole and the server serves on."""
+    import os
+    import socket
+    import struct
+    import time
+
+    data = os.urandom(16 * 1024 * 1024)
+    with thread_server(root=str(tmp_path / "data")) as srv:
+        c = Client(srv.url)
+        d = c.push_blob("r", data)
+        url = f"{c.url}/v2/r/blobs/{d}"
+        first = requests.get(url, stream=True, timeout=30)
+        head = first.raw.read(65536)
+        host, port = srv.host.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as raw:
+            raw.sendall(f"GET /v2/r/blobs/{d} HTTP/1.1\r\nHost: {srv.host}\r\n\r\n".encode())
+            assert raw.recv(65536)  # headers and the start of the body: it is being sent
+            # close with a reset, mid-body
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        rest = first.raw.read()
+        first.close()
+        assert head + rest == data
+        deadline = time.monotonic() + 30
+        while srv.state.metrics.client_disconnects < 1:
+            assert time.monotonic() < deadline, "the disconnect was not seen"
+            time.sleep(0.02)
+        assert not any(status == 500 for (_m, _r, status) in srv.state.metrics.requests), (
+            srv.state.metrics.requests
+        )
+        assert requests.get(url, timeout=30).content == data

@@ -41,6 +41,7 @@ _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _WRITE_BATCH = 1 << 20  # bytes handed to the hashing/writing thread at a time
 _DIRECT_BUFFER = 1 << 20  # one recv_into of the direct body path (see _stream_direct)
 _DIRECT_PROGRESS = 8 << 20  # a progress event every this many bytes on the direct path
+_DIRECT_MIN = 1 << 20  # smaller bodies stay on aiohttp (the direct path closes the connection)
 _UPLOAD_CHUNK = 1 << 20
 MAX_TAGS_PAGE_BYTES = 16 << 20  # one page of a tag list
 
@@ -530,8 +531,9 @@ async def _stream_direct(
     first, and a thread per blob then does ``recv_into`` a reused buffer, ``write`` and hash,
     each releasing the GIL: one copy out of the kernel, no allocation per chunk, and blobs
     proceed on every core like skopeo's goroutines. The connection is closed afterwards (never
-    reused). False (nothing consumed) when this does not apply: TLS, chunked encoding, or a
-    length other than the bytes still missing -- the caller then streams through aiohttp.
+    reused). False (nothing consumed) when this does not apply: TLS, chunked encoding, a
+    length other than the bytes still missing, or under ``_DIRECT_MIN`` (a config, a small
+    layer: its connection is worth reusing) -- the caller then streams through aiohttp.
     A cut or stalled connection raises ``OSError``/``TimeoutError`` with what arrived kept in
     ``sink``, so the caller resumes as after any broken body.
     """
@@ -543,7 +545,7 @@ async def _stream_direct(
         or transport.get_extra_info("ssl_object") is not None
         or "Transfer-Encoding" in resp.headers
         or resp.headers.get("Content-Length") != str(expected)
-        or expected <= 0
+        or expected < _DIRECT_MIN
     ):
         return False
     raw = transport.get_extra_info("socket")

@@ -32,6 +32,9 @@ __all__ = ["S3Config", "S3Driver", "parse_s3_url"]
 _APPENDABLE = "fk-appendable"
 _MIN_PART = 5 << 20  # S3's smallest multipart part (except the last)
 _PART = 16 << 20
+# one segment of an upload is buffered in memory: with skopeo's 3 parallel layer uploads and
+# botocore's ~70 MiB, 8 MiB keeps a replica well under 150 MiB (16 MiB peaked near 200)
+_SEGMENT = 8 << 20
 
 
 @dataclass(slots=True)
@@ -45,7 +48,7 @@ class S3Config:
     secretkey: str | None = None
     secure: bool = True
     rootdirectory: str = ""
-    segment_bytes: int = _PART
+    segment_bytes: int = _SEGMENT
 
     def __repr__(self) -> str:  # never print the secret
         return (
@@ -105,10 +108,8 @@ class _S3Appender:
         offset = self._size - len(self._buf)
         # create-only: two replicas appending to one session at once cannot overwrite each
         # other's bytes (the second gets an error, and its hash state is not kept)
-        self._driver._put_raw(
-            self._driver._seg_key(self._path, offset), bytes(self._buf), create_only=True
-        )
-        self._buf = bytearray()
+        data, self._buf = self._buf, bytearray()  # sent as it is: no copy into a bytes
+        self._driver._put_raw(self._driver._seg_key(self._path, offset), data, create_only=True)
 
     def sync(self) -> None:
         self._flush()
@@ -218,7 +219,7 @@ class S3Driver:
     def _put_raw(
         self,
         key: str,
-        data: bytes,
+        data: bytes | bytearray,
         metadata: dict[str, str] | None = None,
         create_only: bool = False,
     ) -> None:
@@ -398,12 +399,13 @@ class S3Driver:
         buf = bytearray()
 
         def flush() -> None:
+            nonlocal buf
             n = len(parts) + 1
+            body, buf = buf, bytearray()  # sent as it is: no copy into a bytes
             r = self._client.upload_part(
-                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=bytes(buf)
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=body
             )
             parts.append({"ETag": r["ETag"], "PartNumber": n})
-            buf.clear()
 
         try:
             for piece_key, size in pieces:

@@ -7,6 +7,7 @@ Every read is synchronous storage I/O: the handlers run these off the event loop
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleetkit.registry.errors import RegistryAPIError
@@ -88,12 +89,13 @@ def platform_text(p: dict[str, object] | None) -> str:
 
 
 def repository_rows(
-    store: RegistryStore, may_pull: set[str] | None, last: str | None, n: int
+    store: RegistryStore, may_pull: Callable[[str], bool] | None, last: str | None, n: int
 ) -> tuple[list[RepoRow], bool]:
-    """Up to ``n`` repositories after ``last`` (``may_pull`` None: all); and whether more remain."""
+    """Up to ``n`` repositories after ``last`` that ``may_pull`` admits (None: all); and
+    whether more remain."""
     names = [r for r in store.repositories() if last is None or r > last]
     if may_pull is not None:
-        names = [r for r in names if r in may_pull]
+        names = [r for r in names if may_pull(r)]
     return [RepoRow(r, len(store.tags(r))) for r in names[:n]], len(names) > n
 
 

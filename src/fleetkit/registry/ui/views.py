@@ -160,13 +160,14 @@ async def _index(request: web.Request, st: State, v: Viewer) -> web.Response:
     if not v.may_list:
         return _page(render.index_page([], False, request.host, v.user, may_list=False))
 
-    def rows() -> tuple[list[model.RepoRow], bool]:
-        allowed = None
-        if not v.everything:
-            allowed = {r for r in st.store.repositories() if v.may_pull(r)}
-        return model.repository_rows(st.store, allowed, last, PAGE_SIZE)
-
-    found, more = await store_io(st, rows)
+    found, more = await store_io(
+        st,
+        model.repository_rows,
+        st.store,
+        None if v.everything else v.may_pull,
+        last,
+        PAGE_SIZE,
+    )
     return _page(render.index_page(found, more, request.host, v.user))
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.playbook._harness import run_ansible, run_fleetkit
 
 INVENTORY = "h1\nh2\n[all:vars]\nansible_connection=local\n"
@@ -199,3 +201,64 @@ def test_any_errors_fatal_stops_every_host_when_an_include_fails(tmp_path: Path)
         "    - debug: msg=never\n",
     )
     assert rc == 2 and "never" not in out
+
+
+HANDLER_INCLUDE_PB = """- hosts: all
+  gather_facts: false
+  tasks:
+    - command: echo
+      notify: [inc handler]
+      tags: y
+    - debug: msg=after
+  handlers:
+    - name: plain
+      debug: msg=plain
+      tags: x
+    - name: inc handler
+      include_tasks: inc.yml
+      when: inventory_hostname == 'h1' or item is defined
+      tags: x
+    - name: listener
+      debug: msg=listened
+      listen: inc handler
+"""
+
+
+@pytest.mark.parametrize("tags", ["", "y"])
+def test_include_tasks_as_a_handler_runs_its_tasks_as_handlers(tmp_path: Path, tags: str) -> None:
+    # the included tasks (a top-level block's too, a nested include's) run at once as handlers
+    # for the hosts that included them; "plain", notified by one of them, runs at the next
+    # flush (the one after the empty post_tasks); tags never select handlers
+    rc, out = _same(
+        tmp_path,
+        HANDLER_INCLUDE_PB,
+        *(["--tags", tags] if tags else []),
+        files={
+            "inc.yml": "- name: included one\n  debug: msg=one\n"
+            "- block:\n    - name: in block\n      debug: msg=blk\n"
+            "- name: nested include\n  include_tasks: inc2.yml\n",
+            "inc2.yml": "- name: included two\n  debug: msg=two\n  changed_when: true\n"
+            "  notify: plain\n",
+        },
+    )
+    assert rc == 0
+    assert "RUNNING HANDLER [inc handler]" in out and "included: " in out
+    assert out.index("RUNNING HANDLER [listener]") < out.index("RUNNING HANDLER [plain]")
+
+
+def test_role_handler_include_finds_its_file_in_the_role_tasks_dir(tmp_path: Path) -> None:
+    # setup_remote_tmp_dir's shape: the handler includes a file of tasks/, the tasks include
+    # a file chosen by first_found among names relative to the task file's directory
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  roles: [r]\n",
+        files={
+            "roles/r/tasks/main.yml": "- include_tasks: \"{{ lookup('first_found', files) }}\"\n"
+            "  vars:\n    files: [nope.yml, default.yml]\n",
+            "roles/r/tasks/default.yml": "- command: echo\n  notify: cleanup\n",
+            "roles/r/tasks/cleanup.yml": "- debug: msg=cleaned\n",
+            "roles/r/handlers/main.yml": "- name: cleanup\n  include_tasks: cleanup.yml\n",
+        },
+    )
+    assert rc == 0
+    assert "RUNNING HANDLER [r : debug]" in out

@@ -19,12 +19,14 @@ from typing import Any
 from fleetkit.playbook.errors import PlaybookError
 from fleetkit.playbook.playbook import (
     Block,
+    Handler,
     IncludeRole,
     IncludeTasks,
     Node,
     Play,
     RoleRef,
     Task,
+    flat_handlers,
 )
 
 __all__ = ["Frame", "HostState", "Step", "PlayIterator", "Walker", "tag_ok", "meta_action"]
@@ -140,9 +142,10 @@ def find_start_task(play: Play, pattern: str) -> int | None:
     return scan(play.tasks)
 
 
-def handlers_for(handlers: list[Task], name: str) -> list[int]:
+def handlers_for(handlers: list[Handler], name: str) -> list[int]:
     """The handlers a notification reaches, as ansible 2.19 searches them: the last loaded
-    handler with that name (also as "role : name"), then every listener (one per name)."""
+    handler with that name (also as "role : name"), then every listener (one per name; a
+    role's handler also listens as "role : topic")."""
     out: list[int] = []
     for i in reversed(range(len(handlers))):
         h = handlers[i]
@@ -150,19 +153,28 @@ def handlers_for(handlers: list[Task], name: str) -> list[int]:
             continue
         names = {h.name}
         if h.role is not None:
-            names |= {f"{h.role.name} : {h.name}", f"{h.role.name.rsplit('.', 1)[-1]} : {h.name}"}
+            names |= {f"{h.role.name} : {h.name}", f"{_short(h.role.name)} : {h.name}"}
         if name in names:
             out.append(i)
             break
     seen: set[str] = set()
     for i in reversed(range(len(handlers))):
         h = handlers[i]
-        if name in h.listen:
+        topics = set(h.listen)
+        if h.role is not None:
+            for topic in h.listen:
+                topics |= {f"{h.role.name} : {topic}", f"{_short(h.role.name)} : {topic}"}
+        if name in topics:
             if h.name and h.name in seen:
                 continue
             seen.add(h.name or "")
             out.append(i)
     return out
+
+
+def _short(role: str) -> str:
+    """A role's name without its collection (``ns.coll.role`` -> ``role``)."""
+    return role.rsplit(".", 1)[-1]
 
 
 _FACT_KEYWORDS = ("gather_subset", "gather_timeout", "fact_path")
@@ -348,20 +360,39 @@ class PlayIterator:
             st.frames.pop()
 
     def _handlers(self, st: HostState, prefix: Key, forced: bool = False) -> Walker:
+        # ansible 2.19: tags do not select handlers (a notified handler runs whatever its tags)
         for want in st.notifications:
             st.notified.update(handlers_for(self.play.handlers, want))
         st.notifications.clear()
         st.flushing = True
         try:
+            # (include_role during the flush may add handlers: the list can grow)
             for i, handler in enumerate(self.play.handlers):
                 if self._halted():
                     return
-                if i in st.notified and (self.alive(st.host) or (forced and self._forceable(st))):
+                if i in st.notified and self._handler_runs(st, forced):
                     st.notified.discard(i)
-                    if self._tags(handler.tags):
-                        yield Step("task", handler, (*prefix, i), handler=True, forced=forced)
+                    yield from self._handler(st, handler, (*prefix, i), forced)
         finally:
             st.flushing = False
+
+    def _handler(self, st: HostState, handler: Handler, key: Key, forced: bool) -> Walker:
+        if not isinstance(handler, IncludeTasks):
+            yield Step("task", handler, key, handler=True, forced=forced)
+            return
+        # a handler's include_tasks: every task it loads is notified for the hosts that
+        # included it and runs at once, in order, before the next handler (ansible 2.19)
+        got = yield Step("include", handler, key, handler=True, forced=forced)
+        for idx, included in got or ():
+            flat: list[Handler] = []
+            flat_handlers(included, flat)
+            for j, node in enumerate(flat):
+                if self._halted() or not self._handler_runs(st, forced):
+                    return
+                yield from self._handler(st, node, (*key, idx, j), forced)
+
+    def _handler_runs(self, st: HostState, forced: bool) -> bool:
+        return self.alive(st.host) or (forced and self._forceable(st))
 
     def _forceable(self, st: HostState) -> bool:
         return st.host not in self.unreachable and not st.ended and not st.frames

@@ -27,6 +27,7 @@ __all__ = [
     "IncludeTasks",
     "Play",
     "Node",
+    "Handler",
     "load_playbook",
     "load_task_file",
     "MODULE_NAMES",
@@ -336,6 +337,9 @@ class IncludeTasks:
     role: RoleRef | None = None
     # the task as written (positions of its keywords for error origins)
     src: Located | None = None
+    # an include_tasks in handlers: notified by its name (or listen); its tasks run as handlers
+    handler: bool = False
+    listen: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -370,6 +374,8 @@ class Block:
 
 
 Node = Task | Block | IncludeTasks | IncludeRole
+# what a play's handler list holds: tasks and include_tasks (whose tasks run as handlers)
+Handler = Task | IncludeTasks
 
 
 @dataclass(slots=True)
@@ -377,7 +383,7 @@ class Play:
     name: str
     hosts: str | list[str]
     tasks: list[Node]
-    handlers: list[Task]
+    handlers: list[Handler]
     gather_facts: bool = True
     vars: dict[str, Any] = field(default_factory=dict)
     vars_files: list[Any] = field(default_factory=list)
@@ -415,9 +421,9 @@ class LoadContext:
     syntax_only: bool = False
     roles: list[RoleRef] = field(default_factory=list)
     # handlers of the play's ``roles:`` (ansible puts them before the play's own handlers)
-    handlers: list[Task] = field(default_factory=list)
+    handlers: list[Handler] = field(default_factory=list)
     # handlers of import_role'd roles, in load order (ansible puts them after the play's own)
-    imported_handlers: list[Task] = field(default_factory=list)
+    imported_handlers: list[Handler] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     direct: list[str] = field(default_factory=list)
     imported: list[str] = field(default_factory=list)
@@ -694,14 +700,18 @@ class _Loader:
             raise _err(f"'{unknown[0]}' is not a valid attribute for a Block", ds)
         _check_unhonoured(apply, self.ctx)
         inherit = dict(parent)
+        inherit.pop("_handler_block", None)
         inherit["vars"] = {**parent.get("vars", {}), **(ds.get("vars") or {})}
         return self._inherit(apply, inherit)
 
-    def _check_include_keys(self, ds: dict[str, Any], kind: str, mod_key: str) -> None:
+    def _check_include_keys(
+        self, ds: dict[str, Any], kind: str, mod_key: str, handler: bool = False
+    ) -> None:
         for k in ds:
             if k == mod_key or (isinstance(k, str) and k.startswith("with_")):
                 continue
-            if k not in INCLUDE_KEYWORDS:
+            # ansible's HandlerTaskInclude also takes listen
+            if k not in INCLUDE_KEYWORDS and not (handler and k == "listen"):
                 raise _err(f"'{k}' is not a valid attribute for a {kind}", ds, key=k)
 
     def node(
@@ -716,9 +726,14 @@ class _Loader:
                     f"'{unknown[0]}' is not a valid attribute for a Block", ds, key=unknown[0]
                 )
             _check_unhonoured(ds, self.ctx)
+            if handler and parent.get("_handler_block"):
+                # a block at the top of a handler list is an implicit one; nested, an error
+                raise _err("Using a block as a handler is not supported.", ds)
             inh = self._inherit(ds, parent)
             if "notify" in ds:
                 inh["_notify"] = ds["notify"]
+            if handler:
+                inh["_handler_block"] = True
             rescue = self.tasks(ds.get("rescue"), inh, ds, base, handler)
             always = self.tasks(ds.get("always"), inh, ds, base, handler)
             if rescue:
@@ -732,12 +747,15 @@ class _Loader:
                 raise _err(f"'{bad}' is not a valid attribute for a Task (use it in a block)", ds)
         action, args, mod_key, written = self._action(ds, handler)
         _check_register(ds)
+        if handler and action in ("include_role", "import_role"):
+            raise _err(f"Using '{written or action}' as a handler is not supported.", ds)
         if action in ("include_tasks", "include_role"):
             kind = "TaskInclude" if action == "include_tasks" else "IncludeRole"
-            self._check_include_keys(ds, kind, mod_key)
+            self._check_include_keys(ds, kind, mod_key, handler)
         else:
             _check_unhonoured(ds, self.ctx)
         inh = self._inherit(ds, parent)
+        inh.pop("_handler_block", None)
         if action in ("import_tasks", "import_role") and (
             "loop" in ds or any(isinstance(k, str) and k.startswith("with_") for k in ds)
         ):
@@ -768,11 +786,14 @@ class _Loader:
                 vars=inh["vars"],
                 parent=self._dynamic_parent(ds, args, parent),
                 role=parent.get("_role"),
+                handler=handler,
             )
             if isinstance(ds, Located):
                 inc.path, inc.line, inc.col = ds.path, ds.line, ds.col
                 inc.src = ds
             inc.kw = _own_kw(ds)
+            if handler:
+                inc.listen = [str(x) for x in _as_list(ds.get("listen"))]
             return [inc]
         if action in ("import_role", "include_role"):
             return self._role_task(action, ds, args, parent, inh, base, handler)
@@ -1025,21 +1046,16 @@ def _bool(value: Any, what: str, obj: object) -> bool:
     raise _err(f"{what} must be a boolean, got {value!r}", obj)
 
 
-def _flat_handlers(nodes: list[Node], out: list[Task]) -> None:
+def flat_handlers(nodes: list[Node], out: list[Handler]) -> None:
+    """The handlers of a loaded handler list, as ansible keeps them: the tasks of its
+    (top-level) blocks in order, a block's rescue and always sections dropped."""
     for n in nodes:
-        if isinstance(n, Task):
+        if isinstance(n, (Task, IncludeTasks)):
             out.append(n)
         elif isinstance(n, Block):
-            _flat_handlers(n.block, out)
-            _flat_handlers(n.rescue, out)
-            _flat_handlers(n.always, out)
-        else:
-            what = "include_tasks" if isinstance(n, IncludeTasks) else "include_role"
-            raise PlaybookSyntaxError(
-                f"{what} as a handler is not supported by fleetkit play",
-                hint="use import_tasks / import_role in handlers",
-                source=f"{n.path}:{n.line}" if n.path else None,
-            )
+            flat_handlers(n.block, out)
+        else:  # the loader refuses include_role in handlers
+            raise _err("Using 'include_role' as a handler is not supported.", n.src)
 
 
 def _vars_prompt(value: Any, ds: object) -> list[dict[str, Any]]:
@@ -1132,13 +1148,14 @@ def _play(
             main.extend(roles.play_role(loader, entry, parent, ds))
     main.extend(loader.tasks(ds.get("tasks"), parent, ds, base))
     post: list[Node] = loader.tasks(ds.get("post_tasks"), parent, ds, base)
-    # ansible flushes handlers after pre_tasks, after roles + tasks and after post_tasks
-    sections: list[list[Node]] = [sec for sec in (pre, main, post) if sec]
+    # ansible flushes handlers after pre_tasks, after roles + tasks and after post_tasks, even
+    # after an empty section (a handler may have notified one defined before it)
+    sections: list[list[Node]] = [pre, main, post]
     tasks: list[Node] = pre + main + post
     handlers_nodes = loader.tasks(ds.get("handlers"), parent, ds, base, handler=True)
     # ansible's order: the roles' handlers, the play's own, then those of import_role
-    handlers: list[Task] = list(ctx.handlers)
-    _flat_handlers(handlers_nodes, handlers)
+    handlers: list[Handler] = list(ctx.handlers)
+    flat_handlers(handlers_nodes, handlers)
     handlers.extend(ctx.imported_handlers)
     serial_raw = ds.get("serial")
     serial = [] if serial_raw is None else _as_list(serial_raw)
@@ -1360,6 +1377,9 @@ def _push_down(nodes: list[Node], tags: list[str], when: list[Any]) -> None:
             n.parent["tags"] = list(n.parent.get("tags", [])) + tags
 
 
-def load_task_file(fname: str, base: str, inherit: dict[str, Any], obj: object) -> list[Node]:
-    """Load a task file for include_tasks (run time), with what its tasks inherit."""
-    return _Loader().load_file(fname, base, inherit, obj)
+def load_task_file(
+    fname: str, base: str, inherit: dict[str, Any], obj: object, handler: bool = False
+) -> list[Node]:
+    """Load a task file for include_tasks (run time), with what its tasks inherit (a handler's
+    include loads handlers)."""
+    return _Loader().load_file(fname, base, inherit, obj, handler)

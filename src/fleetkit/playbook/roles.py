@@ -19,6 +19,7 @@ from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, PlaybookSyn
 from fleetkit.playbook.playbook import (
     ROLE_KEYWORDS,
     ROLE_META_KEYWORDS,
+    Handler,
     IncludeRole,
     LoadContext,
     Node,
@@ -27,9 +28,9 @@ from fleetkit.playbook.playbook import (
     Task,
     _bool,
     _err,
-    _flat_handlers,
     _Loader,
     add_library_dir,
+    flat_handlers,
 )
 from fleetkit.playbook.yamlsrc import load_yaml_file, source_of
 
@@ -57,7 +58,7 @@ class IncludedRole:
 
     role: RoleRef
     tasks: list[Node] = field(default_factory=list)
-    handlers: list[Task] = field(default_factory=list)
+    handlers: list[Handler] = field(default_factory=list)
 
 
 def collection_paths() -> list[str]:
@@ -228,7 +229,7 @@ def _load(
     parent: dict[str, Any],
     obj: object,
     handler: bool,
-    collect: list[Task],
+    collect: list[Handler],
 ) -> list[Node]:
     ctx = loader.ctx
     assert ctx is not None
@@ -316,7 +317,7 @@ def _load(
         raise _err(f"Could not find specified file in role: handlers/{spec.handlers_from}", obj)
     if handler_files:
         hnodes = loader.load_file(handler_files[0], path, inh, obj, handler=True)
-        _flat_handlers(hnodes, collect)
+        flat_handlers(hnodes, collect)
     return nodes
 
 

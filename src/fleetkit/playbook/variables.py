@@ -329,7 +329,11 @@ class VariableManager:
     ) -> VarsView:
         """The variables a task sees on ``host`` (``extra``: loop variables, highest)."""
         role = task.role
-        layers: list[Mapping[str, Any]] = [self.opts.extra_vars, self.magic(host, role)]
+        layers: list[Mapping[str, Any]] = [
+            {"ansible_search_path": self._search_path(task)},
+            self.opts.extra_vars,
+            self.magic(host, role),
+        ]
         if extra:
             layers.append(extra)
         if role is not None and role.params:
@@ -349,6 +353,19 @@ class VariableManager:
         if self.public_role_defaults:
             layers.append(self.public_role_defaults)
         return VarsView(layers)
+
+    def _search_path(self, task: Task | IncludeTasks | IncludeRole) -> list[str]:
+        """``ansible_search_path`` of a task (ansible's get_search_path and the executor):
+        its role's directory, the task file's directory, then the playbook's."""
+        out: list[str] = []
+        if task.role is not None:
+            out.append(task.role.path)
+        if task.path:
+            out.append(os.path.dirname(task.path))
+        basedir = self.magic_common.get("playbook_dir")
+        if basedir:
+            out.append(str(basedir))
+        return list(dict.fromkeys(out))
 
 
 def _role_names(play: Play, dependent: bool = False) -> list[str]:

@@ -501,11 +501,13 @@ class StrategyBase:
         self, it: PlayIterator, inc: IncludeTasks, hosts: list[str]
     ) -> list[tuple[str, list[Node], list[str]]]:
         """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines and the tasks
-        of each included file (one per file and loop item, as ansible's IncludedFile)."""
+        of each included file (one per file and loop item, as ansible's IncludedFile); a
+        handler's include loads handlers."""
         self.include_failures = []
         pseudo = self._include_pseudo(inc, "include_tasks", inc.name or "include_tasks")
         pseudo.role = inc.role  # "role : include_tasks"
-        self.cb.task_start(pseudo, self.ex.task_name(pseudo, hosts[0]) if hosts else "")
+        name = self.ex.task_name(pseudo, hosts[0]) if hosts else ""
+        self.cb.task_start(pseudo, name, inc.handler)
         groups: list[_Included] = []
         for h in hosts:
             for special, fname in self._expansions(it, h, pseudo, inc, inc.file):
@@ -518,8 +520,9 @@ class StrategyBase:
             inherit = dict(inc.parent)
             if g.special:
                 inherit["vars"] = {**inherit.get("vars", {}), **g.special}
+            fname = _include_path(inc, fname)
             try:
-                nodes = load_task_file(fname, inc.base, inherit, None)
+                nodes = load_task_file(fname, inc.base, inherit, None, inc.handler)
             except IncludeNotFound as exc:
                 reason = (
                     f"Could not find or access '{exc.path}' on the Ansible Controller: Unable "
@@ -632,6 +635,25 @@ def _task_dict(task: Task) -> dict[str, Any]:
         "ignore_errors": task.kw.get("ignore_errors"),
         "uuid": str(task.uid),
     }
+
+
+def _include_path(inc: IncludeTasks, fname: str) -> str:
+    """Where a role's include_tasks finds a relative file, as ansible's IncludedFile: the
+    role's handlers/ (for a handler) or tasks/ directory, its tasks/, the including file's
+    directory, the role's own directory; ``fname`` as given when none exists."""
+    if inc.role is None or os.path.isabs(fname):
+        return fname
+    role = inc.role.path
+    kind = "handlers" if inc.handler else "tasks"
+    for cand in (
+        os.path.join(role, kind, fname),
+        os.path.join(role, "tasks", fname),
+        os.path.join(inc.base, fname),
+        os.path.join(role, fname),
+    ):
+        if os.path.isfile(cand):
+            return cand
+    return fname
 
 
 def _set_role(nodes: list[Node], inc: IncludeTasks) -> None:

@@ -305,3 +305,62 @@ def test_handler_list_order_roles_play_then_import_role_as_ansible(tmp_path: Pat
         "rb : h_rb",
         "rb : same",
     ]
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_dep_chain_params_vars_and_defaults_as_ansible(tmp_path: Path) -> None:
+    # a dependency sees the params of the roles it runs inside (nearest wins), their role
+    # vars under its own, and its own dependencies' defaults under the chain's
+    _write(
+        tmp_path,
+        {
+            "pb.yml": "- hosts: all\n  gather_facts: false\n  vars:\n    p: play\n  roles:\n"
+            "    - {role: top, p: top-param}\n",
+            "roles/top/meta/main.yml": "dependencies:\n  - {role: mid, p: mid-param}\n",
+            "roles/top/vars/main.yml": "tv: top-vars\nshared: top-vars\n",
+            "roles/top/defaults/main.yml": "td: top-default\n",
+            "roles/top/tasks/main.yml": "- debug: msg='top {{ p }} {{ shared }} {{ ld }}'\n",
+            "roles/mid/meta/main.yml": "dependencies: [leaf]\n",
+            "roles/mid/vars/main.yml": "shared: mid-vars\n",
+            "roles/mid/tasks/main.yml": "- debug: msg='mid {{ p }} {{ shared }} {{ ld }}'\n",
+            "roles/leaf/defaults/main.yml": "ld: leaf-default\n",
+            "roles/leaf/tasks/main.yml": "- debug:\n    msg: 'leaf {{ p }} {{ shared }}"
+            ' {{ tv | default("-") }} {{ td | default("-") }} {{ ld }}\'\n',
+        },
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    assert '"msg": "leaf mid-param mid-vars top-vars top-default leaf-default"' in f.stdout
+
+
+def test_include_params_beat_set_fact_and_role_params_as_ansible(tmp_path: Path) -> None:
+    # ansible: extra vars > include params (an include's vars and loop item) > role params >
+    # set_fact > include_vars > task vars
+    _write(
+        tmp_path,
+        {
+            "pb.yml": "- hosts: all\n  gather_facts: false\n  tasks:\n"
+            "    - set_fact: {a: set_fact, b: set_fact, item: set_fact}\n"
+            "    - include_tasks: inc.yml\n      vars: {a: include_params}\n"
+            "    - include_tasks: inc.yml\n      loop: [loop-item]\n"
+            "    - include_role: {name: r}\n      vars: {a: role-include}\n",
+            "inc.yml": "- debug: msg='{{ a }} {{ b }} {{ item | default(\"-\") }}'\n"
+            "  vars: {a: task, b: task}\n",
+            "roles/r/tasks/main.yml": "- debug: msg='{{ a }}'\n  vars: {a: task}\n",
+        },
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert '"msg": "include_params set_fact set_fact"' in f.stdout
+    assert '"msg": "role-include"' in f.stdout

@@ -12,7 +12,7 @@ hosts in lockstep, the free strategies run each host's next step as soon as it c
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,23 +142,48 @@ def find_start_task(play: Play, pattern: str) -> int | None:
     return scan(play.tasks)
 
 
-def handlers_for(handlers: list[Handler], name: str) -> list[int]:
-    """The handlers a notification reaches, as ansible 2.19 searches them: the last loaded
-    handler with that name (also as "role : name"), then every listener (one per name; a
-    role's handler also listens as "role : topic")."""
+# a handler's name as notifications see it (templated; None: unusable)
+NameOf = Callable[[Handler], "str | None"]
+
+
+def _plain_name(h: Handler) -> str | None:
+    return h.name
+
+
+def _no_debug(_msg: str) -> None:
+    return None
+
+
+def _no_verbose(_msg: str, _level: int) -> None:
+    return None
+
+
+def handlers_for(handlers: list[Handler], name: str, name_of: NameOf = _plain_name) -> list[int]:
+    """The handlers a notification reaches, as ansible 2.19 searches them: the blocks of
+    handlers from the last loaded, each block's handlers in order; the first handler with
+    that name (also as "role : name"), then every listener (one per name; a role's handler
+    also listens as "role : topic")."""
+    groups: list[list[int]] = []
+    for i, h in enumerate(handlers):
+        if groups and handlers[groups[-1][0]].hblock == h.hblock:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    order = [i for g in reversed(groups) for i in g]
     out: list[int] = []
-    for i in reversed(range(len(handlers))):
+    for i in order:
         h = handlers[i]
-        if not h.name:
+        hname = name_of(h) if h.name else None
+        if not hname:
             continue
-        names = {h.name}
+        names = {hname}
         if h.role is not None:
-            names |= {f"{h.role.name} : {h.name}", f"{_short(h.role.name)} : {h.name}"}
+            names |= {f"{h.role.name} : {hname}", f"{_short(h.role.name)} : {hname}"}
         if name in names:
             out.append(i)
             break
     seen: set[str] = set()
-    for i in reversed(range(len(handlers))):
+    for i in order:
         h = handlers[i]
         topics = set(h.listen)
         if h.role is not None:
@@ -221,6 +246,12 @@ class PlayIterator:
         self.stop = False
         self.break_play = False
         self.end_play = False
+        # how notifications see a handler's name (the strategy templates it)
+        self.name_of: NameOf = _plain_name
+        # ansible's debug lines (ANSIBLE_DEBUG) of what the iterator decides
+        self.debug: Callable[[str], None] = _no_debug
+        # ansible's Display.v..vvvvvv lines (``NOTIFIED HANDLER`` ... at -vv)
+        self.verbose: Callable[[str, int], None] = _no_verbose
 
     # -- host state ------------------------------------------------------------------------
 
@@ -258,21 +289,50 @@ class PlayIterator:
         body of a block with one, at any depth (ansible's ``is_any_block_rescuing``)."""
         return any(f.rescue for f in self.states[host].frames)
 
-    def notify(self, host: str, names: list[str]) -> None:
-        """Notify handlers by name or ``listen`` topic for ``host`` (ansible's error when a
-        name reaches no handler)."""
+    def notify(self, host: str, names: list[str], strict: bool = True) -> list[str]:
+        """Notify handlers by name or ``listen`` topic for ``host``; a name that reaches no
+        handler is ansible's error (``strict``, error_on_missing_handler) or is returned
+        for the caller's warning."""
         st = self.states[host]
+        missing: list[str] = []
         for want in names:
-            found = handlers_for(self.play.handlers, want)
+            found = handlers_for(self.play.handlers, want, self.name_of)
             if not found:
-                raise PlaybookError(
+                msg = (
                     f"The requested handler '{want}' was not found in either the "
                     "main handlers list nor in the listening handlers list"
                 )
+                if strict:
+                    raise PlaybookError(msg)
+                missing.append(msg)
+                continue
             if st.flushing:
-                st.notified.update(found)
-            elif want not in st.notifications:
-                st.notifications.append(want)
+                for i in found:
+                    self._notify_handler(st, i)
+            else:
+                if want not in st.notifications:
+                    st.notifications.append(want)
+                self.verbose(f"Notification for handler {want} has been saved.", 2)
+        return missing
+
+    def resolve_notifications(self, host: str) -> None:
+        """At a flush: the notifications saved for ``host`` reach the handlers loaded by now
+        (ansible's flush_handlers, before its ``META:`` line)."""
+        st = self.states[host]
+        for want in st.notifications:
+            for i in handlers_for(self.play.handlers, want, self.name_of):
+                self._notify_handler(st, i)
+        st.notifications.clear()
+
+    def _notify_handler(self, st: HostState, i: int) -> None:
+        if i in st.notified:
+            return
+        st.notified.add(i)
+        h = self.play.handlers[i]
+        name = self.name_of(h) or h.name or ""
+        if h.role is not None:
+            name = f"{h.role.name} : {name}"
+        self.verbose(f"NOTIFIED HANDLER {name} for {st.host}", 2)
 
     def _halted(self) -> bool:
         return self.stop or self.end_play
@@ -292,7 +352,7 @@ class PlayIterator:
             yield from self._nodes(st, section, (1, k))
             if not self._halted():
                 # force_handlers: the flush is the section's ``always`` in ansible
-                yield from self._handlers(st, (1, k, len(section)), forced=self.force_handlers)
+                yield from self._implicit_flush(st, (1, k, len(section)), self.force_handlers)
 
     def _nodes(self, st: HostState, nodes: list[Node], prefix: Key) -> Walker:
         for i, node in enumerate(nodes):
@@ -312,8 +372,8 @@ class PlayIterator:
                     what = meta_action(node)
                     if what != "flush_handlers" and not self._tags(node.tags):
                         continue
-                    yield Step("meta", node, key)
-                    if what == "flush_handlers" and not self._halted():
+                    ran = yield Step("meta", node, key)
+                    if what == "flush_handlers" and ran is not False and not self._halted():
                         yield from self._handlers(st, (*key, 0))
                 elif self._tags(node.tags):
                     yield Step("task", node, key)
@@ -359,11 +419,21 @@ class PlayIterator:
         finally:
             st.frames.pop()
 
+    def _implicit_flush(self, st: HostState, prefix: Key, forced: bool) -> Walker:
+        """The flush after a section: ansible's implicit ``meta: flush_handlers`` (tagged
+        always and with the play's tags), skipped when no host has a notification."""
+        if not self._tags(["always", *self.play.tags]):
+            return
+        if not any(s.notifications or s.notified for s in self.states.values()):
+            self.debug(f"No handler notifications for {st.host}, skipping.")
+            return
+        self.resolve_notifications(st.host)
+        self.debug(f"META: triggered running handlers for {st.host}")
+        yield from self._handlers(st, prefix, forced)
+
     def _handlers(self, st: HostState, prefix: Key, forced: bool = False) -> Walker:
         # ansible 2.19: tags do not select handlers (a notified handler runs whatever its tags)
-        for want in st.notifications:
-            st.notified.update(handlers_for(self.play.handlers, want))
-        st.notifications.clear()
+        self.resolve_notifications(st.host)
         st.flushing = True
         try:
             # (include_role during the flush may add handlers: the list can grow)
@@ -378,7 +448,12 @@ class PlayIterator:
 
     def _handler(self, st: HostState, handler: Handler, key: Key, forced: bool) -> Walker:
         if not isinstance(handler, IncludeTasks):
-            yield Step("task", handler, key, handler=True, forced=forced)
+            if handler.action != "meta":
+                yield Step("task", handler, key, handler=True, forced=forced)
+                return
+            if meta_action(handler) == "flush_handlers":
+                raise PlaybookError("flush_handlers cannot be used as a handler")
+            yield Step("meta", handler, key, handler=True, forced=forced)
             return
         # a handler's include_tasks: every task it loads is notified for the hosts that
         # included it and runs at once, in order, before the next handler (ansible 2.19)

@@ -30,6 +30,7 @@ __all__ = [
     "Handler",
     "load_playbook",
     "load_task_file",
+    "task_file_path",
     "MODULE_NAMES",
     "normalize_action",
     "RoleRef",
@@ -293,6 +294,30 @@ class RoleRef:
     public: bool = False
     # pulled in by another role's meta/main.yml dependencies (ansible_dependent_role_names)
     dependency: bool = False
+    # ansible's dep chain: the roles this one runs inside (outermost first), and its loaded
+    # meta/main.yml dependencies; what they give the role's tasks under its own params,
+    # vars and defaults (Role.get_role_params / get_vars / get_default_vars)
+    chain: tuple[RoleRef, ...] = ()
+    deps: tuple[RoleRef, ...] = ()
+    inherited_params: dict[str, Any] = field(default_factory=dict)
+    inherited_vars: dict[str, Any] = field(default_factory=dict)
+    inherited_defaults: dict[str, Any] = field(default_factory=dict)
+
+    def export_vars(self) -> dict[str, Any]:
+        """The role vars it exports (its dependencies' then its own vars/)."""
+        out: dict[str, Any] = {}
+        for d in self.deps:
+            out.update(d.export_vars())
+        out.update(self.vars)
+        return out
+
+    def export_defaults(self) -> dict[str, Any]:
+        """The defaults it brings (its dependencies' then its own defaults/)."""
+        out: dict[str, Any] = {}
+        for d in self.deps:
+            out.update(d.export_defaults())
+        out.update(self.defaults)
+        return out
 
 
 @dataclass(slots=True)
@@ -315,6 +340,12 @@ class Task:
     mod_key: str = ""
     role: RoleRef | None = None
     written: str = ""  # the module's name as the task wrote it (the default task name)
+    # a handler's block (ansible keeps handlers in blocks: a notification searches the blocks
+    # from the last loaded, the handlers of one block in order)
+    hblock: int = 0
+    # ansible's include params: the vars of the include_tasks/include_role it came from
+    # (and their loop items), above set_fact and role params
+    include_params: dict[str, Any] = field(default_factory=dict)
 
     def display_name(self) -> str:
         return self.name if self.name else (self.written or self.action)
@@ -340,6 +371,8 @@ class IncludeTasks:
     # an include_tasks in handlers: notified by its name (or listen); its tasks run as handlers
     handler: bool = False
     listen: list[str] = field(default_factory=list)
+    hblock: int = 0
+    include_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -362,6 +395,7 @@ class IncludeRole:
     role: RoleRef | None = None
     # the task as written (positions of its keywords for error origins)
     src: Located | None = None
+    include_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -425,6 +459,8 @@ class LoadContext:
     # handlers of import_role'd roles, in load order (ansible puts them after the play's own)
     imported_handlers: list[Handler] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    # the role loaded for each identity key in ``seen`` (a deduplicated dependency's data)
+    loaded: dict[str, RoleRef] = field(default_factory=dict)
     direct: list[str] = field(default_factory=list)
     imported: list[str] = field(default_factory=list)
     # what static names (import_tasks files, role names) are templated with, highest first:
@@ -623,6 +659,11 @@ def is_whole_template(text: str) -> bool:
     return stripped.startswith("{{") and stripped.endswith("}}")
 
 
+def _include_params(ds: dict[str, Any], parent: dict[str, Any]) -> dict[str, Any]:
+    """An include's params: the enclosing includes' then its own ``vars:``."""
+    return {**(parent.get("_include_params") or {}), **(ds.get("vars") or {})}
+
+
 def _own_kw(ds: dict[str, Any]) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     for k in ("loop", "loop_control", "run_once", "register", "ignore_errors", "no_log"):
@@ -702,6 +743,7 @@ class _Loader:
         inherit = dict(parent)
         inherit.pop("_handler_block", None)
         inherit["vars"] = {**parent.get("vars", {}), **(ds.get("vars") or {})}
+        inherit["_include_params"] = _include_params(ds, parent)
         return self._inherit(apply, inherit)
 
     def _check_include_keys(
@@ -776,7 +818,11 @@ class _Loader:
             if action == "import_tasks":
                 if self.ctx is not None:
                     fname = self.ctx.template(fname, ds)
-                return self.load_file(fname, base, inh, ds, handler)
+                nodes = self.load_file(fname, base, inh, ds, handler)
+                if handler:
+                    # the imported handlers join the block of the import (ansible)
+                    nodes = [t for n in nodes for t in (n.block if isinstance(n, Block) else [n])]
+                return nodes
             inc = IncludeTasks(
                 file=fname,
                 base=base,
@@ -787,6 +833,7 @@ class _Loader:
                 parent=self._dynamic_parent(ds, args, parent),
                 role=parent.get("_role"),
                 handler=handler,
+                include_params=_include_params(ds, parent),
             )
             if isinstance(ds, Located):
                 inc.path, inc.line, inc.col = ds.path, ds.line, ds.col
@@ -837,6 +884,7 @@ class _Loader:
             in_rescue_block=bool(inh.get("_rescued")),
             role=inh.get("_role"),
             written=written,
+            include_params=dict(inh.get("_include_params") or {}),
         )
         if isinstance(ds, Located):
             task.path, task.line, task.col = ds.path, ds.line, ds.col
@@ -908,6 +956,7 @@ class _Loader:
             vars=inh["vars"],
             parent=self._dynamic_parent(ds, args, parent),
             role=parent.get("_role"),
+            include_params=_include_params(ds, parent),
         )
         node.args.pop("apply", None)
         if isinstance(ds, Located):
@@ -1012,6 +1061,10 @@ class _Loader:
         path = fname if os.path.isabs(fname) else os.path.join(base, fname)
         if not os.path.exists(path) and os.path.exists(os.path.join(base, "tasks", fname)):
             path = os.path.join(base, "tasks", fname)
+        role = inherit.get("_role")
+        if not os.path.exists(path) and isinstance(role, RoleRef):
+            where = task_file_path(fname, base, role, handler, str(inherit.get("_basedir") or ""))
+            path = where or path
         if not os.path.exists(path):
             raise IncludeNotFound(
                 f"Could not find or access '{fname}'",
@@ -1032,6 +1085,25 @@ class _Loader:
             self.stack.pop()
 
 
+def task_file_path(
+    fname: str, base: str, role: RoleRef | None, handler: bool, basedir: str = ""
+) -> str | None:
+    """The file a role's import_tasks/include_tasks names, searched as ansible's
+    path_dwim_relative: the including file's directory, the role's handlers/ (from a
+    handler) or tasks/, its tasks/, the role directory, then the playbook's directory; None
+    when there is none."""
+    if os.path.isabs(fname):
+        return fname if os.path.isfile(fname) else None
+    kind = "handlers" if handler else "tasks"
+    cands = [os.path.join(base, fname)]
+    if role is not None:
+        cands += [os.path.join(role.path, kind, fname), os.path.join(role.path, "tasks", fname)]
+        cands.append(os.path.join(role.path, fname))
+    if basedir:
+        cands += [os.path.join(basedir, kind, fname), os.path.join(basedir, fname)]
+    return next((c for c in cands if os.path.isfile(c)), None)
+
+
 def _bool(value: Any, what: str, obj: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -1047,13 +1119,23 @@ def _bool(value: Any, what: str, obj: object) -> bool:
 
 
 def flat_handlers(nodes: list[Node], out: list[Handler]) -> None:
-    """The handlers of a loaded handler list, as ansible keeps them: the tasks of its
-    (top-level) blocks in order, a block's rescue and always sections dropped."""
+    """The handlers of a loaded handler list, as ansible keeps them: bare handlers in a row
+    make one implicit block, a written block another; the tasks of each block in order (a
+    block's rescue and always sections are dropped, as ansible does)."""
+    implicit = 0
     for n in nodes:
-        if isinstance(n, (Task, IncludeTasks)):
+        if isinstance(n, Block):
+            implicit = 0
+            bid = next(_ids)
+            inner: list[Handler] = []
+            flat_handlers(n.block, inner)
+            for h in inner:
+                h.hblock = bid
+            out.extend(inner)
+        elif isinstance(n, (Task, IncludeTasks)):
+            implicit = implicit or next(_ids)
+            n.hblock = implicit
             out.append(n)
-        elif isinstance(n, Block):
-            flat_handlers(n.block, out)
         else:  # the loader refuses include_role in handlers
             raise _err("Using 'include_role' as a handler is not supported.", n.src)
 

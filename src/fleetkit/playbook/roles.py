@@ -8,10 +8,11 @@ already templated for that host. Every task a role brings carries ``task.role`` 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -221,6 +222,8 @@ class _Spec:
     dedup: bool = True
     role_basedir: str | None = None
     allow_duplicates: bool | None = None
+    # the roles it runs inside (ansible's dep chain, outermost first)
+    chain: tuple[RoleRef, ...] = ()
 
 
 def _load(
@@ -230,6 +233,7 @@ def _load(
     obj: object,
     handler: bool,
     collect: list[Handler],
+    loaded: list[RoleRef] | None = None,
 ) -> list[Node]:
     ctx = loader.ctx
     assert ctx is not None
@@ -265,6 +269,8 @@ def _load(
         default=str,
     )
     if spec.dedup and not allow_dup and key in ctx.seen:
+        if loaded is not None and key in ctx.loaded:
+            loaded.append(ctx.loaded[key])
         return []
     ctx.seen.add(key)
     # a role entry's vars: act as block vars of the role's tasks (above vars/main.yml, not
@@ -281,6 +287,8 @@ def _load(
         parents=spec.parents,
         public=spec.public,
         dependency=bool(spec.parent_paths) and not spec.parents,
+        chain=spec.chain,
+        inherited_params=_merged(p.params for p in spec.chain),
     )
     inh = loader._inherit(kws, parent)
     from fleetkit.playbook.playbook import _check_unhonoured
@@ -291,6 +299,7 @@ def _load(
     deps = meta.get("dependencies") or []
     if not isinstance(deps, list):
         raise _err("dependencies must be a list", meta)
+    dep_refs: list[RoleRef] = []
     for dep in deps:
         dname, dkws, dparams = _split_entry(dep, meta)
         dspec = _Spec(
@@ -301,8 +310,26 @@ def _load(
             parent_paths=(path, *spec.parent_paths),
             public=spec.public,
             role_basedir=os.path.dirname(path),
+            chain=(*spec.chain, ref),
         )
-        nodes.extend(_load(loader, dspec, inh, meta, handler, collect))
+        nodes.extend(_load(loader, dspec, inh, meta, handler, collect, dep_refs))
+    # ansible: role vars are the chain's, then the dependencies' exports, then its own;
+    # defaults the dependencies', then the chain's, then its own
+    ref = dataclasses.replace(
+        ref,
+        deps=tuple(dep_refs),
+        inherited_vars={
+            **_merged(p.vars for p in spec.chain),
+            **_merged(d.export_vars() for d in dep_refs),
+        },
+        inherited_defaults={
+            **_merged(d.export_defaults() for d in dep_refs),
+            **_merged(p.defaults for p in spec.chain),
+        },
+    )
+    ctx.loaded[key] = ref
+    if loaded is not None:
+        loaded.append(ref)
     ctx.roles.append(ref)
     inh = dict(inh, _role=ref)
     tasks_files = _role_file(path, "tasks", spec.tasks_from, allow_dir=False)
@@ -319,6 +346,14 @@ def _load(
         hnodes = loader.load_file(handler_files[0], path, inh, obj, handler=True)
         flat_handlers(hnodes, collect)
     return nodes
+
+
+def _merged(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Variable layers combined as ansible's combine_vars (replace), later ones winning."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        out.update(part)
+    return out
 
 
 def _validation_task(
@@ -417,6 +452,7 @@ def import_role(
         public=bool(args.get("public", True)),
         dedup=False,
         role_basedir=os.path.dirname(current.path) if current else None,
+        chain=(*current.chain, current) if current else (),
     )
     _from_args(spec, args, ds, ctx)
     nodes = _load(loader, spec, inh, ds, handler, ctx.imported_handlers)
@@ -440,6 +476,7 @@ def expand_include_role(node: IncludeRole, args: Mapping[str, Any], play: Play) 
         public=_bool(args.get("public", False), "public", None),
         dedup=False,
         role_basedir=os.path.dirname(current.path) if current else None,
+        chain=(*current.chain, current) if current else (),
     )
     _from_args(spec, args, None)
     try:
@@ -449,4 +486,6 @@ def expand_include_role(node: IncludeRole, args: Mapping[str, Any], play: Play) 
     except PlaybookSyntaxError as exc:
         raise PlaybookError(str(exc), hint=exc.hint) from None
     ref = ctx.roles[-1]
-    return IncludedRole(role=ref, tasks=nodes, handlers=list(ctx.handlers))
+    # roles its tasks import joined the play's handlers while it loaded, before its own
+    handlers = [*ctx.imported_handlers, *ctx.handlers]
+    return IncludedRole(role=ref, tasks=nodes, handlers=handlers)

@@ -336,20 +336,23 @@ class VariableManager:
         ]
         if extra:
             layers.append(extra)
-        if role is not None and role.params:
-            layers.append(role.params)
+        if task.include_params:
+            layers.append(task.include_params)
+        if role is not None:
+            # role params: the dep chain's under the role's own
+            layers += [m for m in (role.params, role.inherited_params) if m]
         layers += [
             self.runtime.get(host, _EMPTY),
             self.included.get(host, _EMPTY),
             task.vars,
         ]
-        if role is not None and role.vars:
-            layers.append(role.vars)
+        if role is not None:
+            layers += [m for m in (role.vars, role.inherited_vars) if m]
         if self.public_role_vars:
             layers.append(self.public_role_vars)
         layers += [self.play_vars_of(host), self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
-        if role is not None and role.defaults:
-            layers.append(role.defaults)
+        if role is not None:
+            layers += [m for m in (role.defaults, role.inherited_defaults) if m]
         if self.public_role_defaults:
             layers.append(self.public_role_defaults)
         return VarsView(layers)

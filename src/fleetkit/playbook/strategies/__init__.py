@@ -13,34 +13,39 @@ import dataclasses
 import linecache
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fleetkit.playbook import patterns
 from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, TemplateError
 from fleetkit.playbook.events import Callback, Stats, TaskResult
 from fleetkit.playbook.executor import TaskExecutor, first_failed_cond, registered
 from fleetkit.playbook.inventory import load_inventory
-from fleetkit.playbook.iterator import PlayIterator, meta_action
+from fleetkit.playbook.iterator import NameOf, PlayIterator, meta_action
 from fleetkit.playbook.loops import item_vars, loop_control, loop_items
 from fleetkit.playbook.modules import Module, get_module, resolve
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import (
     MODULE_NAMES,
+    Handler,
     IncludeRole,
     IncludeTasks,
     Node,
     Task,
     load_task_file,
     normalize_action,
+    task_file_path,
 )
 from fleetkit.playbook.strategies.batches import exceeds_max_fail, pct_to_int, serial_batches
 from fleetkit.playbook.strategies.inventory_changes import apply_inventory_changes
-from fleetkit.playbook.templar import Templar, is_template
+from fleetkit.playbook.templar import Templar, VarsView, is_template
 from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.variables import VariableManager
 
 __all__ = [
+    "handler_namer",
     "RunContext",
     "Strategy",
     "StrategyBase",
@@ -76,6 +81,7 @@ _META_SKIP = {
     "end_batch": ", continuing current batch",
     "end_play": ", continuing play",
     "end_host": ", continuing execution for {}",
+    "flush_handlers": ", not running handlers for {}",
 }
 
 # ansible's ``META:`` line (-vv) after a meta action ran
@@ -116,6 +122,42 @@ class RunContext:
     def unreachable(self) -> set[str]:
         """Hosts unreachable for the rest of the run."""
         return self.vm.unreachable
+
+
+def handler_namer(ctx: RunContext) -> NameOf:
+    """How notifications see handler names in a play (ansible's search): a templated name is
+    rendered once with the play's variables (no host's); one that cannot be rendered makes
+    the handler unusable by name, with ansible's warning when it has no listen topics."""
+    cache: dict[int, str] = {}
+
+    def name_of(h: Handler) -> str | None:
+        if h.name is None or not is_template(h.name):
+            return h.name
+        if h.uid in cache:
+            return cache[h.uid]
+        role = h.role
+        layers: list[Mapping[str, Any]] = [ctx.opts.extra_vars, h.vars]
+        if role is not None:
+            layers += [role.params, role.vars]
+        layers.append(ctx.vm.play_vars)
+        if role is not None:
+            layers.append(role.defaults)
+        try:
+            name = str(Templar(VarsView(layers)).template(h.name))
+        except TemplateError as exc:
+            warning = (
+                f"Handler '{h.name}' is unusable because it has no listen topics and the name "
+                "could not be templated (host-specific variables are not supported in handler "
+                f"names). The error: {exc}"
+            )
+            if not h.listen and warning not in ctx.warned:
+                ctx.warned.add(warning)
+                ctx.cb.warning(warning)
+            return None
+        cache[h.uid] = name
+        return name
+
+    return name_of
 
 
 class Strategy(Protocol):
@@ -248,9 +290,26 @@ class StrategyBase:
         if res.status == "changed":
             notify = task.kw.get("notify")
             if notify:
-                names = notify if isinstance(notify, list) else [notify]
-                it.notify(host, [str(n) for n in names])
+                strict = self.ctx.opts.config.get("error_on_missing_handler", True)
+                names = self._notify_names(res, notify)
+                for warning in it.notify(host, names, bool(strict)):
+                    self.cb.warning(warning)
         self.cb.result(res)
+
+    def _notify_names(self, res: TaskResult, notify: Any) -> list[str]:
+        """The task's ``notify:`` templated with the host's variables (a template may give a
+        list of names), as ansible's executor post-validates it."""
+        templar = Templar(self.vm.task_vars(res.host, res.task))
+        out: list[str] = []
+        for raw in notify if isinstance(notify, list) else [notify]:
+            value = raw
+            if isinstance(raw, str) and is_template(raw):
+                try:
+                    value = templar.template(raw)
+                except TemplateError as exc:
+                    raise PlaybookError(f"notify: {exc}") from None
+            out.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+        return out
 
     def _inventory_changes(self, res: TaskResult) -> TaskResult:
         """add_host/group_by results change the in-memory inventory (and their ``changed``)."""
@@ -297,9 +356,13 @@ class StrategyBase:
 
     # -- meta ------------------------------------------------------------------------------
 
-    def meta(self, it: PlayIterator, task: Task, hosts: list[str], handler: bool = False) -> None:
+    def meta(
+        self, it: PlayIterator, task: Task, hosts: list[str], handler: bool = False
+    ) -> dict[str, bool]:
         """Run a ``meta:`` task as ansible's strategies do: once per host for the per-host
-        actions, else once (for the first host, its ``when`` deciding for all)."""
+        actions, else once (for the first host, its ``when`` deciding for all). Returns
+        whether it ran for each host (a skipped flush_handlers runs no handlers)."""
+        ran: dict[str, bool] = {}
         what = meta_action(task)
         if what not in META_ACTIONS:
             raise PlaybookError(
@@ -316,8 +379,6 @@ class StrategyBase:
             if what in ("noop", "refresh_inventory", "reset_connection") and task.when:
                 self.cb.warning(f"{what} task does not support when conditional")
                 cond = True
-            elif what == "flush_handlers":
-                cond = True
             else:
                 try:
                     cond = first_failed_cond(Templar(self.vm.task_vars(h, task)), task.when) is None
@@ -328,16 +389,21 @@ class StrategyBase:
                 skip = {"msg": what, "skipped": True, "skip_reason": reason.format(h)}
                 self.cb.verbose(f"META: {skip['skip_reason']}", 2)
                 self.cb.result(TaskResult(h, task, skip, "skipped"))
+                ran[h] = False
                 continue
+            ran[h] = True
             self._meta_do(it, task, what, h)
             header = _META_DONE.get(what, what).format(
                 host=h, role=task.role.name if task.role else ""
             )
             self.cb.verbose(f"META: {header}", 2)
+        return ran
 
     def _meta_do(self, it: PlayIterator, task: Task, what: str, host: str) -> None:
         ctx = self.ctx
-        if what == "end_play":
+        if what == "flush_handlers":
+            it.resolve_notifications(host)
+        elif what == "end_play":
             it.end_play = True
         elif what == "end_batch":
             it.stop = True
@@ -372,6 +438,15 @@ class StrategyBase:
             inv.replay_dynamic(dynamic)
             inv.invalidate()
             self.vm.refresh_groups()
+            # hosts gone from the inventory leave the play at once (ansible re-reads the
+            # play's hosts: a host it no longer finds gets no further task, always included)
+            for h in it.hosts:
+                if h not in inv.hosts:
+                    it.states[h].ended = True
+            # ansible_play_hosts: the play's pattern over the new inventory (a new host is
+            # listed, though it runs nothing in this play); the batch only loses hosts
+            self.vm.play_all = patterns.match_hosts(inv, it.play.hosts)
+            self.vm.start_batch([h for h in self.vm.batch_hosts if h in inv.hosts])
         elif what == "reset_connection":
             self.ex.connections.reset(host)
 
@@ -520,6 +595,8 @@ class StrategyBase:
             inherit = dict(inc.parent)
             if g.special:
                 inherit["vars"] = {**inherit.get("vars", {}), **g.special}
+                # the item's vars are include params too (ansible's IncludedFile vars)
+                inherit["_include_params"] = {**inherit.get("_include_params", {}), **g.special}
             fname = _include_path(inc, fname)
             try:
                 nodes = load_task_file(fname, inc.base, inherit, None, inc.handler)
@@ -573,7 +650,7 @@ class StrategyBase:
             if included.role.public:
                 self.vm.add_public_role(included.role)
             if node.vars or g.special:
-                _inherit_vars(included.tasks, {**node.vars, **g.special})
+                _inherit_vars(included.tasks, {**node.vars, **g.special}, g.special)
             for handler in included.handlers:
                 if not any(handler is x for x in it.play.handlers):
                     it.play.handlers.append(handler)
@@ -609,17 +686,20 @@ def _add_host(
     groups.append(_Included(key, special, what, [host]))
 
 
-def _inherit_vars(nodes: list[Node], values: dict[str, Any]) -> None:
-    """The include's ``vars:`` under the included tasks' own."""
+def _inherit_vars(nodes: list[Node], values: dict[str, Any], params: dict[str, Any]) -> None:
+    """The include's ``vars:`` under the included tasks' own; its loop item's vars are
+    include params too."""
     from fleetkit.playbook.playbook import Block
 
     for n in nodes:
         if isinstance(n, Block):
-            _inherit_vars(n.block, values)
-            _inherit_vars(n.rescue, values)
-            _inherit_vars(n.always, values)
+            _inherit_vars(n.block, values, params)
+            _inherit_vars(n.rescue, values, params)
+            _inherit_vars(n.always, values, params)
         else:
             n.vars = {**values, **n.vars}
+            if params:
+                n.include_params = {**params, **n.include_params}
 
 
 def _task_dict(task: Task) -> dict[str, Any]:
@@ -638,22 +718,11 @@ def _task_dict(task: Task) -> dict[str, Any]:
 
 
 def _include_path(inc: IncludeTasks, fname: str) -> str:
-    """Where a role's include_tasks finds a relative file, as ansible's IncludedFile: the
-    role's handlers/ (for a handler) or tasks/ directory, its tasks/, the including file's
-    directory, the role's own directory; ``fname`` as given when none exists."""
-    if inc.role is None or os.path.isabs(fname):
+    """Where a role's include_tasks finds a relative file (``fname`` as given when nowhere)."""
+    if inc.role is None:
         return fname
-    role = inc.role.path
-    kind = "handlers" if inc.handler else "tasks"
-    for cand in (
-        os.path.join(role, kind, fname),
-        os.path.join(role, "tasks", fname),
-        os.path.join(inc.base, fname),
-        os.path.join(role, fname),
-    ):
-        if os.path.isfile(cand):
-            return cand
-    return fname
+    basedir = str(inc.parent.get("_basedir") or "")
+    return task_file_path(fname, inc.base, inc.role, inc.handler, basedir) or fname
 
 
 def _set_role(nodes: list[Node], inc: IncludeTasks) -> None:

@@ -75,8 +75,7 @@ class LinearStrategy(StrategyBase):
         node = step.node
         if step.kind == "meta":
             assert isinstance(node, Task)
-            self.meta(it, node, hosts, step.handler)
-            return {}
+            return dict(self.meta(it, node, hosts, step.handler))
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)
             sent: dict[str, Any] = {}

@@ -417,3 +417,33 @@ def test_refresh_inventory_drops_the_hosts_gone_from_the_play(tmp_path: Path) ->
     assert f.stdout == a.stdout, f.stderr
     assert f.returncode == a.returncode == 0
     assert "ok: [one]" not in f.stdout.split("TASK [debug]")[1]
+
+
+def test_run_once_include_reaches_the_first_host_and_shares_its_facts(tmp_path: Path) -> None:
+    # run_once on include_tasks: only the first host gets the tasks; a run_once task's facts
+    # (apply: run_once) reach every host of the batch, even those that did not include
+    rc, out = _same(
+        tmp_path,
+        "- hosts: all\n  gather_facts: false\n  vars:\n    lola: untouched\n  tasks:\n"
+        "    - include_tasks:\n        file: inc.yml\n        apply: {run_once: true}\n"
+        "      run_once: true\n"
+        "    - debug: msg={{ lola }}\n"
+        "- hosts: all\n  gather_facts: false\n  vars:\n    lola: untouched\n  tasks:\n"
+        "    - include_tasks: inc2.yml\n      run_once: true\n"
+        "    - debug: msg={{ lola2 | default('untouched') }}\n",
+        files={"inc.yml": "- set_fact: {lola: wiseman}\n", "inc2.yml": "- set_fact: {lola2: w}\n"},
+    )
+    assert rc == 0
+    assert out.count("inc.yml for h1\n") == 1 and out.count('"msg": "wiseman"') == 2
+
+
+def test_delegated_task_sees_ansible_delegated_vars(tmp_path: Path) -> None:
+    rc, out = _same(
+        tmp_path,
+        "- hosts: h1\n  gather_facts: false\n  tasks:\n"
+        "    - debug:\n        msg: \"{{ ansible_delegated_vars['h2'].inventory_hostname }}"
+        ' {{ ansible_delegated_vars is defined }}"\n      delegate_to: h2\n'
+        "    - debug: msg={{ ansible_delegated_vars is defined }}\n",
+    )
+    assert rc == 0
+    assert '"msg": "h1 True"' in out and '"msg": false' in out

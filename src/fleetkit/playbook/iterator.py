@@ -67,6 +67,8 @@ class HostState:
     skip_until: int | None = None
     # meta: end_role: the role whose remaining tasks this host skips
     ended_role: RoleRef | None = None
+    # the roles whose tasks the host is in (outermost first): leaving one completes it
+    open_roles: list[RoleRef] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -248,6 +250,10 @@ class PlayIterator:
         self.end_play = False
         # how notifications see a handler's name (the strategy templates it)
         self.name_of: NameOf = _plain_name
+        # role identity -> hosts a task of it ran for / that completed it (ansible's
+        # _had_task_run and _completed: allow_duplicates: false skips a completed role)
+        self.role_ran: dict[str, set[str]] = {}
+        self.role_done: dict[str, set[str]] = {}
         # ansible's debug lines (ANSIBLE_DEBUG) of what the iterator decides
         self.debug: Callable[[str], None] = _no_debug
         # ansible's Display.v..vvvvvv lines (``NOTIFIED HANDLER`` ... at -vv)
@@ -334,6 +340,34 @@ class PlayIterator:
             name = f"{h.role.name} : {name}"
         self.verbose(f"NOTIFIED HANDLER {name} for {st.host}", 2)
 
+    def note_role_ran(self, host: str, role: RoleRef) -> None:
+        """A task of ``role`` ran (ok or failed) for ``host``."""
+        self.role_ran.setdefault(role.identity, set()).add(host)
+
+    def _enter_role(self, st: HostState, role: RoleRef | None) -> None:
+        """Before a node of ``role``: the open roles it is not inside are complete for the
+        host (ansible's implicit role_complete after each role's tasks)."""
+        # (each import or inclusion of a role is its own instance; the roles it runs inside
+        # are known by identity)
+        outer = {p.identity for p in role.chain} if role is not None else set()
+        while st.open_roles and not (
+            st.open_roles[-1] is role or st.open_roles[-1].identity in outer
+        ):
+            self._complete_role(st, st.open_roles.pop())
+        if role is not None and not any(r is role for r in st.open_roles):
+            st.open_roles.append(role)
+
+    def _complete_role(self, st: HostState, role: RoleRef) -> None:
+        if st.host in self.role_ran.get(role.identity, ()):
+            self.role_done.setdefault(role.identity, set()).add(st.host)
+
+    def _role_skipped(self, st: HostState, role: RoleRef | None) -> bool:
+        return (
+            role is not None
+            and not role.allow_duplicates
+            and st.host in self.role_done.get(role.identity, ())
+        )
+
     def _halted(self) -> bool:
         return self.stop or self.end_play
 
@@ -350,6 +384,7 @@ class PlayIterator:
             if self._halted() or not self.alive(host):
                 return
             yield from self._nodes(st, section, (1, k))
+            self._enter_role(st, None)
             if not self._halted():
                 # force_handlers: the flush is the section's ``always`` in ansible
                 yield from self._implicit_flush(st, (1, k, len(section)), self.force_handlers)
@@ -367,6 +402,10 @@ class PlayIterator:
                 if node.role is st.ended_role:
                     continue
                 st.ended_role = None
+            if not isinstance(node, Block):
+                self._enter_role(st, node.role)
+                if self._role_skipped(st, node.role):
+                    continue
             if isinstance(node, Task):
                 if node.action == "meta":
                     what = meta_action(node)

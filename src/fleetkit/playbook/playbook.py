@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -290,6 +291,8 @@ class RoleRef:
     params: dict[str, Any] = field(default_factory=dict)
     # names of the roles that pulled this one in (ansible_parent_role_names), nearest first
     parents: tuple[str, ...] = ()
+    # their role paths (ansible_parent_role_paths)
+    parent_role_paths: tuple[str, ...] = ()
     # include_role public: / import_role: the role's vars and defaults stay visible after it
     public: bool = False
     # pulled in by another role's meta/main.yml dependencies (ansible_dependent_role_names)
@@ -299,6 +302,10 @@ class RoleRef:
     # vars and defaults (Role.get_role_params / get_vars / get_default_vars)
     chain: tuple[RoleRef, ...] = ()
     deps: tuple[RoleRef, ...] = ()
+    # ansible's role identity (name, path, params, from-files, when, tags, vars) and whether
+    # a host that completed an equal role runs it again (include/import_role: their option)
+    identity: str = ""
+    allow_duplicates: bool = True
     inherited_params: dict[str, Any] = field(default_factory=dict)
     inherited_vars: dict[str, Any] = field(default_factory=dict)
     inherited_defaults: dict[str, Any] = field(default_factory=dict)
@@ -467,16 +474,22 @@ class LoadContext:
     # extra vars, then the play's vars (ansible templates them at parse time)
     variables: list[dict[str, Any]] = field(default_factory=list)
 
-    def template(self, value: str, obj: object) -> str:
-        """Template a name ansible resolves at parse time (play vars and extra vars only)."""
+    def template(self, value: str, obj: object, task_vars: Mapping[str, Any] | None = None) -> str:
+        """Template a name ansible resolves at parse time (extra vars, the task's and its
+        blocks' vars, play vars)."""
         if "{{" not in value and "{%" not in value:
             return value
         from fleetkit.playbook.templar import Templar, VarsView
 
+        layers: list[Mapping[str, Any]] = list(self.variables)
+        if task_vars:
+            layers.insert(1, task_vars)
         try:
-            return str(Templar(VarsView(list(self.variables))).template(value))
+            return str(Templar(VarsView(layers)).template(value))
         except TemplateError as exc:
-            raise _err(f"{exc}", obj, hint="only play vars and extra vars exist here") from None
+            raise _err(
+                f"{exc}", obj, hint="only extra vars, the task's vars and play vars exist here"
+            ) from None
 
 
 def _err(msg: str, obj: object, hint: str | None = None, key: Any = None) -> PlaybookSyntaxError:
@@ -817,7 +830,7 @@ class _Loader:
                 raise _err(f"No file specified for {action}", ds)
             if action == "import_tasks":
                 if self.ctx is not None:
-                    fname = self.ctx.template(fname, ds)
+                    fname = self.ctx.template(fname, ds, inh["vars"])
                 nodes = self.load_file(fname, base, inh, ds, handler)
                 if handler:
                     # the imported handlers join the block of the import (ansible)
@@ -925,7 +938,10 @@ class _Loader:
             if "apply" in args:
                 raise _err("Invalid options for import_role: apply", ds)
             if "public" in args:
-                args = dict(args, public=_bool(args["public"], "public", ds))
+                public = args["public"]
+                if self.ctx is not None and isinstance(public, str):
+                    public = self.ctx.template(public, ds, inh["vars"])  # at parse time
+                args = dict(args, public=_bool(public, "public", ds))
             if self.ctx is not None:
                 return roles.import_role(self, str(role_name), args, inh, ds, handler)
             # a task file include_tasks loads at run time: the play's search paths came down

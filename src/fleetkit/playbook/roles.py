@@ -216,6 +216,7 @@ class _Spec:
     defaults_from: str = "main"
     handlers_from: str = "main"
     parents: tuple[str, ...] = ()
+    parent_role_paths: tuple[str, ...] = ()
     parent_paths: tuple[str, ...] = ()
     public: bool = True
     validate: bool = True
@@ -224,6 +225,8 @@ class _Spec:
     allow_duplicates: bool | None = None
     # the roles it runs inside (ansible's dep chain, outermost first)
     chain: tuple[RoleRef, ...] = ()
+    # import_role: the task's vars its static names are templated with (and play/extra vars)
+    template_vars: dict[str, Any] = field(default_factory=dict)
 
 
 def _load(
@@ -237,7 +240,9 @@ def _load(
 ) -> list[Node]:
     ctx = loader.ctx
     assert ctx is not None
-    name, path = find_role(ctx.template(spec.name, obj), ctx, obj, spec.role_basedir)
+    name, path = find_role(
+        ctx.template(spec.name, obj, spec.template_vars), ctx, obj, spec.role_basedir
+    )
     add_library_dir(os.path.join(path, "library"))  # the role's own modules
     meta_files = _role_file(path, "meta", "main", allow_dir=False)
     meta: dict[str, Any] = {}
@@ -285,10 +290,14 @@ def _load(
         vars=role_vars,
         params=dict(spec.params),
         parents=spec.parents,
+        parent_role_paths=spec.parent_role_paths,
         public=spec.public,
         dependency=bool(spec.parent_paths) and not spec.parents,
         chain=spec.chain,
         inherited_params=_merged(p.params for p in spec.chain),
+        identity=key,
+        # include_role/import_role: their own option (default yes), else the role's meta
+        allow_duplicates=allow_dup if spec.allow_duplicates is not None or spec.dedup else True,
     )
     inh = loader._inherit(kws, parent)
     from fleetkit.playbook.playbook import _check_unhonoured
@@ -424,12 +433,19 @@ def _from_args(
         if args.get(k):
             value = str(args[k])
             if ctx is not None:
-                value = ctx.template(value, obj)
+                value = ctx.template(value, obj, spec.template_vars)
             setattr(spec, k, value)
+
+    def flag(key: str) -> bool:
+        value = args[key]
+        if ctx is not None and isinstance(value, str):
+            value = ctx.template(value, obj, spec.template_vars)  # import_role: at parse time
+        return _bool(value, key, obj)
+
     if "rolespec_validate" in args:
-        spec.validate = _bool(args["rolespec_validate"], "rolespec_validate", obj)
+        spec.validate = flag("rolespec_validate")
     if "allow_duplicates" in args:
-        spec.allow_duplicates = _bool(args["allow_duplicates"], "allow_duplicates", obj)
+        spec.allow_duplicates = flag("allow_duplicates")
 
 
 def import_role(
@@ -449,14 +465,16 @@ def import_role(
         params={},
         keywords={},
         parents=((current.name, *current.parents) if current else ()),
+        parent_role_paths=((current.path, *current.parent_role_paths) if current else ()),
         public=bool(args.get("public", True)),
         dedup=False,
         role_basedir=os.path.dirname(current.path) if current else None,
         chain=(*current.chain, current) if current else (),
+        template_vars=dict(inh.get("vars") or {}),
     )
     _from_args(spec, args, ds, ctx)
     nodes = _load(loader, spec, inh, ds, handler, ctx.imported_handlers)
-    ctx.imported.append(ctx.template(name, ds).rstrip("/").rsplit("/", 1)[-1])
+    ctx.imported.append(ctx.template(name, ds, spec.template_vars).rstrip("/").rsplit("/", 1)[-1])
     return nodes
 
 
@@ -473,6 +491,7 @@ def expand_include_role(node: IncludeRole, args: Mapping[str, Any], play: Play) 
         params={},
         keywords={},
         parents=((current.name, *current.parents) if current else ()),
+        parent_role_paths=((current.path, *current.parent_role_paths) if current else ()),
         public=_bool(args.get("public", False), "public", None),
         dedup=False,
         role_basedir=os.path.dirname(current.path) if current else None,

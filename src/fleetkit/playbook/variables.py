@@ -244,10 +244,17 @@ class VariableManager:
             "omit": OMIT,
             "ansible_version": ANSIBLE_VERSION,
         }
+        # ansible names the play's roles, tasks or not (a dependency may have none)
         self.role_names = _role_names(play)
+        dependent = _role_names(play, dependent=True)
+        for r in play.roles:
+            if r.name not in self.role_names:
+                self.role_names.append(r.name)
+            if r.dependency and r.name not in dependent:
+                dependent.append(r.name)
         self.play_role_names = list(play.role_names)
         self.magic_common["ansible_role_names"] = self.role_names
-        self.magic_common["ansible_dependent_role_names"] = _role_names(play, dependent=True)
+        self.magic_common["ansible_dependent_role_names"] = dependent
         self.magic_common["ansible_play_role_names"] = self.play_role_names
         self.magic_common["role_names"] = self.play_role_names
         if isinstance(inv_file, str) and os.path.exists(inv_file):
@@ -304,6 +311,7 @@ class VariableManager:
             m["ansible_role_name"] = role.name
             if role.parents:
                 m["ansible_parent_role_names"] = list(role.parents)
+                m["ansible_parent_role_paths"] = list(role.parent_role_paths)
         return m
 
     # -- views -----------------------------------------------------------------------------

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fleetkit.playbook import patterns
-from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, TemplateError
+from fleetkit.playbook.errors import (
+    IncludeNotFound,
+    PlaybookError,
+    TemplateError,
+    TemplateUndefined,
+)
 from fleetkit.playbook.events import Callback, Stats, TaskResult
 from fleetkit.playbook.executor import TaskExecutor, first_failed_cond, registered
 from fleetkit.playbook.inventory import load_inventory
@@ -40,7 +45,7 @@ from fleetkit.playbook.playbook import (
 )
 from fleetkit.playbook.strategies.batches import exceeds_max_fail, pct_to_int, serial_batches
 from fleetkit.playbook.strategies.inventory_changes import apply_inventory_changes
-from fleetkit.playbook.templar import Templar, VarsView, is_template
+from fleetkit.playbook.templar import OMIT, Templar, VarsView, is_template
 from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.variables import VariableManager
 
@@ -234,6 +239,8 @@ class StrategyBase:
         """Account a host's result: stats, register, facts, notify, failing the host."""
         stats = self.ctx.stats
         host, task, r = res.host, res.task, res.result
+        if task.role is not None and res.status in ("ok", "changed", "failed"):
+            it.note_role_ran(host, task.role)
         reg = task.kw.get("register")
         if res.status == "unreachable":
             if res.ignored:
@@ -491,12 +498,27 @@ class StrategyBase:
                         "false_condition": cond,
                         "skip_reason": "Conditional result was False",
                     }
-                    self.ctx.stats.increment("skipped", host)
-                    self.cb.result(TaskResult(host, pseudo, skip, "skipped"))
+                    # (process: the include's register gets the skip, as in ansible)
+                    self.process(it, TaskResult(host, pseudo, skip, "skipped"))
                     return out
                 return [({}, templar.template(what))]
             lc = loop_control(node.kw, templar)
-            items = loop_items(node.kw, templar, tv, pseudo.action)
+            try:
+                items = loop_items(node.kw, templar, tv, pseudo.action)
+            except TemplateUndefined:
+                # ansible keeps an undefined loop's error until the condition is known: an
+                # include its `when` skips is skipped (registered so), loop or not
+                cond = first_failed_cond(templar, node.when)
+                if cond is None:
+                    raise
+                skip = {
+                    "changed": False,
+                    "skipped": True,
+                    "false_condition": cond,
+                    "skip_reason": "Conditional result was False",
+                }
+                self.process(it, TaskResult(host, pseudo, skip, "skipped"))
+                return out
             no_log = self.ex.kw_bool(node, "no_log", host)
             skipped: list[tuple[str, dict[str, Any]]] = []
             for i in range(len(items)):
@@ -640,6 +662,9 @@ class StrategyBase:
         out: dict[str, list[tuple[int, list[Node]]]] = {}
         for idx, g in enumerate(groups):
             args = g.what
+            if isinstance(args, dict):
+                # an option templated to omit is not given (ansible drops omitted args)
+                args = {k: v for k, v in args.items() if v != OMIT}
             try:
                 included = expand_include_role(node, args, it.play)
             except IncludeNotFound as exc:

@@ -167,3 +167,10 @@ def test_import_playbook_tags_reach_the_handlers_as_ansible(tmp_path: Path) -> N
     assert out_f == out_a
     assert "RUNNING HANDLER [h]" in out_f
     assert rf == ra == 0
+
+
+def test_include_without_a_file_names_the_action_as_written(tmp_path: Path) -> None:
+    pb = "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.include_tasks:\n"
+    _ra, _out_a, err_a, _rf, _out_f, err_f = _both(tmp_path, pb)
+    message = "No file specified for ansible.builtin.include_tasks"
+    assert message in err_a and message in err_f

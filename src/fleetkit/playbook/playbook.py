@@ -827,7 +827,7 @@ class _Loader:
                 opts = ",".join(sorted(bad_opts)) if bad_opts else "apply"
                 raise _err(f"Invalid options for {action}: {opts}", ds)
             if not fname:
-                raise _err(f"No file specified for {action}", ds)
+                raise _err(f"No file specified for {written or action}", ds)
             if action == "import_tasks":
                 if self.ctx is not None:
                     fname = self.ctx.template(fname, ds, inh["vars"])

@@ -133,11 +133,27 @@ def test_vars_files_first_found_templated_and_missing_as_ansible(tmp_path: Path)
     assert rf == ra == 0
 
 
-def test_include_as_a_handler_is_refused(tmp_path: Path) -> None:
-    pb = tmp_path / "pb.yml"
-    pb.write_text("- hosts: all\n  handlers:\n    - name: h\n      include_tasks: x.yml\n")
-    with pytest.raises(PlaybookSyntaxError, match="include_tasks as a handler is not supported"):
-        load_playbook(str(pb))
+@pytest.mark.parametrize(
+    ("handlers", "message"),
+    [
+        ("    - name: h\n      include_role: {name: r}\n", "Using 'include_role' as a handler"),
+        ("    - name: h\n      import_role: {name: r}\n", "Using 'import_role' as a handler"),
+        (
+            "    - block:\n        - block:\n            - debug:\n",
+            "Using a block as a handler is not supported.",
+        ),
+    ],
+)
+def test_roles_and_nested_blocks_as_handlers_are_ansibles_errors(
+    tmp_path: Path, handlers: str, message: str
+) -> None:
+    (tmp_path / "roles" / "r" / "tasks").mkdir(parents=True)
+    (tmp_path / "roles" / "r" / "tasks" / "main.yml").write_text("- debug:\n")
+    pb = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug:\n  handlers:\n" + handlers
+    ra, _out_a, err_a, rf, _out_f, err_f = _both(tmp_path, pb)
+    assert message in err_a
+    assert message in err_f
+    assert rf == ra == 4
 
 
 def test_import_playbook_tags_reach_the_handlers_as_ansible(tmp_path: Path) -> None:
@@ -151,3 +167,10 @@ def test_import_playbook_tags_reach_the_handlers_as_ansible(tmp_path: Path) -> N
     assert out_f == out_a
     assert "RUNNING HANDLER [h]" in out_f
     assert rf == ra == 0
+
+
+def test_include_without_a_file_names_the_action_as_written(tmp_path: Path) -> None:
+    pb = "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.include_tasks:\n"
+    _ra, _out_a, err_a, _rf, _out_f, err_f = _both(tmp_path, pb)
+    message = "No file specified for ansible.builtin.include_tasks"
+    assert message in err_a and message in err_f

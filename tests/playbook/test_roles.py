@@ -305,3 +305,132 @@ def test_handler_list_order_roles_play_then_import_role_as_ansible(tmp_path: Pat
         "rb : h_rb",
         "rb : same",
     ]
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_dep_chain_params_vars_and_defaults_as_ansible(tmp_path: Path) -> None:
+    # a dependency sees the params of the roles it runs inside (nearest wins), their role
+    # vars under its own, and its own dependencies' defaults under the chain's
+    _write(
+        tmp_path,
+        {
+            "pb.yml": "- hosts: all\n  gather_facts: false\n  vars:\n    p: play\n  roles:\n"
+            "    - {role: top, p: top-param}\n",
+            "roles/top/meta/main.yml": "dependencies:\n  - {role: mid, p: mid-param}\n",
+            "roles/top/vars/main.yml": "tv: top-vars\nshared: top-vars\n",
+            "roles/top/defaults/main.yml": "td: top-default\n",
+            "roles/top/tasks/main.yml": "- debug: msg='top {{ p }} {{ shared }} {{ ld }}'\n",
+            "roles/mid/meta/main.yml": "dependencies: [leaf]\n",
+            "roles/mid/vars/main.yml": "shared: mid-vars\n",
+            "roles/mid/tasks/main.yml": "- debug: msg='mid {{ p }} {{ shared }} {{ ld }}'\n",
+            "roles/leaf/defaults/main.yml": "ld: leaf-default\n",
+            "roles/leaf/tasks/main.yml": "- debug:\n    msg: 'leaf {{ p }} {{ shared }}"
+            ' {{ tv | default("-") }} {{ td | default("-") }} {{ ld }}\'\n',
+        },
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    assert '"msg": "leaf mid-param mid-vars top-vars top-default leaf-default"' in f.stdout
+
+
+def test_include_params_beat_set_fact_and_role_params_as_ansible(tmp_path: Path) -> None:
+    # ansible: extra vars > include params (an include's vars and loop item) > role params >
+    # set_fact > include_vars > task vars
+    _write(
+        tmp_path,
+        {
+            "pb.yml": "- hosts: all\n  gather_facts: false\n  tasks:\n"
+            "    - set_fact: {a: set_fact, b: set_fact, item: set_fact}\n"
+            "    - include_tasks: inc.yml\n      vars: {a: include_params}\n"
+            "    - include_tasks: inc.yml\n      loop: [loop-item]\n"
+            "    - include_role: {name: r}\n      vars: {a: role-include}\n",
+            "inc.yml": "- debug: msg='{{ a }} {{ b }} {{ item | default(\"-\") }}'\n"
+            "  vars: {a: task, b: task}\n",
+            "roles/r/tasks/main.yml": "- debug: msg='{{ a }}'\n  vars: {a: task}\n",
+        },
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert '"msg": "include_params set_fact set_fact"' in f.stdout
+    assert '"msg": "role-include"' in f.stdout
+
+
+def test_parent_role_paths_and_names_of_a_dependency_without_tasks_as_ansible(
+    tmp_path: Path,
+) -> None:
+    _write(
+        tmp_path,
+        {
+            "pb.yml": "- hosts: all\n  gather_facts: false\n  roles: [top]\n",
+            "roles/top/meta/main.yml": "dependencies: [empty]\n",
+            "roles/top/tasks/main.yml": "- debug: msg={{ ansible_role_names | sort }}\n"
+            "- debug: msg={{ ansible_dependent_role_names }}\n"
+            "- include_role: {name: child}\n",
+            "roles/empty/tasks/main.yml": "# nothing\n",
+            "roles/child/tasks/main.yml": "- debug:\n    msg: '{{ ansible_parent_role_names }}"
+            ' {{ ansible_parent_role_paths | map("basename") | list }}\'\n',
+        },
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    assert "\"msg\": \"['top'] ['top']\"" in f.stdout
+
+
+@pytest.mark.parametrize("how", ["include_role", "import_role"])
+def test_allow_duplicates_false_skips_a_completed_role_as_ansible(tmp_path: Path, how: str) -> None:
+    # each inclusion is its own role instance: one with allow_duplicates false is skipped for
+    # a host that completed an equal role before; the option may be templated
+    _write(
+        tmp_path,
+        {
+            "pb.yml": "- hosts: all\n  gather_facts: false\n  tasks:\n"
+            f"    - {how}: {{name: dup, allow_duplicates: false}}\n"
+            f"    - {how}: {{name: dup}}\n"
+            f"    - {how}: {{name: dup, allow_duplicates: '{{{{ False | bool }}}}'}}\n"
+            "    - include_role: {name: dup, tasks_from: '{{ omit }}'}\n",
+            "roles/dup/meta/main.yml": "allow_duplicates: true\n",
+            "roles/dup/tasks/main.yml": "- debug: msg=dup-ran\n",
+        },
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    assert f.stdout.count('"msg": "dup-ran"') == 3
+
+
+def test_import_names_templated_with_the_task_vars_as_ansible(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pb.yml": "- hosts: all\n  gather_facts: false\n  tasks:\n"
+            "    - import_tasks: '{{ tv }}'\n      vars: {tv: t.yml}\n"
+            "    - import_role: {name: r, tasks_from: '{{ tf }}'}\n      vars: {tf: other.yml}\n"
+            "    - include_tasks: nope.yml\n      loop: '{{ undefined_list }}'\n"
+            "      when: false\n      register: skipped_inc\n"
+            "    - debug: msg={{ skipped_inc is skipped }}\n",
+            "t.yml": "- debug: msg=in-t\n",
+            "roles/r/tasks/other.yml": "- debug: msg=in-other\n",
+        },
+    )
+    args = ["-i", "localhost,", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert f.stdout == a.stdout, f.stderr
+    assert f.returncode == a.returncode == 0
+    assert '"msg": "in-other"' in f.stdout and '"msg": true' in f.stdout

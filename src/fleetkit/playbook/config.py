@@ -113,6 +113,9 @@ SETTINGS: tuple[Setting, ...] = (
        "defaults.force_handlers", "ANSIBLE_FORCE_HANDLERS"),
     _s("ANY_ERRORS_FATAL", "any_errors_fatal", "boolean", False,
        "defaults.any_errors_fatal", "ANSIBLE_ANY_ERRORS_FATAL"),
+    _s("ERROR_ON_MISSING_HANDLER", "error_on_missing_handler", "boolean", True,
+       "defaults.error_on_missing_handler", "ANSIBLE_ERROR_ON_MISSING_HANDLER"),
+    _s("DEFAULT_DEBUG", "debug", "boolean", False, "defaults.debug", "ANSIBLE_DEBUG"),
     _s("DISPLAY_SKIPPED_HOSTS", "display_skipped_hosts", "boolean", True,
        "defaults.display_skipped_hosts", "ANSIBLE_DISPLAY_SKIPPED_HOSTS"),
     # ansible's default callback's options (doc fragments default_callback, result_format)

@@ -599,6 +599,12 @@ class TaskExecutor:
             return self._template_failure(
                 host, task, "Error while evaluating conditional", exc, module
             )
+        if delegate is not None:
+            # ansible's ansible_delegated_vars: the delegated host's variables for the task
+            tv = tv.with_layer({"ansible_delegated_vars": {delegate: self._delegated_vars(
+                host, delegate, task
+            )}})  # fmt: skip
+            templar = Templar(tv)
         loop_error: TemplateUndefined | None = None
         if task.kw.get("loop") is not None:
             try:
@@ -637,6 +643,14 @@ class TaskExecutor:
             )
         result = self._run_with_retries(host, task, module, tv, templar, delegate)
         return self._classify(host, task, module, result, delegate, tv)
+
+    def _delegated_vars(self, host: str, delegate: str, task: Task) -> VarsView:
+        """The variables of ``delegate`` for ``task`` (its ``inventory_hostname`` stays the
+        task host's); a host the inventory does not know has none (ansible's bare Host)."""
+        layers: list[Mapping[str, Any]] = [{"inventory_hostname": host}]
+        if delegate in self.vm.inv.hosts:
+            layers.append(self.vm.task_vars(delegate, task))
+        return VarsView(layers)
 
     def _template_failure(
         self, host: str, task: Task, what: str, exc: Exception, module: Module

@@ -12,19 +12,21 @@ hosts in lockstep, the free strategies run each host's next step as soon as it c
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from fleetkit.playbook.errors import PlaybookError
 from fleetkit.playbook.playbook import (
     Block,
+    Handler,
     IncludeRole,
     IncludeTasks,
     Node,
     Play,
     RoleRef,
     Task,
+    flat_handlers,
 )
 
 __all__ = ["Frame", "HostState", "Step", "PlayIterator", "Walker", "tag_ok", "meta_action"]
@@ -65,6 +67,8 @@ class HostState:
     skip_until: int | None = None
     # meta: end_role: the role whose remaining tasks this host skips
     ended_role: RoleRef | None = None
+    # the roles whose tasks the host is in (outermost first): leaving one completes it
+    open_roles: list[RoleRef] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -140,29 +144,64 @@ def find_start_task(play: Play, pattern: str) -> int | None:
     return scan(play.tasks)
 
 
-def handlers_for(handlers: list[Task], name: str) -> list[int]:
-    """The handlers a notification reaches, as ansible 2.19 searches them: the last loaded
-    handler with that name (also as "role : name"), then every listener (one per name)."""
+# a handler's name as notifications see it (templated; None: unusable)
+NameOf = Callable[[Handler], "str | None"]
+
+
+def _plain_name(h: Handler) -> str | None:
+    return h.name
+
+
+def _no_debug(_msg: str) -> None:
+    return None
+
+
+def _no_verbose(_msg: str, _level: int) -> None:
+    return None
+
+
+def handlers_for(handlers: list[Handler], name: str, name_of: NameOf = _plain_name) -> list[int]:
+    """The handlers a notification reaches, as ansible 2.19 searches them: the blocks of
+    handlers from the last loaded, each block's handlers in order; the first handler with
+    that name (also as "role : name"), then every listener (one per name; a role's handler
+    also listens as "role : topic")."""
+    groups: list[list[int]] = []
+    for i, h in enumerate(handlers):
+        if groups and handlers[groups[-1][0]].hblock == h.hblock:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    order = [i for g in reversed(groups) for i in g]
     out: list[int] = []
-    for i in reversed(range(len(handlers))):
+    for i in order:
         h = handlers[i]
-        if not h.name:
+        hname = name_of(h) if h.name else None
+        if not hname:
             continue
-        names = {h.name}
+        names = {hname}
         if h.role is not None:
-            names |= {f"{h.role.name} : {h.name}", f"{h.role.name.rsplit('.', 1)[-1]} : {h.name}"}
+            names |= {f"{h.role.name} : {hname}", f"{_short(h.role.name)} : {hname}"}
         if name in names:
             out.append(i)
             break
     seen: set[str] = set()
-    for i in reversed(range(len(handlers))):
+    for i in order:
         h = handlers[i]
-        if name in h.listen:
+        topics = set(h.listen)
+        if h.role is not None:
+            for topic in h.listen:
+                topics |= {f"{h.role.name} : {topic}", f"{_short(h.role.name)} : {topic}"}
+        if name in topics:
             if h.name and h.name in seen:
                 continue
             seen.add(h.name or "")
             out.append(i)
     return out
+
+
+def _short(role: str) -> str:
+    """A role's name without its collection (``ns.coll.role`` -> ``role``)."""
+    return role.rsplit(".", 1)[-1]
 
 
 _FACT_KEYWORDS = ("gather_subset", "gather_timeout", "fact_path")
@@ -209,6 +248,16 @@ class PlayIterator:
         self.stop = False
         self.break_play = False
         self.end_play = False
+        # how notifications see a handler's name (the strategy templates it)
+        self.name_of: NameOf = _plain_name
+        # role identity -> hosts a task of it ran for / that completed it (ansible's
+        # _had_task_run and _completed: allow_duplicates: false skips a completed role)
+        self.role_ran: dict[str, set[str]] = {}
+        self.role_done: dict[str, set[str]] = {}
+        # ansible's debug lines (ANSIBLE_DEBUG) of what the iterator decides
+        self.debug: Callable[[str], None] = _no_debug
+        # ansible's Display.v..vvvvvv lines (``NOTIFIED HANDLER`` ... at -vv)
+        self.verbose: Callable[[str, int], None] = _no_verbose
 
     # -- host state ------------------------------------------------------------------------
 
@@ -246,21 +295,78 @@ class PlayIterator:
         body of a block with one, at any depth (ansible's ``is_any_block_rescuing``)."""
         return any(f.rescue for f in self.states[host].frames)
 
-    def notify(self, host: str, names: list[str]) -> None:
-        """Notify handlers by name or ``listen`` topic for ``host`` (ansible's error when a
-        name reaches no handler)."""
+    def notify(self, host: str, names: list[str], strict: bool = True) -> list[str]:
+        """Notify handlers by name or ``listen`` topic for ``host``; a name that reaches no
+        handler is ansible's error (``strict``, error_on_missing_handler) or is returned
+        for the caller's warning."""
         st = self.states[host]
+        missing: list[str] = []
         for want in names:
-            found = handlers_for(self.play.handlers, want)
+            found = handlers_for(self.play.handlers, want, self.name_of)
             if not found:
-                raise PlaybookError(
+                msg = (
                     f"The requested handler '{want}' was not found in either the "
                     "main handlers list nor in the listening handlers list"
                 )
+                if strict:
+                    raise PlaybookError(msg)
+                missing.append(msg)
+                continue
             if st.flushing:
-                st.notified.update(found)
-            elif want not in st.notifications:
-                st.notifications.append(want)
+                for i in found:
+                    self._notify_handler(st, i)
+            else:
+                if want not in st.notifications:
+                    st.notifications.append(want)
+                self.verbose(f"Notification for handler {want} has been saved.", 2)
+        return missing
+
+    def resolve_notifications(self, host: str) -> None:
+        """At a flush: the notifications saved for ``host`` reach the handlers loaded by now
+        (ansible's flush_handlers, before its ``META:`` line)."""
+        st = self.states[host]
+        for want in st.notifications:
+            for i in handlers_for(self.play.handlers, want, self.name_of):
+                self._notify_handler(st, i)
+        st.notifications.clear()
+
+    def _notify_handler(self, st: HostState, i: int) -> None:
+        if i in st.notified:
+            return
+        st.notified.add(i)
+        h = self.play.handlers[i]
+        name = self.name_of(h) or h.name or ""
+        if h.role is not None:
+            name = f"{h.role.name} : {name}"
+        self.verbose(f"NOTIFIED HANDLER {name} for {st.host}", 2)
+
+    def note_role_ran(self, host: str, role: RoleRef) -> None:
+        """A task of ``role`` ran (ok or failed) for ``host``."""
+        self.role_ran.setdefault(role.identity, set()).add(host)
+
+    def _enter_role(self, st: HostState, role: RoleRef | None) -> None:
+        """Before a node of ``role``: the open roles it is not inside are complete for the
+        host (ansible's implicit role_complete after each role's tasks)."""
+        # (each import or inclusion of a role is its own instance; the roles it runs inside
+        # are known by identity)
+        outer = {p.identity for p in role.chain} if role is not None else set()
+        while st.open_roles and not (
+            st.open_roles[-1] is role or st.open_roles[-1].identity in outer
+        ):
+            self._complete_role(st, st.open_roles.pop())
+        if role is not None and not any(r is role for r in st.open_roles):
+            st.open_roles.append(role)
+
+    def _complete_role(self, st: HostState, role: RoleRef) -> None:
+        if st.host in self.role_ran.get(role.identity, ()):
+            self.role_done.setdefault(role.identity, set()).add(st.host)
+
+    def _role_skipped(self, st: HostState, role: RoleRef | None) -> bool:
+        return (
+            role is not None
+            and not role.allow_duplicates
+            and st.host in self.role_done.get(role.identity, ())
+        )
 
     def _halted(self) -> bool:
         return self.stop or self.end_play
@@ -278,9 +384,10 @@ class PlayIterator:
             if self._halted() or not self.alive(host):
                 return
             yield from self._nodes(st, section, (1, k))
+            self._enter_role(st, None)
             if not self._halted():
                 # force_handlers: the flush is the section's ``always`` in ansible
-                yield from self._handlers(st, (1, k, len(section)), forced=self.force_handlers)
+                yield from self._implicit_flush(st, (1, k, len(section)), self.force_handlers)
 
     def _nodes(self, st: HostState, nodes: list[Node], prefix: Key) -> Walker:
         for i, node in enumerate(nodes):
@@ -295,13 +402,17 @@ class PlayIterator:
                 if node.role is st.ended_role:
                     continue
                 st.ended_role = None
+            if not isinstance(node, Block):
+                self._enter_role(st, node.role)
+                if self._role_skipped(st, node.role):
+                    continue
             if isinstance(node, Task):
                 if node.action == "meta":
                     what = meta_action(node)
                     if what != "flush_handlers" and not self._tags(node.tags):
                         continue
-                    yield Step("meta", node, key)
-                    if what == "flush_handlers" and not self._halted():
+                    ran = yield Step("meta", node, key)
+                    if what == "flush_handlers" and ran is not False and not self._halted():
                         yield from self._handlers(st, (*key, 0))
                 elif self._tags(node.tags):
                     yield Step("task", node, key)
@@ -347,21 +458,55 @@ class PlayIterator:
         finally:
             st.frames.pop()
 
+    def _implicit_flush(self, st: HostState, prefix: Key, forced: bool) -> Walker:
+        """The flush after a section: ansible's implicit ``meta: flush_handlers`` (tagged
+        always and with the play's tags), skipped when no host has a notification."""
+        if not self._tags(["always", *self.play.tags]):
+            return
+        if not any(s.notifications or s.notified for s in self.states.values()):
+            self.debug(f"No handler notifications for {st.host}, skipping.")
+            return
+        self.resolve_notifications(st.host)
+        self.debug(f"META: triggered running handlers for {st.host}")
+        yield from self._handlers(st, prefix, forced)
+
     def _handlers(self, st: HostState, prefix: Key, forced: bool = False) -> Walker:
-        for want in st.notifications:
-            st.notified.update(handlers_for(self.play.handlers, want))
-        st.notifications.clear()
+        # ansible 2.19: tags do not select handlers (a notified handler runs whatever its tags)
+        self.resolve_notifications(st.host)
         st.flushing = True
         try:
+            # (include_role during the flush may add handlers: the list can grow)
             for i, handler in enumerate(self.play.handlers):
                 if self._halted():
                     return
-                if i in st.notified and (self.alive(st.host) or (forced and self._forceable(st))):
+                if i in st.notified and self._handler_runs(st, forced):
                     st.notified.discard(i)
-                    if self._tags(handler.tags):
-                        yield Step("task", handler, (*prefix, i), handler=True, forced=forced)
+                    yield from self._handler(st, handler, (*prefix, i), forced)
         finally:
             st.flushing = False
+
+    def _handler(self, st: HostState, handler: Handler, key: Key, forced: bool) -> Walker:
+        if not isinstance(handler, IncludeTasks):
+            if handler.action != "meta":
+                yield Step("task", handler, key, handler=True, forced=forced)
+                return
+            if meta_action(handler) == "flush_handlers":
+                raise PlaybookError("flush_handlers cannot be used as a handler")
+            yield Step("meta", handler, key, handler=True, forced=forced)
+            return
+        # a handler's include_tasks: every task it loads is notified for the hosts that
+        # included it and runs at once, in order, before the next handler (ansible 2.19)
+        got = yield Step("include", handler, key, handler=True, forced=forced)
+        for idx, included in got or ():
+            flat: list[Handler] = []
+            flat_handlers(included, flat)
+            for j, node in enumerate(flat):
+                if self._halted() or not self._handler_runs(st, forced):
+                    return
+                yield from self._handler(st, node, (*key, idx, j), forced)
+
+    def _handler_runs(self, st: HostState, forced: bool) -> bool:
+        return self.alive(st.host) or (forced and self._forceable(st))
 
     def _forceable(self, st: HostState) -> bool:
         return st.host not in self.unreachable and not st.ended and not st.frames

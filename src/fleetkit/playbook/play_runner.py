@@ -22,7 +22,13 @@ from fleetkit.playbook.iterator import PlayIterator, find_start_task, tag_ok
 from fleetkit.playbook.options import RunOptions, RunSummary
 from fleetkit.playbook.playbook import Play, normalize_action
 from fleetkit.playbook.plugins import add_plugin_dirs
-from fleetkit.playbook.strategies import RunContext, Strategy, get_strategy, serial_batches
+from fleetkit.playbook.strategies import (
+    RunContext,
+    Strategy,
+    get_strategy,
+    handler_namer,
+    serial_batches,
+)
 from fleetkit.playbook.templar import Templar, VarsView, is_template
 from fleetkit.playbook.variables import VariableManager
 
@@ -286,6 +292,10 @@ class PlaybookExecutor:
                 force_handlers=self._force_handlers(play),
                 start_at=start_at,
             )
+            it.name_of = handler_namer(ctx)
+            it.verbose = self.cb.verbose
+            if self.opts.config.get("debug"):
+                it.debug = _ansible_debug
             strategy.run(it)
             if it.break_play:
                 return True
@@ -302,6 +312,13 @@ class PlaybookExecutor:
             if len(newly) == len(batch_hosts):
                 return True
         return False
+
+
+def _ansible_debug(msg: str) -> None:
+    """A line of ansible's debug stream (ANSIBLE_DEBUG), printed by ansible's own Display."""
+    from ansible.utils.display import Display
+
+    Display().debug(msg)
 
 
 def _flat(value: Any) -> Iterator[Any]:

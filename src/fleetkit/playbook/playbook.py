@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,10 @@ __all__ = [
     "IncludeTasks",
     "Play",
     "Node",
+    "Handler",
     "load_playbook",
     "load_task_file",
+    "task_file_path",
     "MODULE_NAMES",
     "normalize_action",
     "RoleRef",
@@ -288,10 +291,40 @@ class RoleRef:
     params: dict[str, Any] = field(default_factory=dict)
     # names of the roles that pulled this one in (ansible_parent_role_names), nearest first
     parents: tuple[str, ...] = ()
+    # their role paths (ansible_parent_role_paths)
+    parent_role_paths: tuple[str, ...] = ()
     # include_role public: / import_role: the role's vars and defaults stay visible after it
     public: bool = False
     # pulled in by another role's meta/main.yml dependencies (ansible_dependent_role_names)
     dependency: bool = False
+    # ansible's dep chain: the roles this one runs inside (outermost first), and its loaded
+    # meta/main.yml dependencies; what they give the role's tasks under its own params,
+    # vars and defaults (Role.get_role_params / get_vars / get_default_vars)
+    chain: tuple[RoleRef, ...] = ()
+    deps: tuple[RoleRef, ...] = ()
+    # ansible's role identity (name, path, params, from-files, when, tags, vars) and whether
+    # a host that completed an equal role runs it again (include/import_role: their option)
+    identity: str = ""
+    allow_duplicates: bool = True
+    inherited_params: dict[str, Any] = field(default_factory=dict)
+    inherited_vars: dict[str, Any] = field(default_factory=dict)
+    inherited_defaults: dict[str, Any] = field(default_factory=dict)
+
+    def export_vars(self) -> dict[str, Any]:
+        """The role vars it exports (its dependencies' then its own vars/)."""
+        out: dict[str, Any] = {}
+        for d in self.deps:
+            out.update(d.export_vars())
+        out.update(self.vars)
+        return out
+
+    def export_defaults(self) -> dict[str, Any]:
+        """The defaults it brings (its dependencies' then its own defaults/)."""
+        out: dict[str, Any] = {}
+        for d in self.deps:
+            out.update(d.export_defaults())
+        out.update(self.defaults)
+        return out
 
 
 @dataclass(slots=True)
@@ -314,6 +347,12 @@ class Task:
     mod_key: str = ""
     role: RoleRef | None = None
     written: str = ""  # the module's name as the task wrote it (the default task name)
+    # a handler's block (ansible keeps handlers in blocks: a notification searches the blocks
+    # from the last loaded, the handlers of one block in order)
+    hblock: int = 0
+    # ansible's include params: the vars of the include_tasks/include_role it came from
+    # (and their loop items), above set_fact and role params
+    include_params: dict[str, Any] = field(default_factory=dict)
 
     def display_name(self) -> str:
         return self.name if self.name else (self.written or self.action)
@@ -336,6 +375,11 @@ class IncludeTasks:
     role: RoleRef | None = None
     # the task as written (positions of its keywords for error origins)
     src: Located | None = None
+    # an include_tasks in handlers: notified by its name (or listen); its tasks run as handlers
+    handler: bool = False
+    listen: list[str] = field(default_factory=list)
+    hblock: int = 0
+    include_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -358,6 +402,7 @@ class IncludeRole:
     role: RoleRef | None = None
     # the task as written (positions of its keywords for error origins)
     src: Located | None = None
+    include_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -370,6 +415,8 @@ class Block:
 
 
 Node = Task | Block | IncludeTasks | IncludeRole
+# what a play's handler list holds: tasks and include_tasks (whose tasks run as handlers)
+Handler = Task | IncludeTasks
 
 
 @dataclass(slots=True)
@@ -377,7 +424,7 @@ class Play:
     name: str
     hosts: str | list[str]
     tasks: list[Node]
-    handlers: list[Task]
+    handlers: list[Handler]
     gather_facts: bool = True
     vars: dict[str, Any] = field(default_factory=dict)
     vars_files: list[Any] = field(default_factory=list)
@@ -415,26 +462,34 @@ class LoadContext:
     syntax_only: bool = False
     roles: list[RoleRef] = field(default_factory=list)
     # handlers of the play's ``roles:`` (ansible puts them before the play's own handlers)
-    handlers: list[Task] = field(default_factory=list)
+    handlers: list[Handler] = field(default_factory=list)
     # handlers of import_role'd roles, in load order (ansible puts them after the play's own)
-    imported_handlers: list[Task] = field(default_factory=list)
+    imported_handlers: list[Handler] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    # the role loaded for each identity key in ``seen`` (a deduplicated dependency's data)
+    loaded: dict[str, RoleRef] = field(default_factory=dict)
     direct: list[str] = field(default_factory=list)
     imported: list[str] = field(default_factory=list)
     # what static names (import_tasks files, role names) are templated with, highest first:
     # extra vars, then the play's vars (ansible templates them at parse time)
     variables: list[dict[str, Any]] = field(default_factory=list)
 
-    def template(self, value: str, obj: object) -> str:
-        """Template a name ansible resolves at parse time (play vars and extra vars only)."""
+    def template(self, value: str, obj: object, task_vars: Mapping[str, Any] | None = None) -> str:
+        """Template a name ansible resolves at parse time (extra vars, the task's and its
+        blocks' vars, play vars)."""
         if "{{" not in value and "{%" not in value:
             return value
         from fleetkit.playbook.templar import Templar, VarsView
 
+        layers: list[Mapping[str, Any]] = list(self.variables)
+        if task_vars:
+            layers.insert(1, task_vars)
         try:
-            return str(Templar(VarsView(list(self.variables))).template(value))
+            return str(Templar(VarsView(layers)).template(value))
         except TemplateError as exc:
-            raise _err(f"{exc}", obj, hint="only play vars and extra vars exist here") from None
+            raise _err(
+                f"{exc}", obj, hint="only extra vars, the task's vars and play vars exist here"
+            ) from None
 
 
 def _err(msg: str, obj: object, hint: str | None = None, key: Any = None) -> PlaybookSyntaxError:
@@ -617,6 +672,11 @@ def is_whole_template(text: str) -> bool:
     return stripped.startswith("{{") and stripped.endswith("}}")
 
 
+def _include_params(ds: dict[str, Any], parent: dict[str, Any]) -> dict[str, Any]:
+    """An include's params: the enclosing includes' then its own ``vars:``."""
+    return {**(parent.get("_include_params") or {}), **(ds.get("vars") or {})}
+
+
 def _own_kw(ds: dict[str, Any]) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     for k in ("loop", "loop_control", "run_once", "register", "ignore_errors", "no_log"):
@@ -694,14 +754,19 @@ class _Loader:
             raise _err(f"'{unknown[0]}' is not a valid attribute for a Block", ds)
         _check_unhonoured(apply, self.ctx)
         inherit = dict(parent)
+        inherit.pop("_handler_block", None)
         inherit["vars"] = {**parent.get("vars", {}), **(ds.get("vars") or {})}
+        inherit["_include_params"] = _include_params(ds, parent)
         return self._inherit(apply, inherit)
 
-    def _check_include_keys(self, ds: dict[str, Any], kind: str, mod_key: str) -> None:
+    def _check_include_keys(
+        self, ds: dict[str, Any], kind: str, mod_key: str, handler: bool = False
+    ) -> None:
         for k in ds:
             if k == mod_key or (isinstance(k, str) and k.startswith("with_")):
                 continue
-            if k not in INCLUDE_KEYWORDS:
+            # ansible's HandlerTaskInclude also takes listen
+            if k not in INCLUDE_KEYWORDS and not (handler and k == "listen"):
                 raise _err(f"'{k}' is not a valid attribute for a {kind}", ds, key=k)
 
     def node(
@@ -716,9 +781,14 @@ class _Loader:
                     f"'{unknown[0]}' is not a valid attribute for a Block", ds, key=unknown[0]
                 )
             _check_unhonoured(ds, self.ctx)
+            if handler and parent.get("_handler_block"):
+                # a block at the top of a handler list is an implicit one; nested, an error
+                raise _err("Using a block as a handler is not supported.", ds)
             inh = self._inherit(ds, parent)
             if "notify" in ds:
                 inh["_notify"] = ds["notify"]
+            if handler:
+                inh["_handler_block"] = True
             rescue = self.tasks(ds.get("rescue"), inh, ds, base, handler)
             always = self.tasks(ds.get("always"), inh, ds, base, handler)
             if rescue:
@@ -732,12 +802,15 @@ class _Loader:
                 raise _err(f"'{bad}' is not a valid attribute for a Task (use it in a block)", ds)
         action, args, mod_key, written = self._action(ds, handler)
         _check_register(ds)
+        if handler and action in ("include_role", "import_role"):
+            raise _err(f"Using '{written or action}' as a handler is not supported.", ds)
         if action in ("include_tasks", "include_role"):
             kind = "TaskInclude" if action == "include_tasks" else "IncludeRole"
-            self._check_include_keys(ds, kind, mod_key)
+            self._check_include_keys(ds, kind, mod_key, handler)
         else:
             _check_unhonoured(ds, self.ctx)
         inh = self._inherit(ds, parent)
+        inh.pop("_handler_block", None)
         if action in ("import_tasks", "import_role") and (
             "loop" in ds or any(isinstance(k, str) and k.startswith("with_") for k in ds)
         ):
@@ -754,11 +827,15 @@ class _Loader:
                 opts = ",".join(sorted(bad_opts)) if bad_opts else "apply"
                 raise _err(f"Invalid options for {action}: {opts}", ds)
             if not fname:
-                raise _err(f"No file specified for {action}", ds)
+                raise _err(f"No file specified for {written or action}", ds)
             if action == "import_tasks":
                 if self.ctx is not None:
-                    fname = self.ctx.template(fname, ds)
-                return self.load_file(fname, base, inh, ds, handler)
+                    fname = self.ctx.template(fname, ds, inh["vars"])
+                nodes = self.load_file(fname, base, inh, ds, handler)
+                if handler:
+                    # the imported handlers join the block of the import (ansible)
+                    nodes = [t for n in nodes for t in (n.block if isinstance(n, Block) else [n])]
+                return nodes
             inc = IncludeTasks(
                 file=fname,
                 base=base,
@@ -768,11 +845,15 @@ class _Loader:
                 vars=inh["vars"],
                 parent=self._dynamic_parent(ds, args, parent),
                 role=parent.get("_role"),
+                handler=handler,
+                include_params=_include_params(ds, parent),
             )
             if isinstance(ds, Located):
                 inc.path, inc.line, inc.col = ds.path, ds.line, ds.col
                 inc.src = ds
             inc.kw = _own_kw(ds)
+            if handler:
+                inc.listen = [str(x) for x in _as_list(ds.get("listen"))]
             return [inc]
         if action in ("import_role", "include_role"):
             return self._role_task(action, ds, args, parent, inh, base, handler)
@@ -816,6 +897,7 @@ class _Loader:
             in_rescue_block=bool(inh.get("_rescued")),
             role=inh.get("_role"),
             written=written,
+            include_params=dict(inh.get("_include_params") or {}),
         )
         if isinstance(ds, Located):
             task.path, task.line, task.col = ds.path, ds.line, ds.col
@@ -856,7 +938,10 @@ class _Loader:
             if "apply" in args:
                 raise _err("Invalid options for import_role: apply", ds)
             if "public" in args:
-                args = dict(args, public=_bool(args["public"], "public", ds))
+                public = args["public"]
+                if self.ctx is not None and isinstance(public, str):
+                    public = self.ctx.template(public, ds, inh["vars"])  # at parse time
+                args = dict(args, public=_bool(public, "public", ds))
             if self.ctx is not None:
                 return roles.import_role(self, str(role_name), args, inh, ds, handler)
             # a task file include_tasks loads at run time: the play's search paths came down
@@ -887,6 +972,7 @@ class _Loader:
             vars=inh["vars"],
             parent=self._dynamic_parent(ds, args, parent),
             role=parent.get("_role"),
+            include_params=_include_params(ds, parent),
         )
         node.args.pop("apply", None)
         if isinstance(ds, Located):
@@ -991,6 +1077,10 @@ class _Loader:
         path = fname if os.path.isabs(fname) else os.path.join(base, fname)
         if not os.path.exists(path) and os.path.exists(os.path.join(base, "tasks", fname)):
             path = os.path.join(base, "tasks", fname)
+        role = inherit.get("_role")
+        if not os.path.exists(path) and isinstance(role, RoleRef):
+            where = task_file_path(fname, base, role, handler, str(inherit.get("_basedir") or ""))
+            path = where or path
         if not os.path.exists(path):
             raise IncludeNotFound(
                 f"Could not find or access '{fname}'",
@@ -1011,6 +1101,25 @@ class _Loader:
             self.stack.pop()
 
 
+def task_file_path(
+    fname: str, base: str, role: RoleRef | None, handler: bool, basedir: str = ""
+) -> str | None:
+    """The file a role's import_tasks/include_tasks names, searched as ansible's
+    path_dwim_relative: the including file's directory, the role's handlers/ (from a
+    handler) or tasks/, its tasks/, the role directory, then the playbook's directory; None
+    when there is none."""
+    if os.path.isabs(fname):
+        return fname if os.path.isfile(fname) else None
+    kind = "handlers" if handler else "tasks"
+    cands = [os.path.join(base, fname)]
+    if role is not None:
+        cands += [os.path.join(role.path, kind, fname), os.path.join(role.path, "tasks", fname)]
+        cands.append(os.path.join(role.path, fname))
+    if basedir:
+        cands += [os.path.join(basedir, kind, fname), os.path.join(basedir, fname)]
+    return next((c for c in cands if os.path.isfile(c)), None)
+
+
 def _bool(value: Any, what: str, obj: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -1025,21 +1134,26 @@ def _bool(value: Any, what: str, obj: object) -> bool:
     raise _err(f"{what} must be a boolean, got {value!r}", obj)
 
 
-def _flat_handlers(nodes: list[Node], out: list[Task]) -> None:
+def flat_handlers(nodes: list[Node], out: list[Handler]) -> None:
+    """The handlers of a loaded handler list, as ansible keeps them: bare handlers in a row
+    make one implicit block, a written block another; the tasks of each block in order (a
+    block's rescue and always sections are dropped, as ansible does)."""
+    implicit = 0
     for n in nodes:
-        if isinstance(n, Task):
+        if isinstance(n, Block):
+            implicit = 0
+            bid = next(_ids)
+            inner: list[Handler] = []
+            flat_handlers(n.block, inner)
+            for h in inner:
+                h.hblock = bid
+            out.extend(inner)
+        elif isinstance(n, (Task, IncludeTasks)):
+            implicit = implicit or next(_ids)
+            n.hblock = implicit
             out.append(n)
-        elif isinstance(n, Block):
-            _flat_handlers(n.block, out)
-            _flat_handlers(n.rescue, out)
-            _flat_handlers(n.always, out)
-        else:
-            what = "include_tasks" if isinstance(n, IncludeTasks) else "include_role"
-            raise PlaybookSyntaxError(
-                f"{what} as a handler is not supported by fleetkit play",
-                hint="use import_tasks / import_role in handlers",
-                source=f"{n.path}:{n.line}" if n.path else None,
-            )
+        else:  # the loader refuses include_role in handlers
+            raise _err("Using 'include_role' as a handler is not supported.", n.src)
 
 
 def _vars_prompt(value: Any, ds: object) -> list[dict[str, Any]]:
@@ -1132,13 +1246,14 @@ def _play(
             main.extend(roles.play_role(loader, entry, parent, ds))
     main.extend(loader.tasks(ds.get("tasks"), parent, ds, base))
     post: list[Node] = loader.tasks(ds.get("post_tasks"), parent, ds, base)
-    # ansible flushes handlers after pre_tasks, after roles + tasks and after post_tasks
-    sections: list[list[Node]] = [sec for sec in (pre, main, post) if sec]
+    # ansible flushes handlers after pre_tasks, after roles + tasks and after post_tasks, even
+    # after an empty section (a handler may have notified one defined before it)
+    sections: list[list[Node]] = [pre, main, post]
     tasks: list[Node] = pre + main + post
     handlers_nodes = loader.tasks(ds.get("handlers"), parent, ds, base, handler=True)
     # ansible's order: the roles' handlers, the play's own, then those of import_role
-    handlers: list[Task] = list(ctx.handlers)
-    _flat_handlers(handlers_nodes, handlers)
+    handlers: list[Handler] = list(ctx.handlers)
+    flat_handlers(handlers_nodes, handlers)
     handlers.extend(ctx.imported_handlers)
     serial_raw = ds.get("serial")
     serial = [] if serial_raw is None else _as_list(serial_raw)
@@ -1360,6 +1475,9 @@ def _push_down(nodes: list[Node], tags: list[str], when: list[Any]) -> None:
             n.parent["tags"] = list(n.parent.get("tags", [])) + tags
 
 
-def load_task_file(fname: str, base: str, inherit: dict[str, Any], obj: object) -> list[Node]:
-    """Load a task file for include_tasks (run time), with what its tasks inherit."""
-    return _Loader().load_file(fname, base, inherit, obj)
+def load_task_file(
+    fname: str, base: str, inherit: dict[str, Any], obj: object, handler: bool = False
+) -> list[Node]:
+    """Load a task file for include_tasks (run time), with what its tasks inherit (a handler's
+    include loads handlers)."""
+    return _Loader().load_file(fname, base, inherit, obj, handler)

@@ -8,10 +8,11 @@ already templated for that host. Every task a role brings carries ``task.role`` 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, PlaybookSyn
 from fleetkit.playbook.playbook import (
     ROLE_KEYWORDS,
     ROLE_META_KEYWORDS,
+    Handler,
     IncludeRole,
     LoadContext,
     Node,
@@ -28,9 +30,9 @@ from fleetkit.playbook.playbook import (
     Task,
     _bool,
     _err,
-    _flat_handlers,
     _Loader,
     add_library_dir,
+    flat_handlers,
 )
 from fleetkit.playbook.yamlsrc import load_yaml_file, source_of
 
@@ -58,7 +60,7 @@ class IncludedRole:
 
     role: RoleRef
     tasks: list[Node] = field(default_factory=list)
-    handlers: list[Task] = field(default_factory=list)
+    handlers: list[Handler] = field(default_factory=list)
 
 
 def collection_paths() -> list[str]:
@@ -215,12 +217,17 @@ class _Spec:
     defaults_from: str = "main"
     handlers_from: str = "main"
     parents: tuple[str, ...] = ()
+    parent_role_paths: tuple[str, ...] = ()
     parent_paths: tuple[str, ...] = ()
     public: bool = True
     validate: bool = True
     dedup: bool = True
     role_basedir: str | None = None
     allow_duplicates: bool | None = None
+    # the roles it runs inside (ansible's dep chain, outermost first)
+    chain: tuple[RoleRef, ...] = ()
+    # import_role: the task's vars its static names are templated with (and play/extra vars)
+    template_vars: dict[str, Any] = field(default_factory=dict)
 
 
 def _load(
@@ -229,11 +236,14 @@ def _load(
     parent: dict[str, Any],
     obj: object,
     handler: bool,
-    collect: list[Task],
+    collect: list[Handler],
+    loaded: list[RoleRef] | None = None,
 ) -> list[Node]:
     ctx = loader.ctx
     assert ctx is not None
-    name, path = find_role(ctx.template(spec.name, obj), ctx, obj, spec.role_basedir)
+    name, path = find_role(
+        ctx.template(spec.name, obj, spec.template_vars), ctx, obj, spec.role_basedir
+    )
     add_library_dir(os.path.join(path, "library"))  # the role's own modules
     meta_files = _role_file(path, "meta", "main", allow_dir=False)
     meta: dict[str, Any] = {}
@@ -265,6 +275,8 @@ def _load(
         default=str,
     )
     if spec.dedup and not allow_dup and key in ctx.seen:
+        if loaded is not None and key in ctx.loaded:
+            loaded.append(ctx.loaded[key])
         return []
     ctx.seen.add(key)
     # a role entry's vars: act as block vars of the role's tasks (above vars/main.yml, not
@@ -279,8 +291,14 @@ def _load(
         vars=role_vars,
         params=dict(spec.params),
         parents=spec.parents,
+        parent_role_paths=spec.parent_role_paths,
         public=spec.public,
         dependency=bool(spec.parent_paths) and not spec.parents,
+        chain=spec.chain,
+        inherited_params=_merged(p.params for p in spec.chain),
+        identity=key,
+        # include_role/import_role: their own option (default yes), else the role's meta
+        allow_duplicates=allow_dup if spec.allow_duplicates is not None or spec.dedup else True,
     )
     # a role's filter_plugins/, test_plugins/, lookup_plugins/ (ansible adds them on load)
     plugins.add_plugin_dirs(path)
@@ -293,6 +311,7 @@ def _load(
     deps = meta.get("dependencies") or []
     if not isinstance(deps, list):
         raise _err("dependencies must be a list", meta)
+    dep_refs: list[RoleRef] = []
     for dep in deps:
         dname, dkws, dparams = _split_entry(dep, meta)
         dspec = _Spec(
@@ -303,8 +322,26 @@ def _load(
             parent_paths=(path, *spec.parent_paths),
             public=spec.public,
             role_basedir=os.path.dirname(path),
+            chain=(*spec.chain, ref),
         )
-        nodes.extend(_load(loader, dspec, inh, meta, handler, collect))
+        nodes.extend(_load(loader, dspec, inh, meta, handler, collect, dep_refs))
+    # ansible: role vars are the chain's, then the dependencies' exports, then its own;
+    # defaults the dependencies', then the chain's, then its own
+    ref = dataclasses.replace(
+        ref,
+        deps=tuple(dep_refs),
+        inherited_vars={
+            **_merged(p.vars for p in spec.chain),
+            **_merged(d.export_vars() for d in dep_refs),
+        },
+        inherited_defaults={
+            **_merged(d.export_defaults() for d in dep_refs),
+            **_merged(p.defaults for p in spec.chain),
+        },
+    )
+    ctx.loaded[key] = ref
+    if loaded is not None:
+        loaded.append(ref)
     ctx.roles.append(ref)
     inh = dict(inh, _role=ref)
     tasks_files = _role_file(path, "tasks", spec.tasks_from, allow_dir=False)
@@ -319,8 +356,16 @@ def _load(
         raise _err(f"Could not find specified file in role: handlers/{spec.handlers_from}", obj)
     if handler_files:
         hnodes = loader.load_file(handler_files[0], path, inh, obj, handler=True)
-        _flat_handlers(hnodes, collect)
+        flat_handlers(hnodes, collect)
     return nodes
+
+
+def _merged(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Variable layers combined as ansible's combine_vars (replace), later ones winning."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        out.update(part)
+    return out
 
 
 def _validation_task(
@@ -391,12 +436,19 @@ def _from_args(
         if args.get(k):
             value = str(args[k])
             if ctx is not None:
-                value = ctx.template(value, obj)
+                value = ctx.template(value, obj, spec.template_vars)
             setattr(spec, k, value)
+
+    def flag(key: str) -> bool:
+        value = args[key]
+        if ctx is not None and isinstance(value, str):
+            value = ctx.template(value, obj, spec.template_vars)  # import_role: at parse time
+        return _bool(value, key, obj)
+
     if "rolespec_validate" in args:
-        spec.validate = _bool(args["rolespec_validate"], "rolespec_validate", obj)
+        spec.validate = flag("rolespec_validate")
     if "allow_duplicates" in args:
-        spec.allow_duplicates = _bool(args["allow_duplicates"], "allow_duplicates", obj)
+        spec.allow_duplicates = flag("allow_duplicates")
 
 
 def import_role(
@@ -416,13 +468,16 @@ def import_role(
         params={},
         keywords={},
         parents=((current.name, *current.parents) if current else ()),
+        parent_role_paths=((current.path, *current.parent_role_paths) if current else ()),
         public=bool(args.get("public", True)),
         dedup=False,
         role_basedir=os.path.dirname(current.path) if current else None,
+        chain=(*current.chain, current) if current else (),
+        template_vars=dict(inh.get("vars") or {}),
     )
     _from_args(spec, args, ds, ctx)
     nodes = _load(loader, spec, inh, ds, handler, ctx.imported_handlers)
-    ctx.imported.append(ctx.template(name, ds).rstrip("/").rsplit("/", 1)[-1])
+    ctx.imported.append(ctx.template(name, ds, spec.template_vars).rstrip("/").rsplit("/", 1)[-1])
     return nodes
 
 
@@ -439,9 +494,11 @@ def expand_include_role(node: IncludeRole, args: Mapping[str, Any], play: Play) 
         params={},
         keywords={},
         parents=((current.name, *current.parents) if current else ()),
+        parent_role_paths=((current.path, *current.parent_role_paths) if current else ()),
         public=_bool(args.get("public", False), "public", None),
         dedup=False,
         role_basedir=os.path.dirname(current.path) if current else None,
+        chain=(*current.chain, current) if current else (),
     )
     _from_args(spec, args, None)
     try:
@@ -451,4 +508,6 @@ def expand_include_role(node: IncludeRole, args: Mapping[str, Any], play: Play) 
     except PlaybookSyntaxError as exc:
         raise PlaybookError(str(exc), hint=exc.hint) from None
     ref = ctx.roles[-1]
-    return IncludedRole(role=ref, tasks=nodes, handlers=list(ctx.handlers))
+    # roles its tasks import joined the play's handlers while it loaded, before its own
+    handlers = [*ctx.imported_handlers, *ctx.handlers]
+    return IncludedRole(role=ref, tasks=nodes, handlers=handlers)

@@ -244,10 +244,17 @@ class VariableManager:
             "omit": OMIT,
             "ansible_version": ANSIBLE_VERSION,
         }
+        # ansible names the play's roles, tasks or not (a dependency may have none)
         self.role_names = _role_names(play)
+        dependent = _role_names(play, dependent=True)
+        for r in play.roles:
+            if r.name not in self.role_names:
+                self.role_names.append(r.name)
+            if r.dependency and r.name not in dependent:
+                dependent.append(r.name)
         self.play_role_names = list(play.role_names)
         self.magic_common["ansible_role_names"] = self.role_names
-        self.magic_common["ansible_dependent_role_names"] = _role_names(play, dependent=True)
+        self.magic_common["ansible_dependent_role_names"] = dependent
         self.magic_common["ansible_play_role_names"] = self.play_role_names
         self.magic_common["role_names"] = self.play_role_names
         if isinstance(inv_file, str) and os.path.exists(inv_file):
@@ -304,6 +311,7 @@ class VariableManager:
             m["ansible_role_name"] = role.name
             if role.parents:
                 m["ansible_parent_role_names"] = list(role.parents)
+                m["ansible_parent_role_paths"] = list(role.parent_role_paths)
         return m
 
     # -- views -----------------------------------------------------------------------------
@@ -329,26 +337,46 @@ class VariableManager:
     ) -> VarsView:
         """The variables a task sees on ``host`` (``extra``: loop variables, highest)."""
         role = task.role
-        layers: list[Mapping[str, Any]] = [self.opts.extra_vars, self.magic(host, role)]
+        layers: list[Mapping[str, Any]] = [
+            {"ansible_search_path": self._search_path(task)},
+            self.opts.extra_vars,
+            self.magic(host, role),
+        ]
         if extra:
             layers.append(extra)
-        if role is not None and role.params:
-            layers.append(role.params)
+        if task.include_params:
+            layers.append(task.include_params)
+        if role is not None:
+            # role params: the dep chain's under the role's own
+            layers += [m for m in (role.params, role.inherited_params) if m]
         layers += [
             self.runtime.get(host, _EMPTY),
             self.included.get(host, _EMPTY),
             task.vars,
         ]
-        if role is not None and role.vars:
-            layers.append(role.vars)
+        if role is not None:
+            layers += [m for m in (role.vars, role.inherited_vars) if m]
         if self.public_role_vars:
             layers.append(self.public_role_vars)
         layers += [self.play_vars_of(host), self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
-        if role is not None and role.defaults:
-            layers.append(role.defaults)
+        if role is not None:
+            layers += [m for m in (role.defaults, role.inherited_defaults) if m]
         if self.public_role_defaults:
             layers.append(self.public_role_defaults)
         return VarsView(layers)
+
+    def _search_path(self, task: Task | IncludeTasks | IncludeRole) -> list[str]:
+        """``ansible_search_path`` of a task (ansible's get_search_path and the executor):
+        its role's directory, the task file's directory, then the playbook's."""
+        out: list[str] = []
+        if task.role is not None:
+            out.append(task.role.path)
+        if task.path:
+            out.append(os.path.dirname(task.path))
+        basedir = self.magic_common.get("playbook_dir")
+        if basedir:
+            out.append(str(basedir))
+        return list(dict.fromkeys(out))
 
 
 def _role_names(play: Play, dependent: bool = False) -> list[str]:

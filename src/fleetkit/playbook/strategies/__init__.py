@@ -13,34 +13,44 @@ import dataclasses
 import linecache
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fleetkit.playbook.errors import IncludeNotFound, PlaybookError, TemplateError
+from fleetkit.playbook import patterns
+from fleetkit.playbook.errors import (
+    IncludeNotFound,
+    PlaybookError,
+    TemplateError,
+    TemplateUndefined,
+)
 from fleetkit.playbook.events import Callback, Stats, TaskResult
 from fleetkit.playbook.executor import TaskExecutor, first_failed_cond, registered
 from fleetkit.playbook.inventory import load_inventory
-from fleetkit.playbook.iterator import PlayIterator, meta_action
+from fleetkit.playbook.iterator import NameOf, PlayIterator, meta_action
 from fleetkit.playbook.loops import item_vars, loop_control, loop_items
 from fleetkit.playbook.modules import Module, get_module, resolve
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import (
     MODULE_NAMES,
+    Handler,
     IncludeRole,
     IncludeTasks,
     Node,
     Task,
     load_task_file,
     normalize_action,
+    task_file_path,
 )
 from fleetkit.playbook.strategies.batches import exceeds_max_fail, pct_to_int, serial_batches
 from fleetkit.playbook.strategies.inventory_changes import apply_inventory_changes
-from fleetkit.playbook.templar import Templar, is_template
+from fleetkit.playbook.templar import OMIT, Templar, VarsView, is_template
 from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.variables import VariableManager
 
 __all__ = [
+    "handler_namer",
     "RunContext",
     "Strategy",
     "StrategyBase",
@@ -76,6 +86,7 @@ _META_SKIP = {
     "end_batch": ", continuing current batch",
     "end_play": ", continuing play",
     "end_host": ", continuing execution for {}",
+    "flush_handlers": ", not running handlers for {}",
 }
 
 # ansible's ``META:`` line (-vv) after a meta action ran
@@ -116,6 +127,42 @@ class RunContext:
     def unreachable(self) -> set[str]:
         """Hosts unreachable for the rest of the run."""
         return self.vm.unreachable
+
+
+def handler_namer(ctx: RunContext) -> NameOf:
+    """How notifications see handler names in a play (ansible's search): a templated name is
+    rendered once with the play's variables (no host's); one that cannot be rendered makes
+    the handler unusable by name, with ansible's warning when it has no listen topics."""
+    cache: dict[int, str] = {}
+
+    def name_of(h: Handler) -> str | None:
+        if h.name is None or not is_template(h.name):
+            return h.name
+        if h.uid in cache:
+            return cache[h.uid]
+        role = h.role
+        layers: list[Mapping[str, Any]] = [ctx.opts.extra_vars, h.vars]
+        if role is not None:
+            layers += [role.params, role.vars]
+        layers.append(ctx.vm.play_vars)
+        if role is not None:
+            layers.append(role.defaults)
+        try:
+            name = str(Templar(VarsView(layers)).template(h.name))
+        except TemplateError as exc:
+            warning = (
+                f"Handler '{h.name}' is unusable because it has no listen topics and the name "
+                "could not be templated (host-specific variables are not supported in handler "
+                f"names). The error: {exc}"
+            )
+            if not h.listen and warning not in ctx.warned:
+                ctx.warned.add(warning)
+                ctx.cb.warning(warning)
+            return None
+        cache[h.uid] = name
+        return name
+
+    return name_of
 
 
 class Strategy(Protocol):
@@ -192,6 +239,8 @@ class StrategyBase:
         """Account a host's result: stats, register, facts, notify, failing the host."""
         stats = self.ctx.stats
         host, task, r = res.host, res.task, res.result
+        if task.role is not None and res.status in ("ok", "changed", "failed"):
+            it.note_role_ran(host, task.role)
         reg = task.kw.get("register")
         if res.status == "unreachable":
             if res.ignored:
@@ -248,9 +297,26 @@ class StrategyBase:
         if res.status == "changed":
             notify = task.kw.get("notify")
             if notify:
-                names = notify if isinstance(notify, list) else [notify]
-                it.notify(host, [str(n) for n in names])
+                strict = self.ctx.opts.config.get("error_on_missing_handler", True)
+                names = self._notify_names(res, notify)
+                for warning in it.notify(host, names, bool(strict)):
+                    self.cb.warning(warning)
         self.cb.result(res)
+
+    def _notify_names(self, res: TaskResult, notify: Any) -> list[str]:
+        """The task's ``notify:`` templated with the host's variables (a template may give a
+        list of names), as ansible's executor post-validates it."""
+        templar = Templar(self.vm.task_vars(res.host, res.task))
+        out: list[str] = []
+        for raw in notify if isinstance(notify, list) else [notify]:
+            value = raw
+            if isinstance(raw, str) and is_template(raw):
+                try:
+                    value = templar.template(raw)
+                except TemplateError as exc:
+                    raise PlaybookError(f"notify: {exc}") from None
+            out.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+        return out
 
     def _inventory_changes(self, res: TaskResult) -> TaskResult:
         """add_host/group_by results change the in-memory inventory (and their ``changed``)."""
@@ -297,9 +363,13 @@ class StrategyBase:
 
     # -- meta ------------------------------------------------------------------------------
 
-    def meta(self, it: PlayIterator, task: Task, hosts: list[str], handler: bool = False) -> None:
+    def meta(
+        self, it: PlayIterator, task: Task, hosts: list[str], handler: bool = False
+    ) -> dict[str, bool]:
         """Run a ``meta:`` task as ansible's strategies do: once per host for the per-host
-        actions, else once (for the first host, its ``when`` deciding for all)."""
+        actions, else once (for the first host, its ``when`` deciding for all). Returns
+        whether it ran for each host (a skipped flush_handlers runs no handlers)."""
+        ran: dict[str, bool] = {}
         what = meta_action(task)
         if what not in META_ACTIONS:
             raise PlaybookError(
@@ -316,8 +386,6 @@ class StrategyBase:
             if what in ("noop", "refresh_inventory", "reset_connection") and task.when:
                 self.cb.warning(f"{what} task does not support when conditional")
                 cond = True
-            elif what == "flush_handlers":
-                cond = True
             else:
                 try:
                     cond = first_failed_cond(Templar(self.vm.task_vars(h, task)), task.when) is None
@@ -328,16 +396,21 @@ class StrategyBase:
                 skip = {"msg": what, "skipped": True, "skip_reason": reason.format(h)}
                 self.cb.verbose(f"META: {skip['skip_reason']}", 2)
                 self.cb.result(TaskResult(h, task, skip, "skipped"))
+                ran[h] = False
                 continue
+            ran[h] = True
             self._meta_do(it, task, what, h)
             header = _META_DONE.get(what, what).format(
                 host=h, role=task.role.name if task.role else ""
             )
             self.cb.verbose(f"META: {header}", 2)
+        return ran
 
     def _meta_do(self, it: PlayIterator, task: Task, what: str, host: str) -> None:
         ctx = self.ctx
-        if what == "end_play":
+        if what == "flush_handlers":
+            it.resolve_notifications(host)
+        elif what == "end_play":
             it.end_play = True
         elif what == "end_batch":
             it.stop = True
@@ -372,6 +445,15 @@ class StrategyBase:
             inv.replay_dynamic(dynamic)
             inv.invalidate()
             self.vm.refresh_groups()
+            # hosts gone from the inventory leave the play at once (ansible re-reads the
+            # play's hosts: a host it no longer finds gets no further task, always included)
+            for h in it.hosts:
+                if h not in inv.hosts:
+                    it.states[h].ended = True
+            # ansible_play_hosts: the play's pattern over the new inventory (a new host is
+            # listed, though it runs nothing in this play); the batch only loses hosts
+            self.vm.play_all = patterns.match_hosts(inv, it.play.hosts)
+            self.vm.start_batch([h for h in self.vm.batch_hosts if h in inv.hosts])
         elif what == "reset_connection":
             self.ex.connections.reset(host)
 
@@ -416,12 +498,27 @@ class StrategyBase:
                         "false_condition": cond,
                         "skip_reason": "Conditional result was False",
                     }
-                    self.ctx.stats.increment("skipped", host)
-                    self.cb.result(TaskResult(host, pseudo, skip, "skipped"))
+                    # (process: the include's register gets the skip, as in ansible)
+                    self.process(it, TaskResult(host, pseudo, skip, "skipped"))
                     return out
                 return [({}, templar.template(what))]
             lc = loop_control(node.kw, templar)
-            items = loop_items(node.kw, templar, tv, pseudo.action)
+            try:
+                items = loop_items(node.kw, templar, tv, pseudo.action)
+            except TemplateUndefined:
+                # ansible keeps an undefined loop's error until the condition is known: an
+                # include its `when` skips is skipped (registered so), loop or not
+                cond = first_failed_cond(templar, node.when)
+                if cond is None:
+                    raise
+                skip = {
+                    "changed": False,
+                    "skipped": True,
+                    "false_condition": cond,
+                    "skip_reason": "Conditional result was False",
+                }
+                self.process(it, TaskResult(host, pseudo, skip, "skipped"))
+                return out
             no_log = self.ex.kw_bool(node, "no_log", host)
             skipped: list[tuple[str, dict[str, Any]]] = []
             for i in range(len(items)):
@@ -501,11 +598,13 @@ class StrategyBase:
         self, it: PlayIterator, inc: IncludeTasks, hosts: list[str]
     ) -> list[tuple[str, list[Node], list[str]]]:
         """Evaluate an include_tasks for hosts: banner, skips, 'included:' lines and the tasks
-        of each included file (one per file and loop item, as ansible's IncludedFile)."""
+        of each included file (one per file and loop item, as ansible's IncludedFile); a
+        handler's include loads handlers."""
         self.include_failures = []
         pseudo = self._include_pseudo(inc, "include_tasks", inc.name or "include_tasks")
         pseudo.role = inc.role  # "role : include_tasks"
-        self.cb.task_start(pseudo, self.ex.task_name(pseudo, hosts[0]) if hosts else "")
+        name = self.ex.task_name(pseudo, hosts[0]) if hosts else ""
+        self.cb.task_start(pseudo, name, inc.handler)
         groups: list[_Included] = []
         for h in hosts:
             for special, fname in self._expansions(it, h, pseudo, inc, inc.file):
@@ -518,8 +617,11 @@ class StrategyBase:
             inherit = dict(inc.parent)
             if g.special:
                 inherit["vars"] = {**inherit.get("vars", {}), **g.special}
+                # the item's vars are include params too (ansible's IncludedFile vars)
+                inherit["_include_params"] = {**inherit.get("_include_params", {}), **g.special}
+            fname = _include_path(inc, fname)
             try:
-                nodes = load_task_file(fname, inc.base, inherit, None)
+                nodes = load_task_file(fname, inc.base, inherit, None, inc.handler)
             except IncludeNotFound as exc:
                 reason = (
                     f"Could not find or access '{exc.path}' on the Ansible Controller: Unable "
@@ -560,6 +662,9 @@ class StrategyBase:
         out: dict[str, list[tuple[int, list[Node]]]] = {}
         for idx, g in enumerate(groups):
             args = g.what
+            if isinstance(args, dict):
+                # an option templated to omit is not given (ansible drops omitted args)
+                args = {k: v for k, v in args.items() if v != OMIT}
             try:
                 included = expand_include_role(node, args, it.play)
             except IncludeNotFound as exc:
@@ -570,7 +675,7 @@ class StrategyBase:
             if included.role.public:
                 self.vm.add_public_role(included.role)
             if node.vars or g.special:
-                _inherit_vars(included.tasks, {**node.vars, **g.special})
+                _inherit_vars(included.tasks, {**node.vars, **g.special}, g.special)
             for handler in included.handlers:
                 if not any(handler is x for x in it.play.handlers):
                     it.play.handlers.append(handler)
@@ -606,17 +711,20 @@ def _add_host(
     groups.append(_Included(key, special, what, [host]))
 
 
-def _inherit_vars(nodes: list[Node], values: dict[str, Any]) -> None:
-    """The include's ``vars:`` under the included tasks' own."""
+def _inherit_vars(nodes: list[Node], values: dict[str, Any], params: dict[str, Any]) -> None:
+    """The include's ``vars:`` under the included tasks' own; its loop item's vars are
+    include params too."""
     from fleetkit.playbook.playbook import Block
 
     for n in nodes:
         if isinstance(n, Block):
-            _inherit_vars(n.block, values)
-            _inherit_vars(n.rescue, values)
-            _inherit_vars(n.always, values)
+            _inherit_vars(n.block, values, params)
+            _inherit_vars(n.rescue, values, params)
+            _inherit_vars(n.always, values, params)
         else:
             n.vars = {**values, **n.vars}
+            if params:
+                n.include_params = {**params, **n.include_params}
 
 
 def _task_dict(task: Task) -> dict[str, Any]:
@@ -632,6 +740,14 @@ def _task_dict(task: Task) -> dict[str, Any]:
         "ignore_errors": task.kw.get("ignore_errors"),
         "uuid": str(task.uid),
     }
+
+
+def _include_path(inc: IncludeTasks, fname: str) -> str:
+    """Where a role's include_tasks finds a relative file (``fname`` as given when nowhere)."""
+    if inc.role is None:
+        return fname
+    basedir = str(inc.parent.get("_basedir") or "")
+    return task_file_path(fname, inc.base, inc.role, inc.handler, basedir) or fname
 
 
 def _set_role(nodes: list[Node], inc: IncludeTasks) -> None:

@@ -116,8 +116,7 @@ class FreeStrategy(StrategyBase):
             return None
         if step.kind == "meta":
             assert isinstance(node, Task)
-            self.meta(it, node, [host], step.handler)
-            return None
+            return self.meta(it, node, [host], step.handler).get(host)
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)
             files = self.include_files(it, node, [host])

@@ -75,8 +75,12 @@ class LinearStrategy(StrategyBase):
         node = step.node
         if step.kind == "meta":
             assert isinstance(node, Task)
-            self.meta(it, node, hosts, step.handler)
-            return {}
+            return dict(self.meta(it, node, hosts, step.handler))
+        if step.kind in ("include", "include_role"):
+            assert isinstance(node, (IncludeTasks, IncludeRole))
+            # run_once on an include: only the first host processes it (and gets its tasks)
+            if self.ex.kw_bool(node, "run_once", hosts[0]):
+                hosts = hosts[:1]
         if step.kind == "include":
             assert isinstance(node, IncludeTasks)
             sent: dict[str, Any] = {}
@@ -117,8 +121,11 @@ class LinearStrategy(StrategyBase):
             results.append(res)
             self.process(it, res)
             if run_once:
-                for other in hosts[1:]:
-                    self.share_run_once(res, other)
+                # ansible gives a run_once result to every host of the batch not unreachable
+                # (not only those at this task: an include may have reached one host)
+                for other in it.hosts:
+                    if other != res.host and other not in ctx.unreachable:
+                        self.share_run_once(res, other)
         failed_now = [r.host for r in results if r.status == "failed" and not r.ignored]
         # ansible's any_errors_fatal looks at unreachable results even when ignore_unreachable
         unreach_now = [r.host for r in results if r.status == "unreachable"]

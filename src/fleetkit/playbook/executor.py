@@ -20,6 +20,7 @@ from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError, 
 from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.jobs import new_job_id, run_in_thread
+from fleetkit.playbook.loops import item_vars, loop_control, loop_items
 from fleetkit.playbook.modules import Module, ModuleContext, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
 from fleetkit.playbook.options import RunOptions
@@ -505,7 +506,7 @@ class TaskExecutor:
         loop_error: TemplateUndefined | None = None
         if task.kw.get("loop") is not None:
             try:
-                items = self._loop_items(task, templar, tv)
+                items = loop_items(task.kw, templar, tv, task.action)
             except TemplateUndefined as exc:
                 # ansible keeps the error until the condition is known: a skipped task is fine
                 loop_error = exc
@@ -1166,38 +1167,6 @@ class TaskExecutor:
         self.cb.async_event("failed" if result.get("failed") else "ok", host, jid, result)
         return result
 
-    def _lookup_items(
-        self, name: str, terms: Any, templar: Templar, tv: VarsView, task_action: str
-    ) -> list[Any]:
-        """``with_<name>``: the lookup plugin's list for the (templated) terms."""
-        from fleetkit.playbook.plugins import loop_items
-
-        return loop_items(name, templar.template(terms), tv, task_action)
-
-    def _loop_items(self, task: Task, templar: Templar, tv: VarsView) -> list[Any]:
-        """The items of ``loop:`` / ``with_<lookup>:``, templated for the host."""
-        loop = task.kw.get("loop")
-        with_ = task.kw.get("_with")
-        if with_ is not None and with_ != "items":
-            items = self._lookup_items(str(with_), loop, templar, tv, task.action)
-        else:
-            items = templar.template(loop)
-        if isinstance(items, str):
-            items = [items]
-        if isinstance(items, dict):
-            raise TemplateError(
-                "Invalid data passed to 'loop', it requires a list, got this "
-                f"instead: {items}. Hint: If you passed a list/dict of just one "
-                "element, try adding wantlist=True to your lookup invocation "
-                "or use q/query instead of lookup."
-            )
-        if with_ == "items":
-            flat: list[Any] = []
-            for it in items or []:
-                flat.extend(it if isinstance(it, list) else [it])
-            items = flat
-        return list(items or [])
-
     def _execute_loop(
         self,
         host: str,
@@ -1208,46 +1177,18 @@ class TaskExecutor:
         delegate: str | None,
         items: list[Any],
     ) -> TaskResult:
-        lc_raw = task.kw.get("loop_control") or {}
-        if not isinstance(lc_raw, dict):
-            raise TemplateError("loop_control must be a dictionary")
-        # loop_control is templated before the loop, except label (per item)
-        lc = {k: (v if k == "label" else templar.template(v)) for k, v in lc_raw.items()}
-        loop_var = str(lc.get("loop_var") or "item")
-        index_var = lc.get("index_var")
-        label_tpl = lc.get("label")
-        extended = to_bool(lc.get("extended", False))
-        allitems = to_bool(lc.get("extended_allitems", True))
+        lc = loop_control(task.kw, templar)
         results: list[dict[str, Any]] = []
         statuses: list[tuple[str, dict[str, Any]]] = []
-        pause = float(lc.get("pause") or 0)
         total = len(items)
         # facts set by an item are visible to the next items (ansible updates the task vars)
         loop_facts: dict[str, Any] = {}
         for i, item in enumerate(items):
-            layer: dict[str, Any] = {**loop_facts, loop_var: item, "ansible_loop_var": loop_var}
-            if index_var:
-                layer[str(index_var)] = i
-                layer["ansible_index_var"] = str(index_var)
-            if extended:
-                info: dict[str, Any] = {
-                    "index": i + 1,
-                    "index0": i,
-                    "first": i == 0,
-                    "last": i + 1 == total,
-                    "length": total,
-                    "revindex": total - i,
-                    "revindex0": total - i - 1,
-                }
-                if allitems:
-                    info["allitems"] = items
-                if i + 1 < total:
-                    info["nextitem"] = items[i + 1]
-                if i > 0:
-                    info["previtem"] = items[i - 1]
-                layer["ansible_loop"] = info
-            view = tv.with_layer(layer)
+            special = item_vars(lc, items, i)
+            view = tv.with_layer({**loop_facts, **special})
             t = Templar(view)
+            # ansible's label defaults to the loop variable's value
+            label = t.template(lc.label) if lc.label is not None else item
             cond = first_failed_cond(t, task.when)
             if cond is not None:
                 r: dict[str, Any] = {
@@ -1255,25 +1196,17 @@ class TaskExecutor:
                     "skipped": True,
                     "skip_reason": "Conditional result was False",
                     "false_condition": cond,
-                    loop_var: item,
-                    "ansible_loop_var": loop_var,
+                    **special,
+                    "_ansible_item_label": label,
                 }
-                r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
                 results.append(r)
                 statuses.append(("skipped", r))
                 continue
             r = self._run_with_retries(host, task, module, view, t, delegate)
             if isinstance(r.get("ansible_facts"), dict) and not r.get("failed"):
                 loop_facts.update(r["ansible_facts"])
-            r[loop_var] = item
-            r["ansible_loop_var"] = loop_var
-            if index_var:
-                r[str(index_var)] = i
-                r["ansible_index_var"] = str(index_var)
-            if extended:
-                r["ansible_loop"] = layer["ansible_loop"]
-            # ansible's label defaults to the loop variable's value
-            r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
+            r.update(special)
+            r["_ansible_item_label"] = label
             results.append(r)
             st = (
                 "unreachable"
@@ -1285,10 +1218,10 @@ class TaskExecutor:
                 else ("changed" if r.get("changed") else "ok")
             )
             statuses.append((st, r))
-            if lc.get("break_when") and _break_loop(t, lc["break_when"], task, view, r):
+            if lc.break_when and _break_loop(t, lc.break_when, task, view, r):
                 break
-            if pause and i < total - 1:
-                time.sleep(pause)
+            if lc.pause_s and i < total - 1:
+                time.sleep(lc.pause_s)
         agg: dict[str, Any] = {
             "results": results,
             "changed": any(r.get("changed") for r in results),

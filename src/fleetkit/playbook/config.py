@@ -169,6 +169,12 @@ SETTINGS: tuple[Setting, ...] = (
        "inventory.inventory_unparsed_warning", "ANSIBLE_INVENTORY_UNPARSED_WARNING"),
     _s("LOCALHOST_WARNING", "localhost_warning", "boolean", True,
        "defaults.localhost_warning", "ANSIBLE_LOCALHOST_WARNING"),
+    _s("ALLOW_BROKEN_CONDITIONALS", "allow_broken_conditionals", "boolean", False,
+       "defaults.allow_broken_conditionals", "ANSIBLE_ALLOW_BROKEN_CONDITIONALS"),
+    _s("ALLOW_EMBEDDED_TEMPLATES", "allow_embedded_templates", "boolean", True,
+       "defaults.allow_embedded_templates", "ANSIBLE_ALLOW_EMBEDDED_TEMPLATES"),
+    _s("DEPRECATION_WARNINGS", "deprecation_warnings", "boolean", True,
+       "defaults.deprecation_warnings", "ANSIBLE_DEPRECATION_WARNINGS"),
 )  # fmt: skip
 
 _BY_KEY = {s.key: s for s in SETTINGS}

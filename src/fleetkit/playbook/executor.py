@@ -6,6 +6,7 @@ become, delegation and the connection it runs over. Runs in the fork pool's work
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -525,7 +526,7 @@ class TaskExecutor:
             cond = first_failed_cond(templar, task.when)
         except TemplateError as exc:
             return self._template_failure(
-                host, task, "Error while evaluating conditional", exc, module
+                host, task, "Error while evaluating conditional", exc, module, conditional=True
             )
         if cond is None and loop_error is not None:
             return self._loop_failure(host, task, loop_error, module)
@@ -543,14 +544,26 @@ class TaskExecutor:
         return self._classify(host, task, module, result, delegate, tv)
 
     def _template_failure(
-        self, host: str, task: Task, what: str, exc: Exception, module: Module
+        self,
+        host: str,
+        task: Task,
+        what: str,
+        exc: Exception,
+        module: Module,
+        conditional: bool = False,
     ) -> TaskResult:
-        msg = f"Task failed: {what}: {exc}"
+        # ansible names the conditional only for an undefined variable (broken conditionals,
+        # syntax and trust errors speak for themselves)
+        text = str(exc) if conditional and not isinstance(exc, TemplateUndefined) else None
+        detail = text or f"{what}: {exc}"
+        msg = f"Task failed: {detail}"
         chain = [("Task failed.", task.path, task.line, task.col)]
         if task.src is not None and "when" in task.src.pos:
             _kl, _kc, vl, vc = task.src.pos["when"]
-            chain.append((f"{what}: {exc}", task.path, vl, vc))
+            chain.append((detail, task.path, vl, vc))
         r = {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+        if isinstance(exc, TemplateError) and exc.hint:
+            r["_fk_help"] = exc.hint
         return TaskResult(
             host, task, r, "failed", ignored=self._ignore(task, host), controller=module.controller
         )
@@ -815,6 +828,9 @@ class TaskExecutor:
         return args
 
     def _environment(self, task: Task, templar: Templar) -> dict[str, str] | None:
+        """The task's ``environment`` (play, block and task entries, in that order) as
+        ansible's Task post-validates it: an omitted value or entry is left out, a value that
+        needs ``ansible_env`` before facts exist is skipped, a non-dict entry is warned about."""
         raw = task.kw.get("environment")
         if not raw:
             return None
@@ -823,13 +839,27 @@ class TaskExecutor:
         for item in items:
             if item is None or (isinstance(item, (dict, list, str)) and not item):
                 continue
+            if isinstance(item, dict):
+                for key, value in item.items():
+                    try:
+                        rendered = templar.template(value)
+                    except TemplateUndefined as exc:
+                        if "ansible_env" in str(exc) or (
+                            task.action in ("setup", "gather_facts")
+                            and "ansible_facts.env" in str(exc)
+                        ):
+                            continue  # the env facts are not gathered yet
+                        raise
+                    if rendered != OMIT:
+                        env[str(key)] = str(rendered)
+                continue
             value = templar.template(item)
             if value == OMIT:
                 continue  # an omitted entry is left out
             if not isinstance(value, dict):
-                raise ModuleError(
-                    f"environment must be a dictionary, received {value} ({type(value)})"
-                )
+                shown = json.dumps(items, default=str)
+                self.cb.warning(f"could not parse environment value, skipping: {shown}")
+                continue
             env.update({str(k): str(v) for k, v in value.items() if v != OMIT})
         return env
 
@@ -1026,6 +1056,8 @@ class TaskExecutor:
             variables=tv,
             verbosity=self.opts.verbosity,
             evaluate=templar.evaluate,
+            condition=templar.condition,
+            template=templar.template,
             remote_python=str(tv.get("ansible_python_interpreter") or "python3")
             if not conn.local
             else "python3",
@@ -1183,29 +1215,41 @@ class TaskExecutor:
         total = len(items)
         # facts set by an item are visible to the next items (ansible updates the task vars)
         loop_facts: dict[str, Any] = {}
+        # ansible keeps each item's result under the register name for the next items and
+        # for the item's label
+        reg = str(task.kw["register"]) if task.kw.get("register") else None
+        registered_layer: dict[str, Any] = {}
         for i, item in enumerate(items):
             special = item_vars(lc, items, i)
-            view = tv.with_layer({**loop_facts, **special})
+            view = tv.with_layer({**loop_facts, **registered_layer, **special})
             t = Templar(view)
-            # ansible's label defaults to the loop variable's value
-            label = t.template(lc.label) if lc.label is not None else item
             cond = first_failed_cond(t, task.when)
+            r: dict[str, Any]
             if cond is not None:
-                r: dict[str, Any] = {
+                r = {
                     "changed": False,
                     "skipped": True,
                     "skip_reason": "Conditional result was False",
                     "false_condition": cond,
-                    **special,
-                    "_ansible_item_label": label,
                 }
-                results.append(r)
-                statuses.append(("skipped", r))
-                continue
-            r = self._run_with_retries(host, task, module, view, t, delegate)
-            if isinstance(r.get("ansible_facts"), dict) and not r.get("failed"):
-                loop_facts.update(r["ansible_facts"])
+            else:
+                r = self._run_with_retries(host, task, module, view, t, delegate)
+                facts_out = r.get("ansible_facts")
+                if isinstance(facts_out, dict) and not r.get("failed") and task.action != "debug":
+                    loop_facts.update(facts_out)
+            if reg:
+                registered_layer[reg] = registered(r)
             r.update(special)
+            # ansible's label defaults to the loop variable's value
+            label: Any = item
+            if lc.label is not None:
+                lt = Templar(view.with_layer(registered_layer)) if reg else t
+                try:
+                    label = lt.template(lc.label)
+                except TemplateUndefined as exc:
+                    r["failed"] = True  # the item's line then shows the item itself
+                    r["_fk_no_error_block"] = True  # ansible reports it without an exception
+                    r["msg"] = f"Failed to template loop_control.label: {exc}"
             r["_ansible_item_label"] = label
             results.append(r)
             st = (
@@ -1228,7 +1272,8 @@ class TaskExecutor:
         }
         if any(r.get("_ansible_no_log") for r in results):
             agg["_ansible_no_log"] = True  # one censored item censors the whole result
-        if results and all(r.get("skipped") for r in results):
+        failed_item = any(r.get("failed_when_result", r.get("failed")) for r in results)
+        if results and all(r.get("skipped") for r in results) and not failed_item:
             agg["skipped"] = True
             agg["msg"] = "All items skipped"
             return TaskResult(
@@ -1275,6 +1320,8 @@ class TaskExecutor:
                 facts.update(f)
         if facts:
             agg["ansible_facts"] = facts
+            if any(r.get("_ansible_facts_cacheable") for r in results):
+                agg["_ansible_facts_cacheable"] = True
         if agg.get("failed"):
             return TaskResult(
                 host,

@@ -239,6 +239,13 @@ _INHERITED = (
 _ids = itertools.count(1)
 
 
+def _env_list(value: Any) -> list[Any]:
+    """An ``environment`` keyword as its list of entries (dicts or templates)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
 def _ansible_type(value: Any) -> str:
     """``type(value)`` as ansible 2.19 prints it for a value read from YAML."""
     tagged = {list: "_AnsibleTaggedList", dict: "_AnsibleTaggedDict"}
@@ -680,6 +687,9 @@ class _Loader:
         for k in _INHERITED:
             if k in ds:
                 merged[k] = ds[k]
+        if "environment" in ds and parent.get("environment"):
+            # ansible extends the environment (parent entries first, so the task's win)
+            merged["environment"] = _env_list(parent["environment"]) + _env_list(ds["environment"])
         return merged
 
     def _dynamic_parent(

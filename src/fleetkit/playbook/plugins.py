@@ -127,6 +127,24 @@ def _arg(value: Any) -> Any:
     return value
 
 
+# plugins whose first argument is the vaulted value itself, not its plaintext
+_TAKE_VAULTED = frozenset({"ansible.builtin.unvault", "ansible.builtin.vault_encrypted"})
+
+
+def _vaulted(value: Any, fqcn: str) -> Any:
+    """An inline ``!vault`` value as ``unvault`` takes it (the ciphertext) or as the
+    ``vault_encrypted`` test does (ansible's own encrypted string)."""
+    from fleetkit.playbook.vault import EncryptedString
+
+    if not isinstance(value, EncryptedString) or not value.ciphertext:
+        return value
+    if fqcn == "ansible.builtin.unvault":
+        return value.ciphertext
+    from ansible.parsing.vault import EncryptedString as AnsibleEncryptedString
+
+    return AnsibleEncryptedString(ciphertext=value.ciphertext)
+
+
 def _wrap_jinja(
     kind: str, fqcn: str, fn: Callable[..., Any], accepts_undefined: bool
 ) -> Callable[..., Any]:
@@ -139,6 +157,8 @@ def _wrap_jinja(
             for a in (*args, *kwargs.values()):
                 if isinstance(a, Undefined):
                     a._fail_with_undefined_error()
+        if fqcn in _TAKE_VAULTED:
+            args = tuple(_vaulted(a, fqcn) for a in args)
         try:
             return fn(*[_arg(a) for a in args], **{k: _arg(v) for k, v in kwargs.items()})
         except (TemplateError, UndefinedError):

@@ -3,17 +3,20 @@ lazily templated variables (a variable whose value is itself a template is rende
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import GeneratorType
 from typing import Any
 
-from jinja2 import StrictUndefined, Undefined, pass_context
+from jinja2 import StrictUndefined, Undefined, nodes, pass_context
+from jinja2.compiler import Frame
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.exceptions import UndefinedError
 from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
+from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.runtime import Context
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.utils import missing
@@ -23,7 +26,7 @@ from fleetkit.playbook.errors import TemplateError, TemplateUndefined
 from fleetkit.playbook.filters import FILTERS, TESTS
 from fleetkit.playbook.trust import UnsafeText
 
-__all__ = ["Templar", "VarsView", "is_template", "OMIT"]
+__all__ = ["Templar", "VarsView", "is_template", "is_all_template", "configure", "OMIT"]
 
 OMIT = "__omit_place_holder__fleetkit__"
 _SINGLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
@@ -34,6 +37,63 @@ _WHOLE = re.compile(r"\A\{\{(.*)\}\}(\n?)\Z", re.S)
 # expression when it came from playbook/inventory files (anything else is template output)
 _REFERENCE = re.compile(r"^\s*[A-Za-z_]\w*(?:\.\w+|\[\s*(?:'[^']*'|\"[^\"]*\"|\d+)\s*\])*\s*$")
 UNTRUSTED = "Encountered untrusted template or expression."
+# ansible finds a variable defined through itself by Python's recursion limit; its message
+_RECURSIVE = "Recursive loop detected in template: maximum recursion depth exceeded"
+
+
+_CONST_WARNING = (
+    "Jinja constant strings should not contain embedded templates. This feature will be "
+    "disabled by default in ansible-core 2.23."
+)
+_AS_TEMPLATE = (
+    "Conditionals should not be surrounded by templating delimiters such as {{ }} or {% %}."
+)
+_BROKEN_HELP = (
+    "Broken conditionals can be temporarily allowed with the `ALLOW_BROKEN_CONDITIONALS` "
+    "configuration option."
+)
+
+
+class _Settings:
+    """The ansible settings templating reads (ALLOW_BROKEN_CONDITIONALS, ...) and where its
+    warnings go; set once per run by :func:`configure`."""
+
+    allow_broken_conditionals = False
+    allow_embedded_templates = True
+    deprecation_warnings = True
+    warn: Callable[[str], None] | None = None
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+
+def configure(
+    *,
+    allow_broken_conditionals: bool = False,
+    allow_embedded_templates: bool = True,
+    deprecation_warnings: bool = True,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Apply ansible's templating settings for this run; ``warn`` shows a warning line."""
+    _Settings.allow_broken_conditionals = allow_broken_conditionals
+    _Settings.allow_embedded_templates = allow_embedded_templates
+    _Settings.deprecation_warnings = deprecation_warnings
+    _Settings.warn = warn
+    _Settings.seen = set()
+
+
+def _warn(msg: str) -> None:
+    """A warning, shown once per run (ansible's Display dedupes them)."""
+    with _Settings.lock:
+        if msg in _Settings.seen or _Settings.warn is None:
+            return
+        _Settings.seen.add(msg)
+        sink = _Settings.warn
+    sink(msg)
+
+
+def _deprecated(msg: str) -> None:
+    if _Settings.deprecation_warnings:
+        _warn(f"{msg} This feature will be removed from ansible-core version 2.23.")
 
 
 class AnsibleUndefined(StrictUndefined):
@@ -90,10 +150,53 @@ class _PluginMap(dict[str, Any]):
         return isinstance(key, str) and self.get(key) is not None
 
 
+class _ConstTemplate(UnsafeText):
+    """A template-looking string constant inside a template (``lookup('pipe', 'echo {{ x }}')``):
+    ansible renders it in lookup arguments and conditionals only, with a deprecation warning."""
+
+    __slots__ = ()
+
+
+def _join(nodes: Iterable[Any]) -> str:
+    """Template output nodes as one string."""
+    return "".join([str(n) for n in nodes])
+
+
+class _CodeGen(NativeCodeGenerator):
+    """Jinja2's code generator; template-looking string constants go through
+    ``environment._access_const`` at run time, as in ansible's."""
+
+    def _output_const_repr(self, group: Iterable[Any]) -> str:
+        # one constant node keeps its type (``{% if x %}{{ 5 }}{% endif %}`` is 5)
+        items = list(group)
+        return repr(items[0]) if len(items) == 1 else repr(_join(items))
+
+    def visit_Const(self, node: nodes.Const, frame: Frame) -> None:
+        value = node.as_const(frame.eval_ctx)
+        if type(value) is str and is_template(value) and _Settings.allow_embedded_templates:
+            self.write(f"environment._access_const({value!r})")
+        else:
+            super().visit_Const(node, frame)
+
+
+_render_state = threading.local()
+
+
 class _Env(ImmutableSandboxedEnvironment):
     """The sandbox plus bounds on ``*`` and ``**`` (sequence repetition, huge powers)."""
 
     intercepted_binops = frozenset({"*", "**"})
+    code_generator_class = _CodeGen
+    concat = staticmethod(_join)  # {% set %} blocks and macros (output nodes are native values)
+
+    def _access_const(self, value: str) -> Any:
+        """A template-looking constant: rendered at once inside a conditional, else marked for
+        the lookup that may receive it."""
+        templar: Templar | None = getattr(_render_state, "const_templar", None)
+        if templar is None:
+            return _ConstTemplate(value)
+        _warn(_CONST_WARNING)
+        return templar.template(value)
 
     @property
     def lexer(self) -> Lexer:
@@ -150,10 +253,83 @@ def _fail_on_undefined(value: Any) -> None:
             _fail_on_undefined(v)
 
 
+# a conditional that starts and ends with template delimiters (ansible's all-template check)
+_ALL_TEMPLATE = re.compile(r"\A(?:\{\{|\{%|\{#).*(?:\}\}|%\}|#\})\Z", re.S)
+
+
+def is_all_template(value: str) -> bool:
+    """Whether ``value`` starts and ends with template delimiters (ansible's check)."""
+    return _ALL_TEMPLATE.match(value) is not None
+
+
+_SINGLE_CACHE: dict[str, tuple[str, str] | None] = {}
+
+
+def _single_expression(value: str) -> tuple[str, str] | None:
+    """(expression, trailing newline) when ``value`` is one ``{{ }}`` and nothing else (its
+    value then keeps its type); string constants inside may hold template delimiters."""
+    m = _WHOLE.match(value)
+    if m is None or "{%" in value:
+        return None
+    inner, newline = m.group(1), m.group(2)
+    if "{{" not in inner and "}}" not in inner:
+        return inner, newline
+    if value in _SINGLE_CACHE:
+        return _SINGLE_CACHE[value]
+    try:
+        kinds = [kind for _line, kind, _v in _ENV.lex(value) if kind != "whitespace"]
+    except JinjaTemplateError:
+        kinds = []
+    if newline and kinds and kinds[-1] == "data":
+        kinds.pop()
+    single = (
+        len(kinds) >= 2
+        and kinds[0] == "variable_begin"
+        and kinds[-1] == "variable_end"
+        and kinds.count("variable_begin") == kinds.count("variable_end") == 1
+        and "data" not in kinds
+    )
+    found = (inner, newline) if single else None
+    with _cache_lock:
+        _SINGLE_CACHE[value] = found
+    return found
+
+
+def _strip_conditional(value: Any) -> Any:
+    """A conditional stripped of surrounding blanks; an empty one is an error (True, with a
+    deprecation warning, under ALLOW_BROKEN_CONDITIONALS)."""
+    if isinstance(value, str):
+        value = type(value)(value.strip())
+    if value is None or value == "":
+        if _Settings.allow_broken_conditionals:
+            _deprecated("Empty conditional expression was evaluated as True.")
+            return True
+        raise TemplateError("Empty conditional expressions are not allowed.", hint=_BROKEN_HELP)
+    return value
+
+
+def _native_type_name(value: Any) -> str:
+    """The type name ansible shows for a value (its plain Python type)."""
+    for kind in (bool, int, float, str, dict, list, tuple):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
+
+
+def _flatten(value: Any) -> Any:
+    """A template's value as it leaves the templating system: views over variables
+    (``hostvars``, ``hostvars[host]``, ``vars``) become plain dicts, as ansible flattens them."""
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return {k: _flatten(value[k]) for k in value}
+    return value
+
+
 def _finalize(value: Any) -> Any:
     """What ``{{ }}`` prints inside a larger template: None as "", tuples as lists (ansible)."""
     if value is None:
         return ""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
     if type(value) is tuple or isinstance(value, (list, dict, GeneratorType)):
         return _plain_output(value)
     return value
@@ -203,6 +379,21 @@ def _lazy_range(*args: int) -> _LazyRange:
     return _LazyRange(range(*args))
 
 
+def _now(utc: bool = False, fmt: str | None = None) -> Any:
+    """``now()`` in templates: the current time, or it formatted with ``fmt`` (ansible's)."""
+    now = (
+        datetime.datetime.now(datetime.UTC).replace(tzinfo=None) if utc else datetime.datetime.now()
+    )
+    return now.strftime(fmt) if fmt else now
+
+
+def _undef(hint: str | None = None) -> Any:
+    """``undef()`` in templates: an undefined value, with an optional hint (ansible's)."""
+    if hint is not None and not isinstance(hint, str):
+        raise TemplateError(f"The 'hint' argument must be of type str, not {type(hint).__name__}")
+    return AnsibleUndefined(hint=hint or None, name=None)
+
+
 def _listing(func: Any) -> Any:
     """A Jinja2 filter that returns a generator, returning a list as ansible's do (so
     ``select(...) | length`` and indexing work)."""
@@ -216,6 +407,7 @@ def _listing(func: Any) -> Any:
 
 def _make_env() -> ImmutableSandboxedEnvironment:
     env = _Env(
+        optimized=False,  # constant folding would skip _CodeGen.visit_Const (ansible's too)
         finalize=_finalize,
         undefined=AnsibleUndefined,
         keep_trailing_newline=True,
@@ -242,6 +434,8 @@ def _make_env() -> ImmutableSandboxedEnvironment:
     env.filters = _PluginMap(filters, plugins.find_filter)
     env.tests = _PluginMap(tests, plugins.find_test)
     env.globals["range"] = _lazy_range
+    env.globals["now"] = _now
+    env.globals["undef"] = _undef
     env.globals["omit"] = OMIT
     env.globals["lookup"] = _lookup
     env.globals["query"] = _query
@@ -249,15 +443,32 @@ def _make_env() -> ImmutableSandboxedEnvironment:
     return env
 
 
+def _trust_consts(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Lookup terms with their template-looking constants rendered (ansible's backward
+    compatibility for ``lookup('file', '{{ d }}/x')``, with its deprecation warning)."""
+    if isinstance(value, _ConstTemplate):
+        _warn(_CONST_WARNING)
+        return Templar(variables).template(str(value))
+    if isinstance(value, list):
+        return [_trust_consts(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: _trust_consts(v, variables) for k, v in value.items()}
+    return value
+
+
 @pass_context
 def _lookup(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
-    return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
+    variables = _ContextVars(context)
+    terms = [_trust_consts(a, variables) for a in args]
+    return plugins.lookup_value(name, terms, variables, **kwargs)
 
 
 @pass_context
 def _query(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
     kwargs["wantlist"] = True
-    return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
+    variables = _ContextVars(context)
+    terms = [_trust_consts(a, variables) for a in args]
+    return plugins.lookup_value(name, terms, variables, **kwargs)
 
 
 class _ContextVars(Mapping[str, Any]):
@@ -320,7 +531,9 @@ class _Lexer(Lexer):
             yield lineno, kind, value
 
 
-def _compiled(source: str, escape: bool, expression: bool) -> Any:
+def _compiled(source: str, escape: bool, expression: bool, kind: str = "template") -> Any:
+    """``source`` compiled once (an expression or a whole template); a syntax error is reported
+    as ansible reports it for a ``kind`` ("template" or "expression")."""
     cache = _EXPR_CACHE if expression else _TPL_CACHE
     key = (source, escape)
     found = cache.get(key)
@@ -332,9 +545,16 @@ def _compiled(source: str, escape: bool, expression: bool) -> Any:
             else:
                 found = _ENV.from_string(source)
         except JinjaTemplateError as exc:
-            raise TemplateError(
-                f"template error while templating string: {exc}. String: {source}"
-            ) from None
+            raise TemplateError(f"Syntax error in {kind}: {exc.message or exc}") from None
+        except SyntaxError as exc:  # Jinja2's Python code did not compile (a repeated keyword)
+            error: Exception = exc
+            if expression and kind == "template":
+                # ansible compiles a whole template as a template: its code's line numbers
+                try:
+                    _ENV.from_string("{{" + source + "}}")
+                except (SyntaxError, JinjaTemplateError) as again:
+                    error = again
+            raise TemplateError(f"Error rendering {kind}: {error}") from None
         finally:
             _compile.escape = False
         with _cache_lock:
@@ -363,7 +583,7 @@ class VarsView(Mapping[str, Any]):
         value = self.raw(key)
         if _needs_render(value):
             if key in self._busy:
-                raise TemplateError(f"recursive loop detected in template for variable {key!r}")
+                raise TemplateError(_RECURSIVE)
             self._busy.add(key)
             try:
                 value = Templar(self).template(value)
@@ -454,9 +674,9 @@ class Templar:
         return ctx
 
     def evaluate(self, expression: str) -> Any:
-        """Evaluate a conditional expression (``when:``, ``until:``, ``that:``) as ansible 2.19:
-        a whole ``{{ ref }}`` may name a trusted expression; other template delimiters are a
-        syntax error; untrusted data is never evaluated."""
+        """Evaluate an expression (``debug: var``) as ansible 2.19: a whole ``{{ ref }}`` may
+        name a trusted expression; other template delimiters are a syntax error; untrusted
+        data is never evaluated."""
         if isinstance(expression, UnsafeText):
             raise TemplateError(UNTRUSTED)
         expression = expression.strip()
@@ -468,6 +688,9 @@ class Templar:
             if isinstance(result, UnsafeText) or not _REFERENCE.match(m.group(1)):
                 raise TemplateError(UNTRUSTED)
             expression = result.strip()
+        return self._expression(expression, consts=False)
+
+    def _expression(self, expression: str, consts: bool) -> Any:
         if is_template(expression):
             try:
                 _ENV.compile_expression(expression)
@@ -476,11 +699,15 @@ class Templar:
                     "Syntax error in expression. Template delimiters are not supported in "
                     f"expressions: {exc}"
                 ) from None
-        return self._evaluate(expression, escape=False)
+        return self._evaluate(expression, escape=False, kind="expression", consts=consts)
 
-    def _evaluate(self, expression: str, escape: bool) -> Any:
-        te = _compiled(expression, escape, expression=True)
+    def _evaluate(
+        self, expression: str, escape: bool, kind: str = "template", consts: bool = False
+    ) -> Any:
+        te = _compiled(expression, escape, expression=True, kind=kind)
         tmpl = te._template
+        outer = getattr(_render_state, "const_templar", None)
+        _render_state.const_templar = self if consts else None
         try:
             ctx = self._context(tmpl)
             for _ in tmpl.root_render_func(ctx):
@@ -509,28 +736,61 @@ class Templar:
             if isinstance(exc, UndefinedError):
                 raise TemplateUndefined(_describe(exc)) from None
             raise TemplateError(_describe(exc)) from None
+        finally:
+            _render_state.const_templar = outer
+
+    def conditional_value(self, conditional: Any) -> Any:
+        """What a conditional (``when``, ``failed_when``, ``until``, ``assert: that``) evaluates
+        to, as ansible 2.19: a string expression, or a whole template whose value is either
+        the result (deprecated) or the trusted expression to evaluate."""
+        conditional = _strip_conditional(conditional)
+        if type(conditional) is bool:
+            return conditional
+        if not isinstance(conditional, str):
+            if _Settings.allow_broken_conditionals:
+                return self.template(conditional)
+            raise TemplateError("Conditional expressions must be strings.", hint=_BROKEN_HELP)
+        if isinstance(conditional, UnsafeText):
+            raise TemplateError(UNTRUSTED)
+        if not _ALL_TEMPLATE.match(conditional):
+            return self._expression(conditional, consts=True)
+        m = _SINGLE.match(conditional)
+        result = _strip_conditional(self.template(conditional))
+        if not isinstance(result, str):
+            _deprecated(_AS_TEMPLATE)
+            return result
+        # only a trusted expression may be named this way: a variable's value from a playbook
+        if isinstance(result, UnsafeText) or not (m and _REFERENCE.match(m.group(1))):
+            raise TemplateError(UNTRUSTED)
+        return self._expression(result, consts=True)
 
     def condition(self, expression: Any) -> bool:
-        if isinstance(expression, bool):
-            return expression
-        if expression is None:
-            return False
-        if isinstance(expression, (int, float)):
-            return bool(expression)
-        result = self.evaluate(expression if isinstance(expression, str) else str(expression))
-        if isinstance(result, str):
-            low = result.strip().lower()
-            if low in ("true", "yes", "on", "1"):
-                return True
-            if low in ("false", "no", "off", "0", ""):
-                return False
-        return bool(result)
+        """A conditional's boolean result; any other type is a broken conditional (an error,
+        or a deprecation warning with ALLOW_BROKEN_CONDITIONALS)."""
+        result = self.conditional_value(expression)
+        if isinstance(result, bool):
+            return result
+        msg = (
+            f"Conditional result ({bool(result)}) was derived from value of type "
+            f"{_native_type_name(result)!r} at '<unknown>'. Conditionals must have a boolean "
+            "result."
+        )
+        if _Settings.allow_broken_conditionals:
+            _deprecated(msg)
+            return bool(result)
+        raise TemplateError(msg, hint=_BROKEN_HELP)
 
     def render_text(self, source: str, escape_backslashes: bool = False) -> str:
         """Render a whole template file's text to a string (``template`` lookup/module)."""
+        return _join(self._render_nodes(source, escape_backslashes))
+
+    def _render_nodes(self, source: str, escape_backslashes: bool) -> list[Any]:
+        """The output nodes of a template (text and the values of its ``{{ }}``)."""
         tmpl = _compiled(source, escape_backslashes, expression=False)
+        outer = getattr(_render_state, "const_templar", None)
+        _render_state.const_templar = None
         try:
-            return "".join(tmpl.root_render_func(self._context(tmpl)))
+            return list(tmpl.root_render_func(self._context(tmpl)))
         except TemplateError:
             raise
         except (
@@ -547,21 +807,30 @@ class Templar:
             if isinstance(exc, UndefinedError):
                 raise TemplateUndefined(_describe(exc)) from None
             raise TemplateError(_describe(exc)) from None
+        finally:
+            _render_state.const_templar = outer
 
     def template(self, value: Any) -> Any:
         """Render ``value`` (strings, and recursively lists/dicts); ``UnsafeText`` is kept."""
         if isinstance(value, str):
             if isinstance(value, UnsafeText) or not is_template(value):
                 return value
-            m = _WHOLE.match(value)
-            if m and "{{" not in m.group(1) and "}}" not in m.group(1) and "{%" not in value:
-                result = self._evaluate(m.group(1), escape=True)
-                if m.group(2) and isinstance(result, str) and not result.endswith("\n"):
+            whole = _single_expression(value)
+            if whole is not None:
+                result = _flatten(self._evaluate(whole[0], escape=True))
+                if isinstance(result, _ConstTemplate):
+                    result = UnsafeText(result)  # a constant is data, not a template
+                if whole[1] and isinstance(result, str) and not result.endswith("\n"):
                     # ansible gives a string result the template's trailing newline back
                     result = type(result)(result + "\n")
                 return result
+            out = self._render_nodes(value, escape_backslashes=True)
+            if not out:
+                return None  # ansible's native concatenation: no output is None
+            if len(out) == 1 and not isinstance(out[0], str):
+                return _flatten(out[0])  # one node keeps its type
             # a string built by rendering is new data: ansible never trusts it as a template
-            return UnsafeText(self.render_text(value, escape_backslashes=True))
+            return UnsafeText(_join(out))
         if isinstance(value, dict):
             return {self.template(k): self.template(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -9,7 +9,7 @@ from typing import Any
 
 from fleetkit.playbook.errors import ModuleError, TemplateError, TemplateUndefined
 from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
-from fleetkit.playbook.templar import OMIT
+from fleetkit.playbook.templar import OMIT, is_all_template
 from fleetkit.playbook.trust import UnsafeText
 
 __all__ = ["MODULES", "RAW_ARGS", "ActionArgError", "VarExpressionError"]
@@ -111,17 +111,17 @@ def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     that = args.get("that")
     if that is None:
         raise ModuleError('conditional required in "that" string')
+    assert ctx.condition is not None and ctx.template is not None
+    if isinstance(that, str) and is_all_template(that):
+        # a whole template may give the list of conditionals (its items are not templated)
+        resolved = ctx.template(that)
+        if isinstance(resolved, list):
+            that = resolved
     conds = that if isinstance(that, list) else [that]
     fail_msg = args.get("fail_msg", args.get("msg"))
     quiet = bool(args.get("quiet"))
-    assert ctx.evaluate is not None
     for cond in conds:
-        if isinstance(cond, bool):
-            ok = cond
-        else:
-            value = ctx.evaluate(cond if isinstance(cond, str) else str(cond))
-            ok = bool(value)
-        if not ok:
+        if not ctx.condition(cond):
             failure: dict[str, Any] = {
                 "failed": True,
                 "changed": False,

@@ -241,3 +241,22 @@ def test_loop_register_label_and_now(tmp_path: Path) -> None:
     assert got == want
     assert "Failed to template loop_control.label" in got
     assert rf == ra == 0
+
+
+def test_reserved_argument_names_are_refused_as_ansible(tmp_path: Path) -> None:
+    pb = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - set_fact: {_ansible_foo: bar}\n      ignore_errors: true\n"
+    )
+    (tmp_path / "inventory.ini").write_text(INV)
+    (tmp_path / "pb.yml").write_text(pb)
+    args = ["-i", "inventory.ini", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    message = (
+        "Invalid parameter specified beginning with keyword '_ansible_' for action 'set_fact': "
+        "'_ansible_foo'. The prefix '_ansible_' is reserved for internal use only."
+    )
+    assert message in a.stderr
+    assert message in f.stderr
+    assert f.returncode == a.returncode == 1

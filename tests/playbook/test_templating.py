@@ -260,3 +260,36 @@ def test_reserved_argument_names_are_refused_as_ansible(tmp_path: Path) -> None:
     assert message in a.stderr
     assert message in f.stderr
     assert f.returncode == a.returncode == 1
+
+
+BROKEN_JINJA_PLUGIN = """
+class _Broken:
+    @property
+    def accept_args_markers(self):
+        raise RuntimeError("kaputt")
+
+
+class {kind}Module:
+    def {kinds}(self):
+        return {{"broken": _Broken()}}
+"""
+
+
+def test_plugins_that_fail_to_load_as_ansible(tmp_path: Path) -> None:
+    """A filter, test or lookup plugin that cannot be loaded fails the task with ansible's
+    message, and so does a missing lookup."""
+    for kind, kinds in (("Filter", "filters"), ("Test", "tests")):
+        d = tmp_path / f"{kind.lower()}_plugins"
+        d.mkdir()
+        (d / "broken_one.py").write_text(BROKEN_JINJA_PLUGIN.format(kind=kind, kinds=kinds))
+    (tmp_path / "lookup_plugins").mkdir()
+    (tmp_path / "lookup_plugins" / "broken.py").write_text("raise RuntimeError('kaputt')\n")
+    pb = "- hosts: all\n  gather_facts: false\n  tasks:\n" + "".join(
+        f"    - raw: echo {{{{ {expr} }}}}\n      ignore_errors: true\n"
+        for expr in ("'' | broken", "'' is broken", "lookup('broken')", "lookup('nope')")
+    )
+    want, got, ra, rf = _both(tmp_path, pb)
+    assert parse(got) == parse(want)
+    for kind in ("filter", "test", "lookup"):
+        assert f"The {kind} plugin 'broken' failed to load: kaputt" in got
+    assert rf == ra == 0

@@ -293,3 +293,16 @@ def test_plugins_that_fail_to_load_as_ansible(tmp_path: Path) -> None:
     for kind in ("filter", "test", "lookup"):
         assert f"The {kind} plugin 'broken' failed to load: kaputt" in got
     assert rf == ra == 0
+
+
+def test_template_module_renders_native_values_as_text(tmp_path: Path) -> None:
+    (tmp_path / "t.j2").write_text("n={{ n }} l={{ [n, 2] }} {% if n %}{{ n + 1 }}{% endif %}\n")
+    pb = (
+        "- hosts: all\n  gather_facts: false\n  vars: {n: 5}\n  tasks:\n"
+        "    - template: {src: t.j2, dest: '{{ playbook_dir }}/out.txt'}\n"
+        "    - debug: {msg: \"{{ lookup('file', playbook_dir + '/out.txt') }}\"}\n"
+    )
+    want, got, ra, rf = _both(tmp_path, pb)
+    assert got == want
+    assert "n=5 l=[5, 2] 6" in got
+    assert rf == ra == 0

@@ -306,3 +306,15 @@ def test_template_module_renders_native_values_as_text(tmp_path: Path) -> None:
     assert got == want
     assert "n=5 l=[5, 2] 6" in got
     assert rf == ra == 0
+
+
+def test_censored_debug_results_print_on_one_line(tmp_path: Path) -> None:
+    pb = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - no_log: true\n      block:\n        - debug: {msg: '{{ 1 }}'}\n"
+        "    - debug: {msg: '{{ 1 }}'}\n      no_log: true\n"
+    )
+    want, got, ra, rf = _both(tmp_path, pb, "-v")
+    assert got == want
+    assert 'ok: [h1] => {"censored": ' in got
+    assert rf == ra == 0

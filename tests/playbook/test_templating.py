@@ -318,3 +318,26 @@ def test_censored_debug_results_print_on_one_line(tmp_path: Path) -> None:
     assert got == want
     assert 'ok: [h1] => {"censored": ' in got
     assert rf == ra == 0
+
+
+def test_variables_render_only_what_a_template_reaches(tmp_path: Path) -> None:
+    """A dict variable's templates render when reached (a lookup with a side effect in an
+    unused part does not run), and whole values, equality and JSON see every part."""
+    pb = (
+        "- hosts: all\n  gather_facts: false\n"
+        "  vars:\n"
+        "    wire: '{{ playbook_dir }}/bang'\n"
+        "    top: '{{ mid }}'\n    mid: '{{ low }}'\n"
+        '    low:\n      k1: static\n      k2: {deep: \'{{ lookup("pipe", "touch " ~ wire) }}\'}\n'
+        "    scalar: s\n    d_yaml: {ref: '{{ scalar }}'}\n    l_yaml: ['{{ scalar }}']\n"
+        "  tasks:\n"
+        "    - set_fact: {lazy: '{{ top.k1 }}'}\n"
+        "    - stat: {path: '{{ wire }}'}\n      register: st\n"
+        "    - assert:\n        that:\n          - lazy == 'static'\n"
+        "          - not st.stat.exists\n"
+        "          - \"d_yaml == {'ref': 's'}\"\n          - l_yaml == ['s']\n"
+        "    - debug: {msg: '{{ d_yaml | to_json }} {{ d_yaml }} {{ d_yaml | dict2items }}'}\n"
+    )
+    want, got, ra, rf = _both(tmp_path, pb)
+    assert got == want
+    assert rf == ra == 0

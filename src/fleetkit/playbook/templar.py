@@ -248,7 +248,7 @@ def _fail_on_undefined(value: Any) -> None:
     elif isinstance(value, (list, tuple)):
         for v in value:
             _fail_on_undefined(v)
-    elif isinstance(value, dict):
+    elif isinstance(value, dict) and not isinstance(value, _LazyDict):
         for v in value.values():
             _fail_on_undefined(v)
 
@@ -318,9 +318,20 @@ def _native_type_name(value: Any) -> str:
 
 def _flatten(value: Any) -> Any:
     """A template's value as it leaves the templating system: views over variables
-    (``hostvars``, ``hostvars[host]``, ``vars``) become plain dicts, as ansible flattens them."""
-    if isinstance(value, Mapping) and not isinstance(value, dict):
+    (``hostvars``, ``hostvars[host]``, ``vars``) and lazy dicts become plain dicts, as ansible
+    flattens them (a container without them is returned as it is)."""
+    if isinstance(value, _LazyDict) or (isinstance(value, Mapping) and not isinstance(value, dict)):
         return {k: _flatten(value[k]) for k in value}
+    if isinstance(value, dict):
+        flat = {k: _flatten(v) for k, v in value.items()}
+        return value if all(flat[k] is v for k, v in value.items()) else flat
+    if isinstance(value, list):
+        items = [_flatten(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def _same(value: Any) -> Any:
     return value
 
 
@@ -562,6 +573,103 @@ def _compiled(source: str, escape: bool, expression: bool, kind: str = "template
     return found
 
 
+class _LazyDict(dict[Any, Any]):
+    """A variable's dict whose templated values are rendered when first reached (ansible
+    2.19's lazy containers): a template renders only the parts it uses. Any operation that
+    sees the whole dict renders the rest first, so a plain dict's view never shows a
+    template."""
+
+    __slots__ = ("_view", "_pending")
+
+    def __init__(self, raw: Mapping[Any, Any], view: VarsView) -> None:
+        super().__init__(raw)
+        self._view = view
+        self._pending = {k for k, v in raw.items() if _needs_render(v)}
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        if key in self._pending:
+            value = _render_lazily(value, self._view)
+            dict.__setitem__(self, key, value)
+            self._pending.discard(key)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if dict.__contains__(self, key) else default
+
+    def __iter__(self) -> Iterator[Any]:
+        # defined so that dict(x), {**x} and update(x) use keys() and __getitem__
+        return dict.__iter__(self)
+
+    def _render_all(self) -> None:
+        for key in list(self._pending):
+            self[key]
+
+    def items(self) -> Any:
+        self._render_all()
+        return dict.items(self)
+
+    def values(self) -> Any:
+        self._render_all()
+        return dict.values(self)
+
+    def copy(self) -> dict[Any, Any]:
+        self._render_all()
+        return dict(dict.items(self))
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        self._render_all()
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[Any, Any]:
+        self._render_all()
+        return dict.popitem(self)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self._render_all()
+        return dict.setdefault(self, key, default)
+
+    def __eq__(self, other: object) -> bool:
+        self._render_all()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        self._render_all()
+        return dict.__ne__(self, other)
+
+    __hash__ = None
+
+    def __or__(self, other: Any) -> Any:
+        self._render_all()
+        return dict.__or__(self, other)
+
+    def __repr__(self) -> str:
+        self._render_all()
+        return dict.__repr__(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (dict, (self.copy(),))
+
+    def __copy__(self) -> dict[Any, Any]:
+        return self.copy()
+
+    def __deepcopy__(self, memo: Any) -> dict[Any, Any]:
+        import copy
+
+        return copy.deepcopy(self.copy(), memo)
+
+
+def _render_lazily(value: Any, view: VarsView) -> Any:
+    """A variable's value as templates see it: strings rendered, dicts lazy, lists rendered."""
+    if isinstance(value, dict) and not isinstance(value, _LazyDict):
+        return _LazyDict(value, view) if _needs_render(value) else value
+    if isinstance(value, list):
+        return [_render_lazily(v, view) for v in value]
+    if isinstance(value, str):
+        return Templar(view)._template(value, final=False)
+    return value
+
+
 class VarsView(Mapping[str, Any]):
     """A read-only view over layered variables; string values that are templates are
     rendered (once) when looked up."""
@@ -586,7 +694,7 @@ class VarsView(Mapping[str, Any]):
                 raise TemplateError(_RECURSIVE)
             self._busy.add(key)
             try:
-                value = Templar(self).template(value)
+                value = _render_lazily(value, self)
             finally:
                 self._busy.discard(key)
         self._rendered[key] = value
@@ -812,12 +920,18 @@ class Templar:
 
     def template(self, value: Any) -> Any:
         """Render ``value`` (strings, and recursively lists/dicts); ``UnsafeText`` is kept."""
+        return self._template(value, final=True)
+
+    def _template(self, value: Any, final: bool) -> Any:
+        """``template``; ``final``: the value leaves the templating system (lazy dicts inside
+        it are rendered whole), else it is a variable's value seen by other templates."""
+        done = _flatten if final else _same
         if isinstance(value, str):
             if isinstance(value, UnsafeText) or not is_template(value):
                 return value
             whole = _single_expression(value)
             if whole is not None:
-                result = _flatten(self._evaluate(whole[0], escape=True))
+                result = done(self._evaluate(whole[0], escape=True))
                 if isinstance(result, _ConstTemplate):
                     result = UnsafeText(result)  # a constant is data, not a template
                 if whole[1] and isinstance(result, str) and not result.endswith("\n"):
@@ -828,11 +942,11 @@ class Templar:
             if not out:
                 return None  # ansible's native concatenation: no output is None
             if len(out) == 1 and not isinstance(out[0], str):
-                return _flatten(out[0])  # one node keeps its type
+                return done(out[0])  # one node keeps its type
             # a string built by rendering is new data: ansible never trusts it as a template
             return UnsafeText(_join(out))
         if isinstance(value, dict):
-            return {self.template(k): self.template(v) for k, v in value.items()}
+            return {self._template(k, final): self._template(v, final) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.template(v) for v in value]
+            return [self._template(v, final) for v in value]
         return value

@@ -24,7 +24,7 @@ def test_variables_are_templated_lazily_and_recursion_is_caught() -> None:
     t = _t(a="{{ b }}-x", b="{{ c }}", c=5)
     assert t.template("{{ a }}") == "5-x"
     loop = _t(a="{{ b }}", b="{{ a }}")
-    with pytest.raises(TemplateError, match="recursive"):
+    with pytest.raises(TemplateError, match="Recursive loop detected"):
         loop.template("{{ a }}")
 
 

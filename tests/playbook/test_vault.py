@@ -84,7 +84,9 @@ def test_encrypt_string_inline_vault(tmp_path: Path) -> None:
     # a wrong password fails when the value is used, with ansible's message
     vault.set_secrets([vault.VaultSecret("default", b"nope")])
     lazy = load_yaml_text(doc, "vars.yml")
-    with pytest.raises(vault.VaultError, match=r"^Decryption failed \(no vault secrets"):
+    with pytest.raises(
+        vault.VaultError, match=r"^Attempt to use undecryptable variable: Decryption failed \(no"
+    ):
         str(lazy["token"])
 
 

@@ -174,6 +174,10 @@ SETTINGS: tuple[Setting, ...] = (
        "inventory.inventory_unparsed_warning", "ANSIBLE_INVENTORY_UNPARSED_WARNING"),
     _s("LOCALHOST_WARNING", "localhost_warning", "boolean", True,
        "defaults.localhost_warning", "ANSIBLE_LOCALHOST_WARNING"),
+    _s("ALLOW_BROKEN_CONDITIONALS", "allow_broken_conditionals", "boolean", False,
+       "defaults.allow_broken_conditionals", "ANSIBLE_ALLOW_BROKEN_CONDITIONALS"),
+    _s("ALLOW_EMBEDDED_TEMPLATES", "allow_embedded_templates", "boolean", True,
+       "defaults.allow_embedded_templates", "ANSIBLE_ALLOW_EMBEDDED_TEMPLATES"),
 )  # fmt: skip
 
 _BY_KEY = {s.key: s for s in SETTINGS}

@@ -6,6 +6,7 @@ become, delegation and the connection it runs over. Runs in the fork pool's work
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from fleetkit.playbook.errors import (
 from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.jobs import new_job_id, run_in_thread
+from fleetkit.playbook.loops import item_vars, loop_control, loop_items
 from fleetkit.playbook.modules import Module, ModuleContext, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
 from fleetkit.playbook.options import RunOptions
@@ -608,7 +610,7 @@ class TaskExecutor:
         loop_error: TemplateUndefined | None = None
         if task.kw.get("loop") is not None:
             try:
-                items = self._loop_items(task, templar, tv)
+                items = loop_items(task.kw, templar, tv, task.action)
             except TemplateUndefined as exc:
                 # ansible keeps the error until the condition is known: a skipped task is fine
                 loop_error = exc
@@ -627,7 +629,7 @@ class TaskExecutor:
             cond = first_failed_cond(templar, task.when)
         except TemplateError as exc:
             return self._template_failure(
-                host, task, "Error while evaluating conditional", exc, module
+                host, task, "Error while evaluating conditional", exc, module, conditional=True
             )
         if cond is None and loop_error is not None:
             return self._loop_failure(host, task, loop_error, module)
@@ -653,7 +655,13 @@ class TaskExecutor:
         return VarsView(layers)
 
     def _template_failure(
-        self, host: str, task: Task, what: str, exc: Exception, module: Module
+        self,
+        host: str,
+        task: Task,
+        what: str,
+        exc: Exception,
+        module: Module,
+        conditional: bool = False,
     ) -> TaskResult:
         if isinstance(exc, BrokenConditional):
             r = _broken_conditional(task, exc, None, "when")
@@ -666,12 +674,18 @@ class TaskExecutor:
                 ignored=self._ignore(task, host),
                 controller=module.controller,
             )
-        msg = f"Task failed: {what}: {exc}"
+        # ansible names the conditional only for an undefined variable (broken conditionals,
+        # syntax and trust errors speak for themselves)
+        text = str(exc) if conditional and not isinstance(exc, TemplateUndefined) else None
+        detail = text or f"{what}: {exc}"
+        msg = f"Task failed: {detail}"
         chain = [("Task failed.", task.path, task.line, task.col)]
         if task.src is not None and "when" in task.src.pos:
             _kl, _kc, vl, vc = task.src.pos["when"]
-            chain.append((f"{what}: {exc}", task.path, vl, vc))
+            chain.append((detail, task.path, vl, vc))
         r = {"failed": True, "msg": msg, "_fk_error": msg, "_fk_chain": chain}
+        if isinstance(exc, TemplateError) and exc.hint:
+            r["_fk_help"] = exc.hint
         return TaskResult(
             host, task, r, "failed", ignored=self._ignore(task, host), controller=module.controller
         )
@@ -933,6 +947,9 @@ class TaskExecutor:
         return args
 
     def _environment(self, task: Task, templar: Templar) -> dict[str, str] | None:
+        """The task's ``environment`` (play, block and task entries, in that order) as
+        ansible's Task post-validates it: an omitted value or entry is left out, a value that
+        needs ``ansible_env`` before facts exist is skipped, a non-dict entry is warned about."""
         raw = task.kw.get("environment")
         if not raw:
             return None
@@ -941,13 +958,27 @@ class TaskExecutor:
         for item in items:
             if item is None or (isinstance(item, (dict, list, str)) and not item):
                 continue
+            if isinstance(item, dict):
+                for key, value in item.items():
+                    try:
+                        rendered = templar.template(value)
+                    except TemplateUndefined as exc:
+                        if "ansible_env" in str(exc) or (
+                            task.action in ("setup", "gather_facts")
+                            and "ansible_facts.env" in str(exc)
+                        ):
+                            continue  # the env facts are not gathered yet
+                        raise
+                    if rendered != OMIT:
+                        env[str(key)] = str(rendered)
+                continue
             value = templar.template(item)
             if value == OMIT:
                 continue  # an omitted entry is left out
             if not isinstance(value, dict):
-                raise ModuleError(
-                    f"environment must be a dictionary, received {value} ({type(value)})"
-                )
+                shown = json.dumps(items, default=str)
+                self.cb.warning(f"could not parse environment value, skipping: {shown}")
+                continue
             env.update({str(k): str(v) for k, v in value.items() if v != OMIT})
         return env
 
@@ -1149,6 +1180,8 @@ class TaskExecutor:
             variables=tv,
             verbosity=self.opts.verbosity,
             evaluate=templar.evaluate,
+            condition=templar.condition,
+            template=templar.template,
             remote_python=str(tv.get("ansible_python_interpreter") or "python3")
             if not conn.local
             else "python3",
@@ -1294,38 +1327,6 @@ class TaskExecutor:
         self.cb.async_event("failed" if result.get("failed") else "ok", host, jid, result)
         return result
 
-    def _lookup_items(
-        self, name: str, terms: Any, templar: Templar, tv: VarsView, task_action: str
-    ) -> list[Any]:
-        """``with_<name>``: the lookup plugin's list for the (templated) terms."""
-        from fleetkit.playbook.plugins import loop_items
-
-        return loop_items(name, templar.template(terms), tv, task_action)
-
-    def _loop_items(self, task: Task, templar: Templar, tv: VarsView) -> list[Any]:
-        """The items of ``loop:`` / ``with_<lookup>:``, templated for the host."""
-        loop = task.kw.get("loop")
-        with_ = task.kw.get("_with")
-        if with_ is not None and with_ != "items":
-            items = self._lookup_items(str(with_), loop, templar, tv, task.action)
-        else:
-            items = templar.template(loop)
-        if isinstance(items, str):
-            items = [items]
-        if isinstance(items, dict):
-            raise TemplateError(
-                "Invalid data passed to 'loop', it requires a list, got this "
-                f"instead: {items}. Hint: If you passed a list/dict of just one "
-                "element, try adding wantlist=True to your lookup invocation "
-                "or use q/query instead of lookup."
-            )
-        if with_ == "items":
-            flat: list[Any] = []
-            for it in items or []:
-                flat.extend(it if isinstance(it, list) else [it])
-            items = flat
-        return list(items or [])
-
     def _execute_loop(
         self,
         host: str,
@@ -1336,72 +1337,48 @@ class TaskExecutor:
         delegate: str | None,
         items: list[Any],
     ) -> TaskResult:
-        lc_raw = task.kw.get("loop_control") or {}
-        if not isinstance(lc_raw, dict):
-            raise TemplateError("loop_control must be a dictionary")
-        # loop_control is templated before the loop, except label (per item)
-        lc = {k: (v if k == "label" else templar.template(v)) for k, v in lc_raw.items()}
-        loop_var = str(lc.get("loop_var") or "item")
-        index_var = lc.get("index_var")
-        label_tpl = lc.get("label")
-        extended = to_bool(lc.get("extended", False))
-        allitems = to_bool(lc.get("extended_allitems", True))
+        lc = loop_control(task.kw, templar)
         results: list[dict[str, Any]] = []
         statuses: list[tuple[str, dict[str, Any]]] = []
-        pause = float(lc.get("pause") or 0)
         total = len(items)
         # facts set by an item are visible to the next items (ansible updates the task vars)
         loop_facts: dict[str, Any] = {}
+        # ansible keeps each item's result under the register name for the next items and
+        # for the item's label
+        reg = str(task.kw["register"]) if task.kw.get("register") else None
+        registered_layer: dict[str, Any] = {}
         for i, item in enumerate(items):
-            layer: dict[str, Any] = {**loop_facts, loop_var: item, "ansible_loop_var": loop_var}
-            if index_var:
-                layer[str(index_var)] = i
-                layer["ansible_index_var"] = str(index_var)
-            if extended:
-                info: dict[str, Any] = {
-                    "index": i + 1,
-                    "index0": i,
-                    "first": i == 0,
-                    "last": i + 1 == total,
-                    "length": total,
-                    "revindex": total - i,
-                    "revindex0": total - i - 1,
-                }
-                if allitems:
-                    info["allitems"] = items
-                if i + 1 < total:
-                    info["nextitem"] = items[i + 1]
-                if i > 0:
-                    info["previtem"] = items[i - 1]
-                layer["ansible_loop"] = info
-            view = tv.with_layer(layer)
+            special = item_vars(lc, items, i)
+            view = tv.with_layer({**loop_facts, **registered_layer, **special})
             t = Templar(view)
             cond = first_failed_cond(t, task.when)
+            r: dict[str, Any]
             if cond is not None:
-                r: dict[str, Any] = {
+                r = {
                     "changed": False,
                     "skipped": True,
                     "skip_reason": "Conditional result was False",
                     "false_condition": cond,
-                    loop_var: item,
-                    "ansible_loop_var": loop_var,
                 }
-                r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
-                results.append(r)
-                statuses.append(("skipped", r))
-                continue
-            r = self._run_with_retries(host, task, module, view, t, delegate)
-            if isinstance(r.get("ansible_facts"), dict) and not r.get("failed"):
-                loop_facts.update(r["ansible_facts"])
-            r[loop_var] = item
-            r["ansible_loop_var"] = loop_var
-            if index_var:
-                r[str(index_var)] = i
-                r["ansible_index_var"] = str(index_var)
-            if extended:
-                r["ansible_loop"] = layer["ansible_loop"]
+            else:
+                r = self._run_with_retries(host, task, module, view, t, delegate)
+                facts_out = r.get("ansible_facts")
+                if isinstance(facts_out, dict) and not r.get("failed") and task.action != "debug":
+                    loop_facts.update(facts_out)
+            if reg:
+                registered_layer[reg] = registered(r)
+            r.update(special)
             # ansible's label defaults to the loop variable's value
-            r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
+            label: Any = item
+            if lc.label is not None:
+                lt = Templar(view.with_layer(registered_layer)) if reg else t
+                try:
+                    label = lt.template(lc.label)
+                except TemplateUndefined as exc:
+                    r["failed"] = True  # the item's line then shows the item itself
+                    r["_fk_no_error_block"] = True  # ansible reports it without an exception
+                    r["msg"] = f"Failed to template loop_control.label: {exc}"
+            r["_ansible_item_label"] = label
             results.append(r)
             st = (
                 "unreachable"
@@ -1413,17 +1390,20 @@ class TaskExecutor:
                 else ("changed" if r.get("changed") else "ok")
             )
             statuses.append((st, r))
-            if lc.get("break_when") and _break_loop(t, lc["break_when"], task, view, r):
+            if lc.break_when and _break_loop(t, lc.break_when, task, view, r):
                 break
-            if pause and i < total - 1:
-                time.sleep(pause)
+            if lc.pause_s and i < total - 1:
+                time.sleep(lc.pause_s)
         agg: dict[str, Any] = {
             "results": results,
             "changed": any(r.get("changed") for r in results),
         }
         if any(r.get("_ansible_no_log") for r in results):
             agg["_ansible_no_log"] = True  # one censored item censors the whole result
-        agg["skipped"] = bool(results) and all(r.get("skipped") for r in results)
+        failed_item = any(r.get("failed_when_result", r.get("failed")) for r in results)
+        agg["skipped"] = (
+            bool(results) and all(r.get("skipped") for r in results) and not failed_item
+        )
         if agg["skipped"]:
             agg["msg"] = "All items skipped"
             return TaskResult(
@@ -1470,6 +1450,8 @@ class TaskExecutor:
                 facts.update(f)
         if facts:
             agg["ansible_facts"] = facts
+            if any(r.get("_ansible_facts_cacheable") for r in results):
+                agg["_ansible_facts_cacheable"] = True
         if agg.get("failed"):
             return TaskResult(
                 host,

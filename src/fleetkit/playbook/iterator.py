@@ -212,6 +212,8 @@ def facts_task(play: Play) -> Task:
     # the play's gather_subset / gather_timeout / fact_path are the setup module's arguments
     args = {k: play.keywords[k] for k in _FACT_KEYWORDS if play.keywords.get(k) is not None}
     t = Task(action="gather_facts", args=args, name="Gathering Facts")
+    if play.keywords.get("environment"):
+        t.kw["environment"] = play.keywords["environment"]  # facts see the play's environment
     t.when = list(play.included_when)
     t.path, t.line, t.col = play.path, play.line, 3
     return t

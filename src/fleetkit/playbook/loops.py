@@ -1,7 +1,8 @@
 """The items of a task's ``loop`` / ``with_*`` and the variables each item brings.
 
-Used for loops on ``include_tasks`` / ``include_role``, whose items become variables of the
-included tasks (ansible's ``IncludedFile`` special vars).
+The one implementation of ansible's loop-item logic: the task executor's loops use it, and so do
+loops on ``include_tasks`` / ``include_role``, whose items become variables of the included tasks
+(ansible's ``IncludedFile`` special vars).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class LoopControl:
     extended: bool = False
     extended_allitems: bool = True
     pause_s: float = 0.0
+    break_when: Any = None
 
 
 def loop_control(kw: Mapping[str, Any], templar: Templar) -> LoopControl:
@@ -34,7 +36,9 @@ def loop_control(kw: Mapping[str, Any], templar: Templar) -> LoopControl:
     raw = kw.get("loop_control") or {}
     if not isinstance(raw, dict):
         raise TemplateError("loop_control must be a dictionary")
-    lc = {k: (v if k == "label" else templar.template(v)) for k, v in raw.items()}
+    # templated before the loop, except label (per item) and break_when (after each item)
+    late = ("label", "break_when")
+    lc = {k: (v if k in late else templar.template(v)) for k, v in raw.items()}
     index_var = lc.get("index_var")
     return LoopControl(
         loop_var=str(lc.get("loop_var") or "item"),
@@ -43,6 +47,7 @@ def loop_control(kw: Mapping[str, Any], templar: Templar) -> LoopControl:
         extended=to_bool(lc.get("extended", False)),
         extended_allitems=to_bool(lc.get("extended_allitems", True)),
         pause_s=float(lc.get("pause") or 0),
+        break_when=lc.get("break_when"),
     )
 
 

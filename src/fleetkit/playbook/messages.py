@@ -19,6 +19,7 @@ __all__ = [
     "CONDITIONAL_AS_TEMPLATE",
     "Message",
     "Origin",
+    "active",
     "apply",
     "collecting",
     "deprecated",
@@ -157,6 +158,11 @@ def collecting() -> Iterator[list[Message]]:
         yield box
     finally:
         _current.reset(token)
+
+
+def active() -> bool:
+    """Whether a task is collecting messages now."""
+    return _current.get() is not None
 
 
 def warning(msg: str, origin: Origin | None = None, help_text: str | None = None) -> None:

@@ -29,7 +29,7 @@ from fleetkit.playbook.strategies import (
     handler_namer,
     serial_batches,
 )
-from fleetkit.playbook.templar import Templar, VarsView, is_template
+from fleetkit.playbook.templar import Templar, VarsView, configure, is_template
 from fleetkit.playbook.variables import VariableManager
 
 __all__ = ["PlaybookExecutor"]
@@ -66,6 +66,13 @@ class PlaybookExecutor:
                     "to target.",
                     hint="check the --limit pattern against `fleetkit inventory --graph`",
                 )
+        cfg = self.opts.config
+        configure(
+            allow_broken_conditionals=bool(cfg.get("allow_broken_conditionals", False)),
+            allow_embedded_templates=bool(cfg.get("allow_embedded_templates", True)),
+            deprecation_warnings=bool(cfg.get("deprecation_warnings", True)),
+            warn=self.cb.warning,
+        )
         pool = ThreadPoolExecutor(max_workers=max(1, self.opts.forks), thread_name_prefix="fk-fork")
         ctx = RunContext(self.opts, self.cb, self.vm, self.executor, pool)
         interrupted = False

@@ -242,6 +242,32 @@ _INHERITED = (
 _ids = itertools.count(1)
 
 
+# the free-form modules, whose arguments may start with _ansible_ (ansible's MODULE_REQUIRE_ARGS)
+_FREE_FORM = frozenset({"command", "raw", "script", "shell", "win_command", "win_shell"})
+
+
+def _check_reserved_args(mod: str, action: str, args: dict[str, Any], ds: object) -> None:
+    """Refuse an argument named ``_ansible_*`` (reserved for ansible's internal use)."""
+    if action in _FREE_FORM:
+        return
+    for arg in args:
+        if str(arg).startswith("_ansible_"):
+            err = _err(
+                f"Invalid parameter specified beginning with keyword '_ansible_' for action "
+                f"'{mod}': '{arg}'. The prefix '_ansible_' is reserved for internal use only.",
+                ds,
+            )
+            err.exit_code = 1  # ansible's AnsibleError, not a parser error
+            raise err
+
+
+def _env_list(value: Any) -> list[Any]:
+    """An ``environment`` keyword as its list of entries (dicts or templates)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
 def _ansible_type(value: Any) -> str:
     """``type(value)`` as ansible 2.19 prints it for a value read from YAML."""
     tagged = {list: "_AnsibleTaggedList", dict: "_AnsibleTaggedDict"}
@@ -740,6 +766,9 @@ class _Loader:
         for k in _INHERITED:
             if k in ds:
                 merged[k] = ds[k]
+        if "environment" in ds and parent.get("environment"):
+            # ansible extends the environment (parent entries first, so the task's win)
+            merged["environment"] = _env_list(parent["environment"]) + _env_list(ds["environment"])
         return merged
 
     def _dynamic_parent(
@@ -1021,6 +1050,7 @@ class _Loader:
             if not _known_module(action, mod) and not _templated_action(action):
                 raise self._unknown(mod, ds)
             _merge_task_args(args, ds)
+            _check_reserved_args(mod, action, args, ds)
             return action, args, key, mod
         if not found:
             raise _err(
@@ -1036,6 +1066,7 @@ class _Loader:
             raise self._unknown(mod, ds)
         args = _module_args(action, ds[mod], ds)
         _merge_task_args(args, ds)
+        _check_reserved_args(mod, action, args, ds)
         return action, args, mod, mod
 
     def _unknown(self, mod: str, ds: object) -> PlaybookSyntaxError:

@@ -66,6 +66,10 @@ _ready = False
 _cache: dict[tuple[str, str], Callable[..., Any] | None] = {}
 
 
+class _PluginLoadError(TemplateError):
+    """A lookup, filter or test plugin that exists but cannot be loaded."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Shim:
     """The slice of ansible's Templar that ansible's lookup plugins read (``pipe``: basedir)."""
@@ -127,6 +131,24 @@ def _arg(value: Any) -> Any:
     return value
 
 
+# plugins whose first argument is the vaulted value itself, not its plaintext
+_TAKE_VAULTED = frozenset({"ansible.builtin.unvault", "ansible.builtin.vault_encrypted"})
+
+
+def _vaulted(value: Any, fqcn: str) -> Any:
+    """An inline ``!vault`` value as ``unvault`` takes it (the ciphertext) or as the
+    ``vault_encrypted`` test does (ansible's own encrypted string)."""
+    from fleetkit.playbook.vault import EncryptedString
+
+    if not isinstance(value, EncryptedString) or not value.ciphertext:
+        return value
+    if fqcn == "ansible.builtin.unvault":
+        return value.ciphertext
+    from ansible.parsing.vault import EncryptedString as AnsibleEncryptedString
+
+    return AnsibleEncryptedString(ciphertext=value.ciphertext)
+
+
 def _wrap_jinja(
     kind: str, fqcn: str, fn: Callable[..., Any], accepts_undefined: bool
 ) -> Callable[..., Any]:
@@ -139,6 +161,8 @@ def _wrap_jinja(
             for a in (*args, *kwargs.values()):
                 if isinstance(a, Undefined):
                     a._fail_with_undefined_error()
+        if fqcn in _TAKE_VAULTED:
+            args = tuple(_vaulted(a, fqcn) for a in args)
         try:
             return fn(*[_arg(a) for a in args], **{k: _arg(v) for k, v in kwargs.items()})
         except (TemplateError, UndefinedError):
@@ -173,15 +197,18 @@ def _find_jinja(kind: str, name: str, builtin: frozenset[str]) -> Callable[..., 
             return _cache[key]
         try:
             plugin = loader.get(fqcn)
-        except Exception as exc:  # noqa: BLE001 - ansible reports a broken plugin as a load error
-            raise TemplateError(f"Could not load {kind} plugin {fqcn!r}: {exc}") from None
-        fn = (
-            None
-            if plugin is None
-            else _wrap_jinja(
-                kind, fqcn, plugin.j2_function, bool(getattr(plugin, "accept_args_markers", False))
+            fn = (
+                None
+                if plugin is None
+                else _wrap_jinja(
+                    kind,
+                    fqcn,
+                    plugin.j2_function,
+                    bool(getattr(plugin, "accept_args_markers", False)),
+                )
             )
-        )
+        except Exception as exc:  # noqa: BLE001 - ansible reports a broken plugin as a load error
+            raise _PluginLoadError(f"The {kind} plugin {name!r} failed to load: {exc}") from None
         _cache[key] = fn
     return fn
 
@@ -371,7 +398,7 @@ def _ansible_lookup(
         with _lock:  # the loader is not thread-safe (see _find_jinja)
             plugin = lookup_loader.get(fqcn, loader=loader, templar=_Shim(basedir=basedir))
     except Exception as exc:  # noqa: BLE001 - ansible reports this as a plugin load error
-        raise TemplateError(f"Error loading lookup plugin {fqcn!r}: {exc}") from None
+        raise _PluginLoadError(f"The lookup plugin {name!r} failed to load: {exc}") from None
     if plugin is None:
         raise TemplateError(f"The lookup plugin {name!r} was not found.")
     as_with = task_action is not None
@@ -405,7 +432,9 @@ def run_lookup(name: str, terms: Any, variables: Mapping[str, Any], **kwargs: An
             result = _ansible_lookup(name, list(terms), variables, kwargs, task_action)
     except Exception as exc:  # noqa: BLE001 - any plugin error is reported as ansible does
         msg = exc.message if hasattr(exc, "message") else str(exc)
-        if isinstance(exc, TemplateError) and str(exc).endswith("was not found."):
+        if isinstance(exc, _PluginLoadError) or (
+            isinstance(exc, TemplateError) and str(exc).endswith("was not found.")
+        ):
             raise
         if errors == "warn":
             _log.warning("An error occurred while running the lookup plugin %r. %s", name, msg)

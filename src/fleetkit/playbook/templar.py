@@ -4,21 +4,23 @@ lazily templated variables (a variable whose value is itself a template is rende
 from __future__ import annotations
 
 import contextvars
+import datetime
 import functools
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import GeneratorType
 from typing import Any
 
 from jinja2 import StrictUndefined, Undefined, nodes, pass_context
+from jinja2.compiler import Frame
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.exceptions import UndefinedError
 from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
+from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.runtime import Context
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.utils import missing
-from jinja2.visitor import NodeTransformer
 
 from fleetkit.playbook import messages, plugins
 from fleetkit.playbook.errors import (
@@ -30,7 +32,7 @@ from fleetkit.playbook.errors import (
 from fleetkit.playbook.filters import FILTERS, TESTS
 from fleetkit.playbook.trust import UnsafeText
 
-__all__ = ["Templar", "VarsView", "is_template", "OMIT"]
+__all__ = ["Templar", "VarsView", "is_template", "is_all_template", "configure", "OMIT"]
 
 OMIT = "__omit_place_holder__fleetkit__"
 _SINGLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
@@ -41,6 +43,85 @@ _WHOLE = re.compile(r"\A\{\{(.*)\}\}(\n?)\Z", re.S)
 # expression when it came from playbook/inventory files (anything else is template output)
 _REFERENCE = re.compile(r"^\s*[A-Za-z_]\w*(?:\.\w+|\[\s*(?:'[^']*'|\"[^\"]*\"|\d+)\s*\])*\s*$")
 UNTRUSTED = "Encountered untrusted template or expression."
+# ansible finds a variable defined through itself by Python's recursion limit; its message
+_RECURSIVE = "Recursive loop detected in template: maximum recursion depth exceeded"
+
+
+_CONST_WARNING = (
+    "Jinja constant strings should not contain embedded templates. This feature will be "
+    "disabled by default in ansible-core 2.23."
+)
+_AS_TEMPLATE = (
+    "Conditionals should not be surrounded by templating delimiters such as {{ }} or {% %}."
+)
+_BROKEN_HELP = (
+    "Broken conditionals can be temporarily allowed with the `ALLOW_BROKEN_CONDITIONALS` "
+    "configuration option."
+)
+
+
+class _Settings:
+    """The ansible settings templating reads (ALLOW_BROKEN_CONDITIONALS, ...) and where its
+    warnings go; set once per run by :func:`configure`."""
+
+    allow_broken_conditionals = False
+    allow_embedded_templates = True
+    deprecation_warnings = True
+    warn: Callable[[str], None] | None = None
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+
+def configure(
+    *,
+    allow_broken_conditionals: bool = False,
+    allow_embedded_templates: bool = True,
+    deprecation_warnings: bool = True,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Apply ansible's templating settings for this run; ``warn`` shows a warning line."""
+    _Settings.allow_broken_conditionals = allow_broken_conditionals
+    _Settings.allow_embedded_templates = allow_embedded_templates
+    _Settings.deprecation_warnings = deprecation_warnings
+    _Settings.warn = warn
+    _Settings.seen = set()
+
+
+_CONST_HELP_COND = (
+    'Use inline expressions, for example: `when: "{{ a_var }}" == 42` becomes `when: a_var == 42`'
+)
+_CONST_HELP_LOOKUP = (
+    "Use inline expressions, for example: `msg: \"{{ lookup('env', '{{ a_var }}') }}\"` becomes "
+    "`msg: \"{{ lookup('env', a_var) }}\"`"
+)
+# where the conditional or template being evaluated is written (for the messages about it)
+_ORIGIN: contextvars.ContextVar[messages.Origin | None] = contextvars.ContextVar(
+    "fk_template_origin", default=None
+)
+
+
+def _warn(msg: str, help_text: str | None = None) -> None:
+    """A warning: kept with the running task's result (shown before its line, registered), or
+    outside a task shown once per run (ansible's Display dedupes them)."""
+    if messages.active():
+        messages.warning(msg, _ORIGIN.get(), help_text)
+        return
+    if help_text:
+        msg = f"{msg} {help_text}"
+    with _Settings.lock:
+        if msg in _Settings.seen or _Settings.warn is None:
+            return
+        _Settings.seen.add(msg)
+        sink = _Settings.warn
+    sink(msg)
+
+
+def _deprecated(msg: str) -> None:
+    if messages.active():
+        messages.deprecated(msg, "2.23", origin=_ORIGIN.get())
+        return
+    if _Settings.deprecation_warnings:
+        _warn(f"{msg} This feature will be removed from ansible-core version 2.23.")
 
 
 class AnsibleUndefined(StrictUndefined):
@@ -97,100 +178,57 @@ class _PluginMap(dict[str, Any]):
         return isinstance(key, str) and self.get(key) is not None
 
 
-def _one_expression(text: str, m: re.Match[str]) -> bool:
-    """Whether ``text`` (matched by _WHOLE or _SINGLE) is one ``{{ }}`` block and nothing else
-    (braces inside its string constants included)."""
-    inner = m.group(1)
-    if "{{" not in inner and "}}" not in inner and "{%" not in text:
-        return True
-    try:
-        kinds = [kind for _line, kind, _v in _ENV.lexer.tokeniter(text.strip(), None)]
-    except JinjaTemplateError:
-        return False
-    kinds = [k for k in kinds if k != "whitespace"]
-    return (
-        bool(kinds)
-        and kinds[0] == TOKEN_VARIABLE_BEGIN
-        and kinds[-1] == TOKEN_VARIABLE_END
-        and kinds.count(TOKEN_VARIABLE_BEGIN) == 1
-        and "block_begin" not in kinds
-    )
-
-
-class _ConstTemplate(str):
-    """A template-looking string constant written inside a template (``'{{ x }}'``): a
-    lookup renders it as a term (ansible 2.19's embedded templates, with their warning)."""
+class _ConstTemplate(UnsafeText):
+    """A template-looking string constant inside a template (``lookup('pipe', 'echo {{ x }}')``):
+    ansible renders it in lookup arguments and conditionals only, with a deprecation warning."""
 
     __slots__ = ()
 
 
-_CONST_MSG = (
-    "Jinja constant strings should not contain embedded templates. This feature will be "
-    "disabled by default in ansible-core 2.23."
-)
-_CONST_HELP_COND = (
-    'Use inline expressions, for example: `when: "{{ a_var }}" == 42` becomes `when: a_var == 42`'
-)
-_CONST_HELP_LOOKUP = (
-    "Use inline expressions, for example: `msg: \"{{ lookup('env', '{{ a_var }}') }}\"` becomes "
-    "`msg: \"{{ lookup('env', a_var) }}\"`"
-)
-# where the template being rendered is written (for the lookup-term warning)
-_CONST_ORIGIN: contextvars.ContextVar[messages.Origin | None] = contextvars.ContextVar(
-    "fk_const_origin", default=None
-)
-# set while a conditional expression is evaluated: (templar, origin of the expression)
-_CONST_RENDER: contextvars.ContextVar[tuple[Templar, messages.Origin | None] | None] = (
-    contextvars.ContextVar("fk_const_render", default=None)
-)
+def _join(nodes: Iterable[Any]) -> str:
+    """Template output nodes as one string."""
+    return "".join([str(n) for n in nodes])
 
 
-class _MarkConsts(NodeTransformer):
-    """Template-looking string constants become calls of ``_fk_const`` (see _const_value)."""
+class _CodeGen(NativeCodeGenerator):
+    """Jinja2's code generator; template-looking string constants go through
+    ``environment._access_const`` at run time, as in ansible's."""
 
-    def visit_Const(self, node: nodes.Const) -> nodes.Node:
-        value = node.value
-        if isinstance(value, str) and ("{{" in value or "{%" in value):
-            return nodes.Call(
-                nodes.Name("_fk_const", "load", lineno=node.lineno),
-                [nodes.Const(value, lineno=node.lineno)],
-                [],
-                None,
-                None,
-                lineno=node.lineno,
-            )
-        return node
+    def _output_const_repr(self, group: Iterable[Any]) -> str:
+        # one constant node keeps its type (``{% if x %}{{ 5 }}{% endif %}`` is 5)
+        items = list(group)
+        return repr(items[0]) if len(items) == 1 else repr(_join(items))
+
+    def visit_Const(self, node: nodes.Const, frame: Frame) -> None:
+        value = node.as_const(frame.eval_ctx)
+        if type(value) is str and is_template(value) and _Settings.allow_embedded_templates:
+            self.write(f"environment._access_const({value!r})")
+        else:
+            super().visit_Const(node, frame)
 
 
-def _const_value(value: str) -> Any:
-    """A template-looking constant: rendered (with ansible's warning) inside a conditional
-    expression, else kept as a :class:`_ConstTemplate` for lookups."""
-    state = _CONST_RENDER.get()
-    if state is None:
-        return _ConstTemplate(value)
-    templar, origin = state
-    messages.warning(_CONST_MSG, origin, _CONST_HELP_COND)
-    try:
-        return templar.template(str(value))
-    except TemplateUndefined as exc:
-        # as ansible's lazy markers: the undefined only fails where it is used
-        return AnsibleUndefined(hint=str(exc))
+_render_state = threading.local()
 
 
 class _Env(ImmutableSandboxedEnvironment):
     """The sandbox plus bounds on ``*`` and ``**`` (sequence repetition, huge powers)."""
 
     intercepted_binops = frozenset({"*", "**"})
+    code_generator_class = _CodeGen
+    concat = staticmethod(_join)  # {% set %} blocks and macros (output nodes are native values)
 
-    def _generate(
-        self,
-        source: nodes.Template,
-        name: str | None,
-        filename: str | None,
-        defer_init: bool = False,
-    ) -> str:
-        source = _MarkConsts().visit(source)
-        return super()._generate(source, name, filename, defer_init)
+    def _access_const(self, value: str) -> Any:
+        """A template-looking constant: rendered at once inside a conditional, else marked for
+        the lookup that may receive it."""
+        templar: Templar | None = getattr(_render_state, "const_templar", None)
+        if templar is None:
+            return _ConstTemplate(value)
+        _warn(_CONST_WARNING, _CONST_HELP_COND)
+        try:
+            return templar.template(value)
+        except TemplateUndefined as exc:
+            # as ansible's lazy markers: the undefined only fails where it is used
+            return AnsibleUndefined(hint=str(exc))
 
     @property
     def lexer(self) -> Lexer:
@@ -242,15 +280,99 @@ def _fail_on_undefined(value: Any) -> None:
     elif isinstance(value, (list, tuple)):
         for v in value:
             _fail_on_undefined(v)
-    elif isinstance(value, dict):
+    elif isinstance(value, dict) and not isinstance(value, _LazyDict):
         for v in value.values():
             _fail_on_undefined(v)
+
+
+# a conditional that starts and ends with template delimiters (ansible's all-template check)
+_ALL_TEMPLATE = re.compile(r"\A(?:\{\{|\{%|\{#).*(?:\}\}|%\}|#\})\Z", re.S)
+
+
+def is_all_template(value: str) -> bool:
+    """Whether ``value`` starts and ends with template delimiters (ansible's check)."""
+    return _ALL_TEMPLATE.match(value) is not None
+
+
+_SINGLE_CACHE: dict[str, tuple[str, str] | None] = {}
+
+
+def _single_expression(value: str) -> tuple[str, str] | None:
+    """(expression, trailing newline) when ``value`` is one ``{{ }}`` and nothing else (its
+    value then keeps its type); string constants inside may hold template delimiters."""
+    m = _WHOLE.match(value)
+    if m is None or "{%" in value:
+        return None
+    inner, newline = m.group(1), m.group(2)
+    if "{{" not in inner and "}}" not in inner:
+        return inner, newline
+    if value in _SINGLE_CACHE:
+        return _SINGLE_CACHE[value]
+    try:
+        kinds = [kind for _line, kind, _v in _ENV.lex(value) if kind != "whitespace"]
+    except JinjaTemplateError:
+        kinds = []
+    if newline and kinds and kinds[-1] == "data":
+        kinds.pop()
+    single = (
+        len(kinds) >= 2
+        and kinds[0] == "variable_begin"
+        and kinds[-1] == "variable_end"
+        and kinds.count("variable_begin") == kinds.count("variable_end") == 1
+        and "data" not in kinds
+    )
+    found = (inner, newline) if single else None
+    with _cache_lock:
+        _SINGLE_CACHE[value] = found
+    return found
+
+
+def _strip_conditional(value: Any) -> Any:
+    """A conditional stripped of surrounding blanks; an empty one is an error (True, with a
+    deprecation warning, under ALLOW_BROKEN_CONDITIONALS)."""
+    if isinstance(value, str):
+        value = type(value)(value.strip())
+    if value is None or value == "":
+        if _Settings.allow_broken_conditionals:
+            _deprecated("Empty conditional expression was evaluated as True.")
+            return True
+        raise BrokenConditional()
+    return value
+
+
+def _native_type_name(value: Any) -> str:
+    """The type name ansible shows for a value (its plain Python type)."""
+    for kind in (bool, int, float, str, dict, list, tuple):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
+
+
+def _flatten(value: Any) -> Any:
+    """A template's value as it leaves the templating system: views over variables
+    (``hostvars``, ``hostvars[host]``, ``vars``) and lazy dicts become plain dicts, as ansible
+    flattens them (a container without them is returned as it is)."""
+    if isinstance(value, _LazyDict) or (isinstance(value, Mapping) and not isinstance(value, dict)):
+        return {k: _flatten(value[k]) for k in value}
+    if isinstance(value, dict):
+        flat = {k: _flatten(v) for k, v in value.items()}
+        return value if all(flat[k] is v for k, v in value.items()) else flat
+    if isinstance(value, list):
+        items = [_flatten(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _finalize(value: Any) -> Any:
     """What ``{{ }}`` prints inside a larger template: None as "", tuples as lists (ansible)."""
     if value is None:
         return ""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
     if type(value) is tuple or isinstance(value, (list, dict, GeneratorType)):
         return _plain_output(value)
     return value
@@ -300,6 +422,21 @@ def _lazy_range(*args: int) -> _LazyRange:
     return _LazyRange(range(*args))
 
 
+def _now(utc: bool = False, fmt: str | None = None) -> Any:
+    """``now()`` in templates: the current time, or it formatted with ``fmt`` (ansible's)."""
+    now = (
+        datetime.datetime.now(datetime.UTC).replace(tzinfo=None) if utc else datetime.datetime.now()
+    )
+    return now.strftime(fmt) if fmt else now
+
+
+def _undef(hint: str | None = None) -> Any:
+    """``undef()`` in templates: an undefined value, with an optional hint (ansible's)."""
+    if hint is not None and not isinstance(hint, str):
+        raise TemplateError(f"The 'hint' argument must be of type str, not {type(hint).__name__}")
+    return AnsibleUndefined(hint=hint or None, name=None)
+
+
 def _listing(func: Any) -> Any:
     """A Jinja2 filter that returns a generator, returning a list as ansible's do (so
     ``select(...) | length`` and indexing work)."""
@@ -313,6 +450,7 @@ def _listing(func: Any) -> Any:
 
 def _make_env() -> ImmutableSandboxedEnvironment:
     env = _Env(
+        optimized=False,  # constant folding would skip _CodeGen.visit_Const (ansible's too)
         finalize=_finalize,
         undefined=AnsibleUndefined,
         keep_trailing_newline=True,
@@ -339,38 +477,41 @@ def _make_env() -> ImmutableSandboxedEnvironment:
     env.filters = _PluginMap(filters, plugins.find_filter)
     env.tests = _PluginMap(tests, plugins.find_test)
     env.globals["range"] = _lazy_range
+    env.globals["now"] = _now
+    env.globals["undef"] = _undef
     env.globals["omit"] = OMIT
     env.globals["lookup"] = _lookup
     env.globals["query"] = _query
     env.globals["q"] = _query
-    env.globals["_fk_const"] = _const_value
     return env
 
 
-def _trust_consts(context: Context, value: Any) -> Any:
-    """A lookup's positional terms: template-looking constants written in the template are
-    rendered first (as ansible 2.19 still does, with a warning)."""
+def _trust_consts(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Lookup terms with their template-looking constants rendered (ansible's backward
+    compatibility for ``lookup('file', '{{ d }}/x')``, with its deprecation warning)."""
     if isinstance(value, _ConstTemplate):
-        messages.warning(_CONST_MSG, _CONST_ORIGIN.get(), _CONST_HELP_LOOKUP)
-        return Templar(_ContextVars(context)).template(str(value))
-    if isinstance(value, (list, tuple)):
-        return type(value)(_trust_consts(context, v) for v in value)
+        _warn(_CONST_WARNING, _CONST_HELP_LOOKUP)
+        return Templar(variables).template(str(value))
+    if isinstance(value, list):
+        return [_trust_consts(v, variables) for v in value]
     if isinstance(value, dict):
-        return {k: _trust_consts(context, v) for k, v in value.items()}
+        return {k: _trust_consts(v, variables) for k, v in value.items()}
     return value
 
 
 @pass_context
 def _lookup(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
-    args = tuple(_trust_consts(context, a) for a in args)
-    return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
+    variables = _ContextVars(context)
+    terms = [_trust_consts(a, variables) for a in args]
+    return plugins.lookup_value(name, terms, variables, **kwargs)
 
 
 @pass_context
 def _query(context: Context, name: str, *args: Any, **kwargs: Any) -> Any:
     kwargs["wantlist"] = True
-    args = tuple(_trust_consts(context, a) for a in args)
-    return plugins.lookup_value(name, args, _ContextVars(context), **kwargs)
+    variables = _ContextVars(context)
+    terms = [_trust_consts(a, variables) for a in args]
+    return plugins.lookup_value(name, terms, variables, **kwargs)
 
 
 class _ContextVars(Mapping[str, Any]):
@@ -433,7 +574,9 @@ class _Lexer(Lexer):
             yield lineno, kind, value
 
 
-def _compiled(source: str, escape: bool, expression: bool) -> Any:
+def _compiled(source: str, escape: bool, expression: bool, kind: str = "template") -> Any:
+    """``source`` compiled once (an expression or a whole template); a syntax error is reported
+    as ansible reports it for a ``kind`` ("template" or "expression")."""
     cache = _EXPR_CACHE if expression else _TPL_CACHE
     key = (source, escape)
     found = cache.get(key)
@@ -445,14 +588,118 @@ def _compiled(source: str, escape: bool, expression: bool) -> Any:
             else:
                 found = _ENV.from_string(source)
         except JinjaTemplateError as exc:
-            raise TemplateError(
-                f"template error while templating string: {exc}. String: {source}"
-            ) from None
+            raise TemplateError(f"Syntax error in {kind}: {exc.message or exc}") from None
+        except SyntaxError as exc:  # Jinja2's Python code did not compile (a repeated keyword)
+            error: Exception = exc
+            if expression and kind == "template":
+                # ansible compiles a whole template as a template: its code's line numbers
+                try:
+                    _ENV.from_string("{{" + source + "}}")
+                except (SyntaxError, JinjaTemplateError) as again:
+                    error = again
+            raise TemplateError(f"Error rendering {kind}: {error}") from None
         finally:
             _compile.escape = False
         with _cache_lock:
             cache[key] = found
     return found
+
+
+class _LazyDict(dict[Any, Any]):
+    """A variable's dict whose templated values are rendered when first reached (ansible
+    2.19's lazy containers): a template renders only the parts it uses. Any operation that
+    sees the whole dict renders the rest first, so a plain dict's view never shows a
+    template."""
+
+    __slots__ = ("_view", "_pending")
+
+    def __init__(self, raw: Mapping[Any, Any], view: VarsView) -> None:
+        super().__init__(raw)
+        self._view = view
+        self._pending = {k for k, v in raw.items() if _needs_render(v)}
+
+    def __getitem__(self, key: Any) -> Any:
+        value = dict.__getitem__(self, key)
+        if key in self._pending:
+            value = _render_lazily(value, self._view)
+            dict.__setitem__(self, key, value)
+            self._pending.discard(key)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if dict.__contains__(self, key) else default
+
+    def __iter__(self) -> Iterator[Any]:
+        # defined so that dict(x), {**x} and update(x) use keys() and __getitem__
+        return dict.__iter__(self)
+
+    def _render_all(self) -> None:
+        for key in list(self._pending):
+            self[key]
+
+    def items(self) -> Any:
+        self._render_all()
+        return dict.items(self)
+
+    def values(self) -> Any:
+        self._render_all()
+        return dict.values(self)
+
+    def copy(self) -> dict[Any, Any]:
+        self._render_all()
+        return dict(dict.items(self))
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        self._render_all()
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[Any, Any]:
+        self._render_all()
+        return dict.popitem(self)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self._render_all()
+        return dict.setdefault(self, key, default)
+
+    def __eq__(self, other: object) -> bool:
+        self._render_all()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        self._render_all()
+        return dict.__ne__(self, other)
+
+    __hash__ = None
+
+    def __or__(self, other: Any) -> Any:
+        self._render_all()
+        return dict.__or__(self, other)
+
+    def __repr__(self) -> str:
+        self._render_all()
+        return dict.__repr__(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (dict, (self.copy(),))
+
+    def __copy__(self) -> dict[Any, Any]:
+        return self.copy()
+
+    def __deepcopy__(self, memo: Any) -> dict[Any, Any]:
+        import copy
+
+        return copy.deepcopy(self.copy(), memo)
+
+
+def _render_lazily(value: Any, view: VarsView) -> Any:
+    """A variable's value as templates see it: strings rendered, dicts lazy, lists rendered."""
+    if isinstance(value, dict) and not isinstance(value, _LazyDict):
+        return _LazyDict(value, view) if _needs_render(value) else value
+    if isinstance(value, list):
+        return [_render_lazily(v, view) for v in value]
+    if isinstance(value, str):
+        return Templar(view)._template(value, final=False)
+    return value
 
 
 class VarsView(Mapping[str, Any]):
@@ -476,10 +723,10 @@ class VarsView(Mapping[str, Any]):
         value = self.raw(key)
         if _needs_render(value):
             if key in self._busy:
-                raise TemplateError(f"recursive loop detected in template for variable {key!r}")
+                raise TemplateError(_RECURSIVE)
             self._busy.add(key)
             try:
-                value = Templar(self).template(value)
+                value = _render_lazily(value, self)
             finally:
                 self._busy.discard(key)
         self._rendered[key] = value
@@ -566,38 +813,24 @@ class Templar:
         ctx: Context = template.new_context(self._ctxvars, shared=True)
         return ctx
 
-    def evaluate(self, expression: str, origin: messages.Origin | None = None) -> Any:
-        """Evaluate a conditional expression (``when:``, ``until:``, ``that:``) as ansible 2.19:
-        a whole ``{{ ref }}`` may name a trusted expression; other template delimiters are a
-        syntax error; untrusted data is never evaluated (``origin``: where the expression is
-        written, for the deprecation a ``{{ }}``-wrapped conditional raises)."""
-        origin = origin or messages.origin_of(expression)
+    def evaluate(self, expression: str) -> Any:
+        """Evaluate an expression (``debug: var``) as ansible 2.19: a whole ``{{ ref }}`` may
+        name a trusted expression; other template delimiters are a syntax error; untrusted
+        data is never evaluated."""
         if isinstance(expression, UnsafeText):
-            raise UntrustedTemplate(origin)
+            raise TemplateError(UNTRUSTED)
         expression = expression.strip()
-        if not expression:
-            raise BrokenConditional()
         m = _SINGLE.match(expression)
-        if m and _one_expression(expression, m):
-            where = _CONST_ORIGIN.set(origin)
-            try:
-                result = self._evaluate(m.group(1), escape=True)
-            finally:
-                _CONST_ORIGIN.reset(where)
+        if m and "{{" not in m.group(1) and "}}" not in m.group(1):
+            result = self._evaluate(m.group(1), escape=True)
             if not isinstance(result, str):
-                messages.deprecated(messages.CONDITIONAL_AS_TEMPLATE, "2.23", origin=origin)
                 return result
             if isinstance(result, UnsafeText) or not _REFERENCE.match(m.group(1)):
-                raise UntrustedTemplate(origin)
+                raise TemplateError(UNTRUSTED)
             expression = result.strip()
-        elif expression.startswith(("{{", "{%", "{#")) and expression.endswith(("}}", "%}", "#}")):
-            # all template: rendered, and only a non-string result is usable (a rendered
-            # string is never trusted as an expression: no meta-templating)
-            result = self.template(expression)
-            if isinstance(result, str):
-                raise UntrustedTemplate(origin)
-            messages.deprecated(messages.CONDITIONAL_AS_TEMPLATE, "2.23", origin=origin)
-            return result
+        return self._expression(expression, consts=False)
+
+    def _expression(self, expression: str, consts: bool) -> Any:
         if is_template(expression):
             try:
                 _ENV.compile_expression(expression)
@@ -606,18 +839,15 @@ class Templar:
                     "Syntax error in expression. Template delimiters are not supported in "
                     f"expressions: {exc}"
                 ) from None
-        # constants with embedded templates are rendered in a conditional expression
-        token = _CONST_RENDER.set((self, origin))
-        where = _CONST_ORIGIN.set(origin)
-        try:
-            return self._evaluate(expression, escape=False)
-        finally:
-            _CONST_ORIGIN.reset(where)
-            _CONST_RENDER.reset(token)
+        return self._evaluate(expression, escape=False, kind="expression", consts=consts)
 
-    def _evaluate(self, expression: str, escape: bool) -> Any:
-        te = _compiled(expression, escape, expression=True)
+    def _evaluate(
+        self, expression: str, escape: bool, kind: str = "template", consts: bool = False
+    ) -> Any:
+        te = _compiled(expression, escape, expression=True, kind=kind)
         tmpl = te._template
+        outer = getattr(_render_state, "const_templar", None)
+        _render_state.const_templar = self if consts else None
         try:
             ctx = self._context(tmpl)
             for _ in tmpl.root_render_func(ctx):
@@ -646,30 +876,69 @@ class Templar:
             if isinstance(exc, UndefinedError):
                 raise TemplateUndefined(_describe(exc)) from None
             raise TemplateError(_describe(exc)) from None
+        finally:
+            _render_state.const_templar = outer
 
-    def condition(self, expression: Any, origin: messages.Origin | None = None) -> bool:
-        if isinstance(expression, bool):
-            return expression
-        if expression is None:
-            return False
-        if isinstance(expression, (int, float)):
-            return bool(expression)
-        result = self.evaluate(
-            expression if isinstance(expression, str) else str(expression), origin
+    def conditional_value(self, conditional: Any) -> Any:
+        """What a conditional (``when``, ``failed_when``, ``until``, ``assert: that``) evaluates
+        to, as ansible 2.19: a string expression, or a whole template whose value is either
+        the result (deprecated) or the trusted expression to evaluate."""
+        origin = messages.origin_of(conditional)
+        token = _ORIGIN.set(origin)
+        try:
+            return self._conditional_value(conditional, origin)
+        finally:
+            _ORIGIN.reset(token)
+
+    def _conditional_value(self, conditional: Any, origin: messages.Origin | None) -> Any:
+        conditional = _strip_conditional(conditional)
+        if type(conditional) is bool:
+            return conditional
+        if not isinstance(conditional, str):
+            if _Settings.allow_broken_conditionals:
+                return self.template(conditional)
+            raise TemplateError("Conditional expressions must be strings.", hint=_BROKEN_HELP)
+        if isinstance(conditional, UnsafeText):
+            raise UntrustedTemplate(origin)
+        if not _ALL_TEMPLATE.match(conditional):
+            return self._expression(conditional, consts=True)
+        m = _SINGLE.match(conditional)
+        result = _strip_conditional(self.template(conditional))
+        if not isinstance(result, str):
+            _deprecated(_AS_TEMPLATE)
+            return result
+        # only a trusted expression may be named this way: a variable's value from a playbook
+        if isinstance(result, UnsafeText) or not (m and _REFERENCE.match(m.group(1))):
+            raise UntrustedTemplate(origin)
+        return self._expression(result, consts=True)
+
+    def condition(self, expression: Any) -> bool:
+        """A conditional's boolean result; any other type is a broken conditional (an error,
+        or a deprecation warning with ALLOW_BROKEN_CONDITIONALS)."""
+        result = self.conditional_value(expression)
+        if isinstance(result, bool):
+            return result
+        msg = (
+            f"Conditional result ({bool(result)}) was derived from value of type "
+            f"{_native_type_name(result)!r} at '<unknown>'. Conditionals must have a boolean "
+            "result."
         )
-        if isinstance(result, str):
-            low = result.strip().lower()
-            if low in ("true", "yes", "on", "1"):
-                return True
-            if low in ("false", "no", "off", "0", ""):
-                return False
-        return bool(result)
+        if _Settings.allow_broken_conditionals:
+            _deprecated(msg)
+            return bool(result)
+        raise TemplateError(msg, hint=_BROKEN_HELP)
 
     def render_text(self, source: str, escape_backslashes: bool = False) -> str:
         """Render a whole template file's text to a string (``template`` lookup/module)."""
+        return _join(self._render_nodes(source, escape_backslashes))
+
+    def _render_nodes(self, source: str, escape_backslashes: bool) -> list[Any]:
+        """The output nodes of a template (text and the values of its ``{{ }}``)."""
         tmpl = _compiled(source, escape_backslashes, expression=False)
+        outer = getattr(_render_state, "const_templar", None)
+        _render_state.const_templar = None
         try:
-            return "".join(tmpl.root_render_func(self._context(tmpl)))
+            return list(tmpl.root_render_func(self._context(tmpl)))
         except TemplateError:
             raise
         except (
@@ -686,32 +955,45 @@ class Templar:
             if isinstance(exc, UndefinedError):
                 raise TemplateUndefined(_describe(exc)) from None
             raise TemplateError(_describe(exc)) from None
+        finally:
+            _render_state.const_templar = outer
 
     def template(self, value: Any) -> Any:
         """Render ``value`` (strings, and recursively lists/dicts); ``UnsafeText`` is kept."""
+        origin = messages.origin_of(value) if isinstance(value, str) else None
+        if origin is None:
+            return self._template(value, final=True)
+        token = _ORIGIN.set(origin)
+        try:
+            return self._template(value, final=True)
+        finally:
+            _ORIGIN.reset(token)
+
+    def _template(self, value: Any, final: bool) -> Any:
+        """``template``; ``final``: the value leaves the templating system (lazy dicts inside
+        it are rendered whole), else it is a variable's value seen by other templates."""
+        done = _flatten if final else _same
         if isinstance(value, str):
             if isinstance(value, UnsafeText) or not is_template(value):
                 return value
-            render = _CONST_RENDER.set(None)
-            where = _CONST_ORIGIN.set(messages.origin_of(value))
-            try:
-                return self._template_str(value)
-            finally:
-                _CONST_ORIGIN.reset(where)
-                _CONST_RENDER.reset(render)
+            whole = _single_expression(value)
+            if whole is not None:
+                result = done(self._evaluate(whole[0], escape=True))
+                if isinstance(result, _ConstTemplate):
+                    result = UnsafeText(result)  # a constant is data, not a template
+                if whole[1] and isinstance(result, str) and not result.endswith("\n"):
+                    # ansible gives a string result the template's trailing newline back
+                    result = type(result)(result + "\n")
+                return result
+            out = self._render_nodes(value, escape_backslashes=True)
+            if not out:
+                return None  # ansible's native concatenation: no output is None
+            if len(out) == 1 and not isinstance(out[0], str):
+                return done(out[0])  # one node keeps its type
+            # a string built by rendering is new data: ansible never trusts it as a template
+            return UnsafeText(_join(out))
         if isinstance(value, dict):
-            return {self.template(k): self.template(v) for k, v in value.items()}
+            return {self._template(k, final): self._template(v, final) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.template(v) for v in value]
+            return [self._template(v, final) for v in value]
         return value
-
-    def _template_str(self, value: str) -> Any:
-        m = _WHOLE.match(value)
-        if m and _one_expression(value, m):
-            result = self._evaluate(m.group(1), escape=True)
-            if m.group(2) and isinstance(result, str) and not result.endswith("\n"):
-                # ansible gives a string result the template's trailing newline back
-                result = type(result)(result + "\n")
-            return result
-        # a string built by rendering is new data: ansible never trusts it as a template
-        return UnsafeText(self.render_text(value, escape_backslashes=True))

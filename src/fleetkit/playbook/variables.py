@@ -23,7 +23,7 @@ from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Play, RoleRef,
 from fleetkit.playbook.templar import OMIT, Templar, VarsView, is_template
 from fleetkit.playbook.yamlsrc import load_yaml_file
 
-__all__ = ["VariableManager", "HostVars", "ANSIBLE_VERSION"]
+__all__ = ["VariableManager", "HostVars", "TaskVars", "ANSIBLE_VERSION"]
 
 ANSIBLE_VERSION: dict[str, Any] = {
     "full": "2.19.0",
@@ -56,6 +56,25 @@ class HostVars(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._vm.inv.hosts)
+
+
+class TaskVars(Mapping[str, Any]):
+    """``vars``: a task's variables as one mapping (templates rendered on lookup)."""
+
+    def __init__(self, view: VarsView) -> None:
+        self._view = view
+
+    def __getitem__(self, key: str) -> Any:
+        return self._view[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._view
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._view)
+
+    def __len__(self) -> int:
+        return len(self._view)
 
 
 class VariableManager:
@@ -318,9 +337,12 @@ class VariableManager:
 
     def host_view(self, host: str, play_vars: bool = True) -> VarsView:
         """A host's variables outside any task (hostvars, connection settings)."""
+        magic = self.magic(host)
+        if not play_vars:
+            del magic["hostvars"]  # hostvars[host] has no hostvars of its own in ansible
         layers: list[Mapping[str, Any]] = [
             self.opts.extra_vars,
-            self.magic(host),
+            magic,
             self.runtime.get(host, _EMPTY),
             self.included.get(host, _EMPTY),
         ]
@@ -363,7 +385,9 @@ class VariableManager:
             layers += [m for m in (role.defaults, role.inherited_defaults) if m]
         if self.public_role_defaults:
             layers.append(self.public_role_defaults)
-        return VarsView(layers)
+        view = VarsView(layers)
+        # the ``vars`` magic variable: the task's variables (ansible's copy, without loop vars)
+        return view.with_layer({"vars": TaskVars(view)})
 
     def _search_path(self, task: Task | IncludeTasks | IncludeRole) -> list[str]:
         """``ansible_search_path`` of a task (ansible's get_search_path and the executor):

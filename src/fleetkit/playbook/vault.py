@@ -199,7 +199,9 @@ class EncryptedString(UserString):
                 self._plain = decrypt(self.ciphertext).decode("utf-8", "surrogateescape")
             except VaultError as exc:
                 where = f" ({self.source})" if self.source else ""
-                raise VaultError(exc.message + where, hint=exc.hint) from None
+                raise VaultError(
+                    f"Attempt to use undecryptable variable: {exc.message}{where}", hint=exc.hint
+                ) from None
         return self._plain
 
     @data.setter

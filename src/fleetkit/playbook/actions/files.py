@@ -504,7 +504,8 @@ def render_template(ctx: ModuleContext, path: str, args: Mapping[str, Any], dest
     templar = Templar(layered)
     try:
         tmpl = env.from_string(source)
-        text = "".join(tmpl.root_render_func(templar._context(tmpl)))
+        # output nodes are native values (one ``{{ }}`` keeps its type): a file is their text
+        text = "".join([str(n) for n in tmpl.root_render_func(templar._context(tmpl))])
     except FleetkitError as exc:
         raise ActionFail(str(exc)) from None
     except (JinjaTemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:

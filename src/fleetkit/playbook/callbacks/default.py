@@ -293,7 +293,9 @@ class DefaultCallback:
         ) and result.get("_ansible_verbose_override", False) is False
 
     def _show(self, res: TaskResult, result: dict[str, Any]) -> str:
-        shown = clean_result(censor_result(result), self.verbosity)
+        # a censored result keeps no _ansible_verbose_always: ansible prints it on one line
+        result = censor_result(result)
+        shown = clean_result(result, self.verbosity)
         shown.pop("skipped", None)  # ansible strips it from what a callback sees
         if res.task.action == "debug" and "msg" in shown:
             shown = {k: v for k, v in shown.items() if k in _DEBUG_KEYS}

@@ -31,6 +31,8 @@ class ModuleContext:
     variables: Mapping[str, Any] = field(default_factory=dict)
     verbosity: int = 0
     evaluate: Callable[[str], Any] | None = None
+    condition: Callable[[Any], bool] | None = None  # a conditional's result (assert: that)
+    template: Callable[[Any], Any] | None = None  # render a value with the task's variables
     remote_python: str = "python3"
     task_name: str = ""
     env: dict[str, str] | None = None

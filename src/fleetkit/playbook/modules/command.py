@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shlex
+import sys
 from typing import Any
 
 from fleetkit.playbook.connection import CommandNotFound
@@ -25,6 +26,28 @@ _COMMON = {
     "strip_empty_ends": Param("bool", True),
     "expand_argument_vars": Param("bool", True),
 }
+
+
+# ansible's command module expands $VARS and ~ in each argument with Python's os.path on the
+# target (after the task's environment is applied): this runs that step there, then execs.
+_NOEXEC = "fleetkit-command-not-found: "
+_EXPAND = (
+    "import os, sys\n"
+    "a = [os.path.expanduser(os.path.expandvars(x)) for x in sys.argv[1:]]\n"
+    "try:\n"
+    "    os.execvp(a[0], a)\n"
+    "except FileNotFoundError:\n"
+    f"    sys.stderr.write({_NOEXEC!r} + a[0])\n"
+    "    sys.exit(127)\n"
+)
+
+
+def _expanding(ctx: ModuleContext, cmd: list[str]) -> list[str]:
+    """``cmd`` run through the expansion step when an argument needs it."""
+    if not any("$" in a or a.startswith("~") for a in cmd):
+        return cmd
+    python = sys.executable if ctx.conn.local else ctx.remote_python
+    return [python, "-c", _EXPAND, *cmd]
 
 
 def _now() -> dt.datetime:
@@ -109,8 +132,13 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
     if stdin is not None:
         data = (stdin + ("\n" if args.get("stdin_add_newline", True) else "")).encode()
     start = _now()
+    run = cmd
+    if isinstance(cmd, list) and not shell and args.get("expand_argument_vars", True):
+        run = _expanding(ctx, cmd)
     try:
-        res = ctx.conn.run(cmd, stdin=data, become=ctx.become, cwd=args.get("chdir"), env=ctx.env)
+        res = ctx.conn.run(run, stdin=data, become=ctx.become, cwd=args.get("chdir"), env=ctx.env)
+        if run is not cmd and res.rc == 127 and res.stderr.startswith(_NOEXEC.encode()):
+            raise CommandNotFound(res.stderr[len(_NOEXEC) :].decode(errors="replace"))
     except CommandNotFound as exc:
         return {
             "changed": False,

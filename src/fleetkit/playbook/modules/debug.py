@@ -7,14 +7,9 @@ import re
 import time
 from typing import Any
 
-from fleetkit.playbook.errors import (
-    BrokenConditional,
-    ModuleError,
-    TemplateError,
-    TemplateUndefined,
-)
+from fleetkit.playbook.errors import ModuleError, TemplateError, TemplateUndefined
 from fleetkit.playbook.modules import Module, ModuleContext, Param, _bool
-from fleetkit.playbook.templar import OMIT
+from fleetkit.playbook.templar import OMIT, is_all_template
 from fleetkit.playbook.trust import UnsafeText
 
 __all__ = ["MODULES", "RAW_ARGS", "ActionArgError", "VarExpressionError"]
@@ -24,7 +19,6 @@ RAW_ARGS = {"debug": ("var",), "assert": ("that",)}
 
 
 UNTRUSTED = "Encountered untrusted template or expression."
-_ALL_TEMPLATE = re.compile(r"\A\s*(\{\{.*\}\}|\{%.*%\})\s*\Z", re.S)
 _REF = re.compile(r"^\s*\{\{\s*([A-Za-z_][\w.]*)\s*\}\}\s*$")
 
 
@@ -113,47 +107,34 @@ def run_fail(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"failed": True, "msg": msg, "changed": False}
 
 
-def _is_all_template(text: str) -> bool:
-    return bool(_ALL_TEMPLATE.match(text))
-
-
 def run_assert(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     if "that" not in args:
         raise ModuleError("missing required arguments: that")
     that = args.get("that")
-    if isinstance(that, str) and not isinstance(that, UnsafeText) and _is_all_template(that):
-        # ansible's assert resolves a whole-template ``that`` to its container first: a list
-        # it names is the list of conditionals (each evaluated on its own)
-        from fleetkit.playbook.templar import Templar, VarsView
+    assert ctx.condition is not None and ctx.template is not None
+    if isinstance(that, str) and not isinstance(that, UnsafeText) and is_all_template(that):
+        # a whole template may give the list of conditionals (its items are not templated)
+        from fleetkit.playbook.templar import VarsView
 
         ref = _REF.match(that)
-        container: Any = None
+        resolved: Any = None
         if ref and "." not in ref.group(1) and isinstance(ctx.variables, VarsView):
-            # the list as written: its conditionals are not templated as values first
             try:
-                container = ctx.variables.raw(ref.group(1))
+                resolved = ctx.variables.raw(ref.group(1))  # the list as written
             except KeyError:
-                container = None
-        if container is None:
+                resolved = None
+        if resolved is None:
             try:
-                container = Templar(ctx.variables).template(that)
+                resolved = ctx.template(that)
             except TemplateError:
-                container = None
-        if isinstance(container, list):
-            that = container
+                resolved = None
+        if isinstance(resolved, list):
+            that = resolved
     conds = that if isinstance(that, list) else [that]
     fail_msg = args.get("fail_msg", args.get("msg"))
     quiet = bool(args.get("quiet"))
-    assert ctx.evaluate is not None
     for cond in conds:
-        if isinstance(cond, bool):
-            ok = cond
-        elif cond is None:
-            raise BrokenConditional()
-        else:
-            value = ctx.evaluate(cond if isinstance(cond, str) else str(cond))
-            ok = bool(value)
-        if not ok:
+        if not ctx.condition(cond):
             failure: dict[str, Any] = {
                 "failed": True,
                 "changed": False,

@@ -284,9 +284,13 @@ class StrategyBase:
         if res.status == "changed":
             stats.increment("changed", host)
         facts = r.get("ansible_facts")
-        if isinstance(facts, dict):
+        # a debug result's ansible_facts is a variable shown, never facts (ansible's rule)
+        if isinstance(facts, dict) and task.action != "debug":
             if task.action == "set_fact":
                 self.vm.host_runtime(host).update(facts)
+                if r.get("_ansible_facts_cacheable"):
+                    # cacheable: a real fact as well (what a fact cache keeps), as ansible's
+                    self.vm.set_facts(host, facts)
             elif task.action == "include_vars":
                 self.vm.set_include_vars(host, facts)
             else:
@@ -358,6 +362,8 @@ class StrategyBase:
         if isinstance(facts, dict) and res.status not in ("failed", "skipped", "unreachable"):
             if res.task.action == "set_fact":
                 self.vm.host_runtime(other).update(facts)
+                if res.result.get("_ansible_facts_cacheable"):
+                    self.vm.set_facts(other, facts)
             elif res.task.action == "include_vars":
                 self.vm.set_include_vars(other, facts)
 

@@ -46,11 +46,10 @@ XFAIL: dict[str, str] = {
     "task_ordering": "error: setup_remote_tmp_dir/handlers/main.yml:1: include_tasks as a handler is not supported by fleetkit play",
     "templating": "fatal: [testhost]: FAILED! => {",
     "test_core": "fatal: [localhost]: FAILED! => {",
-    "until": "error: until/tasks/main.yml:79: couldn't resolve module/action 'shell_no_failed'. This often indicates a misspelling, missing collection, or incorr...",
     "var_precedence": "fatal: [testhost]: FAILED! => {",
     "wait_for": "error: setup_remote_tmp_dir/handlers/main.yml:1: include_tasks as a handler is not supported by fleetkit play",
 }
-# 29 of 52 pass (limit_inventory trivially: it runs only the real `ansible` ad-hoc command);
+# 30 of 52 pass (limit_inventory trivially: it runs only the real `ansible` ad-hoc command);
 # regenerate the reasons with `scripts/ansible-targets --peer fleetkit -j 2 -o json`
 
 TIMEOUT_S = 240.0

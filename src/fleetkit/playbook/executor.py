@@ -403,6 +403,7 @@ class TaskExecutor:
         self.retries = RetryPrinter(cb, self.retry_name)
         self._sems: dict[int, threading.Semaphore] = {}
         self._splat_warned: set[int] = set()
+        self._warned: set[str] = set()
         self._sem_lock = threading.Lock()
 
     def kw_bool(
@@ -646,6 +647,7 @@ class TaskExecutor:
         result: dict[str, Any] = {}
         for attempt in range(1, total + 1):
             result = self._run_once(host, task, module, tv, templar, delegate)
+            self._check_result_no_log(result)
             if no_log:
                 result["_ansible_no_log"] = True
             if result.get("unreachable"):
@@ -692,6 +694,23 @@ class TaskExecutor:
                 result["_fk_action_failed"] = True
             result["failed"] = True
         return result
+
+    def _check_result_no_log(self, result: dict[str, Any]) -> None:
+        """A result's own ``_ansible_no_log`` (an action plugin's) censors it when truthy; a
+        non-boolean value censors it with ansible's warning (printed once, as ansible's)."""
+        value = result.get("_ansible_no_log")
+        if value is None or isinstance(value, bool):
+            return
+        kind = "str" if isinstance(value, str) else type(value).__name__  # (not UnsafeText)
+        msg = (
+            f"Invalid _ansible_no_log value of type {kind!r} in task result, output will be masked."
+        )
+        result["_ansible_no_log"] = True
+        with self._sem_lock:
+            if msg in self._warned:
+                return
+            self._warned.add(msg)
+        self.cb.warning(msg)
 
     def _apply_when_rules(
         self, task: Task, result: dict[str, Any], tv: VarsView, reg: Any

@@ -275,6 +275,10 @@ def add_library_dir(path: str) -> None:
         from fleetkit.playbook.modules import _finder
 
         _finder.add_library_path(path)
+    # ansible loads action_plugins/ from the same places as library/
+    from fleetkit.playbook.actions.ansible_actions import add_action_plugin_dir
+
+    add_action_plugin_dir(os.path.join(os.path.dirname(path), "action_plugins"))
 
 
 @dataclass(slots=True, frozen=True)

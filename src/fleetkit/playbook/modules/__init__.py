@@ -222,8 +222,12 @@ def resolve(name: str, collections: Sequence[str] = ()) -> str | None:
 
 def _resolve_one(name: str) -> str | None:
     from fleetkit.playbook import actions
+    from fleetkit.playbook.actions.ansible_actions import find_action_plugin
     from fleetkit.playbook.modules import _finder
 
+    if find_action_plugin(name) is not None:
+        # an action plugin of a directory (ansible.legacy) or a collection
+        return name if "." in name else f"ansible.legacy.{name}"
     short = _short(name)
     if name == short or name.startswith(_BUILTIN_PREFIXES):
         if short in _NATIVE or short in actions.ACTIONS or short in ("meta",):
@@ -234,6 +238,7 @@ def _resolve_one(name: str) -> str | None:
 def get_module(name: str) -> Module:
     """The :class:`Module` that runs a task's action (native, controller action or ansible's)."""
     from fleetkit.playbook import actions
+    from fleetkit.playbook.actions.ansible_actions import action_plugin_module, find_action_plugin
     from fleetkit.playbook.modules import (
         async_status,
         command,
@@ -244,6 +249,9 @@ def get_module(name: str) -> Module:
         upstream,
     )
 
+    plugin = find_action_plugin(name)
+    if plugin is not None:
+        return action_plugin_module(name, plugin)
     short = _short(name)
     builtin = name == short or name.startswith(_BUILTIN_PREFIXES)
     if builtin and short in _NATIVE:

@@ -34,12 +34,10 @@ XFAIL: dict[str, str] = {
     "environment": "fatal: [testhost]: FAILED! => {",
     "gathering_facts": "timeout after 600s; last: PLAY [Ensure clean_facts is working properly] **********************************",
     "handlers": "+ '[' '' = 'RUNNING HANDLER [test_handlers : test handler]' ']'",
-    "ignore_unreachable": 'fatal: [bad_put_file]: FAILED! => {"changed": false, "msg": "the connection plugin \'bad_put_file\' (./fake_connectors/bad_put_file.py, from ANSIBLE_...',
     "include_import": 'fatal: [testhost]: FAILED! => {"changed": false, "msg": "This command should always fail"}',
     "loops": 'failed: [testhost] (item=1) => {"ansible_loop_var": "item", "changed": false, "item": "1", "msg": "Task failed: Finalization of task args for \'ansi...',
     "meta_tasks": "error: unknown host 'one'",
     "no_log": "+ ansible-playbook ansible_no_log_in_result.yml -vvvvv",
-    "package": "error: package/tasks/main.yml:76:7: the keyword 'module_defaults' is not supported by fleetkit play",
     "pause": "Failed to skip pause module",
     "set_fact": 'fatal: [localhost]: FAILED! => {"changed": false, "msg": "Task failed: \'ansible_foobar\' is undefined"}',
     "special_vars": "fatal: [testhost]: FAILED! => {",
@@ -49,7 +47,7 @@ XFAIL: dict[str, str] = {
     "var_precedence": "fatal: [testhost]: FAILED! => {",
     "wait_for": "error: setup_remote_tmp_dir/handlers/main.yml:1: include_tasks as a handler is not supported by fleetkit play",
 }
-# 30 of 52 pass (limit_inventory trivially: it runs only the real `ansible` ad-hoc command);
+# 32 of 52 pass (limit_inventory trivially: it runs only the real `ansible` ad-hoc command);
 # regenerate the reasons with `scripts/ansible-targets --peer fleetkit -j 2 -o json`
 
 TIMEOUT_S = 240.0

@@ -416,12 +416,17 @@ def _play(argv: list[str]) -> int:
             "fleetkit play runs one playbook per invocation",
             hint="run each playbook in turn, or import them from one playbook",
         )
+    from fleetkit.playbook.actions.ansible_actions import set_action_plugin_paths
+    from fleetkit.playbook.connection.plugin import set_connection_plugin_paths
     from fleetkit.playbook.modules import _finder
 
     # -M and ansible.cfg's library: module directories before the playbook's own library/
     _finder.set_library_paths(
         [p for m in args.module_path for p in m.split(os.pathsep) if p] + list(cfg["library"])
     )
+    # ansible.cfg's / ANSIBLE_*'s plugin directories (those beside the playbook come on load)
+    set_action_plugin_paths(list(cfg["action_plugins"]))
+    set_connection_plugin_paths(list(cfg["connection_plugins"]))
     roles_path = None if cfg.is_default("roles_path") else list(cfg["roles_path"])
     parse_vars = _extra_vars(args.extra_vars)
     books = [

@@ -15,12 +15,14 @@ from typing import Any
 
 from fleetkit.playbook.connection import Become, CommandNotFound, Connection, Unreachable
 from fleetkit.playbook.connection.local import LocalConnection
+from fleetkit.playbook.connection.plugin import PluginConnection, find_connection_plugin
 from fleetkit.playbook.connection.ssh import SSHConnection, cleanup_control_dir
 from fleetkit.playbook.errors import ModuleError, PlaybookError, TemplateError, TemplateUndefined
 from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.jobs import new_job_id, run_in_thread
-from fleetkit.playbook.modules import Module, ModuleContext, validate
+from fleetkit.playbook.module_defaults import args_with_defaults
+from fleetkit.playbook.modules import Module, ModuleContext, resolve, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
@@ -217,20 +219,6 @@ def _normalize_failure(result: dict[str, Any]) -> None:
         result["exception"] = "(traceback unavailable)"
 
 
-def _connection_plugin_file(name: str) -> str | None:
-    """A connection plugin file ``name`` in ANSIBLE_CONNECTION_PLUGINS's directories."""
-    paths = os.environ.get(
-        "ANSIBLE_CONNECTION_PLUGINS",
-        "~/.ansible/plugins/connection:/usr/share/ansible/plugins/connection",
-    )
-    short = name.rsplit(".", 1)[-1]
-    for d in paths.split(os.pathsep):
-        candidate = os.path.join(os.path.expanduser(d), f"{short}.py")
-        if d and os.path.isfile(candidate):
-            return candidate
-    return None
-
-
 class ConnectionCache:
     """One connection per (host, kind), opened on first use and closed at the end of the run."""
 
@@ -321,13 +309,11 @@ class ConnectionCache:
                     extra_args=" ".join(str(a) for a in (common, extra) if a).strip(),
                 )
             else:
-                plugin = _connection_plugin_file(kind)
+                plugin = find_connection_plugin(kind)
                 if plugin is not None:
-                    raise PlaybookError(
-                        f"the connection plugin '{kind}' ({plugin}, from "
-                        "ANSIBLE_CONNECTION_PLUGINS) is not supported by fleetkit play",
-                        hint="fleetkit connects with its own local and ssh connections only",
-                    )
+                    conn = PluginConnection(host, kind, plugin, hv, str(user) if user else None)
+                    self._conns[key] = conn
+                    return conn
                 raise PlaybookError(
                     f"the connection plugin '{kind}' was not found",
                     hint="fleetkit supports the local and ssh connections",
@@ -428,6 +414,16 @@ class TaskExecutor:
             strict = strict_bool(value)
             return invalid if strict is None else strict
         return to_bool(value)
+
+    def _item_bool(self, task: Task, key: str, templar: Templar) -> bool:
+        """A boolean task keyword templated with one loop item's variables."""
+        v = task.kw.get(key)
+        if v is None or isinstance(v, bool):
+            return bool(v)
+        try:
+            return to_bool(templar.template(v))
+        except TemplateError:
+            return False
 
     def task_name(self, task: Task, host: str) -> str:
         """The task's name as the banner shows it (templated for ``host``)."""
@@ -991,6 +987,19 @@ class TaskExecutor:
             }
             out["changed"] = False  # (the debug display hides it)
             return out
+        defaults = task.kw.get("module_defaults")
+        with_defaults: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+        if defaults:
+
+            def with_defaults(name: str, given: dict[str, Any]) -> dict[str, Any]:
+                fqcn = resolve(name) or name
+                return args_with_defaults(fqcn, given, defaults, templar.template)
+
+            try:
+                args = with_defaults(task.action, args)
+            except TemplateError as exc:
+                msg = f"Task failed: {exc}"
+                return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
         try:
             params = validate(module, args)
         except ModuleError as exc:
@@ -1056,6 +1065,7 @@ class TaskExecutor:
             ),
             no_log=self.kw_bool(task, "no_log", host) if task.kw.get("no_log") else False,
             action=task.mod_key or task.action,
+            module_defaults=with_defaults,
         )
         try:
             timeout = _opt_str(templar, task.kw.get("timeout"))
@@ -1243,6 +1253,7 @@ class TaskExecutor:
         total = len(items)
         # facts set by an item are visible to the next items (ansible updates the task vars)
         loop_facts: dict[str, Any] = {}
+        ignore_unreachable: bool | None = None  # over the unreachable items (ansible's rule)
         for i, item in enumerate(items):
             layer: dict[str, Any] = {**loop_facts, loop_var: item, "ansible_loop_var": loop_var}
             if index_var:
@@ -1293,6 +1304,11 @@ class TaskExecutor:
                 r["ansible_loop"] = layer["ansible_loop"]
             # ansible's label defaults to the loop variable's value
             r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
+            if r.get("unreachable"):
+                # each item templates ignore_unreachable with its own variables; the task
+                # ignores the host only if every unreachable item said so
+                item_ignores = self._item_bool(task, "ignore_unreachable", t)
+                ignore_unreachable = item_ignores and ignore_unreachable is not False
             results.append(r)
             st = (
                 "unreachable"
@@ -1341,7 +1357,12 @@ class TaskExecutor:
             # ansible tries every item, prints each as failed, then the host as UNREACHABLE
             agg["unreachable"] = True
             agg["results"] = [
-                {**r, "exception": "(traceback unavailable)"} if r.get("unreachable") else r
+                {
+                    **{k: v for k, v in r.items() if k != "_ansible_item_label"},
+                    "exception": "(traceback unavailable)",
+                }
+                if r.get("unreachable")
+                else r
                 for r in results
             ]
             return TaskResult(
@@ -1349,7 +1370,7 @@ class TaskExecutor:
                 task,
                 agg,
                 "unreachable",
-                ignored=self.kw_bool(task, "ignore_unreachable", host),
+                ignored=bool(ignore_unreachable),
                 items=statuses,
                 delegated_to=delegate,
                 controller=module.controller,

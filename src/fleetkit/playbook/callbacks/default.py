@@ -267,7 +267,7 @@ class DefaultCallback:
                     block += self._origin(path, line, col)
             if r.get("_fk_help"):
                 block += f"\n{r['_fk_help']}\n"
-        elif task.path and task.line:
+        elif task.path and task.line and not task.implicit:
             block += "\n" + self._origin(task.path, task.line, task.col)
         if block in self._errors:
             return

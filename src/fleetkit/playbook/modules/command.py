@@ -52,6 +52,14 @@ def _text(b: bytes, strip: bool) -> str:
 
 
 def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any]:
+    if getattr(ctx.conn, "run_agent_batch", None) is not None:
+        # over an ansible connection plugin the real module travels as ansible sends it
+        from fleetkit.playbook.modules.upstream import run_module
+
+        real = {k: v for k, v in args.items() if v is not None}
+        if shell:
+            real["_uses_shell"] = True
+        return run_module(ctx, "ansible.legacy.command", real)
     raw = args.get("cmd") or args.get("_raw_params")
     argv = args.get("argv")
     cmd: list[str] | str

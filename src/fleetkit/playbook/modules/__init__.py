@@ -37,6 +37,8 @@ class ModuleContext:
     diff: bool = False
     no_log: bool = False
     action: str = ""  # the module name as the task wrote it (ansible's _ansible_module_name)
+    # the task's module_defaults for a module the action runs: (module name, args) -> args
+    module_defaults: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

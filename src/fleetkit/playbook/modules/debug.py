@@ -39,11 +39,9 @@ def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     if verbosity > ctx.verbosity:
         return {"skipped": True, "skipped_reason": "Verbosity threshold not met.", "changed": False}
     if args.get("msg") is not None and args.get("var") is not None:
-        return {
-            "failed": True,
-            "changed": False,
-            "msg": "parameters are mutually exclusive: msg|var",
-        }
+        msg = "parameters are mutually exclusive: msg|var"
+        # ansible's debug action raises it (AnsibleActionFail): no "Action failed:" prefix
+        return {"failed": True, "changed": False, "msg": msg, "_fk_error": f"Task failed: {msg}"}
     if args.get("var") is not None:
         var = args["var"]
         assert ctx.evaluate is not None

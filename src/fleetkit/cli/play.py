@@ -437,18 +437,7 @@ def _play(argv: list[str]) -> int:
         for path, _ in books:
             print(f"\nplaybook: {path}")
         return 0
-    sources = args.inventory or cfg["inventory"]
-    inv = _load_inventory(sources, cfg)
-    for w in inv.warnings:
-        if w.startswith("provided hosts list is empty") and not cfg["localhost_warning"]:
-            continue
-        print(f"[WARNING]: {w}", file=sys.stderr)
-    if cfg["localhost_warning"] and not any(not h.implicit for h in inv.hosts.values()):
-        print(
-            "[WARNING]: provided hosts list is empty, only localhost is available. Note that "
-            "the implicit localhost does not match 'all'",
-            file=sys.stderr,
-        )
+    inv = _load_inventory(args.inventory or cfg["inventory"], cfg, for_play=True)
     limit = _read_limit(args.limit)
     only_tags, skip_tags = _split_tags(args.tags), _split_tags(args.skip_tags)
     if listing:
@@ -572,9 +561,7 @@ def _inventory(argv: list[str]) -> int:
         print(f"[WARNING]: {w}", file=sys.stderr)
     check_supported(cfg, run=False)
     _setup_vault(args, cfg)
-    inv = _load_inventory(args.inventory or cfg["inventory"], cfg)
-    for w in inv.warnings:
-        print(f"[WARNING]: {w}", file=sys.stderr)
+    inv = _load_inventory(args.inventory or cfg["inventory"], cfg, for_play=False)
     render = dumps_yaml if args.yaml else dumps
     limit = _read_limit(args.limit)
     if args.list:
@@ -587,10 +574,13 @@ def _inventory(argv: list[str]) -> int:
     return 0
 
 
-def _load_inventory(sources: list[str], cfg: Config) -> Inventory:
+def _load_inventory(sources: list[str], cfg: Config, *, for_play: bool) -> Inventory:
+    """Load the inventory as ansible.cfg says and print its warnings to stderr; ``for_play``
+    (ansible-playbook, not ansible-inventory): the implicit-localhost warnings, as
+    ``localhost_warning`` allows."""
     from fleetkit.playbook.inventory import load_inventory
 
-    return load_inventory(
+    inv = load_inventory(
         sources,
         enabled=cfg["enable_plugins"],
         ignore_extensions=cfg["inventory_ignore_extensions"],
@@ -599,6 +589,22 @@ def _load_inventory(sources: list[str], cfg: Config) -> Inventory:
         any_unparsed_is_failed=cfg["any_unparsed_is_failed"],
         unparsed_warning=cfg["inventory_unparsed_warning"],
     )
+    quiet = for_play and not cfg["localhost_warning"]
+    for w in inv.warnings:
+        if quiet and w.startswith("provided hosts list is empty"):
+            continue
+        print(f"[WARNING]: {w}", file=sys.stderr)
+    if (
+        for_play
+        and cfg["localhost_warning"]
+        and not any(not h.implicit for h in inv.hosts.values())
+    ):
+        print(
+            "[WARNING]: provided hosts list is empty, only localhost is available. Note that "
+            "the implicit localhost does not match 'all'",
+            file=sys.stderr,
+        )
+    return inv
 
 
 def main(command: str, argv: list[str]) -> int:

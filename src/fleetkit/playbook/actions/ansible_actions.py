@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import sys
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
@@ -87,6 +88,22 @@ def _short_legacy(name: str) -> str | None:
     if "." not in name:
         return name
     return None
+
+
+# ansible-core's own action plugins fleetkit runs through the shim rather than natively
+ANSIBLE_CORE_ACTIONS = frozenset({"pause"})
+
+
+def core_action_plugin(name: str) -> str | None:
+    """The file of ansible-core's own action plugin for a builtin ``name`` fleetkit runs as
+    ansible's code (``pause``: its prompts are ansible's Display's)."""
+    short = name.removeprefix("ansible.builtin.").removeprefix("ansible.legacy.")
+    if short not in ANSIBLE_CORE_ACTIONS or ("." in short):
+        return None
+    from fleetkit.playbook.modules import _finder
+
+    base = _finder._ansible_dir()
+    return os.path.join(base, "plugins", "action", f"{short}.py") if base else None
 
 
 def find_action_plugin(name: str) -> str | None:
@@ -496,13 +513,17 @@ def _failure(exc: BaseException, name: str, path: str) -> dict[str, Any]:
     return result
 
 
-def action_plugin_module(name: str, path: str) -> Module:
-    """A :class:`Module` that runs ansible's action plugin at ``path`` for the task's ``name``."""
+def action_plugin_module(name: str, path: str, run_once: bool = False) -> Module:
+    """A :class:`Module` that runs ansible's action plugin at ``path`` for the task's ``name``
+    (``run_once``: the plugin's BYPASS_HOST_LOOP)."""
 
     def run(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
         action_loader = _init()
+        # the name as the task wrote it (ansible.builtin.x loads through the collection loader:
+        # messages name the plugin as ansible's do)
+        written = ctx.action if ctx.action.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1] else name
         loaded = action_loader.get(
-            name,
+            written,
             task=_task(ctx, name, args),
             connection=_ConnectionShim(ctx, _shell(ctx)),
             play_context=_play_context(ctx),
@@ -512,18 +533,27 @@ def action_plugin_module(name: str, path: str) -> Module:
         )
         if loaded is None:
             raise ModuleError(f"the action plugin '{name}' ({path}) could not be loaded")
-        try:
+        from ansible._internal._display_utils import DeferredWarningContext
+
+        task_vars = _TaskVars(ctx.variables)
+        sys.stdout.flush()  # what the plugin displays (pause's prompts) comes after our output
+        # as ansible's TaskExecutor: warnings the plugin displays go with its result
+        with DeferredWarningContext(variables=task_vars) as warning_ctx:  # type: ignore[arg-type]
             try:
-                result = loaded.run(task_vars=_TaskVars(ctx.variables))
-            finally:
-                loaded.cleanup()
-        except Exception as exc:  # noqa: BLE001 - ansible turns any exception into a result
-            return _failure(exc, name, path)
+                try:
+                    result = loaded.run(task_vars=task_vars)
+                finally:
+                    loaded.cleanup()
+            except Exception as exc:  # noqa: BLE001 - ansible turns any exception into a result
+                return _failure(exc, name, path)
+            captured = [str(w.event.msg) for w in warning_ctx.get_warnings()]
         if not isinstance(result, dict):
             raise ModuleError(f"the action plugin '{name}' ({path}) returned no result dict")
         result = dict(result)
+        if captured:
+            result["warnings"] = [*(result.get("warnings") or []), *captured]
         if not result.pop(_MODULE_FAILURE, False):
             result["_fk_action_failed"] = True  # a failure of the action's own making
         return result
 
-    return Module(name, run, None, check_mode=True)
+    return Module(name, run, None, check_mode=True, run_once=run_once)

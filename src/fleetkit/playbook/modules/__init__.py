@@ -240,7 +240,11 @@ def _resolve_one(name: str) -> str | None:
 def get_module(name: str) -> Module:
     """The :class:`Module` that runs a task's action (native, controller action or ansible's)."""
     from fleetkit.playbook import actions
-    from fleetkit.playbook.actions.ansible_actions import action_plugin_module, find_action_plugin
+    from fleetkit.playbook.actions.ansible_actions import (
+        action_plugin_module,
+        core_action_plugin,
+        find_action_plugin,
+    )
     from fleetkit.playbook.modules import (
         async_status,
         command,
@@ -254,6 +258,9 @@ def get_module(name: str) -> Module:
     plugin = find_action_plugin(name)
     if plugin is not None:
         return action_plugin_module(name, plugin)
+    core = core_action_plugin(name)
+    if core is not None:
+        return action_plugin_module(name, core, run_once=True)  # BYPASS_HOST_LOOP
     short = _short(name)
     builtin = name == short or name.startswith(_BUILTIN_PREFIXES)
     if builtin and short in _NATIVE:

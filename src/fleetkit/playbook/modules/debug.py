@@ -1,10 +1,8 @@
-"""Controller-side actions: ``debug``, ``fail``, ``assert``, ``set_fact``, ``pause``, ``ping``."""
+"""Controller-side actions: ``debug``, ``fail``, ``assert``, ``set_fact``, ``ping`` (``pause`` is ansible's own action)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-import time
 from typing import Any
 
 from fleetkit.playbook.errors import ModuleError, TemplateError, TemplateUndefined
@@ -153,34 +151,6 @@ def run_set_fact(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"ansible_facts": facts, "_ansible_facts_cacheable": cacheable, "changed": False}
 
 
-def run_pause(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    seconds = args.get("seconds")
-    minutes = args.get("minutes")
-    start = dt.datetime.now()
-    total = 0.0
-    if seconds is not None:
-        total = float(seconds)
-    elif minutes is not None:
-        total = float(minutes) * 60
-    if total > 0:
-        time.sleep(total)
-    stop = dt.datetime.now()
-    shown = int(total) if total == int(total) else total
-    return {
-        "changed": False,
-        "rc": 0,
-        "start": str(start),
-        "stop": str(stop),
-        "delta": int((stop - start).total_seconds()),
-        "echo": True,
-        "stdout": f"Paused for {shown} seconds"
-        if seconds is not None or minutes is None
-        else f"Paused for {minutes} minutes",
-        "stderr": "",
-        "user_input": "",
-    }
-
-
 MODULES = (
     Module(
         "debug",
@@ -201,16 +171,4 @@ MODULES = (
         controller=True,
     ),
     Module("set_fact", run_set_fact, None, controller=True),
-    Module(
-        "pause",
-        run_pause,
-        {
-            "seconds": Param("raw"),
-            "minutes": Param("raw"),
-            "prompt": Param("str"),
-            "echo": Param("bool", True),
-        },
-        controller=True,
-        run_once=True,
-    ),
 )

@@ -538,7 +538,7 @@ def action_plugin_module(name: str, path: str, run_once: bool = False) -> Module
         task_vars = _TaskVars(ctx.variables)
         sys.stdout.flush()  # what the plugin displays (pause's prompts) comes after our output
         # as ansible's TaskExecutor: warnings the plugin displays go with its result
-        with DeferredWarningContext(variables=task_vars) as warning_ctx:  # type: ignore[arg-type]
+        with DeferredWarningContext(variables=task_vars) as warning_ctx:
             try:
                 try:
                     result = loaded.run(task_vars=task_vars)

@@ -23,6 +23,7 @@ import shlex
 import sys
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
+from functools import lru_cache
 from typing import Any
 
 from fleetkit.playbook.errors import ModuleError
@@ -111,11 +112,21 @@ def find_action_plugin(name: str) -> str | None:
     collection's), or None when fleetkit's own dispatch applies. Reads no Python."""
     short = _short_legacy(name)
     if short is not None:
-        for d in _search_dirs():
-            candidate = os.path.join(d, f"{short}.py")
-            if os.path.isfile(candidate):
-                return candidate
-        return None
+        return _in_dirs(short, tuple(_search_dirs()))
+    return _in_collection(name)
+
+
+@lru_cache(maxsize=4096)
+def _in_dirs(short: str, dirs: tuple[str, ...]) -> str | None:
+    for d in dirs:
+        candidate = os.path.join(d, f"{short}.py")
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _in_collection(name: str) -> str | None:
     parts = name.split(".")
     if len(parts) != 3 or parts[0] == "ansible" and parts[1] in ("builtin", "legacy"):
         return None

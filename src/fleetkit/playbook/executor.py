@@ -208,6 +208,7 @@ def registered(result: dict[str, Any]) -> dict[str, Any]:
         for k, v in result.items()
         if not k.startswith("_ansible_") and k not in _RESULT_INTERNAL
     }
+    out.pop("invocation", None)  # ansible's strategy drops it from what it registers
     out.setdefault("changed", False)  # ansible's executor adds it to every result
     return mark_unsafe(out)
 
@@ -1289,6 +1290,8 @@ class TaskExecutor:
                     "ansible_loop_var": loop_var,
                 }
                 r["_ansible_item_label"] = t.template(label_tpl) if label_tpl is not None else item
+                if "no_log" in task.kw and self.kw_bool(task, "no_log", host, invalid=True):
+                    r["_ansible_no_log"] = True  # a skipped item is censored too
                 results.append(r)
                 statuses.append(("skipped", r))
                 continue

@@ -154,12 +154,22 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
     return result
 
 
+def _with_invocation(result: dict[str, Any], args: dict[str, Any], shell: bool) -> dict[str, Any]:
+    """The module's arguments as ansible's command module reports them (every parameter,
+    defaults included): registered results and -vvv show them."""
+    if "invocation" not in result:
+        module_args = {k: args.get(k, p.default) for k, p in _COMMON.items()}
+        module_args["_uses_shell"] = shell
+        result["invocation"] = {"module_args": module_args}
+    return result
+
+
 def run_command(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    return _run(ctx, args, shell=False)
+    return _with_invocation(_run(ctx, args, shell=False), args, False)
 
 
 def run_shell(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    return _run(ctx, args, shell=True)
+    return _with_invocation(_run(ctx, args, shell=True), args, True)
 
 
 def run_raw(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:

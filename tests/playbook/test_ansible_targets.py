@@ -36,7 +36,7 @@ XFAIL: dict[str, str] = {
     "include_import": 'fatal: [testhost]: FAILED! => {"changed": false, "msg": "This command should always fail"}',
     "loops": 'failed: [testhost] (item=1) => {"ansible_loop_var": "item", "changed": false, "item": "1", "msg": "Task failed: Finalization of task args for \'ansi...',
     "meta_tasks": "error: unknown host 'one'",
-    "no_log": "+ ansible-playbook ansible_no_log_in_result.yml -vvvvv",
+    "no_log": "+ '[' 1 = 5 ']'  (ANSIBLE_NO_LOG=1 as the default of no_log is not honoured)",
     "set_fact": 'fatal: [localhost]: FAILED! => {"changed": false, "msg": "Task failed: \'ansible_foobar\' is undefined"}',
     "special_vars": "fatal: [testhost]: FAILED! => {",
     "task_ordering": "error: setup_remote_tmp_dir/handlers/main.yml:1: include_tasks as a handler is not supported by fleetkit play",

@@ -42,3 +42,18 @@ def test_command_invocation_and_censored_items_as_ansible(tmp_path: Path) -> Non
     assert '"stdin_add_newline": true' in f.stdout and '"chdir": "/tmp"' in f.stdout
     assert "_NOT" not in f.stdout
     assert f.stdout.count("(item=(censored due to no_log))") == 2
+
+
+def test_ansible_no_log_setting_is_the_keyword_default(tmp_path: Path) -> None:
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug:\n      no_log: true\n"
+        "    - debug:\n      no_log: false\n    - debug:\n    - debug:\n"
+        "      loop: '{{ range(3) | list }}'\n"
+    )
+    args = ["-i", "localhost,", "-c", "local", "-vvv", "pb.yml"]
+    for value, hidden in (("0", 1), ("1", 5)):
+        env = {"ANSIBLE_NO_LOG": value}
+        a = run_ansible(args, tmp_path, env=env)
+        f = run_fleetkit(["play", *args], tmp_path, env=env)
+        assert a.stdout.count("the output has been hidden") == hidden
+        assert f.stdout.count("the output has been hidden") == hidden, f.stdout

@@ -85,6 +85,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("DEFAULT_CONNECTION_PLUGIN_PATH", "connection_plugins", "pathspec",
        [f"{_HOME}/plugins/connection", "/usr/share/ansible/plugins/connection"],
        "defaults.connection_plugins", "ANSIBLE_CONNECTION_PLUGINS"),
+    _s("DEFAULT_NO_LOG", "no_log", "boolean", False, "defaults.no_log", "ANSIBLE_NO_LOG"),
     _s("DEFAULT_FORKS", "forks", "integer", 5, "defaults.forks", "ANSIBLE_FORKS"),
     _s("DEFAULT_REMOTE_USER", "remote_user", "string", None,
        "defaults.remote_user", "ANSIBLE_REMOTE_USER"),

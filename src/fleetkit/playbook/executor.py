@@ -6,6 +6,7 @@ become, delegation and the connection it runs over. Runs in the fork pool's work
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -457,6 +458,9 @@ class TaskExecutor:
         self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
     ) -> TaskResult:
         """Run ``task`` on ``host`` (in a fork): loop, conditions, retries, the module."""
+        if "no_log" not in task.kw and self.opts.config.get("no_log"):
+            # ansible.cfg's no_log / ANSIBLE_NO_LOG: the default of the keyword
+            task = dataclasses.replace(task, kw={**task.kw, "no_log": True})
         limit = task.kw.get("throttle")
         if limit in (None, 0, "0"):
             return self._execute(host, task, module, extra)

@@ -63,7 +63,7 @@ def ansible_env() -> dict[str, str]:
 
 
 def run_ansible(
-    args: list[str], cwd: Path, timeout: float = 240
+    args: list[str], cwd: Path, timeout: float = 240, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     exe = str(VENV_BIN / "ansible-playbook")
     if not os.path.exists(exe):
@@ -74,7 +74,7 @@ def run_ansible(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=ansible_env(),
+        env={**ansible_env(), **(env or {})},
         check=False,
     )
 

@@ -538,3 +538,22 @@ def test_resolve_follows_collections_keyword_and_redirects(
     finally:
         monkeypatch.delenv("ANSIBLE_COLLECTIONS_PATH")
         _finder.reset_caches()
+
+
+@pytest.mark.timeout(120)
+def test_fast_separate_interpreter_modules_never_hang(tmp_path: Path) -> None:
+    # a module run as its own process that exits at once used to be reaped by the collected
+    # Popen object before the agent's waitpid(-1): the run never answered (gathering_facts)
+    lib = tmp_path / "library"
+    lib.mkdir()
+    (lib / "quick").write_text(
+        '#!/bin/sh\necho \'{"changed": false, "ansible_facts": {"q": 1}}\'\n'
+    )
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - quick:\n      loop: '{{ range(60) | list }}'\n"
+        "    - assert: {that: q == 1}\n"
+    )
+    got = run_fk(["-i", "localhost,", "-c", "local", "pb.yml"], tmp_path)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert got.stdout.count("ok: [localhost] => (item=") == 60

@@ -164,3 +164,20 @@ def test_ctrl_c_exits_99_as_ansible(tmp_path: Path) -> None:
     assert proc.returncode == 99
     assert "[ERROR]: User interrupted execution" in err
     assert "Traceback" not in err
+
+
+def test_missing_included_role_error_shows_its_origin_as_ansible(tmp_path: Path) -> None:
+    from tests.playbook._harness import run_ansible
+
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - include_role:\n"
+        "        name: does-not-exist\n"
+    )
+    args = ["-i", "localhost,", "-c", "local", "pb.yml"]
+    env = {"ANSIBLE_ROLES_PATH": str(tmp_path / "roles")}
+    a = run_ansible(args, tmp_path, env=env)
+    f = run_fleetkit(["play", *args], tmp_path, env=env)
+    want = a.stderr[a.stderr.index("[ERROR]") :]
+    assert f.stderr[f.stderr.index("[ERROR]") :] == want
+    assert f"Origin: {tmp_path / 'pb.yml'}:5:15" in f.stderr
+    assert f.stdout == a.stdout and f.returncode == a.returncode == 2

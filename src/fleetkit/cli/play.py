@@ -416,12 +416,17 @@ def _play(argv: list[str]) -> int:
             "fleetkit play runs one playbook per invocation",
             hint="run each playbook in turn, or import them from one playbook",
         )
+    from fleetkit.playbook.actions.ansible_actions import set_action_plugin_paths
+    from fleetkit.playbook.connection.plugin import set_connection_plugin_paths
     from fleetkit.playbook.modules import _finder
 
     # -M and ansible.cfg's library: module directories before the playbook's own library/
     _finder.set_library_paths(
         [p for m in args.module_path for p in m.split(os.pathsep) if p] + list(cfg["library"])
     )
+    # ansible.cfg's / ANSIBLE_*'s plugin directories (those beside the playbook come on load)
+    set_action_plugin_paths(list(cfg["action_plugins"]))
+    set_connection_plugin_paths(list(cfg["connection_plugins"]))
     roles_path = None if cfg.is_default("roles_path") else list(cfg["roles_path"])
     parse_vars = _extra_vars(args.extra_vars)
     books = [
@@ -432,18 +437,7 @@ def _play(argv: list[str]) -> int:
         for path, _ in books:
             print(f"\nplaybook: {path}")
         return 0
-    sources = args.inventory or cfg["inventory"]
-    inv = _load_inventory(sources, cfg)
-    for w in inv.warnings:
-        if w.startswith("provided hosts list is empty") and not cfg["localhost_warning"]:
-            continue
-        print(f"[WARNING]: {w}", file=sys.stderr)
-    if cfg["localhost_warning"] and not any(not h.implicit for h in inv.hosts.values()):
-        print(
-            "[WARNING]: provided hosts list is empty, only localhost is available. Note that "
-            "the implicit localhost does not match 'all'",
-            file=sys.stderr,
-        )
+    inv = _load_inventory(args.inventory or cfg["inventory"], cfg, for_play=True)
     limit = _read_limit(args.limit)
     only_tags, skip_tags = _split_tags(args.tags), _split_tags(args.skip_tags)
     if listing:
@@ -567,9 +561,7 @@ def _inventory(argv: list[str]) -> int:
         print(f"[WARNING]: {w}", file=sys.stderr)
     check_supported(cfg, run=False)
     _setup_vault(args, cfg)
-    inv = _load_inventory(args.inventory or cfg["inventory"], cfg)
-    for w in inv.warnings:
-        print(f"[WARNING]: {w}", file=sys.stderr)
+    inv = _load_inventory(args.inventory or cfg["inventory"], cfg, for_play=False)
     render = dumps_yaml if args.yaml else dumps
     limit = _read_limit(args.limit)
     if args.list:
@@ -582,10 +574,13 @@ def _inventory(argv: list[str]) -> int:
     return 0
 
 
-def _load_inventory(sources: list[str], cfg: Config) -> Inventory:
+def _load_inventory(sources: list[str], cfg: Config, *, for_play: bool) -> Inventory:
+    """Load the inventory as ansible.cfg says and print its warnings to stderr; ``for_play``
+    (ansible-playbook, not ansible-inventory): the implicit-localhost warnings, as
+    ``localhost_warning`` allows."""
     from fleetkit.playbook.inventory import load_inventory
 
-    return load_inventory(
+    inv = load_inventory(
         sources,
         enabled=cfg["enable_plugins"],
         ignore_extensions=cfg["inventory_ignore_extensions"],
@@ -594,6 +589,22 @@ def _load_inventory(sources: list[str], cfg: Config) -> Inventory:
         any_unparsed_is_failed=cfg["any_unparsed_is_failed"],
         unparsed_warning=cfg["inventory_unparsed_warning"],
     )
+    quiet = for_play and not cfg["localhost_warning"]
+    for w in inv.warnings:
+        if quiet and w.startswith("provided hosts list is empty"):
+            continue
+        print(f"[WARNING]: {w}", file=sys.stderr)
+    if (
+        for_play
+        and cfg["localhost_warning"]
+        and not any(not h.implicit for h in inv.hosts.values())
+    ):
+        print(
+            "[WARNING]: provided hosts list is empty, only localhost is available. Note that "
+            "the implicit localhost does not match 'all'",
+            file=sys.stderr,
+        )
+    return inv
 
 
 def main(command: str, argv: list[str]) -> int:

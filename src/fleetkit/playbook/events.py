@@ -100,7 +100,9 @@ class Callback(Protocol):
 
     def warning(self, msg: str) -> None: ...
 
-    def error(self, msg: str) -> None: ...
+    def error(self, msg: str, origin: tuple[str, int, int] | None = None) -> None:
+        """An ``[ERROR]:`` the run goes on after; ``origin``: (path, line, column) to show."""
+        ...
 
     def verbose(self, msg: str, level: int) -> None:
         """A line ansible's Display shows from ``-v`` x level on (``META: ...`` at -vv)."""

@@ -6,6 +6,7 @@ become, delegation and the connection it runs over. Runs in the fork pool's work
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 from fleetkit.playbook import messages
 from fleetkit.playbook.connection import Become, CommandNotFound, Connection, Unreachable
 from fleetkit.playbook.connection.local import LocalConnection
+from fleetkit.playbook.connection.plugin import PluginConnection, find_connection_plugin
 from fleetkit.playbook.connection.ssh import SSHConnection, cleanup_control_dir
 from fleetkit.playbook.errors import (
     BrokenConditional,
@@ -30,7 +32,8 @@ from fleetkit.playbook.events import Callback, TaskResult
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.jobs import new_job_id, run_in_thread
 from fleetkit.playbook.loops import item_vars, loop_control, loop_items
-from fleetkit.playbook.modules import Module, ModuleContext, validate
+from fleetkit.playbook.module_defaults import args_with_defaults
+from fleetkit.playbook.modules import Module, ModuleContext, resolve, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
@@ -299,20 +302,6 @@ def _normalize_failure(result: dict[str, Any]) -> None:
         result["exception"] = "(traceback unavailable)"
 
 
-def _connection_plugin_file(name: str) -> str | None:
-    """A connection plugin file ``name`` in ANSIBLE_CONNECTION_PLUGINS's directories."""
-    paths = os.environ.get(
-        "ANSIBLE_CONNECTION_PLUGINS",
-        "~/.ansible/plugins/connection:/usr/share/ansible/plugins/connection",
-    )
-    short = name.rsplit(".", 1)[-1]
-    for d in paths.split(os.pathsep):
-        candidate = os.path.join(os.path.expanduser(d), f"{short}.py")
-        if d and os.path.isfile(candidate):
-            return candidate
-    return None
-
-
 class ConnectionCache:
     """One connection per (host, kind), opened on first use and closed at the end of the run."""
 
@@ -403,13 +392,11 @@ class ConnectionCache:
                     extra_args=" ".join(str(a) for a in (common, extra) if a).strip(),
                 )
             else:
-                plugin = _connection_plugin_file(kind)
+                plugin = find_connection_plugin(kind)
                 if plugin is not None:
-                    raise PlaybookError(
-                        f"the connection plugin '{kind}' ({plugin}, from "
-                        "ANSIBLE_CONNECTION_PLUGINS) is not supported by fleetkit play",
-                        hint="fleetkit connects with its own local and ssh connections only",
-                    )
+                    conn = PluginConnection(host, kind, plugin, hv, str(user) if user else None)
+                    self._conns[key] = conn
+                    return conn
                 raise PlaybookError(
                     f"the connection plugin '{kind}' was not found",
                     hint="fleetkit supports the local and ssh connections",
@@ -484,6 +471,7 @@ class TaskExecutor:
         self.connections = ConnectionCache(vm, opts)
         self.retries = RetryPrinter(cb, self.retry_name)
         self._sems: dict[int, threading.Semaphore] = {}
+        self._warned: set[str] = set()
         self._sem_lock = threading.Lock()
 
     def kw_bool(
@@ -508,6 +496,16 @@ class TaskExecutor:
             strict = strict_bool(value)
             return invalid if strict is None else strict
         return to_bool(value)
+
+    def _item_bool(self, task: Task, key: str, templar: Templar) -> bool:
+        """A boolean task keyword templated with one loop item's variables."""
+        v = task.kw.get(key)
+        if v is None or isinstance(v, bool):
+            return bool(v)
+        try:
+            return to_bool(templar.template(v))
+        except TemplateError:
+            return False
 
     def task_name(self, task: Task, host: str) -> str:
         """The task's name as the banner shows it (templated for ``host``)."""
@@ -540,6 +538,9 @@ class TaskExecutor:
         self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
     ) -> TaskResult:
         """Run ``task`` on ``host`` (in a fork): loop, conditions, retries, the module."""
+        if "no_log" not in task.kw and self.opts.config.get("no_log"):
+            # ansible.cfg's no_log / ANSIBLE_NO_LOG: the default of the keyword
+            task = dataclasses.replace(task, kw={**task.kw, "no_log": True})
         with messages.collecting() as raised:
             res = self._execute_throttled(host, task, module, extra)
         messages.apply(res.result, raised)
@@ -782,6 +783,7 @@ class TaskExecutor:
         result: dict[str, Any] = {}
         for attempt in range(1, total + 1):
             result = self._run_once(host, task, module, tv, templar, delegate)
+            self._check_result_no_log(result)
             if no_log:
                 result["_ansible_no_log"] = True
             if result.get("unreachable"):
@@ -828,6 +830,23 @@ class TaskExecutor:
                 result["_fk_action_failed"] = True
             result["failed"] = True
         return result
+
+    def _check_result_no_log(self, result: dict[str, Any]) -> None:
+        """A result's own ``_ansible_no_log`` (an action plugin's) censors it when truthy; a
+        non-boolean value censors it with ansible's warning (printed once, as ansible's)."""
+        value = result.get("_ansible_no_log")
+        if value is None or isinstance(value, bool):
+            return
+        kind = "str" if isinstance(value, str) else type(value).__name__  # (not UnsafeText)
+        msg = (
+            f"Invalid _ansible_no_log value of type {kind!r} in task result, output will be masked."
+        )
+        result["_ansible_no_log"] = True
+        with self._sem_lock:
+            if msg in self._warned:
+                return
+            self._warned.add(msg)
+        self.cb.warning(msg)
 
     def _apply_when_rules(
         self, task: Task, result: dict[str, Any], tv: VarsView, reg: Any
@@ -1122,6 +1141,19 @@ class TaskExecutor:
             }
             out["changed"] = False  # (the debug display hides it)
             return out
+        defaults = task.kw.get("module_defaults")
+        with_defaults: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+        if defaults:
+
+            def with_defaults(name: str, given: dict[str, Any]) -> dict[str, Any]:
+                fqcn = resolve(name) or name
+                return args_with_defaults(fqcn, given, defaults, templar.template)
+
+            try:
+                args = with_defaults(task.action, args)
+            except TemplateError as exc:
+                msg = f"Task failed: {exc}"
+                return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
         try:
             params = validate(module, args)
         except ModuleError as exc:
@@ -1194,6 +1226,7 @@ class TaskExecutor:
             ),
             no_log=self.kw_bool(task, "no_log", host) if task.kw.get("no_log") else False,
             action=task.mod_key or task.action,
+            module_defaults=with_defaults,
         )
         try:
             timeout = _opt_str(templar, task.kw.get("timeout"))
@@ -1347,6 +1380,7 @@ class TaskExecutor:
         # for the item's label
         reg = str(task.kw["register"]) if task.kw.get("register") else None
         registered_layer: dict[str, Any] = {}
+        ignore_unreachable: bool | None = None  # over the unreachable items (ansible's rule)
         for i, item in enumerate(items):
             special = item_vars(lc, items, i)
             view = tv.with_layer({**loop_facts, **registered_layer, **special})
@@ -1379,6 +1413,11 @@ class TaskExecutor:
                     r["_fk_no_error_block"] = True  # ansible reports it without an exception
                     r["msg"] = f"Failed to template loop_control.label: {exc}"
             r["_ansible_item_label"] = label
+            if r.get("unreachable"):
+                # each item templates ignore_unreachable with its own variables; the task
+                # ignores the host only if every unreachable item said so
+                item_ignores = self._item_bool(task, "ignore_unreachable", t)
+                ignore_unreachable = item_ignores and ignore_unreachable is not False
             results.append(r)
             st = (
                 "unreachable"
@@ -1430,7 +1469,12 @@ class TaskExecutor:
             # ansible tries every item, prints each as failed, then the host as UNREACHABLE
             agg["unreachable"] = True
             agg["results"] = [
-                {**r, "exception": "(traceback unavailable)"} if r.get("unreachable") else r
+                {
+                    **{k: v for k, v in r.items() if k != "_ansible_item_label"},
+                    "exception": "(traceback unavailable)",
+                }
+                if r.get("unreachable")
+                else r
                 for r in results
             ]
             return TaskResult(
@@ -1438,7 +1482,7 @@ class TaskExecutor:
                 task,
                 agg,
                 "unreachable",
-                ignored=self.kw_bool(task, "ignore_unreachable", host),
+                ignored=bool(ignore_unreachable),
                 items=statuses,
                 delegated_to=delegate,
                 controller=module.controller,

@@ -211,9 +211,9 @@ def facts_task(play: Play) -> Task:
     """The implicit ``Gathering Facts`` task of a play (import_playbook's ``when`` on it)."""
     # the play's gather_subset / gather_timeout / fact_path are the setup module's arguments
     args = {k: play.keywords[k] for k in _FACT_KEYWORDS if play.keywords.get(k) is not None}
-    t = Task(action="gather_facts", args=args, name="Gathering Facts")
-    if play.keywords.get("environment"):
-        t.kw["environment"] = play.keywords["environment"]  # facts see the play's environment
+    t = Task(action="gather_facts", args=args, name="Gathering Facts", implicit=True)
+    # as ansible's setup task, in a block of the play: the play's keywords, but never run_once
+    t.kw = {k: v for k, v in play.kw.items() if k != "run_once"}
     t.when = list(play.included_when)
     t.path, t.line, t.col = play.path, play.line, 3
     return t

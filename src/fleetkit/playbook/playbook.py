@@ -210,7 +210,6 @@ INCLUDE_ROLE_ARGS = frozenset(
 UNHONOURED = frozenset(
     {
         "debugger",
-        "module_defaults",
         "become_exe",
         "port",
         "collections",
@@ -299,11 +298,18 @@ def _known_module(action: str, written: str) -> bool:
 
 def add_library_dir(path: str) -> None:
     """Modules in ``library/`` beside a playbook or in a role resolve from here on (as ansible
-    adds them when it loads the playbook or role)."""
+    adds them when it loads the playbook or role), and so do the action and connection plugins
+    in the ``action_plugins/`` and ``connection_plugins/`` beside it."""
     if os.path.isdir(path):
         from fleetkit.playbook.modules import _finder
 
         _finder.add_library_path(path)
+    # ansible loads action_plugins/ and connection_plugins/ from the same places as library/
+    from fleetkit.playbook.actions.ansible_actions import add_action_plugin_dir
+    from fleetkit.playbook.connection.plugin import add_connection_plugin_dir
+
+    add_action_plugin_dir(os.path.join(os.path.dirname(path), "action_plugins"))
+    add_connection_plugin_dir(os.path.join(os.path.dirname(path), "connection_plugins"))
 
 
 @dataclass(slots=True, frozen=True)
@@ -379,6 +385,7 @@ class Task:
     # ansible's include params: the vars of the include_tasks/include_role it came from
     # (and their loop items), above set_fact and role params
     include_params: dict[str, Any] = field(default_factory=dict)
+    implicit: bool = False  # made by the engine (Gathering Facts): no source of its own
 
     def display_name(self) -> str:
         return self.name if self.name else (self.written or self.action)
@@ -524,6 +531,16 @@ def _err(msg: str, obj: object, hint: str | None = None, key: Any = None) -> Pla
         line, col = obj.pos[key][:2]
         source = f"{obj.path}:{line}:{col}"
     return PlaybookSyntaxError(msg, hint=hint, source=source)
+
+
+def _module_defaults(ds: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``module_defaults`` of a play, block, role or task, validated (keys as FQCNs)."""
+    from fleetkit.playbook.module_defaults import ModuleDefaultsError, normalize
+
+    try:
+        return normalize(ds.get("module_defaults"))
+    except ModuleDefaultsError as exc:
+        raise _err(str(exc), ds, key="module_defaults") from None
 
 
 def _check_unhonoured(ds: dict[str, Any], ctx: LoadContext | None) -> None:
@@ -769,6 +786,10 @@ class _Loader:
         if "environment" in ds and parent.get("environment"):
             # ansible extends the environment (parent entries first, so the task's win)
             merged["environment"] = _env_list(parent["environment"]) + _env_list(ds["environment"])
+        if ds.get("module_defaults") is not None:
+            # a list keyword that extends its parent's (ansible's extend + prepend)
+            own = _module_defaults(ds)
+            merged["module_defaults"] = [*parent.get("module_defaults", []), *own]
         return merged
 
     def _dynamic_parent(
@@ -1254,6 +1275,8 @@ def _play(
     for k in _INHERITED:
         if k in ds:
             parent[k] = ds[k]
+    if ds.get("module_defaults") is not None:
+        parent["module_defaults"] = _module_defaults(ds)
     for section in ("pre_tasks", "tasks", "post_tasks", "handlers"):
         value = ds.get(section)
         if value is not None and not isinstance(value, list):
@@ -1317,7 +1340,10 @@ def _play(
         strategy=normalize_action(str(ds.get("strategy") or "linear")),
         max_fail_percentage=mfp,
         any_errors_fatal=_bool(ds.get("any_errors_fatal", False), "any_errors_fatal", ds),
-        kw={k: ds[k] for k in _INHERITED if k in ds},
+        kw={
+            **{k: ds[k] for k in _INHERITED if k in ds},
+            **{k: parent[k] for k in ("module_defaults",) if k in parent},
+        },
         tags=parent["tags"],
         basedir=base,
         roles=list(ctx.roles),

@@ -273,7 +273,7 @@ class DefaultCallback:
                     block += self._origin(path, line, col)
             if r.get("_fk_help"):
                 block += f"\n{r['_fk_help']}\n"
-        elif task.path and task.line:
+        elif task.path and task.line and not task.implicit:
             block += "\n" + self._origin(task.path, task.line, task.col)
         if block in self._errors:
             return
@@ -571,10 +571,13 @@ class DefaultCallback:
             with self._lock:
                 self._display(msg, "verbose")
 
-    def error(self, msg: str) -> None:
-        """An ``[ERROR]:`` line on stderr (the run goes on)."""
+    def error(self, msg: str, origin: tuple[str, int, int] | None = None) -> None:
+        """An ``[ERROR]:`` line on stderr (the run goes on), with its annotated origin."""
+        block = f"[ERROR]: {msg}"
+        if origin is not None:
+            block += "\n" + self._origin(*origin)
         with self._lock:
-            self._display(f"[ERROR]: {msg}", "error", stderr=True)
+            self._display(block, "error", stderr=True)
 
     def _custom_stats(self, custom: dict[str, dict[str, Any]]) -> None:
         self._banner("CUSTOM STATS: ")

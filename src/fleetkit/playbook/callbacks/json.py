@@ -108,7 +108,7 @@ class JsonCallback:
     def verbose(self, msg: str, level: int) -> None:
         """Display-only lines are not events."""
 
-    def error(self, msg: str) -> None:
+    def error(self, msg: str, origin: tuple[str, int, int] | None = None) -> None:
         """A non-fatal error event."""
         self._emit({"ev": "error", "msg": msg})
 

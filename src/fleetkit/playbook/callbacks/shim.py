@@ -377,9 +377,9 @@ class AnsiblePlugins:
         if self._warn is not None:
             self._warn.warning(msg)
 
-    def error(self, msg: str) -> None:
+    def error(self, msg: str, origin: tuple[str, int, int] | None = None) -> None:
         if self._warn is not None:
-            self._warn.error(msg)
+            self._warn.error(msg, origin)
 
     def verbose(self, msg: str, level: int) -> None:
         self._display.verbose(msg, caplevel=level - 1)
@@ -448,8 +448,8 @@ class Tee:
     def warning(self, msg: str) -> None:
         self.callbacks[0].warning(msg)
 
-    def error(self, msg: str) -> None:
-        self.callbacks[0].error(msg)
+    def error(self, msg: str, origin: tuple[str, int, int] | None = None) -> None:
+        self.callbacks[0].error(msg, origin)
 
     def verbose(self, msg: str, level: int) -> None:
         self.callbacks[0].verbose(msg, level)

@@ -38,6 +38,7 @@ RUNNING: dict[
     int, tuple[int, str, str, str]
 ] = {}  # pid -> (request id, stdout path, stderr path, tmpdir)
 OUT = sys.stdout.buffer
+POPENS: dict[int, subprocess.Popen[bytes]] = {}  # pid -> the separate interpreters running
 
 
 def _b64(data: bytes) -> str:
@@ -315,6 +316,9 @@ def _spawn_interpreter(req: dict[str, Any], out_path: str, err_path: str, tmpdir
         proc = subprocess.Popen(
             argv, stdin=fin, stdout=fout, stderr=ferr, env=env, cwd=req.get("cwd") or None
         )
+    # keep the Popen object: when it is collected, Popen.__del__ reaps a child that has already
+    # exited, and _reap's waitpid(-1) would then wait forever for it (a fast module's run hung)
+    POPENS[proc.pid] = proc
     return proc.pid
 
 
@@ -346,6 +350,9 @@ def _reap() -> None:
         if pid == 0:
             return
         entry = RUNNING.pop(pid, None)
+        popen = POPENS.pop(pid, None)
+        if popen is not None:
+            popen.returncode = status  # reaped here: the object must not wait for it again
         if entry is None:
             continue
         rid, out_path, err_path, tmpdir = entry

@@ -28,6 +28,7 @@ __all__ = [
     "ModuleOutput",
     "session_for",
     "close_local_agents",
+    "agent_source",
 ]
 
 _SOURCE = Path(_module_agent.__file__).read_text()
@@ -297,6 +298,11 @@ def close_local_agents() -> None:
 
 
 atexit.register(close_local_agents)
+
+
+def agent_source() -> str:
+    """The module agent's source (what runs on the host)."""
+    return _SOURCE
 
 
 def default_python(conn: Connection) -> str:

@@ -39,6 +39,8 @@ class ModuleContext:
     diff: bool = False
     no_log: bool = False
     action: str = ""  # the module name as the task wrote it (ansible's _ansible_module_name)
+    # the task's module_defaults for a module the action runs: (module name, args) -> args
+    module_defaults: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +226,12 @@ def resolve(name: str, collections: Sequence[str] = ()) -> str | None:
 
 def _resolve_one(name: str) -> str | None:
     from fleetkit.playbook import actions
+    from fleetkit.playbook.actions.ansible_actions import find_action_plugin
     from fleetkit.playbook.modules import _finder
 
+    if find_action_plugin(name) is not None:
+        # an action plugin of a directory (ansible.legacy) or a collection
+        return name if "." in name else f"ansible.legacy.{name}"
     short = _short(name)
     if name == short or name.startswith(_BUILTIN_PREFIXES):
         if short in _NATIVE or short in actions.ACTIONS or short in ("meta",):
@@ -236,6 +242,11 @@ def _resolve_one(name: str) -> str | None:
 def get_module(name: str) -> Module:
     """The :class:`Module` that runs a task's action (native, controller action or ansible's)."""
     from fleetkit.playbook import actions
+    from fleetkit.playbook.actions.ansible_actions import (
+        action_plugin_module,
+        core_action_plugin,
+        find_action_plugin,
+    )
     from fleetkit.playbook.modules import (
         async_status,
         command,
@@ -246,6 +257,12 @@ def get_module(name: str) -> Module:
         upstream,
     )
 
+    plugin = find_action_plugin(name)
+    if plugin is not None:
+        return action_plugin_module(name, plugin)
+    core = core_action_plugin(name)
+    if core is not None:
+        return action_plugin_module(name, core, run_once=True)  # BYPASS_HOST_LOOP
     short = _short(name)
     builtin = name == short or name.startswith(_BUILTIN_PREFIXES)
     if builtin and short in _NATIVE:

@@ -75,6 +75,14 @@ def _text(b: bytes, strip: bool) -> str:
 
 
 def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any]:
+    if getattr(ctx.conn, "run_agent_batch", None) is not None:
+        # over an ansible connection plugin the real module travels as ansible sends it
+        from fleetkit.playbook.modules.upstream import run_module
+
+        real = {k: v for k, v in args.items() if v is not None}
+        if shell:
+            real["_uses_shell"] = True
+        return run_module(ctx, "ansible.legacy.command", real)
     raw = args.get("cmd") or args.get("_raw_params")
     argv = args.get("argv")
     cmd: list[str] | str
@@ -174,12 +182,22 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
     return result
 
 
+def _with_invocation(result: dict[str, Any], args: dict[str, Any], shell: bool) -> dict[str, Any]:
+    """The module's arguments as ansible's command module reports them (every parameter,
+    defaults included): registered results and -vvv show them."""
+    if "invocation" not in result:
+        module_args = {k: args.get(k, p.default) for k, p in _COMMON.items()}
+        module_args["_uses_shell"] = shell
+        result["invocation"] = {"module_args": module_args}
+    return result
+
+
 def run_command(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    return _run(ctx, args, shell=False)
+    return _with_invocation(_run(ctx, args, shell=False), args, False)
 
 
 def run_shell(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    return _run(ctx, args, shell=True)
+    return _with_invocation(_run(ctx, args, shell=True), args, True)
 
 
 def run_raw(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:

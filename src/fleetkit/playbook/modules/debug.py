@@ -1,10 +1,8 @@
-"""Controller-side actions: ``debug``, ``fail``, ``assert``, ``set_fact``, ``pause``, ``ping``."""
+"""Controller-side actions: ``debug``, ``fail``, ``assert``, ``set_fact``, ``ping`` (``pause`` is ansible's own action)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-import time
 from typing import Any
 
 from fleetkit.playbook.errors import ModuleError, TemplateError, TemplateUndefined
@@ -39,11 +37,9 @@ def run_debug(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     if verbosity > ctx.verbosity:
         return {"skipped": True, "skipped_reason": "Verbosity threshold not met.", "changed": False}
     if args.get("msg") is not None and args.get("var") is not None:
-        return {
-            "failed": True,
-            "changed": False,
-            "msg": "parameters are mutually exclusive: msg|var",
-        }
+        msg = "parameters are mutually exclusive: msg|var"
+        # ansible's debug action raises it (AnsibleActionFail): no "Action failed:" prefix
+        return {"failed": True, "changed": False, "msg": msg, "_fk_error": f"Task failed: {msg}"}
     if args.get("var") is not None:
         var = args["var"]
         assert ctx.evaluate is not None
@@ -168,34 +164,6 @@ def run_set_fact(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"ansible_facts": facts, "_ansible_facts_cacheable": cacheable, "changed": False}
 
 
-def run_pause(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    seconds = args.get("seconds")
-    minutes = args.get("minutes")
-    start = dt.datetime.now()
-    total = 0.0
-    if seconds is not None:
-        total = float(seconds)
-    elif minutes is not None:
-        total = float(minutes) * 60
-    if total > 0:
-        time.sleep(total)
-    stop = dt.datetime.now()
-    shown = int(total) if total == int(total) else total
-    return {
-        "changed": False,
-        "rc": 0,
-        "start": str(start),
-        "stop": str(stop),
-        "delta": int((stop - start).total_seconds()),
-        "echo": True,
-        "stdout": f"Paused for {shown} seconds"
-        if seconds is not None or minutes is None
-        else f"Paused for {minutes} minutes",
-        "stderr": "",
-        "user_input": "",
-    }
-
-
 MODULES = (
     Module(
         "debug",
@@ -216,16 +184,4 @@ MODULES = (
         controller=True,
     ),
     Module("set_fact", run_set_fact, None, controller=True),
-    Module(
-        "pause",
-        run_pause,
-        {
-            "seconds": Param("raw"),
-            "minutes": Param("raw"),
-            "prompt": Param("str"),
-            "echo": Param("bool", True),
-        },
-        controller=True,
-        run_once=True,
-    ),
 )

@@ -8,6 +8,7 @@ result dict ansible's ``normal`` action returns.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shlex
@@ -17,6 +18,8 @@ from typing import Any
 from fleetkit.playbook.connection.agent import (
     AgentSession,
     AgentStartError,
+    ModuleOutput,
+    agent_source,
     default_python,
     session_for,
 )
@@ -174,14 +177,43 @@ def run_module(
     src = find(name)
     if src is None:
         raise ModuleError(_unresolved(name))
+    if ctx.module_defaults is not None:
+        # the defaults of the module actually run (idempotent for the task's own module)
+        args = ctx.module_defaults(src.fqcn, dict(args))
     full = dict(args)
     full.update(internal_args(ctx, module_name or ctx.action or name))
     return _execute(ctx, src, full, timeout_s)
 
 
+def _run_batch(
+    ctx: ModuleContext, src: ModuleSource, req: dict[str, Any], batch: Any
+) -> ModuleOutput:
+    """One run of the agent over a connection plugin (no persistent pipes): the payload, its
+    layout and the run go in one stdin."""
+    blobs = {sha: base64.b64encode(data).decode() for sha, data in src.blobs.items()}
+    requests = [
+        {"op": "put", "blobs": blobs, "id": 1},
+        {"op": "have", "bundle": src.bundle, "files": [list(f) for f in src.files], "id": 2},
+        {**req, "op": "run", "id": 3},
+    ]
+    responses = batch(agent_source(), _python(ctx), _remote_tmp(ctx), requests)
+    resp = next((r for r in responses if r.get("id") == 3), None)
+    if resp is None or "error" in resp:
+        detail = resp.get("error") if resp else "no answer"
+        raise ModuleError(f"the module agent over {ctx.conn.name} failed: {detail}")
+    return ModuleOutput(
+        int(resp["rc"]), base64.b64decode(resp["out"]), base64.b64decode(resp["err"])
+    )
+
+
 def _execute(
     ctx: ModuleContext, src: ModuleSource, full: dict[str, Any], timeout_s: float | None
 ) -> dict[str, Any]:
+    batch = getattr(ctx.conn, "run_agent_batch", None)
+    if batch is not None:
+        req = _request(ctx, src, full)
+        out = _run_batch(ctx, src, req, batch)
+        return _finish(src, out)
     try:
         sess = agent_for(ctx)
     except AgentStartError as exc:
@@ -200,6 +232,15 @@ def _execute(
             "_fk_action_failed": True,
         }
     sess.ensure(src.bundle, src.files, src.blobs)
+    req = _request(ctx, src, full)
+    try:
+        out = sess.run(req, timeout_s)
+    except TimeoutError:
+        return {"failed": True, "changed": False, "msg": "The module timed out"}
+    return _finish(src, out)
+
+
+def _request(ctx: ModuleContext, src: ModuleSource, full: dict[str, Any]) -> dict[str, Any]:
     params = json.dumps({"ANSIBLE_MODULE_ARGS": full}, default=_jsonable)
     req: dict[str, Any] = {
         "bundle": src.bundle,
@@ -217,10 +258,10 @@ def _execute(
         req["args_file"] = (
             _old_style_args(full) if src.style == "old" else json.dumps(full, default=_jsonable)
         )
-    try:
-        out = sess.run(req, timeout_s)
-    except TimeoutError:
-        return {"failed": True, "changed": False, "msg": "The module timed out"}
+    return req
+
+
+def _finish(src: ModuleSource, out: ModuleOutput) -> dict[str, Any]:
     result = parse_output(out.rc, out.stdout, out.stderr)
     if src.fqcn in ("ansible.builtin.setup", "ansible.builtin.gather_facts"):
         result["_ansible_verbose_override"] = True

@@ -48,6 +48,7 @@ from fleetkit.playbook.strategies.inventory_changes import apply_inventory_chang
 from fleetkit.playbook.templar import OMIT, Templar, VarsView, is_template
 from fleetkit.playbook.trust import mark_unsafe
 from fleetkit.playbook.variables import VariableManager
+from fleetkit.playbook.yamlsrc import Located
 
 __all__ = [
     "handler_namer",
@@ -570,10 +571,11 @@ class StrategyBase:
         node: IncludeTasks | IncludeRole,
         hosts: list[str],
         result: dict[str, Any],
+        origin: tuple[str, int, int] | None = None,
     ) -> None:
         """An included file or role that cannot be found fails its hosts (``ignore_errors``
         does not apply), as ansible's strategies do; a looped include shows no line for it."""
-        self.cb.error(str(result["reason"]))
+        self.cb.error(str(result["reason"]), origin)
         for h in hosts:
             self.include_failures.append(h)
             self.ctx.stats.increment("failures", h)
@@ -675,7 +677,15 @@ class StrategyBase:
                 included = expand_include_role(node, args, it.play)
             except IncludeNotFound as exc:
                 failed = {"changed": False, "reason": exc.detail}
-                self._include_failed(it, pseudo, node, g.hosts, failed)
+                # ansible points at the role's name among the include_role arguments
+                origin = None
+                src = node.src
+                for key, value in (src or {}).items():
+                    named = isinstance(value, Located) and "name" in value.pos
+                    if str(key).endswith("include_role") and named:
+                        _kl, _kc, vl, vc = value.pos["name"]
+                        origin = (pseudo.path, vl, vc)
+                self._include_failed(it, pseudo, node, g.hosts, failed, origin)
                 continue
             self.vm.note_role(included.role)
             if included.role.public:

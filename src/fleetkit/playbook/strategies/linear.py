@@ -25,6 +25,8 @@ class LinearStrategy(StrategyBase):
         self.ex.retries.ordered = True
         walkers: dict[str, Walker] = {}
         pending: dict[str, Step] = {}
+        stalled: dict[str, Any] = {}  # unreachable hosts: what their walker gets on resuming
+        cursor: tuple[int, ...] | None = None
         for h in it.hosts:
             if not it.alive(h):
                 continue
@@ -34,20 +36,34 @@ class LinearStrategy(StrategyBase):
         while pending:
             if it.stop or it.end_play:
                 break
+            for h in [h for h in stalled if h not in it.unreachable]:
+                self._advance(it, walkers, pending, h, stalled.pop(h))  # errors cleared
             for h in list(pending):
+                if h in stalled:
+                    continue
                 # a host failed (any_errors_fatal, max_fail) while it waited: its walker
                 # leaves the section it was in (to a rescue/always or out of the play)
                 while h in pending and not it.runnable(h, pending[h]):
                     self._advance(it, walkers, pending, h, None)
-            if not pending:
+            live = {h: s for h, s in pending.items() if h not in stalled}
+            if not live:
                 break
-            key = min(s.key for s in pending.values())
-            first = next(h for h in it.hosts if h in pending and pending[h].key == key)
-            step = pending[first]
+            # ansible's lockstep cursor only moves forward: a host back from clear_host_errors
+            # behind it runs once the others are through (then the cursor wraps around)
+            ahead = [s.key for s in live.values() if cursor is None or s.key > cursor]
+            key = min(ahead) if ahead else min(s.key for s in live.values())
+            cursor = key
+            first = next(h for h in it.hosts if h in live and live[h].key == key)
+            step = live[first]
             # hosts at the same place run the same node (per-host expansions may differ)
-            group = [h for h in it.hosts if h in pending and pending[h].node is step.node]
+            group = [h for h in it.hosts if h in live and live[h].node is step.node]
             sent = self._run_step(it, step, group)
             for h in group:
+                if h in it.unreachable:
+                    # as ansible's iterator, an unreachable host keeps its place in the play:
+                    # meta: clear_host_errors lets it go on from there
+                    stalled[h] = sent.get(h)
+                    continue
                 self._advance(it, walkers, pending, h, sent.get(h))
         for gen in walkers.values():
             gen.close()

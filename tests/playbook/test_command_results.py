@@ -1,0 +1,59 @@
+"""command/shell results as ansible's module reports them (invocation at -vvv, never in what
+register stores) and no_log censoring of every loop item, skipped ones included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.playbook._harness import VOLATILE, run_ansible, run_fleetkit
+
+PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - shell: echo hi
+    - command: echo hi
+      args: {chdir: /tmp}
+      register: r
+    - debug: {msg: "{{ r.invocation is defined }}"}
+    - ping:
+      register: p
+    - debug: var=p
+    - shell: echo {{ item }}
+      no_log: true
+      loop: [SHOWN_NOT, SKIPPED_NOT]
+      when: item != "SKIPPED_NOT"
+"""
+
+
+def test_command_invocation_and_censored_items_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "pb.yml").write_text(PLAYBOOK)
+    for extra in ([], ["-vvv"]):
+        args = ["-i", "localhost,", "-c", "local", *extra, "pb.yml"]
+        a = run_ansible(args, tmp_path)
+        f = run_fleetkit(["play", *args], tmp_path)
+        if not extra:
+            assert VOLATILE.sub("", f.stdout) == VOLATILE.sub("", a.stdout), f.stderr
+    # -vvv: the result lines (ansible's connection chatter aside) are the same
+    results = [ln for ln in VOLATILE.sub("", a.stdout).splitlines() if ln.startswith("    ")]
+    assert [
+        ln for ln in VOLATILE.sub("", f.stdout).splitlines() if ln.startswith("    ")
+    ] == results
+    assert '"stdin_add_newline": true' in f.stdout and '"chdir": "/tmp"' in f.stdout
+    assert "_NOT" not in f.stdout
+    assert f.stdout.count("(item=(censored due to no_log))") == 2
+
+
+def test_ansible_no_log_setting_is_the_keyword_default(tmp_path: Path) -> None:
+    (tmp_path / "pb.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug:\n      no_log: true\n"
+        "    - debug:\n      no_log: false\n    - debug:\n    - debug:\n"
+        "      loop: '{{ range(3) | list }}'\n"
+    )
+    args = ["-i", "localhost,", "-c", "local", "-vvv", "pb.yml"]
+    for value, hidden in (("0", 1), ("1", 5)):
+        env = {"ANSIBLE_NO_LOG": value}
+        a = run_ansible(args, tmp_path, env=env)
+        f = run_fleetkit(["play", *args], tmp_path, env=env)
+        assert a.stdout.count("the output has been hidden") == hidden
+        assert f.stdout.count("the output has been hidden") == hidden, f.stdout

@@ -211,6 +211,9 @@ def _execute(
         "env": ctx.env or {},
         "inproc": src.fqcn not in ISOLATED,
         "python": _python(ctx),
+        # a task tmp dir as ansible's (non-pipelined) action base makes; not for async jobs,
+        # which outlive the run
+        "task_tmp": src.style == "new" and src.fqcn not in ISOLATED,
     }
     if src.style != "new":
         req["filename"] = next(rel for rel, _sha in src.files)

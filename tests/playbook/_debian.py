@@ -258,8 +258,14 @@ class DebianLab:
         with socket.create_connection((ip, 22), timeout=10):
             pass
 
-    def start(self, names: list[str], user: str = "root") -> tuple[Path, dict[str, str]]:
-        """Fresh containers named after ``names``; an inventory (group ``nodes``) for them."""
+    def start(
+        self,
+        names: list[str],
+        user: str = "root",
+        group: str = "nodes",
+        host_vars: dict[str, str] | None = None,
+    ) -> tuple[Path, dict[str, str]]:
+        """Fresh containers named after ``names``; an inventory (``group``) for them."""
         self._slot += 1
         slot = self._slot
         tag = f"fkdeb{os.getpid()}s{slot}"
@@ -269,7 +275,13 @@ class DebianLab:
         with ThreadPoolExecutor(len(names)) as pool:
             for f in [pool.submit(self._start_one, cnames[n], n, ips[n]) for n in names]:
                 f.result()
-        lines = ["[nodes]", *(f"{n} ansible_host={ips[n]}" for n in names), "", "[nodes:vars]"]
+        extra = host_vars or {}
+        lines = [
+            f"[{group}]",
+            *(f"{n} ansible_host={ips[n]} {extra.get(n, '')}".rstrip() for n in names),
+            "",
+            f"[{group}:vars]",
+        ]
         lines += [
             f"ansible_user={user}",
             f"ansible_ssh_private_key_file={self.key}",
@@ -346,6 +358,11 @@ def debian_lab(podman: str, mmdebstrap: str) -> Iterator[DebianLab]:
                 ),
                 build_deb(debs, "fk-extra", "2.0", {"/usr/share/fk-extra/extra.txt": "extra\n"}),
             ],
+        )
+        # a newer fk-hello in a second repository: an upgrade for the rolling-update test
+        build_repo(
+            repo / "updates",
+            [build_deb(debs, "fk-hello", "1.1", {"/usr/share/fk-hello/hello.txt": "hello 1.1\n"})],
         )
         lab = DebianLab(podman, tag, network, subnet, workdir, key, repo)
         # netavark takes the bridge (and its gateway address, where the tests' HTTP server

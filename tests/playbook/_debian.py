@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -217,6 +218,7 @@ class DebianLab:
     repo: Path
     containers: list[str] = field(default_factory=list)
     _slot: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _start_one(self, cname: str, hostname: str, ip: str) -> None:
         _must(
@@ -266,12 +268,13 @@ class DebianLab:
         host_vars: dict[str, str] | None = None,
     ) -> tuple[Path, dict[str, str]]:
         """Fresh containers named after ``names``; an inventory (``group``) for them."""
-        self._slot += 1
-        slot = self._slot
-        tag = f"fkdeb{os.getpid()}s{slot}"
-        cnames = {n: f"{tag}-{n}" for n in names}
+        with self._lock:
+            self._slot += 1
+            slot = self._slot
+            tag = f"fkdeb{os.getpid()}s{slot}"
+            cnames = {n: f"{tag}-{n}" for n in names}
+            self.containers += cnames.values()
         ips = {n: f"10.{self.subnet}.{(slot * 10) % 240 + i + 2}.2" for i, n in enumerate(names)}
-        self.containers += cnames.values()
         with ThreadPoolExecutor(len(names)) as pool:
             for f in [pool.submit(self._start_one, cnames[n], n, ips[n]) for n in names]:
                 f.result()
@@ -304,7 +307,8 @@ class DebianLab:
         """Remove containers (and forget them)."""
         if cnames:
             _run(self.podman, "rm", "-f", "-t", "0", *cnames, timeout=180)
-        self.containers = [c for c in self.containers if c not in cnames]
+        with self._lock:
+            self.containers = [c for c in self.containers if c not in cnames]
 
 
 def _subnet_free(podman: str, subnet: int) -> bool:

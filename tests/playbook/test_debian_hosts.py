@@ -133,6 +133,9 @@ def _mask(text: str, lab: DebianLab) -> str:
             notes.append(line)
             continue
         in_note = False
+        if not pending and chunks and line.startswith((" ", "}", "]")):
+            chunks[-1][2].append(line)  # the rest of a multi-line result (debug, -v dicts)
+            continue
         pending.append(line)
         m = HOST_LINE.match(line)
         if m:

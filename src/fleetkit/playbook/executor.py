@@ -13,10 +13,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 from fleetkit.playbook import messages
-from fleetkit.playbook.connection import Become, CommandNotFound, Connection, Unreachable
+from fleetkit.playbook.connection import (
+    Become,
+    BecomeFailed,
+    CommandNotFound,
+    Connection,
+    Unreachable,
+)
 from fleetkit.playbook.connection.local import LocalConnection
 from fleetkit.playbook.connection.plugin import PluginConnection, find_connection_plugin
 from fleetkit.playbook.connection.ssh import SSHConnection, cleanup_control_dir
@@ -1024,9 +1031,19 @@ class TaskExecutor:
         if method is None:
             method = opts.become_method or "sudo"
         flags = pick("ansible_become_flags", "become_flags", None, None)
-        out = Become(user=str(user or "root"), method=normalize_become(str(method)))
+        # the sudo plugin's password: its variables, then -K / --become-password-file
+        password: Any = opts.become_password
+        for var in ("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"):
+            if var in tv:
+                password = templar.template(tv.raw(var))
+                break
+        out = Become(
+            user=str(user or "root"),
+            method=normalize_become(str(method)),
+            password=None if password is None else str(password),
+        )
         if flags is not None:
-            out = Become(user=out.user, method=out.method, flags=str(flags))
+            out = replace(out, flags=str(flags))
         return out
 
     def _bool_keywords(self, task: Task, templar: Templar) -> dict[str, Any] | None:
@@ -1242,6 +1259,9 @@ class TaskExecutor:
             result = mark_unsafe(result)
         except Unreachable as exc:
             return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
+        except BecomeFailed as exc:
+            msg = f"Task failed: {exc}"
+            return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
         except CommandNotFound as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
         except VarExpressionError as exc:

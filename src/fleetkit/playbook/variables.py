@@ -319,8 +319,10 @@ class VariableManager:
             m["inventory_file"] = m["inventory_dir"] = None  # add_host: from no source
         facts = self.facts.get(host)
         if facts is not None:
+            # ansible keeps ``ansible_local`` (the fact_path facts) under its full name
             m["ansible_facts"] = {
-                k[8:] if k.startswith("ansible_") else k: v for k, v in facts.items()
+                k[8:] if k.startswith("ansible_") and k != "ansible_local" else k: v
+                for k, v in facts.items()
             }
         if role is not None:
             # a collection role's role_name is its short name; ansible_role_name the FQCN

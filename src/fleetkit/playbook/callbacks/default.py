@@ -461,6 +461,12 @@ class DefaultCallback:
                 stderr=self.failed_stderr,
             )
         else:
+            if item.get("_ansible_show_diff") and item.get("diff") and item.get("changed"):
+                # ansible sends each ok/changed item's diff before the item's own line
+                text = diff_text(item["diff"])
+                if text:
+                    self._ensure_banner(res.task)
+                    self._display(text[:-1] if text.endswith("\n") else text)
             if status != "changed" and not self.show_ok:
                 return
             self._ensure_banner(res.task)

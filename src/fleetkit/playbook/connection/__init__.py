@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Connection", "Become", "Unreachable", "CommandNotFound", "CommandResult"]
+__all__ = [
+    "Connection",
+    "Become",
+    "BecomeFailed",
+    "Unreachable",
+    "CommandNotFound",
+    "CommandResult",
+]
 
 
 class Unreachable(Exception):
@@ -22,9 +29,16 @@ class CommandNotFound(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Become:
+    """Privilege escalation for a task: method, user, flags and the password (if any)."""
+
     user: str = "root"
     method: str = "sudo"
     flags: str = "-H -S -n"
+    password: str | None = field(default=None, repr=False)
+
+
+class BecomeFailed(Exception):
+    """sudo refused: the password is missing or wrong (``Missing sudo password``...)."""
 
 
 @dataclass(frozen=True, slots=True)

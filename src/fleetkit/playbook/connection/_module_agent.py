@@ -18,6 +18,7 @@ import base64
 import errno
 import json
 import os
+import random
 import select
 import shlex
 import shutil
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any
 
 CACHE = ""
@@ -35,8 +37,8 @@ PRELOADED: dict[
 PRELOAD_TRIED = [False]
 MANIFESTS: dict[str, dict[str, str]] = {}  # bundle -> {payload path: sha}
 RUNNING: dict[
-    int, tuple[int, str, str, str]
-] = {}  # pid -> (request id, stdout path, stderr path, tmpdir)
+    int, tuple[int, str, str, str, str | None]
+] = {}  # pid -> (request id, stdout path, stderr path, tmpdir, the task's remote tmp dir)
 OUT = sys.stdout.buffer
 POPENS: dict[int, subprocess.Popen[bytes]] = {}  # pid -> the separate interpreters running
 
@@ -322,7 +324,34 @@ def _spawn_interpreter(req: dict[str, Any], out_path: str, err_path: str, tmpdir
     return proc.pid
 
 
+def _task_tmpdir(req: dict[str, Any]) -> str | None:
+    """The per-task ``ansible-tmp-*`` directory ansible makes for a module (``_ansible_tmpdir``,
+    where modules such as get_url put their files), removed after the run."""
+    if not req.get("task_tmp"):
+        return None
+    params = json.loads(req["args"])
+    margs = params.get("ANSIBLE_MODULE_ARGS")
+    if not isinstance(margs, dict) or margs.get("_ansible_tmpdir") is not None:
+        return None
+    base = os.path.expanduser(
+        os.path.expandvars(margs.get("_ansible_remote_tmp") or "~/.ansible/tmp")
+    )
+    try:
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        path = os.path.join(
+            base,
+            f"ansible-tmp-{time.time()}-{os.getpid()}-{random.randint(0, 2**48)}",
+        )
+        os.mkdir(path, 0o700)
+    except OSError:
+        return None  # the module makes its own (ansible-moduletmp-*) as with pipelining
+    margs["_ansible_tmpdir"] = path
+    req["args"] = json.dumps(params)
+    return path
+
+
 def op_run(req: dict[str, Any]) -> dict[str, Any] | None:
+    task_tmp = _task_tmpdir(req)
     tmpdir = tempfile.mkdtemp(dir=CACHE, prefix=".run-")
     out_path = os.path.join(tmpdir, "out")
     err_path = os.path.join(tmpdir, "err")
@@ -336,8 +365,10 @@ def op_run(req: dict[str, Any]) -> dict[str, Any] | None:
             pid = _spawn_interpreter(req, out_path, err_path, tmpdir)
         except OSError as exc:
             shutil.rmtree(tmpdir, ignore_errors=True)
+            if task_tmp:
+                shutil.rmtree(task_tmp, ignore_errors=True)
             return {"rc": 127, "out": "", "err": _b64(str(exc).encode())}
-    RUNNING[pid] = (req["id"], out_path, err_path, tmpdir)
+    RUNNING[pid] = (req["id"], out_path, err_path, tmpdir, task_tmp)
     return None
 
 
@@ -355,7 +386,9 @@ def _reap() -> None:
             popen.returncode = status  # reaped here: the object must not wait for it again
         if entry is None:
             continue
-        rid, out_path, err_path, tmpdir = entry
+        rid, out_path, err_path, tmpdir, task_tmp = entry
+        if task_tmp:
+            shutil.rmtree(task_tmp, ignore_errors=True)
         if os.WIFEXITED(status):
             rc = os.WEXITSTATUS(status)
         else:

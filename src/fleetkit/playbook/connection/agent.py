@@ -19,8 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from fleetkit.playbook.connection import Become, Connection, Unreachable, _module_agent
-from fleetkit.playbook.connection.local import become_prefix
+from fleetkit.playbook.connection import (
+    Become,
+    BecomeFailed,
+    Connection,
+    Unreachable,
+    _module_agent,
+)
+from fleetkit.playbook.connection.local import become_failure, become_prefix, become_stdin
 
 __all__ = [
     "AgentSession",
@@ -227,8 +233,9 @@ def _needs_become(conn: Connection, become: Become | None) -> bool:
 
 def _spawn(conn: Connection, python: str, become: Become | None, remote_tmp: str) -> AgentSession:
     argv = [python, "-c", _SOURCE, remote_tmp]
-    if _needs_become(conn, become):
-        argv = become_prefix(become) + argv
+    escalate = _needs_become(conn, become)
+    if escalate:
+        argv = become_prefix(become, python) + argv
     errfile = tempfile.TemporaryFile()
     spawn = getattr(conn, "spawn", None)
     if conn.local:
@@ -248,7 +255,20 @@ def _spawn(conn: Connection, python: str, become: Become | None, remote_tmp: str
         proc = spawn(argv, stderr=errfile)
     else:
         raise Unreachable(f"the connection to {conn.name} cannot start a module agent")
-    return AgentSession(proc, errfile, conn.name)
+    password = become_stdin(become, None) if escalate else None
+    if password and proc.stdin is not None:
+        try:
+            proc.stdin.write(password)
+            proc.stdin.flush()
+        except OSError:
+            pass  # the agent's own error (or ssh's) tells what happened
+    try:
+        return AgentSession(proc, errfile, conn.name)
+    except AgentStartError as exc:
+        refused = become_failure(become, exc.rc or 0, exc.stderr) if escalate else None
+        if refused:
+            raise BecomeFailed(refused) from None
+        raise
 
 
 _local_lock = threading.Lock()

@@ -27,12 +27,13 @@ from typing import IO
 
 from fleetkit.playbook.connection import (
     Become,
+    BecomeFailed,
     CommandNotFound,
     CommandResult,
     Unreachable,
     _agent,
 )
-from fleetkit.playbook.connection.local import become_prefix
+from fleetkit.playbook.connection.local import become_failure, become_prefix, become_stdin
 
 _AGENT_SOURCE = Path(_agent.__file__).read_text()
 
@@ -249,20 +250,27 @@ class SSHConnection:
         env: dict[str, str] | None = None,
     ) -> CommandResult:
         argv = list(cmd) if isinstance(cmd, list) else ["/bin/sh", "-c", cmd]
-        if become is not None and (self.user not in (None, "root") or become.user != "root"):
-            argv = become_prefix(become) + argv
+        escalate = become is not None and (self.user not in (None, "root") or become.user != "root")
+        if escalate:
+            argv = become_prefix(become, self.python) + argv
         if self._agent_ok:
             with self._lock:
-                res = self._agent_run(argv, stdin, cwd, timeout_s, env)
+                res = self._agent_run(
+                    argv, become_stdin(become, stdin) if escalate else stdin, cwd, timeout_s, env
+                )
             if res is not None:
+                refused = become_failure(become, res.rc, res.stderr) if escalate else None
+                if refused:
+                    raise BecomeFailed(refused)
                 return res
         remote = shlex.join(cmd) if isinstance(cmd, list) else cmd
         if env:
             remote = shlex.join(["env", *(f"{k}={v}" for k, v in env.items())]) + " " + remote
         if cwd:
             remote = f"cd {shlex.quote(cwd)} && {remote}"
-        if become is not None and (self.user not in (None, "root") or become.user != "root"):
-            remote = shlex.join(become_prefix(become) + ["/bin/sh", "-c", remote])
+        if escalate:
+            remote = shlex.join(become_prefix(become, self.python) + ["/bin/sh", "-c", remote])
+            stdin = become_stdin(become, stdin)
         argv = [*self._base(), self.host, remote]
         try:
             proc = subprocess.run(
@@ -284,6 +292,9 @@ class SSHConnection:
             msg = proc.stderr.decode(errors="replace").strip()
             raise Unreachable(f"Failed to connect to the host via ssh: {msg}")
         self._opened = True
+        refused = become_failure(become, proc.returncode, proc.stderr) if escalate else None
+        if refused:
+            raise BecomeFailed(refused)
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
     def put(self, data: bytes, path: str, mode: int | None = None) -> None:

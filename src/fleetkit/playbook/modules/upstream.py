@@ -252,6 +252,9 @@ def _request(ctx: ModuleContext, src: ModuleSource, full: dict[str, Any]) -> dic
         "env": ctx.env or {},
         "inproc": src.fqcn not in ISOLATED,
         "python": _python(ctx),
+        # a task tmp dir as ansible's (non-pipelined) action base makes; not for async jobs,
+        # which outlive the run
+        "task_tmp": src.style == "new" and src.fqcn not in ISOLATED,
     }
     if src.style != "new":
         req["filename"] = next(rel for rel, _sha in src.files)

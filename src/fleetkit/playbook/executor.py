@@ -1414,6 +1414,8 @@ class TaskExecutor:
                     "skip_reason": "Conditional result was False",
                     "false_condition": cond,
                 }
+                if "no_log" in task.kw and self.kw_bool(task, "no_log", host, invalid=True):
+                    r["_ansible_no_log"] = True  # a skipped item is censored too
             else:
                 r = self._run_with_retries(host, task, module, view, t, delegate)
                 facts_out = r.get("ansible_facts")

@@ -193,7 +193,17 @@ def _with_invocation(result: dict[str, Any], args: dict[str, Any], shell: bool) 
 
 
 def run_command(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
-    return _with_invocation(_run(ctx, args, shell=False), args, False)
+    executable = args.get("executable")
+    if executable:
+        # ansible's command module ignores it, with this warning
+        args = {**args, "executable": None}
+    result = _with_invocation(_run(ctx, args, shell=False), args, False)
+    if executable:
+        result.setdefault("warnings", []).append(
+            "As of Ansible 2.4, the parameter 'executable' is no longer supported with the "
+            f"'command' module. Not using '{executable}'."
+        )
+    return result
 
 
 def run_shell(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "CONDITIONAL_AS_TEMPLATE",
+    "CORE",
     "Message",
     "Origin",
     "active",
@@ -31,10 +31,8 @@ __all__ = [
 
 Origin = tuple[str, int, int]  # path, 1-based line, 1-based column of the value
 
-CONDITIONAL_AS_TEMPLATE = (
-    "Conditionals should not be surrounded by templating delimiters such as {{ }} or {% %}."
-)
-_CORE = ("ansible.builtin", None)
+# ansible-core itself as the deprecator (no plugin): "removed from ansible-core version X"
+CORE: tuple[str | None, str | None] = ("ansible.builtin", None)
 
 
 @dataclass(frozen=True)
@@ -179,7 +177,7 @@ def deprecated(
     version: str | None = None,
     date: str | None = None,
     origin: Origin | None = None,
-    deprecator: tuple[str | None, str | None] = _CORE,
+    deprecator: tuple[str | None, str | None] = CORE,
 ) -> None:
     """Record a deprecation raised by the engine for the task running now (if any)."""
     box = _current.get()

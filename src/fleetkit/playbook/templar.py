@@ -121,7 +121,7 @@ def _deprecated(msg: str) -> None:
         messages.deprecated(msg, "2.23", origin=_ORIGIN.get())
         return
     if _Settings.deprecation_warnings:
-        _warn(f"{msg} This feature will be removed from ansible-core version 2.23.")
+        _warn(messages.removal_text(msg, "2.23", None, messages.CORE))
 
 
 class AnsibleUndefined(StrictUndefined):

@@ -216,7 +216,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--ansible-runs", type=int, default=1)
     ap.add_argument("--skip-ssh", action="store_true")
-    ap.add_argument("--only", choices=["ssh_roles"], help="run this shape alone")
+    ap.add_argument(
+        "--only",
+        action="append",
+        choices=SHAPES,
+        help="run only this shape (repeatable; default: all)",
+    )
     ap.add_argument(
         "--render",
         choices=["template", "copy"],
@@ -227,13 +232,29 @@ def main() -> int:
     fleetkit = [sys.executable, "-m", "fleetkit", "play"]
     with tempfile.TemporaryDirectory(prefix="fk-bench-play-") as tmp:
         d = Path(tmp)
-        if args.only is None:
-            bench_local(d, fleetkit, args)
-        if args.only == "ssh_roles" or (not args.skip_ssh and os.geteuid() == 0):
+        bench_local(d, fleetkit, args)
+        if any(wanted(args, s) for s in ("ssh_10x10", "ssh_roles")) and (
+            args.only or (not args.skip_ssh and os.geteuid() == 0)
+        ):
             if os.geteuid() != 0:
                 raise SystemExit("the SSH shapes build network namespaces: run as root")
             bench_ssh(d / "ssh", args)
     return 0
+
+
+SHAPES = [
+    "local_1000x10",
+    "local_1000x10_modules",
+    "facts_50",
+    "local_50x10",
+    "ssh_10x10",
+    "ssh_roles",
+]
+
+
+def wanted(args: argparse.Namespace, shape: str) -> bool:
+    """Whether --only selects ``shape`` (every shape without --only)."""
+    return not args.only or shape in args.only
 
 
 def peak_rss_kib(argv: list[str], cwd: Path) -> tuple[float, int]:
@@ -278,14 +299,23 @@ def bench_fleet_only(
 
 
 def bench_local(d: Path, fleetkit: list[str], args: argparse.Namespace) -> None:
-    bench_fleet_only(d / "big", fleetkit, args, "play_local_1000x10_f100", "command: /bin/true")
-    bench_fleet_only(
-        d / "mods",
-        fleetkit,
-        args,
-        "play_local_1000x10_modules_f100",
-        "ansible.builtin.stat: path=/tmp",
-    )
+    if wanted(args, "local_1000x10"):
+        bench_fleet_only(d / "big", fleetkit, args, "play_local_1000x10_f100", "command: /bin/true")
+    if wanted(args, "local_1000x10_modules"):
+        bench_fleet_only(
+            d / "mods",
+            fleetkit,
+            args,
+            "play_local_1000x10_modules_f100",
+            "ansible.builtin.stat: path=/tmp",
+        )
+    if wanted(args, "facts_50"):
+        bench_facts(d, fleetkit, args)
+    if wanted(args, "local_50x10"):
+        bench_local_50x10(d, fleetkit, args)
+
+
+def bench_facts(d: Path, fleetkit: list[str], args: argparse.Namespace) -> None:
     facts = d / "facts"
     facts.mkdir()
     write_case(facts, 50, task="ansible.builtin.debug: var=ansible_facts.default_ipv4", tasks=1)
@@ -297,6 +327,9 @@ def bench_local(d: Path, fleetkit: list[str], args: argparse.Namespace) -> None:
     line: dict[str, object] = {"bench": "play_facts_50", "unit": "s", "forks": 5}
     line.update(ansible_peers([str(BIN / "ansible-playbook"), *argv], facts, args.ansible_runs))
     emit(with_speedups(statistics.median(f_ours), {**line, "runs": len(f_ours)}))
+
+
+def bench_local_50x10(d: Path, fleetkit: list[str], args: argparse.Namespace) -> None:
     write_case(d, 50)
     ours = [timed([*fleetkit, "-i", "inventory.ini", "pb.yml"], d)[0] for _ in range(args.runs)]
     peer = [
@@ -326,7 +359,7 @@ def bench_ssh(d: Path, args: argparse.Namespace) -> None:
     fleetkit = [sys.executable, "-m", "fleetkit", "play", "-i", "inventory.ini"]
     ansible = [str(BIN / "ansible-playbook"), "-i", "inventory.ini"]
     with ssh_fleet(d, 10) as _:
-        if args.only is None:
+        if wanted(args, "ssh_10x10"):
             tasks = "".join(f"    - name: task {i}\n      command: /bin/true\n" for i in range(10))
             (d / "pb.yml").write_text(f"- hosts: nodes\n  gather_facts: false\n  tasks:\n{tasks}")
             ours = [timed([*fleetkit, "pb.yml"], d)[0] for _ in range(args.runs)]
@@ -334,7 +367,8 @@ def bench_ssh(d: Path, args: argparse.Namespace) -> None:
             line.update(ansible_peers([*ansible, "pb.yml"], d, args.ansible_runs))
             line.update(runs=len(ours), peer_runs=args.ansible_runs)
             emit(with_speedups(statistics.median(ours), line))
-        bench_ssh_roles(d, fleetkit, ansible, args)
+        if wanted(args, "ssh_roles"):
+            bench_ssh_roles(d, fleetkit, ansible, args)
 
 
 def bench_ssh_roles(

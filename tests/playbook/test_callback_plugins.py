@@ -255,13 +255,94 @@ def test_result_format_yaml_and_pretty_results(
     assert (fcode, fout) == (acode, aout), ferr
 
 
-def test_show_per_host_start_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_show_per_host_start_as_ansible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANSIBLE_SHOW_PER_HOST_START", "1")
+    (acode, aout, _), (fcode, fout, ferr) = _both(tmp_path, PLAYBOOK, "-l", "a")
+    assert " [started TASK: say on a]" in fout
+    assert (fcode, fout) == (acode, aout), ferr
+
+
+RECORDER = """
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "recorder"
+
+    def _say(self, text):
+        self._display.display(text)
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._say(f"task {task.get_name()}")
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self._say(f"handler {task.get_name()}")
+
+    def v2_runner_on_start(self, host, task):
+        self._say(f"start {task} on {host}")
+
+    def v2_playbook_on_notify(self, handler, host):
+        self._say(f"notify {handler} for {host}")
+
+    def v2_on_file_diff(self, result):
+        diff = result._result.get("diff")
+        keys = sorted(diff) if isinstance(diff, dict) else [sorted(d) for d in diff]
+        self._say(f"diff {result._task.get_name()} {result._host} {keys}")
+
+    def v2_runner_item_on_ok(self, result):
+        self._say(f"item {result._host} {result._result.get('item')} {result.is_changed()}")
+
+    def v2_runner_on_ok(self, result):
+        self._say(f"ok {result._host} {result.is_changed()}")
+"""
+
+EVENTS = """
+- hosts: a
+  gather_facts: false
+  tasks:
+    - name: one file
+      copy: {content: "one\\n", dest: "{{ out }}/one.txt"}
+      notify: [restart]
+    - name: files
+      copy: {content: "{{ item }}\\n", dest: "{{ out }}/{{ item }}.txt"}
+      loop: [x, y]
+      notify: reload
+    - name: no diff here
+      copy: {content: "z\\n", dest: "{{ out }}/z.txt"}
+      diff: false
+  handlers:
+    - name: restart
+      debug: {msg: restarting}
+    - name: reload
+      debug: {msg: reloading}
+      notify: restart
+"""
+
+
+def test_plugins_get_start_notify_and_diff_events(tmp_path: Path) -> None:
+    """v2_runner_on_start, v2_playbook_on_notify and v2_on_file_diff reach a plugin as ansible
+    sends them (per host, per notified handler, per changed item before the item's result)."""
+    (tmp_path / "callback_plugins").mkdir()
+    (tmp_path / "callback_plugins" / "recorder.py").write_text(RECORDER)
     (tmp_path / "inventory.ini").write_text(INVENTORY)
-    (tmp_path / "playbook.yml").write_text(PLAYBOOK)
-    f = run_fleetkit(["play", "-i", "inventory.ini", "playbook.yml"], tmp_path)
-    assert f.returncode == 1
-    assert "show_per_host_start" in f.stderr and "hint:" in f.stderr
+    (tmp_path / "playbook.yml").write_text(EVENTS)
+    outs = []
+    for who in ("ansible", "fleetkit"):
+        (tmp_path / who).mkdir()
+        args = ["-i", "inventory.ini", "playbook.yml", "--diff", "-e", f"out={tmp_path / who}"]
+        env = {"ANSIBLE_STDOUT_CALLBACK": "recorder"}
+        if who == "ansible":
+            p = run_ansible(args, tmp_path, env=env)
+        else:
+            p = run_fleetkit(["play", *args], tmp_path, env=env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        outs.append(p.stdout)
+    assert "notify HANDLER: restart for a" in outs[1]
+    assert "diff files a [['after', 'after_header', 'before']]" in outs[1]
+    assert "diff no diff here a []" in outs[1]  # --diff sends it whatever the task's diff
+    assert outs[1] == outs[0]
 
 
 def test_custom_stats_banner_from_stats() -> None:

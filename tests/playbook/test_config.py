@@ -101,7 +101,6 @@ def test_invalid_value_is_ansibles_error(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     "var,value,word",
     [
-        ("ANSIBLE_SHOW_PER_HOST_START", "true", "show_per_host_start"),
         ("ANSIBLE_HASH_BEHAVIOUR", "merge", "hash_behaviour"),
         ("ANSIBLE_RETRY_FILES_ENABLED", "true", "retry_files_enabled"),
         ("ANSIBLE_INVENTORY_ENABLED", "amazon.aws.aws_ec2", "enable_plugins"),

@@ -386,7 +386,6 @@ def check_supported(cfg: Config, run: bool = True) -> None:
 
 
 def _check_run_settings(cfg: Config) -> None:
-    _check_default_callback(cfg)
     if cfg["hash_behaviour"] != "replace":
         raise _refuse(
             cfg,
@@ -420,20 +419,6 @@ def _check_run_settings(cfg: Config) -> None:
             "is not honoured by fleetkit's engine yet",
             f"remove {key} from ansible.cfg / the environment for fleetkit runs",
         )
-
-
-def _check_default_callback(cfg: Config) -> None:
-    # the options of ansible's default callback that fleetkit's own default does not honour
-    if cfg["stdout_callback"] not in ("default", "ansible.builtin.default"):
-        return
-    for key in ("show_per_host_start",):
-        if cfg[key]:
-            raise _refuse(
-                cfg,
-                key,
-                "is not implemented by fleetkit's default callback",
-                f"unset {key} (ANSIBLE_{key.upper()}) for fleetkit runs",
-            )
 
 
 def setting(key: str) -> Setting:

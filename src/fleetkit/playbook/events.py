@@ -86,6 +86,14 @@ class Callback(Protocol):
 
     def task_start(self, task: Task, name: str, handler: bool = False) -> None: ...
 
+    def runner_start(self, host: str, task: Task) -> None:
+        """``task`` is queued for ``host`` (ansible's ``v2_runner_on_start``)."""
+        ...
+
+    def notify(self, handler: Task, host: str) -> None:
+        """``handler`` is notified for ``host`` at a flush (``v2_playbook_on_notify``)."""
+        ...
+
     def result(self, res: TaskResult) -> None: ...
 
     def retry(

@@ -156,6 +156,10 @@ def _no_debug(_msg: str) -> None:
     return None
 
 
+def _no_notify(_handler: Task, _host: str) -> None:
+    return None
+
+
 def _no_verbose(_msg: str, _level: int) -> None:
     return None
 
@@ -260,6 +264,8 @@ class PlayIterator:
         self.debug: Callable[[str], None] = _no_debug
         # ansible's Display.v..vvvvvv lines (``NOTIFIED HANDLER`` ... at -vv)
         self.verbose: Callable[[str, int], None] = _no_verbose
+        # a handler newly notified for a host (the callbacks' v2_playbook_on_notify)
+        self.on_notify: Callable[[Task, str], None] = _no_notify
 
     # -- host state ------------------------------------------------------------------------
 
@@ -341,6 +347,8 @@ class PlayIterator:
         if h.role is not None:
             name = f"{h.role.name} : {name}"
         self.verbose(f"NOTIFIED HANDLER {name} for {st.host}", 2)
+        if isinstance(h, Task):
+            self.on_notify(h, st.host)
 
     def note_role_ran(self, host: str, role: RoleRef) -> None:
         """A task of ``role`` ran (ok or failed) for ``host``."""

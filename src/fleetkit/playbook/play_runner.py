@@ -301,6 +301,7 @@ class PlaybookExecutor:
             )
             it.name_of = handler_namer(ctx)
             it.verbose = self.cb.verbose
+            it.on_notify = self.cb.notify
             if self.opts.config.get("debug"):
                 it.debug = _ansible_debug
             strategy.run(it)

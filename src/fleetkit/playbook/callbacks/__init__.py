@@ -28,7 +28,7 @@ def build_callback(
         return native
     own = None if is_default_stdout(stdout_name) else stdout_name
     plugins = load_plugins(own, enabled, playbook, verbosity, cli)
-    shim = AnsiblePlugins(plugins, warn=native)
+    shim = AnsiblePlugins(plugins, warn=native, diff=bool(cli.get("diff")))
     if own is not None:
         return shim
     return Tee([native, shim])

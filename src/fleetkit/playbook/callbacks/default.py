@@ -149,6 +149,7 @@ class DefaultCallback:
         self.markers = bool(opts.get("check_mode_markers", False))
         self.path_on_failure = bool(opts.get("show_task_path_on_failure", False))
         self.custom_stats = bool(opts.get("show_custom_stats", False))
+        self.per_host_start = bool(opts.get("show_per_host_start", False))
         self._check_tasks: set[int] = set()
         self._formatter: Any = None
         fmt = str(opts.get("callback_result_format", "json")).lower()
@@ -346,6 +347,17 @@ class DefaultCallback:
                 self._check_tasks.add(task.uid)
             if not self._free and self.show_skipped and self.show_ok:
                 self._task_banner(task)
+
+    def runner_start(self, host: str, task: Task) -> None:
+        if not self.per_host_start:
+            return
+        with self._lock:
+            prefix, name = self._task_names.get(task.uid, ("TASK", task.display_name()))
+            kind = "HANDLER" if prefix == "RUNNING HANDLER" else "TASK"
+            self._display(f" [started {kind}: {name} on {host}]", "ok")
+
+    def notify(self, handler: Task, host: str) -> None:
+        return None  # ansible's default callback prints nothing here
 
     def result(self, res: TaskResult) -> None:
         with self._lock:

@@ -46,6 +46,12 @@ class JsonCallback:
         self._play = play.name
         self._emit({"ev": "play_start", "name": play.name, "strategy": play.strategy})
 
+    def runner_start(self, host: str, task: Task) -> None:
+        return None  # -o json has one event per result, none per start
+
+    def notify(self, handler: Task, host: str) -> None:
+        return None
+
     def task_start(self, task: Task, name: str, handler: bool = False) -> None:
         self._names[task.uid] = name
         self._emit(

@@ -149,7 +149,7 @@ class _TaskView:
         return out
 
     def __repr__(self) -> str:
-        return f"TASK: {self.name}"
+        return f"{'HANDLER' if self.handler else 'TASK'}: {self.name}"
 
 
 class _PlaybookView:
@@ -205,8 +205,11 @@ def _censor(data: dict[str, Any]) -> dict[str, Any]:
 class AnsiblePlugins:
     """fleetkit's Callback protocol delivered to a list of ansible callback plugin objects."""
 
-    def __init__(self, plugins: Sequence[Any], warn: Callback | None = None) -> None:
+    def __init__(
+        self, plugins: Sequence[Any], warn: Callback | None = None, diff: bool = False
+    ) -> None:
         self.plugins = list(plugins)
+        self.diff = diff  # --diff: a result with a diff is sent on whatever the task's diff
         self._warn = warn
         self._lock = threading.RLock()
         self._hosts: dict[str, Any] = {}
@@ -335,11 +338,20 @@ class AnsiblePlugins:
         else:
             self.send("v2_playbook_on_task_start", view, is_conditional=False)
 
+    def runner_start(self, host: str, task: Task) -> None:
+        self.send("v2_runner_on_start", self._host(host), self._task(task))
+
+    def notify(self, handler: Task, host: str) -> None:
+        self.send("v2_playbook_on_notify", self._task(handler, handler=True), self._host(host))
+
     def result(self, res: TaskResult) -> None:
         for status, item in res.items:
             kind = {"changed": "ok", "unreachable": "failed"}.get(status, status)
             failed = kind == "failed"
             item_result = self._result(res.host, res.task, item, failed, res.controller)
+            if kind == "ok" and item.get("_ansible_show_diff"):
+                # ansible's TaskExecutor sends an ok item's diff before the item itself
+                self.send("v2_on_file_diff", item_result)
             self.send(f"v2_runner_item_on_{kind}", item_result)
         failed = res.status == "failed" and not res.items
         r = self._result(res.host, res.task, res.result, failed, res.controller)
@@ -353,6 +365,8 @@ class AnsiblePlugins:
         elif res.status == "skipped":
             self.send("v2_runner_on_skipped", r)
         else:
+            if "diff" in res.result and (self.diff or res.result.get("_ansible_show_diff")):
+                self.send("v2_on_file_diff", r)
             self.send("v2_runner_on_ok", r)
 
     def retry(
@@ -422,6 +436,14 @@ class Tee:
     def task_start(self, task: Task, name: str, handler: bool = False) -> None:
         for cb in self.callbacks:
             cb.task_start(task, name, handler)
+
+    def runner_start(self, host: str, task: Task) -> None:
+        for cb in self.callbacks:
+            cb.runner_start(host, task)
+
+    def notify(self, handler: Task, host: str) -> None:
+        for cb in self.callbacks:
+            cb.notify(handler, host)
 
     def result(self, res: TaskResult) -> None:
         for cb in self.callbacks:

@@ -615,6 +615,8 @@ class StrategyBase:
         self.cb.task_start(pseudo, name, inc.handler)
         groups: list[_Included] = []
         for h in hosts:
+            self.cb.runner_start(h, pseudo)
+        for h in hosts:
             for special, fname in self._expansions(it, h, pseudo, inc, inc.file):
                 _add_host(groups, (str(fname), repr(special)), special, str(fname), h)
         out: list[tuple[str, list[Node], list[str]]] = []
@@ -663,6 +665,8 @@ class StrategyBase:
         pseudo = self._include_pseudo(node, "include_role", name)
         self.cb.task_start(pseudo, pseudo.display_name())
         groups: list[_Included] = []
+        for h in hosts:
+            self.cb.runner_start(h, pseudo)
         for h in hosts:
             for special, args in self._expansions(it, h, pseudo, node, node.args):
                 sig = repr(sorted(args.items())) if isinstance(args, dict) else repr(args)

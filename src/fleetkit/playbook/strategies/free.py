@@ -103,6 +103,7 @@ class FreeStrategy(StrategyBase):
                 if sent is _TASK:
                     assert isinstance(step.node, Task)
                     self.cb.task_start(step.node, self.ex.task_name(step.node, host), step.handler)
+                    self.cb.runner_start(host, step.node)
                     nxt[host] = step.node
                     return
                 step = gen.send(sent)

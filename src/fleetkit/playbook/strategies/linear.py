@@ -128,6 +128,8 @@ class LinearStrategy(StrategyBase):
         run_once = module.run_once or self.ex.kw_bool(task, "run_once", hosts[0])
         targets = hosts[:1] if run_once else hosts
         self.cb.task_start(task, self.ex.task_name(task, targets[0]), handler)
+        for h in targets:
+            self.cb.runner_start(h, task)
         futures: list[tuple[str, Future[TaskResult]]] = [
             (h, ctx.pool.submit(self.ex.execute, h, *self.for_host(task, h), None)) for h in targets
         ]

@@ -410,6 +410,8 @@ SSH_PLAYBOOK = """- hosts: nodes
       register: st
     - name: show
       debug: {msg: "{{ st.stat.isdir }}"}
+    - name: the interpreter ANSIBLE_PYTHON_INTERPRETER names runs the modules
+      debug: {msg: "{{ ansible_facts.python.executable }}"}
 """
 
 
@@ -427,12 +429,17 @@ def test_modules_over_ssh_same_as_ansible(ssh_hosts: Path) -> None:
         if name == "ansible":
             results[name] = run_ansible(args, d)
         else:
-            results[name] = run_fk(args, d, env={"ANSIBLE_HOST_KEY_CHECKING": "False"})
+            env = {
+                "ANSIBLE_HOST_KEY_CHECKING": "False",
+                "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            }
+            results[name] = run_fk(args, d, env=env)
         assert results[name].returncode == 0, results[name].stdout + results[name].stderr
     a, b = d / "ansible", d / "fleetkit"
     # two forks: hosts finish in either order, so compare the sets of per-host results
     want = sorted(_norm(results["ansible"].stdout, a, b))
     assert sorted(_norm(results["fleetkit"].stdout, a, b)) == want
+    assert f'"msg": "{sys.executable}"' in results["fleetkit"].stdout
     assert _tree(b) == _tree(a)
 
 

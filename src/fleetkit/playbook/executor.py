@@ -94,6 +94,19 @@ def _int_keyword(key: str, value: Any) -> int:
         raise KeywordValueError(key, value, "int") from None
 
 
+def configured_python(variables: Mapping[str, Any], cfg: Mapping[str, Any]) -> str | None:
+    """The interpreter a host's ``ansible_python_interpreter`` or ansible.cfg's
+    ``interpreter_python`` (ANSIBLE_PYTHON_INTERPRETER) names; None for ``auto*`` (discovery:
+    ``python3`` on the host's PATH, the running interpreter for local hosts)."""
+    value = variables.get("ansible_python_interpreter")
+    if value in (None, ""):
+        value = cfg.get("interpreter_python")
+    text = str(value or "auto").strip()
+    return (
+        None if text in ("", "auto", "auto_silent", "auto_legacy", "auto_legacy_silent") else text
+    )
+
+
 def normalize_become(method: str) -> str:
     """``ansible.builtin.sudo`` -> ``sudo``."""
     return method.rsplit(".", 1)[-1]
@@ -397,6 +410,7 @@ class ConnectionCache:
                     host_key_checking=to_bool(hkc),
                     connect_timeout_s=_int_keyword("timeout", timeout),
                     extra_args=" ".join(str(a) for a in (common, extra) if a).strip(),
+                    python=configured_python(hv, cfg) or "python3",
                 )
             else:
                 plugin = find_connection_plugin(kind)
@@ -1231,9 +1245,10 @@ class TaskExecutor:
             evaluate=templar.evaluate,
             condition=templar.condition,
             template=templar.template,
-            remote_python=str(tv.get("ansible_python_interpreter") or "python3")
+            remote_python=(configured_python(tv, self.opts.config) or "python3")
             if not conn.local
             else "python3",
+            interpreter=configured_python(tv, self.opts.config),
             task_name=task.display_name(),
             env=env,
             diff=(

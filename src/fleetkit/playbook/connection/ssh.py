@@ -74,6 +74,7 @@ class SSHConnection:
         connect_timeout_s: int = 10,
         extra_args: str = "",
         password: str | None = None,
+        python: str = "python3",
     ) -> None:
         self.name = name
         self.host = host
@@ -86,7 +87,7 @@ class SSHConnection:
         self._lock = threading.Lock()
         self._control = os.path.join(_control_path_dir(), f"{abs(hash((name, host, port))):x}")
         self._opened = False
-        self.python = "python3"
+        self.python = python  # the agent's interpreter (interpreter_python; auto: python3)
         self._agent: subprocess.Popen[bytes] | None = None
         self._agent_ok = True
         self._buf = b""

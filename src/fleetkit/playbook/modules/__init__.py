@@ -34,6 +34,7 @@ class ModuleContext:
     condition: Callable[[Any], bool] | None = None  # a conditional's result (assert: that)
     template: Callable[[Any], Any] | None = None  # render a value with the task's variables
     remote_python: str = "python3"
+    interpreter: str | None = None  # the configured interpreter (None: discovery)
     task_name: str = ""
     env: dict[str, str] | None = None
     diff: bool = False

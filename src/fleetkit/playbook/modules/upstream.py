@@ -148,9 +148,8 @@ def parse_output(rc: int, stdout: bytes, stderr: bytes) -> dict[str, Any]:
 
 
 def _python(ctx: ModuleContext) -> str:
-    configured = ctx.variables.get("ansible_python_interpreter")
-    if configured and str(configured) not in ("auto", "auto_silent", "auto_legacy"):
-        return str(configured)
+    if ctx.interpreter:
+        return ctx.interpreter
     if ctx.conn.local:
         return default_python(ctx.conn)
     return ctx.remote_python or "python3"

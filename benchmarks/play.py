@@ -162,6 +162,8 @@ def mitogen_env() -> dict[str, str] | None:
 
 
 PIPELINING = {"ANSIBLE_PIPELINING": "True"}
+# the ansible variants to run (--peers)
+PEERS = {"peer", "pipelining", "mitogen"}
 
 
 def ansible_peers(
@@ -179,6 +181,8 @@ def ansible_peers(
     mito = mitogen_env()
     variants.append(("mitogen", mito))
     for name, env in variants:
+        if name not in PEERS:
+            continue
         if name == "mitogen" and env is None:
             out["mitogen"] = None
             out["mitogen_note"] = "mitogen not installed: pip install -e '.[bench]'"
@@ -228,7 +232,13 @@ def main() -> int:
         default="template",
         help="role templates via the template module, or copy: content= + lookup('template')",
     )
+    ap.add_argument(
+        "--peers",
+        default="peer,pipelining,mitogen",
+        help="the ansible variants to run, comma-separated (peer = plain ansible-playbook)",
+    )
     args = ap.parse_args()
+    PEERS.intersection_update(args.peers.split(","))
     fleetkit = [sys.executable, "-m", "fleetkit", "play"]
     with tempfile.TemporaryDirectory(prefix="fk-bench-play-") as tmp:
         d = Path(tmp)
@@ -386,19 +396,20 @@ def bench_ssh_roles(
         return elapsed, out
 
     ours = [run(fleetkit) for _ in range(args.runs)]
-    peer = [run(ansible) for _ in range(args.ansible_runs)]
+    peer = [run(ansible) for _ in range(args.ansible_runs)] if "peer" in PEERS else []
     o = statistics.median(r[0] for r in ours)
-    p = statistics.median(r[0] for r in peer)
+    p = statistics.median(r[0] for r in peer) if peer else None
     recap_ours = sorted(RECAP.findall(ours[-1][1]))
-    recap_peer = sorted(RECAP.findall(peer[-1][1]))
+    # the recap is compared with plain ansible's run (None: not run, see --peers)
+    recap_peer = sorted(RECAP.findall(peer[-1][1])) if peer else None
     line: dict[str, object] = {
         "bench": "play_ssh_roles_10",
-        "peer": round(p, 3),
+        "peer": round(p, 3) if p is not None else None,
         "unit": "s",
         "roles": len(ROLES),
         "tasks": 10 * len(ROLES),
         "render": args.render,
-        "same_recap": recap_ours == recap_peer,
+        "same_recap": recap_ours == recap_peer if recap_peer is not None else None,
         "recap": recap_ours[0][1].split() if recap_ours else None,
         "forks": 5,
         "runs": len(ours),

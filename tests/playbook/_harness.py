@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.peers import require
@@ -98,3 +99,26 @@ def ansible_tool(name: str) -> str:
     if not os.path.exists(exe):
         exe = require(name, "pip install 'ansible-core>=2.19,<2.20'")
     return exe
+
+
+def run_both(
+    cwd: Path,
+    playbook: str,
+    inventory: str,
+    extra: Sequence[str] = (),
+    *,
+    pb: str = "pb.yml",
+    files: Mapping[str, str] | None = None,
+    forks: int | None = 1,
+    timeout: float = 120,
+) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """Write ``playbook`` (as ``pb``), ``inventory.ini`` and ``files`` in ``cwd``, then run
+    ansible-playbook and fleetkit play there with the same arguments: (ansible, fleetkit)."""
+    (cwd / "inventory.ini").write_text(inventory)
+    (cwd / pb).write_text(playbook)
+    for name, text in (files or {}).items():
+        path = cwd / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    args = ["-i", "inventory.ini", pb, *(["-f", str(forks)] if forks else []), *extra]
+    return run_ansible(args, cwd), run_fleetkit(["play", *args], cwd, timeout=timeout)

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.playbook._harness import VOLATILE, ansible_env, ansible_tool, run_ansible, run_fleetkit
+from tests.playbook._harness import (
+    VOLATILE,
+    ansible_env,
+    ansible_tool,
+    run_ansible,
+    run_both,
+    run_fleetkit,
+)
 
 INVENTORY = "h1\nh2\n[all:vars]\nansible_connection=local\n"
 
@@ -18,15 +25,7 @@ INVENTORY = "h1\nh2\n[all:vars]\nansible_connection=local\n"
 def _same(
     tmp_path: Path, playbook: str, *extra: str, files: dict[str, str] | None = None
 ) -> tuple[int, str]:
-    (tmp_path / "inventory.ini").write_text(INVENTORY)
-    (tmp_path / "pb.yml").write_text(playbook)
-    for name, text in (files or {}).items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    args = ["-i", "inventory.ini", "pb.yml", "-f", "1", *extra]
-    a = run_ansible(args, tmp_path)
-    f = run_fleetkit(["play", *args], tmp_path)
+    a, f = run_both(tmp_path, playbook, INVENTORY, extra, files=files)
     assert f.stdout == a.stdout, f.stderr
     assert f.returncode == a.returncode
     return f.returncode, f.stdout

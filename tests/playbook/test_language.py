@@ -12,18 +12,14 @@ import pytest
 
 from fleetkit.playbook.errors import PlaybookSyntaxError
 from fleetkit.playbook.playbook import load_playbook
-from tests.playbook._harness import FIXTURES, run_ansible, run_fleetkit
+from tests.playbook._harness import FIXTURES, run_ansible, run_both, run_fleetkit
 
 ROLES = FIXTURES / "roles_pb"
 INV = "h1\n[all:vars]\nansible_connection=local\n"
 
 
 def _both(tmp_path: Path, playbook: str, *extra: str) -> tuple[int, str, str, int, str, str]:
-    (tmp_path / "inventory.ini").write_text(INV)
-    (tmp_path / "pb.yml").write_text(playbook)
-    args = ["-i", "inventory.ini", "pb.yml", "-f", "1", *extra]
-    a = run_ansible(args, tmp_path)
-    f = run_fleetkit(["play", *args], tmp_path)
+    a, f = run_both(tmp_path, playbook, INV, extra)
     return a.returncode, a.stdout, a.stderr, f.returncode, f.stdout, f.stderr
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.playbook._harness import run_ansible, run_fleetkit
+from tests.playbook._harness import run_ansible, run_both, run_fleetkit
 
 INVENTORY = "localhost ansible_connection=local\n"
 _VOLATILE = re.compile(r'"(delta|start|end)": "[^"]*"')
@@ -22,11 +22,7 @@ def _norm(text: str) -> str:
 
 def _same(tmp_path: Path, playbook: str, *extra: str) -> str:
     """Run both tools; assert the same exit code and stdout; return the stdout."""
-    (tmp_path / "inventory.ini").write_text(INVENTORY)
-    (tmp_path / "playbook.yml").write_text(playbook)
-    args = ["-i", "inventory.ini", "playbook.yml", "-f", "1", *extra]
-    a = run_ansible(args, tmp_path)
-    f = run_fleetkit(["play", *args], tmp_path, timeout=60)
+    a, f = run_both(tmp_path, playbook, INVENTORY, extra, pb="playbook.yml", timeout=60)
     assert _norm(f.stdout) == _norm(a.stdout), f.stderr
     assert f.returncode == a.returncode, f.stderr
     return f.stdout

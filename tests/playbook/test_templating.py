@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.playbook._harness import parse, run_ansible, run_fleetkit
+from tests.playbook._harness import parse, run_ansible, run_both, run_fleetkit
 
 INV = "h1\n[all:vars]\nansible_connection=local\n"
 # the origin of a broken conditional's value: ansible tracks where every value came from
@@ -15,11 +15,7 @@ _ORIGIN = re.compile(r"derived from value of type '(\w+)' at '[^']*'")
 
 
 def _both(tmp_path: Path, playbook: str, *extra: str) -> tuple[str, str, int, int]:
-    (tmp_path / "inventory.ini").write_text(INV)
-    (tmp_path / "pb.yml").write_text(playbook)
-    args = ["-i", "inventory.ini", "pb.yml", *extra]
-    a = run_ansible(args, tmp_path)
-    f = run_fleetkit(["play", *args], tmp_path)
+    a, f = run_both(tmp_path, playbook, INV, extra, forks=None)
     mask = r"derived from value of type '\1' at ORIGIN"
     return _ORIGIN.sub(mask, a.stdout), _ORIGIN.sub(mask, f.stdout), a.returncode, f.returncode
 

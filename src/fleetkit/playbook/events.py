@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fleetkit.playbook.playbook import Play, Task
 
-__all__ = ["Stats", "Callback", "TaskResult", "clean_result", "censor_result"]
+__all__ = ["Stats", "Callback", "TaskResult", "clean_result", "censor_result", "json_default"]
 
 _STAT_KEYS = ("ok", "changed", "unreachable", "failures", "skipped", "rescued", "ignored")
 
@@ -66,6 +67,16 @@ def censor_result(result: dict[str, Any]) -> dict[str, Any]:
             for r in items
         ]
     return out
+
+
+def json_default(value: Any) -> Any:
+    """What ansible's result serializer makes of values JSON has no type for: dates and times as
+    ISO 8601 text, sets as lists, anything else as its text."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    return str(value)
 
 
 def clean_result(result: dict[str, Any], verbosity: int = 0) -> dict[str, Any]:

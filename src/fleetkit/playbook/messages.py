@@ -178,13 +178,14 @@ def deprecated(
     date: str | None = None,
     origin: Origin | None = None,
     deprecator: tuple[str | None, str | None] = CORE,
+    help_text: str | None = None,
 ) -> None:
     """Record a deprecation raised by the engine for the task running now (if any)."""
     box = _current.get()
     if box is None:
         return
     # one entry per evaluation (a looped conditional raises it once per item, as in ansible)
-    box.append(Message("deprecation", msg, None, origin, version, date, deprecator))
+    box.append(Message("deprecation", msg, help_text, origin, version, date, deprecator))
 
 
 # -- results -------------------------------------------------------------------------------

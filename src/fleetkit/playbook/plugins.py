@@ -14,6 +14,7 @@ data: its strings come back marked :class:`~fleetkit.playbook.trust.UnsafeText`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -72,9 +73,37 @@ class _PluginLoadError(TemplateError):
 
 @dataclass(frozen=True, slots=True)
 class _Shim:
-    """The slice of ansible's Templar that ansible's lookup plugins read (``pipe``: basedir)."""
+    """The slice of ansible's Templar that ansible's lookup plugins use: ``basedir`` (pipe),
+    ``available_variables``, ``copy_with_new_env`` and ``template`` (merge_variables,
+    dependent), rendering with fleetkit's templar."""
 
     basedir: str
+    available_variables: Mapping[str, Any] | None = None
+
+    def copy_with_new_env(self, available_variables: Any = None, **_kw: Any) -> _Shim:
+        """A templar over other variables (ansible's ``Templar.copy_with_new_env``)."""
+        names = self.available_variables if available_variables is None else available_variables
+        return _Shim(basedir=self.basedir, available_variables=names)
+
+    @property
+    def environment(self) -> Any:
+        """The Jinja environment (deprecated in ansible 2.19, with its warning; ansible.utils'
+        index_of reads its ``tests``)."""
+        from fleetkit.playbook import messages
+        from fleetkit.playbook.templar import jinja_environment
+
+        messages.deprecated(
+            "Direct access to the `environment` attribute is deprecated.",
+            version="2.23",
+            help_text="Consider using `copy_with_new_env` or passing `overrides` to `template`.",
+        )
+        return jinja_environment()
+
+    def template(self, variable: Any, **_kw: Any) -> Any:
+        """``variable`` rendered with this templar's variables."""
+        from fleetkit.playbook.templar import Templar, VarsView
+
+        return Templar(VarsView([dict(self.available_variables or {})])).template(variable)
 
 
 def _init() -> None:
@@ -113,10 +142,33 @@ def _fqcn(name: str) -> str:
     return name if _FQCN.match(name) else _BUILTIN + name
 
 
-def _is_ansible_name(name: str, builtin: frozenset[str]) -> bool:
+def _is_ansible_name(name: str, builtin: frozenset[str], kind: str = "") -> bool:
     if name.startswith(_BUILTIN) or _adjacent:
         return True
-    return name in builtin or bool(_FQCN.match(name))
+    return name in builtin or bool(_FQCN.match(name)) or name in _routed(kind)
+
+
+@functools.cache
+def _routed(kind: str) -> frozenset[str]:
+    """Short names ansible.builtin redirects to a collection (``json_query`` ->
+    community.general.json_query): its ``ansible_builtin_runtime.yml`` plugin routing."""
+    import importlib.util
+    import os
+
+    import yaml
+
+    spec = importlib.util.find_spec("ansible")
+    if not kind or spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    path = os.path.join(
+        list(spec.submodule_search_locations)[0], "config", "ansible_builtin_runtime.yml"
+    )
+    try:
+        with open(path, encoding="utf-8") as fh:
+            routing = (yaml.safe_load(fh) or {}).get("plugin_routing", {})
+    except OSError:
+        return frozenset()
+    return frozenset(routing.get(kind) or {})
 
 
 def _arg(value: Any) -> Any:
@@ -179,7 +231,7 @@ def _wrap_jinja(
 
 
 def _find_jinja(kind: str, name: str, builtin: frozenset[str]) -> Callable[..., Any] | None:
-    if not _is_ansible_name(name, builtin):
+    if not _is_ansible_name(name, builtin, kind):
         return None
     key = (kind, name)
     if key in _cache:
@@ -396,7 +448,8 @@ def _ansible_lookup(
     loader.set_basedir(basedir)
     try:
         with _lock:  # the loader is not thread-safe (see _find_jinja)
-            plugin = lookup_loader.get(fqcn, loader=loader, templar=_Shim(basedir=basedir))
+            shim = _Shim(basedir=basedir, available_variables=_LookupVars(variables))
+            plugin = lookup_loader.get(fqcn, loader=loader, templar=shim)
     except Exception as exc:  # noqa: BLE001 - ansible reports this as a plugin load error
         raise _PluginLoadError(f"The lookup plugin {name!r} failed to load: {exc}") from None
     if plugin is None:

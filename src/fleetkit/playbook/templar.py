@@ -540,6 +540,13 @@ class _ContextVars(Mapping[str, Any]):
 
 _ENV = _make_env()
 _GLOBALS = dict(_ENV.globals)
+
+
+def jinja_environment() -> Any:
+    """The Jinja environment templates render in (its filters and tests)."""
+    return _ENV
+
+
 _cache_lock = threading.Lock()
 _EXPR_CACHE: dict[tuple[str, bool], Any] = {}
 _TPL_CACHE: dict[tuple[str, bool], Any] = {}

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from fleetkit.playbook.events import Stats, TaskResult, censor_result, clean_result
+from fleetkit.playbook.events import Stats, TaskResult, censor_result, clean_result, json_default
 from fleetkit.playbook.messages import Message
 from fleetkit.playbook.playbook import Play, Task
 
@@ -116,7 +116,9 @@ def _ansible_formatter(verbosity: int) -> Any:
 
 
 def _dump(result: dict[str, Any], indent: int | None) -> str:
-    return json.dumps(result, indent=indent, ensure_ascii=False, sort_keys=True, default=str)
+    return json.dumps(
+        result, indent=indent, ensure_ascii=False, sort_keys=True, default=json_default
+    )
 
 
 class DefaultCallback:

@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from fleetkit.playbook.events import Stats, TaskResult, censor_result
+from fleetkit.playbook.events import Stats, TaskResult, censor_result, json_default
 from fleetkit.playbook.playbook import Play, Task
 
 __all__ = ["JsonCallback"]
@@ -34,7 +34,7 @@ class JsonCallback:
         self._names: dict[int, str] = {}
 
     def _emit(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, sort_keys=True, default=str, ensure_ascii=False)
+        line = json.dumps(event, sort_keys=True, default=json_default, ensure_ascii=False)
         with self._lock:
             self.out.write(line + "\n")
             self.out.flush()

@@ -345,6 +345,34 @@ def test_plugins_get_start_notify_and_diff_events(tmp_path: Path) -> None:
     assert outs[1] == outs[0]
 
 
+SET_STATS = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - set_stats: {data: {n: 1, d: {a: 1}, l: [1]}}
+    - set_stats: {data: {n: 2, d: {b: 2}, l: [2]}}
+    - set_stats: {data: {run: "{{ inventory_hostname }}"}, per_host: false}
+    - set_stats: {data: {n: 5}, aggregate: false}
+      when: inventory_hostname == 'b'
+    - set_stats: {data: {looped: "{{ item }}"}}
+      loop: [1, 2]
+    - set_stats: {data: "not a dict"}
+      ignore_errors: true
+    - set_stats: {data: {ph: "{{ inventory_hostname }}"}, per_host: true}
+    - set_stats: {data: {once: 1}, per_host: true}
+      run_once: true
+"""
+
+
+def test_set_stats_aggregates_as_ansible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ansible's set_stats action: per host or for the run, aggregated (dicts merged, lists and
+    numbers added, strings joined) or replaced, loop items, run_once, a bad ``data``."""
+    monkeypatch.setenv("ANSIBLE_SHOW_CUSTOM_STATS", "1")
+    (acode, aout, _), (fcode, fout, ferr) = _both(tmp_path, SET_STATS, "-v")
+    assert '"looped": 6' in fout and "\tb: {" in fout
+    assert (fcode, fout) == (acode, aout), ferr
+
+
 def test_custom_stats_banner_from_stats() -> None:
     import io
 

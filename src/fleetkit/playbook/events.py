@@ -28,11 +28,38 @@ class Stats:
             c = self.counts.setdefault(host, dict.fromkeys(_STAT_KEYS, 0))
             c[what] += 1
 
+    def update_custom(self, key: str, value: Any, host: str | None, aggregate: bool) -> None:
+        """One set_stats entry, as ansible's AggregateStats: ``host`` None is the run's; with
+        ``aggregate`` a dict merges into the one there and other values add (``+``), a value
+        of another type than the one there is dropped."""
+        with self._lock:
+            box = self.custom.setdefault(host if host is not None else "_run", {})
+            old = box.get(key)
+            if not aggregate or key not in box:
+                box[key] = value
+            elif not isinstance(value, type(old)):
+                return
+            elif isinstance(value, dict) and isinstance(old, dict):
+                box[key] = _merge(old, value)
+            else:
+                try:
+                    box[key] = old + value  # type: ignore[operator]
+                except TypeError:
+                    return
+
     def summarize(self, host: str) -> dict[str, int]:
         return dict(self.counts.get(host, dict.fromkeys(_STAT_KEYS, 0)))
 
     def hosts(self) -> list[str]:
         return sorted(self.counts)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """ansible's merge_hash: ``b`` into a copy of ``a``, dicts merged recursively."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
 
 
 @dataclass(slots=True)

@@ -91,13 +91,14 @@ def _short_legacy(name: str) -> str | None:
     return None
 
 
-# ansible-core's own action plugins fleetkit runs through the shim rather than natively
-ANSIBLE_CORE_ACTIONS = frozenset({"pause"})
+# ansible-core's own action plugins fleetkit runs through the shim rather than natively, with
+# their BYPASS_HOST_LOOP (pause runs once for the batch)
+ANSIBLE_CORE_ACTIONS = {"pause": True, "set_stats": False}
 
 
 def core_action_plugin(name: str) -> str | None:
     """The file of ansible-core's own action plugin for a builtin ``name`` fleetkit runs as
-    ansible's code (``pause``: its prompts are ansible's Display's)."""
+    ansible's code (``pause``: its prompts are ansible's Display's; ``set_stats``)."""
     short = name.removeprefix("ansible.builtin.").removeprefix("ansible.legacy.")
     if short not in ANSIBLE_CORE_ACTIONS or ("." in short):
         return None

@@ -245,6 +245,7 @@ def get_module(name: str) -> Module:
     from fleetkit.playbook import actions
     from fleetkit.playbook.actions.ansible_actions import (
         action_plugin_module,
+        ANSIBLE_CORE_ACTIONS,
         core_action_plugin,
         find_action_plugin,
     )
@@ -263,7 +264,8 @@ def get_module(name: str) -> Module:
         return action_plugin_module(name, plugin)
     core = core_action_plugin(name)
     if core is not None:
-        return action_plugin_module(name, core, run_once=True)  # BYPASS_HOST_LOOP
+        short = name.rsplit(".", 1)[-1]
+        return action_plugin_module(name, core, run_once=ANSIBLE_CORE_ACTIONS[short])
     short = _short(name)
     builtin = name == short or name.startswith(_BUILTIN_PREFIXES)
     if builtin and short in _NATIVE:

@@ -284,6 +284,7 @@ class StrategyBase:
         stats.increment("ok", host)
         if res.status == "changed":
             stats.increment("changed", host)
+        self._custom_stats(it, res)
         facts = r.get("ansible_facts")
         # a debug result's ansible_facts is a variable shown, never facts (ansible's rule)
         if isinstance(facts, dict) and task.action != "debug":
@@ -307,6 +308,24 @@ class StrategyBase:
                 for warning in it.notify(host, names, bool(strict)):
                     self.cb.warning(warning)
         self.cb.result(res)
+
+    def _custom_stats(self, it: PlayIterator, res: TaskResult) -> None:
+        """set_stats data (``ansible_stats`` of a result or of each loop item) into the run's
+        custom stats, per host (a run_once task's for every host of the batch) or for the run."""
+        for item in [i for _s, i in res.items] if res.items else [res.result]:
+            st = item.get("ansible_stats") if isinstance(item, dict) else None
+            if not isinstance(st, dict) or not isinstance(st.get("data"), dict) or not st["data"]:
+                continue
+            hosts: list[str | None] = [res.host]
+            if not st.get("per_host", True):
+                hosts = [None]
+            elif self.ex.kw_bool(res.task, "run_once", res.host):
+                hosts = [h for h in it.hosts if h not in self.ctx.unreachable]
+            for h in hosts:
+                for key, value in st["data"].items():
+                    self.ctx.stats.update_custom(
+                        str(key), value, h, bool(st.get("aggregate", False))
+                    )
 
     def _notify_names(self, res: TaskResult, notify: Any) -> list[str]:
         """The task's ``notify:`` templated with the host's variables (a template may give a

@@ -65,6 +65,37 @@ def test_conditionals_as_ansible_219(tmp_path: Path) -> None:
     assert rf == ra == 0
 
 
+UNDEFINED_IN_TESTS = """
+- hosts: all
+  gather_facts: false
+  vars:
+    d: {a: 1}
+  tasks:
+    - debug: {msg: "{{ d.missing is mapping }}"}
+      ignore_errors: true
+    - debug: {msg: "{{ d.missing.deeper is mapping }}"}
+      ignore_errors: true
+    - debug: {msg: "{{ d.missing is defined }} {{ d.missing.deeper is defined }}"}
+      ignore_errors: true
+    - debug: {msg: "{{ d.missing is string }}"}
+      ignore_errors: true
+    - debug: {msg: "{{ nope is mapping }}"}
+      ignore_errors: true
+    - debug: {msg: "{{ d.missing is none }}"}
+      ignore_errors: true
+    - debug: {msg: "{{ d.missing is truthy }}"}
+      ignore_errors: true
+"""
+
+
+def test_tests_on_undefined_values_fail_as_ansible_219(tmp_path: Path) -> None:
+    """``d.missing is mapping`` is an error naming the first missing attribute, as in ansible
+    2.19 (Jinja2's own tests are wrapped too); only ``defined``/``undefined`` take it."""
+    aout, fout, arc, frc = _both(tmp_path, UNDEFINED_IN_TESTS)
+    assert "object of type 'dict' has no attribute 'missing'" in fout
+    assert (frc, fout) == (arc, aout)
+
+
 def test_allow_broken_conditionals_setting(tmp_path: Path) -> None:
     pb = (
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - assert: {that: \"'broken static'\"}\n"

@@ -10,7 +10,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import GeneratorType
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, Undefined, nodes, pass_context
 from jinja2.compiler import Frame
@@ -132,10 +132,9 @@ class AnsibleUndefined(StrictUndefined):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        return AnsibleUndefined(
-            name=f"{self._undefined_name}.{name}" if self._undefined_name else name,
-            hint=self._undefined_hint,
-        )
+        # the first missing name is the error ansible reports (``d.missing.deeper``: "object of
+        # type 'dict' has no attribute 'missing'"; ``nope.x``: "'nope' is undefined")
+        return self
 
     def __getitem__(self, key: Any) -> Any:
         return self.__getattr__(str(key))
@@ -448,6 +447,21 @@ def _listing(func: Any) -> Any:
     return wrapper
 
 
+def _strict_test(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A Jinja2 test that fails on an undefined argument with that value's own error."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, Undefined):
+                a._fail_with_undefined_error()
+        return fn(*args, **kwargs)
+
+    call.__name__ = getattr(fn, "__name__", "test")
+    if hasattr(fn, "jinja_pass_arg"):
+        call.jinja_pass_arg = fn.jinja_pass_arg  # type: ignore[attr-defined]
+    return call
+
+
 def _make_env() -> ImmutableSandboxedEnvironment:
     env = _Env(
         optimized=False,  # constant folding would skip _CodeGen.visit_Const (ansible's too)
@@ -468,8 +482,10 @@ def _make_env() -> ImmutableSandboxedEnvironment:
     for name in ("map", "select", "reject", "selectattr", "rejectattr"):
         filters[name] = _listing(filters[name])
     filters.update(FILTERS)
+    # ansible 2.19 wraps Jinja2's own tests too: an undefined argument fails the template
+    # (``x.missing is mapping`` is an error, not false), except for defined/undefined
     tests = {
-        k: v
+        k: v if k in ("defined", "undefined") else _strict_test(cast(Callable[..., Any], v))
         for k, v in env.tests.items()
         if k not in plugins.ANSIBLE_TESTS or k in ("defined", "undefined")
     }

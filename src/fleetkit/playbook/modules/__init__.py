@@ -244,8 +244,8 @@ def get_module(name: str) -> Module:
     """The :class:`Module` that runs a task's action (native, controller action or ansible's)."""
     from fleetkit.playbook import actions
     from fleetkit.playbook.actions.ansible_actions import (
-        action_plugin_module,
         ANSIBLE_CORE_ACTIONS,
+        action_plugin_module,
         core_action_plugin,
         find_action_plugin,
     )

@@ -287,6 +287,23 @@ _HTTP_METHODS = frozenset(
 )
 
 
+# the fast path's header reads (print-ip.c / print-udp.c / print-tcp.c fields it needs)
+# ethertype, IPv4 version+ihl, total length, flags+offset, protocol, then (UDP) the ports and
+# length behind an IPv4 header without options; on Ethernet and behind an SLL2 header
+_ETH_IP4 = struct.Struct("!12xHBxH2xHxB10xHHH")
+_SLL2_IP4 = struct.Struct("!H18xBxH2xHxB10xHHH")
+_TS_FAST = struct.Struct("!II")
+_IP6_FAST = struct.Struct("!IHB")  # version+class+flow label, payload length, next header
+_UDP_FAST = struct.Struct("!HHH")  # ports, length
+_TCP_FAST = struct.Struct("!HHIIBBH2xH")  # ports, seq, ack, data offset, flags, window, urgent
+_RECORD = struct.Struct("<IIII")  # pcap record header: ts_sec, ts_usec, incl_len, orig_len
+_TCP_FLAG_TEXT = tuple(
+    "".join(name for bit, name in _TCP_FLAGS if flags & bit) or "none" for flags in range(256)
+)
+_NOP_NOP_TS = b"\x01\x01\x08\x0a"  # the options of nearly every segment after the handshake
+_CACHE_MAX = 1 << 16  # entries per name cache, then it starts over
+
+
 def _mac(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
@@ -402,11 +419,61 @@ class Printer:
         self._services: dict[tuple[int, str], str] = {}
         self._hosts: dict[bytes, str] = {}
         self._unwound = False
+        o = options
+        # the default line (no -v/-q/-e/-x/-X/-A) of IPv4/IPv6 UDP and TCP has a fast path
+        self._plain = not (o.verbose or o.quiet or o.ether or o.hex or o.hex_ascii or o.ascii)
+        self._udp_heads: dict[bytes, str] = {}  # "SRC.PORT > DST.PORT: " per flow
+        self._tcp_heads: dict[bytes, str] = {}
+        self._sll_heads: dict[bytes, str] = {}  # "eth0  Out " per ifindex and packet type
 
     # --- the line ------------------------------------------------------------------------
 
+    def format_records(
+        self,
+        batch: bytes,
+        matches: Callable[[bytes, int], bool] | None = None,
+        limit: int = -1,
+    ) -> tuple[str, int]:
+        """The lines of a buffer of pcap records (little-endian, microseconds, no file header)
+        and how many: those ``matches`` accepts, at most ``limit`` (-1: all)."""
+        unpack = _RECORD.unpack_from
+        fast = self._fast if self._plain else None
+        general, stamp = self._general, self._stamp
+        default_stamp = self.o.tstamp == 0
+        clock_sec, clock = self._clock
+        lines: list[str] = []
+        append = lines.append
+        at, end, shown = 0, len(batch), 0
+        while at < end and shown != limit:
+            sec, usec, incl, orig = unpack(batch, at)
+            at += 16
+            data = batch[at : at + incl]
+            at += incl
+            if matches is not None and not matches(data, orig):
+                continue
+            shown += 1
+            line = None if fast is None else fast(data, orig)
+            if line is None:
+                append(general(sec, usec, data, orig))
+            elif default_stamp:  # _stamp's default form, inline: the clock text once a second
+                if sec != clock_sec:
+                    clock_sec, clock = sec, time.strftime("%H:%M:%S", time.localtime(sec))
+                    self._clock = (clock_sec, clock)
+                append(f"{clock}.{usec:06d} {line}")
+            else:
+                append(stamp(sec, usec) + line)
+        return "".join(lines), shown
+
     def format(self, sec: int, usec: int, data: bytes, length: int) -> str:
         """One packet, as tcpdump prints it (with its trailing newline)."""
+        if self._plain:
+            line = self._fast(data, length)
+            if line is not None:
+                return self._stamp(sec, usec) + line
+        return self._general(sec, usec, data, length)
+
+    def _general(self, sec: int, usec: int, data: bytes, length: int) -> str:
+        """Any packet at any verbosity: the printers below, each as tcpdump's."""
         out: list[str] = [self._stamp(sec, usec)]
         self._unwound = False
         if self.linktype == LINKTYPE_LINUX_SLL2:
@@ -433,6 +500,155 @@ class Printer:
                 out.append(_ascii(data[hdrlen:]))
         out.append("\n")
         return "".join(out)
+
+    # --- the fast path: what most lines of a busy capture are --------------------------------
+
+    def _fast(self, data: bytes, length: int) -> str | None:
+        """The default line of an IPv4/IPv6 UDP or TCP packet whose headers were captured whole
+        and hold nothing unusual; None sends the packet down the general path (which prints the
+        same line for these packets: tests/netns/test_dissect.py compares the two)."""
+        if self.linktype == LINKTYPE_ETHERNET:
+            if len(data) < 42:
+                return None
+            ethertype, vhl, total, frag, proto, sport, dport, word = _ETH_IP4.unpack_from(data)
+            off, prefix = 14, ""
+        else:
+            if len(data) < 48:
+                return None
+            ethertype, vhl, total, frag, proto, sport, dport, word = _SLL2_IP4.unpack_from(data)
+            off = SLL2_LEN
+            key = data[4:11]  # interface index, hardware type, packet type
+            prefix = self._sll_heads.get(key, "")
+            if not prefix:
+                ifindex, pkttype = struct.unpack_from("!i2xB", data, 4)
+                prefix = f"{self.ifname(ifindex):<5} {_SLL_PKTTYPES.get(pkttype, '?'):<3} "
+                if len(self._sll_heads) >= _CACHE_MAX:
+                    self._sll_heads.clear()
+                self._sll_heads[key] = prefix
+        if ethertype == 0x0800:
+            # no options, not a fragment, lengths that add up: else the general path
+            if vhl != 0x45 or frag & 0x3FFF or total < 20 or total > length - off:
+                return None
+            if proto == 17:
+                if sport == 53 or dport == 53 or word < 8 or word > total - 20:
+                    return None
+                key = data[off + 12 : off + 24]  # addresses and ports
+                head = self._udp_heads.get(key)
+                if head is None:
+                    head = self._new_head(self._udp_heads, key, 4, "udp")
+                return f"{prefix}IP {head}UDP, length {word - 8}\n"
+            if proto != 6:
+                return None
+            line = self._fast_tcp(data, off, off + 12, off + 20, total - 20)
+            return None if line is None else f"{prefix}IP {line}"
+        if ethertype == 0x86DD and len(data) >= off + 48:
+            flow, plen, nh = _IP6_FAST.unpack_from(data, off)
+            if flow >> 28 != 6:
+                return None
+            if nh == 17:
+                sport, dport, ulen = _UDP_FAST.unpack_from(data, off + 40)
+                if plen < 8 or sport == 53 or dport == 53 or not 8 <= ulen <= plen:
+                    return None
+                key = data[off + 8 : off + 44]
+                head = self._udp_heads.get(key)
+                if head is None:
+                    head = self._new_head(self._udp_heads, key, 16, "udp")
+                return f"{prefix}IP6 {head}UDP, length {ulen - 8}\n"
+            if nh != 6:
+                return None
+            line = self._fast_tcp(data, off, off + 8, off + 40, plen)
+            return None if line is None else f"{prefix}IP6 {line}"
+        return None
+
+    def _fast_tcp(self, data: bytes, off: int, addrs: int, at: int, plen: int) -> str | None:
+        """TCP (not DNS, not HTTP with data) at ``at``, addresses at ``addrs``, ``plen`` bytes
+        of IP payload."""
+        if plen < 20 or len(data) < at + 20:
+            return None
+        sport, dport, seq, ack, offset, flags, win, urp = _TCP_FAST.unpack_from(data, at)
+        thlen = (offset >> 4) * 4
+        if thlen < 20 or thlen > plen or len(data) < at + thlen or sport == 53 or dport == 53:
+            return None
+        data_len = plen - thlen
+        if data_len > 0 and (sport in (80, 8080) or dport in (80, 8080)):
+            return None
+        key = data[addrs : at + 4]
+        head = self._tcp_heads.get(key)
+        if head is None:
+            head = self._new_head(self._tcp_heads, key, (at - addrs) // 2, "tcp")
+        rev = False
+        thseq = thack = 0
+        if flags & 0x10 and not self.o.absolute_seq:
+            size = (at - addrs) // 2
+            src, dst = data[addrs : addrs + size], data[addrs + size : at]
+            seq, ack, rev, thseq, thack = self._relative(src, dst, sport, dport, seq, ack, flags)
+        if data_len > 0:
+            text = (
+                f"{head}Flags [{_TCP_FLAG_TEXT[flags]}], seq {seq}:{(seq + data_len) & 0xFFFFFFFF}"
+            )
+        elif flags & 0x07:
+            text = f"{head}Flags [{_TCP_FLAG_TEXT[flags]}], seq {seq}"
+        else:
+            text = f"{head}Flags [{_TCP_FLAG_TEXT[flags]}]"
+        if flags & 0x10:
+            text += f", ack {ack}, win {win}"
+        else:
+            text += f", win {win}"
+        if flags & 0x20:
+            text += f", urg {urp}"
+        if thlen == 32 and data[at + 20 : at + 24] == _NOP_NOP_TS:
+            val, ecr = _TS_FAST.unpack_from(data, at + 24)
+            return f"{text}, options [nop,nop,TS val {val} ecr {ecr}], length {data_len}\n"
+        if thlen > 20:
+            parts = [text, ", options ["]
+            try:
+                if not self._tcp_options(
+                    parts, data[at + 20 : at + thlen], thlen - 20, rev, thseq, thack
+                ):
+                    return "".join(parts) + "\n"
+            except _Truncated as exc:  # cannot happen with the header captured whole
+                return "".join(parts) + f" [|{exc.proto}]{exc.suffix}\n"
+            parts.append("]")
+            text = "".join(parts)
+        return f"{text}, length {data_len}\n"
+
+    def _new_head(self, heads: dict[bytes, str], key: bytes, size: int, proto: str) -> str:
+        """``SRC.SPORT > DST.DPORT: `` of a flow (``key``: the two addresses of ``size`` bytes
+        each, then the two ports), remembered in ``heads``."""
+        sport, dport = struct.unpack_from("!HH", key, 2 * size)
+        head = (
+            f"{self._addr(key[:size])}.{self._port(sport, proto)} > "
+            f"{self._addr(key[size : 2 * size])}.{self._port(dport, proto)}: "
+        )
+        if len(heads) >= _CACHE_MAX:
+            heads.clear()
+        heads[key] = head
+        return head
+
+    def _relative(
+        self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int
+    ) -> tuple[int, int, bool, int, int]:
+        """print-tcp.c's relative sequence numbers: (seq, ack, reversed, base seq, base ack).
+
+        The first segment of a conversation seen with ACK (or any SYN) sets its initial
+        numbers and prints absolute ones; later segments print theirs relative to them.
+        """
+        rev = sport > dport or (sport == dport and src > dst)
+        key = (dst, src, dport << 16 | sport) if rev else (src, dst, sport << 16 | dport)
+        known = self._tcp.get(key)
+        if known is None or flags & 0x02:
+            if rev:
+                known = ((ack - 1) & 0xFFFFFFFF, seq)
+            else:
+                known = (seq, (ack - 1) & 0xFFFFFFFF)
+            self._tcp[key] = known
+        elif rev:
+            seq = (seq - known[1]) & 0xFFFFFFFF
+            ack = (ack - known[0]) & 0xFFFFFFFF
+        else:
+            seq = (seq - known[0]) & 0xFFFFFFFF
+            ack = (ack - known[1]) & 0xFFFFFFFF
+        return seq, ack, rev, known[0], known[1]
 
     def _stamp(self, sec: int, usec: int) -> str:
         mode = self.o.tstamp
@@ -531,17 +747,18 @@ class Printer:
     # --- names ---------------------------------------------------------------------------
 
     def _addr(self, raw: bytes) -> str:
-        family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
-        text = socket.inet_ntop(family, raw)
-        if self.o.numeric:
-            return text
         name = self._hosts.get(raw)
         if name is None:
-            try:
-                name = socket.gethostbyaddr(text)[0]
-            except OSError:
-                name = text
-            self._hosts[raw] = name
+            family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+            name = socket.inet_ntop(family, raw)
+            if not self.o.numeric:
+                try:
+                    name = socket.gethostbyaddr(name)[0]
+                except OSError:
+                    pass
+            if len(self._hosts) >= _CACHE_MAX:
+                self._hosts.clear()
+            self._hosts[bytes(raw)] = name
         return name
 
     def _port(self, port: int, proto: str) -> str:
@@ -806,23 +1023,7 @@ class Printer:
         thseq = thack = 0
         rev = False
         if not self.o.absolute_seq and flags & 0x10:
-            if sport > dport or (sport == dport and src > dst):
-                rev = True
-            key = (dst, src, dport << 16 | sport) if rev else (src, dst, sport << 16 | dport)
-            known = self._tcp.get(key)
-            if known is None or flags & 0x02:
-                if rev:
-                    known = ((ack - 1) & 0xFFFFFFFF, seq)
-                else:
-                    known = (seq, (ack - 1) & 0xFFFFFFFF)
-                self._tcp[key] = known
-            elif rev:
-                seq = (seq - known[1]) & 0xFFFFFFFF
-                ack = (ack - known[0]) & 0xFFFFFFFF
-            else:
-                seq = (seq - known[0]) & 0xFFFFFFFF
-                ack = (ack - known[1]) & 0xFFFFFFFF
-            thseq, thack = known
+            seq, ack, rev, thseq, thack = self._relative(src, dst, sport, dport, seq, ack, flags)
         if hlen > length:
             out.append(f" [bad hdr length {hlen} - too long, > {length}]")
             return

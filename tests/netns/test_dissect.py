@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from fleetkit.netns.capture import Savefile, _pcap_header
+from fleetkit.netns.capture import Savefile, _pcap_header, records_of
 from fleetkit.netns.dissect import Printer, PrintOptions, sll2_header
 from fleetkit.netns.errors import HelperError
 
@@ -155,6 +155,12 @@ def _flows() -> list[bytes]:
         udp = struct.pack("!HHHH", 40000 + seq, 9999, 8 + 18, 0) + b"y" * 18
         out += [ipv4(17, udp), ipv6(17, udp)]
         out.append(ipv4(17, struct.pack("!HHHH", 1, 2, 200, 0) + b"z" * 4))  # bad length
+        for kind, code in ((8, 0), (0, 0), (3, 3), (3, 1), (11, 0)):
+            inner = struct.pack(
+                "!BBHHHBBH4s4s", 0x45, 0, 48, 1, 0, 64, (17, 6, 47)[seq], 0, V4_B, V4_A
+            )
+            inner += struct.pack("!HHHH", 40000, 9999 + seq, 28, 0) + b"q" * 20
+            out.append(ipv4(1, struct.pack("!BBHHH", kind, code, 0, 7, seq) + inner))
     return out
 
 
@@ -204,24 +210,33 @@ def test_fast_path_prints_the_general_line(linktype: int, absolute: bool) -> Non
         want = "".join(
             one.format(1_700_000_000 + i // 7, i * 3, f, len(f)) for i, f in enumerate(frames)
         )
-        assert batched.format_records(records) == (want, len(frames))
+        assert batched.format_records(records) == (want, len(frames), len(records))
         assert batched.format_records(records, limit=5)[1] == 5
+        # a record cut off by the end of the buffer is left for the next chunk
+        assert batched.format_records(records[:-3])[1:] == (
+            len(frames) - 1,
+            len(records) - 16 - len(frames[-1]),
+        )
 
 
-def test_batches_are_the_records_of_the_file() -> None:
-    from fleetkit.netns.capture import records_of
-
+def test_file_lines_are_the_records_printed_chunk_by_chunk() -> None:
     frames = [p for p in packets() for _ in range(40)]
     raw = _pcap([(len(f), f) for f in frames])
-    batches = list(Savefile(io.BytesIO(raw)).batches(size=1000))
-    assert len(batches) > 5  # cut at record boundaries, several chunks
-    got = [r for batch in batches for r in records_of(batch)]
-    assert got == list(Savefile(io.BytesIO(raw)).records())
+    one = Printer(PrintOptions(numeric=True))
+    want = [one.format(1, 2, f, len(f)) for f in frames]
+    savefile = Savefile(io.BytesIO(raw))
+    # 1000-byte chunks: records cut at every chunk boundary come out whole
+    savefile.chunks = lambda size=1000, real=savefile.chunks: real(1000)  # type: ignore[method-assign]
+    texts = list(savefile.lines(Printer(PrintOptions(numeric=True))))
+    assert len(texts) > 5 and "".join(texts) == "".join(want)
+    assert "".join(
+        Savefile(io.BytesIO(raw)).lines(Printer(PrintOptions(True)), count=7)
+    ) == "".join(want[:7])
     # big-endian or nanosecond files are converted to the same records
-    ng_like = Savefile(io.BytesIO(raw))
-    ng_like._unit = 1_000_000_000
-    assert [r.usec for b in ng_like.batches() for r in records_of(b)] == [0] * len(frames)
-    # a damaged file: the good records first, then the error
+    ns = Savefile(io.BytesIO(raw))
+    ns._unit = 1_000_000_000
+    assert [r.usec for c in ns.chunks() for r in records_of(c)] == [0] * len(frames)
+    # a damaged file: the good records' lines first, then the error
     good = frames[0]
     for damaged, message in (
         (_pcap([(len(good), good), (2**31, b"")]), "invalid packet capture length 2147483648"),
@@ -233,9 +248,9 @@ def test_batches_are_the_records_of_the_file() -> None:
     ):
         seen = []
         with pytest.raises(HelperError, match=message):
-            for batch in Savefile(io.BytesIO(damaged)).batches():
-                seen += list(records_of(batch))
-        assert [r.data for r in seen] == [good]
+            for text in Savefile(io.BytesIO(damaged)).lines(Printer(PrintOptions(numeric=True))):
+                seen.append(text)
+        assert seen == [want[0]]
 
 
 def _pcap(records: list[tuple[int, bytes]], snaplen: int = 262144) -> bytes:

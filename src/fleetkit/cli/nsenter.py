@@ -778,18 +778,12 @@ def _capture_read(
         )
         printer = Printer(options, savefile.linktype)
         write = sys.stdout.write
-        left = -1 if count is None else count
         try:
             # the file in large chunks, each one's lines formatted into one string
-            for batch in savefile.batches():
-                text, shown = printer.format_records(batch, filtered, left)
+            for text in savefile.lines(printer, filtered, count):
                 write(text)
                 if line_buffered:
                     sys.stdout.flush()
-                if count is not None:
-                    left -= shown
-                    if left == 0:
-                        break
         except OSError as exc:
             raise HelperError(f"{path}: {exc.strerror}", hint="check the file") from None
     return 0

@@ -792,7 +792,7 @@ def capture(
             try:
                 # a ring block at a time: its lines formatted into one string, one write
                 for batch in _record_batches(handle, stats, count, duration_s, stop, idle):
-                    out(printer.format_records(bytes(batch))[0])
+                    out(printer.format_records(bytes(batch))[0])  # whole records: all used
                     if line_buffered and flush is not None:
                         flush()
             finally:
@@ -1072,12 +1072,10 @@ class Savefile:
                 )
             yield Record(sec, frac // scale, data, orig)
 
-    def batches(self, size: int = 1 << 20) -> Iterator[bytes]:
-        """The file's packets as buffers of little-endian microsecond pcap records (no file
-        header; the format ``records_of`` and the printer read), about ``size`` bytes each:
-        a classic little-endian microsecond file is read in large chunks and cut at record
-        boundaries, anything else is converted record by record. HelperError on a damaged
-        record, after the buffers of the good ones."""
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The file's packets as little-endian microsecond pcap records (no file header), in
+        chunks of about ``size`` bytes that may end inside a record: a classic little-endian
+        microsecond file is read as it is, anything else converted record by record."""
         if self._ng or self._order != "<" or self._unit != 1_000_000:
             out = bytearray()
             for rec in self.records():
@@ -1090,43 +1088,73 @@ class Savefile:
                 yield bytes(out)
             return
         read = getattr(self.stream, "read1", self.stream.read)  # a pipe: what is there
-        unpack = _RECORD.unpack_from
+        while chunk := read(size):
+            yield chunk
+
+    def lines(
+        self,
+        printer: Printer,
+        matches: Callable[[bytes, int], bool] | None = None,
+        count: int | None = None,
+    ) -> Iterator[str]:
+        """``tcpdump -r``: the file's packets printed, the lines of a chunk of the file at a
+        time; HelperError on a damaged record, after the lines of the good ones."""
+        left = -1 if count is None else count
         biggest = min(MAX_RECORD_BYTES, max(self.snaplen, SNAPLEN))
-        pending = b""
-        while True:
-            chunk = read(size)
-            data = pending + chunk if pending else chunk
-            at, end = 0, len(data)
-            while at + 16 <= end:
-                incl = unpack(data, at)[2]
-                if incl > biggest:
-                    if at:
-                        yield data[:at]
-                    raise HelperError(
-                        f"invalid packet capture length {incl}, bigger than snaplen of "
-                        f"{self.snaplen}",
-                        hint="the file is damaged",
-                    )
-                if at + 16 + incl > end:
+        unpack = _RECORD.unpack_from
+        pending = b""  # a record the previous chunk cut off
+        for chunk in self.chunks():
+            start = 0
+            if pending:  # complete it from this chunk (its header first), print it alone
+                if len(pending) < 16:
+                    start = min(16 - len(pending), len(chunk))
+                    pending += chunk[:start]
+                    if len(pending) < 16:
+                        continue
+                whole = 16 + unpack(pending)[2]
+                if whole - 16 > biggest:
                     break
-                at += 16 + incl
-            if at:
-                yield data[:at]
-            pending = data[at:]
-            if chunk:
-                continue
-            if not pending:
-                return
-            if len(pending) < 16:
-                raise HelperError(
-                    f"truncated dump file; tried to read 16 header bytes, only got {len(pending)}",
-                    hint="the file is damaged or still being written",
-                )
+                taken = min(whole - len(pending), len(chunk) - start)
+                pending += chunk[start : start + taken]
+                start += taken
+                if len(pending) < whole:
+                    continue
+                text, shown, _used = printer.format_records(pending, matches, left, biggest)
+                pending = b""
+                if text:
+                    yield text
+                if count is not None:
+                    left -= shown
+                    if left == 0:
+                        return
+            text, shown, used = printer.format_records(chunk, matches, left, biggest, start)
+            if text:
+                yield text
+            if count is not None:
+                left -= shown
+                if left == 0:
+                    return
+            pending = chunk[used:]
+            if len(pending) >= 16 and unpack(pending)[2] > biggest:
+                break
+        if len(pending) >= 16 and unpack(pending)[2] > biggest:
             raise HelperError(
-                f"truncated dump file; tried to read {unpack(pending, 0)[2]} captured bytes, "
-                f"only got {len(pending) - 16}",
+                f"invalid packet capture length {unpack(pending)[2]}, bigger than snaplen of "
+                f"{self.snaplen}",
+                hint="the file is damaged",
+            )
+        if not pending:
+            return
+        if len(pending) < 16:
+            raise HelperError(
+                f"truncated dump file; tried to read 16 header bytes, only got {len(pending)}",
                 hint="the file is damaged or still being written",
             )
+        raise HelperError(
+            f"truncated dump file; tried to read {_RECORD.unpack_from(pending)[2]} captured "
+            f"bytes, only got {len(pending) - 16}",
+            hint="the file is damaged or still being written",
+        )
 
     # pcapng: section header, interface descriptions, enhanced/simple packet blocks
     def _block(self) -> tuple[int, bytes] | None:

@@ -293,6 +293,8 @@ _HTTP_METHODS = frozenset(
 _ETH_IP4 = struct.Struct("!12xHBxH2xHxB10xHHH")
 _SLL2_IP4 = struct.Struct("!H18xBxH2xHxB10xHHH")
 _TS_FAST = struct.Struct("!II")
+_ECHO_FAST = struct.Struct("!HH")  # ICMP echo id, sequence
+_PORT_FAST = struct.Struct("!H")
 _IP6_FAST = struct.Struct("!IHB")  # version+class+flow label, payload length, next header
 _UDP_FAST = struct.Struct("!HHH")  # ports, length
 _TCP_FAST = struct.Struct("!HHIIBBH2xH")  # ports, seq, ack, data offset, flags, window, urgent
@@ -302,6 +304,7 @@ _TCP_FLAG_TEXT = tuple(
 )
 _NOP_NOP_TS = b"\x01\x01\x08\x0a"  # the options of nearly every segment after the handshake
 _CACHE_MAX = 1 << 16  # entries per name cache, then it starts over
+_FAST_BYTES = 128  # the most the fast path reads: SLL2 20 + IPv6 40 + TCP 60
 
 
 def _mac(raw: bytes) -> str:
@@ -415,7 +418,8 @@ class Printer:
         self._first: int | None = None
         self._prev: int | None = None
         self._clock: tuple[int, str] = (-1, "")
-        self._tcp: dict[tuple[bytes, bytes, int], tuple[int, int]] = {}
+        self._tcp: dict[tuple[bytes, bytes, int], list[int]] = {}
+        self._tcp_flows: dict[bytes, tuple[bool, list[int]]] = {}  # per direction, for _fast
         self._services: dict[tuple[int, str], str] = {}
         self._hosts: dict[bytes, str] = {}
         self._unwound = False
@@ -424,6 +428,7 @@ class Printer:
         self._plain = not (o.verbose or o.quiet or o.ether or o.hex or o.hex_ascii or o.ascii)
         self._udp_heads: dict[bytes, str] = {}  # "SRC.PORT > DST.PORT: " per flow
         self._tcp_heads: dict[bytes, str] = {}
+        self._ip_heads: dict[bytes, str] = {}  # "SRC > DST: " per address pair
         self._sll_heads: dict[bytes, str] = {}  # "eth0  Out " per ifindex and packet type
 
     # --- the line ------------------------------------------------------------------------
@@ -433,9 +438,14 @@ class Printer:
         batch: bytes,
         matches: Callable[[bytes, int], bool] | None = None,
         limit: int = -1,
-    ) -> tuple[str, int]:
+        biggest: int = 1 << 62,
+        start: int = 0,
+    ) -> tuple[str, int, int]:
         """The lines of a buffer of pcap records (little-endian, microseconds, no file header)
-        and how many: those ``matches`` accepts, at most ``limit`` (-1: all)."""
+        from offset ``start``: (text, how many, where it stopped). Those ``matches`` accepts,
+        at most ``limit`` (-1: all); it stops before a record cut off by the end of the buffer
+        or claiming more than ``biggest`` bytes (the caller decides whether that is damage or
+        the next chunk)."""
         unpack = _RECORD.unpack_from
         fast = self._fast if self._plain else None
         general, stamp = self._general, self._stamp
@@ -443,26 +453,40 @@ class Printer:
         clock_sec, clock = self._clock
         lines: list[str] = []
         append = lines.append
-        at, end, shown = 0, len(batch), 0
-        while at < end and shown != limit:
+        at, end, shown = start, len(batch), 0
+        while at + 16 <= end and shown != limit:
             sec, usec, incl, orig = unpack(batch, at)
+            if at + 16 + incl > end or incl > biggest:
+                break
             at += 16
-            data = batch[at : at + incl]
-            at += incl
-            if matches is not None and not matches(data, orig):
-                continue
+            if matches is not None:
+                data = batch[at : at + incl]
+                if not matches(data, orig):
+                    at += incl
+                    continue
+            elif incl > _FAST_BYTES and fast is not None:
+                # the fast path reads headers only (each of its length checks is below
+                # _FAST_BYTES, so they see what they would see in the whole packet)
+                data = batch[at : at + _FAST_BYTES]
+            else:
+                data = batch[at : at + incl]
             shown += 1
             line = None if fast is None else fast(data, orig)
             if line is None:
+                if len(data) < incl:
+                    data = batch[at : at + incl]
                 append(general(sec, usec, data, orig))
-            elif default_stamp:  # _stamp's default form, inline: the clock text once a second
+                at += incl
+                continue
+            at += incl
+            if default_stamp:  # _stamp's default form, inline: the clock text once a second
                 if sec != clock_sec:
                     clock_sec, clock = sec, time.strftime("%H:%M:%S", time.localtime(sec))
                     self._clock = (clock_sec, clock)
                 append(f"{clock}.{usec:06d} {line}")
             else:
                 append(stamp(sec, usec) + line)
-        return "".join(lines), shown
+        return "".join(lines), shown, at
 
     def format(self, sec: int, usec: int, data: bytes, length: int) -> str:
         """One packet, as tcpdump prints it (with its trailing newline)."""
@@ -537,9 +561,12 @@ class Printer:
                 if head is None:
                     head = self._new_head(self._udp_heads, key, 4, "udp")
                 return f"{prefix}IP {head}UDP, length {word - 8}\n"
-            if proto != 6:
+            if proto == 1:
+                line = self._fast_icmp(data, off, total - 20)
+            elif proto == 6:
+                line = self._fast_tcp(data, off, off + 12, off + 20, total - 20)
+            else:
                 return None
-            line = self._fast_tcp(data, off, off + 12, off + 20, total - 20)
             return None if line is None else f"{prefix}IP {line}"
         if ethertype == 0x86DD and len(data) >= off + 48:
             flow, plen, nh = _IP6_FAST.unpack_from(data, off)
@@ -560,6 +587,41 @@ class Printer:
             return None if line is None else f"{prefix}IP6 {line}"
         return None
 
+    def _fast_icmp(self, data: bytes, off: int, plen: int) -> str | None:
+        """ICMP echo and port unreachable (print-icmp.c's default lines) after an IPv4 header
+        without options at ``off``, ``plen`` bytes of message."""
+        at = off + 20
+        have = min(len(data), at + plen) - at  # the captured part of the message
+        if have < 8:
+            return None
+        kind = data[at]
+        if kind == 8 or kind == 0:
+            ident, seq = _ECHO_FAST.unpack_from(data, at + 4)
+            what = f"echo {'request' if kind == 8 else 'reply'}, id {ident}, seq {seq}"
+        elif kind == 3 and data[at + 1] == 3 and have >= 28:
+            ihl = (data[at + 8] & 0x0F) * 4
+            if have < 8 + ihl + 4:
+                return None
+            idst = self._addr(data[at + 24 : at + 28])
+            iport = _PORT_FAST.unpack_from(data, at + 8 + ihl + 2)[0]
+            inner = data[at + 17]
+            if inner == 17:
+                what = f"{idst} udp port {self._port(iport, 'udp')} unreachable"
+            elif inner == 6:
+                what = f"{idst} tcp port {self._port(iport, 'tcp')} unreachable"
+            else:
+                what = f"{idst} protocol {inner} port {iport} unreachable"
+        else:
+            return None
+        key = data[off + 12 : off + 20]
+        head = self._ip_heads.get(key)
+        if head is None:
+            head = f"{self._addr(key[:4])} > {self._addr(key[4:])}: "
+            if len(self._ip_heads) >= _CACHE_MAX:
+                self._ip_heads.clear()
+            self._ip_heads[key] = head
+        return f"{head}ICMP {what}, length {plen}\n"
+
     def _fast_tcp(self, data: bytes, off: int, addrs: int, at: int, plen: int) -> str | None:
         """TCP (not DNS, not HTTP with data) at ``at``, addresses at ``addrs``, ``plen`` bytes
         of IP payload."""
@@ -578,18 +640,46 @@ class Printer:
             head = self._new_head(self._tcp_heads, key, (at - addrs) // 2, "tcp")
         rev = False
         thseq = thack = 0
-        if flags & 0x10 and not self.o.absolute_seq:
-            size = (at - addrs) // 2
-            src, dst = data[addrs : addrs + size], data[addrs + size : at]
-            seq, ack, rev, thseq, thack = self._relative(src, dst, sport, dport, seq, ack, flags)
+        if flags & 0x10 and not self.o.absolute_seq:  # _relative, per direction remembered
+            flow = self._tcp_flows.get(key)
+            if flow is None:
+                size = (at - addrs) // 2
+                src, dst = data[addrs : addrs + size], data[addrs + size : at]
+                flow = self._conversation(src, dst, sport, dport)
+                if len(self._tcp_flows) >= _CACHE_MAX:
+                    self._tcp_flows.clear()
+                self._tcp_flows[key] = flow
+            rev, state = flow
+            if not state or flags & 0x02:
+                state[:] = ((ack - 1) & 0xFFFFFFFF, seq) if rev else (seq, (ack - 1) & 0xFFFFFFFF)
+            elif rev:
+                seq = (seq - state[1]) & 0xFFFFFFFF
+                ack = (ack - state[0]) & 0xFFFFFFFF
+            else:
+                seq = (seq - state[0]) & 0xFFFFFFFF
+                ack = (ack - state[1]) & 0xFFFFFFFF
+            thseq, thack = state
+        names = _TCP_FLAG_TEXT[flags]
+        if flags & 0x30 == 0x10 and thlen == 32 and data[at + 20 : at + 24] == _NOP_NOP_TS:
+            # an established conversation's segment: one format
+            val, ecr = _TS_FAST.unpack_from(data, at + 24)
+            if data_len > 0:
+                return (
+                    f"{head}Flags [{names}], seq {seq}:{(seq + data_len) & 0xFFFFFFFF}, "
+                    f"ack {ack}, win {win}, options [nop,nop,TS val {val} ecr {ecr}], "
+                    f"length {data_len}\n"
+                )
+            if not flags & 0x07:
+                return (
+                    f"{head}Flags [{names}], ack {ack}, win {win}, "
+                    f"options [nop,nop,TS val {val} ecr {ecr}], length 0\n"
+                )
         if data_len > 0:
-            text = (
-                f"{head}Flags [{_TCP_FLAG_TEXT[flags]}], seq {seq}:{(seq + data_len) & 0xFFFFFFFF}"
-            )
+            text = f"{head}Flags [{names}], seq {seq}:{(seq + data_len) & 0xFFFFFFFF}"
         elif flags & 0x07:
-            text = f"{head}Flags [{_TCP_FLAG_TEXT[flags]}], seq {seq}"
+            text = f"{head}Flags [{names}], seq {seq}"
         else:
-            text = f"{head}Flags [{_TCP_FLAG_TEXT[flags]}]"
+            text = f"{head}Flags [{names}]"
         if flags & 0x10:
             text += f", ack {ack}, win {win}"
         else:
@@ -625,6 +715,19 @@ class Printer:
         heads[key] = head
         return head
 
+    def _conversation(
+        self, src: bytes, dst: bytes, sport: int, dport: int
+    ) -> tuple[bool, list[int]]:
+        """A TCP conversation's initial numbers ``[seq, ack]`` (empty until the first segment
+        with ACK), as print-tcp.c keys them (the lower port first), and whether this
+        direction is the reverse one."""
+        rev = sport > dport or (sport == dport and src > dst)
+        key = (dst, src, dport << 16 | sport) if rev else (src, dst, sport << 16 | dport)
+        state = self._tcp.get(key)
+        if state is None:
+            state = self._tcp[key] = []
+        return rev, state
+
     def _relative(
         self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int
     ) -> tuple[int, int, bool, int, int]:
@@ -633,22 +736,16 @@ class Printer:
         The first segment of a conversation seen with ACK (or any SYN) sets its initial
         numbers and prints absolute ones; later segments print theirs relative to them.
         """
-        rev = sport > dport or (sport == dport and src > dst)
-        key = (dst, src, dport << 16 | sport) if rev else (src, dst, sport << 16 | dport)
-        known = self._tcp.get(key)
-        if known is None or flags & 0x02:
-            if rev:
-                known = ((ack - 1) & 0xFFFFFFFF, seq)
-            else:
-                known = (seq, (ack - 1) & 0xFFFFFFFF)
-            self._tcp[key] = known
+        rev, state = self._conversation(src, dst, sport, dport)
+        if not state or flags & 0x02:
+            state[:] = ((ack - 1) & 0xFFFFFFFF, seq) if rev else (seq, (ack - 1) & 0xFFFFFFFF)
         elif rev:
-            seq = (seq - known[1]) & 0xFFFFFFFF
-            ack = (ack - known[0]) & 0xFFFFFFFF
+            seq = (seq - state[1]) & 0xFFFFFFFF
+            ack = (ack - state[0]) & 0xFFFFFFFF
         else:
-            seq = (seq - known[0]) & 0xFFFFFFFF
-            ack = (ack - known[1]) & 0xFFFFFFFF
-        return seq, ack, rev, known[0], known[1]
+            seq = (seq - state[0]) & 0xFFFFFFFF
+            ack = (ack - state[1]) & 0xFFFFFFFF
+        return seq, ack, rev, state[0], state[1]
 
     def _stamp(self, sec: int, usec: int) -> str:
         mode = self.o.tstamp

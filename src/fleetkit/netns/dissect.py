@@ -426,6 +426,7 @@ class Printer:
         o = options
         # the default line (no -v/-q/-e/-x/-X/-A) of IPv4/IPv6 UDP and TCP has a fast path
         self._plain = not (o.verbose or o.quiet or o.ether or o.hex or o.hex_ascii or o.ascii)
+        self._ethernet = linktype == LINKTYPE_ETHERNET
         self._udp_heads: dict[bytes, str] = {}  # "SRC.PORT > DST.PORT: " per flow
         self._tcp_heads: dict[bytes, str] = {}
         self._ip_heads: dict[bytes, str] = {}  # "SRC > DST: " per address pair
@@ -449,43 +450,42 @@ class Printer:
         unpack = _RECORD.unpack_from
         fast = self._fast if self._plain else None
         general, stamp = self._general, self._stamp
-        default_stamp = self.o.tstamp == 0
-        clock_sec, clock = self._clock
         lines: list[str] = []
         append = lines.append
         at, end, shown = start, len(batch), 0
+        if fast is not None and matches is None and limit < 0 and self.o.tstamp == 0:
+            # the common case, its own loop: every record, default lines and stamps
+            clock_sec, clock = self._clock
+            cut = 16 + _FAST_BYTES
+            while at + 16 <= end:
+                sec, usec, incl, orig = unpack(batch, at)
+                after = at + 16 + incl
+                if after > end or incl > biggest:
+                    break
+                # the fast path reads headers only (each of its length checks is below
+                # _FAST_BYTES, so they see what they would see in the whole packet)
+                line = fast(batch[at + 16 : after if incl <= _FAST_BYTES else at + cut], orig)
+                if line is None:
+                    append(general(sec, usec, batch[at + 16 : after], orig))
+                else:
+                    if sec != clock_sec:  # _stamp's default form: the clock text once a second
+                        clock_sec, clock = sec, time.strftime("%H:%M:%S", time.localtime(sec))
+                        self._clock = (clock_sec, clock)
+                    append(f"{clock}.{usec:06d} {line}")
+                at = after
+            return "".join(lines), len(lines), at
         while at + 16 <= end and shown != limit:
             sec, usec, incl, orig = unpack(batch, at)
             if at + 16 + incl > end or incl > biggest:
                 break
             at += 16
-            if matches is not None:
-                data = batch[at : at + incl]
-                if not matches(data, orig):
-                    at += incl
-                    continue
-            elif incl > _FAST_BYTES and fast is not None:
-                # the fast path reads headers only (each of its length checks is below
-                # _FAST_BYTES, so they see what they would see in the whole packet)
-                data = batch[at : at + _FAST_BYTES]
-            else:
-                data = batch[at : at + incl]
+            data = batch[at : at + incl]
+            at += incl
+            if matches is not None and not matches(data, orig):
+                continue
             shown += 1
             line = None if fast is None else fast(data, orig)
-            if line is None:
-                if len(data) < incl:
-                    data = batch[at : at + incl]
-                append(general(sec, usec, data, orig))
-                at += incl
-                continue
-            at += incl
-            if default_stamp:  # _stamp's default form, inline: the clock text once a second
-                if sec != clock_sec:
-                    clock_sec, clock = sec, time.strftime("%H:%M:%S", time.localtime(sec))
-                    self._clock = (clock_sec, clock)
-                append(f"{clock}.{usec:06d} {line}")
-            else:
-                append(stamp(sec, usec) + line)
+            append(general(sec, usec, data, orig) if line is None else stamp(sec, usec) + line)
         return "".join(lines), shown, at
 
     def format(self, sec: int, usec: int, data: bytes, length: int) -> str:
@@ -531,7 +531,7 @@ class Printer:
         """The default line of an IPv4/IPv6 UDP or TCP packet whose headers were captured whole
         and hold nothing unusual; None sends the packet down the general path (which prints the
         same line for these packets: tests/netns/test_dissect.py compares the two)."""
-        if self.linktype == LINKTYPE_ETHERNET:
+        if self._ethernet:
             if len(data) < 42:
                 return None
             ethertype, vhl, total, frag, proto, sport, dport, word = _ETH_IP4.unpack_from(data)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -339,22 +338,6 @@ def test_capture_covers_the_protocols(golden: GoldenLab) -> None:
 
 def _target(golden: GoldenLab) -> subprocess.Popen[bytes]:
     return spawn_in(golden.client, "sleep", "600")
-
-
-@pytest.fixture
-def kernel_stamps() -> Iterator[None]:
-    """Packets time-stamped once by the kernel while the test runs (SO_TIMESTAMPNS on any
-    socket turns that on for every packet), so two captures of a packet print the same time.
-
-    Neither tcpdump nor fleetkit asks for it (each packet socket then reads the clock as it
-    copies the packet, a microsecond apart); a test comparing live lines does.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS
-    try:
-        yield
-    finally:
-        sock.close()
 
 
 def test_live_text_matches_tcpdump(golden: GoldenLab, kernel_stamps: None) -> None:

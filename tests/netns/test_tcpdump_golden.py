@@ -487,6 +487,8 @@ def test_live_any_text_matches_tcpdump_reading_its_sll2_capture(
             _interrupt(proc)
         # read while fkt0 exists: SLL2 interface names come from if_indextoname
         wants = [run(*c, tcpdump, "-r", str(sll2), *flags, *expr) for flags, expr in ANY_RUNS]
+        # alone, a link without an Ethernet header is refused (tcpdump would record it RAW)
+        alone = fleetkit("ns", "capture", "-t", str(target.pid), "-i", "fkt0", "-c", "1")
     finally:
         for proc in procs:
             stop(proc)
@@ -503,6 +505,11 @@ def test_live_any_text_matches_tcpdump_reading_its_sll2_capture(
     assert "fkt0  Out IP 10.78.0.1 > 10.78.0.2: ICMP echo request" in texts[0]
     assert "fkt0  Out ifindex " in texts[3] and "lo    In  ifindex 1 " in texts[3]
     assert " Out " not in texts[1]  # inbound only
+    assert alone.returncode == 1
+    assert alone.stderr.startswith("error: fkt0: link type ARPHRD 65534 is not Ethernet-framed;"), (
+        alone.stderr
+    )
+    assert "hint: capture it with -i any (LINUX_SLL2), e.g. -i any 'ifindex " in alone.stderr
 
 
 def test_live_any_writes_sll2_like_tcpdump(golden: GoldenLab, tmp_path: Path) -> None:

@@ -446,6 +446,7 @@ def test_live_any_text_matches_tcpdump_reading_its_sll2_capture(
     tcpdump = require("tcpdump", "apt-get install -y tcpdump")
     ping = require("ping", "apt-get install -y iputils-ping")
     c = ("ip", "netns", "exec", golden.client)
+    assert os.path.exists("/dev/net/tun"), "needs /dev/net/tun (a kernel with CONFIG_TUN)"
     tun = subprocess.Popen(
         [*c, sys.executable, "-c", TUN], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )

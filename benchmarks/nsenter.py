@@ -3,7 +3,7 @@
 Run as root (it builds two network namespaces and removes them):
 
     .venv/bin/python benchmarks/nsenter.py [--runs 21] [--load-seconds 3] [--capture-reps 3]
-                                           [--shapes nsenter-true,capture-lo-rate,capture-lo-max,dig]
+        [--shapes nsenter-true,capture-lo-rate,capture-lo-max,capture-lo-max-text,read-text,dig]
 
 Prints one JSON line per shape:
   nsenter-true   wall time of `nsenter -t PID -n true` (median of --runs), ours vs util-linux,
@@ -14,8 +14,12 @@ Prints one JSON line per shape:
                  each, alternating who goes first; medians): packets/s captured and kernel drops
                  ("speedup" = ours/peer packets captured per second). Flat out, the sender shares
                  the CPU with the capturer, so the offered rate differs between the two; the
-                 capturer's CPU time per captured packet (flood only, start-up excluded) is
-                 reported too: on a shared machine it is the figure load does not move.
+                 capturer's CPU time per captured packet (flood only, start-up excluded; the
+                 scheduler's nanosecond accounting) is reported too: on a shared machine it is
+                 the figure load does not move. capture-lo-max-text: the same, printing the
+                 lines (to /dev/null) instead of -w
+  read-text      `ns capture -r FILE -n` vs `tcpdump -r FILE -n` on one capture of a loopback
+                 UDP flood and a TCP flow (written by tcpdump): CPU per packet and wall time
   dig            wall time of `fleetkit ns dig +short @SERVER NAME` vs `nsenter -n dig +short`
   capture-remote-rate
                  a "node" namespace with sshd (play's ssh_fleet) and a pod process in it; the
@@ -111,9 +115,16 @@ def wait_listening(proc: subprocess.Popen[str]) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process's threads so far, in nanoseconds of the scheduler's accounting
+    (/proc/PID/task/*/schedstat; /proc/PID/stat's 10 ms ticks are too coarse for a few
+    hundred thousand packets)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
 
 
 def capture_run(
@@ -121,6 +132,7 @@ def capture_run(
 ) -> tuple[int, int, int, float]:
     """(sent, captured, dropped, CPU seconds while the flood ran) for one capture program."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # nsenter execs tcpdump, ip netns exec execs it: the PID is the capturer's either way
     try:
         wait_listening(proc)
         cpu_before = cpu_seconds(proc.pid)  # start-up excluded
@@ -135,7 +147,7 @@ def capture_run(
             proc.wait()
     captured = int(re.search(r"(\d+) packets captured", err).group(1))  # type: ignore[union-attr]
     dropped = int(re.search(r"(\d+) packets dropped by kernel", err).group(1))  # type: ignore[union-attr]
-    return sent, captured, dropped, round(cpu, 2)
+    return sent, captured, dropped, round(cpu, 4)
 
 
 def main() -> int:
@@ -150,7 +162,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50000.0, help="packets/s for capture-lo-rate")
     parser.add_argument(
         "--shapes",
-        default="nsenter-true,capture-lo-rate,capture-lo-max,dig,capture-remote-rate",
+        default="nsenter-true,capture-lo-rate,capture-lo-max,capture-lo-max-text,read-text,dig,"
+        "capture-remote-rate",
         help="comma-separated subset of the shapes to run",
     )
     args = parser.parse_args()
@@ -210,9 +223,17 @@ def main() -> int:
             nsenter_true(pid, args.runs, env)
 
         # 2. capture under a loopback flood of small UDP packets: a fixed rate, then flat out
-        for shape, rate in (("capture-lo-rate", args.rate), ("capture-lo-max", 0.0)):
+        for shape, rate in (
+            ("capture-lo-rate", args.rate),
+            ("capture-lo-max", 0.0),
+            ("capture-lo-max-text", 0.0),
+        ):
             if shape in shapes:
                 capture_shape(shape, rate, pid, client, tmp, args.load_seconds, args.capture_reps)
+
+        # 2b. printing a capture file: the same input for both
+        if "read-text" in shapes:
+            read_shape(client, tmp, args.load_seconds, args.capture_reps)
 
         # 3. dig latency (process start included, as a user sees it)
         if "dig" in shapes:
@@ -269,9 +290,12 @@ def capture_shape(
     shape: str, rate: float, pid: str, client: str, tmp: Path, load_seconds: float, reps: int
 ) -> None:
     expression = ["udp", "port", "9999"]
+    # -text: the lines printed (to /dev/null: buffered, as tcpdump's stdout is when not a tty)
+    ours_out = [] if shape.endswith("-text") else ["-w", str(tmp / "ours.pcap")]
+    peer_out = [] if shape.endswith("-text") else ["-w", str(tmp / "peer.pcap")]
     argvs = {
-        "ours": [FLEETKIT, "ns", "capture", "-t", pid, "-i", "lo", "-w", str(tmp / "ours.pcap")],
-        "peer": ["nsenter", "-t", pid, "-n", "tcpdump", "-i", "lo", "-w", str(tmp / "peer.pcap")],
+        "ours": [FLEETKIT, "ns", "capture", "-t", pid, "-i", "lo", *ours_out],
+        "peer": ["nsenter", "-t", pid, "-n", "tcpdump", "-i", "lo", *peer_out],
     }
     runs: dict[str, list[tuple[int, int, int, float]]] = {"ours": [], "peer": []}
     for i in range(reps):
@@ -284,6 +308,8 @@ def capture_shape(
 
     def cpu_us(name: str) -> float:  # capturer CPU per captured packet: what load cannot skew
         return round(statistics.median(r[3] / max(r[1], 1) * 1e6 for r in runs[name]), 3)
+
+    load = os.getloadavg()
 
     pps_o, pps_p = med("ours", 1) / load_seconds, med("peer", 1) / load_seconds
     print(
@@ -303,9 +329,96 @@ def capture_shape(
                 "peer_kernel_drops": med("peer", 2),
                 "ours_cpu_us_per_packet": cpu_us("ours"),
                 "peer_cpu_us_per_packet": cpu_us("peer"),
+                "cpu_ratio": round(cpu_us("peer") / max(cpu_us("ours"), 1e-9), 3),
+                "loadavg": [round(x, 2) for x in load],
                 "ours_runs": runs["ours"],
                 "peer_runs": runs["peer"],
                 "load_seconds": load_seconds,
+            }
+        ),
+        flush=True,
+    )
+
+
+TCP_FLOW = """
+import socket, sys, threading, time
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+def sink():
+    conn, _ = server.accept()
+    while conn.recv(1 << 16):
+        pass
+threading.Thread(target=sink, daemon=True).start()
+client = socket.create_connection(server.getsockname())
+client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    client.send(b"z" * 512)
+client.close()
+"""
+
+
+def read_shape(ns: str, tmp: Path, seconds: float, reps: int) -> None:
+    """`-r FILE -n` of one large capture (a loopback UDP flood and a TCP flow, as tcpdump -w
+    wrote it), output to /dev/null: CPU (the child's rusage) and wall time, runs alternating."""
+    pcap = tmp / "read.pcap"
+    writer = subprocess.Popen(
+        ["ip", "netns", "exec", ns, "tcpdump", "-i", "lo", "-w", str(pcap)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_listening(writer)
+        tcp = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", TCP_FLOW, str(seconds)]
+        )
+        flood(ns, seconds, 0.0)
+        tcp.wait(timeout=seconds + 30)
+        time.sleep(0.5)
+    finally:
+        os.kill(writer.pid, signal.SIGINT)
+        writer.communicate(timeout=60)
+    packets = pcap_records(pcap)
+    argvs = {
+        "ours": [FLEETKIT, "ns", "capture", "-r", str(pcap), "-n"],
+        "peer": ["tcpdump", "-r", str(pcap), "-n"],
+    }
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "peer": []}
+    for i in range(reps):
+        for name in ("ours", "peer") if i % 2 == 0 else ("peer", "ours"):
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                argvs[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            wall_s = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            assert proc.returncode == 0, argvs[name]
+            runs[name].append((round(usage.ru_utime + usage.ru_stime, 4), round(wall_s, 4)))
+
+    def cpu_us(name: str) -> float:
+        return round(statistics.median(r[0] for r in runs[name]) / packets * 1e6, 3)
+
+    def wall(name: str) -> float:
+        return statistics.median(r[1] for r in runs[name])
+
+    print(
+        json.dumps(
+            {
+                "bench": "read-text",
+                "ours": cpu_us("ours"),
+                "peer": cpu_us("peer"),
+                "unit": "us CPU per packet (-r FILE -n > /dev/null)",
+                "speedup": round(cpu_us("peer") / cpu_us("ours"), 3),
+                "packets": packets,
+                "ours_wall_s": round(wall("ours"), 4),
+                "peer_wall_s": round(wall("peer"), 4),
+                "wall_ratio": round(wall("peer") / wall("ours"), 3),
+                "loadavg": [round(x, 2) for x in os.getloadavg()],
+                "ours_runs": runs["ours"],
+                "peer_runs": runs["peer"],
             }
         ),
         flush=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,23 @@ def wait_for(cond: Callable[[], bool], timeout_s: float = 10.0, what: str = "con
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def kernel_stamps() -> Iterator[None]:
+    """Packets time-stamped once by the kernel while the test runs (SO_TIMESTAMPNS on any
+    socket turns that on for every packet), so two captures of a packet print the same time.
+
+    Neither tcpdump nor fleetkit asks for it (each packet socket then reads the clock as it
+    copies the packet, a microsecond apart; ping's own request flips it on only after its
+    first packets); a test comparing live lines of two captures does.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS
+    try:
+        yield
+    finally:
+        sock.close()
 
 
 def ns_inode(pid: int, kind: str = "net") -> int:

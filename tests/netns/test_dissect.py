@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from fleetkit.netns.capture import Savefile, _pcap_header
+from fleetkit.netns.capture import Savefile, _pcap_header, records_of
 from fleetkit.netns.dissect import Printer, PrintOptions, sll2_header
 from fleetkit.netns.errors import HelperError
 
@@ -127,6 +127,130 @@ def test_mutated_and_cut_packets_never_raise(linktype: int) -> None:
         assert line.endswith("\n")
         # nothing unprintable reaches the terminal but the dumps' tabs and newlines
         assert all(c in "\t\n" or 0x20 <= ord(c) < 0x7F for c in line), repr(line)
+
+
+def _flows() -> list[bytes]:
+    """UDP and TCP over IPv4 and IPv6, as a busy capture is mostly made of (the fast path)."""
+    out = []
+    for seq in range(3):
+        for flags, options in (
+            (0x02, b"\x02\x04\x05\xb4\x04\x02\x08\x0a" + bytes(8) + b"\x01\x03\x03\x07"),
+            (0x12, b"\x02\x04\x05\xb4\x01\x01\x04\x02"),
+            (0x10, b"\x01\x01\x08\x0a" + struct.pack("!II", 7 + seq, 9)),
+            (0x18, b"\x01\x01\x05\x0a" + struct.pack("!II", 100, 200)),  # SACK
+            (0x11, b""),
+            (0x04, b""),
+            (0x30, b"\x01\x01\x08\x0a"),  # the TS option cut off by the header length
+        ):
+            hlen = 20 + len(options)
+            offset = (hlen // 4) << 4 if hlen % 4 == 0 else (hlen // 4 + 1) << 4
+            options += b"\x00" * (-len(options) % 4)
+            for sport, dport in ((40000, 9000), (9000, 40000), (40000, 80)):
+                head = struct.pack(
+                    "!HHIIBBHHH", sport, dport, 1000 + seq * 10, 5000, offset, flags, 502, 0, 7
+                )
+                payload = b"x" * (seq * 5)
+                out.append(ipv4(6, head + options + payload))
+                out.append(ipv6(6, head + options + payload))
+        udp = struct.pack("!HHHH", 40000 + seq, 9999, 8 + 18, 0) + b"y" * 18
+        out += [ipv4(17, udp), ipv6(17, udp)]
+        out.append(ipv4(17, struct.pack("!HHHH", 1, 2, 200, 0) + b"z" * 4))  # bad length
+        for kind, code in ((8, 0), (0, 0), (3, 3), (3, 1), (11, 0)):
+            inner = struct.pack(
+                "!BBHHHBBH4s4s", 0x45, 0, 48, 1, 0, 64, (17, 6, 47)[seq], 0, V4_B, V4_A
+            )
+            inner += struct.pack("!HHHH", 40000, 9999 + seq, 28, 0) + b"q" * 20
+            out.append(ipv4(1, struct.pack("!BBHHH", kind, code, 0, 7, seq) + inner))
+    return out
+
+
+@pytest.mark.parametrize("linktype", [1, 276])
+@pytest.mark.parametrize("absolute", [False, True])
+def test_fast_path_prints_the_general_line(linktype: int, absolute: bool) -> None:
+    """The default line's fast path against the general printer, packet for packet (in order:
+    relative sequence numbers are state), on built flows and mutated or cut copies of them."""
+    rng = random.Random(4)
+    base = _flows()
+    frames = list(base)
+    for _ in range(1500):
+        data = bytearray(rng.choice(base))
+        for _ in range(rng.randint(0, 3)):
+            data[rng.randrange(14, len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data) + 1)]
+        frames.append(bytes(data))
+    if linktype == 276:
+        frames = [sll2_header(0x0800 if f[12:14] == b"\x08\x00" else 0x86DD, 2, 1, 4, f[6:12])
+                  + f[14:] for f in frames]  # fmt: skip
+    fast = Printer(PrintOptions(numeric=True, absolute_seq=absolute), linktype, lambda i: "eth0")
+    general = Printer(PrintOptions(numeric=True, absolute_seq=absolute), linktype, lambda i: "eth0")
+    general._plain = False
+    taken: list[bool] = []
+    real = fast._fast
+
+    def counting(data: bytes, length: int) -> str | None:
+        line = real(data, length)
+        taken.append(line is not None)
+        return line
+
+    fast._fast = counting  # type: ignore[method-assign]
+    for i, frame in enumerate(frames):
+        length = len(frame) + (i % 3 == 0) * rng.randrange(20)
+        assert fast.format(i, 5, frame, length) == general.format(i, 5, frame, length), frame
+    assert sum(taken) > len(frames) // 3  # the fast path is taken for the bulk of them
+    # a batch of records (what capture and -r print) gives the same lines, with -ttt too
+    for tstamp in (0, 3):
+        options = PrintOptions(numeric=True, absolute_seq=absolute, tstamp=tstamp)
+        one, batched = Printer(options, linktype, lambda i: "eth0"), Printer(options, linktype)
+        batched.ifname = lambda i: "eth0"
+        records = b"".join(
+            struct.pack("<IIII", 1_700_000_000 + i // 7, i * 3, len(f), len(f)) + f
+            for i, f in enumerate(frames)
+        )
+        want = "".join(
+            one.format(1_700_000_000 + i // 7, i * 3, f, len(f)) for i, f in enumerate(frames)
+        )
+        assert batched.format_records(records) == (want, len(frames), len(records))
+        assert batched.format_records(records, limit=5)[1] == 5
+        # a record cut off by the end of the buffer is left for the next chunk
+        assert batched.format_records(records[:-3])[1:] == (
+            len(frames) - 1,
+            len(records) - 16 - len(frames[-1]),
+        )
+
+
+def test_file_lines_are_the_records_printed_chunk_by_chunk() -> None:
+    frames = [p for p in packets() for _ in range(40)]
+    raw = _pcap([(len(f), f) for f in frames])
+    one = Printer(PrintOptions(numeric=True))
+    want = [one.format(1, 2, f, len(f)) for f in frames]
+    savefile = Savefile(io.BytesIO(raw))
+    # 1000-byte chunks: records cut at every chunk boundary come out whole
+    savefile.chunks = lambda size=1000, real=savefile.chunks: real(1000)  # type: ignore[method-assign]
+    texts = list(savefile.lines(Printer(PrintOptions(numeric=True))))
+    assert len(texts) > 5 and "".join(texts) == "".join(want)
+    assert "".join(
+        Savefile(io.BytesIO(raw)).lines(Printer(PrintOptions(True)), count=7)
+    ) == "".join(want[:7])
+    # big-endian or nanosecond files are converted to the same records
+    ns = Savefile(io.BytesIO(raw))
+    ns._unit = 1_000_000_000
+    assert [r.usec for c in ns.chunks() for r in records_of(c)] == [0] * len(frames)
+    # a damaged file: the good records' lines first, then the error
+    good = frames[0]
+    for damaged, message in (
+        (_pcap([(len(good), good), (2**31, b"")]), "invalid packet capture length 2147483648"),
+        (
+            _pcap([(len(good), good), (len(good), good)])[:-10],
+            f"tried to read {len(good)} captured",
+        ),
+        (_pcap([(len(good), good)]) + b"\x01\x02", "tried to read 16 header bytes, only got 2"),
+    ):
+        seen = []
+        with pytest.raises(HelperError, match=message):
+            for text in Savefile(io.BytesIO(damaged)).lines(Printer(PrintOptions(numeric=True))):
+                seen.append(text)
+        assert seen == [want[0]]
 
 
 def _pcap(records: list[tuple[int, bytes]], snaplen: int = 262144) -> bytes:

@@ -16,13 +16,17 @@ import pytest
 from fleetkit.netns import _syscalls as sc
 from fleetkit.netns.capture import (
     ARPHRD_ETHER,
-    ARPHRD_LOOPBACK,
     PACKET_OUTGOING,
+    SKF_AD_OFF,
+    SNAPLEN,
     TP_STATUS_USER,
     _block_to_pcap,
+    _cooked_program,
     _pcap_header,
     read_pcap,
+    records_of,
 )
+from fleetkit.netns.dissect import SLL2_LEN, sll2_header
 from fleetkit.netns.dns import (
     DNSWireError,
     encode_name,
@@ -103,8 +107,9 @@ def test_type_names() -> None:
 # --- TPACKET_V3 block -> pcap records ----------------------------------------------------------
 
 
-def _block(packets: list[tuple[int, int, int, bytes]]) -> bytearray:
-    """A retired ring block: (ifindex, hatype, pkttype, frame) per packet, 2 KiB apart."""
+def _block(packets: list[tuple[int, int, int, bytes]], proto: int = 0x0800) -> bytearray:
+    """A retired ring block: (ifindex, hatype, pkttype, frame) per packet, 2 KiB apart, with
+    the kernel's sockaddr_ll (protocol, ifindex, hatype, pkttype, a 6-byte address)."""
     first, stride, mac = 64, 2048, 80
     ring = bytearray(first + stride * len(packets))
     struct.pack_into("<III", ring, 8, TP_STATUS_USER, len(packets), first)
@@ -113,49 +118,91 @@ def _block(packets: list[tuple[int, int, int, bytes]]) -> bytearray:
         nxt = stride if i + 1 < len(packets) else 0
         sec, nsec = 1_700_000_000 + i, 123_456_789
         struct.pack_into("<IIIIIIH", ring, at, nxt, sec, nsec, len(frame), len(frame) + 4, 1, mac)
-        struct.pack_into("<iHB", ring, at + 52, ifindex, hatype, pkttype)
+        struct.pack_into("<H", ring, at + 48, 17)  # AF_PACKET
+        struct.pack_into(">H", ring, at + 50, proto)
+        struct.pack_into("<iHBB6s", ring, at + 52, ifindex, hatype, pkttype, 6, b"\x02" * 6)
         ring[at + mac : at + mac + len(frame)] = frame
     return ring
 
 
-def test_block_to_pcap_records_and_skips() -> None:
-    frames = [b"A" * 60, b"B" * 42, b"C" * 70, b"D" * 50]
-    ring = _block(
-        [
-            (2, ARPHRD_ETHER, 0, frames[0]),
-            (1, ARPHRD_LOOPBACK, PACKET_OUTGOING, frames[1]),  # loopback's duplicate: skipped
-            (3, 65534, 0, frames[2]),  # not Ethernet-framed (tun): skipped
-            (2, ARPHRD_ETHER, PACKET_OUTGOING, frames[3]),
-        ]
-    )
+def test_block_to_pcap_records_every_frame_of_one_interface() -> None:
+    frames = [bytes([65 + i]) * (40 + 7 * i) for i in range(5)]
+    ring = _block([(2, ARPHRD_ETHER, 0, frame) for frame in frames])
     out = bytearray()
     view = memoryview(ring)
-    assert _block_to_pcap(view, 0, out, 1 << 30) == 2
+    assert _block_to_pcap(view, 0, out, 1 << 30) == 5
     got = list(read_pcap(io.BytesIO(_pcap_header() + bytes(out))))
-    assert [(p.data, p.length) for p in got] == [(frames[0], 64), (frames[3], 54)]
+    assert [(p.data, p.length) for p in got] == [(f, len(f) + 4) for f in frames]
     # microseconds truncated from the kernel's nanoseconds, as libpcap does
     assert struct.unpack_from("<II", out, 0) == (1_700_000_000, 123_456)
+    assert [r for r in records_of(bytes(out))][1] == (1_700_000_001, 123_456, frames[1], 51)
     limited = bytearray()
-    assert _block_to_pcap(view, 0, limited, 1) == 1
-    assert len(limited) == 16 + 60
+    assert _block_to_pcap(view, 0, limited, 3) == 3
+    assert limited == out[: 3 * 16 + sum(len(f) for f in frames[:3])]
     view.release()
 
 
-@pytest.mark.parametrize("hatype", [ARPHRD_ETHER, ARPHRD_LOOPBACK])
-def test_one_interface_block_equals_the_general_path(hatype: int) -> None:
-    frames = [bytes([65 + i]) * (40 + 7 * i) for i in range(5)]
-    ring = _block([(2, hatype, 0, frame) for frame in frames])
+def test_cooked_block_records_sll2_headers_as_libpcap_builds_them() -> None:
+    packets = [b"\x45" + bytes(39), b"\x45" + bytes(59), b"\x45" + bytes(29)]
+    ring = _block(
+        [
+            (2, ARPHRD_ETHER, PACKET_OUTGOING, packets[0]),
+            (7, 768, 0, packets[1]),
+            (1, 772, 0, packets[2]),
+        ]
+    )
     view = memoryview(ring)
-    general, uniform = bytearray(), bytearray()
-    assert _block_to_pcap(view, 0, general, 1 << 30) == 5
-    assert _block_to_pcap(view, 0, uniform, 1 << 30, uniform=True) == 5
-    assert uniform == general
-    limited = bytearray()
-    assert _block_to_pcap(view, 0, limited, 3, uniform=True) == 3
-    assert limited == general[: 3 * 16 + sum(len(f) for f in frames[:3])]
-    tun = _block([(3, 65534, 0, frame) for frame in frames])  # not Ethernet-framed: none kept
-    assert _block_to_pcap(memoryview(tun), 0, bytearray(), 1 << 30, uniform=True) == 0
+    out = bytearray()
+    assert _block_to_pcap(view, 0, out, 1 << 30, cooked=True) == 3
+    got = list(records_of(bytes(out)))
+    for rec, (ifindex, hatype, pkttype), packet in zip(
+        got, [(2, ARPHRD_ETHER, PACKET_OUTGOING), (7, 768, 0), (1, 772, 0)], packets, strict=True
+    ):
+        head = sll2_header(0x0800, ifindex, hatype, pkttype, b"\x02" * 6)
+        assert rec.data == head + packet and rec.length == len(packet) + 4 + SLL2_LEN
+    # the snapshot length counts the header (libpcap's caplen), the wire length too
+    cut = bytearray()
+    assert _block_to_pcap(view, 0, cut, 1 << 30, cooked=True, snaplen=30) == 3
+    assert [len(r.data) for r in records_of(bytes(cut))] == [30, 30, 30]
+    # a filter the kernel cannot run (it reads the SLL2 hatype): run here on each record
+    seen: list[tuple[bytes, int]] = []
+
+    def tunnel_only(data: bytes, wirelen: int) -> bool:
+        seen.append((data[:SLL2_LEN], wirelen))
+        return struct.unpack_from("!H", data, 8)[0] == 768
+
+    one = bytearray()
+    assert _block_to_pcap(view, 0, one, 1 << 30, True, SNAPLEN, tunnel_only) == 1
+    assert [r.data[SLL2_LEN:] for r in records_of(bytes(one))] == [packets[1]]
+    assert [w for _h, w in seen] == [len(p) + 4 for p in packets]  # libpcap passes tp_len
     view.release()
+
+
+def test_cooked_program_moves_loads_past_the_sll2_header() -> None:
+    ld_h, ld_b, ldx_msh, ld_ind, ret = 0x28, 0x30, 0xB1, 0x50, 0x06
+    program = [
+        (ld_h, 0, 0, 0),  # SLL2 protocol -> SKF_AD_PROTOCOL
+        (0x20, 0, 0, 4),  # ifindex -> SKF_AD_IFINDEX
+        (ld_b, 0, 0, 10),  # packet type -> SKF_AD_PKTTYPE
+        (ld_b, 0, 0, 29),  # IPv4 protocol: 20 bytes earlier
+        (ldx_msh, 0, 0, 20),
+        (ld_ind, 0, 0, 22),
+        (ld_b, 0, 0, SKF_AD_OFF + 4),  # already ancillary: kept
+        (ret, 0, 0, 262144),
+    ]
+    assert _cooked_program(program) == [
+        (ld_h, 0, 0, SKF_AD_OFF + 0),
+        (0x20, 0, 0, SKF_AD_OFF + 8),
+        (ld_b, 0, 0, SKF_AD_OFF + 4),
+        (ld_b, 0, 0, 9),
+        (ldx_msh, 0, 0, 0),
+        (ld_ind, 0, 0, 2),
+        (ld_b, 0, 0, SKF_AD_OFF + 4),
+        (ret, 0, 0, 262144),
+    ]
+    assert _cooked_program([(ld_h, 0, 0, 8), (ret, 0, 0, 1)]) is None  # hatype: user space
+    real = sc.compile_bpf("icmp", 276)
+    assert _cooked_program(real) is not None
 
 
 # --- start-up path ---------------------------------------------------------------------------

@@ -580,9 +580,10 @@ def test_capture_library_both_read_paths(netlab: Lab, ring: bool) -> None:
     finally:
         handle.close()
     assert len(got) == 2 and stats.captured == 2 and stats.received >= 2
-    for packet in got:
-        assert packet.ifname == "eth0" and packet.outgoing
-        assert packet.data[36:38] == (80).to_bytes(2, "big")  # TCP destination port
+    for record in got:  # Ethernet frames of the target's SYNs to port 80
+        assert record.data[12:14] == b"\x08\x00" and record.length == len(record.data)
+        assert record.data[36:38] == (80).to_bytes(2, "big")  # TCP destination port
+        assert record.data[47] & 0x02  # SYN
 
 
 def test_capture_write_on_loopback_keeps_one_copy_like_tcpdump(netlab: Lab, tmp_path: Path) -> None:

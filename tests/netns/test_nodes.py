@@ -197,7 +197,7 @@ def _listening(proc: subprocess.Popen[str]) -> str:
     raise AssertionError("capture never started")
 
 
-def test_pod_on_the_other_node_captured_as_tcpdump_there(fleet: Fleet) -> None:
+def test_pod_on_the_other_node_captured_as_tcpdump_there(fleet: Fleet, kernel_stamps: None) -> None:
     ping = require("ping", "apt-get install -y iputils-ping")
     tcpdump = require("tcpdump", "apt-get install -y tcpdump")
     flags = ["-n", "-v", "-c", "4", "icmp"]
@@ -391,7 +391,9 @@ def test_selector_http_gets_from_each_pods_node(fleet: Fleet) -> None:
     assert "shop/api: # 6 bytes, connect " in out.stderr
 
 
-def test_selector_text_lines_are_tcpdumps_prefixed_by_pod(fleet: Fleet) -> None:
+def test_selector_text_lines_are_tcpdumps_prefixed_by_pod(
+    fleet: Fleet, kernel_stamps: None
+) -> None:
     ping = require("ping", "apt-get install -y iputils-ping")
     tcpdump = require("tcpdump", "apt-get install -y tcpdump")
     flags = ["-n", "-c", "4", "icmp"]

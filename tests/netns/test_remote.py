@@ -122,7 +122,7 @@ def _listening(proc: subprocess.Popen[str]) -> None:
     raise AssertionError("capture never started")
 
 
-def test_remote_capture_lines_and_pcap(node: Node, tmp_path: Path) -> None:
+def test_remote_capture_lines_and_pcap(node: Node, tmp_path: Path, kernel_stamps: None) -> None:
     ping = require("ping", "apt-get install -y iputils-ping")
     tcpdump = require("tcpdump", "apt-get install -y tcpdump")
     base = [sys.executable, "-m", "fleetkit", "ns", "capture", "-t", str(node.pod)]

@@ -340,7 +340,7 @@ def _target(golden: GoldenLab) -> subprocess.Popen[bytes]:
     return spawn_in(golden.client, "sleep", "600")
 
 
-def test_live_text_matches_tcpdump(golden: GoldenLab) -> None:
+def test_live_text_matches_tcpdump(golden: GoldenLab, kernel_stamps: None) -> None:
     tcpdump = require("tcpdump", "apt-get install -y tcpdump")
     ping = require("ping", "apt-get install -y iputils-ping")
     target = _target(golden)
@@ -374,7 +374,7 @@ def test_live_text_matches_tcpdump(golden: GoldenLab) -> None:
     assert got == want
 
 
-def test_live_snaplen_matches_tcpdump(golden: GoldenLab) -> None:
+def test_live_snaplen_matches_tcpdump(golden: GoldenLab, kernel_stamps: None) -> None:
     """``-s 70``: the kernel cuts each packet (the filter's return value), both print the same."""
     tcpdump = require("tcpdump", "apt-get install -y tcpdump")
     dig = require("dig", "apt-get install -y dnsutils")
@@ -405,6 +405,112 @@ def test_live_snaplen_matches_tcpdump(golden: GoldenLab) -> None:
     assert ours.returncode == theirs.returncode == 0
     assert "[|domain]" in want or "MX" in want
     assert got == want
+
+
+# -i any printed live: the cooked capture (LINUX_SLL2 records, the filter compiled for SLL2 and
+# run in the kernel, or here when it reads other SLL2 header bytes), against tcpdump -r of the
+# SLL2 file tcpdump -i any wrote of the same packets, at several verbosity levels at once
+ANY_RUNS = [
+    (["-n"], ["icmp", "or", "icmp6"]),
+    (["-n", "-v"], ["icmp", "and", "inbound"]),  # the SLL2 packet type: an ancillary load
+    (["-n", "-vv", "-S"], ["icmp", "or", "icmp6"]),
+    (["-n", "-e"], ["link[8:2]", "=", "65534", "or", "(icmp", "and", "inbound)"]),  # hatype
+]
+TUN = (  # a tun device (ARPHRD_NONE, no link header) held open while stdin is
+    "import fcntl, os, struct, sys\n"
+    "fd = os.open('/dev/net/tun', os.O_RDWR)\n"
+    "fcntl.ioctl(fd, 0x400454CA, struct.pack('16sH14x', b'fkt0', 0x1001))\n"  # TUN|NO_PI
+    "print('ready', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def _entries(text: str, since: str) -> list[str]:
+    """A capture's lines grouped per packet (-v continuation lines joined), those stamped at
+    or after ``since`` (HH:MM:SS.ffffff) up to the last loopback echo reply."""
+    entries: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line[:1].isdigit() or not entries:
+            entries.append(line)
+        else:
+            entries[-1] += line
+    kept = [e for e in entries if e[:15] >= since]
+    ends = [i for i, e in enumerate(kept) if "127.0.0.1 > 127.0.0.1: ICMP echo reply" in e]
+    assert ends, text
+    return kept[: ends[-1] + 1]
+
+
+def test_live_any_text_matches_tcpdump_reading_its_sll2_capture(
+    golden: GoldenLab, tmp_path: Path, kernel_stamps: None
+) -> None:
+    tcpdump = require("tcpdump", "apt-get install -y tcpdump")
+    ping = require("ping", "apt-get install -y iputils-ping")
+    c = ("ip", "netns", "exec", golden.client)
+    assert os.path.exists("/dev/net/tun"), "needs /dev/net/tun (a kernel with CONFIG_TUN)"
+    tun = subprocess.Popen(
+        [*c, sys.executable, "-c", TUN], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    target = _target(golden)
+    sll2 = tmp_path / "any.pcap"
+    outs = [tmp_path / f"ours{i}.txt" for i in range(len(ANY_RUNS))]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        assert tun.stdout is not None and tun.stdout.readline() == b"ready\n"
+        run("ip", "-n", golden.client, "addr", "add", "10.78.0.1/30", "dev", "fkt0")
+        run("ip", "-n", golden.client, "link", "set", "fkt0", "up")
+        run("ip", "-n", golden.client, "link", "set", "lo", "up")
+        procs.append(_capture_with_tcpdump(golden.client, sll2, "any"))
+        for out, (flags, expression) in zip(outs, ANY_RUNS, strict=True):
+            with out.open("w") as sink:
+                ours = subprocess.Popen(
+                    [sys.executable, "-m", "fleetkit", "ns", "capture", "-t", str(target.pid)]
+                    + ["-i", "any", "-l", *flags, *expression],
+                    stdout=sink,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            procs.append(ours)
+            _listening(ours)
+        now = time.time()  # every capture is listening: compare what follows
+        since = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
+        run(*c, ping, "-c", "2", "-i", "0.2", V4[1])  # eth0: Ethernet
+        run(*c, ping, "-6", "-c", "1", V6[1])
+        run(*c, ping, "-c", "1", "-W", "0.5", "10.78.0.2")  # fkt0: no link header, no answer
+        run(*c, ping, "-c", "1", "127.0.0.1")  # lo: the outgoing copy is not shown
+
+        def everyone_has_the_end() -> bool:
+            texts = [run(*c, tcpdump, "-r", str(sll2), "-n").stdout]
+            texts += [out.read_text() for out in outs]
+            return all("127.0.0.1 > 127.0.0.1: ICMP echo reply" in t for t in texts)
+
+        wait_for(everyone_has_the_end, timeout_s=20, what="the last packet in every capture")
+        for proc in procs:
+            _interrupt(proc)
+        # read while fkt0 exists: SLL2 interface names come from if_indextoname
+        wants = [run(*c, tcpdump, "-r", str(sll2), *flags, *expr) for flags, expr in ANY_RUNS]
+        # alone, a link without an Ethernet header is refused (tcpdump would record it RAW)
+        alone = fleetkit("ns", "capture", "-t", str(target.pid), "-i", "fkt0", "-c", "1")
+    finally:
+        for proc in procs:
+            stop(proc)
+        stop(target)
+        if tun.stdin is not None:
+            tun.stdin.close()
+        tun.wait(timeout=10)
+    assert all(proc.returncode == 0 for proc in procs)
+    for out, want, (flags, expression) in zip(outs, wants, ANY_RUNS, strict=True):
+        assert want.returncode == 0, want.stderr
+        got_entries, want_entries = _entries(out.read_text(), since), _entries(want.stdout, since)
+        assert got_entries == want_entries, flags + expression
+    texts = [out.read_text() for out in outs]
+    assert "fkt0  Out IP 10.78.0.1 > 10.78.0.2: ICMP echo request" in texts[0]
+    assert "fkt0  Out ifindex " in texts[3] and "lo    In  ifindex 1 " in texts[3]
+    assert " Out " not in texts[1]  # inbound only
+    assert alone.returncode == 1
+    assert alone.stderr.startswith("error: fkt0: link type ARPHRD 65534 is not Ethernet-framed;"), (
+        alone.stderr
+    )
+    assert "hint: capture it with -i any (LINUX_SLL2), e.g. -i any 'ifindex " in alone.stderr
 
 
 def test_live_any_writes_sll2_like_tcpdump(golden: GoldenLab, tmp_path: Path) -> None:

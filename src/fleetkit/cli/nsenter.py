@@ -637,7 +637,10 @@ def _ns_capture(argv: list[str]) -> int:
     if args.dump_program:
         from fleetkit.netns.capture import compile_filter
 
-        program = compile_filter(expression, args.snapshot_length)
+        # -i any: the program for LINUX_SLL2 (tcpdump 4.99 captures any cooked)
+        program = compile_filter(
+            expression, args.snapshot_length, 276 if args.interface == "any" else 1
+        )
         print(len(program))
         for code, jt, jf, k in program:
             print(f"{code} {jt} {jf} {k}")
@@ -762,8 +765,12 @@ def _capture_read(
         raise HelperError(f"{path}: {exc.strerror}", hint="check the path") from None
     with stream:
         savefile = Savefile(stream)
-        matches = _syscalls.offline_filter(
-            compile_filter(expression, savefile.snaplen, savefile.linktype) if expression else []
+        filtered = (
+            _syscalls.offline_filter(
+                compile_filter(expression, savefile.snaplen, savefile.linktype)
+            )
+            if expression
+            else None
         )
         sys.stderr.write(
             f"reading from file {path}, link-type {linktype_banner(savefile.linktype)}, "
@@ -771,17 +778,12 @@ def _capture_read(
         )
         printer = Printer(options, savefile.linktype)
         write = sys.stdout.write
-        shown = 0
         try:
-            for record in savefile.records():
-                if not matches(record.data, record.length):
-                    continue
-                write(printer.format(record.sec, record.usec, record.data, record.length))
+            # the file in large chunks, each one's lines formatted into one string
+            for text in savefile.lines(printer, filtered, count):
+                write(text)
                 if line_buffered:
                     sys.stdout.flush()
-                shown += 1
-                if count is not None and shown >= count:
-                    break
         except OSError as exc:
             raise HelperError(f"{path}: {exc.strerror}", hint="check the file") from None
     return 0

@@ -1,19 +1,23 @@
 """Packet capture inside a target's network namespace: AF_PACKET + libpcap-compiled BPF.
 
 The filter expression is compiled by libpcap's own compiler (``pcap_compile`` on a
-``pcap_open_dead(DLT_EN10MB)`` handle, optimised, as tcpdump does) and attached to the socket
-in the kernel with SO_ATTACH_FILTER, so packets that do not match never reach user space.
-The socket is created in a short-lived thread that joined the target's network namespace;
-the receive loop then runs in the caller's thread (a socket keeps the namespace it was
-created in). Like libpcap, the socket first gets a reject-all filter, is bound and drained,
-and only then gets the real filter, so no unfiltered packet leaks into the capture. Packets are
-read from a TPACKET_V3 ring (mmap, one retired block at a time), as libpcap reads them; where
-the kernel refuses the ring, from the socket with recvmsg.
+``pcap_open_dead`` handle of the capture's link type, optimised, as tcpdump does) and attached
+to the socket in the kernel with SO_ATTACH_FILTER, so packets that do not match never reach user
+space. The socket is created in a short-lived thread that joined the target's network
+namespace; the receive loop then runs in the caller's thread (a socket keeps the namespace it
+was created in). Like libpcap, the socket first gets a reject-all filter, is bound and drained,
+and only then gets the real filter, so no unfiltered packet leaks into the capture. One
+interface is captured with its Ethernet header (EN10MB); ``any`` cooked, as tcpdump 4.99 does:
+a SOCK_DGRAM socket, the filter compiled for LINUX_SLL2 and rewritten for the kernel as libpcap
+rewrites it, each packet recorded behind an SLL2 header built from the kernel's sockaddr_ll.
 
-Output: tcpdump-like one-line summaries (as ``tcpdump -n -S``: numeric, absolute sequence
-numbers), or a classic pcap file (microsecond timestamps, LINKTYPE_ETHERNET) written to an
-unpredictable temporary name (``mkstemp``: O_EXCL|O_NOFOLLOW) and renamed over the final name
-when the capture ends (a symlink there is replaced, never followed).
+Packets are read from a TPACKET_V3 ring (mmap), as libpcap reads them; where the kernel refuses
+the ring, from the socket with recvmsg. Either way they become batches of pcap records (one
+retired ring block each), which ``-w`` writes as they are and the text path formats a batch at
+a time (:meth:`fleetkit.netns.dissect.Printer.format_records`, also what ``-r FILE`` runs).
+A pcap file (microsecond time stamps) is written to an unpredictable temporary name
+(``mkstemp``: O_EXCL|O_NOFOLLOW) and renamed over the final name when the capture ends (a
+symlink there is replaced, never followed).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ __all__ = [
     "open_capture",
     "packets",
     "read_pcap",
+    "records_of",
     "summarize",
 ]
 
@@ -78,14 +83,16 @@ DRAIN_S = 2 * RETIRE_BLOCK_MS / 1000
 RING_BLOCK_BYTES = 1 << 19  # 512 KiB blocks: a few thousand small packets each
 DEFAULT_BUFFER_BYTES = 8 << 20  # tcpdump's default is 2 MiB (-B 2048); locked kernel memory
 _REJECT_ALL = [(0x06, 0, 0, 0)]  # BPF_RET|BPF_K 0
-# tpacket3_hdr (next_offset, sec, nsec, snaplen, len, status, mac; net and hv1 skipped), then
-# struct sockaddr_ll at +48: protocol (+50, big-endian), ifindex (+52), hatype (+56), pkttype (+58)
-_TP3 = struct.Struct("<IIIIIIH24xHiHB")
+SKF_AD_OFF = 0xFFFFF000  # -0x1000 as a load's unsigned offset: the kernel's ancillary data
+SKF_AD_PROTOCOL, SKF_AD_PKTTYPE, SKF_AD_IFINDEX = 0, 4, 8
 _BLOCK = struct.Struct("<III")  # tpacket_hdr_v1 at +8: block_status, num_pkts, offset_to_first_pkt
 _STATUS = struct.Struct("<I")  # block_status alone: writing TP_STATUS_KERNEL hands a block back
 _RECORD = struct.Struct("<IIII")  # pcap record header: ts_sec, ts_usec, incl_len, orig_len
 _HEAD = struct.Struct("<IIIII4xH")  # tpacket3_hdr: next_offset, sec, nsec, snaplen, len, mac
-_HATYPE = struct.Struct("<H")  # sockaddr_ll.sll_hatype (at +56 of a packet)
+# struct sockaddr_ll after the tpacket3_hdr (+48): family, protocol (network order), ifindex,
+# hatype, then pkttype, halen and 8 address bytes, which the LINUX_SLL2 header carries as they are
+_SLL = struct.Struct("=2x2siH10s")
+_SLL2 = struct.Struct(">2s2xiH10s")  # protocol, reserved, ifindex, hatype, pkttype+halen+addr
 
 
 class Packet(NamedTuple):
@@ -192,12 +199,28 @@ def _drain(sock: socket.socket) -> None:
 
 
 class Handle:
-    """An open capture: the packet socket, its TPACKET_V3 ring (or None), ifindex names."""
+    """An open capture: the packet socket, its TPACKET_V3 ring (or None), ifindex names.
 
-    def __init__(self, sock: socket.socket, interface: str, names: dict[int, str]) -> None:
+    ``cooked``: the socket is ``any``'s SOCK_DGRAM one (no link header; each record gets the
+    LINUX_SLL2 header built from the kernel's sockaddr_ll, as libpcap builds it). ``userland``:
+    the filter the kernel could not run (a cooked program reading SLL2 header bytes other than
+    the protocol, interface index and packet type), run here on each record, as libpcap does.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        interface: str,
+        names: dict[int, str],
+        cooked: bool = False,
+        snaplen: int = SNAPLEN,
+    ) -> None:
         self.sock = sock
         self.interface = interface
         self.names = names
+        self.cooked = cooked
+        self.snaplen = snaplen
+        self.userland: Callable[[bytes, int], bool] | None = None
         self.ring: mmap.mmap | None = None
         self.block_size = 0
         self.block_nr = 0
@@ -239,27 +262,74 @@ class Handle:
         self.sock.close()
 
 
+def _cooked_program(
+    program: list[tuple[int, int, int, int]],
+) -> list[tuple[int, int, int, int]] | None:
+    """An SLL2 program rewritten for a cooked socket, as libpcap's fix_offset rewrites it.
+
+    The kernel sees a cooked packet from its network header: loads past the 20-byte SLL2 header
+    move back by 20, loads of its protocol, interface index and packet type become ancillary
+    loads. None when the program reads any other header byte: the filter then runs in user
+    space (libpcap's ``filter_in_userland``).
+    """
+    fixed = []
+    for code, jt, jf, k in program:
+        # BPF_LD / BPF_LDX with BPF_ABS, BPF_IND or BPF_MSH: a load from the packet
+        if code & 0x06 == 0 and code & 0xE0 in (0x20, 0x40, 0xA0) and k < SKF_AD_OFF:
+            if k >= SLL2_LEN:
+                k -= SLL2_LEN
+            elif k == 0:
+                k = SKF_AD_OFF + SKF_AD_PROTOCOL
+            elif k == 4:
+                k = SKF_AD_OFF + SKF_AD_IFINDEX
+            elif k == 10:
+                k = SKF_AD_OFF + SKF_AD_PKTTYPE
+            else:
+                return None
+        fixed.append((code, jt, jf, k))
+    return fixed
+
+
+def _hardware_type(sock: socket.socket, interface: str) -> int:
+    """The interface's ARPHRD_* type (SIOCGIFHWADDR), -1 when the kernel does not say."""
+    import fcntl
+
+    try:
+        raw = fcntl.ioctl(sock, 0x8927, struct.pack("16s16x", interface.encode()[:15]))
+    except OSError:
+        return -1
+    return int(struct.unpack_from("=H", raw, 16)[0])
+
+
 def open_capture(
     interface: str | None,
     program: list[tuple[int, int, int, int]],
     buffer_bytes: int = DEFAULT_BUFFER_BYTES,
     ring: bool = True,
     shared_stamps: bool = False,
+    snaplen: int = SNAPLEN,
 ) -> Handle:
-    """Create, bind and filter an AF_PACKET socket in the *current* thread's namespace."""
+    """Create, bind and filter an AF_PACKET socket in the *current* thread's namespace.
+
+    ``any`` is captured cooked (SOCK_DGRAM, records with LINUX_SLL2 headers), as tcpdump 4.99
+    captures it: ``program`` must then be compiled for LINKTYPE_LINUX_SLL2. One interface is
+    captured with its Ethernet header (``program`` compiled for EN10MB).
+    """
     if interface is None:
         interface = _default_interface()
+    cooked = interface == "any"
+    kind = socket.SOCK_DGRAM if cooked else socket.SOCK_RAW
     try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        sock = socket.socket(socket.AF_PACKET, kind, socket.htons(ETH_P_ALL))
     except PermissionError:
         raise PermissionDenied(
             "cannot open a packet socket: Operation not permitted (needs CAP_NET_RAW)",
             hint=ROOT_HINT,
         ) from None
-    handle = Handle(sock, interface, dict(socket.if_nameindex()))
+    handle = Handle(sock, interface, dict(socket.if_nameindex()), cooked, snaplen)
     try:
         _attach(sock, _REJECT_ALL)
-        if interface != "any":
+        if not cooked:
             try:
                 sock.bind((interface, ETH_P_ALL))
             except OSError as exc:
@@ -270,12 +340,20 @@ def open_capture(
                         hint=f"interfaces in the target's namespace: {names}, or -i any",
                     ) from None
                 raise
+            hatype = _hardware_type(sock, interface)
+            if hatype not in (ARPHRD_ETHER, ARPHRD_LOOPBACK, -1):
+                raise HelperError(
+                    f"{interface}: link type ARPHRD {hatype} is not Ethernet-framed; fleetkit "
+                    "captures one interface only as Ethernet (EN10MB)",
+                    hint=f"capture it with -i any (LINUX_SLL2), e.g. -i any 'ifindex "
+                    f"{socket.if_nametoindex(interface)}'",
+                )
         _drain(sock)
         if shared_stamps:
             # kernel time stamps taken once per packet (at receive / transmit) rather than when
             # each packet socket copies it: every capture of a packet, ours and tcpdump's, then
-            # prints the same time. It costs the sender a clock read per packet (~8% of a
-            # flat-out loopback flood), so pcap writing (-w) leaves it off, as libpcap does.
+            # prints the same time. It costs the sender a clock read per packet, so only the
+            # tests that compare live lines with tcpdump's ask for it.
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         if not (ring and handle.setup_ring(buffer_bytes)):
             try:
@@ -284,7 +362,11 @@ def open_capture(
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             _drain(sock)
-        _attach(sock, _skip_loopback_outgoing(program))
+        kernel = _cooked_program(program) if cooked else program
+        if kernel is None:  # libpcap's filter_in_userland: every packet comes up, cut
+            handle.userland = sc.offline_filter(program)
+            kernel = [(0x06, 0, 0, snaplen)]
+        _attach(sock, _skip_loopback_outgoing(kernel))
     except BaseException:
         handle.close()
         raise
@@ -298,52 +380,113 @@ def _stats(sock: socket.socket) -> tuple[int, int]:
     return packets, drops
 
 
-def packets(
-    handle: Handle,
-    stats: CaptureStats,
-    count: int | None = None,
-    duration_s: float | None = None,
-    stop: Callable[[], bool] | None = None,
-    idle: Callable[[], None] | None = None,
-) -> Iterator[Packet]:
-    """Yield matching packets until ``count`` packets, ``duration_s`` or ``stop()``.
+def _block_to_pcap(
+    view: memoryview,
+    base: int,
+    out: bytearray,
+    limit: int,
+    cooked: bool = False,
+    snaplen: int = SNAPLEN,
+    userland: Callable[[bytes, int], bool] | None = None,
+) -> int:
+    """Append one retired ring block's packets to ``out`` as pcap records; how many (<= limit).
 
-    ``idle()`` is called whenever nothing is waiting (the pcap writer flushes then). After
-    ``stop()`` what the kernel already holds is still delivered for up to ``DRAIN_S`` (so a
-    sustained flood cannot keep the capture alive), then the iteration ends.
+    The one reader of ring blocks (text, ``-w``, rotation). Per packet: one header unpack, one
+    record pack and one copy of the frame out of the ring; no per-packet objects. Time stamps
+    are truncated to microseconds, as libpcap does. On one interface the frame is recorded as
+    it is (loopback's outgoing copy was dropped by the kernel filter); ``cooked`` (``any``)
+    records the LINUX_SLL2 header built from the ring's sockaddr_ll, then the packet, cut at
+    ``snaplen`` with the header counted (libpcap's caplen), filtered by ``userland`` if set.
     """
-    source = _ring_batches(handle) if handle.ring is not None else _socket_batches(handle)
-    deadline = None if duration_s is None else time.monotonic() + duration_s
-    drain_until: float | None = None
-    try:
-        while True:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
+    _status, num, first = _BLOCK.unpack_from(view, base + 8)
+    pack_record = _RECORD.pack
+    unpack_head = _HEAD.unpack_from
+    offset = base + first
+    if not cooked:
+        todo: int = min(num, limit)
+        for _ in range(todo):
+            next_off, sec, nsec, caplen, length, mac = unpack_head(view, offset)
+            start = offset + mac
+            out += pack_record(sec, nsec // 1000, caplen, length)
+            out += view[start : start + caplen]
+            offset += next_off
+        return todo
+    sll, sll2 = _SLL.unpack_from, _SLL2.pack
+    kept = 0
+    for _ in range(num):
+        if kept >= limit:
+            break
+        next_off, sec, nsec, caplen, length, mac = unpack_head(view, offset)
+        start = offset + mac
+        head = sll2(*sll(view, offset + 48))
+        if userland is not None and not userland(head + view[start : start + caplen], length):
+            offset += next_off
+            continue
+        incl = min(caplen + SLL2_LEN, snaplen)
+        out += pack_record(sec, nsec // 1000, incl, length + SLL2_LEN)
+        if incl >= SLL2_LEN:
+            out += head
+            out += view[start : start + incl - SLL2_LEN]
+        else:
+            out += head[:incl]
+        kept += 1
+        offset += next_off
+    return kept
+
+
+def _ring_fill(handle: Handle, ring: memoryview) -> Callable[[bytearray, int], int | None]:
+    """The ring as a batch source: the next retired block as pcap records, None if the kernel
+    still fills it (the block is handed back once copied)."""
+    block_size, block_nr = handle.block_size, handle.block_nr
+    cooked, snaplen, userland = handle.cooked, handle.snaplen, handle.userland
+
+    def fill(out: bytearray, limit: int) -> int | None:
+        base = handle.block * block_size
+        if not ring[base + 8] & TP_STATUS_USER:  # block_status, little-endian low byte
+            return None
+        kept = _block_to_pcap(ring, base, out, limit, cooked, snaplen, userland)
+        _STATUS.pack_into(ring, base + 8, TP_STATUS_KERNEL)  # hand the block back
+        handle.block = (handle.block + 1) % block_nr
+        return kept
+
+    return fill
+
+
+def _socket_fill(handle: Handle) -> Callable[[bytearray, int], int | None]:
+    """The recvmsg() fallback as a batch source: what the socket holds, as pcap records."""
+    sock = handle.sock
+    ancbuf = socket.CMSG_SPACE(16)
+    index_of = {name: index for index, name in handle.names.items()}
+    snaplen, userland = handle.snaplen, handle.userland
+
+    def fill(out: bytearray, limit: int) -> int | None:
+        kept = 0
+        while kept < min(limit, 1024):
+            try:
+                data, anc, _flags, addr = sock.recvmsg(SNAPLEN, ancbuf, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
                 break
-            if drain_until is None and stop is not None and stop():
-                drain_until = now + DRAIN_S
-            elif drain_until is not None and now >= drain_until:
-                break
-            batch = next(source)
-            if not batch:
-                if drain_until is not None and (handle.ring is None or now >= drain_until):
-                    break  # the socket queue is empty, or the drain window is over
-                if idle is not None and drain_until is None:
-                    idle()
-                timeout = 0.25 if drain_until is None else max(drain_until - now, 0) / 4
-                if deadline is not None:
-                    timeout = max(min(timeout, deadline - now), 0)
-                select.select([handle.sock], [], [], timeout)
+            ifname, protocol, pkttype, hatype, hwaddr = addr[:5]
+            if not handle.cooked and not _keep(hatype, pkttype):
                 continue
-            for packet in batch:
-                stats.captured += 1
-                yield packet
-                if count is not None and stats.captured >= count:
-                    return
-    finally:
-        received, dropped = _stats(handle.sock)
-        stats.received += received
-        stats.dropped += dropped
+            now = time.time_ns()
+            sec, nsec = now // 1_000_000_000, now % 1_000_000_000
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+            length = len(data)
+            if handle.cooked:
+                head = sll2_header(protocol, index_of.get(ifname, 0), hatype, pkttype, hwaddr)
+                if userland is not None and not userland(head + data, length):
+                    continue
+                data, length = head + data, length + SLL2_LEN
+            data = data[:snaplen]
+            out += _RECORD.pack(sec, nsec // 1000, len(data), length)
+            out += data
+            kept += 1
+        return kept or None
+
+    return fill
 
 
 def _keep(hatype: int, pkttype: int) -> bool:
@@ -354,155 +497,31 @@ def _keep(hatype: int, pkttype: int) -> bool:
     return not (pkttype == PACKET_OUTGOING and hatype == ARPHRD_LOOPBACK)
 
 
-def _socket_batches(handle: Handle) -> Iterator[list[Packet]]:
-    """recvmsg() fallback: one packet per batch, [] when nothing is queued."""
-    sock = handle.sock
-    ancbuf = socket.CMSG_SPACE(16)
-    while True:
-        try:
-            data, anc, _flags, addr = sock.recvmsg(SNAPLEN, ancbuf, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            yield []
-            continue
-        ifname, _proto, pkttype, hatype = addr[0], addr[1], addr[2], addr[3]
-        if not _keep(hatype, pkttype):
-            continue
-        ts = time.time()
-        for level, kind, value in anc:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
-                sec, nsec = struct.unpack("qq", value[:16])
-                ts = sec + nsec / 1e9
-        index = socket.if_nametoindex(ifname) if ifname in handle.names.values() else 0
-        yield [
-            Packet(ts, ifname, pkttype == PACKET_OUTGOING, data, len(data), index, pkttype, hatype)
-        ]
-
-
-def _ring_batches(handle: Handle) -> Iterator[list[Packet]]:
-    """TPACKET_V3: one retired block per batch, [] when the next block is still the kernel's.
-
-    Block descriptor: version, offset_to_priv, then tpacket_hdr_v1 (block_status at +8,
-    num_pkts +12, offset_to_first_pkt +16). Packet header: see ``_TP3``.
-    """
-    ring = handle.ring
-    assert ring is not None
-    unpack_tp3 = _TP3.unpack_from
-    unpack_block = _BLOCK.unpack_from
-    names = handle.names
-    while True:
-        base = handle.block * handle.block_size
-        status, num, first = unpack_block(ring, base + 8)
-        if not status & TP_STATUS_USER:
-            yield []
-            continue
-        batch: list[Packet] = []
-        offset = base + first
-        for _ in range(num):
-            (next_off, sec, nsec, snaplen, length, _st, mac, _proto, ifindex, hatype, pkttype) = (
-                unpack_tp3(ring, offset)
-            )
-            if hatype == ARPHRD_ETHER or (hatype == ARPHRD_LOOPBACK and pkttype != PACKET_OUTGOING):
-                start = offset + mac
-                batch.append(
-                    Packet(
-                        sec + (nsec // 1000) * 1e-6,  # libpcap's microseconds: truncated
-                        names.get(ifindex) or f"if{ifindex}",
-                        pkttype == PACKET_OUTGOING,
-                        ring[start : start + snaplen],
-                        length,
-                        ifindex,
-                        pkttype,
-                        hatype,
-                    )
-                )
-            offset += next_off
-        _STATUS.pack_into(ring, base + 8, TP_STATUS_KERNEL)  # hand the block back
-        handle.block = (handle.block + 1) % handle.block_nr
-        yield batch
-
-
-def _block_to_pcap(
-    view: memoryview,
-    base: int,
-    out: bytearray,
-    limit: int,
-    sll2: bool = False,
-    uniform: bool = False,
-) -> int:
-    """Append one retired block's packets to ``out`` as pcap records; how many (<= limit).
-
-    The per-packet work is one header unpack, one record pack and one copy of the frame out of
-    the ring (no per-packet objects beyond the header tuple). Timestamps are truncated to
-    microseconds, as libpcap does for a microsecond pcap. With ``sll2`` each frame's Ethernet
-    header is replaced by the LINUX_SLL2 header (``-i any``). ``uniform``: the ring is bound
-    to one interface (not ``any``), so one packet's hardware type is every packet's.
-    """
-    _status, num, first = _BLOCK.unpack_from(view, base + 8)
-    pack_record = _RECORD.pack
-    offset = base + first
-    if uniform and not sll2 and num:
-        # one interface: every packet has its hardware type, and loopback's outgoing copies
-        # were dropped by the kernel filter; so no per-packet test, and only the fields used
-        hatype = _HATYPE.unpack_from(view, offset + 56)[0]
-        if hatype == ARPHRD_ETHER or hatype == ARPHRD_LOOPBACK:
-            unpack_head = _HEAD.unpack_from
-            todo: int = min(num, limit)
-            for _ in range(todo):
-                next_off, sec, nsec, snaplen, length, mac = unpack_head(view, offset)
-                start = offset + mac
-                out += pack_record(sec, nsec // 1000, snaplen, length)
-                out += view[start : start + snaplen]
-                offset += next_off
-            return todo
-    unpack_tp3 = _TP3.unpack_from
-    kept = 0
-    for _ in range(num):
-        (next_off, sec, nsec, snaplen, length, _st, mac, _proto, ifindex, hatype, pkttype) = (
-            unpack_tp3(view, offset)
-        )
-        if hatype == ARPHRD_ETHER or (hatype == ARPHRD_LOOPBACK and pkttype != PACKET_OUTGOING):
-            start = offset + mac
-            if sll2 and snaplen >= 14:
-                frame = view[start : start + 14]
-                out += pack_record(
-                    sec, nsec // 1000, snaplen - 14 + SLL2_LEN, length - 14 + SLL2_LEN
-                )
-                out += sll2_header(
-                    frame[12] << 8 | frame[13], ifindex, hatype, pkttype, bytes(frame[6:12])
-                )
-                out += view[start + 14 : start + snaplen]
-            else:
-                out += pack_record(sec, nsec // 1000, snaplen, length)
-                out += view[start : start + snaplen]
-            kept += 1
-            if kept >= limit:
-                break
-        offset += next_off
-    return kept
-
-
-def _ring_to_pcap(
+def _record_batches(
     handle: Handle,
     stats: CaptureStats,
-    write: Callable[[bytearray], object],
-    count: int | None,
-    duration_s: float | None,
-    stop: Callable[[], bool] | None,
-    sll2: bool = False,
-) -> None:
-    """The ``-w`` fast path: every retired ring block becomes one write of pcap records."""
-    ring = handle.ring
-    assert ring is not None
-    view = memoryview(ring)
-    sock = handle.sock
-    block_size, block_nr = handle.block_size, handle.block_nr
-    uniform = handle.interface != "any"
+    count: int | None = None,
+    duration_s: float | None = None,
+    stop: Callable[[], bool] | None = None,
+    idle: Callable[[], None] | None = None,
+) -> Iterator[bytearray]:
+    """Captured packets as pcap records (16-byte header + bytes, as ``-w`` writes them), in
+    batches: one retired ring block each (handed back to the kernel before the batch is
+    used), or what the socket holds (recvmsg fallback). The batch is reused: consume it
+    before asking for the next.
+
+    Until ``count`` packets, ``duration_s`` or ``stop()``. ``idle()`` is called whenever nothing
+    is waiting (output is flushed then). After ``stop()`` what the kernel already holds is still
+    delivered for up to ``DRAIN_S`` (so a sustained flood cannot keep the capture alive).
+    """
+    view = None if handle.ring is None else memoryview(handle.ring)
+    fill = _socket_fill(handle) if view is None else _ring_fill(handle, view)
     buf = bytearray()
+    limit = count if count is not None else 1 << 62
     deadline = None if duration_s is None else time.monotonic() + duration_s
     drain_until: float | None = None
-    limit = count if count is not None else 1 << 62
     try:
-        while True:
+        while stats.captured < limit:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
@@ -510,29 +529,63 @@ def _ring_to_pcap(
                 drain_until = now + DRAIN_S
             elif drain_until is not None and now >= drain_until:
                 break
-            base = handle.block * block_size
-            if not view[base + 8] & TP_STATUS_USER:  # block_status, little-endian low byte
-                if drain_until is not None and now >= drain_until:
-                    break
+            del buf[:]
+            kept = fill(buf, limit - stats.captured)
+            if kept is None:
+                if drain_until is not None and (view is None or now >= drain_until):
+                    break  # the socket queue is empty, or the drain window is over
+                if idle is not None and drain_until is None:
+                    idle()
                 timeout = 0.25 if drain_until is None else max(drain_until - now, 0) / 4
                 if deadline is not None:
                     timeout = max(min(timeout, deadline - now), 0)
-                select.select([sock], [], [], timeout)
+                select.select([handle.sock], [], [], timeout)
                 continue
-            kept = _block_to_pcap(view, base, buf, limit - stats.captured, sll2, uniform)
-            _STATUS.pack_into(view, base + 8, TP_STATUS_KERNEL)  # hand the block back
-            handle.block = (handle.block + 1) % block_nr
             stats.captured += kept
             if buf:
-                write(buf)
-                del buf[:]
-            if stats.captured >= limit:
-                break
+                yield buf
     finally:
-        view.release()
-        received, dropped = _stats(sock)
+        if view is not None:
+            view.release()
+        received, dropped = _stats(handle.sock)
         stats.received += received
         stats.dropped += dropped
+
+
+def records_of(batch: bytes) -> Iterator[Record]:
+    """The records of a buffer of little-endian microsecond pcap records (no file header)."""
+    unpack = _RECORD.unpack_from
+    at, end = 0, len(batch)
+    while at < end:
+        sec, usec, incl, orig = unpack(batch, at)
+        at += 16
+        yield Record(sec, usec, batch[at : at + incl], orig)
+        at += incl
+
+
+def _record_spans(batch: bytes | bytearray) -> list[tuple[int, int]]:
+    """Where each record of a batch starts and ends."""
+    spans = []
+    at, end = 0, len(batch)
+    while at < end:
+        stop = at + 16 + _RECORD.unpack_from(batch, at)[2]
+        spans.append((at, stop))
+        at = stop
+    return spans
+
+
+def packets(
+    handle: Handle,
+    stats: CaptureStats,
+    count: int | None = None,
+    duration_s: float | None = None,
+    stop: Callable[[], bool] | None = None,
+    idle: Callable[[], None] | None = None,
+) -> Iterator[Record]:
+    """Matching packets one by one (Ethernet frames, or SLL2 records on ``any``), until
+    ``count`` packets, ``duration_s`` or ``stop()``; see ``_record_batches``."""
+    for batch in _record_batches(handle, stats, count, duration_s, stop, idle):
+        yield from records_of(bytes(batch))
 
 
 class LiveHandle:
@@ -700,23 +753,19 @@ def capture(
     """
     if options is None:
         options = PrintOptions(numeric=True, absolute_seq=True)
-    program = compile_filter(expression, snaplen)
-    text = write_path is None
+    # tcpdump 4.99 captures any cooked, its filter compiled for LINUX_SLL2
+    linktype = LINKTYPE_LINUX_SLL2 if interface == "any" else LINKTYPE_ETHERNET
+    program = compile_filter(expression, snaplen, linktype)
 
     def opener() -> Handle | LiveHandle:
         if write_path is not None and rotation is None:
-            if interface == "any":  # libpcap's cooked capture, its filter compiled for SLL2
-                cooked = compile_filter(expression, snaplen, LINKTYPE_LINUX_SLL2)
-                live = open_live("any", cooked, buffer_bytes, snaplen, LINKTYPE_LINUX_SLL2)
-            else:
-                live = open_live(interface, program, buffer_bytes, snaplen)
+            live = open_live(interface, program, buffer_bytes, snaplen, linktype)
             if live is not None:
                 return live
-        return open_capture(interface, program, buffer_bytes, shared_stamps=text)
+        return open_capture(interface, program, buffer_bytes, snaplen=snaplen)
 
     handle = run_in_netns(pid, opener)
     name = handle.interface
-    linktype = LINKTYPE_LINUX_SLL2 if name == "any" else LINKTYPE_ETHERNET
     stats = CaptureStats(interface=name, program=program)
     try:
         if user is not None:
@@ -739,14 +788,11 @@ def capture(
         else:
             assert isinstance(handle, Handle)
             printer = Printer(options, linktype, lambda index: handle.names.get(index, "?"))
-            sll2 = linktype == LINKTYPE_LINUX_SLL2
             idle = None if line_buffered else flush
             try:
-                for packet in packets(handle, stats, count, duration_s, stop, idle):
-                    sec = int(packet.ts)
-                    usec = round((packet.ts - sec) * 1_000_000)
-                    data, length = to_sll2(packet) if sll2 else (packet.data, packet.length)
-                    out(printer.format(sec, usec, data, length))
+                # a ring block at a time: its lines formatted into one string, one write
+                for batch in _record_batches(handle, stats, count, duration_s, stop, idle):
+                    out(printer.format_records(bytes(batch))[0])  # whole records: all used
                     if line_buffered and flush is not None:
                         flush()
             finally:
@@ -818,7 +864,7 @@ def _write_rotating(
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
         stream = os.fdopen(fd, "wb")
-        PcapWriter(stream, linktype, snaplen)
+        stream.write(_pcap_header(linktype, snaplen))
 
     def close_current() -> None:
         nonlocal stream
@@ -835,31 +881,30 @@ def _write_rotating(
         return bool(done) or (stop is not None and stop())
 
     open_next()
-    sll2 = linktype == LINKTYPE_LINUX_SLL2
     try:
 
         def flush() -> None:  # whatever is captured is in the file when traffic pauses
             if stream is not None:
                 stream.flush()
 
-        for packet in packets(handle, stats, count, duration_s, stopping, flush):
-            assert stream is not None
-            now = time.time()
-            due = rotation.seconds is not None and now - started >= rotation.seconds
-            full = rotation.size_bytes is not None and stream.tell() > rotation.size_bytes
-            if due or full:
-                close_current()
-                index += 1
-                if due and rotation.files is not None and index >= rotation.files:
-                    done.append(True)  # -G with -W: that many files, then stop
-                    stats.captured -= 1
-                    break
-                open_next()
+        for batch in _record_batches(handle, stats, count, duration_s, stopping, flush):
+            for at, end in _record_spans(batch):
                 assert stream is not None
-            data, length = to_sll2(packet) if sll2 else (packet.data, packet.length)
-            sec = int(packet.ts)
-            usec = round((packet.ts - sec) * 1_000_000)
-            stream.write(_RECORD.pack(sec, usec, len(data), length) + data)
+                now = time.time()
+                due = rotation.seconds is not None and now - started >= rotation.seconds
+                full = rotation.size_bytes is not None and stream.tell() > rotation.size_bytes
+                if due or full:
+                    close_current()
+                    index += 1
+                    if due and rotation.files is not None and index >= rotation.files:
+                        done.append(True)  # -G with -W: that many files, then stop
+                        stats.captured -= len(_record_spans(batch[at:]))
+                        break
+                    open_next()
+                    assert stream is not None
+                stream.write(batch[at:end])
+            if done:
+                break
     finally:
         close_current()
 
@@ -880,22 +925,11 @@ def _stream_pcap(
         handle.live.start_dump(stream.fileno())
         _live_to_pcap(handle, stats, count, duration_s, stop)
         return
-    if handle.ring is not None:
-        stream.write(_pcap_header(linktype, snaplen))
-        stream.flush()
-
-        def write(block: bytearray) -> None:
-            stream.write(block)
-            stream.flush()
-
-        _ring_to_pcap(
-            handle, stats, write, count, duration_s, stop, linktype == LINKTYPE_LINUX_SLL2
-        )
-    else:
-        writer = PcapWriter(stream, linktype, snaplen)
-        for packet in packets(handle, stats, count, duration_s, stop, stream.flush):
-            writer.write(packet)
+    stream.write(_pcap_header(linktype, snaplen))
     stream.flush()
+    for batch in _record_batches(handle, stats, count, duration_s, stop):
+        stream.write(batch)
+        stream.flush()  # a ring block per write, flushed: what is captured is in the pipe
 
 
 def _write_pcap(
@@ -933,27 +967,12 @@ def _write_pcap(
                         _live_to_pcap(handle, stats, count, duration_s, stop)
                     finally:
                         handle.live.end_dump()
-                elif handle.ring is not None:
-                    # whole ring blocks, one write each, flushed: what is captured is on disk
-                    stream.write(_pcap_header(linktype, snaplen))
-
-                    def write(block: bytearray) -> None:
-                        stream.write(block)
-                        stream.flush()
-
-                    _ring_to_pcap(
-                        handle,
-                        stats,
-                        write,
-                        count,
-                        duration_s,
-                        stop,
-                        linktype == LINKTYPE_LINUX_SLL2,
-                    )
                 else:
-                    writer = PcapWriter(stream, linktype, snaplen)
-                    for packet in packets(handle, stats, count, duration_s, stop, stream.flush):
-                        writer.write(packet)
+                    # a ring block per write, flushed: what is captured is on disk
+                    stream.write(_pcap_header(linktype, snaplen))
+                    for batch in _record_batches(handle, stats, count, duration_s, stop):
+                        stream.write(batch)
+                        stream.flush()
             finally:
                 stream.flush()
                 os.fsync(stream.fileno())
@@ -1052,6 +1071,90 @@ class Savefile:
                     hint="the file is damaged or still being written",
                 )
             yield Record(sec, frac // scale, data, orig)
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The file's packets as little-endian microsecond pcap records (no file header), in
+        chunks of about ``size`` bytes that may end inside a record: a classic little-endian
+        microsecond file is read as it is, anything else converted record by record."""
+        if self._ng or self._order != "<" or self._unit != 1_000_000:
+            out = bytearray()
+            for rec in self.records():
+                out += _RECORD.pack(rec.sec, rec.usec, len(rec.data), rec.length)
+                out += rec.data
+                if len(out) >= size:
+                    yield bytes(out)
+                    del out[:]
+            if out:
+                yield bytes(out)
+            return
+        read = getattr(self.stream, "read1", self.stream.read)  # a pipe: what is there
+        while chunk := read(size):
+            yield chunk
+
+    def lines(
+        self,
+        printer: Printer,
+        matches: Callable[[bytes, int], bool] | None = None,
+        count: int | None = None,
+    ) -> Iterator[str]:
+        """``tcpdump -r``: the file's packets printed, the lines of a chunk of the file at a
+        time; HelperError on a damaged record, after the lines of the good ones."""
+        left = -1 if count is None else count
+        biggest = min(MAX_RECORD_BYTES, max(self.snaplen, SNAPLEN))
+        unpack = _RECORD.unpack_from
+        pending = b""  # a record the previous chunk cut off
+        for chunk in self.chunks():
+            start = 0
+            if pending:  # complete it from this chunk (its header first), print it alone
+                if len(pending) < 16:
+                    start = min(16 - len(pending), len(chunk))
+                    pending += chunk[:start]
+                    if len(pending) < 16:
+                        continue
+                whole = 16 + unpack(pending)[2]
+                if whole - 16 > biggest:
+                    break
+                taken = min(whole - len(pending), len(chunk) - start)
+                pending += chunk[start : start + taken]
+                start += taken
+                if len(pending) < whole:
+                    continue
+                text, shown, _used = printer.format_records(pending, matches, left, biggest)
+                pending = b""
+                if text:
+                    yield text
+                if count is not None:
+                    left -= shown
+                    if left == 0:
+                        return
+            text, shown, used = printer.format_records(chunk, matches, left, biggest, start)
+            if text:
+                yield text
+            if count is not None:
+                left -= shown
+                if left == 0:
+                    return
+            pending = chunk[used:]
+            if len(pending) >= 16 and unpack(pending)[2] > biggest:
+                break
+        if len(pending) >= 16 and unpack(pending)[2] > biggest:
+            raise HelperError(
+                f"invalid packet capture length {unpack(pending)[2]}, bigger than snaplen of "
+                f"{self.snaplen}",
+                hint="the file is damaged",
+            )
+        if not pending:
+            return
+        if len(pending) < 16:
+            raise HelperError(
+                f"truncated dump file; tried to read 16 header bytes, only got {len(pending)}",
+                hint="the file is damaged or still being written",
+            )
+        raise HelperError(
+            f"truncated dump file; tried to read {_RECORD.unpack_from(pending)[2]} captured "
+            f"bytes, only got {len(pending) - 16}",
+            hint="the file is damaged or still being written",
+        )
 
     # pcapng: section header, interface descriptions, enhanced/simple packet blocks
     def _block(self) -> tuple[int, bytes] | None:

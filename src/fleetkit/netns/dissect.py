@@ -287,6 +287,26 @@ _HTTP_METHODS = frozenset(
 )
 
 
+# the fast path's header reads (print-ip.c / print-udp.c / print-tcp.c fields it needs)
+# ethertype, IPv4 version+ihl, total length, flags+offset, protocol, then (UDP) the ports and
+# length behind an IPv4 header without options; on Ethernet and behind an SLL2 header
+_ETH_IP4 = struct.Struct("!12xHBxH2xHxB10xHHH")
+_SLL2_IP4 = struct.Struct("!H18xBxH2xHxB10xHHH")
+_TS_FAST = struct.Struct("!II")
+_ECHO_FAST = struct.Struct("!HH")  # ICMP echo id, sequence
+_PORT_FAST = struct.Struct("!H")
+_IP6_FAST = struct.Struct("!IHB")  # version+class+flow label, payload length, next header
+_UDP_FAST = struct.Struct("!HHH")  # ports, length
+_TCP_FAST = struct.Struct("!HHIIBBH2xH")  # ports, seq, ack, data offset, flags, window, urgent
+_RECORD = struct.Struct("<IIII")  # pcap record header: ts_sec, ts_usec, incl_len, orig_len
+_TCP_FLAG_TEXT = tuple(
+    "".join(name for bit, name in _TCP_FLAGS if flags & bit) or "none" for flags in range(256)
+)
+_NOP_NOP_TS = b"\x01\x01\x08\x0a"  # the options of nearly every segment after the handshake
+_CACHE_MAX = 1 << 16  # entries per name cache, then it starts over
+_FAST_BYTES = 128  # the most the fast path reads: SLL2 20 + IPv6 40 + TCP 60
+
+
 def _mac(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
@@ -398,15 +418,86 @@ class Printer:
         self._first: int | None = None
         self._prev: int | None = None
         self._clock: tuple[int, str] = (-1, "")
-        self._tcp: dict[tuple[bytes, bytes, int], tuple[int, int]] = {}
+        self._tcp: dict[tuple[bytes, bytes, int], list[int]] = {}
+        self._tcp_flows: dict[bytes, tuple[bool, list[int]]] = {}  # per direction, for _fast
         self._services: dict[tuple[int, str], str] = {}
         self._hosts: dict[bytes, str] = {}
         self._unwound = False
+        o = options
+        # the default line (no -v/-q/-e/-x/-X/-A) of IPv4/IPv6 UDP and TCP has a fast path
+        self._plain = not (o.verbose or o.quiet or o.ether or o.hex or o.hex_ascii or o.ascii)
+        self._ethernet = linktype == LINKTYPE_ETHERNET
+        self._udp_heads: dict[bytes, str] = {}  # "SRC.PORT > DST.PORT: " per flow
+        self._tcp_heads: dict[bytes, str] = {}
+        self._ip_heads: dict[bytes, str] = {}  # "SRC > DST: " per address pair
+        self._sll_heads: dict[bytes, str] = {}  # "eth0  Out " per ifindex and packet type
 
     # --- the line ------------------------------------------------------------------------
 
+    def format_records(
+        self,
+        batch: bytes,
+        matches: Callable[[bytes, int], bool] | None = None,
+        limit: int = -1,
+        biggest: int = 1 << 62,
+        start: int = 0,
+    ) -> tuple[str, int, int]:
+        """The lines of a buffer of pcap records (little-endian, microseconds, no file header)
+        from offset ``start``: (text, how many, where it stopped). Those ``matches`` accepts,
+        at most ``limit`` (-1: all); it stops before a record cut off by the end of the buffer
+        or claiming more than ``biggest`` bytes (the caller decides whether that is damage or
+        the next chunk)."""
+        unpack = _RECORD.unpack_from
+        fast = self._fast if self._plain else None
+        general, stamp = self._general, self._stamp
+        lines: list[str] = []
+        append = lines.append
+        at, end, shown = start, len(batch), 0
+        if fast is not None and matches is None and limit < 0 and self.o.tstamp == 0:
+            # the common case, its own loop: every record, default lines and stamps
+            clock_sec, clock = self._clock
+            cut = 16 + _FAST_BYTES
+            while at + 16 <= end:
+                sec, usec, incl, orig = unpack(batch, at)
+                after = at + 16 + incl
+                if after > end or incl > biggest:
+                    break
+                # the fast path reads headers only (each of its length checks is below
+                # _FAST_BYTES, so they see what they would see in the whole packet)
+                line = fast(batch[at + 16 : after if incl <= _FAST_BYTES else at + cut], orig)
+                if line is None:
+                    append(general(sec, usec, batch[at + 16 : after], orig))
+                else:
+                    if sec != clock_sec:  # _stamp's default form: the clock text once a second
+                        clock_sec, clock = sec, time.strftime("%H:%M:%S", time.localtime(sec))
+                        self._clock = (clock_sec, clock)
+                    append(f"{clock}.{usec:06d} {line}")
+                at = after
+            return "".join(lines), len(lines), at
+        while at + 16 <= end and shown != limit:
+            sec, usec, incl, orig = unpack(batch, at)
+            if at + 16 + incl > end or incl > biggest:
+                break
+            at += 16
+            data = batch[at : at + incl]
+            at += incl
+            if matches is not None and not matches(data, orig):
+                continue
+            shown += 1
+            line = None if fast is None else fast(data, orig)
+            append(general(sec, usec, data, orig) if line is None else stamp(sec, usec) + line)
+        return "".join(lines), shown, at
+
     def format(self, sec: int, usec: int, data: bytes, length: int) -> str:
         """One packet, as tcpdump prints it (with its trailing newline)."""
+        if self._plain:
+            line = self._fast(data, length)
+            if line is not None:
+                return self._stamp(sec, usec) + line
+        return self._general(sec, usec, data, length)
+
+    def _general(self, sec: int, usec: int, data: bytes, length: int) -> str:
+        """Any packet at any verbosity: the printers below, each as tcpdump's."""
         out: list[str] = [self._stamp(sec, usec)]
         self._unwound = False
         if self.linktype == LINKTYPE_LINUX_SLL2:
@@ -433,6 +524,228 @@ class Printer:
                 out.append(_ascii(data[hdrlen:]))
         out.append("\n")
         return "".join(out)
+
+    # --- the fast path: what most lines of a busy capture are --------------------------------
+
+    def _fast(self, data: bytes, length: int) -> str | None:
+        """The default line of an IPv4/IPv6 UDP or TCP packet whose headers were captured whole
+        and hold nothing unusual; None sends the packet down the general path (which prints the
+        same line for these packets: tests/netns/test_dissect.py compares the two)."""
+        if self._ethernet:
+            if len(data) < 42:
+                return None
+            ethertype, vhl, total, frag, proto, sport, dport, word = _ETH_IP4.unpack_from(data)
+            off, prefix = 14, ""
+        else:
+            if len(data) < 48:
+                return None
+            ethertype, vhl, total, frag, proto, sport, dport, word = _SLL2_IP4.unpack_from(data)
+            off = SLL2_LEN
+            key = data[4:11]  # interface index, hardware type, packet type
+            prefix = self._sll_heads.get(key, "")
+            if not prefix:
+                ifindex, pkttype = struct.unpack_from("!i2xB", data, 4)
+                prefix = f"{self.ifname(ifindex):<5} {_SLL_PKTTYPES.get(pkttype, '?'):<3} "
+                if len(self._sll_heads) >= _CACHE_MAX:
+                    self._sll_heads.clear()
+                self._sll_heads[key] = prefix
+        if ethertype == 0x0800:
+            # no options, not a fragment, lengths that add up: else the general path
+            if vhl != 0x45 or frag & 0x3FFF or total < 20 or total > length - off:
+                return None
+            if proto == 17:
+                if sport == 53 or dport == 53 or word < 8 or word > total - 20:
+                    return None
+                key = data[off + 12 : off + 24]  # addresses and ports
+                head = self._udp_heads.get(key)
+                if head is None:
+                    head = self._new_head(self._udp_heads, key, 4, "udp")
+                return f"{prefix}IP {head}UDP, length {word - 8}\n"
+            if proto == 1:
+                line = self._fast_icmp(data, off, total - 20)
+            elif proto == 6:
+                line = self._fast_tcp(data, off, off + 12, off + 20, total - 20)
+            else:
+                return None
+            return None if line is None else f"{prefix}IP {line}"
+        if ethertype == 0x86DD and len(data) >= off + 48:
+            flow, plen, nh = _IP6_FAST.unpack_from(data, off)
+            if flow >> 28 != 6:
+                return None
+            if nh == 17:
+                sport, dport, ulen = _UDP_FAST.unpack_from(data, off + 40)
+                if plen < 8 or sport == 53 or dport == 53 or not 8 <= ulen <= plen:
+                    return None
+                key = data[off + 8 : off + 44]
+                head = self._udp_heads.get(key)
+                if head is None:
+                    head = self._new_head(self._udp_heads, key, 16, "udp")
+                return f"{prefix}IP6 {head}UDP, length {ulen - 8}\n"
+            if nh != 6:
+                return None
+            line = self._fast_tcp(data, off, off + 8, off + 40, plen)
+            return None if line is None else f"{prefix}IP6 {line}"
+        return None
+
+    def _fast_icmp(self, data: bytes, off: int, plen: int) -> str | None:
+        """ICMP echo and port unreachable (print-icmp.c's default lines) after an IPv4 header
+        without options at ``off``, ``plen`` bytes of message."""
+        at = off + 20
+        have = min(len(data), at + plen) - at  # the captured part of the message
+        if have < 8:
+            return None
+        kind = data[at]
+        if kind == 8 or kind == 0:
+            ident, seq = _ECHO_FAST.unpack_from(data, at + 4)
+            what = f"echo {'request' if kind == 8 else 'reply'}, id {ident}, seq {seq}"
+        elif kind == 3 and data[at + 1] == 3 and have >= 28:
+            ihl = (data[at + 8] & 0x0F) * 4
+            if have < 8 + ihl + 4:
+                return None
+            idst = self._addr(data[at + 24 : at + 28])
+            iport = _PORT_FAST.unpack_from(data, at + 8 + ihl + 2)[0]
+            inner = data[at + 17]
+            if inner == 17:
+                what = f"{idst} udp port {self._port(iport, 'udp')} unreachable"
+            elif inner == 6:
+                what = f"{idst} tcp port {self._port(iport, 'tcp')} unreachable"
+            else:
+                what = f"{idst} protocol {inner} port {iport} unreachable"
+        else:
+            return None
+        key = data[off + 12 : off + 20]
+        head = self._ip_heads.get(key)
+        if head is None:
+            head = f"{self._addr(key[:4])} > {self._addr(key[4:])}: "
+            if len(self._ip_heads) >= _CACHE_MAX:
+                self._ip_heads.clear()
+            self._ip_heads[key] = head
+        return f"{head}ICMP {what}, length {plen}\n"
+
+    def _fast_tcp(self, data: bytes, off: int, addrs: int, at: int, plen: int) -> str | None:
+        """TCP (not DNS, not HTTP with data) at ``at``, addresses at ``addrs``, ``plen`` bytes
+        of IP payload."""
+        if plen < 20 or len(data) < at + 20:
+            return None
+        sport, dport, seq, ack, offset, flags, win, urp = _TCP_FAST.unpack_from(data, at)
+        thlen = (offset >> 4) * 4
+        if thlen < 20 or thlen > plen or len(data) < at + thlen or sport == 53 or dport == 53:
+            return None
+        data_len = plen - thlen
+        if data_len > 0 and (sport in (80, 8080) or dport in (80, 8080)):
+            return None
+        key = data[addrs : at + 4]
+        head = self._tcp_heads.get(key)
+        if head is None:
+            head = self._new_head(self._tcp_heads, key, (at - addrs) // 2, "tcp")
+        rev = False
+        thseq = thack = 0
+        if flags & 0x10 and not self.o.absolute_seq:  # _relative, per direction remembered
+            flow = self._tcp_flows.get(key)
+            if flow is None:
+                size = (at - addrs) // 2
+                src, dst = data[addrs : addrs + size], data[addrs + size : at]
+                flow = self._conversation(src, dst, sport, dport)
+                if len(self._tcp_flows) >= _CACHE_MAX:
+                    self._tcp_flows.clear()
+                self._tcp_flows[key] = flow
+            rev, state = flow
+            if not state or flags & 0x02:
+                state[:] = ((ack - 1) & 0xFFFFFFFF, seq) if rev else (seq, (ack - 1) & 0xFFFFFFFF)
+            elif rev:
+                seq = (seq - state[1]) & 0xFFFFFFFF
+                ack = (ack - state[0]) & 0xFFFFFFFF
+            else:
+                seq = (seq - state[0]) & 0xFFFFFFFF
+                ack = (ack - state[1]) & 0xFFFFFFFF
+            thseq, thack = state
+        names = _TCP_FLAG_TEXT[flags]
+        if flags & 0x30 == 0x10 and thlen == 32 and data[at + 20 : at + 24] == _NOP_NOP_TS:
+            # an established conversation's segment: one format
+            val, ecr = _TS_FAST.unpack_from(data, at + 24)
+            if data_len > 0:
+                return (
+                    f"{head}Flags [{names}], seq {seq}:{(seq + data_len) & 0xFFFFFFFF}, "
+                    f"ack {ack}, win {win}, options [nop,nop,TS val {val} ecr {ecr}], "
+                    f"length {data_len}\n"
+                )
+            if not flags & 0x07:
+                return (
+                    f"{head}Flags [{names}], ack {ack}, win {win}, "
+                    f"options [nop,nop,TS val {val} ecr {ecr}], length 0\n"
+                )
+        if data_len > 0:
+            text = f"{head}Flags [{names}], seq {seq}:{(seq + data_len) & 0xFFFFFFFF}"
+        elif flags & 0x07:
+            text = f"{head}Flags [{names}], seq {seq}"
+        else:
+            text = f"{head}Flags [{names}]"
+        if flags & 0x10:
+            text += f", ack {ack}, win {win}"
+        else:
+            text += f", win {win}"
+        if flags & 0x20:
+            text += f", urg {urp}"
+        if thlen == 32 and data[at + 20 : at + 24] == _NOP_NOP_TS:
+            val, ecr = _TS_FAST.unpack_from(data, at + 24)
+            return f"{text}, options [nop,nop,TS val {val} ecr {ecr}], length {data_len}\n"
+        if thlen > 20:
+            parts = [text, ", options ["]
+            try:
+                if not self._tcp_options(
+                    parts, data[at + 20 : at + thlen], thlen - 20, rev, thseq, thack
+                ):
+                    return "".join(parts) + "\n"
+            except _Truncated as exc:  # cannot happen with the header captured whole
+                return "".join(parts) + f" [|{exc.proto}]{exc.suffix}\n"
+            parts.append("]")
+            text = "".join(parts)
+        return f"{text}, length {data_len}\n"
+
+    def _new_head(self, heads: dict[bytes, str], key: bytes, size: int, proto: str) -> str:
+        """``SRC.SPORT > DST.DPORT: `` of a flow (``key``: the two addresses of ``size`` bytes
+        each, then the two ports), remembered in ``heads``."""
+        sport, dport = struct.unpack_from("!HH", key, 2 * size)
+        head = (
+            f"{self._addr(key[:size])}.{self._port(sport, proto)} > "
+            f"{self._addr(key[size : 2 * size])}.{self._port(dport, proto)}: "
+        )
+        if len(heads) >= _CACHE_MAX:
+            heads.clear()
+        heads[key] = head
+        return head
+
+    def _conversation(
+        self, src: bytes, dst: bytes, sport: int, dport: int
+    ) -> tuple[bool, list[int]]:
+        """A TCP conversation's initial numbers ``[seq, ack]`` (empty until the first segment
+        with ACK), as print-tcp.c keys them (the lower port first), and whether this
+        direction is the reverse one."""
+        rev = sport > dport or (sport == dport and src > dst)
+        key = (dst, src, dport << 16 | sport) if rev else (src, dst, sport << 16 | dport)
+        state = self._tcp.get(key)
+        if state is None:
+            state = self._tcp[key] = []
+        return rev, state
+
+    def _relative(
+        self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int
+    ) -> tuple[int, int, bool, int, int]:
+        """print-tcp.c's relative sequence numbers: (seq, ack, reversed, base seq, base ack).
+
+        The first segment of a conversation seen with ACK (or any SYN) sets its initial
+        numbers and prints absolute ones; later segments print theirs relative to them.
+        """
+        rev, state = self._conversation(src, dst, sport, dport)
+        if not state or flags & 0x02:
+            state[:] = ((ack - 1) & 0xFFFFFFFF, seq) if rev else (seq, (ack - 1) & 0xFFFFFFFF)
+        elif rev:
+            seq = (seq - state[1]) & 0xFFFFFFFF
+            ack = (ack - state[0]) & 0xFFFFFFFF
+        else:
+            seq = (seq - state[0]) & 0xFFFFFFFF
+            ack = (ack - state[1]) & 0xFFFFFFFF
+        return seq, ack, rev, state[0], state[1]
 
     def _stamp(self, sec: int, usec: int) -> str:
         mode = self.o.tstamp
@@ -531,17 +844,18 @@ class Printer:
     # --- names ---------------------------------------------------------------------------
 
     def _addr(self, raw: bytes) -> str:
-        family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
-        text = socket.inet_ntop(family, raw)
-        if self.o.numeric:
-            return text
         name = self._hosts.get(raw)
         if name is None:
-            try:
-                name = socket.gethostbyaddr(text)[0]
-            except OSError:
-                name = text
-            self._hosts[raw] = name
+            family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+            name = socket.inet_ntop(family, raw)
+            if not self.o.numeric:
+                try:
+                    name = socket.gethostbyaddr(name)[0]
+                except OSError:
+                    pass
+            if len(self._hosts) >= _CACHE_MAX:
+                self._hosts.clear()
+            self._hosts[bytes(raw)] = name
         return name
 
     def _port(self, port: int, proto: str) -> str:
@@ -806,23 +1120,7 @@ class Printer:
         thseq = thack = 0
         rev = False
         if not self.o.absolute_seq and flags & 0x10:
-            if sport > dport or (sport == dport and src > dst):
-                rev = True
-            key = (dst, src, dport << 16 | sport) if rev else (src, dst, sport << 16 | dport)
-            known = self._tcp.get(key)
-            if known is None or flags & 0x02:
-                if rev:
-                    known = ((ack - 1) & 0xFFFFFFFF, seq)
-                else:
-                    known = (seq, (ack - 1) & 0xFFFFFFFF)
-                self._tcp[key] = known
-            elif rev:
-                seq = (seq - known[1]) & 0xFFFFFFFF
-                ack = (ack - known[0]) & 0xFFFFFFFF
-            else:
-                seq = (seq - known[0]) & 0xFFFFFFFF
-                ack = (ack - known[1]) & 0xFFFFFFFF
-            thseq, thack = known
+            seq, ack, rev, thseq, thack = self._relative(src, dst, sport, dport, seq, ack, flags)
         if hlen > length:
             out.append(f" [bad hdr length {hlen} - too long, > {length}]")
             return

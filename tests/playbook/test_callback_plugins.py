@@ -295,7 +295,13 @@ class CallbackModule(CallbackBase):
         self._say(f"item {result._host} {result._result.get('item')} {result.is_changed()}")
 
     def v2_runner_on_ok(self, result):
-        self._say(f"ok {result._host} {result.is_changed()}")
+        self._say(f"ok {result._host} {result.is_changed()} {result._result.get('include')}")
+
+    def v2_runner_item_on_skipped(self, result):
+        self._say(f"skipped item {result._host} {result._result.get('item')}")
+
+    def v2_playbook_on_include(self, included_file):
+        self._say(f"included {included_file._filename.rsplit('/', 1)[-1]}")
 """
 
 EVENTS = """
@@ -312,6 +318,10 @@ EVENTS = """
     - name: no diff here
       copy: {content: "z\\n", dest: "{{ out }}/z.txt"}
       diff: false
+    - include_tasks: inc.yml
+    - include_tasks: "{{ item }}.yml"
+      loop: [inc, skipped]
+      when: item != 'skipped'
   handlers:
     - name: restart
       debug: {msg: restarting}
@@ -328,6 +338,7 @@ def test_plugins_get_start_notify_and_diff_events(tmp_path: Path) -> None:
     (tmp_path / "callback_plugins" / "recorder.py").write_text(RECORDER)
     (tmp_path / "inventory.ini").write_text(INVENTORY)
     (tmp_path / "playbook.yml").write_text(EVENTS)
+    (tmp_path / "inc.yml").write_text("- name: included\n  debug: {msg: inc}\n")
     outs = []
     for who in ("ansible", "fleetkit"):
         (tmp_path / who).mkdir()
@@ -340,6 +351,7 @@ def test_plugins_get_start_notify_and_diff_events(tmp_path: Path) -> None:
         assert p.returncode == 0, p.stdout + p.stderr
         outs.append(p.stdout)
     assert "notify HANDLER: restart for a" in outs[1]
+    assert "ok a False inc.yml" in outs[1] and "skipped item a skipped" in outs[1]
     assert "diff files a [['after', 'after_header', 'before']]" in outs[1]
     assert "diff no diff here a []" in outs[1]  # --diff sends it whatever the task's diff
     assert outs[1] == outs[0]

@@ -72,6 +72,9 @@ class TaskResult:
     delegated_to: str | None = None
     controller: bool = False
     items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # an include's own per-host result: callback plugins see it (ansible's TaskInclude ok), the
+    # default callback shows only its skipped items
+    include: bool = False
 
 
 # what ansible keeps of a no_log result (task_result.py _PRESERVE)

@@ -428,6 +428,12 @@ class DefaultCallback:
         if res.status != "changed" and not self.show_ok:
             return
         self._ensure_banner(res.task)
+        if res.include:
+            # ansible's default callback shows an include's skipped items only
+            for status, item in res.items:
+                if status == "skipped":
+                    self._item(res, status, item)
+            return
         if looped:
             # ansible shows what the task raised while looping before the items
             self._result_messages(r)

@@ -65,6 +65,8 @@ class JsonCallback:
         )
 
     def result(self, res: TaskResult) -> None:
+        if res.include and not any(status == "skipped" for status, _ in res.items):
+            return  # an include's own result: its "include" event says it
         r = _strip(censor_result(res.result))
         event: dict[str, Any] = {
             "ev": res.status,

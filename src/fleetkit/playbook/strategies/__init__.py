@@ -527,7 +527,10 @@ class StrategyBase:
                     # (process: the include's register gets the skip, as in ansible)
                     self.process(it, TaskResult(host, pseudo, skip, "skipped"))
                     return out
-                return [({}, templar.template(what))]
+                value = templar.template(what)
+                ok = _include_result(pseudo, value)
+                self.cb.result(TaskResult(host, pseudo, ok, "ok", include=True))
+                return [({}, value)]
             lc = loop_control(node.kw, templar)
             try:
                 items = loop_items(node.kw, templar, tv, pseudo.action)
@@ -547,6 +550,7 @@ class StrategyBase:
                 return out
             no_log = self.ex.kw_bool(node, "no_log", host)
             skipped: list[tuple[str, dict[str, Any]]] = []
+            ordered: list[tuple[str, dict[str, Any]]] = []
             for i in range(len(items)):
                 special = item_vars(lc, items, i)
                 t = Templar(tv.with_layer(special))
@@ -564,8 +568,11 @@ class StrategyBase:
                         **special,
                     }
                     skipped.append(("skipped", r))
+                    ordered.append(("skipped", r))
                 else:
-                    out.append((special, t.template(what)))
+                    value = t.template(what)
+                    out.append((special, value))
+                    ordered.append(("ok", {**_include_result(pseudo, value), **special}))
                 if lc.pause_s and i < len(items) - 1:
                     time.sleep(lc.pause_s)
         except TemplateError as exc:
@@ -578,9 +585,14 @@ class StrategyBase:
                 res.update(results=[], skipped_reason="No items in the list")
             self.ctx.stats.increment("skipped", host)
             self.cb.result(TaskResult(host, pseudo, res, "skipped", items=skipped))
-        elif skipped:
-            # the skipped items' lines; the include itself shows no line of its own
-            self.cb.result(TaskResult(host, pseudo, {"changed": False}, "ok", items=skipped))
+        else:
+            # the items' results (the default callback shows the skipped items' lines only)
+            res = {
+                "changed": False,
+                "msg": "All items completed",
+                "results": [r for _s, r in ordered],
+            }
+            self.cb.result(TaskResult(host, pseudo, res, "ok", items=ordered, include=True))
         return out
 
     def _include_failed(
@@ -736,6 +748,14 @@ class _Included:
     special: dict[str, Any]
     what: Any
     hosts: list[str]
+
+
+def _include_result(pseudo: Task, value: Any) -> dict[str, Any]:
+    """An include's result as ansible's TaskExecutor returns it: the file and its arguments
+    (include_tasks), the role's arguments (include_role)."""
+    if pseudo.action == "include_role":
+        return {"include_args": dict(value) if isinstance(value, dict) else {}}
+    return {"include": str(value), "include_args": {}}
 
 
 def _add_host(

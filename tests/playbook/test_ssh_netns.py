@@ -45,14 +45,30 @@ PLAYBOOK = """- name: over ssh
 """
 
 
+# the `port` keyword (play and task level) picks the port ssh connects to
+PORT_PLAY = """- name: port keyword
+  hosts: node0
+  gather_facts: false
+  port: 22
+  tasks:
+    - name: through the play's port
+      command: /bin/true
+    - name: a port nothing listens on
+      command: /bin/true
+      port: 1
+      ignore_unreachable: true
+"""
+
+
 def test_ssh_same_results_as_ansible(ssh_hosts: tuple[Path, list[subprocess.Popen[bytes]]]) -> None:
     d, _ = ssh_hosts
-    (d / "pb.yml").write_text(PLAYBOOK)
+    (d / "pb.yml").write_text(PLAYBOOK + PORT_PLAY)
     args = ["-i", "inventory.ini", "pb.yml", "-f", "1"]
     want = run_ansible(args, d)
     got = run_fleetkit(["play", *args], d, env={"ANSIBLE_HOST_KEY_CHECKING": "False"})
     assert want.returncode == got.returncode == 2, got.stdout + got.stderr
     assert parse(got.stdout) == parse(want.stdout)
+    assert "port 1: Connection refused" in got.stdout
 
 
 def test_ssh_host_key_checking_refuses_unknown_host(

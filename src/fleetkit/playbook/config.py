@@ -114,6 +114,8 @@ SETTINGS: tuple[Setting, ...] = (
        "defaults.retry_files_enabled", "ANSIBLE_RETRY_FILES_ENABLED"),
     _s("DEFAULT_HASH_BEHAVIOUR", "hash_behaviour", "string", "replace",
        "defaults.hash_behaviour", "ANSIBLE_HASH_BEHAVIOUR"),
+    _s("DEFAULT_REMOTE_PORT", "remote_port", "integer", None,
+       "defaults.remote_port", "ANSIBLE_REMOTE_PORT"),
     _s("INTERPRETER_PYTHON", "interpreter_python", "string", "auto",
        "defaults.interpreter_python", "ANSIBLE_PYTHON_INTERPRETER"),
     _s("DEFAULT_STRATEGY", "strategy", "string", "linear", "defaults.strategy",

@@ -328,7 +328,7 @@ class ConnectionCache:
     def __init__(self, vm: VariableManager, opts: RunOptions) -> None:
         self.vm = vm
         self.opts = opts
-        self._conns: dict[tuple[str, str, str], Connection] = {}
+        self._conns: dict[tuple[str, str, str, str], Connection] = {}
         self._lock = threading.Lock()
 
     def get(
@@ -337,9 +337,10 @@ class ConnectionCache:
         variables: Mapping[str, Any] | None = None,
         forced: str | None = None,
         remote_user: str | None = None,
+        port: str | None = None,
     ) -> Connection:
         """The connection to ``host`` (``forced``: the task's ``connection:`` keyword;
-        ``remote_user``: the task's ``remote_user:``). Inventory variables win over keywords,
+        ``remote_user``/``port``: the task's keywords). Inventory variables win over keywords,
         keywords over the command line (-c, -u, --private-key, -T, --ssh-*-args) and
         ansible.cfg."""
         opts, cfg = self.opts, self.opts.config
@@ -375,7 +376,10 @@ class ConnectionCache:
         }.get(kind, kind)
         user = hv.get("ansible_user", hv.get("ansible_ssh_user")) or remote_user
         user = user or opts.remote_user or cfg.get("remote_user")
-        key = (host, kind, str(user))
+        port_value = hv.get("ansible_port", hv.get("ansible_ssh_port"))
+        if port_value in (None, ""):
+            port_value = port if port not in (None, "") else cfg.get("remote_port")
+        key = (host, kind, str(user), str(port_value))
         with self._lock:
             conn = self._conns.get(key)
             if conn is not None:
@@ -391,7 +395,6 @@ class ConnectionCache:
                 if hkc is None:
                     env_hkc = os.environ.get("ANSIBLE_HOST_KEY_CHECKING")
                     hkc = env_hkc if env_hkc is not None else True
-                port = hv.get("ansible_port", hv.get("ansible_ssh_port"))
                 timeout = hv.get("ansible_ssh_timeout", hv.get("ansible_timeout"))
                 if timeout is None:
                     timeout = opts.timeout_s or cfg.get("timeout") or 10
@@ -400,7 +403,7 @@ class ConnectionCache:
                 conn = SSHConnection(
                     host,
                     str(hv.get("ansible_host", hv.get("ansible_ssh_host", host))),
-                    port=_int_keyword("port", port) if port not in (None, "") else None,
+                    port=_int_keyword("port", port_value) if port_value not in (None, "") else None,
                     user=str(user) if user else None,
                     key_file=hv.get(
                         "ansible_ssh_private_key_file", hv.get("ansible_private_key_file")
@@ -1202,13 +1205,14 @@ class TaskExecutor:
         try:
             forced = _opt_str(templar, task.kw.get("connection"))
             ruser = _opt_str(templar, task.kw.get("remote_user"))
+            rport = _opt_str(templar, task.kw.get("port"))
             if delegate is not None and delegate != host:
                 dv: Mapping[str, Any] = (
                     self.vm.host_view(delegate) if delegate in self.vm.inv.hosts else {}
                 )
-                conn = self.connections.get(delegate, dv, forced, ruser)
+                conn = self.connections.get(delegate, dv, forced, ruser, rport)
             else:
-                conn = self.connections.get(conn_host, tv, forced, ruser)
+                conn = self.connections.get(conn_host, tv, forced, ruser, rport)
         except KeywordValueError as exc:
             chain = [
                 ("Task failed.", task.path, task.line, task.col),

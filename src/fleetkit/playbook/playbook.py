@@ -211,7 +211,6 @@ UNHONOURED = frozenset(
     {
         "debugger",
         "become_exe",
-        "port",
         "collections",
     }
 )

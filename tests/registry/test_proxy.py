@@ -307,6 +307,28 @@ def test_a_client_leaving_mid_blob_does_not_stop_the_fetch(
         proxy.stop()
 
 
+def test_a_chunked_upstream_body_reaches_the_client_framed(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """Without an upstream Content-Length the proxy cannot say one either: the client gets a
+    chunked body (framed by aiohttp, not sent raw by a sender thread), then it is cached."""
+    blob = os.urandom(2 << 20)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    upstream.chunked.add(digest)
+    proxy = _proxy(tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    path = f"/v2/lib/app/blobs/{digest}"
+    try:
+        status, headers, body = _get(proxy.host, path)
+        assert (status, body) == (200, blob)
+        assert "Content-Length" not in headers
+        assert _get(proxy.host, path, headers={"Range": "bytes=0-3"})[2] == blob[:4]
+        assert proxy.state.store.blob_size(digest) == len(blob)
+        assert upstream.counts[("GET", path)] == 1
+    finally:
+        proxy.stop()
+
+
 def test_a_cache_on_s3(upstream: FakeUpstream, ceph_s3: CephS3, s3_bucket: str) -> None:
     """Ceph's S3 as the cache's storage: the spool is copied into an upload session there."""
     from tests.registry.conftest import s3_config

@@ -808,7 +808,8 @@ class Proxy:
         request[SENT_KEY] = 0
         transport = request.transport
         if (
-            transport is not None
+            fetch.size is not None  # else aiohttp frames the body (chunked encoding)
+            and transport is not None
             and transport.get_write_buffer_size() == 0
             and blobs.plain_socket(transport) is not None
         ):

@@ -198,10 +198,12 @@ async def _send_on_thread(
             piece = view[:n]
             while piece and not stop.is_set():
                 try:
-                    piece = piece[os.write(fd, piece) :]
+                    written = os.write(fd, piece)
                 except BlockingIOError:
                     wait_for_room(poller)
-            progress.done += n - len(piece)
+                    continue
+                piece = piece[written:]
+                progress.done += written  # counted per write: a cut mid-piece logs the truth
 
     work = run_on_own_thread(push, "fleetkit-blob-send")
     try:

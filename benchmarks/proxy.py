@@ -25,64 +25,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from registry import REPO, Server, build_layout, emit, free_port, timed  # benchmarks/registry.py
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class ProxyServer:
-    """``fleetkit registry serve --proxy-remote`` with a fresh cache directory."""
-
-    def __init__(self, upstream: str, work: Path) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="proxy-", dir=work))
-        self.host = f"127.0.0.1:{free_port()}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "fleetkit",
-            "registry",
-            "serve",
-            "--root",
-            str(self.root / "data"),
-            "--listen",
-            self.host,
-            "--proxy-remote",
-            f"http://{upstream}",
-            "-q",
-        ]
-        env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("fleetkit proxy did not start") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        shutil.rmtree(self.root, ignore_errors=True)
+from registry import Server, build_layout, emit, timed  # benchmarks/registry.py
 
 
 def main() -> int:
@@ -119,23 +64,25 @@ def main() -> int:
         times: dict[str, list[float]] = {"direct": [], "cold": [], "warm": []}
         cpu: dict[str, list[float]] = {"direct": [], "cold": [], "warm": []}
 
-        def pull(host: str, out: Path, shape: str, server_pid: int) -> None:
-            ref = f"docker://{host}/bench/app:v1"
-            before = cpu_s(server_pid)
+        def pull(server: Server, out: Path, shape: str) -> None:
+            ref = f"docker://{server.host}/bench/app:v1"
+            before = server.cpu_s()
             took = timed(["skopeo", "copy", "--src-tls-verify=false", ref, f"oci:{out}:v1"])
-            cpu[shape].append(cpu_s(server_pid) - before)
+            cpu[shape].append(server.cpu_s() - before)
             times[shape].append(took)
             shutil.rmtree(out, ignore_errors=True)
 
         rss: list[float] = []
         for run in range(args.runs):
-            pull(upstream.host, work / f"direct-{run}", "direct", upstream.proc.pid)
-            proxy = ProxyServer(upstream.host, work)
+            pull(upstream, work / f"direct-{run}", "direct")
+            # a fresh cache each run (no --proxy-ttl: 0, every pull revalidates the tag)
+            proxy = Server(
+                "fleetkit", work, fleetkit_args=("--proxy-remote", f"http://{upstream.host}")
+            )
             try:
-                pull(proxy.host, work / f"cold-{run}", "cold", proxy.proc.pid)
-                pull(proxy.host, work / f"warm-{run}", "warm", proxy.proc.pid)
-                status = Path(f"/proc/{proxy.proc.pid}/status").read_text()
-                rss.append(int(status.split("VmHWM:")[1].split()[0]) / 1024)
+                pull(proxy, work / f"cold-{run}", "cold")
+                pull(proxy, work / f"warm-{run}", "warm")
+                rss.append(proxy.peak_rss_mib())
             finally:
                 proxy.stop()
         load = os.getloadavg()

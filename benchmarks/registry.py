@@ -144,8 +144,17 @@ class S3Target:
 
 
 class Server:
+    """``fleetkit registry serve`` or distribution 2.8.2 on a free port with a fresh root.
+
+    ``fleetkit_args`` go to fleetkit's command line (e.g. ``--proxy-remote URL``)."""
+
     def __init__(
-        self, kind: str, work: Path, s3: S3Target | None = None, redirect: bool = False
+        self,
+        kind: str,
+        work: Path,
+        s3: S3Target | None = None,
+        redirect: bool = False,
+        fleetkit_args: tuple[str, ...] = (),
     ) -> None:
         self.kind = kind
         self.root = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=work))
@@ -167,7 +176,7 @@ class Server:
                     )
                 )
                 cmd += ["--config", str(cfg)] + (["--storage-redirect"] if redirect else [])
-            cmd.append("-q")
+            cmd += [*fleetkit_args, "-q"]
         else:
             storage: dict[str, object] = {
                 "filesystem": {"rootdirectory": str(self.root / "data")},

@@ -74,3 +74,31 @@ def test_unexpected_exception_is_one_line_unless_debug(
     monkeypatch.setenv("FLEETKIT_DEBUG", "1")
     assert main(["logout", "127.0.0.1:5000"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_command_module_is_imported_with_the_gc_paused_then_frozen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cli._import_command: no cyclic collection during the import (a quarter of the import
+    CPU of `fleetkit pull`), what it built frozen afterwards, and the GC on again."""
+    import gc
+    import importlib
+    import types
+
+    from fleetkit import cli
+
+    seen: list[bool] = []
+
+    def fake_import(name: str) -> types.ModuleType:
+        seen.append(gc.isenabled())
+        return types.ModuleType(name)
+
+    monkeypatch.setattr(importlib, "import_module", fake_import)
+    before = gc.get_freeze_count()
+    try:
+        assert cli._import_command("fleetkit.cli.example").__name__ == "fleetkit.cli.example"
+        assert seen == [False]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()

@@ -25,6 +25,7 @@ class FakeUpstream:
         self.wrong: dict[str, bytes] = {}
         self.gated: set[str] = set()
         self.truncated: set[str] = set()  # half the bytes, then the connection is cut
+        self.chunked: set[str] = set()  # GET without Content-Length (chunked encoding)
         self.gate = threading.Event()
         self.counts: Counter[tuple[str, str]] = Counter()
         self.url = ""
@@ -67,6 +68,8 @@ class FakeUpstream:
             if data is None:
                 return _error(404, "BLOB_UNKNOWN")
             headers = {"Content-Length": str(len(data)), "Docker-Content-Digest": digest}
+            if digest in self.chunked and request.method == "GET":
+                del headers["Content-Length"]
             resp = web.StreamResponse(headers=headers)
             await resp.prepare(request)
             if request.method == "HEAD":

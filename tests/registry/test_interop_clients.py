@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pytest
 from fleetkit.registry.auth.users import add_user
 from tests.peers import require, require_module, require_root
 from tests.registry._images import make_image, sha256, write_oci_layout
+from tests.registry._podman import Podman, podman  # noqa: F401 (podman: the fixture)
 from tests.registry._server import ProcessServer, make_tls_cert
 
 pytestmark = pytest.mark.interop
@@ -291,52 +291,23 @@ def test_oras(mode: Mode, tmp_path: Path) -> None:
     assert "v1" in client.get_tags(f"{mode.server.host}/interop/oras")
 
 
-@pytest.fixture
-def request_cleanup() -> Iterator[list[Path]]:
-    paths: list[Path] = []
-    yield paths
-    for p in paths:
-        shutil.rmtree(p, ignore_errors=True)
-
-
 def test_podman_push_pull(
-    mode: Mode, layout: tuple[str, str], tmp_path: Path, request_cleanup: list[Path]
+    mode: Mode,
+    layout: tuple[str, str],
+    podman: Podman,  # noqa: F811 (the fixture)
 ) -> None:
-    podman = require("podman", "apt-get install -y podman")
-    require_root("podman with --storage-driver vfs and a private --root")
     src, digest = layout
-    short = Path(tempfile.mkdtemp(prefix="fkpm", dir="/tmp"))  # podman: runroot <= 50 chars
-    request_cleanup.append(short)
-    base = [
-        podman,
-        "--root",
-        str(short / "root"),
-        "--runroot",
-        str(short / "run"),
-        "--storage-driver",
-        "vfs",
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "none",
-    ]
-    (tmp_path / "auth.json").write_text('{"auths": {}}')
-    env = dict(os.environ, REGISTRY_AUTH_FILE=str(tmp_path / "auth.json"))
-    run([*base, "pull", src], env=env)
     ref = f"{mode.server.host}/interop/podman:{mode.name}"
     creds = ["--creds", mode.creds] if mode.creds else []
-    run([*base, "tag", _local_id(base, env), ref], env=env)
-    run([*base, "push", *tls("", mode), *creds, ref], env=env)
-    run([*base, "rmi", "-a", "-f"], env=env)
-    run([*base, "pull", *tls("", mode), *creds, ref], env=env)
-    images = json.loads(run([*base, "images", "--format", "json"], env=env).stdout)
-    assert any(ref in (i.get("Names") or []) for i in images), images
-
-
-def _local_id(base: list[str], env: dict[str, str]) -> str:
-    images = json.loads(run([*base, "images", "--format", "json"], env=env).stdout)
+    podman("pull", src)
+    images = podman.images()
     assert images, "podman pull oci: stored nothing"
-    return str(images[0]["Id"])
+    podman("tag", str(images[0]["Id"]), ref)
+    podman("push", *tls("", mode), *creds, ref)
+    podman("rmi", "-a", "-f")
+    podman("pull", *tls("", mode), *creds, ref)
+    images = podman.images()
+    assert any(ref in (i.get("Names") or []) for i in images), images
 
 
 def test_ctr_content_fetch(mode: Mode, layout: tuple[str, str], tmp_path: Path) -> None:

@@ -10,9 +10,11 @@ nsenter`` starts fast.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
+from types import ModuleType
 
 __all__ = ["main", "COMMANDS"]
 
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from fleetkit.errors import FleetkitError
 
     try:
-        module = importlib.import_module(entry[0])
+        module = _import_command(entry[0])
         rc: int = module.main(command, args[1:])
         return rc
     except FleetkitError as exc:
@@ -95,6 +97,23 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except Exception as exc:  # the last resort: a bug, never a traceback by default
         return _internal_error(exc, command, debug)
+
+
+def _import_command(name: str) -> ModuleType:
+    """Import a subsystem's CLI module with the cyclic GC paused, then freeze what it built.
+
+    Imports allocate thousands of long-lived objects (modules, classes, functions, aiohttp's
+    attrs classes), and every burst of allocations triggers collections that walk them all
+    again: about a quarter of the CPU of importing ``fleetkit pull``'s modules. Startup is
+    one thread before the first request, so on busy cores that CPU is wall time. What the
+    imports built lives until exit anyway; ``gc.freeze()`` keeps later collections off it.
+    """
+    gc.disable()
+    try:
+        return importlib.import_module(name)
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _internal_error(exc: Exception, command: str, debug: bool) -> int:

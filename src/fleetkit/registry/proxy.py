@@ -17,12 +17,16 @@ What is cached and when upstream is asked:
   a ``HEAD`` upstream revalidates it by digest (a new digest is fetched). If the upstream cannot
   answer (down, an error), the cached manifest is served, as distribution does;
 - a blob is fetched once however many clients of a repository ask for it: the first request
-  starts one upstream GET whose bytes a writer thread spools (``_proxy/`` beside the data on a
-  directory root, the temp directory otherwise) and hashes, while each client is sent the
-  bytes spooled so far (a client has bytes before the blob is complete). The last byte goes
-  out only after the digest verified; a mismatch or a cut aborts every client's connection
-  and nothing is cached. A verified spool is committed through an upload session as a push is
-  (fsync, rename, link), so a partial blob is never visible under its digest;
+  starts one upstream GET whose bytes are spooled (``_proxy/`` beside the data on a directory
+  root, the temp directory otherwise) and hashed as they arrive, while each client is sent the
+  bytes spooled so far (a client has bytes before the blob is complete). Over plain HTTP both
+  ends run off the event loop: one thread receives the upstream body straight from its socket
+  (``recv_into``, ``write``, hash; :func:`~fleetkit.registry.client.remote.receive_direct`) and
+  one thread per client ``sendfile`` the spool's fresh pages to it, woken per write; the
+  spool is never read back into the process. The last byte goes out only after the digest
+  verified; a mismatch or a cut aborts every client's connection and nothing is cached. A
+  verified spool is committed through an upload session as a push is (fsync, rename, link),
+  so a partial blob is never visible under its digest;
 - tag lists come from the upstream (from the cache when it is down); pushes and deletes on
   proxied repositories are refused with ``UNSUPPORTED`` (405), as distribution does.
 """
@@ -36,7 +40,10 @@ import json
 import logging
 import os
 import re
+import select
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,6 +56,8 @@ from fleetkit.errors import RegistryError, UsageError
 from fleetkit.registry import mediatypes as mt
 from fleetkit.registry.client.credentials import Credential
 from fleetkit.registry.client.errors import ClientError, TransportError
+from fleetkit.registry.client.image import Descriptor
+from fleetkit.registry.client.remote import receive_direct
 from fleetkit.registry.client.transport import (
     MAX_ERROR_BODY_BYTES,
     RetryPolicy,
@@ -65,6 +74,7 @@ from fleetkit.registry.server._common import (
     authorize,
     json_response,
     run_blocking,
+    run_on_own_thread,
     state,
     store_io,
 )
@@ -85,6 +95,7 @@ _HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _MAX_PENDING = 16 << 20  # received bytes not yet in the spool before the receiver waits
 SPOOL_DIR = "_proxy"  # under a directory root: blobs being fetched (never listed, never gc'd)
 _SEND = 1 << 20
+_UPSTREAM_TIMEOUT_S = 30.0  # an upstream that sends nothing for this long has failed
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -161,10 +172,34 @@ class _Fetch:
     headers_known: asyncio.Event = field(default_factory=asyncio.Event)
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     progress: asyncio.Event = field(default_factory=asyncio.Event)
+    # ``written`` and ``outcome`` change under ``cond``: sender threads wait on it, and
+    # ``loop_waiters`` says whether a reader on the event loop needs ``progress`` set too
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    loop_waiters: int = 0
+    loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self) -> None:
+        """Wake the readers waiting on the event loop (call on the loop)."""
         done, self.progress = self.progress, asyncio.Event()
         done.set()
+
+    def advance(self, n: int) -> None:
+        """``n`` more bytes are in the spool (called from any thread): wake every reader."""
+        with self.cond:
+            self.written += n
+            self.cond.notify_all()
+            wake_loop = self.loop_waiters > 0
+        if wake_loop and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.notify)
+
+    def settle(self, outcome: str, error: RegistryAPIError | None = None) -> None:
+        """The fetch is verified (``ok``) or over (``failed``); call on the loop."""
+        with self.cond:
+            self.outcome = outcome
+            if error is not None:
+                self.error = error
+            self.cond.notify_all()
+        self.notify()
 
     @property
     def sendable(self) -> int:
@@ -212,7 +247,7 @@ class Proxy:
                 up.host,
                 credential=cred,
                 retry=RetryPolicy(attempts=2, base_s=0.2, max_s=1.0),
-                timeout_s=30.0,
+                timeout_s=_UPSTREAM_TIMEOUT_S,
                 max_connections=64,
             )
             t.scheme = urlsplit(up.url).scheme
@@ -536,7 +571,7 @@ class Proxy:
                 _sweep_spools(spool_dir)
         fd, spool = tempfile.mkstemp(prefix="fleetkit-proxy-", dir=spool_dir)
         os.close(fd)
-        fetch = _Fetch(spool=spool)
+        fetch = _Fetch(spool=spool, loop=asyncio.get_running_loop())
         key = (name, digest)
         self._fetches[key] = fetch
         task = asyncio.create_task(self._run_fetch(store, key, fetch, up, uname, spool_dir is None))
@@ -575,9 +610,21 @@ class Proxy:
                 fetch.headers_known.set()
 
                 try:
-                    await self._spool(resp, fd, hasher, fetch)
+                    if fetch.size is None or not await receive_direct(
+                        resp,
+                        Descriptor(fetch.media_type, digest, fetch.size),
+                        _SpoolSink(fd, hasher, fetch),
+                        _no_events,
+                        _UPSTREAM_TIMEOUT_S,
+                    ):
+                        await self._spool(resp, fd, hasher, fetch)
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     raise _bad_gateway(f"blob {digest} of {uname}: {exc}") from None
+            if fetch.size is not None and fetch.written < fetch.size:
+                raise _bad_gateway(
+                    f"blob {digest} of {uname}: the body ended at {fetch.written} of "
+                    f"{fetch.size} bytes"
+                )
             actual = hasher.digest()
             if actual != digest or (fetch.size is not None and fetch.written != fetch.size):
                 log.error(
@@ -595,8 +642,7 @@ class Proxy:
                     status=502,
                 )
             # verified: clients may have the last byte now; the commit (fsync, rename) follows
-            fetch.outcome = "ok"
-            fetch.notify()
+            fetch.settle("ok")
             os.close(fd)
             closed = True
             await asyncio.to_thread(
@@ -620,7 +666,7 @@ class Proxy:
             if not committed:
                 self._discard(store, fetch)
             if fetch.outcome != "ok":
-                fetch.outcome, fetch.error = "failed", error
+                fetch.settle("failed", error)
             fetch.headers_known.set()
             fetch.committed.set()
             fetch.notify()
@@ -656,8 +702,7 @@ class Proxy:
                 failure = failure or error
             else:
                 pending -= n
-                fetch.written += n
-                fetch.notify()
+                fetch.advance(n)
                 if queued:
                     submit()
             changed.set()
@@ -760,30 +805,147 @@ class Proxy:
             headers["Content-Length"] = str(fetch.size)
         resp = web.StreamResponse(status=200, headers=headers)
         await resp.prepare(request)
-        sent = 0
         request[SENT_KEY] = 0
+        transport = request.transport
+        if (
+            fetch.size is not None  # else aiohttp frames the body (chunked encoding)
+            and transport is not None
+            and transport.get_write_buffer_size() == 0
+            and blobs.plain_socket(transport) is not None
+        ):
+            sender = _Sender(fetch, fd, transport, st.body_timeout_s)
+            try:
+                await sender.run()
+            finally:
+                request[SENT_KEY] = sent = sender.sent
+                st.metrics.bytes_sent += sender.sent
+        else:
+            sent = await self._stream_on_loop(request, st, resp, fetch, fd)
+        if fetch.outcome != "ok":
+            # the status line is gone: a cut connection is the only way to say it
+            log.warning("%s: upstream fetch failed after %d bytes were sent", digest, sent)
+            if request.transport is not None:
+                request.transport.abort()
+            return resp
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    async def _stream_on_loop(
+        request: web.Request, st: State, resp: web.StreamResponse, fetch: _Fetch, fd: int
+    ) -> int:
+        """The spool through the response writer (TLS, or bytes already queued on it)."""
+        sent = 0
         while True:
             limit = fetch.sendable
             if sent < limit:
                 data = os.pread(fd, min(limit - sent, _SEND), sent)
                 if not data:
-                    raise _bad_gateway(f"spool of {digest} shrank")
+                    raise _bad_gateway("the spool shrank")
                 await resp.write(data)
                 sent += len(data)
                 request[SENT_KEY] = sent
                 st.metrics.bytes_sent += len(data)
                 continue
-            if fetch.outcome == "ok":
-                break
-            if fetch.outcome == "failed":
-                # the status line is gone: a cut connection is the only way to say it
-                log.warning("%s: upstream fetch failed after %d bytes were sent", digest, sent)
-                if request.transport is not None:
-                    request.transport.abort()
-                return resp
-            await fetch.progress.wait()
-        await resp.write_eof()
-        return resp
+            with fetch.cond:
+                if fetch.sendable > sent:
+                    continue
+                if fetch.outcome != "running":
+                    return sent
+                fetch.loop_waiters += 1
+                progress = fetch.progress
+            try:
+                await progress.wait()
+            finally:
+                with fetch.cond:
+                    fetch.loop_waiters -= 1
+
+
+class _SpoolSink:
+    """The upstream body's destination on the receiving thread: spool file, hash, readers."""
+
+    def __init__(self, fd: int, hasher: Hasher, fetch: _Fetch) -> None:
+        self.fd = fd
+        self.hasher = hasher
+        self.fetch = fetch
+        self.offset = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.hasher.update(data)  # while the piece is still in cache
+        self.offset += len(data)
+        self.fetch.advance(len(data))
+
+
+def _no_events(_event: object) -> None:
+    return None
+
+
+class _Sender:
+    """One client of a blob being fetched, sent from the spool by a thread of its own.
+
+    The thread waits on the fetch's condition, then ``sendfile`` what landed since (pages
+    just written, still in cache; nothing read back into the process) to a duplicate of the
+    client's socket, which stays non-blocking: a full send buffer waits in ``poll``, and a
+    client that reads nothing for ``timeout_s`` is treated as gone. A thread of its own, not
+    the shared executor (see :func:`~fleetkit.registry.server._common.run_on_own_thread`).
+    """
+
+    def __init__(
+        self, fetch: _Fetch, spool_fd: int, transport: asyncio.BaseTransport, timeout_s: float
+    ) -> None:
+        sock = blobs.plain_socket(transport)
+        assert sock is not None
+        self.fetch = fetch
+        self.spool_fd = spool_fd
+        self.sock = socket.socket(fileno=os.dup(sock.fileno()))
+        self.timeout_s = timeout_s
+        self.sent = 0
+        self.stop = False
+
+    async def run(self) -> None:
+        """Send until the blob is verified and all sent, the fetch failed, or the client left."""
+        done = run_on_own_thread(self._push, "fleetkit-proxy-send")
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            with self.fetch.cond:
+                self.stop = True
+                self.fetch.cond.notify_all()
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)  # wakes a poll that waits for room
+            with contextlib.suppress(BaseException):
+                await done
+            raise
+        finally:
+            self.sock.close()
+
+    def _push(self) -> None:
+        fetch = self.fetch
+        out = self.sock.fileno()
+        poller = select.poll()
+        poller.register(out, select.POLLOUT)
+        while True:
+            with fetch.cond:
+                while not self.stop and fetch.outcome == "running" and fetch.sendable <= self.sent:
+                    fetch.cond.wait()
+                if self.stop or fetch.outcome == "failed":
+                    return
+                limit = fetch.sendable
+            if self.sent >= limit:
+                return  # verified and all sent
+            while self.sent < limit:
+                try:
+                    n = os.sendfile(out, self.spool_fd, self.sent, limit - self.sent)
+                except BlockingIOError:
+                    if not poller.poll(int(self.timeout_s * 1000)):
+                        raise ConnectionResetError("the client stopped reading") from None
+                    continue
+                if n == 0:
+                    raise ConnectionResetError("the spool shrank")
+                self.sent += n
 
 
 def _sweep_spools(spool_dir: str, max_age_s: float = 3600.0) -> None:

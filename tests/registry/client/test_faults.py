@@ -459,7 +459,7 @@ def test_chunked_blob_body_is_received_whole(
 def test_ctrl_c_mid_blob_stops_the_receiving_thread_and_keeps_the_partial(
     proxy: FaultProxy, images: Images, tmp_path: Path
 ) -> None:
-    """A plain-HTTP body is received on a thread (remote._stream_direct): SIGINT while it
+    """A plain-HTTP body is received on a thread (remote.receive_direct): SIGINT while it
     trickles ends the pull with the CLI's interrupt message, no traceback, nothing more
     written after exit, and a rerun resumes from the partial file."""
     layer = images.big.layers[1]

@@ -16,7 +16,7 @@ import re
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import IO
+from typing import IO, Protocol
 
 import aiohttp
 from multidict import CIMultiDict
@@ -35,15 +35,23 @@ from fleetkit.registry.client.transport import (
 )
 from fleetkit.registry.digest import digest_bytes, parse_digest
 
-__all__ = ["Remote", "list_catalog"]
+__all__ = ["Remote", "list_catalog", "BodySink", "receive_direct"]
 
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _WRITE_BATCH = 1 << 20  # bytes handed to the hashing/writing thread at a time
-_DIRECT_BUFFER = 1 << 20  # one recv_into of the direct body path (see _stream_direct)
+_DIRECT_BUFFER = 1 << 20  # one recv_into of the direct body path (see receive_direct)
 _DIRECT_PROGRESS = 8 << 20  # a progress event every this many bytes on the direct path
 _DIRECT_MIN = 1 << 20  # smaller bodies stay on aiohttp (the direct path closes the connection)
 _UPLOAD_CHUNK = 1 << 20
 MAX_TAGS_PAGE_BYTES = 16 << 20  # one page of a tag list
+
+
+class BodySink(Protocol):
+    """Where a blob body goes: ``write`` appends (and hashes) it; ``offset`` counts what landed."""
+
+    offset: int
+
+    def write(self, data: bytes | memoryview) -> None: ...
 
 
 class Remote:
@@ -257,7 +265,7 @@ class Remote:
                     body = await _error_body(resp)
                     sink.release()
                     raise self.t.error(resp.status, body, f"blob {desc.digest}")
-                if not await _stream_direct(resp, desc, sink, emit, self.t.read_timeout_s):
+                if not await receive_direct(resp, desc, sink, emit, self.t.read_timeout_s):
                     await self._stream_into(resp, desc, sink, emit)
                 if sink.offset < desc.size:
                     problem = f"body ended at {sink.offset} of {desc.size} bytes"
@@ -515,10 +523,10 @@ def _page_key(target: str | URL) -> str:
     return (URL(target, encoded=True) if isinstance(target, str) else target).path_qs
 
 
-async def _stream_direct(
+async def receive_direct(
     resp: aiohttp.ClientResponse,
     desc: Descriptor,
-    sink: PartialBlob,
+    sink: BodySink,
     emit: EventSink,
     timeout_s: float,
 ) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ __all__ = [
     "absolute",
     "json_response",
     "run_blocking",
+    "run_on_own_thread",
     "body_chunks",
     "BodyStalled",
 ]
@@ -167,6 +170,36 @@ def json_response(
 
 async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
+
+
+def run_on_own_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
+    """Run ``fn`` on a new daemon thread; its result (or exception) arrives in the future.
+
+    For a body's sender: it may wait for as long as its client reads slowly (or, in the proxy,
+    for bytes from upstream), which must not take a worker of the shared executor that
+    storage calls and other bodies' work need. Call on the event loop.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def main() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=main, name=name, daemon=True).start()
+    return done
 
 
 async def store_io(st: State, fn: Callable[..., T], *args: Any) -> T:

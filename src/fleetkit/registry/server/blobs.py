@@ -19,11 +19,12 @@ from fleetkit.registry.server._common import (
     State,
     authorize,
     run_blocking,
+    run_on_own_thread,
     state,
     store_io,
 )
 
-__all__ = ["parse_range", "get_blob", "delete_blob", "RangeInvalid"]
+__all__ = ["parse_range", "get_blob", "delete_blob", "RangeInvalid", "plain_socket"]
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 128 << 10  # fits the L2 cache with room for the socket's copy
@@ -105,30 +106,32 @@ async def get_blob(request: web.Request, name: str, digest: str) -> web.StreamRe
     try:
         transport = request.transport
         local = transport is not None and st.store.driver.local_path(path) is not None
+        if (
+            local
+            and transport is not None
+            and transport.get_write_buffer_size() == 0
+            and plain_socket(transport) is not None
+        ):
+            # plain HTTP from a file: the whole body from a thread of its own
+            progress = _Progress()
+            try:
+                await _send_on_thread(transport, f, start, length, st.body_timeout_s, progress, st)
+            finally:
+                request[SENT_KEY] = progress.done
+                st.metrics.bytes_sent += progress.done
+            await resp.write_eof()
+            return resp
         sent = await _copy_body(request, resp, f, length, st, stop_when_shared=local)
         if sent < length and local:
             assert transport is not None
-            # the kernel copies file -> socket: on a thread of its own when it can (plain
-            # HTTP, nothing buffered), else on the loop (falls back to read/write under TLS)
-            if transport.get_write_buffer_size() == 0 and _plain_socket(transport) is not None:
-                progress = _Progress()
-                try:
-                    await _sendfile_on_thread(
-                        transport, f, start + sent, length - sent, st.body_timeout_s, progress
-                    )
-                finally:
-                    request[SENT_KEY] = sent + progress.done
-                    st.metrics.bytes_sent += progress.done
-            else:
-                try:
-                    await asyncio.get_running_loop().sendfile(
-                        transport, f, start + sent, length - sent
-                    )
-                finally:
-                    # sendfile leaves the file at the end of what it sent, also when it fails
-                    done = f.tell() - (start + sent)
-                    request[SENT_KEY] = sent + done
-                    st.metrics.bytes_sent += done
+            # the kernel copies file -> socket on the loop (read/write under TLS)
+            try:
+                await asyncio.get_running_loop().sendfile(transport, f, start + sent, length - sent)
+            finally:
+                # sendfile leaves the file at the end of what it sent, also when it fails
+                done = f.tell() - (start + sent)
+                request[SENT_KEY] = sent + done
+                st.metrics.bytes_sent += done
     finally:
         st.blob_bodies_in_flight -= 1
         f.close()
@@ -140,54 +143,73 @@ class _Progress:
     done = 0
 
 
-def _plain_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
-    """The connection's socket when the bytes go to it as they are (no TLS)."""
-    if transport.get_extra_info("ssl_object") is not None:
-        return None
-    sock: socket.socket | None = transport.get_extra_info("socket")
-    return sock
+_SEND_BUFFER = 128 << 10  # one pread + send of the copy path: fits L2 with the socket's copy
 
 
-async def _sendfile_on_thread(
+async def _send_on_thread(
     transport: asyncio.BaseTransport,
     f: BinaryIO,
     offset: int,
     count: int,
     timeout_s: float,
     progress: _Progress,
+    st: State,
 ) -> None:
-    """``os.sendfile`` from a worker thread (the GIL released), on a duplicate of the socket.
+    """A blob body from a thread of its own, on a duplicate of the socket.
 
-    With several bodies in flight (skopeo fetches three layers at once) each goes from its own
-    thread, so the kernel copies on both cores instead of taking turns on the event loop; the
-    loop writes nothing to this connection meanwhile (the headers are out: the transport's
-    buffer was empty). The socket stays non-blocking: a full send buffer waits in ``poll``, and
-    a client that reads nothing for ``timeout_s`` is treated as gone, as is one that closed.
+    While this is the only body in flight, each piece is read into one reused buffer and
+    written to the socket while still in cache, so the receiver copies it out of the socket
+    while it is too (on loopback 10-20 % faster for it than ``sendfile``'s pages, which reach
+    it cold; distribution 2.8 copies through a 32 KiB buffer). Once other bodies are in
+    flight the CPU is the limit, and the rest goes with ``sendfile`` (nothing copied here).
+    Either way the event loop is free: no per-piece allocation, hand-over or wake-up there,
+    the GIL released in every system call. The socket stays non-blocking: a full send buffer
+    waits in ``poll``, and a client that reads nothing for ``timeout_s`` is treated as gone.
     """
-    sock = _plain_socket(transport)
+    sock = plain_socket(transport)
     assert sock is not None
     fd = os.dup(sock.fileno())
     stop = threading.Event()
+    src = f.fileno()
+
+    def wait_for_room(poller: select.poll) -> None:
+        if not poller.poll(int(timeout_s * 1000)):
+            raise ConnectionResetError("the client stopped reading")
 
     def push() -> None:
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
+        view = memoryview(bytearray(_SEND_BUFFER))
         while progress.done < count and not stop.is_set():
-            try:
-                n = os.sendfile(fd, f.fileno(), offset + progress.done, count - progress.done)
-            except BlockingIOError:
-                if not poller.poll(int(timeout_s * 1000)):
-                    raise ConnectionResetError("the client stopped reading") from None
+            left = count - progress.done
+            if st.blob_bodies_in_flight > 1:
+                try:
+                    n = os.sendfile(fd, src, offset + progress.done, left)
+                except BlockingIOError:
+                    wait_for_room(poller)
+                    continue
+                if n == 0:
+                    raise ConnectionResetError("the file ended early")
+                progress.done += n
                 continue
+            n = os.preadv(src, [view[: min(_SEND_BUFFER, left)]], offset + progress.done)
             if n == 0:
                 raise ConnectionResetError("the file ended early")
-            progress.done += n
+            piece = view[:n]
+            while piece and not stop.is_set():
+                try:
+                    written = os.write(fd, piece)
+                except BlockingIOError:
+                    wait_for_room(poller)
+                    continue
+                piece = piece[written:]
+                progress.done += written  # counted per write: a cut mid-piece logs the truth
 
-    work = asyncio.get_running_loop().run_in_executor(None, push)
+    work = run_on_own_thread(push, "fleetkit-blob-send")
     try:
         await asyncio.shield(work)
     except asyncio.CancelledError:
-        stop.set()  # the thread ends after its current (non-blocking) sendfile
+        stop.set()  # the thread ends after its current (non-blocking) write
         try:
             await work
         except Exception:  # noqa: BLE001 - the cancellation is what matters now
@@ -195,6 +217,14 @@ async def _sendfile_on_thread(
         raise
     finally:
         os.close(fd)
+
+
+def plain_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
+    """The connection's socket when the bytes go to it as they are (no TLS)."""
+    if transport.get_extra_info("ssl_object") is not None:
+        return None
+    sock: socket.socket | None = transport.get_extra_info("socket")
+    return sock
 
 
 async def _copy_body(
@@ -205,15 +235,13 @@ async def _copy_body(
     st: State,
     stop_when_shared: bool,
 ) -> int:
-    """Send up to ``length`` bytes of ``f`` through user space in ``_CHUNK`` pieces.
+    """Send up to ``length`` bytes of ``f`` through the response in ``_CHUNK`` pieces.
 
-    While this is the only blob body being sent, a file page is read and written to the
-    socket while still in cache, and the receiver copies it out of the socket while it is
-    too: on loopback this is 10-20 % faster than ``sendfile``, whose zero-copy pages reach the
-    receiver cold (distribution 2.8 copies through a 32 KiB buffer here, too). Once other
-    bodies are in flight the CPU is the limit: with ``stop_when_shared`` this returns early
-    (the bytes sent so far) and the caller sends the rest with ``sendfile`` (each body from a
-    thread of its own), which copies nothing here. Reads are from the page cache and short, so they stay on the loop.
+    The path of bodies that cannot go from a thread (TLS, S3, bytes queued on the transport;
+    see :func:`_send_on_thread` for why a copy while alone and ``sendfile`` once shared). With
+    ``stop_when_shared`` this returns early (the bytes sent so far) once other bodies are in
+    flight, and the caller sends the rest with ``sendfile``. Local reads are from the page
+    cache and short, so they stay on the loop.
     """
     sent = 0
     while sent < length:

@@ -44,7 +44,7 @@ from fleetkit.playbook.modules import Module, ModuleContext, resolve, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
-from fleetkit.playbook.templar import OMIT, Templar, VarsView
+from fleetkit.playbook.templar import OMIT, Templar, VarsView, is_template
 from fleetkit.playbook.trust import UnsafeText, mark_unsafe
 from fleetkit.playbook.variables import VariableManager
 from fleetkit.playbook.yamlsrc import Located
@@ -251,7 +251,43 @@ def registered(result: dict[str, Any]) -> dict[str, Any]:
                 lv = raw.get("ansible_loop_var")
                 if isinstance(lv, str) and lv in raw:
                     marked["results"][i][UnsafeText(lv)] = raw[lv]
+        originals = result.get("results")
+        if isinstance(originals, list) and len(originals) == len(items):
+            for original, safe in zip(originals, marked["results"], strict=True):
+                _keep_set_facts(original, safe)
+    _keep_set_facts(result, marked)
     return marked
+
+
+def _keep_literal_facts(raw: Any, params: Mapping[str, Any], result: dict[str, Any]) -> None:
+    """set_fact runs on the controller: a fact written as a plain value in the playbook keeps
+    its trust, as ansible's action returns it tagged ``TrustedAsTemplate`` (a rendered template
+    is data in both)."""
+    facts = result.get("ansible_facts")
+    if not isinstance(raw, Mapping) or not isinstance(facts, dict):
+        return
+    for key, value in raw.items():
+        if key in facts and key in params and not _has_template(value):
+            facts[key] = params[key]
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return isinstance(value, UnsafeText) or is_template(value)
+    if isinstance(value, Mapping):
+        return any(_has_template(k) or _has_template(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+def _keep_set_facts(raw: Any, marked: Any) -> None:
+    """A set_fact result's ``ansible_facts`` are the facts it set, as trusted as they are in
+    the variables (ansible returns the same values, data tags included)."""
+    if isinstance(raw, dict) and isinstance(marked, dict) and "_ansible_facts_cacheable" in raw:
+        facts = raw.get("ansible_facts")
+        if isinstance(facts, dict):
+            marked["ansible_facts"] = dict(facts)
 
 
 def _broken_conditional(
@@ -1244,6 +1280,7 @@ class TaskExecutor:
             no_log=self.kw_bool(task, "no_log", host) if task.kw.get("no_log") else False,
             action=task.mod_key or task.action,
             module_defaults=with_defaults,
+            config=self.opts.config,
         )
         try:
             timeout = _opt_str(templar, task.kw.get("timeout"))
@@ -1257,6 +1294,8 @@ class TaskExecutor:
                 result = module.run(ctx, params)
             # trust boundary: what a module returns is data, never templated again
             result = mark_unsafe(result)
+            if task.action == "set_fact":
+                _keep_literal_facts(task.args, params, result)
         except Unreachable as exc:
             return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
         except BecomeFailed as exc:

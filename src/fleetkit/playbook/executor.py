@@ -36,6 +36,7 @@ from fleetkit.playbook.errors import (
     UntrustedTemplate,
 )
 from fleetkit.playbook.events import Callback, TaskResult
+from fleetkit.playbook.factcache import clean_facts, namespace_facts
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.jobs import new_job_id, run_in_thread
 from fleetkit.playbook.loops import item_vars, loop_control, loop_items
@@ -598,6 +599,22 @@ class TaskExecutor:
             if moved:
                 res.result[key] = list(res.result.get(key) or ()) + moved
         return res
+
+    def _loop_facts(
+        self, task: Task, view: Mapping[str, Any], layer: dict[str, Any], facts: dict[str, Any]
+    ) -> None:
+        """An item's facts for the next items, as ansible's executor updates its variables:
+        set_fact/include_vars as they are; a module's into ``ansible_facts`` (without their
+        prefix) and, cleaned of restricted keys, as variables of their own."""
+        if task.action in ("set_fact", "include_vars"):
+            layer.update(facts)
+            return
+        current = layer.get("ansible_facts", view.get("ansible_facts"))
+        merged = dict(current) if isinstance(current, Mapping) else {}
+        merged.update(namespace_facts(facts))
+        layer["ansible_facts"] = merged
+        if self.opts.config.get("inject_facts_as_vars", True):
+            layer.update(clean_facts(facts)[0])
 
     def _execute_throttled(
         self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
@@ -1459,7 +1476,7 @@ class TaskExecutor:
                 r = self._run_with_retries(host, task, module, view, t, delegate)
                 facts_out = r.get("ansible_facts")
                 if isinstance(facts_out, dict) and not r.get("failed") and task.action != "debug":
-                    loop_facts.update(facts_out)
+                    self._loop_facts(task, view, loop_facts, facts_out)
             if reg:
                 registered_layer[reg] = registered(r)
             r.update(special)

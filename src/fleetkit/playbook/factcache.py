@@ -19,6 +19,8 @@ ansible's data tags: a plain fleetkit string (trusted) is stored ``TrustedAsTemp
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,7 +28,7 @@ from typing import Any
 from fleetkit.playbook.errors import PlaybookError
 from fleetkit.playbook.trust import from_ansible, to_ansible
 
-__all__ = ["FactCache", "MEMORY_NAMES", "load_fact_cache"]
+__all__ = ["FactCache", "MEMORY_NAMES", "clean_facts", "load_fact_cache", "namespace_facts"]
 
 # what ansible's default (the builtin memory plugin) is called in ansible.cfg
 MEMORY_NAMES = frozenset({"memory", "ansible.builtin.memory", "ansible.legacy.memory"})
@@ -145,3 +147,67 @@ def ansible_error_text(exc: BaseException) -> str:
         parts.append(text)
         cause = cause.__cause__
     return "\n\n<<< caused by >>>\n\n".join(parts)
+
+
+_restricted: tuple[frozenset[str], tuple[str, ...]] | None = None
+_INTERPRETER = re.compile(r"^ansible_.*_interpreter$")
+
+
+def _restricted_names() -> tuple[frozenset[str], tuple[str, ...]]:
+    """ansible's clean_facts lists: magic/connection variable names and result keys, and the
+    ``ansible_<connection plugin>_`` prefixes (read once from ansible)."""
+    global _restricted
+    if _restricted is None:
+        from ansible import constants as C
+        from ansible.plugins.loader import connection_loader
+
+        from fleetkit.playbook.plugins import _init
+
+        _init()
+        names: set[str] = set(C.COMMON_CONNECTION_VARS)
+        for mapped in C.MAGIC_VARIABLE_MAPPING.values():
+            names.update(mapped)
+        names.update(C.RESTRICTED_RESULT_KEYS)
+        names.update(C.INTERNAL_RESULT_KEYS)
+        prefixes = tuple(
+            sorted(
+                {
+                    f"ansible_{os.path.splitext(os.path.basename(p))[0]}_"
+                    for p in connection_loader.all(path_only=True)
+                }
+            )
+        )
+        _restricted = (frozenset(names), prefixes)
+    return _restricted
+
+
+def clean_facts(facts: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Facts as ansible injects them as variables (``clean_facts``): without the keys that
+    could override connection or internal variables; returns them and the keys removed."""
+    names, prefixes = _restricted_names()
+    removed: list[str] = []
+    for key in facts:
+        if not isinstance(key, str) or key.startswith("ansible_ssh_host_key_"):
+            continue
+        if (
+            key in names
+            or _INTERPRETER.match(key)
+            or key.startswith("ansible_become_")
+            or (key.startswith(prefixes) and not key.endswith(("_bridge", "_gwbridge")))
+        ):
+            removed.append(key)
+    cleaned = {
+        k: v
+        for k, v in facts.items()
+        if k not in removed and not (isinstance(k, str) and k.startswith("_ansible_"))
+    }
+    return cleaned, removed
+
+
+def namespace_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Facts as ``ansible_facts`` holds them: without their ``ansible_`` prefix (but
+    ``ansible_local``)."""
+    return {
+        k[8:] if isinstance(k, str) and k.startswith("ansible_") and k != "ansible_local" else k: v
+        for k, v in facts.items()
+    }

@@ -16,8 +16,9 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from fleetkit.playbook import messages
 from fleetkit.playbook.errors import PlaybookError, TemplateError
-from fleetkit.playbook.factcache import FactCache
+from fleetkit.playbook.factcache import FactCache, clean_facts
 from fleetkit.playbook.inventory import Inventory
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Play, RoleRef, Task
@@ -97,6 +98,8 @@ class VariableManager:
         self._templated_vars_files = False
         self._host_play_vars: dict[str, tuple[int, dict[str, Any]]] = {}
         self._facts_version: dict[str, int] = {}
+        # the facts layer of each host as ansible injects it (clean_facts), per facts version
+        self._clean_facts: dict[str, tuple[int, Any, Mapping[str, Any]]] = {}
         # ansible_role_names: grows as include_role brings roles in
         self.role_names: list[str] = []
         # ansible_play_role_names / role_names: roles: entries, import_role, then include_role
@@ -154,9 +157,19 @@ class VariableManager:
         """The facts layer of ``host``: its cached facts as variables of their own, or only
         ``ansible_local`` when ``inject_facts_as_vars`` is off (ANSIBLE_INJECT_FACT_VARS)."""
         facts = self.facts.get(host)
-        if self.opts.config.get("inject_facts_as_vars", True):
-            return facts or _EMPTY
-        return {"ansible_local": (facts or _EMPTY).get("ansible_local", {})}
+        if not self.opts.config.get("inject_facts_as_vars", True):
+            return {"ansible_local": (facts or _EMPTY).get("ansible_local", {})}
+        if not facts:
+            return _EMPTY
+        version = self._facts_version.get(host, 0)
+        cached = self._clean_facts.get(host)
+        if cached is not None and cached[0] == version and cached[1] is facts:
+            return cached[2]
+        cleaned, removed = clean_facts(facts)
+        for key in removed:
+            messages.warning(f"Removed restricted key from module data: {key}")
+        self._clean_facts[host] = (version, facts, cleaned)
+        return cleaned
 
     # -- the play --------------------------------------------------------------------------
 

@@ -138,8 +138,10 @@ def run_gather_facts(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]
         out["failed_modules"] = failed
         out["failed"] = True
         out["msg"] = f"The following modules failed to execute: {', '.join(failed)}."
-    # ansible's gather_facts action marks the facts as gathered (the setup module does not)
-    out["ansible_facts"]["_ansible_facts_gathered"] = True
+    # ansible's gather_facts action marks the facts as gathered (the setup module does not;
+    # ansible's output never shows the internal key, and failed facts are not kept)
+    if not failed:
+        out["ansible_facts"]["_ansible_facts_gathered"] = True
     out["_ansible_verbose_override"] = True
     return out
 

@@ -424,6 +424,8 @@ def _play(argv: list[str]) -> int:
     _finder.set_library_paths(
         [p for m in args.module_path for p in m.split(os.pathsep) if p] + list(cfg["library"])
     )
+    # collections/ beside the playbooks come first (ansible's playbook-adjacent collections)
+    _finder.set_playbook_dirs([os.path.dirname(os.path.abspath(p)) for p in args.playbook])
     # ansible.cfg's / ANSIBLE_*'s plugin directories (those beside the playbook come on load)
     set_action_plugin_paths(list(cfg["action_plugins"]))
     set_connection_plugin_paths(list(cfg["connection_plugins"]))

@@ -36,6 +36,7 @@ from fleetkit.playbook.errors import (
     UntrustedTemplate,
 )
 from fleetkit.playbook.events import Callback, TaskResult
+from fleetkit.playbook.factcache import clean_facts, namespace_facts
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.jobs import new_job_id, run_in_thread
 from fleetkit.playbook.loops import item_vars, loop_control, loop_items
@@ -44,7 +45,7 @@ from fleetkit.playbook.modules import Module, ModuleContext, resolve, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
-from fleetkit.playbook.templar import OMIT, Templar, VarsView
+from fleetkit.playbook.templar import OMIT, Templar, VarsView, is_template
 from fleetkit.playbook.trust import UnsafeText, mark_unsafe
 from fleetkit.playbook.variables import VariableManager
 from fleetkit.playbook.yamlsrc import Located
@@ -264,7 +265,43 @@ def registered(result: dict[str, Any]) -> dict[str, Any]:
                 lv = raw.get("ansible_loop_var")
                 if isinstance(lv, str) and lv in raw:
                     marked["results"][i][UnsafeText(lv)] = raw[lv]
+        originals = result.get("results")
+        if isinstance(originals, list) and len(originals) == len(items):
+            for original, safe in zip(originals, marked["results"], strict=True):
+                _keep_set_facts(original, safe)
+    _keep_set_facts(result, marked)
     return marked
+
+
+def _keep_literal_facts(raw: Any, params: Mapping[str, Any], result: dict[str, Any]) -> None:
+    """set_fact runs on the controller: a fact written as a plain value in the playbook keeps
+    its trust, as ansible's action returns it tagged ``TrustedAsTemplate`` (a rendered template
+    is data in both)."""
+    facts = result.get("ansible_facts")
+    if not isinstance(raw, Mapping) or not isinstance(facts, dict):
+        return
+    for key, value in raw.items():
+        if key in facts and key in params and not _has_template(value):
+            facts[key] = params[key]
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return isinstance(value, UnsafeText) or is_template(value)
+    if isinstance(value, Mapping):
+        return any(_has_template(k) or _has_template(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+def _keep_set_facts(raw: Any, marked: Any) -> None:
+    """A set_fact result's ``ansible_facts`` are the facts it set, as trusted as they are in
+    the variables (ansible returns the same values, data tags included)."""
+    if isinstance(raw, dict) and isinstance(marked, dict) and "_ansible_facts_cacheable" in raw:
+        facts = raw.get("ansible_facts")
+        if isinstance(facts, dict):
+            marked["ansible_facts"] = dict(facts)
 
 
 def _broken_conditional(
@@ -579,6 +616,22 @@ class TaskExecutor:
             if moved:
                 res.result[key] = list(res.result.get(key) or ()) + moved
         return res
+
+    def _loop_facts(
+        self, task: Task, view: Mapping[str, Any], layer: dict[str, Any], facts: dict[str, Any]
+    ) -> None:
+        """An item's facts for the next items, as ansible's executor updates its variables:
+        set_fact/include_vars as they are; a module's into ``ansible_facts`` (without their
+        prefix) and, cleaned of restricted keys, as variables of their own."""
+        if task.action in ("set_fact", "include_vars"):
+            layer.update(facts)
+            return
+        current = layer.get("ansible_facts", view.get("ansible_facts"))
+        merged = dict(current) if isinstance(current, Mapping) else {}
+        merged.update(namespace_facts(facts))
+        layer["ansible_facts"] = merged
+        if self.opts.config.get("inject_facts_as_vars", True):
+            layer.update(clean_facts(facts)[0])
 
     def _execute_throttled(
         self, host: str, task: Task, module: Module, extra: Mapping[str, Any] | None
@@ -1263,6 +1316,7 @@ class TaskExecutor:
             no_log=self.kw_bool(task, "no_log", host) if task.kw.get("no_log") else False,
             action=task.mod_key or task.action,
             module_defaults=with_defaults,
+            config=self.opts.config,
         )
         try:
             timeout = _opt_str(templar, task.kw.get("timeout"))
@@ -1276,6 +1330,8 @@ class TaskExecutor:
                 result = module.run(ctx, params)
             # trust boundary: what a module returns is data, never templated again
             result = mark_unsafe(result)
+            if task.action == "set_fact":
+                _keep_literal_facts(task.args, params, result)
         except Unreachable as exc:
             return {"unreachable": True, "changed": False, "msg": f"Task failed: {exc}"}
         except BecomeFailed as exc:
@@ -1439,7 +1495,7 @@ class TaskExecutor:
                 r = self._run_with_retries(host, task, module, view, t, delegate)
                 facts_out = r.get("ansible_facts")
                 if isinstance(facts_out, dict) and not r.get("failed") and task.action != "debug":
-                    loop_facts.update(facts_out)
+                    self._loop_facts(task, view, loop_facts, facts_out)
             if reg:
                 registered_layer[reg] = registered(r)
             r.update(special)

@@ -203,6 +203,10 @@ def handlers_for(handlers: list[Handler], name: str, name_of: NameOf = _plain_na
     return out
 
 
+def _never(_host: str) -> bool:
+    return False
+
+
 def _short(role: str) -> str:
     """A role's name without its collection (``ns.coll.role`` -> ``role``)."""
     return role.rsplit(".", 1)[-1]
@@ -249,6 +253,8 @@ class PlayIterator:
         self.force_handlers = force_handlers
         # one implicit facts task for every host (the linear strategy groups hosts by node)
         self._facts_task = facts_task(play) if gather_facts else None
+        # ``gathering = smart``: hosts whose cached facts say they were gathered skip it
+        self.facts_gathered: Callable[[str], bool] = _never
         # hosts whose failure counted during this batch (max_fail_percentage, batch stop)
         self.failed_here: set[str] = set()
         self.stop = False
@@ -387,7 +393,7 @@ class PlayIterator:
         """The steps of ``host`` through the play: facts, then each section (pre_tasks, tasks,
         post_tasks) followed by a flush of its notified handlers."""
         st = self.states[host]
-        if self._facts_task is not None:
+        if self._facts_task is not None and not self.facts_gathered(host):
             yield Step("task", self._facts_task, (0,))
         sections = self.play.sections or [self.play.tasks]
         for k, section in enumerate(sections):

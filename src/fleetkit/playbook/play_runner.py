@@ -16,6 +16,7 @@ from fleetkit.playbook import patterns
 from fleetkit.playbook.errors import PlaybookError, TemplateError
 from fleetkit.playbook.events import Callback
 from fleetkit.playbook.executor import TaskExecutor
+from fleetkit.playbook.factcache import load_fact_cache
 from fleetkit.playbook.filters import to_bool
 from fleetkit.playbook.inventory import Inventory
 from fleetkit.playbook.iterator import PlayIterator, find_start_task, tag_ok
@@ -73,6 +74,7 @@ class PlaybookExecutor:
             deprecation_warnings=bool(cfg.get("deprecation_warnings", True)),
             warn=self.cb.warning,
         )
+        self._open_fact_cache()
         pool = ThreadPoolExecutor(max_workers=max(1, self.opts.forks), thread_name_prefix="fk-fork")
         ctx = RunContext(self.opts, self.cb, self.vm, self.executor, pool)
         interrupted = False
@@ -102,6 +104,15 @@ class PlaybookExecutor:
         elif ctx.failed:
             code = 2
         return RunSummary(code, ctx.stats, set(ctx.failed), set(ctx.unreachable))
+
+    def _open_fact_cache(self) -> None:
+        """ansible.cfg's fact cache plugin (ansible's VariableManager), emptied for every
+        inventory host and localhost on ``--flush-cache``."""
+        name = str(self.opts.config.get("fact_caching") or "memory")
+        self.vm.facts = load_fact_cache(name, self.cb.warning)
+        if self.opts.flush_cache:
+            for host in ("localhost", *self.inv.hosts):
+                self.vm.clear_facts(host)
 
     def _limit_pattern(self) -> str | list[str]:
         limit = self.opts.limit or ""
@@ -300,6 +311,8 @@ class PlaybookExecutor:
                 start_at=start_at,
             )
             it.name_of = handler_namer(ctx)
+            if self.opts.config.get("gathering") == "smart":
+                it.facts_gathered = vm.facts.gathered
             it.verbose = self.cb.verbose
             it.on_notify = self.cb.notify
             if self.opts.config.get("debug"):

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from fleetkit.playbook.errors import TemplateError
-from fleetkit.playbook.trust import UnsafeText, mark_unsafe
+from fleetkit.playbook.trust import UnsafeText, mark_unsafe, to_ansible
 
 __all__ = [
     "ANSIBLE_FILTERS",
@@ -183,6 +183,14 @@ def _arg(value: Any) -> Any:
     return value
 
 
+# ansible-internal plugins that read a value's data tags
+_READ_TAGS = frozenset(
+    {
+        "ansible._protomatter.tagged",
+        "ansible._protomatter.tagged_with",
+        "ansible._protomatter.tag_names",
+    }
+)
 # plugins whose first argument is the vaulted value itself, not its plaintext
 _TAKE_VAULTED = frozenset({"ansible.builtin.unvault", "ansible.builtin.vault_encrypted"})
 
@@ -215,8 +223,12 @@ def _wrap_jinja(
                     a._fail_with_undefined_error()
         if fqcn in _TAKE_VAULTED:
             args = tuple(_vaulted(a, fqcn) for a in args)
+        plain = [_arg(a) for a in args]
+        if fqcn in _READ_TAGS and args:
+            # fleetkit's trust, the one data tag it keeps, as ansible's TrustedAsTemplate
+            plain[0] = to_ansible(args[0])
         try:
-            return fn(*[_arg(a) for a in args], **{k: _arg(v) for k, v in kwargs.items()})
+            return fn(*plain, **{k: _arg(v) for k, v in kwargs.items()})
         except (TemplateError, UndefinedError):
             raise
         except Exception as exc:  # noqa: BLE001 - ansible reports any plugin error this way

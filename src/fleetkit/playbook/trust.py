@@ -8,12 +8,13 @@ read from files is data. fleetkit marks such strings with :class:`UnsafeText` wh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 import yaml
 from yaml.representer import SafeRepresenter
 
-__all__ = ["UnsafeText", "mark_unsafe"]
+__all__ = ["UnsafeText", "mark_unsafe", "to_ansible", "from_ansible"]
 
 T = TypeVar("T")
 
@@ -39,6 +40,59 @@ def _mark(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_mark(v) for v in value)
     return value
+
+
+def to_ansible(value: Any) -> Any:
+    """fleetkit's values as ansible's: trusted strings tagged ``TrustedAsTemplate``, unsafe
+    ones plain, vaulted values as ansible's ``EncryptedString``."""
+    from ansible._internal._datatag._tags import TrustedAsTemplate
+    from ansible.parsing.vault import EncryptedString as AnsibleEncrypted
+
+    from fleetkit.playbook.vault import EncryptedString
+
+    trusted = TrustedAsTemplate()
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, UnsafeText):
+            return str.__str__(v)
+        if isinstance(v, str):
+            return trusted.tag(str.__str__(v))
+        if isinstance(v, EncryptedString):
+            if v.ciphertext:
+                return AnsibleEncrypted(ciphertext=v.ciphertext)
+            return trusted.tag(str(v))
+        if isinstance(v, Mapping):
+            return {_key(k): conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        return v
+
+    def _key(k: Any) -> Any:
+        return str.__str__(k) if isinstance(k, str) else k
+
+    return conv(value)
+
+
+def from_ansible(value: Any) -> Any:
+    """ansible's values (tagged or not) as fleetkit's: untrusted strings as ``UnsafeText``."""
+    from ansible._internal._datatag._tags import TrustedAsTemplate
+    from ansible.parsing.vault import EncryptedString as AnsibleEncrypted
+
+    from fleetkit.playbook.vault import EncryptedString
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, AnsibleEncrypted):
+            return EncryptedString(v._ciphertext)
+        if isinstance(v, str):
+            plain = str.__str__(v)
+            return plain if TrustedAsTemplate.is_tagged_on(v) else UnsafeText(plain)
+        if isinstance(v, Mapping):
+            return {str.__str__(k) if isinstance(k, str) else k: conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple, set)):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(value)
 
 
 # Dumpers must print unsafe strings as the plain strings they are.

@@ -16,7 +16,9 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from fleetkit.playbook import messages
 from fleetkit.playbook.errors import PlaybookError, TemplateError
+from fleetkit.playbook.factcache import FactCache, clean_facts
 from fleetkit.playbook.inventory import Inventory
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Play, RoleRef, Task
@@ -83,7 +85,8 @@ class VariableManager:
     def __init__(self, inv: Inventory, opts: RunOptions) -> None:
         self.inv = inv
         self.opts = opts
-        self.facts: dict[str, dict[str, Any]] = {}
+        # ansible's fact cache (the ``fact_caching`` plugin; memory unless the run sets one)
+        self.facts = FactCache()
         # set_fact / register (ansible's non-persistent fact cache)
         self.runtime: dict[str, dict[str, Any]] = {}
         # include_vars results, their own precedence level
@@ -95,6 +98,8 @@ class VariableManager:
         self._templated_vars_files = False
         self._host_play_vars: dict[str, tuple[int, dict[str, Any]]] = {}
         self._facts_version: dict[str, int] = {}
+        # the facts layer of each host as ansible injects it (clean_facts), per facts version
+        self._clean_facts: dict[str, tuple[int, Any, Mapping[str, Any]]] = {}
         # ansible_role_names: grows as include_role brings roles in
         self.role_names: list[str] = []
         # ansible_play_role_names / role_names: roles: entries, import_role, then include_role
@@ -127,8 +132,8 @@ class VariableManager:
         self.host_runtime(host)[name] = value
 
     def set_facts(self, host: str, facts: Mapping[str, Any]) -> None:
-        """Gathered (module-returned) facts."""
-        self.facts.setdefault(host, {}).update(facts)
+        """Gathered (module-returned) facts and cacheable set_facts: into the fact cache."""
+        self.facts.update(host, facts)
         self._facts_version[host] = self._facts_version.get(host, 0) + 1
 
     def set_include_vars(self, host: str, values: Mapping[str, Any]) -> None:
@@ -144,9 +149,27 @@ class VariableManager:
         self.play_role_names.append(role.name)
 
     def clear_facts(self, host: str) -> None:
-        """``meta: clear_facts``: the gathered facts of ``host``."""
-        self.facts.pop(host, None)
+        """``meta: clear_facts``, ``--flush-cache``: the fact cache entry of ``host``."""
+        self.facts.delete(host)
         self._facts_version[host] = self._facts_version.get(host, 0) + 1
+
+    def _fact_vars(self, host: str) -> Mapping[str, Any]:
+        """The facts layer of ``host``: its cached facts as variables of their own, or only
+        ``ansible_local`` when ``inject_facts_as_vars`` is off (ANSIBLE_INJECT_FACT_VARS)."""
+        facts = self.facts.get(host)
+        if not self.opts.config.get("inject_facts_as_vars", True):
+            return {"ansible_local": (facts or _EMPTY).get("ansible_local", {})}
+        if not facts:
+            return _EMPTY
+        version = self._facts_version.get(host, 0)
+        cached = self._clean_facts.get(host)
+        if cached is not None and cached[0] == version and cached[1] is facts:
+            return cached[2]
+        cleaned, removed = clean_facts(facts)
+        for key in removed:
+            messages.warning(f"Removed restricted key from module data: {key}")
+        self._clean_facts[host] = (version, facts, cleaned)
+        return cleaned
 
     # -- the play --------------------------------------------------------------------------
 
@@ -232,7 +255,7 @@ class VariableManager:
         def lower(_pv: dict[str, Any]) -> list[Mapping[str, Any]]:
             return [
                 self.magic(host),
-                self.facts.get(host, _EMPTY),
+                self._fact_vars(host),
                 self.inv.host_vars(host),
                 self.public_role_defaults,
             ]
@@ -350,7 +373,7 @@ class VariableManager:
         ]
         if play_vars:
             layers.append(self.play_vars_of(host))
-        layers += [self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
+        layers += [self._fact_vars(host), self.inv.host_vars(host)]
         return VarsView(layers)
 
     def task_vars(
@@ -382,7 +405,7 @@ class VariableManager:
             layers += [m for m in (role.vars, role.inherited_vars) if m]
         if self.public_role_vars:
             layers.append(self.public_role_vars)
-        layers += [self.play_vars_of(host), self.facts.get(host, _EMPTY), self.inv.host_vars(host)]
+        layers += [self.play_vars_of(host), self._fact_vars(host), self.inv.host_vars(host)]
         if role is not None:
             layers += [m for m in (role.defaults, role.inherited_defaults) if m]
         if self.public_role_defaults:

@@ -42,6 +42,8 @@ class ModuleContext:
     action: str = ""  # the module name as the task wrote it (ansible's _ansible_module_name)
     # the task's module_defaults for a module the action runs: (module name, args) -> args
     module_defaults: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+    # ansible.cfg / ANSIBLE_* values of the run (RunOptions.config): what actions read
+    config: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

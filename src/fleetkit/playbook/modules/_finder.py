@@ -27,6 +27,7 @@ __all__ = [
     "find",
     "resolve",
     "set_library_paths",
+    "set_playbook_dirs",
     "reset_caches",
     "ansible_version",
 ]
@@ -43,6 +44,7 @@ _EMPTY_PKG = b""
 
 _lock = threading.Lock()
 _library_paths: list[str] = []
+_playbook_collections: list[str] = []
 
 
 def reset_caches() -> None:
@@ -60,6 +62,14 @@ def add_library_path(path: str) -> None:
         _library_paths.append(path)
     find.cache_clear()
     resolve.cache_clear()
+
+
+def set_playbook_dirs(dirs: list[str]) -> None:
+    """The playbooks' directories: their ``collections/`` come first in the collection search
+    path (ansible's playbook-adjacent collections)."""
+    with _lock:
+        _playbook_collections[:] = [os.path.join(os.path.abspath(d), "collections") for d in dirs]
+    reset_caches()
 
 
 def set_library_paths(paths: list[str]) -> None:
@@ -102,7 +112,8 @@ def _collection_roots() -> tuple[str, ...]:
     """Directories that hold an ``ansible_collections`` package, in ansible's search order."""
     roots: list[str] = []
     env = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS")
-    paths = env.split(os.pathsep) if env else []
+    paths = list(_playbook_collections)
+    paths += env.split(os.pathsep) if env else []
     paths += [os.path.expanduser("~/.ansible/collections"), "/usr/share/ansible/collections"]
     for p in paths:
         d = os.path.join(os.path.expanduser(p), "ansible_collections")

@@ -33,6 +33,7 @@ __all__ = ["Binder"]
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
+MODELS_KEPT = 256  # parsed pod specs kept for the template's next pods
 
 
 class _Context:
@@ -86,6 +87,8 @@ class Binder:
         self.unschedulable: dict[Key, set[str]] = {}
         self.placed: dict[Key, Pod] = {}
         self.bound_models: dict[Key, Pod] = {}  # the cycle's Pod, reused when the binding lands
+        # id(spec) -> (spec, (namespace, labels, owners), its parsed Pod): see _model
+        self._models: dict[int, tuple[Any, Any, Pod]] = {}
         self.seq = 0
         self.attempts = 0
         # ``fleetkit schedule --explain``: every node's filter result and scores, per pod
@@ -221,8 +224,7 @@ class Binder:
         ):
             return
         self.attempts += 1
-        self.seq += 1
-        pod = Pod.from_obj(obj, self.seq)
+        pod = self._model(obj)
         pod.nominated_node = str((obj.get("status") or {}).get("nominatedNodeName") or "")
         fw = self.frameworks[pod.scheduler_name]
         res = fw.schedule(pod, explain=self.explain)
@@ -267,6 +269,23 @@ class Binder:
         if res.absent is not None:
             plugins.add(res.absent.plugin)
         self._failed(obj, msg, plugins, "Unschedulable")
+
+    def _model(self, obj: Obj) -> Pod:
+        """The engine's Pod for a stored pod. The pods of one template share their spec object
+        (stored objects are never mutated): its parse is reused for pods with the same
+        namespace, labels and owner."""
+        self.seq += 1
+        spec = obj.get("spec")
+        meta = obj["metadata"]
+        ident = (meta.get("namespace"), meta.get("labels"), meta.get("ownerReferences"))
+        hit = self._models.get(id(spec))
+        if hit is not None and hit[0] is spec and hit[1] == ident:
+            return hit[2].sibling(obj, self.seq)
+        pod = Pod.from_obj(obj, self.seq)
+        if len(self._models) >= MODELS_KEPT:
+            self._models.clear()
+        self._models[id(spec)] = (spec, ident, pod)
+        return pod
 
     def _bind(self, obj: Obj, pod: Pod, node: str) -> None:
         # stored objects are never mutated: copy only the parts that change

@@ -43,8 +43,30 @@ class _Context:
         self.binder = binder
         # owner uid -> its parsed selector (immutable in apps/v1)
         self.selectors: dict[str, Selector] = {}
+        # (namespace, id(labels), owner uid) -> (labels, default selector)
+        self.memo: dict[tuple[str, int, str], tuple[dict[str, str], Selector]] = {}
+
+    def changed(self, ev: WatchEvent) -> None:
+        """Services (any change) and pod owners (created, deleted) decide default selectors."""
+        if ev.resource == "services" or (
+            ev.resource in ("replicasets.apps", "statefulsets.apps") and ev.type != "MODIFIED"
+        ):
+            self.memo.clear()
 
     def default_selector(self, pod: Pod) -> Selector:
+        """Pods of one template share their labels: their selector is computed once."""
+        ref = controller_ref(pod.raw)
+        key = (pod.namespace, id(pod.labels), str((ref or {}).get("uid") or ""))
+        hit = self.memo.get(key)
+        if hit is not None and hit[0] is pod.labels:
+            return hit[1]
+        sel = self._default_selector(pod)
+        if len(self.memo) >= MODELS_KEPT:
+            self.memo.clear()
+        self.memo[key] = (pod.labels, sel)
+        return sel
+
+    def _default_selector(self, pod: Pod) -> Selector:
         st = self.binder.cp.state
         labels: dict[str, str] = {}
         for svc in st.store.list("services", pod.namespace):
@@ -75,7 +97,7 @@ class Binder:
         self.config = config or default_config()
         self.cache = Cluster({})
         self.rng = random.Random(seed)
-        ctx = _Context(self)
+        ctx = self.ctx = _Context(self)
         self.frameworks = {
             name: Framework(
                 spec, self.cache, ctx, self.config.percentage_of_nodes_to_score, self.rng
@@ -97,6 +119,7 @@ class Binder:
 
     # -- the mirror ------------------------------------------------------------------------------
     def on_event(self, ev: WatchEvent) -> None:
+        self.ctx.changed(ev)
         if ev.resource == "nodes":
             self._node_event(ev)
         elif ev.resource == "pods":

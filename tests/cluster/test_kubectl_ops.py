@@ -291,8 +291,11 @@ def test_lists_are_served_in_chunks(kubectl: Kubectl, tmp_path: Path) -> None:
     whole = kubectl.out("get", "pods", "-A", "--chunk-size=0", "-o", "name").split()
     paged = kubectl.out("get", "pods", "-A", "--chunk-size=2", "-o", "name").split()
     assert len(whole) >= 5 and paged == whole
-    table = kubectl.out("get", "pods", "-A", "--chunk-size=2").splitlines()
+    # Table lists are served whole whatever the limit (kubectl would be rate limited per page)
+    proc = kubectl.run("get", "pods", "-A", "--chunk-size=2", "-v=6")
+    table = proc.stdout.splitlines()
     assert table[0].split()[:2] == ["NAMESPACE", "NAME"] and len(table) == len(whole) + 1
+    assert "limit=2" in proc.stderr and "continue=" not in proc.stderr
     raw = json.loads(kubectl.out("get", "--raw", "/api/v1/pods?limit=2"))
     assert len(raw["items"]) == 2 and raw["metadata"]["remainingItemCount"] == len(whole) - 2
     token = urllib.parse.quote(raw["metadata"]["continue"], safe="")

@@ -7,6 +7,7 @@ import os
 import selectors
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 from tests.cluster.conftest import FIXTURES, Kubectl
@@ -278,3 +279,27 @@ def test_kubectl_create_generators_protobuf_bodies(kubectl: Kubectl) -> None:
     kubectl.run("create", "job", "once", "-n", "team", "--image=busybox:1.36", "--", "echo", "hi")
     job = json.loads(kubectl.out("get", "job", "once", "-n", "team", "-o", "json"))
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "hi"]
+
+
+def test_lists_are_served_in_chunks(kubectl: Kubectl, tmp_path: Path) -> None:
+    # kubectl get reads lists 500 items a page (limit + continue); --chunk-size 2 makes the 5
+    # pods three pages: every pod once, in the order of one unchunked list
+    _copy(tmp_path, "nginx.yaml")
+    kubectl.run("apply", "-f", "nginx.yaml")
+    kubectl.run("scale", "deploy/nginx", "--replicas=5")
+    kubectl.run("wait", "--for=jsonpath={.status.replicas}=5", "deploy/nginx", "--timeout=60s")
+    whole = kubectl.out("get", "pods", "-A", "--chunk-size=0", "-o", "name").split()
+    paged = kubectl.out("get", "pods", "-A", "--chunk-size=2", "-o", "name").split()
+    assert len(whole) >= 5 and paged == whole
+    # Table lists are served whole whatever the limit (kubectl would be rate limited per page)
+    proc = kubectl.run("get", "pods", "-A", "--chunk-size=2", "-v=6")
+    table = proc.stdout.splitlines()
+    assert table[0].split()[:2] == ["NAMESPACE", "NAME"] and len(table) == len(whole) + 1
+    assert "limit=2" in proc.stderr and "continue=" not in proc.stderr
+    raw = json.loads(kubectl.out("get", "--raw", "/api/v1/pods?limit=2"))
+    assert len(raw["items"]) == 2 and raw["metadata"]["remainingItemCount"] == len(whole) - 2
+    token = urllib.parse.quote(raw["metadata"]["continue"], safe="")
+    rest = json.loads(kubectl.out("get", "--raw", f"/api/v1/pods?limit=100&continue={token}"))
+    assert "continue" not in rest["metadata"]
+    names = [f"pod/{p['metadata']['name']}" for p in raw["items"] + rest["items"]]
+    assert names == whole

@@ -335,3 +335,53 @@ def test_cached_table_rows_serialize_as_the_table() -> None:
     )
     row = json.loads(tables.table_json("nodes", out.state.store.list("nodes"), "8"))["rows"]
     assert any(r["cells"][1] == "Ready,SchedulingDisabled" for r in row)
+
+
+def test_explain_names_the_pods_that_block_a_node_for_topology_spread(tmp_path: Path) -> None:
+    from fleetkit.cluster.report import explain_entries
+
+    def node(name: str, zone: str) -> dict[str, Any]:
+        alloc = {"cpu": "4", "memory": "8Gi", "pods": "110"}
+        labels = {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone}
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": labels},
+            "status": {"capacity": alloc, "allocatable": alloc},
+        }
+
+    def pod(name: str, labels: dict[str, str], **spec: Any) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}], **spec},
+        }
+
+    spread = {
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"app": "web"}},
+    }
+    objs = [node("a1", "z1"), node("a2", "z1"), node("b1", "z2")]
+    objs += [
+        pod("web-0", {"app": "web"}, nodeName="a1"),
+        pod("web-1", {"app": "web"}, nodeName="a2"),
+    ]
+    objs += [
+        pod("other", {"app": "db"}, nodeName="a1"),
+        pod("web-2", {"app": "web"}, nodeName="b1"),
+    ]
+    objs.append(pod("web-3", {"app": "web"}, topologySpreadConstraints=[spread]))
+    f = tmp_path / "in.yaml"
+    f.write_text(yaml.safe_dump_all(objs))
+    out = simulate([str(f)], explain=True)
+    (entry,) = explain_entries(out, "web-3")
+    assert entry["node"] == "b1"
+    filt = entry["filter"]
+    # zone z1 holds 2 matching pods, z2 holds 1: web-3 in z1 would make the skew 2
+    for name in ("a1", "a2"):
+        assert filt[name]["plugin"] == "PodTopologySpread"
+        assert filt[name]["blockedBy"] == ["default/web-0", "default/web-1"]
+    assert "blockedBy" not in filt["b1"]

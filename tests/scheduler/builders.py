@@ -1,13 +1,14 @@
-"""Small builders for Node/Pod objects and a one-plugin scheduling cycle, for the plugin tests."""
+"""Small builders for Node/Pod objects, a one-plugin scheduling cycle (for the plugin tests) and
+runs of the cluster's machinery (``fleetkit schedule`` without files) for the engine tests."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
+from fleetkit.cluster.offline import Outcome, simulate
 from fleetkit.scheduler.framework import CycleResult, Framework
 from fleetkit.scheduler.profile import SchedulerConfig, build_profile
-from fleetkit.scheduler.simulator import Simulation
 
 
 def node(
@@ -82,21 +83,55 @@ def only(
     return SchedulerConfig({prof.scheduler_name: prof})
 
 
+def run(
+    objs: list[dict[str, Any]],
+    *steps: str,
+    config: SchedulerConfig | None = None,
+    seed: int = 1,
+    explain: bool = False,
+) -> Outcome:
+    """``fleetkit schedule`` on ``objs`` (as if read from one file), then the ``--then`` steps."""
+    return simulate([], list(steps), config, seed, explain=explain, objects=objs)
+
+
+def created(out: Outcome) -> list[dict[str, Any]]:
+    """The pods the inputs and steps created (stored objects, in creation order)."""
+    return out.new_pods()
+
+
+def by_name(out: Outcome) -> dict[str, dict[str, Any]]:
+    """Every stored pod by name."""
+    return {p["metadata"]["name"]: p for p in out.pods()}
+
+
+def node_of(p: dict[str, Any]) -> str:
+    return str((p.get("spec") or {}).get("nodeName") or "")
+
+
+def message(p: dict[str, Any]) -> str | None:
+    """The scheduler's message on a Pending pod (its PodScheduled=False condition)."""
+    for c in (p.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return str(c.get("message"))
+    return None
+
+
 def cycle(
     objs: list[dict[str, Any]], incoming: dict[str, Any], config: SchedulerConfig | None = None
 ) -> CycleResult:
     """Load a cluster, then run one explained cycle for ``incoming`` without binding it."""
-    from fleetkit.scheduler import default_config
+    from fleetkit.scheduler import BUILTIN_PRIORITY_CLASSES, clone, default_config
     from fleetkit.scheduler.model import Pod
     from fleetkit.scheduler.workloads import default_pod
 
-    sim = Simulation(config or default_config(), seed=1)
-    sim.load_objects(objs)
-    sim.run()
-    obj = dict(incoming)
-    default_pod(obj, sim.classes)
+    out = run(objs, config=config or default_config())
+    classes = {k: {"metadata": {"name": k}, **v} for k, v in BUILTIN_PRIORITY_CLASSES.items()}
+    for pc in out.state.store.iter("priorityclasses.scheduling.k8s.io"):
+        classes[pc["metadata"]["name"]] = pc
+    obj = clone(incoming)
+    default_pod(obj, classes)
     p = Pod.from_obj(obj, 10_000)
-    fw: Framework = sim.frameworks["default-scheduler"]
+    fw: Framework = out.cp.binder.frameworks["default-scheduler"]
     fw.rng = random.Random(1)
     return fw.schedule(p, explain=True)
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetkit.scheduler import default_config
-from fleetkit.scheduler.simulator import Simulation
-from tests.scheduler.builders import node, pod
+from fleetkit.cluster.offline import Outcome
+from tests.scheduler.builders import by_name, created, message, node, node_of, pod
+from tests.scheduler.builders import run as run_objects
 
 
 def pc(name: str, value: int, **extra: Any) -> dict[str, Any]:
@@ -17,11 +17,18 @@ def pc(name: str, value: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def run(objs: list[dict[str, Any]]) -> Simulation:
-    sim = Simulation(default_config(), seed=1)
-    sim.load_objects(objs)
-    sim.run()
-    return sim
+def run(objs: list[dict[str, Any]]) -> Outcome:
+    return run_objects(objs)
+
+
+def gone(sim: Outcome, objs: list[dict[str, Any]]) -> list[str]:
+    """The given pods preemption deleted."""
+    left = by_name(sim)
+    return [
+        o["metadata"]["name"]
+        for o in objs
+        if o["kind"] == "Pod" and o["spec"].get("nodeName") and o["metadata"]["name"] not in left
+    ]
 
 
 def test_lowest_priority_victims_on_the_cheapest_node() -> None:
@@ -34,16 +41,9 @@ def test_lowest_priority_victims_on_the_cheapest_node() -> None:
         pod("urgent", cpu="1", priorityClassName="high"),
     ]
     sim = run(objs)
-    urgent = next(p for p in sim.created if p.name == "urgent")
     # both nodes need one eviction; the node whose highest victim priority is lowest wins: b
-    assert urgent.node_name == "b"
-    victim = next(p for p in sim.given if p.name == "b-lowest")
-    assert victim.terminating
-    conds = victim.raw["status"]["conditions"]
-    assert (
-        conds[-1]["type"] == "DisruptionTarget" and conds[-1]["reason"] == "PreemptionByScheduler"
-    )
-    assert not next(p for p in sim.given if p.name == "a-low").terminating
+    assert node_of(by_name(sim)["urgent"]) == "b"
+    assert gone(sim, objs) == ["b-lowest"]
 
 
 def test_reprieve_keeps_pods_that_need_not_go() -> None:
@@ -56,14 +56,14 @@ def test_reprieve_keeps_pods_that_need_not_go() -> None:
     ]
     sim = run(objs)
     # removing both frees 3 cpu; reprieving 'keep' (more important) still leaves 1.5 free: only 'go' goes
-    assert [p.name for p in sim.given if p.terminating] == ["go"]
-    assert sim.created[0].node_name == "a"
+    assert gone(sim, objs) == ["go"]
+    assert node_of(created(sim)[0]) == "a"
 
 
 def test_equal_priority_no_victims_and_never_policy() -> None:
     objs = [node("a", cpu="1"), pod("x", "a", cpu="1"), pod("p", cpu="1")]
     sim = run(objs)
-    assert sim.created[0].message == (
+    assert message(created(sim)[0]) == (
         "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
         "1 No preemption victims found for incoming pod."
     )
@@ -74,7 +74,7 @@ def test_equal_priority_no_victims_and_never_policy() -> None:
         pod("p", cpu="1", priorityClassName="never"),
     ]
     sim = run(objs)
-    assert sim.created[0].message == (
+    assert message(created(sim)[0]) == (
         "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never."
     )
 
@@ -88,10 +88,10 @@ def test_victim_still_not_enough() -> None:
     ]
     sim = run(objs)
     # even with every lower-priority pod gone the pod does not fit: the dry run reports the filter reason
-    assert sim.created[0].message == (
+    assert message(created(sim)[0]) == (
         "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 Insufficient cpu."
     )
-    assert not sim.given[0].terminating
+    assert gone(sim, objs) == []
 
 
 def test_pdb_violations_decide_the_node() -> None:
@@ -114,5 +114,5 @@ def test_pdb_violations_decide_the_node() -> None:
     ]
     sim = run(objs)
     # without the PDB node a (lower-priority victim) would win; with it, b has 0 violations
-    assert next(p for p in sim.created if p.name == "urgent").node_name == "b"
-    assert [p.name for p in sim.given if p.terminating] == ["cache"]
+    assert node_of(by_name(sim)["urgent"]) == "b"
+    assert gone(sim, objs) == ["cache"]

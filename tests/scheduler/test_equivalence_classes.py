@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from fleetkit.scheduler import default_config
-from fleetkit.scheduler.simulator import Simulation
-from tests.scheduler.builders import node
+from tests.scheduler.builders import created, message, node, node_of, run
 
 ZONE = "topology.kubernetes.io/zone"
 
@@ -114,13 +112,10 @@ def scenario(seed: int) -> list[dict[str, Any]]:
     return objs
 
 
-def placements(
-    objs: list[dict[str, Any]], explain: bool
-) -> list[tuple[str, str, str | None, bool]]:
-    sim = Simulation(default_config(), seed=5, explain=explain)
-    sim.load_objects(objs)
-    sim.run()
-    return [(p.name, p.node_name, p.message, p.terminating) for p in sim.created]
+def placements(objs: list[dict[str, Any]], explain: bool) -> list[tuple[str, str, str | None]]:
+    # explain: every node is evaluated one by one (the per-node path)
+    sim = run(objs, seed=5, explain=explain)
+    return [(p["metadata"]["name"], node_of(p), message(p)) for p in created(sim)]
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -144,21 +144,17 @@ def test_system_default_spreading_for_controller_pods_only() -> None:
             },
         },
     }
-    from fleetkit.scheduler import default_config
-    from fleetkit.scheduler.simulator import Simulation
+    from tests.scheduler.builders import created, node_of, run
 
-    sim = Simulation(only("PodTopologySpread"), seed=3)
-    sim.load_objects(objs + [dep])
-    sim.run()
+    sim = run(objs + [dep], config=only("PodTopologySpread"), seed=3)
     per_node: dict[str, int] = {}
-    for p in sim.created:
-        per_node[p.node_name] = per_node.get(p.node_name, 0) + 1
+    for p in created(sim):
+        per_node[node_of(p)] = per_node.get(node_of(p), 0) + 1
     # hostname maxSkew 3 scoring alone still prefers the emptier node every time: 2 + 2
     assert per_node == {"n1": 2, "n2": 2}
     # a bare pod has no Service/ReplicaSet selector: no default constraint, PreScore skips
     res = cycle(objs, pod("p", labels=WEB), only("PodTopologySpread"))
     assert scores(res, "PodTopologySpread") == {"n1": 0, "n2": 0}
-    _ = default_config
 
 
 def test_default_constraints_keep_their_inclusion_policies() -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetkit.scheduler import default_config
-from fleetkit.scheduler.simulator import Simulation
-from tests.scheduler.builders import node
+from fleetkit.cluster.offline import Outcome
+from tests.scheduler.builders import created, node, node_of
+from tests.scheduler.builders import run as run_objects
 
 
 def template(labels: dict[str, str], cpu: str = "100m", **spec: Any) -> dict[str, Any]:
@@ -34,42 +34,46 @@ def workload(kind: str, name: str, replicas: int | None = None, **spec: Any) -> 
     return {"apiVersion": api, "kind": kind, "metadata": {"name": name}, "spec": body}
 
 
-def run(objs: list[dict[str, Any]], seed: int = 1) -> Simulation:
-    sim = Simulation(default_config(), seed=seed)
-    sim.load_objects(objs)
-    sim.run()
-    return sim
+def run(objs: list[dict[str, Any]], seed: int = 1) -> Outcome:
+    return run_objects(objs, seed=seed)
+
+
+def owner(p: dict[str, Any]) -> str:
+    return str(p["metadata"]["ownerReferences"][0]["name"])
+
+
+def names(sim: Outcome) -> list[tuple[str, str]]:
+    return [(p["metadata"]["name"], node_of(p)) for p in created(sim)]
 
 
 def test_deployment_replicaset_pods() -> None:
     sim = run([node("a"), node("b"), workload("Deployment", "web", 3)])
-    assert len(sim.created) == 3
-    rs = sim.created[0].owner_name
-    assert rs.startswith("web-") and len(rs) == len("web-") + 10
-    for p in sim.created:
-        ref = p.raw["metadata"]["ownerReferences"][0]
+    pods = created(sim)
+    assert len(pods) == 3
+    rs = owner(pods[0])
+    assert rs.startswith("web-") and 8 <= len(rs) - len("web-") <= 10  # the pod-template-hash
+    for p in pods:
+        ref = p["metadata"]["ownerReferences"][0]
         assert ref["kind"] == "ReplicaSet" and ref["name"] == rs and ref["controller"] is True
-        assert p.name.startswith(rs + "-") and len(p.name) == len(rs) + 6
-        assert p.labels["pod-template-hash"] == rs.split("-")[-1]
-        assert p.node_name in ("a", "b")
+        name = p["metadata"]["name"]
+        assert name.startswith(rs + "-") and len(name) == len(rs) + 6
+        assert p["metadata"]["labels"]["pod-template-hash"] == rs.split("-")[-1]
+        assert node_of(p) in ("a", "b")
     # same seed, same names and placements
     again = run([node("a"), node("b"), workload("Deployment", "web", 3)])
-    assert [(p.name, p.node_name) for p in again.created] == [
-        (p.name, p.node_name) for p in sim.created
-    ]
+    assert names(again) == names(sim)
 
 
 def test_statefulset_ordered_ready_stops_at_first_pending() -> None:
     objs = [node("a", cpu="250m"), workload("StatefulSet", "db", 3)]
     sim = run(objs)
     # 100m each on a 250m node: db-0 and db-1 run, db-2 is created (its predecessors run) and stays Pending
-    names = [(p.name, p.node_name) for p in sim.created]
-    assert names == [("db-0", "a"), ("db-1", "a"), ("db-2", "")]
+    assert names(sim) == [("db-0", "a"), ("db-1", "a"), ("db-2", "")]
     # 150m holds one: db-1 stays Pending, so OrderedReady never creates db-2
     objs = [node("a", cpu="150m"), workload("StatefulSet", "db", 3)]
-    assert [p.name for p in run(objs).created] == ["db-0", "db-1"]
+    assert [n for n, _node in names(run(objs))] == ["db-0", "db-1"]
     par = [node("a", cpu="150m"), workload("StatefulSet", "db", 3, podManagementPolicy="Parallel")]
-    assert [(p.name, bool(p.node_name)) for p in run(par).created] == [
+    assert [(n, bool(where)) for n, where in names(run(par))] == [
         ("db-0", True),
         ("db-1", False),
         ("db-2", False),
@@ -87,10 +91,10 @@ def test_statefulset_next_ordinal_is_scheduled_before_later_workloads() -> None:
         workload("Deployment", "web", 2),
     ]
     sim = run(objs)
-    placed = {p.name: p.node_name for p in sim.created}
+    placed = dict(names(sim))
     assert all(placed[f"db-{i}"] for i in range(4))
-    web = [p for p in sim.created if p.name.startswith("web-")]
-    assert len(web) == 2 and not any(p.node_name for p in web)
+    web = [where for n, where in placed.items() if n.startswith("web-")]
+    assert len(web) == 2 and not any(web)
 
 
 def test_daemonset_one_pinned_pod_per_eligible_node() -> None:
@@ -102,32 +106,32 @@ def test_daemonset_one_pinned_pod_per_eligible_node() -> None:
         workload("DaemonSet", "agent"),
     ]
     sim = run(objs)
-    assert sorted(p.node_name for p in sim.created) == [
+    assert sorted(node_of(p) for p in created(sim)) == [
         "w1",
         "w2",
     ]  # cordoned is fine, tainted is not
-    for p in sim.created:
-        terms = p.raw["spec"]["affinity"]["nodeAffinity"][
+    for p in created(sim):
+        terms = p["spec"]["affinity"]["nodeAffinity"][
             "requiredDuringSchedulingIgnoredDuringExecution"
         ]["nodeSelectorTerms"]
         assert terms == [
-            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [p.node_name]}]}
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_of(p)]}]}
         ]
-        keys = {t["key"] for t in p.raw["spec"]["tolerations"]}
+        keys = {t["key"] for t in p["spec"]["tolerations"]}
         assert "node.kubernetes.io/unschedulable" in keys
 
 
 def test_job_parallelism() -> None:
     sim = run([node("a"), workload("Job", "batch", parallelism=2, completions=5)])
-    assert len(sim.created) == 2
-    assert all(p.labels["job-name"] == "batch" for p in sim.created)
+    assert len(created(sim)) == 2
+    assert all(p["metadata"]["labels"]["job-name"] == "batch" for p in created(sim))
 
 
 def test_job_suspended_or_defaulted_parallelism() -> None:
     # a suspended Job runs no pods; parallelism defaults to 1 (also when given as null)
-    assert run([node("a"), workload("Job", "b", parallelism=3, suspend=True)]).created == []
-    assert len(run([node("a"), workload("Job", "b", parallelism=None)]).created) == 1
-    assert len(run([node("a"), workload("Job", "b", completions=4)]).created) == 1
+    assert created(run([node("a"), workload("Job", "b", parallelism=3, suspend=True)])) == []
+    assert len(created(run([node("a"), workload("Job", "b", parallelism=None)]))) == 1
+    assert len(created(run([node("a"), workload("Job", "b", completions=4)]))) == 1
 
 
 def test_defaulting_priority_tolerations() -> None:
@@ -139,7 +143,7 @@ def test_defaulting_priority_tolerations() -> None:
         "globalDefault": True,
     }
     sim = run([node("a"), pcs, workload("Deployment", "web", 1)])
-    spec = sim.created[0].raw["spec"]
+    spec = created(sim)[0]["spec"]
     assert spec["priority"] == 1000 and spec["priorityClassName"] == "hi"
     secs = {t["key"]: t.get("tolerationSeconds") for t in spec["tolerations"]}
     assert secs == {"node.kubernetes.io/not-ready": 300, "node.kubernetes.io/unreachable": 300}
@@ -153,8 +157,15 @@ def test_dump_with_existing_replicaset_pods_is_adopted() -> None:
         "kind": "ReplicaSet",
         "metadata": {
             "name": "web-7d4b9c8f5d",
+            "uid": "5e0c7a8e-0000-4000-8000-000000000002",
             "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "controller": True}
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": "web",
+                    "uid": "5e0c7a8e-0000-4000-8000-000000000001",
+                    "controller": True,
+                }
             ],
         },
         "spec": {
@@ -177,6 +188,7 @@ def test_dump_with_existing_replicaset_pods_is_adopted() -> None:
                             "apiVersion": "apps/v1",
                             "kind": "ReplicaSet",
                             "name": "web-7d4b9c8f5d",
+                            "uid": "5e0c7a8e-0000-4000-8000-000000000002",
                             "controller": True,
                         }
                     ],
@@ -187,6 +199,8 @@ def test_dump_with_existing_replicaset_pods_is_adopted() -> None:
         )
     sim = run([node("a"), node("b"), node("c"), *pods, rs, dep])
     # only the missing replica is created, owned by the existing ReplicaSet
-    assert len(sim.created) == 1
-    assert sim.created[0].owner_name == "web-7d4b9c8f5d"
-    assert ("ReplicaSet", "default", "web-7d4b9c8f5d") in sim.controllers
+    (new,) = created(sim)
+    assert owner(new) == "web-7d4b9c8f5d"
+    assert [rs["metadata"]["name"] for rs in sim.state.store.iter("replicasets.apps")] == [
+        "web-7d4b9c8f5d"
+    ]

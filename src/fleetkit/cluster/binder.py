@@ -33,6 +33,7 @@ __all__ = ["Binder"]
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
+MODELS_KEPT = 256  # parsed pod specs kept for the template's next pods
 
 
 class _Context:
@@ -42,8 +43,30 @@ class _Context:
         self.binder = binder
         # owner uid -> its parsed selector (immutable in apps/v1)
         self.selectors: dict[str, Selector] = {}
+        # (namespace, id(labels), owner uid) -> (labels, default selector)
+        self.memo: dict[tuple[str, int, str], tuple[dict[str, str], Selector]] = {}
+
+    def changed(self, ev: WatchEvent) -> None:
+        """Services (any change) and pod owners (created, deleted) decide default selectors."""
+        if ev.resource == "services" or (
+            ev.resource in ("replicasets.apps", "statefulsets.apps") and ev.type != "MODIFIED"
+        ):
+            self.memo.clear()
 
     def default_selector(self, pod: Pod) -> Selector:
+        """Pods of one template share their labels: their selector is computed once."""
+        ref = controller_ref(pod.raw)
+        key = (pod.namespace, id(pod.labels), str((ref or {}).get("uid") or ""))
+        hit = self.memo.get(key)
+        if hit is not None and hit[0] is pod.labels:
+            return hit[1]
+        sel = self._default_selector(pod)
+        if len(self.memo) >= MODELS_KEPT:
+            self.memo.clear()
+        self.memo[key] = (pod.labels, sel)
+        return sel
+
+    def _default_selector(self, pod: Pod) -> Selector:
         st = self.binder.cp.state
         labels: dict[str, str] = {}
         for svc in st.store.list("services", pod.namespace):
@@ -74,7 +97,7 @@ class Binder:
         self.config = config or default_config()
         self.cache = Cluster({})
         self.rng = random.Random(seed)
-        ctx = _Context(self)
+        ctx = self.ctx = _Context(self)
         self.frameworks = {
             name: Framework(
                 spec, self.cache, ctx, self.config.percentage_of_nodes_to_score, self.rng
@@ -86,6 +109,8 @@ class Binder:
         self.unschedulable: dict[Key, set[str]] = {}
         self.placed: dict[Key, Pod] = {}
         self.bound_models: dict[Key, Pod] = {}  # the cycle's Pod, reused when the binding lands
+        # id(spec) -> (spec, (namespace, labels, owners), its parsed Pod): see _model
+        self._models: dict[int, tuple[Any, Any, Pod]] = {}
         self.seq = 0
         self.attempts = 0
         # ``fleetkit schedule --explain``: every node's filter result and scores, per pod
@@ -94,6 +119,7 @@ class Binder:
 
     # -- the mirror ------------------------------------------------------------------------------
     def on_event(self, ev: WatchEvent) -> None:
+        self.ctx.changed(ev)
         if ev.resource == "nodes":
             self._node_event(ev)
         elif ev.resource == "pods":
@@ -221,8 +247,7 @@ class Binder:
         ):
             return
         self.attempts += 1
-        self.seq += 1
-        pod = Pod.from_obj(obj, self.seq)
+        pod = self._model(obj)
         pod.nominated_node = str((obj.get("status") or {}).get("nominatedNodeName") or "")
         fw = self.frameworks[pod.scheduler_name]
         res = fw.schedule(pod, explain=self.explain)
@@ -267,6 +292,23 @@ class Binder:
         if res.absent is not None:
             plugins.add(res.absent.plugin)
         self._failed(obj, msg, plugins, "Unschedulable")
+
+    def _model(self, obj: Obj) -> Pod:
+        """The engine's Pod for a stored pod. The pods of one template share their spec object
+        (stored objects are never mutated): its parse is reused for pods with the same
+        namespace, labels and owner."""
+        self.seq += 1
+        spec = obj.get("spec")
+        meta = obj["metadata"]
+        ident = (meta.get("namespace"), meta.get("labels"), meta.get("ownerReferences"))
+        hit = self._models.get(id(spec))
+        if hit is not None and hit[0] is spec and hit[1] == ident:
+            return hit[2].sibling(obj, self.seq)
+        pod = Pod.from_obj(obj, self.seq)
+        if len(self._models) >= MODELS_KEPT:
+            self._models.clear()
+        self._models[id(spec)] = (spec, ident, pod)
+        return pod
 
     def _bind(self, obj: Obj, pod: Pod, node: str) -> None:
         # stored objects are never mutated: copy only the parts that change

@@ -41,17 +41,28 @@ class Kubelet:
         if new is not None:
             self.cp.state.store.update("pods", new)
 
+    @staticmethod
+    def wants(pod: Obj) -> bool:
+        """Whether this kubelet has a pod to start: bound, not deleted, not finished, not
+        already Running and Ready."""
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        if not spec.get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+            return False
+        phase = status.get("phase")
+        if phase in ("Succeeded", "Failed"):
+            return False
+        return not (
+            phase == "Running"
+            and any(c.get("type") == "Ready" for c in status.get("conditions") or [])
+        )
+
     def started(self, pod: Obj) -> Obj | None:
         """The bound pod as this kubelet reports it once its containers run (None: no change)."""
+        if not self.wants(pod):
+            return None
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        spec, status = pod.get("spec") or {}, pod.get("status") or {}
-        node_name = spec.get("nodeName")
-        if not node_name or pod["metadata"].get("deletionTimestamp"):
-            return None
-        phase = status.get("phase")
-        has_ready = any(c.get("type") == "Ready" for c in status.get("conditions") or [])
-        if phase in ("Succeeded", "Failed") or (phase == "Running" and has_ready):
-            return None
+        spec = pod.get("spec") or {}
+        node_name = spec["nodeName"]
         node = self.cp.state.store.get("nodes", "", node_name)
         if node is None:
             return None

@@ -522,8 +522,10 @@ def simulate(
     explain: bool = False,
     live: list[Obj] | None = None,
     max_pods: int = MAX_PODS,
+    objects: list[Obj] | None = None,
 ) -> Outcome:
-    """Load ``live`` objects (a cluster's snapshot) and ``files``, then run ``steps``."""
+    """Load ``live`` objects (a cluster's snapshot), ``objects`` (inputs already in memory, as
+    if read from a file) and ``files``, then run ``steps``."""
     parsed = [parse_step(s) for s in steps or []]
     order: dict[Key, int] = {}
 
@@ -543,6 +545,8 @@ def simulate(
     if live:
         # a live cluster may carry fields newer than these schemas: imported, not validated
         runner.load([Document(o, "<cluster>", i + 1) for i, o in enumerate(live)], "Ignore")
+    if objects:
+        runner.load([Document(o, "<objects>", i + 1) for i, o in enumerate(objects)])
     runner.load(read_raw_documents(files))
     for step in parsed:
         try:

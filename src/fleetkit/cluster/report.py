@@ -14,6 +14,12 @@ from fleetkit.cluster.controllers._common import controller_ref
 from fleetkit.cluster.offline import Outcome
 from fleetkit.scheduler import NodeInfo, Pod
 from fleetkit.scheduler.model import ZONE
+from fleetkit.scheduler.plugins.base import CycleState
+from fleetkit.scheduler.plugins.pod_topology_spread import (
+    SPREAD_PREFILTER,
+    Constraint,
+    PodTopologySpread,
+)
 from fleetkit.scheduler.report import explain_entry
 
 __all__ = ["pod_list", "render_table", "explain_entries", "summary_line"]
@@ -288,6 +294,8 @@ def _blockers(out: Outcome, pod: Pod, node: str, plugin: str, reasons: list[str]
                     ):
                         found.append(other)
                         break
+    elif plugin == "PodTopologySpread":
+        found = _spread_blockers(out, pod, info)
     elif plugin == "NodePorts":
         want = {(proto, port) for _ip, proto, port in pod.host_ports}
         found = [o for o in info.pods.values() if want & {(pr, po) for _i, pr, po in o.host_ports}]
@@ -301,6 +309,49 @@ def _blockers(out: Outcome, pod: Pod, node: str, plugin: str, reasons: list[str]
             found = list(info.pods.values())
     names = [f"{o.namespace}/{o.name}" for o in found]
     return names[:5] + ([f"(+{len(names) - 5} more)"] if len(names) > 5 else [])
+
+
+def _spread_blockers(out: Outcome, pod: Pod, info: NodeInfo) -> list[Pod]:
+    """The placed pods a DoNotSchedule spread constraint counts in the node's domain, for the
+    constraints whose skew the pod would break there (all of the node's constraints if none)."""
+    cache = out.cp.binder.cache
+    fw = out.cp.binder.frameworks.get(pod.scheduler_name)
+    plugin = next((p for p in fw.filters if p.name == "PodTopologySpread"), None) if fw else None
+    if not isinstance(plugin, PodTopologySpread):
+        return []
+    state: CycleState = {}
+    plugin.pre_filter(state, pod)
+    prepared = state.get(SPREAD_PREFILTER)
+    if prepared is None:
+        return []
+    cons, pair_counts, domains, minimum = prepared
+    labels = info.node.labels
+    present = [c for c in cons if c.topology_key in labels]
+    breaking: list[Constraint] = []
+    for c in present:
+        val = labels[c.topology_key]
+        low = minimum.get(c.topology_key, 0)
+        if domains.get(c.topology_key, 0) < c.min_domains:
+            low = 0
+        self_match = 1 if c.selector.matches(pod.labels) else 0
+        if pair_counts.get((c.topology_key, val), 0) + self_match - low > c.max_skew:
+            breaking.append(c)
+    found: dict[tuple[str, str], Pod] = {}
+    for c in breaking or present:
+        val = labels[c.topology_key]
+        for other in cache.all_pods():
+            where = cache.by_name.get(other.node_name)
+            if (
+                other.key != pod.key
+                and other.key not in found
+                and where is not None
+                and where.node.labels.get(c.topology_key) == val
+                and other.namespace == pod.namespace
+                and not other.terminating
+                and c.selector.matches(other.labels)
+            ):
+                found[other.key] = other
+    return list(found.values())
 
 
 def explain_entries(out: Outcome, target: str | None) -> list[Obj]:

@@ -32,6 +32,13 @@ BATCH = 200  # work items between yields to the HTTP server
 # pods the scheduler takes in a row before the controllers catch up (their status syncs are
 # then one per batch, not one per binding)
 SCHED_BATCH = 100
+# the controllers that own pods, by owner kind
+_POD_OWNERS = {
+    "ReplicaSet": "replicaset",
+    "DaemonSet": "daemonset",
+    "StatefulSet": "statefulset",
+    "Job": "job",
+}
 
 
 class ControlPlane:
@@ -149,13 +156,12 @@ class ControlPlane:
             if ev.type != "DELETED":
                 self.enqueue(r.split("s.", 1)[0], (ns, name))
         elif r == "pods":
-            self._enqueue_owner(ev.obj, "ReplicaSet", "replicaset")
-            self._enqueue_owner(ev.obj, "DaemonSet", "daemonset")
-            self._enqueue_owner(ev.obj, "StatefulSet", "statefulset")
-            self._enqueue_owner(ev.obj, "Job", "job")
-            if not controller_ref(ev.obj):
+            ref = controller_ref(ev.obj)
+            if ref is None:
                 self._enqueue_selecting(ev.obj, "replicasets.apps", "replicaset")
-            if ev.type != "DELETED":
+            elif ref.get("kind") in _POD_OWNERS:
+                self.enqueue(_POD_OWNERS[str(ref["kind"])], (ns, str(ref.get("name"))))
+            if ev.type != "DELETED" and self.kubelet.wants(ev.obj):
                 self.enqueue("kubelet", (ns, name))
             pdbs = self.state.store.by_ns["poddisruptionbudgets.policy"].get(ns)
             for pdb in list(pdbs.values()) if pdbs else ():
@@ -218,6 +224,10 @@ class ControlPlane:
                 return False
             done += 1
         return True
+
+    def idle(self) -> bool:
+        """Nothing queued for the controllers or the scheduler."""
+        return not self.queue and not self.binder.pending()
 
     def settle(self, limit: int = 1_000_000) -> None:
         """Run until nothing is left to do (tests, ``fleetkit schedule``, loading a state)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -36,6 +37,8 @@ __all__ = [
 
 Obj = dict[str, Any]
 SAVE_EVERY_S = 2.0
+WARM_EVERY_S = 0.2  # how often idle time renders Table rows ahead of `kubectl get`
+WARM_BATCH = 500  # rows rendered between yields to the HTTP server
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 _ORDER = ["Namespace", "PriorityClass", "Node", "Service", "PodDisruptionBudget"]
 
@@ -224,6 +227,43 @@ def _loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+async def _warm_rows(state: ClusterState, cp: ControlPlane) -> None:
+    """Render the Table rows of new and changed pods and nodes while the control plane is idle,
+    so that ``kubectl get pods -A`` finds them cached (only AGE is rendered per request)."""
+    from fleetkit.cluster.api import tables
+
+    dirty: dict[str, dict[tuple[str, str], None]] = {"pods": {}, "nodes": {}}
+
+    def note(ev: WatchEvent) -> None:
+        keys = dirty.get(ev.resource)
+        if keys is not None:
+            meta = ev.obj["metadata"]
+            key = (str(meta.get("namespace") or ""), str(meta["name"]))
+            if ev.type == "DELETED":
+                keys.pop(key, None)
+            else:
+                keys[key] = None
+
+    for res, keys in dirty.items():
+        for o in state.store.iter(res):
+            keys[(str(o["metadata"].get("namespace") or ""), str(o["metadata"]["name"]))] = None
+    state.store.listeners.append(note)
+    try:
+        while True:
+            await asyncio.sleep(WARM_EVERY_S)
+            for res, keys in dirty.items():
+                while keys and cp.idle():
+                    batch = list(itertools.islice(keys, WARM_BATCH))
+                    for k in batch:
+                        del keys[k]
+                    found = (state.store.get(res, *k) for k in batch)
+                    objs = [obj for obj in found if obj is not None]
+                    tables.warm(res, objs, "Metadata")
+                    await asyncio.sleep(0)
+    finally:
+        state.store.listeners.remove(note)
+
+
 async def serve(opts: ServeOptions, ready: Callable[[str], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM; ``ready(server_url)`` once listening."""
     host, port = _split_listen(opts.listen)
@@ -259,6 +299,7 @@ async def serve(opts: ServeOptions, ready: Callable[[str], None] | None = None) 
         fh.write(kubeconfig_text(url, ca_pem))
     os.replace(tmp, opts.kubeconfig_out)
     loop_task = asyncio.create_task(cp.run())
+    warm_task = asyncio.create_task(_warm_rows(state, cp))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -276,6 +317,7 @@ async def serve(opts: ServeOptions, ready: Callable[[str], None] | None = None) 
                 await asyncio.to_thread(save_state, state, opts.state_file)
     finally:
         loop_task.cancel()
+        warm_task.cancel()
         state.store.close_all()
         if opts.state_file:
             save_state(state, opts.state_file)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,11 +25,16 @@ Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace or "", name)
 
 
+_LAST_TS: list[Any] = [None, ""]  # the last second formatted, and its text
+
+
 def now_ts(t: float | None = None) -> str:
-    """An RFC 3339 timestamp as the API writes them (seconds)."""
-    return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    """An RFC 3339 timestamp as the API writes them (seconds; formatted once per second)."""
+    sec = math.floor(time.time() if t is None else t)
+    if sec != _LAST_TS[0]:
+        _LAST_TS[1] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _LAST_TS[0] = sec
+    return str(_LAST_TS[1])
 
 
 class Gone(Exception):

@@ -1,7 +1,7 @@
 """Typed access at the decode boundary: the JSON shape of the fields the scheduler reads.
 
-Objects are checked once, where they enter (manifests in ``workloads.check_documents``, the
-config in ``profile.load_config``), against a small declarative shape: object, array, map,
+Objects are checked once, where they enter (the scheduler configuration in
+``profile.load_config``; manifests go through the cluster API's decoding), against a small declarative shape: object, array, map,
 integer. A field of the wrong JSON type is reported the way the API server reports it,
 ``spec.containers[0]: Invalid value: 5: must be an object``, instead of surfacing later as a
 Python exception. ``null`` reads as "not set" (as in kube), except where a shape says otherwise.

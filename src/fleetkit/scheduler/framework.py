@@ -14,11 +14,13 @@ from fleetkit.scheduler.plugins.base import MAX_NODE_SCORE, MULTIPLICITY, CycleS
 from fleetkit.scheduler.profile import REGISTRY, ProfileSpec
 from fleetkit.scheduler.status import Code, PreFilterResult, Status
 
-__all__ = ["Framework", "CycleResult", "fit_error_message", "NOT_HELPFUL"]
+__all__ = ["Framework", "CycleResult", "fit_error_message", "NOT_HELPFUL", "RETRY_ON_BIND"]
 
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 MIN_FEASIBLE_NODES = 100
 MIN_FEASIBLE_PERCENT = 5
+# plugins whose failures a binding may resolve: their Unschedulable pods are retried on each bind
+RETRY_ON_BIND = {"InterPodAffinity", "PodTopologySpread"}
 
 
 def fit_error_message(

@@ -456,6 +456,7 @@ class Pod:
     given: bool = False
     warnings: list[str] = field(default_factory=list)
     kind_sig: Any = None
+    node_affinity_sig: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -597,6 +598,45 @@ class Pod:
             owner_name=owner_name,
             terminating=bool(meta.get("deletionTimestamp")),
             phase=str(status.get("phase") or "Pending"),
+        )
+
+    def sibling(self, obj: dict[str, Any], seq: int) -> Pod:
+        """:meth:`from_obj` for a pod with this pod's spec, namespace, labels and owner (the
+        pods of one template): the parsed parts are shared, the pod's own parts read anew."""
+        meta = obj.get("metadata") or {}
+        status = obj.get("status") or {}
+        return Pod(
+            seq=seq,
+            namespace=self.namespace,
+            name=str(meta.get("name") or ""),
+            labels=self.labels,
+            raw=obj,
+            node_name=self.node_name,
+            scheduler_name=self.scheduler_name,
+            priority=self.priority,
+            preemption_policy=self.preemption_policy,
+            tolerations=self.tolerations,
+            node_selector=self.node_selector,
+            required_node_terms=self.required_node_terms,
+            preferred_node_terms=self.preferred_node_terms,
+            required_affinity=self.required_affinity,
+            required_anti_affinity=self.required_anti_affinity,
+            preferred_affinity=self.preferred_affinity,
+            preferred_anti_affinity=self.preferred_anti_affinity,
+            affinity_error=self.affinity_error,
+            has_pod_affinity=self.has_pod_affinity,
+            spread_constraints=self.spread_constraints,
+            requests=self.requests,
+            requests_nonzero=self.requests_nonzero,
+            host_ports=self.host_ports,
+            images=self.images,
+            num_containers=self.num_containers,
+            owner_kind=self.owner_kind,
+            owner_name=self.owner_name,
+            terminating=bool(meta.get("deletionTimestamp")),
+            phase=str(status.get("phase") or "Pending"),
+            kind_sig=self.kind_sig,
+            node_affinity_sig=self.node_affinity_sig,
         )
 
     def required_node_match(self, node: Node) -> bool:

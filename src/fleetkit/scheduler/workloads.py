@@ -6,28 +6,21 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fleetkit.errors import UsageError
 from fleetkit.scheduler.decode import (
-    SHAPES,
-    FieldError,
-    check,
     load_json,
     load_yaml_documents,
     read_input,
 )
-from fleetkit.scheduler.labels import Selector, parse_label_selector
-from fleetkit.scheduler.model import Node, clone, first_untolerated
-from fleetkit.scheduler.validation import HINTS, format_invalid, is_lenient, validate_object
+from fleetkit.scheduler.model import Node, first_untolerated
 
 __all__ = [
+    "MAX_PODS",
     "Document",
-    "read_documents",
     "read_raw_documents",
-    "check_documents",
-    "InvalidObject",
     "POD_KINDS",
     "CONTROLLER_KINDS",
     "fnv32a",
@@ -36,40 +29,17 @@ __all__ = [
     "daemon_tolerations",
     "node_should_run_daemon",
     "BUILTIN_PRIORITY_CLASSES",
-    "Controller",
 ]
 
-KNOWN_KINDS = {
-    "Node",
-    "Namespace",
-    "PriorityClass",
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "Service",
-    "PodDisruptionBudget",
-}
+MAX_PODS = 100_000  # default --max-pods: about 4 KiB of memory per pod
+
 POD_KINDS = {"Pod"}
 CONTROLLER_KINDS = {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"}
-API_GROUP = {
-    "Deployment": "apps",
-    "ReplicaSet": "apps",
-    "StatefulSet": "apps",
-    "DaemonSet": "apps",
-    "Job": "batch",
-}
 BUILTIN_PRIORITY_CLASSES = {
     "system-node-critical": {"value": 2000001000, "preemptionPolicy": "PreemptLowerPriority"},
     "system-cluster-critical": {"value": 2000000000, "preemptionPolicy": "PreemptLowerPriority"},
 }
 ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
-
-
-class InvalidObject(UsageError):
-    """The API server would reject this object (exit 2)."""
 
 
 @dataclass(slots=True)
@@ -122,11 +92,6 @@ def _expand_lists(docs: list[Document]) -> list[Document]:
     return out
 
 
-def read_documents(paths: list[str], warnings: list[str]) -> list[Document]:
-    """Every object of the files and directories, checked as the API server would."""
-    return check_documents(read_raw_documents(paths), warnings)
-
-
 def read_raw_documents(paths: list[str]) -> list[Document]:
     """Every object of the files and directories (``-``: stdin) with its file and line."""
     files: list[str] = []
@@ -144,64 +109,6 @@ def read_raw_documents(paths: list[str]) -> list[Document]:
         text = read_input(f)
         docs += _expand_lists(_load_text(text, f))
     return docs
-
-
-def explain_hint(kind: str, path: str) -> str:
-    """``kubectl explain pod.spec.containers``: where the field's expected type is documented."""
-    dotted = ".".join(part.split("[", 1)[0] for part in path.split(".") if part)
-    return f"see the field's type: kubectl explain {kind.lower()}.{dotted}".rstrip(".")
-
-
-def malformed(kind: str, name: str, source: str) -> UsageError:
-    return UsageError(
-        f'{kind} "{name}": a field has a value of the wrong type',
-        hint=f"compare the fields' types with: kubectl explain {kind.lower()} --recursive",
-        source=source,
-    )
-
-
-def check_documents(docs: list[Document], warnings: list[str]) -> list[Document]:
-    """Skip unknown kinds (with a warning) and reject objects the API server would reject."""
-    out = []
-    for d in docs:
-        kind = str(d.obj.get("kind") or "")
-        if not kind:
-            raise UsageError("Object 'Kind' is missing", source=f"{d.source}:{d.line}")
-        if kind not in KNOWN_KINDS:
-            warnings.append(
-                f"warning: {d.source}:{d.line}: skipping {kind} (not used for placement)"
-            )
-            continue
-        meta = d.obj.get("metadata")
-        name = str(meta.get("name") or "") if isinstance(meta, dict) else ""
-        try:
-            check(d.obj, SHAPES[kind])
-            errs = validate_object(d.obj)
-        except FieldError as exc:
-            raise UsageError(
-                f'{kind} "{name}": {exc}',
-                hint=explain_hint(kind, exc.path),
-                source=f"{d.source}:{d.line}",
-            ) from exc
-        except (AttributeError, TypeError, ValueError, KeyError) as exc:
-            # a shape decode.SHAPES does not describe yet: name the object, not Python's error
-            raise malformed(kind, name, f"{d.source}:{d.line}") from exc
-        soft = [e for e in errs if is_lenient(e, kind)]
-        if soft:
-            # rejected by the API server, but the scheduler has defined behaviour for it
-            # (kube's own plugin tests schedule such pods): warn and go on
-            warnings.append(
-                f"warning: {d.source}:{d.line}: {format_invalid(kind, name, soft)} "
-                "(kubectl apply would reject this; scheduled as kube-scheduler would treat it)"
-            )
-            errs = [e for e in errs if not is_lenient(e, kind)]
-        if errs:
-            hint = f"in {d.source} (document at line {d.line})"
-            if any("topologyKey" in e for e in errs):
-                hint += ": " + HINTS["topologyKey"]
-            raise InvalidObject(format_invalid(kind, name, errs), hint=hint)
-        out.append(d)
-    return out
 
 
 def daemon_tolerations(spec: dict[str, Any]) -> None:
@@ -301,44 +208,6 @@ def default_pod(obj: dict[str, Any], classes: dict[str, dict[str, Any]]) -> None
     spec["tolerations"] = tols
 
 
-@dataclass(slots=True)
-class Controller:
-    """A workload controller's state: which pods it owns and what it wants."""
-
-    kind: str
-    namespace: str
-    name: str
-    obj: dict[str, Any]
-    selector: Selector
-    replicas: int
-    uid: str
-    owner_kind: str = ""
-    owner_name: str = ""
-    owner_uid: str = ""
-    pod_prefix: str = ""
-    template: dict[str, Any] = field(default_factory=dict)
-    extra_labels: dict[str, str] = field(default_factory=dict)
-    next_ordinal: int = 0
-    children: list[Any] = field(default_factory=list)
-
-    @property
-    def ordered_ready(self) -> bool:
-        return (
-            self.kind == "StatefulSet"
-            and ((self.obj.get("spec") or {}).get("podManagementPolicy") or "OrderedReady")
-            == "OrderedReady"
-        )
-
-
 def template_hash(template: dict[str, Any]) -> str:
     data = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
     return safe_encode(str(fnv32a(data)))
-
-
-def controller_selector(obj: dict[str, Any]) -> Selector:
-    return parse_label_selector((obj.get("spec") or {}).get("selector") or {})
-
-
-def pod_template(obj: dict[str, Any]) -> dict[str, Any]:
-    tmpl: dict[str, Any] = clone((obj.get("spec") or {}).get("template") or {})
-    return tmpl

@@ -8,6 +8,9 @@ Paths as kube-apiserver serves them: ``/api/v1[/namespaces/NS]/PLURAL[/NAME[/SUB
 from __future__ import annotations
 
 import asyncio
+import base64
+import bisect
+import collections
 import json
 import time
 from typing import Any
@@ -36,6 +39,50 @@ VERSION_INFO = {
     "platform": "linux/amd64",
 }
 BOOKMARK_INTERVAL_S = 15.0
+PAGES_KEPT = 16  # list snapshots kept for continue tokens (kubectl reads 500 items a page)
+
+
+def _limit(text: str) -> int:
+    try:
+        return max(0, int(text or 0))
+    except ValueError as exc:
+        raise ApiError(400, "BadRequest", f"invalid limit {text!r}") from exc
+
+
+def _page_key(o: Obj) -> str:
+    meta = o.get("metadata") or {}
+    ns = str(meta.get("namespace") or "")
+    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
+
+
+def _everything(o: Obj) -> bool:
+    """The filter of a request without label and field selectors."""
+    return True
+
+
+def _sort_key(o: Obj) -> tuple[str, str]:
+    meta = o.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name")))
+
+
+class _Pages:
+    """Snapshots of listed objects by continue token (the most recent ``PAGES_KEPT``)."""
+
+    def __init__(self) -> None:
+        self.kept: collections.OrderedDict[str, tuple[list[Obj], int]] = collections.OrderedDict()
+
+    def add(self, objs: list[Obj], rv: str, start: int, last: Obj) -> str:
+        doc = {"v": "meta.k8s.io/v1", "rv": int(rv), "start": _page_key(last) + "\x00"}
+        # kube's encoding: URL-safe base64 without padding (a token travels in a query string)
+        raw = base64.urlsafe_b64encode(json.dumps(doc, separators=(",", ":")).encode())
+        token = raw.decode().rstrip("=")
+        self.kept[token] = (objs, start)
+        while len(self.kept) > PAGES_KEPT:
+            self.kept.popitem(last=False)
+        return token
+
+    def get(self, token: str) -> tuple[list[Obj], int] | None:
+        return self.kept.get(token)
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -70,6 +117,7 @@ class API:
         self.state = state
         self.address = address
         self.hooks = hooks
+        self._pages = _Pages()
 
     # -- discovery and OpenAPI -------------------------------------------------------------------
     async def version(self, request: web.Request) -> web.Response:
@@ -328,27 +376,74 @@ class API:
     # -- list and watch --------------------------------------------------------------------------
     def _filter(self, request: web.Request) -> Any:
         q = request.query
+        if not q.get("labelSelector") and not q.get("fieldSelector"):
+            return _everything
         lp = label_predicate(q.get("labelSelector", ""))
         fp = field_predicate(q.get("fieldSelector", ""))
         return lambda o: lp((o.get("metadata") or {}).get("labels") or {}) and fp(o)
 
     def _list(self, request: web.Request, res: Resource, ns: str) -> web.Response:
-        match = self._filter(request)
-        objs = [o for o in self.state.objects(res, ns) if match(o)]
-        rv = str(self.state.store.rv)
+        q = request.query
+        token = q.get("continue", "")
+        if token:
+            objs, rv, start = self._continued(token, res, ns, self._filter(request))
+        else:
+            match = self._filter(request)
+            objs = self.state.objects(res, ns)
+            if match is not _everything:
+                objs = [o for o in objs if match(o)]
+            rv, start = str(self.state.store.rv), 0
+        limit = _limit(q.get("limit", ""))
         if _wants_table(request):
-            body = tables.table_json(
-                res.plural, objs, rv, request.query.get("includeObject", "Metadata")
-            )
+            # a Table list is served whole (servers may ignore limit): kubectl's client-side
+            # rate limit (a burst of 10 requests, then about 5 a second) would spread 50,000
+            # pods over 100 requests and 20 s, where one response takes under a second
+            limit = 0
+        page = objs[start : start + limit] if limit else objs[start:]
+        meta: Obj = {"resourceVersion": rv}
+        left = len(objs) - start - len(page)
+        if limit and left > 0:
+            # the rest is served from this list (one consistent resourceVersion, as etcd does)
+            meta["continue"] = self._pages.add(objs, rv, start + len(page), page[-1])
+            meta["remainingItemCount"] = left
+        if _wants_table(request):
+            include = q.get("includeObject", "Metadata")
+            body = tables.table_json(res.plural, page, rv, include, meta, len(objs))
             return web.Response(body=body, content_type="application/json")
         return _json(
             {
                 "kind": f"{res.kind}List",
                 "apiVersion": res.api_version,
-                "metadata": {"resourceVersion": rv},
-                "items": objs,
+                "metadata": meta,
+                "items": page,
             }
         )
+
+    def _continued(
+        self, token: str, res: Resource, ns: str, match: Any
+    ) -> tuple[list[Obj], str, int]:
+        """A continued list: the first page's snapshot, or (once forgotten) the current objects
+        after the token's key (kube-apiserver answers 410 Expired once etcd compacted)."""
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            rv, key = str(int(data["rv"])), str(data["start"]).rstrip("\x00")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ApiError(400, "BadRequest", f"continue key is not valid: {exc}") from exc
+        hit = self._pages.get(token)
+        if hit is not None:
+            return hit[0], rv, hit[1]
+        if int(rv) < self.state.store.rv:
+            raise ApiError(
+                410,
+                "Expired",
+                "The provided continue parameter is too old to display a consistent list result. "
+                "You can start a new list without the continue parameter.",
+            )
+        objs = [o for o in self.state.objects(res, ns) if match(o)]
+        ns_part, sep, name_part = key.partition("/")
+        after = (ns_part, name_part) if sep else ("", key)
+        keys = [_sort_key(o) for o in objs]
+        return objs, rv, bisect.bisect_right(keys, after)
 
     async def _watch(self, request: web.Request, res: Resource, ns: str) -> web.StreamResponse:
         q = request.query

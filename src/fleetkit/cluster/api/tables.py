@@ -670,16 +670,17 @@ def _partial(o: Obj) -> Obj:
 # resources whose cells change with time only through AGE (jobs' DURATION and events' LAST
 # SEEN do too): their rows are cached as JSON around the AGE cell, by resourceVersion
 _TIMELESS = set(TABLES) - {"jobs", "events"}
-_ROWS: dict[tuple[str, str, str], tuple[str, str, bytes, bytes]] = {}
+_ROWS: dict[str, dict[tuple[str, str], tuple[str, str, bytes, bytes]]] = {}
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _row_parts(resource: str, o: Obj, include: str, age_at: int) -> tuple[bytes, bytes]:
     """A row's JSON before and after its AGE cell's text (cached per object version)."""
     meta = _meta(o)
-    key = (resource, str(meta.get("namespace") or ""), str(meta.get("name")))
+    key = (str(meta.get("namespace") or ""), str(meta.get("name")))
     rv = str(meta.get("resourceVersion") or "")
-    hit = _ROWS.get(key)
+    rows = _ROWS.setdefault(resource, {})
+    hit = rows.get(key)
     if hit is not None and hit[0] == rv and hit[1] == include:
         return hit[2], hit[3]
     cells = TABLES[resource][1](o)
@@ -692,20 +693,37 @@ def _row_parts(resource: str, o: Obj, include: str, age_at: int) -> tuple[bytes,
     elif include != "None":
         post += ',"object":' + _DUMPS(_partial(o))
     out = (pre, (post + "}").encode())
-    _ROWS[key] = (rv, include, *out)
+    rows[key] = (rv, include, *out)
     return out
 
 
-def table_json(resource: str, objs: list[Obj], rv: str, include: str = "Metadata") -> bytes:
+def warm(resource: str, objs: list[Obj], include: str) -> None:
+    """Render and cache the rows of ``objs`` ahead of the request that will list them."""
+    if resource in _TIMELESS:
+        age_at = TABLES[resource][0].index(AGE)
+        for o in objs:
+            _row_parts(resource, o, include, age_at)
+
+
+def table_json(
+    resource: str,
+    objs: list[Obj],
+    rv: str,
+    include: str = "Metadata",
+    meta: Obj | None = None,
+    listed: int = 0,
+) -> bytes:
     """:func:`table` serialized; rows of unchanged objects come from a cache (``kubectl get
-    pods -A`` of 50,000 pods renders only the AGE cells again)."""
+    pods -A`` of 50,000 pods renders only the AGE cells again). ``meta``: the list metadata
+    (resourceVersion, continue, remainingItemCount) when not just ``rv``; ``listed``: how many
+    objects the whole list has when ``objs`` is one page of it."""
     if resource not in _TIMELESS:
-        return _DUMPS(table(resource, objs, rv, include)).encode()
+        return _DUMPS(table(resource, objs, rv, include, meta)).encode()
     cols = TABLES[resource][0]
     age_at = cols.index(AGE)
-    if len(_ROWS) > 2 * len(objs) + 10_000:
-        _ROWS.clear()  # forget deleted objects' rows now and then
-    empty = table(resource, [], rv, include)
+    if len(_ROWS.get(resource) or ()) > 2 * max(len(objs), listed) + 10_000:
+        _ROWS[resource].clear()  # forget deleted objects' rows now and then
+    empty = table(resource, [], rv, include, meta)
     head = _DUMPS(empty)[: -len('"rows":[]}')].encode()
     now = time.time()
     parts = []
@@ -717,7 +735,9 @@ def table_json(resource: str, objs: list[Obj], rv: str, include: str = "Metadata
     return head + b'"rows":[' + b",".join(parts) + b"]}"
 
 
-def table(resource: str, objs: list[Obj], rv: str, include: str = "Metadata") -> Obj:
+def table(
+    resource: str, objs: list[Obj], rv: str, include: str = "Metadata", meta: Obj | None = None
+) -> Obj:
     """A meta.k8s.io/v1 Table of ``objs`` (``include``: Object, Metadata or None)."""
     cols, row = TABLES.get(resource, DEFAULT)
     defs = [
@@ -741,7 +761,7 @@ def table(resource: str, objs: list[Obj], rv: str, include: str = "Metadata") ->
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": rv},
+        "metadata": meta or {"resourceVersion": rv},
         "columnDefinitions": defs,
         "rows": rows,
     }

@@ -28,7 +28,7 @@ from fleetkit.scheduler.status import Status
 
 REASON = "node(s) didn't match pod topology spread constraints"
 REASON_LABEL = REASON + " (missing required label)"
-_PF = "PodTopologySpread.prefilter"
+_PF = SPREAD_PREFILTER = "PodTopologySpread.prefilter"  # CycleState key of PreFilter's counts
 _PS = "PodTopologySpread.prescore"
 MAX_INT32 = 2**31 - 1
 
@@ -53,11 +53,14 @@ def _never(p: Pod) -> bool:
 
 
 def _affinity_sig(pod: Pod) -> str:
-    spec = pod.raw.get("spec") or {}
-    req = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    )
-    return json.dumps([pod.node_selector, req], sort_keys=True, default=str)
+    """The pod's required node affinity as text (kept on the pod: siblings share it)."""
+    if pod.node_affinity_sig is None:
+        spec = pod.raw.get("spec") or {}
+        req = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        )
+        pod.node_affinity_sig = json.dumps([pod.node_selector, req], sort_keys=True, default=str)
+    return pod.node_affinity_sig
 
 
 def node_has_keys(node: Node, constraints: list[Constraint]) -> bool:
@@ -115,7 +118,10 @@ class PodTopologySpread(Plugin):
         return out
 
     def _defaults(self, pod: Pod, action: str) -> list[Constraint]:
-        if not self.defaults:
+        wanted = [
+            c for c in self.defaults if (c.get("whenUnsatisfiable") or "DoNotSchedule") == action
+        ]
+        if not wanted:
             return []
         sel = self.ctx.default_selector(pod)
         if sel.empty:
@@ -131,8 +137,7 @@ class PodTopologySpread(Plugin):
                 (c.get("nodeAffinityPolicy") or "Honor") == "Honor",
                 (c.get("nodeTaintsPolicy") or "Ignore") == "Honor",
             )
-            for c in self.defaults
-            if (c.get("whenUnsatisfiable") or "DoNotSchedule") == action
+            for c in wanted
         ]
 
     def constraints(self, pod: Pod, action: str) -> list[Constraint]:

@@ -57,3 +57,62 @@ def test_ansible_no_log_setting_is_the_keyword_default(tmp_path: Path) -> None:
         f = run_fleetkit(["play", *args], tmp_path, env=env)
         assert a.stdout.count("the output has been hidden") == hidden
         assert f.stdout.count("the output has been hidden") == hidden, f.stdout
+
+
+EDGES = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: no command
+      command:
+      args: {chdir: /}
+      ignore_errors: true
+    - name: a command twice
+      command: echo testing
+      args: {argv: [echo, testing]}
+      ignore_errors: true
+    - name: a chdir that does not exist
+      command: echo hi
+      args: {chdir: /nonexistent-fleetkit-dir}
+      ignore_errors: true
+    - name: check mode, creates not there
+      command: "true"
+      args: {creates: /nonexistent-fleetkit-file}
+      check_mode: true
+      register: would
+    - name: check mode, creates there
+      command: "true"
+      args: {creates: /}
+      check_mode: true
+      register: would_not
+    - name: check mode, nothing to guard it
+      command: "true"
+      check_mode: true
+      register: skipped
+    - name: creates relative to chdir
+      command: "false"
+      args: {chdir: /, creates: "et?"}
+      register: relative
+    - name: shell refuses a command-only option
+      shell: echo hi
+      args: {expand_argument_vars: false}
+      ignore_errors: true
+    - debug:
+        msg: >-
+          {{ [would, would_not, skipped, relative]
+             | map('dict2items') | map('rejectattr', 'key', 'eq', 'invocation')
+             | map('items2dict') }}
+"""
+
+
+def test_command_argument_checks_chdir_and_check_mode_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "pb.yml").write_text(EDGES)
+    args = ["-i", "localhost,", "-c", "local", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert VOLATILE.sub("", f.stdout) == VOLATILE.sub("", a.stdout), f.stderr
+    assert "one of the following is required: _raw_params, cmd, argv" in f.stdout
+    assert "parameters are mutually exclusive: _raw_params|cmd|argv" in f.stdout
+    assert "Unable to change directory before execution: [Errno 2]" in f.stdout
+    assert "Unsupported parameters for (shell) module: expand_argument_vars" in f.stdout
+    assert f.returncode == a.returncode == 0

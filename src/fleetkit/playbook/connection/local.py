@@ -11,6 +11,7 @@ import tempfile
 from fleetkit.playbook.connection import (
     Become,
     BecomeFailed,
+    ChdirFailed,
     CommandNotFound,
     CommandResult,
 )
@@ -115,11 +116,13 @@ class LocalConnection:
                 env={**os.environ, **env} if env else None,
                 check=False,
             )
-        except FileNotFoundError as exc:
-            if cwd and not os.path.isdir(cwd):
-                return CommandResult(1, b"", f"Unable to change directory: {cwd}".encode())
-            raise CommandNotFound(str(exc.filename or argv[0])) from None
-        except PermissionError as exc:
+        except OSError as exc:
+            if cwd and exc.filename == cwd:
+                raise ChdirFailed(cwd, exc.errno or 0, exc.strerror or str(exc)) from None
+            if isinstance(exc, FileNotFoundError):
+                raise CommandNotFound(str(exc.filename or argv[0])) from None
+            if not isinstance(exc, PermissionError):
+                raise
             return CommandResult(
                 13, b"", f"[Errno 13] Permission denied: {exc.filename!r}".encode()
             )

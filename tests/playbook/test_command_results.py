@@ -116,3 +116,42 @@ def test_command_argument_checks_chdir_and_check_mode_as_ansible(tmp_path: Path)
     assert "Unable to change directory before execution: [Errno 2]" in f.stdout
     assert "Unsupported parameters for (shell) module: expand_argument_vars" in f.stdout
     assert f.returncode == a.returncode == 0
+
+
+MULTILINE = r"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - shell: |
+        echo this is a \
+        "multiline echo" \
+        "with a new line
+        in quotes" \
+        | cat
+        echo "this is a second line"
+      args:
+        executable: /bin/sh
+      register: r5
+    - shell: |
+        executable="/bin/sh"
+        creates=/nonexistent-fleetkit-file
+        echo "test"
+      register: r6
+    - shell: |
+        cat <<EOF
+        One
+          Two
+        EOF
+      register: r7
+    - debug: msg="{{ [r5.cmd, r5.stdout, r6.cmd, r6.stdout, r7.cmd, r7.stdout] }}"
+"""
+
+
+def test_multiline_free_form_commands_split_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "pb.yml").write_text(MULTILINE)
+    args = ["-i", "localhost,", "-c", "local", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert VOLATILE.sub("", f.stdout) == VOLATILE.sub("", a.stdout), f.stderr
+    assert '"echo \\"test\\"\\n"' in f.stdout  # the k=v lines are options, not the command
+    assert f.returncode == a.returncode == 0

@@ -97,6 +97,11 @@ EDGES = """
       shell: echo hi
       args: {expand_argument_vars: false}
       ignore_errors: true
+    - name: a program that does not exist, judged by failed_when
+      command: commandthatdoesnotexist --would-be-awkward
+      register: missing
+      failed_when: missing.stdout != '' or missing.stderr != ''
+    - debug: var=missing
     - debug:
         msg: >-
           {{ [would, would_not, skipped, relative]
@@ -154,4 +159,25 @@ def test_multiline_free_form_commands_split_as_ansible(tmp_path: Path) -> None:
     f = run_fleetkit(["play", *args], tmp_path)
     assert VOLATILE.sub("", f.stdout) == VOLATILE.sub("", a.stdout), f.stderr
     assert '"echo \\"test\\"\\n"' in f.stdout  # the k=v lines are options, not the command
+    assert f.returncode == a.returncode == 0
+
+
+BACKGROUND = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: a child left running in the background keeps the output pipes open
+      shell: sleep 60 & echo $! > child.pid
+      timeout: 20
+    - shell: kill $(cat child.pid)
+"""
+
+
+def test_a_background_child_does_not_hold_the_task_as_ansible(tmp_path: Path) -> None:
+    (tmp_path / "pb.yml").write_text(BACKGROUND)
+    args = ["-i", "localhost,", "-c", "local", "pb.yml"]
+    a = run_ansible(args, tmp_path)
+    f = run_fleetkit(["play", *args], tmp_path)
+    assert VOLATILE.sub("", f.stdout) == VOLATILE.sub("", a.stdout), f.stderr
+    assert "Timed out" not in f.stdout
     assert f.returncode == a.returncode == 0

@@ -177,7 +177,9 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
             "stderr": "",
             "stderr_lines": [],
             "failed": True,
+            "exception": "(traceback unavailable)",
             "_fk_error": f"Task failed: Module failed: Error executing command: {exc}",
+            "_fk_module_error": True,  # the module's own result: changed_when/failed_when apply
         }
     end = _now()
     strip = bool(args.get("strip_empty_ends", True))
@@ -215,6 +217,8 @@ def _chdir_failed(cmd: Any, exc: ChdirFailed) -> dict[str, Any]:
         "stderr": "",
         "stderr_lines": [],
         "failed": True,
+        "exception": "(traceback unavailable)",
+        "_fk_module_error": True,  # the module's own result: changed_when/failed_when apply
         "msg": "Unable to change directory before execution.",
         # the error display chains the cause into the message
         "_fk_error": f"Task failed: Module failed: Unable to change directory before execution: {exc}",

@@ -25,12 +25,8 @@ from tests.playbook._targets import (
 )
 
 # target -> first failing line under fleetkit today (the run log has the whole story)
-XFAIL: dict[str, str] = {
-    "command_shell": "fatal: [testhost]: FAILED! => {  (assert executable fails with no command: result keys)",
-    "include_import": 'fatal: [testhost]: FAILED! => {"changed": false, "msg": "This command should always fail"}',
-    "templating": "fatal: [testhost]: FAILED! => {",
-}
-# 49 of 52 pass (limit_inventory trivially: it runs only the real `ansible` ad-hoc command);
+XFAIL: dict[str, str] = {}
+# 52 of 52 pass (limit_inventory trivially: it runs only the real `ansible` ad-hoc command);
 # regenerate the reasons with `scripts/ansible-targets --peer fleetkit -j 2 -o json`
 
 TIMEOUT_S = 240.0

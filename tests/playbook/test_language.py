@@ -170,3 +170,29 @@ def test_include_without_a_file_names_the_action_as_written(tmp_path: Path) -> N
     _ra, _out_a, err_a, _rf, _out_f, err_f = _both(tmp_path, pb)
     message = "No file specified for ansible.builtin.include_tasks"
     assert message in err_a and message in err_f
+
+
+@pytest.mark.parametrize(
+    "include",
+    ["include_tasks: broken.yml", "include_role: {name: r, tasks_from: broken}"],
+)
+def test_a_broken_file_loaded_at_run_time_ends_the_run_as_ansible(
+    tmp_path: Path, include: str
+) -> None:
+    broken = (
+        "- name: fine\n  ping:\n\n- name: invalid include_task definition\n"
+        "  ansible.builtin.include_tasks:\n"
+    )
+    (tmp_path / "broken.yml").write_text(broken)
+    (tmp_path / "roles" / "r" / "tasks").mkdir(parents=True)
+    (tmp_path / "roles" / "r" / "tasks" / "broken.yml").write_text(broken)
+    pb = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=before\n"
+        f"    - {include}\n    - debug: msg=after\n"
+    )
+    ra, out_a, err_a, rf, out_f, err_f = _both(tmp_path, pb)
+    assert out_f == out_a
+    # ansible's parser error: the message and the annotated origin, no PLAY RECAP
+    assert err_f == err_a[err_a.index("[ERROR]") :]
+    assert "Origin: " in err_f and ":4:3\n" in err_f and "error:" not in err_f
+    assert rf == ra == 4

@@ -368,3 +368,58 @@ def test_variables_render_only_what_a_template_reaches(tmp_path: Path) -> None:
     want, got, ra, rf = _both(tmp_path, pb)
     assert got == want
     assert rf == ra == 0
+
+
+# 'secret {{ x }}' encrypted with the password "blarblar" (ansible-vault encrypt_string)
+_VAULTED = """!vault |
+          $ANSIBLE_VAULT;1.1;AES256
+          34376430633165343337666263323431393839643532313234336331666435643734633461316164
+          3739626131376537363331323733323166636663623336320a313665613439373935653766363431
+          66643763346639623134313465646338656465323837643739386565383238623638653565353238
+          6439633164623333610a653465623066666461313732653238373961626231363332663066333964
+          6430"""
+
+ERRORS_AS_VALUES = f"""
+- hosts: all
+  gather_facts: false
+  vars:
+    syntax_error: "{{{{ #'"
+    vaulted: {_VAULTED}
+  tasks:
+    - name: errors reach dump_object as values; other values pass through
+      debug:
+        msg:
+          - "{{{{ (syntax_error | ansible._protomatter.dump_object).exception.message }}}}"
+          - "{{{{ (undef(0) | ansible._protomatter.dump_object).exception.message }}}}"
+          - "{{{{ (lookup('pipe', 'exit 1') | ansible._protomatter.dump_object).exception.message
+             is contains \\"lookup plugin 'pipe' failed\\" }}}}"
+          - "{{{{ ('{{' | from_json | ansible._protomatter.dump_object).exception.message
+             is contains 'Expecting property name enclosed in double quotes' }}}}"
+          - "{{{{ [1, 'a'] | ansible._protomatter.dump_object }}}}"
+          - "{{{{ 'x' ~ (syntax_error | ansible._protomatter.dump_object).exception.message[:12] }}}}"
+    - name: an invalid test name is a test that does not exist
+      debug:
+        msg: "{{{{ [{{}}] | selectattr('failed', 'asdf ', true) }}}}"
+      register: invalid
+      ignore_errors: true
+    - debug:
+        msg: "{{{{ invalid.msg is contains(\\"No test named 'asdf '\\") }}}}"
+    - name: unvault beside a playbook's own filter_plugins
+      debug:
+        msg: "{{{{ vaulted | unvault('blarblar') }}}}"
+"""
+
+
+def test_errors_as_values_invalid_test_names_and_unvault_as_ansible(tmp_path: Path) -> None:
+    """``ansible._protomatter.dump_object`` sees a failed expression as ``{exception: ...}``;
+    ``selectattr`` with an invalid test name says no such test; ``unvault`` takes the vaulted
+    value also when filter_plugins/ lies beside the playbook."""
+    (tmp_path / "filter_plugins").mkdir()
+    (tmp_path / "filter_plugins" / "mine.py").write_text(
+        "class FilterModule:\n    def filters(self):\n        return {'mine': str}\n"
+    )
+    want, got, ra, rf = _both(tmp_path, ERRORS_AS_VALUES)
+    assert got == want
+    assert '"Syntax error in template' in got and "must be of type 'str'" in got
+    assert '"secret {{ x }}"' in got
+    assert rf == ra == 0

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fleetkit.errors import PlaybookError, UsageError
 
 __all__ = [
@@ -31,8 +33,25 @@ class PlaybookSyntaxError(PlaybookError, UsageError):
 
     exit_code = 4
 
-    def __init__(self, message: str, hint: str | None = None, source: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        source: str | None = None,
+        origin: tuple[str, int, int] | None = None,
+    ) -> None:
         UsageError.__init__(self, message, hint=hint, source=source)
+        self.detail = message
+        # (path, line, column) for ansible's "Origin:" excerpt (column 0: unknown)
+        self.origin = origin or _parse_source(source)
+
+
+def _parse_source(source: str | None) -> tuple[str, int, int] | None:
+    """(path, line, column) of a ``path:line[:column]`` source."""
+    m = re.match(r"^(.+?):(\d+)(?::(\d+))?$", source or "")
+    if m is None:
+        return None
+    return (m.group(1), int(m.group(2)), int(m.group(3) or 0))
 
 
 class IncludeNotFound(PlaybookSyntaxError):

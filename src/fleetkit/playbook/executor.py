@@ -52,7 +52,14 @@ from fleetkit.playbook.yamlsrc import Located
 
 __all__ = ["TaskExecutor", "ConnectionCache", "RetryPrinter", "first_failed_cond", "registered"]
 
-_RESULT_INTERNAL = ("_fk_error", "_fk_chain", "_fk_help", "_fk_action_failed", "_fk_messages")
+_RESULT_INTERNAL = (
+    "_fk_error",
+    "_fk_chain",
+    "_fk_help",
+    "_fk_action_failed",
+    "_fk_messages",
+    "_fk_module_error",
+)
 
 
 def _run_with_timeout(
@@ -930,8 +937,10 @@ class TaskExecutor:
     ) -> dict[str, Any]:
         cw = task.kw.get("changed_when")
         fw = task.kw.get("failed_when")
-        if (cw is None and fw is None) or result.get("_fk_error"):
+        if cw is None and fw is None:
             return result
+        if result.get("_fk_error") and not result.get("_fk_module_error"):
+            return result  # the task itself failed: no result to judge
         view = tv.with_layer({str(reg): result}) if reg else tv
         t = Templar(view)
         condname = "changed"

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fleetkit.playbook import patterns
-from fleetkit.playbook.errors import PlaybookError, TemplateError
+from fleetkit.playbook.errors import PlaybookError, PlaybookSyntaxError, TemplateError
 from fleetkit.playbook.events import Callback
 from fleetkit.playbook.executor import TaskExecutor
 from fleetkit.playbook.factcache import load_fact_cache
@@ -80,9 +80,17 @@ class PlaybookExecutor:
         interrupted = False
         try:
             self.cb.playbook_start(self.opts.playbook_path, len(self.plays))
-            for play in self.plays:
-                if self._run_play(ctx, play):
-                    break
+            try:
+                for play in self.plays:
+                    if self._run_play(ctx, play):
+                        break
+            except PlaybookSyntaxError as exc:
+                if exc.hint is not None:
+                    raise  # fleetkit's own refusal: error: + hint:
+                # a file loaded at run time (include_tasks, include_role) that does not parse
+                # ends the run as ansible's parser error does: [ERROR] with its origin, no recap
+                self.cb.error(exc.detail, exc.origin)
+                return RunSummary(4, ctx.stats, set(ctx.failed), set(ctx.unreachable))
             self.cb.stats(ctx.stats)
             if self._start_at is not None:
                 self.cb.error(

@@ -526,10 +526,14 @@ class LoadContext:
 
 def _err(msg: str, obj: object, hint: str | None = None, key: Any = None) -> PlaybookSyntaxError:
     source = source_of(obj)
+    origin = None
+    if isinstance(obj, Located) and obj.path:
+        origin = (obj.path, obj.line, obj.col)
     if key is not None and isinstance(obj, Located) and key in obj.pos:
         line, col = obj.pos[key][:2]
         source = f"{obj.path}:{line}:{col}"
-    return PlaybookSyntaxError(msg, hint=hint, source=source)
+        origin = (obj.path, line, col)
+    return PlaybookSyntaxError(msg, hint=hint, source=source, origin=origin)
 
 
 def _module_defaults(ds: dict[str, Any]) -> list[dict[str, Any]]:
@@ -661,6 +665,8 @@ def _module_args(action: str, value: Any, obj: object) -> dict[str, Any]:
         return dict(value)
     if isinstance(value, (str, int, float, bool)):
         text = str(value)
+        if action in FREE_FORM and "\n" in text:
+            return _multiline_free_form(text, obj)
         if action in FREE_FORM:
             try:
                 tokens = shlex.split(text, posix=False)
@@ -687,6 +693,20 @@ def _module_args(action: str, value: Any, obj: object) -> dict[str, Any]:
             kv["_raw_params"] = " ".join(rest)
         return kv
     raise _err(f"invalid arguments for {action}: expected a mapping or a string", obj)
+
+
+def _multiline_free_form(text: str, obj: object) -> dict[str, Any]:
+    """A multi-line free-form command split as ansible's parse_kv does it (line continuations
+    joined, other newlines and spacing kept, ``k=v`` options on any line): ansible's own
+    function, imported only for such commands."""
+    from ansible.errors import AnsibleParserError
+    from ansible.parsing.splitter import parse_kv
+
+    try:
+        parsed = parse_kv(text, check_raw=True)
+    except AnsibleParserError as exc:
+        raise _err(str(exc.message), obj) from None
+    return {str(k): str(v) for k, v in parsed.items()}
 
 
 def _merge_task_args(args: dict[str, Any], ds: dict[str, Any]) -> None:

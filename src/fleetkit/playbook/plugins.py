@@ -210,10 +210,13 @@ def _vaulted(value: Any, fqcn: str) -> Any:
 
 
 def _wrap_jinja(
-    kind: str, fqcn: str, fn: Callable[..., Any], accepts_undefined: bool
+    kind: str, fqcn: str, fn: Callable[..., Any], accepts_undefined: bool, resolved: str = ""
 ) -> Callable[..., Any]:
     from jinja2 import Undefined
     from jinja2.exceptions import UndefinedError
+
+    # the plugin's own name (a short name asked for beside adjacent plugins resolves to it)
+    vault_name = resolved or fqcn
 
     def call(*args: Any, **kwargs: Any) -> Any:
         if not accepts_undefined:
@@ -221,8 +224,8 @@ def _wrap_jinja(
             for a in (*args, *kwargs.values()):
                 if isinstance(a, Undefined):
                     a._fail_with_undefined_error()
-        if fqcn in _TAKE_VAULTED:
-            args = tuple(_vaulted(a, fqcn) for a in args)
+        if vault_name in _TAKE_VAULTED:
+            args = tuple(_vaulted(a, vault_name) for a in args)
         plain = [_arg(a) for a in args]
         if fqcn in _READ_TAGS and args:
             # fleetkit's trust, the one data tag it keeps, as ansible's TrustedAsTemplate
@@ -260,7 +263,10 @@ def _find_jinja(kind: str, name: str, builtin: frozenset[str]) -> Callable[..., 
         if key in _cache:
             return _cache[key]
         try:
-            plugin = loader.get(fqcn)
+            try:
+                plugin = loader.get(fqcn)
+            except KeyError:
+                plugin = None  # an invalid plugin name: not found, as ansible's lookup says
             fn = (
                 None
                 if plugin is None
@@ -269,6 +275,7 @@ def _find_jinja(kind: str, name: str, builtin: frozenset[str]) -> Callable[..., 
                     fqcn,
                     plugin.j2_function,
                     bool(getattr(plugin, "accept_args_markers", False)),
+                    str(getattr(plugin, "ansible_name", "") or ""),
                 )
             )
         except Exception as exc:  # noqa: BLE001 - ansible reports a broken plugin as a load error

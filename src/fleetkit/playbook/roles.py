@@ -501,12 +501,8 @@ def expand_include_role(node: IncludeRole, args: Mapping[str, Any], play: Play) 
         chain=(*current.chain, current) if current else (),
     )
     _from_args(spec, args, None)
-    try:
-        nodes = _load(loader, spec, dict(node.parent), None, False, ctx.handlers)
-    except IncludeNotFound:
-        raise
-    except PlaybookSyntaxError as exc:
-        raise PlaybookError(str(exc), hint=exc.hint) from None
+    # a role file that does not parse ends the run as ansible's parser error (play_runner)
+    nodes = _load(loader, spec, dict(node.parent), None, False, ctx.handlers)
     ref = ctx.roles[-1]
     # roles its tasks import joined the play's handlers while it loaded, before its own
     handlers = [*ctx.imported_handlers, *ctx.handlers]

@@ -4,6 +4,7 @@ lazily templated variables (a variable whose value is itself a template is rende
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import datetime
 import functools
 import re
@@ -21,6 +22,7 @@ from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.runtime import Context
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.utils import missing
+from jinja2.visitor import NodeTransformer
 
 from fleetkit.playbook import messages, plugins
 from fleetkit.playbook.errors import (
@@ -189,9 +191,80 @@ def _join(nodes: Iterable[Any]) -> str:
     return "".join([str(n) for n in nodes])
 
 
+# ansible's ``ansible._protomatter.dump_object`` filter is handed an expression that failed as
+# a value (ansible's error markers) and returns ``{"exception": <the error>}``. fleetkit has no
+# markers: that one filter's input is evaluated under a try (names it reads resolved there,
+# not when the template starts) and a failure reaches the filter as a _CapturedError.
+_ERRORS_AS_VALUES = "ansible._protomatter.dump_object"
+
+
+class _CapturedError:
+    """An error a template expression raised, as a value (``.message``, as ansible's)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"AnsibleError({self.message!r})"
+
+
+def _dump_object(value: Any) -> Any:
+    """``ansible._protomatter.dump_object``: an error as ``{"exception": ...}``, a dataclass as
+    a dict, anything else as it is."""
+    if isinstance(value, _CapturedError):
+        return {"exception": value}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+class _LazyNames(NodeTransformer):
+    """Context variables read inside an errors-as-values filter's input, resolved when that
+    input is evaluated (``environment._fk_lookup_name(context, name)``)."""
+
+    def __init__(self, local: set[str]) -> None:
+        self.local = local
+
+    def visit_Name(self, node: nodes.Name) -> nodes.Node:
+        if node.ctx != "load" or node.name in self.local:
+            return node
+        call = nodes.Call(
+            nodes.EnvironmentAttribute("_fk_lookup_name"),
+            [nodes.ContextReference(), nodes.Const(node.name)],
+            [],
+            None,
+            None,
+        )
+        return call.set_lineno(node.lineno)
+
+
+def _errors_as_values(tree: nodes.Template) -> None:
+    """Prepare the inputs of errors-as-values filters (see ``_ERRORS_AS_VALUES``)."""
+    found = [f for f in tree.find_all(nodes.Filter) if f.name == _ERRORS_AS_VALUES and f.node]
+    if found:
+        local = {n.name for n in tree.find_all(nodes.Name) if n.ctx != "load"}
+        for f in found:
+            if f.node is not None:
+                f.node = _LazyNames(local).visit(f.node)
+
+
 class _CodeGen(NativeCodeGenerator):
     """Jinja2's code generator; template-looking string constants go through
     ``environment._access_const`` at run time, as in ansible's."""
+
+    def visit_Filter(self, node: nodes.Filter, frame: Frame) -> None:
+        if node.name != _ERRORS_AS_VALUES or node.node is None:
+            super().visit_Filter(node, frame)
+            return
+        with self._filter_test_common(node, frame, True):
+            self.write("environment._fk_capture(lambda: ")
+            self.visit(node.node, frame)
+            self.write(")")
 
     def _output_const_repr(self, group: Iterable[Any]) -> str:
         # one constant node keeps its type (``{% if x %}{{ 5 }}{% endif %}`` is 5)
@@ -215,6 +288,28 @@ class _Env(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**"})
     code_generator_class = _CodeGen
     concat = staticmethod(_join)  # {% set %} blocks and macros (output nodes are native values)
+
+    def _fk_capture(self, thunk: Callable[[], Any]) -> Any:
+        """The value of an errors-as-values filter's input, or the error it raised."""
+        try:
+            return thunk()
+        except Exception as exc:  # noqa: BLE001 - every error becomes the value (ansible's)
+            return _CapturedError(str(exc))
+
+    def _fk_lookup_name(self, context: Context, name: str) -> Any:
+        """A context variable, resolved where it is used (see ``_LazyNames``)."""
+        value = context.resolve_or_missing(name)
+        return self.undefined(name=name) if value is missing else value
+
+    def _generate(
+        self,
+        source: nodes.Template,
+        name: str | None,
+        filename: str | None,
+        defer_init: bool = False,
+    ) -> str:
+        _errors_as_values(source)
+        return super()._generate(source, name, filename, defer_init)
 
     def _access_const(self, value: str) -> Any:
         """A template-looking constant: rendered at once inside a conditional, else marked for
@@ -432,17 +527,28 @@ def _now(utc: bool = False, fmt: str | None = None) -> Any:
 def _undef(hint: str | None = None) -> Any:
     """``undef()`` in templates: an undefined value, with an optional hint (ansible's)."""
     if hint is not None and not isinstance(hint, str):
-        raise TemplateError(f"The 'hint' argument must be of type str, not {type(hint).__name__}")
+        raise TemplateError(
+            "The 'hint' argument must be of type 'str' or 'NoneType', "
+            f"not {_native_type_name(hint)!r}."
+        )
     return AnsibleUndefined(hint=hint or None, name=None)
 
 
-def _listing(func: Any) -> Any:
+def _listing(func: Any, name: str) -> Any:
     """A Jinja2 filter that returns a generator, returning a list as ansible's do (so
-    ``select(...) | length`` and indexing work)."""
+    ``select(...) | length`` and indexing work); its errors reported as ansible reports a
+    failing ``ansible.builtin`` filter."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return list(func(*args, **kwargs))
+        try:
+            return list(func(*args, **kwargs))
+        except UndefinedError:
+            raise
+        except JinjaTemplateError as exc:  # e.g. "No test named 'x'."
+            raise TemplateError(
+                f"The filter plugin 'ansible.builtin.{name}' failed: {exc.message or exc}"
+            ) from None
 
     return wrapper
 
@@ -480,8 +586,9 @@ def _make_env() -> ImmutableSandboxedEnvironment:
         k: v for k, v in env.filters.items() if k not in plugins.ANSIBLE_FILTERS or k in keep
     }
     for name in ("map", "select", "reject", "selectattr", "rejectattr"):
-        filters[name] = _listing(filters[name])
+        filters[name] = _listing(filters[name], name)
     filters.update(FILTERS)
+    filters[_ERRORS_AS_VALUES] = _dump_object
     # ansible 2.19 wraps Jinja2's own tests too: an undefined argument fails the template
     # (``x.missing is mapping`` is an error, not false), except for defined/undefined
     tests = {

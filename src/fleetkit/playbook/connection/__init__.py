@@ -10,6 +10,7 @@ __all__ = [
     "Become",
     "BecomeFailed",
     "Unreachable",
+    "ChdirFailed",
     "CommandNotFound",
     "CommandResult",
 ]
@@ -24,6 +25,14 @@ class CommandNotFound(Exception):
 
     def __init__(self, path: str) -> None:
         super().__init__(f"[Errno 2] No such file or directory: {path.encode()!r}")
+        self.path = path
+
+
+class ChdirFailed(Exception):
+    """The working directory of a command cannot be entered (``[Errno 2] ...: b'/path'``)."""
+
+    def __init__(self, path: str, errno: int, strerror: str) -> None:
+        super().__init__(f"[Errno {errno}] {strerror}: {path.encode()!r}")
         self.path = path
 
 

@@ -31,14 +31,18 @@ def serve() -> None:
                 check=False,
             )
             resp = {"rc": proc.returncode, "out": _b64(proc.stdout), "err": _b64(proc.stderr)}
-        except FileNotFoundError as exc:
-            msg = f"[Errno 2] No such file or directory: {exc.filename!r}"
-            resp = {"rc": 2, "out": "", "err": _b64(msg.encode()), "notfound": True}
-        except PermissionError as exc:
-            msg = f"[Errno 13] Permission denied: {exc.filename!r}"
-            resp = {"rc": 13, "out": "", "err": _b64(msg.encode())}
         except OSError as exc:
-            resp = {"rc": 1, "out": "", "err": _b64(str(exc).encode())}
+            if req.get("cwd") and exc.filename == req["cwd"]:
+                # the working directory cannot be entered (not the program)
+                resp = {"rc": 1, "out": "", "err": "", "chdir": [exc.errno, exc.strerror]}
+            elif isinstance(exc, FileNotFoundError):
+                msg = f"[Errno 2] No such file or directory: {exc.filename!r}"
+                resp = {"rc": 2, "out": "", "err": _b64(msg.encode()), "notfound": True}
+            elif isinstance(exc, PermissionError):
+                msg = f"[Errno 13] Permission denied: {exc.filename!r}"
+                resp = {"rc": 13, "out": "", "err": _b64(msg.encode())}
+            else:
+                resp = {"rc": 1, "out": "", "err": _b64(str(exc).encode())}
         out.write(json.dumps(resp).encode() + b"\n")
         out.flush()
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import selectors
 import shlex
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from typing import IO
 
 from fleetkit.playbook.connection import (
     Become,
     BecomeFailed,
+    ChdirFailed,
     CommandNotFound,
     CommandResult,
 )
@@ -79,6 +84,63 @@ def become_failure(become: Become | None, rc: int, stderr: bytes | str) -> str |
     return None
 
 
+def _communicate(
+    proc: subprocess.Popen[bytes], data: bytes | None, timeout_s: float | None
+) -> tuple[int, bytes, bytes]:
+    """The exit status and output of ``proc``, read as ansible's run_command reads it: once the
+    process has exited, a second without new output ends the reading, so a background child
+    that keeps the pipes open does not hold the task."""
+    if proc.stdin is not None:
+        feed = threading.Thread(target=_feed, args=(proc.stdin, data or b""), daemon=True)
+        feed.start()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    chunks: dict[int, list[bytes]] = {}
+    sel = selectors.DefaultSelector()
+    for pipe in (proc.stdout, proc.stderr):
+        assert pipe is not None
+        chunks[pipe.fileno()] = []
+        sel.register(pipe, selectors.EVENT_READ)
+    try:
+        while sel.get_map():
+            wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+            events = sel.select(wait)
+            for key, _mask in events:
+                block = os.read(key.fd, 65536)
+                if block:
+                    chunks[key.fd].append(block)
+                else:
+                    sel.unregister(key.fileobj)
+            if not events and proc.poll() is not None:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                proc.kill()
+                proc.wait()
+                out = b"".join(chunks[proc.stdout.fileno()])  # type: ignore[union-attr]
+                err = b"".join(chunks[proc.stderr.fileno()])  # type: ignore[union-attr]
+                return -9, out, err + b"timed out"
+        rc = proc.wait()
+        out = b"".join(chunks[proc.stdout.fileno()])  # type: ignore[union-attr]
+        err = b"".join(chunks[proc.stderr.fileno()])  # type: ignore[union-attr]
+        return rc, out, err
+    finally:
+        sel.close()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    try:
+        pipe.write(data)
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+
 class LocalConnection:
     local = True
 
@@ -105,31 +167,30 @@ class LocalConnection:
             argv = become_prefix(become, sys.executable) + argv
             stdin = become_stdin(become, stdin)
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 argv,
-                input=stdin,
-                stdin=subprocess.DEVNULL if stdin is None else None,
-                capture_output=True,
-                timeout=timeout_s,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 cwd=cwd,
                 env={**os.environ, **env} if env else None,
-                check=False,
             )
-        except FileNotFoundError as exc:
-            if cwd and not os.path.isdir(cwd):
-                return CommandResult(1, b"", f"Unable to change directory: {cwd}".encode())
-            raise CommandNotFound(str(exc.filename or argv[0])) from None
-        except PermissionError as exc:
+        except OSError as exc:
+            if cwd and exc.filename == cwd:
+                raise ChdirFailed(cwd, exc.errno or 0, exc.strerror or str(exc)) from None
+            if isinstance(exc, FileNotFoundError):
+                raise CommandNotFound(str(exc.filename or argv[0])) from None
+            if not isinstance(exc, PermissionError):
+                raise
             return CommandResult(
                 13, b"", f"[Errno 13] Permission denied: {exc.filename!r}".encode()
             )
-        except subprocess.TimeoutExpired as exc:
-            return CommandResult(-9, exc.stdout or b"", (exc.stderr or b"") + b"timed out")
+        rc, out, err = _communicate(proc, stdin, timeout_s)
         if self._needs_become(become):
-            refused = become_failure(become, proc.returncode, proc.stderr)
+            refused = become_failure(become, rc, err)
             if refused:
                 raise BecomeFailed(refused)
-        return CommandResult(proc.returncode, proc.stdout, proc.stderr)
+        return CommandResult(rc, out, err)
 
     def put(self, data: bytes, path: str, mode: int | None = None) -> None:
         d = os.path.dirname(os.path.abspath(path)) or "."

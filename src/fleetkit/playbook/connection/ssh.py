@@ -28,6 +28,7 @@ from typing import IO
 from fleetkit.playbook.connection import (
     Become,
     BecomeFailed,
+    ChdirFailed,
     CommandNotFound,
     CommandResult,
     Unreachable,
@@ -219,6 +220,9 @@ class SSHConnection:
             self._agent = None
             raise self._fail_from(proc)
         resp = json.loads(line)
+        if resp.get("chdir") and cwd is not None:
+            errno, strerror = resp["chdir"]
+            raise ChdirFailed(cwd, int(errno or 0), str(strerror))
         if resp.get("notfound") and cwd is None:
             raise CommandNotFound(argv[0])
         return CommandResult(

@@ -64,6 +64,9 @@ class Module:
     check_mode: bool = True
     controller: bool = False  # runs on the controller (action plugin)
     run_once: bool = False
+    # ansible's AnsibleModule(required_one_of=..., mutually_exclusive=...): groups of names
+    required_one_of: tuple[tuple[str, ...], ...] = ()
+    mutually_exclusive: tuple[tuple[str, ...], ...] = ()
 
 
 def _bool(v: Any, name: str) -> bool:
@@ -152,6 +155,12 @@ def validate(module: Module, args: dict[str, Any]) -> dict[str, Any]:
             f"{', '.join(sorted(unknown))}. "
             f"Supported parameters include: {', '.join(supported)}."
         )
+    # ansible's checks count the names given (a null value counts), in its order
+    given = set(out)
+    exclusive = [g for g in module.mutually_exclusive if len(given.intersection(g)) > 1]
+    if exclusive:
+        groups = ", ".join("|".join(g) for g in exclusive)
+        raise ModuleError(f"parameters are mutually exclusive: {groups}")
     missing = sorted(n for n, p in spec.items() if p.required and n not in out)
     if missing:
         raise ModuleError(f"missing required arguments: {', '.join(missing)}")
@@ -168,6 +177,9 @@ def validate(module: Module, args: dict[str, Any]) -> dict[str, Any]:
                         f"got: {x}"
                     )
         out[n] = v
+    for group in module.required_one_of:
+        if not given.intersection(group):
+            raise ModuleError(f"one of the following is required: {', '.join(group)}")
     return out
 
 

@@ -7,7 +7,7 @@ import shlex
 import sys
 from typing import Any
 
-from fleetkit.playbook.connection import CommandNotFound
+from fleetkit.playbook.connection import ChdirFailed, CommandNotFound
 from fleetkit.playbook.modules import Module, ModuleContext, Param
 
 __all__ = ["MODULES"]
@@ -58,12 +58,15 @@ def _fmt(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _exists(ctx: ModuleContext, path: str) -> bool:
+def _exists(ctx: ModuleContext, path: str, chdir: str | None) -> bool:
+    """Whether the glob ``path`` matches on the target (relative to ``chdir``, as ansible's
+    module globs after entering it)."""
     if ctx.conn.local:
         import glob
+        import os.path
 
-        return bool(glob.glob(path))
-    res = ctx.conn.run(f'for f in {path}; do [ -e "$f" ] && exit 0; done; exit 1')
+        return bool(glob.glob(os.path.join(chdir, path) if chdir else path))
+    res = ctx.conn.run(f'for f in {path}; do [ -e "$f" ] && exit 0; done; exit 1', cwd=chdir)
     return res.rc == 0
 
 
@@ -105,36 +108,50 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
             return {"failed": True, "rc": 256, "changed": False, "msg": "no command given"}
         display_cmd = cmd
     creates, removes = args.get("creates"), args.get("removes")
-    if creates and _exists(ctx, creates):
+    chdir = args.get("chdir")
+    if chdir and (creates or removes or ctx.check):
+        # ansible's module enters the directory first: a bad one fails before anything else
+        try:
+            ctx.conn.run(["true"], cwd=chdir)
+        except ChdirFailed as exc:
+            return _chdir_failed(display_cmd, exc)
+    shoulda = "Would" if ctx.check else "Did"
+    # the keys ansible's module always returns (the _lines ones its action plugin adds)
+    base: dict[str, Any] = {
+        "changed": False,
+        "cmd": display_cmd,
+        "rc": 0,
+        "start": None,
+        "end": None,
+        "delta": None,
+        "stdout": "",
+        "stdout_lines": [],
+        "stderr": "",
+        "stderr_lines": [],
+    }
+    if creates and _exists(ctx, creates, chdir):
+        out = f"skipped, since {creates} exists"
         return {
-            "changed": False,
-            "cmd": display_cmd,
-            "rc": 0,
-            "stdout": f"skipped, since {creates} exists",
-            "stdout_lines": [f"skipped, since {creates} exists"],
-            "stderr": "",
-            "stderr_lines": [],
-            "msg": f"Did not run command since '{creates}' exists",
+            **base,
+            "stdout": out,
+            "stdout_lines": [out],
+            "msg": f"{shoulda} not run command since '{creates}' exists",
         }
-    if removes and not _exists(ctx, removes):
+    if removes and not _exists(ctx, removes, chdir):
+        out = f"skipped, since {removes} does not exist"
         return {
-            "changed": False,
-            "cmd": display_cmd,
-            "rc": 0,
-            "stdout": f"skipped, since {removes} does not exist",
-            "stdout_lines": [f"skipped, since {removes} does not exist"],
-            "stderr": "",
-            "stderr_lines": [],
-            "msg": f"Did not run command since '{removes}' does not exist",
+            **base,
+            "stdout": out,
+            "stdout_lines": [out],
+            "msg": f"{shoulda} not run command since '{removes}' does not exist",
         }
     if ctx.check:
-        return {
-            "changed": False,
-            "skipped": True,
-            "msg": "Command would have run if not in check mode",
-            "cmd": display_cmd,
-            "rc": 0,
-        }
+        # with creates/removes the check says it would change; without, it skips
+        guarded = creates is not None or removes is not None
+        would = {**base, "changed": guarded, "msg": "Command would have run if not in check mode"}
+        if not guarded:
+            would["skipped"] = True
+        return would
     stdin = args.get("stdin")
     data = None
     if stdin is not None:
@@ -147,6 +164,8 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
         res = ctx.conn.run(run, stdin=data, become=ctx.become, cwd=args.get("chdir"), env=ctx.env)
         if run is not cmd and res.rc == 127 and res.stderr.startswith(_NOEXEC.encode()):
             raise CommandNotFound(res.stderr[len(_NOEXEC) :].decode(errors="replace"))
+    except ChdirFailed as exc:
+        return _chdir_failed(display_cmd, exc)
     except CommandNotFound as exc:
         return {
             "changed": False,
@@ -158,7 +177,9 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
             "stderr": "",
             "stderr_lines": [],
             "failed": True,
+            "exception": "(traceback unavailable)",
             "_fk_error": f"Task failed: Module failed: Error executing command: {exc}",
+            "_fk_module_error": True,  # the module's own result: changed_when/failed_when apply
         }
     end = _now()
     strip = bool(args.get("strip_empty_ends", True))
@@ -180,6 +201,28 @@ def _run(ctx: ModuleContext, args: dict[str, Any], shell: bool) -> dict[str, Any
         result["failed"] = True
         result["msg"] = "non-zero return code"
     return result
+
+
+def _chdir_failed(cmd: Any, exc: ChdirFailed) -> dict[str, Any]:
+    """ansible's result for a ``chdir`` that cannot be entered (nothing ran)."""
+    return {
+        "changed": False,
+        "cmd": cmd,
+        "rc": None,
+        "start": None,
+        "end": None,
+        "delta": None,
+        "stdout": "",
+        "stdout_lines": [],
+        "stderr": "",
+        "stderr_lines": [],
+        "failed": True,
+        "exception": "(traceback unavailable)",
+        "_fk_module_error": True,  # the module's own result: changed_when/failed_when apply
+        "msg": "Unable to change directory before execution.",
+        # the error display chains the cause into the message
+        "_fk_error": f"Task failed: Module failed: Unable to change directory before execution: {exc}",
+    }
 
 
 def _with_invocation(result: dict[str, Any], args: dict[str, Any], shell: bool) -> dict[str, Any]:
@@ -207,6 +250,11 @@ def run_command(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_shell(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
+    if args.get("expand_argument_vars") is not None:
+        # ansible's shell action refuses the command-only option before running anything
+        msg = f"Unsupported parameters for ({ctx.action or 'shell'}) module: expand_argument_vars"
+        return {"failed": True, "msg": msg, "_fk_error": f"Task failed: {msg}"}
+    args = {**args, "expand_argument_vars": True}
     return _with_invocation(_run(ctx, args, shell=True), args, True)
 
 
@@ -234,9 +282,18 @@ def run_raw(ctx: ModuleContext, args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# ansible's command module: exactly one way of giving the command
+_ONE_OF = (("_raw_params", "cmd", "argv"),)
+
 MODULES = (
-    Module("command", run_command, _COMMON),
-    Module("shell", run_shell, _COMMON),
+    Module("command", run_command, _COMMON, required_one_of=_ONE_OF, mutually_exclusive=_ONE_OF),
+    Module(
+        "shell",
+        run_shell,
+        {**_COMMON, "expand_argument_vars": Param("bool")},  # given at all: refused
+        required_one_of=_ONE_OF,
+        mutually_exclusive=_ONE_OF,
+    ),
     Module(
         "raw", run_raw, {"_raw_params": Param("str"), "executable": Param("str")}, check_mode=False
     ),

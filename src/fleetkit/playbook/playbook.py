@@ -210,7 +210,6 @@ INCLUDE_ROLE_ARGS = frozenset(
 UNHONOURED = frozenset(
     {
         "debugger",
-        "become_exe",
         "port",
         "collections",
     }
@@ -220,6 +219,7 @@ _INHERITED = (
     "become_user",
     "become_method",
     "become_flags",
+    "become_exe",
     "delegate_to",
     "run_once",
     "no_log",

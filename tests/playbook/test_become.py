@@ -160,3 +160,19 @@ def test_local_su_same_as_ansible(fake_su: str, tmp_path: Path, password: str) -
     assert outs["fleetkit"] == outs["ansible"]
     if password == "right-pass":
         assert (tmp_path / "out-fleetkit.txt").read_text() == "hi\n"
+
+
+def test_a_plugin_that_needs_a_terminal_over_ssh_without_one() -> None:
+    from fleetkit.playbook.connection.become import tty_refusal
+    from fleetkit.playbook.connection.ssh import SSHConnection
+
+    machinectl = resolve_become("machinectl", {}, _none)
+    plain = SSHConnection("h", "192.0.2.1")
+    assert tty_refusal(machinectl, plain, "-C -o ControlMaster=auto") == (
+        "The 'ssh' connection does not provide a TTY which is required for the selected "
+        "become plugin: community.general.machinectl."
+    )
+    assert tty_refusal(machinectl, SSHConnection("h", "192.0.2.1", extra_args="-tt"), "") is None
+    assert tty_refusal(machinectl, plain, "-o RequestTTY=force") is None
+    assert tty_refusal(machinectl, LocalConnection(), "") is None
+    assert tty_refusal(resolve_become("su", {}, _none), plain, "") is None

@@ -40,6 +40,8 @@ PACKAGES = (
     "procps",
     "iproute2",
     "e2fsprogs",
+    # setfacl: how ansible shares its temporary files with an unprivileged become user
+    "acl",
 )
 # a user whose sudo asks for a password (the become-password tests)
 SUDO_USER = "deploy"

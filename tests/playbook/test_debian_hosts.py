@@ -1017,8 +1017,6 @@ BECOME_PLAY = """- hosts: nodes
       become: false
       changed_when: false
 """
-# (become_user other than root from an unprivileged login: ansible fails without setfacl on the
-# host, where fleetkit's agent, needing no temporary files, succeeds: a known difference)
 
 
 def test_become_with_a_sudo_password(lab: DebianLab, tmp_path: Path) -> None:
@@ -1047,3 +1045,103 @@ def test_become_password_wrong_or_missing(lab: DebianLab, tmp_path: Path) -> Non
         ),
     )
     assert "Incorrect sudo password" in want.stdout and "Missing sudo password" in want.stdout
+
+
+# su asks the target user's password on a terminal: root gets one in these tests
+SU_PASSWORD = "root-su-pass"
+SU_PLAY = """- hosts: nodes
+  gather_facts: false
+  become: true
+  become_method: su
+  tasks:
+    - name: an absent become method's binary
+      command: id -un
+      become_method: community.general.doas
+      ignore_errors: true
+    - name: who am I (a command)
+      command: id -un
+    - name: a root-only file (a module on the agent)
+      copy:
+        content: "secret\\n"
+        dest: /etc/fk-su.txt
+        mode: "0600"
+    - name: read it back
+      command: cat /etc/fk-su.txt
+      changed_when: false
+"""
+
+
+def test_become_su_right_wrong_and_missing_password(lab: DebianLab, tmp_path: Path) -> None:
+    want, _ = differential(
+        lab,
+        tmp_path,
+        SU_PLAY,
+        ["/etc/fk-su.txt"],
+        hosts=Hosts(
+            names=("node0", "node1", "node2"),
+            user=SUDO_USER,
+            host_vars=(
+                ("node0", f"ansible_become_password={SU_PASSWORD}"),
+                ("node1", "ansible_become_password=not-the-password"),
+            ),
+            prep=(("sh", "-c", f"echo root:{SU_PASSWORD} | chpasswd"),),
+        ),
+    )
+    assert want.rc != 0 and '"stdout": "root"' in want.stdout
+    assert "Incorrect su password" in want.stdout
+    assert "Timeout (12s) waiting for privilege escalation prompt" in want.stdout
+
+
+# become_user an unprivileged user from an unprivileged login: ansible has to share its
+# temporary files with that user (setfacl, chown, chmod +a, common_remote_group,
+# world-readable files) or fails the task
+UNPRIVILEGED_PLAY = """- hosts: nodes
+  gather_facts: false
+  become: true
+  become_user: fkuser
+  tasks:
+    - name: who am I (a command)
+      command: id -un
+      ignore_errors: true
+    - name: a module
+      ping:
+      ignore_errors: true
+    - name: raw needs no temporary files
+      raw: id -un
+      register: r
+      no_log: true
+    - name: raw's lines (ansible's raw runs on a terminal, after sudo's prompt line)
+      debug:
+        msg: "{{ r.stdout_lines | select | list }}"
+"""
+UNPRIVILEGED_PREP = (
+    ("useradd", "-m", "-s", "/bin/bash", "fkuser"),
+    ("groupadd", "fkshare"),
+    ("usermod", "-aG", "fkshare", "fkuser"),
+    ("usermod", "-aG", "fkshare", SUDO_USER),
+    # node3 keeps the acl package (setfacl), the others lose it
+    ("sh", "-c", '[ "$(hostname)" = node3 ] || dpkg --purge acl >/dev/null'),
+)
+
+
+def test_become_unprivileged_user_temporary_files(lab: DebianLab, tmp_path: Path) -> None:
+    (tmp_path / "become-pass").write_text(SUDO_PASSWORD + "\n")
+    want, _ = differential(
+        lab,
+        tmp_path,
+        UNPRIVILEGED_PLAY,
+        [],
+        ["--become-password-file", str(tmp_path / "become-pass")],
+        hosts=Hosts(
+            names=("node0", "node1", "node2", "node3"),
+            user=SUDO_USER,
+            host_vars=(
+                ("node1", "ansible_shell_allow_world_readable_temp=true"),
+                ("node2", "ansible_common_remote_group=fkshare"),
+            ),
+            prep=UNPRIVILEGED_PREP,
+        ),
+    )
+    assert "Failed to set permissions on the temporary files" in want.stdout
+    assert "Using world-readable permissions" in want.stdout + want.stderr
+    assert want.stdout.count('"stdout": "fkuser"') == 3

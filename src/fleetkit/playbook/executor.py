@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import replace
 from typing import Any
 
 from fleetkit.playbook import messages
@@ -23,6 +22,14 @@ from fleetkit.playbook.connection import (
     CommandNotFound,
     Connection,
     Unreachable,
+)
+from fleetkit.playbook.connection.agent import AgentStartError, login_user
+from fleetkit.playbook.connection.become import (
+    plugin_pipelining,
+    resolve_become,
+    sh_plugin,
+    share_tmp_files,
+    tty_refusal,
 )
 from fleetkit.playbook.connection.local import LocalConnection
 from fleetkit.playbook.connection.plugin import PluginConnection, find_connection_plugin
@@ -43,6 +50,7 @@ from fleetkit.playbook.loops import item_vars, loop_control, loop_items
 from fleetkit.playbook.module_defaults import args_with_defaults
 from fleetkit.playbook.modules import Module, ModuleContext, resolve, validate
 from fleetkit.playbook.modules.debug import RAW_ARGS, ActionArgError, VarExpressionError
+from fleetkit.playbook.modules.upstream import agent_start_failure
 from fleetkit.playbook.options import RunOptions
 from fleetkit.playbook.playbook import IncludeRole, IncludeTasks, Task, is_whole_template
 from fleetkit.playbook.templar import OMIT, Templar, VarsView, is_template
@@ -118,6 +126,40 @@ def configured_python(variables: Mapping[str, Any], cfg: Mapping[str, Any]) -> s
 def normalize_become(method: str) -> str:
     """``ansible.builtin.sudo`` -> ``sudo``."""
     return method.rsplit(".", 1)[-1]
+
+
+# actions that run no module file on the host (ansible's raw: a command; reboot: commands)
+_NO_MODULE_FILES = frozenset({"raw", "reboot"})
+# actions that upload files even with pipelining (ansible's TRANSFERS_FILES)
+_TRANSFERS_FILES = frozenset({"copy", "template", "script", "unarchive", "assemble", "patch"})
+_SHELL_VARS = (
+    "ansible_admin_users",
+    "ansible_common_remote_group",
+    "ansible_shell_allow_world_readable_temp",
+)
+
+
+_shell_lock = threading.Lock()
+_shell_cache: dict[str, dict[str, Any]] = {}
+
+
+def _shell_options(tv: VarsView, templar: Templar) -> dict[str, Any]:
+    """ansible's sh shell plugin options that decide how temporary files are shared
+    (admin_users, common_remote_group, world_readable_temp), from its own config."""
+    var_options = {v: templar.template(tv.raw(v)) for v in _SHELL_VARS if v in tv}
+    key = repr(sorted(var_options.items()))
+    with _shell_lock:
+        done = _shell_cache.get(key)
+    if done is None:
+        shell = sh_plugin()
+        shell.set_options(var_options=var_options)
+        done = {
+            k: shell.get_option(k)
+            for k in ("admin_users", "common_remote_group", "world_readable_temp")
+        }
+        with _shell_lock:
+            _shell_cache[key] = done
+    return done
 
 
 def _opt_str(templar: Templar, value: Any) -> str | None:
@@ -1088,8 +1130,9 @@ class TaskExecutor:
         return env
 
     def _become(self, task: Task, tv: VarsView) -> Become | None:
-        """Privilege escalation: ansible_become* variables win over the become* keywords,
-        keywords over -b/--become-user/--become-method, those over ansible.cfg."""
+        """Privilege escalation: ansible's become plugin for the task's method, its options
+        resolved as ansible does (variables over keywords over -b/--become-user, ansible.cfg);
+        raises BecomeFailed for a method no plugin provides."""
         opts, cfg = self.opts, self.opts.config
         templar = Templar(tv)
 
@@ -1105,25 +1148,65 @@ class TaskExecutor:
         become = pick("ansible_become", "become", True if opts.become else None, False)
         if not to_bool(become):
             return None
-        user = pick("ansible_become_user", "become_user", opts.become_user, "root")
         method = pick("ansible_become_method", "become_method", None, None)
         if method is None:
             method = opts.become_method or "sudo"
-        flags = pick("ansible_become_flags", "become_flags", None, None)
-        # the sudo plugin's password: its variables, then -K / --become-password-file
-        password: Any = opts.become_password
-        for var in ("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"):
-            if var in tv:
-                password = templar.template(tv.raw(var))
-                break
-        out = Become(
-            user=str(user or "root"),
-            method=normalize_become(str(method)),
-            password=None if password is None else str(password),
+        # the plugin's options as ansible's task executor sets them: the become keywords that
+        # are set (and -K's password), then the plugin's own variables, ansible.cfg, env
+        keywords: dict[str, Any] = {}
+        user = task.kw.get("become_user")
+        keywords["become_user"] = (
+            str(templar.template(user)) if user is not None else opts.become_user
         )
-        if flags is not None:
-            out = replace(out, flags=str(flags))
-        return out
+        for kw in ("become_flags", "become_exe"):
+            if task.kw.get(kw) is not None:
+                keywords[kw] = templar.template(task.kw[kw])
+        if opts.become_password is not None:
+            keywords["become_pass"] = opts.become_password
+        keywords = {k: v for k, v in keywords.items() if v is not None}
+
+        def lookup(var: str) -> tuple[bool, Any]:
+            if var in tv:
+                return True, templar.template(tv.raw(var))
+            return False, None
+
+        return resolve_become(str(method), keywords, lookup)
+
+    def _tmp_share_failure(
+        self, ctx: ModuleContext, become: Become, task: Task, tv: VarsView
+    ) -> dict[str, Any] | None:
+        """ansible's result where a module's temporary files could not be shared with an
+        unprivileged become user (``_fixup_perms2``); None where ansible goes on."""
+        action = (task.mod_key or task.action).rsplit(".", 1)[-1]
+        if action in _NO_MODULE_FILES:
+            return None
+        templar = Templar(tv)
+        shell = _shell_options(tv, templar)
+        remote_user = login_user(ctx.conn)
+        admin_users = [str(u) for u in shell.get("admin_users") or ["root"]]
+        if not become.user or become.user in [*admin_users, remote_user]:
+            return None
+        pipelining: Any = self.opts.config.get("pipelining", False)
+        for var in ("ansible_pipelining", "ansible_ssh_pipelining"):
+            if var in tv:
+                pipelining = templar.template(tv.raw(var))
+        if to_bool(pipelining) and plugin_pipelining(become) and action not in _TRANSFERS_FILES:
+            return None
+        group = shell.get("common_remote_group")
+        share = share_tmp_files(
+            ctx.conn,
+            become.user,
+            remote_user,
+            admin_users,
+            None if group is None else str(group),
+            bool(shell.get("world_readable_temp")),
+        )
+        for warning in share.warnings:
+            self.cb.warning(warning)
+        if share.error is None:
+            return None
+        msg = f"Task failed: {share.error}"
+        return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
 
     def _bool_keywords(self, task: Task, templar: Templar) -> dict[str, Any] | None:
         """ansible's post_validate of the boolean keywords the executor reads: a value that
@@ -1301,11 +1384,23 @@ class TaskExecutor:
             env = self._environment(task, templar)
         except (ModuleError, TemplateError) as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
+        try:
+            become = self._become(task, tv)
+            refusal = None
+            if become is not None:
+                refusal = tty_refusal(become, conn, str(self.opts.config.get("ssh_args") or ""))
+            if refusal is not None:
+                raise BecomeFailed(refusal)
+        except BecomeFailed as exc:
+            msg = f"Task failed: {exc}"
+            return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
+        except TemplateError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
         ctx = ModuleContext(
             host=host,
             conn=conn,
             check=check,
-            become=self._become(task, tv),
+            become=become,
             variables=tv,
             verbosity=self.opts.verbosity,
             evaluate=templar.evaluate,
@@ -1328,6 +1423,10 @@ class TaskExecutor:
             config=self.opts.config,
         )
         try:
+            if become is not None and not module.controller:
+                refused = self._tmp_share_failure(ctx, become, task, tv)
+                if refused is not None:
+                    return refused
             timeout = _opt_str(templar, task.kw.get("timeout"))
             async_s = int(_opt_str(templar, task.kw.get("async")) or 0)
             if async_s > 0:
@@ -1348,6 +1447,9 @@ class TaskExecutor:
             return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
         except CommandNotFound as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
+        except AgentStartError as exc:
+            # an escalated command's agent did not start (the become method's program absent)
+            result = agent_start_failure(ctx, exc)
         except VarExpressionError as exc:
             return self._var_failure(task, exc)
         except ActionArgError as exc:
@@ -1373,6 +1475,14 @@ class TaskExecutor:
                 "exception": "(traceback unavailable)",
                 "_fk_error": msg,
             }
+        cause = result.pop("_fk_cause", None)
+        if cause is not None and "_fk_chain" not in result:
+            # ansible's error for a module whose output was no result: the action failed,
+            # caused by the deserialization (or a missing interpreter)
+            result["_fk_chain"] = [
+                ("Task failed: Action failed.", task.path, task.line, task.col),
+                (str(cause), "", 0, 0),
+            ]
         result.setdefault("changed", False)
         return result
 

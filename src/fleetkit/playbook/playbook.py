@@ -210,7 +210,6 @@ INCLUDE_ROLE_ARGS = frozenset(
 UNHONOURED = frozenset(
     {
         "debugger",
-        "become_exe",
         "collections",
     }
 )
@@ -219,6 +218,7 @@ _INHERITED = (
     "become_user",
     "become_method",
     "become_flags",
+    "become_exe",
     "delegate_to",
     "run_once",
     "no_log",

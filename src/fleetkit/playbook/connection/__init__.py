@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "Connection",
@@ -38,16 +38,29 @@ class ChdirFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Become:
-    """Privilege escalation for a task: method, user, flags and the password (if any)."""
+    """Privilege escalation for a task: ansible's become plugin and its resolved options.
+
+    ``method`` is the plugin's name as ansible's messages show it (``sudo``, ``su``,
+    ``community.general.doas``); ``plugin`` the name ansible's loader resolved; ``options`` the
+    plugin's other options (``prompt_l10n``, ``sudo_chdir`` ...) as (name, value) pairs.
+    """
 
     user: str = "root"
     method: str = "sudo"
     flags: str = "-H -S -n"
     password: str | None = field(default=None, repr=False)
+    exe: str | None = None
+    plugin: str = "ansible.builtin.sudo"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """What makes two escalations the same process (the password does not)."""
+        return (self.plugin, self.user, self.exe or "", self.flags, repr(self.options))
 
 
 class BecomeFailed(Exception):
-    """sudo refused: the password is missing or wrong (``Missing sudo password``...)."""
+    """The become method refused: ``Incorrect su password``, ``Missing sudo password``..."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -423,7 +423,45 @@ def op_rmtree(req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
+def op_exec(req: dict[str, Any]) -> dict[str, Any] | None:
+    """Run a command as this agent's user (the commands of an escalated task)."""
+    tmpdir = tempfile.mkdtemp(dir=CACHE, prefix=".run-")
+    out_path = os.path.join(tmpdir, "out")
+    err_path = os.path.join(tmpdir, "err")
+    in_path = os.path.join(tmpdir, "in")
+    with open(in_path, "wb") as fh:
+        fh.write(base64.b64decode(req.get("stdin") or ""))
+    env = dict(os.environ)
+    env.update(req.get("env") or {})
+    try:
+        with open(in_path, "rb") as fin, open(out_path, "wb") as fout:
+            with open(err_path, "wb") as ferr:
+                proc = subprocess.Popen(
+                    req["argv"],
+                    stdin=fin,
+                    stdout=fout,
+                    stderr=ferr,
+                    cwd=req.get("cwd") or None,
+                    env=env,
+                )
+    except FileNotFoundError as exc:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        msg = f"[Errno 2] No such file or directory: {exc.filename!r}"
+        return {"rc": 2, "out": "", "err": _b64(msg.encode()), "notfound": True}
+    except PermissionError as exc:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        msg = f"[Errno 13] Permission denied: {exc.filename!r}"
+        return {"rc": 13, "out": "", "err": _b64(msg.encode())}
+    except OSError as exc:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        return {"rc": 1, "out": "", "err": _b64(str(exc).encode())}
+    POPENS[proc.pid] = proc
+    RUNNING[proc.pid] = (req["id"], out_path, err_path, tmpdir, None)
+    return None
+
+
 OPS: dict[str, Any] = {
+    "exec": op_exec,
     "have": op_have,
     "put": op_put,
     "run": op_run,
@@ -442,6 +480,12 @@ def serve() -> None:
         os.set_blocking(fd, False)
     signal.set_wakeup_fd(wfd)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    if os.isatty(0):
+        # started on a terminal (a become method that prompts): from here on the protocol's
+        # bytes pass unchanged (no echo, no line editing, no CR/LF translation)
+        import tty
+
+        tty.setraw(0)
     hello = {"pid": os.getpid(), "uid": os.geteuid(), "cache": CACHE, "python": sys.executable}
     OUT.write(b"FKMOD 1 " + json.dumps(hello).encode() + b"\n")
     OUT.flush()
@@ -466,7 +510,10 @@ def serve() -> None:
         _reap()
         if 0 not in ready:
             continue
-        chunk = os.read(0, 1 << 20)
+        try:
+            chunk = os.read(0, 1 << 20)
+        except OSError:
+            chunk = b""  # a terminal whose other side closed (EIO)
         if not chunk:
             stdin_open = False
             continue
@@ -476,6 +523,9 @@ def serve() -> None:
             if not line.strip():
                 continue
             req = json.loads(line.decode("utf-8"))
+            if req.get("op") == "bye":
+                stdin_open = False  # the runs in flight finish, then the agent exits
+                break
             try:
                 resp = OPS[req["op"]](req)
             except Exception as exc:

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import atexit
 import base64
+import fcntl
+import getpass
 import json
 import os
+import pty
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -21,12 +25,12 @@ from typing import IO, Any
 
 from fleetkit.playbook.connection import (
     Become,
-    BecomeFailed,
+    CommandResult,
     Connection,
     Unreachable,
     _module_agent,
 )
-from fleetkit.playbook.connection.local import become_failure, become_prefix, become_stdin
+from fleetkit.playbook.connection.become import Escalation
 
 __all__ = [
     "AgentSession",
@@ -35,19 +39,25 @@ __all__ = [
     "session_for",
     "close_local_agents",
     "agent_source",
+    "run_escalated",
+    "login_user",
+    "needs_become",
 ]
 
 _SOURCE = Path(_module_agent.__file__).read_text()
 _PUT_CHUNK_BYTES = 4 << 20
 _HELLO_TIMEOUT_S = 60.0
+# ansible's local connection: become_success_timeout's default
+_LOCAL_BECOME_TIMEOUT_S = 10.0
 
 
 class AgentStartError(OSError):
     """The host answered but its interpreter could not start the agent (python missing...)."""
 
-    def __init__(self, message: str, stderr: str, rc: int | None) -> None:
+    def __init__(self, message: str, stderr: str, rc: int | None, stdout: str = "") -> None:
         super().__init__(message)
         self.stderr = stderr
+        self.stdout = stdout
         self.rc = rc
 
 
@@ -63,8 +73,15 @@ class ModuleOutput:
 class AgentSession:
     """One running module agent: ships payloads once and runs modules, several at a time."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], errfile: IO[bytes], label: str) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        errfile: IO[bytes],
+        label: str,
+        preread: bytes = b"",
+    ) -> None:
         self.proc = proc
+        self._preread = preread
         self.label = label
         self._errfile = errfile
         self._wlock = threading.Lock()
@@ -89,9 +106,18 @@ class AgentSession:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + _HELLO_TIMEOUT_S
         line = b""
+        # what the escalation's negotiation read past its success marker comes first
+        pending, self._preread = self._preread, b""
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line or line.startswith(b"FKMOD 1 "):
+            if b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                line += b"\n"
+            else:
+                more = self.proc.stdout.readline()
+                line, pending = pending + more, b""
+                if not more:
+                    break
+            if line.startswith(b"FKMOD 1 "):
                 break
         if not line.startswith(b"FKMOD 1 "):
             self.proc.wait(timeout=10)
@@ -210,6 +236,14 @@ class AgentSession:
         """Stop the agent (it exits when its stdin closes and its runs finished)."""
         try:
             if self.proc.stdin:
+                # on a terminal (become over a pty) closing stdin is no end of file: say bye
+                if self._dead is None:
+                    try:
+                        with self._wlock:
+                            self.proc.stdin.write(b'{"op": "bye", "id": 0}\n')
+                            self.proc.stdin.flush()
+                    except OSError:
+                        pass
                 self.proc.stdin.close()
             self.proc.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
@@ -218,29 +252,67 @@ class AgentSession:
         self._errfile.close()
 
 
-def _become_key(become: Become | None) -> tuple[str, str] | None:
-    return None if become is None else (become.method, become.user)
+def _become_key(become: Become | None) -> tuple[str, ...] | None:
+    return None if become is None else become.key
 
 
-def _needs_become(conn: Connection, become: Become | None) -> bool:
+def login_user(conn: Connection) -> str | None:
+    """The user a connection logs in as (ansible's remote_user; local: the controller's)."""
+    if conn.local:
+        return getpass.getuser()
+    user = getattr(conn, "user", None)
+    return None if user is None else str(user)
+
+
+def _allow_same_user() -> bool:
+    from fleetkit.playbook import plugins
+
+    plugins._init()
+    from ansible import constants as C
+
+    return bool(C.BECOME_ALLOW_SAME_USER)
+
+
+def needs_become(conn: Connection, become: Become | None) -> bool:
+    """ansible's rule: escalate when the become user differs from the login user (or neither
+    is known), or always with ``become_allow_same_user``."""
     if become is None:
         return False
-    if conn.local:
-        return not (os.geteuid() == 0 and become.user == "root")
-    user = getattr(conn, "user", None)
-    return user not in (None, "root") or become.user != "root"
+    ruser, buser = login_user(conn), become.user
+    return buser != ruser or not (ruser or buser) or _allow_same_user()
 
 
-def _spawn(conn: Connection, python: str, become: Become | None, remote_tmp: str) -> AgentSession:
-    argv = [python, "-c", _SOURCE, remote_tmp]
-    escalate = _needs_become(conn, become)
-    if escalate:
-        argv = become_prefix(become, python) + argv
-    errfile = tempfile.TemporaryFile()
+_needs_become = needs_become
+
+
+def _append_only(errfile: IO[bytes]) -> None:
+    fd = errfile.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+
+
+def _pump(src: IO[bytes], errfile: IO[bytes], first: bytes) -> None:
+    """Keep a process's stderr flowing into its file after the negotiation read it."""
+    fd = errfile.fileno()
+
+    def loop() -> None:
+        try:
+            if first:
+                os.write(fd, first)
+            while chunk := os.read(src.fileno(), 65536):
+                os.write(fd, chunk)
+        except OSError:
+            pass
+        finally:
+            src.close()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def _spawn_plain(conn: Connection, argv: list[str], errfile: IO[bytes]) -> subprocess.Popen[bytes]:
     spawn = getattr(conn, "spawn", None)
     if conn.local:
         try:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile
             )
         except FileNotFoundError as exc:
@@ -251,28 +323,107 @@ def _spawn(conn: Connection, python: str, become: Become | None, remote_tmp: str
                 f"/bin/sh: 1: {missing}: not found",
                 127,
             ) from None
-    elif spawn is not None:
-        proc = spawn(argv, stderr=errfile)
+    if spawn is not None:
+        proc: subprocess.Popen[bytes] = spawn(argv, stderr=errfile)
+        return proc
+    raise Unreachable(f"the connection to {conn.name} cannot start a module agent")
+
+
+def _spawn_escalated(
+    conn: Connection, esc: Escalation, command: str, errfile: IO[bytes], label: str
+) -> AgentSession:
+    """Start ``command`` (the plugin's command line) and negotiate the escalation as
+    ansible's connection plugin of the same kind does."""
+    tty = esc.wants_tty
+    if conn.local:
+        master: int | None = None
+        stdin: Any = subprocess.PIPE
+        if tty:
+            master, stdin = pty.openpty()
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        if master is not None:
+            os.close(stdin)
+            proc.stdin = os.fdopen(master, "wb")
     else:
-        raise Unreachable(f"the connection to {conn.name} cannot start a module agent")
-    password = become_stdin(become, None) if escalate else None
-    if password and proc.stdin is not None:
+        spawn_shell = getattr(conn, "spawn_shell", None)
+        if spawn_shell is None:
+            raise Unreachable(f"the connection to {conn.name} cannot start a module agent")
+        # as ansible's ssh plugin: the command line under its shell, on a terminal (an
+        # escalated command without data on stdin)
+        proc = spawn_shell(f"/bin/sh -c {shlex.quote(command + ' && sleep 0')}", tty=True)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stdin_file = proc.stdin
+
+    def write(data: bytes) -> None:
         try:
-            proc.stdin.write(password)
-            proc.stdin.flush()
+            stdin_file.write(data)
+            stdin_file.flush()
         except OSError:
-            pass  # the agent's own error (or ssh's) tells what happened
+            pass
+
+    def terminate() -> None:
+        try:
+            proc.terminate()
+        except OSError:
+            pass
+
     try:
-        return AgentSession(proc, errfile, conn.name)
-    except AgentStartError as exc:
-        refused = become_failure(become, exc.rc or 0, exc.stderr) if escalate else None
-        if refused:
-            raise BecomeFailed(refused) from None
+        if conn.local:
+            got = esc.negotiate_local(
+                proc.stdout.fileno(), proc.stderr.fileno(), write, _LOCAL_BECOME_TIMEOUT_S
+            )
+        else:
+            timeout_s = float(getattr(conn, "connect_timeout_s", 10)) + 2
+            got = esc.negotiate_ssh(
+                proc.stdout.fileno(), proc.stderr.fileno(), write, timeout_s, terminate
+            )
+    except BaseException:
+        terminate()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        errfile.close()
         raise
+    if not got.escalated:
+        rest_err = proc.stderr.read()
+        proc.wait()
+        err = (got.stderr + rest_err).decode(errors="replace")
+        out = got.stdout.decode(errors="replace")
+        errfile.close()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if proc.returncode == 255 and not conn.local:
+            raise Unreachable(f"Failed to connect to the host via ssh: {err.strip()}")
+        raise AgentStartError(f"module agent on {label} did not start", err, proc.returncode, out)
+    _pump(proc.stderr, errfile, got.stderr)
+    return AgentSession(proc, errfile, label, preread=got.stdout)
+
+
+def _spawn(conn: Connection, python: str, become: Become | None, remote_tmp: str) -> AgentSession:
+    argv = [python, "-c", _SOURCE, remote_tmp]
+    errfile = tempfile.TemporaryFile()
+    _append_only(errfile)
+    if _needs_become(conn, become):
+        assert become is not None
+        esc = Escalation(become)
+        command = esc.command(shlex.join(argv))
+        if esc.escalates:
+            return _spawn_escalated(conn, esc, command, errfile, conn.name)
+    proc = _spawn_plain(conn, argv, errfile)
+    return AgentSession(proc, errfile, conn.name)
 
 
 _local_lock = threading.Lock()
 _local: dict[tuple[Any, ...], AgentSession] = {}
+_starting: dict[tuple[int, tuple[Any, ...]], threading.Lock] = {}
 _remote_lock = threading.Lock()
 _remote: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], AgentSession]] = (
     weakref.WeakKeyDictionary()
@@ -285,19 +436,70 @@ def session_for(
     """The module agent for a host and become user, started on first use."""
     key = (python, _become_key(become) if _needs_become(conn, become) else None, remote_tmp)
     if conn.local:
-        with _local_lock:
-            sess = _local.get(key)
-            if sess is None or not sess.alive:
-                sess = _spawn(conn, python, become, remote_tmp)
-                _local[key] = sess
-            return sess
-    with _remote_lock:
-        table = _remote.setdefault(conn, {})
+        table, glock = _local, _local_lock
+    else:
+        with _remote_lock:
+            table = _remote.setdefault(conn, {})
+        glock = _remote_lock
+    with glock:
         sess = table.get(key)
-        if sess is None or not sess.alive:
-            sess = _spawn(conn, python, become, remote_tmp)
+        if sess is not None and sess.alive:
+            return sess
+        # one start per agent at a time; other hosts' agents (and their password prompts)
+        # start in parallel
+        lock = _starting.setdefault((id(table), key), threading.Lock())
+    with lock:
+        with glock:
+            sess = table.get(key)
+            if sess is not None and sess.alive:
+                return sess
+        sess = _spawn(conn, python, become, remote_tmp)
+        with glock:
             table[key] = sess
         return sess
+
+
+def _exec_session(conn: Connection, become: Become) -> AgentSession:
+    """A live agent of this host escalated as ``become`` (any interpreter), or a new one."""
+    want = _become_key(become)
+    if conn.local:
+        with _local_lock:
+            found = [s for k, s in _local.items() if k[1] == want and s.alive]
+    else:
+        with _remote_lock:
+            found = [s for k, s in _remote.get(conn, {}).items() if k[1] == want and s.alive]
+    if found:
+        return found[0]
+    return session_for(conn, default_python(conn), become)
+
+
+def run_escalated(
+    conn: Connection,
+    become: Become,
+    argv: list[str],
+    *,
+    stdin: bytes | None,
+    cwd: str | None,
+    env: dict[str, str] | None,
+    timeout_s: float | None,
+) -> tuple[CommandResult, bool]:
+    """Run argv as the become user through the host's escalated agent: (result, not found)."""
+    sess = _exec_session(conn, become)
+    req = {
+        "op": "exec",
+        "argv": argv,
+        "stdin": base64.b64encode(stdin or b"").decode(),
+        "cwd": cwd,
+        "env": env or {},
+    }
+    try:
+        resp = sess.call(req, timeout_s)
+    except TimeoutError:
+        return CommandResult(-9, b"", b"timed out"), False
+    res = CommandResult(
+        int(resp["rc"]), base64.b64decode(resp["out"]), base64.b64decode(resp["err"])
+    )
+    return res, bool(resp.get("notfound"))
 
 
 def close_remote_agents(conn: Connection) -> None:
@@ -327,4 +529,4 @@ def agent_source() -> str:
 
 def default_python(conn: Connection) -> str:
     """The interpreter for a host's agent when the inventory names none."""
-    return sys.executable if conn.local else "python3"
+    return sys.executable if conn.local else str(getattr(conn, "python", "python3"))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import selectors
-import shlex
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -14,74 +12,12 @@ from typing import IO
 
 from fleetkit.playbook.connection import (
     Become,
-    BecomeFailed,
     ChdirFailed,
     CommandNotFound,
     CommandResult,
 )
 
-__all__ = [
-    "LocalConnection",
-    "PASS_VAR",
-    "become_failure",
-    "become_prefix",
-    "become_stdin",
-]
-
-
-# With a become password, sudo asks an askpass helper (-A) instead of a terminal: the helper is
-# printenv, the "prompt" it is given is the name of the variable holding the password, and a
-# tiny bootstrap reads that password from the first line of stdin (never from argv, where ps
-# would show it), puts it in sudo's environment (which sudo's env_reset keeps from the command)
-# and execs sudo with the rest of stdin untouched.
-PASS_VAR = "FK_BECOME_PASS"
-_PASS_BOOT = (
-    "import os,sys\n"
-    "b=b''\n"
-    "while not b.endswith(b'\\n'):\n"
-    "    c=os.read(0,1)\n"
-    "    if not c: break\n"
-    "    b+=c\n"
-    f"os.environ['{PASS_VAR}']=b[:-1].decode('utf-8','surrogateescape')\n"
-    "os.environ['SUDO_ASKPASS']='/usr/bin/printenv'\n"
-    "os.execvp(sys.argv[1],sys.argv[1:])\n"
-)
-_MISSING = ("a password is required", "a terminal is required")
-_WRONG = ("incorrect password attempt", "Sorry, try again.")
-
-
-def become_prefix(become: Become | None, python: str = "python3") -> list[str]:
-    """The argv prefix that runs a command as ``become.user``."""
-    if become is None:
-        return []
-    if become.method != "sudo":
-        return [become.method, "-", become.user, "-c"]
-    flags = shlex.split(become.flags)
-    if become.password is None:
-        return ["sudo", *flags, "-u", become.user, "--"]
-    # as ansible's sudo plugin: no -n once there is a password (and -A instead of -S here)
-    flags = [f for f in flags if f not in ("-n", "-S", "--non-interactive", "--stdin")]
-    return [python, "-c", _PASS_BOOT, "sudo", *flags, "-A", "-p", PASS_VAR, "-u", become.user, "--"]
-
-
-def become_stdin(become: Become | None, data: bytes | None) -> bytes | None:
-    """stdin for a command run through :func:`become_prefix`: the password line first."""
-    if become is None or become.password is None or become.method != "sudo":
-        return data
-    return become.password.encode() + b"\n" + (data or b"")
-
-
-def become_failure(become: Become | None, rc: int, stderr: bytes | str) -> str | None:
-    """ansible's message when sudo itself refused (``Missing sudo password``...), else None."""
-    if become is None or become.method != "sudo" or rc != 1:
-        return None
-    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
-    first = text.strip().splitlines()[:3]
-    if any(line.startswith("sudo:") and m in line for line in first for m in _MISSING):
-        return f"Missing {become.method} password"
-    if any(m in line for line in first for m in _WRONG):
-        return f"Incorrect {become.method} password"
-    return None
+__all__ = ["LocalConnection"]
 
 
 def _communicate(
@@ -147,11 +83,6 @@ class LocalConnection:
     def __init__(self, name: str = "localhost") -> None:
         self.name = name
 
-    def _needs_become(self, become: Become | None) -> bool:
-        if become is None:
-            return False
-        return not (os.geteuid() == 0 and become.user == "root")
-
     def run(
         self,
         cmd: list[str] | str,
@@ -163,9 +94,19 @@ class LocalConnection:
         env: dict[str, str] | None = None,
     ) -> CommandResult:
         argv = list(cmd) if isinstance(cmd, list) else ["/bin/sh", "-c", cmd]
-        if self._needs_become(become):
-            argv = become_prefix(become, sys.executable) + argv
-            stdin = become_stdin(become, stdin)
+        from fleetkit.playbook.connection.agent import needs_become, run_escalated
+
+        if become is not None and needs_become(self, become):
+            # through the agent the become plugin escalated once (as that user already)
+
+            res, notfound = run_escalated(
+                self, become, argv, stdin=stdin, cwd=cwd, env=env, timeout_s=timeout_s
+            )
+            if notfound and cwd and not os.path.isdir(cwd):
+                return CommandResult(1, b"", f"Unable to change directory: {cwd}".encode())
+            if notfound:
+                raise CommandNotFound(argv[0])
+            return res
         try:
             proc = subprocess.Popen(
                 argv,
@@ -186,10 +127,6 @@ class LocalConnection:
                 13, b"", f"[Errno 13] Permission denied: {exc.filename!r}".encode()
             )
         rc, out, err = _communicate(proc, stdin, timeout_s)
-        if self._needs_become(become):
-            refused = become_failure(become, rc, err)
-            if refused:
-                raise BecomeFailed(refused)
         return CommandResult(rc, out, err)
 
     def put(self, data: bytes, path: str, mode: int | None = None) -> None:

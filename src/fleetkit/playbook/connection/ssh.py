@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pty
 import select
 import shlex
 import shutil
@@ -27,14 +28,12 @@ from typing import IO
 
 from fleetkit.playbook.connection import (
     Become,
-    BecomeFailed,
     ChdirFailed,
     CommandNotFound,
     CommandResult,
     Unreachable,
     _agent,
 )
-from fleetkit.playbook.connection.local import become_failure, become_prefix, become_stdin
 
 _AGENT_SOURCE = Path(_agent.__file__).read_text()
 
@@ -255,27 +254,27 @@ class SSHConnection:
         env: dict[str, str] | None = None,
     ) -> CommandResult:
         argv = list(cmd) if isinstance(cmd, list) else ["/bin/sh", "-c", cmd]
-        escalate = become is not None and (self.user not in (None, "root") or become.user != "root")
-        if escalate:
-            argv = become_prefix(become, self.python) + argv
+        from fleetkit.playbook.connection.agent import needs_become, run_escalated
+
+        if become is not None and needs_become(self, become):
+            # through the agent the become plugin escalated once (as that user already)
+
+            res, notfound = run_escalated(
+                self, become, argv, stdin=stdin, cwd=cwd, env=env, timeout_s=timeout_s
+            )
+            if notfound and cwd is None:
+                raise CommandNotFound(argv[0])
+            return res
         if self._agent_ok:
             with self._lock:
-                res = self._agent_run(
-                    argv, become_stdin(become, stdin) if escalate else stdin, cwd, timeout_s, env
-                )
-            if res is not None:
-                refused = become_failure(become, res.rc, res.stderr) if escalate else None
-                if refused:
-                    raise BecomeFailed(refused)
-                return res
+                done = self._agent_run(argv, stdin, cwd, timeout_s, env)
+            if done is not None:
+                return done
         remote = shlex.join(cmd) if isinstance(cmd, list) else cmd
         if env:
             remote = shlex.join(["env", *(f"{k}={v}" for k, v in env.items())]) + " " + remote
         if cwd:
             remote = f"cd {shlex.quote(cwd)} && {remote}"
-        if escalate:
-            remote = shlex.join(become_prefix(become, self.python) + ["/bin/sh", "-c", remote])
-            stdin = become_stdin(become, stdin)
         argv = [*self._base(), self.host, remote]
         try:
             proc = subprocess.run(
@@ -297,9 +296,6 @@ class SSHConnection:
             msg = proc.stderr.decode(errors="replace").strip()
             raise Unreachable(f"Failed to connect to the host via ssh: {msg}")
         self._opened = True
-        refused = become_failure(become, proc.returncode, proc.stderr) if escalate else None
-        if refused:
-            raise BecomeFailed(refused)
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
     def put(self, data: bytes, path: str, mode: int | None = None) -> None:
@@ -320,6 +316,42 @@ class SSHConnection:
             stdout=subprocess.PIPE,
             stderr=stderr,
         )
+
+    def spawn_shell(self, command: str, *, tty: bool) -> subprocess.Popen[bytes]:
+        """Start a shell command line on the host; ``tty``: on a terminal as ansible's ssh
+        plugin runs an escalated command that gets no data on stdin (``-tt``, with a local pty
+        as ssh's stdin, whose modes ssh passes on to the remote one)."""
+        base = self._base()
+        if not tty:
+            return subprocess.Popen(
+                [*base, self.host, command],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        if not self._opened:
+            # the master connection first (its notices, such as a host key added, are not
+            # this command's), as ansible's first command of a task opens it
+            self.run(["true"])
+        # ssh's own "Shared connection to ... closed." goes to stderr, as with ansible's
+        i = base.index("LogLevel=ERROR")
+        base = [*base[: i - 1], *base[i + 1 :], "-tt", "-e", "none"]
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.Popen(
+                [*base, self.host, command],
+                stdin=slave,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        # ssh sets its end raw once the session is up; only then is anything written here
+        proc.stdin = os.fdopen(master, "wb")
+        return proc
 
     def reset(self) -> None:
         """Drop the agent and the master connection (after a reboot); the next run reconnects."""

@@ -27,7 +27,14 @@ from fleetkit.playbook.errors import ModuleError
 from fleetkit.playbook.modules import Module, ModuleContext
 from fleetkit.playbook.modules._finder import ModuleSource, ansible_version, find
 
-__all__ = ["upstream_module", "run_module", "internal_args", "parse_output", "ISOLATED"]
+__all__ = [
+    "upstream_module",
+    "run_module",
+    "internal_args",
+    "parse_output",
+    "agent_start_failure",
+    "ISOLATED",
+]
 
 # modules that must not run in a fork of the agent: they re-exec, daemonize or keep state
 ISOLATED = frozenset({"ansible.builtin.async_wrapper"})
@@ -103,6 +110,8 @@ def parse_output(rc: int, stdout: bytes, stderr: bytes) -> dict[str, Any]:
             "failed": True,
             "changed": False,
             "msg": f"Module result deserialization failed: {exc}",
+            "_fk_cause": f"Module result deserialization failed: {exc} "
+            "See stdout/stderr for the returned output.",
             "module_stdout": out,
             "module_stderr": err,
             "rc": rc,
@@ -164,6 +173,29 @@ def agent_for(ctx: ModuleContext) -> AgentSession:
     return session_for(ctx.conn, _python(ctx), ctx.become, _remote_tmp(ctx))
 
 
+def agent_start_failure(ctx: ModuleContext, exc: AgentStartError) -> dict[str, Any]:
+    """ansible's result when the module could not run: its interpreter (or the become
+    method's program) was not found, or what ran printed no result."""
+    python = _python(ctx)
+    missing = re.compile(rf"{re.escape(python)}: (No such file or directory|not found)")
+    if missing.search(exc.stderr) or missing.search(exc.stdout):
+        msg = f"The module interpreter {python!r} was not found."
+        cause = f"{msg} Consider overriding the configured interpreter path for this host. "
+    else:
+        msg = "Module result deserialization failed: No start of json char found"
+        cause = f"{msg} "
+    return {
+        "failed": True,
+        "changed": False,
+        "msg": msg,
+        "_fk_cause": cause + "See stdout/stderr for the returned output.",
+        "module_stdout": exc.stdout,
+        "module_stderr": exc.stderr + ("\n" if exc.stderr and exc.stderr[-1] != "\n" else ""),
+        "rc": exc.rc,
+        "_fk_action_failed": True,
+    }
+
+
 def run_module(
     ctx: ModuleContext,
     name: str,
@@ -216,20 +248,7 @@ def _execute(
     try:
         sess = agent_for(ctx)
     except AgentStartError as exc:
-        python = _python(ctx)
-        if re.search(rf"{re.escape(python)}: (No such file or directory|not found)", exc.stderr):
-            msg = f"The module interpreter {python!r} was not found."
-        else:
-            msg = "Module result deserialization failed: No start of json char found"
-        return {
-            "failed": True,
-            "changed": False,
-            "msg": msg,
-            "module_stdout": "",
-            "module_stderr": exc.stderr + ("\n" if exc.stderr else ""),
-            "rc": exc.rc,
-            "_fk_action_failed": True,
-        }
+        return agent_start_failure(ctx, exc)
     sess.ensure(src.bundle, src.files, src.blobs)
     req = _request(ctx, src, full)
     try:

@@ -196,3 +196,43 @@ def test_a_broken_file_loaded_at_run_time_ends_the_run_as_ansible(
     assert err_f == err_a[err_a.index("[ERROR]") :]
     assert "Origin: " in err_f and ":4:3\n" in err_f and "error:" not in err_f
     assert rf == ra == 4
+
+
+COLLECTIONS_KEYWORD = """
+- hosts: all
+  gather_facts: false
+  collections:
+    - community.general
+  tasks:
+    - name: a collection's module by its short name
+      filesize: {path: "{{ out }}/big", size: 1KB}
+    - name: builtin modules still resolve
+      copy: {content: "x\\n", dest: "{{ out }}/c"}
+    - block:
+        - name: the block's own list
+          filesize: {path: "{{ out }}/big2", size: 2KB}
+      collections: [community.general, ansible.builtin]
+"""
+
+
+def test_collections_keyword_resolves_short_module_names_as_ansible(tmp_path: Path) -> None:
+    """``collections:`` on a play or block: short module names are searched in its list first
+    (filesize is not one of ansible.builtin's redirects, so without it the name fails)."""
+    (tmp_path / "inventory.ini").write_text(INV)
+    outs = []
+    for who, bare in ((w, b) for b in (False, True) for w in ("ansible", "fleetkit")):
+        book = COLLECTIONS_KEYWORD
+        if bare:
+            book = book.replace("  collections:\n    - community.general\n", "")
+        (tmp_path / "pb.yml").write_text(book)
+        out = tmp_path / f"{who}-{bare}"
+        out.mkdir()
+        args = ["-i", "inventory.ini", "pb.yml", "-e", f"out={out}"]
+        run = run_ansible if who == "ansible" else None
+        p = run(args, tmp_path) if run else run_fleetkit(["play", *args], tmp_path)
+        outs.append((p.returncode, p.stdout, p.stderr))
+    (arc, aout, _), (frc, fout, ferr) = outs[0], outs[1]
+    assert (frc, fout) == (arc, aout) and frc == 0, ferr
+    assert (tmp_path / "fleetkit-False" / "big2").stat().st_size == 2000
+    assert outs[2][0] == outs[3][0] == 4
+    assert "couldn't resolve module/action 'filesize'" in outs[3][2]

@@ -210,10 +210,10 @@ INCLUDE_ROLE_ARGS = frozenset(
 UNHONOURED = frozenset(
     {
         "debugger",
-        "collections",
     }
 )
 _INHERITED = (
+    "collections",
     "become",
     "become_user",
     "become_method",
@@ -292,7 +292,24 @@ def _known_module(action: str, written: str) -> bool:
         return True
     from fleetkit.playbook.modules import resolve
 
+    if action != normalize_action(written) and resolve(action) is not None:
+        return True  # found through the collections keyword
     return resolve(written) is not None
+
+
+def _in_collections(action: str, collections: list[Any] | None) -> str:
+    """A short module name searched in the ``collections:`` keyword's list first, in order,
+    as ansible does (ansible.builtin/ansible.legacy where listed; after the list, the builtin
+    name): ``filesize`` under ``collections: [community.general]`` is
+    community.general.filesize."""
+    if not collections or "." in action or _templated_action(action):
+        return action
+    from fleetkit.playbook.modules import resolve
+
+    found = resolve(action, [str(c) for c in collections])
+    if found is None or found.startswith(("ansible.builtin.", "ansible.legacy.")):
+        return action  # fleetkit's own dispatch of a builtin name
+    return found
 
 
 def add_library_dir(path: str) -> None:
@@ -551,10 +568,6 @@ def _check_unhonoured(ds: dict[str, Any], ctx: LoadContext | None) -> None:
         return
     for k in ds:
         if k not in UNHONOURED or not ds[k]:
-            continue
-        if k == "collections" and all(
-            str(c) in ("ansible.builtin", "ansible.legacy") for c in _as_list(ds[k])
-        ):
             continue
         raise _err(
             f"the keyword '{k}' is not supported by fleetkit play",
@@ -869,7 +882,8 @@ class _Loader:
         for bad in ("rescue", "always"):
             if bad in ds:
                 raise _err(f"'{bad}' is not a valid attribute for a Task (use it in a block)", ds)
-        action, args, mod_key, written = self._action(ds, handler)
+        colls = ds.get("collections") or parent.get("collections")
+        action, args, mod_key, written = self._action(ds, handler, _as_list(colls))
         _check_register(ds)
         if handler and action in ("include_role", "import_role"):
             raise _err(f"Using '{written or action}' as a handler is not supported.", ds)
@@ -1051,7 +1065,7 @@ class _Loader:
         return [node]
 
     def _action(
-        self, ds: dict[str, Any], handler: bool = False
+        self, ds: dict[str, Any], handler: bool = False, collections: list[Any] | None = None
     ) -> tuple[str, dict[str, Any], str, str]:
         # ansible's ModuleArgsParser: keys of a Task or a Handler are never module names;
         # a key valid on the other kind only is then an invalid attribute
@@ -1085,7 +1099,7 @@ class _Loader:
             else:
                 mod, _, rest = str(value).partition(" ")
                 args = _module_args(normalize_action(mod), rest, ds)
-            action = normalize_action(mod)
+            action = _in_collections(normalize_action(mod), collections)
             # a templated module name is resolved for each host when the task runs
             if not _known_module(action, mod) and not _templated_action(action):
                 raise self._unknown(mod, ds)
@@ -1101,7 +1115,7 @@ class _Loader:
         if len(found) > 1:
             raise _err(f"conflicting action statements: {found[0]}, {found[1]}", ds)
         mod = found[0]
-        action = normalize_action(mod)
+        action = _in_collections(normalize_action(mod), collections)
         if not _known_module(action, mod):
             raise self._unknown(mod, ds)
         args = _module_args(action, ds[mod], ds)

@@ -14,6 +14,7 @@ import re
 import shlex
 import string
 import subprocess
+import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -346,7 +347,12 @@ class Inventory:
         host = self.hosts.get(name)
         if host is None and name in ("localhost", "127.0.0.1", "::1"):
             host = Host(name, implicit=True)
-            host.vars = {"ansible_connection": "local"}
+            # as ansible's implicit localhost: local, with the controller's own interpreter
+            # (over any interpreter_python setting)
+            host.vars = {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": sys.executable,
+            }
             self.hosts[name] = host
             self.invalidate()
         return host

@@ -1396,6 +1396,13 @@ class TaskExecutor:
             return {"failed": True, "changed": False, "msg": msg, "_fk_error": msg}
         except TemplateError as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
+        # the interpreter is the connection's host's: a delegated task uses the delegate's
+        # ansible_python_interpreter (the implicit localhost's is the controller's python)
+        ivars: Mapping[str, Any] = tv
+        if delegate is not None and delegate != host:
+            known = self.vm.inv.get_host(delegate) is not None
+            ivars = self.vm.host_view(delegate) if known else {}
+        interpreter = configured_python(ivars, self.opts.config)
         ctx = ModuleContext(
             host=host,
             conn=conn,
@@ -1406,10 +1413,8 @@ class TaskExecutor:
             evaluate=templar.evaluate,
             condition=templar.condition,
             template=templar.template,
-            remote_python=(configured_python(tv, self.opts.config) or "python3")
-            if not conn.local
-            else "python3",
-            interpreter=configured_python(tv, self.opts.config),
+            remote_python=(interpreter or "python3") if not conn.local else "python3",
+            interpreter=interpreter,
             task_name=task.display_name(),
             env=env,
             diff=(

@@ -209,10 +209,19 @@ def _vaulted(value: Any, fqcn: str) -> Any:
     return AnsibleEncryptedString(ciphertext=value.ciphertext)
 
 
+def fail_on_undefined(args: Iterable[Any], kwargs: Mapping[str, Any]) -> None:
+    """As ansible: a plugin given an undefined argument fails with that value's own undefined
+    error, not the plugin's."""
+    from jinja2 import Undefined
+
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, Undefined):
+            a._fail_with_undefined_error()
+
+
 def _wrap_jinja(
     kind: str, fqcn: str, fn: Callable[..., Any], accepts_undefined: bool, resolved: str = ""
 ) -> Callable[..., Any]:
-    from jinja2 import Undefined
     from jinja2.exceptions import UndefinedError
 
     # the plugin's own name (a short name asked for beside adjacent plugins resolves to it)
@@ -220,10 +229,7 @@ def _wrap_jinja(
 
     def call(*args: Any, **kwargs: Any) -> Any:
         if not accepts_undefined:
-            # as ansible: an undefined argument fails with its own message, not the plugin's
-            for a in (*args, *kwargs.values()):
-                if isinstance(a, Undefined):
-                    a._fail_with_undefined_error()
+            fail_on_undefined(args, kwargs)
         if vault_name in _TAKE_VAULTED:
             args = tuple(_vaulted(a, vault_name) for a in args)
         plain = [_arg(a) for a in args]

@@ -557,9 +557,7 @@ def _strict_test(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A Jinja2 test that fails on an undefined argument with that value's own error."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        for a in (*args, *kwargs.values()):
-            if isinstance(a, Undefined):
-                a._fail_with_undefined_error()
+        plugins.fail_on_undefined(args, kwargs)
         return fn(*args, **kwargs)
 
     call.__name__ = getattr(fn, "__name__", "test")

@@ -116,7 +116,7 @@ def test_a_plugin_needing_what_the_shim_lacks_fails_its_task(tmp_path: Path) -> 
         "from ansible.plugins.action import ActionBase\n\n\n"
         "class ActionModule(ActionBase):\n"
         "    def run(self, tmp=None, task_vars=None):\n"
-        "        return {'changed': False, 'env': str(self._templar.environment)}\n"
+        "        return {'changed': False, 'x': self._templar.resolve_variable_expression('x')}\n"
     )
     (tmp_path / "pb.yml").write_text(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - needs_env:\n"
@@ -124,6 +124,7 @@ def test_a_plugin_needing_what_the_shim_lacks_fails_its_task(tmp_path: Path) -> 
     f = run_fleetkit(["play", "-i", "localhost,", "-c", "local", "pb.yml"], tmp_path)
     assert f.returncode == 2, f.stdout + f.stderr
     assert "fatal: [localhost]: FAILED!" in f.stdout
-    assert "templar.environment, which fleetkit play's action plugin shim does not provide" in (
-        f.stdout
+    assert (
+        "templar.resolve_variable_expression, which fleetkit play's plugin shim does not provide"
+        in f.stdout
     )

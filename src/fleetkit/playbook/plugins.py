@@ -19,7 +19,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -71,19 +70,47 @@ class _PluginLoadError(TemplateError):
     """A lookup, filter or test plugin that exists but cannot be loaded."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Shim:
-    """The slice of ansible's Templar that ansible's lookup plugins use: ``basedir`` (pipe),
-    ``available_variables``, ``copy_with_new_env`` and ``template`` (merge_variables,
-    dependent), rendering with fleetkit's templar."""
+class ShimMissing(AttributeError):
+    """A plugin asked for a part of ansible's executor or Templar the shim does not provide."""
 
-    basedir: str
-    available_variables: Mapping[str, Any] | None = None
 
-    def copy_with_new_env(self, available_variables: Any = None, **_kw: Any) -> _Shim:
-        """A templar over other variables (ansible's ``Templar.copy_with_new_env``)."""
-        names = self.available_variables if available_variables is None else available_variables
-        return _Shim(basedir=self.basedir, available_variables=names)
+class TemplarShim:
+    """The slice of ansible's Templar that ansible's action and lookup plugins use, rendered by
+    fleetkit's templar. An action plugin's strings were rendered by fleetkit already: only
+    those it marks as templates (``trust_as_template``, as ansible 2.19 requires) are rendered
+    again (``trusted_only``). A lookup's values are variables: rendered as ansible renders them.
+    Anything else a plugin asks of it raises :class:`ShimMissing` naming it."""
+
+    def __init__(
+        self,
+        available_variables: Mapping[str, Any] | None,
+        basedir: str = ".",
+        trusted_only: bool = False,
+    ) -> None:
+        self.available_variables = available_variables
+        self.basedir = basedir
+        self._trusted_only = trusted_only
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ShimMissing(f"templar.{name}, which fleetkit play's plugin shim does not provide")
+
+    def copy_with_new_env(self, **kwargs: Any) -> TemplarShim:
+        """A templar over other variables (ansible's ``Templar.copy_with_new_env``); other
+        Jinja2 environment options are refused."""
+        unsupported = set(kwargs) - {"available_variables"}
+        if unsupported:
+            raise ShimMissing(
+                f"templar.copy_with_new_env({', '.join(sorted(unsupported))}=...), which "
+                "fleetkit play's plugin shim does not provide"
+            )
+        names = kwargs.get("available_variables")
+        return TemplarShim(
+            self.available_variables if names is None else names,
+            self.basedir,
+            self._trusted_only,
+        )
 
     @property
     def environment(self) -> Any:
@@ -99,11 +126,35 @@ class _Shim:
         )
         return jinja_environment()
 
-    def template(self, variable: Any, **_kw: Any) -> Any:
+    def is_template(self, data: Any) -> bool:
+        """Whether ``data`` holds template syntax."""
+        from fleetkit.playbook.templar import is_template
+
+        return isinstance(data, str) and is_template(data)
+
+    def template(self, variable: Any, *_args: Any, **_kwargs: Any) -> Any:
         """``variable`` rendered with this templar's variables."""
         from fleetkit.playbook.templar import Templar, VarsView
 
-        return Templar(VarsView([dict(self.available_variables or {})])).template(variable)
+        if not self._trusted_only:
+            view = VarsView([dict(self.available_variables or {})])
+            return Templar(view).template(variable)
+        from ansible._internal._datatag._tags import TrustedAsTemplate
+
+        templar = Templar(self.available_variables or {})
+
+        def render(value: Any) -> Any:
+            if isinstance(value, str):
+                if not TrustedAsTemplate.is_tagged_on(value):
+                    return value
+                return templar.template(str(value))
+            if isinstance(value, Mapping):
+                return {k: render(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [render(v) for v in value]
+            return value
+
+        return render(variable)
 
 
 def _init() -> None:
@@ -473,7 +524,7 @@ def _ansible_lookup(
     loader.set_basedir(basedir)
     try:
         with _lock:  # the loader is not thread-safe (see _find_jinja)
-            shim = _Shim(basedir=basedir, available_variables=_LookupVars(variables))
+            shim = TemplarShim(_LookupVars(variables), basedir)
             plugin = lookup_loader.get(fqcn, loader=loader, templar=shim)
     except Exception as exc:  # noqa: BLE001 - ansible reports this as a plugin load error
         raise _PluginLoadError(f"The lookup plugin {name!r} failed to load: {exc}") from None

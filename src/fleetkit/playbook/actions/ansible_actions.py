@@ -28,6 +28,7 @@ from typing import Any
 
 from fleetkit.playbook.errors import ModuleError
 from fleetkit.playbook.modules import Module, ModuleContext
+from fleetkit.playbook.plugins import ShimMissing, TemplarShim
 
 __all__ = [
     "ShimMissing",
@@ -44,10 +45,6 @@ _configured: list[str] | None = None  # the action_plugins setting (None: enviro
 _loaded: set[str] = set()  # directories handed to ansible's action loader
 _ready = False
 _MODULE_FAILURE = "_fk_module_failure"
-
-
-class ShimMissing(AttributeError):
-    """An action plugin asked for a part of ansible's executor the shim does not provide."""
 
 
 def add_action_plugin_dir(path: str) -> None:
@@ -221,51 +218,6 @@ class _Missing:
         raise ShimMissing(
             f"{self._what}.{name}, which fleetkit play's action plugin shim does not provide"
         )
-
-
-class _TemplarShim(_Missing):
-    """The part of ansible's Templar action plugins use, rendered by fleetkit's templar."""
-
-    _what = "templar"
-
-    def __init__(self, variables: Mapping[str, Any]) -> None:
-        self.available_variables: Mapping[str, Any] = variables
-
-    def template(self, variable: Any, *args: Any, **kwargs: Any) -> Any:
-        """Render ``variable`` with the task's variables; as in ansible 2.19 only strings the
-        plugin marked trusted (``trust_as_template``) are templates, others stay as they are."""
-        from ansible._internal._datatag._tags import TrustedAsTemplate
-
-        from fleetkit.playbook.templar import Templar
-
-        def render(value: Any) -> Any:
-            if isinstance(value, str):
-                if not TrustedAsTemplate.is_tagged_on(value):
-                    return value
-                return Templar(self.available_variables).template(str(value))
-            if isinstance(value, Mapping):
-                return {k: render(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [render(v) for v in value]
-            return value
-
-        return render(variable)
-
-    def is_template(self, data: Any) -> bool:
-        """Whether ``data`` holds template syntax."""
-        from fleetkit.playbook.templar import is_template
-
-        return isinstance(data, str) and is_template(data)
-
-    def copy_with_new_env(self, **kwargs: Any) -> _TemplarShim:
-        """A templar over other variables (other Jinja2 environment options are refused)."""
-        unsupported = set(kwargs) - {"available_variables"}
-        if unsupported:
-            raise ShimMissing(
-                f"templar.copy_with_new_env({', '.join(sorted(unsupported))}=...), which "
-                "fleetkit play's action plugin shim does not provide"
-            )
-        return _TemplarShim(kwargs.get("available_variables", self.available_variables))
 
 
 class _ConnectionShim(_Missing):
@@ -540,7 +492,7 @@ def action_plugin_module(name: str, path: str, run_once: bool = False) -> Module
             connection=_ConnectionShim(ctx, _shell(ctx)),
             play_context=_play_context(ctx),
             loader=_loader(ctx),
-            templar=_TemplarShim(ctx.variables),
+            templar=TemplarShim(ctx.variables, trusted_only=True),
             shared_loader_obj=None,
         )
         if loaded is None:

@@ -27,6 +27,9 @@ What is cached and when upstream is asked:
   verified; a mismatch or a cut aborts every client's connection and nothing is cached. A
   verified spool is committed through an upload session as a push is (fsync, rename, link),
   so a partial blob is never visible under its digest;
+- a manifest GET that had to be fetched upstream starts the fetches of the blobs it references
+  (config, layers) before the client asks for them, as Harbor and zot do; a client that asks
+  meanwhile joins that fetch (see :meth:`Proxy._prefetch`);
 - tag lists come from the upstream (from the cache when it is down); pushes and deletes on
   proxied repositories are refused with ``UNSUPPORTED`` (405), as distribution does.
 """
@@ -95,6 +98,7 @@ _HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _MAX_PENDING = 16 << 20  # received bytes not yet in the spool before the receiver waits
 SPOOL_DIR = "_proxy"  # under a directory root: blobs being fetched (never listed, never gc'd)
 _SEND = 1 << 20
+_PREFETCH_MAX = 4  # blobs of fetched manifests being prefetched at once (clients' fetches aside)
 _UPSTREAM_TIMEOUT_S = 30.0  # an upstream that sends nothing for this long has failed
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -222,6 +226,7 @@ class Proxy:
         self._manifest_work: dict[tuple[str, str, str], asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._swept = False  # spools a killed process left behind are removed once
+        self._prefetch_slots = asyncio.Semaphore(_PREFETCH_MAX)
 
     # -- which upstream ----------------------------------------------------------------------
 
@@ -442,6 +447,10 @@ class Proxy:
                 status=502,
             )
         manifest = parse_manifest(body, content_type or None)
+        if request.method == "GET" and not manifest.is_index:
+            # the client asks for these next: their upstream fetches start now, while the
+            # manifest is stored and the client reads it (a HEAD or an index fetches nothing)
+            self._prefetch(st, name, [d.digest for d in manifest.blob_references()], up, uname)
         tags = [] if is_digest(reference) else [reference]
         return await run_blocking(
             st.store.put_manifest, name, body, manifest, tags, algorithm or "sha256"
@@ -543,6 +552,39 @@ class Proxy:
             return await self._stream(request, st, fetch, fd, digest)
         finally:
             os.close(fd)
+
+    def _prefetch(
+        self, st: State, name: str, digests: list[str], up: ProxyUpstream, uname: str
+    ) -> None:
+        """Fetch the blobs an image manifest references before they are asked for (Harbor's and
+        zot's on-demand sync do so too), at most ``_PREFETCH_MAX`` at a time.
+
+        A prefetch is an ordinary fetch: clients that ask meanwhile are streamed its spool,
+        the blob is cached only once verified, and a failed or cancelled one leaves nothing.
+        """
+        task = asyncio.create_task(self._prefetch_all(st, name, digests, up, uname))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _prefetch_all(
+        self, st: State, name: str, digests: list[str], up: ProxyUpstream, uname: str
+    ) -> None:
+        async def one(digest: str) -> None:
+            async with self._prefetch_slots:
+                if (name, digest) in self._fetches:
+                    return  # a client's request started it
+                try:
+                    if await store_io(st, st.store.blob_size, digest) is not None:
+                        return  # cached already (a GET links it for this repository)
+                except (RegistryError, OSError) as exc:
+                    log.debug("prefetch of %s skipped: %s", digest, exc)
+                    return
+                fetch = self._fetches.get((name, digest))
+                if fetch is None:
+                    fetch = self._start_fetch(st, name, digest, up, uname)
+                await fetch.committed.wait()
+
+        await asyncio.gather(*(one(d) for d in dict.fromkeys(digests)))
 
     async def _head_blob(self, up: ProxyUpstream, uname: str, digest: str) -> tuple[int, str]:
         try:
@@ -874,9 +916,11 @@ class _SpoolSink:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
-        self.hasher.update(data)  # while the piece is still in cache
         self.offset += len(data)
+        # readers may send it now (the last byte waits for the digest): the hash below runs
+        # while they do, on the piece still in cache
         self.fetch.advance(len(data))
+        self.hasher.update(data)
 
 
 def _no_events(_event: object) -> None:

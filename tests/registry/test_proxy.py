@@ -215,7 +215,8 @@ def test_concurrent_manifest_requests_share_one_upstream_exchange() -> None:
 
 
 @pytest.mark.parametrize(
-    ("storage", "sender"), [("dir", "thread"), ("memory:", "thread"), ("dir", "loop")]
+    ("storage", "sender"),
+    [("dir", "thread"), ("memory:", "thread"), ("dir", "loop"), ("dir", "sendfile")],
 )
 def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
     upstream: FakeUpstream,
@@ -226,12 +227,15 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
 ) -> None:
     """On a directory the spool becomes the blob by a rename; elsewhere it is copied in.
 
-    Each client is sent the spool by a thread of its own (``sendfile``, plain HTTP), or, where
-    that cannot be (TLS: ``sender == "loop"`` pretends so), by the event loop."""
-    if sender == "loop":
-        from fleetkit.registry.server import blobs
+    Each client is sent the spool by a thread of its own (plain HTTP: copied, or with
+    ``sendfile`` beyond ``COPY_MAX_BODIES`` bodies in flight), or, where that cannot be (TLS:
+    ``sender == "loop"`` pretends so), by the event loop."""
+    from fleetkit.registry.server import blobs
 
+    if sender == "loop":
         monkeypatch.setattr(blobs, "plain_socket", lambda _transport: None)
+    if sender == "sendfile":
+        monkeypatch.setattr(blobs, "COPY_MAX_BODIES", 0)
     blob = os.urandom(3 << 20)
     digest = sha256(blob)
     upstream.blobs[digest] = blob

@@ -98,6 +98,7 @@ _HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _MAX_PENDING = 16 << 20  # received bytes not yet in the spool before the receiver waits
 SPOOL_DIR = "_proxy"  # under a directory root: blobs being fetched (never listed, never gc'd)
 _SEND = 1 << 20
+_COPY_BUFFER = 128 << 10  # one pread + write of a sender's copy path (see _Sender)
 _PREFETCH_MAX = 4  # blobs of fetched manifests being prefetched at once (clients' fetches aside)
 _UPSTREAM_TIMEOUT_S = 30.0  # an upstream that sends nothing for this long has failed
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -855,10 +856,12 @@ class Proxy:
             and transport.get_write_buffer_size() == 0
             and blobs.plain_socket(transport) is not None
         ):
-            sender = _Sender(fetch, fd, transport, st.body_timeout_s)
+            sender = _Sender(fetch, fd, transport, st)
+            st.blob_bodies_in_flight += 1
             try:
                 await sender.run()
             finally:
+                st.blob_bodies_in_flight -= 1
                 request[SENT_KEY] = sent = sender.sent
                 st.metrics.bytes_sent += sender.sent
         else:
@@ -930,22 +933,26 @@ def _no_events(_event: object) -> None:
 class _Sender:
     """One client of a blob being fetched, sent from the spool by a thread of its own.
 
-    The thread waits on the fetch's condition, then ``sendfile`` what landed since (pages
-    just written, still in cache; nothing read back into the process) to a duplicate of the
-    client's socket, which stays non-blocking: a full send buffer waits in ``poll``, and a
-    client that reads nothing for ``timeout_s`` is treated as gone. A thread of its own, not
+    The thread waits on the fetch's condition, then sends what landed since to a duplicate
+    of the client's socket, as the registry's own blob bodies go (``blobs._send_on_thread``):
+    while at most ``COPY_MAX_BODIES`` bodies are in flight, through one reused buffer
+    (``pread`` of the spool's fresh pages, ``write``: a receiver on this host copies that out
+    of the socket while it is in cache), beyond that with ``sendfile`` (nothing copied here).
+    The socket stays non-blocking: a full send buffer waits in ``poll``, and a client that
+    reads nothing for the server's body timeout is treated as gone. A thread of its own, not
     the shared executor (see :func:`~fleetkit.registry.server._common.run_on_own_thread`).
     """
 
     def __init__(
-        self, fetch: _Fetch, spool_fd: int, transport: asyncio.BaseTransport, timeout_s: float
+        self, fetch: _Fetch, spool_fd: int, transport: asyncio.BaseTransport, st: State
     ) -> None:
         sock = blobs.plain_socket(transport)
         assert sock is not None
         self.fetch = fetch
         self.spool_fd = spool_fd
         self.sock = socket.socket(fileno=os.dup(sock.fileno()))
-        self.timeout_s = timeout_s
+        self.st = st
+        self.timeout_s = st.body_timeout_s
         self.sent = 0
         self.stop = False
 
@@ -971,6 +978,7 @@ class _Sender:
         out = self.sock.fileno()
         poller = select.poll()
         poller.register(out, select.POLLOUT)
+        buf = memoryview(bytearray(_COPY_BUFFER))
         while True:
             with fetch.cond:
                 while not self.stop and fetch.outcome == "running" and fetch.sendable <= self.sent:
@@ -982,7 +990,12 @@ class _Sender:
                 return  # verified and all sent
             while self.sent < limit:
                 try:
-                    n = os.sendfile(out, self.spool_fd, self.sent, limit - self.sent)
+                    if self.st.blob_bodies_in_flight > blobs.COPY_MAX_BODIES:
+                        n = os.sendfile(out, self.spool_fd, self.sent, limit - self.sent)
+                    else:
+                        want = min(limit - self.sent, _COPY_BUFFER)
+                        got = os.preadv(self.spool_fd, [buf[:want]], self.sent)
+                        n = os.write(out, buf[:got]) if got else 0
                 except BlockingIOError:
                     if not poller.poll(int(self.timeout_s * 1000)):
                         raise ConnectionResetError("the client stopped reading") from None

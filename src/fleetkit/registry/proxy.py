@@ -22,11 +22,12 @@ What is cached and when upstream is asked:
   bytes spooled so far (a client has bytes before the blob is complete). Over plain HTTP both
   ends run off the event loop: one thread receives the upstream body straight from its socket
   (``recv_into``, ``write``, hash; :func:`~fleetkit.registry.client.remote.receive_direct`) and
-  one thread per client ``sendfile`` the spool's fresh pages to it, woken per write; the
-  spool is never read back into the process. The last byte goes out only after the digest
-  verified; a mismatch or a cut aborts every client's connection and nothing is cached. A
-  verified spool is committed through an upload session as a push is (fsync, rename, link),
-  so a partial blob is never visible under its digest;
+  one thread per client sends the spool's fresh pages to it as they land, woken per write
+  (copied through a reused buffer while few bodies are in flight, ``sendfile`` beyond, as
+  the registry's own blob bodies: see :class:`_Sender`). The last byte goes out only after
+  the digest verified; a mismatch or a cut aborts every client's connection and nothing is
+  cached. A verified spool is committed through an upload session as a push is (fsync,
+  rename, link), so a partial blob is never visible under its digest;
 - a manifest GET that had to be fetched upstream starts the fetches of the blobs it references
   (config, layers) before the client asks for them, as Harbor and zot do; a client that asks
   meanwhile joins that fetch (see :meth:`Proxy._prefetch`);

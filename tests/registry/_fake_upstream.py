@@ -28,6 +28,7 @@ class FakeUpstream:
         self.chunked: set[str] = set()  # GET without Content-Length (chunked encoding)
         self.gate = threading.Event()
         self.counts: Counter[tuple[str, str]] = Counter()
+        self._counted = threading.Condition()  # notified on every request (see wait_for)
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -42,9 +43,16 @@ class FakeUpstream:
             self.manifests[(repo, ref)] = (body, media_type, digest)
         return digest
 
+    def wait_for(self, method: str, path: str, timeout_s: float = 30.0) -> bool:
+        """Block until a ``method path`` request has arrived (False after ``timeout_s``)."""
+        with self._counted:
+            return self._counted.wait_for(lambda: self.counts[(method, path)] > 0, timeout_s)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
-        self.counts[(request.method, request.path)] += 1
+        with self._counted:
+            self.counts[(request.method, request.path)] += 1
+            self._counted.notify_all()
         if tail == "":
             return web.json_response({})
         if tail.endswith("/tags/list"):

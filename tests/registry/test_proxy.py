@@ -215,7 +215,8 @@ def test_concurrent_manifest_requests_share_one_upstream_exchange() -> None:
 
 
 @pytest.mark.parametrize(
-    ("storage", "sender"), [("dir", "thread"), ("memory:", "thread"), ("dir", "loop")]
+    ("storage", "sender"),
+    [("dir", "thread"), ("memory:", "thread"), ("dir", "loop"), ("dir", "sendfile")],
 )
 def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
     upstream: FakeUpstream,
@@ -226,12 +227,15 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
 ) -> None:
     """On a directory the spool becomes the blob by a rename; elsewhere it is copied in.
 
-    Each client is sent the spool by a thread of its own (``sendfile``, plain HTTP), or, where
-    that cannot be (TLS: ``sender == "loop"`` pretends so), by the event loop."""
-    if sender == "loop":
-        from fleetkit.registry.server import blobs
+    Each client is sent the spool by a thread of its own (plain HTTP: copied, or with
+    ``sendfile`` beyond ``COPY_MAX_BODIES`` bodies in flight), or, where that cannot be (TLS:
+    ``sender == "loop"`` pretends so), by the event loop."""
+    from fleetkit.registry.server import blobs
 
+    if sender == "loop":
         monkeypatch.setattr(blobs, "plain_socket", lambda _transport: None)
+    if sender == "sendfile":
+        monkeypatch.setattr(blobs, "COPY_MAX_BODIES", 0)
     blob = os.urandom(3 << 20)
     digest = sha256(blob)
     upstream.blobs[digest] = blob
@@ -269,6 +273,55 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
         assert _spools(root) == []
         assert _get(proxy.host, path)[2] == blob
         assert upstream.counts[("GET", path)] == 1
+    finally:
+        proxy.stop()
+
+
+def test_a_fetched_manifest_prefetches_its_blobs(upstream: FakeUpstream, tmp_path: Path) -> None:
+    """GET of a manifest the cache had to fetch starts the fetches of its config and layers
+    before any client asks for them (as Harbor and zot do); a client that asks meanwhile is
+    streamed the prefetch's spool (one upstream GET), and a prefetch cut short caches
+    nothing and leaves no spool."""
+    img = make_image(7, (3 << 20, 2 << 20))
+    upstream.add_manifest("app", img.manifest, mt.OCI_MANIFEST, "v1")
+    upstream.blobs.update(img.blobs())
+    big, small = sha256(img.layers[0]), sha256(img.layers[1])
+    config = sha256(img.config)
+    upstream.gated.add(big)  # upstream sends half of it, then waits for the gate
+    upstream.truncated.add(small)  # upstream cuts this one off halfway, every time
+    root = tmp_path / "cache"
+    proxy = _proxy(root, ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    blob = "/v2/app/blobs/{}".format
+    try:
+        status, _, body = _get(
+            proxy.host, "/v2/app/manifests/v1", headers={"Accept": mt.OCI_MANIFEST}
+        )
+        assert (status, body) == (200, img.manifest)
+        # no client has asked for a blob: the proxy's own requests arrive upstream
+        for digest in (config, big, small):
+            assert upstream.wait_for("GET", blob(digest)), digest
+        conn = http.client.HTTPConnection(proxy.host, timeout=60)
+        conn.request("GET", blob(big))
+        resp = conn.getresponse()
+        assert resp.status == 200
+        head = resp.read(1 << 20)  # the prefetch's spool, while upstream holds the rest back
+        upstream.gate.set()
+        assert head + resp.read() == img.layers[0]
+        conn.close()
+        # a ranged GET waits for the commit: the config is cached once its prefetch verified
+        status, _, body = _get(proxy.host, blob(config), headers={"Range": "bytes=0-9"})
+        assert (status, body) == (206, img.config[:10])
+        assert _get(proxy.host, blob(big), headers={"Range": "bytes=0-0"})[2] == img.layers[0][:1]
+        assert upstream.counts[("GET", blob(big))] == upstream.counts[("GET", blob(config))] == 1
+        # the cut layer: never cached, nothing of it left; the client's GET fails as well (cut
+        # mid-body, or a 502 when upstream cut it before the first byte)
+        try:
+            assert _get(proxy.host, blob(small))[0] == 502
+        except http.client.IncompleteRead:
+            pass
+        assert proxy.state.store.blob_size(small) is None
+        assert proxy.state.store.uploads("app") == []
+        assert _spools(root) == []
     finally:
         proxy.stop()
 

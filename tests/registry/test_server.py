@@ -511,12 +511,20 @@ def test_client_disconnect_mid_patch_keeps_what_arrived(server: ThreadServer, c:
     assert c.s.put(loc, params={"digest": sha256(data)}, timeout=30).status_code == 201
 
 
+@pytest.mark.parametrize("copy_max", [1, None])
 @pytest.mark.parametrize("first_range", [None, 1_000_003])
-def test_blob_bodies_sent_at_once_are_whole(c: Client, first_range: int | None) -> None:
-    """Bodies in flight together: one that starts alone (copied through user space) and goes
-    on with ``sendfile`` once a second one starts, and the second (``sendfile`` throughout)."""
+def test_blob_bodies_sent_at_once_are_whole(
+    c: Client, first_range: int | None, copy_max: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bodies in flight together. With ``COPY_MAX_BODIES`` 1: one that starts alone (copied
+    through user space) and goes on with ``sendfile`` once a second one starts, and the second
+    (``sendfile`` throughout); by default both are copied."""
     import os
 
+    from fleetkit.registry.server import blobs
+
+    if copy_max is not None:
+        monkeypatch.setattr(blobs, "COPY_MAX_BODIES", copy_max)
     data = os.urandom(8 * 1024 * 1024 + 17)
     d = c.push_blob("r", data)
     url = f"{c.url}/v2/r/blobs/{d}"
@@ -539,15 +547,23 @@ def test_blob_bodies_sent_at_once_are_whole(c: Client, first_range: int | None) 
     assert head2 + rest2 == data
 
 
-def test_a_client_gone_mid_body_on_the_sendfile_thread(tmp_path: Path) -> None:
-    """Two bodies in flight: the second goes out with ``sendfile`` from a worker thread
-    (blobs._sendfile_on_thread). Its client closing mid-body is a disconnect (499 in the
-    metrics), not a server error, the other body completes whole and the server serves on."""
+@pytest.mark.parametrize("copy_max", [1, None])
+def test_a_client_gone_mid_body_on_the_sendfile_thread(
+    tmp_path: Path, copy_max: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two bodies in flight, each from a thread of its own (``sendfile`` for the second with
+    ``COPY_MAX_BODIES`` 1, copied by default). Its client closing mid-body is a disconnect
+    (499 in the metrics), not a server error, the other body completes whole and the server
+    serves on."""
     import os
     import socket
     import struct
     import time
 
+    from fleetkit.registry.server import blobs
+
+    if copy_max is not None:
+        monkeypatch.setattr(blobs, "COPY_MAX_BODIES", copy_max)
     data = os.urandom(16 * 1024 * 1024)
     with thread_server(root=str(tmp_path / "data")) as srv:
         c = Client(srv.url)

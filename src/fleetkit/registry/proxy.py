@@ -22,11 +22,15 @@ What is cached and when upstream is asked:
   bytes spooled so far (a client has bytes before the blob is complete). Over plain HTTP both
   ends run off the event loop: one thread receives the upstream body straight from its socket
   (``recv_into``, ``write``, hash; :func:`~fleetkit.registry.client.remote.receive_direct`) and
-  one thread per client ``sendfile`` the spool's fresh pages to it, woken per write; the
-  spool is never read back into the process. The last byte goes out only after the digest
-  verified; a mismatch or a cut aborts every client's connection and nothing is cached. A
-  verified spool is committed through an upload session as a push is (fsync, rename, link),
-  so a partial blob is never visible under its digest;
+  one thread per client sends the spool's fresh pages to it as they land, woken per write
+  (copied through a reused buffer while few bodies are in flight, ``sendfile`` beyond, as
+  the registry's own blob bodies: see :class:`_Sender`). The last byte goes out only after
+  the digest verified; a mismatch or a cut aborts every client's connection and nothing is
+  cached. A verified spool is committed through an upload session as a push is (fsync,
+  rename, link), so a partial blob is never visible under its digest;
+- a manifest GET that had to be fetched upstream starts the fetches of the blobs it references
+  (config, layers) before the client asks for them, as Harbor and zot do; a client that asks
+  meanwhile joins that fetch (see :meth:`Proxy._prefetch`);
 - tag lists come from the upstream (from the cache when it is down); pushes and deletes on
   proxied repositories are refused with ``UNSUPPORTED`` (405), as distribution does.
 """
@@ -95,6 +99,8 @@ _HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _MAX_PENDING = 16 << 20  # received bytes not yet in the spool before the receiver waits
 SPOOL_DIR = "_proxy"  # under a directory root: blobs being fetched (never listed, never gc'd)
 _SEND = 1 << 20
+_COPY_BUFFER = 128 << 10  # one pread + write of a sender's copy path (see _Sender)
+_PREFETCH_MAX = 4  # blobs of fetched manifests being prefetched at once (clients' fetches aside)
 _UPSTREAM_TIMEOUT_S = 30.0  # an upstream that sends nothing for this long has failed
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -222,6 +228,7 @@ class Proxy:
         self._manifest_work: dict[tuple[str, str, str], asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._swept = False  # spools a killed process left behind are removed once
+        self._prefetch_slots = asyncio.Semaphore(_PREFETCH_MAX)
 
     # -- which upstream ----------------------------------------------------------------------
 
@@ -442,6 +449,10 @@ class Proxy:
                 status=502,
             )
         manifest = parse_manifest(body, content_type or None)
+        if request.method == "GET" and not manifest.is_index:
+            # the client asks for these next: their upstream fetches start now, while the
+            # manifest is stored and the client reads it (a HEAD or an index fetches nothing)
+            self._prefetch(st, name, [d.digest for d in manifest.blob_references()], up, uname)
         tags = [] if is_digest(reference) else [reference]
         return await run_blocking(
             st.store.put_manifest, name, body, manifest, tags, algorithm or "sha256"
@@ -543,6 +554,39 @@ class Proxy:
             return await self._stream(request, st, fetch, fd, digest)
         finally:
             os.close(fd)
+
+    def _prefetch(
+        self, st: State, name: str, digests: list[str], up: ProxyUpstream, uname: str
+    ) -> None:
+        """Fetch the blobs an image manifest references before they are asked for (Harbor's and
+        zot's on-demand sync do so too), at most ``_PREFETCH_MAX`` at a time.
+
+        A prefetch is an ordinary fetch: clients that ask meanwhile are streamed its spool,
+        the blob is cached only once verified, and a failed or cancelled one leaves nothing.
+        """
+        task = asyncio.create_task(self._prefetch_all(st, name, digests, up, uname))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _prefetch_all(
+        self, st: State, name: str, digests: list[str], up: ProxyUpstream, uname: str
+    ) -> None:
+        async def one(digest: str) -> None:
+            async with self._prefetch_slots:
+                if (name, digest) in self._fetches:
+                    return  # a client's request started it
+                try:
+                    if await store_io(st, st.store.blob_size, digest) is not None:
+                        return  # cached already (a GET links it for this repository)
+                except (RegistryError, OSError) as exc:
+                    log.debug("prefetch of %s skipped: %s", digest, exc)
+                    return
+                fetch = self._fetches.get((name, digest))
+                if fetch is None:
+                    fetch = self._start_fetch(st, name, digest, up, uname)
+                await fetch.committed.wait()
+
+        await asyncio.gather(*(one(d) for d in dict.fromkeys(digests)))
 
     async def _head_blob(self, up: ProxyUpstream, uname: str, digest: str) -> tuple[int, str]:
         try:
@@ -813,10 +857,12 @@ class Proxy:
             and transport.get_write_buffer_size() == 0
             and blobs.plain_socket(transport) is not None
         ):
-            sender = _Sender(fetch, fd, transport, st.body_timeout_s)
+            sender = _Sender(fetch, fd, transport, st)
+            st.blob_bodies_in_flight += 1
             try:
                 await sender.run()
             finally:
+                st.blob_bodies_in_flight -= 1
                 request[SENT_KEY] = sent = sender.sent
                 st.metrics.bytes_sent += sender.sent
         else:
@@ -874,9 +920,11 @@ class _SpoolSink:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
-        self.hasher.update(data)  # while the piece is still in cache
         self.offset += len(data)
+        # readers may send it now (the last byte waits for the digest): the hash below runs
+        # while they do, on the piece still in cache
         self.fetch.advance(len(data))
+        self.hasher.update(data)
 
 
 def _no_events(_event: object) -> None:
@@ -886,22 +934,26 @@ def _no_events(_event: object) -> None:
 class _Sender:
     """One client of a blob being fetched, sent from the spool by a thread of its own.
 
-    The thread waits on the fetch's condition, then ``sendfile`` what landed since (pages
-    just written, still in cache; nothing read back into the process) to a duplicate of the
-    client's socket, which stays non-blocking: a full send buffer waits in ``poll``, and a
-    client that reads nothing for ``timeout_s`` is treated as gone. A thread of its own, not
+    The thread waits on the fetch's condition, then sends what landed since to a duplicate
+    of the client's socket, as the registry's own blob bodies go (``blobs._send_on_thread``):
+    while at most ``COPY_MAX_BODIES`` bodies are in flight, through one reused buffer
+    (``pread`` of the spool's fresh pages, ``write``: a receiver on this host copies that out
+    of the socket while it is in cache), beyond that with ``sendfile`` (nothing copied here).
+    The socket stays non-blocking: a full send buffer waits in ``poll``, and a client that
+    reads nothing for the server's body timeout is treated as gone. A thread of its own, not
     the shared executor (see :func:`~fleetkit.registry.server._common.run_on_own_thread`).
     """
 
     def __init__(
-        self, fetch: _Fetch, spool_fd: int, transport: asyncio.BaseTransport, timeout_s: float
+        self, fetch: _Fetch, spool_fd: int, transport: asyncio.BaseTransport, st: State
     ) -> None:
         sock = blobs.plain_socket(transport)
         assert sock is not None
         self.fetch = fetch
         self.spool_fd = spool_fd
         self.sock = socket.socket(fileno=os.dup(sock.fileno()))
-        self.timeout_s = timeout_s
+        self.st = st
+        self.timeout_s = st.body_timeout_s
         self.sent = 0
         self.stop = False
 
@@ -927,6 +979,7 @@ class _Sender:
         out = self.sock.fileno()
         poller = select.poll()
         poller.register(out, select.POLLOUT)
+        buf = memoryview(bytearray(_COPY_BUFFER))
         while True:
             with fetch.cond:
                 while not self.stop and fetch.outcome == "running" and fetch.sendable <= self.sent:
@@ -938,7 +991,12 @@ class _Sender:
                 return  # verified and all sent
             while self.sent < limit:
                 try:
-                    n = os.sendfile(out, self.spool_fd, self.sent, limit - self.sent)
+                    if self.st.blob_bodies_in_flight > blobs.COPY_MAX_BODIES:
+                        n = os.sendfile(out, self.spool_fd, self.sent, limit - self.sent)
+                    else:
+                        want = min(limit - self.sent, _COPY_BUFFER)
+                        got = os.preadv(self.spool_fd, [buf[:want]], self.sent)
+                        n = os.write(out, buf[:got]) if got else 0
                 except BlockingIOError:
                     if not poller.poll(int(self.timeout_s * 1000)):
                         raise ConnectionResetError("the client stopped reading") from None

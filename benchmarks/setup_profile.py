@@ -12,7 +12,7 @@ package, default ``gather_subset: all``) and prints one JSON line per shape:
               forces a full fork()) and without (CPython's vfork path).
   fork_run    N runs each in a fork of a parent that imported the setup module and its
               module_utils first (how fleetkit's agent runs it), with and without the spawn
-              change fleetkit's agent makes (``--spawn vfork``).
+              change fleetkit's agent makes (and with gc.freeze() in the parent).
 
 usage: .venv/bin/python benchmarks/setup_profile.py [--runs N] [--only floor|spawn|fork_run]
                                                     [--vfork]

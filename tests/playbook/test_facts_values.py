@@ -1,5 +1,5 @@
 """ansible's setup module on fleetkit's agent gives ansible's fact values, not only its keys:
-differential against ansible-playbook on localhost (mount order and options, devices, LVM,
+differential against ansible-playbook on localhost (mounts and their options, devices, LVM,
 interfaces, distribution, ...), and the agent's spawn shortcut (no ``preexec_fn`` where
 ansible's run_command passes one that does nothing) keeps every other spawn as it was."""
 
@@ -39,9 +39,13 @@ def _stable(facts: dict[str, Any]) -> dict[str, Any]:
     churn = {i for i in facts.get("interfaces", []) if i not in ("lo", default)}
     churn |= {"interfaces", "all_ipv4_addresses", "all_ipv6_addresses"}
     out = {k: v for k, v in facts.items() if k not in VOLATILE | churn}
-    out["mounts"] = [
-        {k: v for k, v in m.items() if k not in MOUNT_USAGE} for m in facts.get("mounts", [])
-    ]
+    # setup lists a mount when its statvfs thread is seen done: a thread still running at the
+    # first look comes after the others (ansible's order varies with timing too)
+    mounts = [{k: v for k, v in m.items() if k not in MOUNT_USAGE} for m in facts["mounts"]]
+    out["mounts"] = sorted(mounts, key=lambda m: (m["mount"], m["device"]))
+    for key in ("virtualization_tech_guest", "virtualization_tech_host"):
+        # python sets made lists: their order follows the process's string hash seed
+        out[key] = sorted(facts.get(key) or [])
     return out
 
 

@@ -128,6 +128,15 @@ def write_roles(d: Path, hosts_group: str, render: str) -> None:
     )
 
 
+# user+sys CPU seconds of the last timed() run (the tool and every process it waited for)
+LAST_CPU_S = [0.0]
+
+
+def _children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def timed(
     argv: list[str], cwd: Path, extra_env: dict[str, str] | None = None
 ) -> tuple[float, int, str]:
@@ -140,9 +149,11 @@ def timed(
         **(extra_env or {}),
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    cpu0 = _children_cpu_s()
     t0 = time.perf_counter()
     p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=1800, check=False)
     elapsed = time.perf_counter() - t0
+    LAST_CPU_S[0] = _children_cpu_s() - cpu0
     if p.returncode != 0:
         raise SystemExit(
             f"{argv[0]} failed ({p.returncode}): {(p.stdout + p.stderr).decode()[-2000:]}"
@@ -187,12 +198,14 @@ def ansible_peers(
             out["mitogen"] = None
             out["mitogen_note"] = "mitogen not installed: pip install -e '.[bench]'"
             continue
-        times = []
+        times, cpus = [], []
         for _ in range(runs):
             if before is not None:
                 before()
             times.append(timed(argv, cwd, env)[0])
+            cpus.append(LAST_CPU_S[0])
         out[name] = round(statistics.median(times), 3)
+        out[f"{name}_cpu_s"] = round(statistics.median(cpus), 2)
     return out
 
 
@@ -333,8 +346,12 @@ def bench_facts(d: Path, fleetkit: list[str], args: argparse.Namespace) -> None:
         (facts / "pb.yml").read_text().replace("gather_facts: false", "gather_facts: true")
     )
     argv = ["-i", "inventory.ini", "pb.yml"]
-    f_ours = [timed([*fleetkit, *argv], facts)[0] for _ in range(args.runs)]
+    f_ours, f_cpu = [], []
+    for _ in range(args.runs):
+        f_ours.append(timed([*fleetkit, *argv], facts)[0])
+        f_cpu.append(LAST_CPU_S[0])
     line: dict[str, object] = {"bench": "play_facts_50", "unit": "s", "forks": 5}
+    line["ours_cpu_s"] = round(statistics.median(f_cpu), 2)
     line.update(ansible_peers([str(BIN / "ansible-playbook"), *argv], facts, args.ansible_runs))
     emit(with_speedups(statistics.median(f_ours), {**line, "runs": len(f_ours)}))
 

@@ -150,6 +150,7 @@ def ansible_error_text(exc: BaseException) -> str:
 
 
 _restricted: tuple[frozenset[str], tuple[str, ...]] | None = None
+_restricted_lock = threading.Lock()  # the forks' first results arrive together: read it once
 _INTERPRETER = re.compile(r"^ansible_.*_interpreter$")
 
 
@@ -157,28 +158,33 @@ def _restricted_names() -> tuple[frozenset[str], tuple[str, ...]]:
     """ansible's clean_facts lists: magic/connection variable names and result keys, and the
     ``ansible_<connection plugin>_`` prefixes (read once from ansible)."""
     global _restricted
-    if _restricted is None:
-        from ansible import constants as C
-        from ansible.plugins.loader import connection_loader
-
-        from fleetkit.playbook.plugins import _init
-
-        _init()
-        names: set[str] = set(C.COMMON_CONNECTION_VARS)
-        for mapped in C.MAGIC_VARIABLE_MAPPING.values():
-            names.update(mapped)
-        names.update(C.RESTRICTED_RESULT_KEYS)
-        names.update(C.INTERNAL_RESULT_KEYS)
-        prefixes = tuple(
-            sorted(
-                {
-                    f"ansible_{os.path.splitext(os.path.basename(p))[0]}_"
-                    for p in connection_loader.all(path_only=True)
-                }
-            )
-        )
-        _restricted = (frozenset(names), prefixes)
+    with _restricted_lock:
+        if _restricted is None:
+            _restricted = _read_restricted()
     return _restricted
+
+
+def _read_restricted() -> tuple[frozenset[str], tuple[str, ...]]:
+    from ansible import constants as C
+    from ansible.plugins.loader import connection_loader
+
+    from fleetkit.playbook.plugins import _init
+
+    _init()
+    names: set[str] = set(C.COMMON_CONNECTION_VARS)
+    for mapped in C.MAGIC_VARIABLE_MAPPING.values():
+        names.update(mapped)
+    names.update(C.RESTRICTED_RESULT_KEYS)
+    names.update(C.INTERNAL_RESULT_KEYS)
+    prefixes = tuple(
+        sorted(
+            {
+                f"ansible_{os.path.splitext(os.path.basename(p))[0]}_"
+                for p in connection_loader.all(path_only=True)
+            }
+        )
+    )
+    return frozenset(names), prefixes
 
 
 def clean_facts(facts: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

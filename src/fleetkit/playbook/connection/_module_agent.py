@@ -149,7 +149,7 @@ def _extend_package_paths(d: str) -> None:
 def _preload(bundle: str) -> None:
     """Import ansible's module_utils once in this process, so a forked run skips the imports.
 
-    The first payload brings ``basic`` and what it needs; each later payload adds its other
+    The first payload brings ``basic`` and what it needs; each payload adds its other
     module_utils. A child whose payload has a different file under a preloaded name drops the
     preloaded modules and imports its own (see ``_child``)."""
     if os.environ.get("FLEETKIT_AGENT_PRELOAD", "1") != "1":
@@ -168,7 +168,10 @@ def _preload(bundle: str) -> None:
         "ansible.module_utils.basic",
     ]
     if PRELOAD_TRIED[0]:
-        names = [n for n in map(_dotted, sorted(manifest)) if n and n not in sys.modules]
+        names = []
+    # the payload's other module_utils too (the first payload's as well: a gather_facts that
+    # starts the play brings the ~90 facts modules, imported once here rather than per host)
+    names += [n for n in map(_dotted, sorted(manifest)) if n and n not in sys.modules]
     PRELOAD_TRIED[0] = True
     d = _bundle_dir(bundle)
     before = set(sys.modules)
@@ -199,6 +202,38 @@ def _preload(bundle: str) -> None:
             PRELOADED[name] = (None, None)
 
 
+def _noop_preexec(fn: Any) -> bool:
+    """Whether ``fn`` is ansible's run_command ``preexec`` with no umask to set (a no-op)."""
+    code = getattr(fn, "__code__", None)
+    if (
+        code is None
+        or getattr(fn, "__module__", None) != "ansible.module_utils.basic"
+        or getattr(fn, "__qualname__", None) != "AnsibleModule.run_command.<locals>.preexec"
+        or code.co_freevars != ("umask",)
+        or code.co_names != ("os", "umask")
+    ):
+        return False
+    return not fn.__closure__[0].cell_contents
+
+
+def _cheap_spawn() -> None:
+    """In a module's process: start commands without a ``preexec_fn`` where ansible's
+    run_command passes one that does nothing (no umask asked for).
+
+    A preexec_fn makes CPython fork() the whole module process for every command; without one
+    it uses vfork(). The command starts with the same arguments, environment, descriptors and
+    signal dispositions either way."""
+    init = subprocess.Popen.__init__
+
+    def popen_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        fn = kwargs.get("preexec_fn")
+        if fn is not None and _noop_preexec(fn):
+            kwargs["preexec_fn"] = None
+        init(self, *args, **kwargs)
+
+    subprocess.Popen.__init__ = popen_init  # type: ignore[method-assign]
+
+
 def _child(req: dict[str, Any], out_path: str, err_path: str) -> None:
     """In the forked child: run one new-style module as __main__ and exit with its code."""
     code = 1
@@ -219,6 +254,8 @@ def _child(req: dict[str, Any], out_path: str, err_path: str) -> None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         if req.get("env"):
             os.environ.update(req["env"])
+        if os.environ.get("FLEETKIT_AGENT_VFORK", "1") == "1":
+            _cheap_spawn()
         if req.get("cwd"):
             os.chdir(req["cwd"])
         d = _bundle_dir(req["bundle"])

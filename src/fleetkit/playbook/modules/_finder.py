@@ -49,7 +49,7 @@ _playbook_collections: list[str] = []
 
 def reset_caches() -> None:
     """Forget what was found (after ANSIBLE_COLLECTIONS_PATH or ANSIBLE_LIBRARY changed)."""
-    for cached in (find, resolve, _collection_roots, _collection_dir, _collection_routing):
+    for cached in (_find, resolve, _collection_roots, _collection_dir, _collection_routing):
         cached.cache_clear()
 
 
@@ -60,7 +60,7 @@ def add_library_path(path: str) -> None:
         if path in _library_paths:
             return
         _library_paths.append(path)
-    find.cache_clear()
+    _find.cache_clear()
     resolve.cache_clear()
 
 
@@ -76,7 +76,7 @@ def set_library_paths(paths: list[str]) -> None:
     """Set the extra module directories (``-M``, ``library`` beside the playbook or a role)."""
     with _lock:
         _library_paths[:] = [os.path.abspath(p) for p in paths if p]
-    find.cache_clear()
+    _find.cache_clear()
     resolve.cache_clear()
 
 
@@ -435,9 +435,21 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@lru_cache(maxsize=512)
+_finding: dict[str, threading.Lock] = {}
+
+
 def find(name: str) -> ModuleSource | None:
     """The module a name runs, with its payload files; None when the name does not resolve."""
+    # one thread reads and walks the payload; the others (every fork's first task of a play
+    # starts together) wait for it instead of doing the same work at the same time
+    with _lock:
+        lock = _finding.setdefault(name, threading.Lock())
+    with lock:
+        return _find(name)
+
+
+@lru_cache(maxsize=512)
+def _find(name: str) -> ModuleSource | None:
     found = _locate(name)
     if found is None:
         return None

@@ -25,6 +25,7 @@ __all__ = ["NodeInfo", "Cluster", "TERM_KINDS"]
 
 PodPred = Callable[[Pod], bool]
 TERM_KINDS = ("anti", "req", "pref", "prefanti")
+SIG_IDS_KEPT = 4096  # class signatures remembered (with their ids) before the unused are dropped
 
 
 class NodeInfo:
@@ -42,6 +43,7 @@ class NodeInfo:
         "kinds",
         "static_sig",
         "sig",
+        "sig_id",
     )
 
     def __init__(self, node: Node, index: int) -> None:
@@ -58,6 +60,7 @@ class NodeInfo:
         self.kinds: dict[Any, int] = {}
         self.static_sig: Any = None
         self.sig: Any = None
+        self.sig_id = -1
 
     @property
     def name(self) -> str:
@@ -145,7 +148,11 @@ class Cluster:
         self.term_groups: dict[str, dict[Hashable, tuple[AffinityTerm, dict[str, int]]]] = {
             k: {} for k in TERM_KINDS
         }
-        self.classes: dict[Any, list[int]] | None = None
+        # class id -> sorted member indices; a class id names one signature (static, dynamic)
+        # and is never reused for another, so results memoized by it stay true
+        self.classes: dict[int, list[int]] | None = None
+        self._sig_ids: dict[Any, int] = {}
+        self._next_sig_id = 0
         self.generation = 0
 
     # -- nodes -------------------------------------------------------------------------------
@@ -177,6 +184,7 @@ class Cluster:
         self._pairs.clear()
         self._domains.clear()
         self.classes = None
+        self._sig_ids.clear()
 
     @property
     def image_nodes(self) -> dict[str, int]:
@@ -346,20 +354,34 @@ class Cluster:
                 node.images,
             )
 
+    def _sig_id(self, sig: Any) -> int:
+        sid = self._sig_ids.get(sig)
+        if sid is None:
+            if len(self._sig_ids) >= SIG_IDS_KEPT:
+                # signatures no node has now are forgotten; their ids are never given again
+                self._sig_ids = {i.sig: i.sig_id for i in self.infos if i.sig_id >= 0}
+            sid = self._sig_ids[sig] = self._next_sig_id
+            self._next_sig_id += 1
+        return sid
+
     def class_groups(self) -> list[tuple[NodeInfo, list[int]]]:
-        """(representative, sorted member indices) per class of interchangeable nodes."""
+        """(representative, sorted member indices) per class of interchangeable nodes; the
+        representative's ``sig_id`` names the class."""
         if self.classes is None:
             self._static_sigs()
             self.classes = {}
             for info in self.infos:
+                info.sig_id = -1  # ids given before the nodes changed are not given again
+            for info in self.infos:
                 info.sig = (info.static_sig, info.dynamic_sig())
-                self.classes.setdefault(info.sig, []).append(info.index)
+                info.sig_id = self._sig_id(info.sig)
+                self.classes.setdefault(info.sig_id, []).append(info.index)
         infos = self.infos
         return [(infos[m[0]], m) for m in self.classes.values()]
 
     def _reclass(self, info: NodeInfo) -> None:
         assert self.classes is not None
-        old = info.sig
+        old = info.sig_id
         members = self.classes.get(old)
         if members is not None:
             i = bisect.bisect_left(members, info.index)
@@ -368,7 +390,8 @@ class Cluster:
             if not members:
                 del self.classes[old]
         info.sig = (info.static_sig, info.dynamic_sig())
-        bisect.insort(self.classes.setdefault(info.sig, []), info.index)
+        info.sig_id = self._sig_id(info.sig)
+        bisect.insort(self.classes.setdefault(info.sig_id, []), info.index)
 
 
 def _bump(counts: dict[str, int], key: str, sign: int) -> None:

@@ -129,6 +129,7 @@ class Binder:
         # ``fleetkit schedule --explain``: every node's filter result and scores, per pod
         self.explain = False
         self.results: dict[Key, CycleResult] = {}
+        self._scheduled: Obj = {"lastTransitionTime": None}
 
     # -- the mirror ------------------------------------------------------------------------------
     def on_event(self, ev: WatchEvent) -> None:
@@ -330,16 +331,18 @@ class Binder:
         new["status"] = st
         pod.node_name = node
         self.bound_models[(pod.namespace, pod.name)] = pod
-        st["conditions"] = [
-            c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"
-        ] + [
-            {
+        now = now_ts()
+        if self._scheduled["lastTransitionTime"] != now:
+            # one condition object per second, shared (stored objects are never mutated)
+            self._scheduled = {
                 "type": "PodScheduled",
                 "status": "True",
                 "lastProbeTime": None,
-                "lastTransitionTime": now_ts(),
+                "lastTransitionTime": now,
             }
-        ]
+        st["conditions"] = [
+            c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"
+        ] + [self._scheduled]
         if self.cp.kubelet.with_binding:
             new = self.cp.kubelet.started(new) or new
         self.cp.state.store.update("pods", new)

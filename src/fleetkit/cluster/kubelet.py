@@ -29,12 +29,18 @@ class Kubelet:
         self._running: Obj = {}
         self._conditions: dict[int, tuple[Obj, list[Obj]]] = {}
         self._host_ips: dict[str, list[Obj]] = {}
+        self._node_ip: dict[str, tuple[Obj | None, str]] = {}  # node name -> (node, InternalIP)
 
     def _ips(self, node: Obj | None, name: str) -> tuple[str, str]:
-        host = ""
-        for a in ((node or {}).get("status") or {}).get("addresses") or []:
-            if a.get("type") == "InternalIP":
-                host = str(a.get("address"))
+        known = self._node_ip.get(name)
+        if known is not None and known[0] is node:
+            host = known[1]
+        else:
+            host = ""
+            for a in ((node or {}).get("status") or {}).get("addresses") or []:
+                if a.get("type") == "InternalIP":
+                    host = str(a.get("address"))
+            self._node_ip[name] = (node, host)
         idx = self.cp.node_index(name)
         n = self.next_ip.get(name, 1) + 1
         self.next_ip[name] = n

@@ -25,12 +25,14 @@ __all__ = ["NodeInfo", "Cluster", "TERM_KINDS"]
 
 PodPred = Callable[[Pod], bool]
 TERM_KINDS = ("anti", "req", "pref", "prefanti")
+PRED_RESULTS_KEPT = 1024  # label sets whose predicate answers are kept
 SIG_IDS_KEPT = 4096  # class signatures remembered (with their ids) before the unused are dropped
 
 
 class NodeInfo:
     __slots__ = (
         "node",
+        "name",
         "index",
         "pods",
         "requested",
@@ -48,6 +50,7 @@ class NodeInfo:
 
     def __init__(self, node: Node, index: int) -> None:
         self.node = node
+        self.name = node.name  # a node's info is found by its name: it never changes
         self.index = index
         self.pods: dict[tuple[str, str], Pod] = {}
         self.requested = Resource()
@@ -61,10 +64,6 @@ class NodeInfo:
         self.static_sig: Any = None
         self.sig: Any = None
         self.sig_id = -1
-
-    @property
-    def name(self) -> str:
-        return self.node.name
 
     def add_pod(self, pod: Pod, sign: int = 1) -> None:
         self.requested.add(pod.requests, sign)
@@ -140,6 +139,8 @@ class Cluster:
         self.namespaces: dict[str, dict[str, str]] = dict(namespaces or {})
         self._image_nodes: dict[str, int] | None = None
         self._counters: dict[Hashable, tuple[PodPred, dict[str, int]]] = {}
+        # (id(labels), namespace, terminating) -> (labels, {predicate: its answer})
+        self._pred_results: dict[tuple[int, str, bool], tuple[Any, dict[PodPred, bool]]] = {}
         self._pairs: dict[Hashable, _PairCache] = {}
         self._domains: dict[Hashable, _DomainCache] = {}
         self.anti_affinity_nodes: dict[str, NodeInfo] = {}
@@ -185,6 +186,7 @@ class Cluster:
         self._domains.clear()
         self.classes = None
         self._sig_ids.clear()
+        self._pred_results.clear()
 
     @property
     def image_nodes(self) -> dict[str, int]:
@@ -230,21 +232,43 @@ class Cluster:
                 self.anti_affinity_nodes.pop(name, None)
             if not info.pods_with_affinity:
                 self.affinity_nodes.pop(name, None)
+        matches = self._matcher(pod)
         for pred, counts in self._counters.values():
-            if pred(pod):
+            if matches(pred):
                 _bump(counts, name, sign)
         for pc in self._pairs.values():
             val = labels.get(pc.key)
-            if val is not None and pc.pred(pod):
+            if val is not None and matches(pc.pred):
                 _bump(pc.counts, val, sign)
         for dc in self._domains.values():
             val = dc.included.get(name)
-            if val is not None and dc.pred(pod):
+            if val is not None and matches(dc.pred):
                 dc.counts[val] = dc.counts.get(val, 0) + sign
         if pod.has_pod_affinity:
             self._group_terms(pod, labels, sign)
         if self.classes is not None:
             self._reclass(info)
+
+    def _matcher(self, pod: Pod) -> Callable[[PodPred], bool]:
+        """``pred(pod)`` for the count predicates, which read only the pod's namespace, labels
+        and terminating: the pods of one template share their labels object, so each
+        predicate's answer is kept per (labels object, namespace, terminating)."""
+        labels = pod.labels
+        key = (id(labels), pod.namespace, pod.terminating)
+        known = self._pred_results.get(key)
+        if known is None or known[0] is not labels:
+            if len(self._pred_results) >= PRED_RESULTS_KEPT:
+                self._pred_results.clear()
+            known = self._pred_results[key] = (labels, {})
+        results = known[1]
+
+        def matches(pred: PodPred) -> bool:
+            hit = results.get(pred)
+            if hit is None:
+                hit = results[pred] = pred(pod)
+            return hit
+
+        return matches
 
     def _group_terms(self, pod: Pod, labels: dict[str, str], sign: int) -> None:
         for kind, terms in (
@@ -272,7 +296,9 @@ class Cluster:
 
     # -- memoized counts -------------------------------------------------------------------------
     def match_counts(self, key: Hashable, pred: PodPred) -> dict[str, int]:
-        """Per-node count of placed pods matching ``pred``; memoized under ``key``."""
+        """Per-node count of placed pods matching ``pred``; memoized under ``key``. ``pred``
+        reads only the pod's namespace, labels and terminating (answers are reused per labels
+        object)."""
         hit = self._counters.get(key)
         if hit is not None:
             return hit[1]

@@ -117,6 +117,7 @@ class Framework:
         # the equivalence-class path: node-local results by (pod spec token, class id)
         self._global_filters = [(i, pl) for i, pl in enumerate(self.filters) if not pl.node_local]
         self._memo: dict[tuple[Any, int], _Local] = {}
+        self._classes_ok_by_spec: dict[Any, bool] = {}
         # scorers summed once per memo entry, and the rest (global, or normalized per cycle)
         self._folded_scorers = [
             (j, pl, w)
@@ -289,6 +290,14 @@ class Framework:
         """Node identity must not matter: no nodeName, no hostname/field node selectors."""
         if (pod.raw.get("spec") or {}).get("nodeName"):
             return False
+        ok = self._classes_ok_by_spec.get(pod.spec_token)
+        if ok is None:
+            if len(self._classes_ok_by_spec) >= LOCAL_MEMO_MAX:
+                self._classes_ok_by_spec.clear()
+            ok = self._classes_ok_by_spec[pod.spec_token] = self._spec_classes_ok(pod)
+        return ok
+
+    def _spec_classes_ok(self, pod: Pod) -> bool:
         if HOSTNAME in pod.node_selector:
             return False
         terms = list(pod.required_node_terms or ()) + [t for _w, t in pod.preferred_node_terms]

@@ -122,3 +122,34 @@ def placements(objs: list[dict[str, Any]], explain: bool) -> list[tuple[str, str
 def test_fast_path_matches_per_node_path(seed: int) -> None:
     objs = scenario(seed)
     assert placements(objs, explain=False) == placements(objs, explain=True)
+
+
+def steps_for(seed: int, objs: list[dict[str, Any]]) -> list[str]:
+    """What-ifs between scale-ups: node labels, taints and cordons change the classes and the
+    results memoized per pod spec and class must not outlive them."""
+    r = random.Random(seed)
+    nodes = [o["metadata"]["name"] for o in objs if o["kind"] == "Node"]
+    deploys = [o["metadata"]["name"] for o in objs if o["kind"] == "Deployment"]
+    out: list[str] = []
+    for _ in range(4):
+        n = r.choice(nodes)
+        change = r.choice(["label", "taint", "cordon", "uncordon"])
+        if change == "label":
+            out.append(f"kubectl label node {n} disk={r.choice(['ssd', 'hdd'])} --overwrite")
+        elif change == "taint":
+            out.append(f"kubectl taint node {n} t{len(out)}=x:PreferNoSchedule")
+        else:
+            out.append(f"kubectl {change} {n}")
+        d = r.choice(deploys)
+        out.append(f"kubectl scale deployment.apps/{d} --replicas={r.randint(2, 10)}")
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_path_matches_per_node_path_across_node_changes(seed: int) -> None:
+    objs = scenario(100 + seed)
+    steps = steps_for(seed, objs)
+    fast = run(objs, *steps, seed=5)
+    slow = run(objs, *steps, seed=5, explain=True)
+    got = [(p["metadata"]["name"], node_of(p), message(p)) for p in created(fast)]
+    assert got == [(p["metadata"]["name"], node_of(p), message(p)) for p in created(slow)]

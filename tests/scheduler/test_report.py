@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 import io
 import json
 import random
 from typing import Any
 
 from fleetkit.scheduler.report import write_dump
+
+
+class _Color(enum.IntEnum):
+    RED = 3
+
+
+class _Name(str):
+    """A str subclass (as some YAML loaders return): written as its text."""
 
 
 def _value(r: random.Random, depth: int, shared: list[Any]) -> Any:
@@ -29,6 +38,8 @@ def _value(r: random.Random, depth: int, shared: list[Any]) -> Any:
                 True,
                 False,
                 None,
+                _Color.RED,
+                _Name("sub"),
             ]
         )
     if shared and roll < 0.45:
@@ -36,7 +47,7 @@ def _value(r: random.Random, depth: int, shared: list[Any]) -> Any:
     if roll < 0.75:
         keys: list[Any] = [f"k{i}" for i in range(r.randint(0, 4))]
         if r.random() < 0.1:
-            keys += [1, 2.5, True, None]
+            keys += [1, 2.5, True, None, _Name("k0x")]
         return {k: _value(r, depth + 1, shared) for k in keys}
     return [_value(r, depth + 1, shared) for _ in range(r.randint(0, 4))]
 

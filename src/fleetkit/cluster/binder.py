@@ -45,6 +45,7 @@ class _Context:
         self.selectors: dict[str, Selector] = {}
         # (namespace, id(labels), owner uid) -> (labels, default selector)
         self.memo: dict[tuple[str, int, str], tuple[dict[str, str], Selector]] = {}
+        self.by_spec: dict[Any, Selector] = {}  # Pod.spec_token -> its selector
 
     def changed(self, ev: WatchEvent) -> None:
         """Services (any change) and pod owners (created, deleted) decide default selectors."""
@@ -52,9 +53,21 @@ class _Context:
             ev.resource in ("replicasets.apps", "statefulsets.apps") and ev.type != "MODIFIED"
         ):
             self.memo.clear()
+            self.by_spec.clear()
 
     def default_selector(self, pod: Pod) -> Selector:
         """Pods of one template share their labels: their selector is computed once."""
+        # the pods parsed from one spec (Pod.sibling) share namespace, labels and owner
+        by_spec = self.by_spec.get(pod.spec_token)
+        if by_spec is not None:
+            return by_spec
+        sel = self._template_selector(pod)
+        if len(self.by_spec) >= MODELS_KEPT:
+            self.by_spec.clear()
+        self.by_spec[pod.spec_token] = sel
+        return sel
+
+    def _template_selector(self, pod: Pod) -> Selector:
         ref = controller_ref(pod.raw)
         key = (pod.namespace, id(pod.labels), str((ref or {}).get("uid") or ""))
         hit = self.memo.get(key)
@@ -116,6 +129,7 @@ class Binder:
         # ``fleetkit schedule --explain``: every node's filter result and scores, per pod
         self.explain = False
         self.results: dict[Key, CycleResult] = {}
+        self._scheduled: Obj = {"lastTransitionTime": None}
 
     # -- the mirror ------------------------------------------------------------------------------
     def on_event(self, ev: WatchEvent) -> None:
@@ -317,16 +331,18 @@ class Binder:
         new["status"] = st
         pod.node_name = node
         self.bound_models[(pod.namespace, pod.name)] = pod
-        st["conditions"] = [
-            c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"
-        ] + [
-            {
+        now = now_ts()
+        if self._scheduled["lastTransitionTime"] != now:
+            # one condition object per second, shared (stored objects are never mutated)
+            self._scheduled = {
                 "type": "PodScheduled",
                 "status": "True",
                 "lastProbeTime": None,
-                "lastTransitionTime": now_ts(),
+                "lastTransitionTime": now,
             }
-        ]
+        st["conditions"] = [
+            c for c in st.get("conditions") or [] if c.get("type") != "PodScheduled"
+        ] + [self._scheduled]
         if self.cp.kubelet.with_binding:
             new = self.cp.kubelet.started(new) or new
         self.cp.state.store.update("pods", new)

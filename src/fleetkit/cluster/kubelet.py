@@ -22,12 +22,25 @@ class Kubelet:
         # `fleetkit schedule`: the pod starts in the same write as its binding (one store update
         # per pod; nothing watches the Pending -> Running step offline)
         self.with_binding = False
+        # parts of a started pod's status that are equal for every pod started in the same
+        # second (or on the same node), shared: stored objects are never mutated
+        self._now = ""
+        self._ready: list[Obj] = []
+        self._running: Obj = {}
+        self._conditions: dict[int, tuple[Obj, list[Obj]]] = {}
+        self._host_ips: dict[str, list[Obj]] = {}
+        self._node_ip: dict[str, tuple[Obj | None, str]] = {}  # node name -> (node, InternalIP)
 
     def _ips(self, node: Obj | None, name: str) -> tuple[str, str]:
-        host = ""
-        for a in ((node or {}).get("status") or {}).get("addresses") or []:
-            if a.get("type") == "InternalIP":
-                host = str(a.get("address"))
+        known = self._node_ip.get(name)
+        if known is not None and known[0] is node:
+            host = known[1]
+        else:
+            host = ""
+            for a in ((node or {}).get("status") or {}).get("addresses") or []:
+                if a.get("type") == "InternalIP":
+                    host = str(a.get("address"))
+            self._node_ip[name] = (node, host)
         idx = self.cp.node_index(name)
         n = self.next_ip.get(name, 1) + 1
         self.next_ip[name] = n
@@ -56,6 +69,25 @@ class Kubelet:
             and any(c.get("type") == "Ready" for c in status.get("conditions") or [])
         )
 
+    def _conditions_for(self, now: str, scheduled: Obj | None) -> list[Obj]:
+        """Ready and the other started conditions at ``now``, then PodScheduled as it was."""
+        if now != self._now:
+            self._now = now
+            self._ready = [
+                {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+                for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
+            ]
+            self._running = {"running": {"startedAt": now}}
+            self._conditions.clear()
+        if scheduled is None:
+            return list(self._ready)
+        hit = self._conditions.get(id(scheduled))
+        if hit is None or hit[0] is not scheduled:
+            if len(self._conditions) >= 64:
+                self._conditions.clear()
+            hit = self._conditions[id(scheduled)] = (scheduled, self._ready + [scheduled])
+        return hit[1]
+
     def started(self, pod: Obj) -> Obj | None:
         """The bound pod as this kubelet reports it once its containers run (None: no change)."""
         if not self.wants(pod):
@@ -76,19 +108,22 @@ class Kubelet:
         scheduled = next(
             (c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), None
         )
-        st["conditions"] = [
-            {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
-            for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
-        ] + ([scheduled] if scheduled else [])
+        st["conditions"] = self._conditions_for(now, scheduled)
         st["hostIP"] = host_ip
-        st["hostIPs"] = [{"ip": host_ip}] if host_ip else []
+        if host_ip:
+            ips = self._host_ips.get(node_name)
+            if ips is None or ips[0]["ip"] != host_ip:
+                ips = self._host_ips[node_name] = [{"ip": host_ip}]
+            st["hostIPs"] = ips
+        else:
+            st["hostIPs"] = []
         st["podIP"] = pod_ip
         st["podIPs"] = [{"ip": pod_ip}]
         st.setdefault("startTime", now)
         st["containerStatuses"] = [
             {
                 "name": c.get("name"),
-                "state": {"running": {"startedAt": now}},
+                "state": self._running,
                 "lastState": {},
                 "ready": True,
                 "restartCount": 0,

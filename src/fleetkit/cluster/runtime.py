@@ -86,7 +86,9 @@ class ControlPlane:
             for obj in state.store.iter(res):
                 self.binder.on_event(WatchEvent(state.store.rv, res, "ADDED", obj))
                 if res == "pods":
-                    self._index_pod(WatchEvent(state.store.rv, res, "ADDED", obj))
+                    self._index_pod(
+                        WatchEvent(state.store.rv, res, "ADDED", obj), controller_ref(obj)
+                    )
         state.store.listeners.append(self.on_event)
 
     def node_index(self, name: str) -> int:
@@ -101,7 +103,8 @@ class ControlPlane:
         if self._wake is not None:
             self._wake.set()
 
-    def _index_pod(self, ev: WatchEvent) -> None:
+    def _index_pod(self, ev: WatchEvent, ref: Obj | None) -> None:
+        """Keep the per-owner pod index and counts (``ref``: the pod's controller reference)."""
         meta = ev.obj["metadata"]
         ns, name = str(meta.get("namespace") or ""), str(meta["name"])
         if ev.old is not None:
@@ -116,7 +119,6 @@ class ControlPlane:
                     self.orphan_labels[(ns, k, str(v))].discard(name)
         if ev.type == "DELETED":
             return
-        ref = controller_ref(ev.obj)
         if ref is not None:
             uid = str(ref.get("uid"))
             self.pods_by_owner[uid][(ns, name)] = ev.obj
@@ -137,8 +139,10 @@ class ControlPlane:
         return [orphans[n] for n in list(names) if n in orphans]
 
     def on_event(self, ev: WatchEvent) -> None:
+        pod_ref = None
         if ev.resource == "pods":
-            self._index_pod(ev)
+            pod_ref = controller_ref(ev.obj)
+            self._index_pod(ev, pod_ref)
         self.binder.on_event(ev)
         meta = ev.obj["metadata"]
         ns, name = str(meta.get("namespace") or ""), str(meta["name"])
@@ -156,7 +160,7 @@ class ControlPlane:
             if ev.type != "DELETED":
                 self.enqueue(r.split("s.", 1)[0], (ns, name))
         elif r == "pods":
-            ref = controller_ref(ev.obj)
+            ref = pod_ref
             if ref is None:
                 self._enqueue_selecting(ev.obj, "replicasets.apps", "replicaset")
             elif ref.get("kind") in _POD_OWNERS:

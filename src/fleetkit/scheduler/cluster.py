@@ -25,11 +25,14 @@ __all__ = ["NodeInfo", "Cluster", "TERM_KINDS"]
 
 PodPred = Callable[[Pod], bool]
 TERM_KINDS = ("anti", "req", "pref", "prefanti")
+PRED_RESULTS_KEPT = 1024  # label sets whose predicate answers are kept
+SIG_IDS_KEPT = 4096  # class signatures remembered (with their ids) before the unused are dropped
 
 
 class NodeInfo:
     __slots__ = (
         "node",
+        "name",
         "index",
         "pods",
         "requested",
@@ -42,10 +45,12 @@ class NodeInfo:
         "kinds",
         "static_sig",
         "sig",
+        "sig_id",
     )
 
     def __init__(self, node: Node, index: int) -> None:
         self.node = node
+        self.name = node.name  # a node's info is found by its name: it never changes
         self.index = index
         self.pods: dict[tuple[str, str], Pod] = {}
         self.requested = Resource()
@@ -58,10 +63,7 @@ class NodeInfo:
         self.kinds: dict[Any, int] = {}
         self.static_sig: Any = None
         self.sig: Any = None
-
-    @property
-    def name(self) -> str:
-        return self.node.name
+        self.sig_id = -1
 
     def add_pod(self, pod: Pod, sign: int = 1) -> None:
         self.requested.add(pod.requests, sign)
@@ -137,6 +139,8 @@ class Cluster:
         self.namespaces: dict[str, dict[str, str]] = dict(namespaces or {})
         self._image_nodes: dict[str, int] | None = None
         self._counters: dict[Hashable, tuple[PodPred, dict[str, int]]] = {}
+        # (id(labels), namespace, terminating) -> (labels, {predicate: its answer})
+        self._pred_results: dict[tuple[int, str, bool], tuple[Any, dict[PodPred, bool]]] = {}
         self._pairs: dict[Hashable, _PairCache] = {}
         self._domains: dict[Hashable, _DomainCache] = {}
         self.anti_affinity_nodes: dict[str, NodeInfo] = {}
@@ -145,7 +149,11 @@ class Cluster:
         self.term_groups: dict[str, dict[Hashable, tuple[AffinityTerm, dict[str, int]]]] = {
             k: {} for k in TERM_KINDS
         }
-        self.classes: dict[Any, list[int]] | None = None
+        # class id -> sorted member indices; a class id names one signature (static, dynamic)
+        # and is never reused for another, so results memoized by it stay true
+        self.classes: dict[int, list[int]] | None = None
+        self._sig_ids: dict[Any, int] = {}
+        self._next_sig_id = 0
         self.generation = 0
 
     # -- nodes -------------------------------------------------------------------------------
@@ -177,6 +185,8 @@ class Cluster:
         self._pairs.clear()
         self._domains.clear()
         self.classes = None
+        self._sig_ids.clear()
+        self._pred_results.clear()
 
     @property
     def image_nodes(self) -> dict[str, int]:
@@ -222,21 +232,43 @@ class Cluster:
                 self.anti_affinity_nodes.pop(name, None)
             if not info.pods_with_affinity:
                 self.affinity_nodes.pop(name, None)
+        matches = self._matcher(pod)
         for pred, counts in self._counters.values():
-            if pred(pod):
+            if matches(pred):
                 _bump(counts, name, sign)
         for pc in self._pairs.values():
             val = labels.get(pc.key)
-            if val is not None and pc.pred(pod):
+            if val is not None and matches(pc.pred):
                 _bump(pc.counts, val, sign)
         for dc in self._domains.values():
             val = dc.included.get(name)
-            if val is not None and dc.pred(pod):
+            if val is not None and matches(dc.pred):
                 dc.counts[val] = dc.counts.get(val, 0) + sign
         if pod.has_pod_affinity:
             self._group_terms(pod, labels, sign)
         if self.classes is not None:
             self._reclass(info)
+
+    def _matcher(self, pod: Pod) -> Callable[[PodPred], bool]:
+        """``pred(pod)`` for the count predicates, which read only the pod's namespace, labels
+        and terminating: the pods of one template share their labels object, so each
+        predicate's answer is kept per (labels object, namespace, terminating)."""
+        labels = pod.labels
+        key = (id(labels), pod.namespace, pod.terminating)
+        known = self._pred_results.get(key)
+        if known is None or known[0] is not labels:
+            if len(self._pred_results) >= PRED_RESULTS_KEPT:
+                self._pred_results.clear()
+            known = self._pred_results[key] = (labels, {})
+        results = known[1]
+
+        def matches(pred: PodPred) -> bool:
+            hit = results.get(pred)
+            if hit is None:
+                hit = results[pred] = pred(pod)
+            return hit
+
+        return matches
 
     def _group_terms(self, pod: Pod, labels: dict[str, str], sign: int) -> None:
         for kind, terms in (
@@ -264,7 +296,9 @@ class Cluster:
 
     # -- memoized counts -------------------------------------------------------------------------
     def match_counts(self, key: Hashable, pred: PodPred) -> dict[str, int]:
-        """Per-node count of placed pods matching ``pred``; memoized under ``key``."""
+        """Per-node count of placed pods matching ``pred``; memoized under ``key``. ``pred``
+        reads only the pod's namespace, labels and terminating (answers are reused per labels
+        object)."""
         hit = self._counters.get(key)
         if hit is not None:
             return hit[1]
@@ -346,20 +380,34 @@ class Cluster:
                 node.images,
             )
 
+    def _sig_id(self, sig: Any) -> int:
+        sid = self._sig_ids.get(sig)
+        if sid is None:
+            if len(self._sig_ids) >= SIG_IDS_KEPT:
+                # signatures no node has now are forgotten; their ids are never given again
+                self._sig_ids = {i.sig: i.sig_id for i in self.infos if i.sig_id >= 0}
+            sid = self._sig_ids[sig] = self._next_sig_id
+            self._next_sig_id += 1
+        return sid
+
     def class_groups(self) -> list[tuple[NodeInfo, list[int]]]:
-        """(representative, sorted member indices) per class of interchangeable nodes."""
+        """(representative, sorted member indices) per class of interchangeable nodes; the
+        representative's ``sig_id`` names the class."""
         if self.classes is None:
             self._static_sigs()
             self.classes = {}
             for info in self.infos:
+                info.sig_id = -1  # ids given before the nodes changed are not given again
+            for info in self.infos:
                 info.sig = (info.static_sig, info.dynamic_sig())
-                self.classes.setdefault(info.sig, []).append(info.index)
+                info.sig_id = self._sig_id(info.sig)
+                self.classes.setdefault(info.sig_id, []).append(info.index)
         infos = self.infos
         return [(infos[m[0]], m) for m in self.classes.values()]
 
     def _reclass(self, info: NodeInfo) -> None:
         assert self.classes is not None
-        old = info.sig
+        old = info.sig_id
         members = self.classes.get(old)
         if members is not None:
             i = bisect.bisect_left(members, info.index)
@@ -368,7 +416,8 @@ class Cluster:
             if not members:
                 del self.classes[old]
         info.sig = (info.static_sig, info.dynamic_sig())
-        bisect.insort(self.classes.setdefault(info.sig, []), info.index)
+        info.sig_id = self._sig_id(info.sig)
+        bisect.insort(self.classes.setdefault(info.sig_id, []), info.index)
 
 
 def _bump(counts: dict[str, int], key: str, sign: int) -> None:

@@ -4,6 +4,7 @@ NormalizeScore, weights, host selection; and the FailedScheduling text (FitError
 from __future__ import annotations
 
 import bisect
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +20,16 @@ __all__ = ["Framework", "CycleResult", "fit_error_message", "NOT_HELPFUL", "RETR
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 MIN_FEASIBLE_NODES = 100
 MIN_FEASIBLE_PERCENT = 5
+LOCAL_MEMO_MAX = 8192  # node-local results kept (pod specs x class signatures)
 # plugins whose failures a binding may resolve: their Unschedulable pods are retried on each bind
 RETRY_ON_BIND = {"InterPodAffinity", "PodTopologySpread"}
+
+
+def _invalid_score(plugin: str, score: int) -> str:
+    return (
+        f'plugin "{plugin}" returns an invalid score {score}, it should in the range '
+        f"of [0, {MAX_NODE_SCORE}] after normalizing"
+    )
 
 
 def fit_error_message(
@@ -48,6 +57,18 @@ def fit_error_message(
     if postfilter_msg:
         msg += " " + postfilter_msg
     return msg
+
+
+@dataclass(slots=True)
+class _Local:
+    """The node-local plugins' outcome for one pod spec on one node state (a class signature):
+    the first failing local filter (its index in the profile's filters), raw local scores."""
+
+    fail_at: int
+    status: Status | None
+    scores: dict[int, int] = field(default_factory=dict)  # scorer index -> raw score
+    base: int | None = None  # the weighted sum of the local scores that are not normalized
+    base_error: tuple[int, str] | None = None
 
 
 @dataclass(slots=True)
@@ -93,6 +114,20 @@ class Framework:
         self.pre_score = [get(n) for n in spec.points.get("preScore", [])]
         self.scorers = [(get(n), spec.weights.get(n, 1)) for n in spec.points.get("score", [])]
         self.next_start = 0
+        # the equivalence-class path: node-local results by (pod spec token, class id)
+        self._global_filters = [(i, pl) for i, pl in enumerate(self.filters) if not pl.node_local]
+        self._memo: dict[tuple[Any, int], _Local] = {}
+        self._classes_ok_by_spec: dict[Any, bool] = {}
+        # scorers summed once per memo entry, and the rest (global, or normalized per cycle)
+        self._folded_scorers = [
+            (j, pl, w)
+            for j, (pl, w) in enumerate(self.scorers)
+            if pl.node_local and "normalizeScore" not in pl.points
+        ]
+        folded = {j for j, _pl, _w in self._folded_scorers}
+        self._live_scorers = [
+            (j, pl, w, pl.node_local) for j, (pl, w) in enumerate(self.scorers) if j not in folded
+        ]
 
     # -- building blocks ---------------------------------------------------------------------
     def run_pre_filter(
@@ -255,6 +290,14 @@ class Framework:
         """Node identity must not matter: no nodeName, no hostname/field node selectors."""
         if (pod.raw.get("spec") or {}).get("nodeName"):
             return False
+        ok = self._classes_ok_by_spec.get(pod.spec_token)
+        if ok is None:
+            if len(self._classes_ok_by_spec) >= LOCAL_MEMO_MAX:
+                self._classes_ok_by_spec.clear()
+            ok = self._classes_ok_by_spec[pod.spec_token] = self._spec_classes_ok(pod)
+        return ok
+
+    def _spec_classes_ok(self, pod: Pod) -> bool:
         if HOSTNAME in pod.node_selector:
             return False
         terms = list(pod.required_node_terms or ()) + [t for _w, t in pod.preferred_node_terms]
@@ -266,6 +309,26 @@ class Framework:
                 return False
         return True
 
+    def _local(self, state: CycleState, pod: Pod, info: NodeInfo, skip: set[str]) -> _Local:
+        """The node-local filters on ``info`` (memoized by pod spec and class signature)."""
+        key = (pod.spec_token, info.sig_id)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        if len(self._memo) >= LOCAL_MEMO_MAX:
+            self._memo.clear()
+        entry = _Local(len(self.filters), None)
+        for i, pl in enumerate(self.filters):
+            if not pl.node_local or pl.name in skip:
+                continue
+            s = pl.filter(state, pod, info)
+            if s is not None and not s.ok:
+                s.plugin = pl.name
+                entry.fail_at, entry.status = i, s
+                break
+        self._memo[key] = entry
+        return entry
+
     def _schedule_classes(
         self, state: CycleState, pod: Pod, skip: set[str], out: CycleResult
     ) -> None:
@@ -273,11 +336,25 @@ class Framework:
         feasible: list[NodeInfo] = []
         members_of: dict[str, list[int]] = {}
         failed: list[tuple[Status, list[int]]] = []
+        local: list[_Local] = []
+        global_filters = self._global_filters
         for rep, members in self.cluster.class_groups():
-            s = self.run_filters(state, pod, rep, skip)
+            entry = self._local(state, pod, rep, skip)
+            s = entry.status
+            for i, pl in global_filters:
+                if i > entry.fail_at:
+                    break
+                if pl.name in skip:
+                    continue
+                g = pl.filter(state, pod, rep)
+                if g is not None and not g.ok:
+                    g.plugin = pl.name
+                    s = g
+                    break
             if s is None:
                 feasible.append(rep)
                 members_of[rep.name] = members
+                local.append(entry)
             elif s.code is Code.ERROR:
                 out.error = f'running "{s.plugin}" filter plugin: {s.message}'
                 return
@@ -294,7 +371,7 @@ class Framework:
             out.node = feasible[0].name
             return
         state[MULTIPLICITY] = {name: len(m) for name, m in members_of.items()}
-        err = self._score(state, pod, feasible, out)
+        err = self._score_classes(state, pod, feasible, local, out)
         if err:
             out.error = err
             return
@@ -312,15 +389,14 @@ class Framework:
         lo, hi = 0, len(infos) - 1
         while lo < hi:
             mid = (lo + hi) // 2
-            if sum(bisect.bisect_right(m, mid) for m in tops) > k:
+            if sum(map(bisect.bisect_right, tops, itertools.repeat(mid, len(tops)))) > k:
                 hi = mid
             else:
                 lo = mid + 1
         out.node = infos[lo].name
 
-    def _score(
-        self, state: CycleState, pod: Pod, feasible: list[NodeInfo], out: CycleResult
-    ) -> str | None:
+    def _pre_score(self, state: CycleState, pod: Pod, feasible: list[NodeInfo]) -> str | set[str]:
+        """PreScore: the plugins that skip, or the error message."""
         skip: set[str] = set()
         for pl in self.pre_score:
             s = pl.pre_score(state, pod, feasible)
@@ -330,6 +406,14 @@ class Framework:
                 skip.add(pl.name)
                 continue
             return f'running PreScore plugin "{pl.name}": {s.message}'
+        return skip
+
+    def _score(
+        self, state: CycleState, pod: Pod, feasible: list[NodeInfo], out: CycleResult
+    ) -> str | None:
+        skip = self._pre_score(state, pod, feasible)
+        if isinstance(skip, str):
+            return skip
         totals = {i.name: 0 for i in feasible}
         per_node: dict[str, dict[str, int]] = {i.name: {} for i in feasible}
         for pl, weight in self.scorers:
@@ -342,12 +426,71 @@ class Framework:
                 pl.normalize(state, pod, scores)
             for name, sc in scores.items():
                 if sc < 0 or sc > MAX_NODE_SCORE:
-                    return (
-                        f'plugin "{pl.name}" returns an invalid score {sc}, it should in the range '
-                        f"of [0, {MAX_NODE_SCORE}] after normalizing"
-                    )
+                    return _invalid_score(pl.name, sc)
                 per_node[name][pl.name] = sc
                 totals[name] += sc * weight
         out.scores = per_node
         out.totals = totals
         return None
+
+    def _score_classes(
+        self,
+        state: CycleState,
+        pod: Pod,
+        feasible: list[NodeInfo],
+        local: list[_Local],
+        out: CycleResult,
+    ) -> str | None:
+        """:meth:`_score` over class representatives (``local``: their memo entries, in the same
+        order): node-local scores that need no normalizing are summed once per pod spec and
+        class; the rest per cycle. Totals only (no per-plugin record: nothing explains here)."""
+        skip = self._pre_score(state, pod, feasible)
+        if isinstance(skip, str):
+            return skip
+        # (scorer index, position in feasible, message): the first in kube's order is reported
+        errors: list[tuple[int, int, str]] = []
+        totals: dict[str, int] = {}
+        for pos, (info, entry) in enumerate(zip(feasible, local, strict=True)):
+            if entry.base is None:
+                entry.base, entry.base_error = self._base_score(state, pod, info, skip)
+            if entry.base_error is not None:
+                errors.append((entry.base_error[0], pos, entry.base_error[1]))
+            totals[info.name] = entry.base
+        for j, pl, weight, is_local in self._live_scorers:
+            if pl.name in skip:
+                continue
+            if is_local:
+                scores = {}
+                for info, entry in zip(feasible, local, strict=True):
+                    sc = entry.scores.get(j)
+                    if sc is None:
+                        sc = entry.scores[j] = pl.score(state, pod, info)
+                    scores[info.name] = sc
+            else:
+                scores = {info.name: pl.score(state, pod, info) for info in feasible}
+            if "normalizeScore" in pl.points:
+                pl.normalize(state, pod, scores)
+            for pos, (name, sc) in enumerate(scores.items()):
+                if sc < 0 or sc > MAX_NODE_SCORE:
+                    errors.append((j, pos, _invalid_score(pl.name, sc)))
+                    break
+                totals[name] += sc * weight
+        if errors:
+            return min(errors)[2]
+        out.totals = totals
+        return None
+
+    def _base_score(
+        self, state: CycleState, pod: Pod, info: NodeInfo, skip: set[str]
+    ) -> tuple[int, tuple[int, str] | None]:
+        """The weighted sum of the node-local scores that are not normalized (which plugins
+        skip is decided by the pod alone), and the first invalid one."""
+        total = 0
+        for j, pl, weight in self._folded_scorers:
+            if pl.name in skip:
+                continue
+            sc = pl.score(state, pod, info)
+            if sc < 0 or sc > MAX_NODE_SCORE:
+                return total, (j, _invalid_score(pl.name, sc))
+            total += sc * weight
+        return total, None

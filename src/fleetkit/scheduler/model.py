@@ -457,6 +457,9 @@ class Pod:
     warnings: list[str] = field(default_factory=list)
     kind_sig: Any = None
     node_affinity_sig: str | None = None
+    # shared by the pods parsed from one spec (:meth:`sibling`): what node-local plugins read of
+    # them is the same, so their results on one node state hold for every sibling
+    spec_token: Any = field(default_factory=object)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -637,6 +640,7 @@ class Pod:
             phase=str(status.get("phase") or "Pending"),
             kind_sig=self.kind_sig,
             node_affinity_sig=self.node_affinity_sig,
+            spec_token=self.spec_token,
         )
 
     def required_node_match(self, node: Node) -> bool:

@@ -47,11 +47,14 @@ class _IndentWriter:
 
     MEMO_MAX = 4096
     FLUSH_AT = 8192
+    KEYS_MAX = 4096  # key prefixes kept per level
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
         self.out: list[str] = []
         self.memo: dict[tuple[int, int], tuple[Any, str]] = {}
+        # per level: key -> (its text after "{", its text after a value): '\n    "k": '
+        self.prefixes: list[dict[Any, tuple[str, str]]] = []
 
     def write(self, obj: Any) -> None:
         self._value(obj, 0)
@@ -64,65 +67,112 @@ class _IndentWriter:
 
     def _value(self, o: Any, level: int) -> None:
         out = self.out
-        if isinstance(o, str):
+        t = type(o)
+        if t is str:
             out.append(_ESCAPE(o))
+        elif t is dict or t is list:
+            self._nested(o, level)
         elif o is None:
             out.append("null")
         elif o is True:
             out.append("true")
         elif o is False:
             out.append("false")
+        elif isinstance(o, str):
+            out.append(_ESCAPE(o))
         elif isinstance(o, int):
             out.append(int.__repr__(o))
         elif isinstance(o, float):
             out.append("".join(_FLOAT(o)))
         elif isinstance(o, dict | list | tuple):
-            if not o:
-                out.append("{}" if isinstance(o, dict) else "[]")
-                return
-            if level < 3:  # the document, its lists and their items: seldom shared
-                self._container(o, level)
-                return
-            key = (id(o), level)
-            hit = self.memo.get(key)
-            if hit is not None and hit[0] is o:
-                out.append(hit[1])
-                return
-            mark = len(out)
-            self._container(o, level)
-            text = "".join(out[mark:])
-            del out[mark:]
-            out.append(text)
-            if len(self.memo) >= self.MEMO_MAX:
-                self.memo.clear()
-            self.memo[key] = (o, text)
+            self._nested(o, level)
         else:
             raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
+    def _nested(self, o: Any, level: int) -> None:
+        out = self.out
+        if not o:
+            out.append("{}" if isinstance(o, dict) else "[]")
+            return
+        if level < 3:  # the document, its lists and their items: seldom shared
+            self._container(o, level)
+            return
+        key = (id(o), level)
+        hit = self.memo.get(key)
+        if hit is not None and hit[0] is o:
+            out.append(hit[1])
+            return
+        mark = len(out)
+        self._container(o, level)
+        text = "".join(out[mark:])
+        del out[mark:]
+        out.append(text)
+        if len(self.memo) >= self.MEMO_MAX:
+            self.memo.clear()
+        self.memo[key] = (o, text)
+
+    def _prefix(self, k: Any, level: int) -> tuple[str, str]:
+        while len(self.prefixes) <= level:
+            self.prefixes.append({})
+        inner = "\n" + "    " * (level + 1)
+        text = _ESCAPE(_key(k)) + ": "
+        pair = (inner + text, "," + inner + text)
+        kept = self.prefixes[level]
+        if len(kept) >= self.KEYS_MAX:
+            kept.clear()
+        if type(k) is str:  # 1 and True are equal keys with different texts
+            kept[k] = pair
+        return pair
+
     def _container(self, o: Any, level: int) -> None:
         out = self.out
-        inner = "\n" + "    " * (level + 1)
+        append = out.append
+        nxt = level + 1
         if isinstance(o, dict):
-            out.append("{")
+            kept = self.prefixes[level] if level < len(self.prefixes) else {}
+            append("{")
             first = True
             for k, v in o.items():
-                out.append(inner if first else "," + inner)
-                first = False
-                out.append(_ESCAPE(_key(k)) + ": ")
-                self._value(v, level + 1)
+                pair = kept.get(k) if type(k) is str else None
+                if pair is None:
+                    pair = self._prefix(k, level)
+                    kept = self.prefixes[level]
+                if first:
+                    append(pair[0])
+                    first = False
+                else:
+                    append(pair[1])
+                t = type(v)
+                if t is str:
+                    append(_ESCAPE(v))
+                elif t is dict or t is list:
+                    self._nested(v, nxt)
+                else:
+                    self._value(v, nxt)
                 if level < 2 and len(out) >= self.FLUSH_AT:
                     self._flush()
-            out.append("\n" + "    " * level + "}")
+            append("\n" + "    " * level + "}")
         else:
-            out.append("[")
+            inner = "\n" + "    " * nxt
+            sep = "," + inner
+            append("[")
             first = True
             for v in o:
-                out.append(inner if first else "," + inner)
-                first = False
-                self._value(v, level + 1)
+                if first:
+                    append(inner)
+                    first = False
+                else:
+                    append(sep)
+                t = type(v)
+                if t is str:
+                    append(_ESCAPE(v))
+                elif t is dict or t is list:
+                    self._nested(v, nxt)
+                else:
+                    self._value(v, nxt)
                 if level < 2 and len(out) >= self.FLUSH_AT:
                     self._flush()
-            out.append("\n" + "    " * level + "]")
+            append("\n" + "    " * level + "]")
 
 
 def _key(k: Any) -> str:

@@ -727,11 +727,18 @@ def table_json(
     head = _DUMPS(empty)[: -len('"rows":[]}')].encode()
     now = time.time()
     parts = []
+    # one AGE text per creationTimestamp in this response (pods created in the same second)
+    cells: dict[Any, bytes] = {}
     for o in objs:
         pre, post = _row_parts(resource, o, include, age_at)
-        t = _parse(_meta(o).get("creationTimestamp"))
-        cell = "<unknown>" if t is None else human_duration(now - t)
-        parts.append(pre + cell.encode() + post)
+        ts = _meta(o).get("creationTimestamp")
+        cell = cells.get(ts)
+        if cell is None:
+            t = _parse(ts)
+            cell = ("<unknown>" if t is None else human_duration(now - t)).encode()
+            if isinstance(ts, str | None):
+                cells[ts] = cell
+        parts.append(pre + cell + post)
     return head + b'"rows":[' + b",".join(parts) + b"]}"
 
 

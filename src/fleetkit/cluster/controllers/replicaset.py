@@ -28,6 +28,8 @@ class ReplicaSetController:
         # ReplicaSet uid -> (template generation and priority classes, the defaulted pod spec):
         # the pods of one template share one spec (stored objects are never mutated)
         self.specs: dict[str, tuple[Any, Obj, str]] = {}
+        # ReplicaSet uid -> (its template, the metadata its pods start from)
+        self.metas: dict[str, tuple[Obj, Obj]] = {}
         self.res = cp.state.res("apps", "ReplicaSet")
         self.pods = cp.state.res("", "Pod")
 
@@ -96,12 +98,18 @@ class ReplicaSetController:
         )
         hit = self.specs.get(uid)
         template = (rs.get("spec") or {}).get("template") or {}
-        meta = clone(template.get("metadata") or {})
-        meta.pop("creationTimestamp", None)
-        meta["generateName"] = rs["metadata"]["name"] + "-"
-        meta["namespace"] = rs["metadata"]["namespace"]
-        meta["ownerReferences"] = [owner_ref(rs)]
         shared = hit is not None and hit[0] == version
+        made = self.metas.get(uid)
+        if made is None or made[0] is not template:
+            # the template's metadata, copied once per template: its pods share the labels,
+            # annotations and owner references (stored objects are never mutated)
+            base = clone(template.get("metadata") or {})
+            base.pop("creationTimestamp", None)
+            base["generateName"] = rs["metadata"]["name"] + "-"
+            base["namespace"] = rs["metadata"]["namespace"]
+            base["ownerReferences"] = [owner_ref(rs)]
+            made = self.metas[uid] = (template, base)
+        meta = dict(made[1])
         spec = hit[1] if hit is not None and shared else clone(template.get("spec") or {})
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
         if hit is not None and shared:

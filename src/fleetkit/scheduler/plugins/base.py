@@ -49,6 +49,10 @@ class Plugin:
 
     name: ClassVar[str] = ""
     points: ClassVar[frozenset[str]] = frozenset()
+    # Filter and Score read only the pod's spec, the node and the node's pods (what a node
+    # equivalence class's signature holds), plus state that changes only with the node set:
+    # their results are memoized per (pod spec, class signature)
+    node_local: ClassVar[bool] = False
 
     def __init__(self, args: dict[str, Any], cluster: Cluster, ctx: Any) -> None:
         self.args = args

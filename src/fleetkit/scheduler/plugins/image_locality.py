@@ -35,6 +35,7 @@ def calculate_priority(sum_scores: int, num_containers: int) -> int:
 class ImageLocality(Plugin):
     name = "ImageLocality"
     points = frozenset({"score"})
+    node_local = True
 
     def score(self, state: CycleState, pod: Pod, info: NodeInfo) -> int:
         if not info.node.images:

@@ -31,6 +31,7 @@ def _non_empty(raw: Any) -> bool:
 class NodeAffinity(Plugin):
     name = "NodeAffinity"
     points = frozenset({"preFilter", "filter", "preScore", "score", "normalizeScore"})
+    node_local = True
 
     def __init__(self, args: dict[str, Any], cluster: Cluster, ctx: Any) -> None:
         super().__init__(args, cluster, ctx)

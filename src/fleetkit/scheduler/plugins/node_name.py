@@ -13,6 +13,7 @@ REASON = "node(s) didn't match the requested node name"
 class NodeName(Plugin):
     name = "NodeName"
     points = frozenset({"filter"})
+    node_local = True
 
     def filter(self, state: CycleState, pod: Pod, info: NodeInfo) -> Status | None:
         want = str((pod.raw.get("spec") or {}).get("nodeName") or "")

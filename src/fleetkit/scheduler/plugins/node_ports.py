@@ -13,6 +13,7 @@ REASON = "node(s) didn't have free ports for the requested pod ports"
 class NodePorts(Plugin):
     name = "NodePorts"
     points = frozenset({"preFilter", "filter"})
+    node_local = True
 
     def pre_filter(self, state: CycleState, pod: Pod) -> tuple[None, Status | None]:
         if not pod.host_ports:

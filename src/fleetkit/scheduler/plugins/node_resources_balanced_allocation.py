@@ -36,6 +36,7 @@ def balanced_score(requested: list[int], allocatable: list[int]) -> int:
 class NodeResourcesBalancedAllocation(Plugin):
     name = "NodeResourcesBalancedAllocation"
     points = frozenset({"preScore", "score"})
+    node_local = True
 
     def __init__(self, args: dict[str, Any], cluster: Cluster, ctx: Any) -> None:
         super().__init__(args, cluster, ctx)

@@ -132,6 +132,7 @@ _KEY = "NodeResourcesFit.prescore"
 class NodeResourcesFit(Plugin):
     name = "NodeResourcesFit"
     points = frozenset({"preFilter", "filter", "preScore", "score"})
+    node_local = True
 
     def __init__(self, args: dict[str, Any], cluster: Cluster, ctx: Any) -> None:
         super().__init__(args, cluster, ctx)

@@ -14,6 +14,7 @@ _TAINT = Taint("node.kubernetes.io/unschedulable", "", "NoSchedule")
 class NodeUnschedulable(Plugin):
     name = "NodeUnschedulable"
     points = frozenset({"filter"})
+    node_local = True
 
     def filter(self, state: CycleState, pod: Pod, info: NodeInfo) -> Status | None:
         if info.node.unschedulable and not tolerates_taint(pod.tolerations, _TAINT):

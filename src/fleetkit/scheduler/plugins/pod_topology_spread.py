@@ -31,6 +31,7 @@ REASON_LABEL = REASON + " (missing required label)"
 _PF = SPREAD_PREFILTER = "PodTopologySpread.prefilter"  # CycleState key of PreFilter's counts
 _PS = "PodTopologySpread.prescore"
 MAX_INT32 = 2**31 - 1
+MEMO_MAX = 1024  # pod specs whose constraints are kept
 
 SYSTEM_DEFAULTS = [
     {"maxSkew": 3, "topologyKey": HOSTNAME, "whenUnsatisfiable": "ScheduleAnyway"},
@@ -91,6 +92,11 @@ class PodTopologySpread(Plugin):
         else:
             self.defaults = list(args.get("defaultConstraints") or [])
         self.system_defaulted = self.defaulting == "System"
+        # per pod spec (siblings share it) and action: (the default selector it was built
+        # from, the constraints); and per constraint list: its live per-node counts and
+        # (with the node set's generation) its per-domain counts for scoring
+        self._cons: dict[tuple[Any, str], tuple[Selector | None, list[Constraint]]] = {}
+        self._score_counts: dict[int, tuple[Any, int, list[dict[str, int]], list[Any]]] = {}
 
     # -- constraints -----------------------------------------------------------------------
     def _own(self, pod: Pod, action: str) -> list[Constraint]:
@@ -117,13 +123,12 @@ class PodTopologySpread(Plugin):
             )
         return out
 
-    def _defaults(self, pod: Pod, action: str) -> list[Constraint]:
+    def _defaults(self, pod: Pod, action: str, sel: Selector | None) -> list[Constraint]:
         wanted = [
             c for c in self.defaults if (c.get("whenUnsatisfiable") or "DoNotSchedule") == action
         ]
-        if not wanted:
+        if not wanted or sel is None:
             return []
-        sel = self.ctx.default_selector(pod)
         if sel.empty:
             return []
         # filterTopologySpreadConstraints: default constraints keep their own minDomains and
@@ -141,9 +146,27 @@ class PodTopologySpread(Plugin):
         ]
 
     def constraints(self, pod: Pod, action: str) -> list[Constraint]:
+        """The pod's own constraints for ``action``, or the defaults (memoized per pod spec)."""
+        key = (pod.spec_token, action)
+        hit = self._cons.get(key)
         if pod.spread_constraints:
-            return self._own(pod, action)
-        return self._defaults(pod, action)
+            if hit is not None:
+                return hit[1]
+            sel = None
+            cons = self._own(pod, action)
+        else:
+            sel = self.ctx.default_selector(pod) if self._wants(action) else None
+            if hit is not None and hit[0] is sel:
+                return hit[1]
+            cons = self._defaults(pod, action, sel)
+        if len(self._cons) >= MEMO_MAX:
+            self._cons.clear()
+            self._score_counts.clear()
+        self._cons[key] = (sel, cons)
+        return cons
+
+    def _wants(self, action: str) -> bool:
+        return any((c.get("whenUnsatisfiable") or "DoNotSchedule") == action for c in self.defaults)
 
     def _pod_pred(self, ns: str, sel: Selector) -> Callable[[Pod], bool]:
         def pred(p: Pod) -> bool:
@@ -256,16 +279,35 @@ class PodTopologySpread(Plugin):
             if c.topology_key == HOSTNAME:
                 size = scored
             weights.append(math.log(size + 2))
-        counts = [self.counts(pod.namespace, c.selector) for c in cons]
-        for c in cons:
-            if c.topology_key == HOSTNAME:
+        counts, domains = self._scoring_counts(pod, cons, require_all)
+        for c, per_domain in zip(cons, domains, strict=True):
+            if per_domain is None:
                 continue
-            per_domain = self.domains("score", pod, c, cons if require_all else [])
             for pair in pair_counts:
                 if pair[0] == c.topology_key:
                     pair_counts[pair] = per_domain.get(pair[1], 0)
         state[_PS] = (cons, pair_counts, weights, ignored, counts)
         return None
+
+    def _scoring_counts(
+        self, pod: Pod, cons: list[Constraint], require_all: bool
+    ) -> tuple[list[dict[str, int]], list[dict[str, int] | None]]:
+        """Per constraint: matching pods per node, and per domain (None for hostname). Both are
+        the cluster's live counts (updated on every placement; the per-domain ones are dropped
+        when the node set changes), kept per constraint list."""
+        gen = self.cluster.generation
+        hit = self._score_counts.get(id(cons))
+        if hit is not None and hit[0] is cons and hit[1] == gen:
+            return hit[2], hit[3]
+        counts = [self.counts(pod.namespace, c.selector) for c in cons]
+        domains: list[dict[str, int] | None] = [
+            None
+            if c.topology_key == HOSTNAME
+            else self.domains("score", pod, c, cons if require_all else [])
+            for c in cons
+        ]
+        self._score_counts[id(cons)] = (cons, gen, counts, domains)
+        return counts, domains
 
     def score(self, state: CycleState, pod: Pod, info: NodeInfo) -> int:
         cons, pair_counts, weights, ignored, counts = state[_PS]

@@ -29,18 +29,22 @@ class SchedulingGates(Plugin):
 class VolumeRestrictions(Plugin):
     name = "VolumeRestrictions"
     points = frozenset({"preFilter", "filter"})
+    node_local = True
 
 
 class NodeVolumeLimits(Plugin):
     name = "NodeVolumeLimits"
     points = frozenset({"preFilter", "filter"})
+    node_local = True
 
 
 class VolumeBinding(Plugin):
     name = "VolumeBinding"
     points = frozenset({"preFilter", "filter", "reserve", "preBind"})
+    node_local = True
 
 
 class VolumeZone(Plugin):
     name = "VolumeZone"
     points = frozenset({"preFilter", "filter"})
+    node_local = True

@@ -13,6 +13,7 @@ _KEY = "TaintToleration.prescore"
 class TaintToleration(Plugin):
     name = "TaintToleration"
     points = frozenset({"filter", "preScore", "score", "normalizeScore"})
+    node_local = True
 
     def filter(self, state: CycleState, pod: Pod, info: NodeInfo) -> Status | None:
         taint = first_untolerated(info.node.taints, pod.tolerations, ("NoSchedule", "NoExecute"))

@@ -246,3 +246,64 @@ def test_healthz_503_stops_serial_rollout(
     finally:
         for i in range(N_HOSTS):
             Path(f"/tmp/{marker}-node{i}").unlink(missing_ok=True)
+
+
+# commands before a module (the small command agent), a module (the agent turns into the
+# module agent in place), the same commands after it: one interpreter, the same answers
+FAILING_COMMANDS = """    - name: missing program
+      command: /nonexistent/prog
+      ignore_errors: true
+    - name: missing working directory
+      command: /bin/true
+      args: {chdir: /nonexistent/dir}
+      ignore_errors: true
+"""
+ONE_AGENT_PLAY = """- hosts: node0
+  gather_facts: false
+  tasks:
+    - name: agent before
+      shell: echo $PPID
+      register: before
+    - name: module run in a fork of the agent
+      slurp: {src: /proc/self/stat}
+      register: stat
+    - name: agent after
+      shell: echo $PPID
+      register: after
+    - name: stdin larger than a pipe's buffer, through the module agent
+      command: wc -c
+      args: {stdin: "{{ 'x' * 300000 }}"}
+      register: wc
+    - name: output larger than a pipe's buffer on both streams
+      shell: head -c 200000 /dev/zero | tr -c o o; head -c 100000 /dev/zero | tr -c e e >&2
+      register: big
+    - name: same agent, one process
+      assert:
+        that:
+          - before.stdout == after.stdout
+          - (stat.content | b64decode).split(' ')[3] == before.stdout
+          - wc.stdout == '300001'
+          - big.stdout == 'o' * 200000 and big.stderr == 'e' * 100000
+"""
+
+
+def test_one_agent_per_host_serves_commands_and_modules(
+    ssh_hosts: tuple[Path, list[subprocess.Popen[bytes]]],
+) -> None:
+    d, _ = ssh_hosts
+    head = "- hosts: node0\n  gather_facts: false\n  tasks:\n"
+    (d / "pb.yml").write_text(ONE_AGENT_PLAY + FAILING_COMMANDS)
+    (d / "plain.yml").write_text(head + FAILING_COMMANDS)
+    env = {"ANSIBLE_HOST_KEY_CHECKING": "False"}
+    got = run_fleetkit(["play", "-i", "inventory.ini", "pb.yml"], d, env=env)
+    assert got.returncode == 0, got.stdout + got.stderr
+    # after the upgrade, failures read as the command agent's (no module has run there)
+    plain = run_fleetkit(["play", "-i", "inventory.ini", "plain.yml"], d, env=env)
+    names = ("missing program", "missing working directory")
+    events = [e for e in parse(got.stdout)[0] if e[1] in names]
+    assert events == [e for e in parse(plain.stdout)[0] if e[1] in names], got.stdout
+    assert [e[0] for e in events] == ["failed", "ignoring"] * 2
+    # every ssh process (the master is the agent's own) ended with the run
+    addr = (d / "addresses").read_text().split()[0]
+    left = subprocess.run(["pgrep", "-f", f"^ssh .* {addr} "], capture_output=True, check=False)
+    assert left.returncode == 1, left.stdout

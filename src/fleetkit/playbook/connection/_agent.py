@@ -1,6 +1,10 @@
 """The remote half of the SSH connection: a tiny stdlib-only Python loop kept running on the
 target for the whole play, so each command costs a fork/exec there instead of a new SSH
-session. Protocol: one JSON object per line each way; the first line out is ``FKAGENT 1``."""
+session. Protocol: one JSON object per line each way; the first line out is ``FKAGENT 1``.
+
+A request ``{"upgrade": SOURCE, "args": [...]}`` turns this process into the module agent
+(``_module_agent.py``, sent as SOURCE) on the same pipes: the host's modules and commands then
+share one interpreter, one SSH session and one login shell."""
 
 import base64
 import json
@@ -21,6 +25,15 @@ def serve() -> None:
         if not line.strip():
             continue
         req = json.loads(line.decode())
+        if "upgrade" in req:
+            # nothing else is in flight: the controller waits for the module agent's hello
+            sys.argv = ["-c", *req.get("args", [])]
+            scope: dict[str, object] = {"__name__": "fleetkit_module_agent"}
+            exec(compile(req["upgrade"], "<fleetkit module agent>", "exec"), scope)
+            module_agent = scope["serve"]
+            if callable(module_agent):
+                module_agent()
+            return
         try:
             proc = subprocess.run(
                 req["argv"],

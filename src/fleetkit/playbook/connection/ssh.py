@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
-import json
+import marshal
 import os
 import pty
 import select
@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from fleetkit.playbook.connection import (
     Become,
@@ -178,6 +178,40 @@ class SSHConnection:
         line, _, self._buf = self._buf.partition(b"\n")
         return line
 
+    def _read_exact(
+        self, proc: subprocess.Popen[bytes], n: int, deadline: float | None
+    ) -> bytes | None:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        while len(self._buf) < n:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None
+            self._buf += chunk
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+    def _agent_call(
+        self, proc: subprocess.Popen[bytes], req: dict[str, object], deadline: float | None
+    ) -> dict[str, Any] | None:
+        """One request to the command agent (length-prefixed marshal both ways)."""
+        assert proc.stdin is not None
+        data = marshal.dumps(req, 4)
+        proc.stdin.write(len(data).to_bytes(4, "big") + data)
+        proc.stdin.flush()
+        head = self._read_exact(proc, 4, deadline)
+        body = (
+            None if head is None else self._read_exact(proc, int.from_bytes(head, "big"), deadline)
+        )
+        if body is None:
+            return None
+        resp: dict[str, Any] = marshal.loads(body)
+        return resp
+
     def _start_agent(self) -> subprocess.Popen[bytes] | None:
         remote = f"{self.python} -c {shlex.quote(_AGENT_SOURCE)}"
         if self._agent_err is not None:
@@ -232,9 +266,9 @@ class SSHConnection:
                     return None
             proc, err = self._agent, self._agent_err
             assert proc.stdin is not None and err is not None
-            req = {"upgrade": source, "args": [remote_tmp]}
+            data = marshal.dumps({"upgrade": source, "args": [remote_tmp]}, 4)
             try:
-                proc.stdin.write(json.dumps(req).encode() + b"\n")
+                proc.stdin.write(len(data).to_bytes(4, "big") + data)
                 proc.stdin.flush()
             except OSError:
                 self._agent = None
@@ -259,34 +293,29 @@ class SSHConnection:
             if self._agent is None:
                 return None
         proc = self._agent
-        assert proc.stdin is not None
-        req = {
-            "argv": argv,
-            "stdin": base64.b64encode(stdin or b"").decode(),
+        req: dict[str, object] = {
+            "argv": list(argv),
+            "stdin": stdin or b"",
             "cwd": cwd,
-            "env": env or {},
+            "env": dict(env or {}),
         }
         try:
-            proc.stdin.write(json.dumps(req).encode() + b"\n")
-            proc.stdin.flush()
-            line = self._readline(proc, None if timeout_s is None else time.monotonic() + timeout_s)
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            resp = self._agent_call(proc, req, deadline)
         except TimeoutError:
             self._stop_agent()
             return CommandResult(-9, b"", b"timed out")
         except (BrokenPipeError, OSError):
-            line = None
-        if line is None:
+            resp = None
+        if resp is None:
             self._agent = None
             raise self._fail_from(proc)
-        resp = json.loads(line)
         if resp.get("chdir") and cwd is not None:
             errno, strerror = resp["chdir"]
             raise ChdirFailed(cwd, int(errno or 0), str(strerror))
         if resp.get("notfound") and cwd is None:
             raise CommandNotFound(argv[0])
-        return CommandResult(
-            int(resp["rc"]), base64.b64decode(resp["out"]), base64.b64decode(resp["err"])
-        )
+        return CommandResult(int(resp["rc"]), bytes(resp["out"]), bytes(resp["err"]))
 
     def _session_run(
         self,

@@ -21,13 +21,26 @@ its mitogen_linear strategy) and with pipelining, as extra peers on the same lin
 (`mitogen`/`speedup_mitogen`, `pipelining`/`speedup_pipelining`); without mitogen installed
 those keys are null and the line says why.
 
+--hosts podman runs the SSH shapes on 10 podman containers of the tests' Debian 12 root file
+system (sshd only, root's stock login, /usr/bin/python3 for every tool) instead of network
+namespaces that share this machine's sshd, /root and its ~/.bashrc.
+
+As root, every tool's run is measured in CPU seconds too (`cpu_s`, `<peer>_cpu_s`): the script
+moves itself into a cgroup of its own, so the whole process tree counts (ssh clients and
+masters, the netns hosts' sshd sessions, agents and commands) and nothing else on the machine
+(podman hosts are started in that group too, with --cgroup-parent, on cgroup v1).
+--baseline-src DIR alternates each fleetkit run with one of the fleetkit in DIR (`before`,
+`before_cpu_s`): an A/B in one run on a shared machine.
+
 usage: python benchmarks/play.py [--runs N] [--ansible-runs N] [--skip-ssh]
                                  [--only ssh_roles] [--render template|copy]
+                                 [--hosts netns|podman] [--baseline-src DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -38,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -128,13 +141,81 @@ def write_roles(d: Path, hosts_group: str, render: str) -> None:
     )
 
 
-# user+sys CPU seconds of the last timed() run (the tool and every process it waited for)
-LAST_CPU_S = [0.0]
-
-
 def _children_cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds used by this script's whole process tree (the tools, their ssh clients and
+    masters, the hosts' sshd sessions and agents): a cgroup the script moves itself into
+    (cgroup v1 cpuacct or v2; root only). Other users of a shared machine do not count."""
+
+    def __init__(self) -> None:
+        self.group: Path | None = None
+        self.usage: Callable[[], float] | None = None
+        if os.geteuid() != 0:
+            return
+        v1 = Path("/sys/fs/cgroup/cpuacct")
+        v2 = Path("/sys/fs/cgroup")
+        if (v1 / "cpuacct.usage").is_file():
+            group = v1 / f"fk-bench-play-{os.getpid()}"
+
+            def usage() -> float:
+                return int((group / "cpuacct.usage").read_text()) / 1e9
+
+        elif (v2 / "cgroup.controllers").is_file():
+            group = v2 / f"fk-bench-play-{os.getpid()}"
+
+            def usage() -> float:
+                stat = dict(line.split() for line in (group / "cpu.stat").read_text().splitlines())
+                return int(stat["usage_usec"]) / 1e6
+
+        else:
+            return
+        try:
+            group.mkdir()
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+        except OSError:
+            return
+        self.group, self.usage = group, usage
+
+    def now(self) -> float | None:
+        """The tree's CPU seconds so far (None: no cgroup here)."""
+        return self.usage() if self.usage is not None else None
+
+    def close(self) -> None:
+        """Move back to the root group and remove ours (and the same-named groups podman
+        made in the other v1 hierarchies for --cgroup-parent)."""
+        if self.group is None:
+            return
+        try:
+            (self.group.parent / "cgroup.procs").write_text(str(os.getpid()))
+        except OSError:
+            pass
+        for top in {self.group, *self.group.parent.parent.glob(f"*/{self.group.name}")}:
+            # podman's own groups under ours (conmon, emptied containers) first
+            for sub, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(sub)
+
+
+CPU: CpuMeter | None = None
+# fleetkit's src directory of the "before" side of an A/B run (--baseline-src)
+BASELINE: dict[str, str] = {}
+
+
+def timed_cpu(
+    argv: list[str], cwd: Path, extra_env: dict[str, str] | None = None
+) -> tuple[float, float | None, str]:
+    """Wall seconds, CPU seconds of the whole tree (None without a cgroup) and stdout."""
+    c0 = CPU.now() if CPU is not None else None
+    r0 = _children_cpu_s()
+    elapsed, _, out = timed(argv, cwd, extra_env)
+    c1 = CPU.now() if CPU is not None else None
+    if c0 is None or c1 is None:  # no cgroup (not root): the processes the tool waited for
+        return elapsed, _children_cpu_s() - r0, out
+    return elapsed, c1 - c0, out
 
 
 def timed(
@@ -149,11 +230,9 @@ def timed(
         **(extra_env or {}),
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    cpu0 = _children_cpu_s()
     t0 = time.perf_counter()
     p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=1800, check=False)
     elapsed = time.perf_counter() - t0
-    LAST_CPU_S[0] = _children_cpu_s() - cpu0
     if p.returncode != 0:
         raise SystemExit(
             f"{argv[0]} failed ({p.returncode}): {(p.stdout + p.stderr).decode()[-2000:]}"
@@ -202,11 +281,43 @@ def ansible_peers(
         for _ in range(runs):
             if before is not None:
                 before()
-            times.append(timed(argv, cwd, env)[0])
-            cpus.append(LAST_CPU_S[0])
+            wall, cpu, _out = timed_cpu(argv, cwd, env)
+            times.append(wall)
+            cpus.append(cpu)
         out[name] = round(statistics.median(times), 3)
-        out[f"{name}_cpu_s"] = round(statistics.median(cpus), 2)
+        if CPU is not None and CPU.usage is not None:
+            out[f"{name}_cpu_s"] = _median_cpu(cpus)
     return out
+
+
+def _median_cpu(cpus: list[float | None]) -> float | None:
+    got = [c for c in cpus if c is not None]
+    return round(statistics.median(got), 3) if got else None
+
+
+def fleetkit_runs(
+    argv: list[str], cwd: Path, runs: int, before: Callable[[], None] | None = None
+) -> tuple[list[tuple[float, float | None, str]], dict[str, object]]:
+    """fleetkit's runs (wall, CPU, stdout); with --baseline-src, alternated run by run with the
+    same command against that src tree ("before": the same keys for the old code)."""
+    ours: list[tuple[float, float | None, str]] = []
+    base: list[tuple[float, float | None, str]] = []
+    for _ in range(runs):
+        if before is not None:
+            before()
+        ours.append(timed_cpu(argv, cwd))
+        if BASELINE:
+            if before is not None:
+                before()
+            base.append(timed_cpu(argv, cwd, BASELINE))
+    extra: dict[str, object] = {}
+    if CPU is not None and CPU.usage is not None:
+        extra["cpu_s"] = _median_cpu([r[1] for r in ours])
+    if base:
+        extra["before"] = round(statistics.median(r[0] for r in base), 3)
+        extra["before_cpu_s"] = _median_cpu([r[1] for r in base])
+        extra["before_src"] = BASELINE["PYTHONPATH"]
+    return ours, extra
 
 
 def with_speedups(ours: float, line: dict[str, object]) -> dict[str, object]:
@@ -250,8 +361,31 @@ def main() -> int:
         default="peer,pipelining,mitogen",
         help="the ansible variants to run, comma-separated (peer = plain ansible-playbook)",
     )
+    ap.add_argument(
+        "--hosts",
+        choices=["netns", "podman"],
+        default="netns",
+        help="the SSH shapes' 10 hosts: network namespaces with this machine's sshd and /root, "
+        "or podman containers of the tests' Debian 12 root file system running sshd",
+    )
+    ap.add_argument(
+        "--baseline-src",
+        help="A/B: also run fleetkit from this src directory (e.g. main's, exported with "
+        "`git archive main src | tar -x -C DIR`), alternating run by run; adds before/before_cpu_s",
+    )
     args = ap.parse_args()
     PEERS.intersection_update(args.peers.split(","))
+    if args.baseline_src:
+        BASELINE["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
+    global CPU
+    CPU = CpuMeter()
+    try:
+        return _main(args)
+    finally:
+        CPU.close()
+
+
+def _main(args: argparse.Namespace) -> int:
     fleetkit = [sys.executable, "-m", "fleetkit", "play"]
     with tempfile.TemporaryDirectory(prefix="fk-bench-play-") as tmp:
         d = Path(tmp)
@@ -348,10 +482,11 @@ def bench_facts(d: Path, fleetkit: list[str], args: argparse.Namespace) -> None:
     argv = ["-i", "inventory.ini", "pb.yml"]
     f_ours, f_cpu = [], []
     for _ in range(args.runs):
-        f_ours.append(timed([*fleetkit, *argv], facts)[0])
-        f_cpu.append(LAST_CPU_S[0])
+        wall, cpu, _out = timed_cpu([*fleetkit, *argv], facts)
+        f_ours.append(wall)
+        f_cpu.append(cpu)
     line: dict[str, object] = {"bench": "play_facts_50", "unit": "s", "forks": 5}
-    line["ours_cpu_s"] = round(statistics.median(f_cpu), 2)
+    line["ours_cpu_s"] = _median_cpu(f_cpu)
     line.update(ansible_peers([str(BIN / "ansible-playbook"), *argv], facts, args.ansible_runs))
     emit(with_speedups(statistics.median(f_ours), {**line, "runs": len(f_ours)}))
 
@@ -378,6 +513,65 @@ def bench_local_50x10(d: Path, fleetkit: list[str], args: argparse.Namespace) ->
     )
 
 
+@contextlib.contextmanager
+def podman_fleet(d: Path, n_hosts: int) -> Iterator[Path]:
+    """n_hosts podman containers of the tests' cached Debian 12 root file system, each running
+    only sshd (key auth, root's stock Debian login, /usr/bin/python3) on a podman network made
+    here; writes d/inventory.ini (group ``nodes``) and removes everything on exit. The role
+    shape's output directory is bind-mounted at the same path in every container."""
+    from tests.playbook._debian import _RUN, build_rootfs, cache_key
+    from tests.playbook._netns import _reserve_subnet, wait_port
+
+    podman = shutil.which("podman")
+    mmdebstrap = shutil.which("mmdebstrap")
+    if podman is None or mmdebstrap is None:
+        raise SystemExit("--hosts podman needs podman and mmdebstrap (apt-get install -y ...)")
+    tar = build_rootfs(mmdebstrap)
+    tag = f"localhost/fk-bench-play:{cache_key()}-{os.getpid()}"
+    network = f"fkbench{os.getpid()}"
+    names = [f"fkbench{os.getpid()}-{i}" for i in range(n_hosts)]
+    out = d / "roles-out"
+    out.mkdir(parents=True, exist_ok=True)
+    subnet, lock = _reserve_subnet(190 + os.getpid() % 10)
+
+    def run(*argv: str) -> None:
+        subprocess.run(argv, check=True, capture_output=True, timeout=600)
+
+    # the containers in this script's cgroup: their sshd sessions and agents count in cpu_s
+    v1 = CPU is not None and CPU.group is not None and CPU.group.parent.name == "cpuacct"
+    parent = ["--cgroup-parent", f"/{CPU.group.name}"] if v1 and CPU and CPU.group else []
+
+    try:
+        run(podman, "import", "-q", str(tar), tag)
+        run(podman, "network", "create", "--internal", "--subnet", f"10.{subnet}.0.0/16", network)
+        key = d / "id_ed25519"
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+        (d / "id_ed25519.pub").chmod(0o644)
+        lines = ["[nodes]"]
+        for i, name in enumerate(names):
+            ip = f"10.{subnet}.{10 + i}.2"
+            run(
+                podman, "run", "-d", "--name", name, "--hostname", f"node{i}",
+                "--network", network, "--ip", ip, *_RUN[1:7], *parent,
+                "-v", f"{key}.pub:/root/.ssh/authorized_keys:ro",
+                "-v", f"{out}:{out}", tag,
+                "/bin/sh", "-c", "mkdir -p /run/sshd && ssh-keygen -A && exec /usr/sbin/sshd -D -e",
+            )  # fmt: skip
+            lines.append(
+                f"node{i} ansible_host={ip} ansible_user=root ansible_ssh_private_key_file={key}"
+                " ansible_python_interpreter=/usr/bin/python3"
+            )
+        for i in range(n_hosts):
+            wait_port(names[i], f"10.{subnet}.{10 + i}.2", 22, timeout_s=60)
+        (d / "inventory.ini").write_text("\n".join(lines) + "\n")
+        yield d
+    finally:
+        subprocess.run([podman, "rm", "-f", "-t", "0", *names], capture_output=True, check=False)
+        subprocess.run([podman, "network", "rm", "-f", network], capture_output=True, check=False)
+        subprocess.run([podman, "rmi", "-f", tag], capture_output=True, check=False)
+        lock.unlink(missing_ok=True)
+
+
 def bench_ssh(d: Path, args: argparse.Namespace) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.playbook._netns import ssh_fleet
@@ -385,15 +579,18 @@ def bench_ssh(d: Path, args: argparse.Namespace) -> None:
     d.mkdir()
     fleetkit = [sys.executable, "-m", "fleetkit", "play", "-i", "inventory.ini"]
     ansible = [str(BIN / "ansible-playbook"), "-i", "inventory.ini"]
-    with ssh_fleet(d, 10) as _:
+    fleet = podman_fleet(d, 10) if args.hosts == "podman" else ssh_fleet(d, 10)
+    with fleet as _:
         if wanted(args, "ssh_10x10"):
             tasks = "".join(f"    - name: task {i}\n      command: /bin/true\n" for i in range(10))
             (d / "pb.yml").write_text(f"- hosts: nodes\n  gather_facts: false\n  tasks:\n{tasks}")
-            ours = [timed([*fleetkit, "pb.yml"], d)[0] for _ in range(args.runs)]
+            ours, extra = fleetkit_runs([*fleetkit, "pb.yml"], d, args.runs)
             line: dict[str, object] = {"bench": "play_ssh_10x10", "unit": "s", "forks": 5}
+            line["hosts"] = args.hosts
+            line.update(extra)
             line.update(ansible_peers([*ansible, "pb.yml"], d, args.ansible_runs))
             line.update(runs=len(ours), peer_runs=args.ansible_runs)
-            emit(with_speedups(statistics.median(ours), line))
+            emit(with_speedups(statistics.median(r[0] for r in ours), line))
         if wanted(args, "ssh_roles"):
             bench_ssh_roles(d, fleetkit, ansible, args)
 
@@ -407,20 +604,27 @@ def bench_ssh_roles(
     with (d / "inventory.ini").open("a") as f:
         f.write(f"\n[nodes:vars]\nbench_root={root}\n")
 
+    def clean() -> None:
+        # the directory stays (the podman hosts have it bind-mounted): its contents go
+        root.mkdir(exist_ok=True)
+        for child in root.iterdir():
+            shutil.rmtree(child)
+
     def run(argv: list[str]) -> tuple[float, str]:
-        shutil.rmtree(root, ignore_errors=True)
+        clean()
         elapsed, _, out = timed([*argv, "roles.yml"], d)
         return elapsed, out
 
-    ours = [run(fleetkit) for _ in range(args.runs)]
+    ours, extra = fleetkit_runs([*fleetkit, "roles.yml"], d, args.runs, before=clean)
     peer = [run(ansible) for _ in range(args.ansible_runs)] if "peer" in PEERS else []
     o = statistics.median(r[0] for r in ours)
     p = statistics.median(r[0] for r in peer) if peer else None
-    recap_ours = sorted(RECAP.findall(ours[-1][1]))
+    recap_ours = sorted(RECAP.findall(ours[-1][2]))
     # the recap is compared with plain ansible's run (None: not run, see --peers)
     recap_peer = sorted(RECAP.findall(peer[-1][1])) if peer else None
     line: dict[str, object] = {
         "bench": "play_ssh_roles_10",
+        "hosts": args.hosts,
         "peer": round(p, 3) if p is not None else None,
         "unit": "s",
         "roles": len(ROLES),
@@ -431,12 +635,13 @@ def bench_ssh_roles(
         "forks": 5,
         "runs": len(ours),
         "peer_runs": len(peer),
+        **extra,
     }
     extra = ansible_peers(
         [*ansible, "roles.yml"],
         d,
         args.ansible_runs,
-        before=lambda: shutil.rmtree(root, ignore_errors=True),
+        before=clean,
         plain=False,
     )
     line.update(extra)

@@ -4,6 +4,7 @@ playbook run by ansible-playbook and fleetkit gives the same per-host results an
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -246,3 +247,78 @@ def test_healthz_503_stops_serial_rollout(
     finally:
         for i in range(N_HOSTS):
             Path(f"/tmp/{marker}-node{i}").unlink(missing_ok=True)
+
+
+# commands before any module (the small command agent) and the same commands after a module
+# turned the agent into the module agent in place: one interpreter, the same answers
+COMMANDS = """    - name: stdin larger than a pipe's buffer
+      command: wc -c
+      args: {stdin: "{{ 'x' * 300000 }}"}
+    - name: output larger than a pipe's buffer on both streams
+      shell: head -c 200000 /dev/zero | tr -c o o; head -c 100000 /dev/zero | tr -c e e >&2
+      register: big
+    - name: both streams whole
+      assert: {that: "big.stdout == 'o' * 200000 and big.stderr == 'e' * 100000"}
+    - name: exit code
+      shell: echo out; echo err >&2; exit 3
+      ignore_errors: true
+    - name: program looked up in the task environment's PATH
+      command: here-only
+      environment: {PATH: "/nonexistent:@BIN@:/usr/bin:/bin"}
+    - name: missing program
+      command: /nonexistent/prog
+      ignore_errors: true
+    - name: missing working directory
+      command: /bin/true
+      args: {chdir: /nonexistent/dir}
+      ignore_errors: true
+    - name: no descriptor of the agent leaks into a command
+      shell: ls /proc/self/fd | wc -l
+"""
+ONE_AGENT_PLAY = """- hosts: node0
+  gather_facts: false
+  tasks:
+    - name: agent before
+      shell: echo $PPID
+      register: before
+    - name: module run in a fork of the agent
+      slurp: {src: /proc/self/stat}
+      register: stat
+    - name: agent after
+      shell: echo $PPID
+      register: after
+    - name: same agent, one process
+      assert:
+        that:
+          - before.stdout == after.stdout
+          - (stat.content | b64decode).split(' ')[3] == before.stdout
+"""
+
+
+def test_one_agent_per_host_serves_commands_and_modules(
+    ssh_hosts: tuple[Path, list[subprocess.Popen[bytes]]],
+) -> None:
+    d, _ = ssh_hosts
+    (d / "bin").mkdir()
+    (d / "bin" / "here-only").write_text("#!/bin/sh\necho found\n")
+    (d / "bin" / "here-only").chmod(0o755)
+    commands = COMMANDS.replace("@BIN@", str(d / "bin"))
+    (d / "pb.yml").write_text(ONE_AGENT_PLAY + commands)
+    (d / "plain.yml").write_text("- hosts: node0\n  gather_facts: false\n  tasks:\n" + commands)
+    env = {"ANSIBLE_HOST_KEY_CHECKING": "False"}
+    got = run_fleetkit(["play", "-i", "inventory.ini", "pb.yml", "-v"], d, env=env)
+    assert got.returncode == 0, got.stdout[-3000:] + got.stderr
+    plain = run_fleetkit(["play", "-i", "inventory.ini", "plain.yml", "-v"], d, env=env)
+    assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr
+    names = set(re.findall(r"- name: (.*)", COMMANDS))
+    events = [e for e in parse(got.stdout)[0] if e[1] in names]
+    assert events == [e for e in parse(plain.stdout)[0] if e[1] in names]
+    assert [e[0] for e in events].count("ignoring") == 3, got.stdout[-3000:]
+    shown = "\n".join(e[3] for e in events if len(e) > 3)
+    assert '"stdout": "300001"' in shown and '"stdout": "found"' in shown
+    # 0, 1, 2 and the directory ls reads
+    assert '"stdout": "4"' in shown
+    # every ssh process (the master is the agent's own) ended with the run
+    addr = (d / "addresses").read_text().split()[0]
+    left = subprocess.run(["pgrep", "-f", f"^ssh .* {addr} "], capture_output=True, check=False)
+    assert left.returncode == 1, left.stdout

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from fleetkit.playbook import messages
@@ -524,13 +524,23 @@ class ConnectionCache:
                     pass
 
     def close(self) -> None:
-        """Close every connection opened during the run."""
-        for conn in self._conns.values():
+        """Close every connection opened during the run (all at once: each waits for its
+        host's agents to exit)."""
+        conns = list(self._conns.values())
+        self._conns.clear()
+
+        def close_one(conn: Connection) -> None:
             try:
                 conn.close()
             except OSError:
                 pass
-        self._conns.clear()
+
+        if len(conns) > 1:
+            with ThreadPoolExecutor(min(len(conns), 32), thread_name_prefix="fk-close") as pool:
+                list(pool.map(close_one, conns))
+        else:
+            for conn in conns:
+                close_one(conn)
         cleanup_control_dir()
 
 

@@ -9,7 +9,9 @@ that need their own interpreter (old-style, WANT_JSON, binary, or marked isolate
 separate process instead.
 
 Protocol: JSON lines both ways, each request and response carrying the caller's ``id``; the
-first line out is ``FKMOD 1 {...}``. Several runs may be in flight at once.
+first line out is ``FKMOD 1 {...}``. Several runs may be in flight at once. Over SSH the agent
+usually starts as the small command agent (``_agent.py``), which turns into this one on the
+first module, and then also runs the connection's commands (``op: cmd``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ RUNNING: dict[
 ] = {}  # pid -> (request id, stdout path, stderr path, tmpdir, the task's remote tmp dir)
 OUT = sys.stdout.buffer
 POPENS: dict[int, subprocess.Popen[bytes]] = {}  # pid -> the separate interpreters running
+# the commands of ``op: cmd`` (pipes, as the small agent runs them): pid -> state, and each of
+# their open pipe ends -> (pid, "in" | "out" | "err")
+CMDS: dict[int, dict[str, Any]] = {}
+PIPES: dict[int, tuple[int, str]] = {}
 
 
 def _b64(data: bytes) -> str:
@@ -238,6 +244,8 @@ def _child(req: dict[str, Any], out_path: str, err_path: str) -> None:
     """In the forked child: run one new-style module as __main__ and exit with its code."""
     code = 1
     try:
+        for fd in list(PIPES):
+            os.close(fd)  # the pipes of the agent's commands (their stdin must see its end)
         fd_in = os.open(os.devnull, os.O_RDONLY)
         os.dup2(fd_in, 0)
         fd_out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -410,7 +418,7 @@ def op_run(req: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _reap() -> None:
-    while RUNNING:
+    while RUNNING or CMDS:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
@@ -421,6 +429,10 @@ def _reap() -> None:
         popen = POPENS.pop(pid, None)
         if popen is not None:
             popen.returncode = status  # reaped here: the object must not wait for it again
+        if pid in CMDS:
+            CMDS[pid]["status"] = status
+            _cmd_done(pid)
+            continue
         if entry is None:
             continue
         rid, out_path, err_path, tmpdir, task_tmp = entry
@@ -497,7 +509,121 @@ def op_exec(req: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def op_cmd(req: dict[str, Any]) -> dict[str, Any] | None:
+    """Run a command with pipes, as the small agent does (the answer comes once it exited and
+    both its output pipes reached end of file)."""
+    env = dict(os.environ, **req["env"]) if req.get("env") else None
+    try:
+        proc = subprocess.Popen(
+            req["argv"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=req.get("cwd") or None,
+            env=env,
+        )
+    except OSError as exc:
+        if req.get("cwd") and exc.filename == req["cwd"]:
+            return {"rc": 1, "out": "", "err": "", "chdir": [exc.errno, exc.strerror]}
+        if isinstance(exc, FileNotFoundError):
+            msg = f"[Errno 2] No such file or directory: {exc.filename!r}"
+            return {"rc": 2, "out": "", "err": _b64(msg.encode()), "notfound": True}
+        if isinstance(exc, PermissionError):
+            msg = f"[Errno 13] Permission denied: {exc.filename!r}"
+            return {"rc": 13, "out": "", "err": _b64(msg.encode())}
+        return {"rc": 1, "out": "", "err": _b64(str(exc).encode())}
+    POPENS[proc.pid] = proc
+    state: dict[str, Any] = {
+        "id": req["id"],
+        "in": base64.b64decode(req.get("stdin") or ""),
+        "out": [],
+        "err": [],
+        "status": None,
+        "fds": {},
+    }
+    CMDS[proc.pid] = state
+    for kind in ("in", "out", "err"):
+        pipe = getattr(proc, {"in": "stdin", "out": "stdout", "err": "stderr"}[kind])
+        fd = os.dup(pipe.fileno())  # this loop owns the pipe ends from here on
+        pipe.close()
+        os.set_blocking(fd, False)
+        state["fds"][kind] = fd
+        PIPES[fd] = (proc.pid, kind)
+    proc.stdin = proc.stdout = proc.stderr = None
+    if not state["in"]:
+        _cmd_close(state["fds"]["in"])
+    return None
+
+
+def _cmd_close(fd: int) -> None:
+    pid, kind = PIPES.pop(fd)
+    os.close(fd)
+    del CMDS[pid]["fds"][kind]
+    _cmd_done(pid)
+
+
+def _cmd_io(readable: list[int], writable: list[int]) -> None:
+    """Feed the commands' stdin and collect their output (non-blocking pipe ends)."""
+    for fd in writable:
+        if fd not in PIPES:
+            continue
+        state = CMDS[PIPES[fd][0]]
+        try:
+            n = os.write(fd, state["in"][:65536])
+        except BlockingIOError:
+            continue
+        except OSError:
+            n = len(state["in"])  # the command closed its stdin: the rest is dropped
+        state["in"] = state["in"][n:]
+        if not state["in"]:
+            _cmd_close(fd)
+    for fd in readable:
+        if fd not in PIPES:
+            continue
+        pid, kind = PIPES[fd]
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        except OSError:
+            chunk = b""
+        if chunk:
+            CMDS[pid][kind].append(chunk)
+        else:
+            _cmd_close(fd)
+
+
+def _cmd_done(pid: int) -> None:
+    state = CMDS[pid]
+    if state["status"] is None or "out" in state["fds"] or "err" in state["fds"]:
+        return
+    if "in" in state["fds"]:
+        PIPES.pop(state["fds"]["in"])
+        os.close(state["fds"].pop("in"))
+    del CMDS[pid]
+    status = state["status"]
+    if os.WIFEXITED(status):
+        rc = os.WEXITSTATUS(status)
+    else:
+        rc = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else 1
+    out, err = b"".join(state["out"]), b"".join(state["err"])
+    _send({"id": state["id"], "rc": rc, "out": _b64(out), "err": _b64(err)})
+
+
+def op_cancel(req: dict[str, Any]) -> dict[str, Any]:
+    """Kill the command of request ``target`` (its caller stopped waiting)."""
+    for pid, state in list(CMDS.items()):
+        if state["id"] == req["target"]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    return {"ok": True}
+
+
 OPS: dict[str, Any] = {
+    "cancel": op_cancel,
+    "cmd": op_cmd,
     "exec": op_exec,
     "have": op_have,
     "put": op_put,
@@ -528,16 +654,21 @@ def serve() -> None:
     OUT.flush()
     buf = b""
     stdin_open = True
-    while stdin_open or RUNNING:
+    while stdin_open or RUNNING or CMDS:
+        rlist = [0, rfd] if stdin_open else [rfd]
+        rlist += [fd for fd, (_pid, kind) in PIPES.items() if kind != "in"]
+        wlist = [fd for fd, (_pid, kind) in PIPES.items() if kind == "in"]
         try:
-            ready, _, _ = select.select([0, rfd] if stdin_open else [rfd], [], [], 5.0)
+            ready, writable, _ = select.select(rlist, wlist, [], 5.0)
         except InterruptedError:
-            ready = []
+            ready, writable = [], []
         except OSError as exc:
             if exc.errno == errno.EINTR:
-                ready = []
+                ready, writable = [], []
             else:
                 raise
+        if PIPES:
+            _cmd_io(ready, writable)
         if rfd in ready:
             try:
                 while os.read(rfd, 4096):

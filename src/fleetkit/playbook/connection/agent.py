@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +30,7 @@ from fleetkit.playbook.connection import (
     Connection,
     Unreachable,
     _module_agent,
+    wait_exit,
 )
 from fleetkit.playbook.connection.become import Escalation
 
@@ -91,6 +93,7 @@ class AgentSession:
         self._bundles: set[str] = set()
         self._bundle_locks: dict[str, threading.Lock] = {}
         self._dead: str | None = None
+        self._timed_out: int | None = None
         self.hello = self._read_hello()
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
@@ -170,6 +173,7 @@ class AgentSession:
         if not event.wait(timeout_s):
             with self._plock:
                 self._waiting.pop(rid, None)
+                self._timed_out = rid
             raise TimeoutError
         if not box:
             raise Unreachable(f"module agent on {self.label} is gone: {self._dead}")
@@ -177,6 +181,19 @@ class AgentSession:
         if "error" in resp:
             raise OSError(f"module agent on {self.label}: {resp['error']}")
         return resp
+
+    def cancel_last(self) -> None:
+        """Kill the command of the last request whose caller stopped waiting (``op: cmd``)."""
+        rid, self._timed_out = self._timed_out, None
+        if rid is not None:
+            try:
+                self.call({"op": "cancel", "target": rid}, 10)
+            except (OSError, TimeoutError, Unreachable):
+                pass
+
+    def stderr_text(self) -> str:
+        """What the agent (and the transport under it) wrote to stderr so far."""
+        return self._stderr_text()
 
     def ensure(
         self, bundle: str, files: tuple[tuple[str, str], ...], blobs: dict[str, bytes]
@@ -232,10 +249,10 @@ class AgentSession:
         """True while the agent process runs."""
         return self._dead is None and self.proc.poll() is None
 
-    def close(self) -> None:
-        """Stop the agent (it exits when its stdin closes and its runs finished)."""
+    def shutdown(self) -> None:
+        """Ask the agent to exit once its runs finished (without waiting for it)."""
         try:
-            if self.proc.stdin:
+            if self.proc.stdin and not self.proc.stdin.closed:
                 # on a terminal (become over a pty) closing stdin is no end of file: say bye
                 if self._dead is None:
                     try:
@@ -245,7 +262,14 @@ class AgentSession:
                     except OSError:
                         pass
                 self.proc.stdin.close()
-            self.proc.wait(timeout=10)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Stop the agent (it exits when its stdin closes and its runs finished)."""
+        self.shutdown()
+        try:
+            wait_exit(self.proc, 10)
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
             self.proc.wait()
@@ -408,6 +432,12 @@ def _spawn_escalated(
 
 
 def _spawn(conn: Connection, python: str, become: Become | None, remote_tmp: str) -> AgentSession:
+    upgrade = getattr(conn, "upgrade_agent", None)
+    if upgrade is not None and not _needs_become(conn, become):
+        # over ssh: the host's command agent becomes the module agent (no second session)
+        sess: AgentSession | None = upgrade(python, _SOURCE, remote_tmp)
+        if sess is not None:
+            return sess
     argv = [python, "-c", _SOURCE, remote_tmp]
     errfile = tempfile.TemporaryFile()
     _append_only(errfile)
@@ -502,10 +532,16 @@ def run_escalated(
     return res, bool(resp.get("notfound"))
 
 
-def close_remote_agents(conn: Connection) -> None:
-    """Stop the module agents started over one connection."""
+def close_remote_agents(conn: Connection, also: Callable[[], None] | None = None) -> None:
+    """Stop the module agents started over one connection: all are told first, then waited
+    for (an ssh ControlMaster among them exits only after the others' sessions closed);
+    ``also()`` runs between the two (the connection's own agent is told to exit)."""
     with _remote_lock:
         table = _remote.pop(conn, {})
+    for sess in table.values():
+        sess.shutdown()
+    if also is not None:
+        also()
     for sess in table.values():
         sess.close()
 

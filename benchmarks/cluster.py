@@ -157,6 +157,14 @@ class _Quick(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a: Any) -> None:
         pass
 
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
 
 def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.HTTPServer:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -179,14 +187,6 @@ def _recording_proxy(upstream: str, recorded: Recorded) -> http.server.HTTPServe
             conn.close()
             self._send(resp.status, kept, body)
 
-        def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-            self.send_response(status)
-            for k, v in headers:
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
     return _serve(Proxy)
 
 
@@ -196,12 +196,7 @@ def _static_server(recorded: Recorded) -> http.server.HTTPServer:
     class Static(_Quick):
         def do_GET(self) -> None:
             status, headers, body = recorded.get(self.path) or (404, [], b"")
-            self.send_response(status)
-            for k, v in headers:
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send(status, headers, body)
 
     return _serve(Static)
 

@@ -503,6 +503,20 @@ def _exec_session(conn: Connection, become: Become) -> AgentSession:
     return session_for(conn, default_python(conn), become)
 
 
+def command_request(
+    op: str, argv: list[str], stdin: bytes | None, cwd: str | None, env: dict[str, str] | None
+) -> dict[str, Any]:
+    """A module agent's request to run ``argv`` (``op`` "exec": as the become user; "cmd":
+    with pipes, as the command agent runs it)."""
+    return {
+        "op": op,
+        "argv": argv,
+        "stdin": base64.b64encode(stdin or b"").decode(),
+        "cwd": cwd,
+        "env": env or {},
+    }
+
+
 def run_escalated(
     conn: Connection,
     become: Become,
@@ -515,13 +529,7 @@ def run_escalated(
 ) -> tuple[CommandResult, bool]:
     """Run argv as the become user through the host's escalated agent: (result, not found)."""
     sess = _exec_session(conn, become)
-    req = {
-        "op": "exec",
-        "argv": argv,
-        "stdin": base64.b64encode(stdin or b"").decode(),
-        "cwd": cwd,
-        "env": env or {},
-    }
+    req = command_request("exec", argv, stdin, cwd, env)
     try:
         resp = sess.call(req, timeout_s)
     except TimeoutError:

@@ -327,13 +327,9 @@ class SSHConnection:
         env: dict[str, str] | None,
     ) -> CommandResult:
         """A command through the module agent the command agent became (same answers)."""
-        req = {
-            "op": "cmd",
-            "argv": argv,
-            "stdin": base64.b64encode(stdin or b"").decode(),
-            "cwd": cwd,
-            "env": env or {},
-        }
+        from fleetkit.playbook.connection.agent import command_request
+
+        req = command_request("cmd", argv, stdin, cwd, env)
         try:
             resp = sess.call(req, timeout_s)
         except TimeoutError:

@@ -636,13 +636,21 @@ def http_files(lab: DebianLab, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A local HTTP server on the lab network's gateway address, serving tmp_path/www."""
     www = tmp_path / "www"
     www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
 
     class Quiet(http.server.ThreadingHTTPServer):
+        # both tools' hosts fetch at once; in one CI run ansible's get_url timed out (10 s)
+        # here: a deeper backlog than the default 5, so no SYN of a burst waits on retransmits
+        request_queue_size = 128
+        daemon_threads = True
+
         def handle_error(self, request: object, client_address: object) -> None:
             pass
 
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    handler = functools.partial(Handler, directory=str(www))
     srv = Quiet((f"10.{lab.subnet}.0.1", 0), handler)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()

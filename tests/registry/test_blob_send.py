@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -32,10 +33,11 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
 class _FakeSock:
     """What bound_local_send_buffer asks of a socket, with chosen addresses."""
 
-    def __init__(self, family: socket.AddressFamily, local: str, peer: str) -> None:
+    def __init__(self, family: socket.AddressFamily, local: str, peer: str, rtt_us: int) -> None:
         self.family = family
         self.local = local
         self.peer = peer
+        self.rtt_us = rtt_us
         self.set: list[tuple[int, int, int]] = []
 
     def getsockname(self) -> tuple[str, int]:
@@ -44,27 +46,38 @@ class _FakeSock:
     def getpeername(self) -> tuple[str, int]:
         return self.peer, 40000
 
+    def getsockopt(self, level: int, opt: int, size: int) -> bytes:
+        assert (level, opt) == (socket.IPPROTO_TCP, socket.TCP_INFO)
+        info = bytearray(size)  # struct tcp_info: tcpi_rtt is the u32 at offset 68
+        info[68:72] = self.rtt_us.to_bytes(4, sys.byteorder)
+        return bytes(info)
+
     def setsockopt(self, level: int, opt: int, value: int) -> None:
         self.set.append((level, opt, value))
 
 
 @pytest.mark.parametrize(
-    ("family", "local", "peer", "bounded"),
+    ("family", "local", "peer", "rtt_us", "bounded"),
     [
-        (socket.AF_INET, "127.0.0.1", "127.0.0.1", True),
-        (socket.AF_INET, "127.0.0.1", "127.0.0.5", True),
-        (socket.AF_INET, "10.1.2.3", "10.1.2.3", True),  # this host's own address: loopback
-        (socket.AF_INET6, "::1", "::1", True),
-        (socket.AF_INET6, "::ffff:127.0.0.1", "::ffff:127.0.0.1", True),
-        (socket.AF_INET, "10.1.2.3", "10.1.2.4", False),  # another host: autotuned
-        (socket.AF_INET6, "fd00::1", "fd00::2", False),
-        (socket.AF_INET6, "::ffff:10.1.2.3", "::ffff:10.1.2.9", False),
+        (socket.AF_INET, "127.0.0.1", "127.0.0.1", 500, True),
+        (socket.AF_INET, "127.0.0.1", "127.0.0.5", 0, True),
+        (socket.AF_INET, "10.1.2.3", "10.1.2.3", 500, True),  # this host's own address
+        (socket.AF_INET6, "::1", "::1", 500, True),
+        (socket.AF_INET6, "::ffff:127.0.0.1", "::ffff:127.0.0.1", 500, True),
+        # another address: by the round trip (a veth to another network namespace: ~20 us)
+        (socket.AF_INET, "10.1.2.3", "10.1.2.4", 20, True),
+        (socket.AF_INET, "10.1.2.3", "10.1.2.4", 30, True),
+        (socket.AF_INET, "10.1.2.3", "10.1.2.4", 31, False),  # a network: autotuned
+        (socket.AF_INET, "10.1.2.3", "10.1.2.4", 0, False),  # no round trip measured
+        (socket.AF_INET6, "fd00::1", "fd00::2", 400, False),
+        (socket.AF_INET6, "::ffff:10.1.2.3", "::ffff:10.1.2.9", 5000, False),
     ],
 )
 def test_only_a_peer_on_this_host_gets_the_bounded_send_buffer(
-    family: socket.AddressFamily, local: str, peer: str, bounded: bool
+    family: socket.AddressFamily, local: str, peer: str, rtt_us: int, bounded: bool
 ) -> None:
-    sock = _FakeSock(family, local, peer)
+    assert blobs.LOCAL_MAX_RTT_US == 30
+    sock = _FakeSock(family, local, peer, rtt_us)
     assert blobs.bound_local_send_buffer(sock) is bounded  # type: ignore[arg-type]
     want = [(socket.SOL_SOCKET, socket.SO_SNDBUF, blobs.LOCAL_SEND_BUFFER)] if bounded else []
     assert sock.set == want

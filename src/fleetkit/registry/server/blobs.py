@@ -8,6 +8,7 @@ import os
 import re
 import select
 import socket
+import sys
 import threading
 from typing import BinaryIO
 
@@ -34,6 +35,7 @@ __all__ = [
     "COPY_MAX_BODIES",
     "LOCAL_SEND_BUFFER",
     "bound_local_send_buffer",
+    "LOCAL_MAX_RTT_US",
 ]
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -160,19 +162,26 @@ COPY_MAX_BODIES = 4
 # SO_SNDBUF for a copied body to a client on this host (the kernel doubles it: 256 KiB, three
 # 64 KiB loopback segments; see bound_local_send_buffer); None leaves every socket autotuned
 LOCAL_SEND_BUFFER: int | None = 128 << 10
+# a peer at another address counts as on this host (a container, another network namespace)
+# when the connection's round trip took at most this long: loopback and veth measure 15-25 us
+# here; the bounded window still carries 256 KiB / 30 us = 8.7 GB/s, more than a body is sent at
+LOCAL_MAX_RTT_US = 30
+_TCPI_RTT = 68  # offset of tcpi_rtt (smoothed RTT, microseconds) in Linux's struct tcp_info
 
 
 def bound_local_send_buffer(sock: socket.socket) -> bool:
     """Give a TCP connection to a peer on this host a send buffer of ``LOCAL_SEND_BUFFER``.
 
-    On loopback the receiver is acknowledged as it reads, so the send buffer bounds what is
-    written but not yet copied out by the client. Autotuned, it grows to 4 MiB, more than this
-    machine's 2 MiB L2, and the client's copy then misses the cache for part or all of a body:
-    curl used 30-45 ms of CPU per 100 MiB against 16-18 ms with 256 KiB (``perf stat``, see
+    On loopback (and a veth to another network namespace) the receiver is acknowledged as it
+    reads, so the send buffer bounds what is written but not yet copied out by the client.
+    Autotuned, it is 4 MiB from the handshake on (64 KiB segments), more than this machine's
+    2 MiB L2, and the client's copy then misses the cache for part or all of a body: curl used
+    30-45 ms of CPU per 100 MiB against 16-18 ms with 256 KiB (``perf stat``; see
     benchmarks/README.md, session 6). It stays at least two full loopback segments: with room
-    for one only, each waits for the receiver's delayed ACK (tens of ms per 64 KiB). A peer
-    elsewhere (another address, another network namespace) keeps the kernel's autotuning,
-    whose window its round-trip time needs. Return whether the buffer was set.
+    for one only, each waits for the receiver's delayed ACK (tens of ms per 64 KiB).
+    On this host means a loopback address or this socket's own, or a round trip (the
+    handshake's) of at most ``LOCAL_MAX_RTT_US``; any other peer keeps the kernel's
+    autotuning, whose window its round trip needs. Return whether the buffer was set.
     """
     size = LOCAL_SEND_BUFFER
     if size is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
@@ -180,13 +189,15 @@ def bound_local_send_buffer(sock: socket.socket) -> bool:
     try:
         peer = ipaddress.ip_address(sock.getpeername()[0])
         local = ipaddress.ip_address(sock.getsockname()[0])
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_RTT + 4)
     except (OSError, ValueError):  # gone already, or a scoped address
         return False
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
         peer = peer.ipv4_mapped
     if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped is not None:
         local = local.ipv4_mapped
-    if not (peer.is_loopback or peer == local):
+    rtt_us = int.from_bytes(info[_TCPI_RTT : _TCPI_RTT + 4], sys.byteorder)
+    if not (peer.is_loopback or peer == local or 0 < rtt_us <= LOCAL_MAX_RTT_US):
         return False
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)

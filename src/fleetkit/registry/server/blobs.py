@@ -223,8 +223,9 @@ async def _send_on_thread(
     cold: skopeo pulling 300 MiB in three parallel layers used 1.15 CPU-s against 1.27 with
     ``sendfile``, for 0.06 CPU-s more here; distribution 2.8 copies through a 32 KiB buffer).
     To such a receiver the socket's send buffer is bounded (:func:`bound_local_send_buffer`),
-    so no more than it holds is queued ahead of the receiver's copy. With more bodies in flight the server's CPU is the limit, and the rest goes with
-    ``sendfile`` (nothing copied here).
+    so no more than it holds is queued ahead of the receiver's copy. With more bodies in
+    flight the server's CPU is the limit, and the rest goes with ``sendfile`` (nothing copied
+    here).
     Either way the event loop is free: no per-piece allocation, hand-over or wake-up there,
     the GIL released in every system call. The socket stays non-blocking: a full send buffer
     waits in ``poll``, and a client that reads nothing for ``timeout_s`` is treated as gone.

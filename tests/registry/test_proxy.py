@@ -51,6 +51,17 @@ def _spools(root: Path) -> list[str]:
     return sorted(os.listdir(root / "_proxy")) if (root / "_proxy").exists() else []
 
 
+@pytest.fixture
+def temp_spools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temp directory a cache not on a directory spools into (here: the test's own)."""
+    import tempfile
+
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
+    return spools
+
+
 def _get(
     host: str, path: str, method: str = "GET", headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
@@ -224,8 +235,10 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
     storage: str,
     sender: str,
     monkeypatch: pytest.MonkeyPatch,
+    temp_spools: Path,
 ) -> None:
-    """On a directory the spool becomes the blob by a rename; elsewhere it is copied in.
+    """On a directory the spool becomes the blob by a rename; elsewhere it is copied in (from
+    the temp directory, which it leaves).
 
     Each client is sent the spool by a thread of its own (plain HTTP: copied, or with
     ``sendfile`` beyond ``COPY_MAX_BODIES`` bodies in flight), or, where that cannot be (TLS:
@@ -271,10 +284,36 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
         assert proxy.state.store.blob_size(digest) == len(blob)
         assert proxy.state.store.uploads("lib/app") == []
         assert _spools(root) == []
+        assert os.listdir(temp_spools) == []
         assert _get(proxy.host, path)[2] == blob
         assert upstream.counts[("GET", path)] == 1
     finally:
         proxy.stop()
+    assert os.listdir(temp_spools) == []
+
+
+def test_spools_a_killed_process_left_are_swept(
+    upstream: FakeUpstream, tmp_path: Path, temp_spools: Path
+) -> None:
+    """The first fetch removes spools untouched for an hour (a killed server's), in ``_proxy/``
+    on a directory root and in the temp directory otherwise; fresh ones and others' stay."""
+    blob = os.urandom(64 << 10)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    old = time.time() - 7200
+    for root in (tmp_path / "cache", Path("memory:")):
+        spool_dir = temp_spools if root == Path("memory:") else root / "_proxy"
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("fleetkit-proxy-stale", "fleetkit-proxy-fresh", "other-stale"):
+            (spool_dir / name).write_bytes(b"x")
+        for name in ("fleetkit-proxy-stale", "other-stale"):
+            os.utime(spool_dir / name, (old, old))
+        proxy = _proxy(root, ProxyConfig(remote=ProxyUpstream(upstream.url)))
+        try:
+            assert _get(proxy.host, f"/v2/lib/app/blobs/{digest}")[2] == blob
+        finally:
+            proxy.stop()
+        assert sorted(os.listdir(spool_dir)) == ["fleetkit-proxy-fresh", "other-stale"], root
 
 
 def test_a_fetched_manifest_prefetches_its_blobs(upstream: FakeUpstream, tmp_path: Path) -> None:
@@ -382,8 +421,11 @@ def test_a_chunked_upstream_body_reaches_the_client_framed(
         proxy.stop()
 
 
-def test_a_cache_on_s3(upstream: FakeUpstream, ceph_s3: CephS3, s3_bucket: str) -> None:
-    """Ceph's S3 as the cache's storage: the spool is copied into an upload session there."""
+def test_a_cache_on_s3(
+    upstream: FakeUpstream, ceph_s3: CephS3, s3_bucket: str, temp_spools: Path
+) -> None:
+    """Ceph's S3 as the cache's storage: the spool (in the temp directory) is copied into an
+    upload session there, then removed."""
     from tests.registry.conftest import s3_config
 
     blob = os.urandom(3 << 20)
@@ -402,6 +444,7 @@ def test_a_cache_on_s3(upstream: FakeUpstream, ceph_s3: CephS3, s3_bucket: str) 
         assert _get(proxy.host, path, headers={"Range": "bytes=0-0"})[2] == blob[:1]  # committed
         assert proxy.state.store.blob_size(digest) == len(blob)
         assert proxy.state.store.uploads("lib/app") == []
+        assert os.listdir(temp_spools) == []
         assert _get(proxy.host, path)[2] == blob
         assert upstream.counts[("GET", path)] == 1
     finally:

@@ -365,6 +365,43 @@ def test_a_fetched_manifest_prefetches_its_blobs(upstream: FakeUpstream, tmp_pat
         proxy.stop()
 
 
+def test_the_last_byte_waits_for_the_digest_not_for_the_commit(
+    upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the digest verified, the client gets its last byte while the commit (fsync, rename,
+    link) is still held back; the blob is in the cache once the commit is let through."""
+    import threading
+
+    from fleetkit.registry.proxy import Proxy
+
+    commit = Proxy._commit
+    release, started = threading.Event(), threading.Event()
+
+    def held(*args: object) -> None:
+        started.set()
+        release.wait(30)
+        commit(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Proxy, "_commit", staticmethod(held))
+    blob = os.urandom(2 << 20)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    proxy = _proxy(tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    path = f"/v2/lib/app/blobs/{digest}"
+    try:
+        assert _get(proxy.host, path)[2] == blob  # would time out if it waited for the commit
+        assert started.wait(30)
+        assert proxy.state.store.blob_size(digest) is None  # not committed yet
+        release.set()
+        status, _, body = _get(proxy.host, path, headers={"Range": "bytes=0-3"})
+        assert (status, body) == (206, blob[:4])  # a ranged GET waits for the commit
+        assert proxy.state.store.blob_size(digest) == len(blob)
+        assert upstream.counts[("GET", path)] == 1
+    finally:
+        release.set()
+        proxy.stop()
+
+
 def test_a_client_leaving_mid_blob_does_not_stop_the_fetch(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:

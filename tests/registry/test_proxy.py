@@ -316,6 +316,50 @@ def test_spools_a_killed_process_left_are_swept(
         assert sorted(os.listdir(spool_dir)) == ["fleetkit-proxy-fresh", "other-stale"], root
 
 
+@pytest.mark.parametrize(
+    # SIGTERM: the graceful shutdown waits its 10 s for the request in flight, so once only
+    ("stop", "storage"),
+    [("thread", "dir"), ("thread", "memory:"), ("sigterm", "memory:")],
+)
+def test_a_server_stopped_mid_fetch_leaves_no_spool(
+    upstream: FakeUpstream,
+    tmp_path: Path,
+    temp_spools: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    storage: str,
+    stop: str,
+) -> None:
+    """A server stopped (in-process, or ``SIGTERM`` to ``registry serve``) while a client is
+    being sent an uncached blob removes its spool and caches nothing."""
+    blob = os.urandom(3 << 20)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    upstream.gated.add(digest)  # upstream sends half, then waits: the fetch is under way
+    root = tmp_path / "cache" if storage == "dir" else Path(storage)
+    server: ThreadServer | ProcessServer
+    if stop == "thread":
+        server = _proxy(root, ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    else:
+        monkeypatch.setenv("TMPDIR", str(temp_spools))  # the child's temp directory
+        args = ("--root", str(root), "--proxy-remote", upstream.url, "--listen", "127.0.0.1:0")
+        server = ProcessServer(tmp_path, *args).start()
+    conn = http.client.HTTPConnection(server.host, timeout=60)
+    try:
+        conn.request("GET", f"/v2/lib/app/blobs/{digest}")
+        resp = conn.getresponse()
+        assert resp.read(1 << 20) == blob[: 1 << 20]
+        assert (_spools(root) if storage == "dir" else os.listdir(temp_spools)) != []
+    finally:
+        conn.close()
+        server.stop()
+        upstream.gate.set()
+    assert os.listdir(temp_spools) == []
+    assert _spools(root) == []
+    if storage == "dir":
+        blob_dir = root / "blobs" / "sha256" / digest[7:9] / digest[7:]
+        assert not blob_dir.exists()
+
+
 def test_a_fetched_manifest_prefetches_its_blobs(upstream: FakeUpstream, tmp_path: Path) -> None:
     """GET of a manifest the cache had to fetch starts the fetches of its config and layers
     before any client asks for them (as Harbor and zot do); a client that asks meanwhile is

@@ -822,7 +822,8 @@ class Proxy:
                 writer.close()
             # the copy is the session's now: the spool goes (clients sending from it keep
             # their open descriptors; later ones find it gone and wait for the commit)
-            os.unlink(fetch.spool)
+            with contextlib.suppress(FileNotFoundError):  # swept by another process meanwhile
+                os.unlink(fetch.spool)
         else:  # the spool becomes the session's bytes, already hashed as they came
             data = store.driver.local_path(f"repositories/{name}/_uploads/{upload.id}/data")
             assert data is not None

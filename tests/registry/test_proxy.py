@@ -51,6 +51,17 @@ def _spools(root: Path) -> list[str]:
     return sorted(os.listdir(root / "_proxy")) if (root / "_proxy").exists() else []
 
 
+@pytest.fixture
+def temp_spools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temp directory a cache not on a directory spools into (here: the test's own)."""
+    import tempfile
+
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
+    return spools
+
+
 def _get(
     host: str, path: str, method: str = "GET", headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
@@ -224,8 +235,10 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
     storage: str,
     sender: str,
     monkeypatch: pytest.MonkeyPatch,
+    temp_spools: Path,
 ) -> None:
-    """On a directory the spool becomes the blob by a rename; elsewhere it is copied in.
+    """On a directory the spool becomes the blob by a rename; elsewhere it is copied in (from
+    the temp directory, which it leaves).
 
     Each client is sent the spool by a thread of its own (plain HTTP: copied, or with
     ``sendfile`` beyond ``COPY_MAX_BODIES`` bodies in flight), or, where that cannot be (TLS:
@@ -271,10 +284,80 @@ def test_two_clients_one_upstream_fetch_and_bytes_before_the_blob_completes(
         assert proxy.state.store.blob_size(digest) == len(blob)
         assert proxy.state.store.uploads("lib/app") == []
         assert _spools(root) == []
+        assert os.listdir(temp_spools) == []
         assert _get(proxy.host, path)[2] == blob
         assert upstream.counts[("GET", path)] == 1
     finally:
         proxy.stop()
+    assert os.listdir(temp_spools) == []
+
+
+def test_spools_a_killed_process_left_are_swept(
+    upstream: FakeUpstream, tmp_path: Path, temp_spools: Path
+) -> None:
+    """The first fetch removes spools untouched for an hour (a killed server's), in ``_proxy/``
+    on a directory root and in the temp directory otherwise; fresh ones and others' stay."""
+    blob = os.urandom(64 << 10)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    old = time.time() - 7200
+    for root in (tmp_path / "cache", Path("memory:")):
+        spool_dir = temp_spools if root == Path("memory:") else root / "_proxy"
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("fleetkit-proxy-stale", "fleetkit-proxy-fresh", "other-stale"):
+            (spool_dir / name).write_bytes(b"x")
+        for name in ("fleetkit-proxy-stale", "other-stale"):
+            os.utime(spool_dir / name, (old, old))
+        proxy = _proxy(root, ProxyConfig(remote=ProxyUpstream(upstream.url)))
+        try:
+            assert _get(proxy.host, f"/v2/lib/app/blobs/{digest}")[2] == blob
+        finally:
+            proxy.stop()
+        assert sorted(os.listdir(spool_dir)) == ["fleetkit-proxy-fresh", "other-stale"], root
+
+
+@pytest.mark.parametrize(
+    # SIGTERM: the graceful shutdown waits its 10 s for the request in flight, so once only
+    ("stop", "storage"),
+    [("thread", "dir"), ("thread", "memory:"), ("sigterm", "memory:")],
+)
+def test_a_server_stopped_mid_fetch_leaves_no_spool(
+    upstream: FakeUpstream,
+    tmp_path: Path,
+    temp_spools: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    storage: str,
+    stop: str,
+) -> None:
+    """A server stopped (in-process, or ``SIGTERM`` to ``registry serve``) while a client is
+    being sent an uncached blob removes its spool and caches nothing."""
+    blob = os.urandom(3 << 20)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    upstream.gated.add(digest)  # upstream sends half, then waits: the fetch is under way
+    root = tmp_path / "cache" if storage == "dir" else Path(storage)
+    server: ThreadServer | ProcessServer
+    if stop == "thread":
+        server = _proxy(root, ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    else:
+        monkeypatch.setenv("TMPDIR", str(temp_spools))  # the child's temp directory
+        args = ("--root", str(root), "--proxy-remote", upstream.url, "--listen", "127.0.0.1:0")
+        server = ProcessServer(tmp_path, *args).start()
+    conn = http.client.HTTPConnection(server.host, timeout=60)
+    try:
+        conn.request("GET", f"/v2/lib/app/blobs/{digest}")
+        resp = conn.getresponse()
+        assert resp.read(1 << 20) == blob[: 1 << 20]
+        assert (_spools(root) if storage == "dir" else os.listdir(temp_spools)) != []
+    finally:
+        conn.close()
+        server.stop()
+        upstream.gate.set()
+    assert os.listdir(temp_spools) == []
+    assert _spools(root) == []
+    if storage == "dir":
+        blob_dir = root / "blobs" / "sha256" / digest[7:9] / digest[7:]
+        assert not blob_dir.exists()
 
 
 def test_a_fetched_manifest_prefetches_its_blobs(upstream: FakeUpstream, tmp_path: Path) -> None:
@@ -323,6 +406,43 @@ def test_a_fetched_manifest_prefetches_its_blobs(upstream: FakeUpstream, tmp_pat
         assert proxy.state.store.uploads("app") == []
         assert _spools(root) == []
     finally:
+        proxy.stop()
+
+
+def test_the_last_byte_waits_for_the_digest_not_for_the_commit(
+    upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the digest verified, the client gets its last byte while the commit (fsync, rename,
+    link) is still held back; the blob is in the cache once the commit is let through."""
+    import threading
+
+    from fleetkit.registry.proxy import Proxy
+
+    commit = Proxy._commit
+    release, started = threading.Event(), threading.Event()
+
+    def held(*args: object) -> None:
+        started.set()
+        release.wait(30)
+        commit(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Proxy, "_commit", staticmethod(held))
+    blob = os.urandom(2 << 20)
+    digest = sha256(blob)
+    upstream.blobs[digest] = blob
+    proxy = _proxy(tmp_path / "cache", ProxyConfig(remote=ProxyUpstream(upstream.url)))
+    path = f"/v2/lib/app/blobs/{digest}"
+    try:
+        assert _get(proxy.host, path)[2] == blob  # would time out if it waited for the commit
+        assert started.wait(30)
+        assert proxy.state.store.blob_size(digest) is None  # not committed yet
+        release.set()
+        status, _, body = _get(proxy.host, path, headers={"Range": "bytes=0-3"})
+        assert (status, body) == (206, blob[:4])  # a ranged GET waits for the commit
+        assert proxy.state.store.blob_size(digest) == len(blob)
+        assert upstream.counts[("GET", path)] == 1
+    finally:
+        release.set()
         proxy.stop()
 
 
@@ -382,8 +502,11 @@ def test_a_chunked_upstream_body_reaches_the_client_framed(
         proxy.stop()
 
 
-def test_a_cache_on_s3(upstream: FakeUpstream, ceph_s3: CephS3, s3_bucket: str) -> None:
-    """Ceph's S3 as the cache's storage: the spool is copied into an upload session there."""
+def test_a_cache_on_s3(
+    upstream: FakeUpstream, ceph_s3: CephS3, s3_bucket: str, temp_spools: Path
+) -> None:
+    """Ceph's S3 as the cache's storage: the spool (in the temp directory) is copied into an
+    upload session there, then removed."""
     from tests.registry.conftest import s3_config
 
     blob = os.urandom(3 << 20)
@@ -402,6 +525,7 @@ def test_a_cache_on_s3(upstream: FakeUpstream, ceph_s3: CephS3, s3_bucket: str) 
         assert _get(proxy.host, path, headers={"Range": "bytes=0-0"})[2] == blob[:1]  # committed
         assert proxy.state.store.blob_size(digest) == len(blob)
         assert proxy.state.store.uploads("lib/app") == []
+        assert os.listdir(temp_spools) == []
         assert _get(proxy.host, path)[2] == blob
         assert upstream.counts[("GET", path)] == 1
     finally:

@@ -610,9 +610,9 @@ class Proxy:
         spool_dir = store.driver.local_path(SPOOL_DIR)
         if spool_dir is not None:  # beside the data: the commit is a rename
             os.makedirs(spool_dir, exist_ok=True)
-            if not self._swept:
-                self._swept = True
-                _sweep_spools(spool_dir)
+        if not self._swept:
+            self._swept = True
+            _sweep_spools(spool_dir if spool_dir is not None else tempfile.gettempdir())
         fd, spool = tempfile.mkstemp(prefix="fleetkit-proxy-", dir=spool_dir)
         os.close(fd)
         fetch = _Fetch(spool=spool, loop=asyncio.get_running_loop())
@@ -820,6 +820,10 @@ class Proxy:
                         writer.write(chunk)
             finally:
                 writer.close()
+            # the copy is the session's now: the spool goes (clients sending from it keep
+            # their open descriptors; later ones find it gone and wait for the commit)
+            with contextlib.suppress(FileNotFoundError):  # swept by another process meanwhile
+                os.unlink(fetch.spool)
         else:  # the spool becomes the session's bytes, already hashed as they came
             data = store.driver.local_path(f"repositories/{name}/_uploads/{upload.id}/data")
             assert data is not None

@@ -12,17 +12,22 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from fleetkit.errors import UsageError
 from fleetkit.registry import mediatypes as mt
+from fleetkit.registry import proxy
 from fleetkit.registry.proxy import ProxyConfig, ProxyUpstream, parse_duration
+from fleetkit.registry.server import blobs
 from fleetkit.registry.server.app import ServerConfig
 from fleetkit.registry.server.config_file import load_config_file
 from tests.peers import require
@@ -952,3 +957,25 @@ def test_skopeo_and_podman_pull_through_the_cache_of_distribution_with_token_aut
     finally:
         relay.stop()
         proxy.stop()
+
+
+def test_spool_senders_bound_the_send_buffer_of_a_client_on_this_host() -> None:
+    """A cold blob's client on this host gets the registry's bounded send buffer, as its GETs do."""
+
+    def transport(sock: socket.socket) -> Any:
+        extra = {"socket": sock, "ssl_object": None}
+        return SimpleNamespace(get_extra_info=lambda key, default=None: extra.get(key, default))
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        for in_flight, bounded in ((1, True), (blobs.COPY_MAX_BODIES + 1, False)):
+            client = socket.create_connection(listener.getsockname())
+            conn, _ = listener.accept()
+            with client, conn:
+                autotuned = conn.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+                st: Any = SimpleNamespace(blob_bodies_in_flight=in_flight, body_timeout_s=5.0)
+                sender = proxy._Sender(Any, -1, transport(conn), st)  # type: ignore[arg-type]
+                sender.sock.close()
+                size = blobs.LOCAL_SEND_BUFFER
+                assert size is not None
+                want = 2 * size if bounded else autotuned  # Linux doubles what it is given
+                assert conn.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == want

@@ -942,7 +942,8 @@ class _Sender:
     of the client's socket, as the registry's own blob bodies go (``blobs._send_on_thread``):
     while at most ``COPY_MAX_BODIES`` bodies are in flight, through one reused buffer
     (``pread`` of the spool's fresh pages, ``write``: a receiver on this host copies that out
-    of the socket while it is in cache), beyond that with ``sendfile`` (nothing copied here).
+    of the socket while it is in cache, and a client on this host gets the bounded send buffer
+    of ``blobs.bound_local_send_buffer``), beyond that with ``sendfile`` (nothing copied here).
     The socket stays non-blocking: a full send buffer waits in ``poll``, and a client that
     reads nothing for the server's body timeout is treated as gone. A thread of its own, not
     the shared executor (see :func:`~fleetkit.registry.server._common.run_on_own_thread`).
@@ -955,6 +956,8 @@ class _Sender:
         assert sock is not None
         self.fetch = fetch
         self.spool_fd = spool_fd
+        if st.blob_bodies_in_flight <= blobs.COPY_MAX_BODIES:
+            blobs.bound_local_send_buffer(sock)
         self.sock = socket.socket(fileno=os.dup(sock.fileno()))
         self.st = st
         self.timeout_s = st.body_timeout_s

@@ -309,11 +309,20 @@ def _ideal_round(hosts: int, forks: int, tmp: str) -> dict[str, Any]:
 
 
 def shape_ideal(runs: int, hosts: int, forks: int) -> dict[str, Any]:
+    import importlib
     import tempfile
 
     from ansible.modules import setup  # noqa: F401  (and, through it, the facts module_utils)
 
     from fleetkit.playbook.connection import _module_agent  # noqa: F401
+
+    # what a setup run imports lazily (its JSON profiles): in the parent too, as the agent's
+    # preload has them
+    for name in ("c2m", "m2c"):
+        importlib.import_module(
+            f"ansible.module_utils._internal._json._profiles._module_legacy_{name}"
+        )
+    "".encode("ascii")
 
     out: dict[str, Any] = {"bench": "setup_ideal", "hosts": hosts, "rounds": []}
     with tempfile.TemporaryDirectory(prefix="fleetkit-ideal-") as tmp:

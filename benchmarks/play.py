@@ -480,13 +480,11 @@ def bench_facts(d: Path, fleetkit: list[str], args: argparse.Namespace) -> None:
         (facts / "pb.yml").read_text().replace("gather_facts: false", "gather_facts: true")
     )
     argv = ["-i", "inventory.ini", "pb.yml"]
-    f_ours, f_cpu = [], []
-    for _ in range(args.runs):
-        wall, cpu, _out = timed_cpu([*fleetkit, *argv], facts)
-        f_ours.append(wall)
-        f_cpu.append(cpu)
+    runs, extra = fleetkit_runs([*fleetkit, *argv], facts, args.runs)
+    f_ours = [r[0] for r in runs]
     line: dict[str, object] = {"bench": "play_facts_50", "unit": "s", "forks": 5}
-    line["ours_cpu_s"] = _median_cpu(f_cpu)
+    line["ours_cpu_s"] = _median_cpu([r[1] for r in runs])
+    line.update((k, v) for k, v in extra.items() if k != "cpu_s")
     line.update(ansible_peers([str(BIN / "ansible-playbook"), *argv], facts, args.ansible_runs))
     emit(with_speedups(statistics.median(f_ours), {**line, "runs": len(f_ours)}))
 

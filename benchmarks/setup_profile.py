@@ -13,9 +13,15 @@ package, default ``gather_subset: all``) and prints one JSON line per shape:
   fork_run    N runs each in a fork of a parent that imported the setup module and its
               module_utils first (how fleetkit's agent runs it), with and without the spawn
               change fleetkit's agent makes (and with gc.freeze() in the parent).
+  ideal       the floor of any runner of the real setup module for --hosts "hosts" (default
+              50): one parent that imported setup and its module_utils once, a fork per host,
+              at most --forks (default 5) at once, the agent's vfork spawns, each host's JSON
+              result read and parsed by the parent; no controller, templating or SSH. Prints
+              wall, CPU (parent + children), CPU per host and the load average, at --forks
+              and at forks = hosts (the waits then overlap) for reference; --runs rounds.
 
-usage: .venv/bin/python benchmarks/setup_profile.py [--runs N] [--only floor|spawn|fork_run]
-                                                    [--vfork]
+usage: .venv/bin/python benchmarks/setup_profile.py [--runs N] [--only floor|spawn|fork_run|ideal]
+                                                    [--vfork] [--hosts N] [--forks N]
 """
 
 from __future__ import annotations
@@ -240,10 +246,107 @@ def shape_fork_run(runs: int) -> dict[str, Any]:
     return out
 
 
+def _ideal_child(out_path: str) -> None:
+    """In a host's fork: run setup with its stdout in out_path, the agent's spawns; exit."""
+    from fleetkit.playbook.connection._module_agent import _cheap_spawn
+
+    code = 1
+    try:
+        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.close(fd)
+        sys.stdout = open(1, "w", closefd=False)
+        _cheap_spawn()
+        from ansible.module_utils import basic
+        from ansible.modules import setup
+
+        basic._ANSIBLE_ARGS = json.dumps(ARGS).encode()
+        basic._ANSIBLE_PROFILE = "legacy"
+        try:
+            setup.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        sys.stdout.flush()
+    finally:
+        os._exit(code)
+
+
+def _ideal_round(hosts: int, forks: int, tmp: str) -> dict[str, Any]:
+    """hosts setup runs, forks at once, in forks of this (preloaded) process; figures."""
+    load0 = os.getloadavg()[0]
+    w0, (c0, k0) = time.perf_counter(), _cpu()
+    running: dict[int, str] = {}
+    keys: list[int] = []
+    started = 0
+    while started < hosts or running:
+        while started < hosts and len(running) < forks:
+            path = os.path.join(tmp, f"host{started}.json")
+            pid = os.fork()
+            if pid == 0:
+                _ideal_child(path)
+            running[pid] = path
+            started += 1
+        pid, status = os.wait()
+        path = running.pop(pid)
+        if status != 0:
+            raise SystemExit(f"setup failed in a host's fork: status {status}")
+        with open(path, "rb") as fh:
+            text = fh.read()
+        os.unlink(path)
+        keys.append(len(json.loads(text[text.index(b"{") :])["ansible_facts"]))
+    w1, (c1, k1) = time.perf_counter(), _cpu()
+    return {
+        "forks": forks,
+        "wall_s": round(w1 - w0, 3),
+        "cpu_s": round((c1 - c0) + (k1 - k0), 3),
+        "parent_cpu_s": round(c1 - c0, 3),
+        "cpu_per_host_s": round((k1 - k0) / hosts, 4),
+        "fact_keys": min(keys),
+        "loadavg_before": round(load0, 2),
+        "loadavg_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def shape_ideal(runs: int, hosts: int, forks: int) -> dict[str, Any]:
+    import importlib
+    import tempfile
+
+    from ansible.modules import setup  # noqa: F401  (and, through it, the facts module_utils)
+
+    from fleetkit.playbook.connection import _module_agent  # noqa: F401
+
+    # what a setup run imports lazily (its JSON profiles): in the parent too, as the agent's
+    # preload has them
+    for name in ("c2m", "m2c"):
+        importlib.import_module(
+            f"ansible.module_utils._internal._json._profiles._module_legacy_{name}"
+        )
+    "".encode("ascii")
+
+    out: dict[str, Any] = {"bench": "setup_ideal", "hosts": hosts, "rounds": []}
+    with tempfile.TemporaryDirectory(prefix="fleetkit-ideal-") as tmp:
+        for _ in range(runs):  # alternating forks and forks = hosts
+            out["rounds"].append(_ideal_round(hosts, forks, tmp))
+            out["rounds"].append(_ideal_round(hosts, hosts, tmp))
+    for label, n in (("at_forks", forks), ("at_forks_all", hosts)):
+        rows = [r for r in out["rounds"] if r["forks"] == n]
+        out[label] = {
+            "forks": n,
+            "wall_s": statistics.median(r["wall_s"] for r in rows),
+            "cpu_s": statistics.median(r["cpu_s"] for r in rows),
+            "cpu_per_host_s": statistics.median(r["cpu_per_host_s"] for r in rows),
+        }
+    out["parent_rss_mib"] = round(_rss_mib(), 1)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--only", action="append", choices=["floor", "spawn", "fork_run"])
+    ap.add_argument("--only", action="append", choices=["floor", "spawn", "fork_run", "ideal"])
+    ap.add_argument("--hosts", type=int, default=50, help="ideal: hosts")
+    ap.add_argument("--forks", type=int, default=5, help="ideal: at most this many at once")
     ap.add_argument(
         "--vfork",
         action="store_true",
@@ -254,10 +357,13 @@ def main() -> int:
         "floor": lambda n: shape_floor(n, args.vfork),
         "spawn": shape_spawn,
         "fork_run": shape_fork_run,
+        "ideal": lambda n: shape_ideal(n, args.hosts, args.forks),
     }
     for name, fn in shapes.items():
         if args.only and name not in args.only:
             continue
+        if name == "ideal" and not args.only:
+            continue  # a minute of both cores: only when asked for
         line = fn(args.runs if name != "spawn" else args.runs * 20)
         line["loadavg"] = round(os.getloadavg()[0], 2)
         print(json.dumps(line), flush=True)

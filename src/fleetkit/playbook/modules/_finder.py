@@ -16,6 +16,8 @@ import hashlib
 import importlib.util
 import os
 import threading
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -327,6 +329,23 @@ def _utils_floor(mod: list[str]) -> int:
     return 0
 
 
+# the fields that hold statements: an import is a statement, so only these need walking
+_BLOCKS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
+
+
+def _statements(tree: ast.AST) -> Iterator[ast.AST]:
+    """The statements of a tree in ``ast.walk``'s order, without walking any expression."""
+    todo: deque[ast.AST] = deque([tree])
+    while todo:
+        node = todo.popleft()
+        yield node
+        for field in node._fields:
+            if field in _BLOCKS:
+                block = getattr(node, field)
+                if isinstance(block, list):
+                    todo.extend(block)
+
+
 @lru_cache(maxsize=4096)
 def _imports(data: bytes, dotted: str, is_pkg: bool) -> tuple[str, ...]:
     """The module_utils modules one source file imports (those that exist, plus redirects)."""
@@ -336,7 +355,7 @@ def _imports(data: bytes, dotted: str, is_pkg: bool) -> tuple[str, ...]:
         return ()
     package = dotted.split(".") if is_pkg else dotted.split(".")[:-1]
     out: list[str] = []
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 mod = alias.name.split(".")

@@ -142,6 +142,9 @@ def main(command: str, argv: list[str]) -> int:
         live=live,
         max_pods=max_pods,
     )
+    from fleetkit.cli import KEEP_UNTIL_EXIT
+
+    KEEP_UNTIL_EXIT.append(out)  # exiting frees nothing
     for w in out.warnings:
         print(w, file=sys.stderr)
     target = args.explain or None

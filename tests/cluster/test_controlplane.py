@@ -201,3 +201,30 @@ def test_system_namespaces_cannot_be_deleted() -> None:
         exc.value.message
         == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'
     )
+
+
+def test_new_uid_is_a_random_version_4_uuid() -> None:
+    """metadata.uid: RFC 4122 version 4, lower-case canonical text, never repeated, and a
+    forked child does not replay its parent's random bytes."""
+    import os
+    import uuid
+
+    from fleetkit.cluster.store import new_uid
+
+    uids = [new_uid() for _ in range(5000)]  # past the 4 KiB read ahead several times
+    assert len(set(uids)) == len(uids)
+    for u in uids[:600]:
+        parsed = uuid.UUID(u)
+        assert str(parsed) == u and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    variants = {u[19] for u in uids}
+    assert variants == set("89ab")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, new_uid().encode())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 64).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert child != new_uid()

@@ -228,3 +228,20 @@ def test_new_uid_is_a_random_version_4_uuid() -> None:
     os.close(r)
     os.waitpid(pid, 0)
     assert child != new_uid()
+
+
+def test_strict_decoding_field_table_matches_the_installed_client() -> None:
+    """_fields.py (what strict decoding reads instead of importing kubernetes.client) is what
+    the installed client's models say: regenerate it when this fails (see schema.py)."""
+    from fleetkit.cluster.api._fields import FIELDS
+    from fleetkit.cluster.api.schema import _decode_model, field_table, model
+
+    assert FIELDS == field_table()
+    assert len(FIELDS) > 100 and FIELDS["V1PodSpec"]["containers"] == "list[V1Container]"
+    for name in ("V1Pod", "V1Node", "V1Deployment", "V1ObjectMeta", "V1Toleration"):
+        full, quick = model(name), _decode_model(name)
+        assert full is not None and quick is not None
+        assert quick.go_name == full.go_name
+        assert {k: f.type for k, f in quick.fields.items()} == {
+            k: f.type for k, f in full.fields.items()
+        }

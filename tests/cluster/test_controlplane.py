@@ -201,3 +201,47 @@ def test_system_namespaces_cannot_be_deleted() -> None:
         exc.value.message
         == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'
     )
+
+
+def test_new_uid_is_a_random_version_4_uuid() -> None:
+    """metadata.uid: RFC 4122 version 4, lower-case canonical text, never repeated, and a
+    forked child does not replay its parent's random bytes."""
+    import os
+    import uuid
+
+    from fleetkit.cluster.store import new_uid
+
+    uids = [new_uid() for _ in range(5000)]  # past the 4 KiB read ahead several times
+    assert len(set(uids)) == len(uids)
+    for u in uids[:600]:
+        parsed = uuid.UUID(u)
+        assert str(parsed) == u and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    variants = {u[19] for u in uids}
+    assert variants == set("89ab")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, new_uid().encode())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 64).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert child != new_uid()
+
+
+def test_strict_decoding_field_table_matches_the_installed_client() -> None:
+    """_fields.py (what strict decoding reads instead of importing kubernetes.client) is what
+    the installed client's models say: regenerate it when this fails (see schema.py)."""
+    from fleetkit.cluster.api._fields import FIELDS
+    from fleetkit.cluster.api.schema import _decode_model, field_table, model
+
+    assert FIELDS == field_table()
+    assert len(FIELDS) > 100 and FIELDS["V1PodSpec"]["containers"] == "list[V1Container]"
+    for name in ("V1Pod", "V1Node", "V1Deployment", "V1ObjectMeta", "V1Toleration"):
+        full, quick = model(name), _decode_model(name)
+        assert full is not None and quick is not None
+        assert quick.go_name == full.go_name
+        assert {k: f.type for k, f in quick.fields.items()} == {
+            k: f.type for k, f in full.fields.items()
+        }

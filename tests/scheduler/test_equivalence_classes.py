@@ -153,3 +153,17 @@ def test_fast_path_matches_per_node_path_across_node_changes(seed: int) -> None:
     slow = run(objs, *steps, seed=5, explain=True)
     got = [(p["metadata"]["name"], node_of(p), message(p)) for p in created(fast)]
     assert got == [(p["metadata"]["name"], node_of(p), message(p)) for p in created(slow)]
+
+
+def test_kth_of_two_sorted_lists() -> None:
+    """The tie break across two tied classes picks the k-th smallest node index of both."""
+    from fleetkit.scheduler.framework import kth_of_two
+
+    r = random.Random(7)
+    for _ in range(2000):
+        both = r.sample(range(60), r.randint(2, 40))
+        cut = r.randint(1, len(both) - 1)
+        a, b = sorted(both[:cut]), sorted(both[cut:])
+        for k in range(len(both)):
+            assert kth_of_two(a, b, k) == sorted(both)[k]
+            assert kth_of_two(b, a, k) == sorted(both)[k]

@@ -347,13 +347,14 @@ class Binder:
             new = self.cp.kubelet.started(new) or new
         self.cp.state.store.update("pods", new)
         ns, name = pod.namespace, pod.name
-        self.cp.recorder.record(
-            new,
-            "Normal",
-            "Scheduled",
-            f"Successfully assigned {ns}/{name} to {node}",
-            "default-scheduler",
-        )
+        if self.cp.recorder.normal:  # (`fleetkit schedule` records no Normal events)
+            self.cp.recorder.record(
+                new,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {ns}/{name} to {node}",
+                "default-scheduler",
+            )
         self._retry_on_bind()
 
     def _failed(

@@ -64,10 +64,12 @@ class Kubelet:
         phase = status.get("phase")
         if phase in ("Succeeded", "Failed"):
             return False
-        return not (
-            phase == "Running"
-            and any(c.get("type") == "Ready" for c in status.get("conditions") or [])
-        )
+        if phase != "Running":
+            return True
+        for c in status.get("conditions") or []:
+            if c.get("type") == "Ready":
+                return False
+        return True
 
     def _conditions_for(self, now: str, scheduled: Obj | None) -> list[Obj]:
         """Ready and the other started conditions at ``now``, then PodScheduled as it was."""

@@ -147,19 +147,7 @@ class ControlPlane:
         meta = ev.obj["metadata"]
         ns, name = str(meta.get("namespace") or ""), str(meta["name"])
         r = ev.resource
-        if r == "deployments.apps":
-            if ev.type != "DELETED":
-                self.enqueue("deployment", (ns, name))
-        elif r == "replicasets.apps":
-            if ev.type != "DELETED":
-                self.enqueue("replicaset", (ns, name))
-            self._enqueue_owner(ev.obj, "Deployment", "deployment")
-            if ev.type == "DELETED" or not controller_ref(ev.obj):
-                self._enqueue_selecting(ev.obj, "deployments.apps", "deployment")
-        elif r in ("daemonsets.apps", "statefulsets.apps", "jobs.batch"):
-            if ev.type != "DELETED":
-                self.enqueue(r.split("s.", 1)[0], (ns, name))
-        elif r == "pods":
+        if r == "pods":  # the most frequent first
             ref = pod_ref
             if ref is None:
                 self._enqueue_selecting(ev.obj, "replicasets.apps", "replicaset")
@@ -171,6 +159,18 @@ class ControlPlane:
             for pdb in list(pdbs.values()) if pdbs else ():
                 if selects(pdb, ev.obj):
                     self.enqueue("pdb", (ns, pdb["metadata"]["name"]))
+        elif r == "deployments.apps":
+            if ev.type != "DELETED":
+                self.enqueue("deployment", (ns, name))
+        elif r == "replicasets.apps":
+            if ev.type != "DELETED":
+                self.enqueue("replicaset", (ns, name))
+            self._enqueue_owner(ev.obj, "Deployment", "deployment")
+            if ev.type == "DELETED" or not controller_ref(ev.obj):
+                self._enqueue_selecting(ev.obj, "deployments.apps", "deployment")
+        elif r in ("daemonsets.apps", "statefulsets.apps", "jobs.batch"):
+            if ev.type != "DELETED":
+                self.enqueue(r.split("s.", 1)[0], (ns, name))
         elif r == "nodes":
             if ev.old is None or _node_view(ev.old) != _node_view(ev.obj):
                 for ds in self.state.store.iter("daemonsets.apps"):

@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from aiohttp import web
 
 from fleetkit.cluster.api.resources import RESOURCES, by_kind
-from fleetkit.cluster.api.server import make_app
 from fleetkit.cluster.runtime import ControlPlane
 from fleetkit.cluster.state import ApiError, ClusterState, key_of
 from fleetkit.cluster.store import WatchEvent
@@ -267,6 +265,11 @@ async def _warm_rows(state: ClusterState, cp: ControlPlane) -> None:
 async def serve(opts: ServeOptions, ready: Callable[[str], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM; ``ready(server_url)`` once listening."""
     host, port = _split_listen(opts.listen)
+    # the HTTP server's modules only here: `fleetkit schedule` builds the same cluster offline
+    from aiohttp import web
+
+    from fleetkit.cluster.api.server import make_app
+
     state, cp = build(opts)
     ssl_ctx = None
     ca_pem = None

@@ -203,9 +203,8 @@ class ClusterState:
                 meta.pop(k, None)
         if not meta.get("name") and meta.get("generateName"):
             while True:
-                name = str(meta["generateName"]) + "".join(
-                    self.rng.choice(_ALPHANUMS) for _ in range(5)
-                )
+                choice = self.rng.choice
+                name = str(meta["generateName"]) + "".join([choice(_ALPHANUMS) for _ in range(5)])
                 if self.store.get(key_of(res), ns, name) is None:
                     meta["name"] = name
                     break

@@ -15,7 +15,14 @@ from fleetkit.scheduler.plugins.base import MAX_NODE_SCORE, MULTIPLICITY, CycleS
 from fleetkit.scheduler.profile import REGISTRY, ProfileSpec
 from fleetkit.scheduler.status import Code, PreFilterResult, Status
 
-__all__ = ["Framework", "CycleResult", "fit_error_message", "NOT_HELPFUL", "RETRY_ON_BIND"]
+__all__ = [
+    "Framework",
+    "CycleResult",
+    "fit_error_message",
+    "kth_of_two",
+    "NOT_HELPFUL",
+    "RETRY_ON_BIND",
+]
 
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 MIN_FEASIBLE_NODES = 100
@@ -23,6 +30,25 @@ MIN_FEASIBLE_PERCENT = 5
 LOCAL_MEMO_MAX = 8192  # node-local results kept (pod specs x class signatures)
 # plugins whose failures a binding may resolve: their Unschedulable pods are retried on each bind
 RETRY_ON_BIND = {"InterPodAffinity", "PodTopologySpread"}
+
+
+def kth_of_two(a: list[int], b: list[int], k: int) -> int:
+    """The ``k``-th smallest (from 0) of two sorted lists without common items."""
+    # take i items from a and k + 1 - i from b: the smallest i where a's next is not smaller
+    # than b's last taken
+    lo, hi = max(0, k + 1 - len(b)), min(k + 1, len(a))
+    while lo < hi:
+        i = (lo + hi) // 2
+        if i < len(a) and b[k - i] > a[i]:
+            lo = i + 1
+        else:
+            hi = i
+    j = k + 1 - lo
+    if lo == 0:
+        return b[j - 1]
+    if j == 0:
+        return a[lo - 1]
+    return max(a[lo - 1], b[j - 1])
 
 
 def _invalid_score(plugin: str, score: int) -> str:
@@ -384,6 +410,9 @@ class Framework:
         k = self.rng.randrange(count)
         if len(tops) == 1:
             out.node = infos[tops[0][k]].name
+            return
+        if len(tops) == 2:
+            out.node = infos[kth_of_two(tops[0], tops[1], k)].name
             return
         # the k-th smallest node index across the tied classes (as the per-node path sees them)
         lo, hi = 0, len(infos) - 1

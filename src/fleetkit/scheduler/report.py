@@ -43,7 +43,7 @@ _FLOAT = json.JSONEncoder(allow_nan=True).iterencode  # NaN and Infinity as json
 class _IndentWriter:
     """``json.dumps(obj, indent=4)``, byte for byte, written in pieces. Sub-objects stored once
     and referenced many times (the pods of one template share their spec's parts) are encoded
-    once per indentation: a small memo by identity, emptied when full."""
+    once per indentation from their second use on: a small memo by identity, emptied when full."""
 
     MEMO_MAX = 4096
     FLUSH_AT = 8192
@@ -53,6 +53,7 @@ class _IndentWriter:
         self.stream = stream
         self.out: list[str] = []
         self.memo: dict[tuple[int, int], tuple[Any, str]] = {}
+        self.seen: dict[tuple[int, int], Any] = {}  # met once, not encoded into the memo yet
         # per level: key -> (its text after "{", its text after a value): '\n    "k": '
         self.prefixes: list[dict[Any, tuple[str, str]]] = []
 
@@ -101,6 +102,13 @@ class _IndentWriter:
         hit = self.memo.get(key)
         if hit is not None and hit[0] is o:
             out.append(hit[1])
+            return
+        seen = self.seen
+        if seen.get(key) is not o:  # the first time: most sub-objects are one pod's own
+            if len(seen) >= self.MEMO_MAX:
+                seen.clear()
+            seen[key] = o
+            self._container(o, level)
             return
         mark = len(out)
         self._container(o, level)

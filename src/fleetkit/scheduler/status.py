@@ -38,7 +38,9 @@ class Status:
 
     @classmethod
     def skip(cls) -> Status:
-        return cls(Code.SKIP)
+        """The one Skip status (PreFilter and PreScore return it, the framework only reads its
+        code: it is never changed)."""
+        return _SKIP
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,7 @@ class Status:
 
 
 SUCCESS = Status()
+_SKIP = Status(Code.SKIP)
 
 
 @dataclass(slots=True)

@@ -117,13 +117,14 @@ class ReplicaSetController:
         created = st.create(self.pods, pod, from_template=True, defaulted=shared)
         if not shared:
             self.specs[uid] = (version, created["spec"], created["status"]["qosClass"])
-        self.cp.recorder.record(
-            rs,
-            "Normal",
-            "SuccessfulCreate",
-            f"Created pod: {created['metadata']['name']}",
-            "replicaset-controller",
-        )
+        if self.cp.recorder.normal:  # (`fleetkit schedule` records no Normal events)
+            self.cp.recorder.record(
+                rs,
+                "Normal",
+                "SuccessfulCreate",
+                f"Created pod: {created['metadata']['name']}",
+                "replicaset-controller",
+            )
 
     def _status(self, rs: Obj) -> None:
         uid = rs["metadata"]["uid"]

@@ -60,6 +60,9 @@ class InterPodAffinity(Plugin):
     def pre_filter(self, state: CycleState, pod: Pod) -> tuple[None, Status | None]:
         if pod.affinity_error:
             return None, Status.unresolvable(f"parsing pod: {pod.affinity_error}")
+        if not pod.required_affinity and not pod.required_anti_affinity:
+            if not self.cluster.term_groups["anti"]:
+                return None, Status.skip()  # nothing below could find a term
         req_aff = [self._merge_namespaces(t) for t in pod.required_affinity]
         req_anti = [self._merge_namespaces(t) for t in pod.required_anti_affinity]
         ns_labels = self.cluster.namespace_labels(pod.namespace)
@@ -116,6 +119,10 @@ class InterPodAffinity(Plugin):
             return Status.skip()
         if pod.affinity_error:
             return Status.error(f"failed to parse pod: {pod.affinity_error}")
+        groups = self.cluster.term_groups
+        if not has_constraints and not groups["pref"] and not groups["prefanti"]:
+            if self.hard_weight <= 0 or not groups["req"]:
+                return Status.skip()  # no term on either side: nothing below would count
         pref = [self._merge_namespaces(t) for t in pod.preferred_affinity]
         pref_anti = [self._merge_namespaces(t) for t in pod.preferred_anti_affinity]
         ns_labels = self.cluster.namespace_labels(pod.namespace)
@@ -131,7 +138,6 @@ class InterPodAffinity(Plugin):
                 for val, n in self._pair_counts([t], t.topology_key).items():
                     bump(t.topology_key, val, sign * t.weight * n)
         # existing pods' terms against the incoming pod, grouped by term
-        groups = self.cluster.term_groups
         kinds: list[tuple[str, int]] = [("pref", 1), ("prefanti", -1)]
         if self.hard_weight > 0:
             kinds.insert(0, ("req", 0))

@@ -257,36 +257,44 @@ class PodTopologySpread(Plugin):
             return Status.skip()
         require_all = bool(pod.spread_constraints) or not self.system_defaulted
         ignored: set[str] = set()
+        # (topology key, value) -> matching pods there; filled from the per-domain counts below
         pair_counts: dict[tuple[str, str], int] = {}
         topo_size = [0] * len(cons)
+        keyed = [(i, c.topology_key) for i, c in enumerate(cons) if c.topology_key != HOSTNAME]
+        mult: dict[str, int] = state.get(MULTIPLICITY) or {}
+        scored = 0
         for info in nodes:
             node = info.node
             if require_all and not node_has_keys(node, cons):
                 ignored.add(node.name)
                 continue
-            for i, c in enumerate(cons):
-                if c.topology_key == HOSTNAME:
-                    continue
-                pair = (c.topology_key, node.labels.get(c.topology_key, ""))
+            scored += mult.get(node.name, 1)
+            labels = node.labels
+            for i, key in keyed:
+                pair = (key, labels.get(key, ""))
                 if pair not in pair_counts:
                     pair_counts[pair] = 0
                     topo_size[i] += 1
-        weights = []
-        mult: dict[str, int] = state.get(MULTIPLICITY) or {}
-        scored = sum(mult.get(i.node.name, 1) for i in nodes if i.node.name not in ignored)
-        for i, c in enumerate(cons):
-            size = topo_size[i]
-            if c.topology_key == HOSTNAME:
-                size = scored
-            weights.append(math.log(size + 2))
         counts, domains = self._scoring_counts(pod, cons, require_all)
-        for c, per_domain in zip(cons, domains, strict=True):
-            if per_domain is None:
-                continue
+        if pair_counts:
+            of_key = {
+                c.topology_key: d for c, d in zip(cons, domains, strict=True) if d is not None
+            }
             for pair in pair_counts:
-                if pair[0] == c.topology_key:
+                per_domain = of_key.get(pair[0])
+                if per_domain is not None:
                     pair_counts[pair] = per_domain.get(pair[1], 0)
-        state[_PS] = (cons, pair_counts, weights, ignored, counts)
+        # per constraint, in order: its key, its per-node counts (hostname) or None, weight, skew
+        terms = [
+            (
+                c.topology_key,
+                counts[i] if c.topology_key == HOSTNAME else None,
+                math.log((scored if c.topology_key == HOSTNAME else topo_size[i]) + 2),
+                c.max_skew - 1,
+            )
+            for i, c in enumerate(cons)
+        ]
+        state[_PS] = (terms, pair_counts, ignored)
         return None
 
     def _scoring_counts(
@@ -310,28 +318,29 @@ class PodTopologySpread(Plugin):
         return counts, domains
 
     def score(self, state: CycleState, pod: Pod, info: NodeInfo) -> int:
-        cons, pair_counts, weights, ignored, counts = state[_PS]
-        name = info.node.name
+        terms, pair_counts, ignored = state[_PS]
+        node = info.node
+        name = node.name
         if name in ignored:
             return 0
-        labels = info.node.labels
+        labels = node.labels
         total = 0.0
-        for i, c in enumerate(cons):
-            val = labels.get(c.topology_key)
+        for key, per_node, weight, skew in terms:
+            val = labels.get(key)
             if val is None:
                 continue
-            if c.topology_key == HOSTNAME:
-                cnt = counts[i].get(name, 0)
+            if per_node is not None:
+                cnt = per_node.get(name, 0)
             else:
-                cnt = pair_counts.get((c.topology_key, val), 0)
-            total += cnt * weights[i] + (c.max_skew - 1)
+                cnt = pair_counts.get((key, val), 0)
+            total += cnt * weight + skew
         return go_round(total)
 
     def normalize(self, state: CycleState, pod: Pod, scores: dict[str, int]) -> None:
         s = state.get(_PS)
         if s is None:
             return
-        ignored: set[str] = s[3]
+        ignored: set[str] = s[2]
         lo, hi = math.inf, 0
         for name, sc in scores.items():
             if name in ignored:

@@ -63,6 +63,14 @@ class AgentStartError(OSError):
         self.rc = rc
 
 
+class AgentGone(Unreachable):
+    """The module agent exited; ``delivered`` says whether the request had reached it."""
+
+    def __init__(self, message: str, delivered: bool) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleOutput:
     """What one module run printed and how it exited."""
@@ -158,7 +166,7 @@ class AgentSession:
         box: list[dict[str, Any]] = []
         with self._plock:
             if self._dead is not None:
-                raise Unreachable(f"module agent on {self.label} is gone: {self._dead}")
+                raise AgentGone(f"module agent on {self.label} is gone: {self._dead}", False)
             self._next += 1
             rid = self._next
             self._waiting[rid] = (event, box)
@@ -169,14 +177,17 @@ class AgentSession:
                 self.proc.stdin.write(data)
                 self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
-            raise Unreachable(f"module agent on {self.label} is gone: {exc}") from None
+            with self._plock:
+                self._waiting.pop(rid, None)
+                self._dead = self._dead or str(exc)
+            raise AgentGone(f"module agent on {self.label} is gone: {exc}", False) from None
         if not event.wait(timeout_s):
             with self._plock:
                 self._waiting.pop(rid, None)
                 self._timed_out = rid
             raise TimeoutError
         if not box:
-            raise Unreachable(f"module agent on {self.label} is gone: {self._dead}")
+            raise AgentGone(f"module agent on {self.label} is gone: {self._dead}", True)
         resp = box[0]
         if "error" in resp:
             raise OSError(f"module agent on {self.label}: {resp['error']}")
@@ -448,7 +459,8 @@ def _spawn(conn: Connection, python: str, become: Become | None, remote_tmp: str
         if esc.escalates:
             return _spawn_escalated(conn, esc, command, errfile, conn.name)
     proc = _spawn_plain(conn, argv, errfile)
-    return AgentSession(proc, errfile, conn.name)
+    # local hosts share their agents: a message names none of them
+    return AgentSession(proc, errfile, "this machine" if conn.local else conn.name)
 
 
 _local_lock = threading.Lock()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fleetkit.playbook.connection.agent import (
+    AgentGone,
     AgentSession,
     AgentStartError,
     ModuleOutput,
@@ -245,16 +246,24 @@ def _execute(
         req = _request(ctx, src, full)
         out = _run_batch(ctx, src, req, batch)
         return _finish(src, out)
-    try:
-        sess = agent_for(ctx)
-    except AgentStartError as exc:
-        return agent_start_failure(ctx, exc)
-    sess.ensure(src.bundle, src.files, src.blobs)
     req = _request(ctx, src, full)
-    try:
-        out = sess.run(req, timeout_s)
-    except TimeoutError:
-        return {"failed": True, "changed": False, "msg": "The module timed out"}
+    for retry in (True, False):
+        try:
+            sess = agent_for(ctx)
+        except AgentStartError as exc:
+            return agent_start_failure(ctx, exc)
+        try:
+            sess.ensure(src.bundle, src.files, src.blobs)
+            out = sess.run(req, timeout_s)
+        except TimeoutError:
+            return {"failed": True, "changed": False, "msg": "The module timed out"}
+        except AgentGone as exc:
+            # ansible starts each local module afresh: an agent that exited before it got
+            # the run is replaced and the run sent again (a run it got may have happened)
+            if retry and ctx.conn.local and not exc.delivered:
+                continue
+            raise
+        break
     return _finish(src, out)
 
 

@@ -16,10 +16,16 @@ one monitor, one memstore OSD, radosgw on 127.0.0.1) with a bucket per registry 
                                         (fleetkit --storage-redirect; distribution's default)
   ceph_server_rss_MiB                   each registry's peak RSS after its push and pull
 
+With --floor, the pull's floor on the server side: skopeo pulls the same image from a server
+that does the least any registry can (LeastWorkServer below: a thread per connection, the
+manifest and blobs straight from the oci: layout with sendfile, no storage layer, no auth, no
+logging), from fleetkit and from distribution, alternating in one run:
+  skopeo_pull_floor          the least-work server's median vs distribution's (and fleetkit's)
+
 Every line carries the 1-minute load average when it was printed (the machine may be shared).
 
 Usage: .venv/bin/python benchmarks/registry.py [--runs 3] [--size-mib 60 | --large]
-                                               [--ceph [--skip-local]]
+                                               [--ceph [--skip-local]] [--floor]
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -239,6 +246,122 @@ class Server:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class LeastWorkServer:
+    """The least a registry can do for ``skopeo copy docker://...``: answers ``/v2/``, the one
+    tag's manifest and the blobs of an ``oci:`` layout with ``sendfile``, a thread per
+    connection, HTTP/1.1 keep-alive; a TLS probe (skopeo tries https first) gets a plain 400,
+    as a real registry's plain-HTTP port answers it. Not a registry: the floor of the pull."""
+
+    def __init__(self, layout: Path) -> None:
+        self.layout = layout
+        index = json.loads((layout / "index.json").read_text())["manifests"][0]
+        self.manifest_hex = index["digest"].split(":", 1)[1]
+        self.manifest_type = index["mediaType"]
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            pending = b""
+            while True:
+                while b"\r\n\r\n" not in pending:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    if not pending and data[:1] == b"\x16":  # a TLS ClientHello
+                        conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+                        return
+                    pending += data
+                head, pending = pending.split(b"\r\n\r\n", 1)
+                method, path = head.split(b" ", 2)[:2]
+                if not self._answer(conn, method == b"HEAD", path.decode()):
+                    return
+
+    def _answer(self, conn: socket.socket, head_only: bool, path: str) -> bool:
+        ctype, hex_digest = "application/octet-stream", ""
+        if path == "/v2/":
+            body = b"{}"
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                b"Docker-Distribution-Api-Version: registry/2.0\r\n\r\n"
+                + (b"" if head_only else body)
+            )
+            return True
+        if "/manifests/" in path:
+            ctype, hex_digest = self.manifest_type, self.manifest_hex
+        elif "/blobs/sha256:" in path:
+            hex_digest = path.rsplit(":", 1)[1]
+        blob = self.layout / "blobs" / "sha256" / hex_digest
+        if not hex_digest or not blob.is_file():
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            return True
+        with blob.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            conn.sendall(
+                f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {size}\r\n"
+                f"Docker-Content-Digest: sha256:{hex_digest}\r\n\r\n".encode()
+            )
+            offset = 0
+            while not head_only and offset < size:
+                sent = os.sendfile(conn.fileno(), f.fileno(), offset, size - offset)
+                if sent == 0:
+                    return False
+                offset += sent
+        return True
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def floor_shape(args: argparse.Namespace, work: Path, src: str, size: int) -> None:
+    """skopeo pulls from the least-work server, fleetkit and distribution, alternating."""
+    layout = Path(src.split(":")[1])
+    servers: dict[str, Server] = {}
+    least = LeastWorkServer(layout)
+    try:
+        hosts = {"least_work": least.host}
+        for kind in ("fleetkit", "distribution"):
+            servers[kind] = Server(kind, work)
+            dest = f"docker://{servers[kind].host}/bench/app:v1"
+            timed(["skopeo", "copy", "--dest-tls-verify=false", src, dest])
+            hosts[kind] = servers[kind].host
+        times: dict[str, list[float]] = {kind: [] for kind in hosts}
+        runs = max(args.runs * 2, 7)
+        for run in range(runs):
+            order = list(hosts) if run % 2 == 0 else list(hosts)[::-1]
+            for kind in order:
+                out = work / f"floor-{kind}-{run}"
+                pull = ["skopeo", "copy", "--src-tls-verify=false"]
+                times[kind].append(
+                    timed([*pull, f"docker://{hosts[kind]}/bench/app:v1", f"oci:{out}:v1"])
+                )
+                shutil.rmtree(out, ignore_errors=True)
+        median = {kind: statistics.median(t) for kind, t in times.items()}
+        emit(
+            f"skopeo_pull_floor_{size}MiB",
+            median["least_work"],
+            median["distribution"],
+            "s",
+            runs=runs,
+            fleetkit=round(median["fleetkit"], 4),
+            fleetkit_vs_peer=round(median["distribution"] / median["fleetkit"], 3),
+            ours_is="the least-work server (a floor for any registry), not fleetkit",
+        )
+    finally:
+        least.stop()
+        for srv in servers.values():
+            srv.stop()
+
+
 def timed(cmd: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
@@ -294,6 +417,9 @@ def main() -> int:
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--ceph", action="store_true", help="also the shapes on S3 (Ceph radosgw)")
     ap.add_argument("--skip-local", action="store_true", help="with --ceph: only the S3 shapes")
+    ap.add_argument(
+        "--floor", action="store_true", help="only the pull from a least-work server (a floor)"
+    )
     args = ap.parse_args()
     size = 300 if args.large else args.size_mib
     for tool in ("skopeo", "docker-registry", "wrk", "curl"):
@@ -303,6 +429,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fleetkit-bench-registry-"))
     try:
         src = build_layout(work / "image", size)
+        if args.floor:
+            floor_shape(args, work, src, size)
+            return 0
         if not args.skip_local:
             local_shapes(args, work, src, size)
         if args.ceph:

@@ -302,7 +302,10 @@ def test_read_matches_tcpdump(golden: GoldenLab, kind: str, flags: list[str]) ->
         *flags,
     )
     assert theirs.returncode == ours.returncode == 0, ours.stderr
-    assert theirs.stdout.count("\n") > (5 if "-c" in flags else 20)
+    # worth comparing: a filtered read keeps the bounded traffic's 8 echo packets and the
+    # ARP/ND and unreachables around them (how many of the latter varies run to run)
+    filtered = any(word in flags for word in ("udp", "tcp", "icmp"))
+    assert theirs.stdout.count("\n") > (5 if "-c" in flags else 10 if filtered else 20)
     assert ours.stdout == theirs.stdout
 
 
